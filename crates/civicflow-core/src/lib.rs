@@ -1,0 +1,74 @@
+//! # civicflow-core
+//!
+//! The foundation of civicflow: an append-only, hash-chained event log on sled, and the types
+//! every other part of civicflow speaks.
+//!
+//! - Streams of events with versions 1, 2, 3, … and one global position per event, both
+//!   without gaps, assigned at commit.
+//! - Atomic appends to one or several streams with expected versions; a conflict is a
+//!   [`Conflict`] value, not an error. Idempotency keys make retries safe.
+//! - Group commit: an append returns after its data is flushed and fsynced.
+//! - Subscriptions that catch up and then follow the log live, for threads and async code.
+//! - A SHA-256 chain over the exact stored bytes, checked by [`EventLog::verify`].
+//!
+//! The storage sits behind [`EventStore`]; sled and bincode never appear in the public API.
+//! The format and guarantees are in `docs/design.md` of the repository.
+//!
+//! ```
+//! use civicflow_core::{Actor, AppendRequest, CorrelationId, EventLog, EventType,
+//!     ExpectedVersion, NewEvent, Position, StreamId, Timestamp, Version};
+//!
+//! let dir = std::env::temp_dir().join(format!("civicflow-core-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! let log = EventLog::open(&dir)?;
+//! let case = StreamId::new("case-42")?;
+//! let actor = Actor::parse("li.wei", "grid_worker", "tonghui/grid-1")?;
+//! let opened = NewEvent::new(EventType::new("CaseOpened")?, 1, b"{...}".to_vec());
+//!
+//! // Append, expecting the stream not to exist yet.
+//! let request = AppendRequest::to_stream(case.clone(), ExpectedVersion::NoStream,
+//!     vec![opened.clone()], actor.clone(), CorrelationId::new_v7(Timestamp::EPOCH));
+//! let appended = log.append(request)?.expect("a new stream");
+//! assert_eq!(appended.streams[0].last_version, Version::FIRST);
+//!
+//! // The same expectation again is a conflict, not an error.
+//! let again = AppendRequest::to_stream(case.clone(), ExpectedVersion::NoStream,
+//!     vec![opened], actor, CorrelationId::new_v7(Timestamp::EPOCH));
+//! let conflict = log.append(again)?.unwrap_err();
+//! assert_eq!(conflict.actual, Some(Version::FIRST));
+//!
+//! // Follow the log from the start.
+//! let mut subscription = log.subscribe(Position::FIRST);
+//! assert_eq!(subscription.next()?.stream, case);
+//! # drop(subscription);
+//! # log.close()?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod chain;
+mod clock;
+mod codec;
+mod error;
+mod event;
+mod ids;
+mod store;
+
+pub use chain::{ChainBreak, ChainBreakReason, ChainHash, ChainHead, VerifyReport};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use codec::DecodeError;
+pub use error::{AppendError, CloseError, Error, OpenError, ReadError};
+pub use event::{
+    payload, AppendRequest, Appended, Conflict, DomainEvent, NewEvent, PayloadError, RecordedEvent,
+    StreamAppended, StreamWrite, MAX_EVENT_BYTES,
+};
+pub use ids::{
+    Actor, ActorId, CausationId, CorrelationId, EventId, EventType, ExpectedVersion,
+    IdempotencyKey, InvalidValue, Position, Role, StreamId, UnitId, Version,
+};
+#[cfg(feature = "fault-injection")]
+pub use store::FaultInjection;
+pub use store::{
+    AppendResult, CommitSignal, Completion, Durability, EventLog, EventStore, LogConfig,
+    StreamSubscription, Subscription,
+};

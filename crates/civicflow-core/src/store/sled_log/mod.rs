@@ -1,0 +1,590 @@
+//! [`EventLog`]: the event log on sled. The only code in civicflow that knows sled.
+//!
+//! - `keys.rs`: the key layout of the log's one sled tree.
+//! - `writer.rs`: group commit: the queue, the leader, the durable commit of a group.
+//! - `index.rs`: the stream index: a memtable of the newest versions over sled entries.
+//! - `read.rs`: reading chunks, records and hashes, never past the durable head.
+//! - `verify.rs`: recomputing the hash chain.
+//! - `readers.rs`: the small thread pool that serves async reads.
+//!
+//! The format and the guarantees are in `docs/design.md`.
+
+mod index;
+mod keys;
+mod read;
+mod readers;
+mod verify;
+mod writer;
+
+use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::thread::JoinHandle;
+
+use crate::chain::{ChainHead, VerifyReport};
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::error::{CloseError, OpenError, ReadError};
+use crate::event::{AppendRequest, RecordedEvent};
+use crate::ids::{Position, StreamId, Version};
+
+use super::signal::{CommitSignal, Completion};
+use super::subscription::{StreamSubscription, Subscription};
+use super::{AppendResult, EventStore};
+
+use index::Memtable;
+use readers::ReaderPool;
+use writer::{Queue, Writer};
+
+/// sled segment size for new stores. sled writes any value bigger than a quarter of a
+/// segment to a separate blob file that it never fsyncs; with 8 MiB segments that threshold
+/// is 2 MiB, far above our largest node (chunks are at most 64 KiB of records).
+const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// How durable an acknowledged append is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// sled's flush, then `fdatasync` of sled's data file: an acknowledged append survives a
+    /// process crash, a kernel crash and a power cut. The default.
+    #[default]
+    Fsync,
+    /// sled's flush only (`sync_file_range` on Linux): survives a process crash, but not
+    /// necessarily a power cut or a kernel crash (sled #1452). For tests and measurements.
+    Flush,
+}
+
+/// Faults to inject on purpose, to prove that the crash and poisoning tests catch them.
+/// Only with the `fault-injection` feature; never in a real build.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FaultInjection {
+    /// Answer appends after writing to sled but before flushing: a crash then loses
+    /// acknowledged events.
+    pub ack_before_flush: bool,
+    /// Fail every sync after this many have succeeded.
+    pub fail_sync_after: Option<u64>,
+}
+
+/// How to open an [`EventLog`].
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// The store's directory (created if missing).
+    pub path: PathBuf,
+    /// Where `recorded_at` comes from.
+    pub clock: Arc<dyn Clock>,
+    /// How durable an acknowledgement is.
+    pub durability: Durability,
+    /// sled's page cache size in bytes.
+    pub cache_capacity_bytes: u64,
+    /// Write the stream index's memtable to disk when it holds this many events. Larger
+    /// means fewer index writes and a longer replay when opening after a crash.
+    pub index_flush_events: usize,
+    /// Threads that serve async reads.
+    pub reader_threads: usize,
+    /// Faults to inject (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub faults: FaultInjection,
+}
+
+impl LogConfig {
+    /// The defaults for a store at `path`: system clock, fsync, 256 MiB cache.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            clock: Arc::new(SystemClock),
+            durability: Durability::Fsync,
+            cache_capacity_bytes: 256 * 1024 * 1024,
+            index_flush_events: 4096,
+            reader_threads: 2,
+            #[cfg(feature = "fault-injection")]
+            faults: FaultInjection::default(),
+        }
+    }
+
+    /// Uses `clock` for `recorded_at`.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the durability of acknowledgements.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets when the stream index memtable is written out.
+    pub fn index_flush_events(mut self, events: usize) -> Self {
+        self.index_flush_events = events.max(1);
+        self
+    }
+
+    /// Opens the log.
+    ///
+    /// # Errors
+    /// See [`EventLog::open_with`].
+    pub fn open(self) -> Result<EventLog, OpenError> {
+        EventLog::open_with(self)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Our critical sections leave their data consistent even if a panic unwinds through
+    // them (a panic inside sled is caught and poisons the log instead), so a poisoned mutex
+    // is still safe to use.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn storage(error: sled::Error) -> ReadError {
+    ReadError::Storage(error.to_string())
+}
+
+/// What every handle, the committer thread and the reader pool share.
+pub(super) struct Shared {
+    path: PathBuf,
+    db: sled::Db,
+    tree: sled::Tree,
+    /// sled's data file, opened again to `fdatasync` it after sled's flush.
+    data_file: File,
+    clock: Arc<dyn Clock>,
+    durability: Durability,
+    index_flush_events: usize,
+    #[cfg(feature = "fault-injection")]
+    faults: FaultInjection,
+    queue: Mutex<Queue>,
+    committer_wake: Condvar,
+    writer: Mutex<Writer>,
+    memtable: RwLock<Memtable>,
+    signal: CommitSignal,
+    durable_head: Mutex<Option<ChainHead>>,
+    poison: Mutex<Option<String>>,
+    closed: AtomicBool,
+    readers: ReaderPool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("path", &self.path)
+            .field("head", &self.signal.head())
+            .finish()
+    }
+}
+
+/// The clones of an [`EventLog`] share one handle; when the last one goes, the log closes.
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<Shared>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Errors cannot be returned from drop; `EventLog::close` reports them. Everything
+        // acknowledged is durable already, so a failed final flush loses nothing.
+        let _ = self.close();
+    }
+}
+
+impl Handle {
+    fn close(&self) -> Result<(), CloseError> {
+        self.shared.begin_close();
+        if let Some(committer) = lock(&self.committer).take() {
+            let _ = committer.join();
+        }
+        self.shared.readers.stop();
+        self.shared.finish_close()
+    }
+}
+
+/// The civicflow event log on sled.
+///
+/// Cheap to clone; clones share the store. Opening the same directory twice fails with
+/// [`OpenError::Locked`].
+///
+/// ```
+/// use civicflow_core::{Actor, AppendRequest, CorrelationId, EventLog, EventType,
+///     ExpectedVersion, NewEvent, Position, StreamId};
+///
+/// let dir = std::env::temp_dir().join(format!("civicflow-doc-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// let log = EventLog::open(&dir)?;
+/// let stream = StreamId::new("case-1")?;
+/// let actor = Actor::parse("worker-7", "grid_worker", "grid-1")?;
+/// let event = NewEvent::new(EventType::new("CaseOpened")?, 1, b"payload".to_vec());
+/// let request = AppendRequest::to_stream(stream.clone(), ExpectedVersion::NoStream,
+///     vec![event], actor, CorrelationId::new_v7(civicflow_core::Timestamp::EPOCH));
+///
+/// let appended = log.append(request)?.expect("no conflict on a new stream");
+/// assert_eq!(appended.first_position, Position::FIRST);
+/// assert_eq!(log.read_all(Position::FIRST, 10)?.len(), 1);
+/// assert!(log.verify()?.is_intact());
+/// log.close()?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    handle: Arc<Handle>,
+}
+
+impl EventLog {
+    /// Opens (or creates) the log in `path` with the default [`LogConfig`].
+    ///
+    /// # Errors
+    /// See [`EventLog::open_with`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(LogConfig::new(path.as_ref()))
+    }
+
+    /// Opens (or creates) the log as `config` says.
+    ///
+    /// # Errors
+    /// [`OpenError::Locked`] when the store is open elsewhere, [`OpenError::UnsupportedFormat`]
+    /// for a directory that holds something else, [`OpenError::Corrupted`] when the newest
+    /// records do not decode, [`OpenError::Storage`] when sled fails or panics on its files.
+    pub fn open_with(config: LogConfig) -> Result<Self, OpenError> {
+        let path = config.path.clone();
+        let shared = Arc::new(Shared::open(config)?);
+        let committer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("civicflow-committer".into())
+                .spawn(move || shared.run_committer())
+                .map_err(|source| OpenError::Io { path, source })?
+        };
+        Ok(Self {
+            handle: Arc::new(Handle {
+                shared,
+                committer: Mutex::new(Some(committer)),
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.shared().path
+    }
+
+    /// Follows the whole log from position `from` on. See [`Subscription`].
+    pub fn subscribe(&self, from: Position) -> Subscription {
+        Subscription::new(Arc::new(self.clone()), from)
+    }
+
+    /// Follows one stream from version `from` on. See [`StreamSubscription`].
+    pub fn subscribe_stream(&self, stream: StreamId, from: Version) -> StreamSubscription {
+        StreamSubscription::new(Arc::new(self.clone()), stream, from)
+    }
+
+    /// Closes the log for every clone: waits for appends in flight, writes the stream index
+    /// out, flushes and syncs. Later calls on any clone fail with `Closed`. The files are
+    /// released when the last clone (and subscription) is dropped.
+    ///
+    /// # Errors
+    /// [`CloseError`] when the final flush fails (everything acknowledged was durable before).
+    pub fn close(self) -> Result<(), CloseError> {
+        self.handle.close()
+    }
+
+    /// Appends atomically; returns once the events are durable. See [`EventStore::append`].
+    ///
+    /// # Errors
+    /// See [`EventStore::append`].
+    pub fn append(&self, request: AppendRequest) -> AppendResult {
+        self.shared().append(request)
+    }
+
+    /// See [`EventStore::append_async`].
+    pub fn append_async(&self, request: AppendRequest) -> Completion<AppendResult> {
+        Shared::append_async(self.shared(), request)
+    }
+
+    /// See [`EventStore::read_stream`].
+    ///
+    /// # Errors
+    /// See [`EventStore::read_stream`].
+    pub fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        self.shared().read_stream(stream, from, max)
+    }
+
+    /// See [`EventStore::read_all`].
+    ///
+    /// # Errors
+    /// See [`EventStore::read_all`].
+    pub fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, ReadError> {
+        self.shared().read_all(from, max)
+    }
+
+    /// See [`EventStore::stream_version`].
+    ///
+    /// # Errors
+    /// See [`EventStore::stream_version`].
+    pub fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
+        self.shared().stream_version(stream)
+    }
+
+    /// See [`EventStore::head`].
+    pub fn head(&self) -> Option<ChainHead> {
+        *lock(&self.shared().durable_head)
+    }
+
+    /// See [`EventStore::verify`].
+    ///
+    /// # Errors
+    /// See [`EventStore::verify`].
+    pub fn verify(&self) -> Result<VerifyReport, ReadError> {
+        self.shared().verify()
+    }
+
+    /// See [`EventStore::verify_stream`].
+    ///
+    /// # Errors
+    /// See [`EventStore::verify_stream`].
+    pub fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, ReadError> {
+        self.shared().verify_stream(stream)
+    }
+
+    /// Whether a failed flush has poisoned the log, and why.
+    pub fn poisoned(&self) -> Option<String> {
+        lock(&self.shared().poison).clone()
+    }
+}
+
+impl EventStore for EventLog {
+    fn append(&self, request: AppendRequest) -> AppendResult {
+        EventLog::append(self, request)
+    }
+
+    fn append_async(&self, request: AppendRequest) -> Completion<AppendResult> {
+        EventLog::append_async(self, request)
+    }
+
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        EventLog::read_stream(self, stream, from, max)
+    }
+
+    fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, ReadError> {
+        EventLog::read_all(self, from, max)
+    }
+
+    fn read_stream_async(
+        &self,
+        stream: StreamId,
+        from: Version,
+        max: usize,
+    ) -> Completion<Result<Vec<RecordedEvent>, ReadError>> {
+        let shared = self.shared().clone();
+        self.shared()
+            .readers
+            .run(move || shared.read_stream(&stream, from, max))
+    }
+
+    fn read_all_async(
+        &self,
+        from: Position,
+        max: usize,
+    ) -> Completion<Result<Vec<RecordedEvent>, ReadError>> {
+        let shared = self.shared().clone();
+        self.shared()
+            .readers
+            .run(move || shared.read_all(from, max))
+    }
+
+    fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
+        EventLog::stream_version(self, stream)
+    }
+
+    fn head(&self) -> Option<ChainHead> {
+        EventLog::head(self)
+    }
+
+    fn commit_signal(&self) -> &CommitSignal {
+        &self.shared().signal
+    }
+
+    fn verify(&self) -> Result<VerifyReport, ReadError> {
+        EventLog::verify(self)
+    }
+
+    fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, ReadError> {
+        EventLog::verify_stream(self, stream)
+    }
+}
+
+impl Shared {
+    fn open(config: LogConfig) -> Result<Self, OpenError> {
+        let path = config.path.clone();
+        let storage_error = |reason: String| OpenError::Storage {
+            path: path.clone(),
+            reason,
+        };
+        let io_error = |source: std::io::Error| OpenError::Io {
+            path: path.clone(),
+            source,
+        };
+
+        let existed = path.join("db").exists();
+        std::fs::create_dir_all(&path).map_err(io_error)?;
+        let sled_config = sled::Config::new()
+            .path(&path)
+            .segment_size(SEGMENT_BYTES)
+            .cache_capacity(config.cache_capacity_bytes)
+            .flush_every_ms(None);
+        // sled can panic on damaged files; contain it and report it as an open error.
+        let db = match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
+            Ok(Ok(db)) => db,
+            Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+                return Err(OpenError::Locked { path });
+            }
+            Ok(Err(e)) => return Err(storage_error(e.to_string())),
+            Err(panic) => {
+                return Err(storage_error(format!(
+                    "sled panicked while opening: {}",
+                    panic_message(&panic)
+                )))
+            }
+        };
+        let tree = db
+            .open_tree("civicflow-log")
+            .map_err(|e| storage_error(e.to_string()))?;
+        check_or_write_format(&tree, &path)?;
+        if !existed {
+            // sled created files in the directory; make their directory entries durable.
+            File::open(&path)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io_error)?;
+        }
+        let data_file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path.join("db"))
+            .map_err(io_error)?;
+
+        let recovered = read::recover_head(&tree)?;
+        let memtable = index::rebuild_memtable(&tree, recovered.head.map(|h| h.position))?;
+        let head_position = recovered.head.map_or(0, |h| h.position.get());
+        Ok(Self {
+            db,
+            tree,
+            data_file,
+            clock: config.clock,
+            durability: config.durability,
+            index_flush_events: config.index_flush_events.max(1),
+            #[cfg(feature = "fault-injection")]
+            faults: config.faults,
+            queue: Mutex::new(Queue::default()),
+            committer_wake: Condvar::new(),
+            writer: Mutex::new(Writer::new(
+                recovered.head,
+                recovered.last_recorded_at.unwrap_or(Timestamp::EPOCH),
+            )),
+            memtable: RwLock::new(memtable),
+            signal: CommitSignal::new(head_position),
+            durable_head: Mutex::new(recovered.head),
+            poison: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            readers: ReaderPool::new(config.reader_threads),
+            path,
+        })
+    }
+
+    fn ensure_open(&self) -> Result<(), ReadError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(ReadError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
+        self.ensure_open()?;
+        Ok(self
+            .stream_last(stream, self.signal.head())?
+            .map(|(version, _)| version))
+    }
+
+    /// Final step of closing, after the committer has stopped: write the stream index out,
+    /// flush, sync.
+    fn finish_close(&self) -> Result<(), CloseError> {
+        let mut writer = lock(&self.writer);
+        if writer.closed {
+            return Ok(());
+        }
+        writer.closed = true;
+        if lock(&self.poison).is_some() {
+            // Nothing more may be written after a failed flush.
+            return Ok(());
+        }
+        let fail = |reason: String| CloseError { reason };
+        let mut batch = sled::Batch::default();
+        {
+            let mut memtable = self
+                .memtable
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if memtable.events() > 0 {
+                memtable.write_to(&mut batch, writer.head.map(|h| h.position));
+                self.tree
+                    .apply_batch(batch)
+                    .map_err(|e| fail(e.to_string()))?;
+                memtable.clear();
+            }
+        }
+        self.db.flush().map_err(|e| fail(e.to_string()))?;
+        self.data_file
+            .sync_data()
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// The format check: a new store gets `M format`; an existing one must have ours.
+fn check_or_write_format(tree: &sled::Tree, path: &Path) -> Result<(), OpenError> {
+    let storage_error = |e: sled::Error| OpenError::Storage {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    match tree.get(keys::META_FORMAT).map_err(storage_error)? {
+        Some(found) if found.as_ref() == keys::FORMAT_NAME.as_bytes() => Ok(()),
+        Some(found) => Err(OpenError::UnsupportedFormat {
+            path: path.to_owned(),
+            found: String::from_utf8_lossy(&found).into_owned(),
+            expected: keys::FORMAT_NAME,
+        }),
+        None if tree.first().map_err(storage_error)?.is_some() => {
+            Err(OpenError::UnsupportedFormat {
+                path: path.to_owned(),
+                found: "(no format marker)".into(),
+                expected: keys::FORMAT_NAME,
+            })
+        }
+        None => {
+            tree.insert(keys::META_FORMAT, keys::FORMAT_NAME.as_bytes())
+                .map_err(storage_error)?;
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}

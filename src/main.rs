@@ -1,0 +1,2 @@
+//! The `civicflow` command.
+fn main() {}
