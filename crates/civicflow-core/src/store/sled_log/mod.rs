@@ -60,8 +60,8 @@ pub enum Durability {
 #[cfg(feature = "fault-injection")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FaultInjection {
-    /// Answer appends after writing to sled but before flushing: a crash then loses
-    /// acknowledged events.
+    /// Answer appends after writing to sled's memory, without flushing (sled writes its
+    /// buffer out only when it fills): a crash then loses acknowledged events.
     pub ack_before_flush: bool,
     /// Fail every sync after this many have succeeded.
     pub fail_sync_after: Option<u64>,

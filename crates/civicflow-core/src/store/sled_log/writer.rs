@@ -622,13 +622,11 @@ impl Shared {
 
         #[cfg(feature = "fault-injection")]
         if self.faults.ack_before_flush {
-            // Deliberately wrong: answer first, flush later. The crash test must catch this.
+            // Deliberately wrong: answer without flushing; the data reaches the disk only when
+            // sled's own buffer fills. The crash test must catch the loss.
             self.publish(writer, &plan, head, flush_index);
             for (pending, outcome) in group.into_iter().zip(outcomes) {
                 pending.reply.complete(outcome);
-            }
-            if let Err(reason) = self.make_durable(writer) {
-                *lock(&self.poison) = Some(reason);
             }
             return Ok(());
         }
