@@ -1,1 +1,566 @@
-fn main() {}
+//! The event log against raw sled, measured in the same run, reported as ratios.
+//!
+//! Run: `cargo bench --bench log_vs_sled` (add `-- --quick` for a short smoke run, `-- --only N`
+//! for one scenario, `CIVICFLOW_BENCH_VERBOSE=1` for commit-group sizes).
+//! Results and the machine they came from are recorded in `docs/benchmarks.md`.
+//!
+//! Each raw-sled baseline stores exactly the bytes our log stores for the same events (one
+//! record per key, keyed by position), decoded with the same decoder, so a ratio measures what
+//! the log adds: group commit, chunks, the stream index, the chain, idempotency checks.
+//!
+//! Scenarios (median of several rounds each):
+//! 1. durable appends from 64 concurrent writers, vs raw sled inserting with a flush every 100
+//!    records (target: at least 0.6);
+//! 2. one writer's durable append, vs one raw insert + flush (target: at most 1.3x the time);
+//! 3. replay of the whole log with decode, vs a raw scan + decode (target: at least 0.7);
+//! 4. bytes on disk per event, vs raw sled (target: at most 1.3).
+//!
+//! Raw sled's `flush` does not make data power-safe (sled #1452); our log adds an `fdatasync`
+//! per commit group. So scenarios 1 and 2 are also reported against raw sled + `fdatasync`
+//! (the same durability) and with our log in `Durability::Flush` (sled's own durability).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use civicflow::{
+    Actor, AppendRequest, CorrelationId, Durability, EventLog, EventType, ExpectedVersion,
+    LogConfig, NewEvent, Position, RecordedEvent, StreamId, Timestamp,
+};
+
+/// How big the workloads are.
+struct Sizes {
+    rounds: usize,
+    writers: usize,
+    appends_per_writer: usize,
+    single_appends: usize,
+    replay_events: usize,
+    disk_events: usize,
+}
+
+const FULL: Sizes = Sizes {
+    rounds: 5,
+    writers: 64,
+    appends_per_writer: 500,
+    single_appends: 2000,
+    replay_events: 200_000,
+    disk_events: 100_000,
+};
+const QUICK: Sizes = Sizes {
+    rounds: 2,
+    writers: 64,
+    appends_per_writer: 50,
+    single_appends: 200,
+    replay_events: 20_000,
+    disk_events: 10_000,
+};
+
+/// A payload the size of a typical case event (about 200 bytes of JSON-like text).
+fn payload(i: usize) -> Vec<u8> {
+    format!(
+        "{{\"case\":\"{i:08}\",\"title\":\"Street light out at Xinmalu Impression\",\"unit\":\"tonghui/grid-3\",\
+         \"note\":\"Resident reported at the door; grid worker to contact the enterprise liaison today.\"}}"
+    )
+    .into_bytes()
+}
+
+fn actor() -> Actor {
+    Actor::parse("li.wei", "grid_worker", "tonghui/grid-3").expect("a valid actor")
+}
+
+fn event_type() -> EventType {
+    EventType::new("NoteAdded").expect("a valid event type")
+}
+
+fn one_event(stream: &StreamId, expected: ExpectedVersion, i: usize) -> AppendRequest {
+    AppendRequest::to_stream(
+        stream.clone(),
+        expected,
+        vec![NewEvent::new(event_type(), 1, payload(i))],
+        actor(),
+        CorrelationId::new_v7(Timestamp::EPOCH),
+    )
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("civicflow-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn open_log(path: &Path, durability: Durability) -> EventLog {
+    LogConfig::new(path)
+        .durability(durability)
+        .open()
+        .expect("the log opens")
+}
+
+fn raw_sled(path: &Path) -> sled::Db {
+    sled::Config::new()
+        .path(path)
+        .flush_every_ms(None)
+        .open()
+        .expect("raw sled opens")
+}
+
+fn raw_data_file(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.join("db"))
+        .expect("sled's data file")
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The exact stored records of `count` events like the ones the scenarios append.
+fn sample_records(count: usize) -> Vec<Vec<u8>> {
+    let scratch = Scratch::new("records");
+    let log = open_log(&scratch.0, Durability::Flush);
+    let streams: Vec<StreamId> = (0..64)
+        .map(|w| StreamId::new(format!("case-{w}")).expect("valid"))
+        .collect();
+    let mut written = 0;
+    while written < count {
+        let n = (count - written).min(500);
+        let events = (0..n)
+            .map(|i| NewEvent::new(event_type(), 1, payload(written + i)))
+            .collect();
+        let stream = &streams[(written / 500) % streams.len()];
+        let request = AppendRequest::to_stream(
+            stream.clone(),
+            ExpectedVersion::Any,
+            events,
+            actor(),
+            CorrelationId::new_v7(Timestamp::EPOCH),
+        );
+        log.append(request).expect("append").expect("no conflict");
+        written += n;
+    }
+    let mut records = Vec::with_capacity(count);
+    let mut from = Position::FIRST;
+    loop {
+        let batch = log.read_all(from, 4096).expect("read");
+        let Some(last) = batch.last() else { break };
+        from = last.position.next();
+        records.extend(batch.iter().map(RecordedEvent::to_record_bytes));
+    }
+    log.close().expect("close");
+    records
+}
+
+/// Scenario 1: `writers` threads, each appending single events to its own stream.
+fn concurrent_appends(sizes: &Sizes, durability: Durability) -> f64 {
+    let scratch = Scratch::new("concurrent");
+    let log = Arc::new(open_log(&scratch.0, durability));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..sizes.writers)
+        .map(|w| {
+            let log = log.clone();
+            let appends = sizes.appends_per_writer;
+            std::thread::spawn(move || {
+                let stream = StreamId::new(format!("case-{w}")).expect("valid");
+                let mut expected = ExpectedVersion::NoStream;
+                for i in 0..appends {
+                    let appended = log
+                        .append(one_event(&stream, expected, i))
+                        .expect("append")
+                        .expect("each writer owns its stream");
+                    expected = ExpectedVersion::Exact(appended.streams[0].last_version);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("writer");
+    }
+    let rate = (sizes.writers * sizes.appends_per_writer) as f64 / started.elapsed().as_secs_f64();
+    let stats = log.stats();
+    if std::env::var_os("CIVICFLOW_BENCH_VERBOSE").is_some() {
+        eprintln!(
+            "  {durability:?}: {} groups, {:.1} appends per group, largest {}",
+            stats.commit_groups,
+            stats.appends as f64 / stats.commit_groups.max(1) as f64,
+            stats.largest_group
+        );
+    }
+    drop(log);
+    rate
+}
+
+/// Baseline 1: raw sled, one insert per record, a flush (and optionally an fdatasync) every
+/// 100 records.
+fn raw_batch_flush(records: &[Vec<u8>], fsync: bool) -> f64 {
+    let scratch = Scratch::new("raw-batch");
+    let db = raw_sled(&scratch.0);
+    let tree = db.open_tree("raw").expect("tree");
+    let file = raw_data_file(&scratch.0);
+    let started = Instant::now();
+    for (i, record) in records.iter().enumerate() {
+        tree.insert((i as u64 + 1).to_be_bytes(), record.as_slice())
+            .expect("insert");
+        if i % 100 == 99 || i + 1 == records.len() {
+            db.flush().expect("flush");
+            if fsync {
+                file.sync_data().expect("fdatasync");
+            }
+        }
+    }
+    records.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Scenario 2: one writer, one event per append; returns seconds per append.
+fn single_appends(sizes: &Sizes, durability: Durability) -> f64 {
+    let scratch = Scratch::new("single");
+    let log = open_log(&scratch.0, durability);
+    let stream = StreamId::new("case-single").expect("valid");
+    // Warm up: the first appends create files and the stream.
+    for i in 0..20 {
+        log.append(one_event(&stream, ExpectedVersion::Any, i))
+            .expect("append")
+            .expect("any");
+    }
+    let started = Instant::now();
+    for i in 0..sizes.single_appends {
+        log.append(one_event(&stream, ExpectedVersion::Any, i))
+            .expect("append")
+            .expect("any");
+    }
+    started.elapsed().as_secs_f64() / sizes.single_appends as f64
+}
+
+/// Baseline 2: raw sled, insert + flush (+ fdatasync) per record; seconds per record.
+fn raw_single(records: &[Vec<u8>], fsync: bool) -> f64 {
+    let scratch = Scratch::new("raw-single");
+    let db = raw_sled(&scratch.0);
+    let tree = db.open_tree("raw").expect("tree");
+    let file = raw_data_file(&scratch.0);
+    for (i, record) in records.iter().take(20).enumerate() {
+        tree.insert((i as u64 + 1).to_be_bytes(), record.as_slice())
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let started = Instant::now();
+    for (i, record) in records.iter().enumerate() {
+        tree.insert((i as u64 + 100).to_be_bytes(), record.as_slice())
+            .expect("insert");
+        db.flush().expect("flush");
+        if fsync {
+            file.sync_data().expect("fdatasync");
+        }
+    }
+    started.elapsed().as_secs_f64() / records.len() as f64
+}
+
+/// Fills a log with `count` events from 64 writers in appends of 10, and closes it.
+fn fill_log(path: &Path, count: usize) {
+    let log = Arc::new(open_log(path, Durability::Flush));
+    let per_writer = count / 64;
+    let threads: Vec<_> = (0..64)
+        .map(|w| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let stream = StreamId::new(format!("case-{w}")).expect("valid");
+                let mut i = 0;
+                while i < per_writer {
+                    let n = (per_writer - i).min(10);
+                    let events = (0..n)
+                        .map(|k| NewEvent::new(event_type(), 1, payload(i + k)))
+                        .collect();
+                    let request = AppendRequest::to_stream(
+                        stream.clone(),
+                        ExpectedVersion::Any,
+                        events,
+                        actor(),
+                        CorrelationId::new_v7(Timestamp::EPOCH),
+                    );
+                    log.append(request).expect("append").expect("any");
+                    i += n;
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("writer");
+    }
+    Arc::try_unwrap(log)
+        .expect("writers are done")
+        .close()
+        .expect("close");
+}
+
+/// Scenario 3: replay the whole log with decode; events per second.
+fn replay(path: &Path) -> (f64, usize) {
+    let log = open_log(path, Durability::Flush);
+    let started = Instant::now();
+    let mut from = Position::FIRST;
+    let mut count = 0usize;
+    let mut checksum = 0u64;
+    loop {
+        let batch = log.read_all(from, 1024).expect("read");
+        let Some(last) = batch.last() else { break };
+        from = last.position.next();
+        count += batch.len();
+        checksum = batch
+            .iter()
+            .fold(checksum, |sum, e| sum.wrapping_add(e.payload.len() as u64));
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    std::hint::black_box(checksum);
+    log.close().expect("close");
+    (rate, count)
+}
+
+/// Writes `records` to raw sled, one key each, flushing every 100, and closes it.
+fn fill_raw(path: &Path, records: &[Vec<u8>]) {
+    let db = raw_sled(path);
+    let tree = db.open_tree("raw").expect("tree");
+    for (i, record) in records.iter().enumerate() {
+        tree.insert((i as u64 + 1).to_be_bytes(), record.as_slice())
+            .expect("insert");
+        if i % 100 == 99 {
+            db.flush().expect("flush");
+        }
+    }
+    db.flush().expect("flush");
+}
+
+/// Baseline 3: raw sled scan + the same decode; events per second.
+fn raw_replay(path: &Path) -> f64 {
+    let db = raw_sled(path);
+    let tree = db.open_tree("raw").expect("tree");
+    let started = Instant::now();
+    let mut count = 0usize;
+    let mut checksum = 0u64;
+    for item in tree.iter() {
+        let (_, value) = item.expect("read");
+        let event = RecordedEvent::from_record_bytes(&value, civicflow::ChainHash::GENESIS)
+            .expect("decode");
+        checksum = checksum.wrapping_add(event.payload.len() as u64);
+        count += 1;
+    }
+    std::hint::black_box(checksum);
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Bytes the directory's files occupy: allocated blocks, and file lengths.
+fn disk_bytes(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut allocated = 0;
+    let mut apparent = 0;
+    let mut stack = vec![path.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let entry = entry.expect("entry");
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                allocated += meta.blocks() * 512;
+                apparent += meta.len();
+            }
+        }
+    }
+    (allocated, apparent)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    // `--only N` runs one scenario (for profiling).
+    let only: Option<u32> = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .and_then(|n| n.parse().ok());
+    let wanted = |n: u32| only.is_none_or(|o| o == n);
+    let sizes = if quick { &QUICK } else { &FULL };
+    let total_concurrent = sizes.writers * sizes.appends_per_writer;
+    let records = sample_records(
+        total_concurrent
+            .max(sizes.replay_events)
+            .max(sizes.disk_events),
+    );
+    let record_bytes: usize = records.iter().take(1000).map(Vec::len).sum::<usize>() / 1000;
+    println!(
+        "records: {} bytes each on average (payload {} bytes)",
+        record_bytes,
+        payload(0).len()
+    );
+
+    // 1. Concurrent durable appends.
+    if wanted(1) {
+        let mut ours = Vec::new();
+        let mut ours_flush = Vec::new();
+        let mut raw = Vec::new();
+        let mut raw_fsync = Vec::new();
+        for _ in 0..sizes.rounds {
+            ours.push(concurrent_appends(sizes, Durability::Fsync));
+            ours_flush.push(concurrent_appends(sizes, Durability::Flush));
+            raw.push(raw_batch_flush(&records[..total_concurrent], false));
+            raw_fsync.push(raw_batch_flush(&records[..total_concurrent], true));
+        }
+        let (ours, ours_flush, raw, raw_fsync) = (
+            median(ours),
+            median(ours_flush),
+            median(raw),
+            median(raw_fsync),
+        );
+        println!(
+            "\n## 1. durable appends, {} writers x {} single-event appends",
+            sizes.writers, sizes.appends_per_writer
+        );
+        println!("| what | events/s | ratio to raw sled batch+flush |");
+        println!("|---|---:|---:|");
+        println!("| raw sled, insert x100 + flush | {raw:.0} | 1.00 |");
+        println!(
+            "| raw sled, insert x100 + flush + fdatasync | {raw_fsync:.0} | {:.2} |",
+            raw_fsync / raw
+        );
+        println!(
+            "| civicflow log, Durability::Fsync (default) | {ours:.0} | **{:.2}** |",
+            ours / raw
+        );
+        println!(
+            "| civicflow log, Durability::Flush | {ours_flush:.0} | {:.2} |",
+            ours_flush / raw
+        );
+    }
+
+    // 2. One writer.
+    if wanted(2) {
+        let mut ours = Vec::new();
+        let mut ours_flush = Vec::new();
+        let mut raw = Vec::new();
+        let mut raw_fsync = Vec::new();
+        for _ in 0..sizes.rounds {
+            ours.push(single_appends(sizes, Durability::Fsync));
+            ours_flush.push(single_appends(sizes, Durability::Flush));
+            raw.push(raw_single(&records[..sizes.single_appends], false));
+            raw_fsync.push(raw_single(&records[..sizes.single_appends], true));
+        }
+        let (ours, ours_flush, raw, raw_fsync) = (
+            median(ours),
+            median(ours_flush),
+            median(raw),
+            median(raw_fsync),
+        );
+        let us = |s: f64| s * 1e6;
+        println!(
+            "\n## 2. one writer, {} sequential single-event appends",
+            sizes.single_appends
+        );
+        println!(
+            "| what | µs per append | ratio to raw insert+flush | ratio to raw insert+flush+fdatasync |"
+        );
+        println!("|---|---:|---:|---:|");
+        println!(
+            "| raw sled, insert + flush | {:.1} | 1.00 | {:.2} |",
+            us(raw),
+            raw / raw_fsync
+        );
+        println!(
+            "| raw sled, insert + flush + fdatasync | {:.1} | {:.2} | 1.00 |",
+            us(raw_fsync),
+            raw_fsync / raw
+        );
+        println!(
+            "| civicflow log, Durability::Fsync (default) | {:.1} | {:.2} | **{:.2}** |",
+            us(ours),
+            ours / raw,
+            ours / raw_fsync
+        );
+        println!(
+            "| civicflow log, Durability::Flush | {:.1} | **{:.2}** | {:.2} |",
+            us(ours_flush),
+            ours_flush / raw,
+            ours_flush / raw_fsync
+        );
+    }
+
+    // 3. Replay.
+    if wanted(3) {
+        let log_dir = Scratch::new("replay-log");
+        let raw_dir = Scratch::new("replay-raw");
+        fill_log(&log_dir.0, sizes.replay_events);
+        fill_raw(&raw_dir.0, &records[..sizes.replay_events]);
+        let mut ours = Vec::new();
+        let mut raw = Vec::new();
+        let mut replayed = 0;
+        for _ in 0..sizes.rounds {
+            let (rate, count) = replay(&log_dir.0);
+            ours.push(rate);
+            replayed = count;
+            raw.push(raw_replay(&raw_dir.0));
+        }
+        let (ours, raw) = (median(ours), median(raw));
+        println!("\n## 3. replay of {replayed} events with decode");
+        println!("| what | events/s | ratio |");
+        println!("|---|---:|---:|");
+        println!("| raw sled, scan + decode | {raw:.0} | 1.00 |");
+        println!(
+            "| civicflow log, read_all in batches of 1024 | {ours:.0} | **{:.2}** |",
+            ours / raw
+        );
+    }
+
+    // 4. Bytes on disk, written the way scenario 1 writes (64 writers, single-event appends).
+    if wanted(4) {
+        let log_dir = Scratch::new("disk-log");
+        let raw_dir = Scratch::new("disk-raw");
+        let per_writer = sizes.disk_events / 64;
+        {
+            let log = Arc::new(open_log(&log_dir.0, Durability::Flush));
+            let threads: Vec<_> = (0..64)
+                .map(|w| {
+                    let log = log.clone();
+                    std::thread::spawn(move || {
+                        let stream = StreamId::new(format!("case-{w}")).expect("valid");
+                        for i in 0..per_writer {
+                            log.append(one_event(&stream, ExpectedVersion::Any, i))
+                                .expect("append")
+                                .expect("any");
+                        }
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().expect("writer");
+            }
+            Arc::try_unwrap(log).expect("done").close().expect("close");
+        }
+        let events = per_writer * 64;
+        fill_raw(&raw_dir.0, &records[..events]);
+        // Let both settle: reopen and close once, as a restarted service would.
+        drop(open_log(&log_dir.0, Durability::Flush));
+        drop(raw_sled(&raw_dir.0));
+        let (ours_alloc, ours_len) = disk_bytes(&log_dir.0);
+        let (raw_alloc, raw_len) = disk_bytes(&raw_dir.0);
+        let per_event = |bytes: u64| bytes as f64 / events as f64;
+        println!("\n## 4. bytes on disk for {events} events");
+        println!("| what | allocated bytes/event | file bytes/event | ratio (allocated) |");
+        println!("|---|---:|---:|---:|");
+        println!(
+            "| raw sled, one key per record | {:.0} | {:.0} | 1.00 |",
+            per_event(raw_alloc),
+            per_event(raw_len)
+        );
+        println!(
+            "| civicflow log | {:.0} | {:.0} | **{:.2}** |",
+            per_event(ours_alloc),
+            per_event(ours_len),
+            ours_alloc as f64 / raw_alloc as f64
+        );
+    }
+}

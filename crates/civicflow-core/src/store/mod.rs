@@ -15,7 +15,7 @@ use std::fmt;
 pub use signal::{CommitSignal, Completion};
 #[cfg(feature = "fault-injection")]
 pub use sled_log::FaultInjection;
-pub use sled_log::{Durability, EventLog, LogConfig};
+pub use sled_log::{Durability, EventLog, LogConfig, LogStats};
 pub use subscription::{StreamSubscription, Subscription};
 
 use crate::chain::{ChainHead, VerifyReport};

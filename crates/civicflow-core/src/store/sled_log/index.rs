@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::PoisonError;
 
-use super::{keys, read, storage, Shared};
+use super::{keys, read, storage, Shared, WriteSet};
 use crate::codec::{self, INDEX_ENTRY_VERSIONS_MAX};
 use crate::error::ReadError;
 use crate::ids::{Position, StreamId, Version};
@@ -72,7 +72,7 @@ impl Memtable {
     }
 
     /// Adds the memtable's entries to `batch`, and `M index-through = through`.
-    pub(super) fn write_to(&self, batch: &mut sled::Batch, through: Option<Position>) {
+    pub(super) fn write_to(&self, batch: &mut WriteSet, through: Option<Position>) {
         for (stream, tail) in &self.streams {
             for (i, positions) in tail.positions.chunks(INDEX_ENTRY_VERSIONS_MAX).enumerate() {
                 let first = tail
@@ -85,7 +85,7 @@ impl Memtable {
             }
         }
         if let Some(through) = through {
-            batch.insert(keys::META_INDEX_THROUGH, &through.get().to_be_bytes());
+            batch.insert(keys::META_INDEX_THROUGH, through.get().to_be_bytes());
         }
     }
 }

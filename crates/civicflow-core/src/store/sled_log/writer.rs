@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError};
 use sha2::{Digest, Sha256};
 
 use super::keys;
-use super::{lock, Durability, Shared};
+use super::{lock, Durability, Shared, WriteSet};
 use crate::chain::{ChainHash, ChainHead};
 use crate::clock::Timestamp;
 use crate::codec::{self, ChunkBuilder, IdempotencyRecordV1, PreparedEvent};
@@ -183,7 +183,7 @@ fn fingerprint(request: &AppendRequest) -> [u8; 32] {
 
 /// Everything one group will write, built before anything is written.
 struct GroupPlan {
-    batch: sled::Batch,
+    batch: WriteSet,
     next_position: Position,
     prev_log_hash: ChainHash,
     chunk: ChunkBuilder,
@@ -203,7 +203,7 @@ impl GroupPlan {
         if self.chunk.is_full_for(record.len()) {
             let full = std::mem::replace(&mut self.chunk, ChunkBuilder::new());
             self.batch
-                .insert(&keys::chunk(self.chunk_first), full.finish());
+                .insert(keys::chunk(self.chunk_first), full.finish());
             self.chunk_first = position;
         }
         if self.chunk.is_empty() {
@@ -216,7 +216,7 @@ impl GroupPlan {
         if !self.chunk.is_empty() {
             let last = std::mem::replace(&mut self.chunk, ChunkBuilder::new());
             self.batch
-                .insert(&keys::chunk(self.chunk_first), last.finish());
+                .insert(keys::chunk(self.chunk_first), last.finish());
         }
     }
 
@@ -282,12 +282,19 @@ impl Shared {
         let group = std::mem::take(&mut lock(&self.queue).pending);
         self.commit_group(group);
         let mut queue = lock(&self.queue);
-        queue.leader = if queue.pending.is_empty() {
-            Leader::Nobody
+        if queue.pending.is_empty() {
+            queue.leader = Leader::Nobody;
+            if queue.shutdown {
+                // The committer may be waiting for the last leader to finish.
+                self.committer_wake.notify_one();
+            }
         } else {
-            Leader::Committer
-        };
-        self.committer_wake.notify_one();
+            // Appends arrived while we committed: the committer thread takes over, so this
+            // caller can return now. (Waking a thread only when there is work: a lone writer
+            // costs no context switch.)
+            queue.leader = Leader::Committer;
+            self.committer_wake.notify_one();
+        }
     }
 
     /// The committer thread: leads whenever leadership is handed to it, until shutdown.
@@ -387,7 +394,7 @@ impl Shared {
     fn plan_group(&self, writer: &mut Writer, group: &[Pending]) -> (GroupPlan, Vec<AppendResult>) {
         let recorded_at = self.clock.now().max(writer.last_recorded_at);
         let mut plan = GroupPlan {
-            batch: sled::Batch::default(),
+            batch: WriteSet::default(),
             next_position: writer.head.map_or(Position::FIRST, |h| h.position.next()),
             prev_log_hash: writer.head.map_or(ChainHash::GENESIS, |h| h.hash),
             chunk: ChunkBuilder::new(),
@@ -603,9 +610,8 @@ impl Shared {
         }
 
         let batch = std::mem::take(&mut plan.batch);
-        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.tree.apply_batch(batch)
-        }));
+        let applied =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.apply(&self.tree)));
         match applied {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err((format!("writing the batch failed: {e}"), group)),
@@ -634,6 +640,8 @@ impl Shared {
         if let Err(reason) = self.make_durable(writer) {
             return Err((reason, group));
         }
+        self.stats
+            .record_group(group.len() as u64, plan.index_additions.len() as u64);
         self.publish(writer, &plan, head, flush_index);
         for (pending, outcome) in group.into_iter().zip(outcomes) {
             pending.reply.complete(outcome);
