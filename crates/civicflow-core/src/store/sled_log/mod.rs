@@ -203,6 +203,8 @@ pub(super) struct Shared {
     closed: AtomicBool,
     readers: ReaderPool,
     stats: StatsCounters,
+    /// How many appends the last commit group carried (see `writer::gather`).
+    last_group_appends: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Shared {
@@ -546,6 +548,7 @@ impl Shared {
             closed: AtomicBool::new(false),
             readers: ReaderPool::new(config.reader_threads),
             stats: StatsCounters::default(),
+            last_group_appends: std::sync::atomic::AtomicUsize::new(0),
             path,
         })
     }
@@ -609,10 +612,6 @@ pub(super) struct WriteSet(Vec<(Vec<u8>, Vec<u8>)>);
 impl WriteSet {
     pub(super) fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
         self.0.push((key.into(), value.into()));
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     pub(super) fn apply(self, tree: &sled::Tree) -> sled::Result<()> {

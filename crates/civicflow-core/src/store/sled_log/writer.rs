@@ -7,7 +7,9 @@
 //! batch, flushed and synced once; only then is anyone answered.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -21,6 +23,9 @@ use crate::event::{AppendRequest, Appended, Conflict, StreamAppended, MAX_EVENT_
 use crate::ids::{EventId, ExpectedVersion, IdempotencyKey, Position, StreamId, Version};
 use crate::store::signal::{Completer, Completion};
 use crate::store::AppendResult;
+
+/// The longest a leader waits for the writers of the last group to come back.
+const GATHER_WAIT_MAX: Duration = Duration::from_micros(200);
 
 /// The stream heads the leader remembers between groups; cleared when it grows past this.
 const STREAM_CACHE_MAX: usize = 100_000;
@@ -46,7 +51,63 @@ pub(super) struct Queue {
 #[derive(Debug)]
 struct Pending {
     append: PreparedAppend,
-    reply: Completer<AppendResult>,
+    reply: Reply,
+}
+
+/// How an append's answer travels back.
+#[derive(Debug)]
+enum Reply {
+    /// A thread blocked in `append`. Waking a thread is the costly part of a commit (tens of
+    /// microseconds each on a virtual machine); the answer it gets carries others to wake, so
+    /// the wakes of a group spread over the woken threads instead of queueing on the leader.
+    Thread(Completer<Delivery>),
+    /// An async caller: waking its task is cheap, the leader does it directly.
+    Task(Completer<AppendResult>),
+}
+
+/// What a thread blocked in `append` receives.
+#[derive(Debug)]
+struct Delivery {
+    outcome: AppendResult,
+    /// Threads this one wakes before returning.
+    relay: Vec<(Completer<Delivery>, AppendResult)>,
+}
+
+impl Pending {
+    fn answer(self, outcome: AppendResult, threads: &mut Vec<(Completer<Delivery>, AppendResult)>) {
+        match self.reply {
+            Reply::Task(completer) => completer.complete(outcome),
+            Reply::Thread(completer) => threads.push((completer, outcome)),
+        }
+    }
+}
+
+/// Answers a group: tasks at once, threads through [`relay`].
+fn deliver(answers: impl IntoIterator<Item = (Pending, AppendResult)>) {
+    let mut threads = Vec::new();
+    for (pending, outcome) in answers {
+        pending.answer(outcome, &mut threads);
+    }
+    // `relay` wakes from the end: put the group's first append there. When a caller leads,
+    // that is its own append, answered on its own thread without a wake.
+    threads.reverse();
+    relay(threads);
+}
+
+/// Wakes two threads, each carrying half of the rest to wake in turn: a tree of wakes, about
+/// log2(n) deep, that runs on every core at once.
+fn relay(mut threads: Vec<(Completer<Delivery>, AppendResult)>) {
+    while let Some((completer, outcome)) = threads.pop() {
+        let carried = if threads.len() > 1 {
+            threads.split_off(threads.len() / 2)
+        } else {
+            std::mem::take(&mut threads)
+        };
+        completer.complete(Delivery {
+            outcome,
+            relay: carried,
+        });
+    }
 }
 
 /// An append after validation and encoding, ready for a leader.
@@ -228,7 +289,7 @@ impl GroupPlan {
 impl Shared {
     pub(super) fn append(&self, request: AppendRequest) -> AppendResult {
         let prepared = prepare(request, self.clock.now())?;
-        let (completion, completer) = Completion::new();
+        let (completion, completer) = Completion::<Delivery>::new();
         let lead = {
             let mut queue = lock(&self.queue);
             if queue.shutdown {
@@ -236,7 +297,7 @@ impl Shared {
             }
             queue.pending.push(Pending {
                 append: prepared,
-                reply: completer,
+                reply: Reply::Thread(completer),
             });
             if queue.leader == Leader::Nobody {
                 queue.leader = Leader::Caller;
@@ -248,7 +309,12 @@ impl Shared {
         if lead {
             self.lead_once();
         }
-        completion.wait()
+        let Delivery {
+            outcome,
+            relay: others,
+        } = completion.wait();
+        relay(others);
+        outcome
     }
 
     pub(super) fn append_async(
@@ -266,7 +332,7 @@ impl Shared {
         }
         queue.pending.push(Pending {
             append: prepared,
-            reply: completer,
+            reply: Reply::Task(completer),
         });
         if queue.leader == Leader::Nobody {
             // An async caller never commits on its own thread: that would block its runtime.
@@ -279,7 +345,7 @@ impl Shared {
     /// A caller's turn as leader: commit everything queued (its own append included), then
     /// hand whatever arrived meanwhile to the committer thread.
     fn lead_once(&self) {
-        let group = std::mem::take(&mut lock(&self.queue).pending);
+        let group = self.gather(lock(&self.queue));
         self.commit_group(group);
         let mut queue = lock(&self.queue);
         if queue.pending.is_empty() {
@@ -297,6 +363,26 @@ impl Shared {
         }
     }
 
+    /// Takes the next commit group from the queue. When the last group was bigger than what
+    /// is queued now, its writers are probably on their way back (being woken, preparing
+    /// their next append): wait for them a little, yielding the core to them, so that one
+    /// flush and sync serves them all. A lone writer (last group of one) never waits.
+    fn gather<'a>(&'a self, mut queue: MutexGuard<'a, Queue>) -> Vec<Pending> {
+        let expected = self.last_group_appends.load(Ordering::Relaxed);
+        if queue.pending.len() < expected && !queue.shutdown {
+            let deadline = Instant::now() + GATHER_WAIT_MAX;
+            while queue.pending.len() < expected && !queue.shutdown && Instant::now() < deadline {
+                drop(queue);
+                std::thread::yield_now();
+                queue = lock(&self.queue);
+            }
+        }
+        let group = std::mem::take(&mut queue.pending);
+        self.last_group_appends
+            .store(group.len(), Ordering::Relaxed);
+        group
+    }
+
     /// The committer thread: leads whenever leadership is handed to it, until shutdown.
     pub(super) fn run_committer(&self) {
         loop {
@@ -308,7 +394,7 @@ impl Shared {
                             queue.leader = Leader::Nobody;
                             continue;
                         }
-                        break std::mem::take(&mut queue.pending);
+                        break self.gather(queue);
                     }
                     if queue.shutdown && queue.leader == Leader::Nobody && queue.pending.is_empty()
                     {
@@ -345,26 +431,28 @@ impl Shared {
         }
         let mut writer = lock(&self.writer);
         if let Some(error) = self.refusal(&writer) {
-            for pending in group {
-                pending.reply.complete(Err(error.clone()));
-            }
+            deliver(
+                group
+                    .into_iter()
+                    .map(|pending| (pending, Err(error.clone()))),
+            );
             return;
         }
         let (plan, outcomes) = self.plan_group(&mut writer, &group);
         if !plan.writes {
             // Only conflicts, refusals and replays of durable appends: nothing to make durable.
-            for (pending, outcome) in group.into_iter().zip(outcomes) {
-                pending.reply.complete(outcome);
-            }
+            deliver(group.into_iter().zip(outcomes));
             return;
         }
         match self.write_durably(&mut writer, plan, group, outcomes) {
             Ok(()) => {}
             Err((reason, group)) => {
                 let error = self.poison_with(&writer, reason);
-                for pending in group {
-                    pending.reply.complete(Err(error.clone()));
-                }
+                deliver(
+                    group
+                        .into_iter()
+                        .map(|pending| (pending, Err(error.clone()))),
+                );
             }
         }
     }
@@ -631,9 +719,7 @@ impl Shared {
             // Deliberately wrong: answer without flushing; the data reaches the disk only when
             // sled's own buffer fills. The crash test must catch the loss.
             self.publish(writer, &plan, head, flush_index);
-            for (pending, outcome) in group.into_iter().zip(outcomes) {
-                pending.reply.complete(outcome);
-            }
+            deliver(group.into_iter().zip(outcomes));
             return Ok(());
         }
 
@@ -643,9 +729,7 @@ impl Shared {
         self.stats
             .record_group(group.len() as u64, plan.index_additions.len() as u64);
         self.publish(writer, &plan, head, flush_index);
-        for (pending, outcome) in group.into_iter().zip(outcomes) {
-            pending.reply.complete(outcome);
-        }
+        deliver(group.into_iter().zip(outcomes));
         Ok(())
     }
 
