@@ -557,6 +557,156 @@ mod tests {
         .is_err());
     }
 
+    /// Golden fixtures: bytes written by format 1 must decode to the same values and encode
+    /// back to the same bytes forever. `CIVICFLOW_BLESS_FIXTURES=1` writes a missing fixture
+    /// (never an existing one); commit it.
+    fn golden(name: &str, fresh: &[u8]) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures")
+            .join(name);
+        match std::fs::read(&path) {
+            Ok(stored) => stored,
+            Err(_) if std::env::var_os("CIVICFLOW_BLESS_FIXTURES").is_some() => {
+                std::fs::write(&path, fresh).expect("write the new fixture");
+                fresh.to_vec()
+            }
+            Err(e) => panic!(
+                "missing golden fixture {} ({e}); if this is a new format, run with CIVICFLOW_BLESS_FIXTURES=1 and commit it",
+                path.display()
+            ),
+        }
+    }
+
+    fn sample_without_causation() -> RecordedEvent {
+        let mut event = sample_event();
+        event.causation_id = None;
+        event.payload = Vec::new();
+        event.position = Position::new(1 << 40).expect("nz");
+        event.version = Version::FIRST;
+        event.recorded_at = Timestamp::from_unix_micros(-5);
+        event
+    }
+
+    #[test]
+    fn golden_records_decode_forever() {
+        for (name, event) in [
+            ("record-v1.bin", sample_event()),
+            ("record-v1-minimal.bin", sample_without_causation()),
+        ] {
+            let fresh = encode_record(&event);
+            let stored = golden(name, &fresh);
+            assert_eq!(
+                decode_record(&stored, event.hash).as_ref(),
+                Ok(&event),
+                "{name} decodes to its value"
+            );
+            assert_eq!(
+                fresh, stored,
+                "{name}: encoding the value gives the stored bytes"
+            );
+            let fields = decode_record_key_fields(&stored).expect("key fields decode");
+            assert_eq!(
+                (fields.position, fields.version, fields.stream.as_str()),
+                (
+                    event.position.get(),
+                    event.version.get(),
+                    event.stream.as_str()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn golden_chunk_decodes_forever() {
+        let records = [
+            encode_record(&sample_event()),
+            encode_record(&sample_without_causation()),
+        ];
+        let hashes = [
+            ChainHash::from_bytes([0xab; 32]),
+            ChainHash::from_bytes([0xcd; 32]),
+        ];
+        let mut builder = ChunkBuilder::new();
+        for (hash, record) in hashes.iter().zip(&records) {
+            builder.push(hash, record);
+        }
+        let fresh = builder.finish();
+        let stored = golden("chunk-v1.bin", &fresh);
+        assert_eq!(fresh, stored);
+        let entries = decode_chunk(&stored).expect("decodes");
+        assert_eq!(entries.len(), 2);
+        for (entry, (hash, record)) in entries.iter().zip(hashes.iter().zip(&records)) {
+            assert_eq!(&entry.hash, hash);
+            assert_eq!(entry.record, record.as_slice());
+        }
+    }
+
+    #[test]
+    fn golden_index_entry_and_idempotency_record_decode_forever() {
+        let positions: Vec<Position> = [1u64, 2, 300, 301, 1 << 40]
+            .iter()
+            .map(|&p| Position::new(p).expect("nz"))
+            .collect();
+        let fresh = encode_index_entry(&positions);
+        let stored = golden("index-entry-v1.bin", &fresh);
+        assert_eq!(fresh, stored);
+        assert_eq!(decode_index_entry(&stored), Ok(positions));
+
+        let record = IdempotencyRecordV1 {
+            fingerprint: [7; 32],
+            first_position: 10,
+            last_position: 12,
+            streams: vec![("case-1".into(), 1, 2), ("unit-通惠".into(), 5, 5)],
+        };
+        let fresh = encode_idempotency(&record);
+        let stored = golden("idempotency-v1.bin", &fresh);
+        assert_eq!(fresh, stored);
+        assert_eq!(decode_idempotency(&stored), Ok(record));
+    }
+
+    /// The payload codec is frozen too: every typed event in the log is encoded with it.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Outcome {
+        Resolved { note: String },
+        Escalated(u8),
+        Withdrawn,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct PayloadSample {
+        title: String,
+        count: u64,
+        signed: i32,
+        ratio: f64,
+        tags: Vec<String>,
+        deadline: Option<i64>,
+        outcome: Outcome,
+        outcomes: Vec<Outcome>,
+        flag: bool,
+    }
+
+    #[test]
+    fn golden_payload_decodes_forever() {
+        let value = PayloadSample {
+            title: "路灯不亮 street light out".into(),
+            count: 300,
+            signed: -2,
+            ratio: 0.75,
+            tags: vec!["grid-3".into(), "urgent".into()],
+            deadline: Some(1_775_007_000_000_000),
+            outcome: Outcome::Resolved {
+                note: "fixed".into(),
+            },
+            outcomes: vec![Outcome::Escalated(2), Outcome::Withdrawn],
+            flag: true,
+        };
+        let fresh = encode_payload(&value).expect("encodes");
+        let stored = golden("payload-v1.bin", &fresh);
+        assert_eq!(fresh, stored);
+        assert_eq!(decode_payload::<PayloadSample>(&stored), Ok(value));
+        assert!(decode_payload::<PayloadSample>(&stored[..stored.len() - 1]).is_err());
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic_a_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
