@@ -1,7 +1,8 @@
 //! A tour of the event log: several threads append to their own streams and to a shared one,
 //! a subscriber follows live, the store is closed and reopened, and the chain is verified.
 //!
-//! Run with `cargo run --release --example event_log [DIR]`.
+//! Run with `cargo run --release --example event_log [DIR]`. With DIR the store is kept there
+//! (inspect it with `civicflow verify --data DIR`); without, a temporary one is removed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,13 +13,16 @@ use civicflow::{
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args()
-        .nth(1)
+    let keep = std::env::args().nth(1);
+    let dir = keep
+        .clone()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
             std::env::temp_dir().join(format!("civicflow-tour-{}", std::process::id()))
         });
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_some() && dir.exists() {
+        return Err(format!("{} exists; give the tour a new directory", dir.display()).into());
+    }
     let log = EventLog::open(&dir)?;
     println!("store: {}", dir.display());
 
@@ -112,6 +116,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("stream unit-tonghui has {} events", unit.len());
     reopened.close()?;
-    std::fs::remove_dir_all(&dir)?;
+    if keep.is_none() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     Ok(())
 }
