@@ -518,7 +518,7 @@ mod tests {
     fn an_unknown_format_byte_is_named() {
         let mut bytes = encode_record(&sample_event());
         bytes[0] = 7;
-        let err = decode_record(&bytes, ChainHash::GENESIS).unwrap_err();
+        let err = decode_record(&bytes, ChainHash::GENESIS).expect_err("format 7 is unknown");
         assert!(err.reason.contains("unknown format byte 7"), "{err}");
     }
 

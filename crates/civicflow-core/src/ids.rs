@@ -259,7 +259,7 @@ macro_rules! counter_newtype {
             }
 
             /// `self + n`.
-            pub fn add(self, n: u64) -> Self {
+            pub fn plus(self, n: u64) -> Self {
                 Self(self.0.checked_add(n).expect("a u64 counter does not overflow"))
             }
         }
@@ -389,7 +389,7 @@ mod tests {
             StreamId::new("case-42").map(|s| s.category().to_owned()),
             Ok("case".into())
         );
-        let err = StreamId::new("case 42").unwrap_err();
+        let err = StreamId::new("case 42").expect_err("spaces are not allowed");
         assert_eq!(err.field, "stream id");
         assert!(err.to_string().contains("\"case 42\""), "{err}");
         assert!(StreamId::new("").is_err());
@@ -407,7 +407,10 @@ mod tests {
     fn labels_accept_chinese_and_refuse_control_characters() {
         assert!(UnitId::new("通惠社区").is_ok());
         assert!(Role::new("grid\nworker").is_err());
-        assert_eq!(Actor::parse("u1", "", "x").unwrap_err().field, "role");
+        assert_eq!(
+            Actor::parse("u1", "", "x").expect_err("empty role").field,
+            "role"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@
 //!
 //! // Follow the log from the start.
 //! let mut subscription = log.subscribe(Position::FIRST);
-//! assert_eq!(subscription.next()?.stream, case);
+//! assert_eq!(subscription.next_blocking()?.stream, case);
 //! # drop(subscription);
 //! # log.close()?;
 //! # std::fs::remove_dir_all(&dir)?;

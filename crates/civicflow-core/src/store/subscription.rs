@@ -56,7 +56,7 @@ impl Subscription {
     ///
     /// # Errors
     /// [`ReadError::Closed`] when the store closes while waiting, or any read error.
-    pub fn next(&mut self) -> Result<RecordedEvent, ReadError> {
+    pub fn next_blocking(&mut self) -> Result<RecordedEvent, ReadError> {
         loop {
             if let Some(event) = self.next_timeout(Duration::from_secs(3600))? {
                 return Ok(event);

@@ -29,7 +29,7 @@ impl StreamTail {
     fn last(&self) -> Option<(Version, Position)> {
         let last = self.positions.last()?;
         Some((
-            self.first_version.add(self.positions.len() as u64 - 1),
+            self.first_version.plus(self.positions.len() as u64 - 1),
             *last,
         ))
     }
@@ -77,7 +77,7 @@ impl Memtable {
             for (i, positions) in tail.positions.chunks(INDEX_ENTRY_VERSIONS_MAX).enumerate() {
                 let first = tail
                     .first_version
-                    .add((i * INDEX_ENTRY_VERSIONS_MAX) as u64);
+                    .plus((i * INDEX_ENTRY_VERSIONS_MAX) as u64);
                 batch.insert(
                     keys::stream_entry(stream, first),
                     codec::encode_index_entry(positions),
@@ -140,7 +140,7 @@ impl Shared {
             // Walk back over entries not yet durable (only during the commit that adds them).
             for (i, position) in tail.positions.iter().enumerate().rev() {
                 if position.get() <= head {
-                    return Ok(Some((tail.first_version.add(i as u64), *position)));
+                    return Ok(Some((tail.first_version.plus(i as u64), *position)));
                 }
             }
         }
@@ -150,7 +150,7 @@ impl Shared {
             let (first, positions) = decode_entry(stream, &prefix, &key, &value)?;
             for (i, position) in positions.iter().enumerate().rev() {
                 if position.get() <= head {
-                    return Ok(Some((first.add(i as u64), *position)));
+                    return Ok(Some((first.plus(i as u64), *position)));
                 }
             }
         }
@@ -187,7 +187,7 @@ impl Shared {
                 }
                 let (first, positions) = decode_entry(stream, &prefix, &key, &value)?;
                 for (i, position) in positions.into_iter().enumerate() {
-                    let version = first.add(i as u64);
+                    let version = first.plus(i as u64);
                     if version < from {
                         continue;
                     }
@@ -203,7 +203,7 @@ impl Shared {
         }
         if let Some(tail) = tail {
             for (i, position) in tail.positions.iter().enumerate() {
-                let version = tail.first_version.add(i as u64);
+                let version = tail.first_version.plus(i as u64);
                 if version < from {
                     continue;
                 }

@@ -42,7 +42,7 @@ pub(super) fn recover_head(tree: &sled::Tree) -> Result<Recovered, OpenError> {
         .map_err(|e| OpenError::Corrupted(ReadError::corrupted(first, &e)))?;
     let count = entries.len() as u64;
     let last_entry = entries.last().expect("decode_chunk refuses empty chunks");
-    let position = first.add(count - 1);
+    let position = first.plus(count - 1);
     let event = codec::decode_record(last_entry.record, last_entry.hash)
         .map_err(|e| OpenError::Corrupted(ReadError::corrupted(position, &e)))?;
     if event.position != position {
@@ -88,7 +88,7 @@ pub(super) fn for_each_record(
         }
         let entries = codec::decode_chunk(&value).map_err(|e| ReadError::corrupted(first, &e))?;
         for (i, entry) in entries.into_iter().enumerate() {
-            let position = first.add(i as u64);
+            let position = first.plus(i as u64);
             if position < from {
                 continue;
             }

@@ -828,7 +828,8 @@ mod tests {
 
     #[test]
     fn an_event_over_64_kib_is_refused_with_its_size() {
-        let err = prepare(request(&vec![0; MAX_EVENT_BYTES]), Timestamp::EPOCH).unwrap_err();
+        let err =
+            prepare(request(&vec![0; MAX_EVENT_BYTES]), Timestamp::EPOCH).expect_err("too large");
         match err {
             AppendError::EventTooLarge {
                 index: 0,
