@@ -201,6 +201,41 @@ fn concurrent_appends(sizes: &Sizes, durability: Durability) -> f64 {
     rate
 }
 
+/// Scenario 1, async: `writers` tasks on a two-worker tokio runtime, awaiting `append_async`.
+fn concurrent_async_appends(sizes: &Sizes) -> f64 {
+    let scratch = Scratch::new("concurrent-async");
+    let log = open_log(&scratch.0, Durability::Fsync);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a tokio runtime");
+    let appends = sizes.appends_per_writer;
+    let started = Instant::now();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..sizes.writers)
+            .map(|w| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let stream = StreamId::new(format!("case-{w}")).expect("valid");
+                    let mut expected = ExpectedVersion::NoStream;
+                    for i in 0..appends {
+                        let appended = log
+                            .append_async(one_event(&stream, expected, i))
+                            .await
+                            .expect("append")
+                            .expect("each task owns its stream");
+                        expected = ExpectedVersion::Exact(appended.streams[0].last_version);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+    });
+    (sizes.writers * appends) as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Baseline 1: raw sled, one insert per record, a flush (and optionally an fdatasync) every
 /// 100 records.
 fn raw_batch_flush(records: &[Vec<u8>], fsync: bool) -> f64 {
@@ -405,7 +440,9 @@ fn main() {
         let mut ours_flush = Vec::new();
         let mut raw = Vec::new();
         let mut raw_fsync = Vec::new();
+        let mut ours_async = Vec::new();
         for _ in 0..sizes.rounds {
+            ours_async.push(concurrent_async_appends(sizes));
             ours.push(concurrent_appends(sizes, Durability::Fsync));
             ours_flush.push(concurrent_appends(sizes, Durability::Flush));
             raw.push(raw_batch_flush(&records[..total_concurrent], false));
@@ -435,6 +472,12 @@ fn main() {
         println!(
             "| civicflow log, Durability::Flush | {ours_flush:.0} | {:.2} |",
             ours_flush / raw
+        );
+        let ours_async = median(ours_async);
+        println!(
+            "| civicflow log, Fsync, {} async tasks on 2 tokio workers | {ours_async:.0} | {:.2} |",
+            sizes.writers,
+            ours_async / raw
         );
     }
 
