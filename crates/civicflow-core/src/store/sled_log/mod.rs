@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::chain::{ChainHead, VerifyReport};
 use crate::clock::{Clock, SystemClock, Timestamp};
@@ -219,26 +220,67 @@ impl std::fmt::Debug for Shared {
 /// The clones of an [`EventLog`] share one handle; when the last one goes, the log closes.
 #[derive(Debug)]
 struct Handle {
-    shared: Arc<Shared>,
+    /// `None` only while the handle is being dropped.
+    shared: Option<Arc<Shared>>,
     committer: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// How long dropping the last handle waits for sled to let go of its files.
+const RELEASE_WAIT_MAX: Duration = Duration::from_secs(10);
 
 impl Drop for Handle {
     fn drop(&mut self) {
         // Errors cannot be returned from drop; `EventLog::close` reports them. Everything
         // acknowledged is durable already, so a failed final flush loses nothing.
         let _ = self.close();
+        if let Some(shared) = self.shared.take() {
+            let path = shared.path.clone();
+            let last = Arc::strong_count(&shared) == 1;
+            // sled's own drop flushes and unwraps an fsync; a failing disk must not turn
+            // dropping the log into a panic.
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(shared)));
+            if last {
+                wait_until_released(&path);
+            }
+        }
+    }
+}
+
+/// Waits until sled's lock on the data file is gone. sled's own thread pool can still hold
+/// the file for a moment after the database is dropped; without this wait, opening the store
+/// again right after closing it would fail with `Locked` now and then.
+fn wait_until_released(path: &Path) {
+    let deadline = Instant::now() + RELEASE_WAIT_MAX;
+    while Instant::now() < deadline {
+        let Ok(file) = File::open(path.join("db")) else {
+            return;
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                return;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
+            Err(std::fs::TryLockError::Error(_)) => return,
+        }
     }
 }
 
 impl Handle {
+    fn shared(&self) -> &Arc<Shared> {
+        self.shared
+            .as_ref()
+            .expect("a handle holds the store until it is dropped")
+    }
+
     fn close(&self) -> Result<(), CloseError> {
-        self.shared.begin_close();
+        let shared = self.shared();
+        shared.begin_close();
         if let Some(committer) = lock(&self.committer).take() {
             let _ = committer.join();
         }
-        self.shared.readers.stop();
-        self.shared.finish_close()
+        shared.readers.stop();
+        shared.finish_close()
     }
 }
 
@@ -300,14 +342,14 @@ impl EventLog {
         };
         Ok(Self {
             handle: Arc::new(Handle {
-                shared,
+                shared: Some(shared),
                 committer: Mutex::new(Some(committer)),
             }),
         })
     }
 
     fn shared(&self) -> &Arc<Shared> {
-        &self.handle.shared
+        self.handle.shared()
     }
 
     /// The store's directory.
