@@ -308,7 +308,11 @@ fn atomic_pair_appends_stay_whole_and_contiguous() {
                         // Overlapping pairs: (p, p+1), and every other time in reverse order.
                         let p = (t + acks.len()) % STREAMS;
                         let (a, b) = (p, (p + 1) % STREAMS);
-                        let (a, b) = if attempt % 2 == 0 { (b, a) } else { (a, b) };
+                        let (a, b) = if attempt.is_multiple_of(2) {
+                            (b, a)
+                        } else {
+                            (a, b)
+                        };
                         let mut writes = Vec::new();
                         let mut expected = Vec::new();
                         for s in [a, b] {
@@ -441,7 +445,7 @@ fn mixed_request(label: &str, i: usize) -> (AppendRequest, Written) {
             .collect()
     };
     let mut writes = vec![(stream(&format!("case-mixed-{}", i % streams)), events_in(0))];
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         writes.push((
             stream(&format!("case-mixed-{}", (i + 1) % streams)),
             events_in(1),

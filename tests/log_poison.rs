@@ -471,7 +471,7 @@ struct Seen {
 fn writer_request(t: usize, i: usize) -> AppendRequest {
     let key = format!("w{t}-{i}");
     let own = format!("case-w{t}");
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         request(
             &key,
             &[
