@@ -3,30 +3,16 @@
 //! Guards against a verify that says "intact" about a damaged store, or fails without saying
 //! where.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::TempDir;
+use std::path::Path;
 use std::process::Command;
 
 use civicflow::{
     Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, NewEvent, StreamId,
     Timestamp,
 };
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("civicflow-cli-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn civicflow(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_civicflow"))
@@ -63,9 +49,9 @@ fn fill(path: &Path) -> String {
 
 #[test]
 fn verify_and_head_report_an_intact_store() {
-    let scratch = Scratch::new("intact");
-    let head = fill(&scratch.0);
-    let data = scratch.0.to_str().expect("utf-8 path");
+    let scratch = TempDir::new("cli-intact");
+    let head = fill(scratch.path());
+    let data = scratch.path().to_str().expect("utf-8 path");
     let (code, out, _) = civicflow(&["verify", "--data", data]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("log intact: 3 events"), "{out}");
@@ -79,13 +65,13 @@ fn verify_and_head_report_an_intact_store() {
 
 #[test]
 fn verify_names_the_first_broken_position() {
-    let scratch = Scratch::new("broken");
-    fill(&scratch.0);
+    let scratch = TempDir::new("cli-broken");
+    fill(scratch.path());
     {
         // Flip the last payload byte of position 2 (its own chunk: each append above was a
         // group of one), below sled's checksums.
         let db = sled::Config::new()
-            .path(&scratch.0)
+            .path(scratch.path())
             .segment_size(8 * 1024 * 1024)
             .open()
             .expect("sled opens the stopped store");
@@ -98,7 +84,7 @@ fn verify_names_the_first_broken_position() {
         tree.insert(&key, chunk).expect("write");
         db.flush().expect("flush");
     }
-    let (code, out, _) = civicflow(&["verify", "--data", scratch.0.to_str().expect("utf-8")]);
+    let (code, out, _) = civicflow(&["verify", "--data", scratch.path().to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("BROKEN after 1 good events"), "{out}");
     assert!(out.contains("position 2"), "{out}");
@@ -106,9 +92,9 @@ fn verify_names_the_first_broken_position() {
 
 #[test]
 fn a_missing_store_is_a_clear_error() {
-    let scratch = Scratch::new("missing");
-    let (code, _, err) = civicflow(&["verify", "--data", scratch.0.to_str().expect("utf-8")]);
+    let scratch = TempDir::new("cli-missing");
+    let (code, _, err) = civicflow(&["verify", "--data", scratch.path().to_str().expect("utf-8")]);
     assert_eq!(code, 2);
     assert!(err.contains("no store at"), "{err}");
-    assert!(!scratch.0.exists(), "verify must not create a store");
+    assert!(!scratch.path().exists(), "verify must not create a store");
 }

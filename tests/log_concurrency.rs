@@ -7,8 +7,10 @@
 //! versions, a subscriber that skips, repeats or reorders events while the log grows, and
 //! concurrent retries of one keyed request writing it more than once.
 
+mod common;
+
+use common::TempDir;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::thread;
@@ -21,32 +23,10 @@ use civicflow::{
 };
 use uuid::Uuid;
 
-/// A unique directory under the system's temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "civicflow-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Opens a fresh store. A small `index_flush_events` makes the stream index move from its
 /// memtable to disk often, while other threads read it.
 fn open(dir: &TempDir, index_flush_events: usize) -> EventLog {
-    LogConfig::new(&dir.0)
+    LogConfig::new(dir.path())
         .index_flush_events(index_flush_events)
         .open()
         .expect("opening a fresh store in the test's directory")

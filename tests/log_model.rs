@@ -15,9 +15,11 @@
 //! `CIVICFLOW_PROPTEST_CASES=<n>` to run `n` cases instead, for example
 //! `CIVICFLOW_PROPTEST_CASES=1000 cargo test --release --test log_model`.
 
+mod common;
+
+use common::TempDir;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -388,28 +390,6 @@ impl Model {
 
 // ---------------------------------------------------------------------------------------------
 // Running a case
-
-/// A unique directory under the system's temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "civicflow-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// How often each interesting thing happened over the whole run, to prove the generator
 /// reaches them.
@@ -950,7 +930,7 @@ fn run_case(case: &Case, coverage: &mut Coverage) {
     let dir = TempDir::new("log-model");
     let clock = ManualClock::new(Timestamp::from_unix_seconds(1_775_007_000));
     let mut run = Run {
-        dir: dir.0.clone(),
+        dir: dir.path().to_owned(),
         clock,
         index_flush: case.index_flush,
         log: None,
@@ -1032,7 +1012,7 @@ fn reopening_right_after_the_last_handle_is_gone_is_never_locked() {
     let dir = TempDir::new("log-model-reopen");
     let clock = ManualClock::new(Timestamp::from_unix_seconds(1_775_007_000));
     let open = || {
-        LogConfig::new(&dir.0)
+        LogConfig::new(dir.path())
             .clock(Arc::new(clock.clone()))
             .index_flush_events(3)
             .open()

@@ -5,48 +5,18 @@
 //! The failure is injected with `FaultInjection { fail_sync_after: Some(n) }`: the first `n`
 //! syncs succeed, every later one fails.
 
+mod common;
+
+use common::TempDir;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use civicflow_core::{
     Actor, AppendError, AppendRequest, Appended, CorrelationId, EventLog, EventType,
     ExpectedVersion, FaultInjection, IdempotencyKey, LogConfig, NewEvent, Position, RecordedEvent,
     StreamId, StreamWrite, Timestamp, Version,
 };
-
-/// A directory for one store, removed when the test ends (kept if it panics, for a look).
-struct Store {
-    path: PathBuf,
-}
-
-impl Store {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("the clock is after 1970")
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "civicflow-log-poison-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        Self { path }
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
 
 /// Reopening right after `close` must work: `close` consumed the only handle, so nothing
 /// holds the store any more (`OpenError::Locked` here means `close` returned before the
@@ -184,7 +154,7 @@ fn outcome(result: civicflow_core::AppendResult) -> Result<(), AppendError> {
 /// `n` appends succeed, the next hits a failed sync; the log refuses writes, serves reads of
 /// exactly the `n` appends, and after reopening holds them intact and takes appends again.
 fn poison_after(n: u64) {
-    let store = Store::new(&format!("after-{n}"));
+    let store = TempDir::new(&format!("log-poison-after-{n}"));
     let log = open_failing_after(store.path(), n);
 
     // 1. n acknowledged appends (each a group of its own: one writer, one sync per append).
@@ -490,7 +460,7 @@ fn no_writer_of_the_failed_group_is_acknowledged() {
     const ASYNC_BURST: usize = 8;
     const GOOD_SYNCS: u64 = 12;
 
-    let store = Store::new("concurrent");
+    let store = TempDir::new("log-poison-concurrent");
     let log = open_failing_after(store.path(), GOOD_SYNCS);
     let seen = Arc::new(Mutex::new(Seen::default()));
     let start = Arc::new(Barrier::new(SYNC_WRITERS + 1));
