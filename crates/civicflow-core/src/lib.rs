@@ -69,6 +69,6 @@ pub use ids::{
 #[cfg(feature = "fault-injection")]
 pub use store::FaultInjection;
 pub use store::{
-    AppendResult, CommitSignal, Completion, Durability, EventLog, EventStore, LogConfig, LogStats,
-    StreamSubscription, Subscription,
+    AllFrom, AppendResult, CommitSignal, Completion, Cursor, Durability, EventLog, EventStore,
+    Follow, LogConfig, LogStats, StreamFrom, StreamSubscription, Subscription,
 };

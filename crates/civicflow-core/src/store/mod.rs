@@ -16,7 +16,7 @@ pub use signal::{CommitSignal, Completion};
 #[cfg(feature = "fault-injection")]
 pub use sled_log::FaultInjection;
 pub use sled_log::{Durability, EventLog, LogConfig, LogStats};
-pub use subscription::{StreamSubscription, Subscription};
+pub use subscription::{AllFrom, Cursor, Follow, StreamFrom, StreamSubscription, Subscription};
 
 use crate::chain::{ChainHead, VerifyReport};
 use crate::error::{AppendError, ReadError};
