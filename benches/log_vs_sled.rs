@@ -162,6 +162,31 @@ fn sample_records(count: usize) -> Vec<Vec<u8>> {
     records
 }
 
+/// Context for scenario 1: what one thread hand-off (wake a sleeping thread, switch to it)
+/// costs on this machine, measured by passing a token back and forth over two channels.
+fn thread_handoff_micros() -> f64 {
+    use std::sync::mpsc::channel;
+    let rounds = 20_000u32;
+    let (to_echo, from_main) = channel::<u32>();
+    let (to_main, from_echo) = channel::<u32>();
+    let echo = std::thread::spawn(move || {
+        for token in from_main.iter() {
+            if to_main.send(token).is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    for token in 0..rounds {
+        to_echo.send(token).expect("echo is alive");
+        from_echo.recv().expect("echo answers");
+    }
+    let elapsed = started.elapsed();
+    drop(to_echo);
+    echo.join().expect("echo");
+    elapsed.as_secs_f64() * 1e6 / f64::from(2 * rounds)
+}
+
 /// Scenario 1: `writers` threads, each appending single events to its own stream.
 fn concurrent_appends(sizes: &Sizes, durability: Durability) -> f64 {
     let scratch = Scratch::new("concurrent");
@@ -478,6 +503,10 @@ fn main() {
             "| civicflow log, Fsync, {} async tasks on 2 tokio workers | {ours_async:.0} | {:.2} |",
             sizes.writers,
             ours_async / raw
+        );
+        println!(
+            "\nOne thread hand-off (wake a sleeping thread and switch to it) costs {:.1} µs here.",
+            thread_handoff_micros()
         );
     }
 
