@@ -204,6 +204,8 @@ pub(super) struct Shared {
     closed: AtomicBool,
     readers: ReaderPool,
     stats: StatsCounters,
+    /// How many appends the last commit group carried (see `writer::gather`).
+    last_group_appends: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Shared {
@@ -588,6 +590,7 @@ impl Shared {
             closed: AtomicBool::new(false),
             readers: ReaderPool::new(config.reader_threads),
             stats: StatsCounters::default(),
+            last_group_appends: std::sync::atomic::AtomicUsize::new(0),
             path,
         })
     }

@@ -7,7 +7,9 @@
 //! batch, flushed and synced once; only then is anyone answered.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -21,6 +23,9 @@ use crate::event::{AppendRequest, Appended, Conflict, StreamAppended, MAX_EVENT_
 use crate::ids::{EventId, ExpectedVersion, IdempotencyKey, Position, StreamId, Version};
 use crate::store::signal::{Completer, Completion};
 use crate::store::AppendResult;
+
+/// The longest a leader waits for the writers of the last group to come back.
+const GATHER_WAIT_MAX: Duration = Duration::from_micros(200);
 
 /// The stream heads the leader remembers between groups; cleared when it grows past this.
 const STREAM_CACHE_MAX: usize = 100_000;
@@ -288,7 +293,7 @@ impl Shared {
     /// A caller's turn as leader: commit everything queued (its own append included), then
     /// hand whatever arrived meanwhile to the committer thread.
     fn lead_once(&self) {
-        let group = std::mem::take(&mut lock(&self.queue).pending);
+        let group = self.gather(lock(&self.queue));
         self.commit_group(group);
         let mut queue = lock(&self.queue);
         if queue.pending.is_empty() {
@@ -306,6 +311,26 @@ impl Shared {
         }
     }
 
+    /// Takes the next commit group from the queue. When the last group was bigger than what
+    /// is queued now, its writers are probably on their way back (being woken, preparing
+    /// their next append): wait for them a little, yielding the core to them, so that one
+    /// flush and sync serves them all. A lone writer (last group of one) never waits.
+    fn gather<'a>(&'a self, mut queue: MutexGuard<'a, Queue>) -> Vec<Pending> {
+        let expected = self.last_group_appends.load(Ordering::Relaxed);
+        if queue.pending.len() < expected && !queue.shutdown {
+            let deadline = Instant::now() + GATHER_WAIT_MAX;
+            while queue.pending.len() < expected && !queue.shutdown && Instant::now() < deadline {
+                drop(queue);
+                std::thread::yield_now();
+                queue = lock(&self.queue);
+            }
+        }
+        let group = std::mem::take(&mut queue.pending);
+        self.last_group_appends
+            .store(group.len(), Ordering::Relaxed);
+        group
+    }
+
     /// The committer thread: leads whenever leadership is handed to it, until shutdown.
     pub(super) fn run_committer(&self) {
         loop {
@@ -317,7 +342,7 @@ impl Shared {
                             queue.leader = Leader::Nobody;
                             continue;
                         }
-                        break std::mem::take(&mut queue.pending);
+                        break self.gather(queue);
                     }
                     if queue.shutdown && queue.leader == Leader::Nobody && queue.pending.is_empty()
                     {
