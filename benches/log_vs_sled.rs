@@ -72,14 +72,21 @@ fn event_type() -> EventType {
     EventType::new("NoteAdded").expect("a valid event type")
 }
 
-fn one_event(stream: &StreamId, expected: ExpectedVersion, i: usize) -> AppendRequest {
+/// An append of `n` events to `stream`, with the payloads numbered from `first`.
+fn notes(stream: &StreamId, expected: ExpectedVersion, first: usize, n: usize) -> AppendRequest {
     AppendRequest::to_stream(
         stream.clone(),
         expected,
-        vec![NewEvent::new(event_type(), 1, payload(i))],
+        (first..first + n)
+            .map(|i| NewEvent::new(event_type(), 1, payload(i)))
+            .collect(),
         actor(),
         CorrelationId::new_v7(Timestamp::EPOCH),
     )
+}
+
+fn one_event(stream: &StreamId, expected: ExpectedVersion, i: usize) -> AppendRequest {
+    notes(stream, expected, i, 1)
 }
 
 struct Scratch(PathBuf);
@@ -136,18 +143,10 @@ fn sample_records(count: usize) -> Vec<Vec<u8>> {
     let mut written = 0;
     while written < count {
         let n = (count - written).min(500);
-        let events = (0..n)
-            .map(|i| NewEvent::new(event_type(), 1, payload(written + i)))
-            .collect();
         let stream = &streams[(written / 500) % streams.len()];
-        let request = AppendRequest::to_stream(
-            stream.clone(),
-            ExpectedVersion::Any,
-            events,
-            actor(),
-            CorrelationId::new_v7(Timestamp::EPOCH),
-        );
-        log.append(request).expect("append").expect("no conflict");
+        log.append(notes(stream, ExpectedVersion::Any, written, n))
+            .expect("append")
+            .expect("no conflict");
         written += n;
     }
     let mut records = Vec::with_capacity(count);
@@ -337,17 +336,9 @@ fn fill_log(path: &Path, count: usize) {
                 let mut i = 0;
                 while i < per_writer {
                     let n = (per_writer - i).min(10);
-                    let events = (0..n)
-                        .map(|k| NewEvent::new(event_type(), 1, payload(i + k)))
-                        .collect();
-                    let request = AppendRequest::to_stream(
-                        stream.clone(),
-                        ExpectedVersion::Any,
-                        events,
-                        actor(),
-                        CorrelationId::new_v7(Timestamp::EPOCH),
-                    );
-                    log.append(request).expect("append").expect("any");
+                    log.append(notes(&stream, ExpectedVersion::Any, i, n))
+                        .expect("append")
+                        .expect("any");
                     i += n;
                 }
             })
