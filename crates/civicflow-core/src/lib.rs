@@ -46,6 +46,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod calendar;
 mod chain;
 mod clock;
 mod codec;
@@ -53,6 +54,7 @@ mod error;
 mod event;
 mod ids;
 mod store;
+pub mod vault;
 
 pub use chain::{ChainBreak, ChainBreakReason, ChainHash, ChainHead, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

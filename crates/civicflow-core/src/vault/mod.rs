@@ -1,0 +1,1 @@
+//! The personal-data vault (being written).
