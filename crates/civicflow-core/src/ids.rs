@@ -373,6 +373,75 @@ uuid_newtype!(
     CausationId
 );
 
+uuid_newtype!(
+    /// A case: one request handled by one workflow. Its events are the stream `case-<uuid>`.
+    CaseId
+);
+uuid_newtype!(
+    /// A directive sent down the chain. Its events are the stream `directive-<uuid>`, and
+    /// each unit's share is `directive-<uuid>.<part>`.
+    DirectiveId
+);
+uuid_newtype!(
+    /// An item of one of the three lists (resources, needs, projects): stream `list-<uuid>`.
+    ListItemId
+);
+
+uuid_newtype!(
+    /// A person whose contact data is in the vault. Events carry only this id, never the
+    /// data: erasing the person makes the data unreadable without touching the log.
+    PersonId
+);
+
+impl PersonId {
+    /// The person's lifecycle stream (registration, erasure; never their data).
+    pub fn stream(&self) -> StreamId {
+        StreamId::new(format!("person-{}", self.0)).expect("a UUID makes a valid stream id")
+    }
+}
+
+impl CaseId {
+    /// The case's stream.
+    pub fn stream(&self) -> StreamId {
+        StreamId::new(format!("case-{}", self.0)).expect("a UUID makes a valid stream id")
+    }
+}
+
+impl DirectiveId {
+    /// The directive's own stream.
+    pub fn stream(&self) -> StreamId {
+        StreamId::new(format!("directive-{}", self.0)).expect("a UUID makes a valid stream id")
+    }
+
+    /// The stream of part `index` (one unit's share).
+    pub fn part_stream(&self, index: u32) -> StreamId {
+        StreamId::new(format!("directive-{}.{index}", self.0))
+            .expect("a UUID and a number make a valid stream id")
+    }
+}
+
+impl ListItemId {
+    /// The item's stream.
+    pub fn stream(&self) -> StreamId {
+        StreamId::new(format!("list-{}", self.0)).expect("a UUID makes a valid stream id")
+    }
+}
+
+impl UnitId {
+    /// Whether this id is a slug (lowercase ASCII letters, digits, `-`, `_`, `.`; starting
+    /// with a letter or digit; at most 64 bytes), as new org units must be, so that a unit id
+    /// fits in a stream id. Older or foreign ids may be any label.
+    pub fn is_slug(&self) -> bool {
+        let bytes = self.0.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= 64
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes.iter().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            })
+    }
+}
+
 impl From<EventId> for CausationId {
     fn from(id: EventId) -> Self {
         Self(id.0)

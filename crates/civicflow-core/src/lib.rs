@@ -50,6 +50,7 @@ pub mod calendar;
 mod chain;
 mod clock;
 mod codec;
+pub mod domain;
 mod error;
 mod event;
 mod ids;
@@ -65,8 +66,9 @@ pub use event::{
     StreamAppended, StreamWrite, MAX_EVENT_BYTES,
 };
 pub use ids::{
-    Actor, ActorId, CausationId, CorrelationId, EventId, EventType, ExpectedVersion,
-    IdempotencyKey, InvalidValue, Position, Role, StreamId, UnitId, Version,
+    Actor, ActorId, CaseId, CausationId, CorrelationId, DirectiveId, EventId, EventType,
+    ExpectedVersion, IdempotencyKey, InvalidValue, ListItemId, PersonId, Position, Role, StreamId,
+    UnitId, Version,
 };
 #[cfg(feature = "fault-injection")]
 pub use store::FaultInjection;

@@ -1,0 +1,1128 @@
+//! The case: one request handled by one workflow, from intake to close.
+//!
+//! [`decide`] turns a command into events or a [`Rejection`]; [`apply`] folds an event into
+//! [`CaseState`]. Both are pure. The rules that are the same for every workflow live here
+//! (who may act, what a closed case accepts, how deadlines are set, met, missed and escalated);
+//! what differs between workflows comes from the pinned [`Definition`].
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::context::Context;
+use super::events::domain_events;
+use super::fields::{check_fields, FieldValue, Fields};
+use super::org::{roles, Acting, OrgChart};
+use super::rejection::Rejection;
+use super::workflow::{Action, DeadlineRule, Definition, DefinitionRef, Effect, Scope, WorkflowId};
+use crate::clock::Timestamp;
+use crate::ids::{ActorId, CaseId, PersonId, UnitId, Version};
+
+/// The longest title, in characters.
+pub const TITLE_CHARS_MAX: usize = 200;
+/// The longest description, in characters (as Open311's).
+pub const DESCRIPTION_CHARS_MAX: usize = 4000;
+
+/// How a request came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// 上门受理: at the door, by a grid worker.
+    Door,
+    /// The 12345 hotline or the community's phone.
+    Hotline,
+    /// A civic app through Open311.
+    Open311,
+    /// The native API or an embedding system.
+    Api,
+    /// Raised by staff themselves (a patrol, a monitoring point).
+    Staff,
+}
+
+/// A step of a deadline's escalation ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LadderStep {
+    /// 催办: remind the responsible unit before the deadline.
+    Remind,
+    /// 督办: at the deadline, the unit one tier up takes over the urging.
+    Escalate,
+    /// The deadline is breached: counted against the unit.
+    Breach,
+}
+
+impl LadderStep {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LadderStep::Remind => "remind",
+            LadderStep::Escalate => "escalate",
+            LadderStep::Breach => "breach",
+        }
+    }
+}
+
+/// The deadline of the stage a case is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveDeadline {
+    /// Its number within the case (1, 2, …).
+    pub seq: u32,
+    /// The stage it belongs to.
+    pub stage: String,
+    /// When it was set.
+    pub set_at: Timestamp,
+    /// When the stage must be left.
+    pub due_at: Timestamp,
+    /// When to remind, if at all.
+    pub remind_at: Option<Timestamp>,
+    /// Whether to escalate at the deadline.
+    pub escalate: bool,
+    /// When it counts as breached, if at all.
+    pub breach_at: Option<Timestamp>,
+    /// The steps already taken.
+    pub reached: BTreeSet<LadderStep>,
+}
+
+impl ActiveDeadline {
+    /// The steps still to come, with their times, earliest first.
+    pub fn pending_steps(&self) -> Vec<(LadderStep, Timestamp)> {
+        let mut steps = Vec::new();
+        if let Some(at) = self.remind_at {
+            steps.push((LadderStep::Remind, at));
+        }
+        if self.escalate {
+            steps.push((LadderStep::Escalate, self.due_at));
+        }
+        if let Some(at) = self.breach_at {
+            steps.push((LadderStep::Breach, at));
+        }
+        steps.retain(|(step, _)| !self.reached.contains(step));
+        steps.sort_by_key(|(step, at)| (*at, *step));
+        steps
+    }
+
+    /// When a step is due, if the ladder has it.
+    pub fn step_time(&self, step: LadderStep) -> Option<Timestamp> {
+        match step {
+            LadderStep::Remind => self.remind_at,
+            LadderStep::Escalate => self.escalate.then_some(self.due_at),
+            LadderStep::Breach => self.breach_at,
+        }
+    }
+}
+
+/// A case as of some version of its stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseState {
+    /// The case.
+    pub id: CaseId,
+    /// The workflow and version it runs on.
+    pub workflow: DefinitionRef,
+    /// Its stage.
+    pub stage: String,
+    /// Whether it is closed (in a terminal stage).
+    pub closed: bool,
+    /// The unit it was filed at.
+    pub unit: UnitId,
+    /// The lead unit (主办).
+    pub lead: UnitId,
+    /// Co-handling units (协办).
+    pub co_handlers: BTreeSet<UnitId>,
+    /// The unit that dispatched it to the lead (a send-back returns it there).
+    pub dispatched_by: Option<UnitId>,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// The latest value of every field given so far (intake and actions).
+    pub fields: Fields,
+    /// The person who asked, if known (their data is in the vault).
+    pub requester: Option<PersonId>,
+    /// The actor who filed it.
+    pub filed_by: ActorId,
+    /// How it came in.
+    pub channel: Channel,
+    /// When it was opened.
+    pub opened_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When it was closed (the last time).
+    pub closed_at: Option<Timestamp>,
+    /// The requester's satisfaction (1 to 5), if rated.
+    pub rating: Option<u8>,
+    /// The case this one was merged into, as a duplicate.
+    pub merged_into: Option<CaseId>,
+    /// Cases merged into this one.
+    pub duplicates: Vec<CaseId>,
+    /// The current stage's deadline.
+    pub deadline: Option<ActiveDeadline>,
+    /// How many deadlines were set so far.
+    pub deadlines_set: u32,
+    /// How many deadlines were missed so far.
+    pub deadlines_missed: u32,
+    /// The unit supervising after an escalation (督办), until the stage is left.
+    pub escalated_to: Option<UnitId>,
+    /// How many times it was reopened.
+    pub reopened: u32,
+    /// The version of its stream this state is as of.
+    pub version: Option<Version>,
+}
+
+/// Opens a case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenCase {
+    /// The new case's id (minted by the engine, UUID v7).
+    pub case: CaseId,
+    /// The workflow.
+    pub workflow: WorkflowId,
+    /// Its version; `None` for the newest.
+    pub version: Option<u32>,
+    /// The unit it is filed at (and first led by).
+    pub unit: UnitId,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Intake fields.
+    pub fields: Fields,
+    /// The person who asks, if any.
+    pub requester: Option<PersonId>,
+    /// How it came in.
+    pub channel: Channel,
+}
+
+/// A command to a case.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CaseCommand {
+    /// Open a new case.
+    Open(OpenCase),
+    /// Take an action of the workflow.
+    Act {
+        /// The action's id.
+        action: String,
+        /// Its fields.
+        fields: Fields,
+        /// The version the caller saw; a different current version refuses the action.
+        expected_version: Option<Version>,
+    },
+    /// Move a running case to another version of its workflow.
+    Migrate {
+        /// The version to move to.
+        to_version: u32,
+    },
+    /// Take the next step of the deadline ladder (the scheduler does this).
+    ReachDeadlineStep {
+        /// Which deadline.
+        seq: u32,
+        /// Which step.
+        step: LadderStep,
+    },
+    /// Record that the requester's contact data was shown unmasked.
+    RecordContactView {
+        /// Why it was looked at.
+        purpose: String,
+    },
+    /// Accept another case as a duplicate of this one (the other half of a merge).
+    AcceptDuplicate {
+        /// The duplicate.
+        duplicate: CaseId,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+/// A case was opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseOpened {
+    /// The case.
+    pub case: CaseId,
+    /// The workflow and version it runs on.
+    pub workflow: DefinitionRef,
+    /// Its first stage.
+    pub stage: String,
+    /// The unit it is filed at and first led by.
+    pub unit: UnitId,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Intake fields.
+    pub fields: Fields,
+    /// The person who asks.
+    pub requester: Option<PersonId>,
+    /// The actor who filed it.
+    pub filed_by: ActorId,
+    /// How it came in.
+    pub channel: Channel,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// An action of the workflow was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionTaken {
+    /// The action.
+    pub action: String,
+    /// The stage before.
+    pub from: String,
+    /// The stage after.
+    pub to: String,
+    /// The fields given.
+    pub fields: Fields,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A unit became the lead (派单, 改派, taking the case on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadAssigned {
+    /// The new lead.
+    pub unit: UnitId,
+    /// The lead before.
+    pub previous: UnitId,
+    /// The unit that assigned it.
+    pub by: UnitId,
+}
+
+/// A co-handling unit joined (协办).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoHandlerAdded {
+    /// The unit.
+    pub unit: UnitId,
+}
+
+/// The lead sent the case back to the unit that dispatched it (退单).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnedToSender {
+    /// The lead that sent it back.
+    pub from: UnitId,
+    /// The unit that gets it back.
+    pub to: UnitId,
+}
+
+/// The requester's satisfaction was recorded (评价).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SatisfactionRated {
+    /// 1 (very dissatisfied) to 5 (very satisfied).
+    pub rating: u8,
+}
+
+/// The case was merged into another as a duplicate (并单).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedInto {
+    /// The case that carries on.
+    pub target: CaseId,
+}
+
+/// Another case was merged into this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateMerged {
+    /// The duplicate.
+    pub duplicate: CaseId,
+}
+
+/// The case was reopened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseReopened {
+    /// How many times it has been reopened now.
+    pub count: u32,
+}
+
+/// The case moved to another version of its workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseMigrated {
+    /// The version before.
+    pub from: DefinitionRef,
+    /// The version after.
+    pub to: DefinitionRef,
+}
+
+/// A deadline was set on entering a stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineSet {
+    /// Its number within the case.
+    pub seq: u32,
+    /// The stage.
+    pub stage: String,
+    /// When it was set.
+    pub set_at: Timestamp,
+    /// When the stage must be left.
+    pub due_at: Timestamp,
+    /// When to remind.
+    pub remind_at: Option<Timestamp>,
+    /// Whether to escalate at the deadline.
+    pub escalate: bool,
+    /// When it counts as breached.
+    pub breach_at: Option<Timestamp>,
+}
+
+/// The stage was left in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineMet {
+    /// Which deadline.
+    pub seq: u32,
+    /// When the stage was left.
+    pub at: Timestamp,
+}
+
+/// The stage was left after its deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineMissed {
+    /// Which deadline.
+    pub seq: u32,
+    /// When the stage was left.
+    pub at: Timestamp,
+    /// It was due at.
+    pub due_at: Timestamp,
+}
+
+/// A step of the escalation ladder was reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineStepReached {
+    /// Which deadline.
+    pub seq: u32,
+    /// Which step.
+    pub step: LadderStep,
+    /// The unit that must act on it: the lead for a reminder, the unit one tier up for an
+    /// escalation or a breach.
+    pub unit: UnitId,
+    /// When the step was due.
+    pub due: Timestamp,
+    /// When it was taken (later than `due` if the engine was down).
+    pub at: Timestamp,
+}
+
+/// The requester's contact data was shown unmasked to the acting actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactViewed {
+    /// Whose data.
+    pub person: PersonId,
+    /// Why.
+    pub purpose: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+domain_events! {
+    /// The events of a case.
+    pub enum CaseEvent {
+        /// Opened.
+        Opened(CaseOpened) = "CaseOpened" v 1,
+        /// An action was taken.
+        ActionTaken(ActionTaken) = "ActionTaken" v 1,
+        /// A lead was assigned.
+        LeadAssigned(LeadAssigned) = "LeadAssigned" v 1,
+        /// A co-handler joined.
+        CoHandlerAdded(CoHandlerAdded) = "CoHandlerAdded" v 1,
+        /// Sent back.
+        ReturnedToSender(ReturnedToSender) = "ReturnedToSender" v 1,
+        /// Rated.
+        SatisfactionRated(SatisfactionRated) = "SatisfactionRated" v 1,
+        /// Merged into another case.
+        MergedInto(MergedInto) = "MergedInto" v 1,
+        /// A duplicate was merged in.
+        DuplicateMerged(DuplicateMerged) = "DuplicateMerged" v 1,
+        /// Reopened.
+        Reopened(CaseReopened) = "CaseReopened" v 1,
+        /// Migrated to another version.
+        Migrated(CaseMigrated) = "CaseMigrated" v 1,
+        /// A deadline was set.
+        DeadlineSet(DeadlineSet) = "DeadlineSet" v 1,
+        /// A deadline was met.
+        DeadlineMet(DeadlineMet) = "DeadlineMet" v 1,
+        /// A deadline was missed.
+        DeadlineMissed(DeadlineMissed) = "DeadlineMissed" v 1,
+        /// A ladder step was reached.
+        DeadlineStepReached(DeadlineStepReached) = "DeadlineStepReached" v 1,
+        /// Contact data was viewed.
+        ContactViewed(ContactViewed) = "ContactViewed" v 1,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deciding
+
+fn definition_of<'a>(ctx: &Context<'a>, state: &CaseState) -> Result<&'a Definition, Rejection> {
+    ctx.definitions
+        .get(&state.workflow)
+        .map(|d| d.as_ref())
+        .ok_or_else(|| Rejection::UnknownWorkflow {
+            workflow: state.workflow.to_string(),
+        })
+}
+
+/// Whether `acting` may take `action` on `state` by role and scope (not by stage).
+///
+/// # Errors
+/// [`Rejection::NotGranted`], [`Rejection::RoleNotAllowed`] or [`Rejection::OutOfScope`].
+pub fn check_authority(
+    state: &CaseState,
+    action: &Action,
+    acting: &Acting,
+    org: &OrgChart,
+) -> Result<(), Rejection> {
+    org.check_acting(acting)?;
+    if acting.is_system() {
+        return Ok(());
+    }
+    if !action.roles.contains(&acting.role) {
+        return Err(Rejection::RoleNotAllowed {
+            role: acting.role.clone(),
+            action: action.id.clone(),
+            allowed: action.roles.clone(),
+        });
+    }
+    let in_scope = match action.scope {
+        Scope::Any => true,
+        Scope::Subtree => org.is_within(&state.lead, &acting.unit),
+        Scope::Lead => acting.unit == state.lead,
+        Scope::Handler => acting.unit == state.lead || state.co_handlers.contains(&acting.unit),
+        Scope::Requester => {
+            acting.actor == state.filed_by && acting.role.as_str() == roles::RESIDENT
+        }
+    };
+    if !in_scope {
+        return Err(Rejection::OutOfScope {
+            unit: acting.unit.clone(),
+            action: action.id.clone(),
+            scope: action.scope.describe().to_owned(),
+            target: state.lead.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The actions `acting` may take on the case now (right stage, role and scope).
+pub fn available_actions<'d>(
+    state: &CaseState,
+    definition: &'d Definition,
+    acting: &Acting,
+    org: &OrgChart,
+) -> Vec<&'d Action> {
+    definition
+        .actions_from(&state.stage)
+        .filter(|action| check_authority(state, action, acting, org).is_ok())
+        .collect()
+}
+
+/// The deadline set on entering `stage` at `now`, if the stage has one.
+fn deadline_for(
+    rule: Option<&DeadlineRule>,
+    seq: u32,
+    stage: &str,
+    ctx: &Context<'_>,
+) -> Option<DeadlineSet> {
+    let rule = rule?;
+    let due_at = ctx.time.add(ctx.now, rule.within);
+    Some(DeadlineSet {
+        seq,
+        stage: stage.to_owned(),
+        set_at: ctx.now,
+        due_at,
+        remind_at: rule.remind_after.map(|limit| ctx.time.add(ctx.now, limit)),
+        escalate: rule.escalate,
+        breach_at: rule.breach_after.map(|limit| ctx.time.add(due_at, limit)),
+    })
+}
+
+fn check_text(field: &str, text: &str, max: usize, required: bool) -> Result<(), Rejection> {
+    let chars = text.chars().count();
+    if required && text.trim().is_empty() {
+        return Err(Rejection::FieldMissing {
+            action: "open".into(),
+            field: field.into(),
+        });
+    }
+    if chars > max {
+        return Err(Rejection::FieldInvalid {
+            field: field.into(),
+            reason: format!("{chars} characters; at most {max}"),
+        });
+    }
+    Ok(())
+}
+
+fn field_unit(fields: &Fields, name: &str) -> Result<UnitId, Rejection> {
+    match fields.get(name) {
+        Some(FieldValue::Unit(unit)) => Ok(unit.clone()),
+        _ => Err(Rejection::FieldMissing {
+            action: "effect".into(),
+            field: name.into(),
+        }),
+    }
+}
+
+/// Decides what a command does to a case (`None`: the case does not exist yet).
+///
+/// # Errors
+/// A [`Rejection`] saying which role, unit, stage or field is at fault.
+pub fn decide(
+    state: Option<&CaseState>,
+    command: &CaseCommand,
+    ctx: &Context<'_>,
+) -> Result<Vec<CaseEvent>, Rejection> {
+    match (state, command) {
+        (None, CaseCommand::Open(open)) => decide_open(open, ctx),
+        (Some(state), CaseCommand::Open(_)) => Err(Rejection::AlreadyExists {
+            what: "case",
+            id: state.id.to_string(),
+        }),
+        (None, _) => Err(Rejection::NotFound {
+            what: "case",
+            id: "(none)".into(),
+        }),
+        (
+            Some(state),
+            CaseCommand::Act {
+                action,
+                fields,
+                expected_version,
+            },
+        ) => decide_act(state, action, fields, *expected_version, ctx),
+        (Some(state), CaseCommand::Migrate { to_version }) => {
+            decide_migrate(state, *to_version, ctx)
+        }
+        (Some(state), CaseCommand::ReachDeadlineStep { seq, step }) => {
+            decide_step(state, *seq, *step, ctx)
+        }
+        (Some(state), CaseCommand::RecordContactView { purpose }) => {
+            ctx.org.check_acting(ctx.acting)?;
+            let person = state
+                .requester
+                .ok_or_else(|| Rejection::invalid("requester", "the case has no requester"))?;
+            let definition = definition_of(ctx, state)?;
+            if !ctx.acting.is_system() && !definition.contact_roles.contains(&ctx.acting.role) {
+                return Err(Rejection::RoleNotAllowed {
+                    role: ctx.acting.role.clone(),
+                    action: "see the requester's contact data".into(),
+                    allowed: definition.contact_roles.clone(),
+                });
+            }
+            if !ctx.acting.is_system()
+                && !ctx.org.is_within(&state.lead, &ctx.acting.unit)
+                && ctx.acting.unit != state.unit
+            {
+                return Err(Rejection::OutOfScope {
+                    unit: ctx.acting.unit.clone(),
+                    action: "see the requester's contact data".into(),
+                    scope: Scope::Subtree.describe().into(),
+                    target: state.lead.clone(),
+                });
+            }
+            check_text("purpose", purpose, 200, true)?;
+            Ok(vec![CaseEvent::ContactViewed(ContactViewed {
+                person,
+                purpose: purpose.clone(),
+                at: ctx.now,
+            })])
+        }
+        (Some(state), CaseCommand::AcceptDuplicate { duplicate }) => {
+            if state.closed {
+                return Err(Rejection::CaseClosed {
+                    case: state.id.to_string(),
+                });
+            }
+            if *duplicate == state.id {
+                return Err(Rejection::invalid(
+                    "into",
+                    "a case cannot be merged into itself",
+                ));
+            }
+            if state.duplicates.contains(duplicate) {
+                return Ok(Vec::new());
+            }
+            Ok(vec![CaseEvent::DuplicateMerged(DuplicateMerged {
+                duplicate: *duplicate,
+            })])
+        }
+    }
+}
+
+fn decide_open(open: &OpenCase, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Rejection> {
+    ctx.org.check_acting(ctx.acting)?;
+    let definition = match open.version {
+        Some(version) => ctx.definitions.get(&DefinitionRef {
+            id: open.workflow.clone(),
+            version,
+        }),
+        None => ctx.definitions.latest(&open.workflow),
+    }
+    .ok_or_else(|| Rejection::UnknownWorkflow {
+        workflow: match open.version {
+            Some(v) => format!("{}@{v}", open.workflow),
+            None => open.workflow.to_string(),
+        },
+    })?;
+    if ctx.org.unit(&open.unit).is_none() {
+        return Err(Rejection::NotFound {
+            what: "unit",
+            id: open.unit.to_string(),
+        });
+    }
+    if !ctx.acting.is_system() {
+        if !definition.open.roles.contains(&ctx.acting.role) {
+            return Err(Rejection::RoleNotAllowed {
+                role: ctx.acting.role.clone(),
+                action: format!("open a {} case", definition.id),
+                allowed: definition.open.roles.clone(),
+            });
+        }
+        if definition.open.scope == Scope::Subtree
+            && !ctx.org.is_within(&open.unit, &ctx.acting.unit)
+        {
+            return Err(Rejection::OutOfScope {
+                unit: ctx.acting.unit.clone(),
+                action: "open a case".into(),
+                scope: Scope::Subtree.describe().into(),
+                target: open.unit.clone(),
+            });
+        }
+    }
+    check_text("title", &open.title, TITLE_CHARS_MAX, true)?;
+    check_text(
+        "description",
+        &open.description,
+        DESCRIPTION_CHARS_MAX,
+        false,
+    )?;
+    check_fields("open", &definition.open.fields, &open.fields)?;
+    let stage = definition.initial_stage.clone();
+    let mut events = vec![CaseEvent::Opened(CaseOpened {
+        case: open.case,
+        workflow: definition.reference(),
+        stage: stage.clone(),
+        unit: open.unit.clone(),
+        title: open.title.trim().to_owned(),
+        description: open.description.trim().to_owned(),
+        fields: open.fields.clone(),
+        requester: open.requester,
+        filed_by: ctx.acting.actor.clone(),
+        channel: open.channel,
+        at: ctx.now,
+    })];
+    let rule = definition.stage(&stage).and_then(|s| s.deadline.as_ref());
+    events.extend(deadline_for(rule, 1, &stage, ctx).map(CaseEvent::DeadlineSet));
+    Ok(events)
+}
+
+fn decide_act(
+    state: &CaseState,
+    action_id: &str,
+    fields: &Fields,
+    expected_version: Option<Version>,
+    ctx: &Context<'_>,
+) -> Result<Vec<CaseEvent>, Rejection> {
+    let definition = definition_of(ctx, state)?;
+    let action = definition
+        .action(action_id)
+        .ok_or_else(|| Rejection::UnknownAction {
+            workflow: state.workflow.to_string(),
+            action: action_id.to_owned(),
+        })?;
+    if let Some(expected) = expected_version {
+        if Some(expected) != state.version {
+            return Err(Rejection::StaleVersion {
+                expected: Some(expected),
+                actual: state.version,
+            });
+        }
+    }
+    if state.closed && !action.effects.contains(&Effect::Reopen) {
+        return Err(Rejection::CaseClosed {
+            case: state.id.to_string(),
+        });
+    }
+    if !action.from.contains(&state.stage) {
+        return Err(Rejection::ActionNotInStage {
+            action: action.id.clone(),
+            stage: state.stage.clone(),
+            possible: definition
+                .actions_from(&state.stage)
+                .map(|a| a.id.clone())
+                .collect(),
+        });
+    }
+    check_authority(state, action, ctx.acting, ctx.org)?;
+    check_fields(&action.id, &action.fields, fields)?;
+
+    let leaving = action.to != state.stage;
+    let mut events = Vec::new();
+    if leaving {
+        if let Some(deadline) = &state.deadline {
+            events.push(if ctx.now <= deadline.due_at {
+                CaseEvent::DeadlineMet(DeadlineMet {
+                    seq: deadline.seq,
+                    at: ctx.now,
+                })
+            } else {
+                CaseEvent::DeadlineMissed(DeadlineMissed {
+                    seq: deadline.seq,
+                    at: ctx.now,
+                    due_at: deadline.due_at,
+                })
+            });
+        }
+    }
+    events.push(CaseEvent::ActionTaken(ActionTaken {
+        action: action.id.clone(),
+        from: state.stage.clone(),
+        to: action.to.clone(),
+        fields: fields.clone(),
+        at: ctx.now,
+    }));
+    for effect in &action.effects {
+        events.extend(effect_event(state, effect, fields, ctx)?);
+    }
+    if leaving {
+        let rule = definition
+            .stage(&action.to)
+            .and_then(|s| s.deadline.as_ref());
+        events.extend(
+            deadline_for(rule, state.deadlines_set + 1, &action.to, ctx)
+                .map(CaseEvent::DeadlineSet),
+        );
+    }
+    Ok(events)
+}
+
+fn effect_event(
+    state: &CaseState,
+    effect: &Effect,
+    fields: &Fields,
+    ctx: &Context<'_>,
+) -> Result<Option<CaseEvent>, Rejection> {
+    let known_unit = |unit: &UnitId| {
+        if ctx.org.unit(unit).is_some() {
+            Ok(())
+        } else {
+            Err(Rejection::NotFound {
+                what: "unit",
+                id: unit.to_string(),
+            })
+        }
+    };
+    let event = match effect {
+        Effect::AssignLead(field) => {
+            let unit = field_unit(fields, field)?;
+            known_unit(&unit)?;
+            if unit == state.lead {
+                return Err(Rejection::FieldInvalid {
+                    field: field.clone(),
+                    reason: format!("{unit} already leads this case"),
+                });
+            }
+            CaseEvent::LeadAssigned(LeadAssigned {
+                unit,
+                previous: state.lead.clone(),
+                by: ctx.acting.unit.clone(),
+            })
+        }
+        Effect::TakeLead => {
+            if ctx.acting.unit == state.lead {
+                return Ok(None);
+            }
+            CaseEvent::LeadAssigned(LeadAssigned {
+                unit: ctx.acting.unit.clone(),
+                previous: state.lead.clone(),
+                by: ctx.acting.unit.clone(),
+            })
+        }
+        Effect::AddCoHandler(field) => {
+            let unit = field_unit(fields, field)?;
+            known_unit(&unit)?;
+            if unit == state.lead || state.co_handlers.contains(&unit) {
+                return Err(Rejection::FieldInvalid {
+                    field: field.clone(),
+                    reason: format!("{unit} already handles this case"),
+                });
+            }
+            CaseEvent::CoHandlerAdded(CoHandlerAdded { unit })
+        }
+        Effect::ReturnToSender => {
+            let to = state.dispatched_by.clone().ok_or_else(|| {
+                Rejection::invalid(
+                    "case",
+                    "it was not dispatched, so there is no one to send it back to",
+                )
+            })?;
+            CaseEvent::ReturnedToSender(ReturnedToSender {
+                from: state.lead.clone(),
+                to,
+            })
+        }
+        Effect::Rate(field) => match fields.get(field) {
+            Some(FieldValue::Rating(rating)) => {
+                CaseEvent::SatisfactionRated(SatisfactionRated { rating: *rating })
+            }
+            _ => {
+                return Err(Rejection::FieldMissing {
+                    action: "rate".into(),
+                    field: field.clone(),
+                })
+            }
+        },
+        Effect::MergeInto(field) => match fields.get(field) {
+            Some(FieldValue::Case(target)) if *target == state.id => {
+                return Err(Rejection::FieldInvalid {
+                    field: field.clone(),
+                    reason: "a case cannot be merged into itself".into(),
+                })
+            }
+            Some(FieldValue::Case(target)) => CaseEvent::MergedInto(MergedInto { target: *target }),
+            _ => {
+                return Err(Rejection::FieldMissing {
+                    action: "merge".into(),
+                    field: field.clone(),
+                })
+            }
+        },
+        Effect::Reopen => CaseEvent::Reopened(CaseReopened {
+            count: state.reopened + 1,
+        }),
+    };
+    Ok(Some(event))
+}
+
+fn decide_migrate(
+    state: &CaseState,
+    to_version: u32,
+    ctx: &Context<'_>,
+) -> Result<Vec<CaseEvent>, Rejection> {
+    ctx.org.check_acting(ctx.acting)?;
+    if !ctx.acting.is_system() && ctx.acting.role.as_str() != roles::COMMUNITY_ADMIN {
+        return Err(Rejection::RoleNotAllowed {
+            role: ctx.acting.role.clone(),
+            action: "migrate a case".into(),
+            allowed: vec![crate::ids::Role::new(roles::COMMUNITY_ADMIN).expect("valid")],
+        });
+    }
+    if !ctx.acting.is_system() && !ctx.org.is_within(&state.lead, &ctx.acting.unit) {
+        return Err(Rejection::OutOfScope {
+            unit: ctx.acting.unit.clone(),
+            action: "migrate a case".into(),
+            scope: Scope::Subtree.describe().into(),
+            target: state.lead.clone(),
+        });
+    }
+    let to = DefinitionRef {
+        id: state.workflow.id.clone(),
+        version: to_version,
+    };
+    if to == state.workflow {
+        return Ok(Vec::new());
+    }
+    let target = ctx
+        .definitions
+        .get(&to)
+        .ok_or_else(|| Rejection::UnknownWorkflow {
+            workflow: to.to_string(),
+        })?;
+    let Some(stage) = target.stage(&state.stage) else {
+        return Err(Rejection::invalid(
+            "to_version",
+            format!(
+                "{to} has no stage {}; a case moves only to a version that has its current stage",
+                state.stage
+            ),
+        ));
+    };
+    if stage.terminal != state.closed {
+        return Err(Rejection::invalid(
+            "to_version",
+            format!(
+                "stage {} is {} in {to}",
+                stage.id,
+                if stage.terminal { "terminal" } else { "open" }
+            ),
+        ));
+    }
+    Ok(vec![CaseEvent::Migrated(CaseMigrated {
+        from: state.workflow.clone(),
+        to,
+    })])
+}
+
+fn decide_step(
+    state: &CaseState,
+    seq: u32,
+    step: LadderStep,
+    ctx: &Context<'_>,
+) -> Result<Vec<CaseEvent>, Rejection> {
+    if !ctx.acting.is_system() {
+        return Err(Rejection::RoleNotAllowed {
+            role: ctx.acting.role.clone(),
+            action: "take a deadline step".into(),
+            allowed: vec![crate::ids::Role::new(roles::SYSTEM).expect("valid")],
+        });
+    }
+    let deadline = state
+        .deadline
+        .as_ref()
+        .filter(|d| d.seq == seq)
+        .ok_or_else(|| {
+            Rejection::invalid("deadline", format!("deadline {seq} is not the running one"))
+        })?;
+    if deadline.reached.contains(&step) {
+        return Err(Rejection::invalid(
+            "deadline",
+            format!("step {} of deadline {seq} was already taken", step.as_str()),
+        ));
+    }
+    let due = deadline.step_time(step).ok_or_else(|| {
+        Rejection::invalid(
+            "deadline",
+            format!("deadline {seq} has no {} step", step.as_str()),
+        )
+    })?;
+    if ctx.now < due {
+        return Err(Rejection::invalid(
+            "deadline",
+            format!(
+                "step {} of deadline {seq} is due at {due}, not yet",
+                step.as_str()
+            ),
+        ));
+    }
+    let unit = match step {
+        LadderStep::Remind => state.lead.clone(),
+        LadderStep::Escalate | LadderStep::Breach => ctx
+            .org
+            .supervisor(&state.lead)
+            .cloned()
+            .unwrap_or_else(|| state.lead.clone()),
+    };
+    Ok(vec![CaseEvent::DeadlineStepReached(DeadlineStepReached {
+        seq,
+        step,
+        unit,
+        due,
+        at: ctx.now,
+    })])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying
+
+/// Folds an event into the state (`None` before the case's first event). `version` is the
+/// event's version in the case's stream.
+pub fn apply(
+    state: Option<CaseState>,
+    event: &CaseEvent,
+    definitions: &super::workflow::DefinitionRegistry,
+    version: Version,
+) -> Option<CaseState> {
+    let mut state = match (state, event) {
+        (None, CaseEvent::Opened(e)) => CaseState {
+            id: e.case,
+            workflow: e.workflow.clone(),
+            stage: e.stage.clone(),
+            closed: false,
+            unit: e.unit.clone(),
+            lead: e.unit.clone(),
+            co_handlers: BTreeSet::new(),
+            dispatched_by: None,
+            title: e.title.clone(),
+            description: e.description.clone(),
+            fields: e.fields.clone(),
+            requester: e.requester,
+            filed_by: e.filed_by.clone(),
+            channel: e.channel,
+            opened_at: e.at,
+            updated_at: e.at,
+            closed_at: None,
+            rating: None,
+            merged_into: None,
+            duplicates: Vec::new(),
+            deadline: None,
+            deadlines_set: 0,
+            deadlines_missed: 0,
+            escalated_to: None,
+            reopened: 0,
+            version: Some(version),
+        },
+        (None, _) => return None,
+        (Some(state), _) => state,
+    };
+    match event {
+        CaseEvent::Opened(_) => {}
+        CaseEvent::ActionTaken(e) => {
+            state.stage = e.to.clone();
+            for (name, value) in &e.fields {
+                state.fields.insert(name.clone(), value.clone());
+            }
+            state.updated_at = e.at;
+            let terminal = definitions
+                .get(&state.workflow)
+                .is_some_and(|d| d.is_terminal(&e.to));
+            if terminal && !state.closed {
+                state.closed_at = Some(e.at);
+            }
+            state.closed = terminal;
+            if e.from != e.to {
+                state.escalated_to = None;
+            }
+        }
+        CaseEvent::LeadAssigned(e) => {
+            state.dispatched_by = Some(e.by.clone());
+            state.co_handlers.remove(&e.unit);
+            state.lead = e.unit.clone();
+        }
+        CaseEvent::CoHandlerAdded(e) => {
+            state.co_handlers.insert(e.unit.clone());
+        }
+        CaseEvent::ReturnedToSender(e) => {
+            state.lead = e.to.clone();
+            state.dispatched_by = None;
+        }
+        CaseEvent::SatisfactionRated(e) => state.rating = Some(e.rating),
+        CaseEvent::MergedInto(e) => state.merged_into = Some(e.target),
+        CaseEvent::DuplicateMerged(e) => {
+            if !state.duplicates.contains(&e.duplicate) {
+                state.duplicates.push(e.duplicate);
+            }
+        }
+        CaseEvent::Reopened(e) => {
+            state.reopened = e.count;
+            state.closed = false;
+            state.rating = None;
+        }
+        CaseEvent::Migrated(e) => state.workflow = e.to.clone(),
+        CaseEvent::DeadlineSet(e) => {
+            state.deadlines_set = state.deadlines_set.max(e.seq);
+            state.deadline = Some(ActiveDeadline {
+                seq: e.seq,
+                stage: e.stage.clone(),
+                set_at: e.set_at,
+                due_at: e.due_at,
+                remind_at: e.remind_at,
+                escalate: e.escalate,
+                breach_at: e.breach_at,
+                reached: BTreeSet::new(),
+            });
+        }
+        CaseEvent::DeadlineMet(e) => {
+            if state.deadline.as_ref().is_some_and(|d| d.seq == e.seq) {
+                state.deadline = None;
+            }
+        }
+        CaseEvent::DeadlineMissed(e) => {
+            state.deadlines_missed += 1;
+            if state.deadline.as_ref().is_some_and(|d| d.seq == e.seq) {
+                state.deadline = None;
+            }
+        }
+        CaseEvent::DeadlineStepReached(e) => {
+            if let Some(deadline) = state.deadline.as_mut().filter(|d| d.seq == e.seq) {
+                deadline.reached.insert(e.step);
+            }
+            if e.step == LadderStep::Escalate {
+                state.escalated_to = Some(e.unit.clone());
+            }
+        }
+        CaseEvent::ContactViewed(_) => {}
+    }
+    state.version = Some(version);
+    Some(state)
+}

@@ -1,0 +1,15 @@
+//! The civic domain, pure: state, commands, events, and `decide`/`apply` for each aggregate.
+//!
+//! Nothing here does I/O or reads the clock: the engine passes the moment, the org chart, the
+//! workflow definitions and working time in a [`Context`]. See `docs/engine.md`.
+
+pub mod case;
+mod context;
+mod events;
+pub mod fields;
+pub mod org;
+mod rejection;
+pub mod workflow;
+
+pub use context::{Context, WallClockOnly, WorkingTime};
+pub use rejection::Rejection;

@@ -1,0 +1,770 @@
+//! The org chart: the four-tier chain (社区 community → 网格 grid → 企业 enterprise → 商铺
+//! shop), the units outside it that can be given work (departments, social organizations,
+//! volunteer teams), the actors and the roles they hold at units.
+//!
+//! The chart is one event stream (`org-chart`), so that every check (does the parent exist,
+//! would a move make a cycle) sees all of it. Authority follows the tree: a unit acts on what
+//! lies in its own subtree.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::events::domain_events;
+use super::rejection::Rejection;
+use crate::ids::{ActorId, Role, StreamId, UnitId};
+
+/// The stream that holds the org chart.
+pub fn org_stream() -> StreamId {
+    StreamId::new("org-chart").expect("a valid stream id")
+}
+
+/// The roles civicflow knows, with what they are in the seed's words.
+pub mod roles {
+    /// 社区大党委 / community administrator.
+    pub const COMMUNITY_ADMIN: &str = "community_admin";
+    /// 网格员: the grid worker who meets residents and merchants at the door.
+    pub const GRID_WORKER: &str = "grid_worker";
+    /// The enterprise's liaison with the community.
+    pub const ENTERPRISE_LIAISON: &str = "enterprise_liaison";
+    /// 经营户: a shop owner (sees only their own shop).
+    pub const SHOP_OWNER: &str = "shop_owner";
+    /// 党员: a party member (patrols, 先锋 teams).
+    pub const PARTY_MEMBER: &str = "party_member";
+    /// 志愿者: a volunteer.
+    pub const VOLUNTEER: &str = "volunteer";
+    /// 居民: a resident or consumer who asks for something.
+    pub const RESIDENT: &str = "resident";
+    /// 部门: an officer of a government department (market regulation, …).
+    pub const DEPARTMENT_OFFICER: &str = "department_officer";
+    /// 法律援助: a legal-aid lawyer.
+    pub const LEGAL_AID: &str = "legal_aid";
+    /// 居务联络员: a liaison officer at a business-environment monitoring point.
+    pub const LIAISON_OFFICER: &str = "liaison_officer";
+    /// A social organization's coordinator.
+    pub const SOCIAL_ORGANIZER: &str = "social_organizer";
+    /// An auditor: reads everything, changes nothing.
+    pub const AUDITOR: &str = "auditor";
+    /// A civic app speaking Open311 on a resident's behalf.
+    pub const OPEN311_CLIENT: &str = "open311_client";
+    /// The system itself (the deadline scheduler, bootstrap): may do anything.
+    pub const SYSTEM: &str = "system";
+
+    /// Every built-in role.
+    pub const ALL: &[&str] = &[
+        COMMUNITY_ADMIN,
+        GRID_WORKER,
+        ENTERPRISE_LIAISON,
+        SHOP_OWNER,
+        PARTY_MEMBER,
+        VOLUNTEER,
+        RESIDENT,
+        DEPARTMENT_OFFICER,
+        LEGAL_AID,
+        LIAISON_OFFICER,
+        SOCIAL_ORGANIZER,
+        AUDITOR,
+        OPEN311_CLIENT,
+        SYSTEM,
+    ];
+}
+
+/// Where a unit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// 社区: the top of the chain.
+    Community,
+    /// 网格: a grid of the community.
+    Grid,
+    /// 企业: an enterprise (a commercial complex) in a grid.
+    Enterprise,
+    /// 商铺: a shop in an enterprise.
+    Shop,
+    /// 部门: a government department, outside the chain.
+    Department,
+    /// 社会组织: a social organization, outside the chain.
+    SocialOrganization,
+    /// 志愿队: a volunteer team, outside the chain.
+    VolunteerTeam,
+}
+
+impl Tier {
+    /// The tier a parent must have; `None` for a community. Units outside the chain may hang
+    /// under a community or under nothing (`Some(Community)` is then also accepted).
+    pub fn parent_tier(self) -> Option<Tier> {
+        match self {
+            Tier::Community => None,
+            Tier::Grid => Some(Tier::Community),
+            Tier::Enterprise => Some(Tier::Grid),
+            Tier::Shop => Some(Tier::Enterprise),
+            Tier::Department | Tier::SocialOrganization | Tier::VolunteerTeam => {
+                Some(Tier::Community)
+            }
+        }
+    }
+
+    /// Whether the tier is one of the four of the chain.
+    pub fn in_chain(self) -> bool {
+        matches!(
+            self,
+            Tier::Community | Tier::Grid | Tier::Enterprise | Tier::Shop
+        )
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Community => "community",
+            Tier::Grid => "grid",
+            Tier::Enterprise => "enterprise",
+            Tier::Shop => "shop",
+            Tier::Department => "department",
+            Tier::SocialOrganization => "social_organization",
+            Tier::VolunteerTeam => "volunteer_team",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A person or a system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A person.
+    Person,
+    /// A system (an app, a scheduler).
+    System,
+}
+
+/// An org unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    /// Its slug.
+    pub id: UnitId,
+    /// Its display name (`通惠社区`).
+    pub name: String,
+    /// Its tier.
+    pub tier: Tier,
+    /// Its parent, `None` for a community or a free-standing outside unit.
+    pub parent: Option<UnitId>,
+}
+
+/// An actor and the roles they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorEntry {
+    /// The actor.
+    pub id: ActorId,
+    /// Display name.
+    pub name: String,
+    /// Person or system.
+    pub kind: ActorKind,
+    /// `(role, unit)` pairs held.
+    pub grants: BTreeSet<(Role, UnitId)>,
+}
+
+/// Who is acting: an actor in one of their roles, for one unit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Acting {
+    /// The actor.
+    pub actor: ActorId,
+    /// The role they act in.
+    pub role: Role,
+    /// The unit they act for.
+    pub unit: UnitId,
+}
+
+impl Acting {
+    /// An actor in a role at a unit.
+    pub fn new(actor: ActorId, role: Role, unit: UnitId) -> Self {
+        Self { actor, role, unit }
+    }
+
+    /// Parses the three parts.
+    ///
+    /// # Errors
+    /// [`Rejection::FieldInvalid`] naming the part that is not valid.
+    pub fn parse(actor: &str, role: &str, unit: &str) -> Result<Self, Rejection> {
+        Ok(Self::new(
+            ActorId::new(actor)?,
+            Role::new(role)?,
+            UnitId::new(unit)?,
+        ))
+    }
+
+    /// The system acting for `unit`: the scheduler, bootstrap. Needs no grant.
+    pub fn system(unit: UnitId) -> Self {
+        Self::new(
+            ActorId::new("system").expect("a valid actor id"),
+            Role::new(roles::SYSTEM).expect("a valid role"),
+            unit,
+        )
+    }
+
+    /// Whether this is the system role.
+    pub fn is_system(&self) -> bool {
+        self.role.as_str() == roles::SYSTEM
+    }
+
+    /// The log's actor metadata for this acting.
+    pub fn to_log_actor(&self) -> crate::ids::Actor {
+        crate::ids::Actor::new(self.actor.clone(), self.role.clone(), self.unit.clone())
+    }
+}
+
+/// The org chart as of some version of its stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgChart {
+    units: BTreeMap<UnitId, Unit>,
+    children: BTreeMap<UnitId, BTreeSet<UnitId>>,
+    actors: BTreeMap<ActorId, ActorEntry>,
+}
+
+impl OrgChart {
+    /// A unit.
+    pub fn unit(&self, id: &UnitId) -> Option<&Unit> {
+        self.units.get(id)
+    }
+
+    /// Every unit, in id order.
+    pub fn units(&self) -> impl Iterator<Item = &Unit> {
+        self.units.values()
+    }
+
+    /// An actor.
+    pub fn actor(&self, id: &ActorId) -> Option<&ActorEntry> {
+        self.actors.get(id)
+    }
+
+    /// Every actor, in id order.
+    pub fn actors(&self) -> impl Iterator<Item = &ActorEntry> {
+        self.actors.values()
+    }
+
+    /// The direct children of a unit, in id order.
+    pub fn children(&self, id: &UnitId) -> impl Iterator<Item = &UnitId> {
+        self.children.get(id).into_iter().flatten()
+    }
+
+    /// A unit's parent.
+    pub fn parent(&self, id: &UnitId) -> Option<&UnitId> {
+        self.units.get(id).and_then(|u| u.parent.as_ref())
+    }
+
+    /// Whether `unit` is `ancestor` or lies below it.
+    pub fn is_within(&self, unit: &UnitId, ancestor: &UnitId) -> bool {
+        let mut current = Some(unit);
+        let mut steps = 0;
+        while let Some(id) = current {
+            if id == ancestor {
+                return true;
+            }
+            current = self.parent(id);
+            steps += 1;
+            if steps > self.units.len() {
+                return false; // a cycle cannot be built, but never loop on one
+            }
+        }
+        false
+    }
+
+    /// The unit and everything below it, parents before children, siblings in id order.
+    pub fn subtree(&self, root: &UnitId) -> Vec<UnitId> {
+        let mut out = Vec::new();
+        if !self.units.contains_key(root) {
+            return out;
+        }
+        let mut stack = vec![root.clone()];
+        while let Some(id) = stack.pop() {
+            let children: Vec<&UnitId> = self.children(&id).collect();
+            out.push(id);
+            stack.extend(children.into_iter().rev().cloned());
+        }
+        out
+    }
+
+    /// The unit one tier up, which supervises (督办) this one; `None` at the top.
+    pub fn supervisor(&self, id: &UnitId) -> Option<&UnitId> {
+        self.parent(id)
+    }
+
+    /// Whether the actor holds `role` at `unit`.
+    pub fn holds(&self, actor: &ActorId, role: &Role, unit: &UnitId) -> bool {
+        self.actors
+            .get(actor)
+            .is_some_and(|a| a.grants.contains(&(role.clone(), unit.clone())))
+    }
+
+    /// Checks that `acting` is a real grant (the system role needs none).
+    ///
+    /// # Errors
+    /// [`Rejection::NotGranted`] when the actor does not hold the role at the unit.
+    pub fn check_acting(&self, acting: &Acting) -> Result<(), Rejection> {
+        if acting.is_system() || self.holds(&acting.actor, &acting.role, &acting.unit) {
+            Ok(())
+        } else {
+            Err(Rejection::NotGranted {
+                actor: acting.actor.clone(),
+                role: acting.role.clone(),
+                unit: acting.unit.clone(),
+            })
+        }
+    }
+}
+
+/// A change to the org chart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OrgCommand {
+    /// Adds a unit.
+    CreateUnit {
+        /// Its slug.
+        id: UnitId,
+        /// Its display name.
+        name: String,
+        /// Its tier.
+        tier: Tier,
+        /// Its parent.
+        parent: Option<UnitId>,
+    },
+    /// Renames a unit.
+    RenameUnit {
+        /// The unit.
+        id: UnitId,
+        /// The new display name.
+        name: String,
+    },
+    /// Moves a unit (and everything below it) under another parent of the right tier.
+    MoveUnit {
+        /// The unit.
+        id: UnitId,
+        /// The new parent.
+        parent: UnitId,
+    },
+    /// Registers an actor.
+    RegisterActor {
+        /// Their id.
+        id: ActorId,
+        /// Display name.
+        name: String,
+        /// Person or system.
+        kind: ActorKind,
+    },
+    /// Gives an actor a role at a unit.
+    GrantRole {
+        /// The actor.
+        actor: ActorId,
+        /// The role.
+        role: Role,
+        /// The unit.
+        unit: UnitId,
+    },
+    /// Takes a role at a unit away.
+    RevokeRole {
+        /// The actor.
+        actor: ActorId,
+        /// The role.
+        role: Role,
+        /// The unit.
+        unit: UnitId,
+    },
+}
+
+/// A unit was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitCreated {
+    /// The unit.
+    pub unit: UnitId,
+    /// Display name.
+    pub name: String,
+    /// Tier.
+    pub tier: Tier,
+    /// Parent.
+    pub parent: Option<UnitId>,
+}
+
+/// A unit was renamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitRenamed {
+    /// The unit.
+    pub unit: UnitId,
+    /// The old name.
+    pub from: String,
+    /// The new name.
+    pub to: String,
+}
+
+/// A unit moved under another parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitMoved {
+    /// The unit.
+    pub unit: UnitId,
+    /// The old parent.
+    pub from: Option<UnitId>,
+    /// The new parent.
+    pub to: UnitId,
+}
+
+/// An actor was registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorRegistered {
+    /// The actor.
+    pub actor: ActorId,
+    /// Display name.
+    pub name: String,
+    /// Person or system.
+    pub kind: ActorKind,
+}
+
+/// A role was granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleGranted {
+    /// The actor.
+    pub actor: ActorId,
+    /// The role.
+    pub role: Role,
+    /// The unit.
+    pub unit: UnitId,
+}
+
+/// A role was revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRevoked {
+    /// The actor.
+    pub actor: ActorId,
+    /// The role.
+    pub role: Role,
+    /// The unit.
+    pub unit: UnitId,
+}
+
+domain_events! {
+    /// The events of the org chart.
+    pub enum OrgEvent {
+        /// A unit was created.
+        UnitCreated(UnitCreated) = "UnitCreated" v 1,
+        /// A unit was renamed.
+        UnitRenamed(UnitRenamed) = "UnitRenamed" v 1,
+        /// A unit moved.
+        UnitMoved(UnitMoved) = "UnitMoved" v 1,
+        /// An actor was registered.
+        ActorRegistered(ActorRegistered) = "ActorRegistered" v 1,
+        /// A role was granted.
+        RoleGranted(RoleGranted) = "RoleGranted" v 1,
+        /// A role was revoked.
+        RoleRevoked(RoleRevoked) = "RoleRevoked" v 1,
+    }
+}
+
+/// The longest display name of a unit or actor, in characters.
+const NAME_CHARS_MAX: usize = 200;
+
+fn check_name(field: &str, name: &str) -> Result<(), Rejection> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > NAME_CHARS_MAX || name.chars().any(char::is_control) {
+        return Err(Rejection::FieldInvalid {
+            field: field.to_owned(),
+            reason: format!("must be 1 to {NAME_CHARS_MAX} characters without control characters"),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `acting` may change the chart at `unit`: the system anywhere, a community
+/// administrator within their own subtree.
+fn may_administer(
+    chart: &OrgChart,
+    acting: &Acting,
+    unit: &UnitId,
+    action: &str,
+) -> Result<(), Rejection> {
+    chart.check_acting(acting)?;
+    if acting.is_system() {
+        return Ok(());
+    }
+    if acting.role.as_str() != roles::COMMUNITY_ADMIN {
+        return Err(Rejection::RoleNotAllowed {
+            role: acting.role.clone(),
+            action: action.to_owned(),
+            allowed: vec![
+                Role::new(roles::COMMUNITY_ADMIN).expect("valid"),
+                Role::new(roles::SYSTEM).expect("valid"),
+            ],
+        });
+    }
+    if !chart.is_within(unit, &acting.unit) {
+        return Err(Rejection::OutOfScope {
+            unit: acting.unit.clone(),
+            action: action.to_owned(),
+            scope: "the acting unit or a unit below it".to_owned(),
+            target: unit.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn check_parent(chart: &OrgChart, tier: Tier, parent: Option<&UnitId>) -> Result<(), Rejection> {
+    match (tier.parent_tier(), parent) {
+        (None, None) => Ok(()),
+        (None, Some(p)) => Err(Rejection::invalid(
+            "parent",
+            format!("a {tier} has no parent, {p} was given"),
+        )),
+        (Some(_), None) if !tier.in_chain() => Ok(()),
+        (Some(wanted), None) => Err(Rejection::invalid(
+            "parent",
+            format!("a {tier} needs a parent {wanted}"),
+        )),
+        (Some(wanted), Some(p)) => {
+            let parent_unit = chart.unit(p).ok_or_else(|| Rejection::NotFound {
+                what: "unit",
+                id: p.to_string(),
+            })?;
+            if parent_unit.tier != wanted {
+                return Err(Rejection::invalid(
+                    "parent",
+                    format!(
+                        "a {tier} belongs under a {wanted}, but {p} is a {}",
+                        parent_unit.tier
+                    ),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Decides what a command to the chart changes.
+///
+/// # Errors
+/// A [`Rejection`] naming the unit, actor, role or field at fault.
+pub fn decide(
+    chart: &OrgChart,
+    command: &OrgCommand,
+    acting: &Acting,
+) -> Result<Vec<OrgEvent>, Rejection> {
+    match command {
+        OrgCommand::CreateUnit {
+            id,
+            name,
+            tier,
+            parent,
+        } => {
+            let scope_unit = parent.as_ref().unwrap_or(id);
+            if parent.is_none() && !acting.is_system() {
+                // A unit without a parent is a new top: only the system creates those.
+                chart.check_acting(acting)?;
+                return Err(Rejection::RoleNotAllowed {
+                    role: acting.role.clone(),
+                    action: "create a unit without a parent".to_owned(),
+                    allowed: vec![Role::new(roles::SYSTEM).expect("valid")],
+                });
+            }
+            if parent.is_some() {
+                may_administer(chart, acting, scope_unit, "create a unit")?;
+            }
+            if !id.is_slug() {
+                return Err(Rejection::invalid(
+                    "unit",
+                    format!(
+                        "{id:?} is not a slug: use lowercase letters, digits, - _ . (at most 64)"
+                    ),
+                ));
+            }
+            if chart.unit(id).is_some() {
+                return Err(Rejection::AlreadyExists {
+                    what: "unit",
+                    id: id.to_string(),
+                });
+            }
+            check_name("name", name)?;
+            check_parent(chart, *tier, parent.as_ref())?;
+            Ok(vec![OrgEvent::UnitCreated(UnitCreated {
+                unit: id.clone(),
+                name: name.clone(),
+                tier: *tier,
+                parent: parent.clone(),
+            })])
+        }
+        OrgCommand::RenameUnit { id, name } => {
+            let unit = chart.unit(id).ok_or_else(|| Rejection::NotFound {
+                what: "unit",
+                id: id.to_string(),
+            })?;
+            may_administer(chart, acting, id, "rename a unit")?;
+            check_name("name", name)?;
+            if &unit.name == name {
+                return Ok(Vec::new());
+            }
+            Ok(vec![OrgEvent::UnitRenamed(UnitRenamed {
+                unit: id.clone(),
+                from: unit.name.clone(),
+                to: name.clone(),
+            })])
+        }
+        OrgCommand::MoveUnit { id, parent } => {
+            let unit = chart.unit(id).ok_or_else(|| Rejection::NotFound {
+                what: "unit",
+                id: id.to_string(),
+            })?;
+            may_administer(chart, acting, id, "move a unit")?;
+            may_administer(chart, acting, parent, "move a unit")?;
+            check_parent(chart, unit.tier, Some(parent))?;
+            if chart.is_within(parent, id) {
+                return Err(Rejection::invalid(
+                    "parent",
+                    format!("{parent} lies below {id}: the move would make a cycle"),
+                ));
+            }
+            if unit.parent.as_ref() == Some(parent) {
+                return Ok(Vec::new());
+            }
+            Ok(vec![OrgEvent::UnitMoved(UnitMoved {
+                unit: id.clone(),
+                from: unit.parent.clone(),
+                to: parent.clone(),
+            })])
+        }
+        OrgCommand::RegisterActor { id, name, kind } => {
+            chart.check_acting(acting)?;
+            if !acting.is_system() && acting.role.as_str() != roles::COMMUNITY_ADMIN {
+                return Err(Rejection::RoleNotAllowed {
+                    role: acting.role.clone(),
+                    action: "register an actor".to_owned(),
+                    allowed: vec![
+                        Role::new(roles::COMMUNITY_ADMIN).expect("valid"),
+                        Role::new(roles::SYSTEM).expect("valid"),
+                    ],
+                });
+            }
+            if chart.actor(id).is_some() {
+                return Err(Rejection::AlreadyExists {
+                    what: "actor",
+                    id: id.to_string(),
+                });
+            }
+            check_name("name", name)?;
+            Ok(vec![OrgEvent::ActorRegistered(ActorRegistered {
+                actor: id.clone(),
+                name: name.clone(),
+                kind: *kind,
+            })])
+        }
+        OrgCommand::GrantRole { actor, role, unit }
+        | OrgCommand::RevokeRole { actor, role, unit } => {
+            let granting = matches!(command, OrgCommand::GrantRole { .. });
+            let action = if granting {
+                "grant a role"
+            } else {
+                "revoke a role"
+            };
+            chart.unit(unit).ok_or_else(|| Rejection::NotFound {
+                what: "unit",
+                id: unit.to_string(),
+            })?;
+            chart.actor(actor).ok_or_else(|| Rejection::NotFound {
+                what: "actor",
+                id: actor.to_string(),
+            })?;
+            may_administer(chart, acting, unit, action)?;
+            if role.as_str() == roles::SYSTEM {
+                return Err(Rejection::invalid(
+                    "role",
+                    "the system role is the engine's own and cannot be granted",
+                ));
+            }
+            if !roles::ALL.contains(&role.as_str()) {
+                return Err(Rejection::invalid(
+                    "role",
+                    format!("unknown role {role}; known: {}", roles::ALL.join(", ")),
+                ));
+            }
+            let held = chart.holds(actor, role, unit);
+            let event = match (granting, held) {
+                (true, true) | (false, false) => return Ok(Vec::new()),
+                (true, false) => OrgEvent::RoleGranted(RoleGranted {
+                    actor: actor.clone(),
+                    role: role.clone(),
+                    unit: unit.clone(),
+                }),
+                (false, true) => OrgEvent::RoleRevoked(RoleRevoked {
+                    actor: actor.clone(),
+                    role: role.clone(),
+                    unit: unit.clone(),
+                }),
+            };
+            Ok(vec![event])
+        }
+    }
+}
+
+/// Applies an org event.
+pub fn apply(chart: &mut OrgChart, event: &OrgEvent) {
+    match event {
+        OrgEvent::UnitCreated(e) => {
+            if let Some(parent) = &e.parent {
+                chart
+                    .children
+                    .entry(parent.clone())
+                    .or_default()
+                    .insert(e.unit.clone());
+            }
+            chart.units.insert(
+                e.unit.clone(),
+                Unit {
+                    id: e.unit.clone(),
+                    name: e.name.clone(),
+                    tier: e.tier,
+                    parent: e.parent.clone(),
+                },
+            );
+        }
+        OrgEvent::UnitRenamed(e) => {
+            if let Some(unit) = chart.units.get_mut(&e.unit) {
+                unit.name = e.to.clone();
+            }
+        }
+        OrgEvent::UnitMoved(e) => {
+            if let Some(old) = &e.from {
+                if let Some(siblings) = chart.children.get_mut(old) {
+                    siblings.remove(&e.unit);
+                }
+            }
+            chart
+                .children
+                .entry(e.to.clone())
+                .or_default()
+                .insert(e.unit.clone());
+            if let Some(unit) = chart.units.get_mut(&e.unit) {
+                unit.parent = Some(e.to.clone());
+            }
+        }
+        OrgEvent::ActorRegistered(e) => {
+            chart.actors.insert(
+                e.actor.clone(),
+                ActorEntry {
+                    id: e.actor.clone(),
+                    name: e.name.clone(),
+                    kind: e.kind,
+                    grants: BTreeSet::new(),
+                },
+            );
+        }
+        OrgEvent::RoleGranted(e) => {
+            if let Some(actor) = chart.actors.get_mut(&e.actor) {
+                actor.grants.insert((e.role.clone(), e.unit.clone()));
+            }
+        }
+        OrgEvent::RoleRevoked(e) => {
+            if let Some(actor) = chart.actors.get_mut(&e.actor) {
+                actor.grants.remove(&(e.role.clone(), e.unit.clone()));
+            }
+        }
+    }
+}

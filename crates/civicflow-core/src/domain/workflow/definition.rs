@@ -1,0 +1,415 @@
+//! The shape of a workflow definition: stages, actions, who may take them, the fields they
+//! need, deadlines with their escalation ladder, terminal stages. Written in TOML or built in
+//! Rust with these same types; [`Definition::validate`] checks either.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::fields::FieldSpec;
+use crate::ids::Role;
+
+/// A workflow's id: a slug such as `service-request`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WorkflowId(String);
+
+impl WorkflowId {
+    /// Validates a workflow id: 1 to 64 lowercase letters, digits and `-`.
+    ///
+    /// # Errors
+    /// A reason in words.
+    pub fn new(id: impl Into<String>) -> Result<Self, String> {
+        let id = id.into();
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(id))
+        } else {
+            Err(format!(
+                "workflow id {id:?} must be 1 to 64 lowercase letters, digits and -"
+            ))
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WorkflowId {
+    type Error = String;
+    fn try_from(id: String) -> Result<Self, String> {
+        Self::new(id)
+    }
+}
+
+impl From<WorkflowId> for String {
+    fn from(id: WorkflowId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for WorkflowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A definition and version, as a case pins it: `service-request@1`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DefinitionRef {
+    /// The workflow.
+    pub id: WorkflowId,
+    /// The version.
+    pub version: u32,
+}
+
+impl fmt::Display for DefinitionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.id, self.version)
+    }
+}
+
+/// A length of time, in wall-clock or working time (see the business calendar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum TimeLimit {
+    /// Wall-clock minutes (`90 minutes`, `2 hours`, `24 hours`).
+    Minutes(u32),
+    /// Wall-clock days (`15 days`).
+    Days(u32),
+    /// Minutes of working time (`30 working minutes`, `2 working hours`).
+    WorkingMinutes(u32),
+    /// Working days (`7 working days`).
+    WorkingDays(u32),
+}
+
+impl FromStr for TimeLimit {
+    type Err = String;
+
+    /// Parses `<n> [working] minute(s)|hour(s)|day(s)`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let bad = || {
+            format!(
+                "time limit {text:?}: write `<n> [working] minutes|hours|days`, for example `2 working hours` or `15 days`"
+            )
+        };
+        let (number, working, unit) = match words.as_slice() {
+            [n, unit] => (n, false, unit),
+            [n, "working", unit] => (n, true, unit),
+            _ => return Err(bad()),
+        };
+        let n: u32 = number.parse().map_err(|_| bad())?;
+        if n == 0 {
+            return Err(format!("time limit {text:?} must be more than zero"));
+        }
+        let limit = match (working, unit.trim_end_matches('s')) {
+            (false, "minute") => TimeLimit::Minutes(n),
+            (false, "hour") => TimeLimit::Minutes(n.checked_mul(60).ok_or_else(bad)?),
+            (false, "day") => TimeLimit::Days(n),
+            (true, "minute") => TimeLimit::WorkingMinutes(n),
+            (true, "hour") => TimeLimit::WorkingMinutes(n.checked_mul(60).ok_or_else(bad)?),
+            (true, "day") => TimeLimit::WorkingDays(n),
+            _ => return Err(bad()),
+        };
+        Ok(limit)
+    }
+}
+
+impl TryFrom<String> for TimeLimit {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<TimeLimit> for String {
+    fn from(limit: TimeLimit) -> String {
+        limit.to_string()
+    }
+}
+
+impl fmt::Display for TimeLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |n: u32| if n == 1 { "" } else { "s" };
+        match *self {
+            TimeLimit::Minutes(m) if m % 60 == 0 => write!(f, "{} hour{}", m / 60, plural(m / 60)),
+            TimeLimit::Minutes(m) => write!(f, "{m} minute{}", plural(m)),
+            TimeLimit::Days(d) => write!(f, "{d} day{}", plural(d)),
+            TimeLimit::WorkingMinutes(m) if m % 60 == 0 => {
+                write!(f, "{} working hour{}", m / 60, plural(m / 60))
+            }
+            TimeLimit::WorkingMinutes(m) => write!(f, "{m} working minute{}", plural(m)),
+            TimeLimit::WorkingDays(d) => write!(f, "{d} working day{}", plural(d)),
+        }
+    }
+}
+
+/// The deadline of a stage and its escalation ladder: remind, escalate one tier up at the
+/// deadline, breach after a grace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineRule {
+    /// How long the stage may take, from entering it.
+    pub within: TimeLimit,
+    /// When to remind the responsible unit (催办), counted from entering the stage; must come
+    /// before the deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_after: Option<TimeLimit>,
+    /// Whether to escalate one tier up (督办) at the deadline. On unless set false.
+    #[serde(default = "yes")]
+    pub escalate: bool,
+    /// When the deadline counts as breached, counted from the deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breach_after: Option<TimeLimit>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A stage of a workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// Its id (a slug).
+    pub id: String,
+    /// Its name for people.
+    #[serde(default)]
+    pub name: String,
+    /// Whether the case is closed in this stage.
+    #[serde(default)]
+    pub terminal: bool,
+    /// The deadline for leaving it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DeadlineRule>,
+}
+
+/// Which units may take an action, relative to the case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Any unit (intake from the public, departments called in).
+    Any,
+    /// The case's lead unit or a unit above it.
+    Subtree,
+    /// Exactly the lead unit.
+    Lead,
+    /// The lead unit or a co-handling unit (主办 or 协办).
+    Handler,
+    /// The person who asked (acting as a resident).
+    Requester,
+}
+
+impl Scope {
+    /// What the scope means, in words (for refusals).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scope::Any => "any unit",
+            Scope::Subtree => "the lead unit or a unit above it",
+            Scope::Lead => "the lead unit itself",
+            Scope::Handler => "the lead unit or a co-handling unit",
+            Scope::Requester => "the person who asked",
+        }
+    }
+}
+
+/// What an action does besides moving the stage, beyond what the definition's stages say.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The unit in this field becomes the lead (派单 dispatch, 改派 reassign).
+    AssignLead(String),
+    /// The unit in this field joins as a co-handling unit (协办).
+    AddCoHandler(String),
+    /// The case goes back to the unit that dispatched it (退单 send back).
+    ReturnToSender,
+    /// The rating in this field is the requester's satisfaction (评价).
+    Rate(String),
+    /// The case is a duplicate of the case in this field (并单 merge).
+    MergeInto(String),
+    /// The case is opened again (the requester was not satisfied).
+    Reopen,
+    /// The acting unit becomes the lead (a volunteer or grid worker takes the case on).
+    TakeLead,
+}
+
+/// A transition between stages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// Its id (a slug), what commands name.
+    pub id: String,
+    /// Its name for people.
+    #[serde(default)]
+    pub name: String,
+    /// The stages it can be taken in.
+    pub from: Vec<String>,
+    /// The stage it leads to.
+    pub to: String,
+    /// The roles that may take it.
+    pub roles: Vec<Role>,
+    /// Which units may take it.
+    pub scope: Scope,
+    /// The fields it takes.
+    #[serde(default)]
+    pub fields: Vec<FieldSpec>,
+    /// What else it does.
+    #[serde(default)]
+    pub effects: Vec<Effect>,
+}
+
+/// Who may open a case of this workflow and what they must give.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRule {
+    /// The roles that may open one.
+    pub roles: Vec<Role>,
+    /// `any` (the public) or `subtree` (a unit for itself or a unit below it).
+    pub scope: Scope,
+    /// The fields asked at intake, besides title and description (Open311 attributes).
+    #[serde(default)]
+    pub fields: Vec<FieldSpec>,
+}
+
+/// A workflow definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    /// Its id.
+    pub id: WorkflowId,
+    /// Its version; a new version affects new cases only.
+    pub version: u32,
+    /// Its name for people.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// Whether the public may file requests of this workflow (Open311 services).
+    #[serde(default)]
+    pub public: bool,
+    /// Opening a case.
+    pub open: OpenRule,
+    /// The stage a case starts in.
+    pub initial_stage: String,
+    /// The roles that may see requesters' contact data unmasked.
+    #[serde(default)]
+    pub contact_roles: Vec<Role>,
+    /// The stages.
+    pub stages: Vec<Stage>,
+    /// The actions.
+    pub actions: Vec<Action>,
+}
+
+impl Definition {
+    /// `id@version`.
+    pub fn reference(&self) -> DefinitionRef {
+        DefinitionRef {
+            id: self.id.clone(),
+            version: self.version,
+        }
+    }
+
+    /// A stage by id.
+    pub fn stage(&self, id: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.id == id)
+    }
+
+    /// An action by id.
+    pub fn action(&self, id: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+
+    /// The actions that can be taken in `stage`.
+    pub fn actions_from<'a>(&'a self, stage: &str) -> impl Iterator<Item = &'a Action> + 'a {
+        let stage = stage.to_owned();
+        self.actions.iter().filter(move |a| a.from.contains(&stage))
+    }
+
+    /// Whether `stage` is terminal.
+    pub fn is_terminal(&self, stage: &str) -> bool {
+        self.stage(stage).is_some_and(|s| s.terminal)
+    }
+
+    /// Parses a definition from TOML and validates it against the known roles.
+    ///
+    /// # Errors
+    /// [`DefinitionError`] naming the workflow (when known) and the problem.
+    pub fn from_toml(text: &str, known_roles: &[&str]) -> Result<Self, DefinitionError> {
+        let definition: Definition = toml::from_str(text).map_err(|e| DefinitionError {
+            workflow: workflow_name_hint(text),
+            problem: e.to_string().trim().to_owned(),
+        })?;
+        definition.validate(known_roles)?;
+        Ok(definition)
+    }
+
+    /// The definition as TOML (what [`Definition::from_toml`] reads).
+    ///
+    /// # Errors
+    /// [`DefinitionError`] if serialization fails (it does not for valid definitions).
+    pub fn to_toml(&self) -> Result<String, DefinitionError> {
+        toml::to_string(self).map_err(|e| DefinitionError {
+            workflow: self.reference().to_string(),
+            problem: e.to_string(),
+        })
+    }
+}
+
+/// What is wrong with a definition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("workflow {workflow}: {problem}")]
+pub struct DefinitionError {
+    /// `id@version`, or what could be read of it.
+    pub workflow: String,
+    /// The problem, naming the stage, action, role or field.
+    pub problem: String,
+}
+
+/// The id and version from TOML that does not parse as a definition, for the error message.
+fn workflow_name_hint(text: &str) -> String {
+    let value: Result<toml::Table, _> = text.parse();
+    match value {
+        Ok(table) => {
+            let id = table
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("(no id)");
+            match table.get("version").and_then(toml::Value::as_integer) {
+                Some(v) => format!("{id}@{v}"),
+                None => id.to_owned(),
+            }
+        }
+        Err(_) => "(unreadable TOML)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_limits_parse_and_print() {
+        for (text, limit) in [
+            ("2 working hours", TimeLimit::WorkingMinutes(120)),
+            ("90 minutes", TimeLimit::Minutes(90)),
+            ("24 hours", TimeLimit::Minutes(1440)),
+            ("1 day", TimeLimit::Days(1)),
+            ("7 working days", TimeLimit::WorkingDays(7)),
+            ("30 working minutes", TimeLimit::WorkingMinutes(30)),
+        ] {
+            assert_eq!(text.parse::<TimeLimit>(), Ok(limit), "{text}");
+            assert_eq!(limit.to_string().parse::<TimeLimit>(), Ok(limit));
+        }
+        for bad in ["", "2", "two hours", "0 days", "3 weeks", "5 working"] {
+            assert!(bad.parse::<TimeLimit>().is_err(), "{bad:?} parsed");
+        }
+    }
+}
