@@ -10,11 +10,15 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::context::Context;
+use super::deadline::{close_deadline, deadline_for, reach_step};
+pub use super::deadline::{
+    ActiveDeadline, DeadlineMet, DeadlineMissed, DeadlineSet, DeadlineStepReached, LadderStep,
+};
 use super::events::domain_events;
 use super::fields::{check_fields, FieldValue, Fields};
 use super::org::{roles, Acting, OrgChart};
 use super::rejection::Rejection;
-use super::workflow::{Action, DeadlineRule, Definition, DefinitionRef, Effect, Scope, WorkflowId};
+use super::workflow::{Action, Definition, DefinitionRef, Effect, Scope, WorkflowId};
 use crate::clock::Timestamp;
 use crate::ids::{ActorId, CaseId, PersonId, UnitId, Version};
 
@@ -37,78 +41,6 @@ pub enum Channel {
     Api,
     /// Raised by staff themselves (a patrol, a monitoring point).
     Staff,
-}
-
-/// A step of a deadline's escalation ladder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LadderStep {
-    /// 催办: remind the responsible unit before the deadline.
-    Remind,
-    /// 督办: at the deadline, the unit one tier up takes over the urging.
-    Escalate,
-    /// The deadline is breached: counted against the unit.
-    Breach,
-}
-
-impl LadderStep {
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LadderStep::Remind => "remind",
-            LadderStep::Escalate => "escalate",
-            LadderStep::Breach => "breach",
-        }
-    }
-}
-
-/// The deadline of the stage a case is in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActiveDeadline {
-    /// Its number within the case (1, 2, …).
-    pub seq: u32,
-    /// The stage it belongs to.
-    pub stage: String,
-    /// When it was set.
-    pub set_at: Timestamp,
-    /// When the stage must be left.
-    pub due_at: Timestamp,
-    /// When to remind, if at all.
-    pub remind_at: Option<Timestamp>,
-    /// Whether to escalate at the deadline.
-    pub escalate: bool,
-    /// When it counts as breached, if at all.
-    pub breach_at: Option<Timestamp>,
-    /// The steps already taken.
-    pub reached: BTreeSet<LadderStep>,
-}
-
-impl ActiveDeadline {
-    /// The steps still to come, with their times, earliest first.
-    pub fn pending_steps(&self) -> Vec<(LadderStep, Timestamp)> {
-        let mut steps = Vec::new();
-        if let Some(at) = self.remind_at {
-            steps.push((LadderStep::Remind, at));
-        }
-        if self.escalate {
-            steps.push((LadderStep::Escalate, self.due_at));
-        }
-        if let Some(at) = self.breach_at {
-            steps.push((LadderStep::Breach, at));
-        }
-        steps.retain(|(step, _)| !self.reached.contains(step));
-        steps.sort_by_key(|(step, at)| (*at, *step));
-        steps
-    }
-
-    /// When a step is due, if the ladder has it.
-    pub fn step_time(&self, step: LadderStep) -> Option<Timestamp> {
-        match step {
-            LadderStep::Remind => self.remind_at,
-            LadderStep::Escalate => self.escalate.then_some(self.due_at),
-            LadderStep::Breach => self.breach_at,
-        }
-    }
 }
 
 /// A case as of some version of its stream.
@@ -339,61 +271,6 @@ pub struct CaseMigrated {
     pub to: DefinitionRef,
 }
 
-/// A deadline was set on entering a stage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadlineSet {
-    /// Its number within the case.
-    pub seq: u32,
-    /// The stage.
-    pub stage: String,
-    /// When it was set.
-    pub set_at: Timestamp,
-    /// When the stage must be left.
-    pub due_at: Timestamp,
-    /// When to remind.
-    pub remind_at: Option<Timestamp>,
-    /// Whether to escalate at the deadline.
-    pub escalate: bool,
-    /// When it counts as breached.
-    pub breach_at: Option<Timestamp>,
-}
-
-/// The stage was left in time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadlineMet {
-    /// Which deadline.
-    pub seq: u32,
-    /// When the stage was left.
-    pub at: Timestamp,
-}
-
-/// The stage was left after its deadline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadlineMissed {
-    /// Which deadline.
-    pub seq: u32,
-    /// When the stage was left.
-    pub at: Timestamp,
-    /// It was due at.
-    pub due_at: Timestamp,
-}
-
-/// A step of the escalation ladder was reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadlineStepReached {
-    /// Which deadline.
-    pub seq: u32,
-    /// Which step.
-    pub step: LadderStep,
-    /// The unit that must act on it: the lead for a reminder, the unit one tier up for an
-    /// escalation or a breach.
-    pub unit: UnitId,
-    /// When the step was due.
-    pub due: Timestamp,
-    /// When it was taken (later than `due` if the engine was down).
-    pub at: Timestamp,
-}
-
 /// The requester's contact data was shown unmasked to the acting actor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactViewed {
@@ -505,26 +382,6 @@ pub fn available_actions<'d>(
         .actions_from(&state.stage)
         .filter(|action| check_authority(state, action, acting, org).is_ok())
         .collect()
-}
-
-/// The deadline set on entering `stage` at `now`, if the stage has one.
-fn deadline_for(
-    rule: Option<&DeadlineRule>,
-    seq: u32,
-    stage: &str,
-    ctx: &Context<'_>,
-) -> Option<DeadlineSet> {
-    let rule = rule?;
-    let due_at = ctx.time.add(ctx.now, rule.within);
-    Some(DeadlineSet {
-        seq,
-        stage: stage.to_owned(),
-        set_at: ctx.now,
-        due_at,
-        remind_at: rule.remind_after.map(|limit| ctx.time.add(ctx.now, limit)),
-        escalate: rule.escalate,
-        breach_at: rule.breach_after.map(|limit| ctx.time.add(due_at, limit)),
-    })
 }
 
 fn check_text(field: &str, text: &str, max: usize, required: bool) -> Result<(), Rejection> {
@@ -751,17 +608,9 @@ fn decide_act(
     let mut events = Vec::new();
     if leaving {
         if let Some(deadline) = &state.deadline {
-            events.push(if ctx.now <= deadline.due_at {
-                CaseEvent::DeadlineMet(DeadlineMet {
-                    seq: deadline.seq,
-                    at: ctx.now,
-                })
-            } else {
-                CaseEvent::DeadlineMissed(DeadlineMissed {
-                    seq: deadline.seq,
-                    at: ctx.now,
-                    due_at: deadline.due_at,
-                })
+            events.push(match close_deadline(deadline, ctx.now) {
+                Ok(met) => CaseEvent::DeadlineMet(met),
+                Err(missed) => CaseEvent::DeadlineMissed(missed),
             });
         }
     }
@@ -950,56 +799,8 @@ fn decide_step(
     step: LadderStep,
     ctx: &Context<'_>,
 ) -> Result<Vec<CaseEvent>, Rejection> {
-    if !ctx.acting.is_system() {
-        return Err(Rejection::RoleNotAllowed {
-            role: ctx.acting.role.clone(),
-            action: "take a deadline step".into(),
-            allowed: vec![crate::ids::Role::new(roles::SYSTEM).expect("valid")],
-        });
-    }
-    let deadline = state
-        .deadline
-        .as_ref()
-        .filter(|d| d.seq == seq)
-        .ok_or_else(|| {
-            Rejection::invalid("deadline", format!("deadline {seq} is not the running one"))
-        })?;
-    if deadline.reached.contains(&step) {
-        return Err(Rejection::invalid(
-            "deadline",
-            format!("step {} of deadline {seq} was already taken", step.as_str()),
-        ));
-    }
-    let due = deadline.step_time(step).ok_or_else(|| {
-        Rejection::invalid(
-            "deadline",
-            format!("deadline {seq} has no {} step", step.as_str()),
-        )
-    })?;
-    if ctx.now < due {
-        return Err(Rejection::invalid(
-            "deadline",
-            format!(
-                "step {} of deadline {seq} is due at {due}, not yet",
-                step.as_str()
-            ),
-        ));
-    }
-    let unit = match step {
-        LadderStep::Remind => state.lead.clone(),
-        LadderStep::Escalate | LadderStep::Breach => ctx
-            .org
-            .supervisor(&state.lead)
-            .cloned()
-            .unwrap_or_else(|| state.lead.clone()),
-    };
-    Ok(vec![CaseEvent::DeadlineStepReached(DeadlineStepReached {
-        seq,
-        step,
-        unit,
-        due,
-        at: ctx.now,
-    })])
+    let reached = reach_step(state.deadline.as_ref(), seq, step, &state.lead, ctx)?;
+    Ok(vec![CaseEvent::DeadlineStepReached(reached)])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1091,16 +892,7 @@ pub fn apply(
         CaseEvent::Migrated(e) => state.workflow = e.to.clone(),
         CaseEvent::DeadlineSet(e) => {
             state.deadlines_set = state.deadlines_set.max(e.seq);
-            state.deadline = Some(ActiveDeadline {
-                seq: e.seq,
-                stage: e.stage.clone(),
-                set_at: e.set_at,
-                due_at: e.due_at,
-                remind_at: e.remind_at,
-                escalate: e.escalate,
-                breach_at: e.breach_at,
-                reached: BTreeSet::new(),
-            });
+            state.deadline = Some(ActiveDeadline::from_set(e));
         }
         CaseEvent::DeadlineMet(e) => {
             if state.deadline.as_ref().is_some_and(|d| d.seq == e.seq) {

@@ -5,9 +5,14 @@
 
 pub mod case;
 mod context;
+pub mod deadline;
+pub mod directive;
 mod events;
 pub mod fields;
+pub mod lists;
+pub mod merchants;
 pub mod org;
+pub mod person;
 mod rejection;
 pub mod workflow;
 

@@ -1,0 +1,622 @@
+//! Directives: 指令层层下达, 一竿到底. A unit issues a directive (epidemic prevention,
+//! consumer protection, training, …); it reaches every unit of the chain below, down to the
+//! shops, in one atomic append; each unit acknowledges and reports done on its own part;
+//! progress rolls back up (上下联动): a unit's part is complete when it reported done and every
+//! part below it is complete.
+//!
+//! The directive itself is one stream; each unit's part is a stream of its own, so that
+//! hundreds of shops acknowledging at once never contend.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::context::Context;
+use super::deadline::{close_deadline, reach_step};
+pub use super::deadline::{
+    ActiveDeadline, DeadlineMet, DeadlineMissed, DeadlineSet, DeadlineStepReached, LadderStep,
+};
+use super::events::domain_events;
+use super::org::{roles, Acting, OrgChart, Tier};
+use super::rejection::Rejection;
+use super::workflow::TimeLimit;
+use crate::clock::Timestamp;
+use crate::ids::{DirectiveId, Role, UnitId, Version};
+
+/// What a directive is about (the seed's examples).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectiveKind {
+    /// 疫情防控.
+    EpidemicPrevention,
+    /// 党群服务.
+    PartyService,
+    /// 消费维权.
+    ConsumerProtection,
+    /// 员工培训.
+    StaffTraining,
+    /// 社会稳定.
+    SocialStability,
+    /// Anything else.
+    Other,
+}
+
+/// One unit's place in a directive's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartInfo {
+    /// Its number (its stream is `directive-<id>.<index>`).
+    pub index: u32,
+    /// The unit.
+    pub unit: UnitId,
+    /// The part of the unit above it, `None` for the units right below the issuer.
+    pub parent: Option<u32>,
+}
+
+/// A directive as issued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectiveState {
+    /// The directive.
+    pub id: DirectiveId,
+    /// Title.
+    pub title: String,
+    /// What to do.
+    pub body: String,
+    /// Kind.
+    pub kind: DirectiveKind,
+    /// The issuing unit.
+    pub issued_by: UnitId,
+    /// When.
+    pub issued_at: Timestamp,
+    /// Every part, in index order (parents before children).
+    pub parts: Vec<PartInfo>,
+}
+
+impl DirectiveState {
+    /// The part of a unit.
+    pub fn part_of(&self, unit: &UnitId) -> Option<&PartInfo> {
+        self.parts.iter().find(|p| &p.unit == unit)
+    }
+}
+
+/// One unit's share of a directive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartState {
+    /// The directive.
+    pub directive: DirectiveId,
+    /// Its number.
+    pub index: u32,
+    /// The unit.
+    pub unit: UnitId,
+    /// The part above it.
+    pub parent: Option<u32>,
+    /// When the unit acknowledged.
+    pub acknowledged_at: Option<Timestamp>,
+    /// When the unit reported done.
+    pub reported_at: Option<Timestamp>,
+    /// What the unit reported.
+    pub report: Option<String>,
+    /// The running deadline (until reported).
+    pub deadline: Option<ActiveDeadline>,
+    /// Whether the deadline was missed.
+    pub missed: bool,
+    /// The unit supervising after an escalation.
+    pub escalated_to: Option<UnitId>,
+    /// The version of the part's stream this state is as of.
+    pub version: Option<Version>,
+}
+
+/// A command about a directive.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum DirectiveCommand {
+    /// Issue a directive at `unit` to every chain unit below it.
+    Issue {
+        /// The new directive's id (minted by the engine).
+        directive: DirectiveId,
+        /// Title.
+        title: String,
+        /// What to do.
+        body: String,
+        /// Kind.
+        kind: DirectiveKind,
+        /// The issuing unit.
+        unit: UnitId,
+        /// How long each unit has to report done.
+        within: TimeLimit,
+    },
+    /// The acting unit acknowledges its part.
+    Acknowledge {
+        /// A note.
+        note: String,
+    },
+    /// The acting unit reports its part done.
+    Report {
+        /// What was done.
+        note: String,
+    },
+    /// Take the next ladder step of the part's deadline (the scheduler does this).
+    ReachDeadlineStep {
+        /// Which deadline.
+        seq: u32,
+        /// Which step.
+        step: LadderStep,
+    },
+}
+
+/// A directive was issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectiveIssued {
+    /// The directive.
+    pub directive: DirectiveId,
+    /// Title.
+    pub title: String,
+    /// What to do.
+    pub body: String,
+    /// Kind.
+    pub kind: DirectiveKind,
+    /// The issuing unit.
+    pub issued_by: UnitId,
+    /// Every part.
+    pub parts: Vec<PartInfo>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A unit received its part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartAssigned {
+    /// The directive.
+    pub directive: DirectiveId,
+    /// The part.
+    pub part: PartInfo,
+}
+
+/// A unit acknowledged its part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartAcknowledged {
+    /// A note.
+    pub note: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A unit reported its part done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartReported {
+    /// What was done.
+    pub note: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+domain_events! {
+    /// The events of a directive's own stream.
+    pub enum DirectiveEvent {
+        /// Issued.
+        Issued(DirectiveIssued) = "DirectiveIssued" v 1,
+    }
+}
+
+domain_events! {
+    /// The events of one unit's part of a directive.
+    pub enum PartEvent {
+        /// Assigned.
+        Assigned(PartAssigned) = "PartAssigned" v 1,
+        /// Acknowledged.
+        Acknowledged(PartAcknowledged) = "PartAcknowledged" v 1,
+        /// Reported done.
+        Reported(PartReported) = "PartReported" v 1,
+        /// Its deadline was set.
+        DeadlineSet(DeadlineSet) = "DeadlineSet" v 1,
+        /// Reported in time.
+        DeadlineMet(DeadlineMet) = "DeadlineMet" v 1,
+        /// Reported late.
+        DeadlineMissed(DeadlineMissed) = "DeadlineMissed" v 1,
+        /// A ladder step was reached.
+        DeadlineStepReached(DeadlineStepReached) = "DeadlineStepReached" v 1,
+    }
+}
+
+/// What issuing a directive writes: its own event and one batch per part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issued {
+    /// For the directive's stream.
+    pub directive: DirectiveEvent,
+    /// For each part's stream, by index.
+    pub parts: Vec<(u32, Vec<PartEvent>)>,
+}
+
+/// The roles that may issue directives (to their own subtree).
+const ISSUERS: &[&str] = &[
+    roles::COMMUNITY_ADMIN,
+    roles::GRID_WORKER,
+    roles::ENTERPRISE_LIAISON,
+];
+/// The roles that act on a unit's part.
+const RESPONDERS: &[&str] = &[
+    roles::COMMUNITY_ADMIN,
+    roles::GRID_WORKER,
+    roles::ENTERPRISE_LIAISON,
+    roles::SHOP_OWNER,
+    roles::PARTY_MEMBER,
+];
+
+fn role_list(names: &[&str]) -> Vec<Role> {
+    names
+        .iter()
+        .map(|r| Role::new(*r).expect("built-in roles are valid"))
+        .collect()
+}
+
+/// Decides issuing a directive: the parts are every unit of the chain below the issuing unit.
+///
+/// # Errors
+/// A [`Rejection`] when the actor may not issue at that unit or there is no one below it.
+pub fn decide_issue(command: &DirectiveCommand, ctx: &Context<'_>) -> Result<Issued, Rejection> {
+    let DirectiveCommand::Issue {
+        directive,
+        title,
+        body,
+        kind,
+        unit,
+        within,
+    } = command
+    else {
+        return Err(Rejection::invalid("command", "not an issue command"));
+    };
+    ctx.org.check_acting(ctx.acting)?;
+    if ctx.org.unit(unit).is_none() {
+        return Err(Rejection::NotFound {
+            what: "unit",
+            id: unit.to_string(),
+        });
+    }
+    if !ctx.acting.is_system() {
+        if !ISSUERS.contains(&ctx.acting.role.as_str()) {
+            return Err(Rejection::RoleNotAllowed {
+                role: ctx.acting.role.clone(),
+                action: "issue a directive".into(),
+                allowed: role_list(ISSUERS),
+            });
+        }
+        if !ctx.org.is_within(unit, &ctx.acting.unit) {
+            return Err(Rejection::OutOfScope {
+                unit: ctx.acting.unit.clone(),
+                action: "issue a directive".into(),
+                scope: "the acting unit or a unit below it".into(),
+                target: unit.clone(),
+            });
+        }
+    }
+    let title_chars = title.trim().chars().count();
+    if title_chars == 0 || title_chars > 200 {
+        return Err(Rejection::FieldInvalid {
+            field: "title".into(),
+            reason: "must be 1 to 200 characters".into(),
+        });
+    }
+    if body.chars().count() > 4000 {
+        return Err(Rejection::FieldInvalid {
+            field: "body".into(),
+            reason: "at most 4000 characters".into(),
+        });
+    }
+    let parts = parts_below(ctx.org, unit);
+    if parts.is_empty() {
+        return Err(Rejection::invalid(
+            "unit",
+            format!("no unit of the chain lies below {unit}: a directive needs someone to reach"),
+        ));
+    }
+    let due_at = ctx.time.add(ctx.now, *within);
+    let part_events = parts
+        .iter()
+        .map(|part| {
+            (
+                part.index,
+                vec![
+                    PartEvent::Assigned(PartAssigned {
+                        directive: *directive,
+                        part: part.clone(),
+                    }),
+                    PartEvent::DeadlineSet(DeadlineSet {
+                        seq: 1,
+                        stage: "report".into(),
+                        set_at: ctx.now,
+                        due_at,
+                        remind_at: None,
+                        escalate: true,
+                        breach_at: None,
+                    }),
+                ],
+            )
+        })
+        .collect();
+    Ok(Issued {
+        directive: DirectiveEvent::Issued(DirectiveIssued {
+            directive: *directive,
+            title: title.trim().to_owned(),
+            body: body.trim().to_owned(),
+            kind: *kind,
+            issued_by: unit.clone(),
+            parts,
+            at: ctx.now,
+        }),
+        parts: part_events,
+    })
+}
+
+/// Every chain unit strictly below `root`, parents before children, numbered from 1.
+fn parts_below(org: &OrgChart, root: &UnitId) -> Vec<PartInfo> {
+    let mut parts: Vec<PartInfo> = Vec::new();
+    let mut index_of: BTreeMap<UnitId, u32> = BTreeMap::new();
+    for unit in org.subtree(root).into_iter().skip(1) {
+        let Some(info) = org.unit(&unit) else {
+            continue;
+        };
+        if !info.tier.in_chain() || info.tier == Tier::Community {
+            continue;
+        }
+        let parent = info.parent.as_ref().and_then(|p| index_of.get(p).copied());
+        let index = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
+        index_of.insert(unit.clone(), index);
+        parts.push(PartInfo {
+            index,
+            unit,
+            parent,
+        });
+    }
+    parts
+}
+
+/// Decides an acknowledgement, a report or a deadline step on one part.
+///
+/// # Errors
+/// A [`Rejection`] when the acting unit is not the part's unit, the role may not respond, or
+/// the part is not in a state to take it.
+pub fn decide_part(
+    part: &PartState,
+    command: &DirectiveCommand,
+    ctx: &Context<'_>,
+) -> Result<Vec<PartEvent>, Rejection> {
+    if let DirectiveCommand::ReachDeadlineStep { seq, step } = command {
+        let reached = reach_step(part.deadline.as_ref(), *seq, *step, &part.unit, ctx)?;
+        return Ok(vec![PartEvent::DeadlineStepReached(reached)]);
+    }
+    check_responder(part, ctx.acting, ctx.org)?;
+    match command {
+        DirectiveCommand::Acknowledge { note } => {
+            if part.acknowledged_at.is_some() {
+                return Ok(Vec::new());
+            }
+            check_note(note, false)?;
+            Ok(vec![PartEvent::Acknowledged(PartAcknowledged {
+                note: note.trim().to_owned(),
+                at: ctx.now,
+            })])
+        }
+        DirectiveCommand::Report { note } => {
+            if part.reported_at.is_some() {
+                return Err(Rejection::invalid(
+                    "part",
+                    format!("{} already reported done", part.unit),
+                ));
+            }
+            check_note(note, true)?;
+            let mut events = Vec::new();
+            if part.acknowledged_at.is_none() {
+                events.push(PartEvent::Acknowledged(PartAcknowledged {
+                    note: String::new(),
+                    at: ctx.now,
+                }));
+            }
+            events.push(PartEvent::Reported(PartReported {
+                note: note.trim().to_owned(),
+                at: ctx.now,
+            }));
+            if let Some(deadline) = &part.deadline {
+                events.push(match close_deadline(deadline, ctx.now) {
+                    Ok(met) => PartEvent::DeadlineMet(met),
+                    Err(missed) => PartEvent::DeadlineMissed(missed),
+                });
+            }
+            Ok(events)
+        }
+        _ => Err(Rejection::invalid(
+            "command",
+            "not a command for a directive's part",
+        )),
+    }
+}
+
+fn check_note(note: &str, required: bool) -> Result<(), Rejection> {
+    if required && note.trim().is_empty() {
+        return Err(Rejection::FieldMissing {
+            action: "report".into(),
+            field: "note".into(),
+        });
+    }
+    if note.chars().count() > 4000 {
+        return Err(Rejection::FieldInvalid {
+            field: "note".into(),
+            reason: "at most 4000 characters".into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_responder(part: &PartState, acting: &Acting, org: &OrgChart) -> Result<(), Rejection> {
+    org.check_acting(acting)?;
+    if acting.is_system() {
+        return Ok(());
+    }
+    if !RESPONDERS.contains(&acting.role.as_str()) {
+        return Err(Rejection::RoleNotAllowed {
+            role: acting.role.clone(),
+            action: "respond to a directive".into(),
+            allowed: role_list(RESPONDERS),
+        });
+    }
+    if acting.unit != part.unit {
+        return Err(Rejection::OutOfScope {
+            unit: acting.unit.clone(),
+            action: "respond to a directive".into(),
+            scope: "the unit the part is for".into(),
+            target: part.unit.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Folds an event into a directive's state.
+pub fn apply_directive(
+    state: Option<DirectiveState>,
+    event: &DirectiveEvent,
+) -> Option<DirectiveState> {
+    match event {
+        DirectiveEvent::Issued(e) => Some(DirectiveState {
+            id: e.directive,
+            title: e.title.clone(),
+            body: e.body.clone(),
+            kind: e.kind,
+            issued_by: e.issued_by.clone(),
+            issued_at: e.at,
+            parts: e.parts.clone(),
+        }),
+        #[allow(unreachable_patterns)]
+        _ => state,
+    }
+}
+
+/// Folds an event into a part's state; `version` is the event's version in the part's stream.
+pub fn apply_part(
+    state: Option<PartState>,
+    event: &PartEvent,
+    version: Version,
+) -> Option<PartState> {
+    let mut state = match (state, event) {
+        (None, PartEvent::Assigned(e)) => PartState {
+            directive: e.directive,
+            index: e.part.index,
+            unit: e.part.unit.clone(),
+            parent: e.part.parent,
+            acknowledged_at: None,
+            reported_at: None,
+            report: None,
+            deadline: None,
+            missed: false,
+            escalated_to: None,
+            version: Some(version),
+        },
+        (None, _) => return None,
+        (Some(state), _) => state,
+    };
+    match event {
+        PartEvent::Assigned(_) => {}
+        PartEvent::Acknowledged(e) => state.acknowledged_at = Some(e.at),
+        PartEvent::Reported(e) => {
+            state.reported_at = Some(e.at);
+            state.report = Some(e.note.clone());
+        }
+        PartEvent::DeadlineSet(e) => state.deadline = Some(ActiveDeadline::from_set(e)),
+        PartEvent::DeadlineMet(_) => state.deadline = None,
+        PartEvent::DeadlineMissed(_) => {
+            state.deadline = None;
+            state.missed = true;
+        }
+        PartEvent::DeadlineStepReached(e) => {
+            if let Some(deadline) = state.deadline.as_mut().filter(|d| d.seq == e.seq) {
+                deadline.reached.insert(e.step);
+            }
+            if e.step == LadderStep::Escalate {
+                state.escalated_to = Some(e.unit.clone());
+            }
+        }
+    }
+    state.version = Some(version);
+    Some(state)
+}
+
+/// One unit's progress, rolled up over everything below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartProgress {
+    /// The part.
+    pub index: u32,
+    /// The unit.
+    pub unit: UnitId,
+    /// The part above.
+    pub parent: Option<u32>,
+    /// Whether the unit acknowledged.
+    pub acknowledged: bool,
+    /// Whether the unit reported done.
+    pub reported: bool,
+    /// Whether the unit and every unit below it reported done.
+    pub complete: bool,
+    /// Units in this part's subtree (itself included).
+    pub units: u32,
+    /// Of those, how many reported done.
+    pub units_reported: u32,
+    /// Whether its deadline was missed.
+    pub missed: bool,
+}
+
+/// A directive's progress: every part rolled up, and the totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Per part, in index order.
+    pub parts: Vec<PartProgress>,
+    /// Parts in all.
+    pub units: u32,
+    /// Parts acknowledged.
+    pub acknowledged: u32,
+    /// Parts reported done.
+    pub reported: u32,
+    /// Whether every part is complete.
+    pub complete: bool,
+}
+
+/// Rolls the parts' states up the directive's tree. A part missing from `parts` counts as
+/// not acknowledged.
+pub fn progress(directive: &DirectiveState, parts: &BTreeMap<u32, PartState>) -> Progress {
+    let mut rows: Vec<PartProgress> = directive
+        .parts
+        .iter()
+        .map(|info| {
+            let state = parts.get(&info.index);
+            let reported = state.is_some_and(|s| s.reported_at.is_some());
+            PartProgress {
+                index: info.index,
+                unit: info.unit.clone(),
+                parent: info.parent,
+                acknowledged: state.is_some_and(|s| s.acknowledged_at.is_some()),
+                reported,
+                complete: reported,
+                units: 1,
+                units_reported: u32::from(reported),
+                missed: state.is_some_and(|s| s.missed),
+            }
+        })
+        .collect();
+    // Parents come before children, so walking backwards folds every child into its parent
+    // after the child has received its own children.
+    let position: BTreeMap<u32, usize> =
+        rows.iter().enumerate().map(|(i, r)| (r.index, i)).collect();
+    for i in (0..rows.len()).rev() {
+        let (complete, units, reported) = (rows[i].complete, rows[i].units, rows[i].units_reported);
+        if let Some(&p) = rows[i].parent.and_then(|parent| position.get(&parent)) {
+            rows[p].complete &= complete;
+            rows[p].units += units;
+            rows[p].units_reported += reported;
+        }
+    }
+    let count = |f: fn(&PartProgress) -> bool| {
+        u32::try_from(rows.iter().filter(|r| f(r)).count()).unwrap_or(u32::MAX)
+    };
+    Progress {
+        units: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+        acknowledged: count(|r| r.acknowledged),
+        reported: count(|r| r.reported),
+        complete: rows.iter().all(|r| r.complete),
+        parts: rows,
+    }
+}

@@ -1,0 +1,144 @@
+//! A requester's lifecycle in the log: registered, erased. Never their data: that is in the
+//! vault, encrypted with a key of their own (see `vault`). Erasing a person destroys the key
+//! and records the erasure here, so audits show the data as erased and the chain still
+//! verifies.
+
+use serde::{Deserialize, Serialize};
+
+use super::context::Context;
+use super::events::domain_events;
+use super::org::roles;
+use super::rejection::Rejection;
+use crate::clock::Timestamp;
+use crate::ids::{PersonId, Role};
+
+/// A person was registered (their contact data went into the vault).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonRegistered {
+    /// The person.
+    pub person: PersonId,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A person was erased (their key destroyed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonErased {
+    /// The person.
+    pub person: PersonId,
+    /// Why (a request under the personal information protection law, …).
+    pub reason: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+domain_events! {
+    /// The events of a person's stream.
+    pub enum PersonEvent {
+        /// Registered.
+        Registered(PersonRegistered) = "PersonRegistered" v 1,
+        /// Erased.
+        Erased(PersonErased) = "PersonErased" v 1,
+    }
+}
+
+/// Whether a person exists and was erased, as far as their stream says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PersonState {
+    /// Registered.
+    pub registered: bool,
+    /// Erased.
+    pub erased: bool,
+}
+
+/// The roles that may register people (taking a request at the door, on the phone, by app).
+pub const REGISTRARS: &[&str] = &[
+    roles::COMMUNITY_ADMIN,
+    roles::GRID_WORKER,
+    roles::RESIDENT,
+    roles::OPEN311_CLIENT,
+    roles::LIAISON_OFFICER,
+    roles::ENTERPRISE_LIAISON,
+    roles::SHOP_OWNER,
+];
+
+/// Decides registering a person.
+///
+/// # Errors
+/// [`Rejection::RoleNotAllowed`] for a role that takes no requests.
+pub fn decide_register(
+    person: PersonId,
+    state: PersonState,
+    ctx: &Context<'_>,
+) -> Result<Vec<PersonEvent>, Rejection> {
+    ctx.org.check_acting(ctx.acting)?;
+    if !ctx.acting.is_system() && !REGISTRARS.contains(&ctx.acting.role.as_str()) {
+        return Err(Rejection::RoleNotAllowed {
+            role: ctx.acting.role.clone(),
+            action: "register a person".into(),
+            allowed: REGISTRARS
+                .iter()
+                .map(|r| Role::new(*r).expect("valid"))
+                .collect(),
+        });
+    }
+    if state.registered {
+        return Err(Rejection::AlreadyExists {
+            what: "person",
+            id: person.to_string(),
+        });
+    }
+    Ok(vec![PersonEvent::Registered(PersonRegistered {
+        person,
+        at: ctx.now,
+    })])
+}
+
+/// Decides erasing a person: the community administrator (or the system) does it.
+///
+/// # Errors
+/// A [`Rejection`] for another role, an unknown person, or a missing reason.
+pub fn decide_erase(
+    person: PersonId,
+    state: PersonState,
+    reason: &str,
+    ctx: &Context<'_>,
+) -> Result<Vec<PersonEvent>, Rejection> {
+    ctx.org.check_acting(ctx.acting)?;
+    if !ctx.acting.is_system() && ctx.acting.role.as_str() != roles::COMMUNITY_ADMIN {
+        return Err(Rejection::RoleNotAllowed {
+            role: ctx.acting.role.clone(),
+            action: "erase a person".into(),
+            allowed: vec![Role::new(roles::COMMUNITY_ADMIN).expect("valid")],
+        });
+    }
+    if !state.registered {
+        return Err(Rejection::NotFound {
+            what: "person",
+            id: person.to_string(),
+        });
+    }
+    if state.erased {
+        return Ok(Vec::new());
+    }
+    if reason.trim().is_empty() || reason.chars().count() > 1000 {
+        return Err(Rejection::FieldInvalid {
+            field: "reason".into(),
+            reason: "must be 1 to 1000 characters".into(),
+        });
+    }
+    Ok(vec![PersonEvent::Erased(PersonErased {
+        person,
+        reason: reason.trim().to_owned(),
+        at: ctx.now,
+    })])
+}
+
+/// Folds an event into a person's state.
+pub fn apply(mut state: PersonState, event: &PersonEvent) -> PersonState {
+    match event {
+        PersonEvent::Registered(_) => state.registered = true,
+        PersonEvent::Erased(_) => state.erased = true,
+    }
+    state
+}
