@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 use crate::clock::Timestamp;
 
+/// A person whose contact data is in the vault (defined with the vault, which owns it).
+pub use crate::vault::PersonId;
+
 /// A value that failed validation: which field, what was given, and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field} {value:?}: {rule}")]
@@ -386,19 +389,6 @@ uuid_newtype!(
     /// An item of one of the three lists (resources, needs, projects): stream `list-<uuid>`.
     ListItemId
 );
-
-uuid_newtype!(
-    /// A person whose contact data is in the vault. Events carry only this id, never the
-    /// data: erasing the person makes the data unreadable without touching the log.
-    PersonId
-);
-
-impl PersonId {
-    /// The person's lifecycle stream (registration, erasure; never their data).
-    pub fn stream(&self) -> StreamId {
-        StreamId::new(format!("person-{}", self.0)).expect("a UUID makes a valid stream id")
-    }
-}
 
 impl CaseId {
     /// The case's stream.

@@ -51,6 +51,7 @@ mod chain;
 mod clock;
 mod codec;
 pub mod domain;
+pub mod engine;
 mod error;
 mod event;
 mod ids;

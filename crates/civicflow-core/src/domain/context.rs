@@ -5,14 +5,21 @@
 //! definitions, working time, and the moment of the decision.
 
 use super::org::{Acting, OrgChart};
-use super::workflow::{DefinitionRegistry, TimeLimit};
+use super::workflow::DefinitionRegistry;
+use crate::calendar::{BusinessCalendar, Span};
 use crate::clock::Timestamp;
 
-/// Adds time limits to moments, in wall-clock or working time. The business calendar is the
-/// real one; tests may use [`WallClockOnly`].
+/// Adds spans to moments, in wall-clock or working time. The business calendar is the real
+/// one; tests may use [`WallClockOnly`].
 pub trait WorkingTime: Send + Sync {
-    /// The moment `limit` after `start`.
-    fn add(&self, start: Timestamp, limit: TimeLimit) -> Timestamp;
+    /// The moment `span` after `start`.
+    fn add(&self, start: Timestamp, span: Span) -> Timestamp;
+}
+
+impl WorkingTime for BusinessCalendar {
+    fn add(&self, start: Timestamp, span: Span) -> Timestamp {
+        BusinessCalendar::add(self, start, span)
+    }
 }
 
 /// Working time that is simply wall-clock time (every minute of every day works).
@@ -20,12 +27,14 @@ pub trait WorkingTime: Send + Sync {
 pub struct WallClockOnly;
 
 impl WorkingTime for WallClockOnly {
-    fn add(&self, start: Timestamp, limit: TimeLimit) -> Timestamp {
-        let minutes = match limit {
-            TimeLimit::Minutes(m) | TimeLimit::WorkingMinutes(m) => u64::from(m),
-            TimeLimit::Days(d) | TimeLimit::WorkingDays(d) => u64::from(d) * 24 * 60,
+    fn add(&self, start: Timestamp, span: Span) -> Timestamp {
+        let duration = match span {
+            Span::Calendar(duration) => duration,
+            Span::WorkingMinutes(m) => std::time::Duration::from_secs(u64::from(m) * 60),
+            Span::WorkingHours(h) => std::time::Duration::from_secs(u64::from(h) * 3600),
+            Span::WorkingDays(d) => std::time::Duration::from_secs(u64::from(d) * 86_400),
         };
-        start.saturating_add(std::time::Duration::from_secs(minutes * 60))
+        start.saturating_add(duration)
     }
 }
 

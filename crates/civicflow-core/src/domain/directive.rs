@@ -19,7 +19,7 @@ pub use super::deadline::{
 use super::events::domain_events;
 use super::org::{roles, Acting, OrgChart, Tier};
 use super::rejection::Rejection;
-use super::workflow::TimeLimit;
+use super::workflow::Span;
 use crate::clock::Timestamp;
 use crate::ids::{DirectiveId, Role, UnitId, Version};
 
@@ -122,7 +122,7 @@ pub enum DirectiveCommand {
         /// The issuing unit.
         unit: UnitId,
         /// How long each unit has to report done.
-        within: TimeLimit,
+        within: Span,
     },
     /// The acting unit acknowledges its part.
     Acknowledge {

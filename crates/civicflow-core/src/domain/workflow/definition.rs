@@ -3,10 +3,10 @@
 //! Rust with these same types; [`Definition::validate`] checks either.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::calendar::Span;
 use crate::domain::fields::FieldSpec;
 use crate::ids::Role;
 
@@ -76,99 +76,23 @@ impl fmt::Display for DefinitionRef {
     }
 }
 
-/// A length of time, in wall-clock or working time (see the business calendar).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum TimeLimit {
-    /// Wall-clock minutes (`90 minutes`, `2 hours`, `24 hours`).
-    Minutes(u32),
-    /// Wall-clock days (`15 days`).
-    Days(u32),
-    /// Minutes of working time (`30 working minutes`, `2 working hours`).
-    WorkingMinutes(u32),
-    /// Working days (`7 working days`).
-    WorkingDays(u32),
-}
-
-impl FromStr for TimeLimit {
-    type Err = String;
-
-    /// Parses `<n> [working] minute(s)|hour(s)|day(s)`.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let bad = || {
-            format!(
-                "time limit {text:?}: write `<n> [working] minutes|hours|days`, for example `2 working hours` or `15 days`"
-            )
-        };
-        let (number, working, unit) = match words.as_slice() {
-            [n, unit] => (n, false, unit),
-            [n, "working", unit] => (n, true, unit),
-            _ => return Err(bad()),
-        };
-        let n: u32 = number.parse().map_err(|_| bad())?;
-        if n == 0 {
-            return Err(format!("time limit {text:?} must be more than zero"));
-        }
-        let limit = match (working, unit.trim_end_matches('s')) {
-            (false, "minute") => TimeLimit::Minutes(n),
-            (false, "hour") => TimeLimit::Minutes(n.checked_mul(60).ok_or_else(bad)?),
-            (false, "day") => TimeLimit::Days(n),
-            (true, "minute") => TimeLimit::WorkingMinutes(n),
-            (true, "hour") => TimeLimit::WorkingMinutes(n.checked_mul(60).ok_or_else(bad)?),
-            (true, "day") => TimeLimit::WorkingDays(n),
-            _ => return Err(bad()),
-        };
-        Ok(limit)
-    }
-}
-
-impl TryFrom<String> for TimeLimit {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        text.parse()
-    }
-}
-
-impl From<TimeLimit> for String {
-    fn from(limit: TimeLimit) -> String {
-        limit.to_string()
-    }
-}
-
-impl fmt::Display for TimeLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = |n: u32| if n == 1 { "" } else { "s" };
-        match *self {
-            TimeLimit::Minutes(m) if m % 60 == 0 => write!(f, "{} hour{}", m / 60, plural(m / 60)),
-            TimeLimit::Minutes(m) => write!(f, "{m} minute{}", plural(m)),
-            TimeLimit::Days(d) => write!(f, "{d} day{}", plural(d)),
-            TimeLimit::WorkingMinutes(m) if m % 60 == 0 => {
-                write!(f, "{} working hour{}", m / 60, plural(m / 60))
-            }
-            TimeLimit::WorkingMinutes(m) => write!(f, "{m} working minute{}", plural(m)),
-            TimeLimit::WorkingDays(d) => write!(f, "{d} working day{}", plural(d)),
-        }
-    }
-}
-
 /// The deadline of a stage and its escalation ladder: remind, escalate one tier up at the
 /// deadline, breach after a grace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadlineRule {
     /// How long the stage may take, from entering it.
-    pub within: TimeLimit,
+    pub within: Span,
     /// When to remind the responsible unit (催办), counted from entering the stage; must come
     /// before the deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remind_after: Option<TimeLimit>,
+    pub remind_after: Option<Span>,
     /// Whether to escalate one tier up (督办) at the deadline. On unless set false.
     #[serde(default = "yes")]
     pub escalate: bool,
     /// When the deadline counts as breached, counted from the deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub breach_after: Option<TimeLimit>,
+    pub breach_after: Option<Span>,
 }
 
 fn yes() -> bool {
@@ -388,28 +312,5 @@ fn workflow_name_hint(text: &str) -> String {
             }
         }
         Err(_) => "(unreadable TOML)".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn time_limits_parse_and_print() {
-        for (text, limit) in [
-            ("2 working hours", TimeLimit::WorkingMinutes(120)),
-            ("90 minutes", TimeLimit::Minutes(90)),
-            ("24 hours", TimeLimit::Minutes(1440)),
-            ("1 day", TimeLimit::Days(1)),
-            ("7 working days", TimeLimit::WorkingDays(7)),
-            ("30 working minutes", TimeLimit::WorkingMinutes(30)),
-        ] {
-            assert_eq!(text.parse::<TimeLimit>(), Ok(limit), "{text}");
-            assert_eq!(limit.to_string().parse::<TimeLimit>(), Ok(limit));
-        }
-        for bad in ["", "2", "two hours", "0 days", "3 weeks", "5 working"] {
-            assert!(bad.parse::<TimeLimit>().is_err(), "{bad:?} parsed");
-        }
     }
 }

@@ -10,7 +10,7 @@ mod validate;
 
 pub use definition::{
     Action, DeadlineRule, Definition, DefinitionError, DefinitionRef, Effect, OpenRule, Scope,
-    Stage, TimeLimit, WorkflowId,
+    Span, Stage, WorkflowId,
 };
 
 use std::collections::BTreeMap;
@@ -270,7 +270,7 @@ mod tests {
 
         let mut d = service_request();
         d.stages[0].deadline.as_mut().expect("has one").remind_after =
-            Some(TimeLimit::WorkingMinutes(600));
+            Some(Span::WorkingMinutes(600));
         assert!(problem(&d).contains("reminder"), "{}", problem(&d));
     }
 

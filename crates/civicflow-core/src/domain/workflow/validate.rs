@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use super::definition::{Action, Definition, DefinitionError, Effect, Scope, TimeLimit};
+use super::definition::{Action, Definition, DefinitionError, Effect, Scope, Span};
 use crate::domain::fields::{FieldKind, FieldSpec};
 
 fn is_slug(s: &str) -> bool {
@@ -189,18 +189,22 @@ impl Definition {
     }
 }
 
-/// Whether `a` certainly ends before `b` when both start at the same moment. Limits of
-/// different kinds (working and wall-clock) cannot be compared without a calendar, so they
-/// are accepted.
-fn before(a: TimeLimit, b: TimeLimit) -> bool {
+/// Whether `a` certainly ends before `b` when both start at the same moment. Spans of
+/// different kinds (working and wall-clock time) cannot be compared without a calendar, so
+/// they are accepted.
+fn before(a: Span, b: Span) -> bool {
+    let working_minutes = |span: Span| match span {
+        Span::WorkingMinutes(m) => Some(u64::from(m)),
+        Span::WorkingHours(h) => Some(u64::from(h) * 60),
+        _ => None,
+    };
     match (a, b) {
-        (TimeLimit::Minutes(x), TimeLimit::Minutes(y))
-        | (TimeLimit::WorkingMinutes(x), TimeLimit::WorkingMinutes(y)) => x < y,
-        (TimeLimit::Days(x), TimeLimit::Days(y))
-        | (TimeLimit::WorkingDays(x), TimeLimit::WorkingDays(y)) => x < y,
-        (TimeLimit::Minutes(m), TimeLimit::Days(d)) => u64::from(m) < u64::from(d) * 1440,
-        (TimeLimit::Days(d), TimeLimit::Minutes(m)) => u64::from(d) * 1440 < u64::from(m),
-        _ => true,
+        (Span::Calendar(x), Span::Calendar(y)) => x < y,
+        (Span::WorkingDays(x), Span::WorkingDays(y)) => x < y,
+        _ => match (working_minutes(a), working_minutes(b)) {
+            (Some(x), Some(y)) => x < y,
+            _ => true,
+        },
     }
 }
 

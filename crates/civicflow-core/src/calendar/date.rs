@@ -1,0 +1,335 @@
+//! Dates and times of day in Asia/Shanghai.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::CalendarError;
+use crate::clock::Timestamp;
+
+/// The offset of Asia/Shanghai from UTC, in seconds (UTC+8).
+///
+/// A fixed offset is correct for every date civicflow deals with: mainland China has kept
+/// UTC+8 all year, without daylight saving time, since 1991. From 1986 to 1991 it did observe
+/// summer time (UTC+9 from mid-April to mid-September); the conversions here do not model that
+/// and treat those summers as UTC+8 too, so local times in them are one hour off. Nothing is
+/// refused for being before 1991: it is only not historically exact.
+pub const UTC_OFFSET_SECONDS: i32 = 8 * 3600;
+
+pub(crate) const MICROS_PER_MINUTE: i64 = 60_000_000;
+pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
+pub(crate) const OFFSET_MICROS: i64 = UTC_OFFSET_SECONDS as i64 * 1_000_000;
+/// Minutes in a day.
+pub const MINUTES_PER_DAY: u16 = 1440;
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Weekday {
+    /// 星期一.
+    Monday,
+    /// 星期二.
+    Tuesday,
+    /// 星期三.
+    Wednesday,
+    /// 星期四.
+    Thursday,
+    /// 星期五.
+    Friday,
+    /// 星期六.
+    Saturday,
+    /// 星期日.
+    Sunday,
+}
+
+impl Weekday {
+    /// Saturday or Sunday.
+    pub const fn is_weekend(self) -> bool {
+        matches!(self, Self::Saturday | Self::Sunday)
+    }
+
+    /// The weekday of a day counted from 1970-01-01 (a Thursday).
+    pub(crate) fn of_day_number(days: i64) -> Self {
+        match (days + 3).rem_euclid(7) {
+            0 => Self::Monday,
+            1 => Self::Tuesday,
+            2 => Self::Wednesday,
+            3 => Self::Thursday,
+            4 => Self::Friday,
+            5 => Self::Saturday,
+            _ => Self::Sunday,
+        }
+    }
+}
+
+impl fmt::Display for Weekday {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Monday => "Monday",
+            Self::Tuesday => "Tuesday",
+            Self::Wednesday => "Wednesday",
+            Self::Thursday => "Thursday",
+            Self::Friday => "Friday",
+            Self::Saturday => "Saturday",
+            Self::Sunday => "Sunday",
+        })
+    }
+}
+
+/// A calendar date (proleptic Gregorian), years 0001 to 9999, without a time zone of its own;
+/// in civicflow it is always a date in Asia/Shanghai.
+///
+/// Ordered chronologically; written and parsed as `YYYY-MM-DD`, and (de)serialised as that
+/// string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LocalDate {
+    // Field order matters: the derived ordering is year, then month, then day.
+    year: i32,
+    month: u8,
+    day: u8,
+}
+
+impl LocalDate {
+    /// The first date a `LocalDate` can hold, 0001-01-01.
+    pub const MIN: Self = Self {
+        year: 1,
+        month: 1,
+        day: 1,
+    };
+    /// The last date a `LocalDate` can hold, 9999-12-31.
+    pub const MAX: Self = Self {
+        year: 9999,
+        month: 12,
+        day: 31,
+    };
+
+    /// The date `year-month-day`.
+    ///
+    /// # Errors
+    ///
+    /// [`CalendarError::InvalidDate`] if the year is outside 1..=9999, the month outside 1..=12,
+    /// or the day does not exist in that month (2025-02-29 does not, 2024-02-29 does).
+    pub fn new(year: i32, month: u32, day: u32) -> Result<Self, CalendarError> {
+        let invalid = |reason| CalendarError::InvalidDate {
+            value: format!("{year:04}-{month:02}-{day:02}"),
+            reason,
+        };
+        if !(1..=9999).contains(&year) {
+            return Err(invalid("the year must be between 0001 and 9999"));
+        }
+        if !(1..=12).contains(&month) {
+            return Err(invalid("the month must be between 01 and 12"));
+        }
+        if day == 0 || day > days_in_month(year, month) {
+            return Err(invalid("that day does not exist in that month"));
+        }
+        Ok(Self {
+            year,
+            month: u8::try_from(month).expect("checked to be 1..=12"),
+            day: u8::try_from(day).expect("checked to be 1..=31"),
+        })
+    }
+
+    /// Parses `YYYY-MM-DD` (exactly: four-digit year, two-digit month and day).
+    ///
+    /// # Errors
+    ///
+    /// [`CalendarError::InvalidDate`] if the text is not in that form or the date does not
+    /// exist.
+    pub fn parse(text: &str) -> Result<Self, CalendarError> {
+        let invalid = |reason| CalendarError::InvalidDate {
+            value: text.to_owned(),
+            reason,
+        };
+        let bytes = text.as_bytes();
+        let shape_ok = bytes.len() == 10
+            && bytes[4] == b'-'
+            && bytes[7] == b'-'
+            && bytes
+                .iter()
+                .enumerate()
+                .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+        if !shape_ok {
+            return Err(invalid("expected YYYY-MM-DD"));
+        }
+        let number = |range: std::ops::Range<usize>| {
+            bytes[range]
+                .iter()
+                .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'))
+        };
+        let year = i32::try_from(number(0..4)).expect("four digits fit in an i32");
+        Self::new(year, number(5..7), number(8..10)).map_err(|error| match error {
+            CalendarError::InvalidDate { reason, .. } => invalid(reason),
+            other => other,
+        })
+    }
+
+    /// The year, 1..=9999.
+    pub const fn year(self) -> i32 {
+        self.year
+    }
+
+    /// The month, 1..=12.
+    pub const fn month(self) -> u32 {
+        self.month as u32
+    }
+
+    /// The day of the month, 1..=31.
+    pub const fn day(self) -> u32 {
+        self.day as u32
+    }
+
+    /// The day of the week.
+    pub fn weekday(self) -> Weekday {
+        Weekday::of_day_number(self.days_since_epoch())
+    }
+
+    /// The next day, or `None` after 9999-12-31.
+    pub fn next_day(self) -> Option<Self> {
+        Self::from_days_since_epoch(self.days_since_epoch() + 1)
+    }
+
+    /// The previous day, or `None` before 0001-01-01.
+    pub fn previous_day(self) -> Option<Self> {
+        Self::from_days_since_epoch(self.days_since_epoch() - 1)
+    }
+
+    /// Days since 1970-01-01 (negative before it).
+    pub fn days_since_epoch(self) -> i64 {
+        days_from_civil(i64::from(self.year), self.month(), self.day())
+    }
+
+    /// The date `days` days after 1970-01-01, or `None` outside 0001-01-01..=9999-12-31.
+    pub fn from_days_since_epoch(days: i64) -> Option<Self> {
+        if days < Self::MIN.days_since_epoch() || days > Self::MAX.days_since_epoch() {
+            return None;
+        }
+        let (year, month, day) = civil_from_days(days);
+        Some(Self {
+            year: i32::try_from(year).ok()?,
+            month: u8::try_from(month).ok()?,
+            day: u8::try_from(day).ok()?,
+        })
+    }
+}
+
+impl fmt::Display for LocalDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+impl FromStr for LocalDate {
+    type Err = CalendarError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl TryFrom<String> for LocalDate {
+    type Error = CalendarError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<LocalDate> for String {
+    fn from(date: LocalDate) -> Self {
+        date.to_string()
+    }
+}
+
+/// The local date in Asia/Shanghai of `at`, and the minute of that day (0..=1439; seconds
+/// are dropped, so 09:30:59 is minute 570).
+///
+/// # Errors
+///
+/// [`CalendarError::OutOfRange`] if the local date is outside 0001-01-01..=9999-12-31.
+pub fn to_local(at: Timestamp) -> Result<(LocalDate, u16), CalendarError> {
+    let (days, micros_of_day) = local_day_and_micros(at);
+    let date = LocalDate::from_days_since_epoch(days).ok_or(CalendarError::OutOfRange {
+        micros: at.as_unix_micros(),
+    })?;
+    let minute = u16::try_from(micros_of_day / MICROS_PER_MINUTE)
+        .expect("a minute of the day is below 1440");
+    Ok((date, minute))
+}
+
+/// The instant at which it is `minute_of_day` minutes past midnight of `date` in
+/// Asia/Shanghai. `minute_of_day` may be 1440, the midnight that ends `date`.
+///
+/// # Errors
+///
+/// [`CalendarError::InvalidDate`] if `minute_of_day` is above 1440.
+pub fn from_local(date: LocalDate, minute_of_day: u16) -> Result<Timestamp, CalendarError> {
+    if minute_of_day > MINUTES_PER_DAY {
+        return Err(CalendarError::InvalidDate {
+            value: format!("{date} minute {minute_of_day}"),
+            reason: "a minute of the day is between 0 and 1440",
+        });
+    }
+    let local = i128::from(date.days_since_epoch()) * i128::from(MICROS_PER_DAY)
+        + i128::from(minute_of_day) * i128::from(MICROS_PER_MINUTE);
+    Ok(timestamp_from_local_micros(local))
+}
+
+/// The local day number (days since 1970-01-01 in Asia/Shanghai) and microsecond of that day.
+pub(crate) fn local_day_and_micros(at: Timestamp) -> (i64, i64) {
+    let local = i128::from(at.as_unix_micros()) + i128::from(OFFSET_MICROS);
+    let day = local.div_euclid(i128::from(MICROS_PER_DAY));
+    let micros = local.rem_euclid(i128::from(MICROS_PER_DAY));
+    (
+        i64::try_from(day).expect("an i64 of microseconds is far fewer days than i64::MAX"),
+        i64::try_from(micros).expect("below one day of microseconds"),
+    )
+}
+
+/// The timestamp of a local time given in microseconds since 1970-01-01T00:00 local,
+/// saturating at the ends of [`Timestamp`]'s range.
+pub(crate) fn timestamp_from_local_micros(local: i128) -> Timestamp {
+    let utc = local - i128::from(OFFSET_MICROS);
+    let clamped = utc.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+    Timestamp::from_unix_micros(i64::try_from(clamped).expect("clamped to the i64 range"))
+}
+
+fn is_leap_year(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}

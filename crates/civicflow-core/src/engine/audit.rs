@@ -1,0 +1,302 @@
+//! What an auditor asks of a case: every step with who took it (actor, role, unit, tier),
+//! when, the state after it, which deadlines were met or missed, and proof that the record
+//! was not altered (the case's hash chain, checked again).
+
+use std::fmt;
+
+use super::load;
+use super::{Engine, SubmitError};
+use crate::chain::{ChainHash, VerifyReport};
+use crate::clock::Timestamp;
+use crate::domain::case::{self, CaseEvent, CaseState, LadderStep};
+use crate::domain::org::Tier;
+use crate::domain::workflow::DefinitionRef;
+use crate::domain::Rejection;
+use crate::event::RecordedEvent;
+use crate::ids::{Actor, CaseId, Position, UnitId, Version};
+
+/// One event of a case, decoded, with its log metadata.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// The stored event (position, version, time, actor, hash, …).
+    pub recorded: RecordedEvent,
+    /// The domain event.
+    pub event: CaseEvent,
+    /// What happened, in words.
+    pub summary: String,
+}
+
+/// One step of an audit: an event and the state it left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditStep {
+    /// Position in the log.
+    pub position: Position,
+    /// Version in the case's stream.
+    pub version: Version,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// The event's type.
+    pub event_type: String,
+    /// Who did it.
+    pub actor: Actor,
+    /// The tier of the unit they acted for (`None`: not a unit of the chart, e.g. the system).
+    pub tier: Option<Tier>,
+    /// What happened, in words.
+    pub summary: String,
+    /// The stage after it.
+    pub stage_after: String,
+    /// Whether the case was closed after it.
+    pub closed_after: bool,
+    /// The lead unit after it.
+    pub lead_after: UnitId,
+    /// The event's chain hash.
+    pub hash: ChainHash,
+}
+
+/// How a deadline ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineOutcome {
+    /// Still running.
+    Running,
+    /// The stage was left in time.
+    Met {
+        /// When.
+        at: Timestamp,
+    },
+    /// The stage was left late.
+    Missed {
+        /// When.
+        at: Timestamp,
+    },
+    /// Replaced without being met or missed (the case was migrated or reopened).
+    Superseded,
+}
+
+/// A deadline of the case and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlineReport {
+    /// Its number.
+    pub seq: u32,
+    /// The stage.
+    pub stage: String,
+    /// When it was due.
+    pub due_at: Timestamp,
+    /// How it ended.
+    pub outcome: DeadlineOutcome,
+    /// The ladder steps taken: step, the unit it went to, when.
+    pub steps: Vec<(LadderStep, UnitId, Timestamp)>,
+}
+
+/// A case's audit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseAudit {
+    /// The case.
+    pub case: CaseId,
+    /// The workflow it ran on (the latest pinned version).
+    pub workflow: DefinitionRef,
+    /// Its title.
+    pub title: String,
+    /// Every step, in order.
+    pub steps: Vec<AuditStep>,
+    /// Every deadline.
+    pub deadlines: Vec<DeadlineReport>,
+    /// The case's hash chain, checked again now.
+    pub chain: VerifyReport,
+}
+
+/// A one-line description of a case event.
+pub fn summarize(event: &CaseEvent) -> String {
+    match event {
+        CaseEvent::Opened(e) => format!("opened as {} at {}: {}", e.workflow, e.unit, e.title),
+        CaseEvent::ActionTaken(e) => {
+            let fields: Vec<String> = e
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.display()))
+                .collect();
+            let fields = if fields.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", fields.join(", "))
+            };
+            if e.from == e.to {
+                format!("{} in {}{fields}", e.action, e.from)
+            } else {
+                format!("{}: {} → {}{fields}", e.action, e.from, e.to)
+            }
+        }
+        CaseEvent::LeadAssigned(e) => format!("lead {} → {} (by {})", e.previous, e.unit, e.by),
+        CaseEvent::CoHandlerAdded(e) => format!("co-handling unit {} added", e.unit),
+        CaseEvent::ReturnedToSender(e) => format!("sent back by {} to {}", e.from, e.to),
+        CaseEvent::SatisfactionRated(e) => format!("satisfaction {}/5", e.rating),
+        CaseEvent::MergedInto(e) => format!("merged into case {}", e.target),
+        CaseEvent::DuplicateMerged(e) => format!("duplicate case {} merged in", e.duplicate),
+        CaseEvent::Reopened(e) => format!("reopened (time {})", e.count),
+        CaseEvent::Migrated(e) => format!("migrated {} → {}", e.from, e.to),
+        CaseEvent::DeadlineSet(e) => {
+            format!("deadline {} set: leave {} by {}", e.seq, e.stage, e.due_at)
+        }
+        CaseEvent::DeadlineMet(e) => format!("deadline {} met", e.seq),
+        CaseEvent::DeadlineMissed(e) => format!("deadline {} MISSED (due {})", e.seq, e.due_at),
+        CaseEvent::DeadlineStepReached(e) => {
+            format!(
+                "deadline {}: {} → {} (due {})",
+                e.seq,
+                e.step.as_str(),
+                e.unit,
+                e.due
+            )
+        }
+        CaseEvent::ContactViewed(e) => format!("requester's contact data viewed: {}", e.purpose),
+        #[allow(unreachable_patterns)]
+        _ => "event".to_owned(),
+    }
+}
+
+impl Engine {
+    /// A case's events, decoded, with their log metadata.
+    ///
+    /// # Errors
+    /// [`SubmitError::Rejected`] with `NotFound` for an unknown case.
+    pub fn history(&self, id: CaseId) -> Result<Vec<HistoryEntry>, SubmitError> {
+        let (state, events) = load::load_case(self.log(), self.definitions(), id, |_| true)?;
+        if state.is_none() {
+            return Err(Rejection::NotFound {
+                what: "case",
+                id: id.to_string(),
+            }
+            .into());
+        }
+        Ok(events
+            .into_iter()
+            .map(|(recorded, event)| HistoryEntry {
+                summary: summarize(&event),
+                recorded,
+                event,
+            })
+            .collect())
+    }
+
+    /// A case's audit: each step with actor, role, unit, tier, time and the state after it;
+    /// every deadline and how it ended; and the case's hash chain checked again.
+    ///
+    /// # Errors
+    /// [`SubmitError::Rejected`] with `NotFound` for an unknown case.
+    pub fn audit(&self, id: CaseId) -> Result<CaseAudit, SubmitError> {
+        let (final_state, events) = load::load_case(self.log(), self.definitions(), id, |_| true)?;
+        let final_state: CaseState = final_state.ok_or_else(|| Rejection::NotFound {
+            what: "case",
+            id: id.to_string(),
+        })?;
+        let org = self.org();
+        let mut state: Option<CaseState> = None;
+        let mut steps = Vec::with_capacity(events.len());
+        let mut deadlines: Vec<DeadlineReport> = Vec::new();
+        for (recorded, event) in &events {
+            state = case::apply(state, event, self.definitions(), recorded.version);
+            let Some(after) = &state else { continue };
+            match event {
+                CaseEvent::DeadlineSet(e) => {
+                    for report in deadlines
+                        .iter_mut()
+                        .filter(|d| d.outcome == DeadlineOutcome::Running)
+                    {
+                        report.outcome = DeadlineOutcome::Superseded;
+                    }
+                    deadlines.push(DeadlineReport {
+                        seq: e.seq,
+                        stage: e.stage.clone(),
+                        due_at: e.due_at,
+                        outcome: DeadlineOutcome::Running,
+                        steps: Vec::new(),
+                    });
+                }
+                CaseEvent::DeadlineMet(e) => {
+                    if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
+                        report.outcome = DeadlineOutcome::Met { at: e.at };
+                    }
+                }
+                CaseEvent::DeadlineMissed(e) => {
+                    if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
+                        report.outcome = DeadlineOutcome::Missed { at: e.at };
+                    }
+                }
+                CaseEvent::DeadlineStepReached(e) => {
+                    if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
+                        report.steps.push((e.step, e.unit.clone(), e.at));
+                    }
+                }
+                _ => {}
+            }
+            steps.push(AuditStep {
+                position: recorded.position,
+                version: recorded.version,
+                recorded_at: recorded.recorded_at,
+                event_type: recorded.event_type.to_string(),
+                actor: recorded.actor.clone(),
+                tier: org.unit(&recorded.actor.unit).map(|u| u.tier),
+                summary: summarize(event),
+                stage_after: after.stage.clone(),
+                closed_after: after.closed,
+                lead_after: after.lead.clone(),
+                hash: recorded.hash,
+            });
+        }
+        let chain = self
+            .log()
+            .verify_stream(&id.stream())
+            .map_err(super::EngineError::from)?;
+        Ok(CaseAudit {
+            case: id,
+            workflow: final_state.workflow.clone(),
+            title: final_state.title,
+            steps,
+            deadlines,
+            chain,
+        })
+    }
+}
+
+impl fmt::Display for CaseAudit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "case {} ({}): {}", self.case, self.workflow, self.title)?;
+        for step in &self.steps {
+            let tier = step.tier.map_or_else(|| "-".to_owned(), |t| t.to_string());
+            writeln!(
+                f,
+                "  #{:<3} {}  {} as {} for {} ({})  {}  → stage {}{}",
+                step.version,
+                step.recorded_at,
+                step.actor.id,
+                step.actor.role,
+                step.actor.unit,
+                tier,
+                step.summary,
+                step.stage_after,
+                if step.closed_after { " [closed]" } else { "" },
+            )?;
+        }
+        writeln!(f, "  deadlines:")?;
+        for deadline in &self.deadlines {
+            let outcome = match deadline.outcome {
+                DeadlineOutcome::Running => "running".to_owned(),
+                DeadlineOutcome::Met { at } => format!("met at {at}"),
+                DeadlineOutcome::Missed { at } => format!("MISSED, left at {at}"),
+                DeadlineOutcome::Superseded => "superseded".to_owned(),
+            };
+            write!(
+                f,
+                "    {} {}: due {} — {}",
+                deadline.seq, deadline.stage, deadline.due_at, outcome
+            )?;
+            for (step, unit, at) in &deadline.steps {
+                write!(f, "; {} → {unit} at {at}", step.as_str())?;
+            }
+            writeln!(f)?;
+        }
+        match &self.chain.first_break {
+            None => write!(f, "  chain: intact ({} events)", self.chain.events_checked),
+            Some(broken) => write!(f, "  chain: BROKEN — {broken}"),
+        }
+    }
+}

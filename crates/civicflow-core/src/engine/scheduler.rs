@@ -1,0 +1,349 @@
+//! The deadline scheduler: takes each step of every running deadline's ladder once, when it
+//! falls due.
+//!
+//! The index of pending steps lives in memory. It is built on open from every deadline event
+//! in the log, and kept up to date by the engine after each append, so a restart (or a crash)
+//! loses nothing: what was taken is in the log, what is pending follows from it. A step is
+//! taken by appending through the aggregate's `decide`, which refuses a step already taken,
+//! and with the idempotency key `deadline:<stream>:<seq>:<step>`, so it is appended exactly
+//! once even if the same step is attempted twice. Steps that fell due while the engine was
+//! down are taken on open, earliest first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::load::decode;
+use super::{Engine, EngineError, SubmitError};
+use crate::clock::Timestamp;
+use crate::domain::case::{CaseCommand, CaseEvent};
+use crate::domain::deadline::{ActiveDeadline, LadderStep};
+use crate::domain::directive::{DirectiveCommand, PartEvent};
+use crate::domain::org::Acting;
+use crate::event::RecordedEvent;
+use crate::ids::{CaseId, DirectiveId, IdempotencyKey, Position, UnitId};
+use crate::store::EventLog;
+
+/// What carries a deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeadlineTarget {
+    /// A case.
+    Case(CaseId),
+    /// One unit's part of a directive.
+    Part(DirectiveId, u32),
+}
+
+impl DeadlineTarget {
+    fn stream_name(&self) -> String {
+        match self {
+            DeadlineTarget::Case(id) => id.stream().to_string(),
+            DeadlineTarget::Part(id, index) => id.part_stream(*index).to_string(),
+        }
+    }
+
+    /// Which target a stream is, if it carries deadlines.
+    fn of_stream(stream: &str) -> Option<Self> {
+        if let Some(rest) = stream.strip_prefix("case-") {
+            return CaseId::parse(rest).ok().map(DeadlineTarget::Case);
+        }
+        let rest = stream.strip_prefix("directive-")?;
+        let (id, index) = rest.split_once('.')?;
+        Some(DeadlineTarget::Part(
+            DirectiveId::parse(id).ok()?,
+            index.parse().ok()?,
+        ))
+    }
+}
+
+/// A ladder step the scheduler took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTaken {
+    /// The case or part.
+    pub target: DeadlineTarget,
+    /// Which deadline.
+    pub seq: u32,
+    /// Which step.
+    pub step: LadderStep,
+    /// When it was due.
+    pub due: Timestamp,
+}
+
+#[derive(Debug, Default)]
+struct IndexState {
+    running: BTreeMap<DeadlineTarget, ActiveDeadline>,
+    pending: BTreeSet<(Timestamp, DeadlineTarget, u32, LadderStep)>,
+}
+
+impl IndexState {
+    fn unschedule(&mut self, target: DeadlineTarget) {
+        if let Some(old) = self.running.remove(&target) {
+            for (step, due) in old.pending_steps() {
+                self.pending.remove(&(due, target, old.seq, step));
+            }
+        }
+    }
+
+    fn schedule(&mut self, target: DeadlineTarget, deadline: ActiveDeadline) {
+        self.unschedule(target);
+        for (step, due) in deadline.pending_steps() {
+            self.pending.insert((due, target, deadline.seq, step));
+        }
+        self.running.insert(target, deadline);
+    }
+
+    /// Folds one deadline event of `target` in.
+    fn note(&mut self, target: DeadlineTarget, event: DeadlineChange<'_>) {
+        match event {
+            DeadlineChange::Set(set) => self.schedule(target, ActiveDeadline::from_set(set)),
+            DeadlineChange::Closed(seq) => {
+                if self.running.get(&target).is_some_and(|d| d.seq == seq) {
+                    self.unschedule(target);
+                }
+            }
+            DeadlineChange::Step(seq, step) => {
+                if let Some(mut deadline) =
+                    self.running.get(&target).cloned().filter(|d| d.seq == seq)
+                {
+                    deadline.reached.insert(step);
+                    self.schedule(target, deadline);
+                }
+            }
+        }
+    }
+}
+
+enum DeadlineChange<'a> {
+    Set(&'a crate::domain::deadline::DeadlineSet),
+    Closed(u32),
+    Step(u32, LadderStep),
+}
+
+fn case_change(event: &CaseEvent) -> Option<DeadlineChange<'_>> {
+    match event {
+        CaseEvent::DeadlineSet(e) => Some(DeadlineChange::Set(e)),
+        CaseEvent::DeadlineMet(e) => Some(DeadlineChange::Closed(e.seq)),
+        CaseEvent::DeadlineMissed(e) => Some(DeadlineChange::Closed(e.seq)),
+        CaseEvent::DeadlineStepReached(e) => Some(DeadlineChange::Step(e.seq, e.step)),
+        _ => None,
+    }
+}
+
+fn part_change(event: &PartEvent) -> Option<DeadlineChange<'_>> {
+    match event {
+        PartEvent::DeadlineSet(e) => Some(DeadlineChange::Set(e)),
+        PartEvent::DeadlineMet(e) => Some(DeadlineChange::Closed(e.seq)),
+        PartEvent::DeadlineMissed(e) => Some(DeadlineChange::Closed(e.seq)),
+        PartEvent::DeadlineStepReached(e) => Some(DeadlineChange::Step(e.seq, e.step)),
+        _ => None,
+    }
+}
+
+/// The pending ladder steps of every running deadline.
+#[derive(Debug, Default)]
+pub(super) struct DeadlineIndex {
+    state: Mutex<IndexState>,
+}
+
+impl DeadlineIndex {
+    /// Builds the index from every deadline event in the log.
+    pub(super) fn build(log: &EventLog) -> Result<Self, EngineError> {
+        let mut state = IndexState::default();
+        let mut from = Position::FIRST;
+        loop {
+            let batch = log.read_all(from, 4096)?;
+            let Some(last) = batch.last() else { break };
+            from = last.position.next();
+            for recorded in batch
+                .iter()
+                .filter(|e| e.event_type.as_str().starts_with("Deadline"))
+            {
+                note_recorded(&mut state, recorded)?;
+            }
+        }
+        Ok(Self {
+            state: Mutex::new(state),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, IndexState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes the events just appended to a case.
+    pub(super) fn note_case(&self, id: CaseId, events: &[CaseEvent]) {
+        let mut state = self.lock();
+        for change in events.iter().filter_map(case_change) {
+            state.note(DeadlineTarget::Case(id), change);
+        }
+    }
+
+    /// Notes the events just appended to a directive's part.
+    pub(super) fn note_part(&self, id: DirectiveId, index: u32, events: &[PartEvent]) {
+        let mut state = self.lock();
+        for change in events.iter().filter_map(part_change) {
+            state.note(DeadlineTarget::Part(id, index), change);
+        }
+    }
+
+    /// The earliest pending step due at or before `now`.
+    fn next_due(&self, now: Timestamp) -> Option<(Timestamp, DeadlineTarget, u32, LadderStep)> {
+        self.lock()
+            .pending
+            .first()
+            .copied()
+            .filter(|(due, ..)| *due <= now)
+    }
+
+    fn forget(&self, entry: &(Timestamp, DeadlineTarget, u32, LadderStep)) {
+        self.lock().pending.remove(entry);
+    }
+
+    /// How many steps are pending.
+    pub(super) fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// The next step's due time, if any.
+    pub(super) fn next_time(&self) -> Option<Timestamp> {
+        self.lock().pending.first().map(|(due, ..)| *due)
+    }
+}
+
+fn note_recorded(state: &mut IndexState, recorded: &RecordedEvent) -> Result<(), EngineError> {
+    let Some(target) = DeadlineTarget::of_stream(recorded.stream.as_str()) else {
+        return Ok(());
+    };
+    match target {
+        DeadlineTarget::Case(_) => {
+            let event: CaseEvent = decode(recorded)?;
+            if let Some(change) = case_change(&event) {
+                state.note(target, change);
+            }
+        }
+        DeadlineTarget::Part(..) => {
+            let event: PartEvent = decode(recorded)?;
+            if let Some(change) = part_change(&event) {
+                state.note(target, change);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Takes every ladder step that is due now, earliest first, and says which.
+    ///
+    /// # Errors
+    /// [`EngineError`] when storage fails; a step the domain refuses (its stage was left
+    /// meanwhile) is dropped, not an error.
+    pub fn run_due_deadlines(&self) -> Result<Vec<StepTaken>, EngineError> {
+        let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
+        let mut taken = Vec::new();
+        while let Some(entry @ (due, target, seq, step)) = self.deadlines.next_due(self.now()) {
+            let key = IdempotencyKey::new(format!(
+                "deadline:{}:{seq}:{}",
+                target.stream_name(),
+                step.as_str()
+            ))
+            .expect("stream names, numbers and step names make a valid key");
+            let result = match target {
+                DeadlineTarget::Case(id) => self.submit_case(
+                    &system,
+                    id,
+                    &CaseCommand::ReachDeadlineStep { seq, step },
+                    Some(key),
+                ),
+                DeadlineTarget::Part(id, index) => self.submit_part(
+                    &system,
+                    id,
+                    Some(index),
+                    &DirectiveCommand::ReachDeadlineStep { seq, step },
+                    Some(key),
+                ),
+            };
+            match result {
+                Ok(_) => taken.push(StepTaken {
+                    target,
+                    seq,
+                    step,
+                    due,
+                }),
+                Err(SubmitError::Rejected(_)) => {}
+                Err(SubmitError::Engine(e)) => return Err(e),
+            }
+            // Taken or refused, the step is no longer pending (a taken step was already
+            // removed when its event was noted).
+            self.deadlines.forget(&entry);
+        }
+        Ok(taken)
+    }
+
+    /// How many ladder steps are pending, and when the next one is due.
+    pub fn pending_deadline_steps(&self) -> (usize, Option<Timestamp>) {
+        (self.deadlines.pending(), self.deadlines.next_time())
+    }
+
+    /// Runs [`Engine::run_due_deadlines`] every `period` on a thread of its own, until the
+    /// handle is dropped. Errors are kept in the handle (the last one) rather than stopping
+    /// the thread.
+    pub fn spawn_scheduler(self: &Arc<Self>, period: Duration) -> SchedulerHandle {
+        let stop = Arc::new(AtomicBool::new(false));
+        let last_error = Arc::new(Mutex::new(None));
+        let engine = Arc::downgrade(self);
+        let thread = {
+            let stop = stop.clone();
+            let last_error = last_error.clone();
+            std::thread::Builder::new()
+                .name("civicflow-scheduler".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        let Some(engine) = engine.upgrade() else {
+                            return;
+                        };
+                        if let Err(e) = engine.run_due_deadlines() {
+                            *last_error.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Some(e.to_string());
+                        }
+                        drop(engine);
+                        std::thread::park_timeout(period);
+                    }
+                })
+                .ok()
+        };
+        SchedulerHandle {
+            stop,
+            thread,
+            last_error,
+        }
+    }
+}
+
+/// A running scheduler thread; dropping it stops the thread.
+#[derive(Debug)]
+pub struct SchedulerHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl SchedulerHandle {
+    /// The last error the scheduler met, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for SchedulerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}

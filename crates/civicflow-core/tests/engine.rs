@@ -1,0 +1,572 @@
+//! The engine end to end on a real store: a service request through the whole 12345 loop, a
+//! late step that escalates, a directive that reaches every shop, contact data that is
+//! masked, viewed and erased, and an audit whose chain verifies.
+//!
+//! Guards against the engine and the pure domain disagreeing (a command accepted by `decide`
+//! that the engine stores wrongly, a deadline that never fires or fires twice, progress that
+//! does not roll up).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use civicflow_core::calendar::{BusinessCalendar, Span};
+use civicflow_core::domain::case::Channel;
+use civicflow_core::domain::directive::DirectiveKind;
+use civicflow_core::domain::fields::{FieldValue, Fields};
+use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
+use civicflow_core::domain::Rejection;
+use civicflow_core::engine::{
+    Command, Contact, DeadlineOutcome, Engine, EngineConfig, Outcome, Requester, SubmitError,
+};
+use civicflow_core::vault::ContactDetails;
+use civicflow_core::{ActorId, ManualClock, Role, Timestamp, UnitId};
+
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("civicflow-engine-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn unit(id: &str) -> UnitId {
+    UnitId::new(id).expect("valid unit")
+}
+
+fn acting(actor: &str, role: &str, unit_id: &str) -> Acting {
+    Acting::new(
+        ActorId::new(actor).expect("valid"),
+        Role::new(role).expect("valid"),
+        unit(unit_id),
+    )
+}
+
+/// Monday 2026-03-02 09:00 in Asia/Shanghai (01:00 UTC): a plain working day.
+fn monday_morning() -> Timestamp {
+    Timestamp::from_unix_seconds(1_772_413_200)
+}
+
+fn fields(pairs: &[(&str, FieldValue)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn build_chart(engine: &Engine) {
+    let system = Acting::system(unit("tonghui"));
+    let units = [
+        ("tonghui", "通惠社区", Tier::Community, None),
+        ("grid-1", "第一网格", Tier::Grid, Some("tonghui")),
+        ("grid-2", "第二网格", Tier::Grid, Some("tonghui")),
+        ("yiwu-heart", "义乌之心", Tier::Enterprise, Some("grid-1")),
+        ("intime", "银泰百货", Tier::Enterprise, Some("grid-2")),
+        (
+            "shop-yh-101",
+            "义乌之心 101 茶饮",
+            Tier::Shop,
+            Some("yiwu-heart"),
+        ),
+        (
+            "shop-yh-102",
+            "义乌之心 102 书店",
+            Tier::Shop,
+            Some("yiwu-heart"),
+        ),
+        ("shop-it-201", "银泰 201 服饰", Tier::Shop, Some("intime")),
+        (
+            "market-regulation",
+            "市场监管所",
+            Tier::Department,
+            Some("tonghui"),
+        ),
+    ];
+    for (id, name, tier, parent) in units {
+        engine
+            .submit(
+                &system,
+                Command::Org(OrgCommand::CreateUnit {
+                    id: unit(id),
+                    name: name.into(),
+                    tier,
+                    parent: parent.map(unit),
+                }),
+            )
+            .expect("unit created");
+    }
+    let people = [
+        ("wang.admin", "community_admin", "tonghui"),
+        ("li.grid1", "grid_worker", "grid-1"),
+        ("zhao.grid2", "grid_worker", "grid-2"),
+        ("chen.liaison", "enterprise_liaison", "yiwu-heart"),
+        ("liu.shop101", "shop_owner", "shop-yh-101"),
+        ("he.shop102", "shop_owner", "shop-yh-102"),
+        ("sun.shop201", "shop_owner", "shop-it-201"),
+        ("zhou.resident", "resident", "tonghui"),
+        ("qian.officer", "department_officer", "market-regulation"),
+    ];
+    for (actor, role, unit_id) in people {
+        let id = ActorId::new(actor).expect("valid");
+        engine
+            .submit(
+                &system,
+                Command::Org(OrgCommand::RegisterActor {
+                    id: id.clone(),
+                    name: actor.into(),
+                    kind: ActorKind::Person,
+                }),
+            )
+            .expect("actor registered");
+        engine
+            .submit(
+                &system,
+                Command::Org(OrgCommand::GrantRole {
+                    actor: id,
+                    role: Role::new(role).expect("valid"),
+                    unit: unit(unit_id),
+                }),
+            )
+            .expect("role granted");
+    }
+}
+
+fn open_engine(
+    dir: &std::path::Path,
+    clock: &ManualClock,
+    key: &civicflow_core::vault::MasterKey,
+) -> Engine {
+    Engine::open(
+        EngineConfig::new(dir)
+            .clock(Arc::new(clock.clone()))
+            .master_key(key.clone()),
+    )
+    .expect("engine opens")
+}
+
+#[test]
+fn a_service_request_runs_the_whole_loop_and_audits() {
+    let scratch = Scratch::new("loop");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+
+    let resident = acting("zhou.resident", "resident", "tonghui");
+    let details = ContactDetails::default()
+        .with_name("周敏")
+        .expect("valid")
+        .with_phone("138 0000 1234")
+        .expect("valid");
+    let Outcome::Case { case, stage, .. } = engine
+        .submit(
+            &resident,
+            Command::OpenCase {
+                workflow: "service-request".parse_workflow(),
+                version: None,
+                unit: unit("tonghui"),
+                title: "路灯不亮 street light out".into(),
+                description: "The light at Xinmalu Impression has been out for three nights."
+                    .into(),
+                fields: fields(&[("category", FieldValue::Choice("public_facilities".into()))]),
+                requester: Some(Requester::New(details)),
+                channel: Channel::Door,
+            },
+        )
+        .expect("opened")
+    else {
+        panic!("a case outcome")
+    };
+    assert_eq!(stage, "received");
+
+    // Masked for everyone by default; the resident sees their own case.
+    let view = engine
+        .case(&resident, case)
+        .expect("the requester sees their case");
+    match &view.contact {
+        Contact::Masked(masked) => assert_eq!(masked.name.as_deref(), Some("周*")),
+        other => panic!("expected masked contact, got {other:?}"),
+    }
+    // A shop owner elsewhere does not see the case at all.
+    let outsider = acting("sun.shop201", "shop_owner", "shop-it-201");
+    assert!(matches!(
+        engine.case(&outsider, case),
+        Err(SubmitError::Rejected(Rejection::NotFound { .. }))
+    ));
+
+    let admin = acting("wang.admin", "community_admin", "tonghui");
+    let grid1 = acting("li.grid1", "grid_worker", "grid-1");
+    let act = |who: &Acting, action: &str, f: Fields| {
+        engine.submit(
+            who,
+            Command::Act {
+                case,
+                action: action.into(),
+                fields: f,
+                expected_version: None,
+            },
+        )
+    };
+
+    // A shop owner may not dispatch; the grid worker of grid 1 may not act before dispatch.
+    let refused = act(
+        &outsider,
+        "dispatch",
+        fields(&[("unit", FieldValue::Unit(unit("grid-1")))]),
+    )
+    .expect_err("not allowed");
+    assert!(
+        matches!(
+            refused,
+            SubmitError::Rejected(Rejection::NotGranted { .. } | Rejection::RoleNotAllowed { .. })
+        ),
+        "{refused}"
+    );
+    let refused = act(&grid1, "sign_for", Fields::new()).expect_err("not dispatched yet");
+    assert!(
+        matches!(
+            refused,
+            SubmitError::Rejected(Rejection::ActionNotInStage { .. })
+        ),
+        "{refused}"
+    );
+    let refused = act(&admin, "dispatch", Fields::new()).expect_err("unit missing");
+    assert!(
+        matches!(&refused, SubmitError::Rejected(Rejection::FieldMissing { field, .. }) if field == "unit"),
+        "{refused}"
+    );
+
+    clock.advance(Duration::from_secs(30 * 60));
+    act(
+        &admin,
+        "dispatch",
+        fields(&[("unit", FieldValue::Unit(unit("grid-1")))]),
+    )
+    .expect("dispatched");
+    clock.advance(Duration::from_secs(20 * 60));
+    act(&grid1, "sign_for", Fields::new()).expect("signed for");
+    act(
+        &grid1,
+        "add_co_handler",
+        fields(&[("unit", FieldValue::Unit(unit("yiwu-heart")))]),
+    )
+    .expect("co-handler");
+    let liaison = acting("chen.liaison", "enterprise_liaison", "yiwu-heart");
+    clock.advance(Duration::from_secs(3600));
+    act(
+        &liaison,
+        "reply",
+        fields(&[
+            ("outcome", FieldValue::Choice("resolved".into())),
+            ("result", FieldValue::Text("灯已修好 repaired".into())),
+        ]),
+    )
+    .expect("the co-handler may reply");
+    clock.advance(Duration::from_secs(3600));
+    act(
+        &resident,
+        "rate",
+        fields(&[("rating", FieldValue::Rating(5))]),
+    )
+    .expect("rated by the requester");
+    act(&grid1, "close", Fields::new()).expect("closed");
+
+    let view = engine.case(&admin, case).expect("visible to the community");
+    assert!(view.state.closed);
+    assert_eq!(view.state.rating, Some(5));
+    assert_eq!(view.state.lead, unit("grid-1"));
+    let refused = act(
+        &grid1,
+        "urge",
+        fields(&[("note", FieldValue::Text("?".into()))]),
+    )
+    .expect_err("closed");
+    assert!(
+        matches!(refused, SubmitError::Rejected(Rejection::CaseClosed { .. })),
+        "{refused}"
+    );
+
+    // The unmasked view is for the allowed roles, and is itself an event.
+    let details = engine
+        .view_contact(&admin, case, "return visit call")
+        .expect("allowed")
+        .expect("present");
+    assert_eq!(details.name(), Some("周敏"));
+    assert!(
+        engine.view_contact(&liaison, case, "curious").is_err(),
+        "an enterprise liaison may not unmask"
+    );
+
+    let audit = engine.audit(case).expect("audit");
+    assert!(audit.chain.is_intact(), "{audit}");
+    assert!(
+        audit.deadlines.iter().all(|d| matches!(
+            d.outcome,
+            DeadlineOutcome::Met { .. } | DeadlineOutcome::Running
+        )),
+        "{audit}"
+    );
+    assert!(
+        audit
+            .steps
+            .iter()
+            .any(|s| s.summary.contains("contact data viewed")),
+        "{audit}"
+    );
+    assert_eq!(audit.steps.last().map(|s| s.closed_after), Some(true));
+    let text = audit.to_string();
+    assert!(text.contains("dispatch: received → dispatched"), "{text}");
+
+    // State as of an earlier version.
+    let early = engine
+        .case_at_version(case, civicflow_core::Version::new(2).expect("nz"))
+        .expect("read")
+        .expect("exists");
+    assert_eq!(early.stage, "received");
+
+    // Erasing the requester: the vault forgets them, reads show erased, the chain holds.
+    let person = view.state.requester.expect("has a requester");
+    engine
+        .submit(
+            &admin,
+            Command::ErasePerson {
+                person,
+                reason: "requester asked (PIPL art. 47)".into(),
+            },
+        )
+        .expect("erased");
+    assert_eq!(
+        engine.case(&admin, case).expect("visible").contact,
+        Contact::Erased
+    );
+    assert!(engine
+        .view_contact(&admin, case, "after erasure")
+        .expect("allowed")
+        .is_none());
+    assert!(engine.log().verify().expect("runs").is_intact());
+}
+
+trait ParseWorkflow {
+    fn parse_workflow(&self) -> civicflow_core::domain::workflow::WorkflowId;
+}
+
+impl ParseWorkflow for str {
+    fn parse_workflow(&self) -> civicflow_core::domain::workflow::WorkflowId {
+        civicflow_core::domain::workflow::WorkflowId::new(self).expect("valid workflow id")
+    }
+}
+
+#[test]
+fn a_late_step_escalates_once_also_across_a_restart() {
+    let scratch = Scratch::new("escalation");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let grid1 = acting("li.grid1", "grid_worker", "grid-1");
+    let Outcome::Case { case, .. } = engine
+        .submit(
+            &grid1,
+            Command::OpenCase {
+                workflow: "service-request".parse_workflow(),
+                version: None,
+                unit: unit("grid-1"),
+                title: "噪音扰民 noise at night".into(),
+                description: String::new(),
+                fields: fields(&[("category", FieldValue::Choice("neighbourhood".into()))]),
+                requester: None,
+                channel: Channel::Staff,
+            },
+        )
+        .expect("opened")
+    else {
+        panic!("a case")
+    };
+    engine
+        .submit(
+            &grid1,
+            Command::Act {
+                case,
+                action: "dispatch".into(),
+                fields: fields(&[("unit", FieldValue::Unit(unit("yiwu-heart")))]),
+                expected_version: None,
+            },
+        )
+        .expect("dispatched to the enterprise");
+    // Nobody signs for it. Sign-for has 2 working hours: 1 to the reminder, 2 to the
+    // escalation, 4 to the breach.
+    clock.advance(Duration::from_secs(90 * 60));
+    let taken = engine.run_due_deadlines().expect("runs");
+    assert_eq!(
+        taken.iter().map(|t| t.step.as_str()).collect::<Vec<_>>(),
+        ["remind"]
+    );
+    assert!(
+        engine.run_due_deadlines().expect("runs").is_empty(),
+        "nothing twice"
+    );
+
+    // The engine is down while the escalation falls due; it is taken on restart, once.
+    drop(engine);
+    clock.advance(Duration::from_secs(60 * 60));
+    let engine = open_engine(&scratch.0, &clock, &key);
+    let audit = engine.audit(case).expect("audit");
+    let steps: Vec<_> = audit
+        .deadlines
+        .iter()
+        .flat_map(|d| d.steps.iter().map(|(s, u, _)| (s.as_str(), u.to_string())))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("remind", "yiwu-heart".to_owned()),
+            ("escalate", "grid-1".to_owned())
+        ],
+        "{audit}"
+    );
+    assert!(engine.run_due_deadlines().expect("runs").is_empty());
+    drop(engine);
+    let engine = open_engine(&scratch.0, &clock, &key);
+    assert_eq!(
+        engine
+            .audit(case)
+            .expect("audit")
+            .deadlines
+            .iter()
+            .map(|d| d.steps.len())
+            .sum::<usize>(),
+        2
+    );
+
+    // Signing for it late misses the deadline.
+    let liaison = acting("chen.liaison", "enterprise_liaison", "yiwu-heart");
+    engine
+        .submit(
+            &liaison,
+            Command::Act {
+                case,
+                action: "sign_for".into(),
+                fields: Fields::new(),
+                expected_version: None,
+            },
+        )
+        .expect("signed");
+    let audit = engine.audit(case).expect("audit");
+    assert!(
+        audit
+            .deadlines
+            .iter()
+            .any(|d| matches!(d.outcome, DeadlineOutcome::Missed { .. })),
+        "{audit}"
+    );
+    assert!(audit.chain.is_intact());
+}
+
+#[test]
+fn a_directive_reaches_every_shop_and_rolls_up() {
+    let scratch = Scratch::new("directive");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let admin = acting("wang.admin", "community_admin", "tonghui");
+    let Outcome::Directive { directive, parts } = engine
+        .submit(
+            &admin,
+            Command::IssueDirective {
+                title: "消费维权宣传 consumer-rights week".into(),
+                body: "Put up the notice and train staff.".into(),
+                kind: DirectiveKind::ConsumerProtection,
+                unit: unit("tonghui"),
+                within: Span::WorkingDays(3),
+            },
+        )
+        .expect("issued")
+    else {
+        panic!("a directive")
+    };
+    // 2 grids, 2 enterprises, 3 shops (the department is outside the chain).
+    assert_eq!(parts, 7);
+    let (_, progress) = engine.directive(directive).expect("read");
+    assert_eq!(
+        (progress.units, progress.reported, progress.complete),
+        (7, 0, false)
+    );
+
+    let report = |who: &Acting| {
+        engine.submit(
+            who,
+            Command::ReportDirective {
+                directive,
+                note: "done".into(),
+            },
+        )
+    };
+    for who in [
+        acting("liu.shop101", "shop_owner", "shop-yh-101"),
+        acting("he.shop102", "shop_owner", "shop-yh-102"),
+        acting("chen.liaison", "enterprise_liaison", "yiwu-heart"),
+        acting("li.grid1", "grid_worker", "grid-1"),
+    ] {
+        report(&who).expect("reported");
+    }
+    let (_, progress) = engine.directive(directive).expect("read");
+    let grid1 = progress
+        .parts
+        .iter()
+        .find(|p| p.unit == unit("grid-1"))
+        .expect("grid-1 has a part");
+    assert!(
+        grid1.complete,
+        "grid 1 is done when its enterprise and shops are"
+    );
+    assert_eq!((grid1.units, grid1.units_reported), (4, 4));
+    let grid2 = progress
+        .parts
+        .iter()
+        .find(|p| p.unit == unit("grid-2"))
+        .expect("grid-2 has a part");
+    assert!(!grid2.complete);
+    assert!(!progress.complete);
+
+    // A shop reports only its own part.
+    let refused = engine
+        .submit(
+            &acting("sun.shop201", "shop_owner", "shop-it-201"),
+            Command::AcknowledgeDirective {
+                directive,
+                note: String::new(),
+            },
+        )
+        .map(|_| ());
+    assert!(refused.is_ok(), "a shop acknowledges its own part");
+
+    // Three working days pass: the parts not reported escalate to the unit above.
+    clock.advance(Duration::from_secs(4 * 24 * 3600));
+    let taken = engine.run_due_deadlines().expect("runs");
+    assert_eq!(
+        taken.len(),
+        3,
+        "grid-2, intime and shop-it-201 escalate: {taken:?}"
+    );
+    assert!(engine.run_due_deadlines().expect("runs").is_empty());
+}
+
+#[test]
+fn business_calendar_counts_the_adjusted_working_saturday() {
+    // Friday 2026-02-13 16:00 (08:00 UTC): 2 working hours run into the adjusted working
+    // Saturday 2026-02-14, not into Monday.
+    let friday = Timestamp::from_unix_seconds(1_770_969_600);
+    let due = BusinessCalendar::china().add(friday, Span::WorkingHours(2));
+    assert_eq!(due.to_string(), "2026-02-14T01:00:00.000000Z");
+}
