@@ -1,1 +1,379 @@
-//! The personal-data vault (being written).
+//! The personal-data vault: requesters' contact details, kept out of the event log and
+//! encrypted with a key of each person's own, so that erasing a person (crypto-shredding)
+//! destroys their key and leaves the log and its hash chain untouched.
+//!
+//! - Events carry a [`PersonId`] and nothing else about the person. Their
+//!   [`ContactDetails`] (name, phone, e-mail, address) live in the [`Vault`].
+//! - Each person has a random 256-bit data key. Their details are encrypted with it
+//!   (XChaCha20-Poly1305, random nonce, the person id as associated data).
+//! - Data keys are stored only *wrapped* with a key derived from the [`MasterKey`], in a
+//!   file of fixed-size slots (`DIR/keys.bin`). [`Vault::erase`] overwrites the person's
+//!   slot with zeros and syncs it before returning; the ciphertext (in `DIR/data/`, a sled
+//!   database of the vault's own) can then never be decrypted again.
+//! - [`Vault::find_by_phone`] goes through an HMAC-SHA-256 keyed with a secret derived from
+//!   the master key (never a plain hash, which anyone could compute for every number).
+//!   The tags live in the key slots too, so erasing a person removes their tag as well.
+//! - Display goes through [`mask`] unless the caller's role may see the details; the engine
+//!   decides that and records every unmasked view as an event (`docs/engine.md`).
+//!
+//! The formats and the reasons, including what erasing cannot guarantee (SSDs, journals,
+//! backups) and where the master key lives: `docs/decisions/0004-personal-data.md`.
+//!
+//! ```
+//! use civicflow_core::vault::{ContactDetails, MasterKey, PersonData, PersonId, Vault};
+//! use civicflow_core::Timestamp;
+//!
+//! let dir = std::env::temp_dir().join(format!("civicflow-vault-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! let vault = Vault::open(&dir, MasterKey::generate()?)?;
+//! let person = PersonId::new_v7(Timestamp::from_unix_seconds(1_767_225_600));
+//! let details = ContactDetails::default().with_name("李伟")?.with_phone("138 1234 5678")?;
+//!
+//! vault.store(person, &details)?;
+//! assert_eq!(vault.find_by_phone("+86 138-1234-5678")?, vec![person]);
+//! let PersonData::Present(read) = vault.read(person)? else { panic!("stored") };
+//! assert_eq!(read.masked().name.as_deref(), Some("李*"));
+//!
+//! vault.erase(person)?;
+//! assert_eq!(vault.read(person)?, PersonData::Erased);
+//! assert!(vault.find_by_phone("13812345678")?.is_empty());
+//! # vault.close()?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod contact;
+mod crypto;
+mod data;
+mod error;
+mod keyfile;
+mod master_key;
+mod person;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+pub use contact::{
+    mask, normalize_phone, ContactDetails, MaskedContact, ADDRESS_MAX_CHARS, EMAIL_MAX_CHARS,
+    NAME_MAX_CHARS, PHONE_MAX_DIGITS, PHONE_MIN_DIGITS,
+};
+pub use error::{InvalidContact, VaultError};
+pub use master_key::MasterKey;
+pub use person::PersonId;
+
+use crypto::{Secret32, VaultKeys, PHONE_TAG_LEN};
+use data::DataStore;
+use keyfile::{KeyFile, Slot};
+
+/// What the vault holds for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersonData {
+    /// Their contact details, decrypted.
+    Present(ContactDetails),
+    /// They were erased: their key is destroyed and their data unreadable.
+    Erased,
+    /// The vault has never stored anything for them.
+    Unknown,
+}
+
+impl PersonData {
+    /// The details, when present.
+    pub fn details(&self) -> Option<&ContactDetails> {
+        match self {
+            Self::Present(details) => Some(details),
+            Self::Erased | Self::Unknown => None,
+        }
+    }
+
+    /// The masked details, when present (see [`mask`]).
+    pub fn masked(&self) -> Option<MaskedContact> {
+        self.details().map(mask)
+    }
+}
+
+/// How many locks the people are spread over: operations on one person are serialised,
+/// operations on different people mostly are not.
+const STRIPES: usize = 64;
+
+/// The personal-data vault in one directory:
+///
+/// ```text
+/// DIR/keys.bin   the wrapped person keys and phone tags, fixed-size slots (keyfile.rs)
+/// DIR/data/      a sled database: ciphertexts and erasure markers (data.rs)
+/// ```
+///
+/// `Send + Sync`: share it with an `Arc`. One process at a time: the key file is locked, and
+/// a second open fails with [`VaultError::Locked`]. Every write is synced before it returns.
+pub struct Vault {
+    dir: PathBuf,
+    // Field order is drop order: sled lets go of its files first, then the key file's lock
+    // goes, so whoever takes the lock next can open both.
+    data: DataStore,
+    key_file: Mutex<KeyFile>,
+    keys: VaultKeys,
+    stripes: Vec<RwLock<()>>,
+    poison: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("dir", &self.dir)
+            .field("keys", &lock(&self.key_file).len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Vault {
+    /// Opens the vault in `dir`, creating it when the directory holds none.
+    ///
+    /// A new vault's key file records a check value of `master`; every later open must
+    /// present the same master key. Opening also finishes erasures that a crash interrupted
+    /// and re-applies erasures to a key file restored from a backup older than them.
+    ///
+    /// # Errors
+    /// [`VaultError::WrongMasterKey`], [`VaultError::Locked`],
+    /// [`VaultError::DamagedKeyFile`], [`VaultError::KeyFileMissing`] (data but no key file),
+    /// [`VaultError::UnsupportedFormat`], [`VaultError::Storage`], [`VaultError::Io`].
+    pub fn open(dir: impl AsRef<Path>, master: MasterKey) -> Result<Self, VaultError> {
+        let dir = dir.as_ref().to_owned();
+        let keys = VaultKeys::derive(&master);
+        drop(master);
+        std::fs::create_dir_all(&dir).map_err(|e| VaultError::io("create", &dir, e))?;
+        let key_path = dir.join(keyfile::FILE_NAME);
+        let data_path = dir.join(data::DIR_NAME);
+        let exists = |path: &Path| {
+            path.try_exists()
+                .map_err(|e| VaultError::io("inspect", path, e))
+        };
+        if !exists(&key_path)? {
+            if exists(&data_path)? && DataStore::open(&data_path)?.holds_people()? {
+                return Err(VaultError::KeyFileMissing { path: dir });
+            }
+            KeyFile::create(&dir, keys.check_value())?;
+        }
+        let key_file = KeyFile::open(&dir, keys.check_value())?;
+        let data = DataStore::open(&data_path)?;
+        let vault = Self {
+            dir,
+            data,
+            key_file: Mutex::new(key_file),
+            keys,
+            stripes: (0..STRIPES).map(|_| RwLock::new(())).collect(),
+            poison: Mutex::new(None),
+        };
+        vault.finish_erasures()?;
+        Ok(vault)
+    }
+
+    /// Zeroes the slot of every erased person that still has one.
+    fn finish_erasures(&self) -> Result<(), VaultError> {
+        let erased = self.data.erased()?;
+        let mut key_file = lock(&self.key_file);
+        for person in erased {
+            key_file.erase(person)?;
+        }
+        Ok(())
+    }
+
+    /// The vault's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How many people have a key (stored and not erased).
+    pub fn len(&self) -> usize {
+        lock(&self.key_file).len()
+    }
+
+    /// Whether no one has a key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn stripe(&self, person: PersonId) -> &RwLock<()> {
+        // The last byte of a UUID v7 is random.
+        let index = usize::from(person.as_bytes()[15]) % self.stripes.len().max(1);
+        &self.stripes[index]
+    }
+
+    fn check_poison(&self) -> Result<(), VaultError> {
+        match lock(&self.poison).as_ref() {
+            Some(reason) => Err(VaultError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed write: the vault refuses stores from now on (fail-stop, as the log
+    /// does: after a failed sync the kernel may have dropped the data, and a later sync that
+    /// succeeds proves nothing).
+    fn poisoned_by(&self, error: VaultError) -> VaultError {
+        lock(&self.poison).get_or_insert_with(|| error.to_string());
+        error
+    }
+
+    /// Stores `details` for `person`, replacing what was stored before. The person's key is
+    /// created on their first store. Durable when it returns.
+    ///
+    /// # Errors
+    /// [`VaultError::Erased`] when the person was erased; [`VaultError::KeyUnwrap`] when their
+    /// existing key does not decrypt; [`VaultError::Poisoned`] after a failed write;
+    /// [`VaultError::Randomness`], [`VaultError::Storage`], [`VaultError::Io`].
+    pub fn store(&self, person: PersonId, details: &ContactDetails) -> Result<(), VaultError> {
+        self.check_poison()?;
+        let _guard = self
+            .stripe(person)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.data.is_erased(person)? {
+            return Err(VaultError::Erased { person });
+        }
+        let tag = details.phone().map(|phone| self.keys.phone_tag(phone));
+        let data_key = self.key_for_store(person, tag)?;
+        let record = crypto::seal_record(person, &data_key, details)?;
+        drop(data_key);
+        self.data
+            .put_record(person, &record)
+            .map_err(|e| self.poisoned_by(e))
+    }
+
+    /// The person's data key for a store: their existing one (rewrapped when their phone
+    /// tag changes), or a new one.
+    fn key_for_store(
+        &self,
+        person: PersonId,
+        tag: Option<[u8; PHONE_TAG_LEN]>,
+    ) -> Result<Secret32, VaultError> {
+        let mut key_file = lock(&self.key_file);
+        let existing = match key_file.get(person)? {
+            None => None,
+            Some(slot) => match self.keys.unwrap_key(
+                person,
+                slot.phone_tag.as_ref(),
+                &slot.nonce,
+                &slot.wrapped,
+            ) {
+                Some(key) if slot.phone_tag == tag => return Ok(key),
+                Some(key) => Some(key),
+                // A damaged key that protects no record (a first store that a crash cut
+                // short): nothing is lost by replacing it.
+                None if !self.data.has_record(person)? => None,
+                None => return Err(VaultError::KeyUnwrap { person }),
+            },
+        };
+        let data_key = match existing {
+            Some(key) => key,
+            None => Secret32::random()?,
+        };
+        let (nonce, wrapped) = self.keys.wrap(person, tag.as_ref(), &data_key)?;
+        let slot = Slot {
+            person,
+            nonce,
+            wrapped,
+            phone_tag: tag,
+        };
+        key_file.put(&slot).map_err(|e| self.poisoned_by(e))?;
+        Ok(data_key)
+    }
+
+    /// What the vault holds for `person`.
+    ///
+    /// # Errors
+    /// [`VaultError::KeyUnwrap`] when their key does not decrypt (a damaged slot),
+    /// [`VaultError::KeyMissing`] when their record has no key, [`VaultError::DamagedRecord`]
+    /// when the record does not decode or decrypt, [`VaultError::DamagedKeyFile`],
+    /// [`VaultError::Storage`], [`VaultError::Io`]. Never a panic.
+    pub fn read(&self, person: PersonId) -> Result<PersonData, VaultError> {
+        let _guard = self
+            .stripe(person)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.data.is_erased(person)? {
+            return Ok(PersonData::Erased);
+        }
+        let Some(record) = self.data.record(person)? else {
+            return Ok(PersonData::Unknown);
+        };
+        let Some(slot) = lock(&self.key_file).get(person)? else {
+            return Err(VaultError::KeyMissing { person });
+        };
+        let key = self
+            .keys
+            .unwrap_key(person, slot.phone_tag.as_ref(), &slot.nonce, &slot.wrapped)
+            .ok_or(VaultError::KeyUnwrap { person })?;
+        crypto::open_record(person, &key, &record).map(PersonData::Present)
+    }
+
+    /// Erases `person`: marks them erased and removes their record (synced), then overwrites
+    /// their key slot with zeros and syncs the key file. When it returns, their data can
+    /// never be decrypted again, by anyone, with any master key. Erasing again, or erasing
+    /// someone never stored, is fine; either way they read as [`PersonData::Erased`] after.
+    ///
+    /// Works on a poisoned vault too: destroying a key is always attempted.
+    ///
+    /// # Errors
+    /// [`VaultError::Storage`], [`VaultError::Io`]. If the marker was written but the slot
+    /// was not overwritten, the person already reads as erased, and the slot is overwritten
+    /// by the next `erase` of them or the next [`Vault::open`].
+    pub fn erase(&self, person: PersonId) -> Result<(), VaultError> {
+        let _guard = self
+            .stripe(person)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.data
+            .mark_erased(person)
+            .map_err(|e| self.poisoned_by(e))?;
+        lock(&self.key_file)
+            .erase(person)
+            .map_err(|e| self.poisoned_by(e))?;
+        Ok(())
+    }
+
+    /// Whether `person` was erased.
+    ///
+    /// # Errors
+    /// [`VaultError::Storage`].
+    pub fn is_erased(&self, person: PersonId) -> Result<bool, VaultError> {
+        self.data.is_erased(person)
+    }
+
+    /// The people whose stored phone number is `phone`, in any spelling ([`normalize_phone`]:
+    /// spaces, dashes, `+86`, `0086`, full-width digits), oldest id first. Erased people are
+    /// never found.
+    ///
+    /// # Errors
+    /// [`VaultError::InvalidSearch`] when `phone` is not a phone number; [`VaultError::Storage`].
+    pub fn find_by_phone(&self, phone: &str) -> Result<Vec<PersonId>, VaultError> {
+        let normalized = normalize_phone(phone)?;
+        let tag = self.keys.phone_tag(&normalized);
+        let mut bytes = normalized.into_bytes();
+        crypto::wipe(&mut bytes);
+        let candidates = lock(&self.key_file).find(&tag);
+        let mut people = Vec::with_capacity(candidates.len());
+        for person in candidates {
+            // A key whose record was never written (a store cut short) finds no one.
+            if self.data.has_record(person)? {
+                people.push(person);
+            }
+        }
+        people.sort_unstable();
+        Ok(people)
+    }
+
+    /// Flushes and syncs the data store and closes the vault. Every store and erase was
+    /// durable already; this reports a failure that dropping would swallow.
+    ///
+    /// # Errors
+    /// [`VaultError::Storage`], [`VaultError::Io`].
+    pub fn close(self) -> Result<(), VaultError> {
+        self.data.sync()
+    }
+}
