@@ -3,7 +3,11 @@
 //! Civic request handling as an event-sourced workflow engine. This facade re-exports the
 //! member crates; the `civicflow` command is built from `src/main.rs`.
 //!
-//! - [`core`] (`civicflow-core`): the event log on sled and the types everything speaks.
+//! - [`core`] (`civicflow-core`): the event log, the domain, the engine, the calendar and the
+//!   personal-data vault.
+//! - [`demo`]: the Tonghui demo data and a run of every closed loop.
 
 pub use civicflow_core as core;
+
+pub mod demo;
 pub use civicflow_core::*;

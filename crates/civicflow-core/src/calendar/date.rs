@@ -333,3 +333,40 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
+
+/// `at` as local time in Asia/Shanghai for people and for Open311, ISO 8601 with the zone:
+/// `2026-04-01T09:30:00+08:00`. Seconds are kept; smaller parts are dropped.
+pub fn format_local(at: Timestamp) -> String {
+    let (days, micros_of_day) = local_day_and_micros(at);
+    match LocalDate::from_days_since_epoch(days) {
+        Some(date) => {
+            let seconds = micros_of_day / 1_000_000;
+            format!(
+                "{date}T{:02}:{:02}:{:02}+08:00",
+                seconds / 3600,
+                seconds / 60 % 60,
+                seconds % 60
+            )
+        }
+        None => at.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn local_time_carries_the_zone() {
+        // 2026-04-01T01:30:00Z is 09:30 in Shanghai.
+        assert_eq!(
+            format_local(Timestamp::from_unix_seconds(1_775_007_000)),
+            "2026-04-01T09:30:00+08:00"
+        );
+        // 16:30 UTC is past midnight in Shanghai: the next day.
+        assert_eq!(
+            format_local(Timestamp::from_unix_seconds(1_775_061_000)),
+            "2026-04-02T00:30:00+08:00"
+        );
+    }
+}

@@ -109,7 +109,9 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use date::{from_local, to_local, LocalDate, Weekday, MINUTES_PER_DAY, UTC_OFFSET_SECONDS};
+pub use date::{
+    format_local, from_local, to_local, LocalDate, Weekday, MINUTES_PER_DAY, UTC_OFFSET_SECONDS,
+};
 pub use error::{CalendarError, Problem};
 pub use hours::{Period, WorkingHours};
 pub use span::Span;

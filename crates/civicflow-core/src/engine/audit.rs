@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::load;
 use super::{Engine, SubmitError};
+use crate::calendar::format_local;
 use crate::chain::{ChainHash, VerifyReport};
 use crate::clock::Timestamp;
 use crate::domain::case::{self, CaseEvent, CaseState, LadderStep};
@@ -137,14 +138,16 @@ pub fn summarize(event: &CaseEvent) -> String {
             format!("deadline {} set: leave {} by {}", e.seq, e.stage, e.due_at)
         }
         CaseEvent::DeadlineMet(e) => format!("deadline {} met", e.seq),
-        CaseEvent::DeadlineMissed(e) => format!("deadline {} MISSED (due {})", e.seq, e.due_at),
+        CaseEvent::DeadlineMissed(e) => {
+            format!("deadline {} MISSED (due {})", e.seq, format_local(e.due_at))
+        }
         CaseEvent::DeadlineStepReached(e) => {
             format!(
                 "deadline {}: {} → {} (due {})",
                 e.seq,
                 e.step.as_str(),
                 e.unit,
-                e.due
+                format_local(e.due)
             )
         }
         CaseEvent::ContactViewed(e) => format!("requester's contact data viewed: {}", e.purpose),
@@ -266,7 +269,7 @@ impl fmt::Display for CaseAudit {
                 f,
                 "  #{:<3} {}  {} as {} for {} ({})  {}  → stage {}{}",
                 step.version,
-                step.recorded_at,
+                format_local(step.recorded_at),
                 step.actor.id,
                 step.actor.role,
                 step.actor.unit,
@@ -280,17 +283,20 @@ impl fmt::Display for CaseAudit {
         for deadline in &self.deadlines {
             let outcome = match deadline.outcome {
                 DeadlineOutcome::Running => "running".to_owned(),
-                DeadlineOutcome::Met { at } => format!("met at {at}"),
-                DeadlineOutcome::Missed { at } => format!("MISSED, left at {at}"),
+                DeadlineOutcome::Met { at } => format!("met at {}", format_local(at)),
+                DeadlineOutcome::Missed { at } => format!("MISSED, left at {}", format_local(at)),
                 DeadlineOutcome::Superseded => "superseded".to_owned(),
             };
             write!(
                 f,
                 "    {} {}: due {} — {}",
-                deadline.seq, deadline.stage, deadline.due_at, outcome
+                deadline.seq,
+                deadline.stage,
+                format_local(deadline.due_at),
+                outcome
             )?;
             for (step, unit, at) in &deadline.steps {
-                write!(f, "; {} → {unit} at {at}", step.as_str())?;
+                write!(f, "; {} → {unit} at {}", step.as_str(), format_local(*at))?;
             }
             writeln!(f)?;
         }
