@@ -9,7 +9,7 @@
 
 /// Declares an enum of domain events and its `DomainEvent` impl.
 ///
-/// ```ignore
+/// ```text
 /// domain_events! {
 ///     /// Events of a case.
 ///     pub enum CaseEvent {
