@@ -570,3 +570,32 @@ fn business_calendar_counts_the_adjusted_working_saturday() {
     let due = BusinessCalendar::china().add(friday, Span::WorkingHours(2));
     assert_eq!(due.to_string(), "2026-02-14T01:00:00.000000Z");
 }
+
+#[test]
+fn workflows_load_from_a_directory_and_bad_ones_are_named() {
+    use civicflow_core::domain::workflow::{DefinitionRegistry, BUILT_IN};
+    use civicflow_core::engine::load_workflows;
+    let scratch = Scratch::new("workflows");
+    std::fs::create_dir_all(&scratch.0).expect("dir");
+    // Version 2 of the service request, and a broken file.
+    let v2 = BUILT_IN[0].1.replace("version = 1", "version = 2");
+    std::fs::write(scratch.0.join("a-service-request-v2.toml"), v2).expect("write");
+    let mut registry = DefinitionRegistry::built_in();
+    let loaded = load_workflows(&scratch.0, &mut registry).expect("loads");
+    assert_eq!(
+        loaded.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["service-request@2"]
+    );
+    let broken = BUILT_IN[0].1.replace("version = 1", "version = 3").replace(
+        "initial_stage = \"received\"",
+        "initial_stage = \"nowhere\"",
+    );
+    std::fs::write(scratch.0.join("b-broken.toml"), broken).expect("write");
+    let err = load_workflows(&scratch.0, &mut registry)
+        .expect_err("the broken file is refused")
+        .to_string();
+    assert!(
+        err.contains("b-broken.toml") && err.contains("the initial stage nowhere is not declared"),
+        "{err}"
+    );
+}

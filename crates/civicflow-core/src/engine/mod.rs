@@ -1201,6 +1201,35 @@ impl Engine {
     }
 }
 
+/// Loads every `*.toml` workflow definition in `dir` into `registry` (in file-name order),
+/// validating each. Returns what was loaded.
+///
+/// # Errors
+/// [`EngineError::Config`] naming the file and the problem.
+pub fn load_workflows(
+    dir: &Path,
+    registry: &mut DefinitionRegistry,
+) -> Result<Vec<crate::domain::workflow::DefinitionRef>, EngineError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| EngineError::Config(format!("cannot read {}: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut loaded = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| EngineError::Config(format!("cannot read {}: {e}", file.display())))?;
+        let reference = registry
+            .load_toml(&text)
+            .map_err(|e| EngineError::Config(format!("{}: {e}", file.display())))?;
+        loaded.push(reference);
+    }
+    Ok(loaded)
+}
+
 fn expect(version: Option<Version>) -> ExpectedVersion {
     version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact)
 }

@@ -3,7 +3,43 @@
 //! A definition is stages, actions, roles and scopes, fields, deadlines and terminal stages
 //! (see [`Definition`]). The [`DefinitionRegistry`] holds every version of every workflow the
 //! engine knows; the built-in ones (the four loops of the seed) are TOML files compiled into
-//! the crate from `crates/civicflow-core/workflows/`, and more can be loaded at start.
+//! the crate from `crates/civicflow-core/workflows/`, and more can be loaded at start
+//! (`engine::load_workflows`).
+//!
+//! The same definition can be built in Rust:
+//!
+//! ```
+//! use civicflow_core::domain::fields::{FieldKind, FieldSpec};
+//! use civicflow_core::domain::org::roles;
+//! use civicflow_core::domain::workflow::*;
+//! use civicflow_core::Role;
+//!
+//! let role = |r: &str| Role::new(r).expect("valid");
+//! let definition = Definition {
+//!     id: WorkflowId::new("lost-and-found")?,
+//!     version: 1,
+//!     name: "失物招领 lost and found".into(),
+//!     description: String::new(),
+//!     public: true,
+//!     open: OpenRule { roles: vec![role(roles::RESIDENT)], scope: Scope::Any, fields: vec![] },
+//!     initial_stage: "reported".into(),
+//!     contact_roles: vec![role(roles::GRID_WORKER)],
+//!     stages: vec![
+//!         Stage { id: "reported".into(), name: String::new(), terminal: false,
+//!                 deadline: Some(DeadlineRule { within: "3 working days".parse()?, remind_after: None,
+//!                                               escalate: true, breach_after: None }) },
+//!         Stage { id: "returned".into(), name: String::new(), terminal: true, deadline: None },
+//!     ],
+//!     actions: vec![Action {
+//!         id: "hand_back".into(), name: String::new(), from: vec!["reported".into()],
+//!         to: "returned".into(), roles: vec![role(roles::GRID_WORKER)], scope: Scope::Subtree,
+//!         fields: vec![FieldSpec::new("note", FieldKind::Text, true)], effects: vec![],
+//!     }],
+//! };
+//! let mut registry = DefinitionRegistry::built_in();
+//! assert_eq!(registry.add(definition)?.to_string(), "lost-and-found@1");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod definition;
 mod validate;
