@@ -6,8 +6,7 @@
 //!   wrong master key is refused when the vault opens).
 //! - A person's **data key** is 32 random bytes from the operating system. It is stored only
 //!   wrapped: XChaCha20-Poly1305 under the wrapping key, random 192-bit nonce, with the
-//!   person id and their phone tag as associated data (a slot moved to another person, or
-//!   given another tag, does not decrypt).
+//!   person id as associated data (a slot moved to another person does not decrypt).
 //! - A **data record** is XChaCha20-Poly1305 under the person's data key, random nonce, with
 //!   the person id as associated data (a record copied to another person does not decrypt).
 //!
@@ -150,17 +149,10 @@ impl VaultKeys {
         )
     }
 
-    fn key_aad(person: PersonId, phone_tag: Option<&[u8; PHONE_TAG_LEN]>) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(AAD_KEY.len() + 16 + 1 + PHONE_TAG_LEN);
+    fn key_aad(person: PersonId) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(AAD_KEY.len() + 16);
         aad.extend_from_slice(AAD_KEY);
         aad.extend_from_slice(person.as_bytes());
-        match phone_tag {
-            None => aad.push(0),
-            Some(tag) => {
-                aad.push(1);
-                aad.extend_from_slice(tag);
-            }
-        }
         aad
     }
 
@@ -169,12 +161,11 @@ impl VaultKeys {
     pub(super) fn wrap(
         &self,
         person: PersonId,
-        phone_tag: Option<&[u8; PHONE_TAG_LEN]>,
         data_key: &Secret32,
     ) -> Result<([u8; NONCE_LEN], [u8; WRAPPED_LEN]), VaultError> {
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce)?;
-        let aad = Self::key_aad(person, phone_tag);
+        let aad = Self::key_aad(person);
         let sealed = self
             .wrap
             .encrypt(
@@ -201,11 +192,10 @@ impl VaultKeys {
     pub(super) fn unwrap_key(
         &self,
         person: PersonId,
-        phone_tag: Option<&[u8; PHONE_TAG_LEN]>,
         nonce: &[u8; NONCE_LEN],
         wrapped: &[u8; WRAPPED_LEN],
     ) -> Option<Secret32> {
-        let aad = Self::key_aad(person, phone_tag);
+        let aad = Self::key_aad(person);
         let mut opened = self
             .wrap
             .decrypt(
@@ -332,29 +322,30 @@ mod tests {
     }
 
     #[test]
-    fn wrapped_keys_are_bound_to_person_and_tag() {
+    fn wrapped_keys_are_bound_to_the_person() {
         let keys = VaultKeys::derive(&MasterKey::from_bytes([7; 32]));
         let alice = PersonId::new_v7(Timestamp::from_unix_seconds(1));
         let bob = PersonId::new_v7(Timestamp::from_unix_seconds(2));
-        let tag = keys.phone_tag("+8613812345678");
         let data_key = Secret32::random().expect("randomness");
-        let (nonce, wrapped) = keys.wrap(alice, Some(&tag), &data_key).expect("wrap");
-        let back = keys
-            .unwrap_key(alice, Some(&tag), &nonce, &wrapped)
-            .expect("unwraps");
+        let (nonce, wrapped) = keys.wrap(alice, &data_key).expect("wrap");
+        let back = keys.unwrap_key(alice, &nonce, &wrapped).expect("unwraps");
         assert_eq!(back.as_bytes(), data_key.as_bytes());
-        assert!(keys.unwrap_key(bob, Some(&tag), &nonce, &wrapped).is_none());
-        assert!(keys.unwrap_key(alice, None, &nonce, &wrapped).is_none());
+        assert!(!crate::vault::tests::contains_bytes(
+            &wrapped,
+            data_key.as_bytes()
+        ));
+        assert!(keys.unwrap_key(bob, &nonce, &wrapped).is_none());
         let other = VaultKeys::derive(&MasterKey::from_bytes([8; 32]));
-        assert!(other
-            .unwrap_key(alice, Some(&tag), &nonce, &wrapped)
-            .is_none());
+        assert!(other.unwrap_key(alice, &nonce, &wrapped).is_none());
         for i in 0..WRAPPED_LEN {
             let mut damaged = wrapped;
             damaged[i] ^= 1;
-            assert!(keys
-                .unwrap_key(alice, Some(&tag), &nonce, &damaged)
-                .is_none());
+            assert!(keys.unwrap_key(alice, &nonce, &damaged).is_none());
+        }
+        for i in 0..NONCE_LEN {
+            let mut damaged = nonce;
+            damaged[i] ^= 1;
+            assert!(keys.unwrap_key(alice, &damaged, &wrapped).is_none());
         }
     }
 

@@ -23,6 +23,16 @@
 //! Header and slots are 128 bytes, so no slot straddles a 512-byte sector. The file grows
 //! by 64 zeroed slots at a time (`set_len` and a sync), so writing a slot never extends the
 //! file; freed slots are reused, lowest first.
+//!
+//! A slot holds a key exactly when its nonce and wrapped key (bytes 17..89) are not all
+//! zero: a real nonce is 24 random bytes. Erasing zeroes those 72 bytes first and syncs,
+//! then zeroes the whole slot and syncs, so a crash in the middle leaves either a slot that
+//! still names its (erased) person, which opening erases again, or one without key bytes,
+//! which opening zeroes. A bit flip cannot turn a used slot into a free one.
+//!
+//! The wrapped key is bound to the person id only, not to the phone tag: a new phone number
+//! rewrites the slot with the same key bytes, so a torn write can damage the tag but never
+//! the key.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
@@ -78,20 +88,19 @@ impl Slot {
         out
     }
 
-    /// `Ok(None)` for a free slot (all zeros).
+    /// `Ok(None)` for a slot that holds no key (free, erased, or erased half-way).
     pub(super) fn decode(bytes: &[u8; SLOT_LEN]) -> Result<Option<Self>, &'static str> {
-        if bytes.iter().all(|&b| b == 0) {
+        if bytes[OFF_NONCE..OFF_PHONE].iter().all(|&b| b == 0) {
             return Ok(None);
         }
         if bytes[0] != STATE_USED {
-            return Err("its state byte is neither 0 (free) nor 1 (used)");
+            return Err("it holds key bytes but its state byte is not 1 (used)");
         }
         if bytes[OFF_RESERVED..].iter().any(|&b| b != 0) {
             return Err("its reserved bytes are not zero");
         }
         let phone_tag = match bytes[OFF_PHONE] {
-            0 if bytes[OFF_TAG..OFF_RESERVED].iter().all(|&b| b == 0) => None,
-            0 => return Err("it has no phone but a non-zero phone tag"),
+            0 => None,
             1 => Some(copy_array(&bytes[OFF_TAG..OFF_RESERVED])),
             _ => return Err("its phone marker is neither 0 nor 1"),
         };
@@ -236,6 +245,7 @@ impl KeyFile {
             slots: 0,
         };
         let mut bytes = [0u8; SLOT_LEN];
+        let mut half_erased = Vec::new();
         loop {
             let got = read_up_to(&mut reader, &mut bytes)
                 .map_err(|e| VaultError::io("read", &path, e))?;
@@ -257,6 +267,9 @@ impl KeyFile {
             key_file.slots += 1;
             match Slot::decode(&bytes) {
                 Ok(None) => {
+                    if bytes.iter().any(|&b| b != 0) {
+                        half_erased.push(index);
+                    }
                     key_file.free.insert(index);
                 }
                 Ok(Some(slot)) => {
@@ -278,6 +291,10 @@ impl KeyFile {
         }
         drop(reader);
         drop(file);
+        // Finish erasures a crash interrupted after the key bytes were gone.
+        for index in half_erased {
+            key_file.write_at(slot_offset(index), &[0u8; SLOT_LEN])?;
+        }
         Ok(key_file)
     }
 
@@ -350,7 +367,7 @@ impl KeyFile {
             Some(entry) => entry.index,
             None => self.allocate()?,
         };
-        self.write_slot(index, &slot.encode())?;
+        self.write_at(slot_offset(index), &slot.encode())?;
         self.unindex(slot.person);
         self.free.remove(&index);
         self.index(slot.person, index, slot.phone_tag);
@@ -363,7 +380,10 @@ impl KeyFile {
         let Some(entry) = self.entries.get(&person).copied() else {
             return Ok(false);
         };
-        self.write_slot(entry.index, &[0u8; SLOT_LEN])?;
+        let offset = slot_offset(entry.index);
+        // The key bytes first, then the rest (see the module's documentation).
+        self.write_at(offset + OFF_NONCE as u64, &[0u8; OFF_PHONE - OFF_NONCE])?;
+        self.write_at(offset, &[0u8; SLOT_LEN])?;
         self.unindex(person);
         self.free.insert(entry.index);
         Ok(true)
@@ -385,9 +405,10 @@ impl KeyFile {
         Ok(index)
     }
 
-    fn write_slot(&mut self, index: u64, bytes: &[u8; SLOT_LEN]) -> Result<(), VaultError> {
+    /// Writes `bytes` at `offset` and syncs.
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), VaultError> {
         (&self.file)
-            .seek(SeekFrom::Start(slot_offset(index)))
+            .seek(SeekFrom::Start(offset))
             .and_then(|_| (&self.file).write_all(bytes))
             .map_err(|e| VaultError::io("write", &self.path, e))?;
         self.file
@@ -432,6 +453,10 @@ mod tests {
             assert_eq!(Slot::decode(&bytes), Ok(Some(s.clone())));
         }
         assert_eq!(Slot::decode(&[0; SLOT_LEN]), Ok(None));
+        // Erased half-way: the key bytes are gone, so it holds no key.
+        let mut half = slot(3, Some([9; 32])).encode();
+        half[OFF_NONCE..OFF_PHONE].fill(0);
+        assert_eq!(Slot::decode(&half), Ok(None));
         assert_eq!(OFF_RESERVED, 122);
     }
 
@@ -444,9 +469,11 @@ mod tests {
                 damaged[i] ^= flip;
                 let decoded = Slot::decode(&damaged);
                 // State, phone marker and reserved bytes are checked; other bytes are caught
-                // by the AEAD when the key is unwrapped.
-                if i == 0 || i == OFF_PHONE || i >= OFF_RESERVED {
+                // by the AEAD when the key is unwrapped. No flip makes the slot free.
+                if i == 0 || i >= OFF_RESERVED || (i == OFF_PHONE && damaged[i] > 1) {
                     assert!(decoded.is_err(), "byte {i}");
+                } else {
+                    assert!(matches!(decoded, Ok(Some(_))), "byte {i}");
                 }
             }
         }

@@ -245,35 +245,34 @@ impl Vault {
             .map_err(|e| self.poisoned_by(e))
     }
 
-    /// The person's data key for a store: their existing one (rewrapped when their phone
-    /// tag changes), or a new one.
+    /// The person's data key for a store: their existing one (with the slot's phone tag
+    /// updated when the number changed), or a new one.
     fn key_for_store(
         &self,
         person: PersonId,
         tag: Option<[u8; PHONE_TAG_LEN]>,
     ) -> Result<Secret32, VaultError> {
         let mut key_file = lock(&self.key_file);
-        let existing = match key_file.get(person)? {
-            None => None,
-            Some(slot) => match self.keys.unwrap_key(
-                person,
-                slot.phone_tag.as_ref(),
-                &slot.nonce,
-                &slot.wrapped,
-            ) {
-                Some(key) if slot.phone_tag == tag => return Ok(key),
-                Some(key) => Some(key),
+        if let Some(slot) = key_file.get(person)? {
+            match self.keys.unwrap_key(person, &slot.nonce, &slot.wrapped) {
+                Some(key) => {
+                    if slot.phone_tag != tag {
+                        let slot = Slot {
+                            phone_tag: tag,
+                            ..slot
+                        };
+                        key_file.put(&slot).map_err(|e| self.poisoned_by(e))?;
+                    }
+                    return Ok(key);
+                }
                 // A damaged key that protects no record (a first store that a crash cut
                 // short): nothing is lost by replacing it.
-                None if !self.data.has_record(person)? => None,
+                None if !self.data.has_record(person)? => {}
                 None => return Err(VaultError::KeyUnwrap { person }),
-            },
-        };
-        let data_key = match existing {
-            Some(key) => key,
-            None => Secret32::random()?,
-        };
-        let (nonce, wrapped) = self.keys.wrap(person, tag.as_ref(), &data_key)?;
+            }
+        }
+        let data_key = Secret32::random()?;
+        let (nonce, wrapped) = self.keys.wrap(person, &data_key)?;
         let slot = Slot {
             person,
             nonce,
@@ -307,7 +306,7 @@ impl Vault {
         };
         let key = self
             .keys
-            .unwrap_key(person, slot.phone_tag.as_ref(), &slot.nonce, &slot.wrapped)
+            .unwrap_key(person, &slot.nonce, &slot.wrapped)
             .ok_or(VaultError::KeyUnwrap { person })?;
         crypto::open_record(person, &key, &record).map(PersonData::Present)
     }

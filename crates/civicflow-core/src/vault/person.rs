@@ -54,6 +54,9 @@ impl PersonId {
 
     /// The person's lifecycle stream, `person-<uuid>` (`PersonRegistered`, `PersonErased`;
     /// never their data).
+    ///
+    /// # Panics
+    /// Never: `person-` and a hyphenated UUID always make a valid stream id.
     pub fn stream(&self) -> StreamId {
         StreamId::new(format!("person-{}", self.0)).expect("a UUID makes a valid stream id")
     }

@@ -124,7 +124,7 @@ fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(super) fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     let Some((&first, rest)) = needle.split_first() else {
         return true;
     };
@@ -143,16 +143,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn files_containing(files: &[(PathBuf, Vec<u8>)], needle: &[u8]) -> Vec<PathBuf> {
     files
         .iter()
-        .filter(|(_, bytes)| contains(bytes, needle))
+        .filter(|(_, bytes)| contains_bytes(bytes, needle))
         .map(|(path, _)| path.clone())
         .collect()
 }
 
 fn data_key(vault: &Vault, person: PersonId) -> Option<Secret32> {
     let slot = lock(&vault.key_file).get(person).expect("readable slot")?;
-    vault
-        .keys
-        .unwrap_key(person, slot.phone_tag.as_ref(), &slot.nonce, &slot.wrapped)
+    vault.keys.unwrap_key(person, &slot.nonce, &slot.wrapped)
 }
 
 #[test]
@@ -180,11 +178,15 @@ fn details_round_trip_and_a_second_store_replaces_them() {
     vault.store(alice, &second).expect("store again");
     assert_eq!(present(&vault, alice), second);
     assert!(vault.find_by_phone("13812345678").expect("find").is_empty());
+    let key_before = data_key(&vault, alice).expect("a key");
     let third = second
         .clone()
         .with_phone("+86 139 0000 1111")
         .expect("valid");
     vault.store(alice, &third).expect("store a third time");
+    // A new phone number keeps the person's key.
+    let key_after = data_key(&vault, alice).expect("a key");
+    assert_eq!(key_before.as_bytes(), key_after.as_bytes());
     assert_eq!(
         vault.find_by_phone("13900001111").expect("find"),
         vec![alice]
@@ -622,8 +624,8 @@ fn erasures_are_reapplied_to_a_key_file_restored_from_backup() {
     assert!(matches!(vault.read(bob), Ok(PersonData::Present(_))));
     drop(vault);
     let on_disk = std::fs::read(&key_file).expect("read");
-    assert!(!contains(&on_disk, alice.as_bytes()));
-    assert!(contains(&on_disk, bob.as_bytes()));
+    assert!(!contains_bytes(&on_disk, alice.as_bytes()));
+    assert!(contains_bytes(&on_disk, bob.as_bytes()));
 }
 
 #[test]
@@ -641,6 +643,29 @@ fn an_interrupted_erase_is_finished_on_open() {
     let vault = Vault::open(dir.path(), master()).expect("open");
     assert!(!lock(&vault.key_file).contains(alice));
     assert!(vault.is_empty());
+
+    // Interrupted later: the key bytes were zeroed and synced, the rest of the slot was not.
+    let bob = person();
+    vault.store(bob, &sample().details).expect("store");
+    vault.data.mark_erased(bob).expect("mark");
+    drop(vault);
+    let key_file = dir.path().join(FILE_NAME);
+    let mut bytes = std::fs::read(&key_file).expect("read");
+    let at = bytes
+        .windows(16)
+        .position(|w| w == bob.as_bytes())
+        .expect("bob's slot");
+    bytes[at + 16..at + 16 + 72].fill(0);
+    std::fs::write(&key_file, &bytes).expect("write");
+    let vault = Vault::open(dir.path(), master()).expect("open");
+    assert!(vault.is_empty());
+    assert_eq!(vault.read(bob).expect("read"), PersonData::Erased);
+    drop(vault);
+    let bytes = std::fs::read(&key_file).expect("read");
+    assert!(
+        bytes[HEADER_LEN..].iter().all(|&b| b == 0),
+        "every slot is zero"
+    );
 }
 
 #[test]
