@@ -22,6 +22,9 @@ use super::workflow::{Action, Definition, DefinitionRef, Effect, Scope, Workflow
 use crate::clock::Timestamp;
 use crate::ids::{ActorId, CaseId, PersonId, UnitId, Version};
 
+/// The roles that ask for themselves: a case filed in one of them has its filer as requester.
+pub const SELF_FILING: &[&str] = &[roles::RESIDENT, roles::SHOP_OWNER];
+
 /// The longest title, in characters.
 pub const TITLE_CHARS_MAX: usize = 200;
 /// The longest description, in characters (as Open311's).
@@ -72,6 +75,9 @@ pub struct CaseState {
     pub requester: Option<PersonId>,
     /// The actor who filed it.
     pub filed_by: ActorId,
+    /// The role they filed it in: when that is a role that asks for itself (a resident, a
+    /// shop owner), the filer is the requester and may take the requester's actions.
+    pub filed_as: crate::ids::Role,
     /// How it came in.
     pub channel: Channel,
     /// When it was opened.
@@ -186,6 +192,8 @@ pub struct CaseOpened {
     pub requester: Option<PersonId>,
     /// The actor who filed it.
     pub filed_by: ActorId,
+    /// The role they filed it in.
+    pub filed_as: crate::ids::Role,
     /// How it came in.
     pub channel: Channel,
     /// When.
@@ -255,11 +263,13 @@ pub struct DuplicateMerged {
     pub duplicate: CaseId,
 }
 
-/// The case was reopened.
+/// The case was reopened: it goes back to the unit it was filed at, to be handled again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseReopened {
     /// How many times it has been reopened now.
     pub count: u32,
+    /// The unit that leads it again (the unit it was filed at).
+    pub lead: UnitId,
 }
 
 /// The case moved to another version of its workflow.
@@ -357,7 +367,9 @@ pub fn check_authority(
         Scope::Lead => acting.unit == state.lead,
         Scope::Handler => acting.unit == state.lead || state.co_handlers.contains(&acting.unit),
         Scope::Requester => {
-            acting.actor == state.filed_by && acting.role.as_str() == roles::RESIDENT
+            SELF_FILING.contains(&state.filed_as.as_str())
+                && acting.actor == state.filed_by
+                && acting.role == state.filed_as
         }
     };
     if !in_scope {
@@ -384,11 +396,17 @@ pub fn available_actions<'d>(
         .collect()
 }
 
-fn check_text(field: &str, text: &str, max: usize, required: bool) -> Result<(), Rejection> {
+fn check_text(
+    action: &str,
+    field: &str,
+    text: &str,
+    max: usize,
+    required: bool,
+) -> Result<(), Rejection> {
     let chars = text.chars().count();
     if required && text.trim().is_empty() {
         return Err(Rejection::FieldMissing {
-            action: "open".into(),
+            action: action.into(),
             field: field.into(),
         });
     }
@@ -468,7 +486,13 @@ pub fn decide(
                     target: state.lead.clone(),
                 });
             }
-            check_text("purpose", purpose, 200, true)?;
+            check_text(
+                "see the requester's contact data",
+                "purpose",
+                purpose,
+                200,
+                true,
+            )?;
             Ok(vec![CaseEvent::ContactViewed(ContactViewed {
                 person,
                 purpose: purpose.clone(),
@@ -476,6 +500,14 @@ pub fn decide(
             })])
         }
         (Some(state), CaseCommand::AcceptDuplicate { duplicate }) => {
+            if !ctx.acting.is_system() {
+                // The engine does this as the other half of a merge; nobody else may.
+                return Err(Rejection::RoleNotAllowed {
+                    role: ctx.acting.role.clone(),
+                    action: "accept a duplicate directly (merge the duplicate instead)".into(),
+                    allowed: vec![crate::ids::Role::new(roles::SYSTEM).expect("valid")],
+                });
+            }
             if state.closed {
                 return Err(Rejection::CaseClosed {
                     case: state.id.to_string(),
@@ -537,8 +569,9 @@ fn decide_open(open: &OpenCase, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Rej
             });
         }
     }
-    check_text("title", &open.title, TITLE_CHARS_MAX, true)?;
+    check_text("open", "title", &open.title, TITLE_CHARS_MAX, true)?;
     check_text(
+        "open",
         "description",
         &open.description,
         DESCRIPTION_CHARS_MAX,
@@ -556,6 +589,7 @@ fn decide_open(open: &OpenCase, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Rej
         fields: open.fields.clone(),
         requester: open.requester,
         filed_by: ctx.acting.actor.clone(),
+        filed_as: ctx.acting.role.clone(),
         channel: open.channel,
         at: ctx.now,
     })];
@@ -604,7 +638,16 @@ fn decide_act(
     check_authority(state, action, ctx.acting, ctx.org)?;
     check_fields(&action.id, &action.fields, fields)?;
 
-    let leaving = action.to != state.stage;
+    // Leaving the stage closes its deadline and starts the next stage's. So does handing the
+    // case to another unit within the stage (改派 while dispatched): the new unit gets the
+    // full time, and the old unit's deadline ends met or missed.
+    let hands_over = action.effects.iter().any(|e| {
+        matches!(
+            e,
+            Effect::AssignLead(_) | Effect::ReturnToSender | Effect::TakeLead
+        )
+    });
+    let leaving = action.to != state.stage || hands_over;
     let mut events = Vec::new();
     if leaving {
         if let Some(deadline) = &state.deadline {
@@ -681,11 +724,15 @@ fn effect_event(
         Effect::AddCoHandler(field) => {
             let unit = field_unit(fields, field)?;
             known_unit(&unit)?;
-            if unit == state.lead || state.co_handlers.contains(&unit) {
+            if unit == state.lead {
                 return Err(Rejection::FieldInvalid {
                     field: field.clone(),
-                    reason: format!("{unit} already handles this case"),
+                    reason: format!("{unit} leads this case; it cannot also co-handle it"),
                 });
+            }
+            if state.co_handlers.contains(&unit) {
+                // Already co-handling (a resubmission to the same department): nothing new.
+                return Ok(None);
             }
             CaseEvent::CoHandlerAdded(CoHandlerAdded { unit })
         }
@@ -705,12 +752,8 @@ fn effect_event(
             Some(FieldValue::Rating(rating)) => {
                 CaseEvent::SatisfactionRated(SatisfactionRated { rating: *rating })
             }
-            _ => {
-                return Err(Rejection::FieldMissing {
-                    action: "rate".into(),
-                    field: field.clone(),
-                })
-            }
+            // An optional rating that was not given: nothing to record.
+            _ => return Ok(None),
         },
         Effect::MergeInto(field) => match fields.get(field) {
             Some(FieldValue::Case(target)) if *target == state.id => {
@@ -729,6 +772,7 @@ fn effect_event(
         },
         Effect::Reopen => CaseEvent::Reopened(CaseReopened {
             count: state.reopened + 1,
+            lead: state.unit.clone(),
         }),
     };
     Ok(Some(event))
@@ -829,6 +873,7 @@ pub fn apply(
             fields: e.fields.clone(),
             requester: e.requester,
             filed_by: e.filed_by.clone(),
+            filed_as: e.filed_as.clone(),
             channel: e.channel,
             opened_at: e.at,
             updated_at: e.at,
@@ -888,6 +933,10 @@ pub fn apply(
             state.reopened = e.count;
             state.closed = false;
             state.rating = None;
+            state.lead = e.lead.clone();
+            state.co_handlers.clear();
+            state.dispatched_by = None;
+            state.escalated_to = None;
         }
         CaseEvent::Migrated(e) => state.workflow = e.to.clone(),
         CaseEvent::DeadlineSet(e) => {

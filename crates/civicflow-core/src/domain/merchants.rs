@@ -27,7 +27,7 @@ pub fn merchant_stream(unit: &UnitId) -> Result<StreamId, Rejection> {
     if !unit.is_slug() {
         return Err(Rejection::FieldInvalid {
             field: "unit".into(),
-            reason: format!("{unit:?} is not a slug"),
+            reason: format!("{unit} is not a slug, so it cannot name a stream"),
         });
     }
     Ok(StreamId::new(format!("merchant-{unit}"))?)
@@ -350,8 +350,8 @@ pub fn decide(
         return Err(Rejection::invalid(
             "unit",
             format!(
-                "the twelve-point system scores shops; {unit} is a {}",
-                info.tier
+                "the twelve-point system scores shops; {unit} is {}",
+                info.tier.with_article()
             ),
         ));
     }
@@ -435,6 +435,12 @@ pub fn decide(
         } => {
             check_period("period", period, false)?;
             check_reason(reason)?;
+            if let Some(held) = state.flags.get(period) {
+                return Err(Rejection::invalid(
+                    "period",
+                    format!("{unit} already holds a {held:?} flag for {period}; revoke it first"),
+                ));
+            }
             StandingEvent::FlagAwarded(FlagAwarded {
                 unit: unit.clone(),
                 colour: *colour,
@@ -496,7 +502,10 @@ pub fn decide(
             if *recommended && info.tier != Tier::Shop {
                 return Err(Rejection::invalid(
                     "unit",
-                    format!("recommended merchants are shops; {unit} is a {}", info.tier),
+                    format!(
+                        "recommended merchants are shops; {unit} is {}",
+                        info.tier.with_article()
+                    ),
                 ));
             }
             StandingEvent::QuarterlyRated(QuarterlyRated {

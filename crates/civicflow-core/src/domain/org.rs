@@ -113,6 +113,17 @@ impl Tier {
         )
     }
 
+    /// The name with its article, for messages: `a grid`, `an enterprise`.
+    pub fn with_article(self) -> String {
+        let name = self.as_str();
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {name}")
+    }
+
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -514,12 +525,12 @@ fn check_parent(chart: &OrgChart, tier: Tier, parent: Option<&UnitId>) -> Result
         (None, None) => Ok(()),
         (None, Some(p)) => Err(Rejection::invalid(
             "parent",
-            format!("a {tier} has no parent, {p} was given"),
+            format!("{} has no parent, {p} was given", tier.with_article()),
         )),
         (Some(_), None) if !tier.in_chain() => Ok(()),
         (Some(wanted), None) => Err(Rejection::invalid(
             "parent",
-            format!("a {tier} needs a parent {wanted}"),
+            format!("{} needs a parent {wanted}", tier.with_article()),
         )),
         (Some(wanted), Some(p)) => {
             let parent_unit = chart.unit(p).ok_or_else(|| Rejection::NotFound {
@@ -530,8 +541,10 @@ fn check_parent(chart: &OrgChart, tier: Tier, parent: Option<&UnitId>) -> Result
                 return Err(Rejection::invalid(
                     "parent",
                     format!(
-                        "a {tier} belongs under a {wanted}, but {p} is a {}",
-                        parent_unit.tier
+                        "{} belongs under {}, but {p} is {}",
+                        tier.with_article(),
+                        wanted.with_article(),
+                        parent_unit.tier.with_article()
                     ),
                 ));
             }
@@ -573,7 +586,7 @@ pub fn decide(
                 return Err(Rejection::invalid(
                     "unit",
                     format!(
-                        "{id:?} is not a slug: use lowercase letters, digits, - _ . (at most 64)"
+                        "{id} is not a slug: use lowercase letters, digits, - _ . (at most 64)"
                     ),
                 ));
             }

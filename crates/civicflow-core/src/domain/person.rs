@@ -10,13 +10,15 @@ use super::events::domain_events;
 use super::org::roles;
 use super::rejection::Rejection;
 use crate::clock::Timestamp;
-use crate::ids::{PersonId, Role};
+use crate::ids::{PersonId, Role, UnitId};
 
 /// A person was registered (their contact data went into the vault).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonRegistered {
     /// The person.
     pub person: PersonId,
+    /// The unit that registered them (erasing them is for administrators at or above it).
+    pub unit: UnitId,
     /// When.
     pub at: Timestamp,
 }
@@ -43,10 +45,12 @@ domain_events! {
 }
 
 /// Whether a person exists and was erased, as far as their stream says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PersonState {
     /// Registered.
     pub registered: bool,
+    /// The unit that registered them.
+    pub unit: Option<UnitId>,
     /// Erased.
     pub erased: bool,
 }
@@ -68,7 +72,7 @@ pub const REGISTRARS: &[&str] = &[
 /// [`Rejection::RoleNotAllowed`] for a role that takes no requests.
 pub fn decide_register(
     person: PersonId,
-    state: PersonState,
+    state: &PersonState,
     ctx: &Context<'_>,
 ) -> Result<Vec<PersonEvent>, Rejection> {
     ctx.org.check_acting(ctx.acting)?;
@@ -90,17 +94,20 @@ pub fn decide_register(
     }
     Ok(vec![PersonEvent::Registered(PersonRegistered {
         person,
+        unit: ctx.acting.unit.clone(),
         at: ctx.now,
     })])
 }
 
-/// Decides erasing a person: the community administrator (or the system) does it.
+/// Decides erasing a person: a community administrator at or above the unit that registered
+/// them (or the system) does it.
 ///
 /// # Errors
-/// A [`Rejection`] for another role, an unknown person, or a missing reason.
+/// A [`Rejection`] for another role, a unit out of scope, an unknown person, or a missing
+/// reason.
 pub fn decide_erase(
     person: PersonId,
-    state: PersonState,
+    state: &PersonState,
     reason: &str,
     ctx: &Context<'_>,
 ) -> Result<Vec<PersonEvent>, Rejection> {
@@ -117,6 +124,16 @@ pub fn decide_erase(
             what: "person",
             id: person.to_string(),
         });
+    }
+    if let Some(unit) = state.unit.as_ref().filter(|_| !ctx.acting.is_system()) {
+        if !ctx.org.is_within(unit, &ctx.acting.unit) {
+            return Err(Rejection::OutOfScope {
+                unit: ctx.acting.unit.clone(),
+                action: "erase a person".into(),
+                scope: "the unit that registered them or a unit above it".into(),
+                target: unit.clone(),
+            });
+        }
     }
     if state.erased {
         return Ok(Vec::new());
@@ -137,7 +154,10 @@ pub fn decide_erase(
 /// Folds an event into a person's state.
 pub fn apply(mut state: PersonState, event: &PersonEvent) -> PersonState {
     match event {
-        PersonEvent::Registered(_) => state.registered = true,
+        PersonEvent::Registered(e) => {
+            state.registered = true;
+            state.unit = Some(e.unit.clone());
+        }
         PersonEvent::Erased(_) => state.erased = true,
     }
     state

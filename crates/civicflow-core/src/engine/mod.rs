@@ -625,7 +625,7 @@ impl Engine {
                 let person = PersonId::new_v7(self.now());
                 let org = read(&self.org);
                 let ctx = self.context(acting, &org.0, self.now());
-                let events = person::decide_register(person, Default::default(), &ctx)?;
+                let events = person::decide_register(person, &Default::default(), &ctx)?;
                 drop(org);
                 self.vault.store(person, &details)?;
                 self.append(
@@ -643,7 +643,7 @@ impl Engine {
                 let (state, version) = load::load_person(&self.log, person)?;
                 let org = read(&self.org);
                 let ctx = self.context(acting, &org.0, self.now());
-                let events = person::decide_erase(person, state, &reason, &ctx)?;
+                let events = person::decide_erase(person, &state, &reason, &ctx)?;
                 drop(org);
                 // Destroy the key first: if the append then fails, the data is gone already
                 // and a retry records it; the other order could record an erasure that did
@@ -705,13 +705,12 @@ impl Engine {
         let events = case::decide(None, &CaseCommand::Open(open.clone()), &ctx)?;
         let mut person_events = Vec::new();
         if let (true, Some(person)) = (new_person, open.requester) {
-            person_events =
-                person::decide_register(person, Default::default(), &ctx).or_else(|_| {
-                    Ok::<_, Rejection>(vec![PersonEvent::Registered(person::PersonRegistered {
-                        person,
-                        at: now,
-                    })])
-                })?;
+            // Whoever may open the case may record who asks.
+            person_events = vec![PersonEvent::Registered(person::PersonRegistered {
+                person,
+                unit: open.unit.clone(),
+                at: now,
+            })];
         }
         drop(org);
         let mut request_writes = vec![(

@@ -239,6 +239,8 @@ fn check_field_specs(what: &str, fields: &[FieldSpec]) -> Result<(), String> {
 
 fn check_effects(action: &Action) -> Result<(), String> {
     let field = |name: &str, kind: FieldKind, effect: &str| -> Result<(), String> {
+        // A rating may be optional: the effect then applies only when it is given.
+        let may_be_optional = effect == "rate";
         match action.fields.iter().find(|f| f.name == name) {
             None => Err(format!(
                 "the effect {effect} uses the field {name}, which the action does not declare"
@@ -247,7 +249,7 @@ fn check_effects(action: &Action) -> Result<(), String> {
                 "the effect {effect} needs field {name} to be a {kind}, not a {}",
                 f.kind
             )),
-            Some(f) if !f.required => Err(format!(
+            Some(f) if !f.required && !may_be_optional => Err(format!(
                 "the effect {effect} needs field {name} to be required"
             )),
             Some(_) => Ok(()),
