@@ -705,16 +705,25 @@ fn effect_event(
                     reason: format!("{unit} already leads this case"),
                 });
             }
+            // A send-back returns the case to `by`, so it must be a unit of the chart: when
+            // the system assigns (it acts for no unit), the previous lead stands in.
+            let by = if ctx.org.unit(&ctx.acting.unit).is_some() {
+                ctx.acting.unit.clone()
+            } else {
+                state.lead.clone()
+            };
             CaseEvent::LeadAssigned(LeadAssigned {
                 unit,
                 previous: state.lead.clone(),
-                by: ctx.acting.unit.clone(),
+                by,
             })
         }
         Effect::TakeLead => {
             if ctx.acting.unit == state.lead {
                 return Ok(None);
             }
+            // Only a unit of the chart can lead (the system acts for no unit).
+            known_unit(&ctx.acting.unit)?;
             CaseEvent::LeadAssigned(LeadAssigned {
                 unit: ctx.acting.unit.clone(),
                 previous: state.lead.clone(),
@@ -919,6 +928,7 @@ pub fn apply(
             state.co_handlers.insert(e.unit.clone());
         }
         CaseEvent::ReturnedToSender(e) => {
+            state.co_handlers.remove(&e.to);
             state.lead = e.to.clone();
             state.dispatched_by = None;
         }
