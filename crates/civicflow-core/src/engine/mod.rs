@@ -6,19 +6,49 @@
 //! history, its state as of a version or a time, its audit) and runs the deadline scheduler.
 //!
 //! ```
+//! use civicflow_core::domain::case::Channel;
+//! use civicflow_core::domain::fields::{FieldValue, Fields};
+//! use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
+//! use civicflow_core::domain::workflow::WorkflowId;
 //! use civicflow_core::engine::{Command, Engine, EngineConfig, Outcome};
-//! use civicflow_core::domain::org::{Acting, OrgCommand, Tier};
 //! use civicflow_core::{ActorId, Role, UnitId};
 //!
 //! let dir = std::env::temp_dir().join(format!("civicflow-engine-doc-{}", std::process::id()));
 //! # let _ = std::fs::remove_dir_all(&dir);
 //! let engine = Engine::open(EngineConfig::new(&dir).with_generated_master_key())?;
-//! let tonghui = UnitId::new("tonghui")?;
+//!
+//! // The system builds a little chart: a community, a grid, and a grid worker.
+//! let (tonghui, grid) = (UnitId::new("tonghui")?, UnitId::new("grid-1")?);
 //! let system = Acting::system(tonghui.clone());
-//! engine.submit(&system, Command::Org(OrgCommand::CreateUnit {
-//!     id: tonghui.clone(), name: "通惠社区".into(), tier: Tier::Community, parent: None,
-//! }))?;
-//! assert_eq!(engine.org().unit(&tonghui).map(|u| u.name.clone()), Some("通惠社区".to_owned()));
+//! for (id, name, tier, parent) in [(&tonghui, "通惠社区", Tier::Community, None),
+//!                                  (&grid, "第一网格", Tier::Grid, Some(tonghui.clone()))] {
+//!     engine.submit(&system, Command::Org(OrgCommand::CreateUnit {
+//!         id: id.clone(), name: name.into(), tier, parent }))?;
+//! }
+//! let li = ActorId::new("li.grid1")?;
+//! engine.submit(&system, Command::Org(OrgCommand::RegisterActor {
+//!     id: li.clone(), name: "李网格员".into(), kind: ActorKind::Person }))?;
+//! engine.submit(&system, Command::Org(OrgCommand::GrantRole {
+//!     actor: li.clone(), role: Role::new("grid_worker")?, unit: grid.clone() }))?;
+//!
+//! // The grid worker takes a request at the door and dispatches it to their own grid.
+//! let worker = Acting::new(li, Role::new("grid_worker")?, grid.clone());
+//! let category = Fields::from([("category".to_owned(), FieldValue::Choice("safety".into()))]);
+//! let Outcome::Case { case, stage, .. } = engine.submit(&worker, Command::OpenCase {
+//!     workflow: WorkflowId::new("service-request")?, version: None, unit: grid.clone(),
+//!     title: "消防通道堵塞 fire lane blocked".into(), description: String::new(),
+//!     fields: category, requester: None, channel: Channel::Door })? else { unreachable!() };
+//! assert_eq!(stage, "received");
+//!
+//! // A wrong action is refused with the reason; nothing is written.
+//! let refused = engine.submit(&worker, Command::Act {
+//!     case, action: "close".into(), fields: Fields::new(), expected_version: None });
+//! assert!(refused.unwrap_err().to_string().contains("close is not possible in stage received"));
+//!
+//! // The audit: every step with who, in which role and unit, when, and the chain check.
+//! let audit = engine.audit(case)?;
+//! assert!(audit.chain.is_intact());
+//! assert_eq!(audit.steps[0].actor.role.as_str(), "grid_worker");
 //! # drop(engine);
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
