@@ -638,13 +638,18 @@ fn decide_act(
     check_authority(state, action, ctx.acting, ctx.org)?;
     check_fields(&action.id, &action.fields, fields)?;
 
+    let mut effects = Vec::new();
+    for effect in &action.effects {
+        effects.extend(effect_event(state, effect, fields, ctx)?);
+    }
     // Leaving the stage closes its deadline and starts the next stage's. So does handing the
     // case to another unit within the stage (改派 while dispatched): the new unit gets the
-    // full time, and the old unit's deadline ends met or missed.
-    let hands_over = action.effects.iter().any(|e| {
+    // full time, and the old unit's deadline ends met or missed. An effect that hands over
+    // nothing (a unit taking the lead it already has) restarts nothing.
+    let hands_over = effects.iter().any(|e| {
         matches!(
             e,
-            Effect::AssignLead(_) | Effect::ReturnToSender | Effect::TakeLead
+            CaseEvent::LeadAssigned(_) | CaseEvent::ReturnedToSender(_)
         )
     });
     let leaving = action.to != state.stage || hands_over;
@@ -664,9 +669,7 @@ fn decide_act(
         fields: fields.clone(),
         at: ctx.now,
     }));
-    for effect in &action.effects {
-        events.extend(effect_event(state, effect, fields, ctx)?);
-    }
+    events.extend(effects);
     if leaving {
         let rule = definition
             .stage(&action.to)
@@ -956,12 +959,14 @@ pub fn apply(
         CaseEvent::DeadlineMet(e) => {
             if state.deadline.as_ref().is_some_and(|d| d.seq == e.seq) {
                 state.deadline = None;
+                state.escalated_to = None;
             }
         }
         CaseEvent::DeadlineMissed(e) => {
             state.deadlines_missed += 1;
             if state.deadline.as_ref().is_some_and(|d| d.seq == e.seq) {
                 state.deadline = None;
+                state.escalated_to = None;
             }
         }
         CaseEvent::DeadlineStepReached(e) => {

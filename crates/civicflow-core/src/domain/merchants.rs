@@ -43,6 +43,15 @@ pub enum FlagColour {
     Yellow,
 }
 
+impl std::fmt::Display for FlagColour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FlagColour::Red => "red",
+            FlagColour::Yellow => "yellow",
+        })
+    }
+}
+
 /// A unit's standing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StandingState {
@@ -438,7 +447,7 @@ pub fn decide(
             if let Some(held) = state.flags.get(period) {
                 return Err(Rejection::invalid(
                     "period",
-                    format!("{unit} already holds a {held:?} flag for {period}; revoke it first"),
+                    format!("{unit} already holds a {held} flag for {period}; revoke it first"),
                 ));
             }
             StandingEvent::FlagAwarded(FlagAwarded {

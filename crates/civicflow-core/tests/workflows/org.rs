@@ -1,0 +1,539 @@
+//! The org chart's decide: units in the right tiers, no cycles, slugs, known roles, and a
+//! community admin who acts only within their own community.
+
+use civicflow_core::domain::org::{
+    self, Acting, ActorKind, ActorRegistered, OrgChart, OrgCommand, OrgEvent, RoleGranted,
+    RoleRevoked, Tier, UnitCreated, UnitMoved, UnitRenamed,
+};
+use civicflow_core::domain::{Context, Rejection};
+
+use super::fixture::*;
+use super::scenario::{field_invalid, invalid, role_not_allowed};
+use super::spec::*;
+
+/// The org chart, on top of the fixture chart.
+pub struct Org;
+
+impl Aggregate for Org {
+    type State = OrgChart;
+    type Command = OrgCommand;
+    type Event = OrgEvent;
+
+    fn background() -> Vec<OrgEvent> {
+        org_events()
+    }
+
+    fn fold(events: &[OrgEvent]) -> OrgChart {
+        chart_of(events)
+    }
+
+    fn decide(
+        chart: &OrgChart,
+        command: &OrgCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<OrgEvent>, Rejection> {
+        org::decide(chart, command, ctx.acting)
+    }
+}
+
+fn chart_spec() -> Spec<Org> {
+    Spec::new()
+}
+
+fn create(id: &str, name: &str, tier: Tier, parent: Option<&str>) -> OrgCommand {
+    OrgCommand::CreateUnit {
+        id: unit(id),
+        name: name.to_owned(),
+        tier,
+        parent: parent.map(unit),
+    }
+}
+
+fn created(id: &str, name: &str, tier: Tier, parent: Option<&str>) -> OrgEvent {
+    OrgEvent::UnitCreated(UnitCreated {
+        unit: unit(id),
+        name: name.to_owned(),
+        tier,
+        parent: parent.map(unit),
+    })
+}
+
+fn move_to(id: &str, parent: &str) -> OrgCommand {
+    OrgCommand::MoveUnit {
+        id: unit(id),
+        parent: unit(parent),
+    }
+}
+
+fn grant(who: &str, role_name: &str, at_unit: &str) -> OrgCommand {
+    OrgCommand::GrantRole {
+        actor: actor(who),
+        role: role(role_name),
+        unit: unit(at_unit),
+    }
+}
+
+fn revoke(who: &str, role_name: &str, at_unit: &str) -> OrgCommand {
+    OrgCommand::RevokeRole {
+        actor: actor(who),
+        role: role(role_name),
+        unit: unit(at_unit),
+    }
+}
+
+const WITHIN: &str = "the acting unit or a unit below it";
+const ADMINISTRATORS: &[&str] = &["community_admin", "system"];
+
+fn outside(acting: &Acting, action: &str, target: &str) -> Rejection {
+    Rejection::OutOfScope {
+        unit: acting.unit.clone(),
+        action: action.to_owned(),
+        scope: WITHIN.to_owned(),
+        target: unit(target),
+    }
+}
+
+fn wrong_parent(reason: &str) -> Rejection {
+    invalid("parent", reason)
+}
+
+pub fn table() -> Vec<SpecRow<Org>> {
+    vec![
+        // Creating units.
+        ok(
+            chart_spec().when(admin(), create("grid-3", "第三网格", Tier::Grid, Some("tonghui"))),
+            vec![created("grid-3", "第三网格", Tier::Grid, Some("tonghui"))],
+        ),
+        ok(
+            chart_spec().when(
+                admin(),
+                create("shop-yh-103", "义乌之心 103", Tier::Shop, Some("yiwu-heart")),
+            ),
+            vec![created(
+                "shop-yh-103",
+                "义乌之心 103",
+                Tier::Shop,
+                Some("yiwu-heart"),
+            )],
+        ),
+        ok(
+            chart_spec().when(
+                admin(),
+                create("red-vanguard-1", "红色先锋队", Tier::VolunteerTeam, Some("tonghui")),
+            ),
+            vec![created(
+                "red-vanguard-1",
+                "红色先锋队",
+                Tier::VolunteerTeam,
+                Some("tonghui"),
+            )],
+        ),
+        ok(
+            chart_spec().when(system(), create("jiangbin", "江滨社区", Tier::Community, None)),
+            vec![created("jiangbin", "江滨社区", Tier::Community, None)],
+        ),
+        // A unit outside the chain may stand alone.
+        ok(
+            chart_spec().when(
+                system(),
+                create("civil-affairs", "民政局", Tier::Department, None),
+            ),
+            vec![created("civil-affairs", "民政局", Tier::Department, None)],
+        ),
+        // Wrong parent tiers.
+        no(
+            chart_spec().when(admin(), create("grid-1a", "子网格", Tier::Grid, Some("grid-1"))),
+            wrong_parent("a grid belongs under a community, but grid-1 is a grid"),
+        ),
+        no(
+            chart_spec().when(admin(), create("shop-x", "无名店", Tier::Shop, Some("grid-1"))),
+            wrong_parent("a shop belongs under an enterprise, but grid-1 is a grid"),
+        ),
+        no(
+            chart_spec().when(
+                admin(),
+                create("xintiandi", "新天地", Tier::Enterprise, Some("tonghui")),
+            ),
+            wrong_parent("an enterprise belongs under a grid, but tonghui is a community"),
+        ),
+        no(
+            chart_spec().when(
+                admin(),
+                create("grid-police", "警务室", Tier::Department, Some("grid-1")),
+            ),
+            wrong_parent("a department belongs under a community, but grid-1 is a grid"),
+        ),
+        no(
+            chart_spec().when(
+                admin(),
+                create("tonghui-east", "通惠东", Tier::Community, Some("tonghui")),
+            ),
+            wrong_parent("a community has no parent, tonghui was given"),
+        ),
+        no(
+            chart_spec().when(system(), create("grid-x", "网格", Tier::Grid, None)),
+            wrong_parent("a grid needs a parent community"),
+        ),
+        no(
+            chart_spec().when(system(), create("grid-x", "网格", Tier::Grid, Some("nowhere"))),
+            Rejection::NotFound {
+                what: "unit",
+                id: "nowhere".into(),
+            },
+        ),
+        // Duplicates, slugs, names.
+        no(
+            chart_spec().when(admin(), create("grid-1", "又一个网格", Tier::Grid, Some("tonghui"))),
+            Rejection::AlreadyExists {
+                what: "unit",
+                id: "grid-1".into(),
+            },
+        ),
+        no(
+            chart_spec().when(admin(), create("Grid 3", "第三网格", Tier::Grid, Some("tonghui"))),
+            invalid(
+                "unit",
+                "Grid 3 is not a slug: use lowercase letters, digits, - _ . (at most 64)",
+            ),
+        ),
+        no(
+            chart_spec().when(admin(), create("grid-3", "", Tier::Grid, Some("tonghui"))),
+            field_invalid(
+                "name",
+                "must be 1 to 200 characters without control characters",
+            ),
+        ),
+        // Who may create.
+        no(
+            chart_spec().when(admin(), create("jiangbin", "江滨社区", Tier::Community, None)),
+            role_not_allowed(&admin(), "create a unit without a parent", &["system"]),
+        ),
+        no(
+            chart_spec().when(
+                grid1(),
+                create("shop-yh-103", "义乌之心 103", Tier::Shop, Some("yiwu-heart")),
+            ),
+            role_not_allowed(&grid1(), "create a unit", ADMINISTRATORS),
+        ),
+        no(
+            chart_spec().when(
+                other_admin(),
+                create("grid-3", "第三网格", Tier::Grid, Some("tonghui")),
+            ),
+            outside(&other_admin(), "create a unit", "tonghui"),
+        ),
+        no(
+            chart_spec().when(
+                Acting::new(actor("li.grid1"), role("community_admin"), unit("tonghui")),
+                create("grid-3", "第三网格", Tier::Grid, Some("tonghui")),
+            ),
+            Rejection::NotGranted {
+                actor: actor("li.grid1"),
+                role: role("community_admin"),
+                unit: unit("tonghui"),
+            },
+        ),
+        // Moving units.
+        ok(
+            chart_spec().when(admin(), move_to("yiwu-heart", "grid-2")),
+            vec![OrgEvent::UnitMoved(UnitMoved {
+                unit: unit("yiwu-heart"),
+                from: Some(unit("grid-1")),
+                to: unit("grid-2"),
+            })],
+        ),
+        ok(
+            chart_spec().when(system(), move_to("tax-office", "tonghui")),
+            vec![OrgEvent::UnitMoved(UnitMoved {
+                unit: unit("tax-office"),
+                from: None,
+                to: unit("tonghui"),
+            })],
+        ),
+        ok(chart_spec().when(admin(), move_to("yiwu-heart", "grid-1")), vec![]),
+        // After a move, the enterprise and its shops are in grid 2's subtree.
+        ok(
+            chart_spec()
+                .given([OrgEvent::UnitMoved(UnitMoved {
+                    unit: unit("yiwu-heart"),
+                    from: Some(unit("grid-1")),
+                    to: unit("grid-2"),
+                })])
+                .when(admin(), move_to("yiwu-heart", "grid-1")),
+            vec![OrgEvent::UnitMoved(UnitMoved {
+                unit: unit("yiwu-heart"),
+                from: Some(unit("grid-2")),
+                to: unit("grid-1"),
+            })],
+        ),
+        // Cycles: under itself, under its own child, a community under its grid. The tiers
+        // refuse each of them before a cycle could form.
+        no(
+            chart_spec().when(admin(), move_to("grid-1", "grid-1")),
+            wrong_parent("a grid belongs under a community, but grid-1 is a grid"),
+        ),
+        no(
+            chart_spec().when(admin(), move_to("grid-1", "yiwu-heart")),
+            wrong_parent("a grid belongs under a community, but yiwu-heart is an enterprise"),
+        ),
+        no(
+            chart_spec().when(system(), move_to("tonghui", "grid-1")),
+            wrong_parent("a community has no parent, grid-1 was given"),
+        ),
+        no(
+            chart_spec().when(admin(), move_to("shop-yh-101", "grid-2")),
+            wrong_parent("a shop belongs under an enterprise, but grid-2 is a grid"),
+        ),
+        no(
+            chart_spec().when(admin(), move_to("grid-1", "beimen")),
+            outside(&admin(), "move a unit", "beimen"),
+        ),
+        no(
+            chart_spec().when(other_admin(), move_to("grid-1", "beimen")),
+            outside(&other_admin(), "move a unit", "grid-1"),
+        ),
+        no(
+            chart_spec().when(grid1(), move_to("yiwu-heart", "grid-2")),
+            role_not_allowed(&grid1(), "move a unit", ADMINISTRATORS),
+        ),
+        no(
+            chart_spec().when(admin(), move_to("grid-9", "tonghui")),
+            Rejection::NotFound {
+                what: "unit",
+                id: "grid-9".into(),
+            },
+        ),
+        // Renaming.
+        ok(
+            chart_spec().when(
+                admin(),
+                OrgCommand::RenameUnit {
+                    id: unit("grid-1"),
+                    name: "荷花芯网格".into(),
+                },
+            ),
+            vec![OrgEvent::UnitRenamed(UnitRenamed {
+                unit: unit("grid-1"),
+                from: "第一网格".into(),
+                to: "荷花芯网格".into(),
+            })],
+        ),
+        ok(
+            chart_spec().when(
+                admin(),
+                OrgCommand::RenameUnit {
+                    id: unit("grid-1"),
+                    name: "第一网格".into(),
+                },
+            ),
+            vec![],
+        ),
+        no(
+            chart_spec().when(
+                admin(),
+                OrgCommand::RenameUnit {
+                    id: unit("grid-1"),
+                    name: "第一\n网格".into(),
+                },
+            ),
+            field_invalid(
+                "name",
+                "must be 1 to 200 characters without control characters",
+            ),
+        ),
+        no(
+            chart_spec().when(
+                other_admin(),
+                OrgCommand::RenameUnit {
+                    id: unit("grid-1"),
+                    name: "北门的网格".into(),
+                },
+            ),
+            outside(&other_admin(), "rename a unit", "grid-1"),
+        ),
+        // Actors.
+        ok(
+            chart_spec().when(
+                admin(),
+                OrgCommand::RegisterActor {
+                    id: actor("xu.volunteer"),
+                    name: "徐志愿".into(),
+                    kind: ActorKind::Person,
+                },
+            ),
+            vec![OrgEvent::ActorRegistered(ActorRegistered {
+                actor: actor("xu.volunteer"),
+                name: "徐志愿".into(),
+                kind: ActorKind::Person,
+            })],
+        ),
+        no(
+            chart_spec().when(
+                admin(),
+                OrgCommand::RegisterActor {
+                    id: actor("li.grid1"),
+                    name: "李网格".into(),
+                    kind: ActorKind::Person,
+                },
+            ),
+            Rejection::AlreadyExists {
+                what: "actor",
+                id: "li.grid1".into(),
+            },
+        ),
+        no(
+            chart_spec().when(
+                grid1(),
+                OrgCommand::RegisterActor {
+                    id: actor("xu.volunteer"),
+                    name: "徐志愿".into(),
+                    kind: ActorKind::Person,
+                },
+            ),
+            role_not_allowed(&grid1(), "register an actor", ADMINISTRATORS),
+        ),
+        // Roles.
+        ok(
+            chart_spec().when(admin(), grant("wu.resident", "volunteer", "silver-glow")),
+            vec![OrgEvent::RoleGranted(RoleGranted {
+                actor: actor("wu.resident"),
+                role: role("volunteer"),
+                unit: unit("silver-glow"),
+            })],
+        ),
+        ok(
+            chart_spec().when(admin(), grant("li.grid1", "grid_worker", "grid-1")),
+            vec![],
+        ),
+        ok(
+            chart_spec().when(admin(), revoke("li.grid1", "grid_worker", "grid-1")),
+            vec![OrgEvent::RoleRevoked(RoleRevoked {
+                actor: actor("li.grid1"),
+                role: role("grid_worker"),
+                unit: unit("grid-1"),
+            })],
+        ),
+        ok(
+            chart_spec().when(admin(), revoke("li.grid1", "grid_worker", "grid-2")),
+            vec![],
+        ),
+        no(
+            chart_spec().when(admin(), grant("wu.resident", "wizard", "tonghui")),
+            invalid(
+                "role",
+                "unknown role wizard; known: community_admin, grid_worker, enterprise_liaison, shop_owner, party_member, volunteer, resident, department_officer, legal_aid, liaison_officer, social_organizer, auditor, open311_client, system",
+            ),
+        ),
+        no(
+            chart_spec().when(admin(), grant("wu.resident", "system", "tonghui")),
+            invalid(
+                "role",
+                "the system role is the engine's own and cannot be granted",
+            ),
+        ),
+        no(
+            chart_spec().when(other_admin(), grant("wu.resident", "volunteer", "grid-1")),
+            outside(&other_admin(), "grant a role", "grid-1"),
+        ),
+        no(
+            chart_spec().when(admin(), grant("wu.resident", "community_admin", "beimen")),
+            outside(&admin(), "grant a role", "beimen"),
+        ),
+        no(
+            chart_spec().when(other_admin(), revoke("li.grid1", "grid_worker", "grid-1")),
+            outside(&other_admin(), "revoke a role", "grid-1"),
+        ),
+        no(
+            chart_spec().when(grid1(), grant("wu.resident", "volunteer", "grid-1")),
+            role_not_allowed(&grid1(), "grant a role", ADMINISTRATORS),
+        ),
+        no(
+            chart_spec().when(admin(), grant("nobody", "volunteer", "tonghui")),
+            Rejection::NotFound {
+                what: "actor",
+                id: "nobody".into(),
+            },
+        ),
+        no(
+            chart_spec().when(admin(), grant("wu.resident", "volunteer", "grid-9")),
+            Rejection::NotFound {
+                what: "unit",
+                id: "grid-9".into(),
+            },
+        ),
+        // A revoked grant no longer acts.
+        no(
+            chart_spec()
+                .given([OrgEvent::RoleRevoked(RoleRevoked {
+                    actor: actor("wang.admin"),
+                    role: role("community_admin"),
+                    unit: unit("tonghui"),
+                })])
+                .when(admin(), create("grid-3", "第三网格", Tier::Grid, Some("tonghui"))),
+            Rejection::NotGranted {
+                actor: actor("wang.admin"),
+                role: role("community_admin"),
+                unit: unit("tonghui"),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn org_chart_decisions() {
+    run_specs("org chart", &table());
+}
+
+#[test]
+fn the_fixture_chart_is_what_decide_would_build() {
+    // Every fixture event is one the chart's own decide accepts from the system, in order.
+    let mut chart = OrgChart::default();
+    for event in org_events() {
+        let command = match &event {
+            OrgEvent::UnitCreated(e) => OrgCommand::CreateUnit {
+                id: e.unit.clone(),
+                name: e.name.clone(),
+                tier: e.tier,
+                parent: e.parent.clone(),
+            },
+            OrgEvent::ActorRegistered(e) => OrgCommand::RegisterActor {
+                id: e.actor.clone(),
+                name: e.name.clone(),
+                kind: e.kind,
+            },
+            OrgEvent::RoleGranted(e) => OrgCommand::GrantRole {
+                actor: e.actor.clone(),
+                role: e.role.clone(),
+                unit: e.unit.clone(),
+            },
+            other => panic!("the fixture has no {other:?}"),
+        };
+        assert_eq!(
+            org::decide(&chart, &command, &system()),
+            Ok(vec![event.clone()]),
+            "{command:?}"
+        );
+        org::apply(&mut chart, &event);
+    }
+    assert_eq!(&chart, super::fixture::chart());
+}
+
+#[test]
+fn a_community_admin_acts_only_within_their_community() {
+    Spec::<Org>::new()
+        .when(
+            other_admin(),
+            grant("zhou.resident", "volunteer", "silver-glow"),
+        )
+        .then_rejected(outside(&other_admin(), "grant a role", "silver-glow"));
+    Spec::<Org>::new()
+        .when(
+            other_admin(),
+            grant("zhou.resident", "volunteer", "grid-b1"),
+        )
+        .then(vec![OrgEvent::RoleGranted(RoleGranted {
+            actor: actor("zhou.resident"),
+            role: role("volunteer"),
+            unit: unit("grid-b1"),
+        })]);
+}
