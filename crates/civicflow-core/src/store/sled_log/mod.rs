@@ -225,6 +225,9 @@ struct Handle {
     committer: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// How long opening waits for a lock that another, closing, handle still holds.
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(2);
+
 /// How long dropping the last handle waits for sled to let go of its files.
 const RELEASE_WAIT_MAX: Duration = Duration::from_secs(10);
 
@@ -536,12 +539,23 @@ impl Shared {
             .segment_size(SEGMENT_BYTES)
             .cache_capacity(config.cache_capacity_bytes)
             .flush_every_ms(None);
-        // sled can panic on damaged files; contain it and report it as an open error.
-        let db = match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
-            Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
-                return Err(OpenError::Locked { path });
+        // sled can panic on damaged files; contain it and report it as an open error. A lock
+        // held by a store that was just closed (sled's threads let go of its file a moment
+        // after it is dropped, in another process too) is waited for briefly.
+        let locked_until = Instant::now() + LOCK_WAIT_MAX;
+        let db = loop {
+            match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
+                Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+                    if Instant::now() >= locked_until {
+                        return Err(OpenError::Locked { path });
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => break other,
             }
+        };
+        let db = match db {
+            Ok(Ok(db)) => db,
             Ok(Err(e)) => return Err(storage_error(e.to_string())),
             Err(panic) => {
                 return Err(storage_error(format!(
