@@ -13,9 +13,6 @@ use uuid::Uuid;
 
 use crate::clock::Timestamp;
 
-/// A person whose contact data is in the vault (defined with the vault, which owns it).
-pub use crate::vault::PersonId;
-
 /// A value that failed validation: which field, what was given, and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field} {value:?}: {rule}")]
@@ -318,7 +315,7 @@ impl fmt::Display for ExpectedVersion {
 }
 
 macro_rules! uuid_newtype {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub struct $name(Uuid);
@@ -344,6 +341,11 @@ macro_rules! uuid_newtype {
                 self.0.as_bytes()
             }
 
+            /// From the 16 bytes.
+            pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+                Self(Uuid::from_bytes(bytes))
+            }
+
             /// Parses the hyphenated or plain form.
             ///
             /// # Errors
@@ -351,7 +353,15 @@ macro_rules! uuid_newtype {
             pub fn parse(text: &str) -> Result<Self, InvalidValue> {
                 Uuid::parse_str(text)
                     .map(Self)
-                    .map_err(|_| InvalidValue::new(stringify!($name), text, "must be a UUID"))
+                    .map_err(|_| InvalidValue::new($field, text, "must be a UUID"))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidValue;
+
+            fn from_str(text: &str) -> Result<Self, InvalidValue> {
+                Self::parse(text)
             }
         }
 
@@ -365,30 +375,44 @@ macro_rules! uuid_newtype {
 
 uuid_newtype!(
     /// An event's unique id: a UUID v7, so ids sort by the time they were made.
-    EventId
+    EventId, "event id"
 );
 uuid_newtype!(
     /// Ties together everything that one request (a command, an HTTP call) caused.
-    CorrelationId
+    CorrelationId, "correlation id"
 );
 uuid_newtype!(
     /// What directly caused an event: the id of a command or of an earlier event.
-    CausationId
+    CausationId, "causation id"
 );
 
 uuid_newtype!(
     /// A case: one request handled by one workflow. Its events are the stream `case-<uuid>`.
-    CaseId
+    CaseId, "case id"
 );
 uuid_newtype!(
     /// A directive sent down the chain. Its events are the stream `directive-<uuid>`, and
     /// each unit's share is `directive-<uuid>.<part>`.
-    DirectiveId
+    DirectiveId, "directive id"
 );
 uuid_newtype!(
     /// An item of one of the three lists (resources, needs, projects): stream `list-<uuid>`.
-    ListItemId
+    ListItemId, "list item id"
 );
+
+uuid_newtype!(
+    /// A requester: who asked, without saying anything about them. Events carry this id; their
+    /// contact data lives in the vault under it, so erasing them touches no event.
+    PersonId,
+    "person id"
+);
+
+impl PersonId {
+    /// The person's lifecycle stream (registration, erasure; never their data).
+    pub fn stream(&self) -> StreamId {
+        StreamId::new(format!("person-{}", self.0)).expect("a UUID makes a valid stream id")
+    }
+}
 
 impl CaseId {
     /// The case's stream.

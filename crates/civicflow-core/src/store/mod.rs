@@ -8,6 +8,7 @@
 
 mod signal;
 mod sled_log;
+pub(crate) mod sled_support;
 mod subscription;
 
 use std::fmt;

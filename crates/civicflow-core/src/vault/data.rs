@@ -12,9 +12,7 @@
 //! ```
 
 use std::fs::File;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use super::error::VaultError;
 use super::master_key::sync_dir;
@@ -32,8 +30,6 @@ const ERASED_VALUE: [u8; 1] = [1];
 /// Small values only: no node comes near sled's blob threshold (a quarter of a segment).
 const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
-/// How long dropping the store waits for sled to let go of its files.
-const RELEASE_WAIT_MAX: Duration = Duration::from_secs(10);
 
 fn key(prefix: u8, person: PersonId) -> [u8; 17] {
     let mut key = [0u8; 17];
@@ -78,16 +74,16 @@ impl DataStore {
             .segment_size(SEGMENT_BYTES)
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(None);
-        // sled can panic on damaged files; contain it and report it.
-        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
-            Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+        let db = match crate::store::sled_support::open(&config) {
+            Ok(db) => db,
+            Err(crate::store::sled_support::OpenFailure::Locked) => {
                 return Err(VaultError::Locked {
                     path: path.parent().unwrap_or(path).to_owned(),
                 })
             }
-            Ok(Err(e)) => return Err(storage(e.to_string())),
-            Err(_) => return Err(storage("sled panicked while opening its files".into())),
+            Err(crate::store::sled_support::OpenFailure::Failed(reason)) => {
+                return Err(storage(reason))
+            }
         };
         let tree = db.open_tree(TREE).map_err(|e| storage(e.to_string()))?;
         match tree.get(FORMAT_KEY).map_err(|e| storage(e.to_string()))? {
@@ -242,30 +238,9 @@ impl DataStore {
 
 impl Drop for DataStore {
     fn drop(&mut self) {
-        if let Some(sled) = self.sled.take() {
-            // sled's own drop flushes and unwraps an fsync; a failing disk must not turn
-            // dropping the vault into a panic.
-            let _ = catch_unwind(AssertUnwindSafe(|| drop(sled)));
-            wait_until_released(&self.path);
-        }
-    }
-}
-
-/// Waits until sled's lock on its data file is gone, so the vault can be opened again at
-/// once (sled's threads can hold the file for a moment after the database is dropped).
-fn wait_until_released(path: &Path) {
-    let deadline = Instant::now() + RELEASE_WAIT_MAX;
-    while Instant::now() < deadline {
-        let Ok(file) = File::open(path.join("db")) else {
-            return;
-        };
-        match file.try_lock() {
-            Ok(()) => {
-                let _ = file.unlock();
-                return;
-            }
-            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
-            Err(std::fs::TryLockError::Error(_)) => return,
+        if let Some(Sled { db, tree }) = self.sled.take() {
+            drop(tree);
+            crate::store::sled_support::close(db, &self.path);
         }
     }
 }

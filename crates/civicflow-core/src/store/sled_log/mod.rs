@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use crate::chain::{ChainHead, VerifyReport};
 use crate::clock::{Clock, SystemClock, Timestamp};
@@ -225,12 +224,6 @@ struct Handle {
     committer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// How long opening waits for a lock that another, closing, handle still holds.
-const LOCK_WAIT_MAX: Duration = Duration::from_secs(2);
-
-/// How long dropping the last handle waits for sled to let go of its files.
-const RELEASE_WAIT_MAX: Duration = Duration::from_secs(10);
-
 impl Drop for Handle {
     fn drop(&mut self) {
         // Errors cannot be returned from drop; `EventLog::close` reports them. Everything
@@ -243,28 +236,8 @@ impl Drop for Handle {
             // dropping the log into a panic.
             let _ = catch_unwind(AssertUnwindSafe(|| drop(shared)));
             if last {
-                wait_until_released(&path);
+                super::sled_support::wait_until_released(&path);
             }
-        }
-    }
-}
-
-/// Waits until sled's lock on the data file is gone. sled's own thread pool can still hold
-/// the file for a moment after the database is dropped; without this wait, opening the store
-/// again right after closing it would fail with `Locked` now and then.
-fn wait_until_released(path: &Path) {
-    let deadline = Instant::now() + RELEASE_WAIT_MAX;
-    while Instant::now() < deadline {
-        let Ok(file) = File::open(path.join("db")) else {
-            return;
-        };
-        match file.try_lock() {
-            Ok(()) => {
-                let _ = file.unlock();
-                return;
-            }
-            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
-            Err(std::fs::TryLockError::Error(_)) => return,
         }
     }
 }
@@ -539,29 +512,13 @@ impl Shared {
             .segment_size(SEGMENT_BYTES)
             .cache_capacity(config.cache_capacity_bytes)
             .flush_every_ms(None);
-        // sled can panic on damaged files; contain it and report it as an open error. A lock
-        // held by a store that was just closed (sled's threads let go of its file a moment
-        // after it is dropped, in another process too) is waited for briefly.
-        let locked_until = Instant::now() + LOCK_WAIT_MAX;
-        let db = loop {
-            match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
-                Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
-                    if Instant::now() >= locked_until {
-                        return Err(OpenError::Locked { path });
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                other => break other,
+        let db = match super::sled_support::open(&sled_config) {
+            Ok(db) => db,
+            Err(super::sled_support::OpenFailure::Locked) => {
+                return Err(OpenError::Locked { path })
             }
-        };
-        let db = match db {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(storage_error(e.to_string())),
-            Err(panic) => {
-                return Err(storage_error(format!(
-                    "sled panicked while opening: {}",
-                    panic_message(&panic)
-                )))
+            Err(super::sled_support::OpenFailure::Failed(reason)) => {
+                return Err(storage_error(reason))
             }
         };
         let tree = db
