@@ -55,6 +55,7 @@ pub mod engine;
 mod error;
 mod event;
 mod ids;
+pub mod readmodel;
 mod store;
 pub mod vault;
 
