@@ -131,6 +131,9 @@ impl std::fmt::Display for Namespace {
     }
 }
 
+/// Rows as read: key (without the namespace) and value.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Changes to one namespace, committed together with a checkpoint.
 #[derive(Debug, Default, Clone)]
 pub struct Changes {
@@ -319,7 +322,7 @@ impl ReadModelStore {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadModelError> {
+    ) -> Result<Rows, ReadModelError> {
         let base = ns.data_key(&[]);
         let full_prefix = ns.data_key(prefix);
         let start = match after {
@@ -355,7 +358,7 @@ impl ReadModelStore {
         prefix: &[u8],
         before: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadModelError> {
+    ) -> Result<Rows, ReadModelError> {
         let base = ns.data_key(&[]);
         let full_prefix = ns.data_key(prefix);
         let iter = match before {
