@@ -1,0 +1,1 @@
+//! civicflow's read models.

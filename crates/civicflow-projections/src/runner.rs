@@ -1,0 +1,523 @@
+//! The runner: one worker per projection, from its checkpoint to the head of the log and then
+//! live.
+//!
+//! - A worker reads the log from its projection's checkpoint, applies a batch of events to a
+//!   transaction, and commits the rows with the batch's last position as the new checkpoint,
+//!   atomically. After a crash it starts again from the checkpoint: no event's effect is lost
+//!   or repeated.
+//! - It follows the log through a subscription, which only ever sees durable events in order,
+//!   so no event committed later can be skipped.
+//! - A projection whose stored active version differs from its code's version is rebuilt into a
+//!   new namespace while the old one keeps answering reads; when the rebuild has caught up with
+//!   the log, the name switches to the new version in one write and the old rows are cleared.
+//! - If applying an event fails, the worker commits the events before it, stops at it, and
+//!   reports the position and the error; the other workers go on.
+//! - Readers can wait until a projection is at least as fresh as a position, so a client that
+//!   has just written sees its own write.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use civicflow_core::readmodel::{Namespace, ReadModelStore};
+use civicflow_core::{EventLog, Position, ReadError, RecordedEvent};
+
+use crate::table::{ProjectionError, Tx, View};
+
+/// A read model: folds log events into rows of its own tables.
+pub trait Projection: Send + Sync + 'static {
+    /// Its name (`a-z 0-9 _ -`), stable across versions.
+    fn name(&self) -> &'static str;
+
+    /// Its version. Changing it rebuilds the projection from the start of the log on the next
+    /// start, while the old version keeps answering reads.
+    fn version(&self) -> u32;
+
+    /// Applies one event. Events come in log order, each exactly once per version.
+    ///
+    /// # Errors
+    /// [`ProjectionError`] stops the projection at this event (nothing of it is kept).
+    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError>;
+}
+
+/// What a projection's worker is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Not started yet.
+    Starting,
+    /// Building a new version from the start of the log; `serving` is the version that
+    /// answers reads meanwhile (`None`: the first build).
+    Rebuilding {
+        /// The version answering reads.
+        serving: Option<u32>,
+    },
+    /// Caught up, following the log.
+    Live,
+    /// Stopped at an event it could not apply.
+    Failed {
+        /// The event's position.
+        position: Position,
+        /// The error.
+        error: String,
+    },
+    /// Stopped by the runner.
+    Stopped,
+}
+
+/// A projection's state, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The name.
+    pub name: &'static str,
+    /// The version the code runs.
+    pub version: u32,
+    /// The last position applied by the running version.
+    pub checkpoint: Option<Position>,
+    /// What the worker is doing.
+    pub phase: Phase,
+}
+
+/// Why a reader could not get a fresh enough view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FreshnessError {
+    /// No projection of that name runs.
+    #[error("no projection named {0}")]
+    Unknown(String),
+    /// The projection stopped at an event it could not apply.
+    #[error("projection {name} stopped at position {position}: {error}")]
+    Failed {
+        /// The projection.
+        name: String,
+        /// Where it stopped.
+        position: Position,
+        /// Why.
+        error: String,
+    },
+    /// It did not reach the position in time.
+    #[error("projection {name} is at {reached:?}, not yet at {wanted} (waited {waited_ms} ms)")]
+    Timeout {
+        /// The projection.
+        name: String,
+        /// The position asked for.
+        wanted: Position,
+        /// The position it is at.
+        reached: Option<Position>,
+        /// How long it waited.
+        waited_ms: u128,
+    },
+    /// The store failed.
+    #[error("read-model store: {0}")]
+    Store(String),
+}
+
+/// How the runner works.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// The most events one commit carries.
+    pub batch_events_max: usize,
+    /// How long a live worker waits for new events before looking at its stop flag again.
+    pub idle_wait: Duration,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        Self {
+            batch_events_max: 8192,
+            idle_wait: Duration::from_millis(200),
+        }
+    }
+}
+
+struct Slot {
+    projection: Box<dyn Projection>,
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Clone)]
+struct Progress {
+    checkpoint: Option<Position>,
+    phase: Phase,
+    /// The namespace that answers reads.
+    serving: Option<Namespace>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct Shared {
+    log: EventLog,
+    store: Arc<ReadModelStore>,
+    slots: Vec<Arc<Slot>>,
+    stop: AtomicBool,
+    options: RunnerOptions,
+}
+
+/// Runs projections; dropping it stops them.
+pub struct Runner {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("projections", &self.status())
+            .finish()
+    }
+}
+
+impl Runner {
+    /// Starts one worker per projection.
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when a name is invalid, two projections share a name, or the store
+    /// cannot be read.
+    pub fn start(
+        log: EventLog,
+        store: Arc<ReadModelStore>,
+        projections: Vec<Box<dyn Projection>>,
+        options: RunnerOptions,
+    ) -> Result<Self, ProjectionError> {
+        let mut slots = Vec::new();
+        for projection in projections {
+            if slots
+                .iter()
+                .any(|s: &Arc<Slot>| s.projection.name() == projection.name())
+            {
+                return Err(ProjectionError::event(format!(
+                    "two projections are named {}",
+                    projection.name()
+                )));
+            }
+            let ns = Namespace::new(projection.name(), projection.version())?;
+            let active = store.active(projection.name())?;
+            let serving = match active {
+                Some(version) => Some(Namespace::new(projection.name(), version)?),
+                None => None,
+            };
+            let checkpoint = store.checkpoint(&ns)?;
+            slots.push(Arc::new(Slot {
+                projection,
+                progress: Mutex::new(Progress {
+                    checkpoint,
+                    phase: Phase::Starting,
+                    serving,
+                }),
+                changed: Condvar::new(),
+            }));
+        }
+        let shared = Arc::new(Shared {
+            log,
+            store,
+            slots,
+            stop: AtomicBool::new(false),
+            options,
+        });
+        let mut workers = Vec::new();
+        for (i, slot) in shared.slots.iter().enumerate() {
+            let shared_for_worker = shared.clone();
+            let name = format!("civicflow-projection-{}", slot.projection.name());
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || run_worker(&shared_for_worker, i))
+                .map_err(|e| {
+                    ProjectionError::event(format!("cannot start a worker thread: {e}"))
+                })?;
+            workers.push(handle);
+        }
+        Ok(Self { shared, workers })
+    }
+
+    /// Every projection's state.
+    pub fn status(&self) -> Vec<Status> {
+        self.shared
+            .slots
+            .iter()
+            .map(|slot| {
+                let progress = lock(&slot.progress).clone();
+                Status {
+                    name: slot.projection.name(),
+                    version: slot.projection.version(),
+                    checkpoint: progress.checkpoint,
+                    phase: progress.phase,
+                }
+            })
+            .collect()
+    }
+
+    fn slot(&self, name: &str) -> Result<&Arc<Slot>, FreshnessError> {
+        self.shared
+            .slots
+            .iter()
+            .find(|s| s.projection.name() == name)
+            .ok_or_else(|| FreshnessError::Unknown(name.to_owned()))
+    }
+
+    /// Waits until the projection `name` has applied every event up to `position` (and
+    /// answers reads with the version that did), for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`FreshnessError`] when it failed, is unknown, or did not get there in time.
+    pub fn wait_for(
+        &self,
+        name: &str,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<(), FreshnessError> {
+        let slot = self.slot(name)?;
+        let started = Instant::now();
+        let mut progress = lock(&slot.progress);
+        loop {
+            let serving_is_current = progress
+                .serving
+                .as_ref()
+                .is_some_and(|ns| ns.version() == slot.projection.version());
+            if serving_is_current && progress.checkpoint.is_some_and(|c| c >= position) {
+                return Ok(());
+            }
+            if let Phase::Failed {
+                position: at,
+                error,
+            } = &progress.phase
+            {
+                return Err(FreshnessError::Failed {
+                    name: name.to_owned(),
+                    position: *at,
+                    error: error.clone(),
+                });
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(FreshnessError::Timeout {
+                    name: name.to_owned(),
+                    wanted: position,
+                    reached: progress.checkpoint,
+                    waited_ms: waited.as_millis(),
+                });
+            }
+            progress = slot
+                .changed
+                .wait_timeout(progress, timeout - waited)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The rows of projection `name` that answer reads now: the active version, or during the
+    /// very first build the rows built so far.
+    ///
+    /// # Errors
+    /// [`FreshnessError::Unknown`] for an unknown name, [`FreshnessError::Store`] when the
+    /// store fails.
+    pub fn view(&self, name: &str) -> Result<View<'_>, FreshnessError> {
+        let slot = self.slot(name)?;
+        let serving = lock(&slot.progress).serving.clone();
+        let ns = match serving {
+            Some(ns) => ns,
+            None => Namespace::new(slot.projection.name(), slot.projection.version())
+                .map_err(|e| FreshnessError::Store(e.to_string()))?,
+        };
+        View::of(&self.shared.store, ns).map_err(|e| FreshnessError::Store(e.to_string()))
+    }
+
+    /// [`Runner::wait_for`] `position`, then [`Runner::view`]: a view that includes every
+    /// event up to `position`.
+    ///
+    /// # Errors
+    /// As [`Runner::wait_for`] and [`Runner::view`].
+    pub fn view_at_least(
+        &self,
+        name: &str,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<View<'_>, FreshnessError> {
+        self.wait_for(name, position, timeout)?;
+        self.view(name)
+    }
+
+    /// Waits until every projection is live (or failed) and at the log's head as it is now.
+    ///
+    /// # Errors
+    /// The first [`FreshnessError`] met.
+    pub fn wait_until_caught_up(&self, timeout: Duration) -> Result<(), FreshnessError> {
+        let Some(head) = self.shared.log.head() else {
+            return Ok(());
+        };
+        for slot in &self.shared.slots {
+            self.wait_for(slot.projection.name(), head.position, timeout)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the workers (they finish the batch they are on) and flushes the store.
+    pub fn stop(mut self) {
+        self.stop_workers();
+    }
+
+    fn stop_workers(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+        let _ = self.shared.store.flush();
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.stop_workers();
+    }
+}
+
+fn set_phase(slot: &Slot, phase: Phase) {
+    lock(&slot.progress).phase = phase;
+    slot.changed.notify_all();
+}
+
+fn run_worker(shared: &Shared, index: usize) {
+    let slot = &shared.slots[index];
+    if let Err(error) = work(shared, slot) {
+        let position = match &error {
+            WorkError::Apply { position, .. } => *position,
+            _ => lock(&slot.progress)
+                .checkpoint
+                .map_or(Position::FIRST, Position::next),
+        };
+        set_phase(
+            slot,
+            Phase::Failed {
+                position,
+                error: error.to_string(),
+            },
+        );
+        return;
+    }
+    set_phase(slot, Phase::Stopped);
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WorkError {
+    #[error("event at position {position}: {error}")]
+    Apply {
+        position: Position,
+        error: ProjectionError,
+    },
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
+    let projection = slot.projection.as_ref();
+    let ns =
+        Namespace::new(projection.name(), projection.version()).map_err(ProjectionError::from)?;
+    let serving = lock(&slot.progress).serving.clone();
+    let rebuilding = serving.as_ref().is_none_or(|active| active != &ns);
+    if rebuilding {
+        set_phase(
+            slot,
+            Phase::Rebuilding {
+                serving: serving.as_ref().map(Namespace::version),
+            },
+        );
+    }
+    let mut checkpoint = shared
+        .store
+        .checkpoint(&ns)
+        .map_err(ProjectionError::from)?;
+    let mut subscription = shared
+        .log
+        .subscribe(checkpoint.map_or(Position::FIRST, Position::next));
+    let mut live = !rebuilding;
+    if live {
+        set_phase(slot, Phase::Live);
+    }
+    let mut batch: Vec<RecordedEvent> = Vec::with_capacity(1024);
+    while !shared.stop.load(Ordering::Acquire) {
+        batch.clear();
+        // Wait for one event, then take what is already there, up to a batch.
+        match subscription.next_timeout(shared.options.idle_wait) {
+            Ok(Some(event)) => batch.push(event),
+            Ok(None) => {}
+            Err(ReadError::Closed) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        while !batch.is_empty() && batch.len() < shared.options.batch_events_max {
+            match subscription.try_next()? {
+                Some(event) => batch.push(event),
+                None => break,
+            }
+        }
+        if let Some(last) = batch.last() {
+            let last = last.position;
+            apply_batch(shared, projection, &ns, &batch)?;
+            checkpoint = Some(last);
+            let mut progress = lock(&slot.progress);
+            progress.checkpoint = checkpoint;
+            drop(progress);
+            slot.changed.notify_all();
+        }
+        if !live {
+            // Caught up when nothing more is waiting in the log.
+            let head = shared.log.head().map(|h| h.position);
+            if head.is_none() || checkpoint >= head {
+                if let Some(old) = serving.as_ref().filter(|old| *old != &ns) {
+                    shared.store.activate(&ns).map_err(ProjectionError::from)?;
+                    shared.store.clear(old).map_err(ProjectionError::from)?;
+                } else {
+                    shared.store.activate(&ns).map_err(ProjectionError::from)?;
+                }
+                let mut progress = lock(&slot.progress);
+                progress.serving = Some(ns.clone());
+                progress.phase = Phase::Live;
+                drop(progress);
+                slot.changed.notify_all();
+                live = true;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies a batch and commits it with its last position as checkpoint. If an event fails,
+/// the events before it are applied again in a fresh transaction and committed, and the
+/// failure is returned with the event's position.
+fn apply_batch(
+    shared: &Shared,
+    projection: &dyn Projection,
+    ns: &Namespace,
+    batch: &[RecordedEvent],
+) -> Result<(), WorkError> {
+    let mut tx = Tx::new(&shared.store, ns);
+    for (i, event) in batch.iter().enumerate() {
+        if let Err(error) = projection.apply(event, &mut tx) {
+            drop(tx);
+            if i > 0 {
+                let mut before = Tx::new(&shared.store, ns);
+                for earlier in &batch[..i] {
+                    projection
+                        .apply(earlier, &mut before)
+                        .map_err(|error| WorkError::Apply {
+                            position: earlier.position,
+                            error,
+                        })?;
+                }
+                before.commit(batch[i - 1].position)?;
+            }
+            return Err(WorkError::Apply {
+                position: event.position,
+                error,
+            });
+        }
+    }
+    if let Some(last) = batch.last() {
+        tx.commit(last.position)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! Typed tables over the read-model store: what projections write in a transaction and what
+//! readers read.
+//!
+//! A [`Table`] is a name and a row type. Inside a [`Tx`] a row is decoded once, changed in
+//! memory as many times as a batch of events needs, and encoded once when the batch commits,
+//! together with the checkpoint. A [`View`] reads committed rows.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use civicflow_core::payload;
+use civicflow_core::readmodel::{Changes, Namespace, ReadModelError, ReadModelStore};
+use civicflow_core::Position;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A row type: what a table stores, encoded with the log's codec.
+pub trait Row: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Row for T {}
+
+/// A table: a name (a few lowercase letters) and a row type.
+#[derive(Debug)]
+pub struct Table<R> {
+    name: &'static str,
+    row: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Table<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Table<R> {}
+
+impl<R: Row> Table<R> {
+    /// A table named `name` (it must not contain the byte 0).
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            row: PhantomData,
+        }
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn key(&self, key: &[u8]) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.name.len() + 1 + key.len());
+        full.extend_from_slice(self.name.as_bytes());
+        full.push(0);
+        full.extend_from_slice(key);
+        full
+    }
+
+    fn prefix_len(&self) -> usize {
+        self.name.len() + 1
+    }
+}
+
+/// A projection could not apply an event, or its storage failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    /// The event is not what the projection can handle (its payload does not decode, a row
+    /// it needs is missing, …).
+    #[error("{0}")]
+    Event(String),
+    /// A stored row does not decode.
+    #[error("row {table}/{key} does not decode: {reason}")]
+    Row {
+        /// The table.
+        table: &'static str,
+        /// The key, printed.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The read-model store failed.
+    #[error(transparent)]
+    Store(#[from] ReadModelError),
+}
+
+impl ProjectionError {
+    /// An error about the event being applied.
+    pub fn event(reason: impl Into<String>) -> Self {
+        Self::Event(reason.into())
+    }
+}
+
+fn printable(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}
+
+fn decode_row<R: Row>(table: &'static str, key: &[u8], bytes: &[u8]) -> Result<R, ProjectionError> {
+    payload::decode::<R>(table, 1, bytes).map_err(|e| ProjectionError::Row {
+        table,
+        key: printable(key),
+        reason: e.to_string(),
+    })
+}
+
+/// One row in a transaction's memory.
+struct Slot {
+    value: Option<Box<dyn Any + Send>>,
+    dirty: bool,
+    encode: fn(&(dyn Any + Send)) -> Result<Vec<u8>, String>,
+}
+
+fn encode_any<R: Row>(value: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
+    let row = value
+        .downcast_ref::<R>()
+        .ok_or("a row of another type under the same key")?;
+    payload::encode(row).map_err(|e| e.to_string())
+}
+
+/// The rows a batch of events changes, kept decoded until the batch commits.
+pub struct Tx<'a> {
+    store: &'a ReadModelStore,
+    ns: &'a Namespace,
+    slots: HashMap<Vec<u8>, Slot>,
+}
+
+impl<'a> Tx<'a> {
+    pub(crate) fn new(store: &'a ReadModelStore, ns: &'a Namespace) -> Self {
+        Self {
+            store,
+            ns,
+            slots: HashMap::new(),
+        }
+    }
+
+    fn load<R: Row>(&mut self, table: &Table<R>, key: &[u8]) -> Result<&mut Slot, ProjectionError> {
+        let full = table.key(key);
+        if !self.slots.contains_key(&full) {
+            let value = match self.store.get(self.ns, &full)? {
+                Some(bytes) => {
+                    Some(Box::new(decode_row::<R>(table.name, key, &bytes)?) as Box<dyn Any + Send>)
+                }
+                None => None,
+            };
+            self.slots.insert(
+                full.clone(),
+                Slot {
+                    value,
+                    dirty: false,
+                    encode: encode_any::<R>,
+                },
+            );
+        }
+        Ok(self.slots.get_mut(&full).expect("inserted above"))
+    }
+
+    /// A row, as the batch has left it so far.
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when the stored row does not decode or storage fails.
+    pub fn get<R: Row>(
+        &mut self,
+        table: &Table<R>,
+        key: &[u8],
+    ) -> Result<Option<&R>, ProjectionError> {
+        let slot = self.load(table, key)?;
+        Ok(slot.value.as_ref().and_then(|v| v.downcast_ref::<R>()))
+    }
+
+    /// A row to change in place (`None`: no such row; set it to create one). The row is
+    /// written when the batch commits.
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when the stored row does not decode or storage fails.
+    pub fn entry<R: Row>(
+        &mut self,
+        table: &Table<R>,
+        key: &[u8],
+    ) -> Result<RowEntry<'_, R>, ProjectionError> {
+        let slot = self.load(table, key)?;
+        slot.dirty = true;
+        slot.encode = encode_any::<R>;
+        Ok(RowEntry {
+            slot,
+            row: PhantomData,
+        })
+    }
+
+    /// Sets a row.
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when storage fails.
+    pub fn put<R: Row>(
+        &mut self,
+        table: &Table<R>,
+        key: &[u8],
+        row: R,
+    ) -> Result<(), ProjectionError> {
+        let full = table.key(key);
+        self.slots.insert(
+            full,
+            Slot {
+                value: Some(Box::new(row)),
+                dirty: true,
+                encode: encode_any::<R>,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes a row.
+    pub fn delete<R: Row>(&mut self, table: &Table<R>, key: &[u8]) {
+        let full = table.key(key);
+        self.slots.insert(
+            full,
+            Slot {
+                value: None,
+                dirty: true,
+                encode: encode_any::<R>,
+            },
+        );
+    }
+
+    /// How many rows the batch holds in memory.
+    pub fn rows_in_memory(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn commit(self, checkpoint: Position) -> Result<(), ProjectionError> {
+        let mut changes = Changes::new();
+        for (key, slot) in self.slots {
+            if !slot.dirty {
+                continue;
+            }
+            match slot.value {
+                Some(value) => {
+                    let bytes =
+                        (slot.encode)(value.as_ref()).map_err(|reason| ProjectionError::Row {
+                            table: "(commit)",
+                            key: printable(&key),
+                            reason,
+                        })?;
+                    changes.put(key, bytes);
+                }
+                None => changes.delete(key),
+            }
+        }
+        self.store.commit(self.ns, changes, checkpoint)?;
+        Ok(())
+    }
+}
+
+/// A row being changed in a transaction.
+pub struct RowEntry<'t, R> {
+    slot: &'t mut Slot,
+    row: PhantomData<R>,
+}
+
+impl<'t, R: Row> RowEntry<'t, R> {
+    /// The row, if it exists.
+    pub fn get(&self) -> Option<&R> {
+        self.slot.value.as_ref().and_then(|v| v.downcast_ref::<R>())
+    }
+
+    /// The row to change, if it exists.
+    pub fn get_mut(&mut self) -> Option<&mut R> {
+        self.slot.value.as_mut().and_then(|v| v.downcast_mut::<R>())
+    }
+
+    /// The row, created with `make` if it does not exist yet.
+    pub fn or_insert_with(self, make: impl FnOnce() -> R) -> &'t mut R {
+        let slot = self.slot;
+        let missing = slot.value.as_ref().is_none_or(|v| !v.is::<R>());
+        if missing {
+            slot.value = Some(Box::new(make()));
+        }
+        slot.value
+            .as_mut()
+            .and_then(|v| v.downcast_mut::<R>())
+            .expect("a row of this type is there now")
+    }
+
+    /// Replaces the row (or removes it with `None`).
+    pub fn set(self, row: Option<R>) {
+        self.slot.value = row.map(|r| Box::new(r) as Box<dyn Any + Send>);
+    }
+}
+
+/// Committed rows of a projection, for readers.
+#[derive(Clone)]
+pub struct View<'a> {
+    store: &'a ReadModelStore,
+    ns: Namespace,
+    checkpoint: Option<Position>,
+}
+
+impl std::fmt::Debug for View<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View")
+            .field("ns", &self.ns)
+            .field("checkpoint", &self.checkpoint)
+            .finish()
+    }
+}
+
+impl<'a> View<'a> {
+    /// A view of one namespace of `store` as it is now (for tools and tests; services read
+    /// through the runner, which picks the active version).
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when storage fails.
+    pub fn of(store: &'a ReadModelStore, ns: Namespace) -> Result<Self, ProjectionError> {
+        let checkpoint = store.checkpoint(&ns)?;
+        Ok(Self {
+            store,
+            ns,
+            checkpoint,
+        })
+    }
+
+    /// The namespace (projection name and version) this view reads.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// The log position the rows reflect (every event up to it, none after).
+    pub fn checkpoint(&self) -> Option<Position> {
+        self.checkpoint
+    }
+
+    /// A row.
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when the row does not decode or storage fails.
+    pub fn get<R: Row>(&self, table: &Table<R>, key: &[u8]) -> Result<Option<R>, ProjectionError> {
+        match self.store.get(&self.ns, &table.key(key))? {
+            Some(bytes) => Ok(Some(decode_row::<R>(table.name, key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` rows whose keys start with `prefix`, in key order, after the key `after`
+    /// (stable pagination: pass the last key of the previous page).
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when a row does not decode or storage fails.
+    pub fn scan<R: Row>(
+        &self,
+        table: &Table<R>,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, R)>, ProjectionError> {
+        let after = after.map(|a| table.key(a));
+        let rows = self
+            .store
+            .scan(&self.ns, &table.key(prefix), after.as_deref(), limit)?;
+        rows.into_iter()
+            .map(|(key, bytes)| {
+                let key = key[table.prefix_len()..].to_vec();
+                let row = decode_row::<R>(table.name, &key, &bytes)?;
+                Ok((key, row))
+            })
+            .collect()
+    }
+
+    /// Like [`View::scan`], backwards from the key `before`.
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when a row does not decode or storage fails.
+    pub fn scan_back<R: Row>(
+        &self,
+        table: &Table<R>,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, R)>, ProjectionError> {
+        let before = before.map(|b| table.key(b));
+        let rows = self
+            .store
+            .scan_back(&self.ns, &table.key(prefix), before.as_deref(), limit)?;
+        rows.into_iter()
+            .map(|(key, bytes)| {
+                let key = key[table.prefix_len()..].to_vec();
+                let row = decode_row::<R>(table.name, &key, &bytes)?;
+                Ok((key, row))
+            })
+            .collect()
+    }
+}
