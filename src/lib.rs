@@ -5,9 +5,12 @@
 //!
 //! - [`core`] (`civicflow-core`): the event log, the domain, the engine, the calendar and the
 //!   personal-data vault.
+//! - [`projections`] (`civicflow-projections`): read models with a runner that never skips an
+//!   event and rebuilds without taking reads down.
 //! - [`demo`]: the Tonghui demo data and a run of every closed loop.
 
 pub use civicflow_core as core;
+pub use civicflow_projections as projections;
 
 pub mod demo;
 pub use civicflow_core::*;

@@ -1,5 +1,10 @@
 //! Helpers shared by the integration tests (each test file includes this module).
 
+#![allow(dead_code)]
+
+pub mod history;
+pub mod readmodels;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,0 +1,130 @@
+//! Rebuilding every read model, against a raw replay of the same log in the same run.
+//!
+//! Run: `cargo bench --bench projections_rebuild` (`-- --quick` for a smoke run). The history is
+//! the Tonghui demo's org chart and random commands from its actors through the real engine
+//! (the same generator as the projection tests), so events have realistic shapes and mixes.
+//! Results are recorded in `docs/benchmarks.md`.
+//!
+//! - raw replay: `EventLog::read_all` over the whole log in batches of 1024 (records decoded,
+//!   payloads not), events per second;
+//! - rebuild: a fresh read-model store, every model of `civicflow_projections::models::all`
+//!   started together, until all have caught up with the head; events of the log per second.
+//!   Each model also alone, for the breakdown.
+
+#[path = "../tests/common/history.rs"]
+#[allow(dead_code)]
+mod history;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use civicflow::core::readmodel::ReadModelStore;
+use civicflow::core::vault::MasterKey;
+use civicflow::core::{EventLog, ManualClock, Position};
+use civicflow::demo;
+use civicflow::projections::{models, Projection, Runner, RunnerOptions};
+use history::{open_engine, run_random_commands, Rng};
+
+fn raw_replay(log: &EventLog) -> (f64, u64) {
+    let started = Instant::now();
+    let mut from = Position::FIRST;
+    let mut count = 0u64;
+    let mut bytes = 0u64;
+    loop {
+        let batch = log.read_all(from, 1024).expect("read");
+        let Some(last) = batch.last() else { break };
+        from = last.position.next();
+        count += batch.len() as u64;
+        bytes += batch.iter().map(|e| e.payload.len() as u64).sum::<u64>();
+    }
+    std::hint::black_box(bytes);
+    (count as f64 / started.elapsed().as_secs_f64(), count)
+}
+
+fn rebuild(log: &EventLog, dir: &std::path::Path, projections: Vec<Box<dyn Projection>>) -> f64 {
+    let _ = std::fs::remove_dir_all(dir);
+    let store = Arc::new(ReadModelStore::open(dir).expect("store"));
+    let events = log.head().map_or(0, |h| h.position.get());
+    let started = Instant::now();
+    let runner =
+        Runner::start(log.clone(), store, projections, RunnerOptions::default()).expect("start");
+    runner
+        .wait_until_caught_up(Duration::from_secs(600))
+        .expect("caught up");
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    drop(runner);
+    let _ = std::fs::remove_dir_all(dir);
+    rate
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (commands, rounds) = if quick { (2_000, 1) } else { (30_000, 3) };
+    let base = std::env::temp_dir().join(format!(
+        "civicflow-bench-projections-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&base);
+    let clock = ManualClock::new(demo::START);
+    let key = MasterKey::generate().expect("randomness");
+    let definitions;
+    {
+        let engine = open_engine(&base.join("data"), &clock, &key);
+        demo::build_org(&engine).expect("demo chart");
+        let mut rng = Rng::new(20_261_127);
+        let mut cases = Vec::new();
+        let generated = Instant::now();
+        let accepted = run_random_commands(&engine, &clock, &mut rng, commands, &mut cases);
+        definitions = Arc::new(engine.definitions().clone());
+        println!(
+            "history: {accepted} accepted of {commands} commands, {} cases, {} events (generated in {:.1?})",
+            cases.len(),
+            engine.log().head().map_or(0, |h| h.position.get()),
+            generated.elapsed()
+        );
+    }
+    let log = EventLog::open(base.join("data").join("log")).expect("log");
+
+    let mut raw = Vec::new();
+    let mut all = Vec::new();
+    let mut events = 0;
+    for _ in 0..rounds {
+        let (rate, count) = raw_replay(&log);
+        raw.push(rate);
+        events = count;
+        all.push(rebuild(
+            &log,
+            &base.join("rm-all"),
+            models::all(definitions.clone()),
+        ));
+    }
+    let (raw, all) = (median(raw), median(all));
+    println!("\n## rebuild of every read model, {events} events");
+    println!("| what | events/s | ratio to raw replay |");
+    println!("|---|---:|---:|");
+    println!("| raw replay (read_all, batches of 1024) | {raw:.0} | 1.00 |");
+    println!(
+        "| rebuild of all {} models together | {all:.0} | **{:.2}** |",
+        models::names().len(),
+        all / raw
+    );
+    for (i, name) in models::names().iter().enumerate() {
+        let only: Vec<Box<dyn Projection>> = models::all(definitions.clone())
+            .into_iter()
+            .skip(i)
+            .take(1)
+            .collect();
+        let rate = rebuild(&log, &base.join(format!("rm-{name}")), only);
+        println!(
+            "| rebuild of {name} alone | {rate:.0} | {:.2} |",
+            rate / raw
+        );
+    }
+    drop(log);
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -1,0 +1,555 @@
+//! The case board (`case_board`): one row per case, listed in the order cases were opened,
+//! with filters and stable pagination.
+//!
+//! # What a row says
+//!
+//! A [`CaseRow`] holds the case's workflow (`id@version`, as pinned, or as migrated to), title,
+//! stage, whether it is closed (its stage is terminal in its pinned definition), the unit it was
+//! filed at, the lead unit (主办) and the co-handling units (协办), the due time of the running
+//! deadline, the requester's [`PersonId`] (never their contact data: the caller masks it), the
+//! channel, the rating, and three times.
+//!
+//! **Times.** Every time on the board is the `recorded_at` of the log record that caused it
+//! (when the log committed the event), never a time from a payload: not every case event
+//! carries one, and `recorded_at` never goes back in the log, so a case opened later always
+//! sorts later. `opened_at` is the record of `CaseOpened`; `updated_at` the record of the last
+//! event that changed the row; `closed_at` the record of the last action that moved the case
+//! into a terminal stage (kept after a reopen, as in the core's `CaseState`).
+//!
+//! # Keys
+//!
+//! | table | key | row |
+//! |---|---|---|
+//! | [`BOARD`] `board` | `opened_at` (u64 big-endian microseconds) · case id (16 bytes) | [`CaseRow`] |
+//! | [`OPENED`] `opened` | case id (16 bytes) | `opened_at` (u64 microseconds) |
+//!
+//! The board table is itself the ordered index: listing is a scan in key order, so pages are
+//! ordered by opened time, then case id. Each event of a case reads the tiny `opened` row
+//! (once per batch) to find the board key, and rewrites one board row: one row written per
+//! event, the fewest possible. The opaque [`Cursor`] of a page is the last key looked at, so
+//! a page never shifts when cases are added: a new case lands at its own key, after every case
+//! recorded before it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use civicflow_core::domain::case::{CaseEvent, Channel};
+use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, WorkflowId};
+use civicflow_core::{CaseId, PersonId, RecordedEvent, Timestamp, UnitId};
+use serde::{Deserialize, Serialize};
+
+use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
+
+/// The projection's name.
+pub const NAME: &str = "case_board";
+
+/// The board: `opened_at` (u64 BE micros) · case id → [`CaseRow`].
+pub const BOARD: Table<CaseRow> = Table::new("board");
+
+/// Where a case sits on the board: case id → `opened_at` (micros).
+pub const OPENED: Table<u64> = Table::new("opened");
+
+/// The most rows one call of [`list`] looks at before it returns what it found with a cursor
+/// to go on from (so that a filter matching little cannot make one call scan everything).
+pub const LOOK_AT_MAX: usize = 10_000;
+
+/// A time as a key component: microseconds since the Unix epoch, big-endian, so that byte
+/// order is time order (times before 1970 count as 1970).
+pub(crate) fn time_key(at: Timestamp) -> u64 {
+    u64::try_from(at.as_unix_micros()).unwrap_or(0)
+}
+
+/// A payload that does not decode stops the projection at its event.
+pub(crate) fn undecodable(event: &RecordedEvent, e: impl fmt::Display) -> ProjectionError {
+    ProjectionError::event(format!(
+        "{} at {} does not decode: {e}",
+        event.event_type.as_str(),
+        event.stream.as_str()
+    ))
+}
+
+/// One case on the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseRow {
+    /// The case.
+    pub id: CaseId,
+    /// The workflow and version it runs on.
+    pub workflow: DefinitionRef,
+    /// Title.
+    pub title: String,
+    /// Its stage.
+    pub stage: String,
+    /// Whether it is closed (its stage is terminal in its definition).
+    pub closed: bool,
+    /// The unit it was filed at.
+    pub unit: UnitId,
+    /// The lead unit (主办).
+    pub lead: UnitId,
+    /// The co-handling units (协办), in id order.
+    pub co_handlers: Vec<UnitId>,
+    /// When the running deadline falls due (`None`: no deadline runs).
+    pub due_at: Option<Timestamp>,
+    /// The number of the running deadline within the case (0: none).
+    pub deadline_seq: u32,
+    /// Who asked, if known: an id only, the caller masks or resolves it.
+    pub requester: Option<PersonId>,
+    /// How it came in.
+    pub channel: Channel,
+    /// The requester's satisfaction (1 to 5), if rated since the last reopen.
+    pub rating: Option<u8>,
+    /// The case it was merged into as a duplicate.
+    pub merged_into: Option<CaseId>,
+    /// When it was opened (`recorded_at` of `CaseOpened`).
+    pub opened_at: Timestamp,
+    /// When the row last changed (`recorded_at` of that event).
+    pub updated_at: Timestamp,
+    /// When it was last closed (`recorded_at`).
+    pub closed_at: Option<Timestamp>,
+}
+
+/// The case board projection. It needs the workflow definitions to know which stages are
+/// terminal.
+#[derive(Debug, Clone)]
+pub struct CaseBoard {
+    definitions: Arc<DefinitionRegistry>,
+}
+
+impl CaseBoard {
+    /// The projection, reading terminal stages from `definitions` (the engine's registry).
+    pub fn new(definitions: Arc<DefinitionRegistry>) -> Self {
+        Self { definitions }
+    }
+
+    fn is_terminal(&self, workflow: &DefinitionRef, stage: &str) -> bool {
+        self.definitions
+            .get(workflow)
+            .is_some_and(|d| d.is_terminal(stage))
+    }
+}
+
+fn board_key(opened_at: u64, case: &CaseId) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..8].copy_from_slice(&opened_at.to_be_bytes());
+    key[8..].copy_from_slice(case.as_bytes());
+    key
+}
+
+/// Whether a case event changes nothing on the board (decided on the type name alone, before
+/// decoding).
+fn ignored(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "ContactViewed" | "DeadlineStepReached" | "DuplicateMerged"
+    )
+}
+
+impl Projection for CaseBoard {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+        if !event.stream.as_str().starts_with("case-") || ignored(event.event_type.as_str()) {
+            return Ok(());
+        }
+        let Decoded::Case(id, case_event) =
+            decode_event(event).map_err(|e| undecodable(event, e))?
+        else {
+            return Ok(());
+        };
+        let at = event.recorded_at;
+        if let CaseEvent::Opened(e) = case_event {
+            let opened = time_key(at);
+            tx.put(&OPENED, id.as_bytes(), opened)?;
+            let row = CaseRow {
+                id,
+                closed: self.is_terminal(&e.workflow, &e.stage),
+                workflow: e.workflow,
+                title: e.title,
+                stage: e.stage,
+                lead: e.unit.clone(),
+                unit: e.unit,
+                co_handlers: Vec::new(),
+                due_at: None,
+                deadline_seq: 0,
+                requester: e.requester,
+                channel: e.channel,
+                rating: None,
+                merged_into: None,
+                opened_at: at,
+                updated_at: at,
+                closed_at: None,
+            };
+            return tx.put(&BOARD, &board_key(opened, &id), row);
+        }
+        // An event of a case whose opening was never seen has nothing to change (the core
+        // refuses such events; a foreign writer's would be ignored the same way).
+        let Some(opened) = tx.get(&OPENED, id.as_bytes())?.copied() else {
+            return Ok(());
+        };
+        let mut entry = tx.entry(&BOARD, &board_key(opened, &id))?;
+        let Some(row) = entry.get_mut() else {
+            return Ok(());
+        };
+        match case_event {
+            CaseEvent::ActionTaken(e) => {
+                let terminal = self.is_terminal(&row.workflow, &e.to);
+                if terminal && !row.closed {
+                    row.closed_at = Some(at);
+                }
+                row.closed = terminal;
+                row.stage = e.to;
+            }
+            CaseEvent::LeadAssigned(e) => {
+                row.co_handlers.retain(|u| u != &e.unit);
+                row.lead = e.unit;
+            }
+            CaseEvent::CoHandlerAdded(e) => {
+                if let Err(i) = row.co_handlers.binary_search(&e.unit) {
+                    row.co_handlers.insert(i, e.unit);
+                }
+            }
+            CaseEvent::ReturnedToSender(e) => {
+                row.co_handlers.retain(|u| u != &e.to);
+                row.lead = e.to;
+            }
+            CaseEvent::SatisfactionRated(e) => row.rating = Some(e.rating),
+            CaseEvent::MergedInto(e) => row.merged_into = Some(e.target),
+            CaseEvent::Reopened(e) => {
+                row.closed = false;
+                row.rating = None;
+                row.lead = e.lead;
+                row.co_handlers.clear();
+            }
+            CaseEvent::Migrated(e) => row.workflow = e.to,
+            CaseEvent::DeadlineSet(e) => {
+                row.due_at = Some(e.due_at);
+                row.deadline_seq = e.seq;
+            }
+            CaseEvent::DeadlineMet(e) if e.seq == row.deadline_seq => {
+                row.due_at = None;
+                row.deadline_seq = 0;
+            }
+            CaseEvent::DeadlineMissed(e) if e.seq == row.deadline_seq => {
+                row.due_at = None;
+                row.deadline_seq = 0;
+            }
+            _ => return Ok(()),
+        }
+        row.updated_at = at;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pagination, shared by the models that page.
+
+/// Where a page ended: the key of the last row looked at, opaque to callers. It prints as
+/// lowercase hex and parses back ([`FromStr`]), so it can travel in a URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cursor(Vec<u8>);
+
+impl Cursor {
+    /// A cursor from the key bytes it holds.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in &self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A cursor that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cursor: {0}")]
+pub struct InvalidCursor(String);
+
+impl FromStr for Cursor {
+    type Err = InvalidCursor;
+
+    fn from_str(text: &str) -> Result<Self, InvalidCursor> {
+        if !text.len().is_multiple_of(2) || text.len() > 1024 {
+            return Err(InvalidCursor(
+                "expected an even number of hex digits, at most 1024".into(),
+            ));
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                    .ok_or_else(|| InvalidCursor(format!("not hex at {i}")))
+            })
+            .collect::<Result<Vec<u8>, _>>()
+            .map(Cursor)
+    }
+}
+
+/// Which page to read: after a cursor (`None`: from the start), at most `limit` rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The cursor a previous page returned.
+    pub after: Option<Cursor>,
+    /// The most rows to return.
+    pub limit: usize,
+}
+
+impl Page {
+    /// The first page.
+    pub fn first(limit: usize) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// The page after `cursor`.
+    pub fn after(cursor: Cursor, limit: usize) -> Self {
+        Self {
+            after: Some(cursor),
+            limit,
+        }
+    }
+}
+
+/// A page of results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paged<T> {
+    /// The rows, in key order.
+    pub items: Vec<T>,
+    /// The cursor of the last row looked at, to ask for the next page; `None` when the scan
+    /// reached the end (nothing more matches now).
+    pub next: Option<Cursor>,
+}
+
+/// What a scan does with a row.
+pub(crate) enum Step<T> {
+    /// The key is past the end of the range: stop, with no cursor.
+    Stop,
+    /// Not wanted; go on.
+    Skip,
+    /// Wanted.
+    Keep(T),
+}
+
+/// Scans `table` under `prefix` after `start` (exclusive), deciding for each row with
+/// `step`, until `limit` rows are kept, the range or the prefix ends, or [`LOOK_AT_MAX`] rows
+/// were looked at. `selective` says whether many rows may be skipped (it sizes the chunks).
+pub(crate) fn scan_filtered<R: crate::Row, T>(
+    view: &View<'_>,
+    table: &Table<R>,
+    prefix: &[u8],
+    start: Option<Vec<u8>>,
+    (limit, selective): (usize, bool),
+    mut step: impl FnMut(&[u8], R) -> Step<T>,
+) -> Result<Paged<T>, ProjectionError> {
+    let mut items = Vec::new();
+    let mut after = start;
+    if limit == 0 {
+        return Ok(Paged {
+            items,
+            next: after.map(Cursor),
+        });
+    }
+    let mut looked = 0usize;
+    loop {
+        let wanted = limit - items.len();
+        // Without a filter exactly what is needed; with one, chunks big enough to be worth a
+        // scan.
+        let chunk = if selective {
+            wanted.clamp(64, 1024)
+        } else {
+            wanted.min(1024)
+        };
+        let rows = view.scan(table, prefix, after.as_deref(), chunk)?;
+        let exhausted = rows.len() < chunk;
+        for (key, row) in rows {
+            looked += 1;
+            match step(&key, row) {
+                Step::Stop => return Ok(Paged { items, next: None }),
+                Step::Skip => {}
+                Step::Keep(item) => {
+                    items.push(item);
+                    if items.len() == limit {
+                        return Ok(Paged {
+                            items,
+                            next: Some(Cursor(key)),
+                        });
+                    }
+                }
+            }
+            after = Some(key);
+            if looked >= LOOK_AT_MAX {
+                return Ok(Paged {
+                    items,
+                    next: after.map(Cursor),
+                });
+            }
+        }
+        if exhausted {
+            return Ok(Paged { items, next: None });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+
+/// Open or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// Not in a terminal stage.
+    Open,
+    /// In a terminal stage.
+    Closed,
+}
+
+/// Which cases [`list`] returns. Every filter that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFilter {
+    /// Cases of this workflow (any version).
+    pub workflow: Option<WorkflowId>,
+    /// Open or closed cases.
+    pub status: Option<CaseStatus>,
+    /// Cases whose lead unit, filing unit or a co-handling unit is one of these (pass
+    /// `OrgChart::subtree(unit)` for a unit's subtree; this is what a unit may see).
+    pub units: Option<BTreeSet<UnitId>>,
+    /// Cases opened at or after this time.
+    pub opened_from: Option<Timestamp>,
+    /// Cases opened before this time.
+    pub opened_until: Option<Timestamp>,
+}
+
+impl CaseFilter {
+    /// No filter: every case.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only cases of `workflow`.
+    pub fn workflow(mut self, workflow: WorkflowId) -> Self {
+        self.workflow = Some(workflow);
+        self
+    }
+
+    /// Only open or only closed cases.
+    pub fn status(mut self, status: CaseStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only cases touching one of `units` (a subtree).
+    pub fn within(mut self, units: impl IntoIterator<Item = UnitId>) -> Self {
+        self.units = Some(units.into_iter().collect());
+        self
+    }
+
+    /// Only cases opened in `[from, until)`.
+    pub fn opened_between(mut self, from: Timestamp, until: Timestamp) -> Self {
+        self.opened_from = Some(from);
+        self.opened_until = Some(until);
+        self
+    }
+
+    /// Whether the row passes the filters other than the date range (which the scan bounds).
+    pub fn matches(&self, row: &CaseRow) -> bool {
+        if self
+            .workflow
+            .as_ref()
+            .is_some_and(|w| w != &row.workflow.id)
+        {
+            return false;
+        }
+        match self.status {
+            Some(CaseStatus::Open) if row.closed => return false,
+            Some(CaseStatus::Closed) if !row.closed => return false,
+            _ => {}
+        }
+        if let Some(units) = &self.units {
+            let touches = units.contains(&row.lead)
+                || units.contains(&row.unit)
+                || row.co_handlers.iter().any(|u| units.contains(u));
+            if !touches {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn selective(&self) -> bool {
+        self.workflow.is_some() || self.status.is_some() || self.units.is_some()
+    }
+}
+
+/// A case's row.
+///
+/// # Errors
+/// [`ProjectionError`] when a row does not decode or the store fails.
+pub fn get(view: &View<'_>, case: CaseId) -> Result<Option<CaseRow>, ProjectionError> {
+    let Some(opened) = view.get(&OPENED, case.as_bytes())? else {
+        return Ok(None);
+    };
+    view.get(&BOARD, &board_key(opened, &case))
+}
+
+/// A page of the cases that match `filter`, ordered by opened time then case id.
+///
+/// Stable: the cursor is the key of the last row looked at, so asking for the next page
+/// never skips or repeats a case, whatever was opened or changed meanwhile (a case opened
+/// after the first page was read comes after every case recorded before it). A page may hold
+/// fewer than `limit` rows and still have a `next` cursor when a selective filter made the
+/// call look at [`LOOK_AT_MAX`] rows; `next` is `None` only at the end.
+///
+/// # Errors
+/// [`ProjectionError`] when a row does not decode or the store fails.
+pub fn list(
+    view: &View<'_>,
+    filter: &CaseFilter,
+    page: &Page,
+) -> Result<Paged<CaseRow>, ProjectionError> {
+    // Start after the cursor, or just before `opened_from`, whichever is later.
+    let mut start = page.after.as_ref().map(|c| c.as_bytes().to_vec());
+    if let Some(from) = filter.opened_from.map(time_key).filter(|f| *f > 0) {
+        let mut before_from = (from - 1).to_be_bytes().to_vec();
+        before_from.extend_from_slice(&[0xff; 16]);
+        if start.as_ref().is_none_or(|s| *s < before_from) {
+            start = Some(before_from);
+        }
+    }
+    let until = filter.opened_until.map(time_key);
+    scan_filtered(
+        view,
+        &BOARD,
+        &[],
+        start,
+        (page.limit, filter.selective()),
+        |key, row| {
+            let opened = key
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            if until.is_some_and(|until| opened >= until) {
+                Step::Stop
+            } else if filter.matches(&row) {
+                Step::Keep(row)
+            } else {
+                Step::Skip
+            }
+        },
+    )
+}
