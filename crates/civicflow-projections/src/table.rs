@@ -62,7 +62,7 @@ impl<R: Row> Table<R> {
     }
 }
 
-/// A projection could not apply an event, or its storage failed.
+/// A projection could not apply an event, a query was malformed, or storage failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProjectionError {
@@ -70,6 +70,15 @@ pub enum ProjectionError {
     /// it needs is missing, …).
     #[error("{0}")]
     Event(String),
+    /// A query is malformed: a page cursor that does not parse or belongs to another list.
+    /// The caller's input is at fault, not the read model.
+    #[error("invalid {field}: {reason}")]
+    Query {
+        /// The query field at fault (`cursor`, …).
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A stored row does not decode.
     #[error("row {table}/{key} does not decode: {reason}")]
     Row {
@@ -89,6 +98,14 @@ impl ProjectionError {
     /// An error about the event being applied.
     pub fn event(reason: impl Into<String>) -> Self {
         Self::Event(reason.into())
+    }
+
+    /// An error about a query's `field`.
+    pub fn query(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Query {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 

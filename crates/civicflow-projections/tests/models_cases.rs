@@ -28,12 +28,12 @@ use civicflow_core::{
     Actor, ActorId, AppendRequest, CaseId, Clock, CorrelationId, DirectiveId, Durability, EventLog,
     ExpectedVersion, LogConfig, ManualClock, NewEvent, Role, Timestamp, UnitId, Version,
 };
-use civicflow_projections::models::case_board::{
-    self, CaseBoard, CaseFilter, CaseRow, CaseStatus, Cursor, Page,
-};
+use civicflow_projections::models::case_board::{self, CaseBoard, CaseFilter, CaseRow, CaseStatus};
 use civicflow_projections::models::overdue::{self, OverdueKind, OverdueReports};
+use civicflow_projections::models::page::{Cursor, Page};
 use civicflow_projections::models::rates::{self, Rates};
 use civicflow_projections::models::unit_inbox::{self, Relation, Subject, UnitInbox};
+use civicflow_projections::ProjectionError;
 use civicflow_projections::{Projection, Runner, RunnerOptions, View};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -868,7 +868,13 @@ fn a_unit_inbox_is_ordered_by_deadline_and_filtered_by_role() {
         .expect("inbox")
         .next
         .expect("more");
-    assert!(unit_inbox::inbox(&view, &unit("grid-2"), None, &Page::after(foreign, 1)).is_err());
+    assert!(matches!(
+        unit_inbox::inbox(&view, &unit("grid-2"), None, &Page::after(foreign, 1)),
+        Err(ProjectionError::Query {
+            field: "cursor",
+            ..
+        })
+    ));
 
     // The cases move on: Q is signed for (new deadline, five working days), P goes to
     // Intime, L is handed back; grid 1 acknowledges the directive.

@@ -31,9 +31,11 @@ use civicflow_core::{
 use civicflow_projections::models::community_stats::{
     self, CommunityStats, OrgFigures, Stats, WorkflowStats,
 };
-use civicflow_projections::models::directive_progress::{self, Cursor, DirectiveProgress, Page};
+use civicflow_projections::models::directive_progress::{self, DirectiveProgress};
 use civicflow_projections::models::lists::{self, Lists};
+use civicflow_projections::models::page::{Cursor, Page};
 use civicflow_projections::models::shop_standing::{self, PointChange, ShopStanding};
+use civicflow_projections::ProjectionError;
 use civicflow_projections::{Projection, Runner, RunnerOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -446,9 +448,9 @@ fn directives_page_newest_first_without_skips_or_repeats() {
     runner.wait_until_caught_up(WAIT).expect("caught up");
     let view = runner.view(directive_progress::NAME).expect("view");
     let cursor = page1.next.clone().expect("more after page 1");
-    let page2 = directive_progress::list(&view, &Page::after(2, cursor)).expect("page 2");
+    let page2 = directive_progress::list(&view, &Page::after(cursor, 2)).expect("page 2");
     let cursor = page2.next.clone().expect("more after page 2");
-    let page3 = directive_progress::list(&view, &Page::after(2, cursor)).expect("page 3");
+    let page3 = directive_progress::list(&view, &Page::after(cursor, 2)).expect("page 3");
     assert!(page3.next.is_none(), "page 3 is the last");
 
     let seen: Vec<DirectiveId> = [&page1, &page2, &page3]
@@ -487,9 +489,16 @@ fn directives_page_newest_first_without_skips_or_repeats() {
     let top = directive_progress::list(&view, &Page::first(1)).expect("top");
     assert_eq!(top.items[0].id, later[1]);
     assert_eq!((top.items[0].acknowledged, top.items[0].reported), (1, 1));
-    assert!(
-        directive_progress::list(&view, &Page::after(2, Cursor::parse("not-a-cursor"))).is_err()
-    );
+    assert!("not-a-cursor".parse::<Cursor>().is_err());
+    // A cursor that parses but is no key of this list is refused, naming the field.
+    let foreign: Cursor = "0102".parse().expect("hex");
+    assert!(matches!(
+        directive_progress::list(&view, &Page::after(foreign, 2)),
+        Err(ProjectionError::Query {
+            field: "cursor",
+            ..
+        })
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -798,8 +807,9 @@ fn the_three_lists_in_order_with_links_and_retirement() {
     runner.wait_until_caught_up(WAIT).expect("caught up");
     let view = runner.view(lists::NAME).expect("view");
 
-    let ids =
-        |page: &lists::Paged<lists::ListItem>| page.items.iter().map(|i| i.id).collect::<Vec<_>>();
+    let ids = |page: &civicflow_projections::models::page::Paged<lists::ListItem>| {
+        page.items.iter().map(|i| i.id).collect::<Vec<_>>()
+    };
     let all = |kind, retired| lists::list(&view, kind, retired, &Page::first(100)).expect("read");
     assert_eq!(ids(&all(ListKind::Projects, false)), vec![p1, p3]);
     assert_eq!(ids(&all(ListKind::Projects, true)), vec![p1, p2, p3]);
@@ -857,7 +867,7 @@ fn the_three_lists_in_order_with_links_and_retirement() {
     let mut next = page1.next.clone();
     while let Some(cursor) = next {
         let page =
-            lists::list(&view, ListKind::Needs, false, &Page::after(2, cursor)).expect("next page");
+            lists::list(&view, ListKind::Needs, false, &Page::after(cursor, 2)).expect("next page");
         seen.extend(ids(&page));
         next = page.next;
     }
@@ -877,7 +887,13 @@ fn the_three_lists_in_order_with_links_and_retirement() {
     // A cursor of one list does not page another.
     let resources = lists::list(&view, ListKind::Resources, true, &Page::first(1)).expect("read");
     let cursor = resources.next.expect("a second resource");
-    assert!(lists::list(&view, ListKind::Needs, true, &Page::after(1, cursor)).is_err());
+    assert!(matches!(
+        lists::list(&view, ListKind::Needs, true, &Page::after(cursor, 1)),
+        Err(ProjectionError::Query {
+            field: "cursor",
+            ..
+        })
+    ));
     assert_eq!(
         lists::item(&view, ListItemId::new_v7(world.now())).expect("read"),
         None

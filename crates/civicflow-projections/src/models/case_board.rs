@@ -20,19 +20,17 @@
 //!
 //! | table | key | row |
 //! |---|---|---|
-//! | [`BOARD`] `board` | `opened_at` (u64 big-endian microseconds) · case id (16 bytes) | [`CaseRow`] |
-//! | [`OPENED`] `opened` | case id (16 bytes) | `opened_at` (u64 microseconds) |
+//! | [`BOARD`] `board` | `opened_at` ([`time_key`](super::time_key), 8 bytes big-endian) · case id (16 bytes) | [`CaseRow`] |
+//! | [`OPENED`] `opened` | case id (16 bytes) | `opened_at` ([`time_key`](super::time_key)) |
 //!
 //! The board table is itself the ordered index: listing is a scan in key order, so pages are
 //! ordered by opened time, then case id. Each event of a case reads the tiny `opened` row
 //! (once per batch) to find the board key, and rewrites one board row: one row written per
-//! event, the fewest possible. The opaque [`Cursor`] of a page is the last key looked at, so
+//! event, the fewest possible. The opaque [`Cursor`](super::page::Cursor) of a page is the last key looked at, so
 //! a page never shifts when cases are added: a new case lands at its own key, after every case
 //! recorded before it.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use civicflow_core::domain::case::{CaseEvent, Channel};
@@ -40,6 +38,8 @@ use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, Workfl
 use civicflow_core::{CaseId, PersonId, RecordedEvent, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
+use super::page::{scan_filtered, Page, Paged, Step};
+use super::{time_key, undecodable};
 use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
@@ -50,25 +50,6 @@ pub const BOARD: Table<CaseRow> = Table::new("board");
 
 /// Where a case sits on the board: case id → `opened_at` (micros).
 pub const OPENED: Table<u64> = Table::new("opened");
-
-/// The most rows one call of [`list`] looks at before it returns what it found with a cursor
-/// to go on from (so that a filter matching little cannot make one call scan everything).
-pub const LOOK_AT_MAX: usize = 10_000;
-
-/// A time as a key component: microseconds since the Unix epoch, big-endian, so that byte
-/// order is time order (times before 1970 count as 1970).
-pub(crate) fn time_key(at: Timestamp) -> u64 {
-    u64::try_from(at.as_unix_micros()).unwrap_or(0)
-}
-
-/// A payload that does not decode stops the projection at its event.
-pub(crate) fn undecodable(event: &RecordedEvent, e: impl fmt::Display) -> ProjectionError {
-    ProjectionError::event(format!(
-        "{} at {} does not decode: {e}",
-        event.event_type.as_str(),
-        event.stream.as_str()
-    ))
-}
 
 /// One case on the board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,165 +229,6 @@ impl Projection for CaseBoard {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pagination, shared by the models that page.
-
-/// Where a page ended: the key of the last row looked at, opaque to callers. It prints as
-/// lowercase hex and parses back ([`FromStr`]), so it can travel in a URL.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Cursor(Vec<u8>);
-
-impl Cursor {
-    /// A cursor from the key bytes it holds.
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    /// The key bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Display for Cursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in &self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A cursor that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid cursor: {0}")]
-pub struct InvalidCursor(String);
-
-impl FromStr for Cursor {
-    type Err = InvalidCursor;
-
-    fn from_str(text: &str) -> Result<Self, InvalidCursor> {
-        if !text.len().is_multiple_of(2) || text.len() > 1024 {
-            return Err(InvalidCursor(
-                "expected an even number of hex digits, at most 1024".into(),
-            ));
-        }
-        (0..text.len())
-            .step_by(2)
-            .map(|i| {
-                text.get(i..i + 2)
-                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                    .ok_or_else(|| InvalidCursor(format!("not hex at {i}")))
-            })
-            .collect::<Result<Vec<u8>, _>>()
-            .map(Cursor)
-    }
-}
-
-/// Which page to read: after a cursor (`None`: from the start), at most `limit` rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// The cursor a previous page returned.
-    pub after: Option<Cursor>,
-    /// The most rows to return.
-    pub limit: usize,
-}
-
-impl Page {
-    /// The first page.
-    pub fn first(limit: usize) -> Self {
-        Self { after: None, limit }
-    }
-
-    /// The page after `cursor`.
-    pub fn after(cursor: Cursor, limit: usize) -> Self {
-        Self {
-            after: Some(cursor),
-            limit,
-        }
-    }
-}
-
-/// A page of results.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Paged<T> {
-    /// The rows, in key order.
-    pub items: Vec<T>,
-    /// The cursor of the last row looked at, to ask for the next page; `None` when the scan
-    /// reached the end (nothing more matches now).
-    pub next: Option<Cursor>,
-}
-
-/// What a scan does with a row.
-pub(crate) enum Step<T> {
-    /// The key is past the end of the range: stop, with no cursor.
-    Stop,
-    /// Not wanted; go on.
-    Skip,
-    /// Wanted.
-    Keep(T),
-}
-
-/// Scans `table` under `prefix` after `start` (exclusive), deciding for each row with
-/// `step`, until `limit` rows are kept, the range or the prefix ends, or [`LOOK_AT_MAX`] rows
-/// were looked at. `selective` says whether many rows may be skipped (it sizes the chunks).
-pub(crate) fn scan_filtered<R: crate::Row, T>(
-    view: &View<'_>,
-    table: &Table<R>,
-    prefix: &[u8],
-    start: Option<Vec<u8>>,
-    (limit, selective): (usize, bool),
-    mut step: impl FnMut(&[u8], R) -> Step<T>,
-) -> Result<Paged<T>, ProjectionError> {
-    let mut items = Vec::new();
-    let mut after = start;
-    if limit == 0 {
-        return Ok(Paged {
-            items,
-            next: after.map(Cursor),
-        });
-    }
-    let mut looked = 0usize;
-    loop {
-        let wanted = limit - items.len();
-        // Without a filter exactly what is needed; with one, chunks big enough to be worth a
-        // scan.
-        let chunk = if selective {
-            wanted.clamp(64, 1024)
-        } else {
-            wanted.min(1024)
-        };
-        let rows = view.scan(table, prefix, after.as_deref(), chunk)?;
-        let exhausted = rows.len() < chunk;
-        for (key, row) in rows {
-            looked += 1;
-            match step(&key, row) {
-                Step::Stop => return Ok(Paged { items, next: None }),
-                Step::Skip => {}
-                Step::Keep(item) => {
-                    items.push(item);
-                    if items.len() == limit {
-                        return Ok(Paged {
-                            items,
-                            next: Some(Cursor(key)),
-                        });
-                    }
-                }
-            }
-            after = Some(key);
-            if looked >= LOOK_AT_MAX {
-                return Ok(Paged {
-                    items,
-                    next: after.map(Cursor),
-                });
-            }
-        }
-        if exhausted {
-            return Ok(Paged { items, next: None });
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Queries
 
 /// Open or closed.
@@ -537,7 +359,7 @@ pub fn list(
         &BOARD,
         &[],
         start,
-        (page.limit, filter.selective()),
+        (page.clamped_limit(), filter.selective()),
         |key, row| {
             let opened = key
                 .get(..8)

@@ -34,13 +34,15 @@ use civicflow_core::domain::directive::{
 use civicflow_core::{DirectiveId, RecordedEvent, Timestamp, UnitId, Version};
 use serde::{Deserialize, Serialize};
 
+use super::page::{Page, Paged};
+use super::time_key;
 use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
 pub const NAME: &str = "directive_progress";
 
-/// The largest page a query returns.
-pub const PAGE_MAX: usize = 500;
+/// How many parts [`tree`] reads per scan.
+const PARTS_CHUNK: usize = 500;
 
 /// A directive's row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,99 +107,6 @@ const PARTS: Table<PartRow> = Table::new("p");
 const BY_TIME: Table<()> = Table::new("t");
 
 // ---------------------------------------------------------------------------------------------
-// Pages (shared with the other list queries of this crate's models)
-
-/// Where a page starts: the opaque position after the last item of the previous page
-/// (hex, safe in a URL).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Cursor(String);
-
-impl Cursor {
-    /// The cursor after a stored key.
-    pub(crate) fn from_key(key: &[u8]) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut text = String::with_capacity(key.len() * 2);
-        for b in key {
-            text.push(char::from(HEX[usize::from(b >> 4)]));
-            text.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        Self(text)
-    }
-
-    /// A cursor as a client sent it back.
-    pub fn parse(text: &str) -> Self {
-        Self(text.to_owned())
-    }
-
-    /// The cursor as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The stored key, checked to be `len` bytes long.
-    pub(crate) fn to_key(&self, len: usize) -> Result<Vec<u8>, ProjectionError> {
-        let bad = || ProjectionError::event(format!("invalid page cursor {:?}", self.0));
-        let text = self.0.as_bytes();
-        if text.len() != len * 2 {
-            return Err(bad());
-        }
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        text.chunks_exact(2)
-            .map(|pair| match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(hi), Some(lo)) => Ok(hi << 4 | lo),
-                _ => Err(bad()),
-            })
-            .collect()
-    }
-}
-
-/// Which page to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// At most this many items (1 to [`PAGE_MAX`]; 0 is read as 1).
-    pub limit: usize,
-    /// Start after this cursor (`None`: the first page).
-    pub after: Option<Cursor>,
-}
-
-impl Page {
-    /// The first page of `limit` items.
-    pub fn first(limit: usize) -> Self {
-        Self { limit, after: None }
-    }
-
-    /// The page after `cursor`.
-    pub fn after(limit: usize, cursor: Cursor) -> Self {
-        Self {
-            limit,
-            after: Some(cursor),
-        }
-    }
-
-    pub(crate) fn clamped_limit(&self) -> usize {
-        self.limit.clamp(1, PAGE_MAX)
-    }
-}
-
-/// A page of items.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Paged<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// The cursor of the next page; `None` when this page is the last.
-    pub next: Option<Cursor>,
-}
-
-/// A timestamp as 8 bytes whose byte order is time order.
-pub(crate) fn time_key(at: Timestamp) -> [u8; 8] {
-    (at.as_unix_micros().cast_unsigned() ^ (1 << 63)).to_be_bytes()
-}
-
-// ---------------------------------------------------------------------------------------------
 // The projection
 
 /// The directive progress projection.
@@ -213,7 +122,7 @@ fn part_key(id: &DirectiveId, index: u32) -> [u8; 20] {
 
 fn time_index_key(at: Timestamp, id: &DirectiveId) -> [u8; 24] {
     let mut key = [0u8; 24];
-    key[..8].copy_from_slice(&time_key(at));
+    key[..8].copy_from_slice(&time_key(at).to_be_bytes());
     key[8..].copy_from_slice(id.as_bytes());
     key
 }
@@ -429,8 +338,8 @@ pub fn directive(
     let mut parts = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let rows = view.scan(&PARTS, id.as_bytes(), after.as_deref(), PAGE_MAX)?;
-        let full = rows.len() == PAGE_MAX;
+        let rows = view.scan(&PARTS, id.as_bytes(), after.as_deref(), PARTS_CHUNK)?;
+        let full = rows.len() == PARTS_CHUNK;
         after = rows.last().map(|(key, _)| key.clone());
         for (key, row) in rows {
             let index = key
@@ -498,13 +407,10 @@ pub fn directive(
 /// failure.
 pub fn list(view: &View<'_>, page: &Page) -> Result<Paged<DirectiveSummary>, ProjectionError> {
     let limit = page.clamped_limit();
-    let before = page.after.as_ref().map(|c| c.to_key(24)).transpose()?;
-    let keys = view.scan_back(&BY_TIME, &[], before.as_deref(), limit)?;
-    let next = (keys.len() == limit)
-        .then(|| keys.last().map(|(key, ())| Cursor::from_key(key)))
-        .flatten();
+    let before = page.after.as_ref().map(|c| c.key_in(&[], 24)).transpose()?;
+    let keys = view.scan_back(&BY_TIME, &[], before, limit)?;
     let mut items = Vec::with_capacity(keys.len());
-    for (key, ()) in keys {
+    for (key, ()) in &keys {
         let raw = key
             .get(8..24)
             .and_then(|b| <[u8; 16]>::try_from(b).ok())
@@ -514,5 +420,5 @@ pub fn list(view: &View<'_>, page: &Page) -> Result<Paged<DirectiveSummary>, Pro
             items.extend(summary(id, row));
         }
     }
-    Ok(Paged { items, next })
+    Ok(Paged::from_keys(items, &keys, limit))
 }

@@ -29,8 +29,8 @@ use civicflow_core::domain::lists::{ListEvent, ListKind};
 use civicflow_core::{CaseId, ListItemId, RecordedEvent, Timestamp, UnitId, Version};
 use serde::{Deserialize, Serialize};
 
-use super::directive_progress::time_key;
-pub use super::directive_progress::{Cursor, Page, Paged};
+use super::page::{Page, Paged};
+use super::time_key;
 use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
@@ -82,7 +82,7 @@ fn kind_byte(kind: ListKind) -> u8 {
 fn order_key(kind: ListKind, added_at: Timestamp, id: &ListItemId) -> [u8; ORDER_KEY_LEN] {
     let mut key = [0u8; ORDER_KEY_LEN];
     key[0] = kind_byte(kind);
-    key[1..9].copy_from_slice(&time_key(added_at));
+    key[1..9].copy_from_slice(&time_key(added_at).to_be_bytes());
     key[9..].copy_from_slice(id.as_bytes());
     key
 }
@@ -195,18 +195,12 @@ pub fn list(
     let after = page
         .after
         .as_ref()
-        .map(|c| c.to_key(ORDER_KEY_LEN))
+        .map(|c| c.key_in(&prefix, ORDER_KEY_LEN))
         .transpose()?;
-    if after.as_ref().is_some_and(|a| a[0] != prefix[0]) {
-        return Err(ProjectionError::event("a page cursor of another list"));
-    }
     let index = if include_retired { &ALL } else { &LIVE };
-    let keys = view.scan(index, &prefix, after.as_deref(), limit)?;
-    let next = (keys.len() == limit)
-        .then(|| keys.last().map(|(key, ())| Cursor::from_key(key)))
-        .flatten();
+    let keys = view.scan(index, &prefix, after, limit)?;
     let mut items = Vec::with_capacity(keys.len());
-    for (key, ()) in keys {
+    for (key, ()) in &keys {
         let raw = key
             .get(9..ORDER_KEY_LEN)
             .and_then(|b| <[u8; 16]>::try_from(b).ok())
@@ -218,7 +212,7 @@ pub fn list(
             });
         }
     }
-    Ok(Paged { items, next })
+    Ok(Paged::from_keys(items, &keys, limit))
 }
 
 /// An item of any list (`None`: no such item).

@@ -3,17 +3,20 @@
 //!
 //! [`View`]: crate::View
 
+use std::fmt;
 use std::sync::Arc;
 
 use civicflow_core::domain::workflow::DefinitionRegistry;
+use civicflow_core::{RecordedEvent, Timestamp};
 
-use crate::Projection;
+use crate::{Projection, ProjectionError};
 
 pub mod case_board;
 pub mod community_stats;
 pub mod directive_progress;
 pub mod lists;
 pub mod overdue;
+pub mod page;
 pub mod rates;
 pub mod shop_standing;
 pub mod unit_inbox;
@@ -45,4 +48,19 @@ pub fn names() -> Vec<&'static str> {
         lists::NAME,
         community_stats::NAME,
     ]
+}
+
+/// A time as a key component: microseconds since the Unix epoch with the sign bit flipped,
+/// so that the big-endian bytes sort in time order (before 1970 too).
+pub(crate) fn time_key(at: Timestamp) -> u64 {
+    at.as_unix_micros().cast_unsigned() ^ (1 << 63)
+}
+
+/// A payload that does not decode stops the projection at its event.
+pub(crate) fn undecodable(event: &RecordedEvent, e: impl fmt::Display) -> ProjectionError {
+    ProjectionError::event(format!(
+        "{} at {} does not decode: {e}",
+        event.event_type.as_str(),
+        event.stream.as_str()
+    ))
 }

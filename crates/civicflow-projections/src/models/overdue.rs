@@ -44,8 +44,8 @@ use civicflow_core::domain::directive::PartEvent;
 use civicflow_core::{RecordedEvent, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
-use super::case_board::{time_key, undecodable};
 pub use super::unit_inbox::Subject;
+use super::{time_key, undecodable};
 use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.

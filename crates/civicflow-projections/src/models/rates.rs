@@ -45,7 +45,7 @@ use civicflow_core::domain::fields::FieldValue;
 use civicflow_core::{RecordedEvent, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
-use super::case_board::undecodable;
+use super::undecodable;
 use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.

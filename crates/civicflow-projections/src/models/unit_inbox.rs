@@ -40,7 +40,8 @@ use civicflow_core::domain::workflow::{Definition, DefinitionRef, DefinitionRegi
 use civicflow_core::{CaseId, DirectiveId, RecordedEvent, Role, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
-use super::case_board::{scan_filtered, time_key, undecodable, Page, Paged, Step};
+use super::page::{scan_filtered, Page, Paged, Step};
+use super::{time_key, undecodable};
 use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
@@ -592,9 +593,10 @@ pub fn inbox(
     let prefix = unit_prefix(unit);
     if let Some(cursor) = &page.after {
         if !cursor.as_bytes().starts_with(&prefix) {
-            return Err(ProjectionError::event(format!(
-                "the cursor is not one of {unit}'s inbox"
-            )));
+            return Err(ProjectionError::query(
+                "cursor",
+                format!("not a cursor of {unit}'s inbox"),
+            ));
         }
     }
     scan_filtered(
@@ -602,7 +604,7 @@ pub fn inbox(
         &ITEMS,
         &prefix,
         page.after.as_ref().map(|c| c.as_bytes().to_vec()),
-        (page.limit, role.is_some()),
+        (page.clamped_limit(), role.is_some()),
         |_, item: InboxItem| match role {
             Some(role) if !item.actionable_by(role) => Step::Skip,
             _ => Step::Keep(item),
