@@ -143,6 +143,8 @@ struct Progress {
     phase: Phase,
     /// The namespace that answers reads.
     serving: Option<Namespace>,
+    /// Cloned into every view of `serving`: while a clone lives, a retired version is kept.
+    lease: Arc<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -207,6 +209,7 @@ impl Runner {
                     checkpoint,
                     phase: Phase::Starting,
                     serving,
+                    lease: Arc::new(()),
                 }),
                 changed: Condvar::new(),
             }));
@@ -316,13 +319,18 @@ impl Runner {
     /// store fails.
     pub fn view(&self, name: &str) -> Result<View<'_>, FreshnessError> {
         let slot = self.slot(name)?;
-        let serving = lock(&slot.progress).serving.clone();
+        let (serving, lease) = {
+            let progress = lock(&slot.progress);
+            (progress.serving.clone(), progress.lease.clone())
+        };
         let ns = match serving {
             Some(ns) => ns,
             None => Namespace::new(slot.projection.name(), slot.projection.version())
                 .map_err(|e| FreshnessError::Store(e.to_string()))?,
         };
-        View::of(&self.shared.store, ns).map_err(|e| FreshnessError::Store(e.to_string()))
+        View::of(&self.shared.store, ns)
+            .map(|view| view.leased(lease))
+            .map_err(|e| FreshnessError::Store(e.to_string()))
     }
 
     /// [`Runner::wait_for`] `position`, then [`Runner::view`]: a view that includes every
@@ -418,6 +426,7 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
     let ns =
         Namespace::new(projection.name(), projection.version()).map_err(ProjectionError::from)?;
     let serving = lock(&slot.progress).serving.clone();
+    clear_leftovers(shared, &ns, serving.as_ref())?;
     let rebuilding = serving.as_ref().is_none_or(|active| active != &ns);
     if rebuilding {
         set_phase(
@@ -439,7 +448,18 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
         set_phase(slot, Phase::Live);
     }
     let mut batch: Vec<RecordedEvent> = Vec::with_capacity(1024);
+    // The version replaced by a finished rebuild, with its lease: cleared once no view of it
+    // is left (or, if the runner stops first, at the next start).
+    let mut retiring: Option<(Namespace, Arc<()>)> = None;
     while !shared.stop.load(Ordering::Acquire) {
+        if retiring
+            .as_ref()
+            .is_some_and(|(_, lease)| Arc::strong_count(lease) == 1)
+        {
+            if let Some((old, _)) = retiring.take() {
+                shared.store.clear(&old).map_err(ProjectionError::from)?;
+            }
+        }
         batch.clear();
         // Wait for one event, then take what is already there, up to a batch.
         match subscription.next_timeout(shared.options.idle_wait) {
@@ -467,19 +487,34 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
             // Caught up when nothing more is waiting in the log.
             let head = shared.log.head().map(|h| h.position);
             if head.is_none() || checkpoint >= head {
-                if let Some(old) = serving.as_ref().filter(|old| *old != &ns) {
-                    shared.store.activate(&ns).map_err(ProjectionError::from)?;
-                    shared.store.clear(old).map_err(ProjectionError::from)?;
-                } else {
-                    shared.store.activate(&ns).map_err(ProjectionError::from)?;
-                }
+                // Switch: durably first, then for readers; the old version stays whole for
+                // the views still reading it.
+                shared.store.activate(&ns).map_err(ProjectionError::from)?;
                 let mut progress = lock(&slot.progress);
-                progress.serving = Some(ns.clone());
+                let old = progress.serving.replace(ns.clone());
+                let old_lease = std::mem::replace(&mut progress.lease, Arc::new(()));
                 progress.phase = Phase::Live;
                 drop(progress);
+                retiring = old.filter(|old| old != &ns).map(|old| (old, old_lease));
                 slot.changed.notify_all();
                 live = true;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Clears what earlier runs left of this projection: a version replaced by a rebuild whose
+/// views outlived the runner, or a half-built version no longer wanted. Keeps the version that
+/// answers reads and the one this runner builds.
+fn clear_leftovers(
+    shared: &Shared,
+    ns: &Namespace,
+    serving: Option<&Namespace>,
+) -> Result<(), ProjectionError> {
+    for other in shared.store.namespaces()? {
+        if other.name() == ns.name() && &other != ns && Some(&other) != serving {
+            shared.store.clear(&other)?;
         }
     }
     Ok(())

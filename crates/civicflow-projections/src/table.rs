@@ -8,6 +8,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use civicflow_core::payload;
 use civicflow_core::readmodel::{Changes, Namespace, ReadModelError, ReadModelStore};
@@ -310,6 +311,9 @@ pub struct View<'a> {
     store: &'a ReadModelStore,
     ns: Namespace,
     checkpoint: Option<Position>,
+    /// Held while the view lives: the runner clears a retired version only once no view of
+    /// it is left, so a reader never sees its rows vanish mid-read.
+    _lease: Option<Arc<()>>,
 }
 
 impl std::fmt::Debug for View<'_> {
@@ -333,7 +337,14 @@ impl<'a> View<'a> {
             store,
             ns,
             checkpoint,
+            _lease: None,
         })
+    }
+
+    /// The view holding `lease` until it (and every clone) is dropped.
+    pub(crate) fn leased(mut self, lease: Arc<()>) -> Self {
+        self._lease = Some(lease);
+        self
     }
 
     /// The namespace (projection name and version) this view reads.

@@ -6,7 +6,7 @@
 //! every projection, and rebuilds that take the reads down.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use civicflow_core::readmodel::ReadModelStore;
 use civicflow_core::{
@@ -14,7 +14,7 @@ use civicflow_core::{
     RecordedEvent, StreamId, Timestamp,
 };
 use civicflow_projections::{
-    FreshnessError, Phase, Projection, ProjectionError, Runner, RunnerOptions, Table, Tx,
+    FreshnessError, Phase, Projection, ProjectionError, Runner, RunnerOptions, Table, Tx, View,
 };
 
 struct Scratch(std::path::PathBuf);
@@ -222,6 +222,8 @@ fn a_new_version_rebuilds_while_the_old_one_answers_then_switches() {
         },
     )
     .expect("start v2");
+    // A reader that took its view of version 1 before the switch.
+    let held = runner.view("counter").expect("view");
     let mut seen = Vec::new();
     loop {
         let view = runner.view("counter").expect("view");
@@ -240,10 +242,63 @@ fn a_new_version_rebuilds_while_the_old_one_answers_then_switches() {
     }
     runner.wait_until_caught_up(WAIT).expect("v2 caught up");
     assert_eq!(store.active("counter").expect("read"), Some(2));
+
+    // Version 1 stays whole while a view of it lives, and is cleared once none does.
     let v1 = civicflow_core::readmodel::Namespace::new("counter", 1).expect("valid");
-    assert_eq!(
-        store.checkpoint(&v1).expect("read"),
-        None,
-        "the old version was cleared"
+    if held.namespace().version() == 1 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(held.get(&COUNTS, b"*").expect("read"), Some(2000));
+        assert!(store.checkpoint(&v1).expect("read").is_some());
+    }
+    drop(held);
+    let deadline = Instant::now() + WAIT;
+    while store.checkpoint(&v1).expect("read").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the old version was never cleared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        View::of(&store, v1)
+            .expect("view")
+            .scan(&COUNTS, b"", None, 10)
+            .expect("scan")
+            .is_empty(),
+        "the old version's rows are gone"
     );
+}
+
+#[test]
+fn a_version_left_behind_by_an_earlier_run_is_cleared_at_start() {
+    let scratch = Scratch::new("leftover");
+    let log = EventLog::open(scratch.0.join("log")).expect("log");
+    append(&log, "case-a", b"x");
+    let store = Arc::new(ReadModelStore::open(scratch.0.join("rm")).expect("store"));
+    let counter = |version| -> Vec<Box<dyn Projection>> {
+        vec![Box::new(Counter {
+            version,
+            name: "counter",
+            poison: None,
+        })]
+    };
+    // Version 3 half-built by a run that stopped (its rows and checkpoint are there, it was
+    // never activated), then version 1 built and serving.
+    let ns = |v| civicflow_core::readmodel::Namespace::new("counter", v).expect("valid");
+    let mut changes = civicflow_core::readmodel::Changes::default();
+    changes.put(b"\x00stale".to_vec(), b"x".to_vec());
+    store
+        .commit(&ns(3), changes, civicflow_core::Position::FIRST)
+        .expect("commit");
+    let runner = Runner::start(
+        log.clone(),
+        store.clone(),
+        counter(1),
+        RunnerOptions::default(),
+    )
+    .expect("start");
+    runner.wait_until_caught_up(WAIT).expect("caught up");
+    drop(runner);
+    assert_eq!(store.checkpoint(&ns(3)).expect("read"), None);
+    assert_eq!(store.active("counter").expect("read"), Some(1));
 }
