@@ -99,7 +99,7 @@ pub struct PartState {
     pub deadline: Option<ActiveDeadline>,
     /// Whether the deadline was missed.
     pub missed: bool,
-    /// The unit supervising after an escalation.
+    /// The unit supervising after an escalation (督办), until the deadline is met or missed.
     pub escalated_to: Option<UnitId>,
     /// The version of the part's stream this state is as of.
     pub version: Option<Version>,
@@ -232,8 +232,8 @@ const ISSUERS: &[&str] = &[
     roles::GRID_WORKER,
     roles::ENTERPRISE_LIAISON,
 ];
-/// The roles that act on a unit's part.
-const RESPONDERS: &[&str] = &[
+/// The roles that act on a unit's part (acknowledge it, report on it).
+pub const RESPONDERS: &[&str] = &[
     roles::COMMUNITY_ADMIN,
     roles::GRID_WORKER,
     roles::ENTERPRISE_LIAISON,
@@ -519,10 +519,15 @@ pub fn apply_part(
             state.report = Some(e.note.clone());
         }
         PartEvent::DeadlineSet(e) => state.deadline = Some(ActiveDeadline::from_set(e)),
-        PartEvent::DeadlineMet(_) => state.deadline = None,
+        // An escalation supervises until the deadline resolves, as for a case.
+        PartEvent::DeadlineMet(_) => {
+            state.deadline = None;
+            state.escalated_to = None;
+        }
         PartEvent::DeadlineMissed(_) => {
             state.deadline = None;
             state.missed = true;
+            state.escalated_to = None;
         }
         PartEvent::DeadlineStepReached(e) => {
             if let Some(deadline) = state.deadline.as_mut().filter(|d| d.seq == e.seq) {

@@ -233,12 +233,14 @@ fn apply_part(
                     counts.push(Count::Missed);
                 }
                 part.missed = true;
+                part.escalated_to = None;
             }
+            // As in the core: an escalation supervises until the deadline resolves.
+            PartEvent::DeadlineMet(_) => part.escalated_to = None,
             PartEvent::DeadlineStepReached(e) if e.step == LadderStep::Escalate => {
                 part.escalated_to = Some(e.unit.clone());
             }
-            // Assigned is handled above; a met deadline, a reminder or a breach changes nothing
-            // shown here.
+            // Assigned is handled above; a reminder or a breach changes nothing shown here.
             _ => {}
         }
     }

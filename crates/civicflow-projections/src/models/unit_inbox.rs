@@ -34,8 +34,7 @@
 use std::sync::Arc;
 
 use civicflow_core::domain::case::CaseEvent;
-use civicflow_core::domain::directive::{DirectiveEvent, PartEvent};
-use civicflow_core::domain::org::roles;
+use civicflow_core::domain::directive::{self, DirectiveEvent, PartEvent};
 use civicflow_core::domain::workflow::{Definition, DefinitionRef, DefinitionRegistry, Scope};
 use civicflow_core::{CaseId, DirectiveId, RecordedEvent, Role, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
@@ -55,16 +54,6 @@ pub const CASES: Table<InboxCase> = Table::new("case");
 pub const PARTS: Table<InboxPart> = Table::new("part");
 /// Directive titles: directive id → title.
 pub const DIRECTIVES: Table<String> = Table::new("directive");
-
-/// The roles that may acknowledge and report a unit's part of a directive (the core's rule,
-/// which it does not export).
-pub const DIRECTIVE_RESPONDERS: &[&str] = &[
-    roles::COMMUNITY_ADMIN,
-    roles::GRID_WORKER,
-    roles::ENTERPRISE_LIAISON,
-    roles::SHOP_OWNER,
-    roles::PARTY_MEMBER,
-];
 
 /// What an inbox item is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -463,7 +452,7 @@ fn stage_actions(definition: &Definition, stage: &str, relation: Relation) -> Ac
 }
 
 fn part_item(subject: Subject, row: &InboxPart) -> InboxItem {
-    let responders: Vec<Role> = DIRECTIVE_RESPONDERS
+    let responders: Vec<Role> = directive::RESPONDERS
         .iter()
         .filter_map(|r| Role::new(*r).ok())
         .collect();
