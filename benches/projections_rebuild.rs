@@ -3,7 +3,9 @@
 //! Run: `cargo bench --bench projections_rebuild` (`-- --quick` for a smoke run). The history is
 //! the Tonghui demo's org chart and random commands from its actors through the real engine
 //! (the same generator as the projection tests), so events have realistic shapes and mixes.
-//! Results are recorded in `docs/benchmarks.md`.
+//! Results are recorded in `docs/benchmarks.md`. `CIVICFLOW_BENCH_KEEP=DIR` keeps the generated
+//! history in `DIR` and reuses it on the next run (for profiling); `CIVICFLOW_BENCH_ONLY=MODEL`
+//! runs one model alone and nothing else (`all`: all together, no breakdown).
 //!
 //! - raw replay: `EventLog::read_all` over the whole log in batches of 1024 (records decoded,
 //!   payloads not), events per second;
@@ -46,13 +48,24 @@ fn rebuild(log: &EventLog, dir: &std::path::Path, projections: Vec<Box<dyn Proje
     let store = Arc::new(ReadModelStore::open(dir).expect("store"));
     let events = log.head().map_or(0, |h| h.position.get());
     let started = Instant::now();
-    let runner =
-        Runner::start(log.clone(), store, projections, RunnerOptions::default()).expect("start");
+    let runner = Runner::start(
+        log.clone(),
+        store.clone(),
+        projections,
+        RunnerOptions::default(),
+    )
+    .expect("start");
     runner
         .wait_until_caught_up(Duration::from_secs(600))
         .expect("caught up");
     let rate = events as f64 / started.elapsed().as_secs_f64();
     drop(runner);
+    if std::env::var_os("CIVICFLOW_BENCH_ROWS").is_some() {
+        for ns in store.namespaces().expect("namespaces") {
+            let rows = store.scan(&ns, b"", None, usize::MAX).expect("scan").len();
+            println!("rows: {ns:?} {rows}");
+        }
+    }
     let _ = std::fs::remove_dir_all(dir);
     rate
 }
@@ -65,22 +78,27 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (commands, rounds) = if quick { (2_000, 1) } else { (30_000, 3) };
-    let base = std::env::temp_dir().join(format!(
-        "civicflow-bench-projections-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&base);
+    let keep = std::env::var_os("CIVICFLOW_BENCH_KEEP").map(std::path::PathBuf::from);
+    let base = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "civicflow-bench-projections-{}",
+            std::process::id()
+        ))
+    });
+    let reuse = keep.is_some() && base.join("data").join("log").exists();
+    if !reuse {
+        let _ = std::fs::remove_dir_all(&base);
+    }
     let clock = ManualClock::new(demo::START);
     let key = MasterKey::generate().expect("randomness");
-    let definitions;
-    {
+    let definitions = Arc::new(civicflow::core::domain::workflow::DefinitionRegistry::built_in());
+    if !reuse {
         let engine = open_engine(&base.join("data"), &clock, &key);
         demo::build_org(&engine).expect("demo chart");
         let mut rng = Rng::new(20_261_127);
         let mut cases = Vec::new();
         let generated = Instant::now();
         let accepted = run_random_commands(&engine, &clock, &mut rng, commands, &mut cases);
-        definitions = Arc::new(engine.definitions().clone());
         println!(
             "history: {accepted} accepted of {commands} commands, {} cases, {} events (generated in {:.1?})",
             cases.len(),
@@ -90,6 +108,8 @@ fn main() {
     }
     let log = EventLog::open(base.join("data").join("log")).expect("log");
 
+    let only = std::env::var("CIVICFLOW_BENCH_ONLY").ok();
+    let together = only.as_deref().is_none_or(|only| only == "all");
     let mut raw = Vec::new();
     let mut all = Vec::new();
     let mut events = 0;
@@ -97,11 +117,15 @@ fn main() {
         let (rate, count) = raw_replay(&log);
         raw.push(rate);
         events = count;
-        all.push(rebuild(
-            &log,
-            &base.join("rm-all"),
-            models::all(definitions.clone()),
-        ));
+        if together {
+            all.push(rebuild(
+                &log,
+                &base.join("rm-all"),
+                models::all(definitions.clone()),
+            ));
+        } else {
+            all.push(f64::NAN);
+        }
     }
     let (raw, all) = (median(raw), median(all));
     println!("\n## rebuild of every read model, {events} events");
@@ -113,7 +137,11 @@ fn main() {
         models::names().len(),
         all / raw
     );
-    for (i, name) in models::names().iter().enumerate() {
+    for (i, name) in models::names()
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| only.as_deref().is_none_or(|only| only == **name))
+    {
         let only: Vec<Box<dyn Projection>> = models::all(definitions.clone())
             .into_iter()
             .skip(i)
@@ -126,5 +154,7 @@ fn main() {
         );
     }
     drop(log);
-    let _ = std::fs::remove_dir_all(&base);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }

@@ -37,7 +37,9 @@ fn child(dir: &Path) {
         models::all(definitions),
         RunnerOptions {
             batch_events_max: 3,
+            rows_in_memory_max: 40,
             idle_wait: Duration::from_millis(5),
+            ..RunnerOptions::default()
         },
     )
     .expect("start");

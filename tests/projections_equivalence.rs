@@ -25,7 +25,7 @@ use common::TempDir;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-fn case(seed: u64, chunks: &[(usize, u64, usize)]) -> Result<(), TestCaseError> {
+fn case(seed: u64, chunks: &[(usize, u64, usize, usize)]) -> Result<(), TestCaseError> {
     let dir = TempDir::new("projections-equivalence");
     let clock = ManualClock::new(demo::START);
     let key = MasterKey::generate().expect("randomness");
@@ -37,10 +37,11 @@ fn case(seed: u64, chunks: &[(usize, u64, usize)]) -> Result<(), TestCaseError> 
     let mut cases = Vec::new();
 
     // Incremental: the history grows in chunks; after each, the runner runs for a random
-    // while with a random batch size and is stopped wherever it is.
+    // while with a random batch size and a random bound on the rows it keeps in memory (small
+    // bounds make it forget rows and read them back), and is stopped wherever it is.
     let incremental =
         Arc::new(ReadModelStore::open(dir.path().join("incremental")).expect("store"));
-    for &(commands, run_ms, batch) in chunks {
+    for &(commands, run_ms, batch, rows) in chunks {
         run_random_commands(&engine, &clock, &mut rng, commands, &mut cases);
         let runner = Runner::start(
             log.clone(),
@@ -48,7 +49,9 @@ fn case(seed: u64, chunks: &[(usize, u64, usize)]) -> Result<(), TestCaseError> 
             models::all(definitions.clone()),
             RunnerOptions {
                 batch_events_max: batch,
+                rows_in_memory_max: rows,
                 idle_wait: Duration::from_millis(2),
+                ..RunnerOptions::default()
             },
         )
         .expect("start");
@@ -96,7 +99,7 @@ fn incremental_read_models_with_restarts_equal_a_rebuild() {
     });
     let strategy = (
         any::<u64>(),
-        proptest::collection::vec((5usize..60, 0u64..15, 1usize..40), 1..5),
+        proptest::collection::vec((5usize..60, 0u64..15, 1usize..40, 1usize..300), 1..5),
     );
     runner
         .run(&strategy, |(seed, chunks)| case(seed, &chunks))

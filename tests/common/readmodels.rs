@@ -43,6 +43,7 @@ pub fn run_to_head(
         RunnerOptions {
             batch_events_max: batch,
             idle_wait: Duration::from_millis(5),
+            ..RunnerOptions::default()
         },
     )
     .expect("start");

@@ -1,4 +1,8 @@
-//! Log events decoded as the domain events their streams hold.
+//! Log events as projections see them: the record, and the domain event its stream holds,
+//! decoded at most once however many projections read it.
+
+use std::ops::Deref;
+use std::sync::OnceLock;
 
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::directive::{DirectiveEvent, PartEvent};
@@ -9,6 +13,58 @@ use civicflow_core::domain::person::PersonEvent;
 use civicflow_core::{
     CaseId, DirectiveId, DomainEvent, ListItemId, PayloadError, RecordedEvent, UnitId,
 };
+
+use crate::ProjectionError;
+
+/// A log event handed to a [`Projection`](crate::Projection): the record (it derefs to
+/// [`RecordedEvent`]) and its domain event, decoded on first use and shared by every
+/// projection that reads the same event.
+#[derive(Debug)]
+pub struct Event {
+    record: RecordedEvent,
+    decoded: OnceLock<Result<Decoded, String>>,
+}
+
+impl Event {
+    /// An event to apply (the runner makes these; tests and tools may too).
+    pub fn new(record: RecordedEvent) -> Self {
+        Self {
+            record,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    /// The log record.
+    pub fn record(&self) -> &RecordedEvent {
+        &self.record
+    }
+
+    /// The domain event (see [`decode_event`]).
+    ///
+    /// # Errors
+    /// [`ProjectionError::Event`] naming the event's type and stream when the payload does not
+    /// decode as its stream's kind of event: the projection stops at this event.
+    pub fn decoded(&self) -> Result<&Decoded, ProjectionError> {
+        self.decoded
+            .get_or_init(|| decode_event(&self.record).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|reason| {
+                ProjectionError::event(format!(
+                    "{} at {} does not decode: {reason}",
+                    self.record.event_type.as_str(),
+                    self.record.stream.as_str()
+                ))
+            })
+    }
+}
+
+impl Deref for Event {
+    type Target = RecordedEvent;
+
+    fn deref(&self) -> &RecordedEvent {
+        &self.record
+    }
+}
 
 /// A domain event, with what its stream says about it.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,10 +13,11 @@
 //! The design is in `docs/projections.md` of the repository.
 
 mod event;
+mod feed;
 pub mod models;
 mod runner;
 mod table;
 
-pub use event::{decode_event, Decoded};
+pub use event::{decode_event, Decoded, Event};
 pub use runner::{FreshnessError, Phase, Projection, Runner, RunnerOptions, Status};
 pub use table::{ProjectionError, Row, RowEntry, Table, Tx, View};

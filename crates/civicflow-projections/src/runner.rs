@@ -21,9 +21,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use civicflow_core::readmodel::{Namespace, ReadModelStore};
-use civicflow_core::{EventLog, Position, ReadError, RecordedEvent};
+use civicflow_core::{EventLog, Position, ReadError};
 
+use crate::feed::Feed;
 use crate::table::{ProjectionError, Tx, View};
+use crate::Event;
 
 /// A read model: folds log events into rows of its own tables.
 pub trait Projection: Send + Sync + 'static {
@@ -38,7 +40,7 @@ pub trait Projection: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`ProjectionError`] stops the projection at this event (nothing of it is kept).
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError>;
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError>;
 }
 
 /// What a projection's worker is doing.
@@ -118,6 +120,12 @@ pub enum FreshnessError {
 pub struct RunnerOptions {
     /// The most events one commit carries.
     pub batch_events_max: usize,
+    /// The most rows a projection keeps decoded in memory: past it, it commits and forgets
+    /// them (they are read back from the store when needed again).
+    pub rows_in_memory_max: usize,
+    /// While catching up, the longest a projection goes without committing (live, it commits
+    /// each time it reaches the head).
+    pub commit_interval: Duration,
     /// How long a live worker waits for new events before looking at its stop flag again.
     pub idle_wait: Duration,
 }
@@ -125,7 +133,9 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     fn default() -> Self {
         Self {
-            batch_events_max: 8192,
+            batch_events_max: 65_536,
+            rows_in_memory_max: 50_000,
+            commit_interval: Duration::from_secs(1),
             idle_wait: Duration::from_millis(200),
         }
     }
@@ -153,6 +163,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Shared {
     log: EventLog,
+    /// The log as the workers read it, chunks shared between them.
+    feed: Feed,
     store: Arc<ReadModelStore>,
     slots: Vec<Arc<Slot>>,
     stop: AtomicBool,
@@ -215,6 +227,7 @@ impl Runner {
             }));
         }
         let shared = Arc::new(Shared {
+            feed: Feed::new(log.clone()),
             log,
             store,
             slots,
@@ -423,6 +436,7 @@ enum WorkError {
 
 fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
     let projection = slot.projection.as_ref();
+    let options = &shared.options;
     let ns =
         Namespace::new(projection.name(), projection.version()).map_err(ProjectionError::from)?;
     let serving = lock(&slot.progress).serving.clone();
@@ -436,18 +450,27 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
             },
         );
     }
-    let mut checkpoint = shared
+    let mut committed = shared
         .store
         .checkpoint(&ns)
         .map_err(ProjectionError::from)?;
-    let mut subscription = shared
-        .log
-        .subscribe(checkpoint.map_or(Position::FIRST, Position::next));
+    // One transaction for the worker's life: its rows stay in memory between commits.
+    let mut tx = Tx::new(&shared.store, &ns, committed.is_none());
+    let mut applied = committed;
+    let mut pending = 0usize;
+    let mut last_commit = Instant::now();
+    let commit = |tx: &mut Tx<'_>, at: Option<Position>| -> Result<(), WorkError> {
+        let Some(at) = at else { return Ok(()) };
+        tx.commit(at)?;
+        tx.trim(options.rows_in_memory_max);
+        lock(&slot.progress).checkpoint = Some(at);
+        slot.changed.notify_all();
+        Ok(())
+    };
     let mut live = !rebuilding;
     if live {
         set_phase(slot, Phase::Live);
     }
-    let mut batch: Vec<RecordedEvent> = Vec::with_capacity(1024);
     // The version replaced by a finished rebuild, with its lease: cleared once no view of it
     // is left (or, if the runner stops first, at the next start).
     let mut retiring: Option<(Namespace, Arc<()>)> = None;
@@ -460,48 +483,107 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
                 shared.store.clear(&old).map_err(ProjectionError::from)?;
             }
         }
-        batch.clear();
-        // Wait for one event, then take what is already there, up to a batch.
-        match subscription.next_timeout(shared.options.idle_wait) {
-            Ok(Some(event)) => batch.push(event),
-            Ok(None) => {}
-            Err(ReadError::Closed) => return Ok(()),
+        let from = applied.map_or(Position::FIRST, Position::next);
+        let slice = match shared.feed.read(from) {
+            Ok(slice) => slice,
+            Err(ReadError::Closed) => break,
             Err(e) => return Err(e.into()),
-        }
-        while !batch.is_empty() && batch.len() < shared.options.batch_events_max {
-            match subscription.try_next()? {
-                Some(event) => batch.push(event),
-                None => break,
+        };
+        for event in slice.events() {
+            if let Err(error) = projection.apply(event, &mut tx) {
+                drop(tx);
+                let kept = recover(shared, projection, &ns, committed, event.position)?;
+                if kept != committed {
+                    lock(&slot.progress).checkpoint = kept;
+                    slot.changed.notify_all();
+                }
+                return Err(WorkError::Apply {
+                    position: event.position,
+                    error,
+                });
+            }
+            applied = Some(event.position);
+            pending += 1;
+            if pending >= options.batch_events_max {
+                commit(&mut tx, applied)?;
+                (committed, pending, last_commit) = (applied, 0, Instant::now());
             }
         }
-        if let Some(last) = batch.last() {
-            let last = last.position;
-            apply_batch(shared, projection, &ns, &batch)?;
-            checkpoint = Some(last);
+        let at_head = slice.events().is_empty() || applied >= shared.log.head().map(|h| h.position);
+        // Live: commit what there is each time. Catching up: commit in big batches (fewer,
+        // larger writes; a row changed by many events is written once), bounded in memory and
+        // in time.
+        if pending > 0
+            && (live
+                || at_head
+                || tx.rows_in_memory() > options.rows_in_memory_max
+                || last_commit.elapsed() >= options.commit_interval)
+        {
+            commit(&mut tx, applied)?;
+            (committed, pending, last_commit) = (applied, 0, Instant::now());
+        }
+        if !live && at_head {
+            // Switch: durably first, then for readers; the old version stays whole for the
+            // views still reading it.
+            shared.store.activate(&ns).map_err(ProjectionError::from)?;
             let mut progress = lock(&slot.progress);
-            progress.checkpoint = checkpoint;
+            let old = progress.serving.replace(ns.clone());
+            let old_lease = std::mem::replace(&mut progress.lease, Arc::new(()));
+            progress.phase = Phase::Live;
             drop(progress);
+            retiring = old.filter(|old| old != &ns).map(|old| (old, old_lease));
             slot.changed.notify_all();
+            live = true;
         }
-        if !live {
-            // Caught up when nothing more is waiting in the log.
-            let head = shared.log.head().map(|h| h.position);
-            if head.is_none() || checkpoint >= head {
-                // Switch: durably first, then for readers; the old version stays whole for
-                // the views still reading it.
-                shared.store.activate(&ns).map_err(ProjectionError::from)?;
-                let mut progress = lock(&slot.progress);
-                let old = progress.serving.replace(ns.clone());
-                let old_lease = std::mem::replace(&mut progress.lease, Arc::new(()));
-                progress.phase = Phase::Live;
-                drop(progress);
-                retiring = old.filter(|old| old != &ns).map(|old| (old, old_lease));
-                slot.changed.notify_all();
-                live = true;
-            }
+        if slice.events().is_empty() {
+            shared.feed.wait_for(from, options.idle_wait);
         }
     }
+    // Stopping: keep what was applied.
+    if pending > 0 {
+        commit(&mut tx, applied)?;
+    }
     Ok(())
+}
+
+/// After `failed` could not be applied: applies the events between the committed checkpoint
+/// and it again in a fresh transaction and commits them, so that the projection stops right
+/// before the failed event. Returns the checkpoint now committed.
+fn recover(
+    shared: &Shared,
+    projection: &dyn Projection,
+    ns: &Namespace,
+    committed: Option<Position>,
+    failed: Position,
+) -> Result<Option<Position>, WorkError> {
+    let mut tx = Tx::new(&shared.store, ns, committed.is_none());
+    let mut at = committed;
+    'read: loop {
+        let from = at.map_or(Position::FIRST, Position::next);
+        if from >= failed {
+            break;
+        }
+        let slice = shared.feed.read(from)?;
+        if slice.events().is_empty() {
+            break;
+        }
+        for event in slice.events() {
+            if event.position >= failed {
+                break 'read;
+            }
+            projection
+                .apply(event, &mut tx)
+                .map_err(|error| WorkError::Apply {
+                    position: event.position,
+                    error,
+                })?;
+            at = Some(event.position);
+        }
+    }
+    if let Some(position) = at.filter(|_| at != committed) {
+        tx.commit(position)?;
+    }
+    Ok(at)
 }
 
 /// Clears what earlier runs left of this projection: a version replaced by a rebuild whose
@@ -516,43 +598,6 @@ fn clear_leftovers(
         if other.name() == ns.name() && &other != ns && Some(&other) != serving {
             shared.store.clear(&other)?;
         }
-    }
-    Ok(())
-}
-
-/// Applies a batch and commits it with its last position as checkpoint. If an event fails,
-/// the events before it are applied again in a fresh transaction and committed, and the
-/// failure is returned with the event's position.
-fn apply_batch(
-    shared: &Shared,
-    projection: &dyn Projection,
-    ns: &Namespace,
-    batch: &[RecordedEvent],
-) -> Result<(), WorkError> {
-    let mut tx = Tx::new(&shared.store, ns);
-    for (i, event) in batch.iter().enumerate() {
-        if let Err(error) = projection.apply(event, &mut tx) {
-            drop(tx);
-            if i > 0 {
-                let mut before = Tx::new(&shared.store, ns);
-                for earlier in &batch[..i] {
-                    projection
-                        .apply(earlier, &mut before)
-                        .map_err(|error| WorkError::Apply {
-                            position: earlier.position,
-                            error,
-                        })?;
-                }
-                before.commit(batch[i - 1].position)?;
-            }
-            return Err(WorkError::Apply {
-                position: event.position,
-                error,
-            });
-        }
-    }
-    if let Some(last) = batch.last() {
-        tx.commit(last.position)?;
     }
     Ok(())
 }

@@ -136,44 +136,58 @@ fn encode_any<R: Row>(value: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
     payload::encode(row).map_err(|e| e.to_string())
 }
 
-/// The rows a batch of events changes, kept decoded until the batch commits.
+/// The rows a projection's events change, kept decoded in memory: read from the store once,
+/// changed as many times as the events need, encoded and written once per commit, together
+/// with the checkpoint.
+///
+/// A transaction outlives its commits: rows stay in memory as a cache (the projection is the
+/// only writer of its namespace, so the cache is never stale) until the runner trims it. A
+/// transaction that starts on an empty namespace knows every row there is, so a rebuild reads
+/// nothing back from the store.
 pub struct Tx<'a> {
     store: &'a ReadModelStore,
     ns: &'a Namespace,
     slots: HashMap<Vec<u8>, Slot>,
+    /// Every row of the namespace is in `slots` (a missing key is a missing row).
+    complete: bool,
 }
 
 impl<'a> Tx<'a> {
-    pub(crate) fn new(store: &'a ReadModelStore, ns: &'a Namespace) -> Self {
+    /// A transaction on `ns`. `empty`: the namespace holds no rows (it has no checkpoint).
+    pub(crate) fn new(store: &'a ReadModelStore, ns: &'a Namespace, empty: bool) -> Self {
         Self {
             store,
             ns,
             slots: HashMap::new(),
+            complete: empty,
         }
     }
 
     fn load<R: Row>(&mut self, table: &Table<R>, key: &[u8]) -> Result<&mut Slot, ProjectionError> {
         let full = table.key(key);
-        if !self.slots.contains_key(&full) {
-            let value = match self.store.get(self.ns, &full)? {
-                Some(bytes) => {
-                    Some(Box::new(decode_row::<R>(table.name, key, &bytes)?) as Box<dyn Any + Send>)
-                }
-                None => None,
-            };
-            self.slots.insert(
-                full.clone(),
-                Slot {
+        let slot = match self.slots.entry(full) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                let value = if self.complete {
+                    None
+                } else {
+                    match self.store.get(self.ns, vacant.key())? {
+                        Some(bytes) => Some(Box::new(decode_row::<R>(table.name, key, &bytes)?)
+                            as Box<dyn Any + Send>),
+                        None => None,
+                    }
+                };
+                vacant.insert(Slot {
                     value,
                     dirty: false,
                     encode: encode_any::<R>,
-                },
-            );
-        }
-        Ok(self.slots.get_mut(&full).expect("inserted above"))
+                })
+            }
+        };
+        Ok(slot)
     }
 
-    /// A row, as the batch has left it so far.
+    /// A row, as the events applied so far have left it.
     ///
     /// # Errors
     /// [`ProjectionError`] when the stored row does not decode or storage fails.
@@ -187,7 +201,7 @@ impl<'a> Tx<'a> {
     }
 
     /// A row to change in place (`None`: no such row; set it to create one). The row is
-    /// written when the batch commits.
+    /// written at the next commit.
     ///
     /// # Errors
     /// [`ProjectionError`] when the stored row does not decode or storage fails.
@@ -215,9 +229,8 @@ impl<'a> Tx<'a> {
         key: &[u8],
         row: R,
     ) -> Result<(), ProjectionError> {
-        let full = table.key(key);
         self.slots.insert(
-            full,
+            table.key(key),
             Slot {
                 value: Some(Box::new(row)),
                 dirty: true,
@@ -229,9 +242,8 @@ impl<'a> Tx<'a> {
 
     /// Removes a row.
     pub fn delete<R: Row>(&mut self, table: &Table<R>, key: &[u8]) {
-        let full = table.key(key);
         self.slots.insert(
-            full,
+            table.key(key),
             Slot {
                 value: None,
                 dirty: true,
@@ -240,32 +252,44 @@ impl<'a> Tx<'a> {
         );
     }
 
-    /// How many rows the batch holds in memory.
+    /// How many rows the transaction holds in memory.
     pub fn rows_in_memory(&self) -> usize {
         self.slots.len()
     }
 
-    pub(crate) fn commit(self, checkpoint: Position) -> Result<(), ProjectionError> {
+    /// Writes the changed rows and `checkpoint` in one atomic batch; the rows stay in memory,
+    /// unchanged from now on. After an error the transaction is unusable (the runner drops
+    /// it and starts again from the committed checkpoint).
+    pub(crate) fn commit(&mut self, checkpoint: Position) -> Result<(), ProjectionError> {
         let mut changes = Changes::new();
-        for (key, slot) in self.slots {
-            if !slot.dirty {
+        for (key, slot) in &mut self.slots {
+            if !std::mem::take(&mut slot.dirty) {
                 continue;
             }
-            match slot.value {
+            match &slot.value {
                 Some(value) => {
                     let bytes =
                         (slot.encode)(value.as_ref()).map_err(|reason| ProjectionError::Row {
                             table: "(commit)",
-                            key: printable(&key),
+                            key: printable(key),
                             reason,
                         })?;
-                    changes.put(key, bytes);
+                    changes.put(key.clone(), bytes);
                 }
-                None => changes.delete(key),
+                None => changes.delete(key.clone()),
             }
         }
         self.store.commit(self.ns, changes, checkpoint)?;
         Ok(())
+    }
+
+    /// Forgets every row if more than `max` are in memory (call it right after a commit:
+    /// rows not yet written would be lost).
+    pub(crate) fn trim(&mut self, max: usize) {
+        if self.slots.len() > max {
+            self.slots.retain(|_, slot| slot.dirty);
+            self.complete = false;
+        }
     }
 }
 

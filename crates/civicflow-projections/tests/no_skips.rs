@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use civicflow_core::readmodel::ReadModelStore;
 use civicflow_core::{
-    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, NewEvent,
-    RecordedEvent, StreamId, StreamWrite, Timestamp,
+    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, NewEvent, StreamId,
+    StreamWrite, Timestamp,
 };
-use civicflow_projections::{Phase, Projection, ProjectionError, Runner, RunnerOptions, Table, Tx};
+use civicflow_projections::{
+    Event, Phase, Projection, ProjectionError, Runner, RunnerOptions, Table, Tx,
+};
 
 const SEEN: Table<u64> = Table::new("seen");
 const LAST: Table<u64> = Table::new("last");
@@ -31,7 +33,7 @@ impl Projection for Sequencer {
         1
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         let position = event.position.get();
         let last = tx.entry(&LAST, b"")?;
         let previous = last.get().copied().unwrap_or(0);
@@ -63,6 +65,7 @@ fn concurrent_writers_and_a_live_projection_skip_nothing() {
         RunnerOptions {
             batch_events_max: 7,
             idle_wait: Duration::from_millis(5),
+            ..RunnerOptions::default()
         },
     )
     .expect("start");

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use civicflow_core::readmodel::ReadModelStore;
 use civicflow_core::{
     Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, StreamId, Timestamp,
+    StreamId, Timestamp,
 };
 use civicflow_projections::{
-    FreshnessError, Phase, Projection, ProjectionError, Runner, RunnerOptions, Table, Tx, View,
+    Event, FreshnessError, Phase, Projection, ProjectionError, Runner, RunnerOptions, Table, Tx,
+    View,
 };
 
 struct Scratch(std::path::PathBuf);
@@ -54,7 +55,7 @@ impl Projection for Counter {
         self.version
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         if Some(event.payload.as_slice()) == self.poison {
             return Err(ProjectionError::event("poisoned payload"));
         }

@@ -35,12 +35,12 @@ use std::sync::Arc;
 
 use civicflow_core::domain::case::{CaseEvent, Channel};
 use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, WorkflowId};
-use civicflow_core::{CaseId, PersonId, RecordedEvent, Timestamp, UnitId};
+use civicflow_core::{CaseId, PersonId, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
 use super::page::{scan_filtered, Page, Paged, Step};
-use super::{time_key, undecodable};
-use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
+use super::time_key;
+use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
 pub const NAME: &str = "case_board";
@@ -135,13 +135,11 @@ impl Projection for CaseBoard {
         1
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         if !event.stream.as_str().starts_with("case-") || ignored(event.event_type.as_str()) {
             return Ok(());
         }
-        let Decoded::Case(id, case_event) =
-            decode_event(event).map_err(|e| undecodable(event, e))?
-        else {
+        let Decoded::Case(id, case_event) = event.decoded()? else {
             return Ok(());
         };
         let at = event.recorded_at;
@@ -149,13 +147,13 @@ impl Projection for CaseBoard {
             let opened = time_key(at);
             tx.put(&OPENED, id.as_bytes(), opened)?;
             let row = CaseRow {
-                id,
+                id: *id,
                 closed: self.is_terminal(&e.workflow, &e.stage),
-                workflow: e.workflow,
-                title: e.title,
-                stage: e.stage,
+                workflow: e.workflow.clone(),
+                title: e.title.clone(),
+                stage: e.stage.clone(),
                 lead: e.unit.clone(),
-                unit: e.unit,
+                unit: e.unit.clone(),
                 co_handlers: Vec::new(),
                 due_at: None,
                 deadline_seq: 0,
@@ -167,14 +165,14 @@ impl Projection for CaseBoard {
                 updated_at: at,
                 closed_at: None,
             };
-            return tx.put(&BOARD, &board_key(opened, &id), row);
+            return tx.put(&BOARD, &board_key(opened, id), row);
         }
         // An event of a case whose opening was never seen has nothing to change (the core
         // refuses such events; a foreign writer's would be ignored the same way).
         let Some(opened) = tx.get(&OPENED, id.as_bytes())?.copied() else {
             return Ok(());
         };
-        let mut entry = tx.entry(&BOARD, &board_key(opened, &id))?;
+        let mut entry = tx.entry(&BOARD, &board_key(opened, id))?;
         let Some(row) = entry.get_mut() else {
             return Ok(());
         };
@@ -185,30 +183,30 @@ impl Projection for CaseBoard {
                     row.closed_at = Some(at);
                 }
                 row.closed = terminal;
-                row.stage = e.to;
+                row.stage = e.to.clone();
             }
             CaseEvent::LeadAssigned(e) => {
                 row.co_handlers.retain(|u| u != &e.unit);
-                row.lead = e.unit;
+                row.lead = e.unit.clone();
             }
             CaseEvent::CoHandlerAdded(e) => {
                 if let Err(i) = row.co_handlers.binary_search(&e.unit) {
-                    row.co_handlers.insert(i, e.unit);
+                    row.co_handlers.insert(i, e.unit.clone());
                 }
             }
             CaseEvent::ReturnedToSender(e) => {
                 row.co_handlers.retain(|u| u != &e.to);
-                row.lead = e.to;
+                row.lead = e.to.clone();
             }
             CaseEvent::SatisfactionRated(e) => row.rating = Some(e.rating),
             CaseEvent::MergedInto(e) => row.merged_into = Some(e.target),
             CaseEvent::Reopened(e) => {
                 row.closed = false;
                 row.rating = None;
-                row.lead = e.lead;
+                row.lead = e.lead.clone();
                 row.co_handlers.clear();
             }
-            CaseEvent::Migrated(e) => row.workflow = e.to,
+            CaseEvent::Migrated(e) => row.workflow = e.to.clone(),
             CaseEvent::DeadlineSet(e) => {
                 row.due_at = Some(e.due_at);
                 row.deadline_seq = e.seq;

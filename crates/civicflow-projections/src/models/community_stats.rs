@@ -64,10 +64,10 @@ use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::org::{roles, OrgEvent, Tier};
 use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, WorkflowId};
-use civicflow_core::{RecordedEvent, Timestamp, UnitId, Version};
+use civicflow_core::{Timestamp, UnitId, Version};
 use serde::{Deserialize, Serialize};
 
-use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
+use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
 pub const NAME: &str = "community_stats";
@@ -245,16 +245,14 @@ impl CommunityStats {
         }
     }
 
-    fn apply_org(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply_org(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         if !matches!(
             event.event_type.as_str(),
             "UnitCreated" | "UnitMoved" | "RoleGranted" | "RoleRevoked"
         ) {
             return Ok(());
         }
-        let Decoded::Org(org) =
-            decode_event(event).map_err(|e| ProjectionError::event(e.to_string()))?
-        else {
+        let Decoded::Org(org) = event.decoded()? else {
             return Ok(());
         };
         match org {
@@ -263,12 +261,12 @@ impl CommunityStats {
                 e.unit.as_str().as_bytes(),
                 UnitRow {
                     tier: e.tier,
-                    parent: e.parent,
+                    parent: e.parent.clone(),
                 },
             )?,
             OrgEvent::UnitMoved(e) => {
                 if let Some(unit) = tx.entry(&UNITS, e.unit.as_str().as_bytes())?.get_mut() {
-                    unit.parent = Some(e.to);
+                    unit.parent = Some(e.to.clone());
                 }
             }
             OrgEvent::RoleGranted(e) => {
@@ -286,16 +284,14 @@ impl CommunityStats {
         Ok(())
     }
 
-    fn apply_case(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply_case(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         if !matches!(
             event.event_type.as_str(),
             "CaseOpened" | "ActionTaken" | "CaseReopened" | "CaseMigrated"
         ) {
             return Ok(());
         }
-        let Decoded::Case(case, case_event) =
-            decode_event(event).map_err(|e| ProjectionError::event(e.to_string()))?
-        else {
+        let Decoded::Case(case, case_event) = event.decoded()? else {
             return Ok(());
         };
         match case_event {
@@ -316,7 +312,7 @@ impl CommunityStats {
                     &CASES,
                     case.as_bytes(),
                     CaseRow {
-                        workflow: e.workflow,
+                        workflow: e.workflow.clone(),
                         community,
                         opened_at: e.at,
                         closed: false,
@@ -406,7 +402,7 @@ impl CommunityStats {
             }
             CaseEvent::Migrated(e) => {
                 if let Some(row) = tx.entry(&CASES, case.as_bytes())?.get_mut() {
-                    row.workflow = e.to;
+                    row.workflow = e.to.clone();
                 }
             }
             _ => {}
@@ -462,7 +458,7 @@ impl Projection for CommunityStats {
         1
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         let stream = event.stream.as_str();
         if stream.starts_with("case-") {
             self.apply_case(event, tx)

@@ -31,12 +31,12 @@ use civicflow_core::domain::directive::{
     self, DirectiveEvent, DirectiveKind, DirectiveState, LadderStep, PartEvent, PartInfo,
     PartState, Progress,
 };
-use civicflow_core::{DirectiveId, RecordedEvent, Timestamp, UnitId, Version};
+use civicflow_core::{DirectiveId, Timestamp, UnitId, Version};
 use serde::{Deserialize, Serialize};
 
 use super::page::{Page, Paged};
 use super::time_key;
-use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
+use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
 pub const NAME: &str = "directive_progress";
@@ -136,11 +136,11 @@ impl Projection for DirectiveProgress {
         1
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         if !event.stream.as_str().starts_with("directive-") {
             return Ok(());
         }
-        match decode_event(event).map_err(|e| ProjectionError::event(e.to_string()))? {
+        match event.decoded()? {
             Decoded::Directive(id, DirectiveEvent::Issued(e)) => {
                 let key = id.as_bytes();
                 let entry = tx.entry(&DIRECTIVES, key)?;
@@ -157,12 +157,12 @@ impl Projection for DirectiveProgress {
                 row.issued_at = e.at;
                 row.units = u32::try_from(e.parts.len()).unwrap_or(u32::MAX);
                 if let Some(at) = previous {
-                    tx.delete(&BY_TIME, &time_index_key(at, &id));
+                    tx.delete(&BY_TIME, &time_index_key(at, id));
                 }
-                tx.put(&BY_TIME, &time_index_key(e.at, &id), ())?;
+                tx.put(&BY_TIME, &time_index_key(e.at, id), ())?;
             }
             Decoded::Part(id, index, e) => {
-                apply_part(tx, &id, index, &e, event.version == Version::FIRST)?;
+                apply_part(tx, id, *index, e, event.version == Version::FIRST)?;
             }
             _ => {}
         }

@@ -26,12 +26,12 @@
 //! the stream name.
 
 use civicflow_core::domain::lists::{ListEvent, ListKind};
-use civicflow_core::{CaseId, ListItemId, RecordedEvent, Timestamp, UnitId, Version};
+use civicflow_core::{CaseId, ListItemId, Timestamp, UnitId, Version};
 use serde::{Deserialize, Serialize};
 
 use super::page::{Page, Paged};
 use super::time_key;
-use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
+use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
 pub const NAME: &str = "lists";
@@ -100,13 +100,11 @@ impl Projection for Lists {
         1
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         if !event.stream.as_str().starts_with("list-") {
             return Ok(());
         }
-        let Decoded::List(id, list_event) =
-            decode_event(event).map_err(|e| ProjectionError::event(e.to_string()))?
-        else {
+        let Decoded::List(id, list_event) = event.decoded()? else {
             return Ok(());
         };
         let key = id.as_bytes();
@@ -130,7 +128,7 @@ impl Projection for Lists {
                     updated_at: event.recorded_at,
                 },
             )?;
-            let order = order_key(e.list, e.at, &id);
+            let order = order_key(e.list, e.at, id);
             tx.put(&ALL, &order, ())?;
             tx.put(&LIVE, &order, ())?;
             return Ok(());
@@ -151,7 +149,7 @@ impl Projection for Lists {
                 ListEvent::Linked(e) => item.cases.push(e.case),
                 ListEvent::Retired(e) => {
                     if item.retired.is_none() {
-                        retired_order = Some(order_key(item.list, item.added_at, &id));
+                        retired_order = Some(order_key(item.list, item.added_at, id));
                     }
                     item.retired = Some(e.reason.clone());
                 }

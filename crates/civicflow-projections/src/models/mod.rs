@@ -3,13 +3,12 @@
 //!
 //! [`View`]: crate::View
 
-use std::fmt;
 use std::sync::Arc;
 
 use civicflow_core::domain::workflow::DefinitionRegistry;
-use civicflow_core::{RecordedEvent, Timestamp};
+use civicflow_core::Timestamp;
 
-use crate::{Projection, ProjectionError};
+use crate::Projection;
 
 pub mod case_board;
 pub mod community_stats;
@@ -54,13 +53,4 @@ pub fn names() -> Vec<&'static str> {
 /// so that the big-endian bytes sort in time order (before 1970 too).
 pub(crate) fn time_key(at: Timestamp) -> u64 {
     at.as_unix_micros().cast_unsigned() ^ (1 << 63)
-}
-
-/// A payload that does not decode stops the projection at its event.
-pub(crate) fn undecodable(event: &RecordedEvent, e: impl fmt::Display) -> ProjectionError {
-    ProjectionError::event(format!(
-        "{} at {} does not decode: {e}",
-        event.event_type.as_str(),
-        event.stream.as_str()
-    ))
 }

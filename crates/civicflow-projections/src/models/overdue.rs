@@ -41,12 +41,12 @@ use civicflow_core::domain::deadline::{
     DeadlineMissed, DeadlineSet, DeadlineStepReached, LadderStep,
 };
 use civicflow_core::domain::directive::PartEvent;
-use civicflow_core::{RecordedEvent, Timestamp, UnitId};
+use civicflow_core::{Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
+use super::time_key;
 pub use super::unit_inbox::Subject;
-use super::{time_key, undecodable};
-use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
+use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
 pub const NAME: &str = "overdue";
@@ -201,13 +201,13 @@ fn running_item(running: &Running, subject: Subject) -> OverdueItem {
 }
 
 /// The deadline events both kinds of stream share.
-enum DeadlineEvent {
-    Set(DeadlineSet),
+enum DeadlineEvent<'e> {
+    Set(&'e DeadlineSet),
     Closed {
         seq: u32,
-        missed: Option<DeadlineMissed>,
+        missed: Option<&'e DeadlineMissed>,
     },
-    Step(DeadlineStepReached),
+    Step(&'e DeadlineStepReached),
 }
 
 /// Whether a case or part event can change the report (on the type name, before decoding).
@@ -229,7 +229,7 @@ fn relevant(event_type: &str) -> bool {
 impl OverdueReports {
     fn apply_deadline(
         subject: Subject,
-        event: DeadlineEvent,
+        event: DeadlineEvent<'_>,
         at: Timestamp,
         tx: &mut Tx<'_>,
     ) -> Result<(), ProjectionError> {
@@ -250,7 +250,7 @@ impl OverdueReports {
                     }
                     let running = Running {
                         seq: e.seq,
-                        stage: e.stage,
+                        stage: e.stage.clone(),
                         unit: tracked.unit.clone(),
                         due_at: e.due_at,
                         escalated: false,
@@ -314,7 +314,7 @@ impl OverdueReports {
                         stage,
                         due_at,
                         at: Some(at),
-                        to: Some(e.unit),
+                        to: Some(e.unit.clone()),
                     });
                 }
             }
@@ -350,7 +350,7 @@ impl Projection for OverdueReports {
         1
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         let stream = event.stream.as_str();
         let ours = stream.starts_with("case-")
             || (stream.starts_with("directive-") && stream.contains('.'));
@@ -358,21 +358,21 @@ impl Projection for OverdueReports {
             return Ok(());
         }
         let at = event.recorded_at;
-        match decode_event(event).map_err(|e| undecodable(event, e))? {
+        match event.decoded()? {
             Decoded::Case(id, e) => {
-                let subject = Subject::Case(id);
+                let subject = Subject::Case(*id);
                 match e {
                     CaseEvent::Opened(e) => tx.put(
                         &SUBJECTS,
                         &subject.key_bytes(),
                         Tracked {
-                            unit: e.unit,
+                            unit: e.unit.clone(),
                             running: None,
                         },
                     ),
-                    CaseEvent::LeadAssigned(e) => Self::set_unit(subject, e.unit, tx),
-                    CaseEvent::ReturnedToSender(e) => Self::set_unit(subject, e.to, tx),
-                    CaseEvent::Reopened(e) => Self::set_unit(subject, e.lead, tx),
+                    CaseEvent::LeadAssigned(e) => Self::set_unit(subject, e.unit.clone(), tx),
+                    CaseEvent::ReturnedToSender(e) => Self::set_unit(subject, e.to.clone(), tx),
+                    CaseEvent::Reopened(e) => Self::set_unit(subject, e.lead.clone(), tx),
                     CaseEvent::DeadlineSet(e) => {
                         Self::apply_deadline(subject, DeadlineEvent::Set(e), at, tx)
                     }
@@ -401,13 +401,16 @@ impl Projection for OverdueReports {
                 }
             }
             Decoded::Part(directive, index, e) => {
-                let subject = Subject::Part { directive, index };
+                let subject = Subject::Part {
+                    directive: *directive,
+                    index: *index,
+                };
                 match e {
                     PartEvent::Assigned(e) => tx.put(
                         &SUBJECTS,
                         &subject.key_bytes(),
                         Tracked {
-                            unit: e.part.unit,
+                            unit: e.part.unit.clone(),
                             running: None,
                         },
                     ),

@@ -42,11 +42,10 @@ use std::cmp::Ordering;
 use civicflow_core::calendar::to_local;
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::fields::FieldValue;
-use civicflow_core::{RecordedEvent, Timestamp, UnitId};
+use civicflow_core::{Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
-use super::undecodable;
-use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
+use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
 pub const NAME: &str = "rates";
@@ -213,13 +212,11 @@ impl Projection for Rates {
         1
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         if !event.stream.as_str().starts_with("case-") || !relevant(event.event_type.as_str()) {
             return Ok(());
         }
-        let Decoded::Case(id, case_event) =
-            decode_event(event).map_err(|e| undecodable(event, e))?
-        else {
+        let Decoded::Case(id, case_event) = event.decoded()? else {
             return Ok(());
         };
         let count: fn(&mut RateCounts) = match &case_event {

@@ -31,10 +31,10 @@
 use std::collections::BTreeMap;
 
 use civicflow_core::domain::merchants::{FlagColour, StandingEvent};
-use civicflow_core::{RecordedEvent, Timestamp, UnitId};
+use civicflow_core::{Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
-use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
+use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
 pub const NAME: &str = "shop_standing";
@@ -136,13 +136,11 @@ impl Projection for ShopStanding {
         1
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         if !event.stream.as_str().starts_with("merchant-") {
             return Ok(());
         }
-        let Decoded::Standing(unit, event) =
-            decode_event(event).map_err(|e| ProjectionError::event(e.to_string()))?
-        else {
+        let Decoded::Standing(unit, event) = event.decoded()? else {
             return Ok(());
         };
         let mut changes: Vec<IndexChange> = Vec::new();
@@ -178,16 +176,16 @@ impl Projection for ShopStanding {
             }
             StandingEvent::FlagAwarded(e) => {
                 if let Some(old) = row.flags.insert(e.period.clone(), e.colour) {
-                    changes.push(IndexChange::Delete(&FLAGS, flag_key(&e.period, old, &unit)));
+                    changes.push(IndexChange::Delete(&FLAGS, flag_key(&e.period, old, unit)));
                 }
                 changes.push(IndexChange::Put(
                     &FLAGS,
-                    flag_key(&e.period, e.colour, &unit),
+                    flag_key(&e.period, e.colour, unit),
                 ));
             }
             StandingEvent::FlagRevoked(e) => {
                 if let Some(old) = row.flags.remove(&e.period) {
-                    changes.push(IndexChange::Delete(&FLAGS, flag_key(&e.period, old, &unit)));
+                    changes.push(IndexChange::Delete(&FLAGS, flag_key(&e.period, old, unit)));
                 }
             }
             StandingEvent::MonthlyAssessed(e) => {
@@ -200,13 +198,13 @@ impl Projection for ShopStanding {
                 if let Some((true, score)) = old {
                     changes.push(IndexChange::Delete(
                         &RECOMMENDED,
-                        recommended_key(&e.quarter, score, &unit),
+                        recommended_key(&e.quarter, score, unit),
                     ));
                 }
                 if e.recommended {
                     changes.push(IndexChange::Put(
                         &RECOMMENDED,
-                        recommended_key(&e.quarter, e.score, &unit),
+                        recommended_key(&e.quarter, e.score, unit),
                     ));
                 }
             }

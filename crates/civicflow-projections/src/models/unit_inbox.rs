@@ -36,12 +36,12 @@ use std::sync::Arc;
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::directive::{self, DirectiveEvent, PartEvent};
 use civicflow_core::domain::workflow::{Definition, DefinitionRef, DefinitionRegistry, Scope};
-use civicflow_core::{CaseId, DirectiveId, RecordedEvent, Role, Timestamp, UnitId};
+use civicflow_core::{CaseId, DirectiveId, Role, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
 use super::page::{scan_filtered, Page, Paged, Step};
-use super::{time_key, undecodable};
-use crate::{decode_event, Decoded, Projection, ProjectionError, Table, Tx, View};
+use super::time_key;
+use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
 pub const NAME: &str = "unit_inbox";
@@ -293,7 +293,7 @@ impl UnitInbox {
     fn apply_case(
         &self,
         id: CaseId,
-        event: CaseEvent,
+        event: &CaseEvent,
         tx: &mut Tx<'_>,
     ) -> Result<(), ProjectionError> {
         let (old, new) = {
@@ -304,11 +304,11 @@ impl UnitInbox {
                     .get(&e.workflow)
                     .is_some_and(|d| d.is_terminal(&e.stage));
                 let fresh = InboxCase {
-                    workflow: e.workflow,
-                    title: e.title,
-                    stage: e.stage,
+                    workflow: e.workflow.clone(),
+                    title: e.title.clone(),
+                    stage: e.stage.clone(),
                     closed,
-                    lead: e.unit,
+                    lead: e.unit.clone(),
                     co_handlers: Vec::new(),
                     due_at: None,
                     deadline_seq: 0,
@@ -336,11 +336,11 @@ impl UnitInbox {
         &self,
         directive: DirectiveId,
         index: u32,
-        event: PartEvent,
+        event: &PartEvent,
         tx: &mut Tx<'_>,
     ) -> Result<(), ProjectionError> {
         let part_key = part_row_key(&directive, index);
-        let title = match &event {
+        let title = match event {
             PartEvent::Assigned(_) => tx
                 .get(&DIRECTIVES, directive.as_bytes())?
                 .cloned()
@@ -351,7 +351,7 @@ impl UnitInbox {
             let mut entry = tx.entry(&PARTS, &part_key)?;
             let row = match event {
                 PartEvent::Assigned(e) => entry.or_insert_with(|| InboxPart {
-                    unit: e.part.unit,
+                    unit: e.part.unit.clone(),
                     title,
                     due_at: None,
                     acknowledged: false,
@@ -388,7 +388,7 @@ impl UnitInbox {
 }
 
 /// Applies a case event to the inbox's case row; whether anything the items show changed.
-fn change_case(row: &mut InboxCase, event: CaseEvent, definitions: &DefinitionRegistry) -> bool {
+fn change_case(row: &mut InboxCase, event: &CaseEvent, definitions: &DefinitionRegistry) -> bool {
     match event {
         CaseEvent::ActionTaken(e) => {
             let closed = definitions
@@ -397,27 +397,27 @@ fn change_case(row: &mut InboxCase, event: CaseEvent, definitions: &DefinitionRe
             if e.to == row.stage && closed == row.closed {
                 return false;
             }
-            row.stage = e.to;
+            row.stage.clone_from(&e.to);
             row.closed = closed;
         }
         CaseEvent::LeadAssigned(e) => {
             row.co_handlers.retain(|u| u != &e.unit);
-            row.lead = e.unit;
+            row.lead = e.unit.clone();
         }
         CaseEvent::CoHandlerAdded(e) => match row.co_handlers.binary_search(&e.unit) {
             Ok(_) => return false,
-            Err(i) => row.co_handlers.insert(i, e.unit),
+            Err(i) => row.co_handlers.insert(i, e.unit.clone()),
         },
         CaseEvent::ReturnedToSender(e) => {
             row.co_handlers.retain(|u| u != &e.to);
-            row.lead = e.to;
+            row.lead = e.to.clone();
         }
         CaseEvent::Reopened(e) => {
             row.closed = false;
-            row.lead = e.lead;
+            row.lead = e.lead.clone();
             row.co_handlers.clear();
         }
-        CaseEvent::Migrated(e) => row.workflow = e.to,
+        CaseEvent::Migrated(e) => row.workflow = e.to.clone(),
         CaseEvent::DeadlineSet(e) => {
             row.due_at = Some(e.due_at);
             row.deadline_seq = e.seq;
@@ -546,18 +546,18 @@ impl Projection for UnitInbox {
         1
     }
 
-    fn apply(&self, event: &RecordedEvent, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
         let stream = event.stream.as_str();
         if !(stream.starts_with("case-") || stream.starts_with("directive-"))
             || !relevant(event.event_type.as_str())
         {
             return Ok(());
         }
-        match decode_event(event).map_err(|e| undecodable(event, e))? {
-            Decoded::Case(id, e) => self.apply_case(id, e, tx),
-            Decoded::Part(directive, index, e) => self.apply_part(directive, index, e, tx),
+        match event.decoded()? {
+            Decoded::Case(id, e) => self.apply_case(*id, e, tx),
+            Decoded::Part(directive, index, e) => self.apply_part(*directive, *index, e, tx),
             Decoded::Directive(id, DirectiveEvent::Issued(e)) => {
-                tx.put(&DIRECTIVES, id.as_bytes(), e.title)
+                tx.put(&DIRECTIVES, id.as_bytes(), e.title.clone())
             }
             _ => Ok(()),
         }

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::chain::{ChainHead, VerifyReport};
 use crate::clock::{Clock, SystemClock, Timestamp};
@@ -393,6 +394,13 @@ impl EventLog {
     /// See [`EventStore::stream_version`].
     pub fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
         self.shared().stream_version(stream)
+    }
+
+    /// Blocks until the event at `position` is durable, the log closes, or `timeout` passes.
+    /// Returns whether it is durable. For readers that poll with [`EventLog::read_all`] and
+    /// want to sleep until there is more (a [`Subscription`] does this itself).
+    pub fn wait_for(&self, position: Position, timeout: Duration) -> bool {
+        self.shared().signal.wait_for(position, Some(timeout))
     }
 
     /// See [`EventStore::head`].
