@@ -125,7 +125,10 @@ fn decode_row<R: Row>(table: &'static str, key: &[u8], bytes: &[u8]) -> Result<R
 /// One row in a transaction's memory.
 struct Slot {
     value: Option<Box<dyn Any + Send>>,
+    /// Changed since the last commit.
     dirty: bool,
+    /// The store may hold the row (so removing it must be written).
+    stored: bool,
     encode: fn(&(dyn Any + Send)) -> Result<Vec<u8>, String>,
 }
 
@@ -147,7 +150,7 @@ fn encode_any<R: Row>(value: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
 pub struct Tx<'a> {
     store: &'a ReadModelStore,
     ns: &'a Namespace,
-    slots: HashMap<Vec<u8>, Slot>,
+    slots: HashMap<Vec<u8>, Slot, foldhash::fast::RandomState>,
     /// Every row of the namespace is in `slots` (a missing key is a missing row).
     complete: bool,
 }
@@ -158,7 +161,7 @@ impl<'a> Tx<'a> {
         Self {
             store,
             ns,
-            slots: HashMap::new(),
+            slots: HashMap::default(),
             complete: empty,
         }
     }
@@ -178,6 +181,7 @@ impl<'a> Tx<'a> {
                     }
                 };
                 vacant.insert(Slot {
+                    stored: value.is_some(),
                     value,
                     dirty: false,
                     encode: encode_any::<R>,
@@ -229,27 +233,39 @@ impl<'a> Tx<'a> {
         key: &[u8],
         row: R,
     ) -> Result<(), ProjectionError> {
-        self.slots.insert(
-            table.key(key),
-            Slot {
-                value: Some(Box::new(row)),
-                dirty: true,
-                encode: encode_any::<R>,
-            },
-        );
+        self.set(table.key(key), Some(Box::new(row)), encode_any::<R>);
         Ok(())
     }
 
     /// Removes a row.
     pub fn delete<R: Row>(&mut self, table: &Table<R>, key: &[u8]) {
-        self.slots.insert(
-            table.key(key),
-            Slot {
-                value: None,
-                dirty: true,
-                encode: encode_any::<R>,
-            },
-        );
+        self.set(table.key(key), None, encode_any::<R>);
+    }
+
+    fn set(
+        &mut self,
+        full: Vec<u8>,
+        value: Option<Box<dyn Any + Send>>,
+        encode: fn(&(dyn Any + Send)) -> Result<Vec<u8>, String>,
+    ) {
+        match self.slots.entry(full) {
+            std::collections::hash_map::Entry::Occupied(slot) => {
+                let slot = slot.into_mut();
+                slot.value = value;
+                slot.dirty = true;
+                slot.encode = encode;
+            }
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(Slot {
+                    value,
+                    dirty: true,
+                    // Unknown: the store may hold it, unless it holds nothing this
+                    // transaction has not seen.
+                    stored: !self.complete,
+                    encode,
+                });
+            }
+        }
     }
 
     /// How many rows the transaction holds in memory.
@@ -261,11 +277,17 @@ impl<'a> Tx<'a> {
     /// unchanged from now on. After an error the transaction is unusable (the runner drops
     /// it and starts again from the committed checkpoint).
     pub(crate) fn commit(&mut self, checkpoint: Position) -> Result<(), ProjectionError> {
+        // In key order: the store merges sorted changes into its pages without sorting them.
+        let mut dirty: Vec<(&Vec<u8>, &mut Slot)> = self
+            .slots
+            .iter_mut()
+            .filter(|(_, slot)| slot.dirty)
+            .collect();
+        dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut changes = Changes::new();
-        for (key, slot) in &mut self.slots {
-            if !std::mem::take(&mut slot.dirty) {
-                continue;
-            }
+        for (key, slot) in dirty {
+            slot.dirty = false;
+            let stored = std::mem::replace(&mut slot.stored, slot.value.is_some());
             match &slot.value {
                 Some(value) => {
                     let bytes =
@@ -276,10 +298,16 @@ impl<'a> Tx<'a> {
                         })?;
                     changes.put(key.clone(), bytes);
                 }
-                None => changes.delete(key.clone()),
+                // A row created and removed since the last commit was never written.
+                None if stored => changes.delete(key.clone()),
+                None => {}
             }
         }
         self.store.commit(self.ns, changes, checkpoint)?;
+        if self.complete {
+            // Absent rows need no remembering when every row there is is in memory.
+            self.slots.retain(|_, slot| slot.value.is_some());
+        }
         Ok(())
     }
 

@@ -317,8 +317,13 @@ impl ReadModelStore {
         let writer = lock(&self.writers).entry(ns.clone()).or_default().clone();
         let _writing = lock(&writer);
         let data = ns.prefix(DATA);
-        let changes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = changes.writes.into_iter().collect();
-        let mut changes = changes.into_iter().peekable();
+        // In key order, one change per key (the last): as given when it already is.
+        let mut writes = changes.writes;
+        if !writes.windows(2).all(|w| w[0].0 < w[1].0) {
+            let last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = writes.into_iter().collect();
+            writes = last.into_iter().collect();
+        }
+        let mut changes = writes.into_iter().peekable();
         let mut batch = sled::Batch::default();
         // Page by page: the page holding the next changed key takes every change below the
         // next page's bound, is merged with them and rewritten (split if it grew, removed if

@@ -31,7 +31,8 @@
 //! co-handlers, deadline), its items are rebuilt from its [`InboxCase`] row, and the keys it
 //! occupied before that are no longer wanted are removed.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::directive::{self, DirectiveEvent, PartEvent};
@@ -248,16 +249,81 @@ pub struct InboxPart {
     pub key: Option<Vec<u8>>,
 }
 
+/// Per definition and stage: the actions of the lead and of a co-handler.
+type StageActions = HashMap<DefinitionRef, HashMap<String, [Actions; 2]>>;
+
 /// The unit inbox projection. It reads the actions of each stage from the definitions.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct UnitInbox {
     definitions: Arc<DefinitionRegistry>,
+    /// The actions of a stage for a relation, worked out once per definition, stage and
+    /// relation (definitions are immutable once registered).
+    stage_actions: Mutex<StageActions>,
+    /// A directive part's actions: before and after it is acknowledged.
+    part_actions: [Actions; 2],
 }
 
 impl UnitInbox {
     /// The projection, reading actions from `definitions` (the engine's registry).
     pub fn new(definitions: Arc<DefinitionRegistry>) -> Self {
-        Self { definitions }
+        let responders: Vec<Role> = directive::RESPONDERS
+            .iter()
+            .filter_map(|r| Role::new(*r).ok())
+            .collect();
+        let mut unacknowledged = Actions::default();
+        unacknowledged.push("acknowledge", &responders);
+        unacknowledged.push("report", &responders);
+        let mut acknowledged = Actions::default();
+        acknowledged.push("report", &responders);
+        Self {
+            definitions,
+            stage_actions: Mutex::new(HashMap::new()),
+            part_actions: [unacknowledged, acknowledged],
+        }
+    }
+
+    /// The actions of `stage` of `workflow` for a unit in `relation` to the case.
+    fn actions(&self, workflow: &DefinitionRef, stage: &str, relation: Relation) -> Actions {
+        let index = usize::from(relation != Relation::Lead);
+        let mut cache = self
+            .stage_actions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = cache.get(workflow).and_then(|stages| stages.get(stage)) {
+            return known[index].clone();
+        }
+        let both = self.definitions.get(workflow).map_or_else(
+            || [Actions::default(), Actions::default()],
+            |d| {
+                [
+                    stage_actions(d, stage, Relation::Lead),
+                    stage_actions(d, stage, Relation::CoHandler),
+                ]
+            },
+        );
+        let actions = both[index].clone();
+        cache
+            .entry(workflow.clone())
+            .or_default()
+            .insert(stage.to_owned(), both);
+        actions
+    }
+
+    fn part_item(&self, subject: Subject, row: &InboxPart) -> InboxItem {
+        InboxItem {
+            subject,
+            title: row.title.clone(),
+            workflow: None,
+            stage: if row.acknowledged {
+                "acknowledged"
+            } else {
+                "assigned"
+            }
+            .into(),
+            relation: Relation::Assignee,
+            due_at: row.due_at,
+            actions: self.part_actions[usize::from(row.acknowledged)].clone(),
+        }
     }
 
     /// The items a case puts in inboxes now.
@@ -265,15 +331,12 @@ impl UnitInbox {
         if row.closed {
             return Vec::new();
         }
-        let definition = self.definitions.get(&row.workflow);
         let subject = Subject::Case(case);
         let mut items = Vec::with_capacity(1 + row.co_handlers.len());
         let units = std::iter::once((&row.lead, Relation::Lead))
             .chain(row.co_handlers.iter().map(|u| (u, Relation::CoHandler)));
         for (unit, relation) in units {
-            let actions = definition
-                .map(|d| stage_actions(d, &row.stage, relation))
-                .unwrap_or_default();
+            let actions = self.actions(&row.workflow, &row.stage, relation);
             items.push((
                 item_key(unit, row.due_at, &subject),
                 InboxItem {
@@ -377,7 +440,7 @@ impl UnitInbox {
             } else {
                 vec![(
                     item_key(&row.unit, row.due_at, &subject),
-                    part_item(subject, row),
+                    self.part_item(subject, row),
                 )]
             };
             let old = std::mem::replace(&mut row.key, new.first().map(|(k, _)| k.clone()));
@@ -449,32 +512,6 @@ fn stage_actions(definition: &Definition, stage: &str, relation: Relation) -> Ac
         }
     }
     actions
-}
-
-fn part_item(subject: Subject, row: &InboxPart) -> InboxItem {
-    let responders: Vec<Role> = directive::RESPONDERS
-        .iter()
-        .filter_map(|r| Role::new(*r).ok())
-        .collect();
-    let mut actions = Actions::default();
-    if !row.acknowledged {
-        actions.push("acknowledge", &responders);
-    }
-    actions.push("report", &responders);
-    InboxItem {
-        subject,
-        title: row.title.clone(),
-        workflow: None,
-        stage: if row.acknowledged {
-            "acknowledged"
-        } else {
-            "assigned"
-        }
-        .into(),
-        relation: Relation::Assignee,
-        due_at: row.due_at,
-        actions,
-    }
 }
 
 /// Removes the keys of `old` that `new` does not hold, and writes `new`.
