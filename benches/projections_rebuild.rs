@@ -48,17 +48,31 @@ fn rebuild(log: &EventLog, dir: &std::path::Path, projections: Vec<Box<dyn Proje
     let store = Arc::new(ReadModelStore::open(dir).expect("store"));
     let events = log.head().map_or(0, |h| h.position.get());
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let runner = Runner::start(
         log.clone(),
         store.clone(),
         projections,
-        RunnerOptions::default(),
+        RunnerOptions {
+            batch_events_max: std::env::var("BB")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(65536),
+            ..RunnerOptions::default()
+        },
     )
     .expect("start");
     runner
         .wait_until_caught_up(Duration::from_secs(600))
         .expect("caught up");
-    let rate = events as f64 / started.elapsed().as_secs_f64();
+    let wall = started.elapsed().as_secs_f64();
+    let rate = events as f64 / wall;
+    if std::env::var_os("CIVICFLOW_BENCH_CPU").is_some() {
+        println!(
+            "cpu: {:.3} s of cpu in {wall:.3} s",
+            cpu_seconds() - cpu_started
+        );
+    }
     drop(runner);
     if std::env::var_os("CIVICFLOW_BENCH_ROWS").is_some() {
         for ns in store.namespaces().expect("namespaces") {
@@ -68,6 +82,24 @@ fn rebuild(log: &EventLog, dir: &std::path::Path, projections: Vec<Box<dyn Proje
     }
     let _ = std::fs::remove_dir_all(dir);
     rate
+}
+
+/// The process's user and system CPU time so far, from /proc (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the
+    // 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -475,6 +475,18 @@ pub(crate) fn encode_payload<T: Serialize>(value: &T) -> Result<Vec<u8>, String>
         .map_err(|e| e.to_string())
 }
 
+/// Appends the encoding of `value` to `out`, in one pass (no size limit: for values the
+/// caller made, not for input).
+pub(crate) fn encode_payload_into<T: Serialize>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    bincode_options(0)
+        .with_no_limit()
+        .serialize_into(out, value)
+        .map_err(|e| e.to_string())
+}
+
 pub(crate) fn decode_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     bincode_options(bytes.len())
         .reject_trailing_bytes()
@@ -703,6 +715,10 @@ mod tests {
         let fresh = encode_payload(&value).expect("encodes");
         let stored = golden("payload-v1.bin", &fresh);
         assert_eq!(fresh, stored);
+        // Appending writes the same bytes.
+        let mut appended = vec![0xaa];
+        encode_payload_into(&value, &mut appended).expect("encodes");
+        assert_eq!(appended[1..], stored[..]);
         assert_eq!(decode_payload::<PayloadSample>(&stored), Ok(value));
         assert!(decode_payload::<PayloadSample>(&stored[..stored.len() - 1]).is_err());
     }

@@ -401,6 +401,19 @@ pub mod payload {
         })
     }
 
+    /// Appends the encoding of `value` to `out` (the same bytes as [`encode`]), in one pass:
+    /// for many values written together, such as read-model rows.
+    ///
+    /// # Errors
+    /// As [`encode`]; `out` may then hold part of the value.
+    pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), PayloadError> {
+        codec::encode_payload_into(value, out).map_err(|reason| PayloadError::Malformed {
+            event_type: std::any::type_name::<T>().to_owned(),
+            schema_version: 0,
+            reason,
+        })
+    }
+
     /// Decodes a payload that must fill `bytes` exactly.
     ///
     /// # Errors

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use civicflow_core::payload;
-use civicflow_core::readmodel::{Changes, Namespace, ReadModelError, ReadModelStore};
+use civicflow_core::readmodel::{Namespace, ReadModelError, ReadModelStore};
 use civicflow_core::Position;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -129,14 +129,17 @@ struct Slot {
     dirty: bool,
     /// The store may hold the row (so removing it must be written).
     stored: bool,
-    encode: fn(&(dyn Any + Send)) -> Result<Vec<u8>, String>,
+    encode: Encode,
 }
 
-fn encode_any<R: Row>(value: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
+/// Appends a row's encoding to a buffer.
+type Encode = fn(&(dyn Any + Send), &mut Vec<u8>) -> Result<(), String>;
+
+fn encode_any<R: Row>(value: &(dyn Any + Send), out: &mut Vec<u8>) -> Result<(), String> {
     let row = value
         .downcast_ref::<R>()
         .ok_or("a row of another type under the same key")?;
-    payload::encode(row).map_err(|e| e.to_string())
+    payload::encode_into(row, out).map_err(|e| e.to_string())
 }
 
 /// The rows a projection's events change, kept decoded in memory: read from the store once,
@@ -242,12 +245,7 @@ impl<'a> Tx<'a> {
         self.set(table.key(key), None, encode_any::<R>);
     }
 
-    fn set(
-        &mut self,
-        full: Vec<u8>,
-        value: Option<Box<dyn Any + Send>>,
-        encode: fn(&(dyn Any + Send)) -> Result<Vec<u8>, String>,
-    ) {
+    fn set(&mut self, full: Vec<u8>, value: Option<Box<dyn Any + Send>>, encode: Encode) {
         match self.slots.entry(full) {
             std::collections::hash_map::Entry::Occupied(slot) => {
                 let slot = slot.into_mut();
@@ -284,26 +282,36 @@ impl<'a> Tx<'a> {
             .filter(|(_, slot)| slot.dirty)
             .collect();
         dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut changes = Changes::new();
-        for (key, slot) in dirty {
+        // Every value encoded into one buffer; the changes borrow keys and values.
+        let mut values = Vec::new();
+        let mut spans = Vec::with_capacity(dirty.len());
+        for (key, slot) in &mut dirty {
             slot.dirty = false;
             let stored = std::mem::replace(&mut slot.stored, slot.value.is_some());
             match &slot.value {
                 Some(value) => {
-                    let bytes =
-                        (slot.encode)(value.as_ref()).map_err(|reason| ProjectionError::Row {
+                    let start = values.len();
+                    (slot.encode)(value.as_ref(), &mut values).map_err(|reason| {
+                        ProjectionError::Row {
                             table: "(commit)",
                             key: printable(key),
                             reason,
-                        })?;
-                    changes.put(key.clone(), bytes);
+                        }
+                    })?;
+                    spans.push((key.as_slice(), Some(start..values.len())));
                 }
                 // A row created and removed since the last commit was never written.
-                None if stored => changes.delete(key.clone()),
+                None if stored => spans.push((key.as_slice(), None)),
                 None => {}
             }
         }
-        self.store.commit(self.ns, changes, checkpoint)?;
+        let changes: Vec<(&[u8], Option<&[u8]>)> = spans
+            .into_iter()
+            .map(|(key, span)| (key, span.and_then(|span| values.get(span))))
+            .collect();
+        self.store.commit_sorted(self.ns, &changes, checkpoint)?;
+        drop(changes);
+        drop(dirty);
         if self.complete {
             // Absent rows need no remembering when every row there is is in memory.
             self.slots.retain(|_, slot| slot.value.is_some());

@@ -73,6 +73,12 @@ pub enum ReadModelError {
         /// Why.
         reason: &'static str,
     },
+    /// Changes given as sorted are not.
+    #[error("changes out of key order at index {index}")]
+    Unsorted {
+        /// The first change out of order.
+        index: usize,
+    },
     /// Stored bytes do not decode.
     #[error("corrupted read-model store: {0}")]
     Corrupted(String),
@@ -314,53 +320,72 @@ impl ReadModelStore {
         changes: Changes,
         checkpoint: Position,
     ) -> Result<(), ReadModelError> {
-        let writer = lock(&self.writers).entry(ns.clone()).or_default().clone();
-        let _writing = lock(&writer);
-        let data = ns.prefix(DATA);
-        // In key order, one change per key (the last): as given when it already is.
         let mut writes = changes.writes;
         if !writes.windows(2).all(|w| w[0].0 < w[1].0) {
             let last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = writes.into_iter().collect();
             writes = last.into_iter().collect();
         }
-        let mut changes = writes.into_iter().peekable();
+        let sorted: Vec<(&[u8], Option<&[u8]>)> = writes
+            .iter()
+            .map(|(key, value)| (key.as_slice(), value.as_deref()))
+            .collect();
+        self.commit_sorted(ns, &sorted, checkpoint)
+    }
+
+    /// [`ReadModelStore::commit`] for changes already in strictly increasing key order
+    /// (`None` removes), borrowed: nothing is copied but into the pages written.
+    ///
+    /// # Errors
+    /// As [`ReadModelStore::commit`]; [`ReadModelError::Unsorted`] when the keys are not in
+    /// strictly increasing order (then nothing is applied).
+    pub fn commit_sorted(
+        &self,
+        ns: &Namespace,
+        changes: &[(&[u8], Option<&[u8]>)],
+        checkpoint: Position,
+    ) -> Result<(), ReadModelError> {
+        if let Some(i) = (1..changes.len()).find(|&i| changes[i - 1].0 >= changes[i].0) {
+            return Err(ReadModelError::Unsorted { index: i });
+        }
+        let writer = lock(&self.writers).entry(ns.clone()).or_default().clone();
+        let _writing = lock(&writer);
+        let data = ns.prefix(DATA);
         let mut batch = sled::Batch::default();
+        let mut rest = changes;
         // Page by page: the page holding the next changed key takes every change below the
         // next page's bound, is merged with them and rewritten (split if it grew, removed if
         // it emptied).
-        while let Some((first, _)) = changes.peek() {
-            let (bound, rows) = match self.page_at(&data, first)? {
-                Some((bound, bytes)) => (Some(bound), Page::parse(&bytes)?.rows()),
-                None => (None, Vec::new()),
+        while let Some(&(first, _)) = rest.first() {
+            let found = self.page_at(&data, first)?;
+            let bound = found.as_ref().map(|(bound, _)| bound.as_slice());
+            let next = self.page_after(&data, bound.unwrap_or(&[]))?;
+            let mine = next.as_deref().map_or(rest.len(), |next| {
+                rest.partition_point(|(key, _)| *key < next)
+            });
+            let (now, later) = rest.split_at(mine);
+            rest = later;
+            let merged = match &found {
+                Some((_, bytes)) => merge(&Page::parse(bytes)?.rows(), now),
+                None => merge(&[], now),
             };
-            let next = self.page_after(&data, bound.as_deref().unwrap_or(&[]))?;
-            let mut mine = Vec::new();
-            while let Some((key, _)) = changes.peek() {
-                if next.as_ref().is_some_and(|next| key >= next) {
-                    break;
-                }
-                mine.extend(changes.next());
-            }
-            let merged = merge(rows, mine);
-            if let Some(bound) = &bound {
+            if let Some(bound) = bound {
                 batch.remove(page_key(&data, bound));
             }
-            let runs = if page::encoded_size(&merged) > 2 * self.page_target {
-                page::split(merged, self.page_target)
-            } else if merged.is_empty() {
+            let runs: Vec<&[(&[u8], &[u8])]> = if merged.is_empty() {
                 Vec::new()
+            } else if page::encoded_size(&merged) > 2 * self.page_target {
+                page::split(&merged, self.page_target)
             } else {
-                vec![merged]
+                vec![&merged]
             };
             for (i, run) in runs.iter().enumerate() {
                 // The first run keeps the page's bound (the lowest key it may hold); the
                 // others start at their first key, inside this page's range.
-                let lowest = match (&bound, i) {
-                    (Some(bound), 0) => bound.clone(),
-                    (None, 0) => Vec::new(),
-                    _ => run.first().map(|(key, _)| key.clone()).unwrap_or_default(),
+                let lowest: &[u8] = match i {
+                    0 => bound.unwrap_or(&[]),
+                    _ => run.first().map_or(&[], |(key, _)| key),
                 };
-                batch.insert(page_key(&data, &lowest), page::encode(run));
+                batch.insert(page_key(&data, lowest), page::encode(run));
             }
         }
         batch.insert(ns.prefix(CHECKPOINT), &checkpoint.get().to_be_bytes());
@@ -630,17 +655,20 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Sorted rows with sorted changes applied (`None` removes).
-fn merge(rows: Vec<(Vec<u8>, Vec<u8>)>, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Rows {
+fn merge<'a>(
+    rows: &[(&'a [u8], &'a [u8])],
+    changes: &[(&'a [u8], Option<&'a [u8]>)],
+) -> Vec<(&'a [u8], &'a [u8])> {
     let mut out = Vec::with_capacity(rows.len() + changes.len());
-    let mut rows = rows.into_iter().peekable();
-    for (key, value) in changes {
-        while let Some((row_key, _)) = rows.peek() {
-            if *row_key >= key {
+    let mut rows = rows.iter().copied().peekable();
+    for &(key, value) in changes {
+        while let Some(&(row_key, _)) = rows.peek() {
+            if row_key >= key {
                 break;
             }
             out.extend(rows.next());
         }
-        if rows.peek().is_some_and(|(row_key, _)| *row_key == key) {
+        if rows.peek().is_some_and(|&(row_key, _)| row_key == key) {
             rows.next();
         }
         if let Some(value) = value {
@@ -907,6 +935,27 @@ mod tests {
         let ns = Namespace::new("board", 1).expect("valid");
         assert!(store.scan(&ns, b"", None, 10).expect("scan").is_empty());
         assert_eq!(store.tree().len(), 1, "only the new format marker");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&path);
+    }
+
+    #[test]
+    fn changes_said_to_be_sorted_must_be() {
+        let path = scratch("unsorted");
+        let store = ReadModelStore::open(&path).expect("open");
+        let ns = Namespace::new("sorted", 1).expect("valid");
+        let unsorted: Vec<(&[u8], Option<&[u8]>)> = vec![(b"b", Some(b"1")), (b"a", Some(b"2"))];
+        assert!(matches!(
+            store.commit_sorted(&ns, &unsorted, Position::FIRST),
+            Err(ReadModelError::Unsorted { index: 1 })
+        ));
+        let twice: Vec<(&[u8], Option<&[u8]>)> = vec![(b"a", Some(b"1")), (b"a", None)];
+        assert!(store.commit_sorted(&ns, &twice, Position::FIRST).is_err());
+        assert_eq!(
+            store.checkpoint(&ns).expect("read"),
+            None,
+            "nothing applied"
+        );
         drop(store);
         let _ = std::fs::remove_dir_all(&path);
     }

@@ -123,10 +123,10 @@ impl<'a> Page<'a> {
         self.search(key).unwrap_or_else(|i| i)
     }
 
-    /// Every row, copied.
-    pub(crate) fn rows(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// Every row.
+    pub(crate) fn rows(&self) -> Vec<(&'a [u8], &'a [u8])> {
         (0..self.len())
-            .map(|i| (self.key(i).to_vec(), self.value(i).to_vec()))
+            .map(|i| (self.key(i), self.value(i)))
             .collect()
     }
 }
@@ -140,7 +140,7 @@ pub(crate) fn row_size(key: &[u8], value: &[u8]) -> usize {
 ///
 /// # Panics
 /// Never for rows the store accepts: keys and values are bounded well below 4 GiB by sled.
-pub(crate) fn encode(rows: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn encode(rows: &[(&[u8], &[u8])]) -> Vec<u8> {
     let size = HEADER + rows.iter().map(|(k, v)| row_size(k, v)).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.push(LAYOUT);
@@ -165,27 +165,30 @@ fn len_u32(n: usize) -> u32 {
 
 /// Cuts sorted rows into runs of about `target` encoded bytes (a row larger than that is a run
 /// of its own).
-pub(crate) fn split(rows: Vec<(Vec<u8>, Vec<u8>)>, target: usize) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn split<'r, 'a>(
+    rows: &'r [(&'a [u8], &'a [u8])],
+    target: usize,
+) -> Vec<&'r [(&'a [u8], &'a [u8])]> {
     let mut runs = Vec::new();
-    let mut run = Vec::new();
+    let mut start = 0;
     let mut size = HEADER;
-    for (key, value) in rows {
-        let row = row_size(&key, &value);
-        if !run.is_empty() && size + row > target {
-            runs.push(std::mem::take(&mut run));
+    for (i, (key, value)) in rows.iter().enumerate() {
+        let row = row_size(key, value);
+        if i > start && size + row > target {
+            runs.push(&rows[start..i]);
+            start = i;
             size = HEADER;
         }
         size += row;
-        run.push((key, value));
     }
-    if !run.is_empty() {
-        runs.push(run);
+    if start < rows.len() {
+        runs.push(&rows[start..]);
     }
     runs
 }
 
 /// The encoded size of sorted rows as one page.
-pub(crate) fn encoded_size(rows: &[(Vec<u8>, Vec<u8>)]) -> usize {
+pub(crate) fn encoded_size(rows: &[(&[u8], &[u8])]) -> usize {
     HEADER + rows.iter().map(|(k, v)| row_size(k, v)).sum::<usize>()
 }
 
@@ -203,7 +206,7 @@ mod tests {
                 0..30,
             )
         ) {
-            let rows: Vec<_> = rows.into_iter().collect();
+            let rows: Vec<(&[u8], &[u8])> = rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
             let bytes = encode(&rows);
             prop_assert_eq!(bytes.len(), encoded_size(&rows));
             let page = Page::parse(&bytes).expect("a page");
@@ -232,7 +235,8 @@ mod tests {
                 1..6,
             )
         ) {
-            let bytes = encode(&rows.into_iter().collect::<Vec<_>>());
+            let rows: Vec<(&[u8], &[u8])> = rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+            let bytes = encode(&rows);
             for cut in 0..bytes.len() {
                 prop_assert!(Page::parse(&bytes[..cut]).is_err());
             }
@@ -241,15 +245,19 @@ mod tests {
 
     #[test]
     fn split_keeps_every_row_in_order_and_near_the_target() {
-        let rows: Vec<_> = (0u16..100)
-            .map(|i| (i.to_be_bytes().to_vec(), vec![7; 30]))
+        let keys: Vec<[u8; 2]> = (0u16..100).map(u16::to_be_bytes).collect();
+        let value = [7u8; 30];
+        let rows: Vec<(&[u8], &[u8])> = keys
+            .iter()
+            .map(|k| (k.as_slice(), value.as_slice()))
             .collect();
-        let runs = split(rows.clone(), 256);
+        let runs = split(&rows, 256);
         assert!(runs.len() > 1);
         assert!(runs.iter().all(|run| encoded_size(run) <= 256));
         assert_eq!(runs.concat(), rows);
         // A row larger than the target is a page of its own.
-        let big = vec![(vec![1], vec![0; 1000]), (vec![2], vec![0; 10])];
-        assert_eq!(split(big, 256).len(), 2);
+        let (big, small) = ([0u8; 1000], [0u8; 10]);
+        let rows: Vec<(&[u8], &[u8])> = vec![(&[1], &big), (&[2], &small)];
+        assert_eq!(split(&rows, 256).len(), 2);
     }
 }
