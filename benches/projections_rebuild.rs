@@ -3,23 +3,29 @@
 //! Run: `cargo bench --bench projections_rebuild` (`-- --quick` for a smoke run). The history is
 //! the Tonghui demo's org chart and random commands from its actors through the real engine
 //! (the same generator as the projection tests), so events have realistic shapes and mixes.
-//! Results are recorded in `docs/benchmarks.md`. `CIVICFLOW_BENCH_KEEP=DIR` keeps the generated
-//! history in `DIR` and reuses it on the next run (for profiling); `CIVICFLOW_BENCH_ONLY=MODEL`
-//! runs one model alone and nothing else (`all`: all together, no breakdown).
+//! Results are recorded in `docs/benchmarks.md`.
 //!
 //! - raw replay: `EventLog::read_all` over the whole log in batches of 1024 (records decoded,
 //!   payloads not), events per second;
 //! - rebuild: a fresh read-model store, every model of `civicflow_projections::models::all`
-//!   started together, until all have caught up with the head; events of the log per second.
-//!   Each model also alone, for the breakdown.
+//!   started together, until all have caught up with the head (their rows committed);
+//!   events of the log per second, the CPU time it took, and the rows written;
+//! - each model alone, for the breakdown.
+//!
+//! Each round runs a raw replay and then a rebuild; the table gives the medians and the
+//! spread of the per-round ratios. `CIVICFLOW_BENCH_KEEP=DIR` keeps the generated history in
+//! `DIR` and reuses it on the next run (for profiling); `CIVICFLOW_BENCH_ONLY=MODEL` runs that
+//! model alone and nothing else (`all`: all together, no breakdown).
 
 #[path = "../tests/common/history.rs"]
 #[allow(dead_code)]
 mod history;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::readmodel::ReadModelStore;
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{EventLog, ManualClock, Position};
@@ -27,6 +33,7 @@ use civicflow::demo;
 use civicflow::projections::{models, Projection, Runner, RunnerOptions};
 use history::{open_engine, run_random_commands, Rng};
 
+/// Events per second reading the whole log, and how many events there are.
 fn raw_replay(log: &EventLog) -> (f64, u64) {
     let started = Instant::now();
     let mut from = Position::FIRST;
@@ -43,45 +50,47 @@ fn raw_replay(log: &EventLog) -> (f64, u64) {
     (count as f64 / started.elapsed().as_secs_f64(), count)
 }
 
-fn rebuild(log: &EventLog, dir: &std::path::Path, projections: Vec<Box<dyn Projection>>) -> f64 {
+struct Rebuilt {
+    /// Events of the log per second.
+    rate: f64,
+    /// CPU seconds the process spent meanwhile.
+    cpu: f64,
+    /// Rows in the store afterwards.
+    rows: usize,
+}
+
+fn rebuild(log: &EventLog, dir: &Path, projections: Vec<Box<dyn Projection>>) -> Rebuilt {
     let _ = std::fs::remove_dir_all(dir);
     let store = Arc::new(ReadModelStore::open(dir).expect("store"));
     let events = log.head().map_or(0, |h| h.position.get());
-    let started = Instant::now();
     let cpu_started = cpu_seconds();
+    let started = Instant::now();
     let runner = Runner::start(
         log.clone(),
         store.clone(),
         projections,
-        RunnerOptions {
-            batch_events_max: std::env::var("BB")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(65536),
-            ..RunnerOptions::default()
-        },
+        RunnerOptions::default(),
     )
     .expect("start");
     runner
         .wait_until_caught_up(Duration::from_secs(600))
         .expect("caught up");
     let wall = started.elapsed().as_secs_f64();
-    let rate = events as f64 / wall;
-    if std::env::var_os("CIVICFLOW_BENCH_CPU").is_some() {
-        println!(
-            "cpu: {:.3} s of cpu in {wall:.3} s",
-            cpu_seconds() - cpu_started
-        );
-    }
+    let cpu = cpu_seconds() - cpu_started;
     drop(runner);
-    if std::env::var_os("CIVICFLOW_BENCH_ROWS").is_some() {
-        for ns in store.namespaces().expect("namespaces") {
-            let rows = store.scan(&ns, b"", None, usize::MAX).expect("scan").len();
-            println!("rows: {ns:?} {rows}");
-        }
-    }
+    let rows = store
+        .namespaces()
+        .expect("namespaces")
+        .iter()
+        .map(|ns| store.scan(ns, b"", None, usize::MAX).expect("scan").len())
+        .sum();
+    drop(store);
     let _ = std::fs::remove_dir_all(dir);
-    rate
+    Rebuilt {
+        rate: events as f64 / wall,
+        cpu,
+        rows,
+    }
 }
 
 /// The process's user and system CPU time so far, from /proc (Linux; 0 elsewhere).
@@ -107,10 +116,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The history to replay: generated once (kept in `CIVICFLOW_BENCH_KEEP` if set).
+fn history(base: &Path, commands: usize, reuse: bool) {
+    if reuse {
+        return;
+    }
+    let clock = ManualClock::new(demo::START);
+    let key = MasterKey::generate().expect("randomness");
+    let engine = open_engine(&base.join("data"), &clock, &key);
+    demo::build_org(&engine).expect("demo chart");
+    let mut rng = Rng::new(20_261_127);
+    let mut cases = Vec::new();
+    let generated = Instant::now();
+    let accepted = run_random_commands(&engine, &clock, &mut rng, commands, &mut cases);
+    println!(
+        "history: {accepted} accepted of {commands} commands, {} cases, {} events (generated in {:.1?})",
+        cases.len(),
+        engine.log().head().map_or(0, |h| h.position.get()),
+        generated.elapsed()
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (commands, rounds) = if quick { (2_000, 1) } else { (30_000, 3) };
-    let keep = std::env::var_os("CIVICFLOW_BENCH_KEEP").map(std::path::PathBuf::from);
+    let (commands, rounds) = if quick { (2_000, 1) } else { (30_000, 5) };
+    let keep = std::env::var_os("CIVICFLOW_BENCH_KEEP").map(PathBuf::from);
     let base = keep.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!(
             "civicflow-bench-projections-{}",
@@ -121,68 +151,63 @@ fn main() {
     if !reuse {
         let _ = std::fs::remove_dir_all(&base);
     }
-    let clock = ManualClock::new(demo::START);
-    let key = MasterKey::generate().expect("randomness");
-    let definitions = Arc::new(civicflow::core::domain::workflow::DefinitionRegistry::built_in());
-    if !reuse {
-        let engine = open_engine(&base.join("data"), &clock, &key);
-        demo::build_org(&engine).expect("demo chart");
-        let mut rng = Rng::new(20_261_127);
-        let mut cases = Vec::new();
-        let generated = Instant::now();
-        let accepted = run_random_commands(&engine, &clock, &mut rng, commands, &mut cases);
-        println!(
-            "history: {accepted} accepted of {commands} commands, {} cases, {} events (generated in {:.1?})",
-            cases.len(),
-            engine.log().head().map_or(0, |h| h.position.get()),
-            generated.elapsed()
-        );
-    }
+    history(&base, commands, reuse);
+    let definitions = Arc::new(DefinitionRegistry::built_in());
     let log = EventLog::open(base.join("data").join("log")).expect("log");
 
     let only = std::env::var("CIVICFLOW_BENCH_ONLY").ok();
     let together = only.as_deref().is_none_or(|only| only == "all");
-    let mut raw = Vec::new();
-    let mut all = Vec::new();
+    let (mut raw, mut all, mut cpu, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut events = 0;
+    let mut rows = 0;
     for _ in 0..rounds {
         let (rate, count) = raw_replay(&log);
         raw.push(rate);
         events = count;
         if together {
-            all.push(rebuild(
-                &log,
-                &base.join("rm-all"),
-                models::all(definitions.clone()),
-            ));
-        } else {
-            all.push(f64::NAN);
+            let rebuilt = rebuild(&log, &base.join("rm-all"), models::all(definitions.clone()));
+            ratios.push(rebuilt.rate / rate);
+            all.push(rebuilt.rate);
+            cpu.push(rebuilt.cpu);
+            rows = rebuilt.rows;
         }
     }
-    let (raw, all) = (median(raw), median(all));
-    println!("\n## rebuild of every read model, {events} events");
+    let raw = median(raw);
+    println!("\n## rebuild of every read model, {events} events, {rounds} rounds");
     println!("| what | events/s | ratio to raw replay |");
     println!("|---|---:|---:|");
     println!("| raw replay (read_all, batches of 1024) | {raw:.0} | 1.00 |");
-    println!(
-        "| rebuild of all {} models together | {all:.0} | **{:.2}** |",
-        models::names().len(),
-        all / raw
-    );
+    if together {
+        let spread = (
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            ratios.iter().copied().fold(0.0, f64::max),
+        );
+        println!(
+            "| rebuild of all {} models together ({rows} rows, {:.2} s CPU) | {:.0} | **{:.2}** ({:.2} to {:.2}) |",
+            models::names().len(),
+            median(cpu),
+            median(all),
+            median(ratios),
+            spread.0,
+            spread.1
+        );
+    }
     for (i, name) in models::names()
         .iter()
         .enumerate()
         .filter(|(_, name)| only.as_deref().is_none_or(|only| only == **name))
     {
-        let only: Vec<Box<dyn Projection>> = models::all(definitions.clone())
+        let alone: Vec<Box<dyn Projection>> = models::all(definitions.clone())
             .into_iter()
             .skip(i)
             .take(1)
             .collect();
-        let rate = rebuild(&log, &base.join(format!("rm-{name}")), only);
+        let rebuilt = rebuild(&log, &base.join(format!("rm-{name}")), alone);
         println!(
-            "| rebuild of {name} alone | {rate:.0} | {:.2} |",
-            rate / raw
+            "| rebuild of {name} alone ({} rows) | {:.0} | {:.2} |",
+            rebuilt.rows,
+            rebuilt.rate,
+            rebuilt.rate / raw
         );
     }
     drop(log);
