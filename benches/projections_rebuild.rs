@@ -93,22 +93,19 @@ fn rebuild(log: &EventLog, dir: &Path, projections: Vec<Box<dyn Projection>>) ->
     }
 }
 
-/// The process's user and system CPU time so far, from /proc (Linux; 0 elsewhere).
+/// CPU time the process's live threads have used so far, in seconds: the sum over
+/// `/proc/self/task/*/schedstat` (nanoseconds; Linux only, 0 elsewhere). Threads that have
+/// exited are not counted, so take both readings while the threads to measure live.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime the
-    // 13th, in clock ticks (100 per second on Linux).
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    let nanos: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    nanos as f64 / 1e9
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -189,7 +186,7 @@ fn main() {
             ratios.iter().copied().fold(0.0, f64::max),
         );
         println!(
-            "| rebuild of all {} models together ({rows} rows, {:.2} s CPU) | {:.0} | **{:.2}** ({:.2} to {:.2}) |",
+            "| rebuild of all {} models together ({rows} rows, {:.3} s CPU) | {:.0} | **{:.2}** ({:.2} to {:.2}) |",
             models::names().len(),
             median(cpu),
             median(all),

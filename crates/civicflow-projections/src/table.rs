@@ -153,9 +153,16 @@ fn encode_any<R: Row>(value: &(dyn Any + Send), out: &mut Vec<u8>) -> Result<(),
 pub struct Tx<'a> {
     store: &'a ReadModelStore,
     ns: &'a Namespace,
-    slots: HashMap<Vec<u8>, Slot, foldhash::fast::RandomState>,
-    /// Every row of the namespace is in `slots` (a missing key is a missing row).
+    /// Rows by table (a projection has a handful), each keyed by the row's own key: a row
+    /// already in memory is found without building its full key.
+    tables: Vec<TableRows>,
+    /// Every row of the namespace is in memory (a missing key is a missing row).
     complete: bool,
+}
+
+struct TableRows {
+    name: &'static str,
+    rows: HashMap<Vec<u8>, Slot, foldhash::fast::RandomState>,
 }
 
 impl<'a> Tx<'a> {
@@ -164,34 +171,54 @@ impl<'a> Tx<'a> {
         Self {
             store,
             ns,
-            slots: HashMap::default(),
+            tables: Vec::new(),
             complete: empty,
         }
     }
 
+    /// The rows of table `name`.
+    fn rows(
+        &mut self,
+        name: &'static str,
+    ) -> &mut HashMap<Vec<u8>, Slot, foldhash::fast::RandomState> {
+        let index = match self.tables.iter().position(|t| t.name == name) {
+            Some(index) => index,
+            None => {
+                self.tables.push(TableRows {
+                    name,
+                    rows: HashMap::default(),
+                });
+                self.tables.len() - 1
+            }
+        };
+        &mut self.tables[index].rows
+    }
+
     fn load<R: Row>(&mut self, table: &Table<R>, key: &[u8]) -> Result<&mut Slot, ProjectionError> {
-        let full = table.key(key);
-        let slot = match self.slots.entry(full) {
-            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
-            std::collections::hash_map::Entry::Vacant(vacant) => {
-                let value = if self.complete {
+        let (store, ns, complete) = (self.store, self.ns, self.complete);
+        let rows = self.rows(table.name);
+        if !rows.contains_key(key) {
+            let value =
+                if complete {
                     None
                 } else {
-                    match self.store.get(self.ns, vacant.key())? {
+                    match store.get(ns, &table.key(key))? {
                         Some(bytes) => Some(Box::new(decode_row::<R>(table.name, key, &bytes)?)
                             as Box<dyn Any + Send>),
                         None => None,
                     }
                 };
-                vacant.insert(Slot {
+            rows.insert(
+                key.to_vec(),
+                Slot {
                     stored: value.is_some(),
                     value,
                     dirty: false,
                     encode: encode_any::<R>,
-                })
-            }
-        };
-        Ok(slot)
+                },
+            );
+        }
+        Ok(rows.get_mut(key).expect("present: found or inserted above"))
     }
 
     /// A row, as the events applied so far have left it.
@@ -236,85 +263,106 @@ impl<'a> Tx<'a> {
         key: &[u8],
         row: R,
     ) -> Result<(), ProjectionError> {
-        self.set(table.key(key), Some(Box::new(row)), encode_any::<R>);
+        self.set(table.name, key, Some(Box::new(row)), encode_any::<R>);
         Ok(())
     }
 
     /// Removes a row.
     pub fn delete<R: Row>(&mut self, table: &Table<R>, key: &[u8]) {
-        self.set(table.key(key), None, encode_any::<R>);
+        self.set(table.name, key, None, encode_any::<R>);
     }
 
-    fn set(&mut self, full: Vec<u8>, value: Option<Box<dyn Any + Send>>, encode: Encode) {
-        match self.slots.entry(full) {
-            std::collections::hash_map::Entry::Occupied(slot) => {
-                let slot = slot.into_mut();
-                slot.value = value;
-                slot.dirty = true;
-                slot.encode = encode;
-            }
-            std::collections::hash_map::Entry::Vacant(vacant) => {
-                vacant.insert(Slot {
+    fn set(
+        &mut self,
+        name: &'static str,
+        key: &[u8],
+        value: Option<Box<dyn Any + Send>>,
+        encode: Encode,
+    ) {
+        let complete = self.complete;
+        let rows = self.rows(name);
+        if let Some(slot) = rows.get_mut(key) {
+            slot.value = value;
+            slot.dirty = true;
+            slot.encode = encode;
+        } else {
+            rows.insert(
+                key.to_vec(),
+                Slot {
                     value,
                     dirty: true,
                     // Unknown: the store may hold it, unless it holds nothing this
                     // transaction has not seen.
-                    stored: !self.complete,
+                    stored: !complete,
                     encode,
-                });
-            }
+                },
+            );
         }
     }
 
     /// How many rows the transaction holds in memory.
     pub fn rows_in_memory(&self) -> usize {
-        self.slots.len()
+        self.tables.iter().map(|t| t.rows.len()).sum()
     }
 
     /// Writes the changed rows and `checkpoint` in one atomic batch; the rows stay in memory,
     /// unchanged from now on. After an error the transaction is unusable (the runner drops
     /// it and starts again from the committed checkpoint).
     pub(crate) fn commit(&mut self, checkpoint: Position) -> Result<(), ProjectionError> {
-        // In key order: the store merges sorted changes into its pages without sorting them.
-        let mut dirty: Vec<(&Vec<u8>, &mut Slot)> = self
-            .slots
-            .iter_mut()
-            .filter(|(_, slot)| slot.dirty)
-            .collect();
-        dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        // Every value encoded into one buffer; the changes borrow keys and values.
-        let mut values = Vec::new();
-        let mut spans = Vec::with_capacity(dirty.len());
-        for (key, slot) in &mut dirty {
-            slot.dirty = false;
-            let stored = std::mem::replace(&mut slot.stored, slot.value.is_some());
-            match &slot.value {
-                Some(value) => {
-                    let start = values.len();
-                    (slot.encode)(value.as_ref(), &mut values).map_err(|reason| {
-                        ProjectionError::Row {
-                            table: "(commit)",
-                            key: printable(key),
-                            reason,
-                        }
-                    })?;
-                    spans.push((key.as_slice(), Some(start..values.len())));
-                }
-                // A row created and removed since the last commit was never written.
-                None if stored => spans.push((key.as_slice(), None)),
-                None => {}
+        // Full keys and values, each written into one buffer; the changes borrow them. In key
+        // order: tables by name (a name ends with the byte 0, which no name contains, so
+        // tables do not interleave), rows by key.
+        self.tables.sort_unstable_by(|a, b| a.name.cmp(b.name));
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        let mut spans = Vec::new();
+        for table in &mut self.tables {
+            let mut dirty: Vec<(&Vec<u8>, &mut Slot)> = table
+                .rows
+                .iter_mut()
+                .filter(|(_, slot)| slot.dirty)
+                .collect();
+            dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (key, slot) in dirty {
+                slot.dirty = false;
+                let stored = std::mem::replace(&mut slot.stored, slot.value.is_some());
+                let value = match &slot.value {
+                    Some(value) => {
+                        let start = values.len();
+                        (slot.encode)(value.as_ref(), &mut values).map_err(|reason| {
+                            ProjectionError::Row {
+                                table: table.name,
+                                key: printable(key),
+                                reason,
+                            }
+                        })?;
+                        Some(start..values.len())
+                    }
+                    // A row created and removed since the last commit was never written.
+                    None if stored => None,
+                    None => continue,
+                };
+                let start = keys.len();
+                keys.extend_from_slice(table.name.as_bytes());
+                keys.push(0);
+                keys.extend_from_slice(key);
+                spans.push((start..keys.len(), value));
             }
         }
         let changes: Vec<(&[u8], Option<&[u8]>)> = spans
             .into_iter()
-            .map(|(key, span)| (key, span.and_then(|span| values.get(span))))
+            .map(|(key, value)| {
+                (
+                    keys.get(key).unwrap_or_default(),
+                    value.and_then(|value| values.get(value)),
+                )
+            })
             .collect();
         self.store.commit_sorted(self.ns, &changes, checkpoint)?;
-        drop(changes);
-        drop(dirty);
         if self.complete {
             // Absent rows need no remembering when every row there is is in memory.
-            self.slots.retain(|_, slot| slot.value.is_some());
+            for table in &mut self.tables {
+                table.rows.retain(|_, slot| slot.value.is_some());
+            }
         }
         Ok(())
     }
@@ -322,8 +370,10 @@ impl<'a> Tx<'a> {
     /// Forgets every row if more than `max` are in memory (call it right after a commit:
     /// rows not yet written would be lost).
     pub(crate) fn trim(&mut self, max: usize) {
-        if self.slots.len() > max {
-            self.slots.retain(|_, slot| slot.dirty);
+        if self.rows_in_memory() > max {
+            for table in &mut self.tables {
+                table.rows.retain(|_, slot| slot.dirty);
+            }
             self.complete = false;
         }
     }
