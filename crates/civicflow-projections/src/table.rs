@@ -494,13 +494,7 @@ impl<'a> View<'a> {
         let rows = self
             .store
             .scan(&self.ns, &table.key(prefix), after.as_deref(), limit)?;
-        rows.into_iter()
-            .map(|(key, bytes)| {
-                let key = key[table.prefix_len()..].to_vec();
-                let row = decode_row::<R>(table.name, &key, &bytes)?;
-                Ok((key, row))
-            })
-            .collect()
+        decode_rows(table, rows)
     }
 
     /// Like [`View::scan`], backwards from the key `before`.
@@ -518,12 +512,20 @@ impl<'a> View<'a> {
         let rows = self
             .store
             .scan_back(&self.ns, &table.key(prefix), before.as_deref(), limit)?;
-        rows.into_iter()
-            .map(|(key, bytes)| {
-                let key = key[table.prefix_len()..].to_vec();
-                let row = decode_row::<R>(table.name, &key, &bytes)?;
-                Ok((key, row))
-            })
-            .collect()
+        decode_rows(table, rows)
     }
+}
+
+/// Stored rows of `table` (full keys) as the table's keys and rows.
+fn decode_rows<R: Row>(
+    table: &Table<R>,
+    rows: civicflow_core::readmodel::Rows,
+) -> Result<Vec<(Vec<u8>, R)>, ProjectionError> {
+    rows.into_iter()
+        .map(|(mut key, bytes)| {
+            key.drain(..table.prefix_len());
+            let row = decode_row::<R>(table.name, &key, &bytes)?;
+            Ok((key, row))
+        })
+        .collect()
 }

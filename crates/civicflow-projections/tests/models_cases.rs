@@ -6,6 +6,7 @@
 //! subtrees, inbox entries left behind when a case moves on, overdue deadlines the report
 //! misses, and rates counted for the wrong unit or the wrong (UTC instead of Shanghai) month.
 
+mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,43 +36,9 @@ use civicflow_projections::models::rates::{self, Rates};
 use civicflow_projections::models::unit_inbox::{self, Relation, Subject, UnitInbox};
 use civicflow_projections::ProjectionError;
 use civicflow_projections::{Projection, Runner, RunnerOptions, View};
+use common::{acting, role, unit, Scratch};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("civicflow-models-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn unit(id: &str) -> UnitId {
-    UnitId::new(id).expect("valid unit")
-}
-
-fn role(name: &str) -> Role {
-    Role::new(name).expect("valid role")
-}
-
-fn acting(actor: &str, role_name: &str, unit_id: &str) -> Acting {
-    Acting::new(
-        ActorId::new(actor).expect("valid"),
-        role(role_name),
-        unit(unit_id),
-    )
-}
 
 fn fields(pairs: &[(&str, FieldValue)]) -> Fields {
     pairs

@@ -8,6 +8,7 @@
 //! community), a percentile off by one rank, and pages that skip or repeat items when items
 //! arrive between two pages.
 
+mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use civicflow_core::vault::MasterKey;
 use civicflow_core::{
     Actor, ActorId, AppendRequest, CaseId, Clock, CorrelationId, DirectiveId, DomainEvent,
     Durability, EventLog, EventType, ExpectedVersion, ListItemId, LogConfig, ManualClock, NewEvent,
-    Role, Timestamp, UnitId,
+    Role, Timestamp,
 };
 use civicflow_projections::models::community_stats::{
     self, CommunityStats, OrgFigures, Stats, WorkflowStats,
@@ -37,41 +38,9 @@ use civicflow_projections::models::page::{Cursor, Page};
 use civicflow_projections::models::shop_standing::{self, PointChange, ShopStanding};
 use civicflow_projections::ProjectionError;
 use civicflow_projections::{Projection, Runner, RunnerOptions};
+use common::{acting, unit, Scratch};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "civicflow-models-other-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn unit(id: &str) -> UnitId {
-    UnitId::new(id).expect("valid unit id")
-}
-
-fn acting(actor: &str, role: &str, at: &str) -> Acting {
-    Acting::new(
-        ActorId::new(actor).expect("valid actor id"),
-        Role::new(role).expect("valid role"),
-        unit(at),
-    )
-}
 
 fn fields(pairs: &[(&str, FieldValue)]) -> Fields {
     pairs

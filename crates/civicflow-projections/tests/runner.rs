@@ -5,6 +5,7 @@
 //! Guards against skipped events, views lost between commit and update, a failure that stops
 //! every projection, and rebuilds that take the reads down.
 
+mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,25 +18,7 @@ use civicflow_projections::{
     Event, FreshnessError, Phase, Projection, ProjectionError, Runner, RunnerOptions, Table, Tx,
     View,
 };
-
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("civicflow-runner-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
+use common::Scratch;
 
 const COUNTS: Table<u64> = Table::new("count");
 

@@ -39,7 +39,7 @@ use civicflow_core::{CaseId, PersonId, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
 use super::page::{scan_filtered, Page, Paged, Step};
-use super::time_key;
+use super::{follow_deadline, follow_handlers, time_key};
 use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
@@ -185,41 +185,19 @@ impl Projection for CaseBoard {
                 row.closed = terminal;
                 row.stage = e.to.clone();
             }
-            CaseEvent::LeadAssigned(e) => {
-                row.co_handlers.retain(|u| u != &e.unit);
-                row.lead = e.unit.clone();
-            }
-            CaseEvent::CoHandlerAdded(e) => {
-                if let Err(i) = row.co_handlers.binary_search(&e.unit) {
-                    row.co_handlers.insert(i, e.unit.clone());
-                }
-            }
-            CaseEvent::ReturnedToSender(e) => {
-                row.co_handlers.retain(|u| u != &e.to);
-                row.lead = e.to.clone();
-            }
             CaseEvent::SatisfactionRated(e) => row.rating = Some(e.rating),
             CaseEvent::MergedInto(e) => row.merged_into = Some(e.target),
-            CaseEvent::Reopened(e) => {
-                row.closed = false;
-                row.rating = None;
-                row.lead = e.lead.clone();
-                row.co_handlers.clear();
-            }
             CaseEvent::Migrated(e) => row.workflow = e.to.clone(),
-            CaseEvent::DeadlineSet(e) => {
-                row.due_at = Some(e.due_at);
-                row.deadline_seq = e.seq;
+            other => {
+                if follow_handlers(other, &mut row.lead, &mut row.co_handlers).is_some() {
+                    if let CaseEvent::Reopened(_) = other {
+                        row.closed = false;
+                        row.rating = None;
+                    }
+                } else if !follow_deadline(other, &mut row.due_at, &mut row.deadline_seq) {
+                    return Ok(());
+                }
             }
-            CaseEvent::DeadlineMet(e) if e.seq == row.deadline_seq => {
-                row.due_at = None;
-                row.deadline_seq = 0;
-            }
-            CaseEvent::DeadlineMissed(e) if e.seq == row.deadline_seq => {
-                row.due_at = None;
-                row.deadline_seq = 0;
-            }
-            _ => return Ok(()),
         }
         row.updated_at = at;
         Ok(())

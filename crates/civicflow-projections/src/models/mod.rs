@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::workflow::DefinitionRegistry;
-use civicflow_core::Timestamp;
+use civicflow_core::{Timestamp, UnitId};
 
 use crate::Projection;
 
@@ -53,4 +54,53 @@ pub fn names() -> Vec<&'static str> {
 /// so that the big-endian bytes sort in time order (before 1970 too).
 pub(crate) fn time_key(at: Timestamp) -> u64 {
     at.as_unix_micros().cast_unsigned() ^ (1 << 63)
+}
+
+/// Who handles a case, as the models that show it keep it: the lead (主办) and the
+/// co-handling units (协办, in id order). Applies `event`; whether anything changed (`None`:
+/// the event is not about handlers).
+pub(crate) fn follow_handlers(
+    event: &CaseEvent,
+    lead: &mut UnitId,
+    co_handlers: &mut Vec<UnitId>,
+) -> Option<bool> {
+    match event {
+        CaseEvent::LeadAssigned(e) => {
+            co_handlers.retain(|u| u != &e.unit);
+            lead.clone_from(&e.unit);
+        }
+        CaseEvent::CoHandlerAdded(e) => match co_handlers.binary_search(&e.unit) {
+            Ok(_) => return Some(false),
+            Err(i) => co_handlers.insert(i, e.unit.clone()),
+        },
+        CaseEvent::ReturnedToSender(e) => {
+            co_handlers.retain(|u| u != &e.to);
+            lead.clone_from(&e.to);
+        }
+        CaseEvent::Reopened(e) => {
+            lead.clone_from(&e.lead);
+            co_handlers.clear();
+        }
+        _ => return None,
+    }
+    Some(true)
+}
+
+/// A case's running deadline, as the models that show it keep it: its due time and number
+/// (0: none). Applies `event`; whether it was a deadline event of the running deadline.
+pub(crate) fn follow_deadline(
+    event: &CaseEvent,
+    due_at: &mut Option<Timestamp>,
+    seq: &mut u32,
+) -> bool {
+    match event {
+        CaseEvent::DeadlineSet(e) => {
+            *due_at = Some(e.due_at);
+            *seq = e.seq;
+        }
+        CaseEvent::DeadlineMet(e) if e.seq == *seq => (*due_at, *seq) = (None, 0),
+        CaseEvent::DeadlineMissed(e) if e.seq == *seq => (*due_at, *seq) = (None, 0),
+        _ => return false,
+    }
+    true
 }

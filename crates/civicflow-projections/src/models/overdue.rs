@@ -210,6 +210,40 @@ enum DeadlineEvent<'e> {
     Step(&'e DeadlineStepReached),
 }
 
+impl<'e> DeadlineEvent<'e> {
+    fn of_case(event: &'e CaseEvent) -> Option<Self> {
+        Some(match event {
+            CaseEvent::DeadlineSet(e) => Self::Set(e),
+            CaseEvent::DeadlineMet(e) => Self::Closed {
+                seq: e.seq,
+                missed: None,
+            },
+            CaseEvent::DeadlineMissed(e) => Self::Closed {
+                seq: e.seq,
+                missed: Some(e),
+            },
+            CaseEvent::DeadlineStepReached(e) => Self::Step(e),
+            _ => return None,
+        })
+    }
+
+    fn of_part(event: &'e PartEvent) -> Option<Self> {
+        Some(match event {
+            PartEvent::DeadlineSet(e) => Self::Set(e),
+            PartEvent::DeadlineMet(e) => Self::Closed {
+                seq: e.seq,
+                missed: None,
+            },
+            PartEvent::DeadlineMissed(e) => Self::Closed {
+                seq: e.seq,
+                missed: Some(e),
+            },
+            PartEvent::DeadlineStepReached(e) => Self::Step(e),
+            _ => return None,
+        })
+    }
+}
+
 /// Whether a case or part event can change the report (on the type name, before decoding).
 fn relevant(event_type: &str) -> bool {
     matches!(
@@ -373,31 +407,10 @@ impl Projection for OverdueReports {
                     CaseEvent::LeadAssigned(e) => Self::set_unit(subject, e.unit.clone(), tx),
                     CaseEvent::ReturnedToSender(e) => Self::set_unit(subject, e.to.clone(), tx),
                     CaseEvent::Reopened(e) => Self::set_unit(subject, e.lead.clone(), tx),
-                    CaseEvent::DeadlineSet(e) => {
-                        Self::apply_deadline(subject, DeadlineEvent::Set(e), at, tx)
-                    }
-                    CaseEvent::DeadlineMet(e) => Self::apply_deadline(
-                        subject,
-                        DeadlineEvent::Closed {
-                            seq: e.seq,
-                            missed: None,
-                        },
-                        at,
-                        tx,
-                    ),
-                    CaseEvent::DeadlineMissed(e) => Self::apply_deadline(
-                        subject,
-                        DeadlineEvent::Closed {
-                            seq: e.seq,
-                            missed: Some(e),
-                        },
-                        at,
-                        tx,
-                    ),
-                    CaseEvent::DeadlineStepReached(e) => {
-                        Self::apply_deadline(subject, DeadlineEvent::Step(e), at, tx)
-                    }
-                    _ => Ok(()),
+                    other => match DeadlineEvent::of_case(other) {
+                        Some(deadline) => Self::apply_deadline(subject, deadline, at, tx),
+                        None => Ok(()),
+                    },
                 }
             }
             Decoded::Part(directive, index, e) => {
@@ -414,31 +427,10 @@ impl Projection for OverdueReports {
                             running: None,
                         },
                     ),
-                    PartEvent::DeadlineSet(e) => {
-                        Self::apply_deadline(subject, DeadlineEvent::Set(e), at, tx)
-                    }
-                    PartEvent::DeadlineMet(e) => Self::apply_deadline(
-                        subject,
-                        DeadlineEvent::Closed {
-                            seq: e.seq,
-                            missed: None,
-                        },
-                        at,
-                        tx,
-                    ),
-                    PartEvent::DeadlineMissed(e) => Self::apply_deadline(
-                        subject,
-                        DeadlineEvent::Closed {
-                            seq: e.seq,
-                            missed: Some(e),
-                        },
-                        at,
-                        tx,
-                    ),
-                    PartEvent::DeadlineStepReached(e) => {
-                        Self::apply_deadline(subject, DeadlineEvent::Step(e), at, tx)
-                    }
-                    _ => Ok(()),
+                    other => match DeadlineEvent::of_part(other) {
+                        Some(deadline) => Self::apply_deadline(subject, deadline, at, tx),
+                        None => Ok(()),
+                    },
                 }
             }
             _ => Ok(()),

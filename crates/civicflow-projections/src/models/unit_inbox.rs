@@ -41,7 +41,7 @@ use civicflow_core::{CaseId, DirectiveId, Role, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
 use super::page::{scan_filtered, Page, Paged, Step};
-use super::time_key;
+use super::{follow_deadline, follow_handlers, time_key};
 use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
@@ -463,37 +463,16 @@ fn change_case(row: &mut InboxCase, event: &CaseEvent, definitions: &DefinitionR
             row.stage.clone_from(&e.to);
             row.closed = closed;
         }
-        CaseEvent::LeadAssigned(e) => {
-            row.co_handlers.retain(|u| u != &e.unit);
-            row.lead = e.unit.clone();
-        }
-        CaseEvent::CoHandlerAdded(e) => match row.co_handlers.binary_search(&e.unit) {
-            Ok(_) => return false,
-            Err(i) => row.co_handlers.insert(i, e.unit.clone()),
-        },
-        CaseEvent::ReturnedToSender(e) => {
-            row.co_handlers.retain(|u| u != &e.to);
-            row.lead = e.to.clone();
-        }
-        CaseEvent::Reopened(e) => {
-            row.closed = false;
-            row.lead = e.lead.clone();
-            row.co_handlers.clear();
-        }
         CaseEvent::Migrated(e) => row.workflow = e.to.clone(),
-        CaseEvent::DeadlineSet(e) => {
-            row.due_at = Some(e.due_at);
-            row.deadline_seq = e.seq;
+        other => {
+            if let Some(changed) = follow_handlers(other, &mut row.lead, &mut row.co_handlers) {
+                if let CaseEvent::Reopened(_) = other {
+                    row.closed = false;
+                }
+                return changed;
+            }
+            return follow_deadline(other, &mut row.due_at, &mut row.deadline_seq);
         }
-        CaseEvent::DeadlineMet(e) if e.seq == row.deadline_seq => {
-            row.due_at = None;
-            row.deadline_seq = 0;
-        }
-        CaseEvent::DeadlineMissed(e) if e.seq == row.deadline_seq => {
-            row.due_at = None;
-            row.deadline_seq = 0;
-        }
-        _ => return false,
     }
     true
 }
