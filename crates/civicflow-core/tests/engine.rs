@@ -599,3 +599,83 @@ fn workflows_load_from_a_directory_and_bad_ones_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn tokens_are_issued_for_real_grants_by_administrators_and_revoked_as_events() {
+    use civicflow_core::domain::access::{AccessCommand, TokenHash, TokenId};
+    let scratch = Scratch::new("tokens");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let admin = acting("wang.admin", "community_admin", "tonghui");
+    let worker = acting("li.grid1", "grid_worker", "grid-1");
+    let hash = TokenHash([7; 32]);
+    let issue = |by: &Acting, hash: TokenHash, who: Acting| {
+        engine.submit(
+            by,
+            Command::Access(AccessCommand::Issue {
+                hash,
+                acting: who,
+                name: "grid-1 tablet".into(),
+            }),
+        )
+    };
+
+    // A grid worker may not issue tokens; nor may anyone issue one for a grant the actor
+    // does not hold.
+    assert!(matches!(
+        issue(&worker, hash, worker.clone()),
+        Err(SubmitError::Rejected(Rejection::RoleNotAllowed { .. }))
+    ));
+    assert!(issue(
+        &admin,
+        hash,
+        acting("li.grid1", "community_admin", "grid-1")
+    )
+    .is_err());
+
+    // The administrator issues one; the log holds the hash, never a secret.
+    let Outcome::Token { token } = issue(&admin, hash, worker.clone()).expect("issued") else {
+        panic!("a token outcome");
+    };
+    assert_eq!(token, TokenId::of_hash(&hash));
+    assert!(
+        issue(&admin, hash, worker.clone()).is_err(),
+        "the same hash twice"
+    );
+    let tokens = engine.tokens().expect("read");
+    let grant = &tokens.tokens[&token];
+    assert_eq!(grant.acting, worker);
+    assert_eq!(grant.revoked_at, None);
+
+    // Revoked: still listed, with when.
+    engine
+        .submit(
+            &admin,
+            Command::Access(AccessCommand::Revoke {
+                token: token.clone(),
+                reason: "tablet lost".into(),
+            }),
+        )
+        .expect("revoked");
+    let tokens = engine.tokens().expect("read");
+    assert!(tokens.tokens[&token].revoked_at.is_some());
+    assert_eq!(tokens.valid().count(), 0);
+    let history = engine
+        .log()
+        .read_stream(
+            &civicflow_core::domain::access::access_stream(),
+            civicflow_core::Version::FIRST,
+            10,
+        )
+        .expect("read");
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        ["TokenIssued", "TokenRevoked"]
+    );
+    assert_eq!(history[0].actor.role.as_str(), "community_admin");
+}

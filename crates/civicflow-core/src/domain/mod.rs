@@ -3,6 +3,7 @@
 //! Nothing here does I/O or reads the clock: the engine passes the moment, the org chart, the
 //! workflow definitions and working time in a [`Context`]. See `docs/engine.md`.
 
+pub mod access;
 pub mod case;
 mod context;
 pub mod deadline;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::EngineError;
+use crate::domain::access::{self, AccessEvent, AccessState};
 use crate::domain::case::{self, CaseEvent, CaseState};
 use crate::domain::directive::{self, DirectiveEvent, DirectiveState, PartEvent, PartState};
 use crate::domain::lists::{self, ListEvent, ListItemState};
@@ -144,6 +145,15 @@ pub(super) fn load_standing(
 }
 
 /// A person's lifecycle, and the stream's version.
+pub(super) fn load_access(log: &EventLog) -> Result<AccessState, EngineError> {
+    let mut state = AccessState::default();
+    for recorded in read_stream(log, &access::access_stream())? {
+        let event: AccessEvent = decode(&recorded)?;
+        access::apply(&mut state, &event, recorded.version);
+    }
+    Ok(state)
+}
+
 pub(super) fn load_person(
     log: &EventLog,
     id: PersonId,

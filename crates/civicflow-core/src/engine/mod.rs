@@ -66,6 +66,7 @@ pub use scheduler::{SchedulerHandle, StepTaken};
 
 use crate::calendar::BusinessCalendar;
 use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::domain::access::{self, AccessCommand, AccessState, TokenId};
 use crate::domain::case::{self, CaseCommand, CaseEvent, CaseState, Channel, OpenCase};
 use crate::domain::directive::{self, DirectiveCommand, DirectiveKind, PartEvent, Progress};
 use crate::domain::fields::Fields;
@@ -193,6 +194,8 @@ pub enum Command {
         /// How it came in.
         channel: Channel,
     },
+    /// Issue or revoke an access token (see `domain::access`).
+    Access(AccessCommand),
     /// Take an action on a case.
     Act {
         /// The case.
@@ -320,6 +323,11 @@ pub enum Outcome {
     Person {
         /// The person.
         person: PersonId,
+    },
+    /// A token was issued or revoked (or was revoked already: no events).
+    Token {
+        /// The token.
+        token: TokenId,
     },
 }
 
@@ -544,6 +552,7 @@ impl Engine {
     pub fn submit(&self, acting: &Acting, command: Command) -> Result<Outcome, SubmitError> {
         match command {
             Command::Org(command) => self.submit_org(acting, &command),
+            Command::Access(command) => self.submit_access(acting, &command),
             Command::OpenCase {
                 workflow,
                 version,
@@ -690,6 +699,52 @@ impl Engine {
                 Ok(Outcome::Person { person })
             }
         }
+    }
+
+    fn submit_access(
+        &self,
+        acting: &Acting,
+        command: &AccessCommand,
+    ) -> Result<Outcome, SubmitError> {
+        let token = match command {
+            AccessCommand::Issue { hash, .. } => TokenId::of_hash(hash),
+            AccessCommand::Revoke { token, .. } => token.clone(),
+        };
+        for _ in 0..RETRIES {
+            let state = load::load_access(&self.log)?;
+            let org = read(&self.org);
+            let ctx = self.context(acting, &org.0, self.now());
+            let events = access::decide(&state, command, &ctx)?;
+            drop(org);
+            if events.is_empty() {
+                return Ok(Outcome::Token { token });
+            }
+            let expected = state
+                .version
+                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+            if self
+                .append(
+                    acting,
+                    vec![(access::access_stream(), expected, events)],
+                    None,
+                )?
+                .is_ok()
+            {
+                return Ok(Outcome::Token { token });
+            }
+        }
+        Err(EngineError::Contention {
+            stream: access::ACCESS_STREAM.to_owned(),
+        }
+        .into())
+    }
+
+    /// Every token ever issued, with its grant and whether it was revoked.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the log cannot be read or an event does not decode.
+    pub fn tokens(&self) -> Result<AccessState, EngineError> {
+        load::load_access(&self.log)
     }
 
     fn submit_org(&self, acting: &Acting, command: &OrgCommand) -> Result<Outcome, SubmitError> {
