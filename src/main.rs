@@ -1,10 +1,10 @@
-//! The `civicflow` command.
-//!
-//! Today it inspects a stopped store: `verify` recomputes the hash chain, `head` prints the
-//! chain head to keep as an anchor. The service (`serve`) and the audit tools come with the
-//! HTTP crate.
+//! The `civicflow` command: `serve` runs the service; the other commands work on a stopped
+//! store (see `docs/service.md`).
 
-use std::path::PathBuf;
+mod commands;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +24,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the service: the JSON API, live events, audits. SIGTERM or Ctrl-C stops it
+    /// gracefully.
+    Serve {
+        /// The store's directory (created if missing).
+        #[arg(long, default_value = "./civicflow-data")]
+        data: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// On an empty store, load the Tonghui demo and write a token for every demo actor to
+        /// DIR/demo-tokens.json.
+        #[arg(long)]
+        demo: bool,
+        /// The master key file of the personal-data vault (created when missing), unless
+        /// CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
     /// Recompute the hash chain of a stopped store; exit 0 when intact, 1 naming the first
     /// broken position.
     Verify {
@@ -53,15 +71,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn open(data: &PathBuf) -> Result<EventLog, String> {
-    if !data.join("db").exists() {
-        return Err(format!("no store at {} (pass --data DIR)", data.display()));
-    }
-    EventLog::open(data).map_err(|e| e.to_string())
+/// The log of a stopped store: an engine's (`DIR/log`) or a bare log's (`DIR`).
+fn open(data: &Path) -> Result<EventLog, String> {
+    let path = if data.join("log").join("db").exists() {
+        data.join("log")
+    } else if data.join("db").exists() {
+        data.to_owned()
+    } else {
+        return Err(format!(
+            "no store at {} (pass --data DIR, the directory `civicflow serve` uses)",
+            data.display()
+        ));
+    };
+    EventLog::open(&path).map_err(|e| match e {
+        civicflow::OpenError::Locked { .. } => format!(
+            "the store at {} is in use (is `civicflow serve` running on it? stop it first)",
+            data.display()
+        ),
+        other => other.to_string(),
+    })
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Serve {
+            data,
+            addr,
+            demo,
+            key_file,
+        } => commands::serve::run(data, addr, demo, key_file),
         Command::Verify { data, stream } => {
             let log = open(&data)?;
             let report = match &stream {

@@ -679,3 +679,49 @@ fn tokens_are_issued_for_real_grants_by_administrators_and_revoked_as_events() {
     );
     assert_eq!(history[0].actor.role.as_str(), "community_admin");
 }
+
+#[test]
+fn an_opening_retried_with_its_idempotency_key_opens_one_case() {
+    use civicflow_core::IdempotencyKey;
+    let scratch = Scratch::new("idempotent-open");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let worker = acting("li.grid1", "grid_worker", "grid-1");
+    let open = |title: &str| Command::OpenCase {
+        workflow: "service-request".parse_workflow(),
+        version: None,
+        unit: unit("grid-1"),
+        title: title.into(),
+        description: "Broken bench.".into(),
+        fields: fields(&[("category", FieldValue::Choice("public_facilities".into()))]),
+        requester: None,
+        channel: Channel::Api,
+    };
+    let idem = IdempotencyKey::new("tablet-7:req-1").expect("valid");
+    let first = engine
+        .submit_with_key(&worker, open("长椅坏了"), idem.clone())
+        .expect("opened");
+    let head = engine.log().head().map(|h| h.position);
+    let again = engine
+        .submit_with_key(&worker, open("长椅坏了"), idem.clone())
+        .expect("answered again");
+    let (
+        Outcome::Case { case: a, .. },
+        Outcome::Case {
+            case: b, events, ..
+        },
+    ) = (first, again)
+    else {
+        panic!("case outcomes");
+    };
+    assert_eq!(a, b, "the same case");
+    assert_eq!(events, 0, "nothing written the second time");
+    assert_eq!(engine.log().head().map(|h| h.position), head);
+    // The same key for another case is refused, naming the key.
+    assert!(matches!(
+        engine.submit_with_key(&worker, open("另一个"), idem.clone()),
+        Err(SubmitError::Rejected(Rejection::Invalid { field, .. })) if field == "idempotency_key"
+    ));
+}

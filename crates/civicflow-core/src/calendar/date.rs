@@ -320,6 +320,79 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Parses an RFC 3339 date-time with an offset (`2026-04-14T09:30:00+08:00`,
+/// `2026-04-14T01:30:00.25Z`): what APIs send. Fractions beyond microseconds are refused
+/// rather than rounded.
+///
+/// # Errors
+/// [`CalendarError`] naming what is wrong.
+pub fn parse_rfc3339(text: &str) -> Result<Timestamp, CalendarError> {
+    let bad = |why: &'static str| CalendarError::InvalidDate {
+        value: text.to_owned(),
+        reason: why,
+    };
+    let (date, rest) = text
+        .split_at_checked(10)
+        .ok_or_else(|| bad("RFC 3339 date-time: too short"))?;
+    let date = LocalDate::parse(date)
+        .map_err(|_| bad("RFC 3339 date-time: the date is not YYYY-MM-DD"))?;
+    let rest = rest
+        .strip_prefix(['T', 't', ' '])
+        .ok_or_else(|| bad("RFC 3339 date-time: no T between the date and the time"))?;
+    let (time, offset) = match rest.find(['Z', 'z', '+', '-']) {
+        Some(i) => rest.split_at(i),
+        None => return Err(bad("RFC 3339 date-time: no offset (Z or ±HH:MM)")),
+    };
+    let number = |part: &str, max: u32| -> Result<u32, CalendarError> {
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad(
+                "RFC 3339 date-time: hours, minutes and seconds take two digits each",
+            ));
+        }
+        let value: u32 = part
+            .parse()
+            .map_err(|_| bad("RFC 3339 date-time: not a number"))?;
+        if value > max {
+            return Err(bad("RFC 3339 date-time: a time part is out of range"));
+        }
+        Ok(value)
+    };
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut parts = clock.split(':');
+    let (Some(h), Some(m), Some(sec), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("RFC 3339 date-time: the time is not HH:MM:SS"));
+    };
+    let (h, m, sec) = (number(h, 23)?, number(m, 59)?, number(sec, 59)?);
+    if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("RFC 3339 date-time: at most six digits of fraction"));
+    }
+    let micros_part: i64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<6}")
+            .parse()
+            .map_err(|_| bad("RFC 3339 date-time: fraction"))?
+    };
+    let offset_seconds: i64 = match offset {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if offset.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = offset[1..]
+                .split_once(':')
+                .ok_or_else(|| bad("RFC 3339 date-time: the offset is not ±HH:MM"))?;
+            sign * (i64::from(number(oh, 23)?) * 3600 + i64::from(number(om, 59)?) * 60)
+        }
+    };
+    let seconds =
+        date.days_since_epoch() * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(sec)
+            - offset_seconds;
+    Ok(Timestamp::from_unix_micros(
+        seconds * 1_000_000 + micros_part,
+    ))
+}
+
 /// `at` as local time in Asia/Shanghai for people and for Open311, ISO 8601 with the zone:
 /// `2026-04-01T09:30:00+08:00`. Seconds are kept; smaller parts are dropped.
 pub fn format_local(at: Timestamp) -> String {
@@ -354,5 +427,38 @@ mod format_tests {
             format_local(Timestamp::from_unix_seconds(1_775_061_000)),
             "2026-04-02T00:30:00+08:00"
         );
+    }
+}
+
+#[cfg(test)]
+mod rfc3339_tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_reads_offsets_and_fractions() {
+        let at = parse_rfc3339("2026-04-14T09:30:00+08:00").expect("valid");
+        assert_eq!(at.to_string(), "2026-04-14T01:30:00.000000Z");
+        assert_eq!(format_local(at), "2026-04-14T09:30:00+08:00");
+        let z = parse_rfc3339("2026-04-14T01:30:00.25Z").expect("valid");
+        assert_eq!(z.as_unix_micros() - at.as_unix_micros(), 250_000);
+        assert_eq!(
+            parse_rfc3339("1969-12-31T23:59:59-00:30")
+                .expect("valid")
+                .as_unix_micros(),
+            1_799 * 1_000_000
+        );
+        for bad in [
+            "2026-04-14",
+            "2026-04-14T09:30:00",
+            "2026-04-14T9:30:00Z",
+            "2026-04-14T24:00:00Z",
+            "2026-02-30T09:30:00Z",
+            "2026-04-14T09:30:00.1234567Z",
+            "2026-04-14T09:30:00+0800",
+            "路灯",
+            "",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
     }
 }

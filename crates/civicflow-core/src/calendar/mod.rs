@@ -110,7 +110,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use date::{
-    format_local, from_local, to_local, LocalDate, Weekday, MINUTES_PER_DAY, UTC_OFFSET_SECONDS,
+    format_local, from_local, parse_rfc3339, to_local, LocalDate, Weekday, MINUTES_PER_DAY,
+    UTC_OFFSET_SECONDS,
 };
 pub use error::{CalendarError, Problem};
 pub use hours::{Period, WorkingHours};

@@ -103,6 +103,8 @@ pub struct EngineConfig {
     pub master_key: Option<MasterKey>,
     /// Durability of the log.
     pub durability: Durability,
+    /// The log's sled page cache, in bytes.
+    pub log_cache_bytes: u64,
 }
 
 impl EngineConfig {
@@ -116,6 +118,7 @@ impl EngineConfig {
             definitions: DefinitionRegistry::built_in(),
             master_key: None,
             durability: Durability::Fsync,
+            log_cache_bytes: 256 * 1024 * 1024,
         }
     }
 
@@ -156,6 +159,12 @@ impl EngineConfig {
     /// Sets the log's durability.
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Sets the log's sled page cache size in bytes (memory grows with the store up to it).
+    pub fn log_cache_bytes(mut self, bytes: u64) -> Self {
+        self.log_cache_bytes = bytes;
         self
     }
 }
@@ -458,6 +467,7 @@ impl Engine {
         let log = LogConfig::new(config.data_dir.join("log"))
             .clock(config.clock.clone())
             .durability(config.durability)
+            .cache_capacity_bytes(config.log_cache_bytes)
             .open()?;
         let vault = Vault::open(config.data_dir.join("vault"), master_key)?;
         let org = load::load_org(&log)?;
@@ -553,40 +563,7 @@ impl Engine {
         match command {
             Command::Org(command) => self.submit_org(acting, &command),
             Command::Access(command) => self.submit_access(acting, &command),
-            Command::OpenCase {
-                workflow,
-                version,
-                unit,
-                title,
-                description,
-                fields,
-                requester,
-                channel,
-            } => {
-                let now = self.now();
-                let case = CaseId::new_v7(now);
-                let (person, new_person) = match requester {
-                    None => (None, false),
-                    Some(Requester::Known(person)) => (Some(person), false),
-                    Some(Requester::New(details)) => {
-                        let person = PersonId::new_v7(now);
-                        self.vault.store(person, &details)?;
-                        (Some(person), true)
-                    }
-                };
-                let open = OpenCase {
-                    case,
-                    workflow,
-                    version,
-                    unit,
-                    title,
-                    description,
-                    fields,
-                    requester: person,
-                    channel,
-                };
-                self.open_case(acting, open, new_person)
-            }
+            command @ Command::OpenCase { .. } => self.open_case_command(acting, command, None),
             Command::Act {
                 case,
                 action,
@@ -701,6 +678,134 @@ impl Engine {
         }
     }
 
+    /// Submits a command with an idempotency key: a retry with the same key (say, after a
+    /// timeout) answers what the first got and writes nothing. Only opening a case takes a
+    /// key (the other commands carry the version they expect, which makes a retry safe).
+    ///
+    /// # Errors
+    /// As [`Engine::submit`]; [`Rejection::Invalid`] on `idempotency_key` when the command is
+    /// not an opening, or the key was used for a different case.
+    pub fn submit_with_key(
+        &self,
+        acting: &Acting,
+        command: Command,
+        key: IdempotencyKey,
+    ) -> Result<Outcome, SubmitError> {
+        if !matches!(command, Command::OpenCase { .. }) {
+            return Err(Rejection::invalid(
+                "idempotency_key",
+                "only opening a case takes an idempotency key",
+            )
+            .into());
+        }
+        if let Some(outcome) = self.replayed_opening(&command, &key)? {
+            return Ok(outcome);
+        }
+        match self.open_case_command(acting, command.clone(), Some(key.clone())) {
+            // A concurrent request with the same key got there first: answer what it got.
+            Err(SubmitError::Engine(EngineError::Append(AppendError::IdempotencyKeyReused {
+                ..
+            }))) => self.replayed_opening(&command, &key)?.ok_or_else(|| {
+                Rejection::invalid("idempotency_key", "was used for another request").into()
+            }),
+            other => other,
+        }
+    }
+
+    /// The case an earlier opening with `key` made, if it opened the same case as `command`.
+    fn replayed_opening(
+        &self,
+        command: &Command,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Outcome>, SubmitError> {
+        let Some(appended) = self.log.idempotent_result(key)? else {
+            return Ok(None);
+        };
+        let case = appended
+            .streams
+            .iter()
+            .find_map(|s| s.stream.as_str().strip_prefix("case-"))
+            .and_then(|id| CaseId::parse(id).ok())
+            .ok_or_else(|| Rejection::invalid("idempotency_key", "was used for another request"))?;
+        let (Some(state), _) = load::load_case(&self.log, &self.definitions, case, |_| true)?
+        else {
+            return Err(
+                Rejection::invalid("idempotency_key", "was used for another request").into(),
+            );
+        };
+        let version = state.version;
+        if let Command::OpenCase {
+            workflow,
+            unit,
+            title,
+            description,
+            ..
+        } = command
+        {
+            let same = state.workflow.id == *workflow
+                && state.unit == *unit
+                && state.title == *title
+                && state.description == *description;
+            if !same {
+                return Err(Rejection::invalid(
+                    "idempotency_key",
+                    "was used before for a different case (another workflow, unit, title or description)",
+                )
+                .into());
+            }
+        }
+        Ok(Some(Outcome::Case {
+            case,
+            stage: state.stage,
+            version,
+            events: 0,
+        }))
+    }
+
+    fn open_case_command(
+        &self,
+        acting: &Acting,
+        command: Command,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Outcome, SubmitError> {
+        let Command::OpenCase {
+            workflow,
+            version,
+            unit,
+            title,
+            description,
+            fields,
+            requester,
+            channel,
+        } = command
+        else {
+            return Err(Rejection::invalid("command", "not an opening").into());
+        };
+        let now = self.now();
+        let case = CaseId::new_v7(now);
+        let (person, new_person) = match requester {
+            None => (None, false),
+            Some(Requester::Known(person)) => (Some(person), false),
+            Some(Requester::New(details)) => {
+                let person = PersonId::new_v7(now);
+                self.vault.store(person, &details)?;
+                (Some(person), true)
+            }
+        };
+        let open = OpenCase {
+            case,
+            workflow,
+            version,
+            unit,
+            title,
+            description,
+            fields,
+            requester: person,
+            channel,
+        };
+        self.open_case(acting, open, new_person, key)
+    }
+
     fn submit_access(
         &self,
         acting: &Acting,
@@ -782,6 +887,7 @@ impl Engine {
         acting: &Acting,
         open: OpenCase,
         new_person: bool,
+        key: Option<IdempotencyKey>,
     ) -> Result<Outcome, SubmitError> {
         let case = open.case;
         let org = read(&self.org);
@@ -810,7 +916,7 @@ impl Engine {
                 encode_all(&person_events)?,
             ));
         }
-        self.append_encoded(acting, request_writes, None)?
+        self.append_encoded(acting, request_writes, key)?
             .map_err(|c| EngineError::Contention {
                 stream: c.stream.to_string(),
             })?;

@@ -229,12 +229,24 @@ impl ReadModelStore {
     /// [`ReadModelError::Locked`] when it is open elsewhere, [`ReadModelError::UnsupportedFormat`]
     /// for a directory that holds something else, [`ReadModelError::Storage`] otherwise.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, ReadModelError> {
+        Self::open_with_cache(dir, 128 * 1024 * 1024)
+    }
+
+    /// [`ReadModelStore::open`] with sled's page cache set to `cache_bytes` (memory grows with
+    /// the store up to it).
+    ///
+    /// # Errors
+    /// As [`ReadModelStore::open`].
+    pub fn open_with_cache(
+        dir: impl AsRef<Path>,
+        cache_bytes: u64,
+    ) -> Result<Self, ReadModelError> {
         let path = dir.as_ref().to_owned();
         std::fs::create_dir_all(&path)
             .map_err(|e| ReadModelError::Storage(format!("create {}: {e}", path.display())))?;
         let config = sled::Config::new()
             .path(&path)
-            .cache_capacity(128 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(Some(1000));
         let db = match sled_support::open(&config) {
             Ok(db) => db,

@@ -156,6 +156,12 @@ impl LogConfig {
         self
     }
 
+    /// Sets sled's page cache size (memory use grows with the store up to this bound).
+    pub fn cache_capacity_bytes(mut self, bytes: u64) -> Self {
+        self.cache_capacity_bytes = bytes;
+        self
+    }
+
     /// Sets when the stream index memtable is written out.
     pub fn index_flush_events(mut self, events: usize) -> Self {
         self.index_flush_events = events.max(1);
@@ -394,6 +400,21 @@ impl EventLog {
     /// See [`EventStore::stream_version`].
     pub fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
         self.shared().stream_version(stream)
+    }
+
+    /// What the append made with idempotency key `key` got (`deduplicated` is set), or
+    /// `None` when no append used it.
+    ///
+    /// # Errors
+    /// [`ReadError`] when the store fails or the record does not decode.
+    pub fn idempotent_result(
+        &self,
+        key: &crate::ids::IdempotencyKey,
+    ) -> Result<Option<crate::event::Appended>, ReadError> {
+        Ok(self
+            .shared()
+            .stored_idempotency(key)?
+            .map(|(_, appended)| appended))
     }
 
     /// Blocks until the event at `position` is durable, the log closes, or `timeout` passes.

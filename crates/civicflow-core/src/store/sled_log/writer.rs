@@ -580,7 +580,7 @@ impl Shared {
         Ok(Some(head))
     }
 
-    fn stored_idempotency(
+    pub(super) fn stored_idempotency(
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<([u8; 32], Appended)>, ReadError> {

@@ -1,0 +1,47 @@
+//! The service's settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use civicflow_core::vault::MasterKey;
+
+use crate::limits::RateLimit;
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The store's directory (the engine's log, vault and read models live under it).
+    pub data_dir: PathBuf,
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The master key of the personal-data vault.
+    pub master_key: MasterKey,
+    /// The per-token rate limit.
+    pub rate_limit: RateLimit,
+    /// How long a request may take before it is answered 503 (SSE streams are exempt).
+    pub request_timeout: Duration,
+    /// How long requests in flight may run on after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// sled's page cache for the read models, in bytes (memory is bounded by it).
+    pub read_model_cache_bytes: u64,
+    /// sled's page cache for the log, in bytes.
+    pub log_cache_bytes: u64,
+}
+
+impl ServiceConfig {
+    /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, 64 MiB of sled cache
+    /// for the log and 64 MiB for the read models.
+    pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            master_key,
+            rate_limit: RateLimit::default(),
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            read_model_cache_bytes: 64 * 1024 * 1024,
+            log_cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! # civicflow-http
+//!
+//! The thin HTTP service of civicflow: a JSON API over the engine and the read models, live
+//! feedback as server-sent events, audits. It authenticates (bearer tokens whose grants are
+//! events in the log), authorizes by route, translates JSON to commands and answers to JSON,
+//! and streams; every domain rule stays in `civicflow-core`. The design is in
+//! `docs/service.md` of the repository.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use civicflow_core::vault::MasterKey;
+//! use civicflow_http::{Service, ServiceConfig};
+//!
+//! let config = ServiceConfig::new("./civicflow-data", MasterKey::generate()?);
+//! let service = Service::open(config)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! service.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod audit;
+mod auth;
+mod config;
+pub mod demo;
+mod error;
+mod fields;
+mod json;
+mod limits;
+mod metrics;
+mod openapi;
+mod policy;
+pub mod routes;
+mod state;
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use civicflow_core::domain::access::{AccessCommand, TokenId};
+use civicflow_core::domain::org::Acting;
+use civicflow_core::engine::{Command, Engine, EngineConfig, EngineError, Outcome, SubmitError};
+use civicflow_core::readmodel::{ReadModelError, ReadModelStore};
+use civicflow_projections::{models, ProjectionError, Runner, RunnerOptions};
+use tokio::sync::watch;
+
+pub use auth::{hash_token, TokenSecret, TOKEN_PREFIX};
+pub use config::ServiceConfig;
+pub use error::ApiError;
+pub use limits::RateLimit;
+pub use policy::Policy;
+pub use state::AppState;
+
+/// The service could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The engine failed to open.
+    #[error("the engine: {0}")]
+    Engine(#[from] EngineError),
+    /// A command was refused or failed.
+    #[error("{0}")]
+    Submit(#[from] SubmitError),
+    /// The read-model store failed to open.
+    #[error("the read models: {0}")]
+    ReadModels(#[from] ReadModelError),
+    /// The projections failed to start.
+    #[error("the projections: {0}")]
+    Projections(#[from] ProjectionError),
+    /// The network failed.
+    #[error("the network: {0}")]
+    Io(#[from] std::io::Error),
+    /// No randomness for a token.
+    #[error("no randomness from the operating system: {0}")]
+    Random(String),
+}
+
+/// The service: the engine, the projections and the token index, ready to serve.
+pub struct Service {
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    /// Dropping it stops the deadline scheduler.
+    scheduler: Option<civicflow_core::engine::SchedulerHandle>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Opens the store in `config.data_dir` (creating it if missing), starts the projections
+    /// and the deadline scheduler, and loads the tokens.
+    ///
+    /// # Errors
+    /// [`ServiceError`] when the store cannot be opened (locked, damaged) or the projections
+    /// cannot start.
+    pub fn open(config: ServiceConfig) -> Result<Self, ServiceError> {
+        let engine = Arc::new(Engine::open(
+            EngineConfig::new(&config.data_dir)
+                .master_key(config.master_key.clone())
+                .log_cache_bytes(config.log_cache_bytes),
+        )?);
+        Self::with_engine(engine, config)
+    }
+
+    /// A service over an engine opened by the caller (tests, embedding).
+    ///
+    /// # Errors
+    /// As [`Service::open`].
+    pub fn with_engine(engine: Arc<Engine>, config: ServiceConfig) -> Result<Self, ServiceError> {
+        let store = Arc::new(ReadModelStore::open_with_cache(
+            config.data_dir.join("readmodels"),
+            config.read_model_cache_bytes,
+        )?);
+        let runner = Arc::new(Runner::start(
+            engine.log().clone(),
+            store,
+            models::all(Arc::new(engine.definitions().clone())),
+            RunnerOptions::default(),
+        )?);
+        let tokens = auth::TokenIndex::from_state(&engine.tokens()?);
+        let scheduler = engine.spawn_scheduler(Duration::from_secs(1));
+        let (shutdown, watch_shutdown) = watch::channel(false);
+        let state = AppState(Arc::new(state::Inner {
+            engine,
+            runner,
+            tokens,
+            metrics: metrics::Metrics::default(),
+            limiter: limits::RateLimiter::new(config.rate_limit),
+            config,
+            caught_up: std::sync::atomic::AtomicBool::new(false),
+            shutdown: watch_shutdown,
+        }));
+        // Ready once every projection has caught up with the log as it is now.
+        let watcher = state.clone();
+        std::thread::Builder::new()
+            .name("civicflow-readiness".into())
+            .spawn(move || {
+                if watcher
+                    .runner()
+                    .wait_until_caught_up(Duration::from_secs(24 * 3600))
+                    .is_ok()
+                {
+                    watcher.0.caught_up.store(true, Ordering::Release);
+                }
+            })?;
+        Ok(Self {
+            state,
+            shutdown,
+            scheduler: Some(scheduler),
+        })
+    }
+
+    /// The shared state (the engine, the projections).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.state.engine()
+    }
+
+    /// Issues a token acting as `acting`, by `by` (the system or a community administrator
+    /// over the unit): the event goes to the log, the secret to the caller, once.
+    ///
+    /// # Errors
+    /// [`ServiceError::Submit`] when the engine refuses (a grant the actor does not hold, a
+    /// caller who may not issue tokens there).
+    pub fn issue_token(
+        &self,
+        by: &Acting,
+        acting: Acting,
+        name: &str,
+    ) -> Result<(TokenId, TokenSecret), ServiceError> {
+        let secret = TokenSecret::generate().map_err(|e| ServiceError::Random(e.to_string()))?;
+        let outcome = self.engine().submit(
+            by,
+            Command::Access(AccessCommand::Issue {
+                hash: secret.hash(),
+                acting,
+                name: name.to_owned(),
+            }),
+        )?;
+        self.state.tokens().replace(&self.engine().tokens()?);
+        let Outcome::Token { token } = outcome else {
+            return Err(ServiceError::Engine(EngineError::Config(
+                "the engine answered a token command with another outcome".into(),
+            )));
+        };
+        Ok((token, secret))
+    }
+
+    /// The router: every route of [`routes::all`] behind its policy, with the limits,
+    /// metrics and logging layers.
+    pub fn router(&self) -> Router {
+        build_router(&self.state)
+    }
+
+    /// Serves on `listener` until `signal` completes, then shuts down gracefully: stops
+    /// accepting, ends live streams, lets requests in flight finish (up to the configured
+    /// grace), stops the projections and flushes.
+    ///
+    /// # Errors
+    /// [`ServiceError::Io`] when serving fails.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServiceError> {
+        let app = self.router();
+        let shutdown = self.shutdown.clone();
+        let grace = self.state.0.config.shutdown_grace;
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let server =
+            axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+                signal.await;
+                tracing::info!("shutting down: no new connections; live streams end");
+                let _ = shutdown.send(true);
+                let _ = signalled_tx.send(());
+            });
+        let server = tokio::spawn(async move { server.await });
+        let mut server = server;
+        tokio::select! {
+            result = &mut server => {
+                result.map_err(|e| std::io::Error::other(e.to_string()))??;
+            }
+            _ = async {
+                let _ = signalled_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "requests still in flight after the grace period; stopping");
+                server.abort();
+            }
+        }
+        self.stop();
+        Ok(())
+    }
+
+    /// Stops the scheduler, the live streams and (with the last handle) the projections and
+    /// the engine; also what dropping does.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // Every acknowledged write is durable already (the log fsyncs before answering);
+        // stopping ends the live streams and the scheduler, and the engine and projections
+        // close when the last handle on them goes.
+        let _ = self.shutdown.send(true);
+        drop(self.scheduler.take());
+    }
+}
+
+/// The router with its layers (shared by [`Service::router`] and tests).
+pub(crate) fn build_router(state: &AppState) -> Router {
+    use tower_http::catch_panic::CatchPanicLayer;
+    use tower_http::limit::RequestBodyLimitLayer;
+
+    routes::router(routes::all(), state)
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::extract::DefaultBodyLimit::max(json::BODY_MAX_BYTES))
+        .layer(RequestBodyLimitLayer::new(json::BODY_MAX_BYTES))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                use axum::response::IntoResponse;
+                tracing::error!("a handler panicked");
+                ApiError::internal("the server hit a bug; the request was not completed")
+                    .into_response()
+            },
+        ))
+        .with_state(state.clone())
+}
+
+/// Times every request, records it in the metrics, and logs one line (route, status,
+/// latency; never the Authorization header).
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let timeout = state.0.config.request_timeout;
+    let streaming = route.ends_with("/events");
+    let response = if streaming {
+        next.run(request).await
+    } else {
+        match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                use axum::response::IntoResponse;
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    format!("the request took over {} seconds", timeout.as_secs()),
+                )
+                .into_response()
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.0.metrics.record(&method, &route, status, elapsed);
+    tracing::info!(%method, %route, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
+    response
+}

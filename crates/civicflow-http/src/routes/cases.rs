@@ -1,0 +1,567 @@
+//! Cases: open, read, act, history, audit. The engine decides everything; these handlers
+//! translate.
+
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::routing::{get, post};
+use axum::{Extension, Json};
+use civicflow_core::domain::case::Channel;
+use civicflow_core::domain::workflow::{Definition, WorkflowId};
+use civicflow_core::engine::{CaseView, Command, Contact, Outcome, Requester};
+use civicflow_core::vault::ContactDetails;
+use civicflow_core::{CaseId, IdempotencyKey, UnitId, Version};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::RouteSpec;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::fields;
+use crate::json::{cap, required, StrictJson, Validate};
+use crate::policy::Policy;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/cases",
+            policy: Policy::Authenticated,
+            summary: "Open a case (a request) in a workflow at a unit. With an idempotency_key a retry answers the first result and opens nothing.",
+            tag: "cases",
+            request: Some(create_schema),
+            response: Some(created_schema),
+            status: 201,
+            handler: post(create),
+        },
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/cases/{id}",
+            policy: Policy::Authenticated,
+            summary: "A case as the caller may see it, with the actions the caller may take now (404 outside the caller's scope).",
+            tag: "cases",
+            request: None,
+            response: Some(case_schema),
+            status: 200,
+            handler: get(read),
+        },
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/cases/{id}/actions",
+            policy: Policy::Authenticated,
+            summary: "Take an action on a case: {\"action\", \"expected_version\"?, ...fields}. 403 when the caller's role may not, 409 on a stale expected_version, 422 when the action is not possible now or a field is missing.",
+            tag: "cases",
+            request: Some(act_schema),
+            response: Some(created_schema),
+            status: 200,
+            handler: post(act),
+        },
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/cases/{id}/history",
+            policy: Policy::Authenticated,
+            summary: "The case's events, each with its log position, version, type, time, actor and chain hash.",
+            tag: "cases",
+            request: None,
+            response: Some(history_schema),
+            status: 200,
+            handler: get(history),
+        },
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/cases/{id}/audit",
+            policy: Policy::Authenticated,
+            summary: "The case's audit: every step with actor, role, unit, tier, time and stage after it; deadlines met or missed; the stream's chain verified.",
+            tag: "cases",
+            request: None,
+            response: Some(|| json!({"type": "object"})),
+            status: 200,
+            handler: get(audit),
+        },
+    ]
+}
+
+/// The most characters of a title.
+pub const TITLE_MAX: usize = 200;
+/// The most characters of a description.
+pub const DESCRIPTION_MAX: usize = 5000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCase {
+    workflow: String,
+    #[serde(default)]
+    workflow_version: Option<u32>,
+    unit_id: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    fields: Map<String, Value>,
+    #[serde(default)]
+    requester: Option<RequesterBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequesterBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+impl Validate for CreateCase {
+    fn validate(&self) -> Result<(), ApiError> {
+        required("workflow", &self.workflow)?;
+        cap("workflow", &self.workflow, 64)?;
+        required("unit_id", &self.unit_id)?;
+        cap("unit_id", &self.unit_id, 64)?;
+        required("title", &self.title)?;
+        cap("title", &self.title, TITLE_MAX)?;
+        cap("description", &self.description, DESCRIPTION_MAX)?;
+        if let Some(key) = &self.idempotency_key {
+            required("idempotency_key", key)?;
+            cap("idempotency_key", key, 64)?;
+        }
+        if let Some(r) = &self.requester {
+            for (field, value) in [
+                ("requester.name", &r.name),
+                ("requester.phone", &r.phone),
+                ("requester.email", &r.email),
+                ("requester.address", &r.address),
+            ] {
+                if let Some(value) = value {
+                    cap(field, value, 200)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn create_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["workflow", "unit_id", "title"],
+        "additionalProperties": false,
+        "properties": {
+            "workflow": {"type": "string", "maxLength": 64, "description": "a workflow id, e.g. service-request (GET /api/v1/workflows)"},
+            "workflow_version": {"type": "integer", "minimum": 1, "description": "default: the newest"},
+            "unit_id": {"type": "string", "maxLength": 64, "description": "the unit it is filed at"},
+            "title": {"type": "string", "maxLength": TITLE_MAX},
+            "description": {"type": "string", "maxLength": DESCRIPTION_MAX},
+            "idempotency_key": {"type": "string", "maxLength": 64, "description": "a retry with the same key (same token) answers the first result"},
+            "fields": {"type": "object", "description": "the workflow's intake fields"},
+            "requester": {"type": "object", "additionalProperties": false, "properties": {
+                "name": {"type": "string"}, "phone": {"type": "string"},
+                "email": {"type": "string"}, "address": {"type": "string"}
+            }, "description": "contact data: kept encrypted in the vault, never in the log"}
+        }
+    })
+}
+
+fn created_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "stage", "version", "status"],
+        "properties": {
+            "id": {"type": "string"},
+            "workflow": {"type": "string"},
+            "stage": {"type": "string"},
+            "status": {"type": "string", "enum": ["open", "closed"]},
+            "version": {"type": "integer"}
+        }
+    })
+}
+
+fn case_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "workflow", "stage", "status", "version", "unit_id", "available_actions"],
+        "properties": {
+            "id": {"type": "string"},
+            "workflow": {"type": "string"},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "stage": {"type": "string"},
+            "status": {"type": "string", "enum": ["open", "closed"]},
+            "version": {"type": "integer"},
+            "unit_id": {"type": "string"},
+            "lead_unit_id": {"type": "string"},
+            "co_handlers": {"type": "array", "items": {"type": "string"}},
+            "available_actions": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"}, "to": {"type": "string"},
+                "fields": {"type": "array"}
+            }}}
+        }
+    })
+}
+
+fn act_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["action"],
+        "properties": {
+            "action": {"type": "string", "description": "one of the case's available_actions"},
+            "expected_version": {"type": "integer", "minimum": 1, "description": "refused with 409 if the case has moved on"}
+        },
+        "additionalProperties": {"description": "the action's fields, as its definition declares them"}
+    })
+}
+
+fn history_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"events": {"type": "array", "items": {"type": "object",
+            "required": ["position", "version", "type", "recorded_at", "actor", "hash"],
+            "properties": {
+                "position": {"type": "integer"}, "version": {"type": "integer"},
+                "type": {"type": "string"}, "recorded_at": {"type": "string"},
+                "actor": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "role": {"type": "string"}, "unit_id": {"type": "string"}
+                }},
+                "hash": {"type": "string"}, "summary": {"type": "string"}
+            }}}}
+    })
+}
+
+/// Parses a case id from the path.
+///
+/// # Errors
+/// 404: a malformed id names no case.
+pub fn case_id(text: &str) -> ApiResult<CaseId> {
+    CaseId::parse(text).map_err(|_| ApiError::not_found("case").field("id"))
+}
+
+fn definition_for(
+    state: &AppState,
+    workflow: &str,
+    version: Option<u32>,
+) -> ApiResult<std::sync::Arc<Definition>> {
+    let id = WorkflowId::new(workflow).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", e).field("workflow")
+    })?;
+    let registry = state.engine().definitions();
+    let found = match version {
+        Some(version) => registry
+            .get(&civicflow_core::domain::workflow::DefinitionRef {
+                id: id.clone(),
+                version,
+            })
+            .cloned(),
+        None => registry.latest(&id).cloned(),
+    };
+    found.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+            format!("no workflow {workflow}; GET /api/v1/workflows lists them"),
+        )
+        .field("workflow")
+    })
+}
+
+fn status_of(definition: &Definition, stage: &str) -> &'static str {
+    if definition.is_terminal(stage) {
+        "closed"
+    } else {
+        "open"
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    StrictJson(body): StrictJson<CreateCase>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let definition = definition_for(&state, &body.workflow, body.workflow_version)?;
+    let fields = fields::from_json(&definition.open.fields, &body.fields).map_err(|mut e| {
+        e.field = e.field.map(|f| format!("fields.{f}"));
+        e
+    })?;
+    let unit = UnitId::new(body.unit_id.as_str())
+        .map_err(|e| ApiError::bad_request(e.to_string()).field("unit_id"))?;
+    let requester = body.requester.map(contact).transpose()?;
+    let key = body
+        .idempotency_key
+        .map(|key| {
+            // Scoped to the token: two clients cannot collide on a key.
+            IdempotencyKey::new(format!("{}:{key}", caller.token))
+                .map_err(|e| ApiError::bad_request(e.to_string()).field("idempotency_key"))
+        })
+        .transpose()?;
+    let command = Command::OpenCase {
+        workflow: definition.id.clone(),
+        version: Some(definition.version),
+        unit,
+        title: body.title,
+        description: body.description,
+        fields,
+        requester: requester.map(Requester::New),
+        channel: Channel::Api,
+    };
+    let acting = caller.acting.clone();
+    let outcome = state
+        .blocking(move |engine| match key {
+            Some(key) => engine.submit_with_key(&acting, command, key),
+            None => engine.submit(&acting, command),
+        })
+        .await??;
+    let Outcome::Case {
+        case,
+        stage,
+        version,
+        events,
+    } = outcome
+    else {
+        return Err(ApiError::internal(
+            "opening a case answered another outcome",
+        ));
+    };
+    let status = if events == 0 {
+        StatusCode::OK // an idempotent retry: nothing new
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(json!({
+            "id": case.to_string(),
+            "workflow": definition.reference().to_string(),
+            "stage": stage,
+            "status": status_of(&definition, &stage),
+            "version": version.map_or(0, Version::get),
+        })),
+    ))
+}
+
+fn contact(body: RequesterBody) -> ApiResult<ContactDetails> {
+    let mut details = ContactDetails::default();
+    fn field(name: &'static str) -> impl Fn(civicflow_core::vault::InvalidContact) -> ApiError {
+        move |e| ApiError::bad_request(e.to_string()).field(format!("requester.{name}"))
+    }
+    if let Some(name) = &body.name {
+        details = details.with_name(name).map_err(field("name"))?;
+    }
+    if let Some(phone) = &body.phone {
+        details = details.with_phone(phone).map_err(field("phone"))?;
+    }
+    if let Some(email) = &body.email {
+        details = details.with_email(email).map_err(field("email"))?;
+    }
+    if let Some(address) = &body.address {
+        details = details.with_address(address).map_err(field("address"))?;
+    }
+    Ok(details)
+}
+
+/// A case as the API shows it.
+pub fn case_json(view: &CaseView) -> Value {
+    let state = &view.state;
+    let actions: Vec<Value> = view
+        .available_actions
+        .iter()
+        .map(|action| {
+            json!({
+                "id": action.id,
+                "name": action.name,
+                "to": action.to,
+                "fields": action.fields.iter().map(|f| json!({
+                    "name": f.name,
+                    "type": f.kind.as_str(),
+                    "required": f.required,
+                    "label": f.label,
+                    "choices": f.choices,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let requester = match &view.contact {
+        Contact::None => Value::Null,
+        Contact::Erased => json!({"erased": true}),
+        Contact::Masked(m) => json!({
+            "name": m.name, "phone": m.phone, "email": m.email, "address": m.address
+        }),
+        #[allow(unreachable_patterns)]
+        _ => Value::Null,
+    };
+    json!({
+        "id": state.id.to_string(),
+        "workflow": state.workflow.to_string(),
+        "title": state.title,
+        "description": state.description,
+        "stage": state.stage,
+        "status": if state.closed { "closed" } else { "open" },
+        "version": state.version.map_or(0, Version::get),
+        "unit_id": state.unit.as_str(),
+        "lead_unit_id": state.lead.as_str(),
+        "co_handlers": state.co_handlers.iter().map(UnitId::as_str).collect::<Vec<_>>(),
+        "channel": format!("{:?}", state.channel).to_lowercase(),
+        "fields": state.fields.iter().map(|(k, v)| (k.clone(), fields::to_json(v))).collect::<Map<_, _>>(),
+        "opened_at": civicflow_core::calendar::format_local(state.opened_at),
+        "updated_at": civicflow_core::calendar::format_local(state.updated_at),
+        "closed_at": state.closed_at.map(civicflow_core::calendar::format_local),
+        "rating": state.rating,
+        "merged_into": state.merged_into.map(|c| c.to_string()),
+        "deadline": state.deadline.as_ref().map(|d| json!({
+            "seq": d.seq,
+            "stage": d.stage,
+            "due_at": civicflow_core::calendar::format_local(d.due_at),
+        })),
+        "requester": requester,
+        "available_actions": actions,
+    })
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = case_id(&id)?;
+    let view = state.engine().case(&caller.acting, id)?;
+    Ok(Json(case_json(&view)))
+}
+
+/// The body of an action: `action`, `expected_version`, and the action's fields.
+#[derive(Debug)]
+struct ActBody {
+    action: String,
+    expected_version: Option<u64>,
+    fields: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for ActBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = Map::<String, Value>::deserialize(deserializer)?;
+        let action = match map.remove("action") {
+            Some(Value::String(action)) => action,
+            Some(_) => return Err(D::Error::custom("action must be a string")),
+            None => return Err(D::Error::missing_field("action")),
+        };
+        let expected_version =
+            match map.remove("expected_version") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().filter(|v| *v >= 1).ok_or_else(|| {
+                    D::Error::custom("expected_version must be a positive integer")
+                })?),
+            };
+        Ok(Self {
+            action,
+            expected_version,
+            fields: map,
+        })
+    }
+}
+
+impl Validate for ActBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        required("action", &self.action)?;
+        cap("action", &self.action, 64)
+    }
+}
+
+async fn act(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<ActBody>,
+) -> ApiResult<Json<Value>> {
+    let id = case_id(&id)?;
+    // The case as the caller sees it (404 outside their scope), for its definition.
+    let view = state.engine().case(&caller.acting, id)?;
+    let Some(spec) = view.definition.action(&body.action) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+            format!(
+                "workflow {} has no action {}; the case's available_actions lists what the caller may do now",
+                view.definition.reference(),
+                body.action
+            ),
+        )
+        .field("action"));
+    };
+    let fields = fields::from_json(&spec.fields, &body.fields)?;
+    let expected_version = body
+        .expected_version
+        .map(|v| {
+            Version::new(v).ok_or_else(|| {
+                ApiError::bad_request("expected_version must be positive").field("expected_version")
+            })
+        })
+        .transpose()?;
+    let command = Command::Act {
+        case: id,
+        action: body.action,
+        fields,
+        expected_version,
+    };
+    let acting = caller.acting.clone();
+    let outcome = state
+        .blocking(move |engine| engine.submit(&acting, command))
+        .await??;
+    let Outcome::Case { stage, version, .. } = outcome else {
+        return Err(ApiError::internal("an action answered another outcome"));
+    };
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "workflow": view.definition.reference().to_string(),
+        "stage": stage,
+        "status": status_of(&view.definition, &stage),
+        "version": version.map_or(0, Version::get),
+    })))
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = case_id(&id)?;
+    state.engine().case(&caller.acting, id)?;
+    let entries = state.engine().history(id)?;
+    let events: Vec<Value> = entries
+        .iter()
+        .map(|entry| {
+            let r = &entry.recorded;
+            json!({
+                "position": r.position.get(),
+                "version": r.version.get(),
+                "type": r.event_type.as_str(),
+                "schema_version": r.schema_version,
+                "recorded_at": civicflow_core::calendar::format_local(r.recorded_at),
+                "actor": {
+                    "id": r.actor.id.as_str(),
+                    "role": r.actor.role.as_str(),
+                    "unit_id": r.actor.unit.as_str(),
+                },
+                "event_id": r.event_id.to_string(),
+                "correlation_id": r.correlation_id.to_string(),
+                "hash": r.hash.to_hex(),
+                "summary": entry.summary,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "case": id.to_string(), "events": events })))
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = case_id(&id)?;
+    state.engine().case(&caller.acting, id)?;
+    let audit = state.blocking(move |engine| engine.audit(id)).await??;
+    Ok(Json(crate::audit::to_json(&audit)))
+}

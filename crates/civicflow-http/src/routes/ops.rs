@@ -1,0 +1,157 @@
+//! Operations: liveness, readiness, metrics, and the OpenAPI document. All public.
+
+use axum::extract::State;
+use axum::http::{header, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::RouteSpec;
+use crate::metrics::gauge;
+use crate::policy::Policy;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        RouteSpec {
+            method: Method::GET,
+            path: "/healthz",
+            policy: Policy::Public,
+            summary: "Alive: the process answers.",
+            tag: "operations",
+            request: None,
+            response: Some(|| json!({"type": "object", "properties": {"status": {"type": "string"}}})),
+            status: 200,
+            handler: get(healthz),
+        },
+        RouteSpec {
+            method: Method::GET,
+            path: "/readyz",
+            policy: Policy::Public,
+            summary: "Ready: the log is writable and every projection has caught up since start (503 otherwise).",
+            tag: "operations",
+            request: None,
+            response: Some(|| json!({"type": "object", "properties": {
+                "ready": {"type": "boolean"},
+                "log": {"type": "string"},
+                "projections": {"type": "array"}
+            }})),
+            status: 200,
+            handler: get(readyz),
+        },
+        RouteSpec {
+            method: Method::GET,
+            path: "/metrics",
+            policy: Policy::Public,
+            summary: "Metrics in the Prometheus text format.",
+            tag: "operations",
+            request: None,
+            response: None,
+            status: 200,
+            handler: get(metrics),
+        },
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/openapi.json",
+            policy: Policy::Public,
+            summary: "This API, as an OpenAPI 3 document.",
+            tag: "operations",
+            request: None,
+            response: Some(|| json!({"type": "object"})),
+            status: 200,
+            handler: get(openapi),
+        },
+    ]
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let poisoned = state.engine().log().poisoned();
+    let projections: Vec<Value> = state
+        .runner()
+        .status()
+        .into_iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "version": s.version,
+                "checkpoint": s.checkpoint.map(|p| p.get()),
+                "phase": format!("{:?}", s.phase),
+            })
+        })
+        .collect();
+    let ready = poisoned.is_none() && state.caught_up();
+    let body = json!({
+        "ready": ready,
+        "log": poisoned.map_or_else(|| "writable".to_owned(), |why| format!("poisoned: {why}")),
+        "projections": projections,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    state.0.metrics.render(&mut out);
+    let log = state.engine().log();
+    let head = log.head().map_or(0, |h| h.position.get());
+    gauge(
+        &mut out,
+        "civicflow_log_head_position",
+        "The position of the newest durable event.",
+        "",
+        head as f64,
+    );
+    let stats = log.stats();
+    gauge(
+        &mut out,
+        "civicflow_log_commit_groups",
+        "Commit groups made durable since start (one flush and sync each).",
+        "",
+        stats.commit_groups as f64,
+    );
+    gauge(
+        &mut out,
+        "civicflow_log_group_appends",
+        "Appends carried by those commit groups (appends / groups is the mean batch size).",
+        "",
+        stats.appends as f64,
+    );
+    gauge(
+        &mut out,
+        "civicflow_log_largest_group",
+        "The most appends one commit group carried.",
+        "",
+        stats.largest_group as f64,
+    );
+    out.push_str("# HELP civicflow_projection_lag_events Events of the log a projection has not applied yet.\n");
+    out.push_str("# TYPE civicflow_projection_lag_events gauge\n");
+    for status in state.runner().status() {
+        let applied = status.checkpoint.map_or(0, |p| p.get());
+        out.push_str(&format!(
+            "civicflow_projection_lag_events{{projection=\"{}\"}} {}\n",
+            status.name,
+            head.saturating_sub(applied)
+        ));
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document(&super::all()))
+}

@@ -1,0 +1,77 @@
+//! What every handler shares.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use civicflow_core::engine::Engine;
+use civicflow_projections::Runner;
+use tokio::sync::watch;
+
+use crate::auth::TokenIndex;
+use crate::config::ServiceConfig;
+use crate::limits::RateLimiter;
+use crate::metrics::Metrics;
+
+/// The state shared by handlers (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub engine: Arc<Engine>,
+    pub runner: Arc<Runner>,
+    pub tokens: TokenIndex,
+    pub metrics: Metrics,
+    pub limiter: RateLimiter,
+    pub config: ServiceConfig,
+    /// Every projection has caught up with the log as it was at start.
+    pub caught_up: AtomicBool,
+    /// Turns true when the service shuts down: live streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.0.engine
+    }
+
+    /// The projections.
+    pub fn runner(&self) -> &Runner {
+        &self.0.runner
+    }
+
+    /// The token index.
+    pub fn tokens(&self) -> &TokenIndex {
+        &self.0.tokens
+    }
+
+    /// Whether the projections have caught up since start.
+    pub fn caught_up(&self) -> bool {
+        self.0.caught_up.load(Ordering::Acquire)
+    }
+
+    /// A receiver that turns true at shutdown.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.0.shutdown.clone()
+    }
+
+    /// Runs blocking engine work off the async threads.
+    ///
+    /// # Errors
+    /// 500 when the work panicked.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> Result<T, crate::error::ApiError> {
+        let engine = self.0.engine.clone();
+        tokio::task::spawn_blocking(move || work(&engine))
+            .await
+            .map_err(|e| crate::error::ApiError::internal(format!("the work failed: {e}")))
+    }
+}

@@ -1,0 +1,3 @@
+//! The `civicflow` command's subcommands, one module each.
+
+pub mod serve;

@@ -1,0 +1,180 @@
+//! `civicflow serve`: the service, and with `--demo` the Tonghui demo's data and tokens.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use civicflow::core::domain::org::Acting;
+use civicflow::core::engine::{Engine, EngineConfig};
+use civicflow::core::vault::MasterKey;
+use civicflow::core::{ManualClock, UnitId};
+use civicflow::demo;
+use civicflow::http::demo::DemoToken;
+use civicflow::http::{Service, ServiceConfig};
+
+/// The file `--demo` writes its tokens to.
+pub const DEMO_TOKENS: &str = "demo-tokens.json";
+
+/// The master key: `CIVICFLOW_MASTER_KEY` (64 hex digits), else the key file (created with
+/// a new key when missing).
+pub fn master_key(key_file: &Path) -> Result<MasterKey, String> {
+    if let Some(key) = MasterKey::from_env().map_err(|e| e.to_string())? {
+        return Ok(key);
+    }
+    let existed = key_file.exists();
+    let key = MasterKey::load_or_create(key_file).map_err(|e| e.to_string())?;
+    if !existed {
+        eprintln!(
+            "civicflow: created a new master key in {} (keep a copy elsewhere: without it the personal data in the vault cannot be read; see docs/decisions/0004-personal-data.md)",
+            key_file.display()
+        );
+    }
+    Ok(key)
+}
+
+/// Whether the store in `data` holds no events yet.
+fn is_empty(data: &Path) -> bool {
+    !data.join("log").join("db").exists()
+}
+
+/// Loads the Tonghui demo into an empty store: the org chart and a run of every loop, on a
+/// clock that starts at the demo's date (the service then runs on the system clock, later).
+fn load_demo(data: &Path, key: &MasterKey) -> Result<(), String> {
+    let clock = ManualClock::new(demo::START);
+    let engine = Engine::open(
+        EngineConfig::new(data)
+            .clock(Arc::new(clock.clone()))
+            .master_key(key.clone()),
+    )
+    .map_err(|e| e.to_string())?;
+    demo::build_org(&engine).map_err(|e| e.to_string())?;
+    demo::run_loops(&engine, &clock).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A token for every demo actor, written to `DIR/demo-tokens.json`.
+fn issue_demo_tokens(service: &Service, data: &Path) -> Result<usize, String> {
+    let system = Acting::system(UnitId::new("tonghui").map_err(|e| e.to_string())?);
+    let mut tokens = Vec::new();
+    for (actor, name, role, unit) in demo::ACTORS {
+        let acting = demo::acting(actor);
+        let (_, secret) = service
+            .issue_token(&system, acting, &format!("demo: {name}"))
+            .map_err(|e| e.to_string())?;
+        tokens.push(DemoToken {
+            token: secret.expose().to_owned(),
+            role: (*role).to_owned(),
+            unit_id: (*unit).to_owned(),
+            name: (*name).to_owned(),
+        });
+    }
+    let path = data.join(DEMO_TOKENS);
+    let text = serde_json::to_string_pretty(&tokens).map_err(|e| e.to_string())?;
+    write_private(&path, &text)?;
+    Ok(tokens.len())
+}
+
+/// Writes a file readable by its owner only (it holds secrets).
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Runs the service until SIGTERM or Ctrl-C.
+pub fn run(
+    data: PathBuf,
+    addr: SocketAddr,
+    demo: bool,
+    key_file: Option<PathBuf>,
+) -> Result<ExitCode, String> {
+    init_logging();
+    std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let key = master_key(&key_file.unwrap_or_else(|| data.join("master.key")))?;
+    let load = demo && is_empty(&data);
+    if load {
+        eprintln!(
+            "civicflow: loading the Tonghui demo into {}",
+            data.display()
+        );
+        load_demo(&data, &key)?;
+    } else if demo {
+        eprintln!(
+            "civicflow: {} is not empty; the demo is not loaded again (its tokens are in {})",
+            data.display(),
+            data.join(DEMO_TOKENS).display()
+        );
+    }
+    let mut config = ServiceConfig::new(&data, key);
+    config.addr = addr;
+    let service = Service::open(config).map_err(|e| e.to_string())?;
+    if load {
+        let count = issue_demo_tokens(&service, &data)?;
+        eprintln!(
+            "civicflow: {count} demo tokens written to {}",
+            data.join(DEMO_TOKENS).display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("civicflow: serving {} on http://{bound}", data.display());
+        tracing::info!(%bound, data = %data.display(), "serving");
+        service
+            .serve(listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    eprintln!("civicflow: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("CIVICFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
