@@ -4,6 +4,7 @@
 
 pub mod history;
 pub mod readmodels;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,250 @@
+//! The case routes in-process: open, read, act, history, audit, and the error statuses each
+//! promises (401, 403, 404 outside the scope, 409 on a stale version, 422, 400 naming the
+//! field, 413).
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::service::DemoService;
+use serde_json::{json, Value};
+
+fn open_body(title: &str) -> Value {
+    json!({
+        "workflow": "service-request",
+        "unit_id": "grid-1",
+        "title": title,
+        "description": "The bench by the fountain is broken.",
+        "fields": {"category": "public_facilities"},
+    })
+}
+
+#[tokio::test]
+async fn a_case_is_opened_read_acted_on_and_audited() {
+    let demo = DemoService::start("http-cases");
+    let grid = demo.token("li.grid1");
+    let (status, created) = demo
+        .call(
+            Method::POST,
+            "/api/v1/cases",
+            Some(grid),
+            Some(open_body("长椅坏了")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(created["status"], "open");
+    assert!(created["version"].as_u64().expect("version") >= 1);
+
+    let (status, case) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{id}"),
+            Some(grid),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{case}");
+    for key in [
+        "id",
+        "workflow",
+        "stage",
+        "status",
+        "version",
+        "unit_id",
+        "available_actions",
+    ] {
+        assert!(case.get(key).is_some(), "{key} missing from {case}");
+    }
+    let actions: Vec<&str> = case["available_actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert!(!actions.is_empty(), "{case}");
+
+    // A stale expected_version: 409.
+    let (status, error) = demo
+        .call(
+            Method::POST,
+            &format!("/api/v1/cases/{id}/actions"),
+            Some(grid),
+            Some(json!({"action": actions[0], "expected_version": 1_000})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["error"]["field"], "expected_version");
+
+    // An action that does not exist: 422 naming the field.
+    let (status, error) = demo
+        .call(
+            Method::POST,
+            &format!("/api/v1/cases/{id}/actions"),
+            Some(grid),
+            Some(json!({"action": "teleport"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["field"], "action");
+
+    let (status, history) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{id}/history"),
+            Some(grid),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let first = &history["events"][0];
+    for key in [
+        "position",
+        "version",
+        "type",
+        "recorded_at",
+        "actor",
+        "hash",
+    ] {
+        assert!(first.get(key).is_some(), "{key} missing from {first}");
+    }
+    assert_eq!(first["actor"]["role"], "grid_worker");
+    assert_eq!(first["actor"]["unit_id"], "grid-1");
+
+    let (status, audit) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{id}/audit"),
+            Some(grid),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(audit["chain"]["intact"], true);
+}
+
+#[tokio::test]
+async fn errors_say_what_and_which_field() {
+    let demo = DemoService::start("http-errors");
+    let grid = demo.token("li.grid1");
+    // No token, a bad token.
+    let path = format!("/api/v1/cases/{}", demo.run.smooth_case);
+    let (status, error) = demo.call(Method::GET, &path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{error}");
+    let (status, _) = demo
+        .call(
+            Method::POST,
+            "/api/v1/cases",
+            Some("cft_nope"),
+            Some(open_body("x")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // An unknown field, a wrong type, a title too long, a body too large.
+    let mut body = open_body("x");
+    body["colour"] = json!("red");
+    let (status, error) = demo
+        .call(Method::POST, "/api/v1/cases", Some(grid), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("colour"));
+    let mut body = open_body("x");
+    body["fields"]["category"] = json!(7);
+    let (status, error) = demo
+        .call(Method::POST, "/api/v1/cases", Some(grid), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["error"]["field"], "fields.category");
+    let (status, error) = demo
+        .call(
+            Method::POST,
+            "/api/v1/cases",
+            Some(grid),
+            Some(open_body(&"路".repeat(201))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["error"]["field"], "title");
+    let huge = json!({"workflow": "service-request", "unit_id": "grid-1", "title": "x", "description": "x".repeat(70_000)});
+    let (status, _) = demo
+        .call(Method::POST, "/api/v1/cases", Some(grid), Some(huge))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Malformed JSON.
+    let (status, _) = demo
+        .call_raw(
+            Method::POST,
+            "/api/v1/cases",
+            Some(grid),
+            Some("{\"title\":".into()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // An unknown workflow: 422 naming it.
+    let mut body = open_body("x");
+    body["workflow"] = json!("time-travel");
+    let (status, error) = demo
+        .call(Method::POST, "/api/v1/cases", Some(grid), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["field"], "workflow");
+}
+
+#[tokio::test]
+async fn a_case_outside_the_callers_scope_is_not_found() {
+    let demo = DemoService::start("http-scope");
+    let case = demo.run.smooth_case.to_string();
+    // A shop owner of another enterprise does not see it; a community admin does.
+    let (status, _) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{case}"),
+            Some(demo.token("lu.books")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{case}"),
+            Some(demo.token("wang.secretary")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // A malformed id is no case either.
+    let (status, _) = demo
+        .call(
+            Method::GET,
+            "/api/v1/cases/not-a-uuid",
+            Some(demo.token("wang.secretary")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_opening_retried_with_its_key_answers_the_same_case() {
+    let demo = DemoService::start("http-idempotent");
+    let grid = demo.token("li.grid1");
+    let mut body = open_body("重复提交");
+    body["idempotency_key"] = json!("tablet-7-0001");
+    let (first_status, first) = demo
+        .call(
+            Method::POST,
+            "/api/v1/cases",
+            Some(grid),
+            Some(body.clone()),
+        )
+        .await;
+    let (again_status, again) = demo
+        .call(Method::POST, "/api/v1/cases", Some(grid), Some(body))
+        .await;
+    assert_eq!(first_status, StatusCode::CREATED);
+    assert_eq!(again_status, StatusCode::OK);
+    assert_eq!(first["id"], again["id"]);
+}
