@@ -1,0 +1,466 @@
+//! The service under load on loopback, against the log's own group-commit rate in the same
+//! run.
+//!
+//! Run: `cargo bench --bench service_load` (`-- --quick` for a smoke run on a small store).
+//! `CIVICFLOW_BENCH_KEEP=DIR` keeps the generated store (a million events take a few minutes
+//! to generate) and reuses it; `CIVICFLOW_BENCH_EVENTS=N` sets the store's size.
+//!
+//! 1. A store of N events (default 1,000,000): the Tonghui demo's org chart and random
+//!    commands through the real engine (`tests/common/history.rs`).
+//! 2. The log's own rate: 64 async writers on a two-thread runtime, each appending one event
+//!    at a time to a fresh log with the default durability (fsync), for a few seconds.
+//! 3. The service, in a child process (this binary with `--serve`), on that store; its
+//!    memory is read from `/proc/PID/status`.
+//! 4. Durable case creation: 64 keep-alive connections posting `POST /api/v1/cases` for a few
+//!    seconds. Then case reads: 64 connections `GET /api/v1/cases/{id}` over the cases just
+//!    made. Throughput and latency percentiles from every request's own timing.
+//!
+//! The load generator is in this file (a minimal HTTP/1.1 client on tokio), so the bench
+//! needs nothing installed.
+
+#[path = "../tests/common/history.rs"]
+#[allow(dead_code)]
+mod history;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use civicflow::core::domain::access::AccessCommand;
+use civicflow::core::domain::org::Acting;
+use civicflow::core::engine::Command;
+use civicflow::core::vault::MasterKey;
+use civicflow::core::{
+    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, LogConfig,
+    ManualClock, NewEvent, StreamId, UnitId,
+};
+use civicflow::demo;
+use civicflow::http::{Service, ServiceConfig, TokenSecret};
+use history::{open_engine, run_random_commands, Rng};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const CONNECTIONS: usize = 64;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        serve_child(Path::new(&args[i + 1]), &args[i + 2]);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let target: u64 = std::env::var("CIVICFLOW_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 30_000 } else { 1_000_000 });
+    let seconds = if quick { 2 } else { 8 };
+    let keep = std::env::var_os("CIVICFLOW_BENCH_KEEP").map(PathBuf::from);
+    let base = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("civicflow-bench-service-{}", std::process::id()))
+    });
+    let store = base.join("store");
+    let (key_hex, token, events) = prepare_store(&store, target);
+    println!("store: {events} events in {}", store.display());
+
+    let log_rate = log_group_commit_rate(&base.join("rawlog"), Duration::from_secs(seconds));
+    println!("log, 64 async writers, fsync: {log_rate:.0} events/s");
+
+    let port = free_port();
+    let started = Instant::now();
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .args(["--serve", &store.display().to_string(), &port.to_string()])
+        .env("CIVICFLOW_MASTER_KEY", &key_hex)
+        .spawn()
+        .expect("the service starts");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let addr = format!("127.0.0.1:{port}");
+    runtime.block_on(wait_ready(&addr));
+    println!(
+        "service ready in {:.1?} (read models caught up with {events} events)",
+        started.elapsed()
+    );
+    let rss_ready = memory(child.id());
+
+    let (create, ids) = runtime.block_on(load_create(&addr, &token, Duration::from_secs(seconds)));
+    let read = runtime.block_on(load_read(&addr, &token, &ids, Duration::from_secs(seconds)));
+    let rss_after = memory(child.id());
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let stopped = child.wait().expect("the service stops");
+
+    println!("\n## the service on a store of {events} events ({CONNECTIONS} connections, {seconds} s each)");
+    println!("| what | figure | target |");
+    println!("|---|---|---|");
+    println!(
+        "| durable case creation | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors; **{:.2}** of the log's own rate ({log_rate:.0} events/s) | ≥ 0.25 of the log's rate |",
+        create.rate,
+        create.p50_ms,
+        create.p99_ms,
+        create.errors,
+        create.rate / log_rate
+    );
+    println!(
+        "| case reads | **{:.0}/s**, p50 {:.2} ms, p99 {:.2} ms, {} errors | ≥ 20,000/s |",
+        read.rate, read.p50_ms, read.p99_ms, read.errors
+    );
+    println!(
+        "| server memory | ready: {} MB resident; after the load: {} MB resident, peak {} MB | < 300 MB |",
+        rss_ready.0 / 1024,
+        rss_after.0 / 1024,
+        rss_after.1 / 1024
+    );
+    println!("service exit after SIGTERM: {stopped}");
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
+
+/// The child: the service on `dir`, listening on `port`, until SIGTERM.
+fn serve_child(dir: &Path, port: &str) {
+    let key = MasterKey::from_env()
+        .expect("a valid key")
+        .expect("CIVICFLOW_MASTER_KEY is set");
+    let mut config = ServiceConfig::new(dir, key);
+    config.addr = format!("127.0.0.1:{port}").parse().expect("an address");
+    // The load generator is one token sending as fast as it can: not what the per-token
+    // limit is for (the tests check the limit).
+    config.rate_limit = civicflow::http::RateLimit {
+        per_second: 1e9,
+        burst: 1e9,
+    };
+    let service = Service::open(config.clone()).expect("the service opens");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .expect("listen");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal");
+        service
+            .serve(listener, async move {
+                term.recv().await;
+            })
+            .await
+            .expect("serve");
+    });
+}
+
+/// Builds (or reuses) the store; returns the master key (hex), a grid worker's token, and the
+/// number of events.
+fn prepare_store(store: &Path, target: u64) -> (String, String, u64) {
+    let key_file = store.join("bench-key.hex");
+    let token_file = store.join("bench-token.txt");
+    if key_file.exists() && token_file.exists() {
+        let key_hex = std::fs::read_to_string(&key_file).expect("key");
+        let token = std::fs::read_to_string(&token_file).expect("token");
+        let log = EventLog::open(store.join("log")).expect("log");
+        let events = log.head().map_or(0, |h| h.position.get());
+        return (key_hex, token, events);
+    }
+    let _ = std::fs::remove_dir_all(store);
+    std::fs::create_dir_all(store).expect("store dir");
+    let mut bytes = [0u8; 32];
+    getrandom_bytes(&mut bytes);
+    let key_hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let key = MasterKey::from_hex(&key_hex).expect("key");
+    let clock = ManualClock::new(demo::START);
+    let engine = open_engine(store, &clock, &key);
+    demo::build_org(&engine).expect("demo org");
+    let mut rng = Rng::new(20_261_127);
+    let mut cases = Vec::new();
+    let started = Instant::now();
+    loop {
+        let head = engine.log().head().map_or(0, |h| h.position.get());
+        if head >= target {
+            break;
+        }
+        run_random_commands(&engine, &clock, &mut rng, 5_000, &mut cases);
+        eprint!(
+            "\rgenerating: {head} of {target} events ({:.0?})",
+            started.elapsed()
+        );
+    }
+    eprintln!();
+    let secret = TokenSecret::generate().expect("randomness");
+    engine
+        .submit(
+            &Acting::system(UnitId::new("tonghui").expect("valid")),
+            Command::Access(AccessCommand::Issue {
+                hash: secret.hash(),
+                acting: demo::acting("li.grid1"),
+                name: "load generator".into(),
+            }),
+        )
+        .expect("token");
+    let events = engine.log().head().map_or(0, |h| h.position.get());
+    drop(engine);
+    std::fs::write(&key_file, &key_hex).expect("key file");
+    std::fs::write(&token_file, secret.expose()).expect("token file");
+    (key_hex, secret.expose().to_owned(), events)
+}
+
+fn getrandom_bytes(bytes: &mut [u8]) {
+    let secret = TokenSecret::generate().expect("randomness");
+    // A token secret is 64 hex digits of OS randomness: reuse it as the key's source.
+    let hex = &secret.expose()[4..];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
+    }
+}
+
+/// Single-event durable appends from 64 async writers on a 2-thread runtime, for `period`.
+fn log_group_commit_rate(dir: &Path, period: Duration) -> f64 {
+    let _ = std::fs::remove_dir_all(dir);
+    let log = LogConfig::new(dir).open().expect("log");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let payload = vec![b'x'; 185];
+    let events = runtime.block_on(async {
+        let deadline = Instant::now() + period;
+        let mut tasks = Vec::new();
+        for writer in 0..64 {
+            let log = log.clone();
+            let payload = payload.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut count = 0u64;
+                let stream = StreamId::new(format!("bench-{writer}")).expect("stream");
+                while Instant::now() < deadline {
+                    let event =
+                        NewEvent::new(EventType::new("Benched").expect("type"), 1, payload.clone());
+                    let request = AppendRequest::to_stream(
+                        stream.clone(),
+                        ExpectedVersion::Any,
+                        vec![event],
+                        Actor::new(
+                            civicflow::core::ActorId::new("bench").expect("actor"),
+                            civicflow::core::Role::new("system").expect("role"),
+                            UnitId::new("tonghui").expect("unit"),
+                        ),
+                        CorrelationId::new_v7(civicflow::core::Timestamp::from_unix_seconds(0)),
+                    );
+                    if matches!(log.append_async(request).await, Ok(Ok(_))) {
+                        count += 1;
+                    }
+                }
+                count
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.unwrap_or(0);
+        }
+        total
+    });
+    drop(log);
+    let _ = std::fs::remove_dir_all(dir);
+    events as f64 / period.as_secs_f64()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Resident and peak resident memory of a process, in KiB.
+fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A keep-alive HTTP/1.1 connection.
+struct Connection {
+    stream: BufReader<TcpStream>,
+}
+
+impl Connection {
+    async fn open(addr: &str) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(stream),
+        })
+    }
+
+    async fn send(&mut self, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+        self.stream.get_mut().write_all(request).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await?;
+        Ok((status, body))
+    }
+}
+
+async fn wait_ready(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Ok(mut c) = Connection::open(addr).await {
+            let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            if let Ok((200, _)) = c.send(request.as_bytes()).await {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "the service never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Figures {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn figures(mut latencies: Vec<Duration>, errors: u64, period: Duration) -> Figures {
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Figures {
+        rate: latencies.len() as f64 / period.as_secs_f64(),
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        errors,
+    }
+}
+
+async fn load_create(addr: &str, token: &str, period: Duration) -> (Figures, Vec<String>) {
+    let deadline = Instant::now() + period;
+    let mut tasks = Vec::new();
+    for connection in 0..CONNECTIONS {
+        let (addr, token) = (addr.to_owned(), token.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Connection::open(&addr).await.expect("connect");
+            let (mut latencies, mut ids, mut errors) = (Vec::new(), Vec::new(), 0u64);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let body = format!(
+                    r#"{{"workflow":"service-request","unit_id":"grid-1","title":"load {connection}-{n}","fields":{{"category":"public_facilities"}}}}"#
+                );
+                let request = format!(
+                    "POST /api/v1/cases HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let sent = Instant::now();
+                match c.send(request.as_bytes()).await {
+                    Ok((201, body)) => {
+                        latencies.push(sent.elapsed());
+                        if let Some(id) = serde_json::from_slice::<serde_json::Value>(&body)
+                            .ok()
+                            .and_then(|v| v["id"].as_str().map(str::to_owned))
+                        {
+                            ids.push(id);
+                        }
+                    }
+                    Ok((status, body)) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("create: {status} {}", String::from_utf8_lossy(&body));
+                        }
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        c = Connection::open(&addr).await.expect("reconnect");
+                    }
+                }
+            }
+            (latencies, ids, errors)
+        }));
+    }
+    let (mut latencies, mut ids, mut errors) = (Vec::new(), Vec::new(), 0);
+    for task in tasks {
+        let (l, i, e) = task.await.expect("task");
+        latencies.extend(l);
+        ids.extend(i);
+        errors += e;
+    }
+    (figures(latencies, errors, period), ids)
+}
+
+async fn load_read(addr: &str, token: &str, ids: &[String], period: Duration) -> Figures {
+    let ids = Arc::new(ids.to_vec());
+    let deadline = Instant::now() + period;
+    let mut tasks = Vec::new();
+    for connection in 0..CONNECTIONS {
+        let (addr, token, ids) = (addr.to_owned(), token.to_owned(), ids.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Connection::open(&addr).await.expect("connect");
+            let (mut latencies, mut errors) = (Vec::new(), 0u64);
+            let mut n = connection;
+            while Instant::now() < deadline && !ids.is_empty() {
+                n = (n + 7) % ids.len();
+                let request = format!(
+                    "GET /api/v1/cases/{} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n",
+                    ids[n]
+                );
+                let sent = Instant::now();
+                match c.send(request.as_bytes()).await {
+                    Ok((200, _)) => latencies.push(sent.elapsed()),
+                    Ok((status, body)) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("read: {status} {}", String::from_utf8_lossy(&body));
+                        }
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        c = Connection::open(&addr).await.expect("reconnect");
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, e) = task.await.expect("task");
+        latencies.extend(l);
+        errors += e;
+    }
+    figures(latencies, errors, period)
+}
