@@ -84,6 +84,11 @@ fn main() {
         started.elapsed()
     );
     let rss_ready = memory(child.id());
+    if std::env::var_os("CIVICFLOW_BENCH_PAUSE").is_some() {
+        // Time to attach a profiler: `perf record -p PID`.
+        eprintln!("service pid {}; loading in 5 s", child.id());
+        std::thread::sleep(Duration::from_secs(5));
+    }
 
     let (create, ids) = runtime.block_on(load_create(&addr, &token, Duration::from_secs(seconds)));
     let read = runtime.block_on(load_read(&addr, &token, &ids, Duration::from_secs(seconds)));

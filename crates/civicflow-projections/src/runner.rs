@@ -126,6 +126,10 @@ pub struct RunnerOptions {
     /// While catching up, the longest a projection goes without committing (live, it commits
     /// each time it reaches the head).
     pub commit_interval: Duration,
+    /// Live, the least time between two commits: a lone event is committed at once, a burst
+    /// is gathered into commits this far apart (readers waiting for a position wait at most
+    /// this much longer).
+    pub live_commit_interval: Duration,
     /// How long a live worker waits for new events before looking at its stop flag again.
     pub idle_wait: Duration,
 }
@@ -136,6 +140,7 @@ impl Default for RunnerOptions {
             batch_events_max: 65_536,
             rows_in_memory_max: 50_000,
             commit_interval: Duration::from_secs(1),
+            live_commit_interval: Duration::from_millis(20),
             idle_wait: Duration::from_millis(200),
         }
     }
@@ -510,15 +515,19 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
             }
         }
         let at_head = slice.events().is_empty() || applied >= shared.log.head().map(|h| h.position);
-        // Live: commit what there is each time. Catching up: commit in big batches (fewer,
-        // larger writes; a row changed by many events is written once), bounded in memory and
-        // in time.
-        if pending > 0
-            && (live
-                || at_head
+        // Live: commit at once when the last commit is older than `live_commit_interval`
+        // (a lone event is visible immediately), otherwise gather what comes until then (a
+        // burst is written in a few commits, not one per event). Catching up: commit in big
+        // batches (fewer, larger writes; a row changed by many events is written once),
+        // bounded in memory and in time.
+        let due = if live {
+            last_commit.elapsed() >= options.live_commit_interval
+        } else {
+            at_head
                 || tx.rows_in_memory() > options.rows_in_memory_max
-                || last_commit.elapsed() >= options.commit_interval)
-        {
+                || last_commit.elapsed() >= options.commit_interval
+        };
+        if pending > 0 && due {
             commit(&mut tx, applied)?;
             (committed, pending, last_commit) = (applied, 0, Instant::now());
         }
@@ -536,7 +545,16 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
             live = true;
         }
         if slice.events().is_empty() {
-            shared.feed.wait_for(from, options.idle_wait);
+            // With events waiting to be committed, wake up in time to commit them.
+            let wait = if pending > 0 {
+                options
+                    .live_commit_interval
+                    .saturating_sub(last_commit.elapsed())
+                    .max(Duration::from_millis(1))
+            } else {
+                options.idle_wait
+            };
+            shared.feed.wait_for(from, wait);
         }
     }
     // Stopping: keep what was applied.
