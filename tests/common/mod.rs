@@ -5,6 +5,7 @@
 pub mod history;
 pub mod readmodels;
 pub mod service;
+pub mod socket;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,8 +1,744 @@
-//! Routes: events (see `docs/service.md`).
+//! Live feedback (实时反馈): server-sent events for one case and for a unit's subtree.
+//!
+//! Both streams first replay what the log already holds after the client's `Last-Event-ID`
+//! (from the first event when there is none), then follow the log as events commit. They read
+//! through the log's async subscriptions (`next_async`), so a connection never blocks a
+//! runtime thread while it waits; the one engine call that reads a whole case runs on the
+//! blocking pool. A stream ends when the service shuts down (the shutdown signal of
+//! [`AppState::shutdown_signal`]), when the client goes away, or when the log closes. A
+//! comment line every 15 seconds keeps idle connections (and proxies) alive.
+//!
+//! Every event is sent as `id:` (see below), `event:` (the event's type, e.g. `ActionTaken`)
+//! and `data:`, one JSON object with `position`, `version`, `stream`, `type`,
+//! `schema_version`, `recorded_at`, `actor` {`id`, `role`, `unit_id`}, `event_id`,
+//! `correlation_id` and `hash`; a case event also has `case` and `lead_unit_id` (the lead
+//! after the event, when the stream has folded it), a directive event `directive`,
+//! `unit_id`, a one-line `summary` and, for a part, `part`. When a stream cannot go on (the
+//! store fails), it sends one `event: error` without an id and ends; the client reconnects
+//! with its last id.
+//!
+//! # `GET /api/v1/cases/{id}/events`
+//!
+//! The case's events with their stream version as the id: those after `Last-Event-ID` (a
+//! version), then each new one. The caller must be allowed to see the case when connecting
+//! (404 otherwise, as for `GET /api/v1/cases/{id}`), and then sees its whole history, as
+//! `/history` shows it. Each new event is folded into the case's state, and when the caller
+//! may no longer see the case after it (it was handed to a unit outside their scope), that
+//! event is the last one sent and the stream ends.
+//!
+//! # `GET /api/v1/units/{id}/events`
+//!
+//! The events that concern the unit's subtree (the unit and every unit below it), with the
+//! log position as the id: those after `Last-Event-ID` (a position; without one, the whole
+//! log is read from its first event and filtered), then each new one. The unit must exist,
+//! be the caller's unit or lie below it, and the caller's grant must hold (404 otherwise).
+//!
+//! An event *concerns* the subtree of unit `U` when:
+//!
+//! - it is an event of a case (stream `case-<id>`) and, just before it or just after it, the
+//!   case's filing unit, its lead unit or one of its co-handling units lies in `U`'s subtree;
+//!   and the caller may see the case at that same point (the engine's `may_see`: for staff
+//!   this follows from the subtree, a resident sees only the cases they filed). "Before or
+//!   after" means the event that hands a case over is seen both by the units it leaves and by
+//!   the units it reaches, and later events only by the units that still have it;
+//! - it is an event of a directive part (stream `directive-<id>.<n>`) whose part's unit (the
+//!   unit of its `PartAssigned`, which never changes) lies in `U`'s subtree;
+//! - it is a directive's own `DirectiveIssued` (stream `directive-<id>`) whose issuing unit
+//!   lies in `U`'s subtree.
+//!
+//! Directive events are sent only while the caller's grant holds in the org chart (the
+//! engine has no finer rule for reading directives).
+//!
+//! No other stream (the org chart, tokens, people, lists, standings) is sent. "In the
+//! subtree" is judged on the org chart as it is now: each connection folds the org chart's
+//! stream when it connects and keeps folding the org events it passes, so a unit moved in the
+//! chart moves its cases with it.
+//!
+//! Each connection keeps the state of every case it has passed (the engine's own fold,
+//! `case::apply`, with title, description and field values dropped: a few hundred bytes a
+//! case), so deciding an event costs a map lookup and a few ancestor walks. A case first met
+//! in the middle of its stream (a resumed connection) is loaded once through the engine, as of
+//! the version before the event; a directive part first met after its `PartAssigned` reads
+//! that one event.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Extension;
+use civicflow_core::domain::case::{self, CaseEvent, CaseState};
+use civicflow_core::domain::directive::{DirectiveEvent, PartEvent};
+use civicflow_core::domain::org::{self, Acting, OrgChart, OrgEvent};
+use civicflow_core::{
+    CaseId, DirectiveId, EventStore, Position, ReadError, RecordedEvent, StreamId,
+    StreamSubscription, Subscription, UnitId, Version,
+};
+use futures_util::stream;
+use serde_json::{json, Value};
+use tokio::sync::watch;
 
 use super::RouteSpec;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::policy::Policy;
+use crate::state::AppState;
+
+/// The header a reconnecting client names its last event with.
+pub const LAST_EVENT_ID: &str = "Last-Event-ID";
+
+/// How often an idle stream sends a keep-alive comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How many events one read of the org chart's stream takes.
+const ORG_PAGE: usize = 512;
 
 /// The routes of this module.
 pub fn routes() -> Vec<RouteSpec> {
-    Vec::new()
+    vec![
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/cases/{id}/events",
+            policy: Policy::Authenticated,
+            summary: "Live feedback for a case (text/event-stream): its events after Last-Event-ID (a stream version; none: from the first), then each new one as it commits. id = stream version, event = the event type, data = JSON. 404 outside the caller's scope, 400 for a malformed Last-Event-ID.",
+            tag: "events",
+            request: None,
+            response: None,
+            status: 200,
+            handler: get(case_events),
+        },
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/units/{id}/events",
+            policy: Policy::Authenticated,
+            summary: "Live feedback for a unit's subtree (text/event-stream): the events of the cases and directive parts that concern the unit or a unit below it, after Last-Event-ID (a log position; none: from the first), then each new one. id = log position. 404 unless the unit is the caller's or lies below it.",
+            tag: "events",
+            request: None,
+            response: None,
+            status: 200,
+            handler: get(unit_events),
+        },
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+async fn case_events(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = super::cases::case_id(&id)?;
+    let from = match last_event_id(&headers)? {
+        None => Version::FIRST,
+        Some(after) => after
+            .checked_add(1)
+            .and_then(Version::new)
+            .ok_or_else(|| out_of_range("version"))?,
+    };
+    // The scope check, and the case as of now (404 outside the caller's scope).
+    let acting = caller.acting.clone();
+    let view = state
+        .blocking(move |engine| engine.case(&acting, id))
+        .await??;
+    let subscription = state.engine().log().subscribe_stream(id.stream(), from);
+    let feed = CaseFeed {
+        state: state.clone(),
+        acting: caller.acting,
+        case: id,
+        current: Some(view.state),
+        subscription,
+        ended: false,
+    };
+    Ok(respond(feed, state.shutdown_signal()))
+}
+
+async fn unit_events(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let unit = UnitId::new(id.as_str()).map_err(|_| ApiError::not_found("unit").field("id"))?;
+    let from = match last_event_id(&headers)? {
+        None => Position::FIRST,
+        Some(after) => after
+            .checked_add(1)
+            .and_then(Position::new)
+            .ok_or_else(|| out_of_range("position"))?,
+    };
+    let (chart, org_version) = load_org(&state).await?;
+    if chart.unit(&unit).is_none()
+        || !chart.is_within(&unit, &caller.acting.unit)
+        || chart.check_acting(&caller.acting).is_err()
+    {
+        return Err(ApiError::not_found("unit").field("id"));
+    }
+    let subscription = state.engine().log().subscribe(from);
+    let feed = UnitFeed {
+        state: state.clone(),
+        acting: caller.acting,
+        root: unit,
+        org: chart,
+        org_version,
+        subscription,
+        cases: HashMap::new(),
+        parts: HashMap::new(),
+        ended: false,
+    };
+    Ok(respond(feed, state.shutdown_signal()))
+}
+
+/// The client's `Last-Event-ID`: `None` when absent or empty.
+///
+/// # Errors
+/// 400 naming the header when it is not a decimal number.
+fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let mut values = headers.get_all(LAST_EVENT_ID).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(
+            ApiError::bad_request(format!("{LAST_EVENT_ID} was sent more than once"))
+                .field(LAST_EVENT_ID),
+        );
+    }
+    let malformed = || {
+        ApiError::bad_request(format!(
+            "{LAST_EVENT_ID} must be the decimal id of an event this stream sent"
+        ))
+        .field(LAST_EVENT_ID)
+    };
+    let text = value.to_str().map_err(|_| malformed())?.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed());
+    }
+    text.parse::<u64>().map(Some).map_err(|_| malformed())
+}
+
+fn out_of_range(what: &str) -> ApiError {
+    ApiError::bad_request(format!("{LAST_EVENT_ID} is past the last possible {what}"))
+        .field(LAST_EVENT_ID)
+}
+
+/// The org chart folded from its stream, and the stream's version, read without blocking.
+async fn load_org(state: &AppState) -> ApiResult<(OrgChart, Option<Version>)> {
+    let log = state.engine().log();
+    let stream = org::org_stream();
+    let mut chart = OrgChart::default();
+    let mut version = None;
+    let mut from = Version::FIRST;
+    loop {
+        let page = log
+            .read_stream_async(stream.clone(), from, ORG_PAGE)
+            .await
+            .map_err(read_failed)?;
+        let full = page.len() == ORG_PAGE;
+        for recorded in &page {
+            let event: OrgEvent = recorded.decode().map_err(|e| {
+                tracing::error!(position = %recorded.position, error = %e, "an org event does not decode");
+                ApiError::internal("the org chart does not decode; the error is in the service's log")
+            })?;
+            org::apply(&mut chart, &event);
+            version = Some(recorded.version);
+        }
+        match page.last() {
+            Some(last) if full => from = last.version.next(),
+            _ => break,
+        }
+    }
+    Ok((chart, version))
+}
+
+fn read_failed(error: ReadError) -> ApiError {
+    match error {
+        ReadError::Closed => ApiError::unavailable("the service is shutting down"),
+        other => {
+            tracing::error!(error = %other, "reading the log failed");
+            ApiError::internal("reading the log failed; the error is in the service's log")
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+
+/// A source of events for one connection.
+trait Feed: Send + 'static {
+    /// The next event to send; `None` ends the stream.
+    fn next(&mut self) -> impl Future<Output = Option<Event>> + Send;
+}
+
+/// The `text/event-stream` response of `feed`, which ends when `shutdown` turns true.
+fn respond<F: Feed>(feed: F, shutdown: watch::Receiver<bool>) -> Response {
+    let events = stream::unfold((feed, shutdown), |(mut feed, mut shutdown)| async move {
+        let next = tokio::select! {
+            biased;
+            () = stopped(&mut shutdown) => None,
+            event = feed.next() => event,
+        };
+        next.map(|event| (Ok::<Event, Infallible>(event), (feed, shutdown)))
+    });
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response();
+    // Tell buffering proxies (nginx) to pass events on as they come.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// Resolves once the service shuts down (or the signal's sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What to do with a failed read of the subscription: end quietly when the log closed,
+/// otherwise tell the client once and end.
+fn read_error(error: &ReadError) -> Option<Event> {
+    if matches!(error, ReadError::Closed) {
+        return None;
+    }
+    tracing::error!(%error, "a live stream could not read the log");
+    Some(
+        Event::default().event("error").data(
+            json!({"code": "internal", "message": "reading the log failed; reconnect to resume"})
+                .to_string(),
+        ),
+    )
+}
+
+/// The JSON of a recorded event (without its payload).
+fn event_json(r: &RecordedEvent) -> Value {
+    json!({
+        "position": r.position.get(),
+        "version": r.version.get(),
+        "stream": r.stream.as_str(),
+        "type": r.event_type.as_str(),
+        "schema_version": r.schema_version,
+        "recorded_at": civicflow_core::calendar::format_local(r.recorded_at),
+        "actor": {
+            "id": r.actor.id.as_str(),
+            "role": r.actor.role.as_str(),
+            "unit_id": r.actor.unit.as_str(),
+        },
+        "event_id": r.event_id.to_string(),
+        "correlation_id": r.correlation_id.to_string(),
+        "hash": r.hash.to_hex(),
+    })
+}
+
+/// An SSE event: `id`, `event` = the type, `data` = `data`.
+fn sse_event(id: u64, recorded: &RecordedEvent, data: &Value) -> Event {
+    Event::default()
+        .id(id.to_string())
+        .event(recorded.event_type.as_str())
+        .data(data.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// One case
+
+struct CaseFeed {
+    state: AppState,
+    acting: Acting,
+    case: CaseId,
+    /// The case's state as of the newest event folded (at connection: as the engine had it).
+    current: Option<CaseState>,
+    subscription: StreamSubscription,
+    ended: bool,
+}
+
+impl Feed for CaseFeed {
+    async fn next(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        let recorded = match self.subscription.next_async().await {
+            Ok(recorded) => recorded,
+            Err(error) => {
+                self.ended = true;
+                return read_error(&error);
+            }
+        };
+        let event = match recorded.decode::<CaseEvent>() {
+            Ok(event) => Some(event),
+            Err(error) => {
+                tracing::warn!(case = %self.case, position = %recorded.position, %error, "a case event does not decode");
+                None
+            }
+        };
+        let known = self.current.as_ref().and_then(|s| s.version);
+        if let Some(event) = event
+            .as_ref()
+            .filter(|_| known.is_none_or(|v| recorded.version > v))
+        {
+            // An event after the state the scope was checked on: fold it, and end the stream
+            // after it if the caller may no longer see the case.
+            let engine = self.state.engine();
+            self.current = case::apply(
+                self.current.take(),
+                event,
+                engine.definitions(),
+                recorded.version,
+            );
+            let org = engine.org();
+            let visible = self
+                .current
+                .as_ref()
+                .is_some_and(|s| engine.may_see(&self.acting, s, &org));
+            if !visible {
+                self.ended = true;
+            }
+        }
+        let mut data = event_json(&recorded);
+        data["case"] = json!(self.case.to_string());
+        if let Some(state) = &self.current {
+            if state.version == Some(recorded.version) {
+                data["lead_unit_id"] = json!(state.lead.as_str());
+            }
+        }
+        Some(sse_event(recorded.version.get(), &recorded, &data))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A unit's subtree
+
+struct UnitFeed {
+    state: AppState,
+    acting: Acting,
+    /// The subtree's root.
+    root: UnitId,
+    /// The org chart as of `org_version` of its stream.
+    org: OrgChart,
+    org_version: Option<Version>,
+    subscription: Subscription,
+    /// Every case passed so far, as of the last of its events passed (slimmed).
+    cases: HashMap<CaseId, CaseState>,
+    /// The unit of every directive part passed so far.
+    parts: HashMap<StreamId, UnitId>,
+    ended: bool,
+}
+
+/// What a stream id names.
+enum StreamKind {
+    Case(CaseId),
+    Directive(DirectiveId),
+    Part(DirectiveId, u32),
+    Org,
+    Other,
+}
+
+fn kind_of(stream: &StreamId) -> StreamKind {
+    let name = stream.as_str();
+    if let Some(id) = name.strip_prefix("case-") {
+        return CaseId::parse(id).map_or(StreamKind::Other, StreamKind::Case);
+    }
+    if let Some(rest) = name.strip_prefix("directive-") {
+        return match rest.split_once('.') {
+            None => DirectiveId::parse(rest).map_or(StreamKind::Other, StreamKind::Directive),
+            Some((id, index)) => match (DirectiveId::parse(id), index.parse::<u32>()) {
+                (Ok(id), Ok(index)) => StreamKind::Part(id, index),
+                _ => StreamKind::Other,
+            },
+        };
+    }
+    if *stream == org::org_stream() {
+        return StreamKind::Org;
+    }
+    StreamKind::Other
+}
+
+/// A case's state without what deciding an event never needs (title, description, field
+/// values, merged duplicates), to keep a connection's memory small.
+fn slim(mut state: CaseState) -> CaseState {
+    state.title = String::new();
+    state.description = String::new();
+    state.fields.clear();
+    state.duplicates = Vec::new();
+    state
+}
+
+impl Feed for UnitFeed {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            let recorded = match self.subscription.next_async().await {
+                Ok(recorded) => recorded,
+                Err(error) => {
+                    self.ended = true;
+                    return read_error(&error);
+                }
+            };
+            if let Some(data) = self.decide(&recorded).await {
+                return Some(sse_event(recorded.position.get(), &recorded, &data));
+            }
+        }
+    }
+}
+
+impl UnitFeed {
+    /// The event's JSON when it concerns the subtree; `None` to skip it.
+    async fn decide(&mut self, recorded: &RecordedEvent) -> Option<Value> {
+        match kind_of(&recorded.stream) {
+            StreamKind::Case(id) => self.case_event(id, recorded).await,
+            StreamKind::Part(id, index) => self.part_event(id, index, recorded).await,
+            StreamKind::Directive(id) => self.directive_event(id, recorded),
+            StreamKind::Org => {
+                self.org_event(recorded);
+                None
+            }
+            StreamKind::Other => None,
+        }
+    }
+
+    fn in_subtree(&self, unit: &UnitId) -> bool {
+        self.org.is_within(unit, &self.root)
+    }
+
+    /// Whether the case, as `state` has it, concerns the subtree and the caller may see it.
+    fn case_concerns(&self, state: &CaseState) -> bool {
+        let concerns = self.in_subtree(&state.unit)
+            || self.in_subtree(&state.lead)
+            || state.co_handlers.iter().any(|u| self.in_subtree(u));
+        concerns && self.state.engine().may_see(&self.acting, state, &self.org)
+    }
+
+    async fn case_event(&mut self, id: CaseId, recorded: &RecordedEvent) -> Option<Value> {
+        let event = match recorded.decode::<CaseEvent>() {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(case = %id, position = %recorded.position, %error, "a case event does not decode; not sent");
+                return None;
+            }
+        };
+        let before = match self.cases.remove(&id) {
+            Some(state) => Some(state),
+            None => match recorded.version.prev() {
+                None => None,
+                // First met in the middle of its stream: its state before this event.
+                Some(prev) => {
+                    let loaded = self
+                        .state
+                        .blocking(move |engine| engine.case_at_version(id, prev))
+                        .await;
+                    match loaded {
+                        Ok(Ok(state)) => state.map(slim),
+                        Ok(Err(error)) => {
+                            tracing::warn!(case = %id, %error, "a case could not be loaded; its event is not sent");
+                            return None;
+                        }
+                        Err(error) => {
+                            tracing::warn!(case = %id, error = %error.message, "a case could not be loaded; its event is not sent");
+                            return None;
+                        }
+                    }
+                }
+            },
+        };
+        let concerned_before = before.as_ref().is_some_and(|s| self.case_concerns(s));
+        let after = case::apply(
+            before,
+            &event,
+            self.state.engine().definitions(),
+            recorded.version,
+        )
+        .map(slim);
+        let concerned_after = after.as_ref().is_some_and(|s| self.case_concerns(s));
+        let lead = after.as_ref().map(|s| s.lead.as_str().to_owned());
+        if let Some(after) = after {
+            self.cases.insert(id, after);
+        }
+        if !(concerned_before || concerned_after) {
+            return None;
+        }
+        let mut data = event_json(recorded);
+        data["case"] = json!(id.to_string());
+        if let Some(lead) = lead {
+            data["lead_unit_id"] = json!(lead);
+        }
+        Some(data)
+    }
+
+    async fn part_event(
+        &mut self,
+        id: DirectiveId,
+        index: u32,
+        recorded: &RecordedEvent,
+    ) -> Option<Value> {
+        let event = match recorded.decode::<PartEvent>() {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(directive = %id, position = %recorded.position, %error, "a directive part event does not decode; not sent");
+                return None;
+            }
+        };
+        let unit = match (self.parts.get(&recorded.stream), &event) {
+            (Some(unit), _) => unit.clone(),
+            (None, PartEvent::Assigned(assigned)) => assigned.part.unit.clone(),
+            // First met after its PartAssigned: read that one event.
+            (None, _) => self.part_unit(&recorded.stream).await?,
+        };
+        self.parts.insert(recorded.stream.clone(), unit.clone());
+        if !self.in_subtree(&unit) || self.org.check_acting(&self.acting).is_err() {
+            return None;
+        }
+        let mut data = event_json(recorded);
+        data["directive"] = json!(id.to_string());
+        data["part"] = json!(index);
+        data["unit_id"] = json!(unit.as_str());
+        if let Some(summary) = part_summary(&event) {
+            data["summary"] = json!(summary);
+        }
+        Some(data)
+    }
+
+    /// The unit of a directive part, from the `PartAssigned` that opens its stream.
+    async fn part_unit(&self, stream: &StreamId) -> Option<UnitId> {
+        let first = self
+            .state
+            .engine()
+            .log()
+            .read_stream_async(stream.clone(), Version::FIRST, 1)
+            .await;
+        let first = match first {
+            Ok(mut events) if !events.is_empty() => events.swap_remove(0),
+            Ok(_) => return None,
+            Err(error) => {
+                tracing::warn!(%stream, %error, "a directive part could not be read; its event is not sent");
+                return None;
+            }
+        };
+        match first.decode::<PartEvent>() {
+            Ok(PartEvent::Assigned(assigned)) => Some(assigned.part.unit),
+            _ => {
+                tracing::warn!(%stream, "a directive part does not open with PartAssigned; its events are not sent");
+                None
+            }
+        }
+    }
+
+    fn directive_event(&self, id: DirectiveId, recorded: &RecordedEvent) -> Option<Value> {
+        let Ok(DirectiveEvent::Issued(issued)) = recorded.decode::<DirectiveEvent>() else {
+            return None;
+        };
+        if !self.in_subtree(&issued.issued_by) || self.org.check_acting(&self.acting).is_err() {
+            return None;
+        }
+        let mut data = event_json(recorded);
+        data["directive"] = json!(id.to_string());
+        data["unit_id"] = json!(issued.issued_by.as_str());
+        data["summary"] = json!(format!(
+            "directive issued at {} to {} units: {}",
+            issued.issued_by,
+            issued.parts.len(),
+            issued.title
+        ));
+        Some(data)
+    }
+
+    /// Keeps the org chart current: folds an org event the chart does not have yet.
+    fn org_event(&mut self, recorded: &RecordedEvent) {
+        if self.org_version.is_some_and(|v| recorded.version <= v) {
+            return;
+        }
+        match recorded.decode::<OrgEvent>() {
+            Ok(event) => {
+                org::apply(&mut self.org, &event);
+                self.org_version = Some(recorded.version);
+            }
+            Err(error) => {
+                tracing::warn!(position = %recorded.position, %error, "an org event does not decode");
+            }
+        }
+    }
+}
+
+/// A one-line description of a directive part's event.
+fn part_summary(event: &PartEvent) -> Option<String> {
+    Some(match event {
+        PartEvent::Assigned(e) => format!("part {} assigned to {}", e.part.index, e.part.unit),
+        PartEvent::Acknowledged(e) if e.note.is_empty() => "acknowledged".to_owned(),
+        PartEvent::Acknowledged(e) => format!("acknowledged: {}", e.note),
+        PartEvent::Reported(e) => format!("reported done: {}", e.note),
+        PartEvent::DeadlineSet(e) => format!(
+            "deadline {} set: report by {}",
+            e.seq,
+            civicflow_core::calendar::format_local(e.due_at)
+        ),
+        PartEvent::DeadlineMet(e) => format!("deadline {} met", e.seq),
+        PartEvent::DeadlineMissed(e) => format!("deadline {} MISSED", e.seq),
+        PartEvent::DeadlineStepReached(e) => {
+            format!("deadline {}: {} → {}", e.seq, e.step.as_str(), e.unit)
+        }
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            LAST_EVENT_ID,
+            HeaderValue::from_str(value).expect("a header value"),
+        );
+        headers
+    }
+
+    #[test]
+    fn last_event_id_is_a_decimal_number_or_absent() {
+        assert_eq!(last_event_id(&HeaderMap::new()).ok(), Some(None));
+        assert_eq!(last_event_id(&headers("")).ok(), Some(None));
+        assert_eq!(last_event_id(&headers(" 42 ")).ok(), Some(Some(42)));
+        assert_eq!(last_event_id(&headers("0")).ok(), Some(Some(0)));
+        for bad in ["abc", "-1", "+1", "1.5", "99999999999999999999999", "0x10"] {
+            let error = last_event_id(&headers(bad)).expect_err(bad);
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
+            assert_eq!(error.field.as_deref(), Some(LAST_EVENT_ID));
+        }
+    }
+
+    #[test]
+    fn stream_ids_are_told_apart() {
+        let case = CaseId::parse("0192f3a0-0000-7000-8000-000000000001").expect("uuid");
+        assert!(matches!(kind_of(&case.stream()), StreamKind::Case(c) if c == case));
+        let directive = DirectiveId::parse("0192f3a0-0000-7000-8000-000000000002").expect("uuid");
+        assert!(matches!(
+            kind_of(&directive.stream()),
+            StreamKind::Directive(d) if d == directive
+        ));
+        assert!(matches!(
+            kind_of(&directive.part_stream(7)),
+            StreamKind::Part(d, 7) if d == directive
+        ));
+        assert!(matches!(kind_of(&org::org_stream()), StreamKind::Org));
+        let other = StreamId::new("list-x").expect("valid");
+        assert!(matches!(kind_of(&other), StreamKind::Other));
+    }
 }
