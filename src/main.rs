@@ -4,12 +4,12 @@
 mod commands;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use civicflow::{EventLog, StreamId};
+use commands::store::{self, TokenCommand, DEFAULT_DATA};
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +28,7 @@ enum Command {
     /// gracefully.
     Serve {
         /// The store's directory (created if missing).
-        #[arg(long, default_value = "./civicflow-data")]
+        #[arg(long, default_value = DEFAULT_DATA)]
         data: PathBuf,
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -46,7 +46,7 @@ enum Command {
     /// broken position.
     Verify {
         /// The store's directory.
-        #[arg(long, default_value = "./civicflow-data")]
+        #[arg(long, default_value = DEFAULT_DATA)]
         data: PathBuf,
         /// Check one stream instead of the whole log.
         #[arg(long)]
@@ -56,8 +56,56 @@ enum Command {
     /// elsewhere to prove later that the log was not rewritten.
     Head {
         /// The store's directory.
-        #[arg(long, default_value = "./civicflow-data")]
+        #[arg(long, default_value = DEFAULT_DATA)]
         data: PathBuf,
+    },
+    /// A case's timeline on a stopped store: each step with actor, role, unit, tier, local
+    /// time and the stage after it, the deadlines met or missed, and the chain check (exit 1
+    /// when it fails).
+    Audit {
+        /// The store's directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        /// The case's id (UUID).
+        case: String,
+        /// Print the JSON the API answers (GET /api/v1/cases/{id}/audit) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a case's audit bundle: one JSON file that proves, without the store, what the
+    /// log holds for the case (check it with `civicflow verify-bundle`).
+    Export {
+        /// The store's directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        /// The case's id (UUID).
+        #[arg(long)]
+        case: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check an audit bundle without the store: every hash, every link, every decoded field
+    /// and the head. Exit 0 when it holds, 1 naming the first problem.
+    VerifyBundle {
+        /// The bundle (from `civicflow export`).
+        file: PathBuf,
+        /// A hash of the case kept elsewhere (a step's hash from an earlier audit): the
+        /// bundle must hold it, which proves every event up to it is the one anchored (a
+        /// bundle alone cannot show that events were cut from its end or all rehashed).
+        #[arg(long)]
+        anchor: Option<String>,
+    },
+    /// Rebuild every read model of a stopped store from its log, with progress.
+    Rebuild {
+        /// The store's directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data: PathBuf,
+    },
+    /// Manage access tokens on a stopped store.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
 }
 
@@ -71,27 +119,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The log of a stopped store: an engine's (`DIR/log`) or a bare log's (`DIR`).
-fn open(data: &Path) -> Result<EventLog, String> {
-    let path = if data.join("log").join("db").exists() {
-        data.join("log")
-    } else if data.join("db").exists() {
-        data.to_owned()
-    } else {
-        return Err(format!(
-            "no store at {} (pass --data DIR, the directory `civicflow serve` uses)",
-            data.display()
-        ));
-    };
-    EventLog::open(&path).map_err(|e| match e {
-        civicflow::OpenError::Locked { .. } => format!(
-            "the store at {} is in use (is `civicflow serve` running on it? stop it first)",
-            data.display()
-        ),
-        other => other.to_string(),
-    })
-}
-
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Serve {
@@ -100,44 +127,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             demo,
             key_file,
         } => commands::serve::run(data, addr, demo, key_file),
-        Command::Verify { data, stream } => {
-            let log = open(&data)?;
-            let report = match &stream {
-                Some(stream) => {
-                    let stream = StreamId::new(stream.as_str()).map_err(|e| e.to_string())?;
-                    log.verify_stream(&stream)
-                }
-                None => log.verify(),
-            }
-            .map_err(|e| e.to_string())?;
-            let scope = stream.map_or_else(|| "log".to_owned(), |s| format!("stream {s}"));
-            match report.first_break {
-                None => {
-                    match report.last_good {
-                        Some(head) => println!(
-                            "{scope} intact: {} events, head position {} hash {}",
-                            report.events_checked, head.position, head.hash
-                        ),
-                        None => println!("{scope} intact: empty"),
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some(broken) => {
-                    println!(
-                        "{scope} BROKEN after {} good events: {broken}",
-                        report.events_checked
-                    );
-                    Ok(ExitCode::from(1))
-                }
-            }
-        }
-        Command::Head { data } => {
-            let log = open(&data)?;
-            match log.head() {
-                Some(head) => println!("{} {}", head.position, head.hash),
-                None => println!("empty"),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Verify { data, stream } => store::verify(&data, stream.as_deref()),
+        Command::Head { data } => store::head(&data),
+        Command::Audit { data, case, json } => store::audit(&data, &case, json),
+        Command::Export { data, case, out } => store::export(&data, &case, &out),
+        Command::VerifyBundle { file, anchor } => store::verify_bundle(&file, anchor.as_deref()),
+        Command::Rebuild { data } => store::rebuild(&data),
+        Command::Token { command } => store::token(command),
     }
 }

@@ -48,6 +48,20 @@ impl ChainHash {
         Self(hasher.finalize().into())
     }
 
+    /// Parses [`ChainHash::to_hex`]'s form: exactly 64 lowercase hex digits (`None`
+    /// otherwise, so that a hash has one spelling only).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let digits = text.as_bytes();
+        if digits.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            *byte = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+        }
+        Some(Self(bytes))
+    }
+
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
         use fmt::Write;
@@ -55,6 +69,15 @@ impl ChainHash {
             let _ = write!(out, "{b:02x}");
             out
         })
+    }
+}
+
+/// The value of one lowercase hex digit.
+pub(crate) fn hex_digit(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
     }
 }
 
@@ -202,5 +225,17 @@ mod tests {
         assert_ne!(b, c);
         assert_ne!(a, d);
         assert_eq!(a.to_hex().len(), 64);
+    }
+
+    #[test]
+    fn hex_has_one_spelling() {
+        let a = ChainHash::link(&ChainHash::GENESIS, &ChainHash::GENESIS, b"record");
+        assert_eq!(ChainHash::from_hex(&a.to_hex()), Some(a));
+        assert_eq!(ChainHash::from_hex(&a.to_hex().to_uppercase()), None);
+        assert_eq!(ChainHash::from_hex(&a.to_hex()[..62]), None);
+        assert_eq!(ChainHash::from_hex(&format!("{}0", a.to_hex())), None);
+        assert_eq!(ChainHash::from_hex(&"g".repeat(64)), None);
+        assert_eq!(ChainHash::from_hex(&"é".repeat(32)), None);
+        assert_eq!(ChainHash::from_hex(""), None);
     }
 }

@@ -25,7 +25,12 @@ macro_rules! domain_events {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq)]
+        ///
+        /// It serializes as its payload alone (`untagged`): the event type travels beside it,
+        /// as it does in the log (audit bundles show payloads this way). Never deserialize it
+        /// through serde: read payloads with `DomainEvent::from_payload`, which knows the type.
+        #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+        #[serde(untagged)]
         #[non_exhaustive]
         pub enum $name {
             $( $(#[$vmeta])* $variant($payload), )*

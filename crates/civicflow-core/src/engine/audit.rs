@@ -10,11 +10,12 @@ use crate::calendar::format_local;
 use crate::chain::{ChainHash, VerifyReport};
 use crate::clock::Timestamp;
 use crate::domain::case::{self, CaseEvent, CaseState, LadderStep};
-use crate::domain::org::Tier;
-use crate::domain::workflow::DefinitionRef;
+use crate::domain::org::{OrgChart, Tier};
+use crate::domain::workflow::{DefinitionRef, DefinitionRegistry};
 use crate::domain::Rejection;
 use crate::event::RecordedEvent;
 use crate::ids::{Actor, CaseId, Position, UnitId, Version};
+use crate::store::EventLog;
 
 /// One event of a case, decoded, with its log metadata.
 #[derive(Debug, Clone)]
@@ -186,78 +187,102 @@ impl Engine {
     /// # Errors
     /// [`SubmitError::Rejected`] with `NotFound` for an unknown case.
     pub fn audit(&self, id: CaseId) -> Result<CaseAudit, SubmitError> {
-        let (final_state, events) = load::load_case(self.log(), self.definitions(), id, |_| true)?;
-        let final_state: CaseState = final_state.ok_or_else(|| Rejection::NotFound {
-            what: "case",
-            id: id.to_string(),
-        })?;
-        let org = self.org();
-        let mut state: Option<CaseState> = None;
-        let mut steps = Vec::with_capacity(events.len());
-        let mut deadlines: Vec<DeadlineReport> = Vec::new();
-        for (recorded, event) in &events {
-            state = case::apply(state, event, self.definitions(), recorded.version);
-            let Some(after) = &state else { continue };
-            match event {
-                CaseEvent::DeadlineSet(e) => {
-                    for report in deadlines
-                        .iter_mut()
-                        .filter(|d| d.outcome == DeadlineOutcome::Running)
-                    {
-                        report.outcome = DeadlineOutcome::Superseded;
-                    }
-                    deadlines.push(DeadlineReport {
-                        seq: e.seq,
-                        stage: e.stage.clone(),
-                        due_at: e.due_at,
-                        outcome: DeadlineOutcome::Running,
-                        steps: Vec::new(),
-                    });
-                }
-                CaseEvent::DeadlineMet(e) => {
-                    if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
-                        report.outcome = DeadlineOutcome::Met { at: e.at };
-                    }
-                }
-                CaseEvent::DeadlineMissed(e) => {
-                    if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
-                        report.outcome = DeadlineOutcome::Missed { at: e.at };
-                    }
-                }
-                CaseEvent::DeadlineStepReached(e) => {
-                    if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
-                        report.steps.push((e.step, e.unit.clone(), e.at));
-                    }
-                }
-                _ => {}
-            }
-            steps.push(AuditStep {
-                position: recorded.position,
-                version: recorded.version,
-                recorded_at: recorded.recorded_at,
-                event_type: recorded.event_type.to_string(),
-                actor: recorded.actor.clone(),
-                tier: org.unit(&recorded.actor.unit).map(|u| u.tier),
-                summary: summarize(event),
-                stage_after: after.stage.clone(),
-                closed_after: after.closed,
-                lead_after: after.lead.clone(),
-                hash: recorded.hash,
-            });
-        }
-        let chain = self
-            .log()
-            .verify_stream(&id.stream())
-            .map_err(super::EngineError::from)?;
-        Ok(CaseAudit {
-            case: id,
-            workflow: final_state.workflow.clone(),
-            title: final_state.title,
-            steps,
-            deadlines,
-            chain,
-        })
+        audit_with(self.log(), self.definitions(), &self.org(), id)
     }
+}
+
+/// A case's audit read straight from a log, without an [`Engine`]: the same as
+/// [`Engine::audit`], with the org chart as the log holds it. For tools on a stopped store:
+/// opening an engine takes the deadline steps that fell due meanwhile (it writes), this only
+/// reads.
+///
+/// # Errors
+/// [`SubmitError::Rejected`] with `NotFound` for an unknown case; [`SubmitError::Engine`] when
+/// the log cannot be read or an event does not decode.
+pub fn audit_log(
+    log: &EventLog,
+    definitions: &DefinitionRegistry,
+    id: CaseId,
+) -> Result<CaseAudit, SubmitError> {
+    let (org, _) = load::load_org(log)?;
+    audit_with(log, definitions, &org, id)
+}
+
+fn audit_with(
+    log: &EventLog,
+    definitions: &DefinitionRegistry,
+    org: &OrgChart,
+    id: CaseId,
+) -> Result<CaseAudit, SubmitError> {
+    let (final_state, events) = load::load_case(log, definitions, id, |_| true)?;
+    let final_state: CaseState = final_state.ok_or_else(|| Rejection::NotFound {
+        what: "case",
+        id: id.to_string(),
+    })?;
+    let mut state: Option<CaseState> = None;
+    let mut steps = Vec::with_capacity(events.len());
+    let mut deadlines: Vec<DeadlineReport> = Vec::new();
+    for (recorded, event) in &events {
+        state = case::apply(state, event, definitions, recorded.version);
+        let Some(after) = &state else { continue };
+        match event {
+            CaseEvent::DeadlineSet(e) => {
+                for report in deadlines
+                    .iter_mut()
+                    .filter(|d| d.outcome == DeadlineOutcome::Running)
+                {
+                    report.outcome = DeadlineOutcome::Superseded;
+                }
+                deadlines.push(DeadlineReport {
+                    seq: e.seq,
+                    stage: e.stage.clone(),
+                    due_at: e.due_at,
+                    outcome: DeadlineOutcome::Running,
+                    steps: Vec::new(),
+                });
+            }
+            CaseEvent::DeadlineMet(e) => {
+                if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
+                    report.outcome = DeadlineOutcome::Met { at: e.at };
+                }
+            }
+            CaseEvent::DeadlineMissed(e) => {
+                if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
+                    report.outcome = DeadlineOutcome::Missed { at: e.at };
+                }
+            }
+            CaseEvent::DeadlineStepReached(e) => {
+                if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
+                    report.steps.push((e.step, e.unit.clone(), e.at));
+                }
+            }
+            _ => {}
+        }
+        steps.push(AuditStep {
+            position: recorded.position,
+            version: recorded.version,
+            recorded_at: recorded.recorded_at,
+            event_type: recorded.event_type.to_string(),
+            actor: recorded.actor.clone(),
+            tier: org.unit(&recorded.actor.unit).map(|u| u.tier),
+            summary: summarize(event),
+            stage_after: after.stage.clone(),
+            closed_after: after.closed,
+            lead_after: after.lead.clone(),
+            hash: recorded.hash,
+        });
+    }
+    let chain = log
+        .verify_stream(&id.stream())
+        .map_err(super::EngineError::from)?;
+    Ok(CaseAudit {
+        case: id,
+        workflow: final_state.workflow.clone(),
+        title: final_state.title,
+        steps,
+        deadlines,
+        chain,
+    })
 }
 
 impl fmt::Display for CaseAudit {

@@ -1,0 +1,754 @@
+//! The offline tools: commands on a stopped store (the directory `civicflow serve --data DIR`
+//! uses: the log in `DIR/log`, the vault in `DIR/vault`, the read models in `DIR/readmodels`),
+//! and `verify-bundle`, which needs no store at all.
+//!
+//! Reading commands (`verify`, `head`, `audit`, `export`, `token list`) open the log only:
+//! they never write, and need no master key. `rebuild` writes the read models only.
+//! `token create` and `token revoke` open the engine (with the master key), like `serve`
+//! does; opening it takes the deadline steps that fell due while the store was stopped.
+//!
+//! Exit codes: 0 success, 1 a check failed (`verify`, `verify-bundle`, an `audit` whose chain
+//! is broken), 2 usage or environment errors (returned as `Err` with a message that says what
+//! to do).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use serde_json::Value;
+
+use civicflow::core::bundle::{self, Bundle, Decoded, ExportError};
+use civicflow::core::calendar::format_local;
+use civicflow::core::domain::access::{self, AccessCommand, AccessEvent, AccessState, TokenId};
+use civicflow::core::domain::org::Acting;
+use civicflow::core::domain::workflow::DefinitionRegistry;
+use civicflow::core::domain::Rejection;
+use civicflow::core::engine::{self, Command, Engine, EngineConfig, EngineError, Outcome};
+use civicflow::core::readmodel::{Namespace, ReadModelError, ReadModelStore};
+use civicflow::core::vault::MasterKey;
+use civicflow::core::{
+    ActorId, CaseId, ChainHash, EventLog, OpenError, Role, StreamId, UnitId, Version,
+};
+use civicflow::http::TokenSecret;
+use civicflow::projections::{models, Phase, Runner, RunnerOptions};
+
+use super::serve::master_key;
+
+/// Prints a line to standard output; a reader that went away (`civicflow token list | head`)
+/// ends the output quietly instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        emit(format_args!($($arg)*))?
+    };
+}
+
+fn emit(args: std::fmt::Arguments<'_>) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Where `--data` points by default (the same as `serve`).
+pub const DEFAULT_DATA: &str = "./civicflow-data";
+
+/// `civicflow token …`: manage access tokens on a stopped store.
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token (as the system, at the unit) that acts as ACTOR in ROLE at UNIT. The
+    /// secret is printed once; the log keeps only its hash.
+    Create {
+        /// The store's directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        /// The actor the token acts as (they must hold ROLE at UNIT).
+        #[arg(long)]
+        actor: String,
+        /// The role it acts in.
+        #[arg(long)]
+        role: String,
+        /// The unit it acts for.
+        #[arg(long)]
+        unit: String,
+        /// What it is for ("grid-1 tablet").
+        #[arg(long)]
+        name: Option<String>,
+        /// The master key file, unless CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Revoke a token by its id (see `civicflow token list`).
+    Revoke {
+        /// The store's directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        /// The token's id (16 hex digits).
+        token: String,
+        /// Why (kept in the log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The master key file, unless CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// List every token ever issued: id, actor, role, unit, name, when issued and revoked.
+    /// Never a secret (the log has none).
+    List {
+        /// The store's directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data: PathBuf,
+    },
+}
+
+/// The log of a stopped store: an engine's (`DIR/log`) or a bare log's (`DIR`).
+///
+/// # Errors
+/// No store there, or it is in use (the server runs), or it does not open.
+pub fn open_log(data: &Path) -> Result<EventLog, String> {
+    let path = if data.join("log").join("db").exists() {
+        data.join("log")
+    } else if data.join("db").exists() {
+        data.to_owned()
+    } else {
+        return Err(format!(
+            "no store at {} (pass --data DIR, the directory `civicflow serve` uses)",
+            data.display()
+        ));
+    };
+    EventLog::open(&path).map_err(|e| open_failed(data, &e))
+}
+
+fn open_failed(data: &Path, error: &OpenError) -> String {
+    match error {
+        OpenError::Locked { .. } => in_use(data),
+        other => format!("cannot open the log in {}: {other}", data.display()),
+    }
+}
+
+fn in_use(data: &Path) -> String {
+    format!(
+        "the store at {} is in use (is `civicflow serve` running on it? stop it first)",
+        data.display()
+    )
+}
+
+/// Closes a log opened by a tool (everything it holds is durable already; this flushes the
+/// stream index).
+fn close(log: EventLog) -> Result<(), String> {
+    log.close()
+        .map_err(|e| format!("closing the log failed: {e}"))
+}
+
+fn parse_case(text: &str) -> Result<CaseId, String> {
+    CaseId::parse(text.trim()).map_err(|_| {
+        format!("{text:?} is not a case id: give the case's UUID, as the API shows it (GET /api/v1/cases)")
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify, head
+
+/// `civicflow verify`: the whole log's chain, or one stream's.
+///
+/// # Errors
+/// No store, a store in use, an invalid stream id, a read failure.
+pub fn verify(data: &Path, stream: Option<&str>) -> Result<ExitCode, String> {
+    let log = open_log(data)?;
+    let report = match stream {
+        Some(stream) => {
+            let stream = StreamId::new(stream).map_err(|e| format!("--stream: {e}"))?;
+            log.verify_stream(&stream)
+        }
+        None => log.verify(),
+    }
+    .map_err(|e| e.to_string())?;
+    close(log)?;
+    let scope = stream.map_or_else(|| "log".to_owned(), |s| format!("stream {s}"));
+    match report.first_break {
+        None => {
+            match report.last_good {
+                Some(head) => out!(
+                    "{scope} intact: {} events, head position {} hash {}",
+                    report.events_checked,
+                    head.position,
+                    head.hash
+                ),
+                None => out!("{scope} intact: empty"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(broken) => {
+            out!(
+                "{scope} BROKEN after {} good events: {broken}",
+                report.events_checked
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `civicflow head`: the chain head, to keep as an anchor.
+///
+/// # Errors
+/// No store, a store in use.
+pub fn head(data: &Path) -> Result<ExitCode, String> {
+    let log = open_log(data)?;
+    match log.head() {
+        Some(head) => out!("{} {}", head.position, head.hash),
+        None => out!("empty"),
+    }
+    close(log)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// audit
+
+/// `civicflow audit`: a case's timeline, as text or as the API's JSON. Exit 1 when the case's
+/// chain does not verify.
+///
+/// # Errors
+/// No store, a store in use, an unknown case, a read failure.
+pub fn audit(data: &Path, case: &str, json: bool) -> Result<ExitCode, String> {
+    let id = parse_case(case)?;
+    let log = open_log(data)?;
+    let result = engine::audit_log(&log, &DefinitionRegistry::built_in(), id);
+    close(log)?;
+    let audit = result.map_err(|e| match e {
+        engine::SubmitError::Rejected(Rejection::NotFound { .. }) => format!(
+            "no case {id} in {} (check the id: `civicflow audit` takes the case's UUID)",
+            data.display()
+        ),
+        other => format!("cannot audit case {id}: {other}"),
+    })?;
+    if json {
+        let value = civicflow::http::audit::to_json(&audit);
+        let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+        out!("{text}");
+    } else {
+        out!("{audit}");
+    }
+    Ok(if audit.chain.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// export, verify-bundle
+
+/// `civicflow export`: a case's audit bundle, written to `out`.
+///
+/// # Errors
+/// No store, a store in use, an unknown case, a broken chain, a file that cannot be written.
+pub fn export(data: &Path, case: &str, out: &Path) -> Result<ExitCode, String> {
+    let id = parse_case(case)?;
+    let log = open_log(data)?;
+    let result = bundle::export(&log, id);
+    close(log)?;
+    let bundle = result.map_err(|e| match e {
+        ExportError::NotFound { .. } => format!(
+            "no case {id} in {} (check the id: `civicflow export --case` takes the case's UUID)",
+            data.display()
+        ),
+        other => format!("cannot export case {id}: {other}"),
+    })?;
+    let mut text = serde_json::to_string_pretty(&bundle)
+        .map_err(|e| format!("cannot write the bundle as JSON: {e}"))?;
+    text.push('\n');
+    write_file(out, &text)?;
+    let (first, last) = (bundle.events.first(), bundle.events.last());
+    out!(
+        "exported case {id}: {} events (positions {}-{}) to {}; log head at export: position {} hash {}",
+        bundle.events.len(),
+        first.map_or(0, |e| e.position),
+        last.map_or(0, |e| e.position),
+        out.display(),
+        bundle.head.position,
+        bundle.head.hash
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to `path` through a temporary file beside it, so that a failed write never
+/// leaves half a bundle.
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| {
+        format!(
+            "cannot write {}: {e} (choose another --out FILE)",
+            path.display()
+        )
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| format!("--out {} is not a file name", path.display()))?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(file_name);
+    temporary_name.push(".partial");
+    let temporary = path.with_file_name(temporary_name);
+    let mut file = std::fs::File::create(&temporary).map_err(failed)?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(failed)?;
+    drop(file);
+    std::fs::rename(&temporary, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        failed(e)
+    })
+}
+
+/// `civicflow verify-bundle`: checks a bundle without the store. Exit 0 with a one-line
+/// summary, or 1 naming the first problem.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn verify_bundle(file: &Path, anchor: Option<&str>) -> Result<ExitCode, String> {
+    let anchor = anchor
+        .map(|text| {
+            ChainHash::from_hex(&text.trim().to_ascii_lowercase()).ok_or_else(|| {
+                format!("--anchor {text:?} is not a chain hash (64 hex digits, as `civicflow audit` shows a step's hash)")
+            })
+        })
+        .transpose()?;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        format!(
+            "cannot read {}: {e} (give the bundle's path)",
+            file.display()
+        )
+    })?;
+    let bundle: Bundle<Value> = match serde_json::from_str(&text) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            out!("{}: INVALID: not an audit bundle ({e})", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match bundle::verify(&bundle, same_decoded) {
+        Ok(summary) => {
+            if let Some(anchor) = anchor {
+                let anchor_hex = anchor.to_hex();
+                match bundle.events.iter().find(|e| e.hash == anchor_hex) {
+                    Some(event) => out!(
+                        "{}: {summary}; anchor {anchor} is version {}",
+                        file.display(),
+                        event.version
+                    ),
+                    None => {
+                        out!(
+                            "{}: INVALID: no event of the bundle has the anchored hash {anchor}: the case's history is not the anchored one, or the bundle ends before it",
+                            file.display()
+                        );
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            } else {
+                out!("{}: {summary}", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problem) => {
+            out!("{}: INVALID: {problem}", file.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Compares a bundle's `decoded` with the record decoded again: the typed value rendered as
+/// JSON (and read back, so that numbers go through the same parser as the file's) must equal
+/// the file's value exactly.
+fn same_decoded(file: &Value, again: &Decoded) -> Result<(), String> {
+    let rendered = serde_json::to_string(again).map_err(|e| format!("cannot render: {e}"))?;
+    let expected: Value =
+        serde_json::from_str(&rendered).map_err(|e| format!("cannot read back: {e}"))?;
+    match first_difference("decoded", &expected, file) {
+        None => Ok(()),
+        Some(difference) => Err(difference),
+    }
+}
+
+/// Where two JSON values first differ, by path (`None`: equal).
+fn first_difference(path: &str, expected: &Value, found: &Value) -> Option<String> {
+    match (expected, found) {
+        (Value::Object(expected), Value::Object(found)) => {
+            for (key, value) in expected {
+                let at = format!("{path}.{key}");
+                match found.get(key) {
+                    None => return Some(format!("{at} is missing (the record has {value})")),
+                    Some(other) => {
+                        if let Some(difference) = first_difference(&at, value, other) {
+                            return Some(difference);
+                        }
+                    }
+                }
+            }
+            found
+                .keys()
+                .find(|key| !expected.contains_key(*key))
+                .map(|key| format!("{path}.{key} is not in the record"))
+        }
+        (Value::Array(expected), Value::Array(found)) => {
+            if expected.len() != found.len() {
+                return Some(format!(
+                    "{path} has {} items, the record {}",
+                    found.len(),
+                    expected.len()
+                ));
+            }
+            expected
+                .iter()
+                .zip(found)
+                .enumerate()
+                .find_map(|(i, (a, b))| first_difference(&format!("{path}[{i}]"), a, b))
+        }
+        _ if expected == found => None,
+        _ => Some(format!(
+            "{path} is {found} in the bundle, but the record says {expected}"
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rebuild
+
+/// `civicflow rebuild`: clears every read model's current version and builds it again from
+/// the log, with a progress bar (events applied by the slowest model / the log's head).
+///
+/// # Errors
+/// No store, a store in use, a read model that cannot be written or stops at an event.
+pub fn rebuild(data: &Path) -> Result<ExitCode, String> {
+    let log = open_log(data)?;
+    let dir = data.join("readmodels");
+    let store = ReadModelStore::open(&dir).map_err(|e| match e {
+        ReadModelError::Locked { .. } => in_use(data),
+        other => format!("cannot open the read models in {}: {other}", dir.display()),
+    })?;
+    let projections = models::all(Arc::new(DefinitionRegistry::built_in()));
+    let mut names = Vec::with_capacity(projections.len());
+    for projection in &projections {
+        let ns =
+            Namespace::new(projection.name(), projection.version()).map_err(|e| e.to_string())?;
+        store
+            .clear(&ns)
+            .map_err(|e| format!("cannot clear {}@{}: {e}", ns.name(), ns.version()))?;
+        names.push((projection.name(), projection.version()));
+    }
+    let listed = names
+        .iter()
+        .map(|(name, version)| format!("{name}@{version}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(head) = log.head() else {
+        drop(store);
+        close(log)?;
+        out!("the log is empty: read models cleared ({listed})");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let started = Instant::now();
+    let store = Arc::new(store);
+    let runner = Runner::start(
+        log.clone(),
+        store.clone(),
+        projections,
+        RunnerOptions::default(),
+    )
+    .map_err(|e| format!("cannot start the read models: {e}"))?;
+    let bar = indicatif::ProgressBar::new(head.position.get());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "rebuilding {msg} [{wide_bar}] {pos}/{len} events ({eta} left)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(format!("{} read models", names.len()));
+    let outcome = loop {
+        let statuses = runner.status();
+        if let Some(failed) = statuses.iter().find_map(|s| match &s.phase {
+            Phase::Failed { position, error } => Some(format!(
+                "read model {} stopped at position {position}: {error} (check the log with `civicflow verify --data {}`)",
+                s.name,
+                data.display()
+            )),
+            _ => None,
+        }) {
+            break Err(failed);
+        }
+        let applied = statuses
+            .iter()
+            .map(|s| s.checkpoint.map_or(0, |c| c.get()))
+            .min()
+            .unwrap_or(0);
+        bar.set_position(applied.min(head.position.get()));
+        if names
+            .iter()
+            .all(|(name, _)| runner.wait_for(name, head.position, Duration::ZERO).is_ok())
+        {
+            break Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    match &outcome {
+        Ok(()) => {
+            bar.set_position(head.position.get());
+            bar.finish_and_clear();
+        }
+        Err(_) => bar.abandon(),
+    }
+    runner.stop();
+    drop(store);
+    close(log)?;
+    outcome?;
+    out!(
+        "rebuilt {} read models ({listed}) to position {} in {:.1} s",
+        names.len(),
+        head.position,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// tokens
+
+/// `civicflow token …`.
+///
+/// # Errors
+/// As each subcommand.
+pub fn token(command: TokenCommand) -> Result<ExitCode, String> {
+    match command {
+        TokenCommand::Create {
+            data,
+            actor,
+            role,
+            unit,
+            name,
+            key_file,
+        } => token_create(&data, &actor, &role, &unit, name, key_file),
+        TokenCommand::Revoke {
+            data,
+            token,
+            reason,
+            key_file,
+        } => token_revoke(&data, &token, reason, key_file),
+        TokenCommand::List { data } => token_list(&data),
+    }
+}
+
+/// The master key of an existing store: `CIVICFLOW_MASTER_KEY`, else the key file, which must
+/// exist (a tool never makes a new key for a store that has one).
+fn existing_master_key(data: &Path, key_file: Option<PathBuf>) -> Result<MasterKey, String> {
+    let key_file = key_file.unwrap_or_else(|| data.join("master.key"));
+    let from_env = MasterKey::from_env().map_err(|e| e.to_string())?.is_some();
+    if !from_env && !key_file.exists() {
+        return Err(format!(
+            "no master key: {} does not exist and CIVICFLOW_MASTER_KEY is not set (pass --key-file FILE, the key `civicflow serve` uses, or set CIVICFLOW_MASTER_KEY)",
+            key_file.display()
+        ));
+    }
+    master_key(&key_file)
+}
+
+/// The engine of a stopped store.
+fn open_engine(data: &Path, key_file: Option<PathBuf>) -> Result<Engine, String> {
+    if !data.join("log").join("db").exists() {
+        return Err(format!(
+            "no store at {} (pass --data DIR, the directory `civicflow serve` uses)",
+            data.display()
+        ));
+    }
+    let key = existing_master_key(data, key_file)?;
+    Engine::open(EngineConfig::new(data).master_key(key)).map_err(|e| match e {
+        EngineError::Open(OpenError::Locked { .. }) => in_use(data),
+        EngineError::Vault(e) => format!(
+            "cannot open the vault in {}: {e} (use the store's own master key: CIVICFLOW_MASTER_KEY, or --key-file FILE, default {})",
+            data.join("vault").display(),
+            data.join("master.key").display()
+        ),
+        other => format!("cannot open the store in {}: {other}", data.display()),
+    })
+}
+
+fn token_create(
+    data: &Path,
+    actor: &str,
+    role: &str,
+    unit: &str,
+    name: Option<String>,
+    key_file: Option<PathBuf>,
+) -> Result<ExitCode, String> {
+    let acting = Acting::new(
+        ActorId::new(actor).map_err(|e| format!("--actor: {e}"))?,
+        Role::new(role).map_err(|e| format!("--role: {e}"))?,
+        UnitId::new(unit).map_err(|e| format!("--unit: {e}"))?,
+    );
+    let name = name.unwrap_or_else(|| format!("issued with civicflow token create for {actor}"));
+    let engine = open_engine(data, key_file)?;
+    let secret = TokenSecret::generate()
+        .map_err(|e| format!("no randomness from the operating system: {e}"))?;
+    let system = Acting::system(acting.unit.clone());
+    let outcome = engine.submit(
+        &system,
+        Command::Access(AccessCommand::Issue {
+            hash: secret.hash(),
+            acting: acting.clone(),
+            name: name.clone(),
+        }),
+    );
+    drop(engine);
+    let token = match outcome {
+        Ok(Outcome::Token { token }) => token,
+        Ok(other) => return Err(format!("unexpected outcome {other:?}")),
+        Err(engine::SubmitError::Rejected(rejection)) => {
+            return Err(format!(
+                "refused: {rejection} (a token acts as a grant its actor holds: check --actor, --role and --unit against the org chart)"
+            ))
+        }
+        Err(e) => return Err(format!("cannot issue the token: {e}")),
+    };
+    out!(
+        "token {token} issued: {} as {} at {} ({name})",
+        acting.actor,
+        acting.role,
+        acting.unit
+    );
+    out!("secret: {}", secret.expose());
+    eprintln!(
+        "civicflow: the secret is shown only this once (the log keeps its hash); revoke it with `civicflow token revoke --data {} {token}`",
+        data.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token_revoke(
+    data: &Path,
+    token: &str,
+    reason: Option<String>,
+    key_file: Option<PathBuf>,
+) -> Result<ExitCode, String> {
+    let id = TokenId::parse(token.trim()).map_err(|_| {
+        format!(
+            "{token:?} is not a token id: 16 lowercase hex digits, as `civicflow token list` shows"
+        )
+    })?;
+    let engine = open_engine(data, key_file)?;
+    let tokens = engine.tokens().map_err(|e| e.to_string())?;
+    let Some(grant) = tokens.tokens.get(&id) else {
+        return Err(format!(
+            "no token {id} in {} (see `civicflow token list --data {}`)",
+            data.display(),
+            data.display()
+        ));
+    };
+    if let Some(at) = grant.revoked_at {
+        out!("token {id} was already revoked at {}", format_local(at));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let system = Acting::system(grant.acting.unit.clone());
+    let reason = reason.unwrap_or_else(|| "revoked with civicflow token revoke".to_owned());
+    let outcome = engine.submit(
+        &system,
+        Command::Access(AccessCommand::Revoke {
+            token: id.clone(),
+            reason,
+        }),
+    );
+    drop(engine);
+    match outcome {
+        Ok(_) => {
+            out!("token {id} revoked");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(engine::SubmitError::Rejected(rejection)) => Err(format!("refused: {rejection}")),
+        Err(e) => Err(format!("cannot revoke the token: {e}")),
+    }
+}
+
+/// Every token of the log, folded from the access stream (read only: no engine, no key).
+fn read_tokens(log: &EventLog) -> Result<AccessState, String> {
+    let stream = access::access_stream();
+    let mut state = AccessState::default();
+    let mut from = Version::FIRST;
+    loop {
+        let page = log
+            .read_stream(&stream, from, 1024)
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        from = last.version.next();
+        for recorded in &page {
+            let event: AccessEvent = recorded.decode().map_err(|e| {
+                format!(
+                    "the token event at position {} does not decode: {e}",
+                    recorded.position
+                )
+            })?;
+            access::apply(&mut state, &event, recorded.version);
+        }
+        if page.len() < 1024 {
+            break;
+        }
+    }
+    Ok(state)
+}
+
+fn token_list(data: &Path) -> Result<ExitCode, String> {
+    let log = open_log(data)?;
+    let state = read_tokens(&log);
+    close(log)?;
+    let state = state?;
+    if state.tokens.is_empty() {
+        out!("no tokens");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 7]> = state
+        .tokens
+        .values()
+        .map(|grant| {
+            [
+                grant.token.to_string(),
+                grant.acting.actor.to_string(),
+                grant.acting.role.to_string(),
+                grant.acting.unit.to_string(),
+                format_local(grant.issued_at),
+                grant
+                    .revoked_at
+                    .map_or_else(|| "-".to_owned(), format_local),
+                grant.name.clone(),
+            ]
+        })
+        .collect();
+    let header = ["ID", "ACTOR", "ROLE", "UNIT", "ISSUED", "REVOKED", "NAME"].map(str::to_owned);
+    let mut widths = BTreeMap::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        for (i, cell) in row.iter().enumerate() {
+            let width = widths.entry(i).or_insert(0);
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let width = widths.get(&i).copied().unwrap_or(0);
+                format!(
+                    "{cell}{}",
+                    " ".repeat(width.saturating_sub(cell.chars().count()))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("  ");
+        out!("{}", line.trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}
