@@ -1,11 +1,16 @@
-//! The log as the runner's workers read it: in chunks of [`CHUNK_LEN`] positions, each chunk
+//! The log as the runner's workers read it: in chunks of [`CHUNK_LEN`] positions, each event
 //! read and decoded once and shared by every worker that passes over it.
 //!
-//! Without it, eight projections rebuilding together read (and decode) the log eight times;
-//! most of a rebuild was spent there. Sharing is opportunistic and never couples the workers:
-//! a worker finds its chunk in the cache or reads it itself, so a slow or stopped projection
-//! holds no one up. Only complete chunks are cached (a chunk at the head is still growing);
-//! the oldest go first when the cache is full, since workers only move forward.
+//! Without it, eight projections read (and decode) the log eight times: most of a rebuild
+//! was spent there, and under a live load every new event was read and decoded eight times
+//! too. Sharing never couples the workers: a worker finds its events in the feed or reads
+//! them itself, so a slow or stopped projection holds no one up.
+//!
+//! - Complete chunks are cached (the oldest go first when the cache is full, since workers
+//!   only move forward).
+//! - The chunk at the head, still growing, is the *tail*: the events of it read so far. A
+//!   worker that needs newer events reads just those and appends them for the others; a
+//!   worker behind the newest reader takes them from the tail.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,24 +30,33 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Events from some position to the end of its chunk (as far as the log has them).
+/// Events from some position on (to the end of its chunk, as far as the log has them).
 pub(crate) struct Slice {
-    chunk: Arc<[Event]>,
+    events: Arc<[Arc<Event>]>,
     start: usize,
 }
 
 impl Slice {
-    pub(crate) fn events(&self) -> &[Event] {
-        &self.chunk[self.start..]
+    pub(crate) fn events(&self) -> &[Arc<Event>] {
+        &self.events[self.start..]
     }
+}
+
+/// The growing chunk at the head: its index and its events read so far, from its first
+/// position.
+#[derive(Default)]
+struct Tail {
+    index: u64,
+    events: Vec<Arc<Event>>,
 }
 
 pub(crate) struct Feed {
     log: EventLog,
     /// Complete chunks by index (chunk `i` holds positions `i·CHUNK_LEN + 1 ..= (i+1)·CHUNK_LEN`).
-    cache: Mutex<BTreeMap<u64, Arc<[Event]>>>,
-    /// Held while a complete chunk is read, so that workers missing the same chunk read it
-    /// once: the others wait, then find it cached.
+    cache: Mutex<BTreeMap<u64, Arc<[Arc<Event>]>>>,
+    tail: Mutex<Tail>,
+    /// Held while the log is read, so that workers missing the same events read them once:
+    /// the others wait, then find them in the cache or the tail.
     reading: Mutex<()>,
 }
 
@@ -51,55 +65,95 @@ impl Feed {
         Self {
             log,
             cache: Mutex::new(BTreeMap::new()),
+            tail: Mutex::new(Tail::default()),
             reading: Mutex::new(()),
         }
     }
 
-    /// The durable events from `from` to the end of its chunk; empty when `from` is not
+    /// The durable events from `from` on, to the end of its chunk; empty when `from` is not
     /// durable yet.
     pub(crate) fn read(&self, from: Position) -> Result<Slice, ReadError> {
         let index = (from.get() - 1) / CHUNK_LEN;
-        if let Some(slice) = self.cached(index, from) {
+        if let Some(slice) = self.shared(index, from) {
+            return Ok(slice);
+        }
+        let _reading = lock(&self.reading);
+        if let Some(slice) = self.shared(index, from) {
             return Ok(slice);
         }
         let first = index * CHUNK_LEN + 1;
         let last = first + CHUNK_LEN - 1;
+        let tail_index = lock(&self.tail).index;
         let complete = self.log.head().is_some_and(|h| h.position.get() >= last);
-        if !complete {
-            // At the head: read just what is new, uncached (it is little, and still growing).
-            let max = usize::try_from(last + 1 - from.get()).unwrap_or(usize::MAX);
-            let chunk: Arc<[Event]> = self
-                .log
-                .read_all(from, max)?
-                .into_iter()
-                .map(Event::new)
-                .collect();
-            return Ok(Slice { chunk, start: 0 });
+        if complete && index != tail_index {
+            // A whole chunk behind the head (a rebuild, or a worker far behind): read it whole.
+            let chunk = self.read_events(Position::new(first).unwrap_or(Position::FIRST), CHUNK_LEN)?;
+            let chunk: Arc<[Arc<Event>]> = chunk.into();
+            self.keep(index, chunk.clone());
+            return Ok(slice_from(chunk, from));
         }
-        let _reading = lock(&self.reading);
-        if let Some(slice) = self.cached(index, from) {
-            return Ok(slice);
+        // The chunk the tail holds (or a new tail): read what follows its events.
+        let have = {
+            let mut tail = lock(&self.tail);
+            if tail.index != index {
+                *tail = Tail {
+                    index,
+                    events: Vec::new(),
+                };
+            }
+            tail.events.len() as u64
+        };
+        let next = Position::new(first + have).unwrap_or(Position::FIRST);
+        let new = self.read_events(next, CHUNK_LEN - have)?;
+        let mut tail = lock(&self.tail);
+        tail.events.extend(new);
+        if tail.events.len() as u64 >= CHUNK_LEN {
+            // The tail is complete: it becomes a cached chunk, and the next chunk the tail.
+            let chunk: Arc<[Arc<Event>]> = std::mem::take(&mut tail.events).into();
+            tail.index = index + 1;
+            drop(tail);
+            self.keep(index, chunk.clone());
+            return Ok(slice_from(chunk, from));
         }
-        let first = Position::new(first).unwrap_or(Position::FIRST);
-        let len = usize::try_from(CHUNK_LEN).unwrap_or(usize::MAX);
-        let chunk: Arc<[Event]> = self
+        // Only what the caller asked for (positions are dense: the log has no gaps).
+        let offset = usize::try_from(from.get() - first)
+            .unwrap_or(usize::MAX)
+            .min(tail.events.len());
+        Ok(Slice {
+            events: tail.events[offset..].to_vec().into(),
+            start: 0,
+        })
+    }
+
+    fn read_events(&self, from: Position, max: u64) -> Result<Vec<Arc<Event>>, ReadError> {
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        Ok(self
             .log
-            .read_all(first, len)?
+            .read_all(from, max)?
             .into_iter()
-            .map(Event::new)
-            .collect();
+            .map(|record| Arc::new(Event::new(record)))
+            .collect())
+    }
+
+    fn keep(&self, index: u64, chunk: Arc<[Arc<Event>]>) {
         let mut cache = lock(&self.cache);
-        cache.insert(index, chunk.clone());
+        cache.insert(index, chunk);
         while cache.len() > CACHED_CHUNKS {
             cache.pop_first();
         }
-        drop(cache);
-        Ok(slice_from(chunk, from))
     }
 
-    fn cached(&self, index: u64, from: Position) -> Option<Slice> {
-        let chunk = lock(&self.cache).get(&index).cloned()?;
-        Some(slice_from(chunk, from))
+    /// The events from `from` on that some worker has read already, if any.
+    fn shared(&self, index: u64, from: Position) -> Option<Slice> {
+        if let Some(chunk) = lock(&self.cache).get(&index).cloned() {
+            return Some(slice_from(chunk, from));
+        }
+        let tail = lock(&self.tail);
+        let offset = usize::try_from(from.get() - (index * CHUNK_LEN + 1)).ok()?;
+        (tail.index == index && offset < tail.events.len()).then(|| Slice {
+            events: tail.events[offset..].to_vec().into(),
+            start: 0,
+        })
     }
 
     /// Sleeps until the event at `position` is durable or `timeout` passes.
@@ -110,7 +164,10 @@ impl Feed {
 
 /// The part of `chunk` from `from` on (found by position, so a chunk is read right even if
 /// positions had gaps).
-fn slice_from(chunk: Arc<[Event]>, from: Position) -> Slice {
+fn slice_from(chunk: Arc<[Arc<Event>]>, from: Position) -> Slice {
     let start = chunk.partition_point(|e| e.position < from);
-    Slice { chunk, start }
+    Slice {
+        events: chunk,
+        start,
+    }
 }
