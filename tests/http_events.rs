@@ -91,6 +91,8 @@ async fn a_case_stream_replays_follows_and_resumes() {
     assert_eq!(data["actor"]["id"], "li.grid1");
     assert_eq!(data["actor"]["role"], "grid_worker");
     assert_eq!(data["actor"]["unit_id"], "grid-1");
+    let summary = data["summary"].as_str().expect("a summary");
+    assert!(summary.contains("长椅坏了"), "{summary}");
 
     // An action through the API arrives live.
     let acted = act(
@@ -111,12 +113,19 @@ async fn a_case_stream_replays_follows_and_resumes() {
         last = event.id_number();
     }
     assert_eq!(action.json()["actor"]["id"], "li.grid1");
+    let summary = action.json()["summary"].as_str().map(str::to_owned);
+    assert!(
+        summary.as_deref().is_some_and(|s| s.contains("dispatch")),
+        "{summary:?}"
+    );
     assert!(action.id_number() <= dispatched);
     let (_, lead) = stream
         .until(WAIT, |e| kind(e) == "LeadAssigned")
         .await
         .expect("the new lead");
     assert_eq!(lead.json()["lead_unit_id"], "yiwu-heart");
+    // A live event carries the stage the case is in after it.
+    assert!(lead.json()["stage"].is_string(), "{:?}", lead.json());
     drop(stream);
 
     // Resuming after version 1: the first event is version 2, nothing earlier.

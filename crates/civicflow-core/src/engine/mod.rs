@@ -61,7 +61,9 @@ mod scheduler;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
-pub use audit::{audit_log, AuditStep, CaseAudit, DeadlineOutcome, DeadlineReport, HistoryEntry};
+pub use audit::{
+    audit_log, summarize, AuditStep, CaseAudit, DeadlineOutcome, DeadlineReport, HistoryEntry,
+};
 pub use scheduler::{SchedulerHandle, StepTaken};
 
 use crate::calendar::BusinessCalendar;

@@ -75,6 +75,7 @@ use axum::Extension;
 use civicflow_core::domain::case::{self, CaseEvent, CaseState};
 use civicflow_core::domain::directive::{DirectiveEvent, PartEvent};
 use civicflow_core::domain::org::{self, Acting, OrgChart, OrgEvent};
+use civicflow_core::engine::summarize;
 use civicflow_core::{
     CaseId, DirectiveId, EventStore, Position, ReadError, RecordedEvent, StreamId,
     StreamSubscription, Subscription, UnitId, Version,
@@ -412,9 +413,13 @@ impl Feed for CaseFeed {
         }
         let mut data = event_json(&recorded);
         data["case"] = json!(self.case.to_string());
+        if let Some(event) = &event {
+            data["summary"] = json!(summarize(event));
+        }
         if let Some(state) = &self.current {
             if state.version == Some(recorded.version) {
                 data["lead_unit_id"] = json!(state.lead.as_str());
+                data["stage"] = json!(state.stage);
             }
         }
         Some(sse_event(recorded.version.get(), &recorded, &data))
@@ -576,6 +581,7 @@ impl UnitFeed {
         }
         let mut data = event_json(recorded);
         data["case"] = json!(id.to_string());
+        data["summary"] = json!(summarize(&event));
         if let Some(lead) = lead {
             data["lead_unit_id"] = json!(lead);
         }
