@@ -725,3 +725,84 @@ fn an_opening_retried_with_its_idempotency_key_opens_one_case() {
         Err(SubmitError::Rejected(Rejection::Invalid { field, .. })) if field == "idempotency_key"
     ));
 }
+
+#[test]
+fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
+    use civicflow_core::IdempotencyKey;
+    let scratch = Scratch::new("async-open");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = std::sync::Arc::new(open_engine(&scratch.0, &clock, &key));
+    build_chart(&engine);
+    let worker = acting("li.grid1", "grid_worker", "grid-1");
+    let open = |title: &str| Command::OpenCase {
+        workflow: "service-request".parse_workflow(),
+        version: None,
+        unit: unit("grid-1"),
+        title: title.into(),
+        description: "Broken bench.".into(),
+        fields: fields(&[("category", FieldValue::Choice("public_facilities".into()))]),
+        requester: None,
+        channel: Channel::Api,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        // Without a key: the same answer as the blocking path, and the case is there.
+        let Outcome::Case {
+            case,
+            stage,
+            version,
+            events,
+        } = engine
+            .open_case_async(&worker, open("长椅坏了"), None)
+            .await
+            .expect("opened")
+        else {
+            panic!("a case outcome");
+        };
+        assert_eq!(version.map(|v| v.get()), Some(events as u64));
+        let view = engine.case(&worker, case).expect("loaded");
+        assert_eq!(view.state.stage, stage);
+
+        // A refusal is the domain's, and writes nothing.
+        let head = engine.log().head().map(|h| h.position);
+        // (li.grid1 holds no grant at grid-2.)
+        let stranger = acting("li.grid1", "grid_worker", "grid-2");
+        assert!(matches!(
+            engine.open_case_async(&stranger, open("x"), None).await,
+            Err(SubmitError::Rejected(_))
+        ));
+        assert_eq!(engine.log().head().map(|h| h.position), head);
+
+        // Eight concurrent openings with one key: one case, seven answers of it.
+        let idem = IdempotencyKey::new("tablet-9:req-1").expect("valid");
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (engine, worker, idem) = (engine.clone(), worker.clone(), idem.clone());
+            let command = open("路灯不亮");
+            tasks.push(tokio::spawn(async move {
+                engine.open_case_async(&worker, command, Some(idem)).await
+            }));
+        }
+        let mut cases = std::collections::BTreeSet::new();
+        let mut written = 0;
+        for task in tasks {
+            let Ok(Outcome::Case { case, events, .. }) = task.await.expect("joined") else {
+                panic!("every retry answers the case");
+            };
+            cases.insert(case);
+            written += usize::from(events > 0);
+        }
+        assert_eq!(cases.len(), 1, "one case: {cases:?}");
+        assert_eq!(written, 1, "one opening wrote");
+        // The key for another case is refused, naming it.
+        assert!(matches!(
+            engine.open_case_async(&worker, open("另一个"), Some(idem)).await,
+            Err(SubmitError::Rejected(Rejection::Invalid { field, .. })) if field == "idempotency_key"
+        ));
+    });
+}

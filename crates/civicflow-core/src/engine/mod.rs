@@ -84,8 +84,15 @@ use crate::ids::{
     CaseId, CorrelationId, DirectiveId, ExpectedVersion, IdempotencyKey, ListItemId, PersonId,
     Position, StreamId, UnitId, Version,
 };
-use crate::store::{Durability, EventLog, LogConfig};
+use crate::store::{AppendResult, Durability, EventLog, LogConfig};
 use crate::vault::{ContactDetails, MaskedContact, MasterKey, PersonData, Vault, VaultError};
+
+/// An opening decided (its append goes beside it), to answer once the append is durable.
+struct Opening {
+    case: CaseId,
+    /// The case's events.
+    events: Vec<CaseEvent>,
+}
 
 /// How many times a command is decided again after another writer changed its aggregate.
 const RETRIES: usize = 5;
@@ -770,6 +777,57 @@ impl Engine {
         command: Command,
         key: Option<IdempotencyKey>,
     ) -> Result<Outcome, SubmitError> {
+        let (request, opening) = self.decide_opening(acting, command, key)?;
+        let appended = self.log.append(request);
+        self.opened(opening, appended)
+    }
+
+    /// Opens a case like [`Engine::submit`] does, but waits for the log without blocking a
+    /// thread: the commit wakes the caller's task directly. This is the service's path for
+    /// openings (the busiest write): it saves the hand-off to a blocking thread and back.
+    ///
+    /// Deciding is pure and quick; the only I/O before the append is the vault's, when the
+    /// command records a new requester (so callers on an async runtime should send those
+    /// through [`Engine::submit`] on a blocking thread).
+    ///
+    /// # Errors
+    /// As [`Engine::submit`] and [`Engine::submit_with_key`].
+    pub async fn open_case_async(
+        &self,
+        acting: &Acting,
+        command: Command,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Outcome, SubmitError> {
+        if let Some(key) = &key {
+            if let Some(outcome) = self.replayed_opening(&command, key)? {
+                return Ok(outcome);
+            }
+        }
+        let retry = key.clone().map(|key| (command.clone(), key));
+        let (request, opening) = self.decide_opening(acting, command, key)?;
+        let appended = self.log.append_async(request).await;
+        match (self.opened(opening, appended), retry) {
+            // A concurrent request with the same key got there first: answer what it got.
+            (
+                Err(SubmitError::Engine(EngineError::Append(AppendError::IdempotencyKeyReused {
+                    ..
+                }))),
+                Some((command, key)),
+            ) => self.replayed_opening(&command, &key)?.ok_or_else(|| {
+                Rejection::invalid("idempotency_key", "was used for another request").into()
+            }),
+            (other, _) => other,
+        }
+    }
+
+    /// Decides an opening: the vault keeps a new requester's details, the domain decides,
+    /// and the append is prepared (not made).
+    fn decide_opening(
+        &self,
+        acting: &Acting,
+        command: Command,
+        key: Option<IdempotencyKey>,
+    ) -> Result<(AppendRequest, Opening), SubmitError> {
         let Command::OpenCase {
             workflow,
             version,
@@ -805,7 +863,7 @@ impl Engine {
             requester: person,
             channel,
         };
-        self.open_case(acting, open, new_person, key)
+        self.decide_open_case(acting, open, new_person, key)
     }
 
     fn submit_access(
@@ -884,13 +942,13 @@ impl Engine {
         })
     }
 
-    fn open_case(
+    fn decide_open_case(
         &self,
         acting: &Acting,
         open: OpenCase,
         new_person: bool,
         key: Option<IdempotencyKey>,
-    ) -> Result<Outcome, SubmitError> {
+    ) -> Result<(AppendRequest, Opening), SubmitError> {
         let case = open.case;
         let org = read(&self.org);
         let now = self.now();
@@ -918,10 +976,16 @@ impl Engine {
                 encode_all(&person_events)?,
             ));
         }
-        self.append_encoded(acting, request_writes, key)?
-            .map_err(|c| EngineError::Contention {
-                stream: c.stream.to_string(),
-            })?;
+        let request = self.append_request(acting, request_writes, key);
+        Ok((request, Opening { case, events }))
+    }
+
+    /// What an opening answers once its append is done.
+    fn opened(&self, opening: Opening, appended: AppendResult) -> Result<Outcome, SubmitError> {
+        let Opening { case, events } = opening;
+        appended?.map_err(|c| EngineError::Contention {
+            stream: c.stream.to_string(),
+        })?;
         let state = events.iter().fold(None, |state, event| {
             case::apply(state, event, &self.definitions, Version::FIRST)
         });
@@ -942,6 +1006,17 @@ impl Engine {
         writes: Vec<(StreamId, ExpectedVersion, Vec<NewEvent>)>,
         key: Option<IdempotencyKey>,
     ) -> Result<Result<crate::event::Appended, crate::event::Conflict>, EngineError> {
+        let request = self.append_request(acting, writes, key);
+        Ok(self.log.append(request)?)
+    }
+
+    /// The log's request for `writes` (streams without events left out).
+    fn append_request(
+        &self,
+        acting: &Acting,
+        writes: Vec<(StreamId, ExpectedVersion, Vec<NewEvent>)>,
+        key: Option<IdempotencyKey>,
+    ) -> AppendRequest {
         let writes = writes
             .into_iter()
             .filter(|(_, _, events)| !events.is_empty())
@@ -953,7 +1028,7 @@ impl Engine {
             CorrelationId::new_v7(self.now()),
         );
         request.idempotency_key = key;
-        Ok(self.log.append(request)?)
+        request
     }
 
     /// Loads a case, decides, appends; on a conflict, does it again with the newer state.

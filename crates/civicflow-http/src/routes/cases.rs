@@ -290,6 +290,7 @@ async fn create(
     let unit = UnitId::new(body.unit_id.as_str())
         .map_err(|e| ApiError::bad_request(e.to_string()).field("unit_id"))?;
     let requester = body.requester.map(contact).transpose()?;
+    let has_requester = requester.is_some();
     let key = body
         .idempotency_key
         .map(|key| {
@@ -309,12 +310,19 @@ async fn create(
         channel: Channel::Api,
     };
     let acting = caller.acting.clone();
-    let outcome = state
-        .blocking(move |engine| match key {
-            Some(key) => engine.submit_with_key(&acting, command, key),
-            None => engine.submit(&acting, command),
-        })
-        .await??;
+    let outcome = if has_requester {
+        // The vault writes the requester's details (file I/O): on a blocking thread.
+        state
+            .blocking(move |engine| match key {
+                Some(key) => engine.submit_with_key(&acting, command, key),
+                None => engine.submit(&acting, command),
+            })
+            .await??
+    } else {
+        // Deciding is pure and quick; the append's wait needs no thread.
+        let engine = state.engine().clone();
+        engine.open_case_async(&acting, command, key).await?
+    };
     let Outcome::Case {
         case,
         stage,
