@@ -791,8 +791,9 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
         let mut cases = std::collections::BTreeSet::new();
         let mut written = 0;
         for task in tasks {
-            let Ok(Outcome::Case { case, events, .. }) = task.await.expect("joined") else {
-                panic!("every retry answers the case");
+            let answer = task.await.expect("joined");
+            let Ok(Outcome::Case { case, events, .. }) = answer else {
+                panic!("every retry answers the case: {answer:?}");
             };
             cases.insert(case);
             written += usize::from(events > 0);

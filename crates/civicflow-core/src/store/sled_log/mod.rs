@@ -402,8 +402,13 @@ impl EventLog {
         self.shared().stream_version(stream)
     }
 
-    /// What the append made with idempotency key `key` got (`deduplicated` is set), or
-    /// `None` when no append used it.
+    /// What the durable append made with idempotency key `key` got (`deduplicated` is set),
+    /// or `None` when no durable append used it.
+    ///
+    /// Like every read, this is capped at the durable head: an append still being made
+    /// durable is not seen (its record is in sled's tree before its events can be read).
+    /// An append with the same key made after this answers `None` is planned only once that
+    /// one is durable, so it gets the original result or `IdempotencyKeyReused`.
     ///
     /// # Errors
     /// [`ReadError`] when the store fails or the record does not decode.
@@ -411,10 +416,13 @@ impl EventLog {
         &self,
         key: &crate::ids::IdempotencyKey,
     ) -> Result<Option<crate::event::Appended>, ReadError> {
-        Ok(self
-            .shared()
-            .stored_idempotency(key)?
-            .map(|(_, appended)| appended))
+        let Some((_, appended)) = self.shared().stored_idempotency(key)? else {
+            return Ok(None);
+        };
+        let durable = self
+            .head()
+            .is_some_and(|head| appended.last_position <= head.position);
+        Ok(durable.then_some(appended))
     }
 
     /// Blocks until the event at `position` is durable, the log closes, or `timeout` passes.
