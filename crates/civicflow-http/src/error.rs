@@ -106,7 +106,8 @@ impl From<Rejection> for ApiError {
             Rejection::NotGranted { .. } | Rejection::RoleNotAllowed { .. } => {
                 Self::forbidden(message)
             }
-            // Out of the caller's scope: as if it did not exist.
+            // A write outside the caller's scope on something they can see (reads of what they
+            // cannot see answer 404 before the engine is asked).
             Rejection::OutOfScope { .. } => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             Rejection::StaleVersion { .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", message).field("expected_version")

@@ -1349,7 +1349,12 @@ impl Engine {
         if org.check_acting(acting).is_err() {
             return false;
         }
-        if acting.role.as_str() == org::roles::RESIDENT {
+        // Residents, and the civic apps that file for them, act as persons: their unit is
+        // where they live, not what they answer for. They see the cases they filed.
+        if matches!(
+            acting.role.as_str(),
+            org::roles::RESIDENT | org::roles::OPEN311_CLIENT
+        ) {
             return acting.actor == state.filed_by;
         }
         org.is_within(&state.lead, &acting.unit)

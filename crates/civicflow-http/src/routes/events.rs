@@ -88,6 +88,7 @@ use super::RouteSpec;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::Policy;
+use crate::routes::reports::UNIT_ROLES;
 use crate::state::AppState;
 
 /// The header a reconnecting client names its last event with.
@@ -508,6 +509,12 @@ impl UnitFeed {
     /// The event's JSON when it concerns the subtree; `None` to skip it.
     async fn decide(&mut self, recorded: &RecordedEvent) -> Option<Value> {
         match kind_of(&recorded.stream) {
+            // Directives go to the roles the directive routes serve, as those routes do.
+            StreamKind::Part(..) | StreamKind::Directive(_)
+                if !Policy::Roles(UNIT_ROLES).allows(Some(&self.acting)) =>
+            {
+                None
+            }
             StreamKind::Case(id) => self.case_event(id, recorded).await,
             StreamKind::Part(id, index) => self.part_event(id, index, recorded).await,
             StreamKind::Directive(id) => self.directive_event(id, recorded),
