@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
 use civicflow::core::domain::org::Acting;
 use civicflow::core::engine::{Engine, EngineConfig};
 use civicflow::core::vault::MasterKey;
@@ -123,5 +123,33 @@ impl DemoService {
             .await
             .expect("body");
         (status, bytes.to_vec())
+    }
+
+    /// Calls the router in-process with exactly these headers (no Authorization unless one
+    /// is among them) and no body: `(status, response headers, JSON body or Null)`.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Body::empty()).expect("request");
+        let response = self
+            .service
+            .router()
+            .oneshot(request)
+            .await
+            .expect("answer");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, value)
     }
 }

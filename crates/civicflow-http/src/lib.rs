@@ -25,6 +25,7 @@ pub mod demo;
 mod error;
 mod fields;
 mod json;
+mod layers;
 mod limits;
 mod metrics;
 mod openapi;
@@ -35,11 +36,8 @@ mod state;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::Router;
 use civicflow_core::domain::access::{AccessCommand, TokenId};
 use civicflow_core::domain::org::Acting;
@@ -200,7 +198,7 @@ impl Service {
     /// The router: every route of [`routes::all`] behind its policy, with the limits,
     /// metrics and logging layers.
     pub fn router(&self) -> Router {
-        build_router(&self.state)
+        layers::with_layers(routes::router(routes::all(), &self.state), &self.state)
     }
 
     /// Serves on `listener` until `signal` completes, then shuts down gracefully: stops
@@ -258,59 +256,4 @@ impl Drop for Service {
         let _ = self.shutdown.send(true);
         drop(self.scheduler.take());
     }
-}
-
-/// The router with its layers (shared by [`Service::router`] and tests).
-pub(crate) fn build_router(state: &AppState) -> Router {
-    use tower_http::catch_panic::CatchPanicLayer;
-    use tower_http::limit::RequestBodyLimitLayer;
-
-    routes::router(routes::all(), state)
-        .fallback(|| async { ApiError::not_found("route") })
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(axum::extract::DefaultBodyLimit::max(json::BODY_MAX_BYTES))
-        .layer(RequestBodyLimitLayer::new(json::BODY_MAX_BYTES))
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                use axum::response::IntoResponse;
-                tracing::error!("a handler panicked");
-                ApiError::internal("the server hit a bug; the request was not completed")
-                    .into_response()
-            },
-        ))
-        .with_state(state.clone())
-}
-
-/// Times every request, records it in the metrics, and logs one line (route, status,
-/// latency; never the Authorization header).
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
-    let timeout = state.0.config.request_timeout;
-    let streaming = route.ends_with("/events");
-    let response = if streaming {
-        next.run(request).await
-    } else {
-        match tokio::time::timeout(timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => {
-                use axum::response::IntoResponse;
-                ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "timeout",
-                    format!("the request took over {} seconds", timeout.as_secs()),
-                )
-                .into_response()
-            }
-        }
-    };
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    state.0.metrics.record(&method, &route, status, elapsed);
-    tracing::info!(%method, %route, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
-    response
 }

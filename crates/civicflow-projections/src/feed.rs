@@ -87,7 +87,8 @@ impl Feed {
         let complete = self.log.head().is_some_and(|h| h.position.get() >= last);
         if complete && index != tail_index {
             // A whole chunk behind the head (a rebuild, or a worker far behind): read it whole.
-            let chunk = self.read_events(Position::new(first).unwrap_or(Position::FIRST), CHUNK_LEN)?;
+            let chunk =
+                self.read_events(Position::new(first).unwrap_or(Position::FIRST), CHUNK_LEN)?;
             let chunk: Arc<[Arc<Event>]> = chunk.into();
             self.keep(index, chunk.clone());
             return Ok(slice_from(chunk, from));

@@ -119,7 +119,9 @@ async fn enforce(
             "rate_limited",
             "too many requests for this token; slow down",
         );
-        error.retry_after = Some(wait.as_secs().max(1));
+        // Whole seconds, rounded up: a client that waits as long as it says is let in.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        error.retry_after = Some(seconds.max(1));
         return error.into_response();
     }
     if !policy.allows(Some(&acting)) {
