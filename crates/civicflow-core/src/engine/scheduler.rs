@@ -1,7 +1,8 @@
 //! The deadline scheduler: takes each step of every running deadline's ladder once, when it
 //! falls due.
 //!
-//! The index of pending steps lives in memory. It is built on open from every deadline event
+//! The index of pending steps lives in memory (compactly: one map entry and one set entry
+//! per running deadline, without heap data, since a store has one per open case). It is built on open from every deadline event
 //! in the log, and kept up to date by the engine after each append, so a restart (or a crash)
 //! loses nothing: what was taken is in the log, what is pending follows from it. A step is
 //! taken by appending through the aggregate's `decide`, which refuses a step already taken,
@@ -9,7 +10,7 @@
 //! once even if the same step is attempted twice. Steps that fell due while the engine was
 //! down are taken on open, earliest first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -70,46 +71,101 @@ pub struct StepTaken {
     pub due: Timestamp,
 }
 
+/// A running deadline as the index keeps it: its number and the steps still to come,
+/// earliest first (a ladder has at most three: remind, escalate, breach). Small and without
+/// heap data, since a store holds one per open case.
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    seq: u32,
+    steps: [(Timestamp, LadderStep); 3],
+    /// `steps[next..len]` are still to come.
+    next: u8,
+    len: u8,
+}
+
+impl Running {
+    fn of(deadline: &ActiveDeadline) -> Self {
+        let mut running = Self {
+            seq: deadline.seq,
+            steps: [(Timestamp::from_unix_micros(0), LadderStep::Remind); 3],
+            next: 0,
+            len: 0,
+        };
+        for (i, (step, due)) in deadline.pending_steps().into_iter().take(3).enumerate() {
+            running.steps[i] = (due, step);
+            running.len = u8::try_from(i + 1).unwrap_or(3);
+        }
+        running
+    }
+
+    fn first(&self) -> Option<(Timestamp, LadderStep)> {
+        (self.next < self.len).then(|| self.steps[usize::from(self.next)])
+    }
+
+    fn remaining(&self) -> usize {
+        usize::from(self.len - self.next)
+    }
+
+    /// Drops `step` from the steps to come (taken, or refused).
+    fn drop_step(&mut self, step: LadderStep) {
+        let (next, len) = (usize::from(self.next), usize::from(self.len));
+        if let Some(at) = self.steps[next..len].iter().position(|(_, s)| *s == step) {
+            self.steps[next..len].copy_within(..at, 1);
+            self.next += 1;
+        }
+    }
+}
+
+/// The running deadlines, and the next step of each in time order. Only the next step of a
+/// deadline is in `pending`: the later ones come after it, and enter when it is taken or
+/// dropped. This keeps the index at one map entry and one set entry per running deadline.
 #[derive(Debug, Default)]
 struct IndexState {
-    running: BTreeMap<DeadlineTarget, ActiveDeadline>,
+    running: HashMap<DeadlineTarget, Running>,
     pending: BTreeSet<(Timestamp, DeadlineTarget, u32, LadderStep)>,
+    /// Steps still to come, over every running deadline.
+    steps: usize,
 }
 
 impl IndexState {
     fn unschedule(&mut self, target: DeadlineTarget) {
         if let Some(old) = self.running.remove(&target) {
-            for (step, due) in old.pending_steps() {
+            self.steps -= old.remaining();
+            if let Some((due, step)) = old.first() {
                 self.pending.remove(&(due, target, old.seq, step));
             }
         }
     }
 
-    fn schedule(&mut self, target: DeadlineTarget, deadline: ActiveDeadline) {
+    fn schedule(&mut self, target: DeadlineTarget, running: Running) {
         self.unschedule(target);
-        for (step, due) in deadline.pending_steps() {
-            self.pending.insert((due, target, deadline.seq, step));
+        if let Some((due, step)) = running.first() {
+            self.pending.insert((due, target, running.seq, step));
         }
-        self.running.insert(target, deadline);
+        self.steps += running.remaining();
+        self.running.insert(target, running);
+    }
+
+    /// `step` of deadline `seq` of `target` is no longer to come.
+    fn drop_step(&mut self, target: DeadlineTarget, seq: u32, step: LadderStep) {
+        if let Some(mut running) = self.running.get(&target).copied().filter(|r| r.seq == seq) {
+            running.drop_step(step);
+            self.schedule(target, running);
+        }
     }
 
     /// Folds one deadline event of `target` in.
     fn note(&mut self, target: DeadlineTarget, event: DeadlineChange<'_>) {
         match event {
-            DeadlineChange::Set(set) => self.schedule(target, ActiveDeadline::from_set(set)),
+            DeadlineChange::Set(set) => {
+                self.schedule(target, Running::of(&ActiveDeadline::from_set(set)));
+            }
             DeadlineChange::Closed(seq) => {
                 if self.running.get(&target).is_some_and(|d| d.seq == seq) {
                     self.unschedule(target);
                 }
             }
-            DeadlineChange::Step(seq, step) => {
-                if let Some(mut deadline) =
-                    self.running.get(&target).cloned().filter(|d| d.seq == seq)
-                {
-                    deadline.reached.insert(step);
-                    self.schedule(target, deadline);
-                }
-            }
+            DeadlineChange::Step(seq, step) => self.drop_step(target, seq, step),
         }
     }
 }
@@ -196,13 +252,13 @@ impl DeadlineIndex {
             .filter(|(due, ..)| *due <= now)
     }
 
-    fn forget(&self, entry: &(Timestamp, DeadlineTarget, u32, LadderStep)) {
-        self.lock().pending.remove(entry);
+    fn forget(&self, &(_, target, seq, step): &(Timestamp, DeadlineTarget, u32, LadderStep)) {
+        self.lock().drop_step(target, seq, step);
     }
 
     /// How many steps are pending.
     pub(super) fn pending(&self) -> usize {
-        self.lock().pending.len()
+        self.lock().steps
     }
 
     /// The next step's due time, if any.
@@ -345,5 +401,81 @@ impl Drop for SchedulerHandle {
             thread.thread().unpark();
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::deadline::DeadlineSet;
+
+    fn at(hour: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(hour * 3600)
+    }
+
+    fn set(seq: u32, remind: Option<i64>, due: i64, breach: Option<i64>) -> DeadlineSet {
+        DeadlineSet {
+            seq,
+            stage: "handling".into(),
+            set_at: at(0),
+            due_at: at(due),
+            remind_at: remind.map(at),
+            escalate: true,
+            breach_at: breach.map(at),
+        }
+    }
+
+    fn pending(state: &IndexState) -> Vec<(Timestamp, u32, LadderStep)> {
+        state
+            .pending
+            .iter()
+            .map(|(due, _, seq, step)| (*due, *seq, *step))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_next_step_of_each_deadline_is_pending_and_the_rest_follow_in_order() {
+        let case =
+            DeadlineTarget::Case(CaseId::parse("019cac0f-2680-772e-b1b0-5ede16638dbf").unwrap());
+        let mut state = IndexState::default();
+        state.note(case, DeadlineChange::Set(&set(1, Some(2), 4, Some(8))));
+        assert_eq!(pending(&state), [(at(2), 1, LadderStep::Remind)]);
+        assert_eq!(state.steps, 3);
+
+        // Taken (its event noted): the next step enters.
+        state.note(case, DeadlineChange::Step(1, LadderStep::Remind));
+        assert_eq!(pending(&state), [(at(4), 1, LadderStep::Escalate)]);
+        assert_eq!(state.steps, 2);
+        // A step of an older deadline changes nothing.
+        state.note(case, DeadlineChange::Step(0, LadderStep::Escalate));
+        assert_eq!(pending(&state), [(at(4), 1, LadderStep::Escalate)]);
+        // Dropped without an event (refused): the next step enters too.
+        state.drop_step(case, 1, LadderStep::Escalate);
+        assert_eq!(pending(&state), [(at(8), 1, LadderStep::Breach)]);
+        // A step taken out of order is dropped where it is.
+        state.note(case, DeadlineChange::Set(&set(2, Some(10), 12, Some(14))));
+        state.note(case, DeadlineChange::Step(2, LadderStep::Escalate));
+        assert_eq!(pending(&state), [(at(10), 2, LadderStep::Remind)]);
+        state.note(case, DeadlineChange::Step(2, LadderStep::Remind));
+        assert_eq!(pending(&state), [(at(14), 2, LadderStep::Breach)]);
+        assert_eq!(state.steps, 1);
+        // Closing the deadline clears it.
+        state.note(case, DeadlineChange::Closed(2));
+        assert!(state.pending.is_empty() && state.running.is_empty());
+        assert_eq!(state.steps, 0);
+    }
+
+    #[test]
+    fn a_deadline_without_a_ladder_is_running_with_nothing_pending() {
+        let case =
+            DeadlineTarget::Case(CaseId::parse("019cac0f-2680-772e-b1b0-5ede16638dbf").unwrap());
+        let mut state = IndexState::default();
+        let mut quiet = set(1, None, 4, None);
+        quiet.escalate = false;
+        state.note(case, DeadlineChange::Set(&quiet));
+        assert!(state.pending.is_empty());
+        assert_eq!(state.running.len(), 1);
+        state.note(case, DeadlineChange::Closed(1));
+        assert!(state.running.is_empty());
     }
 }
