@@ -2,6 +2,7 @@
 //! run.
 //!
 //! Run: `cargo bench --bench service_load` (`-- --quick` for a smoke run on a small store).
+//! `CIVICFLOW_BENCH_WRAP="heaptrack"` runs the service under a tool.
 //! `CIVICFLOW_BENCH_KEEP=DIR` keeps the generated store (a million events take a few minutes
 //! to generate) and reuses it; `CIVICFLOW_BENCH_EVENTS=N` sets the store's size.
 //!
@@ -67,7 +68,18 @@ fn main() {
 
     let port = free_port();
     let started = Instant::now();
-    let mut child = std::process::Command::new(std::env::current_exe().expect("this binary"))
+    // CIVICFLOW_BENCH_WRAP runs the service under a tool (`heaptrack`, `valgrind --tool=massif`).
+    let this = std::env::current_exe().expect("this binary");
+    let wrap = std::env::var("CIVICFLOW_BENCH_WRAP").ok();
+    let mut command = match wrap.as_deref().map(str::split_whitespace) {
+        Some(mut words) => {
+            let mut command = std::process::Command::new(words.next().expect("a tool"));
+            command.args(words).arg(&this);
+            command
+        }
+        None => std::process::Command::new(&this),
+    };
+    let mut child = command
         .args(["--serve", &store.display().to_string(), &port.to_string()])
         .env("CIVICFLOW_MASTER_KEY", &key_hex)
         .spawn()

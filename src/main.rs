@@ -3,7 +3,6 @@
 
 mod commands;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,22 +25,7 @@ struct Cli {
 enum Command {
     /// Run the service: the JSON API, live events, audits. SIGTERM or Ctrl-C stops it
     /// gracefully.
-    Serve {
-        /// The store's directory (created if missing).
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
-        /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: SocketAddr,
-        /// On an empty store, load the Tonghui demo and write a token for every demo actor to
-        /// DIR/demo-tokens.json.
-        #[arg(long)]
-        demo: bool,
-        /// The master key file of the personal-data vault (created when missing), unless
-        /// CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
-        #[arg(long)]
-        key_file: Option<PathBuf>,
-    },
+    Serve(commands::serve::ServeArgs),
     /// Recompute the hash chain of a stopped store; exit 0 when intact, 1 naming the first
     /// broken position.
     Verify {
@@ -121,12 +105,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Serve {
-            data,
-            addr,
-            demo,
-            key_file,
-        } => commands::serve::run(data, addr, demo, key_file),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Verify { data, stream } => store::verify(&data, stream.as_deref()),
         Command::Head { data } => store::head(&data),
         Command::Audit { data, case, json } => store::audit(&data, &case, json),

@@ -94,12 +94,50 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
 }
 
 /// Runs the service until SIGTERM or Ctrl-C.
-pub fn run(
-    data: PathBuf,
-    addr: SocketAddr,
-    demo: bool,
-    key_file: Option<PathBuf>,
-) -> Result<ExitCode, String> {
+/// `civicflow serve`'s options.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The store's directory (created if missing).
+    #[arg(long, default_value = super::store::DEFAULT_DATA)]
+    pub data: PathBuf,
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// On an empty store, load the Tonghui demo and write a token for every demo actor to
+    /// DIR/demo-tokens.json.
+    #[arg(long)]
+    pub demo: bool,
+    /// The master key file of the personal-data vault (created when missing), unless
+    /// CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// sled's page cache for the log, in MiB (sled's nodes in memory take about two to
+    /// three times what it counts). Most of the server's memory is these two caches.
+    #[arg(long, default_value_t = ServiceConfig::DEFAULT_LOG_CACHE_MIB, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub log_cache_mib: u64,
+    /// sled's page cache for the read models, in MiB.
+    #[arg(long, default_value_t = ServiceConfig::DEFAULT_READ_MODEL_CACHE_MIB, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub read_model_cache_mib: u64,
+    /// Requests per second allowed to one token (sustained; bursts up to twice this).
+    #[arg(long, default_value_t = ServiceConfig::DEFAULT_RATE_PER_SECOND, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+}
+
+/// Runs the service until SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// A store that does not open, an address in use, a missing master key: each says what to
+/// do.
+pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
+    let ServeArgs {
+        data,
+        addr,
+        demo,
+        key_file,
+        log_cache_mib,
+        read_model_cache_mib,
+        rate_limit,
+    } = args;
     init_logging();
     std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let key = master_key(&key_file.unwrap_or_else(|| data.join("master.key")))?;
@@ -119,6 +157,12 @@ pub fn run(
     }
     let mut config = ServiceConfig::new(&data, key);
     config.addr = addr;
+    config.log_cache_bytes = log_cache_mib * 1024 * 1024;
+    config.read_model_cache_bytes = read_model_cache_mib * 1024 * 1024;
+    config.rate_limit = civicflow::http::RateLimit {
+        per_second: f64::from(rate_limit),
+        burst: 2.0 * f64::from(rate_limit),
+    };
     let service = Service::open(config).map_err(|e| e.to_string())?;
     if load {
         let count = issue_demo_tokens(&service, &data)?;

@@ -30,8 +30,17 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, 64 MiB of sled cache
-    /// for the log and 64 MiB for the read models.
+    /// The default sled page cache of the log, in MiB. sled's nodes in memory take about two
+    /// to three times what its cache counts, so this and the read models' cache keep a
+    /// million-event store's server under 300 MB (see `docs/benchmarks.md`).
+    pub const DEFAULT_LOG_CACHE_MIB: u64 = 24;
+    /// The default sled page cache of the read models, in MiB.
+    pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 32;
+    /// The default sustained requests per second of one token (bursts up to twice this).
+    pub const DEFAULT_RATE_PER_SECOND: u32 = 500;
+
+    /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, the default caches
+    /// and rate limit above.
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -40,8 +49,8 @@ impl ServiceConfig {
             rate_limit: RateLimit::default(),
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
-            read_model_cache_bytes: 64 * 1024 * 1024,
-            log_cache_bytes: 64 * 1024 * 1024,
+            read_model_cache_bytes: Self::DEFAULT_READ_MODEL_CACHE_MIB * 1024 * 1024,
+            log_cache_bytes: Self::DEFAULT_LOG_CACHE_MIB * 1024 * 1024,
         }
     }
 }

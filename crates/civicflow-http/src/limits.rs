@@ -20,8 +20,8 @@ pub struct RateLimit {
 impl Default for RateLimit {
     fn default() -> Self {
         Self {
-            per_second: 500.0,
-            burst: 1000.0,
+            per_second: f64::from(crate::ServiceConfig::DEFAULT_RATE_PER_SECOND),
+            burst: 2.0 * f64::from(crate::ServiceConfig::DEFAULT_RATE_PER_SECOND),
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::Event;
 pub(crate) const CHUNK_LEN: u64 = 1024;
 
 /// Complete chunks kept. Workers further apart than this read on their own.
-const CACHED_CHUNKS: usize = 64;
+const CACHED_CHUNKS: usize = 16;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
