@@ -467,6 +467,39 @@ pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecordV1, De
 }
 
 // ---------------------------------------------------------------------------------------------
+// Snapshots of derived state (the engine's deadline index): format byte, bincode, then the
+// SHA-256 of both, so that a damaged file is refused rather than misread.
+
+pub(crate) fn encode_snapshot<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    use sha2::{Digest, Sha256};
+    let mut bytes = vec![FORMAT_V1];
+    bincode_options(0)
+        .with_no_limit()
+        .serialize_into(&mut bytes, value)
+        .map_err(|e| e.to_string())?;
+    let digest = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    Ok(bytes)
+}
+
+pub(crate) fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    use sha2::{Digest, Sha256};
+    const WHAT: &str = "snapshot";
+    let Some(body_len) = bytes.len().checked_sub(32) else {
+        return Err(DecodeError::new(WHAT, "shorter than its checksum"));
+    };
+    let (body, digest) = bytes.split_at(body_len);
+    if Sha256::digest(body).as_slice() != digest {
+        return Err(DecodeError::new(WHAT, "checksum mismatch"));
+    }
+    let rest = split_format(WHAT, body)?;
+    bincode_options(rest.len())
+        .reject_trailing_bytes()
+        .deserialize(rest)
+        .map_err(|e| DecodeError::new(WHAT, e.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Payloads
 
 pub(crate) fn encode_payload<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {

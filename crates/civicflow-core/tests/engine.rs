@@ -807,3 +807,112 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
         ));
     });
 }
+
+#[test]
+fn the_deadline_index_snapshot_only_saves_reading_and_never_changes_what_is_due() {
+    let scratch = Scratch::new("deadline-snapshot");
+    let other = Scratch::new("deadline-snapshot-other");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let snapshot = scratch.0.join("deadline-index.snapshot");
+    let open_some_cases = |engine: &Engine, n: usize| {
+        let grid1 = acting("li.grid1", "grid_worker", "grid-1");
+        for i in 0..n {
+            let Outcome::Case { case, .. } = engine
+                .submit(
+                    &grid1,
+                    Command::OpenCase {
+                        workflow: "service-request".parse_workflow(),
+                        version: None,
+                        unit: unit("grid-1"),
+                        title: format!("case {i}"),
+                        description: String::new(),
+                        fields: fields(&[("category", FieldValue::Choice("neighbourhood".into()))]),
+                        requester: None,
+                        channel: Channel::Staff,
+                    },
+                )
+                .expect("opened")
+            else {
+                panic!("a case")
+            };
+            if i % 2 == 0 {
+                engine
+                    .submit(
+                        &grid1,
+                        Command::Act {
+                            case,
+                            action: "dispatch".into(),
+                            fields: fields(&[("unit", FieldValue::Unit(unit("yiwu-heart")))]),
+                            expected_version: None,
+                        },
+                    )
+                    .expect("dispatched");
+            }
+        }
+    };
+
+    // Another store, with a snapshot of its own.
+    let engine = open_engine(&other.0, &clock, &key);
+    build_chart(&engine);
+    open_some_cases(&engine, 3);
+    drop(engine);
+    let foreign = std::fs::read(other.0.join("deadline-index.snapshot")).expect("its snapshot");
+
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    open_some_cases(&engine, 6);
+    clock.advance(Duration::from_secs(90 * 60));
+    assert!(
+        !engine.run_due_deadlines().expect("runs").is_empty(),
+        "reminders"
+    );
+    engine.save_deadline_index().expect("saved");
+    let older = std::fs::read(&snapshot).expect("a snapshot");
+    open_some_cases(&engine, 4);
+    let expected = engine.pending_deadline_steps().expect("pending");
+    assert!(expected.0 > 0);
+    drop(engine);
+    assert!(snapshot.exists(), "closing writes the snapshot");
+    let newest = std::fs::read(&snapshot).expect("a snapshot");
+    assert_ne!(newest, older);
+
+    let mut damaged = newest.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x20;
+    let variants: [(&str, Option<Vec<u8>>); 5] = [
+        ("the newest snapshot", Some(newest.clone())),
+        ("no snapshot", None),
+        ("a damaged snapshot", Some(damaged)),
+        ("an older snapshot (a crash after it)", Some(older)),
+        ("another store's snapshot", Some(foreign)),
+    ];
+    for (what, bytes) in variants {
+        match &bytes {
+            Some(bytes) => std::fs::write(&snapshot, bytes).expect("written"),
+            None => {
+                let _ = std::fs::remove_file(&snapshot);
+            }
+        }
+        let engine = open_engine(&scratch.0, &clock, &key);
+        assert_eq!(
+            engine.pending_deadline_steps().expect("pending"),
+            expected,
+            "{what}"
+        );
+        drop(engine);
+    }
+    // And the steps due next are taken once, from a reopened engine.
+    clock.advance(Duration::from_secs(24 * 3600));
+    let engine = open_engine(&scratch.0, &clock, &key);
+    assert!(
+        engine.run_due_deadlines().expect("runs").is_empty(),
+        "taken on open"
+    );
+    let (pending, _) = engine.pending_deadline_steps().expect("pending");
+    assert!(
+        pending < expected.0,
+        "steps were taken: {pending} of {}",
+        expected.0
+    );
+}

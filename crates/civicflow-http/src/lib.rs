@@ -120,7 +120,10 @@ impl Service {
             engine.log().clone(),
             store,
             models::all(Arc::new(engine.definitions().clone())),
-            RunnerOptions::default(),
+            RunnerOptions {
+                rows_in_memory_max: config.projection_rows_in_memory,
+                ..RunnerOptions::default()
+            },
         )?);
         let tokens = auth::TokenIndex::from_state(&engine.tokens()?);
         let scheduler = engine.spawn_scheduler(Duration::from_secs(1));
@@ -193,6 +196,12 @@ impl Service {
             )));
         };
         Ok((token, secret))
+    }
+
+    /// Whether every read model has caught up with the log since the service started (what
+    /// `GET /readyz` reports, with the log's health).
+    pub fn is_caught_up(&self) -> bool {
+        self.state.caught_up()
     }
 
     /// The router: every route of [`routes::all`] behind its policy, with the limits,

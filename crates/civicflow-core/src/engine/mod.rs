@@ -450,6 +450,14 @@ pub struct Engine {
     deadlines: scheduler::DeadlineIndex,
 }
 
+impl Drop for Engine {
+    /// Saves the deadline index's snapshot, so that the next open need not read the whole
+    /// log. A failure costs only that: the next open builds the index from the log.
+    fn drop(&mut self) {
+        let _ = self.deadlines.save(&self.log);
+    }
+}
+
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
@@ -481,7 +489,7 @@ impl Engine {
         let vault = Vault::open(config.data_dir.join("vault"), master_key)?;
         let org = load::load_org(&log)?;
         let definitions = Arc::new(config.definitions);
-        let deadlines = scheduler::DeadlineIndex::build(&log)?;
+        let deadlines = scheduler::DeadlineIndex::open(&log, &config.data_dir)?;
         let engine = Self {
             log,
             vault,
@@ -989,7 +997,6 @@ impl Engine {
         let state = events.iter().fold(None, |state, event| {
             case::apply(state, event, &self.definitions, Version::FIRST)
         });
-        self.deadlines.note_case(case, &events);
         let stage = state.as_ref().map(|s| s.stage.clone()).unwrap_or_default();
         let version = Version::new(events.len() as u64);
         Ok(Outcome::Case {
@@ -1050,7 +1057,6 @@ impl Engine {
             let events = case::decide(Some(&state), command, &ctx)?;
             // A merge writes to the duplicate and to the case it joins, atomically.
             let mut writes = vec![(id.stream(), expect(state.version), encode_all(&events)?)];
-            let mut target_events = Vec::new();
             if let Some(CaseEvent::MergedInto(merge)) = events
                 .iter()
                 .find(|e| matches!(e, CaseEvent::MergedInto(_)))
@@ -1066,7 +1072,7 @@ impl Engine {
                     acting: &system,
                     ..ctx
                 };
-                target_events = case::decide(
+                let target_events = case::decide(
                     Some(&target),
                     &CaseCommand::AcceptDuplicate { duplicate: id },
                     &target_ctx,
@@ -1093,13 +1099,6 @@ impl Engine {
                     for (i, event) in events.iter().enumerate() {
                         let v = appended.streams[0].first_version.plus(i as u64);
                         after = case::apply(after, event, &self.definitions, v);
-                    }
-                    self.deadlines.note_case(id, &events);
-                    if let Some(CaseEvent::MergedInto(merge)) = events
-                        .iter()
-                        .find(|e| matches!(e, CaseEvent::MergedInto(_)))
-                    {
-                        self.deadlines.note_case(merge.target, &target_events);
                     }
                     let stage = after.map(|s| s.stage).unwrap_or_default();
                     return Ok(Outcome::Case {
@@ -1146,9 +1145,6 @@ impl Engine {
             .map_err(|c| EngineError::Contention {
                 stream: c.stream.to_string(),
             })?;
-        for (index, events) in &issued.parts {
-            self.deadlines.note_part(id, *index, events);
-        }
         Ok(Outcome::Directive {
             directive: id,
             parts: issued.parts.len(),
@@ -1205,7 +1201,6 @@ impl Engine {
                 key.clone(),
             )? {
                 Ok(_) => {
-                    self.deadlines.note_part(id, index, &events);
                     return Ok(Outcome::Directive {
                         directive: id,
                         parts: 1,

@@ -2,15 +2,23 @@
 //! falls due.
 //!
 //! The index of pending steps lives in memory (compactly: one map entry and one set entry
-//! per running deadline, without heap data, since a store has one per open case). It is built on open from every deadline event
-//! in the log, and kept up to date by the engine after each append, so a restart (or a crash)
-//! loses nothing: what was taken is in the log, what is pending follows from it. A step is
-//! taken by appending through the aggregate's `decide`, which refuses a step already taken,
-//! and with the idempotency key `deadline:<stream>:<seq>:<step>`, so it is appended exactly
-//! once even if the same step is attempted twice. Steps that fell due while the engine was
-//! down are taken on open, earliest first.
+//! per running deadline, without heap data, since a store has one per open case). It is a
+//! projection of the log: it follows the log in position order (catching up before each
+//! scheduler pass), so it always reflects a prefix of the log, whoever wrote it and whether
+//! or not the writer's caller stayed to see the answer. Because it reflects an exact prefix,
+//! it can be saved: the engine writes a snapshot (`deadline-index.snapshot` in its data
+//! directory) when it closes, and the next open starts from it and reads only the events
+//! after it. Without a usable snapshot (none, damaged, or from another log) it is built from
+//! every deadline event of the log, as before. A snapshot is never wrong later: the log only
+//! grows, so the prefix it reflects stays a prefix.
+//!
+//! A step is taken by appending through the aggregate's `decide`, which refuses a step
+//! already taken, and with the idempotency key `deadline:<stream>:<seq>:<step>`, so it is
+//! appended exactly once even if the same step is attempted twice. Steps that fell due while
+//! the engine was down are taken on open, earliest first.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -18,6 +26,7 @@ use std::time::Duration;
 
 use super::load::decode;
 use super::{Engine, EngineError, SubmitError};
+use crate::chain::ChainHash;
 use crate::clock::Timestamp;
 use crate::domain::case::{CaseCommand, CaseEvent};
 use crate::domain::deadline::{ActiveDeadline, LadderStep};
@@ -26,9 +35,10 @@ use crate::domain::org::Acting;
 use crate::event::RecordedEvent;
 use crate::ids::{CaseId, DirectiveId, IdempotencyKey, Position, UnitId};
 use crate::store::EventLog;
+use serde::{Deserialize, Serialize};
 
 /// What carries a deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum DeadlineTarget {
     /// A case.
     Case(CaseId),
@@ -125,6 +135,8 @@ struct IndexState {
     pending: BTreeSet<(Timestamp, DeadlineTarget, u32, LadderStep)>,
     /// Steps still to come, over every running deadline.
     steps: usize,
+    /// The log prefix folded in: through this position, with its chain hash.
+    through: Option<(Position, ChainHash)>,
 }
 
 impl IndexState {
@@ -196,17 +208,46 @@ fn part_change(event: &PartEvent) -> Option<DeadlineChange<'_>> {
     }
 }
 
+/// Where the engine keeps the index's snapshot, in its data directory.
+pub(super) const SNAPSHOT_FILE: &str = "deadline-index.snapshot";
+
+/// A running deadline as saved: what carries it, its number, its steps to come.
+type SavedDeadline = (DeadlineTarget, u32, Vec<(Timestamp, LadderStep)>);
+
+/// The index as saved: the log prefix it reflects, and each running deadline's steps to come.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV1 {
+    through: u64,
+    through_hash: [u8; 32],
+    running: Vec<SavedDeadline>,
+}
+
 /// The pending ladder steps of every running deadline.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct DeadlineIndex {
     state: Mutex<IndexState>,
+    /// The snapshot's file.
+    snapshot: PathBuf,
 }
 
 impl DeadlineIndex {
-    /// Builds the index from every deadline event in the log.
-    pub(super) fn build(log: &EventLog) -> Result<Self, EngineError> {
-        let mut state = IndexState::default();
-        let mut from = Position::FIRST;
+    /// The index of `log`: from the snapshot in `data_dir` when there is a usable one, then
+    /// caught up with the log.
+    pub(super) fn open(log: &EventLog, data_dir: &Path) -> Result<Self, EngineError> {
+        let snapshot = data_dir.join(SNAPSHOT_FILE);
+        let state = load_snapshot(log, &snapshot).unwrap_or_default();
+        let index = Self {
+            state: Mutex::new(state),
+            snapshot,
+        };
+        index.catch_up(log)?;
+        Ok(index)
+    }
+
+    /// Folds in the deadline events the log has after the index's prefix.
+    pub(super) fn catch_up(&self, log: &EventLog) -> Result<(), EngineError> {
+        let mut state = self.lock();
+        let mut from = state.through.map_or(Position::FIRST, |(p, _)| p.next());
         loop {
             let batch = log.read_all(from, 4096)?;
             let Some(last) = batch.last() else { break };
@@ -217,30 +258,40 @@ impl DeadlineIndex {
             {
                 note_recorded(&mut state, recorded)?;
             }
+            state.through = Some((last.position, last.hash));
         }
-        Ok(Self {
-            state: Mutex::new(state),
-        })
+        Ok(())
+    }
+
+    /// Catches up and writes the snapshot (through a temporary file, synced, then renamed:
+    /// a crash leaves the old snapshot or the new one, never half of one).
+    pub(super) fn save(&self, log: &EventLog) -> Result<(), String> {
+        self.catch_up(log).map_err(|e| e.to_string())?;
+        let state = self.lock();
+        let Some((through, hash)) = state.through else {
+            return Ok(()); // an empty log: nothing to save
+        };
+        let snapshot = SnapshotV1 {
+            through: through.get(),
+            through_hash: *hash.as_bytes(),
+            running: state
+                .running
+                .iter()
+                .map(|(target, running)| {
+                    let next = usize::from(running.next);
+                    let len = usize::from(running.len);
+                    (*target, running.seq, running.steps[next..len].to_vec())
+                })
+                .collect(),
+        };
+        drop(state);
+        let bytes = crate::codec::encode_snapshot(&snapshot)?;
+        write_atomically(&self.snapshot, &bytes)
+            .map_err(|e| format!("writing {}: {e}", self.snapshot.display()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IndexState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Notes the events just appended to a case.
-    pub(super) fn note_case(&self, id: CaseId, events: &[CaseEvent]) {
-        let mut state = self.lock();
-        for change in events.iter().filter_map(case_change) {
-            state.note(DeadlineTarget::Case(id), change);
-        }
-    }
-
-    /// Notes the events just appended to a directive's part.
-    pub(super) fn note_part(&self, id: DirectiveId, index: u32, events: &[PartEvent]) {
-        let mut state = self.lock();
-        for change in events.iter().filter_map(part_change) {
-            state.note(DeadlineTarget::Part(id, index), change);
-        }
     }
 
     /// The earliest pending step due at or before `now`.
@@ -288,6 +339,53 @@ fn note_recorded(state: &mut IndexState, recorded: &RecordedEvent) -> Result<(),
     Ok(())
 }
 
+/// The state in the snapshot file, if it is there, whole, and of this log (the log holds its
+/// prefix: the event at its position has its hash). Anything else: `None`, and the index is
+/// built from the whole log.
+fn load_snapshot(log: &EventLog, path: &Path) -> Option<IndexState> {
+    let bytes = std::fs::read(path).ok()?;
+    let snapshot: SnapshotV1 = crate::codec::decode_snapshot(&bytes).ok()?;
+    let through = Position::new(snapshot.through)?;
+    let hash = ChainHash::from_bytes(snapshot.through_hash);
+    let at = log.read_all(through, 1).ok()?;
+    if at.first().map(|e| (e.position, e.hash)) != Some((through, hash)) {
+        return None;
+    }
+    let mut state = IndexState::default();
+    for (target, seq, steps) in snapshot.running {
+        if steps.len() > 3 {
+            return None;
+        }
+        let mut running = Running {
+            seq,
+            steps: [(Timestamp::from_unix_micros(0), LadderStep::Remind); 3],
+            next: 0,
+            len: 0,
+        };
+        for (i, step) in steps.into_iter().enumerate() {
+            running.steps[i] = step;
+            running.len += 1;
+        }
+        state.schedule(target, running);
+    }
+    state.through = Some((through, hash));
+    Some(state)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = path.with_extension("snapshot.partial");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Takes every ladder step that is due now, earliest first, and says which.
     ///
@@ -295,6 +393,7 @@ impl Engine {
     /// [`EngineError`] when storage fails; a step the domain refuses (its stage was left
     /// meanwhile) is dropped, not an error.
     pub fn run_due_deadlines(&self) -> Result<Vec<StepTaken>, EngineError> {
+        self.deadlines.catch_up(&self.log)?;
         let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
         let mut taken = Vec::new();
         while let Some(entry @ (due, target, seq, step)) = self.deadlines.next_due(self.now()) {
@@ -329,16 +428,29 @@ impl Engine {
                 Err(SubmitError::Rejected(_)) => {}
                 Err(SubmitError::Engine(e)) => return Err(e),
             }
-            // Taken or refused, the step is no longer pending (a taken step was already
-            // removed when its event was noted).
+            // Taken or refused, the step is no longer pending (a taken step's event is folded
+            // in too, when the index catches up; dropping it twice is harmless).
             self.deadlines.forget(&entry);
         }
         Ok(taken)
     }
 
     /// How many ladder steps are pending, and when the next one is due.
-    pub fn pending_deadline_steps(&self) -> (usize, Option<Timestamp>) {
-        (self.deadlines.pending(), self.deadlines.next_time())
+    ///
+    /// # Errors
+    /// [`EngineError`] when the log cannot be read to catch up.
+    pub fn pending_deadline_steps(&self) -> Result<(usize, Option<Timestamp>), EngineError> {
+        self.deadlines.catch_up(&self.log)?;
+        Ok((self.deadlines.pending(), self.deadlines.next_time()))
+    }
+
+    /// Saves the deadline index's snapshot (the engine also does when it closes), so that
+    /// the next open reads only the events after it.
+    ///
+    /// # Errors
+    /// The log cannot be read, or the file cannot be written.
+    pub fn save_deadline_index(&self) -> Result<(), String> {
+        self.deadlines.save(&self.log)
     }
 
     /// Runs [`Engine::run_due_deadlines`] every `period` on a thread of its own, until the
@@ -435,8 +547,9 @@ mod tests {
 
     #[test]
     fn only_the_next_step_of_each_deadline_is_pending_and_the_rest_follow_in_order() {
-        let case =
-            DeadlineTarget::Case(CaseId::parse("019cac0f-2680-772e-b1b0-5ede16638dbf").unwrap());
+        let case = DeadlineTarget::Case(
+            CaseId::parse("019cac0f-2680-772e-b1b0-5ede16638dbf").expect("a case id"),
+        );
         let mut state = IndexState::default();
         state.note(case, DeadlineChange::Set(&set(1, Some(2), 4, Some(8))));
         assert_eq!(pending(&state), [(at(2), 1, LadderStep::Remind)]);
@@ -467,8 +580,9 @@ mod tests {
 
     #[test]
     fn a_deadline_without_a_ladder_is_running_with_nothing_pending() {
-        let case =
-            DeadlineTarget::Case(CaseId::parse("019cac0f-2680-772e-b1b0-5ede16638dbf").unwrap());
+        let case = DeadlineTarget::Case(
+            CaseId::parse("019cac0f-2680-772e-b1b0-5ede16638dbf").expect("a case id"),
+        );
         let mut state = IndexState::default();
         let mut quiet = set(1, None, 4, None);
         quiet.escalate = false;

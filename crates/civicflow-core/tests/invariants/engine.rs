@@ -631,7 +631,10 @@ impl EngineRun {
                 }
             }
         }
-        let (_, next) = self.engine().pending_deadline_steps();
+        let (_, next) = self
+            .engine()
+            .pending_deadline_steps()
+            .expect("the log reads");
         prop_assert!(
             next.is_none_or(|at| at > now),
             "{when}: the scheduler still holds a step due at {next:?} (now {now})"
