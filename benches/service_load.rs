@@ -59,9 +59,25 @@ fn main() {
     let base = keep.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("civicflow-bench-service-{}", std::process::id()))
     });
-    let store = base.join("store");
-    let (key_hex, token, events) = prepare_store(&store, target);
-    println!("store: {events} events in {}", store.display());
+    let pristine = base.join("store");
+    let (key_hex, token, events) = prepare_store(&pristine, target);
+    // Each run works on a copy, so that every run starts from the same store (the load adds
+    // cases to it).
+    let store = base.join("run");
+    let _ = std::fs::remove_dir_all(&store);
+    let copied = std::process::Command::new("cp")
+        .args([
+            "-a",
+            &pristine.display().to_string(),
+            &store.display().to_string(),
+        ])
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "copying the store failed");
+    println!(
+        "store: {events} events, read models caught up (a copy of {})",
+        pristine.display()
+    );
 
     let log_rate = log_group_commit_rate(&base.join("rawlog"), Duration::from_secs(seconds));
     println!("log, 64 async writers, fsync: {log_rate:.0} events/s");
@@ -132,6 +148,8 @@ fn main() {
         rss_after.1 / 1024
     );
     println!("service exit after SIGTERM: {stopped}");
+    let _ = std::fs::remove_dir_all(&store);
+    let _ = std::fs::remove_dir_all(base.join("rawlog"));
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&base);
     }
@@ -150,6 +168,18 @@ fn serve_child(dir: &Path, port: &str) {
         per_second: 1e9,
         burst: 1e9,
     };
+    if let Some(mib) = std::env::var("CIVICFLOW_BENCH_LOG_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        config.log_cache_bytes = mib << 20;
+    }
+    if let Some(rows) = std::env::var("CIVICFLOW_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.projection_rows_in_memory = rows;
+    }
     let service = Service::open(config.clone()).expect("the service opens");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -179,6 +209,11 @@ fn prepare_store(store: &Path, target: u64) -> (String, String, u64) {
     if key_file.exists() && token_file.exists() {
         let key_hex = std::fs::read_to_string(&key_file).expect("key");
         let token = std::fs::read_to_string(&token_file).expect("token");
+        if !store.join("deadline-index.snapshot").exists() {
+            // As a cleanly stopped service leaves it: the engine's close writes the snapshot.
+            let key = MasterKey::from_hex(key_hex.trim()).expect("key");
+            drop(open_engine(store, &ManualClock::new(demo::START), &key));
+        }
         let log = EventLog::open(store.join("log")).expect("log");
         let events = log.head().map_or(0, |h| h.position.get());
         return (key_hex, token, events);
@@ -220,6 +255,14 @@ fn prepare_store(store: &Path, target: u64) -> (String, String, u64) {
         .expect("token");
     let events = engine.log().head().map_or(0, |h| h.position.get());
     drop(engine);
+    // The read models, caught up (as a running service keeps them): a service started on
+    // the store serves at once.
+    eprintln!("building the read models");
+    let service = Service::open(ServiceConfig::new(store, key.clone())).expect("service");
+    while !service.is_caught_up() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(service);
     std::fs::write(&key_file, &key_hex).expect("key file");
     std::fs::write(&token_file, secret.expose()).expect("token file");
     (key_hex, secret.expose().to_owned(), events)
