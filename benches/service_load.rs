@@ -41,6 +41,10 @@ use history::{open_engine, run_random_commands, Rng};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// The `civicflow` command's allocator (the service runs in this binary).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const CONNECTIONS: usize = 64;
 
 fn main() {
@@ -119,8 +123,13 @@ fn main() {
     }
 
     let (create, ids) = runtime.block_on(load_create(&addr, &token, Duration::from_secs(seconds)));
+    let rss_created = memory(child.id());
     let read = runtime.block_on(load_read(&addr, &token, &ids, Duration::from_secs(seconds)));
     let rss_after = memory(child.id());
+    // Memory freed by the load returns to the system with a delay (jemalloc's decay, sled's
+    // epoch-based reclamation): the figure once the load has stopped for a while.
+    std::thread::sleep(Duration::from_secs(15));
+    let rss_rested = memory(child.id());
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -142,10 +151,13 @@ fn main() {
         read.rate, read.p50_ms, read.p99_ms, read.errors
     );
     println!(
-        "| server memory | ready: {} MB resident; after the load: {} MB resident, peak {} MB | < 300 MB |",
+        "| server memory | ready: {} MB resident; after creating {} cases: {} MB; after the reads: {} MB; 15 s later: {} MB; peak {} MB | < 300 MB |",
         rss_ready.0 / 1024,
+        ids.len(),
+        rss_created.0 / 1024,
         rss_after.0 / 1024,
-        rss_after.1 / 1024
+        rss_rested.0 / 1024,
+        rss_rested.1 / 1024
     );
     println!("service exit after SIGTERM: {stopped}");
     let _ = std::fs::remove_dir_all(&store);
@@ -173,6 +185,12 @@ fn serve_child(dir: &Path, port: &str) {
         .and_then(|v| v.parse::<u64>().ok())
     {
         config.log_cache_bytes = mib << 20;
+    }
+    if let Some(mib) = std::env::var("CIVICFLOW_BENCH_READ_MODEL_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        config.read_model_cache_bytes = mib << 20;
     }
     if let Some(rows) = std::env::var("CIVICFLOW_BENCH_ROWS")
         .ok()

@@ -3,6 +3,10 @@
 
 mod commands;
 
+/// jemalloc, for the server's memory: see the reason in the workspace's Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
