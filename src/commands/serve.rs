@@ -111,8 +111,8 @@ pub struct ServeArgs {
     /// CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
-    /// sled's page cache for the log, in MiB (sled's nodes in memory take about two to
-    /// three times what it counts). Most of the server's memory is these two caches.
+    /// sled's page cache for the log, in MiB (sled keeps more than it counts: see
+    /// docs/benchmarks.md).
     #[arg(long, default_value_t = ServiceConfig::DEFAULT_LOG_CACHE_MIB, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub log_cache_mib: u64,
     /// sled's page cache for the read models, in MiB.

@@ -34,9 +34,8 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// The default sled page cache of the log, in MiB. sled's nodes in memory take about two
-    /// to three times what its cache counts, so this and the read models' cache keep a
-    /// million-event store's server under 300 MB (see `docs/benchmarks.md`).
+    /// The default sled page cache of the log, in MiB (sled keeps more than its cache
+    /// counts; `docs/benchmarks.md` has the server's measured memory).
     pub const DEFAULT_LOG_CACHE_MIB: u64 = 24;
     /// The default sled page cache of the read models, in MiB.
     pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 32;
