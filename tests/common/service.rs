@@ -112,6 +112,12 @@ impl DemoService {
         let request = request
             .body(body.map_or_else(Body::empty, Body::from))
             .expect("request");
+        let (status, _, bytes) = self.send(request).await;
+        (status, bytes)
+    }
+
+    /// Sends a request through the router in-process: `(status, headers, body)`.
+    async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
         let response = self
             .service
             .router()
@@ -119,10 +125,11 @@ impl DemoService {
             .await
             .expect("answer");
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .expect("body");
-        (status, bytes.to_vec())
+        (status, headers, bytes.to_vec())
     }
 
     /// Calls the router in-process with exactly these headers (no Authorization unless one
@@ -138,17 +145,7 @@ impl DemoService {
             request = request.header(*name, *value);
         }
         let request = request.body(Body::empty()).expect("request");
-        let response = self
-            .service
-            .router()
-            .oneshot(request)
-            .await
-            .expect("answer");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body");
+        let (status, headers, bytes) = self.send(request).await;
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, headers, value)
     }

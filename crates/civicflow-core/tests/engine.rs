@@ -680,6 +680,20 @@ fn tokens_are_issued_for_real_grants_by_administrators_and_revoked_as_events() {
     assert_eq!(history[0].actor.role.as_str(), "community_admin");
 }
 
+/// Opening a service request about a broken bench at grid 1, through the API channel.
+fn broken_bench_at_grid1(title: &str) -> Command {
+    Command::OpenCase {
+        workflow: "service-request".parse_workflow(),
+        version: None,
+        unit: unit("grid-1"),
+        title: title.into(),
+        description: "Broken bench.".into(),
+        fields: fields(&[("category", FieldValue::Choice("public_facilities".into()))]),
+        requester: None,
+        channel: Channel::Api,
+    }
+}
+
 #[test]
 fn an_opening_retried_with_its_idempotency_key_opens_one_case() {
     use civicflow_core::IdempotencyKey;
@@ -689,16 +703,7 @@ fn an_opening_retried_with_its_idempotency_key_opens_one_case() {
     let engine = open_engine(&scratch.0, &clock, &key);
     build_chart(&engine);
     let worker = acting("li.grid1", "grid_worker", "grid-1");
-    let open = |title: &str| Command::OpenCase {
-        workflow: "service-request".parse_workflow(),
-        version: None,
-        unit: unit("grid-1"),
-        title: title.into(),
-        description: "Broken bench.".into(),
-        fields: fields(&[("category", FieldValue::Choice("public_facilities".into()))]),
-        requester: None,
-        channel: Channel::Api,
-    };
+    let open = broken_bench_at_grid1;
     let idem = IdempotencyKey::new("tablet-7:req-1").expect("valid");
     let first = engine
         .submit_with_key(&worker, open("长椅坏了"), idem.clone())
@@ -735,16 +740,7 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
     let engine = std::sync::Arc::new(open_engine(&scratch.0, &clock, &key));
     build_chart(&engine);
     let worker = acting("li.grid1", "grid_worker", "grid-1");
-    let open = |title: &str| Command::OpenCase {
-        workflow: "service-request".parse_workflow(),
-        version: None,
-        unit: unit("grid-1"),
-        title: title.into(),
-        description: "Broken bench.".into(),
-        fields: fields(&[("category", FieldValue::Choice("public_facilities".into()))]),
-        requester: None,
-        channel: Channel::Api,
-    };
+    let open = broken_bench_at_grid1;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
