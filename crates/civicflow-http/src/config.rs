@@ -27,20 +27,20 @@ pub struct ServiceConfig {
     pub read_model_cache_bytes: u64,
     /// sled's page cache for the log, in bytes.
     pub log_cache_bytes: u64,
-    /// The most rows each read model keeps decoded between commits while it catches up
-    /// (eight read models do at once after an upgrade or a lost read-model store); the
-    /// offline `civicflow rebuild` uses more, for speed.
+    /// The most rows each read model keeps decoded in memory between commits, live and
+    /// while it catches up (eight read models do at once after an upgrade or a lost
+    /// read-model store); the offline `civicflow rebuild` uses more, for speed.
     pub projection_rows_in_memory: usize,
 }
 
 impl ServiceConfig {
     /// The default sled page cache of the log, in MiB (sled keeps more than its cache
     /// counts; `docs/benchmarks.md` has the server's measured memory).
-    pub const DEFAULT_LOG_CACHE_MIB: u64 = 24;
+    pub const DEFAULT_LOG_CACHE_MIB: u64 = 16;
     /// The default sled page cache of the read models, in MiB.
-    pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 32;
+    pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 16;
     /// The default of [`ServiceConfig::projection_rows_in_memory`].
-    pub const DEFAULT_PROJECTION_ROWS_IN_MEMORY: usize = 10_000;
+    pub const DEFAULT_PROJECTION_ROWS_IN_MEMORY: usize = 2_000;
     /// The default sustained requests per second of one token (bursts up to twice this).
     pub const DEFAULT_RATE_PER_SECOND: u32 = 500;
 
