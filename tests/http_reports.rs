@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use civicflow::core::Clock;
 use common::service::DemoService;
 use serde_json::{json, Value};
 
@@ -502,6 +503,15 @@ async fn inboxes_the_case_board_and_overdue_reports_keep_to_the_callers_scope() 
     assert_eq!(
         escalated["subject"]["case_id"],
         demo.run.escalated_case.to_string()
+    );
+    // Without `now`, the report is as of the engine's clock (the demo's, here), not the
+    // machine's.
+    let (status, default) = get(&demo, "wang.secretary", "/api/v1/units/tonghui/overdue").await;
+    assert_eq!(status, StatusCode::OK, "{default}");
+    assert_eq!(
+        default["now"],
+        civicflow::core::calendar::format_local(demo.clock.now()),
+        "{default}"
     );
     let (status, grid) = get(
         &demo,

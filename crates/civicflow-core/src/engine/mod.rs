@@ -529,7 +529,9 @@ impl Engine {
         self.log.path()
     }
 
-    fn now(&self) -> Timestamp {
+    /// The time on the engine's clock (the one its events are stamped and its deadlines
+    /// run with).
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 

@@ -27,7 +27,7 @@ use civicflow_core::calendar::{format_local, from_local, parse_rfc3339, LocalDat
 use civicflow_core::domain::lists::ListKind;
 use civicflow_core::domain::org::{roles, OrgChart, Tier};
 use civicflow_core::domain::workflow::WorkflowId;
-use civicflow_core::{Clock, Role, SystemClock, Timestamp, UnitId};
+use civicflow_core::{Role, Timestamp, UnitId};
 use civicflow_projections::models::case_board::{self, CaseFilter, CaseRow, CaseStatus};
 use civicflow_projections::models::overdue::{self, OverdueItem};
 use civicflow_projections::models::page::{Cursor, Page, Paged, PAGE_MAX};
@@ -105,7 +105,7 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::GET,
             path: "/api/v1/units/{id}/overdue",
             policy: Policy::Roles(UNIT_ROLES),
-            summary: "The overdue and escalation report (督办) of a unit's subtree at a moment: missed, escalated and breached deadlines, running deadlines past due and not escalated, with counts per unit. Query: now (RFC 3339 or YYYY-MM-DD; default the server's clock). The caller's unit or one below it (404 otherwise).",
+            summary: "The overdue and escalation report (督办) of a unit's subtree at a moment: missed, escalated and breached deadlines, running deadlines past due and not escalated, with counts per unit. Query: now (RFC 3339 or YYYY-MM-DD; default the engine's clock). The caller's unit or one below it (404 otherwise).",
             tag: "reports",
             request: None,
             response: Some(overdue_schema),
@@ -678,7 +678,7 @@ async fn overdue_report(
     let params = QueryParams::parse(&uri, &["now"])?;
     let org = state.engine().org();
     let unit = unit_in_scope(&org, &caller, &id, "id")?;
-    let now = params.time("now")?.unwrap_or_else(|| SystemClock.now());
+    let now = params.time("now")?.unwrap_or_else(|| state.engine().now());
     let units = org.subtree(&unit);
     let view = fresh_view(&state, overdue::NAME).await?;
     let report = overdue::report(&view, &units, now).map_err(projection_error)?;
