@@ -425,6 +425,7 @@ pub fn run_loops(engine: &Engine, clock: &ManualClock) -> Result<DemoRun, Submit
             ]),
             requester: Some(Requester::New(tang)),
             channel: Channel::Door,
+            place: None,
         },
     )?);
     minutes(40);
@@ -458,6 +459,7 @@ pub fn run_loops(engine: &Engine, clock: &ManualClock) -> Result<DemoRun, Submit
             )]),
             requester: None,
             channel: Channel::Open311,
+            place: None,
         },
     )?);
     act(
@@ -504,6 +506,7 @@ pub fn run_loops(engine: &Engine, clock: &ManualClock) -> Result<DemoRun, Submit
             fields: fields(vec![("category", FieldValue::Choice("safety".into()))]),
             requester: None,
             channel: Channel::Staff,
+            place: None,
         },
     )?);
     act(
@@ -558,6 +561,7 @@ pub fn run_loops(engine: &Engine, clock: &ManualClock) -> Result<DemoRun, Submit
             fields: fields(vec![("need", FieldValue::Choice("activity".into()))]),
             requester: None,
             channel: Channel::Staff,
+            place: None,
         },
     )?);
     minutes(60 * 24 * 3);
@@ -642,6 +646,7 @@ pub fn run_loops(engine: &Engine, clock: &ManualClock) -> Result<DemoRun, Submit
             ]),
             requester: Some(Requester::New(ma)),
             channel: Channel::Door,
+            place: None,
         },
     )?);
     minutes(60);
@@ -694,6 +699,7 @@ pub fn run_loops(engine: &Engine, clock: &ManualClock) -> Result<DemoRun, Submit
             )]),
             requester: None,
             channel: Channel::Door,
+            place: None,
         },
     )?);
     act("yang.partymember", errand_case, "take_on", Fields::new())?;

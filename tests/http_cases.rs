@@ -248,3 +248,103 @@ async fn an_opening_retried_with_its_key_answers_the_same_case() {
     assert_eq!(again_status, StatusCode::OK);
     assert_eq!(first["id"], again["id"]);
 }
+
+#[tokio::test]
+async fn a_case_can_say_where_it_is_about() {
+    let demo = DemoService::start("http-cases-place");
+    let grid = demo.token("li.grid1");
+    let mut body = open_body("路灯不亮");
+    body["place"] = json!({
+        "lat": 29.3069, "long": 120.0751, "address": "稠城街道通惠社区 3 幢",
+        "media_url": "https://example.org/photo.jpg"
+    });
+    let (status, created) = demo
+        .call(Method::POST, "/api/v1/cases", Some(grid), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (status, case) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{id}"),
+            Some(grid),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{case}");
+    assert_eq!(case["place"]["lat"], 29.3069);
+    assert_eq!(case["place"]["long"], 120.0751);
+    assert_eq!(case["place"]["address"], "稠城街道通惠社区 3 幢");
+    assert_eq!(case["place"]["address_id"], Value::Null);
+    let (_, history) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{id}/history"),
+            Some(grid),
+            None,
+        )
+        .await;
+    assert_eq!(history["events"][1]["type"], "PlaceRecorded", "{history}");
+
+    // Without a place, `place` is null.
+    let (_, created) = demo
+        .call(
+            Method::POST,
+            "/api/v1/cases",
+            Some(grid),
+            Some(open_body("x")),
+        )
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (_, case) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{id}"),
+            Some(grid),
+            None,
+        )
+        .await;
+    assert_eq!(case["place"], Value::Null);
+
+    // A bad place names its field; nothing is opened.
+    for (place, status, field) in [
+        (
+            json!({"lat": 95.0, "long": 120.0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "place.lat",
+        ),
+        (
+            json!({"lat": 29.0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "place.long",
+        ),
+        (
+            json!({"media_url": "ftp://x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "place.media_url",
+        ),
+        (
+            json!({"address": "街".repeat(501)}),
+            StatusCode::BAD_REQUEST,
+            "place.address",
+        ),
+    ] {
+        let mut body = open_body("bad place");
+        body["place"] = place.clone();
+        let (got, error) = demo
+            .call(Method::POST, "/api/v1/cases", Some(grid), Some(body))
+            .await;
+        assert_eq!(got, status, "{place}: {error}");
+        assert_eq!(error["error"]["field"], field, "{place}: {error}");
+    }
+    let mut body = open_body("bad place");
+    body["place"] = json!({"altitude": 3});
+    let (got, error) = demo
+        .call(Method::POST, "/api/v1/cases", Some(grid), Some(body))
+        .await;
+    assert_eq!(got, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("altitude"));
+}

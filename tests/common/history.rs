@@ -124,6 +124,7 @@ pub fn run_random_commands(
                 fields,
                 requester: None,
                 channel: Channel::Door,
+                place: None,
             }
         } else if roll < 80 {
             let case = *rng.pick(cases);

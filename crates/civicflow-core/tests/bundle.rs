@@ -84,6 +84,7 @@ fn store(name: &str) -> (Scratch, Engine, CaseId) {
                     fields: category,
                     requester: None,
                     channel: Channel::Door,
+                    place: None,
                 },
             )
             .expect("open")

@@ -181,6 +181,7 @@ fn a_service_request_runs_the_whole_loop_and_audits() {
                 fields: fields(&[("category", FieldValue::Choice("public_facilities".into()))]),
                 requester: Some(Requester::New(details)),
                 channel: Channel::Door,
+                place: None,
             },
         )
         .expect("opened")
@@ -386,6 +387,7 @@ fn a_late_step_escalates_once_also_across_a_restart() {
                 fields: fields(&[("category", FieldValue::Choice("neighbourhood".into()))]),
                 requester: None,
                 channel: Channel::Staff,
+                place: None,
             },
         )
         .expect("opened")
@@ -691,6 +693,7 @@ fn broken_bench_at_grid1(title: &str) -> Command {
         fields: fields(&[("category", FieldValue::Choice("public_facilities".into()))]),
         requester: None,
         channel: Channel::Api,
+        place: None,
     }
 }
 
@@ -826,6 +829,7 @@ fn the_deadline_index_snapshot_only_saves_reading_and_never_changes_what_is_due(
                         fields: fields(&[("category", FieldValue::Choice("neighbourhood".into()))]),
                         requester: None,
                         channel: Channel::Staff,
+                        place: None,
                     },
                 )
                 .expect("opened")
@@ -911,4 +915,146 @@ fn the_deadline_index_snapshot_only_saves_reading_and_never_changes_what_is_due(
         "steps were taken: {pending} of {}",
         expected.0
     );
+}
+
+#[test]
+fn a_place_is_recorded_with_the_opening_and_checked_field_by_field() {
+    use civicflow_core::domain::case::Place;
+    let scratch = Scratch::new("place");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let worker = acting("li.grid1", "grid_worker", "grid-1");
+    let open_at = |place: Option<Place>| {
+        let Command::OpenCase {
+            workflow,
+            version,
+            unit,
+            title,
+            description,
+            fields,
+            requester,
+            channel,
+            ..
+        } = broken_bench_at_grid1("路灯不亮")
+        else {
+            unreachable!("an opening")
+        };
+        engine.submit(
+            &worker,
+            Command::OpenCase {
+                workflow,
+                version,
+                unit,
+                title,
+                description,
+                fields,
+                requester,
+                channel,
+                place: place.map(Box::new),
+            },
+        )
+    };
+    let place = Place {
+        lat: Some(29.3069),
+        long: Some(120.0751),
+        address: Some("稠城街道通惠社区 3 幢".into()),
+        address_id: Some("addr-17".into()),
+        media_url: Some("https://example.org/photo.jpg".into()),
+    };
+    let Ok(Outcome::Case { case, events, .. }) = open_at(Some(place.clone())) else {
+        panic!("opened")
+    };
+    assert_eq!(events, 3, "opening, place, deadline");
+    let view = engine.case(&worker, case).expect("read");
+    assert_eq!(view.state.place.as_ref(), Some(&place));
+    let history = engine.history(case).expect("history");
+    assert_eq!(history[1].recorded.event_type.as_str(), "PlaceRecorded");
+    assert!(
+        history[1].summary.contains("稠城街道通惠社区"),
+        "{}",
+        history[1].summary
+    );
+
+    // An empty place records nothing; a bad one is refused, naming the field, and nothing is
+    // written.
+    let Ok(Outcome::Case { events, .. }) = open_at(Some(Place::default())) else {
+        panic!("opened")
+    };
+    assert_eq!(events, 2);
+    let head = engine.log().head().map(|h| h.position);
+    for (bad, field) in [
+        (
+            Place {
+                lat: Some(91.0),
+                ..place.clone()
+            },
+            "place.lat",
+        ),
+        (
+            Place {
+                long: Some(-180.5),
+                ..place.clone()
+            },
+            "place.long",
+        ),
+        (
+            Place {
+                lat: Some(f64::NAN),
+                ..place.clone()
+            },
+            "place.lat",
+        ),
+        (
+            Place {
+                long: None,
+                ..place.clone()
+            },
+            "place.long",
+        ),
+        (
+            Place {
+                lat: None,
+                ..place.clone()
+            },
+            "place.lat",
+        ),
+        (
+            Place {
+                address: Some("   ".into()),
+                ..place.clone()
+            },
+            "place.address",
+        ),
+        (
+            Place {
+                address: Some("街".repeat(501)),
+                ..place.clone()
+            },
+            "place.address",
+        ),
+        (
+            Place {
+                address_id: Some("x".repeat(201)),
+                ..place.clone()
+            },
+            "place.address_id",
+        ),
+        (
+            Place {
+                media_url: Some("file:///etc/passwd".into()),
+                ..place.clone()
+            },
+            "place.media_url",
+        ),
+    ] {
+        match open_at(Some(bad.clone())) {
+            Err(SubmitError::Rejected(Rejection::FieldInvalid { field: f, .. })) => {
+                assert_eq!(f, field, "{bad:?}");
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    assert_eq!(engine.log().head().map(|h| h.position), head);
 }

@@ -182,6 +182,7 @@ impl Rig {
                     fields: fields(&field),
                     requester,
                     channel: Channel::Door,
+                    place: None,
                 },
             )
             .expect("opened")

@@ -174,6 +174,7 @@ impl World {
                     fields: intake,
                     requester: None,
                     channel: Channel::Door,
+                    place: None,
                 },
             )
             .unwrap_or_else(|e| panic!("open {workflow}: {e:?}"))

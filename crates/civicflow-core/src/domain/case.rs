@@ -46,6 +46,100 @@ pub enum Channel {
     Staff,
 }
 
+/// Where a request is about, as a civic app (Open311) or a client gives it: a point, an
+/// address, an address id of the client's own system, and the URL of a photo. Public, like the
+/// request itself (personal data is the requester's contact, kept in the vault).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Place {
+    /// Latitude, WGS 84 degrees (−90 to 90); given with `long` or not at all.
+    pub lat: Option<f64>,
+    /// Longitude, WGS 84 degrees (−180 to 180).
+    pub long: Option<f64>,
+    /// A human-readable address.
+    pub address: Option<String>,
+    /// The client's own id of the address.
+    pub address_id: Option<String>,
+    /// A photo or other media, by URL.
+    pub media_url: Option<String>,
+}
+
+/// The longest address, in characters.
+pub const ADDRESS_CHARS_MAX: usize = 500;
+/// The longest address id, in characters.
+pub const ADDRESS_ID_CHARS_MAX: usize = 200;
+/// The longest media URL, in characters.
+pub const MEDIA_URL_CHARS_MAX: usize = 2000;
+
+impl Place {
+    /// Whether it says nothing.
+    pub fn is_empty(&self) -> bool {
+        self.lat.is_none()
+            && self.long.is_none()
+            && self.address.is_none()
+            && self.address_id.is_none()
+            && self.media_url.is_none()
+    }
+
+    /// Checks the place, naming the field at fault (`place.lat`, …).
+    ///
+    /// # Errors
+    /// [`Rejection::FieldInvalid`] for a lone coordinate, one out of range or not finite, an
+    /// empty or overlong text, or a media URL that is not `http(s)://`.
+    pub fn check(&self) -> Result<(), Rejection> {
+        let invalid = |field: &str, reason: String| Rejection::FieldInvalid {
+            field: format!("place.{field}"),
+            reason,
+        };
+        match (self.lat, self.long) {
+            (Some(lat), Some(long)) => {
+                if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+                    return Err(invalid(
+                        "lat",
+                        format!("{lat} is not a latitude (-90 to 90)"),
+                    ));
+                }
+                if !long.is_finite() || !(-180.0..=180.0).contains(&long) {
+                    return Err(invalid(
+                        "long",
+                        format!("{long} is not a longitude (-180 to 180)"),
+                    ));
+                }
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(invalid(
+                    "long",
+                    "missing: give lat and long together".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid("lat", "missing: give lat and long together".into()))
+            }
+        }
+        for (field, text, max) in [
+            ("address", &self.address, ADDRESS_CHARS_MAX),
+            ("address_id", &self.address_id, ADDRESS_ID_CHARS_MAX),
+            ("media_url", &self.media_url, MEDIA_URL_CHARS_MAX),
+        ] {
+            if let Some(text) = text {
+                let chars = text.chars().count();
+                if text.trim().is_empty() {
+                    return Err(invalid(field, "empty: leave it out instead".into()));
+                }
+                if chars > max {
+                    return Err(invalid(field, format!("{chars} characters; at most {max}")));
+                }
+            }
+        }
+        if let Some(url) = &self.media_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid("media_url", "not an http(s) URL".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A case as of some version of its stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseState {
@@ -73,6 +167,8 @@ pub struct CaseState {
     pub fields: Fields,
     /// The person who asked, if known (their data is in the vault).
     pub requester: Option<PersonId>,
+    /// Where the request is about, when the opening said.
+    pub place: Option<Place>,
     /// The actor who filed it.
     pub filed_by: ActorId,
     /// The role they filed it in: when that is a role that asks for itself (a resident, a
@@ -127,6 +223,8 @@ pub struct OpenCase {
     pub requester: Option<PersonId>,
     /// How it came in.
     pub channel: Channel,
+    /// Where it is about, if the client said (boxed: most openings have none).
+    pub place: Option<Box<Place>>,
 }
 
 /// A command to a case.
@@ -292,6 +390,15 @@ pub struct ContactViewed {
     pub at: Timestamp,
 }
 
+/// Where a case is about, recorded with its opening.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaceRecorded {
+    /// The place.
+    pub place: Place,
+    /// When.
+    pub at: Timestamp,
+}
+
 domain_events! {
     /// The events of a case.
     pub enum CaseEvent {
@@ -325,6 +432,8 @@ domain_events! {
         DeadlineStepReached(DeadlineStepReached) = "DeadlineStepReached" v 1,
         /// Contact data was viewed.
         ContactViewed(ContactViewed) = "ContactViewed" v 1,
+        /// Where the case is about.
+        PlaceRecorded(PlaceRecorded) = "PlaceRecorded" v 1,
     }
 }
 
@@ -578,6 +687,10 @@ fn decide_open(open: &OpenCase, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Rej
         false,
     )?;
     check_fields("open", &definition.open.fields, &open.fields)?;
+    let place = open.place.clone().filter(|p| !p.is_empty());
+    if let Some(place) = &place {
+        place.check()?;
+    }
     let stage = definition.initial_stage.clone();
     let mut events = vec![CaseEvent::Opened(CaseOpened {
         case: open.case,
@@ -593,6 +706,12 @@ fn decide_open(open: &OpenCase, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Rej
         channel: open.channel,
         at: ctx.now,
     })];
+    events.extend(place.map(|place| {
+        CaseEvent::PlaceRecorded(PlaceRecorded {
+            place: *place,
+            at: ctx.now,
+        })
+    }));
     let rule = definition.stage(&stage).and_then(|s| s.deadline.as_ref());
     events.extend(deadline_for(rule, 1, &stage, ctx).map(CaseEvent::DeadlineSet));
     Ok(events)
@@ -884,6 +1003,7 @@ pub fn apply(
             description: e.description.clone(),
             fields: e.fields.clone(),
             requester: e.requester,
+            place: None,
             filed_by: e.filed_by.clone(),
             filed_as: e.filed_as.clone(),
             channel: e.channel,
@@ -978,6 +1098,7 @@ pub fn apply(
             }
         }
         CaseEvent::ContactViewed(_) => {}
+        CaseEvent::PlaceRecorded(e) => state.place = Some(e.place.clone()),
     }
     state.version = Some(version);
     Some(state)

@@ -152,6 +152,21 @@ pub fn summarize(event: &CaseEvent) -> String {
             )
         }
         CaseEvent::ContactViewed(e) => format!("requester's contact data viewed: {}", e.purpose),
+        CaseEvent::PlaceRecorded(e) => {
+            let mut parts = Vec::new();
+            if let (Some(lat), Some(long)) = (e.place.lat, e.place.long) {
+                parts.push(format!("{lat}, {long}"));
+            }
+            parts.extend(e.place.address.iter().cloned());
+            parts.extend(
+                e.place
+                    .address_id
+                    .iter()
+                    .map(|id| format!("address id {id}")),
+            );
+            parts.extend(e.place.media_url.iter().map(|url| format!("media {url}")));
+            format!("place: {}", parts.join("; "))
+        }
         #[allow(unreachable_patterns)]
         _ => "event".to_owned(),
     }

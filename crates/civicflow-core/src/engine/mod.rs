@@ -37,7 +37,7 @@
 //! let Outcome::Case { case, stage, .. } = engine.submit(&worker, Command::OpenCase {
 //!     workflow: WorkflowId::new("service-request")?, version: None, unit: grid.clone(),
 //!     title: "消防通道堵塞 fire lane blocked".into(), description: String::new(),
-//!     fields: category, requester: None, channel: Channel::Door })? else { unreachable!() };
+//!     fields: category, requester: None, channel: Channel::Door, place: None })? else { unreachable!() };
 //! assert_eq!(stage, "received");
 //!
 //! // A wrong action is refused with the reason; nothing is written.
@@ -69,7 +69,7 @@ pub use scheduler::{SchedulerHandle, StepTaken};
 use crate::calendar::BusinessCalendar;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::domain::access::{self, AccessCommand, AccessState, TokenId};
-use crate::domain::case::{self, CaseCommand, CaseEvent, CaseState, Channel, OpenCase};
+use crate::domain::case::{self, CaseCommand, CaseEvent, CaseState, Channel, OpenCase, Place};
 use crate::domain::directive::{self, DirectiveCommand, DirectiveKind, PartEvent, Progress};
 use crate::domain::fields::Fields;
 use crate::domain::lists::{self, ListCommand, ListKind};
@@ -211,6 +211,9 @@ pub enum Command {
         requester: Option<Requester>,
         /// How it came in.
         channel: Channel,
+        /// Where it is about, if the client said (public, unlike the requester; boxed: most
+        /// openings have none).
+        place: Option<Box<Place>>,
     },
     /// Issue or revoke an access token (see `domain::access`).
     Access(AccessCommand),
@@ -847,6 +850,7 @@ impl Engine {
             fields,
             requester,
             channel,
+            place,
         } = command
         else {
             return Err(Rejection::invalid("command", "not an opening").into());
@@ -872,6 +876,7 @@ impl Engine {
             fields,
             requester: person,
             channel,
+            place,
         };
         self.decide_open_case(acting, open, new_person, key)
     }

@@ -245,6 +245,7 @@ impl CaseRun {
             fields: make_fields(&definition.open.fields, plan, &world),
             requester: requester.then(|| PersonId::parse(&format!("{:032x}", 77)).expect("uuid")),
             channel: Channel::Door,
+            place: None,
         })
     }
 

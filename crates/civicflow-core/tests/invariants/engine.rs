@@ -379,6 +379,7 @@ impl EngineRun {
                     fields: make_fields(&definition.open.fields, fields, &world),
                     requester: requester.then_some(Requester::New(details)),
                     channel: Channel::Door,
+                    place: None,
                 };
                 if let Some(Outcome::Case { case, .. }) =
                     self.submit(&format!("open {id}@{version:?}"), &acting, command)?
@@ -909,6 +910,7 @@ fn the_engine_never_makes_a_non_unit_the_lead() {
                 fields,
                 requester: None,
                 channel: Channel::Api,
+                place: None,
             },
         )
         .unwrap_or_else(|e| panic!("the engine does not fail: {e}"));

@@ -41,6 +41,7 @@ impl Case {
                 fields: field_map(fields),
                 requester: None,
                 channel: Channel::Door,
+                place: None,
             }),
         )
         .expect("the case opens");

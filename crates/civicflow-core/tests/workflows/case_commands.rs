@@ -29,6 +29,7 @@ fn open(workflow_id: &str, at_unit: &str, title: &str, given: Fields) -> CaseCom
         fields: given,
         requester: Some(person()),
         channel: Channel::Door,
+        place: None,
     })
 }
 

@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
-use civicflow_core::domain::case::Channel;
+use civicflow_core::domain::case::{
+    Channel, Place, ADDRESS_CHARS_MAX, ADDRESS_ID_CHARS_MAX, MEDIA_URL_CHARS_MAX,
+};
 use civicflow_core::domain::workflow::{Definition, WorkflowId};
 use civicflow_core::engine::{CaseView, Command, Contact, Outcome, Requester};
 use civicflow_core::vault::ContactDetails;
@@ -103,6 +105,44 @@ struct CreateCase {
     fields: Map<String, Value>,
     #[serde(default)]
     requester: Option<RequesterBody>,
+    #[serde(default)]
+    place: Option<PlaceBody>,
+}
+
+/// Where the case is about (public; the engine checks it and names the field at fault).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaceBody {
+    #[serde(default)]
+    lat: Option<f64>,
+    #[serde(default)]
+    long: Option<f64>,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    address_id: Option<String>,
+    #[serde(default)]
+    media_url: Option<String>,
+}
+
+impl From<PlaceBody> for Place {
+    fn from(body: PlaceBody) -> Self {
+        Place {
+            lat: body.lat,
+            long: body.long,
+            address: body.address,
+            address_id: body.address_id,
+            media_url: body.media_url,
+        }
+    }
+}
+
+/// The place as the API shows it.
+fn place_json(place: &Place) -> Value {
+    json!({
+        "lat": place.lat, "long": place.long, "address": place.address,
+        "address_id": place.address_id, "media_url": place.media_url,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +167,18 @@ impl Validate for CreateCase {
         required("title", &self.title)?;
         cap("title", &self.title, TITLE_MAX)?;
         cap("description", &self.description, DESCRIPTION_MAX)?;
+        if let Some(place) = &self.place {
+            // The engine checks the rest; the caps keep big strings out of it.
+            for (field, text, max) in [
+                ("place.address", &place.address, ADDRESS_CHARS_MAX),
+                ("place.address_id", &place.address_id, ADDRESS_ID_CHARS_MAX),
+                ("place.media_url", &place.media_url, MEDIA_URL_CHARS_MAX),
+            ] {
+                if let Some(text) = text {
+                    cap(field, text, max)?;
+                }
+            }
+        }
         if let Some(key) = &self.idempotency_key {
             required("idempotency_key", key)?;
             cap("idempotency_key", key, 64)?;
@@ -163,9 +215,20 @@ fn create_schema() -> Value {
             "requester": {"type": "object", "additionalProperties": false, "properties": {
                 "name": {"type": "string"}, "phone": {"type": "string"},
                 "email": {"type": "string"}, "address": {"type": "string"}
-            }, "description": "contact data: kept encrypted in the vault, never in the log"}
+            }, "description": "contact data: kept encrypted in the vault, never in the log"},
+            "place": place_schema()
         }
     })
+}
+
+fn place_schema() -> Value {
+    json!({"type": "object", "additionalProperties": false, "properties": {
+        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+        "long": {"type": "number", "minimum": -180, "maximum": 180},
+        "address": {"type": "string", "maxLength": ADDRESS_CHARS_MAX},
+        "address_id": {"type": "string", "maxLength": ADDRESS_ID_CHARS_MAX},
+        "media_url": {"type": "string", "maxLength": MEDIA_URL_CHARS_MAX}
+    }, "description": "where the case is about (public): lat and long together, an address, the client's address id, a photo's http(s) URL"})
 }
 
 fn created_schema() -> Value {
@@ -197,6 +260,7 @@ fn case_schema() -> Value {
             "unit_id": {"type": "string"},
             "lead_unit_id": {"type": "string"},
             "co_handlers": {"type": "array", "items": {"type": "string"}},
+            "place": {"oneOf": [{"type": "null"}, place_schema()]},
             "available_actions": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "string"}, "name": {"type": "string"}, "to": {"type": "string"},
                 "fields": {"type": "array"}
@@ -308,6 +372,7 @@ async fn create(
         fields,
         requester: requester.map(Requester::New),
         channel: Channel::Api,
+        place: body.place.map(|place| Box::new(Place::from(place))),
     };
     let acting = caller.acting.clone();
     let outcome = if has_requester {
@@ -425,6 +490,7 @@ pub fn case_json(view: &CaseView) -> Value {
             "due_at": civicflow_core::calendar::format_local(d.due_at),
         })),
         "requester": requester,
+        "place": state.place.as_ref().map_or(Value::Null, place_json),
         "available_actions": actions,
     })
 }
