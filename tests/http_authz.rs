@@ -460,6 +460,37 @@ fn probes(ids: &Ids) -> Vec<Probe> {
         get("/api/openapi.json", "/api/openapi.json", always()),
         get("/api/v1/units", "/api/v1/units", always()),
         get("/api/v1/workflows", "/api/v1/workflows", always()),
+        // Open311: public reads, in both formats.
+        get(
+            "/open311/v2/discovery.xml",
+            "/open311/v2/discovery.xml",
+            always(),
+        ),
+        get(
+            "/open311/v2/discovery.json",
+            "/open311/v2/discovery.json",
+            always(),
+        ),
+        get(
+            "/open311/v2/services.xml",
+            "/open311/v2/services.xml",
+            always(),
+        ),
+        get(
+            "/open311/v2/services.json",
+            "/open311/v2/services.json",
+            always(),
+        ),
+        get(
+            "/open311/v2/services/{code}",
+            "/open311/v2/services/service-request.xml",
+            always(),
+        ),
+        get(
+            "/open311/v2/services/{code}",
+            "/open311/v2/services/consumer-dispute.json",
+            always(),
+        ),
     ];
 
     // Cases: open (anyone the workflow lets, at a unit that is not theirs), read, act, history,
@@ -1315,7 +1346,12 @@ async fn the_router_and_the_openapi_document_are_the_route_table() {
     // is not the fallback, any other answers 401 without a token (the policy ran, so the
     // route exists and is guarded).
     for spec in &table {
-        let path = spec.path.replace(['{', '}'], "");
+        // A public route with a parameter succeeds only for a real value: an Open311 service
+        // definition needs a service code and its format.
+        let path = spec
+            .path
+            .replace("{code}", "service-request.xml")
+            .replace(['{', '}'], "");
         let body = spec.request.map(|_| json!({}));
         let answer = send(&demo, &spec.method, &path, None, body.as_ref()).await;
         assert!(

@@ -362,7 +362,26 @@ pub async fn send(
         bytes.extend_from_slice(body);
     }
     connection.write_all(&bytes).await?;
+    read_head(connection).await
+}
 
+/// Sends `bytes` exactly as given (a whole request: request line, headers of the caller's
+/// choosing, body) and reads the whole response; for requests `send` cannot write, such as
+/// another `Host` or an HTTP/1.0 request without one.
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> io::Result<Response> {
+    let mut connection = Connection::connect(addr).await?;
+    connection.write_all(bytes).await?;
+    let (head, mut body) = read_head(connection).await?;
+    let body = body.read_to_end().await?;
+    Ok(Response {
+        status: head.status,
+        head,
+        body,
+    })
+}
+
+/// Reads a response's status line and headers from `connection`, leaving the body to read.
+async fn read_head(mut connection: Connection) -> io::Result<(Head, Body)> {
     let status_line = connection.read_line().await?;
     let status = status_line
         .split(' ')

@@ -31,6 +31,9 @@ pub struct ServiceConfig {
     /// while it catches up (eight read models do at once after an upgrade or a lost
     /// read-model store); the offline `civicflow rebuild` uses more, for speed.
     pub projection_rows_in_memory: usize,
+    /// The Open311 `jurisdiction_id` this endpoint serves: a request naming another one is
+    /// answered 404 (`docs/open311.md`).
+    pub open311_jurisdiction: String,
 }
 
 impl ServiceConfig {
@@ -43,9 +46,11 @@ impl ServiceConfig {
     pub const DEFAULT_PROJECTION_ROWS_IN_MEMORY: usize = 2_000;
     /// The default sustained requests per second of one token (bursts up to twice this).
     pub const DEFAULT_RATE_PER_SECOND: u32 = 500;
+    /// The default Open311 `jurisdiction_id`: the Tonghui community of Yiwu.
+    pub const DEFAULT_OPEN311_JURISDICTION: &'static str = "tonghui.yiwu";
 
     /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, the default caches
-    /// and rate limit above.
+    /// and rate limit above, the Open311 jurisdiction `tonghui.yiwu`.
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -57,6 +62,7 @@ impl ServiceConfig {
             read_model_cache_bytes: Self::DEFAULT_READ_MODEL_CACHE_MIB * 1024 * 1024,
             log_cache_bytes: Self::DEFAULT_LOG_CACHE_MIB * 1024 * 1024,
             projection_rows_in_memory: Self::DEFAULT_PROJECTION_ROWS_IN_MEMORY,
+            open311_jurisdiction: Self::DEFAULT_OPEN311_JURISDICTION.to_owned(),
         }
     }
 }

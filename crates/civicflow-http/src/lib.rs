@@ -28,6 +28,7 @@ mod json;
 mod layers;
 mod limits;
 mod metrics;
+pub mod open311;
 mod openapi;
 mod policy;
 pub mod routes;

@@ -68,6 +68,7 @@ pub fn all() -> Vec<RouteSpec> {
     routes.extend(org::routes());
     routes.extend(reports::routes());
     routes.extend(events::routes());
+    routes.extend(crate::open311::routes());
     routes
 }
 
@@ -85,11 +86,13 @@ pub fn router(routes: Vec<RouteSpec>, state: &AppState) -> Router<AppState> {
         };
         by_path.insert(route.path, merged);
     }
-    by_path
+    let router = by_path
         .into_iter()
         .fold(Router::new(), |router, (path, methods)| {
             router.route(path, methods)
-        })
+        });
+    // Open311 clients get Open311 errors under its base path, never the native fallback.
+    crate::open311::with_fallback(router)
 }
 
 /// Authenticates, rate-limits and authorizes a request before its handler runs; a handler

@@ -1,0 +1,67 @@
+//! `discovery.{xml,json}`: who runs this endpoint, how to get a key, and the one endpoint
+//! (this one), in the layout of the Open311 Service Discovery spec.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::format::{Document, Format, Node};
+use super::{base_url, check_jurisdiction};
+use crate::state::AppState;
+
+/// When what this endpoint serves (the resources, their layout) last changed: a fixed date
+/// of this build of the API, with its zone. Clients refresh cached service lists and
+/// definitions when it moves, so change it with them.
+pub const CHANGESET: &str = "2026-11-27T00:00:00+08:00";
+
+/// The spec this endpoint implements, as discovery names it.
+pub const SPECIFICATION: &str = "http://wiki.open311.org/GeoReport_v2";
+
+/// How to reach the people behind this endpoint.
+pub const CONTACT: &str = "Tonghui community service centre (同惠社区服务中心), Yiwu: ask at the service desk or through the community's 12345 hotline for help with this API or to report a bug.";
+
+/// How to get an `api_key`.
+pub const KEY_SERVICE: &str = "Reading needs no key. To file requests, a civic app asks the Tonghui community administrator for an api_key: an access token in the role open311_client.";
+
+/// The formats every resource is served in, as MIME types.
+const FORMATS: [&str; 2] = ["text/xml", "application/json"];
+
+/// The discovery document for a client that reached this endpoint at `url`.
+pub fn document(url: String) -> Document {
+    let endpoint = Node::Record(vec![
+        ("specification", Node::text(SPECIFICATION)),
+        ("url", Node::text(url)),
+        ("changeset", Node::text(CHANGESET)),
+        ("type", Node::text("production")),
+        (
+            "formats",
+            Node::list("format", FORMATS.iter().map(|f| Node::text(*f)).collect()),
+        ),
+    ]);
+    Document::new(
+        "discovery",
+        Node::Record(vec![
+            ("changeset", Node::text(CHANGESET)),
+            ("contact", Node::text(CONTACT)),
+            ("key_service", Node::text(KEY_SERVICE)),
+            ("endpoints", Node::list("endpoint", vec![endpoint])),
+        ]),
+    )
+}
+
+fn answer(state: &AppState, uri: &Uri, headers: &HeaderMap, format: Format) -> Response {
+    if let Err(error) = check_jurisdiction(state, uri, format) {
+        return error.into_response();
+    }
+    document(base_url(state, headers)).respond(format, StatusCode::OK)
+}
+
+/// `GET discovery.xml`.
+pub async fn xml(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    answer(&state, &uri, &headers, Format::Xml)
+}
+
+/// `GET discovery.json`.
+pub async fn json(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    answer(&state, &uri, &headers, Format::Json)
+}

@@ -1,0 +1,259 @@
+//! Open311 GeoReport v2 under `/open311/v2`: the interop standard civic apps speak
+//! (`docs/open311.md`). Its own formats (XML, and JSON mirroring it) and its own errors: no
+//! path under `/open311/v2/` answers the native API's JSON error.
+//!
+//! This slice serves discovery, the service list and the service definitions; all public.
+
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::policy::Policy;
+use crate::routes::RouteSpec;
+use crate::state::AppState;
+
+pub mod discovery;
+pub mod errors;
+pub mod format;
+pub mod services;
+
+use errors::Open311Error;
+use format::Format;
+
+/// The base path of every Open311 resource.
+pub const BASE_PATH: &str = "/open311/v2";
+
+/// The routes of the table (each resource in both formats; a service definition's format is
+/// the suffix of its last segment, which the handler parses).
+pub fn routes() -> Vec<RouteSpec> {
+    let route = |path: &'static str, summary: &'static str, response, handler| RouteSpec {
+        method: Method::GET,
+        path,
+        policy: Policy::Public,
+        summary,
+        tag: "open311",
+        request: None,
+        response,
+        status: 200,
+        handler,
+    };
+    vec![
+        route(
+            "/open311/v2/discovery.xml",
+            "Open311 service discovery (XML): changeset, contact, key_service and this endpoint.",
+            None,
+            get(discovery::xml),
+        ),
+        route(
+            "/open311/v2/discovery.json",
+            "Open311 service discovery (JSON): changeset, contact, key_service and this endpoint.",
+            Some(discovery_schema),
+            get(discovery::json),
+        ),
+        route(
+            "/open311/v2/services.xml",
+            "Open311 services (XML): one per workflow a civic app (open311_client) may open.",
+            None,
+            get(services::list_xml),
+        ),
+        route(
+            "/open311/v2/services.json",
+            "Open311 services (JSON, a top-level array): one per workflow a civic app (open311_client) may open.",
+            Some(services_schema),
+            get(services::list_json),
+        ),
+        route(
+            "/open311/v2/services/{code}",
+            "Open311 service definition: `{code}` is SERVICE_CODE.xml or SERVICE_CODE.json; the attributes a request of the service takes (404 Open311 error for an unknown code or suffix).",
+            None,
+            get(services::definition),
+        ),
+    ]
+}
+
+/// Adds the Open311 fallback to `router`: any other path under `/open311/v2/` (and the base
+/// path itself), with any method, answers an Open311 404 in the format its suffix names.
+/// The native fallback stays for every other path.
+pub fn with_fallback(router: Router<AppState>) -> Router<AppState> {
+    router
+        .route(BASE_PATH, any(unknown_resource))
+        .route("/open311/v2/", any(unknown_resource))
+        .route("/open311/v2/{*rest}", any(unknown_resource))
+}
+
+/// An Open311 404 for a path that names no resource.
+async fn unknown_resource(uri: Uri) -> Response {
+    Open311Error::not_found(
+        Format::guess(uri.path()),
+        "no such Open311 resource; there are discovery, services and services/{service_code}, each .xml or .json",
+    )
+    .into_response()
+}
+
+/// What every Open311 read checks first: the query's `jurisdiction_id`, when given and not
+/// empty, must be this endpoint's (spec: 404 for a `jurisdiction_id` not found). Any other
+/// query parameter is ignored, as Open311 servers do.
+pub(crate) fn check_jurisdiction(
+    state: &AppState,
+    uri: &Uri,
+    format: Format,
+) -> Result<(), Open311Error> {
+    let ours = state.0.config.open311_jurisdiction.as_str();
+    for (name, value) in query_pairs(uri.query().unwrap_or("")) {
+        if name == "jurisdiction_id" && !value.is_empty() && value != ours {
+            return Err(Open311Error::not_found(
+                format,
+                format!(
+                    "unknown jurisdiction_id '{}'; this endpoint serves '{ours}'",
+                    errors::echo(&value)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The pairs of a query string (`application/x-www-form-urlencoded`), decoded leniently: a
+/// malformed escape stays as it is and invalid UTF-8 becomes U+FFFD, so no query is an
+/// error in itself.
+pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name, true), decode(value, true))
+        })
+        .collect()
+}
+
+/// Percent-decodes `text` (and `+` as a space in a query), leniently (see [`query_pairs`]).
+pub(crate) fn decode(text: &str, plus_is_space: bool) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        let hex = |b: u8| (b as char).to_digit(16);
+        match byte {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(byte),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            _ => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// This endpoint's URL as the client reached it: `http://` (or `https://` when the proxy in
+/// front says so in `X-Forwarded-Proto`), the `Host` header, and the base path. A missing or
+/// malformed `Host` falls back to the address the service listens on.
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    let scheme = if https { "https" } else { "http" };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|host| is_authority(host))
+        .map_or_else(|| state.0.config.addr.to_string(), str::to_owned);
+    format!("{scheme}://{host}{BASE_PATH}")
+}
+
+/// A host and optional port, as a `Host` header may hold: letters, digits, `.-_:` and the
+/// brackets of an IPv6 literal; nothing that could change the URL's meaning.
+fn is_authority(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
+}
+
+fn discovery_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["changeset", "contact", "key_service", "endpoints"],
+        "properties": {
+            "changeset": {"type": "string"},
+            "contact": {"type": "string"},
+            "key_service": {"type": "string"},
+            "endpoints": {"type": "array", "items": {
+                "type": "object",
+                "required": ["specification", "url", "changeset", "type", "formats"],
+                "properties": {
+                    "specification": {"type": "string"},
+                    "url": {"type": "string"},
+                    "changeset": {"type": "string"},
+                    "type": {"type": "string", "enum": ["production", "test"]},
+                    "formats": {"type": "array", "items": {"type": "string"}}
+                }
+            }}
+        }
+    })
+}
+
+fn services_schema() -> Value {
+    json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["service_code", "service_name", "description", "metadata", "type", "keywords", "group"],
+            "properties": {
+                "service_code": {"type": "string"},
+                "service_name": {"type": "string"},
+                "description": {"type": "string"},
+                "metadata": {"type": "boolean"},
+                "type": {"type": "string", "enum": ["realtime", "batch", "blackbox"]},
+                "keywords": {"type": "string"},
+                "group": {"type": "string"}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_is_lenient() {
+        assert_eq!(decode("a%20b+c", true), "a b c");
+        assert_eq!(decode("a+b", false), "a+b");
+        assert_eq!(decode("%E4%B8%AD", false), "中");
+        assert_eq!(decode("%", false), "%");
+        assert_eq!(decode("%4", false), "%4");
+        assert_eq!(decode("%zz", false), "%zz");
+        assert_eq!(decode("%FF", false), "\u{FFFD}");
+        assert_eq!(
+            query_pairs("jurisdiction_id=a%2Eb&x&=y&&z=1"),
+            vec![
+                ("jurisdiction_id".to_owned(), "a.b".to_owned()),
+                ("x".to_owned(), String::new()),
+                (String::new(), "y".to_owned()),
+                ("z".to_owned(), "1".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn hosts() {
+        assert!(is_authority("example.org:8080"));
+        assert!(is_authority("[::1]:80"));
+        assert!(!is_authority("evil.org/path"));
+        assert!(!is_authority("a b"));
+        assert!(!is_authority(""));
+    }
+}
