@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub mod discovery;
 pub mod errors;
 pub mod format;
+pub mod routing;
 pub mod services;
 
 use errors::Open311Error;
