@@ -15,6 +15,7 @@ pub mod case_board;
 pub mod community_stats;
 pub mod directive_progress;
 pub mod lists;
+pub mod open311_requests;
 pub mod overdue;
 pub mod page;
 pub mod rates;
@@ -32,7 +33,8 @@ pub fn all(definitions: Arc<DefinitionRegistry>) -> Vec<Box<dyn Projection>> {
         Box::new(directive_progress::DirectiveProgress),
         Box::new(shop_standing::ShopStanding),
         Box::new(lists::Lists),
-        Box::new(community_stats::CommunityStats::new(definitions)),
+        Box::new(community_stats::CommunityStats::new(definitions.clone())),
+        Box::new(open311_requests::Open311Requests::new(definitions)),
     ]
 }
 
@@ -47,6 +49,7 @@ pub fn names() -> Vec<&'static str> {
         shop_standing::NAME,
         lists::NAME,
         community_stats::NAME,
+        open311_requests::NAME,
     ]
 }
 
