@@ -584,8 +584,9 @@ async fn any_other_path_under_the_base_is_an_open311_404_and_the_rest_keeps_the_
         ("GET", "/open311/v2/", true),
         ("GET", "/open311/v2/nothing", true),
         ("GET", "/open311/v2/nothing.xml", true),
-        ("GET", "/open311/v2/requests.json", false),
+        // Request reads are served (`tests/open311_get.rs`); a malformed id is a 404.
         ("GET", "/open311/v2/requests/1.json", false),
+        ("GET", "/open311/v2/requests/a/b.json", false),
         ("GET", "/open311/v2/tokens/abc.xml", true),
         ("GET", "/open311/v2/services/", true),
         ("GET", "/open311/v2/services/a/b.json", false),

@@ -10,7 +10,8 @@ use civicflow::core::engine::{Engine, EngineConfig};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{ManualClock, UnitId};
 use civicflow::demo;
-use civicflow::http::demo::DemoToken;
+use civicflow::http::demo::{DemoToken, DEMO_OPEN311_ROUTING};
+use civicflow::http::open311::routing::ROUTING_FILE;
 use civicflow::http::{Service, ServiceConfig};
 
 /// The file `--demo` writes its tokens to.
@@ -39,7 +40,8 @@ fn is_empty(data: &Path) -> bool {
 }
 
 /// Loads the Tonghui demo into an empty store: the org chart and a run of every loop, on a
-/// clock that starts at the demo's date (the service then runs on the system clock, later).
+/// clock that starts at the demo's date (the service then runs on the system clock, later),
+/// and writes its Open311 routing rules to `DIR/open311-routing.toml`.
 fn load_demo(data: &Path, key: &MasterKey) -> Result<(), String> {
     let clock = ManualClock::new(demo::START);
     let engine = Engine::open(
@@ -50,6 +52,10 @@ fn load_demo(data: &Path, key: &MasterKey) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     demo::build_org(&engine).map_err(|e| e.to_string())?;
     demo::run_loops(&engine, &clock).map_err(|e| e.to_string())?;
+    // The demo's Open311 routing, read when the service opens (after this).
+    let routing = data.join(ROUTING_FILE);
+    std::fs::write(&routing, DEMO_OPEN311_ROUTING)
+        .map_err(|e| format!("cannot write {}: {e}", routing.display()))?;
     Ok(())
 }
 
@@ -103,8 +109,8 @@ pub struct ServeArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// On an empty store, load the Tonghui demo and write a token for every demo actor to
-    /// DIR/demo-tokens.json.
+    /// On an empty store, load the Tonghui demo, write its Open311 routing rules to
+    /// DIR/open311-routing.toml and a token for every demo actor to DIR/demo-tokens.json.
     #[arg(long)]
     pub demo: bool,
     /// The master key file of the personal-data vault (created when missing), unless

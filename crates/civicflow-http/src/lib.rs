@@ -73,6 +73,10 @@ pub enum ServiceError {
     /// The network failed.
     #[error("the network: {0}")]
     Io(#[from] std::io::Error),
+    /// The Open311 routing file (`open311-routing.toml` in the data directory) is not valid,
+    /// or names a unit the org chart does not have.
+    #[error("the Open311 routing: {0}")]
+    Open311Routing(#[from] open311::routing::RoutingError),
     /// No randomness for a token.
     #[error("no randomness from the operating system: {0}")]
     Random(String),
@@ -94,11 +98,12 @@ impl std::fmt::Debug for Service {
 
 impl Service {
     /// Opens the store in `config.data_dir` (creating it if missing), starts the projections
-    /// and the deadline scheduler, and loads the tokens.
+    /// and the deadline scheduler, and loads the tokens and the Open311 routing rules
+    /// (`open311-routing.toml` in the data directory, when there is one).
     ///
     /// # Errors
-    /// [`ServiceError`] when the store cannot be opened (locked, damaged) or the projections
-    /// cannot start.
+    /// [`ServiceError`] when the store cannot be opened (locked, damaged), the projections
+    /// cannot start, or the routing file is not valid or names a unit that does not exist.
     pub fn open(config: ServiceConfig) -> Result<Self, ServiceError> {
         let engine = Arc::new(Engine::open(
             EngineConfig::new(&config.data_dir)
@@ -113,6 +118,9 @@ impl Service {
     /// # Errors
     /// As [`Service::open`].
     pub fn with_engine(engine: Arc<Engine>, config: ServiceConfig) -> Result<Self, ServiceError> {
+        // Checked before anything starts: a bad routing file fails the start, naming itself.
+        let open311_routing = open311::routing::Routing::load(&config.data_dir)?;
+        open311_routing.check_units(&engine.org())?;
         let store = Arc::new(ReadModelStore::open_with_cache(
             config.data_dir.join("readmodels"),
             config.read_model_cache_bytes,
@@ -136,6 +144,7 @@ impl Service {
             metrics: metrics::Metrics::default(),
             limiter: limits::RateLimiter::new(config.rate_limit),
             config,
+            open311_routing,
             caught_up: std::sync::atomic::AtomicBool::new(false),
             shutdown: watch_shutdown,
         }));

@@ -11,6 +11,7 @@ use crate::auth::TokenIndex;
 use crate::config::ServiceConfig;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
+use crate::open311::routing::Routing;
 
 /// The state shared by handlers (cheap to clone).
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub(crate) struct Inner {
     pub metrics: Metrics,
     pub limiter: RateLimiter,
     pub config: ServiceConfig,
+    /// Which unit an Open311 request is filed at (`open311-routing.toml`, read at start).
+    pub open311_routing: Routing,
     /// Every projection has caught up with the log as it was at start.
     pub caught_up: AtomicBool,
     /// Turns true when the service shuts down: live streams end.
@@ -49,6 +52,11 @@ impl AppState {
     /// The token index.
     pub fn tokens(&self) -> &TokenIndex {
         &self.0.tokens
+    }
+
+    /// The Open311 routing rules, as read when the service started.
+    pub fn open311_routing(&self) -> &Routing {
+        &self.0.open311_routing
     }
 
     /// Whether the projections have caught up since start.

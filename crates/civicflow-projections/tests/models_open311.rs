@@ -757,6 +757,14 @@ fn pages_are_stable_when_requests_arrive_and_page_numbers_match_cursors() {
     ));
     let past = open311_requests::list_numbered(&view, &Query::all(), 1000, 1000).expect("page");
     assert!(past.items.is_empty() && past.next.is_none());
+    // An absurd page number is an answer, never an overflow (also filtered by services).
+    for query in [Query::all(), Query::all().services(["service-request"])] {
+        match open311_requests::list_numbered(&view, &query, usize::MAX, usize::MAX) {
+            Ok(page) => assert!(page.items.is_empty()),
+            Err(ProjectionError::Query { field, .. }) => assert_eq!(field, "page"),
+            Err(other) => panic!("{other}"),
+        }
+    }
 
     // Ids page in the order given.
     let some: Vec<CaseId> = vec![opened[4], opened[0], opened[7], opened[2], opened[5]];

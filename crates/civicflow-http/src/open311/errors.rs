@@ -32,7 +32,7 @@ impl Open311Error {
         }
     }
 
-    /// 403: a missing or invalid `api_key` (for the writes to come).
+    /// 403: a missing, unknown or revoked `api_key`, or one that may not file the request.
     pub fn forbidden(format: Format, description: impl Into<String>) -> Self {
         Self {
             status: StatusCode::FORBIDDEN,
@@ -45,6 +45,16 @@ impl Open311Error {
     pub fn bad_request(format: Format, description: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
+            description: description.into(),
+            format,
+        }
+    }
+
+    /// An error with another status, for what the HTTP layer itself says (413 for a body over
+    /// the limit, 405 for a method a resource does not take, 429, 5xx when the store fails).
+    pub fn with_status(format: Format, status: StatusCode, description: impl Into<String>) -> Self {
+        Self {
+            status,
             description: description.into(),
             format,
         }

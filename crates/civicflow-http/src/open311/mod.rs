@@ -2,11 +2,14 @@
 //! (`docs/open311.md`). Its own formats (XML, and JSON mirroring it) and its own errors: no
 //! path under `/open311/v2/` answers the native API's JSON error.
 //!
-//! This slice serves discovery, the service list and the service definitions; all public.
+//! This slice serves discovery, the service list, the service definitions (public reads) and
+//! filing a request (`POST requests.{fmt}`). Every route is `Public` in the route table:
+//! Open311 authenticates a write by its own `api_key` parameter (a civicflow token), which
+//! the handler checks (`requests.rs`), not by a bearer header.
 
 use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -16,7 +19,10 @@ use crate::state::AppState;
 
 pub mod discovery;
 pub mod errors;
+pub mod form;
 pub mod format;
+pub mod reads;
+pub mod requests;
 pub mod routing;
 pub mod services;
 
@@ -71,7 +77,43 @@ pub fn routes() -> Vec<RouteSpec> {
             None,
             get(services::definition),
         ),
+        post_route(
+            "/open311/v2/requests.xml",
+            "Open311: file a service request (XML answer). The body is a form (application/x-www-form-urlencoded; charset=utf-8) with api_key (a civicflow token: Open311's own authentication, checked by the handler), service_code, a location (lat+long, address_string or address_id), attribute[CODE] / attribute[CODE][], and the optional description, media_url, first_name, last_name, phone, email, device_id, account_id. Answers [{service_request_id, service_notice, account_id}]; Open311 errors: 403 api_key, 404 service_code, 400 anything else.",
+            None,
+            post(requests::create_xml).fallback(requests::other_method),
+        ),
+        post_route(
+            "/open311/v2/requests.json",
+            "Open311: file a service request (JSON answer, a top-level array). The body is a form (application/x-www-form-urlencoded; charset=utf-8) with api_key (a civicflow token: Open311's own authentication, checked by the handler), service_code, a location (lat+long, address_string or address_id), attribute[CODE] / attribute[CODE][], and the optional description, media_url, first_name, last_name, phone, email, device_id, account_id. Answers [{service_request_id, service_notice, account_id}]; Open311 errors: 403 api_key, 404 service_code, 400 anything else.",
+            Some(created_schema),
+            post(requests::create_json).fallback(requests::other_method),
+        ),
     ]
+    .into_iter()
+    .chain(reads::routes())
+    .collect()
+}
+
+/// A write route: public in the table (the handler checks the body's `api_key`), answering
+/// 200 with the spec's list of one request.
+fn post_route(
+    path: &'static str,
+    summary: &'static str,
+    response: Option<crate::routes::Schema>,
+    handler: axum::routing::MethodRouter<AppState>,
+) -> RouteSpec {
+    RouteSpec {
+        method: Method::POST,
+        path,
+        policy: Policy::Public,
+        summary,
+        tag: "open311",
+        request: None,
+        response,
+        status: 200,
+        handler,
+    }
 }
 
 /// Adds the Open311 fallback to `router`: any other path under `/open311/v2/` (and the base
@@ -88,7 +130,7 @@ pub fn with_fallback(router: Router<AppState>) -> Router<AppState> {
 async fn unknown_resource(uri: Uri) -> Response {
     Open311Error::not_found(
         Format::guess(uri.path()),
-        "no such Open311 resource; there are discovery, services and services/{service_code}, each .xml or .json",
+        "no such Open311 resource; there are discovery, services, services/{service_code} and (POST) requests, each .xml or .json",
     )
     .into_response()
 }
@@ -202,6 +244,21 @@ fn discovery_schema() -> Value {
                     "formats": {"type": "array", "items": {"type": "string"}}
                 }
             }}
+        }
+    })
+}
+
+fn created_schema() -> Value {
+    json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["service_request_id", "service_notice", "account_id"],
+            "properties": {
+                "service_request_id": {"type": "string"},
+                "service_notice": {"type": "string"},
+                "account_id": {"type": "string"}
+            }
         }
     })
 }

@@ -28,9 +28,12 @@
 //! and the engine checks, as for every opening, that the key's role may open there, so a
 //! routing table can never widen what a key may do.
 
+use std::path::Path;
+
 use serde::Deserialize;
 
 use civicflow_core::domain::case::Place;
+use civicflow_core::domain::org::OrgChart;
 use civicflow_core::UnitId;
 
 /// The file's name in the data directory.
@@ -172,6 +175,34 @@ impl Routing {
             routing.services.push((row.code, unit(rule, &row.unit)?));
         }
         Ok(routing)
+    }
+
+    /// The rules of `DIR/open311-routing.toml`; none (every request filed at its key's unit)
+    /// when there is no such file.
+    ///
+    /// # Errors
+    /// [`RoutingError`] when the file cannot be read or its rules are not valid.
+    pub fn load(data_dir: &Path) -> Result<Self, RoutingError> {
+        let path = data_dir.join(ROUTING_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_toml(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(RoutingError(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// Checks that every unit the rules name is in `org`: a rule naming a unit that does not
+    /// exist would file requests nowhere.
+    ///
+    /// # Errors
+    /// [`RoutingError`] naming the first unknown unit.
+    pub fn check_units(&self, org: &OrgChart) -> Result<(), RoutingError> {
+        match self.units().find(|unit| org.unit(unit).is_none()) {
+            Some(unit) => Err(RoutingError(format!(
+                "the unit {unit} is not in the org chart (create it first, or fix the rule)"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Every unit the rules name (to check against the org chart when the service starts).

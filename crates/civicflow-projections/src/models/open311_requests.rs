@@ -600,7 +600,12 @@ fn all_services(
 ) -> Result<Paged<RequestRow>, ProjectionError> {
     let selective = query.status.is_some() || take.skip > 0;
     loop {
-        let size = chunk(take.skip + take.limit - take.items.len(), selective);
+        let size = chunk(
+            take.skip
+                .saturating_add(take.limit)
+                .saturating_sub(take.items.len()),
+            selective,
+        );
         let rows = view.scan_back(&REQUESTS, &[], before.as_ref().map(|b| &b[..]), size)?;
         let exhausted = rows.len() < size;
         for (key, row) in rows {
@@ -686,7 +691,13 @@ fn by_services(
         .collect();
     let selective = query.status.is_some() || sources.len() > 1 || take.skip > 0;
     loop {
-        let size = chunk(take.skip + take.limit - take.items.len(), selective).min(256);
+        let size = chunk(
+            take.skip
+                .saturating_add(take.limit)
+                .saturating_sub(take.items.len()),
+            selective,
+        )
+        .min(256);
         for source in &mut sources {
             source.refill(view, size)?;
         }

@@ -1,0 +1,945 @@
+//! `POST requests.{fmt}`: a civic app files a service request, and it becomes a case
+//! (decision 0007, `docs/open311.md` "Filing a request").
+//!
+//! The body is a form (`application/x-www-form-urlencoded; charset=utf-8`), read strictly
+//! ([`super::form`]). The route is public in the route table: Open311 authenticates by the
+//! body's `api_key` (a civicflow token), checked here. In order:
+//!
+//! 1. the content type and the body (400; a body over 64 KiB is 413);
+//! 2. `jurisdiction_id`, in the query or the body: empty or ours (404);
+//! 3. `api_key`: missing, unknown or revoked (403); its rate limit (429);
+//! 4. `service_code`: missing (400), not a listed service (404); the key's role must be one
+//!    the workflow lets open a case (403);
+//! 5. the location, the description, the attributes, the requester's details (400, naming
+//!    the parameter);
+//! 6. routing chooses the unit ([`super::routing`]); the engine opens the case as the key's
+//!    actor, checking everything again: its refusals are 403 (the key may not) or 400
+//!    (naming the parameter).
+//!
+//! The answer is the spec's one-element list: `service_request_id` (the case id),
+//! `service_notice` (the first stage's deadline, in words), `account_id` (echoed).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use civicflow_core::calendar::parse_rfc3339;
+use civicflow_core::domain::case::{Channel, Place, TITLE_CHARS_MAX};
+use civicflow_core::domain::fields::{FieldKind, FieldSpec, FieldValue, Fields, TEXT_CHARS_MAX};
+use civicflow_core::domain::workflow::Definition;
+use civicflow_core::domain::Rejection;
+use civicflow_core::engine::{Command, Outcome, Requester, SubmitError};
+use civicflow_core::vault::ContactDetails;
+use civicflow_core::{CaseId, UnitId};
+
+use super::errors::{echo, Open311Error};
+use super::format::{Document, Format, Node};
+use super::{check_jurisdiction, form, services};
+use crate::error::ApiError;
+use crate::json::BODY_MAX_BYTES;
+use crate::state::AppState;
+
+/// The most characters of a request's `description` (the spec's limit).
+pub const DESCRIPTION_CHARS_MAX: usize = 4000;
+
+/// The most characters of the description a case title repeats.
+pub const TITLE_SNIPPET_CHARS: usize = 60;
+
+/// `POST requests.xml`.
+pub async fn create_xml(State(state): State<AppState>, request: Request) -> Response {
+    create(state, request, Format::Xml)
+        .await
+        .unwrap_or_else(|response| response)
+}
+
+/// `POST requests.json`.
+pub async fn create_json(State(state): State<AppState>, request: Request) -> Response {
+    create(state, request, Format::Json)
+        .await
+        .unwrap_or_else(|response| response)
+}
+
+/// Any other method on `requests.{fmt}`: `GET` when reading requests is not in the route
+/// table is an unknown resource (404); any other method is 405, with `Allow` naming the
+/// methods the table has for the path. Both are Open311 errors in the format the path names.
+pub async fn other_method(method: Method, request: Request) -> Response {
+    let path = request.uri().path();
+    let format = Format::guess(path);
+    let allow = allowed(path);
+    if (method == Method::GET || method == Method::HEAD) && !allow.contains("GET") {
+        return Open311Error::not_found(
+            format,
+            "reading requests is not served; POST requests.xml or requests.json files one",
+        )
+        .into_response();
+    }
+    let mut response = Open311Error::with_status(
+        format,
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("requests takes {allow}, not {}", echo(method.as_str())),
+    )
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// The methods the route table has for an Open311 path (`GET, HEAD, POST`), read once.
+fn allowed(path: &str) -> String {
+    static ALLOWED: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
+    let table = ALLOWED.get_or_init(|| {
+        let mut methods: HashMap<&'static str, Vec<String>> = HashMap::new();
+        for route in super::routes() {
+            let names = methods.entry(route.path).or_default();
+            if route.method == Method::GET {
+                names.extend(["GET".to_owned(), "HEAD".to_owned()]);
+            } else {
+                names.push(route.method.as_str().to_owned());
+            }
+        }
+        methods
+            .into_iter()
+            .map(|(path, mut names)| {
+                names.sort_unstable();
+                names.dedup();
+                (path, names.join(", "))
+            })
+            .collect()
+    });
+    table
+        .get(path)
+        .cloned()
+        .unwrap_or_else(|| "POST".to_owned())
+}
+
+/// A multi-value list's values (`attribute[CODE][]`) or one value (`attribute[CODE]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Given {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The parameters of a request, as sent (values not yet checked).
+#[derive(Debug, Default)]
+struct Params {
+    api_key: Option<String>,
+    jurisdiction_id: Option<String>,
+    service_code: Option<String>,
+    lat: Option<String>,
+    long: Option<String>,
+    address_string: Option<String>,
+    address_id: Option<String>,
+    email: Option<String>,
+    device_id: Option<String>,
+    account_id: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone: Option<String>,
+    description: Option<String>,
+    media_url: Option<String>,
+    /// By code, in the order first given.
+    attributes: Vec<(String, Given)>,
+}
+
+impl Params {
+    /// The parameters of a form's pairs. A parameter the spec does not define is ignored (as
+    /// Open311 servers do); one it defines may be given once, except `attribute[CODE][]`.
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<Params, String> {
+        let mut params = Params::default();
+        for (name, value) in pairs {
+            if let Some(rest) = name.strip_prefix("attribute[") {
+                params.attribute(&name, rest, value)?;
+                continue;
+            }
+            let slot = match name.as_str() {
+                "api_key" => &mut params.api_key,
+                "jurisdiction_id" => &mut params.jurisdiction_id,
+                "service_code" => &mut params.service_code,
+                "lat" => &mut params.lat,
+                "long" => &mut params.long,
+                "address_string" => &mut params.address_string,
+                "address_id" => &mut params.address_id,
+                "email" => &mut params.email,
+                "device_id" => &mut params.device_id,
+                "account_id" => &mut params.account_id,
+                "first_name" => &mut params.first_name,
+                "last_name" => &mut params.last_name,
+                "phone" => &mut params.phone,
+                "description" => &mut params.description,
+                "media_url" => &mut params.media_url,
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(format!(
+                    "{name} is given more than once; give it once (only attribute[CODE][] repeats)"
+                ));
+            }
+            *slot = Some(value);
+        }
+        Ok(params)
+    }
+
+    /// `attribute[CODE]` (`rest` is what follows `attribute[`) or `attribute[CODE][]`.
+    fn attribute(&mut self, name: &str, rest: &str, value: String) -> Result<(), String> {
+        let malformed = || {
+            format!(
+                "{} is not an attribute parameter: use attribute[CODE]=value, or attribute[CODE][]=value for each value of a multivaluelist",
+                echo(name)
+            )
+        };
+        let (code, tail) = rest.split_once(']').ok_or_else(malformed)?;
+        let many = match tail {
+            "" => false,
+            "[]" => true,
+            _ => return Err(malformed()),
+        };
+        if code.is_empty() {
+            return Err(malformed());
+        }
+        match self.attributes.iter_mut().find(|(c, _)| c == code) {
+            None => {
+                let given = if many {
+                    Given::Many(vec![value])
+                } else {
+                    Given::One(value)
+                };
+                self.attributes.push((code.to_owned(), given));
+            }
+            Some((_, Given::Many(values))) if many => values.push(value),
+            Some(_) => {
+                return Err(format!(
+                    "attribute[{}] is given more than once; only a multivaluelist repeats, as attribute[CODE][]",
+                    echo(code)
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An optional parameter's value: empty (or blank) is the same as absent (the spec).
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.trim().is_empty())
+}
+
+async fn create(state: AppState, request: Request, format: Format) -> Result<Response, Response> {
+    let bad = |description: String| Open311Error::bad_request(format, description).into_response();
+    // 1. The body.
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    form::check_content_type(content_type).map_err(|e| bad(e.0))?;
+    check_jurisdiction(&state, request.uri(), format).map_err(IntoResponse::into_response)?;
+    let body = axum::body::to_bytes(request.into_body(), BODY_MAX_BYTES)
+        .await
+        .map_err(|_| {
+            Open311Error::with_status(
+                format,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {BODY_MAX_BYTES} bytes"),
+            )
+            .into_response()
+        })?;
+    let pairs = form::parse(&body).map_err(|e| bad(e.0))?;
+    let params = Params::from_pairs(pairs).map_err(bad)?;
+
+    // 2. The jurisdiction, when the body names one.
+    let ours = state.0.config.open311_jurisdiction.as_str();
+    if let Some(id) = given(&params.jurisdiction_id) {
+        if id != ours {
+            return Err(Open311Error::not_found(
+                format,
+                format!(
+                    "unknown jurisdiction_id '{}'; this endpoint serves '{ours}'",
+                    echo(id)
+                ),
+            )
+            .into_response());
+        }
+    }
+
+    // 3. The key.
+    let forbidden =
+        |description: &str| Open311Error::forbidden(format, description).into_response();
+    let Some(key) = given(&params.api_key) else {
+        return Err(forbidden(
+            "api_key is required to file a request; ask the community administrator for one",
+        ));
+    };
+    let Some((token, acting)) = state.tokens().lookup(key.trim()) else {
+        return Err(forbidden("the api_key is unknown or revoked"));
+    };
+    if let Err(wait) = state.0.limiter.take(&token) {
+        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let mut response = Open311Error::with_status(
+            format,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests for this api_key; slow down",
+        )
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Err(response);
+    }
+
+    // 4. The service.
+    let Some(code) = given(&params.service_code) else {
+        return Err(bad("service_code is required".into()));
+    };
+    let Some(definition) = services::services(&state)
+        .into_iter()
+        .find(|d| d.id.as_str() == code)
+    else {
+        return Err(Open311Error::not_found(
+            format,
+            format!("service_code '{}' not found", echo(code)),
+        )
+        .into_response());
+    };
+    if !acting.is_system() && !definition.open.roles.contains(&acting.role) {
+        return Err(forbidden(&format!(
+            "this api_key (role {}) may not file {} requests",
+            acting.role, definition.id
+        )));
+    }
+
+    // 5. What the request says.
+    let place = place(&params).map_err(bad)?;
+    let description = given(&params.description).unwrap_or("").trim().to_owned();
+    let chars = description.chars().count();
+    if chars > DESCRIPTION_CHARS_MAX {
+        return Err(bad(format!(
+            "description has {chars} characters; at most {DESCRIPTION_CHARS_MAX}"
+        )));
+    }
+    let fields = fields(&definition, &params.attributes).map_err(bad)?;
+    // A unit attribute names a unit of the org chart (the chart is public: GET /api/v1/units).
+    let org = state.engine().org();
+    if let Some((code, unit)) = fields.iter().find_map(|(code, value)| match value {
+        FieldValue::Unit(unit) if org.unit(unit).is_none() => Some((code, unit)),
+        _ => None,
+    }) {
+        return Err(bad(format!(
+            "attribute[{code}]: there is no org unit '{}'",
+            echo(unit.as_str())
+        )));
+    }
+    let requester = requester(&params).map_err(bad)?;
+
+    // 6. Routing, then the engine.
+    let unit = state
+        .open311_routing()
+        .route(definition.id.as_str(), &place)
+        .cloned()
+        .unwrap_or_else(|| acting.unit.clone());
+    let command = Command::OpenCase {
+        workflow: definition.id.clone(),
+        version: Some(definition.version),
+        unit,
+        title: title(&definition, &description),
+        description,
+        fields,
+        requester: requester.map(Requester::New),
+        channel: Channel::Open311,
+        place: Some(Box::new(place)),
+    };
+    // The vault writes the requester's details (file I/O): on a blocking thread.
+    let outcome = state
+        .blocking(move |engine| engine.submit(&acting, command))
+        .await
+        .map_err(|e| server_error(format, e))?
+        .map_err(|e| refused(format, &definition, e))?;
+    let Outcome::Case { case, .. } = outcome else {
+        return Err(server_error(
+            format,
+            ApiError::internal("opening a case answered another outcome"),
+        ));
+    };
+    let account_id = given(&params.account_id).unwrap_or("").to_owned();
+    Ok(answer(case, &definition, account_id).respond(format, StatusCode::OK))
+}
+
+/// The answer: the spec's list of one request.
+fn answer(case: CaseId, definition: &Definition, account_id: String) -> Document {
+    Document::new(
+        "service_requests",
+        Node::list(
+            "request",
+            vec![Node::Record(vec![
+                ("service_request_id", Node::text(case.to_string())),
+                ("service_notice", Node::text(service_notice(definition))),
+                ("account_id", Node::text(account_id)),
+            ])],
+        ),
+    )
+}
+
+/// The expected handling time, from the deadline of the stage a new case starts in:
+/// `expected within 4 working hours`; empty when that stage has no deadline.
+pub fn service_notice(definition: &Definition) -> String {
+    definition
+        .stage(&definition.initial_stage)
+        .and_then(|stage| stage.deadline.as_ref())
+        .map_or_else(String::new, |deadline| {
+            format!("expected within {}", deadline.within)
+        })
+}
+
+/// The case's title: the service's name, then `: ` and the description's first non-blank line
+/// (at most [`TITLE_SNIPPET_CHARS`] characters, `…` when cut); the name alone without a
+/// description. Never over the engine's title limit.
+pub fn title(definition: &Definition, description: &str) -> String {
+    let name = definition.name.trim();
+    let title = match description.lines().map(str::trim).find(|l| !l.is_empty()) {
+        Some(line) if line.chars().count() > TITLE_SNIPPET_CHARS => {
+            let snippet: String = line.chars().take(TITLE_SNIPPET_CHARS).collect();
+            format!("{name}: {}…", snippet.trim_end())
+        }
+        Some(line) => format!("{name}: {line}"),
+        None => name.to_owned(),
+    };
+    if title.chars().count() > TITLE_CHARS_MAX {
+        title.chars().take(TITLE_CHARS_MAX).collect()
+    } else {
+        title
+    }
+}
+
+/// The place: the point (both coordinates, numbers in range), the address, the address id,
+/// the media URL. At least one location is required.
+fn place(params: &Params) -> Result<Place, String> {
+    let coordinate = |name: &str, text: &str, max: f64| -> Result<f64, String> {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && (-max..=max).contains(v))
+            .ok_or_else(|| {
+                format!(
+                    "{name} must be a number from {} to {max} (WGS 84 degrees), not '{}'",
+                    -max,
+                    echo(text)
+                )
+            })
+    };
+    let (lat, long) = match (given(&params.lat), given(&params.long)) {
+        (Some(lat), Some(long)) => (
+            Some(coordinate("lat", lat, 90.0)?),
+            Some(coordinate("long", long, 180.0)?),
+        ),
+        (Some(_), None) => return Err("long is missing: lat and long go together".into()),
+        (None, Some(_)) => return Err("lat is missing: lat and long go together".into()),
+        (None, None) => (None, None),
+    };
+    let text = |value: &Option<String>| given(value).map(|v| v.trim().to_owned());
+    let place = Place {
+        lat,
+        long,
+        address: text(&params.address_string),
+        address_id: text(&params.address_id),
+        media_url: text(&params.media_url),
+    };
+    if place.lat.is_none() && place.address.is_none() && place.address_id.is_none() {
+        return Err(
+            "a location is required: lat and long, address_string, or address_id (none was given)"
+                .into(),
+        );
+    }
+    Ok(place)
+}
+
+/// The attributes as the workflow's opening fields, by the mapping the service definition
+/// advertises (`services::datatype`); every required attribute present.
+fn fields(definition: &Definition, attributes: &[(String, Given)]) -> Result<Fields, String> {
+    let specs = &definition.open.fields;
+    let mut fields = Fields::new();
+    for (code, given) in attributes {
+        let values: Vec<&str> = match given {
+            Given::One(value) => vec![value.as_str()],
+            Given::Many(values) => values.iter().map(String::as_str).collect(),
+        };
+        let values: Vec<&str> = values
+            .into_iter()
+            .filter(|v| !v.trim().is_empty())
+            .collect();
+        if values.is_empty() {
+            continue; // empty: the same as absent
+        }
+        let Some(spec) = specs.iter().find(|s| &s.name == code) else {
+            let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "attribute[{}] is not an attribute of {}; its attributes are: {}",
+                echo(code),
+                definition.id,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        let value = match (spec.kind, given) {
+            (FieldKind::Choices, _) => {
+                let mut chosen: Vec<String> = Vec::new();
+                for value in values {
+                    let key = value.trim();
+                    if !spec.choices.iter().any(|c| c == key) {
+                        return Err(not_a_key(spec, key));
+                    }
+                    if !chosen.iter().any(|c| c == key) {
+                        chosen.push(key.to_owned());
+                    }
+                }
+                FieldValue::Choices(chosen)
+            }
+            (_, Given::Many(_)) => {
+                return Err(format!(
+                    "attribute[{code}] is a {} and takes one value: send attribute[{code}]=value (the [] form is for a multivaluelist)",
+                    services::datatype(spec.kind)
+                ))
+            }
+            (kind, Given::One(_)) => value(spec, kind, values[0])?,
+        };
+        fields.insert(code.clone(), value);
+    }
+    if let Some(missing) = specs
+        .iter()
+        .find(|s| s.required && !fields.contains_key(&s.name))
+    {
+        return Err(format!(
+            "attribute[{}] is required ({})",
+            missing.name,
+            if missing.label.trim().is_empty() {
+                &missing.name
+            } else {
+                &missing.label
+            }
+        ));
+    }
+    Ok(fields)
+}
+
+fn not_a_key(spec: &FieldSpec, key: &str) -> String {
+    format!(
+        "attribute[{}]: '{}' is not one of its values: {}",
+        spec.name,
+        echo(key),
+        spec.choices.join(", ")
+    )
+}
+
+/// One attribute value as a field value of `kind`.
+fn value(spec: &FieldSpec, kind: FieldKind, text: &str) -> Result<FieldValue, String> {
+    let code = &spec.name;
+    let trimmed = text.trim();
+    let wrong = |what: &str| format!("attribute[{code}] must be {what}, not '{}'", echo(text));
+    let whole = |t: &str| -> Option<i64> {
+        t.parse::<i64>().ok().or_else(|| {
+            // `12.0` is a whole number too; beyond ±2^53 a float is not exact.
+            t.parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0)
+                .and_then(|n| format!("{n:.0}").parse().ok())
+        })
+    };
+    Ok(match kind {
+        FieldKind::Text => {
+            let chars = text.chars().count();
+            if chars > TEXT_CHARS_MAX {
+                return Err(format!(
+                    "attribute[{code}] has {chars} characters; at most {TEXT_CHARS_MAX}"
+                ));
+            }
+            FieldValue::Text(trimmed.to_owned())
+        }
+        FieldKind::Number => FieldValue::Number(
+            trimmed
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| wrong("a decimal number"))?,
+        ),
+        FieldKind::Integer => {
+            FieldValue::Integer(whole(trimmed).ok_or_else(|| wrong("a whole number"))?)
+        }
+        FieldKind::Rating => FieldValue::Rating(
+            whole(trimmed)
+                .and_then(|n| u8::try_from(n).ok())
+                .filter(|n| (1..=5).contains(n))
+                .ok_or_else(|| wrong("a rating from 1 to 5"))?,
+        ),
+        FieldKind::Datetime => FieldValue::Datetime(
+            parse_rfc3339(trimmed).map_err(|_| wrong("an ISO 8601 date and time with a zone"))?,
+        ),
+        FieldKind::Bool => match trimmed {
+            "true" => FieldValue::Bool(true),
+            "false" => FieldValue::Bool(false),
+            _ => return Err(wrong("one of its values: true, false")),
+        },
+        FieldKind::Choice => {
+            if !spec.choices.iter().any(|c| c == trimmed) {
+                return Err(not_a_key(spec, trimmed));
+            }
+            FieldValue::Choice(trimmed.to_owned())
+        }
+        FieldKind::Choices => FieldValue::Choices(vec![trimmed.to_owned()]),
+        FieldKind::Unit => {
+            FieldValue::Unit(UnitId::new(trimmed).map_err(|_| wrong("the id of an org unit"))?)
+        }
+        FieldKind::Case => {
+            FieldValue::Case(CaseId::parse(trimmed).map_err(|_| wrong("the id of a case"))?)
+        }
+        // A kind added to the core later: refuse rather than guess.
+        #[allow(unreachable_patterns)]
+        _ => return Err(wrong("a value of its kind")),
+    })
+}
+
+/// The requester's details for the vault: `first_name` and `last_name` make the name,
+/// `phone`, `email`; `None` when none is given. The error names the parameter, never its
+/// value (personal data stays out of answers and logs).
+fn requester(params: &Params) -> Result<Option<ContactDetails>, String> {
+    let first = given(&params.first_name).map(str::trim);
+    let last = given(&params.last_name).map(str::trim);
+    let phone = given(&params.phone);
+    let email = given(&params.email);
+    let name = full_name(first, last);
+    if name.is_none() && phone.is_none() && email.is_none() {
+        return Ok(None);
+    }
+    ContactDetails::new(name.as_deref(), phone, email, None)
+        .map(Some)
+        .map_err(|e| {
+            let parameter = match e.field {
+                "name" => "first_name and last_name",
+                other => other,
+            };
+            format!("{parameter}: {}", e.rule)
+        })
+}
+
+/// The name from its parts: `first last`, or, when either part is written in Chinese (or
+/// another CJK script), family name first without a space (`李` + `伟` → `李伟`), as such
+/// names are written.
+fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
+    let cjk = |text: &str| {
+        text.chars().any(|c| {
+            matches!(c, '\u{2E80}'..='\u{9FFF}' | '\u{AC00}'..='\u{D7AF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3134F}')
+        })
+    };
+    match (first, last) {
+        (Some(first), Some(last)) if cjk(first) || cjk(last) => Some(format!("{last}{first}")),
+        (Some(first), Some(last)) => Some(format!("{first} {last}")),
+        (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+        (None, None) => None,
+    }
+}
+
+/// The Open311 parameter a field the engine names stands for.
+fn parameter(definition: &Definition, field: &str) -> String {
+    match field {
+        "place.lat" => "lat".into(),
+        "place.long" => "long".into(),
+        "place.address" => "address_string".into(),
+        "place.address_id" => "address_id".into(),
+        "place.media_url" => "media_url".into(),
+        "title" | "description" => "description".into(),
+        field if definition.open.fields.iter().any(|f| f.name == field) => {
+            format!("attribute[{field}]")
+        }
+        other => other.into(),
+    }
+}
+
+/// The engine's refusal as an Open311 error: 403 when the key may not file there, 400 naming
+/// the parameter otherwise; a failure of the store is the 5xx it is.
+fn refused(format: Format, definition: &Definition, error: SubmitError) -> Response {
+    let rejection = match error {
+        SubmitError::Rejected(rejection) => rejection,
+        SubmitError::Engine(error) => return server_error(format, ApiError::from(error)),
+    };
+    let error = match &rejection {
+        Rejection::NotGranted { .. }
+        | Rejection::RoleNotAllowed { .. }
+        | Rejection::OutOfScope { .. } => Open311Error::forbidden(
+            format,
+            format!("this api_key may not file this request: {rejection}"),
+        ),
+        Rejection::FieldMissing { field, .. } => Open311Error::bad_request(
+            format,
+            format!("{} is required", parameter(definition, field)),
+        ),
+        Rejection::FieldInvalid { field, reason } | Rejection::Invalid { field, reason } => {
+            Open311Error::bad_request(
+                format,
+                format!("{}: {reason}", parameter(definition, field)),
+            )
+        }
+        _ => Open311Error::bad_request(format, rejection.to_string()),
+    };
+    error.into_response()
+}
+
+/// A failure that is not the request's (the store, a bug), with the status the native API
+/// gives it, as an Open311 error.
+fn server_error(format: Format, error: ApiError) -> Response {
+    Open311Error::with_status(format, error.status, error.message).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use civicflow_core::domain::org::roles;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn definition() -> Definition {
+        let text = r#"
+id = "test-request"
+version = 1
+name = "测试 test request"
+initial_stage = "open"
+
+[open]
+roles = ["open311_client"]
+scope = "any"
+
+[[open.fields]]
+name = "kind"
+type = "choice"
+required = true
+choices = ["a", "b"]
+[[open.fields]]
+name = "tags"
+type = "choices"
+choices = ["x", "y", "z"]
+[[open.fields]]
+name = "count"
+type = "integer"
+[[open.fields]]
+name = "amount"
+type = "number"
+[[open.fields]]
+name = "ok"
+type = "bool"
+[[open.fields]]
+name = "when"
+type = "datetime"
+
+[[stages]]
+id = "open"
+name = "open"
+deadline = { within = "1 working day" }
+
+[[stages]]
+id = "done"
+name = "done"
+terminal = true
+
+[[actions]]
+id = "close"
+name = "close"
+from = ["open"]
+to = "done"
+roles = ["grid_worker"]
+scope = "any"
+"#;
+        Definition::from_toml(text, roles::ALL).expect("a valid definition")
+    }
+
+    #[test]
+    fn parameters_repeat_only_as_multivaluelists() {
+        let params = Params::from_pairs(pairs(&[
+            ("api_key", "k"),
+            ("attribute[tags][]", "x"),
+            ("attribute[tags][]", "y"),
+            ("attribute[kind]", "a"),
+            ("unknown", "1"),
+            ("unknown", "2"),
+        ]))
+        .expect("valid");
+        assert_eq!(params.api_key.as_deref(), Some("k"));
+        assert_eq!(
+            params.attributes,
+            vec![
+                ("tags".to_owned(), Given::Many(vec!["x".into(), "y".into()])),
+                ("kind".to_owned(), Given::One("a".into())),
+            ]
+        );
+        for bad in [
+            &[("lat", "1"), ("lat", "1")][..],
+            &[("attribute[kind]", "a"), ("attribute[kind]", "b")],
+            &[("attribute[tags][]", "x"), ("attribute[tags]", "y")],
+            &[("attribute[kind]", "a"), ("attribute[kind][]", "b")],
+            &[("attribute[]", "a")],
+            &[("attribute[a][b]", "a")],
+            &[("attribute[a", "a")],
+        ] {
+            assert!(Params::from_pairs(pairs(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn attributes_map_to_fields_by_the_advertised_datatypes() {
+        let definition = definition();
+        let got = fields(
+            &definition,
+            &[
+                ("kind".into(), Given::One("a".into())),
+                (
+                    "tags".into(),
+                    Given::Many(vec!["z".into(), "x".into(), "z".into(), String::new()]),
+                ),
+                ("count".into(), Given::One("12.0".into())),
+                ("amount".into(), Given::One(" 3.5 ".into())),
+                ("ok".into(), Given::One("false".into())),
+                (
+                    "when".into(),
+                    Given::One("2026-04-01T09:30:00+08:00".into()),
+                ),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(got["kind"], FieldValue::Choice("a".into()));
+        assert_eq!(
+            got["tags"],
+            FieldValue::Choices(vec!["z".into(), "x".into()])
+        );
+        assert_eq!(got["count"], FieldValue::Integer(12));
+        assert_eq!(got["amount"], FieldValue::Number(3.5));
+        assert_eq!(got["ok"], FieldValue::Bool(false));
+        assert!(matches!(got["when"], FieldValue::Datetime(_)));
+        for (attributes, says) in [
+            (vec![], "attribute[kind] is required"),
+            (vec![("kind", Given::One(String::new()))], "is required"),
+            (
+                vec![("kind", Given::One("c".into()))],
+                "not one of its values",
+            ),
+            (
+                vec![("kind", Given::Many(vec!["a".into()]))],
+                "takes one value",
+            ),
+            (
+                vec![
+                    ("kind", Given::One("a".into())),
+                    ("nope", Given::One("1".into())),
+                ],
+                "attribute[nope] is not an attribute",
+            ),
+            (
+                vec![
+                    ("kind", Given::One("a".into())),
+                    ("tags", Given::Many(vec!["w".into()])),
+                ],
+                "not one of its values",
+            ),
+            (
+                vec![
+                    ("kind", Given::One("a".into())),
+                    ("amount", Given::One("NaN".into())),
+                ],
+                "decimal number",
+            ),
+            (
+                vec![
+                    ("kind", Given::One("a".into())),
+                    ("amount", Given::One("1e999".into())),
+                ],
+                "decimal number",
+            ),
+            (
+                vec![
+                    ("kind", Given::One("a".into())),
+                    ("count", Given::One("1.5".into())),
+                ],
+                "whole number",
+            ),
+            (
+                vec![
+                    ("kind", Given::One("a".into())),
+                    ("ok", Given::One("yes".into())),
+                ],
+                "true, false",
+            ),
+            (
+                vec![
+                    ("kind", Given::One("a".into())),
+                    ("when", Given::One("yesterday".into())),
+                ],
+                "ISO 8601",
+            ),
+        ] {
+            let attributes: Vec<(String, Given)> = attributes
+                .into_iter()
+                .map(|(c, g)| (c.to_owned(), g))
+                .collect();
+            let error = fields(&definition, &attributes).expect_err(says);
+            assert!(error.contains(says), "{error} (wanted {says})");
+        }
+    }
+
+    #[test]
+    fn titles_notices_and_names() {
+        let definition = definition();
+        assert_eq!(title(&definition, ""), "测试 test request");
+        assert_eq!(
+            title(&definition, "\n  路灯不亮 \nsecond line"),
+            "测试 test request: 路灯不亮"
+        );
+        let long = "长".repeat(100);
+        let cut = title(&definition, &long);
+        assert!(cut.ends_with('…'), "{cut}");
+        assert_eq!(
+            cut.chars().count(),
+            "测试 test request: ".chars().count() + TITLE_SNIPPET_CHARS + 1
+        );
+        assert_eq!(service_notice(&definition), "expected within 1 working day");
+        assert_eq!(full_name(Some("伟"), Some("李")).as_deref(), Some("李伟"));
+        assert_eq!(
+            full_name(Some("Ada"), Some("Lovelace")).as_deref(),
+            Some("Ada Lovelace")
+        );
+        assert_eq!(
+            full_name(None, Some("Lovelace")).as_deref(),
+            Some("Lovelace")
+        );
+        assert_eq!(full_name(None, None), None);
+    }
+
+    #[test]
+    fn a_location_is_required_and_checked() {
+        let with = |list: &[(&str, &str)]| {
+            Params::from_pairs(pairs(list))
+                .map_err(|e| e.to_string())
+                .and_then(|p| place(&p))
+        };
+        assert!(with(&[])
+            .expect_err("none")
+            .contains("a location is required"));
+        assert!(with(&[("lat", ""), ("long", "")]).is_err());
+        assert!(with(&[("lat", "29.3")])
+            .expect_err("lone")
+            .contains("long is missing"));
+        assert!(with(&[("long", "120")])
+            .expect_err("lone")
+            .contains("lat is missing"));
+        for bad in ["NaN", "inf", "91", "1e999", "abc", "0x10"] {
+            assert!(with(&[("lat", bad), ("long", "120")]).is_err(), "{bad}");
+        }
+        assert!(with(&[("lat", "29"), ("long", "180.5")]).is_err());
+        let place = with(&[("lat", " 29.306 "), ("long", "120.078")]).expect("a point");
+        assert_eq!((place.lat, place.long), (Some(29.306), Some(120.078)));
+        let place = with(&[("address_id", "g1-7"), ("media_url", " ")]).expect("an id");
+        assert_eq!(place.address_id.as_deref(), Some("g1-7"));
+        assert_eq!(place.media_url, None);
+    }
+}
