@@ -458,7 +458,10 @@ fn rebuild_builds_every_read_model_to_the_head() {
         let (code, out, err) = civicflow(&["rebuild", "--data", data]);
         assert_eq!(code, 0, "{err}");
         let count = models::names().len();
-        assert!(out.contains(&format!("rebuilt {count} read models")), "{out}");
+        assert!(
+            out.contains(&format!("rebuilt {count} read models")),
+            "{out}"
+        );
     }
     let log = EventLog::open(scratch.path().join("log")).expect("open");
     let head = log.head().expect("not empty").position;
