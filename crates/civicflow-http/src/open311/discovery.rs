@@ -18,7 +18,7 @@ pub const CHANGESET: &str = "2026-11-27T00:00:00+08:00";
 pub const SPECIFICATION: &str = "http://wiki.open311.org/GeoReport_v2";
 
 /// How to reach the people behind this endpoint.
-pub const CONTACT: &str = "Tonghui community service centre (同惠社区服务中心), Yiwu: ask at the service desk or through the community's 12345 hotline for help with this API or to report a bug.";
+pub const CONTACT: &str = "Tonghui community service centre (通惠社区服务中心), Yiwu: ask at the service desk or through the community's 12345 hotline for help with this API or to report a bug.";
 
 /// How to get an `api_key`.
 pub const KEY_SERVICE: &str = "Reading needs no key. To file requests, a civic app asks the Tonghui community administrator for an api_key: an access token in the role open311_client.";

@@ -130,7 +130,7 @@ pub fn with_fallback(router: Router<AppState>) -> Router<AppState> {
 async fn unknown_resource(uri: Uri) -> Response {
     Open311Error::not_found(
         Format::guess(uri.path()),
-        "no such Open311 resource; there are discovery, services, services/{service_code} and (POST) requests, each .xml or .json",
+        "no such Open311 resource; there are discovery, services, services/{service_code}, requests (GET and POST), requests/{service_request_id} and servicerequestupdates, each .xml or .json",
     )
     .into_response()
 }
