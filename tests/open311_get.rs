@@ -16,13 +16,10 @@ use std::time::Duration;
 use civicflow::core::calendar::format_local;
 use civicflow::core::{ManualClock, Timestamp};
 use civicflow::demo;
+use common::open311::{as_text, child_names, mirror, DECLARATION, JSON_TYPE, XML_TYPE};
 use common::service::DemoService;
 use common::socket::{self, Served};
 use serde_json::{json, Value};
-
-const XML_TYPE: &str = "text/xml; charset=utf-8";
-const JSON_TYPE: &str = "application/json; charset=utf-8";
-const DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
 /// The elements of a request, in the spec's order.
 const REQUEST_FIELDS: [&str; 17] = [
@@ -92,47 +89,8 @@ impl Answer {
             .unwrap_or_else(|e| panic!("not XML ({e}): {self:?}"));
         let root = document.root_element();
         assert_eq!(root.tag_name().namespace(), None, "no namespace");
-        (root.tag_name().name().to_owned(), mirror(root))
+        (root.tag_name().name().to_owned(), mirror(root, &LISTS))
     }
-}
-
-fn mirror(node: roxmltree::Node) -> Value {
-    let children: Vec<roxmltree::Node> = node.children().filter(|c| c.is_element()).collect();
-    if LISTS.contains(&node.tag_name().name()) {
-        return Value::Array(children.into_iter().map(mirror).collect());
-    }
-    if children.is_empty() {
-        return Value::String(node.text().unwrap_or("").to_owned());
-    }
-    let mut object = serde_json::Map::new();
-    for child in children {
-        object.insert(child.tag_name().name().to_owned(), mirror(child));
-    }
-    Value::Object(object)
-}
-
-/// JSON as the XML mirror holds it: numbers and booleans as text, `null` as an empty element.
-fn as_text(value: &Value) -> Value {
-    match value {
-        Value::Null => Value::String(String::new()),
-        Value::Bool(b) => Value::String(b.to_string()),
-        Value::Number(n) => Value::String(n.to_string()),
-        Value::Array(items) => Value::Array(items.iter().map(as_text).collect()),
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), as_text(v)))
-                .collect(),
-        ),
-        Value::String(_) => value.clone(),
-    }
-}
-
-fn child_names(node: roxmltree::Node) -> Vec<String> {
-    node.children()
-        .filter(|c| c.is_element())
-        .map(|c| c.tag_name().name().to_owned())
-        .collect()
 }
 
 /// The demo service on a socket, and its clock.

@@ -12,13 +12,10 @@ mod common;
 use std::time::Duration;
 
 use civicflow::core::domain::org::roles;
+use common::open311::{as_text, child_names, mirror, DECLARATION, JSON_TYPE, XML_TYPE};
 use common::service::DemoService;
 use common::socket::{self, Served};
 use serde_json::{json, Value};
-
-const XML_TYPE: &str = "text/xml; charset=utf-8";
-const JSON_TYPE: &str = "application/json; charset=utf-8";
-const DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
 /// The workflows whose opening rule names `open311_client` (the workflow files).
 const SERVICES: [&str; 3] = ["consumer-dispute", "one-stop-errand", "service-request"];
@@ -60,40 +57,7 @@ impl Answer {
             .unwrap_or_else(|e| panic!("not XML ({e}): {self:?}"));
         let root = document.root_element();
         assert_eq!(root.tag_name().namespace(), None, "no namespace");
-        (root.tag_name().name().to_owned(), mirror(root))
-    }
-}
-
-/// An element as JSON: a list element an array of its children, an element with children an
-/// object (keys in order checked separately), a leaf its text.
-fn mirror(node: roxmltree::Node) -> Value {
-    let children: Vec<roxmltree::Node> = node.children().filter(|c| c.is_element()).collect();
-    if LISTS.contains(&node.tag_name().name()) {
-        return Value::Array(children.into_iter().map(mirror).collect());
-    }
-    if children.is_empty() {
-        return Value::String(node.text().unwrap_or("").to_owned());
-    }
-    let mut object = serde_json::Map::new();
-    for child in children {
-        object.insert(child.tag_name().name().to_owned(), mirror(child));
-    }
-    Value::Object(object)
-}
-
-/// JSON with every number and boolean as its text: what the XML mirror of it holds.
-fn as_text(value: &Value) -> Value {
-    match value {
-        Value::Bool(b) => Value::String(b.to_string()),
-        Value::Number(n) => Value::String(n.to_string()),
-        Value::Array(items) => Value::Array(items.iter().map(as_text).collect()),
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), as_text(v)))
-                .collect(),
-        ),
-        other => other.clone(),
+        (root.tag_name().name().to_owned(), mirror(root, &LISTS))
     }
 }
 
@@ -114,14 +78,6 @@ fn sorted(names: &[&str]) -> Vec<String> {
     let mut names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     names.sort();
     names
-}
-
-/// The names of an element's child elements, in order.
-fn child_names(node: roxmltree::Node) -> Vec<String> {
-    node.children()
-        .filter(|c| c.is_element())
-        .map(|c| c.tag_name().name().to_owned())
-        .collect()
 }
 
 async fn serve(tag: &str) -> Served {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod history;
+pub mod open311;
 pub mod readmodels;
 pub mod service;
 pub mod socket;
