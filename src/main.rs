@@ -90,6 +90,28 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DATA)]
         data: PathBuf,
     },
+    /// Write the whole log of a stopped store to a file: its exact stored records with
+    /// their positions and hashes, and the head (restore it with `civicflow import-log`).
+    /// Read models and the vault are not in it.
+    ExportLog {
+        /// The store's directory.
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Re-create a log from `civicflow export-log`'s file in an empty store, checking every
+    /// hash on the way: same positions, versions, bytes, hashes and head. Then run
+    /// `civicflow rebuild`; restore the vault from its own backup.
+    ImportLog {
+        /// The empty store's directory (created if missing).
+        #[arg(long, default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        /// The export file.
+        #[arg(long = "in")]
+        input: PathBuf,
+    },
     /// Manage access tokens on a stopped store.
     Token {
         #[command(subcommand)]
@@ -116,6 +138,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Export { data, case, out } => store::export(&data, &case, &out),
         Command::VerifyBundle { file, anchor } => store::verify_bundle(&file, anchor.as_deref()),
         Command::Rebuild { data } => store::rebuild(&data),
+        Command::ExportLog { data, out } => commands::restore::export_log(&data, &out),
+        Command::ImportLog { data, input } => commands::restore::import_log(&data, &input),
         Command::Token { command } => store::token(command),
     }
 }

@@ -1,4 +1,5 @@
 //! The `civicflow` command's subcommands, one module each.
 
+pub mod restore;
 pub mod serve;
 pub mod store;

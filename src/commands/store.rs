@@ -45,7 +45,7 @@ macro_rules! out {
     };
 }
 
-fn emit(args: std::fmt::Arguments<'_>) -> Result<(), String> {
+pub(super) fn emit(args: std::fmt::Arguments<'_>) -> Result<(), String> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -136,7 +136,7 @@ fn open_failed(data: &Path, error: &OpenError) -> String {
     }
 }
 
-fn in_use(data: &Path) -> String {
+pub(super) fn in_use(data: &Path) -> String {
     format!(
         "the store at {} is in use (is `civicflow serve` running on it? stop it first)",
         data.display()
@@ -145,7 +145,7 @@ fn in_use(data: &Path) -> String {
 
 /// Closes a log opened by a tool (everything it holds is durable already; this flushes the
 /// stream index).
-fn close(log: EventLog) -> Result<(), String> {
+pub(super) fn close(log: EventLog) -> Result<(), String> {
     log.close()
         .map_err(|e| format!("closing the log failed: {e}"))
 }

@@ -116,6 +116,23 @@ impl DemoService {
         (status, bytes)
     }
 
+    /// Calls the router in-process with exactly these headers and these body bytes (which
+    /// need not be UTF-8): `(status, response headers, body bytes)`.
+    pub async fn call_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Body::from(body)).expect("request");
+        self.send(request).await
+    }
+
     /// Sends a request through the router in-process: `(status, headers, body)`.
     async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
         let response = self

@@ -131,6 +131,73 @@ impl ReadError {
     }
 }
 
+/// A restore into an empty log failed. The log is left empty again (what was written is
+/// removed); a crash during a restore can leave a verified prefix, so restore into a fresh
+/// directory and move it into place at the end (as `civicflow import-log` does).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The target log already holds something.
+    #[error("the log is not empty ({what}); a restore only goes into an empty store: use a new directory")]
+    NotEmpty {
+        /// What was found.
+        what: String,
+    },
+    /// The records are not in position order without gaps.
+    #[error("record at position {found} where position {expected} was expected: the export is out of order or misses records")]
+    OutOfOrder {
+        /// The position that was expected next.
+        expected: Position,
+        /// The position given.
+        found: Position,
+    },
+    /// A record's bytes do not decode, or disagree with where they are.
+    #[error("record at position {position} is invalid: {reason}")]
+    Invalid {
+        /// The record's position.
+        position: Position,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A record's hash recomputed from its bytes and links differs from the exported one.
+    #[error("record at position {position}: exported hash {exported} but its bytes and links hash to {computed}: the export was changed or damaged")]
+    HashMismatch {
+        /// The record's position.
+        position: Position,
+        /// The hash the export gives.
+        exported: crate::chain::ChainHash,
+        /// The hash recomputed.
+        computed: crate::chain::ChainHash,
+    },
+    /// An idempotency record does not decode or points outside the restored records.
+    #[error("idempotency record {key}: {reason}")]
+    Idempotency {
+        /// Its key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The restored head is not the head the export was made at.
+    #[error(
+        "the restored head is {restored} but the export says {expected}: the export is incomplete"
+    )]
+    HeadMismatch {
+        /// The head the export gives (`empty` for none).
+        expected: String,
+        /// The head the records lead to.
+        restored: String,
+    },
+    /// The log is closed or poisoned.
+    #[error("the event log refuses writes: {0}")]
+    Refused(String),
+    /// The storage engine failed.
+    #[error("storage error during the restore: {0}")]
+    Storage(String),
+    /// Reading the log failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
 /// Closing failed: the final flush did not reach the disk. Everything acknowledged before
 /// was already durable.
 #[derive(Debug, thiserror::Error)]

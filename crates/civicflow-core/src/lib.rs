@@ -51,6 +51,8 @@ pub mod calendar;
 mod chain;
 mod clock;
 mod codec;
+#[cfg(test)]
+mod codec_fuzz;
 pub mod domain;
 pub mod engine;
 mod error;
@@ -63,7 +65,7 @@ pub mod vault;
 pub use chain::{ChainBreak, ChainBreakReason, ChainHash, ChainHead, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::DecodeError;
-pub use error::{AppendError, CloseError, Error, OpenError, ReadError};
+pub use error::{AppendError, CloseError, Error, OpenError, ReadError, RestoreError};
 pub use event::{
     payload, AppendRequest, Appended, Conflict, DomainEvent, NewEvent, PayloadError, RecordedEvent,
     StreamAppended, StreamWrite, MAX_EVENT_BYTES,
@@ -77,5 +79,6 @@ pub use ids::{
 pub use store::FaultInjection;
 pub use store::{
     AllFrom, AppendResult, CommitSignal, Completion, Cursor, Durability, EventLog, EventStore,
-    Follow, LogConfig, LogStats, StreamFrom, StreamSubscription, Subscription,
+    Follow, LogConfig, LogStats, Restore, StoredIdempotency, StoredRecord, StreamFrom,
+    StreamSubscription, Subscription,
 };

@@ -16,7 +16,9 @@ use std::fmt;
 pub use signal::{CommitSignal, Completion};
 #[cfg(feature = "fault-injection")]
 pub use sled_log::FaultInjection;
-pub use sled_log::{Durability, EventLog, LogConfig, LogStats};
+pub use sled_log::{
+    Durability, EventLog, LogConfig, LogStats, Restore, StoredIdempotency, StoredRecord,
+};
 pub use subscription::{AllFrom, Cursor, Follow, StreamFrom, StreamSubscription, Subscription};
 
 use crate::chain::{ChainHead, VerifyReport};

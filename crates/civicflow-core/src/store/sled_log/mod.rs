@@ -6,6 +6,7 @@
 //! - `read.rs`: reading chunks, records and hashes, never past the durable head.
 //! - `verify.rs`: recomputing the hash chain.
 //! - `readers.rs`: the small thread pool that serves async reads.
+//! - `restore.rs`: the exact stored records out (export) and back into an empty log.
 //!
 //! The format and the guarantees are in `docs/design.md`.
 
@@ -13,6 +14,7 @@ mod index;
 mod keys;
 mod read;
 mod readers;
+mod restore;
 mod verify;
 mod writer;
 
@@ -37,6 +39,8 @@ use super::{AppendResult, EventStore};
 use index::Memtable;
 use readers::ReaderPool;
 use writer::{Queue, Writer};
+
+pub use restore::{Restore, StoredIdempotency, StoredRecord};
 
 /// sled segment size for new stores. sled writes any value bigger than a quarter of a
 /// segment to a separate blob file that it never fsyncs; with 8 MiB segments that threshold
@@ -662,6 +666,10 @@ pub(super) struct WriteSet(Vec<(Vec<u8>, Vec<u8>)>);
 impl WriteSet {
     pub(super) fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
         self.0.push((key.into(), value.into()));
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub(super) fn apply(self, tree: &sled::Tree) -> sled::Result<()> {

@@ -107,6 +107,14 @@ impl Writer {
             syncs: 0,
         }
     }
+
+    /// After a restore: the log now ends at `head`, its last event recorded at
+    /// `last_recorded_at`.
+    pub(super) fn restored(&mut self, head: Option<ChainHead>, last_recorded_at: Timestamp) {
+        self.head = head;
+        self.last_recorded_at = last_recorded_at;
+        self.streams.clear();
+    }
 }
 
 fn prepare(request: AppendRequest, now: Timestamp) -> Result<PreparedAppend, AppendError> {
