@@ -29,6 +29,8 @@ pub struct DemoService {
     pub clock: ManualClock,
     /// Keep the directory alive as long as the service.
     pub dir: TempDir,
+    /// The vault's master key (to reopen the store after a stop).
+    pub key: MasterKey,
 }
 
 impl DemoService {
@@ -52,7 +54,7 @@ impl DemoService {
         );
         demo::build_org(&engine).expect("demo org");
         let run = demo::run_loops(&engine, &clock).expect("demo loops");
-        let mut config = ServiceConfig::new(dir.path(), key);
+        let mut config = ServiceConfig::new(dir.path(), key.clone());
         configure(&mut config);
         let service = Service::with_engine(engine, config).expect("service");
         let system = Acting::system(UnitId::new("tonghui").expect("valid"));
@@ -69,6 +71,7 @@ impl DemoService {
             run,
             clock,
             dir,
+            key,
         }
     }
 

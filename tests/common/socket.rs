@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use civicflow::core::engine::Engine;
 use civicflow::demo::DemoRun;
-use civicflow::http::ServiceError;
+use civicflow::http::{AppState, ServiceError};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -30,6 +30,8 @@ pub struct Served {
     pub run: DemoRun,
     /// The engine behind the service (for reading the log's head, …).
     pub engine: Arc<Engine>,
+    /// The service's shared state (its token index, for revoking while it serves).
+    pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServiceError>>>,
     _dir: TempDir,
@@ -46,6 +48,7 @@ impl Served {
             ..
         } = demo;
         let engine = service.engine().clone();
+        let state = service.state().clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let addr = listener.local_addr().expect("an address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -57,6 +60,7 @@ impl Served {
             tokens,
             run,
             engine,
+            state,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,

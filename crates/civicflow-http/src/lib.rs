@@ -208,6 +208,19 @@ impl Service {
         Ok((token, secret))
     }
 
+    /// Revokes a token (see [`AppState::revoke_token`]): refused from the very next request.
+    ///
+    /// # Errors
+    /// As [`AppState::revoke_token`].
+    pub fn revoke_token(
+        &self,
+        by: &Acting,
+        token: TokenId,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        self.state.revoke_token(by, token, reason)
+    }
+
     /// Whether every read model has caught up with the log since the service started (what
     /// `GET /readyz` reports, with the log's health).
     pub fn is_caught_up(&self) -> bool {

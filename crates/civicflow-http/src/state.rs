@@ -54,6 +54,34 @@ impl AppState {
         &self.0.tokens
     }
 
+    /// Revokes a token, by `by` (the system or a community administrator over its unit): the
+    /// event goes to the log, and the token index drops the token before this returns, so the
+    /// very next request with it is refused (no restart).
+    ///
+    /// # Errors
+    /// [`crate::ServiceError::Submit`] when the engine refuses (an unknown token, a caller who
+    /// may not revoke it).
+    pub fn revoke_token(
+        &self,
+        by: &civicflow_core::domain::org::Acting,
+        token: civicflow_core::domain::access::TokenId,
+        reason: &str,
+    ) -> Result<(), crate::ServiceError> {
+        let result = self.0.engine.submit(
+            by,
+            civicflow_core::engine::Command::Access(
+                civicflow_core::domain::access::AccessCommand::Revoke {
+                    token,
+                    reason: reason.to_owned(),
+                },
+            ),
+        );
+        // Refreshed even when the submit failed: the index follows the log, whatever it holds.
+        self.0.tokens.replace(&self.0.engine.tokens()?);
+        result?;
+        Ok(())
+    }
+
     /// The Open311 routing rules, as read when the service started.
     pub fn open311_routing(&self) -> &Routing {
         &self.0.open311_routing
