@@ -70,6 +70,9 @@ pub enum Node {
     Int(i64),
     /// `true` or `false`.
     Bool(bool),
+    /// A decimal number that may be absent (a coordinate): in XML its digits or an empty
+    /// element, in JSON a number or `null`, as the spec's examples show `lat` and `long`.
+    Decimal(Option<f64>),
     /// A list: in XML one `<item>` child per value, in JSON an array.
     List {
         /// The element name of each value in XML (`service`, `format`, …).
@@ -98,6 +101,7 @@ impl Node {
             Node::Text(text) => Value::String(text.clone()),
             Node::Int(n) => Value::from(*n),
             Node::Bool(b) => Value::Bool(*b),
+            Node::Decimal(v) => v.map_or(Value::Null, Value::from),
             Node::List { items, .. } => Value::Array(items.iter().map(Node::to_json).collect()),
             Node::Record(fields) => {
                 let mut object = Map::new();
@@ -116,6 +120,7 @@ impl Node {
             Node::Text(text) => out.push_str(&Value::String(text.clone()).to_string()),
             Node::Int(n) => out.push_str(&n.to_string()),
             Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Node::Decimal(v) => out.push_str(&v.map_or(Value::Null, Value::from).to_string()),
             Node::List { items, .. } => {
                 out.push('[');
                 for (i, value) in items.iter().enumerate() {
@@ -147,6 +152,8 @@ impl Node {
             Node::Text(text) => escape_into(text, out),
             Node::Int(n) => out.push_str(&n.to_string()),
             Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Node::Decimal(Some(v)) => out.push_str(&Value::from(*v).to_string()),
+            Node::Decimal(None) => {}
             Node::List { item, items } => {
                 for value in items {
                     element(item, value, out);
@@ -243,6 +250,25 @@ impl Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coordinates_are_numbers_in_json() {
+        let node = Node::list(
+            "request",
+            vec![Node::Record(vec![
+                ("lat", Node::Decimal(Some(29.3069))),
+                ("long", Node::Decimal(None)),
+                ("address_id", Node::text("12")),
+            ])],
+        );
+        let mut out = String::new();
+        node.write_json(&mut out);
+        assert_eq!(out, r#"[{"lat":29.3069,"long":null,"address_id":"12"}]"#);
+        let mut xml = String::new();
+        element("lat", &Node::Decimal(Some(29.3069)), &mut xml);
+        element("long", &Node::Decimal(None), &mut xml);
+        assert_eq!(xml, "<lat>29.3069</lat><long></long>");
+    }
 
     fn sample() -> Document {
         Document::new(

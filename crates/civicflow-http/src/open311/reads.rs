@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use civicflow_core::calendar::{format_local, parse_rfc3339};
@@ -346,13 +346,11 @@ async fn updates(state: &AppState, uri: &Uri, format: Format) -> Result<Response
         .await
         .map_err(|e| server_error(format, e))?;
     let items = found.iter().map(Update::node).collect();
-    Ok(respond(
-        &Document::new(
-            "service_request_updates",
-            Node::list("request_update", items),
-        ),
-        format,
-    ))
+    Ok(Document::new(
+        "service_request_updates",
+        Node::list("request_update", items),
+    )
+    .respond(format, StatusCode::OK))
 }
 
 /// Whether a row is a request of an Open311 service.
@@ -662,10 +660,7 @@ fn requests_answer(
             request_node(row, engine.definitions(), &org, notes)
         })
         .collect();
-    respond(
-        &Document::new("service_requests", Node::list("request", items)),
-        format,
-    )
+    Document::new("service_requests", Node::list("request", items)).respond(format, StatusCode::OK)
 }
 
 /// A unit as the public sees it: its name in the org chart, else its id.
@@ -688,13 +683,6 @@ fn request_node(
         .or_else(|| definitions.latest(&row.service_code));
     let text = |value: &Option<String>| Node::text(value.clone().unwrap_or_default());
     let time = |at: Option<Timestamp>| Node::text(at.map(format_local).unwrap_or_default());
-    let coordinate = |value: Option<f64>| {
-        Node::text(
-            value
-                .map(|v| Value::from(v).to_string())
-                .unwrap_or_default(),
-        )
-    };
     let mut fields = vec![
         ("service_request_id", Node::text(row.id.to_string())),
         ("status", Node::text(row.status().as_str())),
@@ -719,8 +707,8 @@ fn request_node(
         ("address", text(&row.address)),
         ("address_id", text(&row.address_id)),
         ("zipcode", Node::text("")),
-        ("lat", coordinate(row.lat)),
-        ("long", coordinate(row.long)),
+        ("lat", Node::Decimal(row.lat)),
+        ("long", Node::Decimal(row.long)),
         ("media_url", text(&row.media_url)),
     ];
     if let Some(notes) = notes {
@@ -960,61 +948,6 @@ fn case_updates(
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
-/// The answer in `format`. XML as every Open311 answer; JSON written here so that `lat` and
-/// `long` are numbers (`null` when the request has no point), as in the spec's examples;
-/// every other value is text, `""` when empty, as elsewhere in this API.
-fn respond(document: &Document, format: Format) -> Response {
-    match format {
-        Format::Xml => document.respond(format, StatusCode::OK),
-        Format::Json => {
-            let mut body = String::with_capacity(1024);
-            write_json(&document.body, None, &mut body);
-            let mut response = (StatusCode::OK, body).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(format.content_type()),
-            );
-            response
-        }
-    }
-}
-
-fn write_json(node: &Node, key: Option<&str>, out: &mut String) {
-    match node {
-        Node::Text(text) if matches!(key, Some("lat" | "long")) => {
-            match text.parse::<f64>().ok().filter(|v| v.is_finite()) {
-                Some(v) => out.push_str(&Value::from(v).to_string()),
-                None => out.push_str("null"),
-            }
-        }
-        Node::Text(text) => out.push_str(&Value::String(text.clone()).to_string()),
-        Node::Int(n) => out.push_str(&n.to_string()),
-        Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Node::List { items, .. } => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json(item, None, out);
-            }
-            out.push(']');
-        }
-        Node::Record(fields) => {
-            out.push('{');
-            for (i, (name, value)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*name).to_owned()).to_string());
-                out.push(':');
-                write_json(value, Some(name), out);
-            }
-            out.push('}');
-        }
-    }
-}
-
 fn requests_schema() -> Value {
     let text = json!({"type": "string"});
     json!({
@@ -1094,20 +1027,5 @@ mod tests {
         ] {
             assert!(parse_datetime(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn coordinates_are_numbers_in_json() {
-        let node = Node::list(
-            "request",
-            vec![Node::Record(vec![
-                ("lat", Node::text("29.3069")),
-                ("long", Node::text("")),
-                ("address_id", Node::text("12")),
-            ])],
-        );
-        let mut out = String::new();
-        write_json(&node, None, &mut out);
-        assert_eq!(out, r#"[{"lat":29.3069,"long":null,"address_id":"12"}]"#);
     }
 }
