@@ -6,103 +6,16 @@
 //! and the `civicflow` command are tested in the root package's `tests/cli_tools.rs`.)
 
 use civicflow_core::bundle::{self, Bundle, Decoded, BUNDLE_FORMAT};
-use civicflow_core::domain::case::{CaseEvent, Channel};
-use civicflow_core::domain::fields::{FieldValue, Fields};
-use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
-use civicflow_core::domain::workflow::WorkflowId;
-use civicflow_core::engine::{Command, Engine, EngineConfig, Outcome};
-use civicflow_core::{ActorId, CaseId, Role, UnitId};
+use civicflow_core::domain::case::CaseEvent;
+use civicflow_core::engine::Engine;
+use civicflow_core::CaseId;
 
-struct Scratch(std::path::PathBuf);
+#[path = "support/case_store.rs"]
+mod case_store;
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A log with a small chart and one case of three events, and a second case in between so
-/// the case's events are not neighbours in the log.
-fn store(name: &str) -> (Scratch, Engine, CaseId) {
-    let dir = std::env::temp_dir().join(format!("civicflow-bundle-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let engine = Engine::open(EngineConfig::new(&dir).with_generated_master_key()).expect("open");
-    let tonghui = UnitId::new("tonghui").expect("valid");
-    let grid = UnitId::new("grid-1").expect("valid");
-    let system = Acting::system(tonghui.clone());
-    for (id, name, tier, parent) in [
-        (&tonghui, "通惠社区", Tier::Community, None),
-        (&grid, "第一网格", Tier::Grid, Some(tonghui.clone())),
-    ] {
-        engine
-            .submit(
-                &system,
-                Command::Org(OrgCommand::CreateUnit {
-                    id: id.clone(),
-                    name: name.into(),
-                    tier,
-                    parent,
-                }),
-            )
-            .expect("unit");
-    }
-    let li = ActorId::new("li.grid1").expect("valid");
-    engine
-        .submit(
-            &system,
-            Command::Org(OrgCommand::RegisterActor {
-                id: li.clone(),
-                name: "李网格员".into(),
-                kind: ActorKind::Person,
-            }),
-        )
-        .expect("actor");
-    engine
-        .submit(
-            &system,
-            Command::Org(OrgCommand::GrantRole {
-                actor: li.clone(),
-                role: Role::new("grid_worker").expect("valid"),
-                unit: grid.clone(),
-            }),
-        )
-        .expect("grant");
-    let worker = Acting::new(li, Role::new("grid_worker").expect("valid"), grid.clone());
-    let open = || {
-        let category = Fields::from([("category".to_owned(), FieldValue::Choice("safety".into()))]);
-        match engine
-            .submit(
-                &worker,
-                Command::OpenCase {
-                    workflow: WorkflowId::new("service-request").expect("valid"),
-                    version: None,
-                    unit: grid.clone(),
-                    title: "消防通道堵塞 fire lane blocked".into(),
-                    description: String::new(),
-                    fields: category,
-                    requester: None,
-                    channel: Channel::Door,
-                    place: None,
-                },
-            )
-            .expect("open")
-        {
-            Outcome::Case { case, .. } => case,
-            other => panic!("a case outcome, got {other:?}"),
-        }
-    };
-    let case = open();
-    let _other = open();
-    let version = engine
-        .history(case)
-        .expect("history")
-        .last()
-        .map(|e| e.recorded.version)
-        .expect("events");
-    assert!(version.get() >= 2, "the case has several events");
-    (Scratch(dir), engine, case)
+/// The store of these tests: a case of several events, another case between them in the log.
+fn store(name: &str) -> (case_store::Scratch, Engine, CaseId) {
+    case_store::store(name, "消防通道堵塞 fire lane blocked", "")
 }
 
 fn same(file: &Decoded, again: &Decoded) -> Result<(), String> {

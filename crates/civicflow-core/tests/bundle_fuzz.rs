@@ -15,13 +15,10 @@
 
 use std::sync::OnceLock;
 
+#[path = "support/case_store.rs"]
+mod case_store;
+
 use civicflow_core::bundle::{self, Bundle, Decoded};
-use civicflow_core::domain::case::Channel;
-use civicflow_core::domain::fields::{FieldValue, Fields};
-use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
-use civicflow_core::domain::workflow::WorkflowId;
-use civicflow_core::engine::{Command, Engine, EngineConfig, Outcome};
-use civicflow_core::{ActorId, Role, UnitId};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -40,85 +37,16 @@ fn cases() -> u32 {
 fn original() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("civicflow-bundle-fuzz-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let text = {
-            let engine =
-                Engine::open(EngineConfig::new(&dir).with_generated_master_key()).expect("open");
-            let tonghui = UnitId::new("tonghui").expect("valid");
-            let grid = UnitId::new("grid-1").expect("valid");
-            let system = Acting::system(tonghui.clone());
-            for (id, name, tier, parent) in [
-                (&tonghui, "通惠社区", Tier::Community, None),
-                (&grid, "第一网格", Tier::Grid, Some(tonghui.clone())),
-            ] {
-                engine
-                    .submit(
-                        &system,
-                        Command::Org(OrgCommand::CreateUnit {
-                            id: id.clone(),
-                            name: name.into(),
-                            tier,
-                            parent,
-                        }),
-                    )
-                    .expect("unit");
-            }
-            let li = ActorId::new("li.grid1").expect("valid");
-            engine
-                .submit(
-                    &system,
-                    Command::Org(OrgCommand::RegisterActor {
-                        id: li.clone(),
-                        name: "李网格员".into(),
-                        kind: ActorKind::Person,
-                    }),
-                )
-                .expect("actor");
-            let role = Role::new("grid_worker").expect("valid");
-            engine
-                .submit(
-                    &system,
-                    Command::Org(OrgCommand::GrantRole {
-                        actor: li.clone(),
-                        role: role.clone(),
-                        unit: grid.clone(),
-                    }),
-                )
-                .expect("grant");
-            let worker = Acting::new(li, role, grid.clone());
-            let open = || {
-                let category =
-                    Fields::from([("category".to_owned(), FieldValue::Choice("safety".into()))]);
-                match engine
-                    .submit(
-                        &worker,
-                        Command::OpenCase {
-                            workflow: WorkflowId::new("service-request").expect("valid"),
-                            version: None,
-                            unit: grid.clone(),
-                            title: "消防通道堵塞 fire lane \"blocked\"\n".into(),
-                            description: "line\tbreak \u{1F6A7}".into(),
-                            fields: category,
-                            requester: None,
-                            channel: Channel::Door,
-                            place: None,
-                        },
-                    )
-                    .expect("open")
-                {
-                    Outcome::Case { case, .. } => case,
-                    other => panic!("a case outcome, got {other:?}"),
-                }
-            };
-            let case = open();
-            let _other = open();
-            let exported = bundle::export(engine.log(), case).expect("export");
-            assert!(exported.events.len() >= 2, "several events");
-            serde_json::to_string_pretty(&exported).expect("JSON")
-        };
-        let _ = std::fs::remove_dir_all(&dir);
+        let (scratch, engine, case) = case_store::store(
+            "fuzz",
+            "消防通道堵塞 fire lane \"blocked\"\n",
+            "line\tbreak \u{1F6A7}",
+        );
+        let exported = bundle::export(engine.log(), case).expect("export");
+        assert!(exported.events.len() >= 2, "several events");
+        let text = serde_json::to_string_pretty(&exported).expect("JSON");
+        drop(engine);
+        drop(scratch);
         assert!(check_text(&text).is_ok(), "the exported bundle verifies");
         text
     })
