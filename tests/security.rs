@@ -434,3 +434,121 @@ async fn erased_contact_data_is_in_no_file_and_reads_as_erased() {
     );
     assert_no_plaintext(&audit.to_string(), "the audit");
 }
+
+/// Reads each Open311 `path`: a 200 that lists `id` with its description and no plaintext.
+async fn read_open311(demo: &DemoService, paths: &[String], id: &str) {
+    for path in paths {
+        let (status, _, body) = demo.call_bytes(Method::GET, path, &[], Vec::new()).await;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, StatusCode::OK, "{path}: {text}");
+        assert!(text.contains(id), "{path} does not list {id}: {text}");
+        assert!(text.contains(MARKER), "{path} lost the description: {text}");
+        assert_no_plaintext(&text, path);
+    }
+}
+
+/// A requester who filed through Open311 (a civic app's `first_name`, `phone`, `email`): every
+/// demo caller who may read the case sees the contact masked or not at all; Open311's own reads
+/// (one request, the list, with and without `extensions=true`, JSON and XML) never carry it;
+/// after erasure those reads still answer with the request's public fields, the native read
+/// says `{"erased": true}`, and no file holds the plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open311_requester_is_masked_to_everyone_and_erased_everywhere() {
+    let demo = DemoService::start("sec-o311-shred");
+    let app = demo.token("fixmystreet").to_owned();
+    let admin = demo.token("wang.secretary").to_owned();
+    let form = format!(
+        "api_key={app}&service_code=service-request&attribute%5Bcategory%5D=public_facilities\
+         &address_string=Fountain+square&description={MARKER}+bench+broken\
+         &first_name={NAME}&phone={PHONE}&email={}",
+        EMAIL.replace('@', "%40")
+    );
+    let (status, _, body) = demo
+        .call_bytes(
+            Method::POST,
+            "/open311/v2/requests.json",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form.into_bytes(),
+        )
+        .await;
+    let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let id = answer[0]["service_request_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    assert_no_plaintext(&answer.to_string(), "the Open311 answer");
+    let case_path = format!("/api/v1/cases/{id}");
+
+    // Every demo caller: those who may read the case see the contact masked (or not at all).
+    let mut readers = Vec::new();
+    for (actor, token) in &demo.tokens {
+        let (status, case) = demo.call(Method::GET, &case_path, Some(token), None).await;
+        assert_no_plaintext(&case.to_string(), &format!("{actor}'s read"));
+        if status == StatusCode::OK {
+            if let Some(phone) = case["requester"]["phone"].as_str() {
+                assert!(phone.contains('*'), "{actor} sees {phone} unmasked");
+            }
+            readers.push(*actor);
+        }
+    }
+    assert!(
+        readers.contains(&"wang.secretary") && readers.len() >= 3,
+        "too few readers to prove anything: {readers:?}"
+    );
+    println!(
+        "{} of {} demo callers may read the case, all masked: {readers:?}",
+        readers.len(),
+        demo.tokens.len()
+    );
+    let (_, case) = demo.call(Method::GET, &case_path, Some(&admin), None).await;
+    assert!(
+        case["requester"]["phone"]
+            .as_str()
+            .is_some_and(|p| p.contains('*')),
+        "the community admin's read has no masked phone: {case}"
+    );
+
+    // Open311's reads, keyless.
+    let open311_reads = [
+        format!("/open311/v2/requests/{id}.json?extensions=true"),
+        format!("/open311/v2/requests/{id}.xml?extensions=true"),
+        format!("/open311/v2/requests/{id}.json"),
+        "/open311/v2/requests.json?extensions=true".to_owned(),
+        "/open311/v2/requests.xml".to_owned(),
+    ];
+    read_open311(&demo, &open311_reads, &id).await;
+
+    // Erase the requester, as the community administrator.
+    let engine = demo.service.engine().clone();
+    let case_id = CaseId::parse(&id).expect("case id");
+    let system = Acting::system(UnitId::new("tonghui").expect("unit"));
+    let person = engine
+        .case(&system, case_id)
+        .expect("case")
+        .state
+        .requester
+        .expect("the Open311 requester is on file");
+    let details = engine
+        .view_contact(&demo::acting("wang.secretary"), case_id, "callback")
+        .expect("view")
+        .expect("present");
+    assert_eq!(details.name(), Some(NAME), "the vault holds what was filed");
+    engine
+        .submit(
+            &demo::acting("wang.secretary"),
+            Command::ErasePerson {
+                person,
+                reason: "PIPL art. 47 request".into(),
+            },
+        )
+        .expect("erase");
+    drop(engine);
+
+    let (demo, after) = with_stopped(demo, leaks);
+    assert!(after.is_empty(), "plaintext after erasure: {after:?}");
+    read_open311(&demo, &open311_reads, &id).await;
+    let (status, case) = demo.call(Method::GET, &case_path, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{case}");
+    assert_eq!(case["requester"], json!({"erased": true}), "{case}");
+}
