@@ -454,12 +454,19 @@ async fn read_open311(demo: &DemoService, paths: &[String], id: &str) {
 /// says `{"erased": true}`, and no file holds the plaintext.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open311_requester_is_masked_to_everyone_and_erased_everywhere() {
-    let demo = DemoService::start("sec-o311-shred");
+    // The demo's routing rules put this point in grid 2, so grid 2's worker reads it too.
+    let demo = DemoService::start_with("sec-o311-shred", |config| {
+        std::fs::write(
+            config.data_dir.join("open311-routing.toml"),
+            civicflow::http::demo::DEMO_OPEN311_ROUTING,
+        )
+        .expect("write the routing rules");
+    });
     let app = demo.token("fixmystreet").to_owned();
     let admin = demo.token("wang.secretary").to_owned();
     let form = format!(
         "api_key={app}&service_code=service-request&attribute%5Bcategory%5D=public_facilities\
-         &address_string=Fountain+square&description={MARKER}+bench+broken\
+         &lat=29.3130&long=120.0780&description={MARKER}+bench+broken\
          &first_name={NAME}&phone={PHONE}&email={}",
         EMAIL.replace('@', "%40")
     );
@@ -493,7 +500,7 @@ async fn an_open311_requester_is_masked_to_everyone_and_erased_everywhere() {
         }
     }
     assert!(
-        readers.contains(&"wang.secretary") && readers.len() >= 3,
+        readers.contains(&"wang.secretary") && readers.contains(&"zhao.grid2"),
         "too few readers to prove anything: {readers:?}"
     );
     println!(
