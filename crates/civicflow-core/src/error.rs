@@ -41,6 +41,18 @@ pub enum OpenError {
         /// What the engine said.
         reason: String,
     },
+    /// The log no longer reaches the head it had when it was last closed cleanly, or holds
+    /// another event there: acknowledged events were lost or changed while it was closed
+    /// (damaged or partly copied files; sled cuts a damaged log short when it opens it).
+    #[error("the log at {path} was closed with its head at {closed}, but its files now hold {found}: events acknowledged before that close are missing or changed (damaged or partly copied files); restore the store from a backup")]
+    ClosedHeadLost {
+        /// The store's directory.
+        path: PathBuf,
+        /// The head recorded at the last clean close (position and hash).
+        closed: String,
+        /// What the files hold now: the recovered head, or the event at the closed position.
+        found: String,
+    },
     /// The operating system refused a file operation.
     #[error("cannot open the store at {path}: {source}")]
     Io {

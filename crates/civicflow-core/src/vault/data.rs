@@ -85,6 +85,9 @@ impl DataStore {
                 return Err(storage(reason))
             }
         };
+        // A closed vault's files damaged so that sled drops its newest writes would make the
+        // people stored last read as never stored: refuse that instead.
+        crate::store::sled_support::check_clean_close(&db, path).map_err(storage)?;
         let tree = db.open_tree(TREE).map_err(|e| storage(e.to_string()))?;
         match tree.get(FORMAT_KEY).map_err(|e| storage(e.to_string()))? {
             Some(found) if found.as_ref() == FORMAT_NAME.as_bytes() => {}
@@ -133,7 +136,7 @@ impl DataStore {
     fn storage(&self, error: &sled::Error) -> VaultError {
         VaultError::Storage {
             path: self.path.clone(),
-            reason: error.to_string(),
+            reason: crate::store::sled_support::describe(error),
         }
     }
 
@@ -240,7 +243,7 @@ impl Drop for DataStore {
     fn drop(&mut self) {
         if let Some(Sled { db, tree }) = self.sled.take() {
             drop(tree);
-            crate::store::sled_support::close(db, &self.path);
+            crate::store::sled_support::close_recording_contents(db, &self.path);
         }
     }
 }

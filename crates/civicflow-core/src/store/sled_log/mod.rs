@@ -7,9 +7,11 @@
 //! - `verify.rs`: recomputing the hash chain.
 //! - `readers.rs`: the small thread pool that serves async reads.
 //! - `restore.rs`: the exact stored records out (export) and back into an empty log.
+//! - `closed_head.rs`: the head a clean close leaves beside sled's files, checked on open.
 //!
 //! The format and the guarantees are in `docs/design.md`.
 
+mod closed_head;
 mod index;
 mod keys;
 mod read;
@@ -189,7 +191,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn storage(error: sled::Error) -> ReadError {
-    ReadError::Storage(error.to_string())
+    ReadError::Storage(super::sled_support::describe(&error))
 }
 
 /// What every handle, the committer thread and the reader pool share.
@@ -564,7 +566,7 @@ impl Shared {
         };
         let tree = db
             .open_tree("civicflow-log")
-            .map_err(|e| storage_error(e.to_string()))?;
+            .map_err(|e| storage_error(super::sled_support::describe(&e)))?;
         check_or_write_format(&tree, &path)?;
         if !existed {
             // sled created files in the directory; make their directory entries durable.
@@ -578,6 +580,7 @@ impl Shared {
             .map_err(io_error)?;
 
         let recovered = read::recover_head(&tree)?;
+        check_closed_head(&tree, &path, recovered.head)?;
         let memtable = index::rebuild_memtable(&tree, recovered.head.map(|h| h.position))?;
         let head_position = recovered.head.map_or(0, |h| h.position.get());
         Ok(Self {
@@ -651,8 +654,48 @@ impl Shared {
         self.data_file
             .sync_data()
             .map_err(|e| fail(e.to_string()))?;
+        // Only after the sync: the file must never claim a head the disk does not hold.
+        if let Some(head) = writer.head {
+            closed_head::write(&self.path, head).map_err(fail)?;
+        }
         Ok(())
     }
+}
+
+/// Refuses a log that no longer reaches the head its last clean close recorded, or holds
+/// another event there (see `closed_head.rs`).
+fn check_closed_head(
+    tree: &sled::Tree,
+    path: &Path,
+    recovered: Option<ChainHead>,
+) -> Result<(), OpenError> {
+    let Some(closed) = closed_head::read(path)? else {
+        return Ok(());
+    };
+    let describe = |head: ChainHead| format!("position {} hash {}", head.position, head.hash);
+    let lost = |found: String| OpenError::ClosedHeadLost {
+        path: path.to_owned(),
+        closed: describe(closed),
+        found,
+    };
+    let Some(recovered) = recovered.filter(|head| head.position >= closed.position) else {
+        return Err(lost(match recovered {
+            Some(head) => format!("only up to {}", describe(head)),
+            None => "no events at all".into(),
+        }));
+    };
+    let stored = read::ChunkCursor::default()
+        .entry(tree, closed.position)
+        .map_err(OpenError::Corrupted)?
+        .0;
+    if stored != closed.hash {
+        return Err(lost(format!(
+            "hash {stored} at position {} (head {})",
+            closed.position,
+            describe(recovered)
+        )));
+    }
+    Ok(())
 }
 
 /// The keys one commit writes, applied atomically.
