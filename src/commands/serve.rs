@@ -145,6 +145,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         rate_limit,
     } = args;
     init_logging();
+    // The runtime first: the SIGXFSZ handler below needs it, and must be in place before the
+    // first write (loading the demo writes).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let _entered = runtime.enter();
+    survive_file_size_limit()?;
     std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let key = master_key(&key_file.unwrap_or_else(|| data.join("master.key")))?;
     let load = demo && is_empty(&data);
@@ -177,10 +185,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             data.join(DEMO_TOKENS).display()
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -195,6 +199,37 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     })?;
     eprintln!("civicflow: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Makes a write past the file-size limit (`RLIMIT_FSIZE`, `ulimit -f`) fail instead of
+/// killing the server. The kernel sends SIGXFSZ to a thread whose write would cross the limit,
+/// and its default action terminates the process (with a core dump): every request in flight
+/// would be cut off and nothing would say why. With a handler installed the write fails with
+/// `EFBIG` instead, like a full disk: the store that got it poisons itself and says so, reads
+/// keep working, and the operator sees the reason (tests/disk_full.rs). tokio's handler stays
+/// installed for the life of the process, for every thread (sled writes on its own threads);
+/// the task only logs each signal.
+///
+/// # Errors
+/// The handler cannot be installed.
+#[cfg(unix)]
+fn survive_file_size_limit() -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut signals = signal(SignalKind::from_raw(libc::SIGXFSZ))
+        .map_err(|e| format!("cannot install the SIGXFSZ handler: {e}"))?;
+    tokio::spawn(async move {
+        while signals.recv().await.is_some() {
+            tracing::error!(
+                "a write went past the file-size limit (SIGXFSZ, RLIMIT_FSIZE): it failed with EFBIG and the store that made it refuses writes until a restart with room"
+            );
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn survive_file_size_limit() -> Result<(), String> {
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -6,6 +6,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use civicflow_core::domain::Rejection;
 use civicflow_core::engine::{EngineError, SubmitError};
+use civicflow_core::vault::VaultError;
+use civicflow_core::ReadError;
 use serde_json::json;
 
 /// An error answer.
@@ -153,6 +155,19 @@ impl From<EngineError> for ApiError {
                 format!("{error}; try again"),
             ),
             EngineError::Append(_) => Self::unavailable(format!("the log cannot write: {error}")),
+            // The store itself failed (a full disk, a file-size limit, an I/O error): nothing
+            // the caller did, and nothing a retry fixes until an operator acts; the message
+            // says what the disk said (tests/disk_full.rs).
+            EngineError::Read(ReadError::Storage(_)) => {
+                tracing::error!(error = %error, "the log's storage failed");
+                Self::unavailable(format!("the log cannot be read: {error}"))
+            }
+            EngineError::Vault(
+                VaultError::Poisoned { .. } | VaultError::Storage { .. } | VaultError::Io { .. },
+            ) => {
+                tracing::error!(error = %error, "the vault's storage failed");
+                Self::unavailable(format!("the personal-data vault failed: {error}"))
+            }
             _ => {
                 tracing::error!(error = %error, "engine error");
                 Self::internal("the engine failed; the error is in the service's log")

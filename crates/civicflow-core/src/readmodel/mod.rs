@@ -88,7 +88,7 @@ pub enum ReadModelError {
 }
 
 fn storage(e: sled::Error) -> ReadModelError {
-    ReadModelError::Storage(e.to_string())
+    ReadModelError::Storage(sled_support::describe(&e))
 }
 
 /// A projection's name and version: where its rows live.

@@ -22,6 +22,7 @@ use crate::error::{AppendError, ReadError};
 use crate::event::{AppendRequest, Appended, Conflict, StreamAppended, MAX_EVENT_BYTES};
 use crate::ids::{EventId, ExpectedVersion, IdempotencyKey, Position, StreamId, Version};
 use crate::store::signal::{Completer, Completion};
+use crate::store::sled_support::describe;
 use crate::store::AppendResult;
 
 /// The longest a leader waits for the writers of the last group to come back.
@@ -658,7 +659,9 @@ impl Shared {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.apply(&self.tree)));
         match applied {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err((format!("writing the batch failed: {e}"), group)),
+            Ok(Err(e)) => {
+                return Err((format!("writing the batch failed: {}", describe(&e)), group))
+            }
             Err(panic) => {
                 return Err((
                     format!(
@@ -694,7 +697,7 @@ impl Shared {
         let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.db.flush()));
         match flushed {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("flush failed: {e}")),
+            Ok(Err(e)) => return Err(format!("flush failed: {}", describe(&e))),
             Err(panic) => {
                 return Err(format!(
                     "sled panicked while flushing: {}",
