@@ -1196,7 +1196,12 @@ async fn malformed_bodies_never_get_a_server_error() {
                 200 => {
                     filed(&answer, format);
                 }
-                413 => assert!(body.len() > 64 * 1024, "{shown}: {answer:?}"),
+                413 => {
+                    // Refused by its Content-Length, still as an Open311 error in the path's
+                    // format (it was the limit layer's plain text before .ci/schemathesis).
+                    assert!(body.len() > 64 * 1024, "{shown}: {answer:?}");
+                    error(&answer, 413, format);
+                }
                 status => {
                     error(&answer, status, format);
                 }

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -13,6 +14,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::error::ApiError;
 use crate::json;
+use crate::open311::errors::Open311Error;
+use crate::open311::format::Format;
+use crate::open311::BASE_PATH;
 use crate::state::AppState;
 
 /// `router` (the route table's, or a test's) with the 404 fallback and the layers.
@@ -22,12 +26,38 @@ pub(crate) fn with_layers(router: Router<AppState>, state: &AppState) -> Router 
         // Inside `observe`, so that a handler's panic is counted and logged as the 500 it
         // answers (outside it, the panic unwound past `observe` and went unrecorded).
         .layer(CatchPanicLayer::custom(panicked))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(json::BODY_MAX_BYTES))
         .layer(RequestBodyLimitLayer::new(json::BODY_MAX_BYTES))
+        // Outside the limit layer, which would answer an announced oversized body in plain
+        // text; inside `observe`, so the 413 is counted and logged like any answer.
+        .layer(middleware::from_fn(refuse_announced_oversize))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         // The last resort, for a panic in the layers themselves.
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(state.clone())
+}
+
+/// A body whose Content-Length is over the limit, refused before it is read: 413 in the
+/// route's own error format (the native JSON error, or an Open311 error under its base path).
+/// A body without a Content-Length is cut by the limit layer while it is read, and the
+/// extractor answers the same 413.
+async fn refuse_announced_oversize(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if announced.is_none_or(|length| length <= json::BODY_MAX_BYTES as u64) {
+        return next.run(request).await;
+    }
+    let message = format!("the body is over {} bytes", json::BODY_MAX_BYTES);
+    let path = request.uri().path();
+    if path == BASE_PATH || path.starts_with(&format!("{BASE_PATH}/")) {
+        Open311Error::with_status(Format::guess(path), StatusCode::PAYLOAD_TOO_LARGE, message)
+            .into_response()
+    } else {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message).into_response()
+    }
 }
 
 /// A panic, as the client sees it: 500 `internal`.

@@ -1,18 +1,87 @@
 //! The OpenAPI 3 document, generated from the route table (so it cannot drift from the
 //! router).
+//!
+//! Every status a route can answer is declared, with its media type and body: the success
+//! (and `also`), what the policy implies (401, 403, 429 with a token), what a JSON body
+//! implies (400, 413) and the handler's own `errors`. `.ci/schemathesis` calls every
+//! operation with generated input and fails on any answer the document does not declare.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
 use crate::policy::Policy;
-use crate::routes::RouteSpec;
+use crate::routes::{Content, RouteSpec};
 
-fn error_response(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    })
+/// What an error status means, in the document.
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "malformed: a body, a query parameter or a header; `field` names it",
+        401 => "no valid token",
+        403 => "the caller may not",
+        404 => "no such thing, or not in the caller's scope",
+        409 => "a stale expected_version, something that exists already, or a concurrent write (try again)",
+        413 => "a body over 64 KiB",
+        422 => "the engine refuses: wrong stage, a missing or invalid field (`field` names it)",
+        429 => "rate limited; Retry-After says when to come back",
+        503 => "the log cannot write or a read model cannot answer now",
+        _ => "an error",
+    }
+}
+
+/// The headers an error status always carries.
+fn error_headers(status: u16) -> Option<Value> {
+    let header = |description: &str| json!({"description": description, "required": true, "schema": {"type": "string"}});
+    match status {
+        401 => Some(json!({"WWW-Authenticate": header("Bearer realm=\"civicflow\"")})),
+        429 => Some(json!({"Retry-After": header("whole seconds to wait")})),
+        _ => None,
+    }
+}
+
+/// The body of a success (or an `also` status) of `route`.
+fn success_content(route: &RouteSpec) -> Value {
+    let json_body = || match route.response {
+        Some(schema) => json!({"schema": schema()}),
+        None => json!({}),
+    };
+    let xml = || json!({"schema": {"type": "string"}});
+    match route.content {
+        Content::Json | Content::Open311Json => json!({"application/json": json_body()}),
+        Content::Text => json!({"text/plain": {"schema": {"type": "string"}}}),
+        Content::EventStream => json!({"text/event-stream": {"schema": {"type": "string"}}}),
+        Content::Open311Xml => json!({"text/xml": xml()}),
+        Content::Open311Either => json!({"text/xml": xml(), "application/json": json_body()}),
+    }
+}
+
+/// The body of an error of `route`: the native JSON error, or an Open311 error list in the
+/// route's format.
+fn error_content(route: &RouteSpec) -> Value {
+    let native = json!({"schema": {"$ref": "#/components/schemas/Error"}});
+    let open311_json = json!({"schema": {"$ref": "#/components/schemas/Open311Errors"}});
+    let open311_xml = json!({"schema": {"type": "string"}});
+    match route.content {
+        Content::Json | Content::Text | Content::EventStream => {
+            json!({"application/json": native})
+        }
+        Content::Open311Json => json!({"application/json": open311_json}),
+        Content::Open311Xml => json!({"text/xml": open311_xml}),
+        Content::Open311Either => {
+            json!({"text/xml": open311_xml, "application/json": open311_json})
+        }
+    }
+}
+
+fn error_response(route: &RouteSpec, status: u16) -> Value {
+    let mut response = json!({
+        "description": error_description(status),
+        "content": error_content(route),
+    });
+    if let Some(headers) = error_headers(status) {
+        response["headers"] = headers;
+    }
+    response
 }
 
 /// The document for `routes`.
@@ -34,12 +103,21 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             )),
         );
         operation.insert("x-policy".into(), json!(route.policy.describe()));
-        let parameters: Vec<Value> = route
+        let mut parameters: Vec<Value> = route
             .path
             .split('/')
             .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        if let Some(params) = route.params {
+            for param in params().as_array().into_iter().flatten() {
+                // A declared path parameter replaces the plain one of its name.
+                parameters.retain(|p| {
+                    !(p["in"] == "path" && p["in"] == param["in"] && p["name"] == param["name"])
+                });
+                parameters.push(param.clone());
+            }
+        }
         if !parameters.is_empty() {
             operation.insert("parameters".into(), json!(parameters));
         }
@@ -50,25 +128,29 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             );
         }
         let mut responses = Map::new();
-        let success = match route.response {
-            Some(schema) => {
-                json!({"description": "success", "content": {"application/json": {"schema": schema()}}})
-            }
-            None => json!({"description": "success"}),
-        };
-        responses.insert(route.status.to_string(), success);
+        for status in std::iter::once(route.status).chain(route.also.iter().copied()) {
+            let description = if status == route.status {
+                "success"
+            } else {
+                "also answered with the success's body"
+            };
+            responses.insert(
+                status.to_string(),
+                json!({"description": description, "content": success_content(route)}),
+            );
+        }
+        let mut errors: Vec<u16> = route.errors.to_vec();
         if route.policy != Policy::Public {
-            responses.insert("401".into(), error_response("no valid token"));
-            responses.insert("403".into(), error_response("the caller may not"));
-            responses.insert("429".into(), error_response("rate limited"));
+            errors.extend([401, 403, 429]);
             operation.insert("security".into(), json!([{"bearer": []}]));
         }
         if route.request.is_some() {
-            responses.insert(
-                "400".into(),
-                error_response("a malformed body; `field` names the field at fault"),
-            );
-            responses.insert("413".into(), error_response("a body over 64 KiB"));
+            errors.extend([400, 413]);
+        }
+        errors.sort_unstable();
+        errors.dedup();
+        for status in errors {
+            responses.insert(status.to_string(), error_response(route, status));
         }
         operation.insert("responses".into(), Value::Object(responses));
         paths.entry(route.path).or_default().insert(
@@ -90,17 +172,65 @@ pub fn document(routes: &[RouteSpec]) -> Value {
                 "Error": {
                     "type": "object",
                     "required": ["error"],
+                    "additionalProperties": false,
                     "properties": {"error": {
                         "type": "object",
                         "required": ["code", "message"],
+                        "additionalProperties": false,
                         "properties": {
-                            "code": {"type": "string"},
+                            "code": {"type": "string", "description": "stable: bad_request, unauthorized, forbidden, not_found, conflict, too_large, unprocessable, rate_limited, unavailable, … (docs/service.md)"},
                             "message": {"type": "string"},
                             "field": {"type": "string"}
                         }
                     }}
+                },
+                "Open311Errors": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["code", "description"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "code": {"type": "integer", "description": "the HTTP status"},
+                            "description": {"type": "string"}
+                        }
+                    }
                 }
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// What `.ci/schemathesis` relies on, checked without a server: every status a route
+    /// lists is declared with a meaning and a body, and no parameter is declared twice (a
+    /// narrower path parameter replaces the plain one).
+    #[test]
+    fn every_listed_status_is_declared_with_a_meaning_and_a_body() {
+        let routes = crate::routes::all();
+        let document = document(&routes);
+        for route in &routes {
+            let operation = &document["paths"][route.path][route.method.as_str().to_lowercase()];
+            let shown = format!("{} {}", route.method, route.path);
+            for status in route.errors {
+                assert_ne!(error_description(*status), "an error", "{shown}: {status}");
+            }
+            let listed = route.errors.iter().chain(route.also).chain([&route.status]);
+            for status in listed {
+                let response = &operation["responses"][status.to_string()];
+                assert!(response["content"].is_object(), "{shown}: {status}");
+            }
+            let mut names = BTreeSet::new();
+            for param in operation["parameters"].as_array().into_iter().flatten() {
+                let key = (param["in"].to_string(), param["name"].to_string());
+                assert!(names.insert(key), "{shown}: {param} twice");
+            }
+        }
+    }
 }

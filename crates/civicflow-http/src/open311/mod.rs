@@ -14,7 +14,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::policy::Policy;
-use crate::routes::RouteSpec;
+use crate::routes::{Content, RouteSpec};
 use crate::state::AppState;
 
 pub mod discovery;
@@ -35,15 +35,20 @@ pub const BASE_PATH: &str = "/open311/v2";
 /// The routes of the table (each resource in both formats; a service definition's format is
 /// the suffix of its last segment, which the handler parses).
 pub fn routes() -> Vec<RouteSpec> {
-    let route = |path: &'static str, summary: &'static str, response, handler| RouteSpec {
+    // Every read answers 404 for a jurisdiction_id that is not this endpoint's.
+    let route = |path: &'static str, summary: &'static str, response, content, handler| RouteSpec {
         method: Method::GET,
         path,
         policy: Policy::Public,
         summary,
         tag: "open311",
         request: None,
+        params: None,
         response,
+        content,
         status: 200,
+        also: &[],
+        errors: &[404],
         handler,
     };
     vec![
@@ -51,42 +56,49 @@ pub fn routes() -> Vec<RouteSpec> {
             "/open311/v2/discovery.xml",
             "Open311 service discovery (XML): changeset, contact, key_service and this endpoint.",
             None,
+            Content::Open311Xml,
             get(discovery::xml),
         ),
         route(
             "/open311/v2/discovery.json",
             "Open311 service discovery (JSON): changeset, contact, key_service and this endpoint.",
             Some(discovery_schema),
+            Content::Open311Json,
             get(discovery::json),
         ),
         route(
             "/open311/v2/services.xml",
             "Open311 services (XML): one per workflow a civic app (open311_client) may open.",
             None,
+            Content::Open311Xml,
             get(services::list_xml),
         ),
         route(
             "/open311/v2/services.json",
             "Open311 services (JSON, a top-level array): one per workflow a civic app (open311_client) may open.",
             Some(services_schema),
+            Content::Open311Json,
             get(services::list_json),
         ),
         route(
             "/open311/v2/services/{code}",
             "Open311 service definition: `{code}` is SERVICE_CODE.xml or SERVICE_CODE.json; the attributes a request of the service takes (404 Open311 error for an unknown code or suffix).",
             None,
+            Content::Open311Either,
             get(services::definition),
         ),
         post_route(
             "/open311/v2/requests.xml",
             "Open311: file a service request (XML answer). The body is a form (application/x-www-form-urlencoded; charset=utf-8) with api_key (a civicflow token: Open311's own authentication, checked by the handler), service_code, a location (lat+long, address_string or address_id), attribute[CODE] / attribute[CODE][], and the optional description, media_url, first_name, last_name, phone, email, device_id, account_id. Answers [{service_request_id, service_notice, account_id}]; Open311 errors: 403 api_key, 404 service_code, 400 anything else.",
             None,
+            Content::Open311Xml,
             post(requests::create_xml).fallback(requests::other_method),
         ),
         post_route(
             "/open311/v2/requests.json",
             "Open311: file a service request (JSON answer, a top-level array). The body is a form (application/x-www-form-urlencoded; charset=utf-8) with api_key (a civicflow token: Open311's own authentication, checked by the handler), service_code, a location (lat+long, address_string or address_id), attribute[CODE] / attribute[CODE][], and the optional description, media_url, first_name, last_name, phone, email, device_id, account_id. Answers [{service_request_id, service_notice, account_id}]; Open311 errors: 403 api_key, 404 service_code, 400 anything else.",
             Some(created_schema),
+            Content::Open311Json,
             post(requests::create_json).fallback(requests::other_method),
         ),
     ]
@@ -101,6 +113,7 @@ fn post_route(
     path: &'static str,
     summary: &'static str,
     response: Option<crate::routes::Schema>,
+    content: Content,
     handler: axum::routing::MethodRouter<AppState>,
 ) -> RouteSpec {
     RouteSpec {
@@ -110,8 +123,14 @@ fn post_route(
         summary,
         tag: "open311",
         request: None,
+        params: None,
         response,
+        content,
         status: 200,
+        also: &[],
+        // 400 a bad form, 403 the api_key, 404 the service code, 413 a body over the limit,
+        // 429 the key's rate limit, 503 a log that cannot write.
+        errors: &[400, 403, 404, 413, 429, 503],
         handler,
     }
 }

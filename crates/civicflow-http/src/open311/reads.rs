@@ -39,7 +39,7 @@ use super::{check_jurisdiction, decode, query_pairs, services};
 use crate::error::ApiError;
 use crate::policy::Policy;
 use crate::routes::reports::{fresh_view, projection_error};
-use crate::routes::RouteSpec;
+use crate::routes::{Content, RouteSpec};
 use crate::state::AppState;
 
 /// The widest `start_date`..`end_date` window of `GET requests` and of the updates feed, and
@@ -70,15 +70,21 @@ const DAY_MICROS: i64 = 86_400 * 1_000_000;
 /// The routes: `GET requests.{xml,json}` (the same paths as `POST requests`: the router merges
 /// the methods of one path), `GET requests/{id}.{fmt}`, `GET servicerequestupdates.{fmt}`.
 pub fn routes() -> Vec<RouteSpec> {
-    let route = |path: &'static str, summary: &'static str, response, handler| RouteSpec {
+    // 400 a bad query parameter, 404 an unknown jurisdiction or request, 503 a read model
+    // that cannot answer.
+    let route = |path: &'static str, summary: &'static str, response, content, handler| RouteSpec {
         method: Method::GET,
         path,
         policy: Policy::Public,
         summary,
         tag: "open311",
         request: None,
+        params: None,
         response,
+        content,
         status: 200,
+        also: &[],
+        errors: &[400, 404, 503],
         handler,
     };
     vec![
@@ -86,30 +92,35 @@ pub fn routes() -> Vec<RouteSpec> {
             "/open311/v2/requests.xml",
             LIST_SUMMARY_XML,
             None,
+            Content::Open311Xml,
             get(list_xml),
         ),
         route(
             "/open311/v2/requests.json",
             LIST_SUMMARY_JSON,
             Some(requests_schema),
+            Content::Open311Json,
             get(list_json),
         ),
         route(
             "/open311/v2/requests/{service_request_id}",
             "Open311: one service request, `{service_request_id}` being SERVICE_REQUEST_ID.xml or .json; a list of one request (404 Open311 error for an unknown or malformed id or suffix). Query: extensions=true adds its notes.",
             None,
+            Content::Open311Either,
             get(single),
         ),
         route(
             "/open311/v2/servicerequestupdates.xml",
             UPDATES_SUMMARY,
             None,
+            Content::Open311Xml,
             get(updates_xml),
         ),
         route(
             "/open311/v2/servicerequestupdates.json",
             UPDATES_SUMMARY,
             Some(updates_schema),
+            Content::Open311Json,
             get(updates_json),
         ),
     ]

@@ -15,7 +15,7 @@ use civicflow_core::{CaseId, IdempotencyKey, UnitId, Version};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::RouteSpec;
+use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
@@ -33,8 +33,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Open a case (a request) in a workflow at a unit. With an idempotency_key a retry answers the first result and opens nothing.",
             tag: "cases",
             request: Some(create_schema),
+            params: None,
             response: Some(created_schema),
+            content: Content::Json,
             status: 201,
+            also: &[200],
+            errors: &[404, 409, 422, 503],
             handler: post(create),
         },
         RouteSpec {
@@ -44,8 +48,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "A case as the caller may see it, with the actions the caller may take now (404 outside the caller's scope).",
             tag: "cases",
             request: None,
+            params: None,
             response: Some(case_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[404],
             handler: get(read),
         },
         RouteSpec {
@@ -55,8 +63,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Take an action on a case: {\"action\", \"expected_version\"?, ...fields}. 403 when the caller's role may not, 409 on a stale expected_version, 422 when the action is not possible now or a field is missing.",
             tag: "cases",
             request: Some(act_schema),
+            params: None,
             response: Some(created_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[404, 409, 422, 503],
             handler: post(act),
         },
         RouteSpec {
@@ -66,8 +78,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "The case's events, each with its log position, version, type, time, actor and chain hash.",
             tag: "cases",
             request: None,
+            params: None,
             response: Some(history_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[404],
             handler: get(history),
         },
         RouteSpec {
@@ -77,12 +93,20 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "The case's audit: every step with actor, role, unit, tier, time and stage after it; deadlines met or missed; the stream's chain verified.",
             tag: "cases",
             request: None,
+            params: None,
             response: Some(|| json!({"type": "object"})),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[404],
             handler: get(audit),
         },
     ]
 }
+
+/// A JSON Schema pattern for a string the service refuses when it is empty or blank
+/// ([`required`]).
+pub(crate) const NOT_BLANK: &str = "\\S";
 
 /// The most characters of a title.
 pub const TITLE_MAX: usize = 200;
@@ -205,16 +229,18 @@ fn create_schema() -> Value {
         "required": ["workflow", "unit_id", "title"],
         "additionalProperties": false,
         "properties": {
-            "workflow": {"type": "string", "maxLength": 64, "description": "a workflow id, e.g. service-request (GET /api/v1/workflows)"},
+            "workflow": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "a workflow id, e.g. service-request (GET /api/v1/workflows)"},
             "workflow_version": {"type": "integer", "minimum": 1, "description": "default: the newest"},
-            "unit_id": {"type": "string", "maxLength": 64, "description": "the unit it is filed at"},
-            "title": {"type": "string", "maxLength": TITLE_MAX},
+            "unit_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "the unit it is filed at"},
+            "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX, "pattern": NOT_BLANK},
             "description": {"type": "string", "maxLength": DESCRIPTION_MAX},
-            "idempotency_key": {"type": "string", "maxLength": 64, "description": "a retry with the same key (same token) answers the first result"},
+            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "a retry with the same key (same token) answers the first result"},
             "fields": {"type": "object", "description": "the workflow's intake fields"},
             "requester": {"type": "object", "additionalProperties": false, "properties": {
-                "name": {"type": "string"}, "phone": {"type": "string"},
-                "email": {"type": "string"}, "address": {"type": "string"}
+                "name": {"type": "string", "maxLength": 200},
+                "phone": {"type": "string", "maxLength": 200},
+                "email": {"type": "string", "maxLength": 200},
+                "address": {"type": "string", "maxLength": 200}
             }, "description": "contact data: kept encrypted in the vault, never in the log"},
             "place": place_schema()
         }
@@ -274,7 +300,7 @@ fn act_schema() -> Value {
         "type": "object",
         "required": ["action"],
         "properties": {
-            "action": {"type": "string", "description": "one of the case's available_actions"},
+            "action": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "one of the case's available_actions"},
             "expected_version": {"type": "integer", "minimum": 1, "description": "refused with 409 if the case has moved on"}
         },
         "additionalProperties": {"description": "the action's fields, as its definition declares them"}

@@ -25,10 +25,12 @@ use civicflow_projections::{ProjectionError, View};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::cases::NOT_BLANK;
 use super::reports::{
-    fresh_view, page_json, page_schema, projection_error, time, QueryParams, UNIT_ROLES,
+    fresh_view, page_json, page_params, page_schema, projection_error, time, QueryParams,
+    UNIT_ROLES,
 };
-use super::RouteSpec;
+use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{cap, required, StrictJson, Validate};
@@ -45,8 +47,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Issue a directive at a unit (default: the caller's) to every unit of the chain below it, each with `within` to report done. The engine decides who may: 403 for a role or a unit outside the caller's scope, 422 when no unit lies below.",
             tag: "directives",
             request: Some(issue_schema),
+            params: None,
             response: Some(issued_schema),
+            content: Content::Json,
             status: 201,
+            also: &[],
+            errors: &[404, 409, 422, 503],
             handler: post(issue),
         },
         RouteSpec {
@@ -56,8 +62,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Directives the caller's unit may see, newest first, with their totals. Query: after (cursor), limit (1-1000); a page may be short and still have a next cursor. Not for residents or civic apps.",
             tag: "directives",
             request: None,
+            params: Some(|| Value::Array(page_params())),
             response: Some(list_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 503],
             handler: get(list),
         },
         RouteSpec {
@@ -67,8 +77,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "A directive's progress: its tree of unit parts, each with its acknowledgement, report, deadline and escalation, rolled up (complete when it and every part below reported). 404 when the caller's unit neither issued it, lies above the issuer, nor has a part in it or below.",
             tag: "directives",
             request: None,
+            params: None,
             response: Some(tree_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 404, 503],
             handler: get(read),
         },
         RouteSpec {
@@ -78,8 +92,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Acknowledge the caller's unit's part of a directive; body {} or {\"note\"} (acknowledging again changes nothing). 403 when the role may not respond, 422 when the unit has no part.",
             tag: "directives",
             request: Some(acknowledge_schema),
+            params: None,
             response: Some(part_outcome_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[404, 409, 422, 503],
             handler: post(acknowledge),
         },
         RouteSpec {
@@ -89,8 +107,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Report the caller's unit's part of a directive done, with a note (acknowledges it too if needed). 403 when the role may not respond, 422 when the unit has no part or reported already.",
             tag: "directives",
             request: Some(report_schema),
+            params: None,
             response: Some(part_outcome_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[404, 409, 422, 503],
             handler: post(report),
         },
     ]
@@ -168,11 +190,11 @@ fn issue_schema() -> Value {
         "required": ["title", "kind", "within"],
         "additionalProperties": false,
         "properties": {
-            "title": {"type": "string", "maxLength": TITLE_MAX},
+            "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX, "pattern": NOT_BLANK},
             "body": {"type": "string", "maxLength": TEXT_MAX, "description": "what to do"},
             "kind": {"type": "string", "enum": KINDS},
-            "unit_id": {"type": "string", "maxLength": 64, "description": "the issuing unit: the caller's (default) or one below it"},
-            "within": {"type": "string", "maxLength": 64, "description": "how long each unit has to report done: `3 working days`, `8 working hours`, `48 hours`"}
+            "unit_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "the issuing unit: the caller's (default) or one below it"},
+            "within": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "how long each unit has to report done: `3 working days`, `8 working hours`, `48 hours`"}
         }
     })
 }
@@ -203,7 +225,7 @@ fn report_schema() -> Value {
         "type": "object",
         "required": ["note"],
         "additionalProperties": false,
-        "properties": {"note": {"type": "string", "maxLength": TEXT_MAX, "description": "what was done"}}
+        "properties": {"note": {"type": "string", "minLength": 1, "maxLength": TEXT_MAX, "pattern": NOT_BLANK, "description": "what was done"}}
     })
 }
 

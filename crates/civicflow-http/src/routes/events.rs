@@ -84,7 +84,7 @@ use futures_util::stream;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::RouteSpec;
+use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::Policy;
@@ -110,8 +110,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Live feedback for a case (text/event-stream): its events after Last-Event-ID (a stream version; none: from the first), then each new one as it commits. id = stream version, event = the event type, data = JSON. 404 outside the caller's scope, 400 for a malformed Last-Event-ID.",
             tag: "events",
             request: None,
+            params: None,
             response: None,
+            content: Content::EventStream,
             status: 200,
+            also: &[],
+            errors: &[400, 404],
             handler: get(case_events),
         },
         RouteSpec {
@@ -121,8 +125,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Live feedback for a unit's subtree (text/event-stream): the events of the cases and directive parts that concern the unit or a unit below it, after Last-Event-ID (a log position; none: from the first), then each new one. id = log position. 404 unless the unit is the caller's or lies below it.",
             tag: "events",
             request: None,
+            params: None,
             response: None,
+            content: Content::EventStream,
             status: 200,
+            also: &[],
+            errors: &[400, 404],
             handler: get(unit_events),
         },
     ]

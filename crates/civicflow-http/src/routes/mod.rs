@@ -41,12 +41,45 @@ pub struct RouteSpec {
     pub tag: &'static str,
     /// The JSON body it takes, if any.
     pub request: Option<Schema>,
-    /// What a success answers with (`None`: not JSON, e.g. an event stream or text).
+    /// Its parameters as OpenAPI parameter objects (a JSON array), beyond a plain string for
+    /// each path segment: the query parameters it takes (any other is 400), and path
+    /// parameters with a narrower schema (replacing the plain one of the same name).
+    pub params: Option<Schema>,
+    /// The JSON schema of a success's body (`None`: not JSON, or not described).
     pub response: Option<Schema>,
+    /// The media type of a success, which also says in which format errors come.
+    pub content: Content,
     /// The success status.
     pub status: u16,
+    /// Other statuses that answer with the success's body (an idempotent retry's 200, a
+    /// not-ready 503).
+    pub also: &'static [u16],
+    /// The error statuses the handler itself answers, beyond those its policy implies (401,
+    /// 403, 429 when it needs a token) and its JSON body implies (400, 413). The OpenAPI
+    /// document declares each, so a status not listed here is a bug in the table or in the
+    /// handler (`.ci/schemathesis` checks every answer against the document).
+    pub errors: &'static [u16],
     /// The handler.
     pub handler: MethodRouter<AppState>,
+}
+
+/// What a route answers: the media type of a success and the format of its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// `application/json` with the schema `response`; errors are the native JSON error.
+    Json,
+    /// Prometheus text (`text/plain`); errors are the native JSON error.
+    Text,
+    /// Server-sent events (`text/event-stream`); errors are the native JSON error.
+    EventStream,
+    /// Open311 XML (`text/xml`); errors are Open311 error lists in XML.
+    Open311Xml,
+    /// Open311 JSON (`application/json` with the schema `response`); errors are Open311
+    /// error lists in JSON.
+    Open311Json,
+    /// Open311 in the format the last path segment's suffix names (`.xml` or `.json`; an
+    /// unknown suffix answers XML): either of the two above.
+    Open311Either,
 }
 
 impl std::fmt::Debug for RouteSpec {

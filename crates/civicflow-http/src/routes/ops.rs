@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::RouteSpec;
+use super::{Content, RouteSpec};
 use crate::metrics::gauge;
 use crate::policy::Policy;
 use crate::state::AppState;
@@ -22,8 +22,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Alive: the process answers.",
             tag: "operations",
             request: None,
+            params: None,
             response: Some(|| json!({"type": "object", "properties": {"status": {"type": "string"}}})),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[],
             handler: get(healthz),
         },
         RouteSpec {
@@ -33,12 +37,16 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Ready: the log is writable and every projection has caught up since start (503 otherwise).",
             tag: "operations",
             request: None,
+            params: None,
             response: Some(|| json!({"type": "object", "properties": {
                 "ready": {"type": "boolean"},
                 "log": {"type": "string"},
                 "projections": {"type": "array"}
             }})),
+            content: Content::Json,
             status: 200,
+            also: &[503],
+            errors: &[],
             handler: get(readyz),
         },
         RouteSpec {
@@ -48,8 +56,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Metrics in the Prometheus text format.",
             tag: "operations",
             request: None,
+            params: None,
             response: None,
+            content: Content::Text,
             status: 200,
+            also: &[],
+            errors: &[],
             handler: get(metrics),
         },
         RouteSpec {
@@ -59,8 +71,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "This API, as an OpenAPI 3 document.",
             tag: "operations",
             request: None,
+            params: None,
             response: Some(|| json!({"type": "object"})),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[],
             handler: get(openapi),
         },
     ]

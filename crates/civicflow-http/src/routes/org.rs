@@ -10,7 +10,7 @@ use civicflow_core::domain::workflow::{DeadlineRule, Definition};
 use civicflow_core::{Role, UnitId};
 use serde_json::{json, Value};
 
-use super::RouteSpec;
+use super::{Content, RouteSpec};
 use crate::policy::Policy;
 use crate::state::AppState;
 
@@ -24,8 +24,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "The org chart: every unit with its id, name, tier and parent (parents before children), and whether it is in the community → grid → enterprise → shop chain.",
             tag: "org",
             request: None,
+            params: None,
             response: Some(units_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[],
             handler: get(units),
         },
         RouteSpec {
@@ -35,8 +39,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "The loaded workflow definitions, every version: stages (with the terminal flag and deadline), actions (from, to, roles, scope, fields) and the fields asked when a case is opened.",
             tag: "org",
             request: None,
+            params: None,
             response: Some(workflows_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[],
             handler: get(workflows),
         },
     ]

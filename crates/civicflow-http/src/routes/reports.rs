@@ -36,7 +36,7 @@ use civicflow_projections::models::{community_stats, lists, rates, shop_standing
 use civicflow_projections::{FreshnessError, ProjectionError, View};
 use serde_json::{json, Map, Value};
 
-use super::RouteSpec;
+use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::Policy;
@@ -86,8 +86,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "A unit's inbox, ordered by deadline: open cases it leads or co-handles and directive parts it has not reported, each with the actions open to the unit and the roles that may take them. Query: role (only items that role can act on), after (cursor), limit (1-1000). The caller's unit or one below it (404 otherwise); not for residents or civic apps.",
             tag: "reports",
             request: None,
+            params: Some(inbox_params),
             response: Some(inbox_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 404, 503],
             handler: get(inbox),
         },
         RouteSpec {
@@ -97,8 +101,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "The case board, always within the caller's subtree, ordered by opening time. Query: workflow, status (open|closed), unit (a unit of the caller's subtree: its subtree only), opened_from, opened_until (RFC 3339 or YYYY-MM-DD, Asia/Shanghai), after (cursor), limit (1-1000). A filtered page may be short and still have a next cursor. Not for residents or civic apps.",
             tag: "reports",
             request: None,
+            params: Some(board_params),
             response: Some(board_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 404, 503],
             handler: get(board),
         },
         RouteSpec {
@@ -108,8 +116,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "The overdue and escalation report (督办) of a unit's subtree at a moment: missed, escalated and breached deadlines, running deadlines past due and not escalated, with counts per unit. Query: now (RFC 3339 or YYYY-MM-DD; default the engine's clock). The caller's unit or one below it (404 otherwise).",
             tag: "reports",
             request: None,
+            params: Some(overdue_params),
             response: Some(overdue_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 404, 503],
             handler: get(overdue_report),
         },
         RouteSpec {
@@ -119,8 +131,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "三率: the month's response, resolution and satisfaction rates of the units of the caller's community, ranked by their mean. Query: month (YYYY-MM, required), tier (only units of that tier). Staff only: community_admin, grid_worker, department_officer, liaison_officer, auditor.",
             tag: "reports",
             request: None,
+            params: Some(rates_params),
             response: Some(rates_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 503],
             handler: get(rates_report),
         },
         RouteSpec {
@@ -130,8 +146,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Community statistics: activities, beneficiaries, volunteers, cases by workflow and outcome, mean and 90th-percentile time to close, the org's figures. Query: year (default all years), community (a community the caller is in or above; default all communities). Staff only: community_admin, grid_worker, department_officer, liaison_officer, auditor.",
             tag: "reports",
             request: None,
+            params: Some(stats_params),
             response: Some(stats_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 404, 503],
             handler: get(stats_report),
         },
         RouteSpec {
@@ -141,8 +161,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "One of the three lists (kind: resources, needs, projects), items of the caller's community in the order they were added, with their linked cases. Query: retired (true: retired items too), after (cursor), limit (1-1000). Not for residents or civic apps.",
             tag: "reports",
             request: None,
+            params: Some(lists_params),
             response: Some(list_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 404, 503],
             handler: get(list_items),
         },
         RouteSpec {
@@ -152,8 +176,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "A shop's standing: its twelve-point cycle, deductions and restorations, flags, monthly assessments and quarterly ratings. The caller's unit or one below it (404 otherwise).",
             tag: "reports",
             request: None,
+            params: None,
             response: Some(standing_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 404, 503],
             handler: get(standing),
         },
         RouteSpec {
@@ -163,8 +191,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "The recommended merchants (联盟推荐商户) of a quarter in the caller's community, best score first. Query: quarter (e.g. 2026Q2, required).",
             tag: "reports",
             request: None,
+            params: Some(recommended_params),
             response: Some(recommended_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 503],
             handler: get(recommended),
         },
         RouteSpec {
@@ -174,8 +206,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "The red and yellow flags (红黄旗) held for a month in the caller's community. Query: period (YYYY-MM, required).",
             tag: "reports",
             request: None,
+            params: Some(flags_params),
             response: Some(flags_schema),
+            content: Content::Json,
             status: 200,
+            also: &[],
+            errors: &[400, 503],
             handler: get(flags),
         },
     ]
@@ -408,6 +444,160 @@ pub(crate) fn page_schema(item: Value) -> Value {
         }
     })
 }
+
+/// A query parameter, as the OpenAPI document declares it. A route refuses any parameter it
+/// does not declare with 400 ([`QueryParams::parse`]).
+pub(crate) fn query_param(name: &str, required: bool, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": required, "schema": schema, "description": description})
+}
+
+/// `after` and `limit`, the query parameters of every paged list.
+pub(crate) fn page_params() -> Vec<Value> {
+    vec![
+        query_param(
+            "after",
+            false,
+            json!({"type": "string"}),
+            "the `next` of the previous page",
+        ),
+        query_param(
+            "limit",
+            false,
+            json!({"type": "integer", "minimum": 1, "maximum": PAGE_MAX}),
+            "items per page (default 100; larger values are clamped)",
+        ),
+    ]
+}
+
+/// A moment: RFC 3339, or a date (its midnight in Asia/Shanghai); see [`QueryParams::time`].
+fn time_schema() -> Value {
+    json!({"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]})
+}
+
+/// `YYYY-MM`.
+fn month_schema() -> Value {
+    json!({"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"})
+}
+
+fn inbox_params() -> Value {
+    let mut params = vec![query_param(
+        "role",
+        false,
+        json!({"type": "string"}),
+        "only the items that role can act on",
+    )];
+    params.extend(page_params());
+    Value::Array(params)
+}
+
+fn board_params() -> Value {
+    let mut params = vec![
+        query_param(
+            "workflow",
+            false,
+            json!({"type": "string"}),
+            "a workflow id",
+        ),
+        query_param(
+            "status",
+            false,
+            json!({"type": "string", "enum": ["open", "closed"]}),
+            "open or closed cases only",
+        ),
+        query_param(
+            "unit",
+            false,
+            json!({"type": "string"}),
+            "a unit of the caller's subtree: its subtree only",
+        ),
+        query_param("opened_from", false, time_schema(), "opened at or after"),
+        query_param("opened_until", false, time_schema(), "opened before"),
+    ];
+    params.extend(page_params());
+    Value::Array(params)
+}
+
+fn overdue_params() -> Value {
+    json!([query_param(
+        "now",
+        false,
+        time_schema(),
+        "the moment (default: the engine's clock)"
+    )])
+}
+
+fn rates_params() -> Value {
+    json!([
+        query_param("month", true, month_schema(), "the month"),
+        query_param(
+            "tier",
+            false,
+            json!({"type": "string", "enum": TIERS}),
+            "only units of that tier"
+        ),
+    ])
+}
+
+fn stats_params() -> Value {
+    json!([
+        query_param(
+            "year",
+            false,
+            json!({"type": "integer", "minimum": 1, "maximum": 9999}),
+            "default: all years"
+        ),
+        query_param(
+            "community",
+            false,
+            json!({"type": "string"}),
+            "a community the caller is in or above (default: all)"
+        ),
+    ])
+}
+
+fn lists_params() -> Value {
+    let mut params = vec![
+        json!({"name": "kind", "in": "path", "required": true,
+               "schema": {"type": "string", "enum": ["resources", "needs", "projects"]}}),
+        query_param(
+            "retired",
+            false,
+            json!({"type": "boolean"}),
+            "true: retired items too",
+        ),
+    ];
+    params.extend(page_params());
+    Value::Array(params)
+}
+
+fn recommended_params() -> Value {
+    json!([query_param(
+        "quarter",
+        true,
+        json!({"type": "string", "pattern": "^[0-9]{4}Q[1-4]$"}),
+        "e.g. 2026Q2"
+    )])
+}
+
+fn flags_params() -> Value {
+    json!([query_param(
+        "period",
+        true,
+        month_schema(),
+        "the month (YYYY-MM)"
+    )])
+}
+
+/// The tiers, as the API names them.
+const TIERS: [&str; 7] = [
+    "community",
+    "grid",
+    "enterprise",
+    "shop",
+    "department",
+    "social_organization",
+    "volunteer_team",
+];
 
 fn subject_json(subject: &Subject) -> Value {
     match subject {
