@@ -172,6 +172,10 @@ struct CaseFacts {
     co_handlers: Vec<String>,
     filed_by: String,
     filed_as: String,
+    /// Someone's contact details are on file for it.
+    has_requester: bool,
+    /// Its workflow's `contact_roles`.
+    contact_roles: Vec<String>,
 }
 
 /// A directive as the scope rules need it.
@@ -378,6 +382,36 @@ fn act(case: &str, action: &'static str, allowed: Want) -> Judge {
     })
 }
 
+/// The unmasked contact view (`routes/contact.rs`, `case::decide` `RecordContactView`): 404
+/// unless the caller may see the case; 422 when it has no requester; 403 unless the caller's
+/// role is one of the workflow's `contact_roles` and their unit lies above the lead or is the
+/// unit the case was filed at; otherwise 200 (and a `ContactViewed` event).
+fn contact_view(case: &str) -> Judge {
+    let case = case.to_owned();
+    Box::new(move |world, who| {
+        if !world.sees_case(who, &case) {
+            return Want::NotFound;
+        }
+        let facts = &world.cases[&case];
+        if !facts.has_requester {
+            return Want::Unprocessable;
+        }
+        if !facts.contact_roles.iter().any(|r| r == who.role) {
+            return Want::Forbidden;
+        }
+        if !(world.within(&facts.lead, who.unit) || who.unit == facts.unit) {
+            return Want::Forbidden;
+        }
+        Want::Ok
+    })
+}
+
+/// A token id the caller administers: a community administrator's subtree holds every demo
+/// unit, so the token is found (200); an id that names no token is 404.
+fn token_revoke(exists: bool) -> Judge {
+    Box::new(move |_, _| if exists { Want::Ok } else { Want::NotFound })
+}
+
 /// Opening a service request: the workflow's open roles may (its scope is `any`: a case may be
 /// filed at any unit); a body missing a required intake field is then 422. Others: 403.
 fn open_case(complete: bool) -> Judge {
@@ -455,6 +489,8 @@ struct Ids {
     d1: String,
     /// A directive from grid 1 to Yiwu Heart and its shops, nothing reported yet.
     d2: String,
+    /// A token no caller uses, for the revoke probe.
+    spare_token: String,
 }
 
 fn probes(ids: &Ids) -> Vec<Probe> {
@@ -608,6 +644,38 @@ fn probes(ids: &Ids) -> Vec<Probe> {
         format!("/api/v1/cases/{NO_SUCH_ID}/actions"),
         urge,
         act(NO_SUCH_ID, "urge", Want::Ok),
+    ));
+    // The unmasked contact view, on every probed case (with a requester or without).
+    let mut contact_ids: Vec<&str> = ids.cases.iter().map(|(_, id)| id.as_str()).collect();
+    contact_ids.push(NO_SUCH_ID);
+    for id in contact_ids {
+        probes.push(post(
+            "/api/v1/cases/{id}/contact",
+            format!("/api/v1/cases/{id}/contact"),
+            json!({"purpose": "authz matrix"}),
+            contact_view(id),
+        ));
+    }
+
+    // Tokens: community administrators list, issue and revoke (the policy refuses the rest).
+    probes.push(get("/api/v1/tokens", "/api/v1/tokens", always()));
+    probes.push(post(
+        "/api/v1/tokens",
+        "/api/v1/tokens",
+        json!({"actor": "sun.grid3", "role": "grid_worker", "unit_id": "grid-3", "name": "authz matrix"}),
+        always(),
+    ));
+    probes.push(post(
+        "/api/v1/tokens/{id}/revoke",
+        format!("/api/v1/tokens/{}/revoke", ids.spare_token),
+        json!({"reason": "authz matrix"}),
+        token_revoke(true),
+    ));
+    probes.push(post(
+        "/api/v1/tokens/{id}/revoke",
+        "/api/v1/tokens/0123456789abcdef/revoke",
+        json!({}),
+        token_revoke(false),
     ));
 
     // Directives: issue (at the caller's unit, and at grid 3), list, read, acknowledge, report.
@@ -1010,6 +1078,13 @@ fn world(demo: &DemoService, ids: &Ids) -> World {
                     .map(|u| u.as_str().to_owned())
                     .collect(),
                 filed_by: s.filed_by.as_str().to_owned(),
+                has_requester: s.requester.is_some(),
+                contact_roles: view
+                    .definition
+                    .contact_roles
+                    .iter()
+                    .map(|r| r.as_str().to_owned())
+                    .collect(),
                 filed_as: s.filed_as.as_str().to_owned(),
             },
         );
@@ -1141,6 +1216,16 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
         smooth: run.smooth_case.to_string(),
         d1: run.directive.to_string(),
         d2,
+        spare_token: demo
+            .service
+            .issue_token(
+                &Acting::system(UnitId::new("tonghui").expect("valid")),
+                demo::acting("li.grid1"),
+                "authz matrix: spare",
+            )
+            .expect("a spare token")
+            .0
+            .to_string(),
     };
     let world = world(&demo, &ids);
     check_facts(&world, &ids);
@@ -1377,6 +1462,8 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
         ("POST", "/api/v1/directives/{id}/acknowledge", 403),
         ("POST", "/api/v1/directives/{id}/acknowledge", 422),
         ("POST", "/api/v1/directives/{id}/report", 422),
+        ("POST", "/api/v1/cases/{id}/contact", 403),
+        ("POST", "/api/v1/cases/{id}/contact", 422),
     ] {
         assert!(
             seen[&(method.to_owned(), path)].contains(&status),
@@ -1494,8 +1581,8 @@ async fn the_router_and_the_openapi_document_are_the_route_table() {
         "/",
         "/api",
         "/api/v1",
-        "/api/v1/tokens",
-        "/api/v1/cases/x/contact",
+        "/api/v1/token",
+        "/api/v1/cases/x/contacts",
         "/api/v1/units/x",
         "/api/v1/directives/x/parts",
         "/api/v1/reports",

@@ -177,12 +177,19 @@ async fn a_revoked_token_is_refused_by_the_very_next_request() {
         .await;
     assert_eq!(status, 200, "the token works before");
 
+    // Revoked through the API by the community administrator, as an operator would.
     let id = civicflow::core::domain::access::TokenId::of_hash(&hash_token(&token));
-    let admin = demo::acting("wang.secretary");
-    served
-        .state
-        .revoke_token(&admin, id, "lost phone")
-        .expect("revoke");
+    let admin = served.token("wang.secretary").to_owned();
+    let (status, revoked) = served
+        .json(
+            "POST",
+            &format!("/api/v1/tokens/{id}/revoke"),
+            Some(&admin),
+            Some(&json!({"reason": "lost phone"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
 
     // The very next request: no restart, no wait.
     let (status, body) = served
@@ -558,4 +565,277 @@ async fn an_open311_requester_is_masked_to_everyone_and_erased_everywhere() {
     let (status, case) = demo.call(Method::GET, &case_path, Some(&admin), None).await;
     assert_eq!(status, StatusCode::OK, "{case}");
     assert_eq!(case["requester"], json!({"erased": true}), "{case}");
+}
+
+/// Tokens on a running service: only a community administrator issues, lists and revokes;
+/// the secret is in the issuing answer only (no-store), never in a list; a new token works at
+/// once and a revoked one fails at once; a token id that is not a token is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_issued_listed_and_revoked_by_administrators_only() {
+    let demo = DemoService::start("sec-token-api");
+    let admin = demo.token("wang.secretary").to_owned();
+    let grid = demo.token("li.grid1").to_owned();
+    let body = json!({"actor": "li.grid1", "role": "grid_worker", "unit_id": "grid-1", "name": "tablet 7"});
+
+    for refused in [&grid, demo.token("fixmystreet"), demo.token("audit.office")] {
+        let (status, answer) = demo
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(refused),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+        let (status, _) = demo
+            .call(Method::GET, "/api/v1/tokens", Some(refused), None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    // A grant the actor does not hold is refused by the core, naming why.
+    let (status, answer) = demo
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&admin),
+            Some(json!({"actor": "li.grid1", "role": "community_admin", "unit_id": "tonghui", "name": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+
+    let (status, headers, bytes) = demo
+        .call_bytes(
+            Method::POST,
+            "/api/v1/tokens",
+            &[
+                ("authorization", &format!("Bearer {admin}")),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().into_bytes(),
+        )
+        .await;
+    let issued: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    assert_eq!(
+        headers.get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let secret = issued["token"].as_str().expect("the secret").to_owned();
+    let id = issued["id"].as_str().expect("an id").to_owned();
+    assert!(secret.starts_with("cft_"), "{issued}");
+    let (status, _) = demo
+        .call(Method::GET, "/api/v1/units", Some(&secret), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the new token works at once");
+
+    let (status, list) = demo
+        .call(Method::GET, "/api/v1/tokens", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let listed = list["tokens"].as_array().expect("tokens");
+    assert_eq!(listed.len(), demo.tokens.len() + 1, "{list}");
+    assert!(listed
+        .iter()
+        .any(|t| t["id"] == id.as_str() && t["name"] == "tablet 7"));
+    let text = list.to_string();
+    assert!(!text.contains("cft_"), "a list shows a secret: {text}");
+    assert!(
+        !text.contains(&hash_token(&secret).to_hex()),
+        "a list shows a hash"
+    );
+
+    let (status, _) = demo
+        .call(
+            Method::POST,
+            "/api/v1/tokens/0123456789abcdef/revoke",
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = demo
+        .call(
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/revoke"),
+            Some(&grid),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a grid worker may not revoke"
+    );
+    let (status, revoked) = demo
+        .call(
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/revoke"),
+            Some(&admin),
+            Some(json!({"reason": "tablet lost"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    let (status, _) = demo
+        .call(Method::GET, "/api/v1/units", Some(&secret), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the revoked token fails at once"
+    );
+    // Revoking again changes nothing and says so the same way.
+    let (status, again) = demo
+        .call(
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/revoke"),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["revoked_at"], revoked["revoked_at"]);
+}
+
+/// The unmasked view through the service: only the workflow's contact roles within scope get
+/// the details (no-store), each view is a `ContactViewed` event naming its purpose, a refused
+/// view writes nothing, and after erasure the view says erased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmasked_view_is_for_contact_roles_only_and_is_an_event() {
+    let demo = DemoService::start("sec-contact-view");
+    let grid = demo.token("li.grid1").to_owned();
+    let admin = demo.token("wang.secretary").to_owned();
+    let (status, created) = demo
+        .call(
+            Method::POST,
+            "/api/v1/cases",
+            Some(&grid),
+            Some(json!({
+                "workflow": "service-request",
+                "unit_id": "grid-1",
+                "title": MARKER,
+                "fields": {"category": "public_facilities"},
+                "requester": {"name": NAME, "phone": PHONE, "email": EMAIL, "address": ADDRESS},
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let view_path = format!("/api/v1/cases/{id}/contact");
+    let head = || demo.service.engine().log().head().map(|h| h.position.get());
+
+    // Everyone who is not a contact role in scope: refused, and nothing is written.
+    let mut granted = Vec::new();
+    for (actor, token) in &demo.tokens {
+        let before = head();
+        let (status, answer) = demo
+            .call(
+                Method::POST,
+                &view_path,
+                Some(token),
+                Some(json!({"purpose": "probe"})),
+            )
+            .await;
+        if status == StatusCode::OK {
+            granted.push(*actor);
+            continue;
+        }
+        assert!(
+            [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&status),
+            "{actor}: {status} {answer}"
+        );
+        assert_no_plaintext(&answer.to_string(), actor);
+        assert_eq!(head(), before, "{actor}'s refused view wrote to the log");
+    }
+    assert_eq!(
+        granted,
+        ["li.grid1", "wang.secretary"],
+        "who may see the contact"
+    );
+
+    let (status, headers, bytes) = demo
+        .call_bytes(
+            Method::POST,
+            &view_path,
+            &[
+                ("authorization", &format!("Bearer {grid}")),
+                ("content-type", "application/json"),
+            ],
+            json!({"purpose": "callback about the bench"})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    let details: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(status, StatusCode::OK, "{details}");
+    assert_eq!(details["name"], NAME);
+    assert_eq!(details["email"], EMAIL);
+    assert_eq!(details["erased"], false);
+    assert_eq!(
+        headers.get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let (_, history) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{id}/history"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let views = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "ContactViewed")
+        .count();
+    assert_eq!(
+        views, 3,
+        "one event per granted view (two probes, one callback): {history}"
+    );
+    assert_no_plaintext(&history.to_string(), "the history");
+
+    // A purpose is required; an unknown field is refused.
+    for body in [
+        json!({}),
+        json!({"purpose": ""}),
+        json!({"purpose": "x", "why": "y"}),
+    ] {
+        let (status, answer) = demo
+            .call(Method::POST, &view_path, Some(&grid), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    }
+
+    // After erasure the view says erased, and shows nothing.
+    let engine = demo.service.engine().clone();
+    let case_id = CaseId::parse(&id).expect("case id");
+    let person = engine
+        .case(
+            &Acting::system(UnitId::new("tonghui").expect("unit")),
+            case_id,
+        )
+        .expect("case")
+        .state
+        .requester
+        .expect("a requester");
+    engine
+        .submit(
+            &demo::acting("wang.secretary"),
+            Command::ErasePerson {
+                person,
+                reason: "PIPL art. 47 request".into(),
+            },
+        )
+        .expect("erase");
+    drop(engine);
+    let (status, answer) = demo
+        .call(
+            Method::POST,
+            &view_path,
+            Some(&admin),
+            Some(json!({"purpose": "after"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({"case": id, "erased": true}));
 }

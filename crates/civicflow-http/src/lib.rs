@@ -40,9 +40,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use civicflow_core::domain::access::{AccessCommand, TokenId};
+use civicflow_core::domain::access::TokenId;
 use civicflow_core::domain::org::Acting;
-use civicflow_core::engine::{Command, Engine, EngineConfig, EngineError, Outcome, SubmitError};
+use civicflow_core::engine::{Engine, EngineConfig, EngineError, SubmitError};
 use civicflow_core::readmodel::{ReadModelError, ReadModelStore};
 use civicflow_projections::{models, ProjectionError, Runner, RunnerOptions};
 use tokio::sync::watch;
@@ -190,22 +190,7 @@ impl Service {
         acting: Acting,
         name: &str,
     ) -> Result<(TokenId, TokenSecret), ServiceError> {
-        let secret = TokenSecret::generate().map_err(|e| ServiceError::Random(e.to_string()))?;
-        let outcome = self.engine().submit(
-            by,
-            Command::Access(AccessCommand::Issue {
-                hash: secret.hash(),
-                acting,
-                name: name.to_owned(),
-            }),
-        )?;
-        self.state.tokens().replace(&self.engine().tokens()?);
-        let Outcome::Token { token } = outcome else {
-            return Err(ServiceError::Engine(EngineError::Config(
-                "the engine answered a token command with another outcome".into(),
-            )));
-        };
-        Ok((token, secret))
+        self.state.issue_token(by, acting, name)
     }
 
     /// Revokes a token (see [`AppState::revoke_token`]): refused from the very next request.

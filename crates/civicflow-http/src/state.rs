@@ -54,6 +54,47 @@ impl AppState {
         &self.0.tokens
     }
 
+    /// Issues a token acting as `acting`, by `by` (the system or a community administrator
+    /// over the unit): the event goes to the log and the token index learns the token before
+    /// this returns; the secret goes to the caller, once, and is kept nowhere.
+    ///
+    /// # Errors
+    /// [`crate::ServiceError::Submit`] when the engine refuses (a grant the actor does not
+    /// hold, a caller who may not issue tokens there, a bad name);
+    /// [`crate::ServiceError::Random`] without randomness for the secret.
+    pub fn issue_token(
+        &self,
+        by: &civicflow_core::domain::org::Acting,
+        acting: civicflow_core::domain::org::Acting,
+        name: &str,
+    ) -> Result<
+        (
+            civicflow_core::domain::access::TokenId,
+            crate::auth::TokenSecret,
+        ),
+        crate::ServiceError,
+    > {
+        use civicflow_core::domain::access::AccessCommand;
+        use civicflow_core::engine::{Command, EngineError, Outcome};
+        let secret = crate::auth::TokenSecret::generate()
+            .map_err(|e| crate::ServiceError::Random(e.to_string()))?;
+        let outcome = self.0.engine.submit(
+            by,
+            Command::Access(AccessCommand::Issue {
+                hash: secret.hash(),
+                acting,
+                name: name.to_owned(),
+            }),
+        )?;
+        self.0.tokens.replace(&self.0.engine.tokens()?);
+        let Outcome::Token { token } = outcome else {
+            return Err(crate::ServiceError::Engine(EngineError::Config(
+                "the engine answered a token command with another outcome".into(),
+            )));
+        };
+        Ok((token, secret))
+    }
+
     /// Revokes a token, by `by` (the system or a community administrator over its unit): the
     /// event goes to the log, and the token index drops the token before this returns, so the
     /// very next request with it is refused (no restart).

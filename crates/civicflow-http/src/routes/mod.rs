@@ -18,11 +18,13 @@ use crate::policy::Policy;
 use crate::state::AppState;
 
 pub mod cases;
+pub mod contact;
 pub mod directives;
 pub mod events;
 pub mod ops;
 pub mod org;
 pub mod reports;
+pub mod tokens;
 
 /// A JSON Schema, built when the OpenAPI document is.
 pub type Schema = fn() -> Value;
@@ -97,8 +99,10 @@ pub fn all() -> Vec<RouteSpec> {
     let mut routes = Vec::new();
     routes.extend(ops::routes());
     routes.extend(cases::routes());
+    routes.extend(contact::routes());
     routes.extend(directives::routes());
     routes.extend(org::routes());
+    routes.extend(tokens::routes());
     routes.extend(reports::routes());
     routes.extend(events::routes());
     routes.extend(crate::open311::routes());

@@ -1,0 +1,116 @@
+//! The requester's contact details, unmasked: the one way to read them through the service.
+//! Every other answer shows them masked. Only the roles the case's workflow names in
+//! `contact_roles`, within its scope, may call it; each call is a `ContactViewed` event in the
+//! case's history, with its purpose, whether or not the person has been erased since.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Content, RouteSpec};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::json::{cap, required, StrictJson, Validate};
+use crate::policy::Policy;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn routes() -> Vec<RouteSpec> {
+    vec![RouteSpec {
+        method: Method::POST,
+        path: "/api/v1/cases/{id}/contact",
+        // Any token reaches the engine, which allows only the workflow's contact_roles
+        // within scope (403 otherwise) and records the view.
+        policy: Policy::Authenticated,
+        summary: "The requester's contact details unmasked, for {purpose}: only for the roles the workflow names in contact_roles, within scope (403 otherwise); each call is a ContactViewed event in the case's history. {\"erased\": true} once the person is erased; 422 when the case has no requester. Cache-Control: no-store.",
+        tag: "cases",
+        request: Some(request_schema),
+        params: None,
+        response: Some(response_schema),
+        content: Content::Json,
+        status: 200,
+        also: &[],
+        errors: &[404, 422, 503],
+        handler: post(view),
+    }]
+}
+
+/// The most characters of a purpose.
+pub const PURPOSE_MAX: usize = 200;
+
+fn request_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["purpose"],
+        "properties": {
+            "purpose": {"type": "string", "minLength": 1, "maxLength": PURPOSE_MAX, "description": "why the details are needed (kept in the case's history)"}
+        }
+    })
+}
+
+fn response_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["case", "erased"],
+        "properties": {
+            "case": {"type": "string"},
+            "erased": {"type": "boolean", "description": "true: the person was erased; nothing else is shown"},
+            "name": {"type": ["string", "null"]},
+            "phone": {"type": ["string", "null"]},
+            "email": {"type": ["string", "null"]},
+            "address": {"type": ["string", "null"]},
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewBody {
+    purpose: String,
+}
+
+impl Validate for ViewBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        required("purpose", &self.purpose)?;
+        cap("purpose", &self.purpose, PURPOSE_MAX)
+    }
+}
+
+async fn view(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<ViewBody>,
+) -> ApiResult<Response> {
+    let id = super::cases::case_id(&id)?;
+    // 404 outside the caller's sight, before anything is recorded.
+    state.engine().case(&caller.acting, id)?;
+    let acting = caller.acting.clone();
+    let purpose = body.purpose.trim().to_owned();
+    let details = state
+        .blocking(move |engine| engine.view_contact(&acting, id, &purpose))
+        .await??;
+    let answer = match details {
+        Some(d) => json!({
+            "case": id.to_string(),
+            "erased": false,
+            "name": d.name(),
+            "phone": d.phone(),
+            "email": d.email(),
+            "address": d.address(),
+        }),
+        None => json!({"case": id.to_string(), "erased": true}),
+    };
+    let mut response = Json(answer).into_response();
+    // Personal data: no cache on the way keeps it.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,296 @@
+//! Tokens on a running service: list, issue and revoke, for community administrators over
+//! the units at or below their own. Without these an operator had to stop the service to
+//! revoke a leaked token (`civicflow token revoke` needs the store to itself). Issuing and
+//! revoking are events decided by the core (`domain/access.rs`); the token index follows
+//! before the answer, so a revoked token is refused from the very next request.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json};
+use civicflow_core::calendar::format_local;
+use civicflow_core::domain::access::{Grant, TokenId};
+use civicflow_core::domain::org::Acting;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Content, RouteSpec};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::json::{cap, required, StrictJson, Validate};
+use crate::policy::Policy;
+use crate::state::AppState;
+use crate::ServiceError;
+
+/// Who manages tokens: the core's issuers (`domain/access.rs`), over their own subtree.
+const ADMINS: Policy = Policy::Roles(&["community_admin"]);
+
+/// The routes of this module.
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/tokens",
+            policy: ADMINS,
+            summary: "The tokens acting at the caller's unit or below it: id, actor, role, unit, name, when issued and revoked. Never a secret or a hash.",
+            tag: "tokens",
+            request: None,
+            params: None,
+            response: Some(list_schema),
+            content: Content::Json,
+            status: 200,
+            also: &[],
+            errors: &[503],
+            handler: get(list),
+        },
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/tokens",
+            policy: ADMINS,
+            summary: "Issue a token acting as {actor, role, unit_id} (a grant the actor holds, at or below the caller's unit), named for what it is for. The secret is in this answer only (Cache-Control: no-store); the log keeps its hash.",
+            tag: "tokens",
+            request: Some(issue_schema),
+            params: None,
+            response: Some(issued_schema),
+            content: Content::Json,
+            status: 201,
+            also: &[],
+            errors: &[404, 409, 422, 503],
+            handler: post(issue),
+        },
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/tokens/{id}/revoke",
+            policy: ADMINS,
+            summary: "Revoke a token, with an optional reason: refused from the very next request. Revoking a revoked token changes nothing. 404 for a token outside the caller's subtree.",
+            tag: "tokens",
+            request: Some(revoke_schema),
+            params: None,
+            response: Some(grant_schema),
+            content: Content::Json,
+            status: 200,
+            also: &[],
+            errors: &[404, 503],
+            handler: post(revoke),
+        },
+    ]
+}
+
+/// The most characters of a token's name (the core's own limit).
+pub const NAME_MAX: usize = 100;
+/// The most characters of a revocation's reason.
+pub const REASON_MAX: usize = 500;
+
+/// A token as listed: never its secret, never its hash.
+fn grant_json(grant: &Grant) -> Value {
+    json!({
+        "id": grant.token.to_string(),
+        "actor": grant.acting.actor.as_str(),
+        "role": grant.acting.role.as_str(),
+        "unit_id": grant.acting.unit.as_str(),
+        "name": grant.name,
+        "issued_at": format_local(grant.issued_at),
+        "revoked_at": grant.revoked_at.map(format_local),
+    })
+}
+
+fn grant_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id", "actor", "role", "unit_id", "name", "issued_at", "revoked_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "actor": {"type": "string"},
+            "role": {"type": "string"},
+            "unit_id": {"type": "string"},
+            "name": {"type": "string"},
+            "issued_at": {"type": "string"},
+            "revoked_at": {"type": ["string", "null"]},
+        }
+    })
+}
+
+fn list_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["tokens"],
+        "properties": {"tokens": {"type": "array", "items": grant_schema()}}
+    })
+}
+
+fn issue_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["actor", "role", "unit_id", "name"],
+        "properties": {
+            "actor": {"type": "string", "minLength": 1, "maxLength": 64, "description": "an actor of the org chart"},
+            "role": {"type": "string", "minLength": 1, "maxLength": 64, "description": "a role the actor holds at the unit"},
+            "unit_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "description": "what the token is for"},
+        }
+    })
+}
+
+fn issued_schema() -> Value {
+    let mut schema = grant_schema();
+    schema["required"]
+        .as_array_mut()
+        .expect("a list")
+        .push(json!("token"));
+    schema["properties"]["token"] =
+        json!({"type": "string", "description": "the secret: shown in this answer only"});
+    schema
+}
+
+fn revoke_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {"reason": {"type": "string", "maxLength": REASON_MAX}}
+    })
+}
+
+/// What the service's token calls fail with, as the API says it.
+fn service_error(error: ServiceError) -> ApiError {
+    match error {
+        ServiceError::Submit(e) => e.into(),
+        ServiceError::Engine(e) => e.into(),
+        ServiceError::Random(_) => {
+            ApiError::unavailable("no randomness from the operating system for a secret")
+        }
+        other => {
+            tracing::error!(error = %other, "token call failed");
+            ApiError::internal("the token call failed; the error is in the service's log")
+        }
+    }
+}
+
+/// The grant `id` names, if the caller administers its unit; 404 otherwise, as for a case
+/// outside the caller's scope (the ids of other units' tokens are not theirs to learn).
+fn grant_in_scope(state: &AppState, caller: &Acting, id: &str) -> ApiResult<Grant> {
+    let id = TokenId::parse(id.trim()).map_err(|_| ApiError::not_found("token").field("id"))?;
+    let tokens = state.engine().tokens()?;
+    let org = state.engine().org();
+    tokens
+        .tokens
+        .get(&id)
+        .filter(|grant| org.is_within(&grant.acting.unit, &caller.unit))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("token"))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    let tokens = state.engine().tokens()?;
+    let org = state.engine().org();
+    let listed: Vec<Value> = tokens
+        .tokens
+        .values()
+        .filter(|grant| org.is_within(&grant.acting.unit, &caller.acting.unit))
+        .map(grant_json)
+        .collect();
+    Ok(Json(json!({ "tokens": listed })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    actor: String,
+    role: String,
+    unit_id: String,
+    name: String,
+}
+
+impl Validate for IssueBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        for (field, value) in [
+            ("actor", &self.actor),
+            ("role", &self.role),
+            ("unit_id", &self.unit_id),
+        ] {
+            required(field, value)?;
+            cap(field, value, 64)?;
+        }
+        required("name", &self.name)?;
+        cap("name", &self.name, NAME_MAX)
+    }
+}
+
+async fn issue(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    StrictJson(body): StrictJson<IssueBody>,
+) -> ApiResult<Response> {
+    let acting = Acting::parse(&body.actor, &body.role, &body.unit_id).map_err(ApiError::from)?;
+    let by = caller.acting.clone();
+    let name = body.name.clone();
+    let issued = {
+        let state = state.clone();
+        state
+            .clone()
+            .blocking(move |_| state.issue_token(&by, acting, &name))
+            .await?
+    };
+    let (id, secret) = issued.map_err(service_error)?;
+    let tokens = state.engine().tokens()?;
+    let grant = tokens
+        .tokens
+        .get(&id)
+        .ok_or_else(|| ApiError::internal("an issued token is not in the log"))?;
+    let mut answer = grant_json(grant);
+    answer["token"] = json!(secret.expose());
+    let mut response = (StatusCode::CREATED, Json(answer)).into_response();
+    // The secret is in this answer only: no cache keeps it.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl Validate for RevokeBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        cap("reason", self.reason.as_deref().unwrap_or(""), REASON_MAX)
+    }
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<RevokeBody>,
+) -> ApiResult<Json<Value>> {
+    let grant = grant_in_scope(&state, &caller.acting, &id)?;
+    let reason = body
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| format!("revoked through the API by {}", caller.acting.actor));
+    let by = caller.acting.clone();
+    let token = grant.token.clone();
+    let revoked = {
+        let state = state.clone();
+        state
+            .clone()
+            .blocking(move |_| state.revoke_token(&by, token, &reason))
+            .await?
+    };
+    revoked.map_err(service_error)?;
+    let tokens = state.engine().tokens()?;
+    let grant = tokens
+        .tokens
+        .get(&grant.token)
+        .ok_or_else(|| ApiError::internal("a revoked token is not in the log"))?;
+    Ok(Json(grant_json(grant)))
+}
