@@ -34,7 +34,7 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::GET,
             path: "/readyz",
             policy: Policy::Public,
-            summary: "Ready: the log is writable and every projection has caught up since start (503 otherwise).",
+            summary: "Ready: the log is writable, no projection has stopped, and every projection has caught up since start (503 otherwise).",
             tag: "operations",
             request: None,
             params: None,
@@ -86,11 +86,25 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready: the log takes writes, no projection has stopped, and every one has caught up since
+/// start. A projection that stopped (its store refused a write, say) answers its reads with
+/// 503 until a restart, so the service is not ready whatever the log says.
+fn is_ready(
+    log_poisoned: bool,
+    projections: &[civicflow_projections::Status],
+    caught_up: bool,
+) -> bool {
+    let stopped = projections
+        .iter()
+        .any(|s| matches!(s.phase, civicflow_projections::Phase::Failed { .. }));
+    !log_poisoned && !stopped && caught_up
+}
+
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let poisoned = state.engine().log().poisoned();
-    let projections: Vec<Value> = state
-        .runner()
-        .status()
+    let statuses = state.runner().status();
+    let ready = is_ready(poisoned.is_some(), &statuses, state.caught_up());
+    let projections: Vec<Value> = statuses
         .into_iter()
         .map(|s| {
             json!({
@@ -101,7 +115,6 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             })
         })
         .collect();
-    let ready = poisoned.is_none() && state.caught_up();
     let body = json!({
         "ready": ready,
         "log": poisoned.map_or_else(|| "writable".to_owned(), |why| format!("poisoned: {why}")),
@@ -170,4 +183,42 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn openapi() -> Json<Value> {
     Json(crate::openapi::document(&super::all()))
+}
+
+#[cfg(test)]
+mod tests {
+    use civicflow_core::Position;
+    use civicflow_projections::{Phase, Status};
+
+    use super::is_ready;
+
+    fn status(phase: Phase) -> Status {
+        Status {
+            name: "unit_inbox",
+            version: 1,
+            checkpoint: Position::new(7),
+            phase,
+        }
+    }
+
+    #[test]
+    fn a_stopped_projection_or_a_poisoned_log_is_not_ready() {
+        let live = [status(Phase::Live), status(Phase::Live)];
+        assert!(is_ready(false, &live, true));
+        assert!(!is_ready(true, &live, true), "a poisoned log");
+        assert!(!is_ready(false, &live, false), "still catching up");
+        let stopped = [
+            status(Phase::Live),
+            status(Phase::Failed {
+                position: Position::new(8).expect("a position"),
+                error: "read-model storage: the disk refused the write".into(),
+            }),
+        ];
+        assert!(!is_ready(false, &stopped, true), "a projection stopped");
+        let rebuilding = [status(Phase::Rebuilding { serving: Some(1) })];
+        assert!(
+            is_ready(false, &rebuilding, true),
+            "a rebuild serves the old version"
+        );
+    }
 }
