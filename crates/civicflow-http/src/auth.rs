@@ -56,12 +56,11 @@ pub fn hash_token(token: &str) -> TokenHash {
     TokenHash(Sha256::digest(token.as_bytes()).into())
 }
 
-/// Whether two hashes are equal, in time that does not depend on where they differ.
+/// Whether two hashes are equal, in time that does not depend on where they differ
+/// (`subtle`'s comparison, which keeps the compiler from turning it into an early exit).
 fn same(a: &TokenHash, b: &TokenHash) -> bool {
-    a.0.iter()
-        .zip(b.0.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.0.ct_eq(&b.0))
 }
 
 /// The valid tokens, by the id their hash gives (lookups never branch on the secret itself).
