@@ -15,6 +15,11 @@
 //! and Open311 request (at most one per unanswered Open311 request, which has no key to retry
 //! with), and the read models the service kept equal a `civicflow rebuild` of the same log.
 //!
+//! The control proves the check can fail: the same loop against the real binary made to
+//! acknowledge before flushing (`FaultInjection::ACK_BEFORE_FLUSH_ENV`, compiled in only by
+//! the `fault-injection` feature that `cargo test` turns on) must be caught losing an
+//! acknowledged request within 20 rounds.
+//!
 //! `CIVICFLOW_SERVICE_CRASH_ROUNDS` (default 20) sets the rounds, `CIVICFLOW_CRASH_SEED`
 //! replays a run (the seed is printed at the start). A round takes about a second.
 
@@ -28,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use civicflow::core::readmodel::ReadModelStore;
-use civicflow::core::{EventLog, Position};
+use civicflow::core::{EventLog, FaultInjection, Position};
 use common::history::Rng;
 use common::readmodels::snapshot;
 use common::socket;
@@ -49,6 +54,9 @@ const PAUSE_MS: (usize, usize) = (1, 6);
 const KILL_WHILE_OPENING_ONE_IN: usize = 5;
 const KILL_AFTER_MS: (usize, usize) = (30, 900);
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// The control (a server that acknowledges before flushing) must be caught within this many
+/// rounds.
+const VARIANT_MAX_ROUNDS: u64 = 20;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -191,7 +199,9 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(data: &Path, logs: &Path, round: u64, demo: bool) -> Self {
+    /// `faulty`: the server acknowledges before flushing (the control; see
+    /// `FaultInjection::ACK_BEFORE_FLUSH_ENV`).
+    fn spawn(data: &Path, logs: &Path, round: u64, demo: bool, faulty: bool) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("an address");
@@ -200,6 +210,11 @@ impl Server {
         command.arg("serve");
         if demo {
             command.arg("--demo");
+        }
+        if faulty {
+            command.env(FaultInjection::ACK_BEFORE_FLUSH_ENV, "1");
+        } else {
+            command.env_remove(FaultInjection::ACK_BEFORE_FLUSH_ENV);
         }
         let child = command
             .args(["--addr", &addr.to_string(), "--data"])
@@ -486,79 +501,114 @@ async fn pause(rng: &mut Rng) {
 // ---------------------------------------------------------------------------------------------
 // Checks.
 
+/// What a read-back found wrong: something acknowledged is missing or changed (what the test
+/// is for), or the server did something else it should not.
+#[derive(Debug)]
+enum Finding {
+    Lost(String),
+    Other(String),
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::Lost(what) => write!(f, "acknowledged and lost: {what}"),
+            Finding::Other(what) => write!(f, "{what}"),
+        }
+    }
+}
+
+fn unanswered(e: String) -> Finding {
+    Finding::Other(format!("the restarted server did not answer: {e}"))
+}
+
 /// Reads back an acknowledged opening: the case exists at its unit with its title.
-async fn check_opened(addr: SocketAddr, admin: &str, opened: &Opened) {
+async fn check_opened(addr: SocketAddr, admin: &str, opened: &Opened) -> Result<(), Finding> {
     let path = format!("/api/v1/cases/{}", opened.case_id);
     let (status, case) = call(addr, "GET", &path, admin, None)
         .await
-        .expect("the restarted server answers");
-    assert_eq!(
-        status, 200,
-        "acknowledged opening {} is gone: {case}",
-        opened.opening.key
-    );
-    assert_eq!(case["title"], opened.opening.title().as_str(), "{case}");
-    assert_eq!(case["unit_id"], opened.opening.unit, "{case}");
+        .map_err(unanswered)?;
+    if status != 200 {
+        return Err(Finding::Lost(format!(
+            "opening {} ({}) is gone: {status} {case}",
+            opened.opening.key, opened.case_id
+        )));
+    }
+    if case["title"] != opened.opening.title().as_str() || case["unit_id"] != opened.opening.unit {
+        return Err(Finding::Lost(format!(
+            "opening {} changed: {case}",
+            opened.opening.key
+        )));
+    }
+    Ok(())
 }
 
 /// Reads back an acknowledged action: the case is at least at the version it answered, at the
 /// stage the action leads to (nothing else moves these cases).
-async fn check_acted(addr: SocketAddr, admin: &str, opened: &Opened, acted: &Acted) {
+async fn check_acted(
+    addr: SocketAddr,
+    admin: &str,
+    opened: &Opened,
+    acted: &Acted,
+) -> Result<(), Finding> {
     let path = format!("/api/v1/cases/{}", opened.case_id);
     let (status, case) = call(addr, "GET", &path, admin, None)
         .await
-        .expect("the restarted server answers");
-    assert_eq!(status, 200, "{case}");
-    let version = case["version"].as_u64().expect("a version");
-    assert!(
-        version >= acted.version,
-        "{} acknowledged at version {} but the case is at {version}: {case}",
-        acted.action,
-        acted.version
-    );
-    let stage = case["stage"].as_str().expect("a stage");
+        .map_err(unanswered)?;
+    let version = case["version"].as_u64().unwrap_or(0);
+    let stage = case["stage"].as_str().unwrap_or("");
     let allowed: &[&str] = match acted.action.as_str() {
         "dispatch" => &["dispatched", "in_progress"],
         _ => &["in_progress"],
     };
-    assert!(
-        allowed.contains(&stage),
-        "{} was acknowledged but the case is at {stage}: {case}",
-        acted.action
-    );
+    if status != 200 || version < acted.version || !allowed.contains(&stage) {
+        return Err(Finding::Lost(format!(
+            "{} on {} answered version {}, but the case reads {status} {case}",
+            acted.action, opened.case_id, acted.version
+        )));
+    }
+    Ok(())
 }
 
 /// Reads back an acknowledged Open311 request through Open311.
-async fn check_filed(addr: SocketAddr, marker: &str, id: &str) {
+async fn check_filed(addr: SocketAddr, marker: &str, id: &str) -> Result<(), Finding> {
     let path = format!("/open311/v2/requests/{id}.json");
     let response = socket::request(addr, "GET", &path, &[], None)
         .await
-        .expect("the restarted server answers");
+        .map_err(|e| unanswered(e.to_string()))?;
     let body = String::from_utf8_lossy(&response.body);
-    assert_eq!(
-        response.status, 200,
-        "acknowledged Open311 request {marker} ({id}) is gone: {body}"
-    );
-    assert!(
-        body.contains(&format!("<{marker}>")),
-        "request {id} does not say {marker}: {body}"
-    );
+    if response.status != 200 || !body.contains(&format!("<{marker}>")) {
+        return Err(Finding::Lost(format!(
+            "Open311 request {marker} ({id}) is gone or changed: {} {body}",
+            response.status
+        )));
+    }
+    Ok(())
 }
 
 /// After a restart: retry the openings the kill left unanswered (same key: the same case if
 /// the first attempt was made durable, a new one if not), then read back what the round
 /// acknowledged. With `everything`, read back what every round acknowledged.
-async fn check_after_restart(addr: SocketAddr, shared: &Shared, admin: &str, everything: bool) {
+async fn check_after_restart(
+    addr: SocketAddr,
+    shared: &Shared,
+    admin: &str,
+    everything: bool,
+) -> Result<(), Finding> {
     let in_doubt = std::mem::take(&mut ledger(shared).in_doubt);
     for opening in in_doubt {
-        match open(addr, &opening).await.expect("the server answers") {
+        match open(addr, &opening).await.map_err(unanswered)? {
             Ok(case_id) => {
                 let mut l = ledger(shared);
                 l.round_keys.push(opening.key.clone());
                 l.opened
                     .insert(opening.key.clone(), Opened { opening, case_id });
             }
-            Err(message) => panic!("a retry with the same key was refused: {message}"),
+            Err(message) => {
+                return Err(Finding::Other(format!(
+                    "a retry with the same key was refused: {message}"
+                )))
+            }
         }
     }
     let (openings, actions, filed) = {
@@ -597,14 +647,22 @@ async fn check_after_restart(addr: SocketAddr, shared: &Shared, admin: &str, eve
         (openings, actions, filed)
     };
     for opened in &openings {
-        check_opened(addr, admin, opened).await;
+        check_opened(addr, admin, opened).await?;
     }
     for (opened, acted) in &actions {
-        check_acted(addr, admin, opened, acted).await;
+        check_acted(addr, admin, opened, acted).await?;
     }
     for (marker, id) in &filed {
-        check_filed(addr, marker, id).await;
+        check_filed(addr, marker, id).await?;
     }
+    let l = ledger(shared);
+    if !l.unexpected.is_empty() {
+        return Err(Finding::Other(format!(
+            "answers no request of this client should get:\n{}",
+            l.unexpected.join("\n")
+        )));
+    }
+    Ok(())
 }
 
 /// How many streams (cases) of the log carry each `<marker>`, in any event (a native
@@ -661,52 +719,74 @@ fn read_model_snapshot(data: &Path) -> common::readmodels::Snapshot {
 // ---------------------------------------------------------------------------------------------
 // The loop.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_request_survives_sigkill_of_the_service() {
-    let rounds = std::env::var(ROUNDS_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_ROUNDS);
-    let seed = std::env::var(SEED_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(7, |d| d.as_nanos() as u64)
-        });
-    println!("service crash loop: {rounds} rounds, {SEED_ENV}={seed}");
-    let mut rng = Rng::new(seed);
+/// A crash loop in progress or done: the store, the server now running on it, and what the
+/// client was told.
+struct CrashRun {
+    _dir: TempDir,
+    data: PathBuf,
+    server: Server,
+    tokens: Tokens,
+    shared: Shared,
+    kills_while_opening: usize,
+    started: Instant,
+}
 
-    let dir = TempDir::new("crash-service");
+/// Runs `rounds` rounds of writes and SIGKILL on a fresh demo store, and stops at the first
+/// round whose read-back finds something wrong: `Err((round, finding))`. With `faulty`, every
+/// server after the demo's acknowledges before flushing.
+async fn crash_loop(
+    tag: &str,
+    rounds: u64,
+    seed: u64,
+    faulty: bool,
+) -> (CrashRun, Result<(), (u64, Finding)>) {
+    let mut rng = Rng::new(seed);
+    let dir = TempDir::new(tag);
     let data = dir.path().join("data");
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).expect("a log directory");
 
     // Round 0 loads the demo (and its tokens) undisturbed: the kills begin on a full store.
-    let mut server = Server::spawn(&data, &logs, 0, true);
+    let mut server = Server::spawn(&data, &logs, 0, true, false);
     server.wait_ready().await;
-    let tokens = tokens(&data);
-    let shared: Shared = Arc::default();
-    let started = Instant::now();
-    let mut kills_while_opening = 0;
+    if faulty {
+        let status = server.stop();
+        assert!(status.success(), "a graceful stop exits 0, not {status}");
+        server = Server::spawn(&data, &logs, 1, false, true);
+        server.wait_ready().await;
+    }
+    let mut run = CrashRun {
+        _dir: dir,
+        tokens: tokens(&data),
+        data,
+        server,
+        shared: Arc::default(),
+        kills_while_opening: 0,
+        started: Instant::now(),
+    };
+    let tokens = run.tokens.clone();
+    let shared = run.shared.clone();
 
     for round in 1..=rounds {
         let kill_while_opening = round > 1 && rng.below(KILL_WHILE_OPENING_ONE_IN) == 0;
         if kill_while_opening {
             // The previous round left the server ready; kill it and start one that is killed
             // while it opens the store and the read models catch up.
-            server.kill();
-            server = Server::spawn(&data, &logs, round * 1000, false);
+            run.server.kill();
+            run.server = Server::spawn(&run.data, &logs, round * 1000, false, faulty);
             tokio::time::sleep(Duration::from_millis(rng.below(300) as u64)).await;
-            server.kill();
-            kills_while_opening += 1;
-            server = Server::spawn(&data, &logs, round, false);
-            server.wait_ready().await;
-            check_after_restart(server.addr, &shared, &tokens.admin, false).await;
+            run.server.kill();
+            run.kills_while_opening += 1;
+            run.server = Server::spawn(&run.data, &logs, round, false, faulty);
+            run.server.wait_ready().await;
+            if let Err(finding) =
+                check_after_restart(run.server.addr, &shared, &tokens.admin, false).await
+            {
+                return (run, Err((round, finding)));
+            }
         }
 
-        let addr = server.addr;
+        let addr = run.server.addr;
         let mut writers = Vec::new();
         for (w, (token, unit)) in tokens.grids.iter().enumerate() {
             writers.push(tokio::spawn(opening_writer(
@@ -733,20 +813,19 @@ async fn every_acknowledged_request_survives_sigkill_of_the_service() {
         )));
         let kill_after = KILL_AFTER_MS.0 + rng.below(KILL_AFTER_MS.1 - KILL_AFTER_MS.0 + 1);
         tokio::time::sleep(Duration::from_millis(kill_after as u64)).await;
-        server.kill();
+        run.server.kill();
         for writer in writers {
             writer.await.expect("a writer task");
         }
 
-        server = Server::spawn(&data, &logs, round + rounds * 10_000, false);
-        server.wait_ready().await;
-        check_after_restart(server.addr, &shared, &tokens.admin, false).await;
+        run.server = Server::spawn(&run.data, &logs, round + rounds * 10_000, false, faulty);
+        run.server.wait_ready().await;
+        if let Err(finding) =
+            check_after_restart(run.server.addr, &shared, &tokens.admin, false).await
+        {
+            return (run, Err((round, finding)));
+        }
         let l = ledger(&shared);
-        assert!(
-            l.unexpected.is_empty(),
-            "answers no request of this client should get:\n{}",
-            l.unexpected.join("\n")
-        );
         println!(
             "round {round}: killed after {kill_after} ms; acknowledged so far {} ({} openings, {} cases acted on, {} Open311)",
             l.acknowledged,
@@ -755,9 +834,46 @@ async fn every_acknowledged_request_survives_sigkill_of_the_service() {
             l.filed.len()
         );
     }
+    (run, Ok(()))
+}
+
+fn seed() -> u64 {
+    std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_request_survives_sigkill_of_the_service() {
+    let rounds = std::env::var(ROUNDS_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_ROUNDS);
+    let seed = seed();
+    println!("service crash loop: {rounds} rounds, {SEED_ENV}={seed}");
+    let (run, outcome) = crash_loop("crash-service", rounds, seed, false).await;
+    if let Err((round, finding)) = outcome {
+        panic!("round {round} ({SEED_ENV}={seed}): {finding}");
+    }
+    let CrashRun {
+        _dir,
+        data,
+        mut server,
+        shared,
+        kills_while_opening,
+        started,
+        tokens,
+    } = run;
 
     // Everything acknowledged in any round, read back once more; then a graceful stop.
-    check_after_restart(server.addr, &shared, &tokens.admin, true).await;
+    if let Err(finding) = check_after_restart(server.addr, &shared, &tokens.admin, true).await {
+        panic!("the final read-back ({SEED_ENV}={seed}): {finding}");
+    }
     let status = server.stop();
     assert!(status.success(), "a graceful stop exits 0, not {status}");
     drop(server);
@@ -828,4 +944,27 @@ async fn every_acknowledged_request_survives_sigkill_of_the_service() {
         l.filed_in_doubt.len(),
         unacknowledged_in_log
     );
+}
+
+/// The control: the same loop against a server that acknowledges before flushing (the
+/// `fault-injection` feature, on in the binary `cargo test` builds, read from the environment)
+/// must be caught losing an acknowledged request within a few rounds, or the loop above proves
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_catches_a_server_that_acknowledges_before_flushing() {
+    let seed = seed();
+    println!("control: {VARIANT_MAX_ROUNDS} rounds at most, {SEED_ENV}={seed}");
+    let (run, outcome) = crash_loop("crash-service-control", VARIANT_MAX_ROUNDS, seed, true).await;
+    match outcome {
+        Err((round, Finding::Lost(what))) => {
+            println!("control: caught in round {round}: {what}");
+        }
+        Err((round, other)) => panic!(
+            "control ({SEED_ENV}={seed}): round {round} failed for another reason than a lost acknowledgement: {other}"
+        ),
+        Ok(()) => panic!(
+            "control ({SEED_ENV}={seed}): {VARIANT_MAX_ROUNDS} rounds against a server that acknowledges before flushing found nothing lost ({} acknowledged)",
+            ledger(&run.shared).acknowledged
+        ),
+    }
 }

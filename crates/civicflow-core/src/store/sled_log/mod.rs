@@ -74,6 +74,22 @@ pub struct FaultInjection {
     pub fail_sync_after: Option<u64>,
 }
 
+#[cfg(feature = "fault-injection")]
+impl FaultInjection {
+    /// Set in a process's environment (to `1`), makes every log it opens acknowledge before
+    /// flushing: how the service crash test proves, against the real `civicflow` binary (built
+    /// with this feature only by `cargo test`), that it catches acknowledged writes lost.
+    pub const ACK_BEFORE_FLUSH_ENV: &'static str = "CIVICFLOW_FAULT_ACK_BEFORE_FLUSH";
+
+    /// The faults the environment asks for (none unless [`Self::ACK_BEFORE_FLUSH_ENV`] is `1`).
+    pub fn from_env() -> Self {
+        Self {
+            ack_before_flush: std::env::var(Self::ACK_BEFORE_FLUSH_ENV).is_ok_and(|v| v == "1"),
+            fail_sync_after: None,
+        }
+    }
+}
+
 /// Counters of the log's work since it was opened, for operators and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -146,7 +162,7 @@ impl LogConfig {
             index_flush_events: 4096,
             reader_threads: 2,
             #[cfg(feature = "fault-injection")]
-            faults: FaultInjection::default(),
+            faults: FaultInjection::from_env(),
         }
     }
 
