@@ -26,9 +26,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +36,7 @@ use civicflow::core::readmodel::ReadModelStore;
 use civicflow::core::{EventLog, FaultInjection, Position};
 use common::history::Rng;
 use common::readmodels::snapshot;
+use common::serve::{assert_no_panic, Launch, ServeProcess};
 use common::socket;
 use common::TempDir;
 use serde_json::{json, Value};
@@ -185,114 +186,27 @@ fn ledger(shared: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
 // ---------------------------------------------------------------------------------------------
 // The server.
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// `civicflow serve` on `data`; with `faulty`, acknowledging before flushing (the control; see
+/// `FaultInjection::ACK_BEFORE_FLUSH_ENV`).
+fn serve(data: &Path, demo: bool, faulty: bool) -> ServeProcess {
+    let env = if faulty {
+        vec![(FaultInjection::ACK_BEFORE_FLUSH_ENV, "1")]
+    } else {
+        Vec::new()
+    };
+    ServeProcess::start(
+        data,
+        Launch {
+            demo,
+            env,
+            ..Launch::default()
+        },
+    )
 }
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: PathBuf,
-}
-
-impl Server {
-    /// `faulty`: the server acknowledges before flushing (the control; see
-    /// `FaultInjection::ACK_BEFORE_FLUSH_ENV`).
-    fn spawn(data: &Path, logs: &Path, round: u64, demo: bool, faulty: bool) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
-            .parse()
-            .expect("an address");
-        let stderr = logs.join(format!("serve-{round}.stderr"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_civicflow"));
-        command.arg("serve");
-        if demo {
-            command.arg("--demo");
-        }
-        if faulty {
-            command.env(FaultInjection::ACK_BEFORE_FLUSH_ENV, "1");
-        } else {
-            command.env_remove(FaultInjection::ACK_BEFORE_FLUSH_ENV);
-        }
-        let child = command
-            .args(["--addr", &addr.to_string(), "--data"])
-            .arg(data)
-            .env("CIVICFLOW_LOG", "warn")
-            .env_remove("CIVICFLOW_MASTER_KEY")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("a stderr file"))
-            .spawn()
-            .expect("the server starts");
-        Self {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let ready = socket::request(self.addr, "GET", "/readyz", &[], None)
-                .await
-                .is_ok_and(|r| r.status == 200);
-            if ready {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the server exited ({status}) before it was ready:\n{}",
-                    self.stderr_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server was not ready within {READY_TIMEOUT:?}:\n{}",
-                self.stderr_text()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-        self.assert_no_panic();
-    }
-
-    fn assert_no_panic(&self) {
-        let text = self.stderr_text();
-        assert!(!text.contains("panicked"), "the server panicked:\n{text}");
-    }
-
-    /// SIGTERM, and the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.assert_no_panic();
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no stop within 60 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGKILL, and no panic before it.
+fn kill(server: &mut ServeProcess) {
+    assert_no_panic(&server.kill(), "a killed server");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -724,7 +638,7 @@ fn read_model_snapshot(data: &Path) -> common::readmodels::Snapshot {
 struct CrashRun {
     _dir: TempDir,
     data: PathBuf,
-    server: Server,
+    server: ServeProcess,
     tokens: Tokens,
     shared: Shared,
     kills_while_opening: usize,
@@ -743,17 +657,18 @@ async fn crash_loop(
     let mut rng = Rng::new(seed);
     let dir = TempDir::new(tag);
     let data = dir.path().join("data");
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).expect("a log directory");
 
     // Round 0 loads the demo (and its tokens) undisturbed: the kills begin on a full store.
-    let mut server = Server::spawn(&data, &logs, 0, true, false);
-    server.wait_ready().await;
+    let mut server = serve(&data, true, false);
+    server.wait_ready(READY_TIMEOUT).await;
     if faulty {
-        let status = server.stop();
-        assert!(status.success(), "a graceful stop exits 0, not {status}");
-        server = Server::spawn(&data, &logs, 1, false, true);
-        server.wait_ready().await;
+        let (status, stderr) = server.stop();
+        assert!(
+            status.success(),
+            "a graceful stop exits 0, not {status}:\n{stderr}"
+        );
+        server = serve(&data, false, true);
+        server.wait_ready(READY_TIMEOUT).await;
     }
     let mut run = CrashRun {
         _dir: dir,
@@ -772,13 +687,13 @@ async fn crash_loop(
         if kill_while_opening {
             // The previous round left the server ready; kill it and start one that is killed
             // while it opens the store and the read models catch up.
-            run.server.kill();
-            run.server = Server::spawn(&run.data, &logs, round * 1000, false, faulty);
+            kill(&mut run.server);
+            run.server = serve(&run.data, false, faulty);
             tokio::time::sleep(Duration::from_millis(rng.below(300) as u64)).await;
-            run.server.kill();
+            kill(&mut run.server);
             run.kills_while_opening += 1;
-            run.server = Server::spawn(&run.data, &logs, round, false, faulty);
-            run.server.wait_ready().await;
+            run.server = serve(&run.data, false, faulty);
+            run.server.wait_ready(READY_TIMEOUT).await;
             if let Err(finding) =
                 check_after_restart(run.server.addr, &shared, &tokens.admin, false).await
             {
@@ -813,13 +728,13 @@ async fn crash_loop(
         )));
         let kill_after = KILL_AFTER_MS.0 + rng.below(KILL_AFTER_MS.1 - KILL_AFTER_MS.0 + 1);
         tokio::time::sleep(Duration::from_millis(kill_after as u64)).await;
-        run.server.kill();
+        kill(&mut run.server);
         for writer in writers {
             writer.await.expect("a writer task");
         }
 
-        run.server = Server::spawn(&run.data, &logs, round + rounds * 10_000, false, faulty);
-        run.server.wait_ready().await;
+        run.server = serve(&run.data, false, faulty);
+        run.server.wait_ready(READY_TIMEOUT).await;
         if let Err(finding) =
             check_after_restart(run.server.addr, &shared, &tokens.admin, false).await
         {
@@ -863,7 +778,7 @@ async fn every_acknowledged_request_survives_sigkill_of_the_service() {
     let CrashRun {
         _dir,
         data,
-        mut server,
+        server,
         shared,
         kills_while_opening,
         started,
@@ -874,9 +789,12 @@ async fn every_acknowledged_request_survives_sigkill_of_the_service() {
     if let Err(finding) = check_after_restart(server.addr, &shared, &tokens.admin, true).await {
         panic!("the final read-back ({SEED_ENV}={seed}): {finding}");
     }
-    let status = server.stop();
-    assert!(status.success(), "a graceful stop exits 0, not {status}");
-    drop(server);
+    let (status, stderr) = server.stop();
+    assert!(
+        status.success(),
+        "a graceful stop exits 0, not {status}:\n{stderr}"
+    );
+    assert_no_panic(&stderr, "the last server");
 
     let (intact, report) = civicflow(&["verify"], &data);
     assert!(

@@ -20,13 +20,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::serve::{assert_no_panic, Launch, ServeProcess};
 use common::socket::{request, Response};
 use common::TempDir;
 use serde_json::{json, Value};
@@ -44,143 +43,19 @@ const MAX_REQUESTS_PER_WRITER: usize = 600;
 /// A writer stops after this many refusals in a row (the log is poisoned by then).
 const REFUSALS_TO_STOP: usize = 5;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A `civicflow serve` process, its stderr collected by a thread (so the pipe never fills).
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    /// Starts `civicflow serve --demo` on `data`, through `prlimit --fsize=LIMIT` when given.
-    fn start(data: &Path, fsize_limit: Option<u64>) -> Self {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
-        let binary = env!("CARGO_BIN_EXE_civicflow");
-        let mut command = match fsize_limit {
-            Some(limit) => {
-                let mut c = Command::new("prlimit");
-                c.arg(format!("--fsize={limit}")).arg(binary);
-                c
-            }
-            None => Command::new(binary),
-        };
-        let mut child = command
-            .args(["serve", "--demo", "--addr", &addr.to_string(), "--data"])
-            .arg(data)
-            .env("CIVICFLOW_LOG", "warn")
-            .env_remove("CIVICFLOW_MASTER_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("civicflow serve starts (and prlimit, when a limit is given)");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("stderr is piped");
-        let sink = Arc::clone(&stderr);
-        let reader = std::thread::spawn(move || {
-            let mut buffer = [0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
-            }
-        });
-        Self {
-            child,
-            addr,
-            stderr,
-            reader: Some(reader),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Waits until `/readyz` answers 200.
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(response) = request(self.addr, "GET", "/readyz", &[], None).await {
-                if response.status == 200 {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the server exited early ({status}):\n{}", self.stderr());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server never became ready:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits (up to `within`) for the process to exit by itself; its status and stderr.
-    fn wait_exit(mut self, within: Duration) -> (ExitStatus, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "the server did not exit within {within:?}:\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        (status, self.stderr())
-    }
-
-    /// SIGTERM, then waits for the graceful stop.
-    fn stop(self) -> (ExitStatus, String) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        assert!(
-            killed.is_ok_and(|s| s.success()),
-            "kill -TERM {}",
-            self.pid()
-        );
-        self.wait_exit(Duration::from_secs(30))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Only when a check failed half-way: never leave a server running.
-        if self.reader.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// `civicflow serve --demo` on `data`, through `prlimit --fsize=LIMIT` when a limit is given.
+fn start(data: &Path, fsize_limit: Option<u64>) -> ServeProcess {
+    let wrapper = fsize_limit.map_or_else(Vec::new, |limit| {
+        vec!["prlimit".to_owned(), format!("--fsize={limit}")]
+    });
+    ServeProcess::start(
+        data,
+        Launch {
+            demo: true,
+            wrapper,
+            ..Launch::default()
+        },
+    )
 }
 
 /// The end of the data in sled's file: the offset after its last non-zero byte (sled zeroes the
@@ -373,10 +248,6 @@ fn verify(data: &Path) -> (bool, String) {
     )
 }
 
-fn assert_no_panic(stderr: &str, when: &str) {
-    assert!(!stderr.contains("panicked"), "a panic {when}:\n{stderr}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_size_limit_poisons_the_log_keeps_reads_and_a_restart_with_room_recovers() {
     assert!(
@@ -388,8 +259,8 @@ async fn a_file_size_limit_poisons_the_log_keeps_reads_and_a_restart_with_room_r
     let data: PathBuf = dir.path().join("data");
 
     // 1. The demo, served without a limit.
-    let mut server = Server::start(&data, None);
-    server.wait_ready().await;
+    let mut server = start(&data, None);
+    server.wait_ready(Duration::from_secs(90)).await;
     let addr = server.addr;
     let grid = token(&data, "grid_worker", "grid-1");
 
@@ -464,11 +335,11 @@ async fn a_file_size_limit_poisons_the_log_keeps_reads_and_a_restart_with_room_r
     }
     // The default action of SIGXFSZ kills the process (after a core dump, which takes a
     // moment): that must not happen.
-    let mut exited = server.child.try_wait().expect("try_wait");
+    let mut exited = server.try_wait();
     let deadline = Instant::now() + Duration::from_secs(5);
     while exited.is_none() && !unanswered.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        exited = server.child.try_wait().expect("try_wait");
+        exited = server.try_wait();
     }
     if let Some(status) = exited {
         panic!(
@@ -583,7 +454,7 @@ async fn a_file_size_limit_poisons_the_log_keeps_reads_and_a_restart_with_room_r
 
     // 7. A restart under the same limit cannot open the store (sled fills the segment's
     // tail first): it must refuse clearly, exit with an error, and not die of the signal.
-    let refused_start = Server::start(&data, Some(limit));
+    let refused_start = start(&data, Some(limit));
     let (status, stderr) = refused_start.wait_exit(Duration::from_secs(60));
     assert_no_panic(&stderr, "opening under the limit");
     assert!(
@@ -598,8 +469,8 @@ async fn a_file_size_limit_poisons_the_log_keeps_reads_and_a_restart_with_room_r
 
     // 8. A restart with room: everything acknowledged is there, writes work, read models
     // catch up.
-    let mut server = Server::start(&data, None);
-    server.wait_ready().await;
+    let mut server = start(&data, None);
+    server.wait_ready(Duration::from_secs(90)).await;
     let addr = server.addr;
     for (key, id) in &acked {
         let response = get(addr, &grid, &format!("/api/v1/cases/{id}/history")).await;

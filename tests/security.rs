@@ -280,16 +280,14 @@ fn assert_no_plaintext(text: &str, where_: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn erased_contact_data_is_in_no_file_and_reads_as_erased() {
-    let demo = DemoService::start("sec-shred");
-    let grid = demo.token("li.grid1").to_owned();
-    let admin = demo.token("wang.secretary").to_owned();
+/// Opens a case at grid 1 titled `MARKER` (found in the log by the scans' positive control)
+/// whose requester is the plaintexts above; its id. The answer holds none of them.
+async fn open_with_requester(demo: &DemoService, token: &str) -> String {
     let (status, created) = demo
         .call(
             Method::POST,
             "/api/v1/cases",
-            Some(&grid),
+            Some(token),
             Some(json!({
                 "workflow": "service-request",
                 "unit_id": "grid-1",
@@ -301,8 +299,16 @@ async fn erased_contact_data_is_in_no_file_and_reads_as_erased() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().expect("id").to_owned();
     assert_no_plaintext(&created.to_string(), "the opening's answer");
+    created["id"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erased_contact_data_is_in_no_file_and_reads_as_erased() {
+    let demo = DemoService::start("sec-shred");
+    let grid = demo.token("li.grid1").to_owned();
+    let admin = demo.token("wang.secretary").to_owned();
+    let id = open_with_requester(&demo, &grid).await;
     let case_path = format!("/api/v1/cases/{id}");
     let case_id = CaseId::parse(&id).expect("case id");
 
@@ -442,6 +448,29 @@ async fn erased_contact_data_is_in_no_file_and_reads_as_erased() {
     assert_no_plaintext(&audit.to_string(), "the audit");
 }
 
+/// Erases the requester of case `id`, as the community administrator.
+fn erase_requester(demo: &DemoService, id: &str) {
+    let engine = demo.service.engine();
+    let person = engine
+        .case(
+            &Acting::system(UnitId::new("tonghui").expect("unit")),
+            CaseId::parse(id).expect("case id"),
+        )
+        .expect("case")
+        .state
+        .requester
+        .expect("a requester on file");
+    engine
+        .submit(
+            &demo::acting("wang.secretary"),
+            Command::ErasePerson {
+                person,
+                reason: "PIPL art. 47 request".into(),
+            },
+        )
+        .expect("erase");
+}
+
 /// Reads each Open311 `path`: a 200 that lists `id` with its description and no plaintext.
 async fn read_open311(demo: &DemoService, paths: &[String], id: &str) {
     for path in paths {
@@ -534,30 +563,15 @@ async fn an_open311_requester_is_masked_to_everyone_and_erased_everywhere() {
     read_open311(&demo, &open311_reads, &id).await;
 
     // Erase the requester, as the community administrator.
-    let engine = demo.service.engine().clone();
     let case_id = CaseId::parse(&id).expect("case id");
-    let system = Acting::system(UnitId::new("tonghui").expect("unit"));
-    let person = engine
-        .case(&system, case_id)
-        .expect("case")
-        .state
-        .requester
-        .expect("the Open311 requester is on file");
-    let details = engine
+    let details = demo
+        .service
+        .engine()
         .view_contact(&demo::acting("wang.secretary"), case_id, "callback")
         .expect("view")
         .expect("present");
     assert_eq!(details.name(), Some(NAME), "the vault holds what was filed");
-    engine
-        .submit(
-            &demo::acting("wang.secretary"),
-            Command::ErasePerson {
-                person,
-                reason: "PIPL art. 47 request".into(),
-            },
-        )
-        .expect("erase");
-    drop(engine);
+    erase_requester(&demo, &id);
 
     let (demo, after) = with_stopped(demo, leaks);
     assert!(after.is_empty(), "plaintext after erasure: {after:?}");
@@ -704,22 +718,7 @@ async fn an_unmasked_view_is_for_contact_roles_only_and_is_an_event() {
     let demo = DemoService::start("sec-contact-view");
     let grid = demo.token("li.grid1").to_owned();
     let admin = demo.token("wang.secretary").to_owned();
-    let (status, created) = demo
-        .call(
-            Method::POST,
-            "/api/v1/cases",
-            Some(&grid),
-            Some(json!({
-                "workflow": "service-request",
-                "unit_id": "grid-1",
-                "title": MARKER,
-                "fields": {"category": "public_facilities"},
-                "requester": {"name": NAME, "phone": PHONE, "email": EMAIL, "address": ADDRESS},
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = open_with_requester(&demo, &grid).await;
     let view_path = format!("/api/v1/cases/{id}/contact");
     let head = || demo.service.engine().log().head().map(|h| h.position.get());
 
@@ -807,27 +806,7 @@ async fn an_unmasked_view_is_for_contact_roles_only_and_is_an_event() {
     }
 
     // After erasure the view says erased, and shows nothing.
-    let engine = demo.service.engine().clone();
-    let case_id = CaseId::parse(&id).expect("case id");
-    let person = engine
-        .case(
-            &Acting::system(UnitId::new("tonghui").expect("unit")),
-            case_id,
-        )
-        .expect("case")
-        .state
-        .requester
-        .expect("a requester");
-    engine
-        .submit(
-            &demo::acting("wang.secretary"),
-            Command::ErasePerson {
-                person,
-                reason: "PIPL art. 47 request".into(),
-            },
-        )
-        .expect("erase");
-    drop(engine);
+    erase_requester(&demo, &id);
     let (status, answer) = demo
         .call(
             Method::POST,

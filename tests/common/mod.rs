@@ -5,6 +5,7 @@
 pub mod history;
 pub mod open311;
 pub mod readmodels;
+pub mod serve;
 pub mod service;
 pub mod socket;
 
