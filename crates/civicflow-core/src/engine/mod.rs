@@ -576,12 +576,22 @@ impl Engine {
         Ok(self.log.append(request)?)
     }
 
+    /// Refuses a write at once while the log is poisoned, before anything is read (sled may
+    /// fail reads too after a failed write, with words that do not say the log refuses writes).
+    fn check_writable(&self) -> Result<(), SubmitError> {
+        match self.log.write_refusal() {
+            Some(refusal) => Err(SubmitError::Engine(EngineError::Append(refusal))),
+            None => Ok(()),
+        }
+    }
+
     /// Submits a command as `acting`.
     ///
     /// # Errors
     /// [`SubmitError::Rejected`] with the domain's reason when the command is refused (nothing
     /// is written), [`SubmitError::Engine`] when storage fails.
     pub fn submit(&self, acting: &Acting, command: Command) -> Result<Outcome, SubmitError> {
+        self.check_writable()?;
         match command {
             Command::Org(command) => self.submit_org(acting, &command),
             Command::Access(command) => self.submit_access(acting, &command),
@@ -811,6 +821,7 @@ impl Engine {
         command: Command,
         key: Option<IdempotencyKey>,
     ) -> Result<Outcome, SubmitError> {
+        self.check_writable()?;
         if let Some(key) = &key {
             if let Some(outcome) = self.replayed_opening(&command, key)? {
                 return Ok(outcome);
@@ -1390,6 +1401,7 @@ impl Engine {
         id: CaseId,
         purpose: &str,
     ) -> Result<Option<ContactDetails>, SubmitError> {
+        self.check_writable()?;
         self.submit_case(
             acting,
             id,

@@ -484,6 +484,17 @@ impl EventLog {
     pub fn poisoned(&self) -> Option<String> {
         lock(&self.shared().poison).clone()
     }
+
+    /// The error every append gets now, if the log refuses writes (poisoned): what a writer
+    /// checks before it reads anything, so that it says why at once. After a failed write
+    /// sled may fail reads too, with a storage error that does not say the log is poisoned.
+    pub fn write_refusal(&self) -> Option<crate::error::AppendError> {
+        let reason = self.poisoned()?;
+        Some(crate::error::AppendError::Poisoned {
+            reason,
+            durable_head: self.head().map_or(0, |h| h.position.get()),
+        })
+    }
 }
 
 impl EventStore for EventLog {
