@@ -230,13 +230,11 @@ async fn issue(
     let acting = Acting::parse(&body.actor, &body.role, &body.unit_id).map_err(ApiError::from)?;
     let by = caller.acting.clone();
     let name = body.name.clone();
-    let issued = {
-        let state = state.clone();
-        state
-            .clone()
-            .blocking(move |_| state.issue_token(&by, acting, &name))
-            .await?
-    };
+    // Issuing appends and refreshes the token index: blocking work, off the async threads.
+    let issuer = state.clone();
+    let issued = state
+        .blocking(move |_| issuer.issue_token(&by, acting, &name))
+        .await?;
     let (id, secret) = issued.map_err(service_error)?;
     let tokens = state.engine().tokens()?;
     let grant = tokens
@@ -279,13 +277,10 @@ async fn revoke(
         .unwrap_or_else(|| format!("revoked through the API by {}", caller.acting.actor));
     let by = caller.acting.clone();
     let token = grant.token.clone();
-    let revoked = {
-        let state = state.clone();
-        state
-            .clone()
-            .blocking(move |_| state.revoke_token(&by, token, &reason))
-            .await?
-    };
+    let revoker = state.clone();
+    let revoked = state
+        .blocking(move |_| revoker.revoke_token(&by, token, &reason))
+        .await?;
     revoked.map_err(service_error)?;
     let tokens = state.engine().tokens()?;
     let grant = tokens
