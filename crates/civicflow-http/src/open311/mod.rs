@@ -25,6 +25,8 @@ pub mod reads;
 pub mod requests;
 pub mod routing;
 pub mod services;
+#[cfg(test)]
+mod test_workflow;
 
 use errors::Open311Error;
 use format::Format;

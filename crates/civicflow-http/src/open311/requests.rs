@@ -693,7 +693,6 @@ fn server_error(format: Format, error: ApiError) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use civicflow_core::domain::org::roles;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
@@ -702,16 +701,9 @@ mod tests {
     }
 
     fn definition() -> Definition {
-        let text = r#"
-id = "test-request"
-version = 1
-name = "测试 test request"
-initial_stage = "open"
-
-[open]
-roles = ["open311_client"]
-scope = "any"
-
+        super::super::test_workflow::with_fields(
+            "测试 test request",
+            r#"
 [[open.fields]]
 name = "kind"
 type = "choice"
@@ -733,26 +725,8 @@ type = "bool"
 [[open.fields]]
 name = "when"
 type = "datetime"
-
-[[stages]]
-id = "open"
-name = "open"
-deadline = { within = "1 working day" }
-
-[[stages]]
-id = "done"
-name = "done"
-terminal = true
-
-[[actions]]
-id = "close"
-name = "close"
-from = ["open"]
-to = "done"
-roles = ["grid_worker"]
-scope = "any"
-"#;
-        Definition::from_toml(text, roles::ALL).expect("a valid definition")
+"#,
+        )
     }
 
     #[test]

@@ -224,37 +224,7 @@ mod tests {
 
     /// A workflow with one opening field of every kind, and one with none.
     fn definition(fields: &str) -> Definition {
-        let text = format!(
-            r#"
-id = "all-kinds-request"
-version = 1
-name = "every kind"
-initial_stage = "open"
-
-[open]
-roles = ["open311_client"]
-scope = "any"
-{fields}
-
-[[stages]]
-id = "open"
-name = "open"
-
-[[stages]]
-id = "done"
-name = "done"
-terminal = true
-
-[[actions]]
-id = "close"
-name = "close"
-from = ["open"]
-to = "done"
-roles = ["grid_worker"]
-scope = "any"
-"#
-        );
-        Definition::from_toml(&text, roles::ALL).expect("a valid definition")
+        super::super::test_workflow::with_fields("every kind", fields)
     }
 
     const EVERY_KIND: &str = r#"
