@@ -34,71 +34,91 @@ use format::Format;
 /// The base path of every Open311 resource.
 pub const BASE_PATH: &str = "/open311/v2";
 
+/// The summary of `POST requests.{fmt}`, for the format `answer` names.
+macro_rules! filing_summary {
+    ($answer:literal) => {
+        concat!(
+            "Open311: file a service request (",
+            $answer,
+            "). The body is a form (application/x-www-form-urlencoded; charset=utf-8) with api_key (a civicflow token: Open311's own authentication, checked by the handler), service_code, a location (lat+long, address_string or address_id), attribute[CODE] / attribute[CODE][], and the optional description, media_url, first_name, last_name, phone, email, device_id, account_id. Answers [{service_request_id, service_notice, account_id}]; Open311 errors: 403 api_key, 404 service_code, 400 anything else."
+        )
+    };
+}
+
 /// The routes of the table (each resource in both formats; a service definition's format is
 /// the suffix of its last segment, which the handler parses).
 pub fn routes() -> Vec<RouteSpec> {
     // Every read answers 404 for a jurisdiction_id that is not this endpoint's.
-    let route = |path: &'static str, summary: &'static str, response, content, handler| RouteSpec {
-        method: Method::GET,
-        path,
-        policy: Policy::Public,
-        summary,
-        tag: "open311",
-        request: None,
-        params: None,
-        response,
-        content,
-        status: 200,
-        also: &[],
-        errors: &[404],
-        handler,
+    let read = |path, summary, response, content, handler| {
+        route(
+            Method::GET,
+            path,
+            summary,
+            response,
+            content,
+            &[404],
+            handler,
+        )
+    };
+    // 400 a bad form, 403 the api_key, 404 the service code, 413 a body over the limit, 429
+    // the key's rate limit, 503 a log that cannot write.
+    let filing = |path, summary, response, content, handler| {
+        route(
+            Method::POST,
+            path,
+            summary,
+            response,
+            content,
+            &[400, 403, 404, 413, 429, 503],
+            handler,
+        )
     };
     vec![
-        route(
+        read(
             "/open311/v2/discovery.xml",
             "Open311 service discovery (XML): changeset, contact, key_service and this endpoint.",
             None,
             Content::Open311Xml,
             get(discovery::xml),
         ),
-        route(
+        read(
             "/open311/v2/discovery.json",
             "Open311 service discovery (JSON): changeset, contact, key_service and this endpoint.",
             Some(discovery_schema),
             Content::Open311Json,
             get(discovery::json),
         ),
-        route(
+        read(
             "/open311/v2/services.xml",
             "Open311 services (XML): one per workflow a civic app (open311_client) may open.",
             None,
             Content::Open311Xml,
             get(services::list_xml),
         ),
-        route(
+        read(
             "/open311/v2/services.json",
             "Open311 services (JSON, a top-level array): one per workflow a civic app (open311_client) may open.",
             Some(services_schema),
             Content::Open311Json,
             get(services::list_json),
         ),
-        route(
+        read(
             "/open311/v2/services/{code}",
             "Open311 service definition: `{code}` is SERVICE_CODE.xml or SERVICE_CODE.json; the attributes a request of the service takes (404 Open311 error for an unknown code or suffix).",
             None,
             Content::Open311Either,
             get(services::definition),
         ),
-        post_route(
+        filing(
             "/open311/v2/requests.xml",
-            "Open311: file a service request (XML answer). The body is a form (application/x-www-form-urlencoded; charset=utf-8) with api_key (a civicflow token: Open311's own authentication, checked by the handler), service_code, a location (lat+long, address_string or address_id), attribute[CODE] / attribute[CODE][], and the optional description, media_url, first_name, last_name, phone, email, device_id, account_id. Answers [{service_request_id, service_notice, account_id}]; Open311 errors: 403 api_key, 404 service_code, 400 anything else.",
+            filing_summary!("XML answer"),
             None,
             Content::Open311Xml,
             post(requests::create_xml).fallback(requests::other_method),
         ),
-        post_route(
+        filing(
             "/open311/v2/requests.json",
-            "Open311: file a service request (JSON answer, a top-level array). The body is a form (application/x-www-form-urlencoded; charset=utf-8) with api_key (a civicflow token: Open311's own authentication, checked by the handler), service_code, a location (lat+long, address_string or address_id), attribute[CODE] / attribute[CODE][], and the optional description, media_url, first_name, last_name, phone, email, device_id, account_id. Answers [{service_request_id, service_notice, account_id}]; Open311 errors: 403 api_key, 404 service_code, 400 anything else.",
+            filing_summary!("JSON answer, a top-level array"),
             Some(created_schema),
             Content::Open311Json,
             post(requests::create_json).fallback(requests::other_method),
@@ -109,17 +129,20 @@ pub fn routes() -> Vec<RouteSpec> {
     .collect()
 }
 
-/// A write route: public in the table (the handler checks the body's `api_key`), answering
-/// 200 with the spec's list of one request.
-fn post_route(
+/// An Open311 route of the table: public (Open311's own authentication, a filing's
+/// `api_key`, is the handler's to check), tagged `open311`, answering 200; `errors` are the
+/// Open311 errors its handler answers.
+pub(crate) fn route(
+    method: Method,
     path: &'static str,
     summary: &'static str,
     response: Option<crate::routes::Schema>,
     content: Content,
+    errors: &'static [u16],
     handler: axum::routing::MethodRouter<AppState>,
 ) -> RouteSpec {
     RouteSpec {
-        method: Method::POST,
+        method,
         path,
         policy: Policy::Public,
         summary,
@@ -130,9 +153,7 @@ fn post_route(
         content,
         status: 200,
         also: &[],
-        // 400 a bad form, 403 the api_key, 404 the service code, 413 a body over the limit,
-        // 429 the key's rate limit, 503 a log that cannot write.
-        errors: &[400, 403, 404, 413, 429, 503],
+        errors,
         handler,
     }
 }

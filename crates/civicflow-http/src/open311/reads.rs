@@ -37,7 +37,6 @@ use super::errors::{echo, Open311Error};
 use super::format::{Document, Format, Node};
 use super::{check_jurisdiction, decode, query_pairs, services};
 use crate::error::ApiError;
-use crate::policy::Policy;
 use crate::routes::reports::{fresh_view, projection_error};
 use crate::routes::{Content, RouteSpec};
 use crate::state::AppState;
@@ -72,20 +71,16 @@ const DAY_MICROS: i64 = 86_400 * 1_000_000;
 pub fn routes() -> Vec<RouteSpec> {
     // 400 a bad query parameter, 404 an unknown jurisdiction or request, 503 a read model
     // that cannot answer.
-    let route = |path: &'static str, summary: &'static str, response, content, handler| RouteSpec {
-        method: Method::GET,
-        path,
-        policy: Policy::Public,
-        summary,
-        tag: "open311",
-        request: None,
-        params: None,
-        response,
-        content,
-        status: 200,
-        also: &[],
-        errors: &[400, 404, 503],
-        handler,
+    let route = |path, summary, response, content, handler| {
+        super::route(
+            Method::GET,
+            path,
+            summary,
+            response,
+            content,
+            &[400, 404, 503],
+            handler,
+        )
     };
     vec![
         route(
