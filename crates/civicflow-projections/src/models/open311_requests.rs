@@ -515,6 +515,13 @@ impl Take {
         }
     }
 
+    /// How many more matching rows would fill the page (those still to skip included).
+    fn wanted(&self) -> usize {
+        self.skip
+            .saturating_add(self.limit)
+            .saturating_sub(self.items.len())
+    }
+
     /// Counts a row looked at and keeps it if it matches; whether the page is full.
     fn offer(&mut self, row: Option<RequestRow>) -> bool {
         self.looked += 1;
@@ -600,12 +607,7 @@ fn all_services(
 ) -> Result<Paged<RequestRow>, ProjectionError> {
     let selective = query.status.is_some() || take.skip > 0;
     loop {
-        let size = chunk(
-            take.skip
-                .saturating_add(take.limit)
-                .saturating_sub(take.items.len()),
-            selective,
-        );
+        let size = chunk(take.wanted(), selective);
         let rows = view.scan_back(&REQUESTS, &[], before.as_ref().map(|b| &b[..]), size)?;
         let exhausted = rows.len() < size;
         for (key, row) in rows {
@@ -691,13 +693,7 @@ fn by_services(
         .collect();
     let selective = query.status.is_some() || sources.len() > 1 || take.skip > 0;
     loop {
-        let size = chunk(
-            take.skip
-                .saturating_add(take.limit)
-                .saturating_sub(take.items.len()),
-            selective,
-        )
-        .min(256);
+        let size = chunk(take.wanted(), selective).min(256);
         for source in &mut sources {
             source.refill(view, size)?;
         }
