@@ -18,7 +18,7 @@ use civicflow_core::domain::case::{
 };
 use civicflow_core::domain::directive::{DirectiveKind, PartEvent};
 use civicflow_core::domain::fields::{FieldKind, FieldSpec, FieldValue, Fields};
-use civicflow_core::domain::org::{roles, Acting, ActorKind, OrgCommand, Tier};
+use civicflow_core::domain::org::{roles, Acting, Tier};
 use civicflow_core::domain::workflow::{
     Action, Definition, DefinitionRef, DefinitionRegistry, OpenRule, Scope, Stage, WorkflowId,
 };
@@ -244,7 +244,6 @@ fn resident() -> Acting {
 }
 
 fn build_chart(engine: &Engine) {
-    let system = Acting::system(unit("tonghui"));
     let units = [
         ("tonghui", "通惠社区", Tier::Community, None),
         ("grid-1", "第一网格", Tier::Grid, Some("tonghui")),
@@ -260,19 +259,6 @@ fn build_chart(engine: &Engine) {
             Some("tonghui"),
         ),
     ];
-    for (id, name, tier, parent) in units {
-        engine
-            .submit(
-                &system,
-                Command::Org(OrgCommand::CreateUnit {
-                    id: unit(id),
-                    name: name.into(),
-                    tier,
-                    parent: parent.map(unit),
-                }),
-            )
-            .expect("unit created");
-    }
     let people = [
         ("wang.admin", "community_admin", "tonghui"),
         ("li.grid1", "grid_worker", "grid-1"),
@@ -284,29 +270,7 @@ fn build_chart(engine: &Engine) {
         ("zhou.resident", "resident", "tonghui"),
         ("qian.officer", "department_officer", "market-regulation"),
     ];
-    for (actor, role_name, unit_id) in people {
-        let id = ActorId::new(actor).expect("valid");
-        engine
-            .submit(
-                &system,
-                Command::Org(OrgCommand::RegisterActor {
-                    id: id.clone(),
-                    name: actor.into(),
-                    kind: ActorKind::Person,
-                }),
-            )
-            .expect("actor registered");
-        engine
-            .submit(
-                &system,
-                Command::Org(OrgCommand::GrantRole {
-                    actor: id,
-                    role: role(role_name),
-                    unit: unit(unit_id),
-                }),
-            )
-            .expect("role granted");
-    }
+    common::build_org(engine, &units, &people);
 }
 
 fn ids(rows: &[CaseRow]) -> Vec<CaseId> {

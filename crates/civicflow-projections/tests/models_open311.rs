@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use civicflow_core::domain::case::{CaseEvent, CaseOpened, CaseState, Channel, Place};
 use civicflow_core::domain::fields::{FieldValue, Fields};
-use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
+use civicflow_core::domain::org::{Acting, Tier};
 use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, WorkflowId};
 use civicflow_core::engine::{Command, Engine, EngineConfig, Outcome, Requester};
 use civicflow_core::readmodel::{Namespace, ReadModelStore};
@@ -271,54 +271,18 @@ fn resident() -> Acting {
 }
 
 fn build_chart(engine: &Engine) {
-    let system = Acting::system(unit("tonghui"));
     let units = [
         ("tonghui", "通惠社区", Tier::Community, None),
         ("grid-1", "第一网格", Tier::Grid, Some("tonghui")),
         ("grid-2", "第二网格", Tier::Grid, Some("tonghui")),
     ];
-    for (id, name, tier, parent) in units {
-        engine
-            .submit(
-                &system,
-                Command::Org(OrgCommand::CreateUnit {
-                    id: unit(id),
-                    name: name.into(),
-                    tier,
-                    parent: parent.map(unit),
-                }),
-            )
-            .expect("unit created");
-    }
     let people = [
         ("wang.admin", "community_admin", "tonghui"),
         ("li.grid1", "grid_worker", "grid-1"),
         ("zhao.grid2", "grid_worker", "grid-2"),
         ("zhou.resident", "resident", "tonghui"),
     ];
-    for (actor, role_name, unit_id) in people {
-        let id = ActorId::new(actor).expect("valid");
-        engine
-            .submit(
-                &system,
-                Command::Org(OrgCommand::RegisterActor {
-                    id: id.clone(),
-                    name: actor.into(),
-                    kind: ActorKind::Person,
-                }),
-            )
-            .expect("actor registered");
-        engine
-            .submit(
-                &system,
-                Command::Org(OrgCommand::GrantRole {
-                    actor: id,
-                    role: role(role_name),
-                    unit: unit(unit_id),
-                }),
-            )
-            .expect("role granted");
-    }
+    common::build_org(engine, &units, &people);
 }
 
 /// The `recorded_at` of a case's first event.

@@ -1,7 +1,8 @@
 //! Helpers shared by the projection tests.
 #![allow(dead_code)]
 
-use civicflow_core::domain::org::Acting;
+use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
+use civicflow_core::engine::{Command, Engine};
 use civicflow_core::{ActorId, Role, UnitId};
 
 /// A scratch directory, removed when dropped (kept after a failure, to look at).
@@ -41,4 +42,50 @@ pub fn acting(actor: &str, role_name: &str, at: &str) -> Acting {
         role(role_name),
         unit(at),
     )
+}
+
+/// An org chart, built as the system: `units` (id, name, tier, parent), then `people` (actor,
+/// role, unit), each registered and granted that role at that unit.
+pub fn build_org(
+    engine: &Engine,
+    units: &[(&str, &str, Tier, Option<&str>)],
+    people: &[(&str, &str, &str)],
+) {
+    let system = Acting::system(unit(units[0].0));
+    for (id, name, tier, parent) in units {
+        engine
+            .submit(
+                &system,
+                Command::Org(OrgCommand::CreateUnit {
+                    id: unit(id),
+                    name: (*name).into(),
+                    tier: *tier,
+                    parent: parent.map(unit),
+                }),
+            )
+            .expect("unit created");
+    }
+    for (actor, role_name, unit_id) in people {
+        let id = ActorId::new(*actor).expect("valid");
+        engine
+            .submit(
+                &system,
+                Command::Org(OrgCommand::RegisterActor {
+                    id: id.clone(),
+                    name: (*actor).into(),
+                    kind: ActorKind::Person,
+                }),
+            )
+            .expect("actor registered");
+        engine
+            .submit(
+                &system,
+                Command::Org(OrgCommand::GrantRole {
+                    actor: id,
+                    role: role(role_name),
+                    unit: unit(unit_id),
+                }),
+            )
+            .expect("role granted");
+    }
 }
