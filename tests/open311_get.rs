@@ -174,6 +174,22 @@ async fn error(served: &Served, path: &str, status: u16) -> String {
     }
 }
 
+/// Each `(query, words)`: `GET requests.{xml,json}` with the query is an Open311 400 in its
+/// format whose description contains `words` (the parameter at fault, or why).
+async fn refused_naming(served: &Served, cases: &[(&str, &str)]) {
+    for (query, words) in cases {
+        for format in ["xml", "json"] {
+            let description = error(
+                served,
+                &format!("/open311/v2/requests.{format}{query}"),
+                400,
+            )
+            .await;
+            assert!(description.contains(words), "{query}: {description}");
+        }
+    }
+}
+
 /// A time for a query string (the `+` of the zone escaped).
 fn q(at: Timestamp) -> String {
     format_local(at).replace('+', "%2B")
@@ -549,22 +565,16 @@ async fn service_code_and_status_filter_and_combine() {
     assert_eq!(ids(&list), [run.dispute_case.to_string()]);
 
     // Bad values: 400 naming the parameter, in the format asked for.
-    for (query, parameter) in [
-        ("?status=pending", "status"),
-        ("?status=open,maybe", "status"),
-        ("?extensions=yes", "extensions"),
-        ("?service_request_id=12,x", "service_request_id"),
-    ] {
-        for format in ["xml", "json"] {
-            let description = error(
-                &served,
-                &format!("/open311/v2/requests.{format}{query}"),
-                400,
-            )
-            .await;
-            assert!(description.contains(parameter), "{query}: {description}");
-        }
-    }
+    refused_naming(
+        &served,
+        &[
+            ("?status=pending", "status"),
+            ("?status=open,maybe", "status"),
+            ("?extensions=yes", "extensions"),
+            ("?service_request_id=12,x", "service_request_id"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -670,28 +680,22 @@ async fn the_window_defaults_to_the_last_90_days_and_spans_at_most_90() {
         q(now)
     );
     let backwards = format!("?start_date={}&end_date={}", q(now), q(old_time));
-    for (query, words) in [
-        (too_wide.as_str(), "90 days"),
-        (backwards.as_str(), "before"),
-        ("?start_date=yesterday", "start_date"),
-        ("?end_date=2026-04-01", "end_date"),
-        ("?start_date=2026-04-01T09:30:00", "start_date"),
-        ("?start_date=2026-02-30T09:30:00Z", "start_date"),
-        (
-            "?start_date=2026-04-01T00:00:00Z&start_date=2026-04-02T00:00:00Z",
-            "start_date",
-        ),
-    ] {
-        for format in ["xml", "json"] {
-            let description = error(
-                &served,
-                &format!("/open311/v2/requests.{format}{query}"),
-                400,
-            )
-            .await;
-            assert!(description.contains(words), "{query}: {description}");
-        }
-    }
+    refused_naming(
+        &served,
+        &[
+            (too_wide.as_str(), "90 days"),
+            (backwards.as_str(), "before"),
+            ("?start_date=yesterday", "start_date"),
+            ("?end_date=2026-04-01", "end_date"),
+            ("?start_date=2026-04-01T09:30:00", "start_date"),
+            ("?start_date=2026-02-30T09:30:00Z", "start_date"),
+            (
+                "?start_date=2026-04-01T00:00:00Z&start_date=2026-04-02T00:00:00Z",
+                "start_date",
+            ),
+        ],
+    )
+    .await;
     // An empty value is no value.
     let got = ids(&both(
         &served,
@@ -759,26 +763,20 @@ async fn page_and_page_size_page_through_newest_first() {
     .await;
     assert_eq!(ids(&list), [made[1].clone()]);
 
-    for (query, parameter) in [
-        ("?page=0", "page"),
-        ("?page=-1", "page"),
-        ("?page=one", "page"),
-        ("?page_size=0", "page_size"),
-        ("?page_size=1001", "page_size"),
-        ("?page_size=2.5", "page_size"),
-        ("?page_size=99999999999999999999999", "page_size"),
-        ("?page=99999999999999999999999", "page"),
-    ] {
-        for format in ["xml", "json"] {
-            let description = error(
-                &served,
-                &format!("/open311/v2/requests.{format}{query}"),
-                400,
-            )
-            .await;
-            assert!(description.contains(parameter), "{query}: {description}");
-        }
-    }
+    refused_naming(
+        &served,
+        &[
+            ("?page=0", "page"),
+            ("?page=-1", "page"),
+            ("?page=one", "page"),
+            ("?page_size=0", "page_size"),
+            ("?page_size=1001", "page_size"),
+            ("?page_size=2.5", "page_size"),
+            ("?page_size=99999999999999999999999", "page_size"),
+            ("?page=99999999999999999999999", "page"),
+        ],
+    )
+    .await;
     // The largest page size is 1000.
     both(
         &served,
