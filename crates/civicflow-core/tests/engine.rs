@@ -378,17 +378,7 @@ fn a_late_step_escalates_once_also_across_a_restart() {
     let Outcome::Case { case, .. } = engine
         .submit(
             &grid1,
-            Command::OpenCase {
-                workflow: "service-request".parse_workflow(),
-                version: None,
-                unit: unit("grid-1"),
-                title: "噪音扰民 noise at night".into(),
-                description: String::new(),
-                fields: fields(&[("category", FieldValue::Choice("neighbourhood".into()))]),
-                requester: None,
-                channel: Channel::Staff,
-                place: None,
-            },
+            neighbourhood_case_at_grid1("噪音扰民 noise at night"),
         )
         .expect("opened")
     else {
@@ -682,6 +672,21 @@ fn tokens_are_issued_for_real_grants_by_administrators_and_revoked_as_events() {
     assert_eq!(history[0].actor.role.as_str(), "community_admin");
 }
 
+/// Opening a service request about the neighbourhood at grid 1, by staff.
+fn neighbourhood_case_at_grid1(title: &str) -> Command {
+    Command::OpenCase {
+        workflow: "service-request".parse_workflow(),
+        version: None,
+        unit: unit("grid-1"),
+        title: title.into(),
+        description: String::new(),
+        fields: fields(&[("category", FieldValue::Choice("neighbourhood".into()))]),
+        requester: None,
+        channel: Channel::Staff,
+        place: None,
+    }
+}
+
 /// Opening a service request about a broken bench at grid 1, through the API channel.
 fn broken_bench_at_grid1(title: &str) -> Command {
     Command::OpenCase {
@@ -818,20 +823,7 @@ fn the_deadline_index_snapshot_only_saves_reading_and_never_changes_what_is_due(
         let grid1 = acting("li.grid1", "grid_worker", "grid-1");
         for i in 0..n {
             let Outcome::Case { case, .. } = engine
-                .submit(
-                    &grid1,
-                    Command::OpenCase {
-                        workflow: "service-request".parse_workflow(),
-                        version: None,
-                        unit: unit("grid-1"),
-                        title: format!("case {i}"),
-                        description: String::new(),
-                        fields: fields(&[("category", FieldValue::Choice("neighbourhood".into()))]),
-                        requester: None,
-                        channel: Channel::Staff,
-                        place: None,
-                    },
-                )
+                .submit(&grid1, neighbourhood_case_at_grid1(&format!("case {i}")))
                 .expect("opened")
             else {
                 panic!("a case")
