@@ -6,70 +6,17 @@
 //! changed or cut-off file or writes into a store that holds something, and an import that
 //! leaves half a store behind when it refuses.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use civicflow::core::engine::{Engine, EngineConfig};
 use civicflow::core::vault::MasterKey;
 use civicflow::demo;
 use civicflow::ManualClock;
-
-/// A scratch directory, removed when dropped unless the test is failing.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("civicflow-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("scratch");
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn civicflow(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_civicflow"))
-        .args(args)
-        .env_remove("CIVICFLOW_MASTER_KEY")
-        .output()
-        .expect("the civicflow binary runs");
-    (
-        output.status.code().expect("exited normally"),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn path(dir: &Path) -> &str {
-    dir.to_str().expect("utf-8 path")
-}
-
-/// A stopped store with the Tonghui demo in `dir` (as in `tests/cli_tools.rs`).
-fn demo_store(dir: &Path) {
-    let key = MasterKey::load_or_create(dir.join("master.key")).expect("key");
-    let clock = ManualClock::new(demo::START);
-    let engine = Engine::open(
-        EngineConfig::new(dir)
-            .clock(Arc::new(clock.clone()))
-            .master_key(key),
-    )
-    .expect("open");
-    demo::build_org(&engine).expect("org");
-    demo::run_loops(&engine, &clock).expect("loops");
-    drop(engine);
-}
+use common::cli::{civicflow, demo_store, path};
+use common::TempDir;
 
 /// What an import that refused must leave: no log, no temporary directory.
 fn assert_nothing_imported(dir: &Path) {

@@ -6,8 +6,9 @@
 //! file, a rebuild that leaves read models empty or stale, a token listing that shows
 //! secrets, and tools that write to a store the server is running on.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,71 +16,20 @@ use serde_json::Value;
 
 use civicflow::core::domain::access::TokenId;
 use civicflow::core::domain::workflow::DefinitionRegistry;
-use civicflow::core::engine::{self, Engine, EngineConfig};
+use civicflow::core::engine;
 use civicflow::core::readmodel::{Namespace, ReadModelStore};
-use civicflow::core::vault::MasterKey;
-use civicflow::demo::{self, DemoRun};
+use civicflow::demo::DemoRun;
 use civicflow::projections::models::{self, case_board};
 use civicflow::projections::{Runner, RunnerOptions};
-use civicflow::{EventLog, ManualClock};
+use civicflow::EventLog;
+use common::cli::{civicflow, path};
+use common::TempDir;
 
-/// A scratch directory for one store, removed when dropped unless the test is failing.
-/// (Not `tests/common`: these tests need none of its service helpers.)
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("civicflow-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn civicflow(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_civicflow"))
-        .args(args)
-        .env_remove("CIVICFLOW_MASTER_KEY")
-        .output()
-        .expect("the civicflow binary runs");
-    (
-        output.status.code().expect("exited normally"),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// A stopped store with the Tonghui demo, its master key in `DIR/master.key`, as
-/// `civicflow serve --demo` leaves it (without the read models and tokens).
+/// A stopped store with the Tonghui demo (`common::cli::demo_store`) in a scratch directory.
 fn demo_store(tag: &str) -> (TempDir, DemoRun) {
     let scratch = TempDir::new(tag);
-    let key = MasterKey::load_or_create(scratch.path().join("master.key")).expect("key");
-    let clock = ManualClock::new(demo::START);
-    let engine = Engine::open(
-        EngineConfig::new(scratch.path())
-            .clock(Arc::new(clock.clone()))
-            .master_key(key),
-    )
-    .expect("open");
-    demo::build_org(&engine).expect("org");
-    let run = demo::run_loops(&engine, &clock).expect("loops");
-    drop(engine);
+    let run = common::cli::demo_store(scratch.path());
     (scratch, run)
-}
-
-fn path(dir: &Path) -> &str {
-    dir.to_str().expect("utf-8 path")
 }
 
 #[test]

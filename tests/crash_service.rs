@@ -28,12 +28,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use civicflow::core::readmodel::ReadModelStore;
 use civicflow::core::{EventLog, FaultInjection, Position};
+use common::cli::{civicflow, path};
 use common::history::Rng;
 use common::readmodels::snapshot;
 use common::serve::{assert_no_panic, Launch, ServeProcess};
@@ -607,24 +607,6 @@ fn cases_by_marker(data: &Path) -> BTreeMap<String, usize> {
     streams.into_iter().map(|(m, s)| (m, s.len())).collect()
 }
 
-fn civicflow(args: &[&str], data: &Path) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_civicflow"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env_remove("CIVICFLOW_MASTER_KEY")
-        .output()
-        .expect("the civicflow binary runs");
-    (
-        output.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
-}
-
 fn read_model_snapshot(data: &Path) -> common::readmodels::Snapshot {
     let store = ReadModelStore::open(data.join("readmodels")).expect("the read models open");
     snapshot(&store)
@@ -796,7 +778,8 @@ async fn every_acknowledged_request_survives_sigkill_of_the_service() {
     );
     assert_no_panic(&stderr, "the last server");
 
-    let (intact, report) = civicflow(&["verify"], &data);
+    let (code, stdout, stderr) = civicflow(&["verify", "--data", path(&data)]);
+    let (intact, report) = (code == 0, format!("{stdout}{stderr}"));
     assert!(
         intact,
         "civicflow verify failed after the crash loop:\n{report}"
@@ -838,7 +821,8 @@ async fn every_acknowledged_request_survives_sigkill_of_the_service() {
 
     // The read models the service kept through every kill equal a rebuild from the log.
     let kept = read_model_snapshot(&data);
-    let (rebuilt_ok, report) = civicflow(&["rebuild"], &data);
+    let (code, stdout, stderr) = civicflow(&["rebuild", "--data", path(&data)]);
+    let (rebuilt_ok, report) = (code == 0, format!("{stdout}{stderr}"));
     assert!(rebuilt_ok, "civicflow rebuild failed:\n{report}");
     let rebuilt = read_model_snapshot(&data);
     assert_eq!(kept.len(), rebuilt.len());

@@ -28,7 +28,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -38,9 +37,9 @@ use civicflow::core::vault::{ContactDetails, MasterKey, PersonData, PersonId, Va
 use civicflow::core::{
     ChainHead, EventLog, Position, RecordedEvent, StoredRecord, StreamId, Timestamp, Version,
 };
-use civicflow::demo;
 use civicflow::ManualClock;
 
+use common::cli::{civicflow_status, path};
 use common::TempDir;
 
 /// Rounds when `CIVICFLOW_DAMAGE_ROUNDS` is not set: a few seconds in a debug build.
@@ -113,17 +112,8 @@ struct Original {
 fn build_store() -> Built {
     let dir = TempDir::new("damaged-files");
     let store = dir.path().join("store");
+    common::cli::demo_store(&store);
     let key = MasterKey::load_or_create(store.join("master.key")).expect("key");
-    let clock = ManualClock::new(demo::START);
-    let engine = Engine::open(
-        EngineConfig::new(&store)
-            .clock(Arc::new(clock.clone()))
-            .master_key(key.clone()),
-    )
-    .expect("open the demo store");
-    demo::build_org(&engine).expect("org");
-    demo::run_loops(&engine, &clock).expect("loops");
-    drop(engine);
 
     let vault = Vault::open(store.join("vault"), key).expect("vault");
     let people: Vec<(PersonId, ContactDetails)> = (0..3)
@@ -142,7 +132,7 @@ fn build_store() -> Built {
         .collect();
     vault.close().expect("close the vault");
 
-    let (code, _, stderr) = civicflow(&["rebuild", "--data", utf8(&store)]);
+    let (code, _, stderr) = civicflow_status(&["rebuild", "--data", path(&store)]);
     assert_eq!(code, Some(0), "civicflow rebuild: {stderr}");
 
     let log = EventLog::open(store.join("log")).expect("reopen the log");
@@ -196,23 +186,6 @@ fn read_model_contents(dir: &Path) -> Result<ReadModelContents, String> {
         out.insert(ns, (checkpoint, rows));
     }
     Ok(out)
-}
-
-fn civicflow(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_civicflow"))
-        .args(args)
-        .env_remove("CIVICFLOW_MASTER_KEY")
-        .output()
-        .expect("the civicflow binary runs");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn utf8(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -720,7 +693,7 @@ fn judge_components(store: &Path, round: &Round, original: &Original, log: Verdi
 /// The real `civicflow verify` on a damaged copy: 0 only when the log is unchanged, 1 naming
 /// the break, 2 saying why it could not open; never a panic (101).
 fn judge_binary(store: &Path, library: &Verdict) -> Result<(), String> {
-    let (code, stdout, stderr) = civicflow(&["verify", "--data", utf8(store)]);
+    let (code, stdout, stderr) = civicflow_status(&["verify", "--data", path(store)]);
     let log_unchanged = *library == Verdict::Unchanged;
     match code {
         Some(0) if log_unchanged => Ok(()),
@@ -796,7 +769,7 @@ fn the_judge_catches_a_silently_shortened_log(built: &Built, scratch: &Path) {
         }
         Ok(_) => panic!("a log that lost its newest events opened"),
     }
-    let (code, _, stderr) = civicflow(&["verify", "--data", utf8(&with_file)]);
+    let (code, _, stderr) = civicflow_status(&["verify", "--data", path(&with_file)]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("closed with its head at"), "{stderr}");
 }
@@ -882,7 +855,7 @@ fn damaged_files_are_refused_or_change_nothing() {
             if let Ok(Err(error)) =
                 catch_unwind(AssertUnwindSafe(|| EventLog::open(second.join("log"))))
             {
-                let message = error.to_string().replace(utf8(&second.join("log")), "LOG");
+                let message = error.to_string().replace(path(&second.join("log")), "LOG");
                 let kind: String = message.chars().take(110).collect();
                 *open_messages.entry(kind).or_default() += 1;
             }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod history;
 pub mod open311;
 pub mod readmodels;
