@@ -6,9 +6,9 @@
 //!   checkpoint together, catching up and then following the log live, rebuilding a new
 //!   version blue/green, stopping at an event it cannot apply without holding the others up.
 //! - [`Table`], [`Tx`] and [`View`] are the typed rows projections write and readers read.
-//! - `models` holds civicflow's read models: the case board, unit inboxes, the overdue and
-//!   escalation report, directive progress, the 三率 rates, shop standing, the three lists and
-//!   community statistics.
+//! - `models` holds civicflow's nine read models: the case board, unit inboxes, the overdue
+//!   and escalation report, directive progress, the 三率 rates, shop standing, the three
+//!   lists, community statistics and the Open311 requests.
 //!
 //! The design is in `docs/projections.md` of the repository.
 
