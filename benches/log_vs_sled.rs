@@ -19,13 +19,14 @@
 //! per commit group. So scenarios 1 and 2 are also reported against raw sled + `fdatasync`
 //! (the same durability) and with our log in `Durability::Flush` (sled's own durability).
 
+use civicflow::core::EventStore as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use civicflow::{
-    Actor, AppendRequest, CorrelationId, Durability, EventLog, EventType, ExpectedVersion,
-    LogConfig, NewEvent, Position, RecordedEvent, StreamId, Timestamp,
+    Actor, AppendRequest, CorrelationId, Durability, EventType, ExpectedVersion, NewEvent,
+    Position, RecordedEvent, SledLog, SledLogConfig, StreamId, Timestamp,
 };
 
 /// How big the workloads are.
@@ -106,8 +107,8 @@ impl Drop for Scratch {
     }
 }
 
-fn open_log(path: &Path, durability: Durability) -> EventLog {
-    LogConfig::new(path)
+fn open_log(path: &Path, durability: Durability) -> SledLog {
+    SledLogConfig::new(path)
         .durability(durability)
         .open()
         .expect("the log opens")

@@ -5,7 +5,7 @@
 //! (the same generator as the projection tests), so events have realistic shapes and mixes.
 //! Results are recorded in `docs/benchmarks.md`.
 //!
-//! - raw replay: `EventLog::read_all` over the whole log in batches of 1024 (records decoded,
+//! - raw replay: `SledLog::read_all` over the whole log in batches of 1024 (records decoded,
 //!   payloads not), events per second;
 //! - rebuild: a fresh read-model store, every model of `civicflow_projections::models::all`
 //!   started together, until all have caught up with the head (their rows committed);
@@ -21,6 +21,7 @@
 #[allow(dead_code)]
 mod history;
 
+use civicflow::core::{EventStore as _, SledReadModels};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,13 +29,13 @@ use std::time::{Duration, Instant};
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::readmodel::ReadModelStore;
 use civicflow::core::vault::MasterKey;
-use civicflow::core::{EventLog, ManualClock, Position};
+use civicflow::core::{ManualClock, Position, SledLog};
 use civicflow::demo;
 use civicflow::projections::{models, Projection, Runner, RunnerOptions};
 use history::{open_engine, run_random_commands, Rng};
 
 /// Events per second reading the whole log, and how many events there are.
-fn raw_replay(log: &EventLog) -> (f64, u64) {
+fn raw_replay(log: &SledLog) -> (f64, u64) {
     let started = Instant::now();
     let mut from = Position::FIRST;
     let mut count = 0u64;
@@ -59,14 +60,14 @@ struct Rebuilt {
     rows: usize,
 }
 
-fn rebuild(log: &EventLog, dir: &Path, projections: Vec<Box<dyn Projection>>) -> Rebuilt {
+fn rebuild(log: &SledLog, dir: &Path, projections: Vec<Box<dyn Projection>>) -> Rebuilt {
     let _ = std::fs::remove_dir_all(dir);
-    let store = Arc::new(ReadModelStore::open(dir).expect("store"));
+    let store = Arc::new(SledReadModels::open(dir).expect("store"));
     let events = log.head().map_or(0, |h| h.position.get());
     let cpu_started = cpu_seconds();
     let started = Instant::now();
     let runner = Runner::start(
-        log.clone(),
+        Arc::new(log.clone()),
         store.clone(),
         projections,
         RunnerOptions::default(),
@@ -150,7 +151,7 @@ fn main() {
     }
     history(&base, commands, reuse);
     let definitions = Arc::new(DefinitionRegistry::built_in());
-    let log = EventLog::open(base.join("data").join("log")).expect("log");
+    let log = SledLog::open(base.join("data").join("log")).expect("log");
 
     let only = std::env::var("CIVICFLOW_BENCH_ONLY").ok();
     let together = only.as_deref().is_none_or(|only| only == "all");

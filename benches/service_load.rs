@@ -23,6 +23,7 @@
 #[allow(dead_code)]
 mod history;
 
+use civicflow::core::EventStore as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,8 +33,8 @@ use civicflow::core::domain::org::Acting;
 use civicflow::core::engine::Command;
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{
-    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, LogConfig,
-    ManualClock, NewEvent, StreamId, UnitId,
+    Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, ManualClock, NewEvent,
+    SledLog, SledLogConfig, StreamId, UnitId,
 };
 use civicflow::demo;
 use civicflow::http::{Service, ServiceConfig, TokenSecret};
@@ -232,7 +233,7 @@ fn prepare_store(store: &Path, target: u64) -> (String, String, u64) {
             let key = MasterKey::from_hex(key_hex.trim()).expect("key");
             drop(open_engine(store, &ManualClock::new(demo::START), &key));
         }
-        let log = EventLog::open(store.join("log")).expect("log");
+        let log = SledLog::open(store.join("log")).expect("log");
         let events = log.head().map_or(0, |h| h.position.get());
         return (key_hex, token, events);
     }
@@ -298,7 +299,7 @@ fn getrandom_bytes(bytes: &mut [u8]) {
 /// Single-event durable appends from 64 async writers on a 2-thread runtime, for `period`.
 fn log_group_commit_rate(dir: &Path, period: Duration) -> f64 {
     let _ = std::fs::remove_dir_all(dir);
-    let log = LogConfig::new(dir).open().expect("log");
+    let log = SledLogConfig::new(dir).open().expect("log");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -4,11 +4,12 @@
 //! Run with `cargo run --release --example event_log [DIR]`. With DIR the store is kept there
 //! (inspect it with `civicflow verify --data DIR`); without, a temporary one is removed.
 
+use civicflow::core::EventStore as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use civicflow::{
-    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, NewEvent, Position,
+    Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, Position, SledLog,
     StreamId, StreamWrite, Timestamp,
 };
 
@@ -23,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if keep.is_some() && dir.exists() {
         return Err(format!("{} exists; give the tour a new directory", dir.display()).into());
     }
-    let log = EventLog::open(&dir)?;
+    let log = SledLog::open(&dir)?;
     println!("store: {}", dir.display());
 
     // A subscriber that follows the log live from the first position.
@@ -101,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let log = Arc::try_unwrap(log).map_err(|_| "the log is still shared")?;
     log.close()?;
-    let reopened = EventLog::open(&dir)?;
+    let reopened = SledLog::open(&dir)?;
     let report = reopened.verify()?;
     println!(
         "after reopening: {} events verified, intact: {}",

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use civicflow::core::calendar::format_local;
 use civicflow::core::engine::{Contact, Engine, EngineConfig};
-use civicflow::core::readmodel::ReadModelStore;
 use civicflow::core::vault::MasterKey;
+use civicflow::core::SledReadModels;
 use civicflow::core::{Clock, ManualClock};
 use civicflow::demo;
 
@@ -131,7 +131,7 @@ fn read_models(
     };
     use civicflow::projections::{Runner, RunnerOptions};
 
-    let store = Arc::new(ReadModelStore::open(dir.join("readmodels"))?);
+    let store = Arc::new(SledReadModels::open(dir.join("readmodels"))?);
     let runner = Runner::start(
         engine.log().clone(),
         store,

@@ -5,12 +5,13 @@
 
 mod common;
 
+use civicflow::core::EventStore as _;
 use common::TempDir;
 use std::path::Path;
 use std::process::Command;
 
 use civicflow::{
-    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, NewEvent, StreamId,
+    Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, SledLog, StreamId,
     Timestamp,
 };
 
@@ -27,7 +28,7 @@ fn civicflow(args: &[&str]) -> (i32, String, String) {
 }
 
 fn fill(path: &Path) -> String {
-    let log = EventLog::open(path).expect("open");
+    let log = SledLog::open(path).expect("open");
     for i in 0..3 {
         let request = AppendRequest::to_stream(
             StreamId::new("case-1").expect("valid"),

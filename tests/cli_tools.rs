@@ -8,6 +8,7 @@
 
 mod common;
 
+use civicflow::core::{EventStore as _, SledReadModels};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use civicflow::core::readmodel::{Namespace, ReadModelStore};
 use civicflow::demo::DemoRun;
 use civicflow::projections::models::{self, case_board};
 use civicflow::projections::{Runner, RunnerOptions};
-use civicflow::EventLog;
+use civicflow::SledLog;
 use common::cli::{civicflow, path};
 use common::TempDir;
 
@@ -67,7 +68,7 @@ fn audit_prints_the_timeline_as_text_and_as_the_apis_json() {
         .iter()
         .any(|d| d["outcome"] == "missed"));
     // Exactly what the API answers.
-    let log = EventLog::open(scratch.path().join("log")).expect("open");
+    let log = SledLog::open(scratch.path().join("log")).expect("open");
     let audit = engine::audit_log(&log, &DefinitionRegistry::built_in(), run.escalated_case)
         .expect("audit");
     log.close().expect("close");
@@ -377,7 +378,7 @@ fn export_refuses_unknown_cases_and_a_running_store() {
     assert!(!out.exists());
 
     // While another process holds the store (as `civicflow serve` does), tools refuse.
-    let log = EventLog::open(scratch.path().join("log")).expect("open");
+    let log = SledLog::open(scratch.path().join("log")).expect("open");
     let case = run.smooth_case.to_string();
     for args in [
         vec![
@@ -413,9 +414,9 @@ fn rebuild_builds_every_read_model_to_the_head() {
             "{out}"
         );
     }
-    let log = EventLog::open(scratch.path().join("log")).expect("open");
+    let log = SledLog::open(scratch.path().join("log")).expect("open");
     let head = log.head().expect("not empty").position;
-    let store = Arc::new(ReadModelStore::open(scratch.path().join("readmodels")).expect("open"));
+    let store = Arc::new(SledReadModels::open(scratch.path().join("readmodels")).expect("open"));
     let definitions = Arc::new(DefinitionRegistry::built_in());
     for projection in models::all(definitions.clone()) {
         let ns = Namespace::new(projection.name(), projection.version()).expect("valid");
@@ -434,7 +435,7 @@ fn rebuild_builds_every_read_model_to_the_head() {
     }
     // The read models answer, at once (nothing is left to apply).
     let runner = Runner::start(
-        log.clone(),
+        Arc::new(log.clone()),
         store.clone(),
         models::all(definitions),
         RunnerOptions::default(),

@@ -25,14 +25,14 @@
 
 mod common;
 
+use civicflow::core::{EventStore as _, SledReadModels};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use civicflow::core::readmodel::ReadModelStore;
-use civicflow::core::{EventLog, FaultInjection, Position};
+use civicflow::core::{FaultInjection, Position, SledLog};
 use common::cli::{civicflow, path};
 use common::history::Rng;
 use common::readmodels::snapshot;
@@ -582,7 +582,7 @@ async fn check_after_restart(
 /// How many streams (cases) of the log carry each `<marker>`, in any event (a native
 /// opening's title, an Open311 request's description).
 fn cases_by_marker(data: &Path) -> BTreeMap<String, usize> {
-    let log = EventLog::open(data.join("log")).expect("the stopped store opens");
+    let log = SledLog::open(data.join("log")).expect("the stopped store opens");
     let mut streams: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     let mut from = Position::new(1).expect("position 1");
     loop {
@@ -608,7 +608,7 @@ fn cases_by_marker(data: &Path) -> BTreeMap<String, usize> {
 }
 
 fn read_model_snapshot(data: &Path) -> common::readmodels::Snapshot {
-    let store = ReadModelStore::open(data.join("readmodels")).expect("the read models open");
+    let store = SledReadModels::open(data.join("readmodels")).expect("the read models open");
     snapshot(&store)
 }
 

@@ -25,6 +25,7 @@
 
 mod common;
 
+use civicflow::core::{EventStore as _, SledReadModels};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ use civicflow::core::engine::{Engine, EngineConfig};
 use civicflow::core::readmodel::{Namespace, ReadModelStore};
 use civicflow::core::vault::{ContactDetails, MasterKey, PersonData, PersonId, Vault};
 use civicflow::core::{
-    ChainHead, EventLog, Position, RecordedEvent, StoredRecord, StreamId, Timestamp, Version,
+    ChainHead, Position, RecordedEvent, SledLog, StoredRecord, StreamId, Timestamp, Version,
 };
 use civicflow::ManualClock;
 
@@ -135,7 +136,7 @@ fn build_store() -> Built {
     let (code, _, stderr) = civicflow_status(&["rebuild", "--data", path(&store)]);
     assert_eq!(code, Some(0), "civicflow rebuild: {stderr}");
 
-    let log = EventLog::open(store.join("log")).expect("reopen the log");
+    let log = SledLog::open(store.join("log")).expect("reopen the log");
     let records = log
         .stored_records(Position::FIRST, usize::MAX)
         .expect("records");
@@ -174,7 +175,7 @@ fn build_store() -> Built {
 type ReadModelContents = BTreeMap<Namespace, (Option<Position>, Vec<(Vec<u8>, Vec<u8>)>)>;
 
 fn read_model_contents(dir: &Path) -> Result<ReadModelContents, String> {
-    let store = ReadModelStore::open(dir).map_err(|e| format!("open: {e}"))?;
+    let store = SledReadModels::open(dir).map_err(|e| format!("open: {e}"))?;
     let mut out = BTreeMap::new();
     for ns in store.namespaces().map_err(|e| format!("namespaces: {e}"))? {
         let checkpoint = store
@@ -430,10 +431,10 @@ fn wordy(message: &str) -> bool {
 
 /// Opens the log in `dir` and compares everything it serves with `original`.
 fn judge_log(dir: &Path, original: &Original) -> Verdict {
-    let opened = catch_unwind(AssertUnwindSafe(|| EventLog::open(dir)));
+    let opened = catch_unwind(AssertUnwindSafe(|| SledLog::open(dir)));
     let log = match opened {
         Err(panic) => {
-            return Verdict::Violation(format!("EventLog::open panicked: {}", panic_text(&panic)))
+            return Verdict::Violation(format!("SledLog::open panicked: {}", panic_text(&panic)))
         }
         Ok(Err(error)) => {
             let message = error.to_string();
@@ -456,7 +457,7 @@ fn judge_log(dir: &Path, original: &Original) -> Verdict {
     }
 }
 
-fn judge_open_log(log: &EventLog, original: &Original) -> Verdict {
+fn judge_open_log(log: &SledLog, original: &Original) -> Verdict {
     let head = log.head();
     let report = match log.verify() {
         Ok(report) => report,
@@ -753,7 +754,7 @@ fn the_judge_catches_a_silently_shortened_log(built: &Built, scratch: &Path) {
         }
         other => panic!("the judge let a log that lost its newest events pass: {other:?}"),
     }
-    match EventLog::open(with_file.join("log")) {
+    match SledLog::open(with_file.join("log")) {
         Err(error) => {
             let message = error.to_string();
             let closed = format!(
@@ -853,7 +854,7 @@ fn damaged_files_are_refused_or_change_nothing() {
             }
             damage.apply(&second);
             if let Ok(Err(error)) =
-                catch_unwind(AssertUnwindSafe(|| EventLog::open(second.join("log"))))
+                catch_unwind(AssertUnwindSafe(|| SledLog::open(second.join("log"))))
             {
                 let message = error.to_string().replace(path(&second.join("log")), "LOG");
                 let kind: String = message.chars().take(110).collect();

@@ -9,6 +9,7 @@
 
 mod common;
 
+use civicflow::core::EventStore as _;
 use common::TempDir;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,16 +18,16 @@ use std::thread;
 use std::time::Duration;
 
 use civicflow::{
-    Actor, AppendError, AppendRequest, Appended, CorrelationId, EventLog, EventType,
-    ExpectedVersion, IdempotencyKey, LogConfig, NewEvent, Position, RecordedEvent, StreamId,
+    Actor, AppendError, AppendRequest, Appended, CorrelationId, EventType, ExpectedVersion,
+    IdempotencyKey, NewEvent, Position, RecordedEvent, SledLog, SledLogConfig, StreamId,
     StreamWrite, Version,
 };
 use uuid::Uuid;
 
 /// Opens a fresh store. A small `index_flush_events` makes the stream index move from its
 /// memtable to disk often, while other threads read it.
-fn open(dir: &TempDir, index_flush_events: usize) -> EventLog {
-    LogConfig::new(dir.path())
+fn open(dir: &TempDir, index_flush_events: usize) -> SledLog {
+    SledLogConfig::new(dir.path())
         .index_flush_events(index_flush_events)
         .open()
         .expect("opening a fresh store in the test's directory")
@@ -68,7 +69,7 @@ fn version_number(v: Option<Version>) -> u64 {
 }
 
 /// The whole log, checked to hold positions 1..=n without gaps, and a verified chain.
-fn read_whole_log(log: &EventLog, n: u64) -> Vec<RecordedEvent> {
+fn read_whole_log(log: &SledLog, n: u64) -> Vec<RecordedEvent> {
     let all = log
         .read_all(Position::FIRST, usize::MAX)
         .expect("read_all of the whole log");
@@ -92,7 +93,7 @@ fn read_whole_log(log: &EventLog, n: u64) -> Vec<RecordedEvent> {
 }
 
 /// Checks that `stream` holds versions 1..=k without gaps, and returns them.
-fn read_whole_stream(log: &EventLog, stream: &StreamId) -> Vec<RecordedEvent> {
+fn read_whole_stream(log: &SledLog, stream: &StreamId) -> Vec<RecordedEvent> {
     let events = log
         .read_stream(stream, Version::FIRST, usize::MAX)
         .expect("read_stream of a whole stream");
@@ -450,7 +451,7 @@ fn mixed_request(label: &str, i: usize) -> (AppendRequest, Written) {
 
 /// Checks that every acknowledged append is in the log where it was told, and that the acks
 /// cover positions 1..=n exactly once.
-fn check_acks(log: &EventLog, acks: &[Ack]) {
+fn check_acks(log: &SledLog, acks: &[Ack]) {
     let n: u64 = acks
         .iter()
         .map(|a| a.writes.iter().map(|(_, p)| p.len() as u64).sum::<u64>())

@@ -18,6 +18,7 @@
 //! Environment: `CIVICFLOW_CRASH_ROUNDS` (default 50) sets the number of rounds,
 //! `CIVICFLOW_CRASH_SEED` replays a run (the seed is printed at the start).
 
+use civicflow_core::EventStore as _;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -27,9 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use civicflow_core::{
-    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, FaultInjection,
-    IdempotencyKey, LogConfig, NewEvent, Position, RecordedEvent, StreamId, StreamWrite, Timestamp,
-    Version,
+    Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, FaultInjection,
+    IdempotencyKey, NewEvent, Position, RecordedEvent, SledLog, SledLogConfig, StreamId,
+    StreamWrite, Timestamp, Version,
 };
 
 /// Set in the child's environment: the store's directory. Its presence makes a child.
@@ -235,7 +236,7 @@ fn child_main(dir: PathBuf) -> ! {
     let tag = std::env::var(CHILD_TAG_ENV).expect("the parent sets the child's key tag");
     let ack_before_flush = std::env::var(CHILD_FAULT_ENV).is_ok_and(|f| f == "ack_before_flush");
     // A small index threshold so that index flushes (and their replay on open) happen often.
-    let mut config = LogConfig::new(&dir).index_flush_events(64);
+    let mut config = SledLogConfig::new(&dir).index_flush_events(64);
     config.faults = FaultInjection {
         ack_before_flush,
         ..FaultInjection::default()
@@ -498,7 +499,7 @@ impl Check {
 }
 
 /// Every event of the log, page by page.
-fn read_everything(log: &EventLog) -> Result<Vec<RecordedEvent>, String> {
+fn read_everything(log: &SledLog) -> Result<Vec<RecordedEvent>, String> {
     let mut events = Vec::new();
     loop {
         let from = Position::new(events.len() as u64 + 1).expect("not zero");
@@ -518,7 +519,7 @@ fn read_everything(log: &EventLog) -> Result<Vec<RecordedEvent>, String> {
 }
 
 /// Every event of one stream, page by page.
-fn read_whole_stream(log: &EventLog, stream: &StreamId) -> Result<Vec<RecordedEvent>, String> {
+fn read_whole_stream(log: &SledLog, stream: &StreamId) -> Result<Vec<RecordedEvent>, String> {
     let mut events: Vec<RecordedEvent> = Vec::new();
     loop {
         let from = Version::new(events.len() as u64 + 1).expect("not zero");
@@ -555,7 +556,7 @@ fn check_log(
     stream_verify: StreamVerify,
 ) -> Check {
     let mut check = Check::default();
-    let log = match EventLog::open(dir) {
+    let log = match SledLog::open(dir) {
         Ok(log) => log,
         Err(e) => {
             check.find(Kind::OpenFailed, format!("reopening the log: {e}"));
@@ -570,7 +571,7 @@ fn check_log(
 }
 
 fn check_open_log(
-    log: &EventLog,
+    log: &SledLog,
     acked: &BTreeMap<String, Ack>,
     replay: &[String],
     stream_verify: StreamVerify,

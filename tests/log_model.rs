@@ -2,7 +2,7 @@
 //!
 //! Random sequences of appends (one stream or several at once, with right and wrong expected
 //! versions, with and without idempotency keys), reads, a live subscription, clock moves and
-//! close-and-reopen steps run against a real `EventLog` and against a plain in-memory model.
+//! close-and-reopen steps run against a real `SledLog` and against a plain in-memory model.
 //! After every step the whole log is compared with the model. It guards against the bugs an
 //! event log must never have: lost, duplicated or reordered events, gaps in positions or
 //! versions, a conflict or an idempotent replay that writes something, a wrong version check,
@@ -17,6 +17,7 @@
 
 mod common;
 
+use civicflow::core::EventStore as _;
 use common::TempDir;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -25,8 +26,8 @@ use std::time::Duration;
 
 use civicflow::{
     Actor, AppendError, AppendRequest, Appended, CausationId, Clock, Conflict, CorrelationId,
-    EventId, EventLog, EventType, ExpectedVersion, IdempotencyKey, LogConfig, ManualClock,
-    NewEvent, Position, ReadError, RecordedEvent, StreamAppended, StreamId, StreamWrite,
+    EventId, EventType, ExpectedVersion, IdempotencyKey, ManualClock, NewEvent, Position,
+    ReadError, RecordedEvent, SledLog, SledLogConfig, StreamAppended, StreamId, StreamWrite,
     Subscription, Timestamp, Version,
 };
 use proptest::prelude::*;
@@ -411,7 +412,7 @@ struct Run<'a> {
     dir: PathBuf,
     clock: ManualClock,
     index_flush: usize,
-    log: Option<EventLog>,
+    log: Option<SledLog>,
     subscription: Option<Subscription>,
     /// The position the subscription must return next.
     subscription_next: u64,
@@ -423,12 +424,12 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn log(&self) -> &EventLog {
+    fn log(&self) -> &SledLog {
         self.log.as_ref().expect("the log is open between steps")
     }
 
-    fn open(&self) -> EventLog {
-        LogConfig::new(&self.dir)
+    fn open(&self) -> SledLog {
+        SledLogConfig::new(&self.dir)
             .clock(Arc::new(self.clock.clone()))
             .index_flush_events(INDEX_FLUSH[self.index_flush])
             .open()
@@ -1012,7 +1013,7 @@ fn reopening_right_after_the_last_handle_is_gone_is_never_locked() {
     let dir = TempDir::new("log-model-reopen");
     let clock = ManualClock::new(Timestamp::from_unix_seconds(1_775_007_000));
     let open = || {
-        LogConfig::new(dir.path())
+        SledLogConfig::new(dir.path())
             .clock(Arc::new(clock.clone()))
             .index_flush_events(3)
             .open()

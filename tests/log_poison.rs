@@ -7,14 +7,15 @@
 
 mod common;
 
+use civicflow_core::EventStore as _;
 use common::TempDir;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};
 
 use civicflow_core::{
-    Actor, AppendError, AppendRequest, Appended, CorrelationId, EventLog, EventType,
-    ExpectedVersion, FaultInjection, IdempotencyKey, LogConfig, NewEvent, Position, RecordedEvent,
+    Actor, AppendError, AppendRequest, Appended, CorrelationId, EventType, ExpectedVersion,
+    FaultInjection, IdempotencyKey, NewEvent, Position, RecordedEvent, SledLog, SledLogConfig,
     StreamId, StreamWrite, Timestamp, Version,
 };
 
@@ -23,8 +24,8 @@ use civicflow_core::{
 /// storage engine let go of the directory lock).
 const REOPEN: &str = "the store reopens without faults right after close";
 
-fn open_failing_after(path: &Path, syncs: u64) -> EventLog {
-    let mut config = LogConfig::new(path);
+fn open_failing_after(path: &Path, syncs: u64) -> SledLog {
+    let mut config = SledLogConfig::new(path);
     config.faults = FaultInjection {
         fail_sync_after: Some(syncs),
         ..FaultInjection::default()
@@ -110,7 +111,7 @@ fn failing_request() -> AppendRequest {
     )
 }
 
-fn read_everything(log: &EventLog) -> Vec<RecordedEvent> {
+fn read_everything(log: &SledLog) -> Vec<RecordedEvent> {
     let mut events: Vec<RecordedEvent> = Vec::new();
     loop {
         let from = Position::new(events.len() as u64 + 1).expect("not zero");
@@ -314,7 +315,7 @@ fn poison_after(n: u64) {
 
     // 5. Reopened without faults: the acknowledged appends are intact, the failed one is whole
     // or absent, and appends work again without gaps.
-    let log = EventLog::open(store.path()).expect(REOPEN);
+    let log = SledLog::open(store.path()).expect(REOPEN);
     let events = read_everything(&log);
     assert!(
         events.len() as u64 >= head,
@@ -591,7 +592,7 @@ fn no_writer_of_the_failed_group_is_acknowledged() {
 
     // Reopened without faults: the acknowledged appends are intact; anything after them
     // belongs to refused appends, each whole; appends work again without gaps.
-    let log = EventLog::open(store.path()).expect(REOPEN);
+    let log = SledLog::open(store.path()).expect(REOPEN);
     let reopened = read_everything(&log);
     assert!(
         reopened.len() as u64 >= head,

@@ -7,14 +7,15 @@
 
 mod common;
 
+use civicflow::core::EventStore as _;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::TempDir;
 
 use civicflow::{
-    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, NewEvent, Position,
-    ReadError, StreamId, Timestamp, Version,
+    Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, Position, ReadError,
+    SledLog, StreamId, Timestamp, Version,
 };
 
 fn note(stream: &StreamId, text: String) -> AppendRequest {
@@ -34,7 +35,7 @@ fn note(stream: &StreamId, text: String) -> AppendRequest {
 #[test]
 fn a_stream_subscription_sees_its_stream_only_in_order_and_live() {
     let dir = TempDir::new("subscriptions-stream");
-    let log = EventLog::open(dir.path()).expect("open");
+    let log = SledLog::open(dir.path()).expect("open");
     let watched = StreamId::new("case-watched").expect("valid");
     // Some history before the subscription starts, then it catches up from version 2.
     for i in 0..3 {
@@ -99,7 +100,7 @@ fn a_stream_subscription_sees_its_stream_only_in_order_and_live() {
 #[test]
 fn a_subscriber_that_stops_reading_holds_up_no_writer() {
     let dir = TempDir::new("subscriptions-stalled");
-    let log = EventLog::open(dir.path()).expect("open");
+    let log = SledLog::open(dir.path()).expect("open");
     let stream = StreamId::new("case-busy").expect("valid");
     let mut stalled = log.subscribe(Position::FIRST);
     log.append(note(&stream, "first".into()))

@@ -11,14 +11,14 @@
 
 mod common;
 
+use civicflow::core::{EventStore, SledReadModels};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use civicflow::core::readmodel::ReadModelStore;
 use civicflow::core::vault::MasterKey;
-use civicflow::core::{EventLog, ManualClock};
+use civicflow::core::{ManualClock, SledLog};
 use civicflow::demo;
 use civicflow::projections::{models, Runner, RunnerOptions};
 use common::history::{open_engine, run_random_commands, Rng};
@@ -27,12 +27,12 @@ use common::readmodels::{run_to_head, snapshot};
 const CHILD: &str = "CIVICFLOW_PROJECTIONS_CHILD";
 
 fn child(dir: &Path) {
-    let log = EventLog::open(dir.join("data").join("log")).expect("the child opens the log");
+    let log = SledLog::open(dir.join("data").join("log")).expect("the child opens the log");
     let definitions = Arc::new(civicflow::core::domain::workflow::DefinitionRegistry::built_in());
     let store =
-        Arc::new(ReadModelStore::open(dir.join("readmodels")).expect("the child opens the store"));
+        Arc::new(SledReadModels::open(dir.join("readmodels")).expect("the child opens the store"));
     let runner = Runner::start(
-        log,
+        Arc::new(log),
         store,
         models::all(definitions),
         RunnerOptions {
@@ -102,12 +102,22 @@ fn main() {
         let commands = 20 + rng.below(60);
         run_random_commands(&engine, &clock, &mut rng, commands, &mut cases);
     }
-    let log = EventLog::open(dir.path().join("data").join("log")).expect("log");
+    let log = SledLog::open(dir.path().join("data").join("log")).expect("log");
     let definitions = Arc::new(civicflow::core::domain::workflow::DefinitionRegistry::built_in());
-    let survived = Arc::new(ReadModelStore::open(dir.path().join("readmodels")).expect("store"));
-    run_to_head(&log, survived.clone(), &definitions, 512);
-    let rebuilt = Arc::new(ReadModelStore::open(dir.path().join("rebuilt")).expect("store"));
-    run_to_head(&log, rebuilt.clone(), &definitions, 512);
+    let survived = Arc::new(SledReadModels::open(dir.path().join("readmodels")).expect("store"));
+    run_to_head(
+        &(Arc::new(log.clone()) as Arc<dyn EventStore>),
+        survived.clone(),
+        &definitions,
+        512,
+    );
+    let rebuilt = Arc::new(SledReadModels::open(dir.path().join("rebuilt")).expect("store"));
+    run_to_head(
+        &(Arc::new(log.clone()) as Arc<dyn EventStore>),
+        rebuilt.clone(),
+        &definitions,
+        512,
+    );
     let (a, b) = (snapshot(&survived), snapshot(&rebuilt));
     for ((name, rows_a), (_, rows_b)) in a.iter().zip(&b) {
         assert_eq!(

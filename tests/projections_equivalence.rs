@@ -11,10 +11,10 @@
 
 mod common;
 
+use civicflow::core::SledReadModels;
 use std::sync::Arc;
 use std::time::Duration;
 
-use civicflow::core::readmodel::ReadModelStore;
 use civicflow::core::vault::MasterKey;
 use civicflow::core::ManualClock;
 use civicflow::demo;
@@ -40,7 +40,7 @@ fn case(seed: u64, chunks: &[(usize, u64, usize, usize)]) -> Result<(), TestCase
     // while with a random batch size and a random bound on the rows it keeps in memory (small
     // bounds make it forget rows and read them back), and is stopped wherever it is.
     let incremental =
-        Arc::new(ReadModelStore::open(dir.path().join("incremental")).expect("store"));
+        Arc::new(SledReadModels::open(dir.path().join("incremental")).expect("store"));
     for &(commands, run_ms, batch, rows) in chunks {
         run_random_commands(&engine, &clock, &mut rng, commands, &mut cases);
         let runner = Runner::start(
@@ -67,7 +67,7 @@ fn case(seed: u64, chunks: &[(usize, u64, usize, usize)]) -> Result<(), TestCase
     run_to_head(&log, incremental.clone(), &definitions, 17);
 
     // From scratch, in one go with big batches.
-    let rebuilt = Arc::new(ReadModelStore::open(dir.path().join("rebuilt")).expect("store"));
+    let rebuilt = Arc::new(SledReadModels::open(dir.path().join("rebuilt")).expect("store"));
     run_to_head(&log, rebuilt.clone(), &definitions, 8192);
 
     let a = snapshot(&incremental);

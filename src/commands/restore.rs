@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use civicflow::core::{
-    ChainHash, ChainHead, EventLog, IdempotencyKey, OpenError, Position, RestoreError,
+    ChainHash, ChainHead, EventStore, IdempotencyKey, OpenError, Position, RestoreError, SledLog,
     StoredIdempotency, StoredRecord,
 };
 
@@ -101,7 +101,10 @@ fn temporary_beside(path: &Path, what: &str) -> Result<PathBuf, String> {
     Ok(path.with_file_name(name))
 }
 
-fn write_export(log: &EventLog, out: &Path) -> Result<(Option<ChainHead>, u64, u64, f64), String> {
+fn write_export(
+    log: &dyn EventStore,
+    out: &Path,
+) -> Result<(Option<ChainHead>, u64, u64, f64), String> {
     let started = Instant::now();
     let temporary = temporary_beside(out, "--out")?;
     let failed = |e: std::io::Error| {
@@ -305,7 +308,7 @@ fn import_into(
         after: None,
     };
     let head = file.header(input)?;
-    let log = EventLog::open(temporary).map_err(|e| match e {
+    let log = SledLog::open(temporary).map_err(|e| match e {
         OpenError::Locked { .. } => in_use(temporary),
         other => format!("cannot create a log in {}: {other}", temporary.display()),
     })?;

@@ -30,7 +30,8 @@ use civicflow::core::engine::{self, Command, Engine, EngineConfig, EngineError, 
 use civicflow::core::readmodel::{Namespace, ReadModelError, ReadModelStore};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{
-    ActorId, CaseId, ChainHash, EventLog, OpenError, Role, StreamId, UnitId, Version,
+    ActorId, CaseId, ChainHash, EventStore, OpenError, Role, SledLog, SledReadModels, StreamId,
+    UnitId, Version,
 };
 use civicflow::http::TokenSecret;
 use civicflow::projections::{models, Phase, Runner, RunnerOptions};
@@ -115,7 +116,7 @@ pub enum TokenCommand {
 ///
 /// # Errors
 /// No store there, or it is in use (the server runs), or it does not open.
-pub fn open_log(data: &Path) -> Result<EventLog, String> {
+pub fn open_log(data: &Path) -> Result<Arc<dyn EventStore>, String> {
     let path = if data.join("log").join("db").exists() {
         data.join("log")
     } else if data.join("db").exists() {
@@ -126,7 +127,8 @@ pub fn open_log(data: &Path) -> Result<EventLog, String> {
             data.display()
         ));
     };
-    EventLog::open(&path).map_err(|e| open_failed(data, &e))
+    let log = SledLog::open(&path).map_err(|e| open_failed(data, &e))?;
+    Ok(Arc::new(log))
 }
 
 fn open_failed(data: &Path, error: &OpenError) -> String {
@@ -145,7 +147,7 @@ pub(super) fn in_use(data: &Path) -> String {
 
 /// Closes a log opened by a tool (everything it holds is durable already; this flushes the
 /// stream index).
-pub(super) fn close(log: EventLog) -> Result<(), String> {
+pub(super) fn close(log: Arc<dyn EventStore>) -> Result<(), String> {
     log.close()
         .map_err(|e| format!("closing the log failed: {e}"))
 }
@@ -431,7 +433,7 @@ fn first_difference(path: &str, expected: &Value, found: &Value) -> Option<Strin
 pub fn rebuild(data: &Path) -> Result<ExitCode, String> {
     let log = open_log(data)?;
     let dir = data.join("readmodels");
-    let store = ReadModelStore::open(&dir).map_err(|e| match e {
+    let store = SledReadModels::open(&dir).map_err(|e| match e {
         ReadModelError::Locked { .. } => in_use(data),
         other => format!("cannot open the read models in {}: {other}", dir.display()),
     })?;
@@ -675,7 +677,7 @@ fn token_revoke(
 }
 
 /// Every token of the log, folded from the access stream (read only: no engine, no key).
-fn read_tokens(log: &EventLog) -> Result<AccessState, String> {
+fn read_tokens(log: &dyn EventStore) -> Result<AccessState, String> {
     let stream = access::access_stream();
     let mut state = AccessState::default();
     let mut from = Version::FIRST;

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::readmodel::{Namespace, ReadModelStore};
-use civicflow::core::EventLog;
+use civicflow::core::EventStore;
 use civicflow::projections::{models, Runner, RunnerOptions};
 
 /// Every row (key, value) of every model's active version, by model name.
 pub type Snapshot = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
 
-pub fn snapshot(store: &ReadModelStore) -> Snapshot {
+pub fn snapshot(store: &dyn ReadModelStore) -> Snapshot {
     models::names()
         .iter()
         .map(|name| {
@@ -31,8 +31,8 @@ pub fn snapshot(store: &ReadModelStore) -> Snapshot {
 
 /// Runs every model on `store` until it has applied the whole of `log`, in batches of `batch`.
 pub fn run_to_head(
-    log: &EventLog,
-    store: Arc<ReadModelStore>,
+    log: &Arc<dyn EventStore>,
+    store: Arc<dyn ReadModelStore>,
     definitions: &Arc<DefinitionRegistry>,
     batch: usize,
 ) {

@@ -48,7 +48,7 @@ use crate::domain::case::CaseEvent;
 use crate::error::ReadError;
 use crate::event::{PayloadError, RecordedEvent};
 use crate::ids::{CaseId, Position, Version};
-use crate::store::EventLog;
+use crate::store::EventStore;
 
 /// The value of a bundle's `format` field.
 pub const BUNDLE_FORMAT: &str = "civicflow-audit-bundle/1";
@@ -194,7 +194,7 @@ pub enum ExportError {
 /// [`ExportError::NotFound`] for a case without events, [`ExportError::Broken`] when an
 /// event does not hash to its stored hash, [`ExportError::Undecodable`] when a payload is
 /// not a case event, [`ExportError::Read`] when the log cannot be read.
-pub fn export(log: &EventLog, case: CaseId) -> Result<Bundle<Decoded>, ExportError> {
+pub fn export(log: &dyn EventStore, case: CaseId) -> Result<Bundle<Decoded>, ExportError> {
     let stream = case.stream();
     let mut recorded = Vec::new();
     let mut from = Version::FIRST;

@@ -9,18 +9,18 @@
 //!   [`Conflict`] value, not an error. Idempotency keys make retries safe.
 //! - Group commit: an append returns after its data is flushed and fsynced.
 //! - Subscriptions that catch up and then follow the log live, for threads and async code.
-//! - A SHA-256 chain over the exact stored bytes, checked by [`EventLog::verify`].
+//! - A SHA-256 chain over the exact stored bytes, checked by [`EventStore::verify`].
 //!
-//! The storage sits behind [`EventStore`]; sled and bincode never appear in the public API.
+//! The storage sits behind [`EventStore`]; the embedded backend is [`SledLog`].
 //! The format and guarantees are in `docs/design.md` of the repository.
 //!
 //! ```
-//! use civicflow_core::{Actor, AppendRequest, CorrelationId, EventLog, EventType,
-//!     ExpectedVersion, NewEvent, Position, StreamId, Timestamp, Version};
+//! use civicflow_core::{Actor, AppendRequest, CorrelationId, EventStore, EventType,
+//!     ExpectedVersion, NewEvent, Position, SledLog, StreamId, Timestamp, Version};
 //!
 //! let dir = std::env::temp_dir().join(format!("civicflow-core-doc-{}", std::process::id()));
 //! # let _ = std::fs::remove_dir_all(&dir);
-//! let log = EventLog::open(&dir)?;
+//! let log = SledLog::open(&dir)?;
 //! let case = StreamId::new("case-42")?;
 //! let actor = Actor::parse("li.wei", "grid_worker", "tonghui/grid-1")?;
 //! let opened = NewEvent::new(EventType::new("CaseOpened")?, 1, b"{...}".to_vec());
@@ -59,9 +59,13 @@ mod error;
 mod event;
 mod ids;
 pub mod readmodel;
+mod sled;
 mod store;
 pub mod vault;
 
+#[cfg(feature = "fault-injection")]
+pub use self::sled::FaultInjection;
+pub use self::sled::{SledLog, SledLogConfig, SledReadModels};
 pub use chain::{ChainBreak, ChainBreakReason, ChainHash, ChainHead, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::DecodeError;
@@ -75,10 +79,8 @@ pub use ids::{
     ExpectedVersion, IdempotencyKey, InvalidValue, ListItemId, PersonId, Position, Role, StreamId,
     UnitId, Version,
 };
-#[cfg(feature = "fault-injection")]
-pub use store::FaultInjection;
 pub use store::{
-    AllFrom, AppendResult, CommitSignal, Completion, Cursor, Durability, EventLog, EventStore,
-    Follow, LogConfig, LogStats, Restore, StoredIdempotency, StoredRecord, StreamFrom,
-    StreamSubscription, Subscription,
+    AllFrom, AppendResult, CommitSignal, Completion, Cursor, Durability, EventStore, Follow,
+    LogStats, RestoreSink, StoredIdempotency, StoredRecord, StreamFrom, StreamSubscription,
+    Subscription,
 };

@@ -7,11 +7,12 @@
 //! (the layout is in `docs/design.md`), below sled's own checksums, which is what a bug, a bad
 //! restore or a deliberate edit would do.
 
+use civicflow_core::EventStore as _;
 use std::path::{Path, PathBuf};
 
 use civicflow_core::{
-    Actor, AppendRequest, ChainBreakReason, CorrelationId, EventLog, EventType, ExpectedVersion,
-    NewEvent, Position, ReadError, StreamId, Timestamp, Version, MAX_EVENT_BYTES,
+    Actor, AppendRequest, ChainBreakReason, CorrelationId, EventType, ExpectedVersion, NewEvent,
+    Position, ReadError, SledLog, StreamId, Timestamp, Version, MAX_EVENT_BYTES,
 };
 
 struct Scratch(PathBuf);
@@ -52,7 +53,7 @@ fn events(n: usize, tag: &str) -> Vec<NewEvent> {
 /// Positions 1..=5 in one chunk (one append of five events to `case-a`), then 6..=7 in
 /// another (`case-b`), then 8 (`case-a` again).
 fn fill(path: &Path) {
-    let log = EventLog::open(path).expect("open");
+    let log = SledLog::open(path).expect("open");
     let a = StreamId::new("case-a").expect("valid");
     let b = StreamId::new("case-b").expect("valid");
     for (stream, n, tag) in [(&a, 5, "first"), (&b, 2, "second"), (&a, 1, "third")] {
@@ -126,7 +127,7 @@ fn an_undecodable_record_is_corrupted_at_its_position() {
         let range = record_range(chunk, 2);
         chunk[range.start] = 0x7f;
     });
-    let log = EventLog::open(&scratch.0).expect("the newest chunk is intact, so the store opens");
+    let log = SledLog::open(&scratch.0).expect("the newest chunk is intact, so the store opens");
 
     match log.read_all(Position::FIRST, 100) {
         Err(ReadError::Corrupted {
@@ -182,7 +183,7 @@ fn an_altered_payload_breaks_the_chain_at_its_position() {
         let last = range.end - 1;
         chunk[last] ^= 0x01;
     });
-    let log = EventLog::open(&scratch.0).expect("open");
+    let log = SledLog::open(&scratch.0).expect("open");
     let report = log.verify().expect("verify runs");
     let broken = report.first_break.expect("the chain is broken");
     assert_eq!(broken.position, position(7), "{broken}");
@@ -210,7 +211,7 @@ fn a_truncated_chunk_is_corrupted_at_its_first_position() {
     let scratch = Scratch::new("truncated");
     fill(&scratch.0);
     damage_chunk(&scratch.0, 6, |chunk| chunk.truncate(chunk.len() - 10));
-    let log = EventLog::open(&scratch.0).expect("open");
+    let log = SledLog::open(&scratch.0).expect("open");
     match log.read_all(position(6), 10) {
         Err(ReadError::Corrupted {
             position: p,
@@ -235,7 +236,7 @@ fn a_swapped_hash_is_caught_where_it_was_swapped() {
         let second = record_range(chunk, 0).end;
         chunk[second..second + 32].copy_from_slice(&first_hash);
     });
-    let log = EventLog::open(&scratch.0).expect("open");
+    let log = SledLog::open(&scratch.0).expect("open");
     let broken = log.verify().expect("runs").first_break.expect("broken");
     assert_eq!(broken.position, position(2));
 }
@@ -245,7 +246,7 @@ fn damage_to_the_newest_chunk_makes_opening_fail_with_its_position() {
     let scratch = Scratch::new("newest");
     fill(&scratch.0);
     damage_chunk(&scratch.0, 8, |chunk| chunk[1] = 9); // the count no longer matches
-    match EventLog::open(&scratch.0) {
+    match SledLog::open(&scratch.0) {
         Err(error) => {
             let message = error.to_string();
             assert!(message.contains("position 8"), "{message}");
@@ -272,7 +273,7 @@ fn a_damaged_stream_index_entry_is_reported_not_followed() {
         tree.insert(&key, vec![1u8, 0]).expect("write"); // zero versions
         db.flush().expect("flush");
     }
-    let log = EventLog::open(&scratch.0).expect("open");
+    let log = SledLog::open(&scratch.0).expect("open");
     let b = StreamId::new("case-b").expect("valid");
     match log.read_stream(&b, Version::FIRST, 10) {
         Err(ReadError::CorruptedIndex { what, .. }) => assert!(what.contains("case-b"), "{what}"),
@@ -285,7 +286,7 @@ fn a_damaged_stream_index_entry_is_reported_not_followed() {
 #[test]
 fn maximum_size_events_stay_out_of_sleds_unsynced_blob_files() {
     let scratch = Scratch::new("blobs");
-    let log = EventLog::open(&scratch.0).expect("open");
+    let log = SledLog::open(&scratch.0).expect("open");
     let stream = StreamId::new("case-big").expect("valid");
     // The largest payload that fits the 64 KiB record limit with this header.
     let header = 200;
@@ -308,7 +309,7 @@ fn maximum_size_events_stay_out_of_sleds_unsynced_blob_files() {
         blobs.is_empty(),
         "sled wrote blob files, which are not fsynced: {blobs:?}"
     );
-    let log = EventLog::open(&scratch.0).expect("reopen");
+    let log = SledLog::open(&scratch.0).expect("reopen");
     assert_eq!(
         log.read_stream(&stream, Version::FIRST, 1000)
             .expect("read")

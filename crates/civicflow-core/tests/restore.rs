@@ -4,13 +4,14 @@
 //! versions, the stream index or idempotency records, accepts a changed export, writes into
 //! a log that holds something, or leaves half a log behind when it refuses.
 
+use civicflow_core::EventStore as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use civicflow_core::{
-    Actor, AppendRequest, ChainHash, CorrelationId, Durability, EventLog, EventType,
-    ExpectedVersion, IdempotencyKey, LogConfig, NewEvent, Position, RestoreError,
-    StoredIdempotency, StoredRecord, StreamId, StreamWrite, Timestamp, Version,
+    Actor, AppendRequest, ChainHash, CorrelationId, Durability, EventType, ExpectedVersion,
+    IdempotencyKey, NewEvent, Position, RestoreError, SledLog, SledLogConfig, StoredIdempotency,
+    StoredRecord, StreamId, StreamWrite, Timestamp, Version,
 };
 
 struct Scratch(PathBuf);
@@ -23,8 +24,8 @@ impl Scratch {
         Self(path)
     }
 
-    fn open(&self, sub: &str) -> EventLog {
-        LogConfig::new(self.0.join(sub))
+    fn open(&self, sub: &str) -> SledLog {
+        SledLogConfig::new(self.0.join(sub))
             .durability(Durability::Flush)
             // Small, so that the source's index is split over several flushes.
             .index_flush_events(50)
@@ -73,7 +74,7 @@ fn keyed_request(i: usize) -> AppendRequest {
 }
 
 /// Many streams, single and multi-stream appends, keyed appends.
-fn fill(log: &EventLog) {
+fn fill(log: &SledLog) {
     for round in 0..40 {
         for s in 0..12 {
             let request = AppendRequest::to_stream(
@@ -116,7 +117,7 @@ struct Export {
     head: Option<civicflow_core::ChainHead>,
 }
 
-fn export(log: &EventLog) -> Export {
+fn export(log: &SledLog) -> Export {
     let mut records = Vec::new();
     let mut from = Position::FIRST;
     loop {
@@ -143,7 +144,7 @@ fn export(log: &EventLog) -> Export {
     }
 }
 
-fn read_everything(log: &EventLog) -> Vec<civicflow_core::RecordedEvent> {
+fn read_everything(log: &SledLog) -> Vec<civicflow_core::RecordedEvent> {
     log.read_all(Position::FIRST, usize::MAX).expect("read all")
 }
 

@@ -44,6 +44,7 @@ use civicflow_core::domain::access::TokenId;
 use civicflow_core::domain::org::Acting;
 use civicflow_core::engine::{Engine, EngineConfig, EngineError, SubmitError};
 use civicflow_core::readmodel::{ReadModelError, ReadModelStore};
+use civicflow_core::SledReadModels;
 use civicflow_projections::{models, ProjectionError, Runner, RunnerOptions};
 use tokio::sync::watch;
 
@@ -121,7 +122,7 @@ impl Service {
         // Checked before anything starts: a bad routing file fails the start, naming itself.
         let open311_routing = open311::routing::Routing::load(&config.data_dir)?;
         open311_routing.check_units(&engine.org())?;
-        let store = Arc::new(ReadModelStore::open_with_cache(
+        let store: Arc<dyn ReadModelStore> = Arc::new(SledReadModels::open_with_cache(
             config.data_dir.join("readmodels"),
             config.read_model_cache_bytes,
         )?);

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use civicflow_core::{EventLog, Position, ReadError};
+use civicflow_core::{EventStore, Position, ReadError};
 
 use crate::Event;
 
@@ -51,7 +51,7 @@ struct Tail {
 }
 
 pub(crate) struct Feed {
-    log: EventLog,
+    log: Arc<dyn EventStore>,
     /// Complete chunks by index (chunk `i` holds positions `i·CHUNK_LEN + 1 ..= (i+1)·CHUNK_LEN`).
     cache: Mutex<BTreeMap<u64, Arc<[Arc<Event>]>>>,
     tail: Mutex<Tail>,
@@ -61,7 +61,7 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
-    pub(crate) fn new(log: EventLog) -> Self {
+    pub(crate) fn new(log: Arc<dyn EventStore>) -> Self {
         Self {
             log,
             cache: Mutex::new(BTreeMap::new()),

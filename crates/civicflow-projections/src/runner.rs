@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use civicflow_core::readmodel::{Namespace, ReadModelStore};
-use civicflow_core::{EventLog, Position, ReadError};
+use civicflow_core::{EventStore, Position, ReadError};
 
 use crate::feed::Feed;
 use crate::table::{ProjectionError, Tx, View};
@@ -167,10 +167,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 struct Shared {
-    log: EventLog,
+    log: Arc<dyn EventStore>,
     /// The log as the workers read it, chunks shared between them.
     feed: Feed,
-    store: Arc<ReadModelStore>,
+    store: Arc<dyn ReadModelStore>,
     slots: Vec<Arc<Slot>>,
     stop: AtomicBool,
     options: RunnerOptions,
@@ -197,8 +197,8 @@ impl Runner {
     /// [`ProjectionError`] when a name is invalid, two projections share a name, or the store
     /// cannot be read.
     pub fn start(
-        log: EventLog,
-        store: Arc<ReadModelStore>,
+        log: Arc<dyn EventStore>,
+        store: Arc<dyn ReadModelStore>,
         projections: Vec<Box<dyn Projection>>,
         options: RunnerOptions,
     ) -> Result<Self, ProjectionError> {
@@ -346,7 +346,7 @@ impl Runner {
             None => Namespace::new(slot.projection.name(), slot.projection.version())
                 .map_err(|e| FreshnessError::Store(e.to_string()))?,
         };
-        View::of(&self.shared.store, ns)
+        View::of(&*self.shared.store, ns)
             .map(|view| view.leased(lease))
             .map_err(|e| FreshnessError::Store(e.to_string()))
     }
@@ -460,7 +460,7 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
         .checkpoint(&ns)
         .map_err(ProjectionError::from)?;
     // One transaction for the worker's life: its rows stay in memory between commits.
-    let mut tx = Tx::new(&shared.store, &ns, committed.is_none());
+    let mut tx = Tx::new(&*shared.store, &ns, committed.is_none());
     let mut applied = committed;
     let mut pending = 0usize;
     let mut last_commit = Instant::now();
@@ -574,7 +574,7 @@ fn recover(
     committed: Option<Position>,
     failed: Position,
 ) -> Result<Option<Position>, WorkError> {
-    let mut tx = Tx::new(&shared.store, ns, committed.is_none());
+    let mut tx = Tx::new(&*shared.store, ns, committed.is_none());
     let mut at = committed;
     'read: loop {
         let from = at.map_or(Position::FIRST, Position::next);

@@ -151,7 +151,7 @@ fn encode_any<R: Row>(value: &(dyn Any + Send), out: &mut Vec<u8>) -> Result<(),
 /// transaction that starts on an empty namespace knows every row there is, so a rebuild reads
 /// nothing back from the store.
 pub struct Tx<'a> {
-    store: &'a ReadModelStore,
+    store: &'a dyn ReadModelStore,
     ns: &'a Namespace,
     /// Rows by table (a projection has a handful), each keyed by the row's own key: a row
     /// already in memory is found without building its full key.
@@ -167,7 +167,7 @@ struct TableRows {
 
 impl<'a> Tx<'a> {
     /// A transaction on `ns`. `empty`: the namespace holds no rows (it has no checkpoint).
-    pub(crate) fn new(store: &'a ReadModelStore, ns: &'a Namespace, empty: bool) -> Self {
+    pub(crate) fn new(store: &'a dyn ReadModelStore, ns: &'a Namespace, empty: bool) -> Self {
         Self {
             store,
             ns,
@@ -418,7 +418,7 @@ impl<'t, R: Row> RowEntry<'t, R> {
 /// Committed rows of a projection, for readers.
 #[derive(Clone)]
 pub struct View<'a> {
-    store: &'a ReadModelStore,
+    store: &'a dyn ReadModelStore,
     ns: Namespace,
     checkpoint: Option<Position>,
     /// Held while the view lives: the runner clears a retired version only once no view of
@@ -441,7 +441,7 @@ impl<'a> View<'a> {
     ///
     /// # Errors
     /// [`ProjectionError`] when storage fails.
-    pub fn of(store: &'a ReadModelStore, ns: Namespace) -> Result<Self, ProjectionError> {
+    pub fn of(store: &'a dyn ReadModelStore, ns: Namespace) -> Result<Self, ProjectionError> {
         let checkpoint = store.checkpoint(&ns)?;
         Ok(Self {
             store,

@@ -7,6 +7,7 @@
 //! misses, and rates counted for the wrong unit or the wrong (UTC instead of Shanghai) month.
 
 mod common;
+use civicflow_core::{EventStore as _, SledReadModels};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,11 +24,11 @@ use civicflow_core::domain::workflow::{
     Action, Definition, DefinitionRef, DefinitionRegistry, OpenRule, Scope, Stage, WorkflowId,
 };
 use civicflow_core::engine::{Command, Engine, EngineConfig, Outcome, Requester};
-use civicflow_core::readmodel::ReadModelStore;
 use civicflow_core::vault::{ContactDetails, MasterKey};
 use civicflow_core::{
-    Actor, ActorId, AppendRequest, CaseId, Clock, CorrelationId, DirectiveId, Durability, EventLog,
-    ExpectedVersion, LogConfig, ManualClock, NewEvent, Role, Timestamp, UnitId, Version,
+    Actor, ActorId, AppendRequest, CaseId, Clock, CorrelationId, DirectiveId, Durability,
+    ExpectedVersion, ManualClock, NewEvent, Role, SledLog, SledLogConfig, Timestamp, UnitId,
+    Version,
 };
 use civicflow_projections::models::case_board::{self, CaseBoard, CaseFilter, CaseRow, CaseStatus};
 use civicflow_projections::models::overdue::{self, OverdueKind, OverdueReports};
@@ -127,7 +128,7 @@ impl Rig {
         .expect("engine opens");
         build_chart(&engine);
         let definitions = Arc::new(registry());
-        let store = Arc::new(ReadModelStore::open(scratch.0.join("rm")).expect("store"));
+        let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
         let projections: Vec<Box<dyn Projection>> = vec![
             Box::new(CaseBoard::new(definitions.clone())),
             Box::new(UnitInbox::new(definitions)),
@@ -440,15 +441,15 @@ fn the_board_shows_each_case_as_the_engine_has_it_and_filters_by_subtree() {
 // ---------------------------------------------------------------------------------------------
 // Direct appends
 
-fn raw_log(dir: &std::path::Path, clock: &ManualClock) -> EventLog {
-    LogConfig::new(dir)
+fn raw_log(dir: &std::path::Path, clock: &ManualClock) -> SledLog {
+    SledLogConfig::new(dir)
         .clock(Arc::new(clock.clone()))
         .durability(Durability::Flush)
         .open()
         .expect("log opens")
 }
 
-fn append(log: &EventLog, case: CaseId, events: &[CaseEvent]) {
+fn append(log: &SledLog, case: CaseId, events: &[CaseEvent]) {
     let request = AppendRequest::to_stream(
         case.stream(),
         ExpectedVersion::Any,
@@ -482,11 +483,11 @@ fn opened(case: CaseId, at_unit: &str, at: Timestamp) -> CaseEvent {
     })
 }
 
-fn start_runner(log: &EventLog, dir: &std::path::Path) -> Runner {
+fn start_runner(log: &SledLog, dir: &std::path::Path) -> Runner {
     let definitions = Arc::new(registry());
-    let store = Arc::new(ReadModelStore::open(dir).expect("store"));
+    let store = Arc::new(SledReadModels::open(dir).expect("store"));
     Runner::start(
-        log.clone(),
+        Arc::new(log.clone()),
         store,
         vec![
             Box::new(CaseBoard::new(definitions)),
@@ -1122,7 +1123,7 @@ fn rates_count_for_the_lead_of_the_moment_in_shanghai_months_and_rank() {
     let scratch = Scratch::new("rates");
     let clock = ManualClock::new(shanghai(2026, 4, 1, 4, 0));
     let log = raw_log(&scratch.0.join("log"), &clock);
-    let at = |t: Timestamp, log: &EventLog, case: CaseId, events: &[CaseEvent]| {
+    let at = |t: Timestamp, log: &SledLog, case: CaseId, events: &[CaseEvent]| {
         clock.set(t);
         append(log, case, events);
     };

@@ -8,6 +8,7 @@
 //! rebuild differs from what it built incrementally.
 
 mod common;
+use civicflow_core::{EventStore, SledReadModels};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +21,8 @@ use civicflow_core::engine::{Command, Engine, EngineConfig, Outcome, Requester};
 use civicflow_core::readmodel::{Namespace, ReadModelStore};
 use civicflow_core::vault::{ContactDetails, MasterKey};
 use civicflow_core::{
-    Actor, ActorId, AppendRequest, CaseId, Clock, CorrelationId, Durability, EventLog,
-    ExpectedVersion, LogConfig, ManualClock, NewEvent, Timestamp, Version,
+    Actor, ActorId, AppendRequest, CaseId, Clock, CorrelationId, Durability, ExpectedVersion,
+    ManualClock, NewEvent, SledLogConfig, Timestamp, Version,
 };
 use civicflow_projections::models::open311_requests::{
     self, Open311Requests, Query, RequestRow, RequestStatus, NUMBERED_LOOK_AT_MAX,
@@ -53,8 +54,8 @@ fn monday_morning() -> Timestamp {
 }
 
 fn runner_on(
-    log: &EventLog,
-    store: Arc<ReadModelStore>,
+    log: &Arc<dyn EventStore>,
+    store: Arc<dyn ReadModelStore>,
     batch: usize,
     rows_in_memory: usize,
 ) -> Runner {
@@ -78,7 +79,7 @@ struct Rig {
     scratch: Scratch,
     clock: ManualClock,
     engine: Engine,
-    store: Arc<ReadModelStore>,
+    store: Arc<dyn ReadModelStore>,
     runner: Option<Runner>,
 }
 
@@ -95,7 +96,7 @@ impl Rig {
         )
         .expect("engine opens");
         build_chart(&engine);
-        let store = Arc::new(ReadModelStore::open(scratch.0.join("rm")).expect("store"));
+        let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
         let runner = Some(runner_on(
             engine.log(),
             store.clone(),
@@ -786,7 +787,7 @@ fn opened_event(case: CaseId, at: Timestamp) -> CaseEvent {
 fn a_call_looks_at_a_bounded_number_of_rows() {
     let scratch = Scratch::new("open311-bounded");
     let clock = ManualClock::new(monday_morning());
-    let log = LogConfig::new(scratch.0.join("log"))
+    let log = SledLogConfig::new(scratch.0.join("log"))
         .clock(Arc::new(clock.clone()))
         .durability(Durability::Flush)
         .open()
@@ -813,8 +814,13 @@ fn a_call_looks_at_a_bounded_number_of_rows() {
     for completion in completions {
         completion.wait().expect("append").expect("no conflict");
     }
-    let store = Arc::new(ReadModelStore::open(scratch.0.join("rm")).expect("store"));
-    let runner = runner_on(&log, store, 65_536, 50_000);
+    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
+    let runner = runner_on(
+        &(Arc::new(log.clone()) as Arc<dyn EventStore>),
+        store,
+        65_536,
+        50_000,
+    );
     runner.wait_until_caught_up(WAIT).expect("caught up");
     let view = runner.view(open311_requests::NAME).expect("view");
 
@@ -880,7 +886,7 @@ fn a_call_looks_at_a_bounded_number_of_rows() {
 // ---------------------------------------------------------------------------------------------
 // Rebuild
 
-fn rows_of(store: &ReadModelStore) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn rows_of(store: &dyn ReadModelStore) -> Vec<(Vec<u8>, Vec<u8>)> {
     let ns = Namespace::new(open311_requests::NAME, 1).expect("valid");
     store.scan(&ns, b"", None, usize::MAX).expect("scan")
 }
@@ -942,7 +948,7 @@ fn a_rebuild_equals_the_model_built_incrementally() {
     // Three rows per case: the request, its id and its service entry.
     assert_eq!(incremental.len(), 3 * cases.len());
 
-    let rebuilt = Arc::new(ReadModelStore::open(rig.scratch.0.join("rebuilt")).expect("store"));
+    let rebuilt = Arc::new(SledReadModels::open(rig.scratch.0.join("rebuilt")).expect("store"));
     let runner = runner_on(rig.engine.log(), rebuilt.clone(), 8192, 50_000);
     runner.wait_until_caught_up(WAIT).expect("caught up");
     assert_eq!(

@@ -9,6 +9,7 @@
 //! arrive between two pages.
 
 mod common;
+use civicflow_core::{EventStore as _, SledReadModels};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +27,8 @@ use civicflow_core::readmodel::ReadModelStore;
 use civicflow_core::vault::MasterKey;
 use civicflow_core::{
     Actor, ActorId, AppendRequest, CaseId, Clock, CorrelationId, DirectiveId, DomainEvent,
-    Durability, EventLog, EventType, ExpectedVersion, ListItemId, LogConfig, ManualClock, NewEvent,
-    Role, Timestamp,
+    Durability, EventType, ExpectedVersion, ListItemId, ManualClock, NewEvent, Role, SledLog,
+    SledLogConfig, Timestamp,
 };
 use civicflow_projections::models::community_stats::{
     self, CommunityStats, OrgFigures, Stats, WorkflowStats,
@@ -67,7 +68,7 @@ fn local(year: i32, month: u32, day: u32, minute: u16) -> Timestamp {
 struct World {
     clock: ManualClock,
     engine: Engine,
-    store: Arc<ReadModelStore>,
+    store: Arc<dyn ReadModelStore>,
     _scratch: Scratch,
 }
 
@@ -83,7 +84,7 @@ impl World {
         )
         .expect("the engine opens");
         let store =
-            Arc::new(ReadModelStore::open(scratch.0.join("readmodels")).expect("the store opens"));
+            Arc::new(SledReadModels::open(scratch.0.join("readmodels")).expect("the store opens"));
         Self {
             clock,
             engine,
@@ -1404,7 +1405,7 @@ fn community_statistics_are_what_the_events_imply() {
 }
 
 /// Appends domain events to a case's stream, as the engine would.
-fn append_case(log: &EventLog, case: CaseId, events: &[CaseEvent]) {
+fn append_case(log: &SledLog, case: CaseId, events: &[CaseEvent]) {
     let new: Vec<NewEvent> = events
         .iter()
         .map(|e| {
@@ -1459,11 +1460,11 @@ fn withdrawn(at: Timestamp) -> CaseEvent {
 #[test]
 fn the_90th_percentile_is_the_nearest_rank_of_the_durations() {
     let scratch = Scratch::new("p90");
-    let log = LogConfig::new(scratch.0.join("log"))
+    let log = SledLogConfig::new(scratch.0.join("log"))
         .durability(Durability::Flush)
         .open()
         .expect("log");
-    let store = Arc::new(ReadModelStore::open(scratch.0.join("rm")).expect("store"));
+    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
     let base = local(2026, 6, 1, 9 * 60);
     let plus =
         |seconds: i64| Timestamp::from_unix_micros(base.as_unix_micros() + seconds * 1_000_000);
@@ -1490,7 +1491,7 @@ fn the_90th_percentile_is_the_nearest_rank_of_the_durations() {
     append_case(&log, twice, &[opened(twice, "service-request", base)]);
 
     let runner = Runner::start(
-        log.clone(),
+        Arc::new(log.clone()),
         store,
         vec![Box::new(CommunityStats::default())],
         RunnerOptions {

@@ -6,12 +6,12 @@
 //! position it applies and refuses one that is not the next, so a skip or a repeat stops it
 //! with an error at that position.
 
+use civicflow_core::{EventStore as _, SledReadModels};
 use std::sync::Arc;
 use std::time::Duration;
 
-use civicflow_core::readmodel::ReadModelStore;
 use civicflow_core::{
-    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, NewEvent, StreamId,
+    Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, SledLog, StreamId,
     StreamWrite, Timestamp,
 };
 use civicflow_projections::{
@@ -56,10 +56,10 @@ impl Projection for Sequencer {
 fn concurrent_writers_and_a_live_projection_skip_nothing() {
     let dir = std::env::temp_dir().join(format!("civicflow-no-skips-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let log = EventLog::open(dir.join("log")).expect("log");
-    let store = Arc::new(ReadModelStore::open(dir.join("rm")).expect("store"));
+    let log = SledLog::open(dir.join("log")).expect("log");
+    let store = Arc::new(SledReadModels::open(dir.join("rm")).expect("store"));
     let runner = Runner::start(
-        log.clone(),
+        Arc::new(log.clone()),
         store,
         vec![Box::new(Sequencer)],
         RunnerOptions {

@@ -6,12 +6,13 @@
 //! every projection, and rebuilds that take the reads down.
 
 mod common;
+use civicflow_core::{EventStore as _, SledReadModels};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use civicflow_core::readmodel::ReadModelStore;
 use civicflow_core::{
-    Actor, AppendRequest, CorrelationId, EventLog, EventType, ExpectedVersion, NewEvent, Position,
+    Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, Position, SledLog,
     StreamId, Timestamp,
 };
 use civicflow_projections::{
@@ -51,7 +52,7 @@ impl Projection for Counter {
     }
 }
 
-fn append(log: &EventLog, stream: &str, payload: &[u8]) -> Position {
+fn append(log: &SledLog, stream: &str, payload: &[u8]) -> Position {
     let request = AppendRequest::to_stream(
         StreamId::new(stream).expect("valid"),
         ExpectedVersion::Any,
@@ -82,13 +83,13 @@ const WAIT: Duration = Duration::from_secs(20);
 #[test]
 fn catches_up_then_follows_live_and_readers_see_their_writes() {
     let scratch = Scratch::new("live");
-    let log = EventLog::open(scratch.0.join("log")).expect("log");
+    let log = SledLog::open(scratch.0.join("log")).expect("log");
     for i in 0..500 {
         append(&log, if i % 2 == 0 { "case-a" } else { "case-b" }, b"x");
     }
-    let store = Arc::new(ReadModelStore::open(scratch.0.join("rm")).expect("store"));
+    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
     let runner = Runner::start(
-        log.clone(),
+        Arc::new(log.clone()),
         store,
         vec![Box::new(Counter {
             version: 1,
@@ -118,7 +119,7 @@ fn catches_up_then_follows_live_and_readers_see_their_writes() {
 #[test]
 fn a_failing_projection_stops_at_its_event_and_the_others_go_on() {
     let scratch = Scratch::new("failure");
-    let log = EventLog::open(scratch.0.join("log")).expect("log");
+    let log = SledLog::open(scratch.0.join("log")).expect("log");
     for _ in 0..10 {
         append(&log, "case-a", b"ok");
     }
@@ -126,9 +127,9 @@ fn a_failing_projection_stops_at_its_event_and_the_others_go_on() {
     for _ in 0..10 {
         append(&log, "case-a", b"ok");
     }
-    let store = Arc::new(ReadModelStore::open(scratch.0.join("rm")).expect("store"));
+    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
     let runner = Runner::start(
-        log.clone(),
+        Arc::new(log.clone()),
         store,
         vec![
             Box::new(Counter {
@@ -168,14 +169,14 @@ fn a_failing_projection_stops_at_its_event_and_the_others_go_on() {
 #[test]
 fn a_new_version_rebuilds_while_the_old_one_answers_then_switches() {
     let scratch = Scratch::new("rebuild");
-    let log = EventLog::open(scratch.0.join("log")).expect("log");
+    let log = SledLog::open(scratch.0.join("log")).expect("log");
     for _ in 0..2000 {
         append(&log, "case-a", b"x");
     }
-    let store = Arc::new(ReadModelStore::open(scratch.0.join("rm")).expect("store"));
+    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
     {
         let runner = Runner::start(
-            log.clone(),
+            Arc::new(log.clone()),
             store.clone(),
             vec![Box::new(Counter {
                 version: 1,
@@ -193,7 +194,7 @@ fn a_new_version_rebuilds_while_the_old_one_answers_then_switches() {
     // Version 2 starts: until it has caught up, reads come from version 1, never from a
     // half-built version 2; afterwards from version 2, and version 1's rows are gone.
     let runner = Runner::start(
-        log.clone(),
+        Arc::new(log.clone()),
         store.clone(),
         vec![Box::new(Counter {
             version: 2,
@@ -256,9 +257,9 @@ fn a_new_version_rebuilds_while_the_old_one_answers_then_switches() {
 #[test]
 fn a_version_left_behind_by_an_earlier_run_is_cleared_at_start() {
     let scratch = Scratch::new("leftover");
-    let log = EventLog::open(scratch.0.join("log")).expect("log");
+    let log = SledLog::open(scratch.0.join("log")).expect("log");
     append(&log, "case-a", b"x");
-    let store = Arc::new(ReadModelStore::open(scratch.0.join("rm")).expect("store"));
+    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
     let counter = |version| -> Vec<Box<dyn Projection>> {
         vec![Box::new(Counter {
             version,
@@ -275,7 +276,7 @@ fn a_version_left_behind_by_an_earlier_run_is_cleared_at_start() {
         .commit(&ns(3), changes, civicflow_core::Position::FIRST)
         .expect("commit");
     let runner = Runner::start(
-        log.clone(),
+        Arc::new(log.clone()),
         store.clone(),
         counter(1),
         RunnerOptions::default(),

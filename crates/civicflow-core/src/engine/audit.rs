@@ -15,7 +15,7 @@ use crate::domain::workflow::{DefinitionRef, DefinitionRegistry};
 use crate::domain::Rejection;
 use crate::event::RecordedEvent;
 use crate::ids::{Actor, CaseId, Position, UnitId, Version};
-use crate::store::EventLog;
+use crate::store::EventStore;
 
 /// One event of a case, decoded, with its log metadata.
 #[derive(Debug, Clone)]
@@ -178,7 +178,7 @@ impl Engine {
     /// # Errors
     /// [`SubmitError::Rejected`] with `NotFound` for an unknown case.
     pub fn history(&self, id: CaseId) -> Result<Vec<HistoryEntry>, SubmitError> {
-        let (state, events) = load::load_case(self.log(), self.definitions(), id, |_| true)?;
+        let (state, events) = load::load_case(&**self.log(), self.definitions(), id, |_| true)?;
         if state.is_none() {
             return Err(Rejection::NotFound {
                 what: "case",
@@ -202,7 +202,7 @@ impl Engine {
     /// # Errors
     /// [`SubmitError::Rejected`] with `NotFound` for an unknown case.
     pub fn audit(&self, id: CaseId) -> Result<CaseAudit, SubmitError> {
-        audit_with(self.log(), self.definitions(), &self.org(), id)
+        audit_with(&**self.log(), self.definitions(), &self.org(), id)
     }
 }
 
@@ -215,7 +215,7 @@ impl Engine {
 /// [`SubmitError::Rejected`] with `NotFound` for an unknown case; [`SubmitError::Engine`] when
 /// the log cannot be read or an event does not decode.
 pub fn audit_log(
-    log: &EventLog,
+    log: &dyn EventStore,
     definitions: &DefinitionRegistry,
     id: CaseId,
 ) -> Result<CaseAudit, SubmitError> {
@@ -224,7 +224,7 @@ pub fn audit_log(
 }
 
 fn audit_with(
-    log: &EventLog,
+    log: &dyn EventStore,
     definitions: &DefinitionRegistry,
     org: &OrgChart,
     id: CaseId,

@@ -13,7 +13,7 @@ use crate::domain::person::{self, PersonEvent, PersonState};
 use crate::domain::workflow::DefinitionRegistry;
 use crate::event::{DomainEvent, RecordedEvent};
 use crate::ids::{CaseId, DirectiveId, ListItemId, PersonId, StreamId, Version};
-use crate::store::EventLog;
+use crate::store::EventStore;
 
 /// A case's state and its events, decoded.
 pub(super) type LoadedCase = (Option<CaseState>, Vec<(RecordedEvent, CaseEvent)>);
@@ -26,7 +26,7 @@ const PAGE: usize = 1024;
 
 /// Every event of a stream, in version order.
 pub(super) fn read_stream(
-    log: &EventLog,
+    log: &dyn EventStore,
     stream: &StreamId,
 ) -> Result<Vec<RecordedEvent>, EngineError> {
     let mut events = Vec::new();
@@ -54,7 +54,7 @@ pub(super) fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, EngineE
 
 /// A case's state after its first `upto` events (all when `None`), and the events.
 pub(super) fn load_case(
-    log: &EventLog,
+    log: &dyn EventStore,
     definitions: &DefinitionRegistry,
     id: CaseId,
     upto: impl Fn(&RecordedEvent) -> bool,
@@ -73,7 +73,7 @@ pub(super) fn load_case(
 }
 
 /// The org chart from its stream, and the stream's version.
-pub(super) fn load_org(log: &EventLog) -> Result<(OrgChart, Option<Version>), EngineError> {
+pub(super) fn load_org(log: &dyn EventStore) -> Result<(OrgChart, Option<Version>), EngineError> {
     let mut chart = OrgChart::default();
     let mut version = None;
     for recorded in read_stream(log, &org::org_stream())? {
@@ -86,7 +86,7 @@ pub(super) fn load_org(log: &EventLog) -> Result<(OrgChart, Option<Version>), En
 
 /// A directive, and the state of each of its parts.
 pub(super) fn load_directive(
-    log: &EventLog,
+    log: &dyn EventStore,
     id: DirectiveId,
 ) -> Result<Option<LoadedDirective>, EngineError> {
     let mut state = None;
@@ -106,7 +106,7 @@ pub(super) fn load_directive(
 
 /// One part of a directive.
 pub(super) fn load_part(
-    log: &EventLog,
+    log: &dyn EventStore,
     id: DirectiveId,
     index: u32,
 ) -> Result<Option<PartState>, EngineError> {
@@ -120,7 +120,7 @@ pub(super) fn load_part(
 
 /// A list item.
 pub(super) fn load_list_item(
-    log: &EventLog,
+    log: &dyn EventStore,
     id: ListItemId,
 ) -> Result<Option<ListItemState>, EngineError> {
     let mut state = None;
@@ -133,7 +133,7 @@ pub(super) fn load_list_item(
 
 /// A unit's standing.
 pub(super) fn load_standing(
-    log: &EventLog,
+    log: &dyn EventStore,
     stream: &StreamId,
 ) -> Result<Option<StandingState>, EngineError> {
     let mut state = None;
@@ -145,7 +145,7 @@ pub(super) fn load_standing(
 }
 
 /// A person's lifecycle, and the stream's version.
-pub(super) fn load_access(log: &EventLog) -> Result<AccessState, EngineError> {
+pub(super) fn load_access(log: &dyn EventStore) -> Result<AccessState, EngineError> {
     let mut state = AccessState::default();
     for recorded in read_stream(log, &access::access_stream())? {
         let event: AccessEvent = decode(&recorded)?;
@@ -155,7 +155,7 @@ pub(super) fn load_access(log: &EventLog) -> Result<AccessState, EngineError> {
 }
 
 pub(super) fn load_person(
-    log: &EventLog,
+    log: &dyn EventStore,
     id: PersonId,
 ) -> Result<(PersonState, Option<Version>), EngineError> {
     let mut state = PersonState::default();

@@ -84,7 +84,7 @@ use crate::ids::{
     CaseId, CorrelationId, DirectiveId, ExpectedVersion, IdempotencyKey, ListItemId, PersonId,
     Position, StreamId, UnitId, Version,
 };
-use crate::store::{AppendResult, Durability, EventLog, LogConfig};
+use crate::store::{AppendResult, Durability, EventStore};
 use crate::vault::{ContactDetails, MaskedContact, MasterKey, PersonData, Vault, VaultError};
 
 /// An opening decided (its append goes beside it), to answer once the append is durable.
@@ -97,11 +97,34 @@ struct Opening {
 /// How many times a command is decided again after another writer changed its aggregate.
 const RETRIES: usize = 5;
 
+/// Where an engine keeps its log and its vault.
+///
+/// [`Storage::embedded`] (the default of [`EngineConfig`]) opens both in the data directory;
+/// an embedder with another backend builds one from its own [`EventStore`].
+pub struct Storage {
+    /// The event log.
+    pub log: Arc<dyn EventStore>,
+    /// The personal-data vault.
+    pub vault: Vault,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("log", &self.log)
+            .field("vault", &self.vault)
+            .finish()
+    }
+}
+
 /// How to open an [`Engine`].
 #[derive(Debug)]
 pub struct EngineConfig {
-    /// The data directory: the log in `log/`, the vault in `vault/`.
+    /// The data directory: the embedded log in `log/`, the vault in `vault/`, the deadline
+    /// index's snapshot.
     pub data_dir: PathBuf,
+    /// The storage, when not the embedded one in `data_dir` (see [`Storage`]).
+    pub storage: Option<Storage>,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
     /// Working time for deadlines.
@@ -112,7 +135,7 @@ pub struct EngineConfig {
     pub master_key: Option<MasterKey>,
     /// Durability of the log.
     pub durability: Durability,
-    /// The log's sled page cache, in bytes.
+    /// The embedded log's page cache, in bytes.
     pub log_cache_bytes: u64,
 }
 
@@ -122,6 +145,7 @@ impl EngineConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            storage: None,
             clock: Arc::new(SystemClock),
             calendar: BusinessCalendar::china(),
             definitions: DefinitionRegistry::built_in(),
@@ -171,9 +195,15 @@ impl EngineConfig {
         self
     }
 
-    /// Sets the log's sled page cache size in bytes (memory grows with the store up to it).
+    /// Sets the embedded log's page cache size in bytes (memory grows with the store up to it).
     pub fn log_cache_bytes(mut self, bytes: u64) -> Self {
         self.log_cache_bytes = bytes;
+        self
+    }
+
+    /// Uses `storage` instead of the embedded storage in the data directory.
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = Some(storage);
         self
     }
 }
@@ -442,7 +472,8 @@ pub enum Contact {
 
 /// The civicflow engine.
 pub struct Engine {
-    log: EventLog,
+    log: Arc<dyn EventStore>,
+    data_dir: PathBuf,
     vault: Vault,
     definitions: Arc<DefinitionRegistry>,
     calendar: BusinessCalendar,
@@ -457,7 +488,7 @@ impl Drop for Engine {
     /// Saves the deadline index's snapshot, so that the next open need not read the whole
     /// log. A failure costs only that: the next open builds the index from the log.
     fn drop(&mut self) {
-        let _ = self.deadlines.save(&self.log);
+        let _ = self.deadlines.save(&*self.log);
     }
 }
 
@@ -480,21 +511,17 @@ impl Engine {
     /// # Errors
     /// [`EngineError`] when the log or the vault cannot be opened, or stored events do not
     /// decode.
-    pub fn open(config: EngineConfig) -> Result<Self, EngineError> {
-        let master_key = config
-            .master_key
-            .ok_or_else(|| EngineError::Config("no master key: set EngineConfig::master_key (see docs/decisions/0004-personal-data.md)".into()))?;
-        let log = LogConfig::new(config.data_dir.join("log"))
-            .clock(config.clock.clone())
-            .durability(config.durability)
-            .cache_capacity_bytes(config.log_cache_bytes)
-            .open()?;
-        let vault = Vault::open(config.data_dir.join("vault"), master_key)?;
-        let org = load::load_org(&log)?;
+    pub fn open(mut config: EngineConfig) -> Result<Self, EngineError> {
+        let Storage { log, vault } = match config.storage.take() {
+            Some(storage) => storage,
+            None => Storage::embedded(&config)?,
+        };
+        let org = load::load_org(&*log)?;
         let definitions = Arc::new(config.definitions);
-        let deadlines = scheduler::DeadlineIndex::open(&log, &config.data_dir)?;
+        let deadlines = scheduler::DeadlineIndex::open(&*log, &config.data_dir)?;
         let engine = Self {
             log,
+            data_dir: config.data_dir,
             vault,
             definitions,
             calendar: config.calendar,
@@ -508,7 +535,7 @@ impl Engine {
     }
 
     /// The event log underneath (for reads, subscriptions, verification).
-    pub fn log(&self) -> &EventLog {
+    pub fn log(&self) -> &Arc<dyn EventStore> {
         &self.log
     }
 
@@ -527,9 +554,9 @@ impl Engine {
         read(&self.org).0.clone()
     }
 
-    /// The data directory of the log.
+    /// The engine's data directory (the embedded store, the deadline index's snapshot).
     pub fn data_dir(&self) -> &Path {
-        self.log.path()
+        &self.data_dir
     }
 
     /// The time on the engine's clock (the one its events are stamped and its deadlines
@@ -688,7 +715,7 @@ impl Engine {
                 Ok(Outcome::Person { person })
             }
             Command::ErasePerson { person, reason } => {
-                let (state, version) = load::load_person(&self.log, person)?;
+                let (state, version) = load::load_person(&*self.log, person)?;
                 let org = read(&self.org);
                 let ctx = self.context(acting, &org.0, self.now());
                 let events = person::decide_erase(person, &state, &reason, &ctx)?;
@@ -759,7 +786,7 @@ impl Engine {
             .find_map(|s| s.stream.as_str().strip_prefix("case-"))
             .and_then(|id| CaseId::parse(id).ok())
             .ok_or_else(|| Rejection::invalid("idempotency_key", "was used for another request"))?;
-        let (Some(state), _) = load::load_case(&self.log, &self.definitions, case, |_| true)?
+        let (Some(state), _) = load::load_case(&*self.log, &self.definitions, case, |_| true)?
         else {
             return Err(
                 Rejection::invalid("idempotency_key", "was used for another request").into(),
@@ -902,7 +929,7 @@ impl Engine {
             AccessCommand::Revoke { token, .. } => token.clone(),
         };
         for _ in 0..RETRIES {
-            let state = load::load_access(&self.log)?;
+            let state = load::load_access(&*self.log)?;
             let org = read(&self.org);
             let ctx = self.context(acting, &org.0, self.now());
             let events = access::decide(&state, command, &ctx)?;
@@ -935,7 +962,7 @@ impl Engine {
     /// # Errors
     /// [`EngineError`] when the log cannot be read or an event does not decode.
     pub fn tokens(&self) -> Result<AccessState, EngineError> {
-        load::load_access(&self.log)
+        load::load_access(&*self.log)
     }
 
     fn submit_org(&self, acting: &Acting, command: &OrgCommand) -> Result<Outcome, SubmitError> {
@@ -1065,7 +1092,7 @@ impl Engine {
         key: Option<IdempotencyKey>,
     ) -> Result<Outcome, SubmitError> {
         for _ in 0..RETRIES {
-            let (state, _) = load::load_case(&self.log, &self.definitions, id, |_| true)?;
+            let (state, _) = load::load_case(&*self.log, &self.definitions, id, |_| true)?;
             let state = state.ok_or_else(|| Rejection::NotFound {
                 what: "case",
                 id: id.to_string(),
@@ -1080,7 +1107,7 @@ impl Engine {
                 .find(|e| matches!(e, CaseEvent::MergedInto(_)))
             {
                 let (target, _) =
-                    load::load_case(&self.log, &self.definitions, merge.target, |_| true)?;
+                    load::load_case(&*self.log, &self.definitions, merge.target, |_| true)?;
                 let target = target.ok_or_else(|| Rejection::NotFound {
                     what: "case",
                     id: merge.target.to_string(),
@@ -1182,7 +1209,7 @@ impl Engine {
             Some(index) => index,
             None => {
                 let (directive, _) =
-                    load::load_directive(&self.log, id)?.ok_or_else(|| Rejection::NotFound {
+                    load::load_directive(&*self.log, id)?.ok_or_else(|| Rejection::NotFound {
                         what: "directive",
                         id: id.to_string(),
                     })?;
@@ -1199,7 +1226,7 @@ impl Engine {
         };
         for _ in 0..RETRIES {
             let part =
-                load::load_part(&self.log, id, index)?.ok_or_else(|| Rejection::NotFound {
+                load::load_part(&*self.log, id, index)?.ok_or_else(|| Rejection::NotFound {
                     what: "directive part",
                     id: format!("{id}.{index}"),
                 })?;
@@ -1240,7 +1267,7 @@ impl Engine {
         command: &ListCommand,
     ) -> Result<Outcome, SubmitError> {
         for _ in 0..RETRIES {
-            let state = load::load_list_item(&self.log, item)?;
+            let state = load::load_list_item(&*self.log, item)?;
             let org = read(&self.org);
             let ctx = self.context(acting, &org.0, self.now());
             let events = lists::decide(state.as_ref(), command, &ctx)?;
@@ -1273,7 +1300,7 @@ impl Engine {
     ) -> Result<Outcome, SubmitError> {
         let stream = merchants::merchant_stream(unit)?;
         for _ in 0..RETRIES {
-            let state = load::load_standing(&self.log, &stream)?;
+            let state = load::load_standing(&*self.log, &stream)?;
             let org = read(&self.org);
             let ctx = self.context(acting, &org.0, self.now());
             let events = merchants::decide(unit, state.as_ref(), command, &ctx)?;
@@ -1317,7 +1344,7 @@ impl Engine {
     /// [`SubmitError::Rejected`] with `NotFound` for an unknown case, or when the case lies
     /// outside what the acting unit may see; [`SubmitError::Engine`] on storage failures.
     pub fn case(&self, acting: &Acting, id: CaseId) -> Result<CaseView, SubmitError> {
-        let (state, _) = load::load_case(&self.log, &self.definitions, id, |_| true)?;
+        let (state, _) = load::load_case(&*self.log, &self.definitions, id, |_| true)?;
         let state = state.ok_or_else(|| Rejection::NotFound {
             what: "case",
             id: id.to_string(),
@@ -1410,7 +1437,7 @@ impl Engine {
             },
             None,
         )?;
-        let (state, _) = load::load_case(&self.log, &self.definitions, id, |_| true)?;
+        let (state, _) = load::load_case(&*self.log, &self.definitions, id, |_| true)?;
         let person = state
             .and_then(|s| s.requester)
             .ok_or_else(|| Rejection::invalid("requester", "the case has no requester"))?;
@@ -1437,7 +1464,7 @@ impl Engine {
         id: CaseId,
         version: Version,
     ) -> Result<Option<CaseState>, EngineError> {
-        Ok(load::load_case(&self.log, &self.definitions, id, |e| e.version <= version)?.0)
+        Ok(load::load_case(&*self.log, &self.definitions, id, |e| e.version <= version)?.0)
     }
 
     /// A case's state as of a moment (events recorded at or before it).
@@ -1449,7 +1476,7 @@ impl Engine {
         id: CaseId,
         at: Timestamp,
     ) -> Result<Option<CaseState>, EngineError> {
-        Ok(load::load_case(&self.log, &self.definitions, id, |e| e.recorded_at <= at)?.0)
+        Ok(load::load_case(&*self.log, &self.definitions, id, |e| e.recorded_at <= at)?.0)
     }
 
     /// A directive and its progress, rolled up.
@@ -1461,7 +1488,7 @@ impl Engine {
         id: DirectiveId,
     ) -> Result<(directive::DirectiveState, Progress), SubmitError> {
         let (state, parts) =
-            load::load_directive(&self.log, id)?.ok_or_else(|| Rejection::NotFound {
+            load::load_directive(&*self.log, id)?.ok_or_else(|| Rejection::NotFound {
                 what: "directive",
                 id: id.to_string(),
             })?;
@@ -1474,7 +1501,7 @@ impl Engine {
     /// # Errors
     /// [`EngineError`] on storage failures.
     pub fn list_item(&self, id: ListItemId) -> Result<Option<lists::ListItemState>, EngineError> {
-        load::load_list_item(&self.log, id)
+        load::load_list_item(&*self.log, id)
     }
 
     /// A unit's standing.
@@ -1483,7 +1510,7 @@ impl Engine {
     /// [`SubmitError::Rejected`] when the unit id cannot name a stream.
     pub fn standing(&self, unit: &UnitId) -> Result<Option<StandingState>, SubmitError> {
         let stream = merchants::merchant_stream(unit)?;
-        Ok(load::load_standing(&self.log, &stream)?)
+        Ok(load::load_standing(&*self.log, &stream)?)
     }
 }
 

@@ -34,7 +34,7 @@ use crate::domain::directive::{DirectiveCommand, PartEvent};
 use crate::domain::org::Acting;
 use crate::event::RecordedEvent;
 use crate::ids::{CaseId, DirectiveId, IdempotencyKey, Position, UnitId};
-use crate::store::EventLog;
+use crate::store::EventStore;
 use serde::{Deserialize, Serialize};
 
 /// What carries a deadline.
@@ -233,7 +233,7 @@ pub(super) struct DeadlineIndex {
 impl DeadlineIndex {
     /// The index of `log`: from the snapshot in `data_dir` when there is a usable one, then
     /// caught up with the log.
-    pub(super) fn open(log: &EventLog, data_dir: &Path) -> Result<Self, EngineError> {
+    pub(super) fn open(log: &dyn EventStore, data_dir: &Path) -> Result<Self, EngineError> {
         let snapshot = data_dir.join(SNAPSHOT_FILE);
         let state = load_snapshot(log, &snapshot).unwrap_or_default();
         let index = Self {
@@ -245,7 +245,7 @@ impl DeadlineIndex {
     }
 
     /// Folds in the deadline events the log has after the index's prefix.
-    pub(super) fn catch_up(&self, log: &EventLog) -> Result<(), EngineError> {
+    pub(super) fn catch_up(&self, log: &dyn EventStore) -> Result<(), EngineError> {
         let mut state = self.lock();
         let mut from = state.through.map_or(Position::FIRST, |(p, _)| p.next());
         loop {
@@ -265,7 +265,7 @@ impl DeadlineIndex {
 
     /// Catches up and writes the snapshot (through a temporary file, synced, then renamed:
     /// a crash leaves the old snapshot or the new one, never half of one).
-    pub(super) fn save(&self, log: &EventLog) -> Result<(), String> {
+    pub(super) fn save(&self, log: &dyn EventStore) -> Result<(), String> {
         self.catch_up(log).map_err(|e| e.to_string())?;
         let state = self.lock();
         let Some((through, hash)) = state.through else {
@@ -342,7 +342,7 @@ fn note_recorded(state: &mut IndexState, recorded: &RecordedEvent) -> Result<(),
 /// The state in the snapshot file, if it is there, whole, and of this log (the log holds its
 /// prefix: the event at its position has its hash). Anything else: `None`, and the index is
 /// built from the whole log.
-fn load_snapshot(log: &EventLog, path: &Path) -> Option<IndexState> {
+fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
     let bytes = std::fs::read(path).ok()?;
     let snapshot: SnapshotV1 = crate::codec::decode_snapshot(&bytes).ok()?;
     let through = Position::new(snapshot.through)?;
@@ -393,7 +393,7 @@ impl Engine {
     /// [`EngineError`] when storage fails; a step the domain refuses (its stage was left
     /// meanwhile) is dropped, not an error.
     pub fn run_due_deadlines(&self) -> Result<Vec<StepTaken>, EngineError> {
-        self.deadlines.catch_up(&self.log)?;
+        self.deadlines.catch_up(&*self.log)?;
         let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
         let mut taken = Vec::new();
         while let Some(entry @ (due, target, seq, step)) = self.deadlines.next_due(self.now()) {
@@ -440,7 +440,7 @@ impl Engine {
     /// # Errors
     /// [`EngineError`] when the log cannot be read to catch up.
     pub fn pending_deadline_steps(&self) -> Result<(usize, Option<Timestamp>), EngineError> {
-        self.deadlines.catch_up(&self.log)?;
+        self.deadlines.catch_up(&*self.log)?;
         Ok((self.deadlines.pending(), self.deadlines.next_time()))
     }
 
@@ -450,7 +450,7 @@ impl Engine {
     /// # Errors
     /// The log cannot be read, or the file cannot be written.
     pub fn save_deadline_index(&self) -> Result<(), String> {
-        self.deadlines.save(&self.log)
+        self.deadlines.save(&*self.log)
     }
 
     /// Runs [`Engine::run_due_deadlines`] every `period` on a thread of its own, until the

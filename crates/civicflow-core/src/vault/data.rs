@@ -74,20 +74,18 @@ impl DataStore {
             .segment_size(SEGMENT_BYTES)
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(None);
-        let db = match crate::store::sled_support::open(&config) {
+        let db = match crate::sled::support::open(&config) {
             Ok(db) => db,
-            Err(crate::store::sled_support::OpenFailure::Locked) => {
+            Err(crate::sled::support::OpenFailure::Locked) => {
                 return Err(VaultError::Locked {
                     path: path.parent().unwrap_or(path).to_owned(),
                 })
             }
-            Err(crate::store::sled_support::OpenFailure::Failed(reason)) => {
-                return Err(storage(reason))
-            }
+            Err(crate::sled::support::OpenFailure::Failed(reason)) => return Err(storage(reason)),
         };
         // A closed vault's files damaged so that sled drops its newest writes would make the
         // people stored last read as never stored: refuse that instead.
-        crate::store::sled_support::check_clean_close(&db, path).map_err(storage)?;
+        crate::sled::support::check_clean_close(&db, path).map_err(storage)?;
         let tree = db.open_tree(TREE).map_err(|e| storage(e.to_string()))?;
         match tree.get(FORMAT_KEY).map_err(|e| storage(e.to_string()))? {
             Some(found) if found.as_ref() == FORMAT_NAME.as_bytes() => {}
@@ -136,7 +134,7 @@ impl DataStore {
     fn storage(&self, error: &sled::Error) -> VaultError {
         VaultError::Storage {
             path: self.path.clone(),
-            reason: crate::store::sled_support::describe(error),
+            reason: crate::sled::support::describe(error),
         }
     }
 
@@ -243,7 +241,7 @@ impl Drop for DataStore {
     fn drop(&mut self) {
         if let Some(Sled { db, tree }) = self.sled.take() {
             drop(tree);
-            crate::store::sled_support::close_recording_contents(db, &self.path);
+            crate::sled::support::close_recording_contents(db, &self.path);
         }
     }
 }

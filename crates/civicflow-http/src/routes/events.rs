@@ -77,8 +77,8 @@ use civicflow_core::domain::directive::{DirectiveEvent, PartEvent};
 use civicflow_core::domain::org::{self, Acting, OrgChart, OrgEvent};
 use civicflow_core::engine::summarize;
 use civicflow_core::{
-    CaseId, DirectiveId, EventStore, Position, ReadError, RecordedEvent, StreamId,
-    StreamSubscription, Subscription, UnitId, Version,
+    CaseId, DirectiveId, Position, ReadError, RecordedEvent, StreamId, StreamSubscription,
+    Subscription, UnitId, Version,
 };
 use futures_util::stream;
 use serde_json::{json, Value};
@@ -158,7 +158,7 @@ async fn case_events(
     let view = state
         .blocking(move |engine| engine.case(&acting, id))
         .await??;
-    let subscription = state.engine().log().subscribe_stream(id.stream(), from);
+    let subscription = StreamSubscription::new(state.engine().log().clone(), id.stream(), from);
     let feed = CaseFeed {
         state: state.clone(),
         acting: caller.acting,
@@ -191,7 +191,7 @@ async fn unit_events(
     {
         return Err(ApiError::not_found("unit").field("id"));
     }
-    let subscription = state.engine().log().subscribe(from);
+    let subscription = Subscription::new(state.engine().log().clone(), from);
     let feed = UnitFeed {
         state: state.clone(),
         acting: caller.acting,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::lock;
-use crate::store::signal::Completion;
+use crate::store::Completion;
 
 type Job = Box<dyn FnOnce() + Send>;
 

@@ -1,4 +1,4 @@
-//! [`EventLog`]: the event log on sled. The only code in civicflow that knows sled.
+//! [`SledLog`]: the event log on sled, the embedded implementation of [`EventStore`].
 //!
 //! - `keys.rs`: the key layout of the log's one sled tree.
 //! - `writer.rs`: group commit: the queue, the leader, the durable commit of a group.
@@ -26,41 +26,25 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crate::chain::{ChainHead, VerifyReport};
 use crate::clock::{Clock, SystemClock, Timestamp};
-use crate::error::{CloseError, OpenError, ReadError};
-use crate::event::{AppendRequest, RecordedEvent};
-use crate::ids::{Position, StreamId, Version};
-
-use super::signal::{CommitSignal, Completion};
-use super::subscription::{StreamSubscription, Subscription};
-use super::{AppendResult, EventStore};
+use crate::error::{CloseError, OpenError, ReadError, RestoreError};
+use crate::event::{AppendRequest, Appended, RecordedEvent};
+use crate::ids::{IdempotencyKey, Position, StreamId, Version};
+use crate::store::{
+    AppendResult, CommitSignal, Completion, Durability, EventStore, LogStats, RestoreSink,
+    StoredIdempotency, StoredRecord,
+};
 
 use index::Memtable;
 use readers::ReaderPool;
 use writer::{Queue, Writer};
 
-pub use restore::{Restore, StoredIdempotency, StoredRecord};
-
 /// sled segment size for new stores. sled writes any value bigger than a quarter of a
 /// segment to a separate blob file that it never fsyncs; with 8 MiB segments that threshold
 /// is 2 MiB, far above our largest node (chunks are at most 64 KiB of records).
 const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
-
-/// How durable an acknowledged append is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Durability {
-    /// sled's flush, then `fdatasync` of sled's data file: an acknowledged append survives a
-    /// process crash, a kernel crash and a power cut. The default.
-    #[default]
-    Fsync,
-    /// sled's flush only (`sync_file_range` on Linux): survives a process crash, but not
-    /// necessarily a power cut or a kernel crash (sled #1452). For tests and measurements.
-    Flush,
-}
 
 /// Faults to inject on purpose, to prove that the crash and poisoning tests catch them.
 /// Only with the `fault-injection` feature; never in a real build.
@@ -90,20 +74,6 @@ impl FaultInjection {
     }
 }
 
-/// Counters of the log's work since it was opened, for operators and benchmarks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LogStats {
-    /// Commit groups made durable (one flush and sync each).
-    pub commit_groups: u64,
-    /// Appends in those groups (including conflicts and idempotent replays answered with them).
-    pub appends: u64,
-    /// Events written.
-    pub events: u64,
-    /// The most appends one group carried.
-    pub largest_group: u64,
-}
-
 #[derive(Debug, Default)]
 struct StatsCounters {
     commit_groups: AtomicU64,
@@ -121,18 +91,18 @@ impl StatsCounters {
     }
 
     fn snapshot(&self) -> LogStats {
-        LogStats {
-            commit_groups: self.commit_groups.load(Ordering::Relaxed),
-            appends: self.appends.load(Ordering::Relaxed),
-            events: self.events.load(Ordering::Relaxed),
-            largest_group: self.largest_group.load(Ordering::Relaxed),
-        }
+        LogStats::new(
+            self.commit_groups.load(Ordering::Relaxed),
+            self.appends.load(Ordering::Relaxed),
+            self.events.load(Ordering::Relaxed),
+            self.largest_group.load(Ordering::Relaxed),
+        )
     }
 }
 
-/// How to open an [`EventLog`].
+/// How to open an [`SledLog`].
 #[derive(Debug, Clone)]
-pub struct LogConfig {
+pub struct SledLogConfig {
     /// The store's directory (created if missing).
     pub path: PathBuf,
     /// Where `recorded_at` comes from.
@@ -151,7 +121,7 @@ pub struct LogConfig {
     pub faults: FaultInjection,
 }
 
-impl LogConfig {
+impl SledLogConfig {
     /// The defaults for a store at `path`: system clock, fsync, 256 MiB cache.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
@@ -193,9 +163,9 @@ impl LogConfig {
     /// Opens the log.
     ///
     /// # Errors
-    /// See [`EventLog::open_with`].
-    pub fn open(self) -> Result<EventLog, OpenError> {
-        EventLog::open_with(self)
+    /// See [`SledLog::open_with`].
+    pub fn open(self) -> Result<SledLog, OpenError> {
+        SledLog::open_with(self)
     }
 }
 
@@ -207,7 +177,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn storage(error: sled::Error) -> ReadError {
-    ReadError::Storage(super::sled_support::describe(&error))
+    ReadError::Storage(super::support::describe(&error))
 }
 
 /// What every handle, the committer thread and the reader pool share.
@@ -238,14 +208,14 @@ pub(super) struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventLog")
+        f.debug_struct("SledLog")
             .field("path", &self.path)
             .field("head", &self.signal.head())
             .finish()
     }
 }
 
-/// The clones of an [`EventLog`] share one handle; when the last one goes, the log closes.
+/// The clones of an [`SledLog`] share one handle; when the last one goes, the log closes.
 #[derive(Debug)]
 struct Handle {
     /// `None` only while the handle is being dropped.
@@ -255,7 +225,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        // Errors cannot be returned from drop; `EventLog::close` reports them. Everything
+        // Errors cannot be returned from drop; `SledLog::close` reports them. Everything
         // acknowledged is durable already, so a failed final flush loses nothing.
         let _ = self.close();
         if let Some(shared) = self.shared.take() {
@@ -265,7 +235,7 @@ impl Drop for Handle {
             // dropping the log into a panic.
             let _ = catch_unwind(AssertUnwindSafe(|| drop(shared)));
             if last {
-                super::sled_support::wait_until_released(&path);
+                super::support::wait_until_released(&path);
             }
         }
     }
@@ -295,12 +265,12 @@ impl Handle {
 /// [`OpenError::Locked`].
 ///
 /// ```
-/// use civicflow_core::{Actor, AppendRequest, CorrelationId, EventLog, EventType,
-///     ExpectedVersion, NewEvent, Position, StreamId};
+/// use civicflow_core::{Actor, AppendRequest, CorrelationId, EventStore, EventType,
+///     ExpectedVersion, NewEvent, Position, SledLog, StreamId};
 ///
 /// let dir = std::env::temp_dir().join(format!("civicflow-doc-{}", std::process::id()));
 /// # let _ = std::fs::remove_dir_all(&dir);
-/// let log = EventLog::open(&dir)?;
+/// let log = SledLog::open(&dir)?;
 /// let stream = StreamId::new("case-1")?;
 /// let actor = Actor::parse("worker-7", "grid_worker", "grid-1")?;
 /// let event = NewEvent::new(EventType::new("CaseOpened")?, 1, b"payload".to_vec());
@@ -316,17 +286,17 @@ impl Handle {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct EventLog {
+pub struct SledLog {
     handle: Arc<Handle>,
 }
 
-impl EventLog {
-    /// Opens (or creates) the log in `path` with the default [`LogConfig`].
+impl SledLog {
+    /// Opens (or creates) the log in `path` with the default [`SledLogConfig`].
     ///
     /// # Errors
-    /// See [`EventLog::open_with`].
+    /// See [`SledLog::open_with`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
-        Self::open_with(LogConfig::new(path.as_ref()))
+        Self::open_with(SledLogConfig::new(path.as_ref()))
     }
 
     /// Opens (or creates) the log as `config` says.
@@ -335,7 +305,7 @@ impl EventLog {
     /// [`OpenError::Locked`] when the store is open elsewhere, [`OpenError::UnsupportedFormat`]
     /// for a directory that holds something else, [`OpenError::Corrupted`] when the newest
     /// records do not decode, [`OpenError::Storage`] when sled fails or panics on its files.
-    pub fn open_with(config: LogConfig) -> Result<Self, OpenError> {
+    pub fn open_with(config: SledLogConfig) -> Result<Self, OpenError> {
         let path = config.path.clone();
         let shared = Arc::new(Shared::open(config)?);
         let committer = {
@@ -362,148 +332,23 @@ impl EventLog {
         &self.shared().path
     }
 
-    /// Follows the whole log from position `from` on. See [`Subscription`].
-    pub fn subscribe(&self, from: Position) -> Subscription {
-        Subscription::new(Arc::new(self.clone()), from)
-    }
-
-    /// Follows one stream from version `from` on. See [`StreamSubscription`].
-    pub fn subscribe_stream(&self, stream: StreamId, from: Version) -> StreamSubscription {
-        StreamSubscription::new(Arc::new(self.clone()), stream, from)
-    }
-
-    /// Closes the log for every clone: waits for appends in flight, writes the stream index
-    /// out, flushes and syncs. Later calls on any clone fail with `Closed`. The files are
-    /// released when the last clone (and subscription) is dropped.
+    /// Closes the log ([`EventStore::close`]) and gives up this handle: the files are
+    /// released as soon as no other clone or subscription holds them.
     ///
     /// # Errors
     /// [`CloseError`] when the final flush fails (everything acknowledged was durable before).
     pub fn close(self) -> Result<(), CloseError> {
         self.handle.close()
     }
+}
 
-    /// Appends atomically; returns once the events are durable. See [`EventStore::append`].
-    ///
-    /// # Errors
-    /// See [`EventStore::append`].
-    pub fn append(&self, request: AppendRequest) -> AppendResult {
+impl EventStore for SledLog {
+    fn append(&self, request: AppendRequest) -> AppendResult {
         self.shared().append(request)
     }
 
-    /// See [`EventStore::append_async`].
-    pub fn append_async(&self, request: AppendRequest) -> Completion<AppendResult> {
-        Shared::append_async(self.shared(), request)
-    }
-
-    /// See [`EventStore::read_stream`].
-    ///
-    /// # Errors
-    /// See [`EventStore::read_stream`].
-    pub fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: Version,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>, ReadError> {
-        self.shared().read_stream(stream, from, max)
-    }
-
-    /// See [`EventStore::read_all`].
-    ///
-    /// # Errors
-    /// See [`EventStore::read_all`].
-    pub fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, ReadError> {
-        self.shared().read_all(from, max)
-    }
-
-    /// See [`EventStore::stream_version`].
-    ///
-    /// # Errors
-    /// See [`EventStore::stream_version`].
-    pub fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
-        self.shared().stream_version(stream)
-    }
-
-    /// What the durable append made with idempotency key `key` got (`deduplicated` is set),
-    /// or `None` when no durable append used it.
-    ///
-    /// Like every read, this is capped at the durable head: an append still being made
-    /// durable is not seen (its record is in sled's tree before its events can be read).
-    /// An append with the same key made after this answers `None` is planned only once that
-    /// one is durable, so it gets the original result or `IdempotencyKeyReused`.
-    ///
-    /// # Errors
-    /// [`ReadError`] when the store fails or the record does not decode.
-    pub fn idempotent_result(
-        &self,
-        key: &crate::ids::IdempotencyKey,
-    ) -> Result<Option<crate::event::Appended>, ReadError> {
-        let Some((_, appended)) = self.shared().stored_idempotency(key)? else {
-            return Ok(None);
-        };
-        let durable = self
-            .head()
-            .is_some_and(|head| appended.last_position <= head.position);
-        Ok(durable.then_some(appended))
-    }
-
-    /// Blocks until the event at `position` is durable, the log closes, or `timeout` passes.
-    /// Returns whether it is durable. For readers that poll with [`EventLog::read_all`] and
-    /// want to sleep until there is more (a [`Subscription`] does this itself).
-    pub fn wait_for(&self, position: Position, timeout: Duration) -> bool {
-        self.shared().signal.wait_for(position, Some(timeout))
-    }
-
-    /// See [`EventStore::head`].
-    pub fn head(&self) -> Option<ChainHead> {
-        *lock(&self.shared().durable_head)
-    }
-
-    /// See [`EventStore::verify`].
-    ///
-    /// # Errors
-    /// See [`EventStore::verify`].
-    pub fn verify(&self) -> Result<VerifyReport, ReadError> {
-        self.shared().verify()
-    }
-
-    /// See [`EventStore::verify_stream`].
-    ///
-    /// # Errors
-    /// See [`EventStore::verify_stream`].
-    pub fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, ReadError> {
-        self.shared().verify_stream(stream)
-    }
-
-    /// Counters of the work done since the log was opened.
-    pub fn stats(&self) -> LogStats {
-        self.shared().stats.snapshot()
-    }
-
-    /// Whether a failed flush has poisoned the log, and why.
-    pub fn poisoned(&self) -> Option<String> {
-        lock(&self.shared().poison).clone()
-    }
-
-    /// The error every append gets now, if the log refuses writes (poisoned): what a writer
-    /// checks before it reads anything, so that it says why at once. After a failed write
-    /// sled may fail reads too, with a storage error that does not say the log is poisoned.
-    pub fn write_refusal(&self) -> Option<crate::error::AppendError> {
-        let reason = self.poisoned()?;
-        Some(crate::error::AppendError::Poisoned {
-            reason,
-            durable_head: self.head().map_or(0, |h| h.position.get()),
-        })
-    }
-}
-
-impl EventStore for EventLog {
-    fn append(&self, request: AppendRequest) -> AppendResult {
-        EventLog::append(self, request)
-    }
-
     fn append_async(&self, request: AppendRequest) -> Completion<AppendResult> {
-        EventLog::append_async(self, request)
+        Shared::append_async(self.shared(), request)
     }
 
     fn read_stream(
@@ -512,11 +357,11 @@ impl EventStore for EventLog {
         from: Version,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, ReadError> {
-        EventLog::read_stream(self, stream, from, max)
+        self.shared().read_stream(stream, from, max)
     }
 
     fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, ReadError> {
-        EventLog::read_all(self, from, max)
+        self.shared().read_all(from, max)
     }
 
     fn read_stream_async(
@@ -543,11 +388,25 @@ impl EventStore for EventLog {
     }
 
     fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
-        EventLog::stream_version(self, stream)
+        self.shared().stream_version(stream)
+    }
+
+    /// An append still being made durable is not seen (its record is in sled's tree before
+    /// its events can be read). An append with the same key made after this answers `None`
+    /// is planned only once that one is durable, so it gets the original result or
+    /// `IdempotencyKeyReused`.
+    fn idempotent_result(&self, key: &IdempotencyKey) -> Result<Option<Appended>, ReadError> {
+        let Some((_, appended)) = self.shared().stored_idempotency(key)? else {
+            return Ok(None);
+        };
+        let durable = self
+            .head()
+            .is_some_and(|head| appended.last_position <= head.position);
+        Ok(durable.then_some(appended))
     }
 
     fn head(&self) -> Option<ChainHead> {
-        EventLog::head(self)
+        *lock(&self.shared().durable_head)
     }
 
     fn commit_signal(&self) -> &CommitSignal {
@@ -555,16 +414,50 @@ impl EventStore for EventLog {
     }
 
     fn verify(&self) -> Result<VerifyReport, ReadError> {
-        EventLog::verify(self)
+        self.shared().verify()
     }
 
     fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, ReadError> {
-        EventLog::verify_stream(self, stream)
+        self.shared().verify_stream(stream)
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        lock(&self.shared().poison).clone()
+    }
+
+    fn stats(&self) -> LogStats {
+        self.shared().stats.snapshot()
+    }
+
+    fn location(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn stored_records(&self, from: Position, max: usize) -> Result<Vec<StoredRecord>, ReadError> {
+        restore::stored_records(self.shared(), from, max)
+    }
+
+    fn stored_idempotency_records(
+        &self,
+        after: Option<&IdempotencyKey>,
+        max: usize,
+    ) -> Result<Vec<StoredIdempotency>, ReadError> {
+        restore::stored_idempotency_records(self.shared(), after, max)
+    }
+
+    fn begin_restore(&self) -> Result<Box<dyn RestoreSink + '_>, RestoreError> {
+        Ok(Box::new(restore::Restore::begin(self.shared())?))
+    }
+
+    /// Closes the log for every clone. The files are released when the last clone (and
+    /// subscription) is dropped.
+    fn close(&self) -> Result<(), CloseError> {
+        self.handle.close()
     }
 }
 
 impl Shared {
-    fn open(config: LogConfig) -> Result<Self, OpenError> {
+    fn open(config: SledLogConfig) -> Result<Self, OpenError> {
         let path = config.path.clone();
         let storage_error = |reason: String| OpenError::Storage {
             path: path.clone(),
@@ -582,18 +475,14 @@ impl Shared {
             .segment_size(SEGMENT_BYTES)
             .cache_capacity(config.cache_capacity_bytes)
             .flush_every_ms(None);
-        let db = match super::sled_support::open(&sled_config) {
+        let db = match super::support::open(&sled_config) {
             Ok(db) => db,
-            Err(super::sled_support::OpenFailure::Locked) => {
-                return Err(OpenError::Locked { path })
-            }
-            Err(super::sled_support::OpenFailure::Failed(reason)) => {
-                return Err(storage_error(reason))
-            }
+            Err(super::support::OpenFailure::Locked) => return Err(OpenError::Locked { path }),
+            Err(super::support::OpenFailure::Failed(reason)) => return Err(storage_error(reason)),
         };
         let tree = db
             .open_tree("civicflow-log")
-            .map_err(|e| storage_error(super::sled_support::describe(&e)))?;
+            .map_err(|e| storage_error(super::support::describe(&e)))?;
         check_or_write_format(&tree, &path)?;
         if !existed {
             // sled created files in the directory; make their directory entries durable.

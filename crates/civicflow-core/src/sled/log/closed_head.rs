@@ -137,9 +137,10 @@ mod tests {
     use crate::error::OpenError;
     use crate::event::{AppendRequest, NewEvent};
     use crate::ids::{Actor, CorrelationId, EventType, ExpectedVersion, StreamId};
-    use crate::{EventLog, Timestamp};
+    use crate::store::EventStore;
+    use crate::{SledLog, Timestamp};
 
-    fn append(log: &EventLog, n: usize) {
+    fn append(log: &SledLog, n: usize) {
         let request = AppendRequest::to_stream(
             StreamId::new("case-1").expect("valid"),
             ExpectedVersion::Any,
@@ -169,7 +170,7 @@ mod tests {
         tree.remove(key).expect("remove");
         db.flush().expect("flush");
         drop(tree);
-        crate::store::sled_support::close(db, path);
+        crate::sled::support::close(db, path);
     }
 
     #[test]
@@ -177,7 +178,7 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("civicflow-closed-head-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        let log = EventLog::open(&path).expect("open");
+        let log = SledLog::open(&path).expect("open");
         append(&log, 3);
         append(&log, 2);
         let closed = log.head().expect("a head");
@@ -185,18 +186,18 @@ mod tests {
         let kept = std::fs::read(path.join(FILE_NAME)).expect("a clean close writes the file");
 
         // Longer than the closed head (a crash after a reopen left the older file): fine.
-        let log = EventLog::open(&path).expect("reopen");
+        let log = SledLog::open(&path).expect("reopen");
         append(&log, 1);
         log.close().expect("close");
         std::fs::write(path.join(FILE_NAME), &kept).expect("the older file back");
-        let log = EventLog::open(&path).expect("a log longer than its closed head opens");
+        let log = SledLog::open(&path).expect("a log longer than its closed head opens");
         log.close().expect("close");
         std::fs::write(path.join(FILE_NAME), &kept).expect("the older file back");
 
         // Cut back below the closed head: refused, naming both heads.
         drop_newest_chunk(&path);
         drop_newest_chunk(&path);
-        match EventLog::open(&path) {
+        match SledLog::open(&path) {
             Err(error @ OpenError::ClosedHeadLost { .. }) => {
                 let message = error.to_string();
                 assert!(
@@ -210,7 +211,7 @@ mod tests {
 
         // No file (a store from before it existed, or never closed cleanly): not checked.
         std::fs::remove_file(path.join(FILE_NAME)).expect("remove");
-        let log = EventLog::open(&path).expect("opens without the file");
+        let log = SledLog::open(&path).expect("opens without the file");
         assert_eq!(log.head().map(|h| h.position.get()), Some(3));
         log.close().expect("close");
         let _ = std::fs::remove_dir_all(&path);

@@ -14,16 +14,17 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::keys;
-use super::{lock, Durability, Shared, WriteSet};
+use super::{lock, Shared, WriteSet};
 use crate::chain::{ChainHash, ChainHead};
 use crate::clock::Timestamp;
 use crate::codec::{self, ChunkBuilder, IdempotencyRecordV1, PreparedEvent};
 use crate::error::{AppendError, ReadError};
 use crate::event::{AppendRequest, Appended, Conflict, StreamAppended, MAX_EVENT_BYTES};
 use crate::ids::{EventId, ExpectedVersion, IdempotencyKey, Position, StreamId, Version};
-use crate::store::signal::{Completer, Completion};
-use crate::store::sled_support::describe;
+use crate::sled::support::describe;
 use crate::store::AppendResult;
+use crate::store::Durability;
+use crate::store::{Completer, Completion};
 
 /// The longest a leader waits for the writers of the last group to come back.
 const GATHER_WAIT_MAX: Duration = Duration::from_micros(200);

@@ -1,0 +1,375 @@
+//! Backup and restore: the exact stored records out of a log, and back into an empty one.
+//!
+//! An export reads each record's stored bytes and stored hash as they are ([`StoredRecord`]),
+//! and the idempotency records as their stored bytes ([`StoredIdempotency`]). A restore
+//! writes them back without encoding anything again, so every position, stream version,
+//! record byte and chain hash is the one exported. On the way it checks each record as
+//! `verify` does (position, the record's own position field, the stream's next version, the
+//! hash recomputed from the bytes and both links), and at the end that the head is the one
+//! exported. Only then does the restored log become visible to readers, in one step.
+//!
+//! How records are grouped into chunks and how the stream index is split into keys are
+//! storage details and may differ from the original store; nothing that a reader or the
+//! chain sees does.
+
+use std::collections::HashMap;
+use std::sync::MutexGuard;
+
+use super::writer::Writer;
+use super::{keys, lock, read, storage, Shared, WriteSet};
+use crate::chain::{ChainHash, ChainHead};
+use crate::clock::Timestamp;
+use crate::codec::{self, ChunkBuilder};
+use crate::error::{ReadError, RestoreError};
+use crate::ids::{IdempotencyKey, Position, StreamId, Version};
+use crate::store::{RestoreSink, StoredIdempotency, StoredRecord};
+
+use super::index::Memtable;
+
+/// A restore writes its batch to sled after this many records (or bytes), so that memory
+/// stays flat on any log size.
+const BATCH_RECORDS: usize = 4096;
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// See [`crate::EventStore::stored_records`].
+pub(super) fn stored_records(
+    shared: &Shared,
+    from: Position,
+    max: usize,
+) -> Result<Vec<StoredRecord>, ReadError> {
+    shared.ensure_open()?;
+    let mut out = Vec::with_capacity(max.min(4096));
+    let Some(head) = Position::new(shared.signal.head()) else {
+        return Ok(out);
+    };
+    if max == 0 {
+        return Ok(out);
+    }
+    read::for_each_record(&shared.tree, from, head, |position, entry| {
+        out.push(StoredRecord {
+            position,
+            hash: entry.hash,
+            bytes: entry.record.to_vec(),
+        });
+        Ok(out.len() < max)
+    })?;
+    Ok(out)
+}
+
+/// See [`crate::EventStore::stored_idempotency_records`].
+pub(super) fn stored_idempotency_records(
+    shared: &Shared,
+    after: Option<&IdempotencyKey>,
+    max: usize,
+) -> Result<Vec<StoredIdempotency>, ReadError> {
+    shared.ensure_open()?;
+    let head = shared.signal.head();
+    let start = match after {
+        Some(key) => {
+            let mut start = keys::idempotency(key);
+            start.push(0);
+            start
+        }
+        None => vec![keys::IDEMPOTENCY],
+    };
+    let mut out = Vec::new();
+    for item in shared.tree.range(start..) {
+        if out.len() >= max {
+            break;
+        }
+        let (key, value) = item.map_err(storage)?;
+        let Some(rest) = key.strip_prefix(&[keys::IDEMPOTENCY]) else {
+            break;
+        };
+        let corrupted = |reason: String| ReadError::CorruptedIndex {
+            what: format!("idempotency record {}", String::from_utf8_lossy(rest)),
+            reason,
+        };
+        let text = std::str::from_utf8(rest).map_err(|e| corrupted(e.to_string()))?;
+        let key = IdempotencyKey::new(text).map_err(|e| corrupted(e.to_string()))?;
+        let record = codec::decode_idempotency(&value).map_err(|e| corrupted(e.to_string()))?;
+        if record.last_position <= head {
+            out.push(StoredIdempotency {
+                key,
+                bytes: value.to_vec(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A restore in progress into an empty sled log ([`crate::RestoreSink`]). An error, or
+/// dropping the restore unfinished, removes what was written.
+pub(super) struct Restore<'a> {
+    shared: &'a Shared,
+    /// Held for the whole restore: no append can be planned meanwhile.
+    writer: MutexGuard<'a, Writer>,
+    batch: WriteSet,
+    batch_records: usize,
+    batch_bytes: usize,
+    chunk: ChunkBuilder,
+    chunk_first: Position,
+    memtable: Memtable,
+    next: Position,
+    prev_log: ChainHash,
+    /// Every stream's last version and hash so far.
+    streams: HashMap<StreamId, (Version, ChainHash)>,
+    last_recorded_at: Timestamp,
+    /// Whether anything reached sled (to be removed if the restore fails).
+    written: bool,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Restore<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restore")
+            .field("next", &self.next)
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Restore<'a> {
+    /// Starts a restore into the log, which must be empty. Appends wait until the restore
+    /// is finished or dropped.
+    ///
+    /// # Errors
+    /// [`RestoreError::NotEmpty`] when the log holds anything; [`RestoreError::Refused`] when
+    /// it is closed or poisoned.
+    pub(super) fn begin(shared: &'a Shared) -> Result<Self, RestoreError> {
+        shared.ensure_open().map_err(RestoreError::Read)?;
+        let writer = lock(&shared.writer);
+        if writer.closed {
+            return Err(RestoreError::Refused("the event log is closed".into()));
+        }
+        if let Some(reason) = lock(&shared.poison).clone() {
+            return Err(RestoreError::Refused(format!("poisoned: {reason}")));
+        }
+        if let Some(head) = writer.head {
+            return Err(RestoreError::NotEmpty {
+                what: format!("its head is position {} hash {}", head.position, head.hash),
+            });
+        }
+        for (prefix, what) in [
+            (keys::LOG, "it holds log records"),
+            (keys::STREAM_INDEX, "it holds stream index entries"),
+            (keys::IDEMPOTENCY, "it holds idempotency records"),
+        ] {
+            if shared
+                .tree
+                .scan_prefix([prefix])
+                .next()
+                .transpose()
+                .map_err(|e| RestoreError::Storage(e.to_string()))?
+                .is_some()
+            {
+                return Err(RestoreError::NotEmpty { what: what.into() });
+            }
+        }
+        Ok(Self {
+            shared,
+            writer,
+            batch: WriteSet::default(),
+            batch_records: 0,
+            batch_bytes: 0,
+            chunk: ChunkBuilder::new(),
+            chunk_first: Position::FIRST,
+            memtable: Memtable::default(),
+            next: Position::FIRST,
+            prev_log: ChainHash::GENESIS,
+            streams: HashMap::new(),
+            last_recorded_at: Timestamp::EPOCH,
+            written: false,
+            finished: false,
+        })
+    }
+
+    fn finish_chunk(&mut self) {
+        if !self.chunk.is_empty() {
+            let full = std::mem::replace(&mut self.chunk, ChunkBuilder::new());
+            self.batch
+                .insert(keys::chunk(self.chunk_first), full.finish());
+        }
+    }
+
+    /// Writes the records so far (whole chunks) and their stream index entries to sled.
+    fn write_batch(&mut self) -> Result<(), RestoreError> {
+        self.finish_chunk();
+        if self.memtable.events() > 0 {
+            self.memtable.write_to(&mut self.batch, None);
+            self.memtable.clear();
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_records = 0;
+        self.batch_bytes = 0;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.written = true;
+        batch
+            .apply(&self.shared.tree)
+            .map_err(|e| RestoreError::Storage(e.to_string()))
+    }
+
+    /// Removes everything written so far: the log is empty again.
+    fn undo(&self) -> sled::Result<()> {
+        let tree = &self.shared.tree;
+        for prefix in [keys::LOG, keys::STREAM_INDEX, keys::IDEMPOTENCY] {
+            for item in tree.scan_prefix([prefix]).keys() {
+                tree.remove(item?)?;
+            }
+        }
+        tree.remove(keys::META_INDEX_THROUGH)?;
+        self.shared.db.flush()?;
+        Ok(())
+    }
+}
+
+impl RestoreSink for Restore<'_> {
+    fn next_position(&self) -> Position {
+        self.next
+    }
+
+    fn push_record(&mut self, record: StoredRecord) -> Result<(), RestoreError> {
+        let position = record.position;
+        if position != self.next {
+            return Err(RestoreError::OutOfOrder {
+                expected: self.next,
+                found: position,
+            });
+        }
+        let invalid = |reason: String| RestoreError::Invalid { position, reason };
+        let event =
+            codec::decode_record(&record.bytes, record.hash).map_err(|e| invalid(e.to_string()))?;
+        if event.position != position {
+            return Err(invalid(format!(
+                "the record says it is at position {}",
+                event.position
+            )));
+        }
+        let last = self.streams.get(&event.stream).copied();
+        let expected_version = last.map_or(Version::FIRST, |(v, _)| v.next());
+        if event.version != expected_version {
+            return Err(invalid(format!(
+                "stream {} has version {} where version {expected_version} was expected",
+                event.stream, event.version
+            )));
+        }
+        let prev_stream = last.map_or(ChainHash::GENESIS, |(_, hash)| hash);
+        let computed = ChainHash::link(&self.prev_log, &prev_stream, &record.bytes);
+        if computed != record.hash {
+            return Err(RestoreError::HashMismatch {
+                position,
+                exported: record.hash,
+                computed,
+            });
+        }
+
+        if self.chunk.is_full_for(record.bytes.len()) {
+            self.finish_chunk();
+        }
+        if self.chunk.is_empty() {
+            self.chunk_first = position;
+        }
+        self.chunk.push(&record.hash, &record.bytes);
+        self.memtable.add(&event.stream, event.version, position);
+        self.streams
+            .insert(event.stream, (event.version, record.hash));
+        self.prev_log = record.hash;
+        self.last_recorded_at = event.recorded_at;
+        self.next = position.next();
+        self.batch_records += 1;
+        self.batch_bytes += record.bytes.len();
+        if self.batch_records >= BATCH_RECORDS || self.batch_bytes >= BATCH_BYTES {
+            self.write_batch()?;
+        }
+        Ok(())
+    }
+
+    fn push_idempotency(&mut self, record: StoredIdempotency) -> Result<(), RestoreError> {
+        let invalid = |reason: String| RestoreError::Idempotency {
+            key: record.key.to_string(),
+            reason,
+        };
+        let decoded =
+            codec::decode_idempotency(&record.bytes).map_err(|e| invalid(e.to_string()))?;
+        let restored = self.next.get() - 1;
+        if decoded.first_position == 0
+            || decoded.first_position > decoded.last_position
+            || decoded.last_position > restored
+        {
+            return Err(invalid(format!(
+                "it names positions {}-{} but the restored log ends at {restored} (give the idempotency records after every record)",
+                decoded.first_position, decoded.last_position
+            )));
+        }
+        self.batch
+            .insert(keys::idempotency(&record.key), record.bytes);
+        self.batch_records += 1;
+        if self.batch_records >= BATCH_RECORDS {
+            self.write_batch()?;
+        }
+        Ok(())
+    }
+
+    fn finish(
+        mut self: Box<Self>,
+        expected_head: Option<ChainHead>,
+    ) -> Result<Option<ChainHead>, RestoreError> {
+        let head = self.next.prev().map(|position| ChainHead {
+            position,
+            hash: self.prev_log,
+        });
+        if head != expected_head {
+            let show = |h: Option<ChainHead>| {
+                h.map_or_else(
+                    || "empty".to_owned(),
+                    |h| format!("position {} hash {}", h.position, h.hash),
+                )
+            };
+            return Err(RestoreError::HeadMismatch {
+                expected: show(expected_head),
+                restored: show(head),
+            });
+        }
+        self.write_batch()?;
+        if let Some(head) = head {
+            // The whole stream index is on disk now: record how far it reaches.
+            self.shared
+                .tree
+                .insert(keys::META_INDEX_THROUGH, &head.position.get().to_be_bytes())
+                .map_err(|e| RestoreError::Storage(e.to_string()))?;
+        }
+        let shared = self.shared;
+        shared
+            .db
+            .flush()
+            .map_err(|e| RestoreError::Storage(format!("flush failed: {e}")))?;
+        shared.data_file.sync_data().map_err(|e| {
+            RestoreError::Storage(format!(
+                "fdatasync of {} failed: {e}",
+                shared.path.join("db").display()
+            ))
+        })?;
+        self.writer.restored(head, self.last_recorded_at);
+        *lock(&shared.durable_head) = head;
+        if let Some(head) = head {
+            shared.signal.publish(head.position);
+        }
+        self.finished = true;
+        Ok(head)
+    }
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        if !self.finished && self.written {
+            if let Err(e) = self.undo() {
+                // Nothing is visible (the head was never published), but the records stay
+                // in sled: refuse further writes rather than append after them.
+                *lock(&self.shared.poison) =
+                    Some(format!("a failed restore could not be removed: {e}"));
+            }
+        }
+    }
+}

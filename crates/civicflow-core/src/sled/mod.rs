@@ -1,0 +1,55 @@
+//! The embedded backend: everything in civicflow that knows sled.
+//!
+//! Each storage seam of the crate has its sled implementation here, and nowhere else does
+//! code name sled (`docs/decisions/0008-one-command-path-and-storage-seam.md`):
+//!
+//! - `log/`: [`SledLog`], the event log ([`crate::EventStore`]) on one sled tree: group
+//!   commit, the stream index, reads capped at the durable head, the chain walk, export and
+//!   restore, the head a clean close leaves beside the files.
+//! - `read_models/`: [`SledReadModels`], the read-model store
+//!   ([`crate::readmodel::ReadModelStore`]), rows packed in pages.
+//! - `support.rs`: opening and closing sled safely, shared by all three.
+//!
+//! One data directory holds a whole embedded store: `log/`, `vault/` (the key file and the
+//! vault's own sled database) and, for the service, `readmodels/`.
+
+mod log;
+mod read_models;
+pub(crate) mod support;
+
+#[cfg(feature = "fault-injection")]
+pub use log::FaultInjection;
+pub use log::{SledLog, SledLogConfig};
+pub use read_models::SledReadModels;
+
+use std::sync::Arc;
+
+use crate::engine::{EngineConfig, EngineError, Storage};
+use crate::vault::Vault;
+
+impl Storage {
+    /// The embedded storage in `config.data_dir`: the sled log in `log/` (with the config's
+    /// clock, durability and cache size) and the vault in `vault/` under its master key.
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] without a master key; [`EngineError::Open`] or
+    /// [`EngineError::Vault`] when the files cannot be opened.
+    pub fn embedded(config: &EngineConfig) -> Result<Self, EngineError> {
+        let master_key = config.master_key.clone().ok_or_else(|| {
+            EngineError::Config(
+                "no master key: set EngineConfig::master_key (see docs/decisions/0004-personal-data.md)"
+                    .into(),
+            )
+        })?;
+        let log = SledLogConfig::new(config.data_dir.join("log"))
+            .clock(config.clock.clone())
+            .durability(config.durability)
+            .cache_capacity_bytes(config.log_cache_bytes)
+            .open()?;
+        let vault = Vault::open(config.data_dir.join("vault"), master_key)?;
+        Ok(Self {
+            log: Arc::new(log),
+            vault,
+        })
+    }
+}
