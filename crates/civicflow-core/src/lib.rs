@@ -61,6 +61,8 @@ mod ids;
 pub mod readmodel;
 mod sled;
 mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod vault;
 
 #[cfg(feature = "fault-injection")]

@@ -40,6 +40,11 @@ impl Drop for Scratch {
     }
 }
 
+/// The system, which sees every case (the tests read what the engine recorded).
+fn system() -> Acting {
+    Acting::system(unit("tonghui"))
+}
+
 fn unit(id: &str) -> UnitId {
     UnitId::new(id).expect("valid unit")
 }
@@ -308,7 +313,7 @@ fn a_service_request_runs_the_whole_loop_and_audits() {
         "an enterprise liaison may not unmask"
     );
 
-    let audit = engine.audit(case).expect("audit");
+    let audit = engine.audit(&system(), case).expect("audit");
     assert!(audit.chain.is_intact(), "{audit}");
     assert!(
         audit.deadlines.iter().all(|d| matches!(
@@ -330,9 +335,8 @@ fn a_service_request_runs_the_whole_loop_and_audits() {
 
     // State as of an earlier version.
     let early = engine
-        .case_at_version(case, civicflow_core::Version::new(2).expect("nz"))
-        .expect("read")
-        .expect("exists");
+        .case_at_version(&system(), case, civicflow_core::Version::new(2).expect("nz"))
+        .expect("read");
     assert_eq!(early.stage, "received");
 
     // Erasing the requester: the vault forgets them, reads show erased, the chain holds.
@@ -412,7 +416,7 @@ fn a_late_step_escalates_once_also_across_a_restart() {
     drop(engine);
     clock.advance(Duration::from_secs(60 * 60));
     let engine = open_engine(&scratch.0, &clock, &key);
-    let audit = engine.audit(case).expect("audit");
+    let audit = engine.audit(&system(), case).expect("audit");
     let steps: Vec<_> = audit
         .deadlines
         .iter()
@@ -431,7 +435,7 @@ fn a_late_step_escalates_once_also_across_a_restart() {
     let engine = open_engine(&scratch.0, &clock, &key);
     assert_eq!(
         engine
-            .audit(case)
+            .audit(&system(), case)
             .expect("audit")
             .deadlines
             .iter()
@@ -453,7 +457,7 @@ fn a_late_step_escalates_once_also_across_a_restart() {
             },
         )
         .expect("signed");
-    let audit = engine.audit(case).expect("audit");
+    let audit = engine.audit(&system(), case).expect("audit");
     assert!(
         audit
             .deadlines
@@ -472,7 +476,7 @@ fn a_directive_reaches_every_shop_and_rolls_up() {
     let engine = open_engine(&scratch.0, &clock, &key);
     build_chart(&engine);
     let admin = acting("wang.admin", "community_admin", "tonghui");
-    let Outcome::Directive { directive, parts } = engine
+    let Outcome::Directive { directive, parts, .. } = engine
         .submit(
             &admin,
             Command::IssueDirective {
@@ -489,7 +493,7 @@ fn a_directive_reaches_every_shop_and_rolls_up() {
     };
     // 2 grids, 2 enterprises, 3 shops (the department is outside the chain).
     assert_eq!(parts, 7);
-    let (_, progress) = engine.directive(directive).expect("read");
+    let progress = engine.directive(&system(), directive).expect("read").progress;
     assert_eq!(
         (progress.units, progress.reported, progress.complete),
         (7, 0, false)
@@ -512,7 +516,7 @@ fn a_directive_reaches_every_shop_and_rolls_up() {
     ] {
         report(&who).expect("reported");
     }
-    let (_, progress) = engine.directive(directive).expect("read");
+    let progress = engine.directive(&system(), directive).expect("read").progress;
     let grid1 = progress
         .parts
         .iter()
@@ -628,7 +632,7 @@ fn tokens_are_issued_for_real_grants_by_administrators_and_revoked_as_events() {
     .is_err());
 
     // The administrator issues one; the log holds the hash, never a secret.
-    let Outcome::Token { token } = issue(&admin, hash, worker.clone()).expect("issued") else {
+    let Outcome::Token { token, .. } = issue(&admin, hash, worker.clone()).expect("issued") else {
         panic!("a token outcome");
     };
     assert_eq!(token, TokenId::of_hash(&hash));
@@ -761,6 +765,7 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
             stage,
             version,
             events,
+            ..
         } = engine
             .open_case_async(&worker, open("长椅坏了"), None)
             .await
@@ -961,7 +966,7 @@ fn a_place_is_recorded_with_the_opening_and_checked_field_by_field() {
     assert_eq!(events, 3, "opening, place, deadline");
     let view = engine.case(&worker, case).expect("read");
     assert_eq!(view.state.place.as_ref(), Some(&place));
-    let history = engine.history(case).expect("history");
+    let history = engine.history(&system(), case).expect("history");
     assert_eq!(history[1].recorded.event_type.as_str(), "PlaceRecorded");
     assert!(
         history[1].summary.contains("稠城街道通惠社区"),

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
 use super::events::domain_events;
-use super::org::{roles, Acting};
+use super::org::{roles, Acting, OrgChart};
 use super::rejection::Rejection;
 use crate::clock::Timestamp;
 use crate::ids::{ActorId, Role, StreamId, UnitId, Version};
@@ -182,7 +183,7 @@ pub enum AccessCommand {
 
 /// Only the system, or a community administrator over the token's unit, issues and revokes
 /// tokens.
-const ISSUERS: &[&str] = &[roles::COMMUNITY_ADMIN];
+const ISSUERS: &[&str] = roles::MANAGE_TOKENS;
 
 fn check_issuer(ctx: &Context<'_>, unit: &UnitId, action: &str) -> Result<(), Rejection> {
     if ctx.acting.is_system() {
@@ -207,12 +208,8 @@ fn check_issuer(ctx: &Context<'_>, unit: &UnitId, action: &str) -> Result<(), Re
     Ok(())
 }
 
-/// Decides a token command.
-///
-/// # Errors
-/// A [`Rejection`]: a caller who may not manage tokens for that unit, a grant the actor does
-/// not hold, an empty or overlong name, a hash already issued, an unknown or revoked token.
-pub fn decide(
+/// The events of a token command.
+fn decide_events(
     state: &AccessState,
     command: &AccessCommand,
     ctx: &Context<'_>,
@@ -273,27 +270,62 @@ pub fn decide(
     }
 }
 
-/// Applies an event.
-pub fn apply(state: &mut AccessState, event: &AccessEvent, version: Version) {
-    match event {
-        AccessEvent::Issued(e) => {
-            state.tokens.insert(
-                e.token.clone(),
-                Grant {
-                    token: e.token.clone(),
-                    hash: e.hash,
-                    acting: Acting::new(e.actor.clone(), e.role.clone(), e.unit.clone()),
-                    name: e.name.clone(),
-                    issued_at: e.at,
-                    revoked_at: None,
-                },
-            );
-        }
-        AccessEvent::Revoked(e) => {
-            if let Some(grant) = state.tokens.get_mut(&e.token) {
-                grant.revoked_at = Some(e.at);
+/// Every token's issue and revocation: the one stream `access-tokens`.
+#[derive(Debug, Clone, Copy)]
+pub struct Access;
+
+impl Aggregate for Access {
+    type Id = ();
+    type State = AccessState;
+    type Command = AccessCommand;
+    type Event = AccessEvent;
+
+    const KIND: &'static str = "access tokens";
+
+    fn stream(_: &()) -> Result<StreamId, Rejection> {
+        Ok(access_stream())
+    }
+
+    /// Refused: a caller who may not manage tokens for that unit, a grant the actor does not
+    /// hold, an empty or overlong name, a hash already issued, an unknown token. Revoking a
+    /// revoked token changes nothing.
+    fn decide(
+        _: &(),
+        state: &AccessState,
+        command: &AccessCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Decision<Self>, Rejection> {
+        decide_events(state, command, ctx).map(Decision::events)
+    }
+
+    fn apply(state: &mut AccessState, event: &AccessEvent, fold: &Fold<'_>) {
+        match event {
+            AccessEvent::Issued(e) => {
+                state.tokens.insert(
+                    e.token.clone(),
+                    Grant {
+                        token: e.token.clone(),
+                        hash: e.hash,
+                        acting: Acting::new(e.actor.clone(), e.role.clone(), e.unit.clone()),
+                        name: e.name.clone(),
+                        issued_at: e.at,
+                        revoked_at: None,
+                    },
+                );
+            }
+            AccessEvent::Revoked(e) => {
+                if let Some(grant) = state.tokens.get_mut(&e.token) {
+                    grant.revoked_at = Some(e.at);
+                }
             }
         }
+        state.version = Some(fold.version);
     }
-    state.version = Some(version);
+
+    /// The system and community administrators ([`roles::MANAGE_TOKENS`]).
+    fn may_see(_: &AccessState, viewer: &Acting, org: &OrgChart) -> bool {
+        viewer.is_system()
+            || (roles::MANAGE_TOKENS.contains(&viewer.role.as_str())
+                && org.check_acting(viewer).is_ok())
+    }
 }

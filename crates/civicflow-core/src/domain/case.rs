@@ -1,7 +1,7 @@
 //! The case: one request handled by one workflow, from intake to close.
 //!
-//! [`decide`] turns a command into events or a [`Rejection`]; [`apply`] folds an event into
-//! [`CaseState`]. Both are pure. The rules that are the same for every workflow live here
+//! [`Case`] is the aggregate: its `decide` turns a command into events or a [`Rejection`],
+//! its `apply` folds an event into [`CaseState`]. Both are pure. The rules that are the same for every workflow live here
 //! (who may act, what a closed case accepts, how deadlines are set, met, missed and escalated);
 //! what differs between workflows comes from the pinned [`Definition`].
 
@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
 use super::deadline::{close_deadline, deadline_for, reach_step};
 pub use super::deadline::{
@@ -225,6 +226,9 @@ pub struct OpenCase {
     pub channel: Channel,
     /// Where it is about, if the client said (boxed: most openings have none).
     pub place: Option<Box<Place>>,
+    /// The requester is new: the opening registers them ([`super::person::Person`]) in the
+    /// same append. Whoever may open the case may record who asks.
+    pub new_requester: bool,
 }
 
 /// A command to a case.
@@ -538,11 +542,8 @@ fn field_unit(fields: &Fields, name: &str) -> Result<UnitId, Rejection> {
     }
 }
 
-/// Decides what a command does to a case (`None`: the case does not exist yet).
-///
-/// # Errors
-/// A [`Rejection`] saying which role, unit, stage or field is at fault.
-pub fn decide(
+/// The events a command makes on a case (`None`: the case does not exist yet).
+fn decide_events(
     state: Option<&CaseState>,
     command: &CaseCommand,
     ctx: &Context<'_>,
@@ -978,12 +979,111 @@ fn decide_step(
     Ok(vec![CaseEvent::DeadlineStepReached(reached)])
 }
 
+/// The case aggregate: one stream `case-<uuid>` per case.
+#[derive(Debug, Clone, Copy)]
+pub struct Case;
+
+impl Aggregate for Case {
+    type Id = CaseId;
+    type State = Option<CaseState>;
+    type Command = CaseCommand;
+    type Event = CaseEvent;
+
+    const KIND: &'static str = "case";
+
+    fn stream(id: &CaseId) -> Result<crate::ids::StreamId, Rejection> {
+        Ok(id.stream())
+    }
+
+    /// An opening of a new requester also registers them; a merge also has the case it joins
+    /// accept the duplicate.
+    fn decide(
+        id: &CaseId,
+        state: &Option<CaseState>,
+        command: &CaseCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Decision<Self>, Rejection> {
+        if state.is_none() && !matches!(command, CaseCommand::Open(_)) {
+            return Err(Rejection::NotFound {
+                what: "case",
+                id: id.to_string(),
+            });
+        }
+        let events = decide_events(state.as_ref(), command, ctx)?;
+        let merged_into = events.iter().find_map(|event| match event {
+            CaseEvent::MergedInto(merge) => Some(merge.target),
+            _ => None,
+        });
+        let mut decision = Decision::events(events);
+        if let CaseCommand::Open(open) = command {
+            if let (true, Some(person)) = (open.new_requester, open.requester) {
+                decision = decision.creating(
+                    person.stream(),
+                    vec![super::person::PersonEvent::Registered(
+                        super::person::PersonRegistered {
+                            person,
+                            unit: open.unit.clone(),
+                            at: ctx.now,
+                        },
+                    )],
+                );
+            }
+        }
+        if let Some(target) = merged_into {
+            decision = decision.following(target, CaseCommand::AcceptDuplicate { duplicate: *id });
+        }
+        Ok(decision)
+    }
+
+    fn apply(state: &mut Option<CaseState>, event: &CaseEvent, fold: &Fold<'_>) {
+        *state = apply_event(state.take(), event, fold.definitions, fold.version);
+    }
+
+    /// See [`case_visible`].
+    fn may_see(state: &Option<CaseState>, viewer: &Acting, org: &OrgChart) -> bool {
+        state
+            .as_ref()
+            .is_some_and(|state| case_visible(state, viewer, org))
+    }
+}
+
+/// Whether `viewer` may see a case in `state`: the system and auditors every case; a unit
+/// the cases it leads, co-handles, lies above or filed; a resident (or the civic app filing
+/// for them) the cases they filed. Anyone else is told the case does not exist.
+pub fn case_visible(state: &CaseState, viewer: &Acting, org: &OrgChart) -> bool {
+    {
+        if viewer.is_system()
+            || (viewer.role.as_str() == roles::AUDITOR && org.check_acting(viewer).is_ok())
+        {
+            return true;
+        }
+        if org.check_acting(viewer).is_err() {
+            return false;
+        }
+        // Residents, and the civic apps that file for them, act as persons: their unit is
+        // where they live, not what they answer for. They see the cases they filed.
+        if matches!(
+            viewer.role.as_str(),
+            roles::RESIDENT | roles::OPEN311_CLIENT
+        ) {
+            return viewer.actor == state.filed_by;
+        }
+        org.is_within(&state.lead, &viewer.unit)
+            || org.is_within(&state.unit, &viewer.unit)
+            || state
+                .co_handlers
+                .iter()
+                .any(|u| org.is_within(u, &viewer.unit))
+            || viewer.actor == state.filed_by
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Applying
 
 /// Folds an event into the state (`None` before the case's first event). `version` is the
 /// event's version in the case's stream.
-pub fn apply(
+fn apply_event(
     state: Option<CaseState>,
     event: &CaseEvent,
     definitions: &super::workflow::DefinitionRegistry,

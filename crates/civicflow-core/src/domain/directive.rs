@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
 use super::deadline::{close_deadline, reach_step};
 pub use super::deadline::{
@@ -21,7 +22,7 @@ use super::org::{roles, Acting, OrgChart, Tier};
 use super::rejection::Rejection;
 use super::workflow::Span;
 use crate::clock::Timestamp;
-use crate::ids::{DirectiveId, Role, UnitId, Version};
+use crate::ids::{DirectiveId, Role, StreamId, UnitId, Version};
 
 /// What a directive is about (the seed's examples).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -219,11 +220,11 @@ domain_events! {
 
 /// What issuing a directive writes: its own event and one batch per part.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Issued {
+struct Issued {
     /// For the directive's stream.
-    pub directive: DirectiveEvent,
+    directive: DirectiveEvent,
     /// For each part's stream, by index.
-    pub parts: Vec<(u32, Vec<PartEvent>)>,
+    parts: Vec<(u32, Vec<PartEvent>)>,
 }
 
 /// The roles that may issue directives (to their own subtree).
@@ -249,10 +250,7 @@ fn role_list(names: &[&str]) -> Vec<Role> {
 }
 
 /// Decides issuing a directive: the parts are every unit of the chain below the issuing unit.
-///
-/// # Errors
-/// A [`Rejection`] when the actor may not issue at that unit or there is no one below it.
-pub fn decide_issue(command: &DirectiveCommand, ctx: &Context<'_>) -> Result<Issued, Rejection> {
+fn decide_issue(command: &DirectiveCommand, ctx: &Context<'_>) -> Result<Issued, Rejection> {
     let DirectiveCommand::Issue {
         directive,
         title,
@@ -370,11 +368,7 @@ fn parts_below(org: &OrgChart, root: &UnitId) -> Vec<PartInfo> {
 }
 
 /// Decides an acknowledgement, a report or a deadline step on one part.
-///
-/// # Errors
-/// A [`Rejection`] when the acting unit is not the part's unit, the role may not respond, or
-/// the part is not in a state to take it.
-pub fn decide_part(
+fn decide_part(
     part: &PartState,
     command: &DirectiveCommand,
     ctx: &Context<'_>,
@@ -469,7 +463,7 @@ fn check_responder(part: &PartState, acting: &Acting, org: &OrgChart) -> Result<
 }
 
 /// Folds an event into a directive's state.
-pub fn apply_directive(
+fn apply_directive(
     state: Option<DirectiveState>,
     event: &DirectiveEvent,
 ) -> Option<DirectiveState> {
@@ -489,11 +483,7 @@ pub fn apply_directive(
 }
 
 /// Folds an event into a part's state; `version` is the event's version in the part's stream.
-pub fn apply_part(
-    state: Option<PartState>,
-    event: &PartEvent,
-    version: Version,
-) -> Option<PartState> {
+fn apply_part(state: Option<PartState>, event: &PartEvent, version: Version) -> Option<PartState> {
     let mut state = match (state, event) {
         (None, PartEvent::Assigned(e)) => PartState {
             directive: e.directive,
@@ -540,6 +530,164 @@ pub fn apply_part(
     }
     state.version = Some(version);
     Some(state)
+}
+
+/// A directive: one stream `directive-<uuid>` with what was issued, to whom.
+#[derive(Debug, Clone, Copy)]
+pub struct Directive;
+
+impl Aggregate for Directive {
+    type Id = DirectiveId;
+    type State = Option<DirectiveState>;
+    type Command = DirectiveCommand;
+    type Event = DirectiveEvent;
+
+    const KIND: &'static str = "directive";
+
+    fn stream(id: &DirectiveId) -> Result<StreamId, Rejection> {
+        Ok(id.stream())
+    }
+
+    /// Issuing opens the directive's stream and, in the same append, one stream per unit of
+    /// the chain below the issuing unit ([`Part`]). The other commands are a part's.
+    fn decide(
+        id: &DirectiveId,
+        state: &Option<DirectiveState>,
+        command: &DirectiveCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Decision<Self>, Rejection> {
+        if let Some(state) = state {
+            return Err(Rejection::AlreadyExists {
+                what: "directive",
+                id: state.id.to_string(),
+            });
+        }
+        let issued = decide_issue(command, ctx)?;
+        let mut decision = Decision::events(vec![issued.directive]);
+        for (index, events) in issued.parts {
+            decision = decision.creating(id.part_stream(index), events);
+        }
+        Ok(decision)
+    }
+
+    fn apply(state: &mut Option<DirectiveState>, event: &DirectiveEvent, _fold: &Fold<'_>) {
+        *state = apply_directive(state.take(), event);
+    }
+
+    /// Whoever has some [`Sight`] of it.
+    fn may_see(state: &Option<DirectiveState>, viewer: &Acting, org: &OrgChart) -> bool {
+        state.as_ref().is_some_and(|directive| {
+            sight(
+                viewer,
+                org,
+                &directive.issued_by,
+                directive.parts.iter().map(|p| &p.unit),
+            ) != Sight::None
+        })
+    }
+}
+
+/// One unit's part of a directive: one stream `directive-<uuid>.<index>` per unit, so that
+/// hundreds of shops acknowledging at once never contend.
+#[derive(Debug, Clone, Copy)]
+pub struct Part;
+
+impl Aggregate for Part {
+    /// The directive and the part's index.
+    type Id = (DirectiveId, u32);
+    type State = Option<PartState>;
+    type Command = DirectiveCommand;
+    type Event = PartEvent;
+
+    const KIND: &'static str = "directive part";
+
+    fn stream((directive, index): &(DirectiveId, u32)) -> Result<StreamId, Rejection> {
+        Ok(directive.part_stream(*index))
+    }
+
+    /// Refused when the acting unit is not the part's unit, the role may not respond, or the
+    /// part is not in a state to take it.
+    fn decide(
+        (directive, index): &(DirectiveId, u32),
+        state: &Option<PartState>,
+        command: &DirectiveCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Decision<Self>, Rejection> {
+        let part = state.as_ref().ok_or_else(|| Rejection::NotFound {
+            what: "directive part",
+            id: format!("{directive}.{index}"),
+        })?;
+        decide_part(part, command, ctx).map(Decision::events)
+    }
+
+    fn apply(state: &mut Option<PartState>, event: &PartEvent, fold: &Fold<'_>) {
+        *state = apply_part(state.take(), event, fold.version);
+    }
+
+    /// The system and auditors, the part's unit and every unit above it.
+    fn may_see(state: &Option<PartState>, viewer: &Acting, org: &OrgChart) -> bool {
+        state.as_ref().is_some_and(|part| {
+            viewer.is_system()
+                || viewer.role.as_str() == roles::AUDITOR
+                || org.is_within(&part.unit, &viewer.unit)
+        })
+    }
+}
+
+/// How much of a directive a viewer sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sight {
+    /// Every part: the system, auditors, the issuing unit and the units above it.
+    Full,
+    /// The parts in the viewer's subtree: a unit the directive reached, or one above such a
+    /// unit.
+    Subtree,
+    /// Nothing: to this viewer the directive does not exist.
+    None,
+}
+
+/// How much of a directive issued by `issued_by` to the units of `parts` a viewer sees.
+pub fn sight<'u>(
+    viewer: &Acting,
+    org: &OrgChart,
+    issued_by: &UnitId,
+    mut parts: impl Iterator<Item = &'u UnitId>,
+) -> Sight {
+    if viewer.is_system()
+        || viewer.role.as_str() == roles::AUDITOR
+        || org.is_within(issued_by, &viewer.unit)
+    {
+        Sight::Full
+    } else if parts.any(|unit| org.is_within(unit, &viewer.unit)) {
+        Sight::Subtree
+    } else {
+        Sight::None
+    }
+}
+
+/// A directive's progress as `viewer` may see it: with [`Sight::Full`] every part, with
+/// [`Sight::Subtree`] the parts in the viewer's subtree (each rolled up over the whole tree).
+pub fn progress_seen_by(
+    directive: &DirectiveState,
+    parts: &BTreeMap<u32, PartState>,
+    viewer: &Acting,
+    org: &OrgChart,
+) -> Option<(Sight, Progress)> {
+    let seen = sight(
+        viewer,
+        org,
+        &directive.issued_by,
+        directive.parts.iter().map(|p| &p.unit),
+    );
+    let mut rolled = progress(directive, parts);
+    match seen {
+        Sight::None => return None,
+        Sight::Subtree => rolled
+            .parts
+            .retain(|p| org.is_within(&p.unit, &viewer.unit)),
+        Sight::Full => {}
+    }
+    Some((seen, rolled))
 }
 
 /// One unit's progress, rolled up over everything below it.

@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
 use super::events::domain_events;
-use super::org::roles;
+use super::org::{roles, Acting, OrgChart};
 use super::rejection::Rejection;
 use crate::clock::Timestamp;
 use crate::ids::{CaseId, ListItemId, Role, UnitId, Version};
@@ -181,11 +182,8 @@ fn check_text(field: &str, text: &str, max: usize, required: bool) -> Result<(),
     Ok(())
 }
 
-/// Decides a command about a list item (`None`: it does not exist yet).
-///
-/// # Errors
-/// A [`Rejection`] naming what is wrong.
-pub fn decide(
+/// The events of a command about a list item.
+fn decide_events(
     state: Option<&ListItemState>,
     command: &ListCommand,
     ctx: &Context<'_>,
@@ -263,8 +261,51 @@ pub fn decide(
     }
 }
 
+/// A list item: one stream `list-<uuid>` per item of the three lists.
+#[derive(Debug, Clone, Copy)]
+pub struct ListItem;
+
+impl Aggregate for ListItem {
+    type Id = ListItemId;
+    type State = Option<ListItemState>;
+    type Command = ListCommand;
+    type Event = ListEvent;
+
+    const KIND: &'static str = "list item";
+
+    fn stream(id: &ListItemId) -> Result<crate::ids::StreamId, Rejection> {
+        Ok(id.stream())
+    }
+
+    fn decide(
+        _: &ListItemId,
+        state: &Option<ListItemState>,
+        command: &ListCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Decision<Self>, Rejection> {
+        decide_events(state.as_ref(), command, ctx).map(Decision::events)
+    }
+
+    fn apply(state: &mut Option<ListItemState>, event: &ListEvent, fold: &Fold<'_>) {
+        *state = apply_event(state.take(), event, fold.version);
+    }
+
+    /// The lists are the community's: everyone of the item's community sees it.
+    fn may_see(state: &Option<ListItemState>, viewer: &Acting, org: &OrgChart) -> bool {
+        state
+            .as_ref()
+            .is_some_and(|item| item_visible(&item.unit, viewer, org))
+    }
+}
+
+/// Whether an item of `unit` is visible to `viewer`: the system, and anyone acting in the
+/// item's community.
+pub fn item_visible(unit: &UnitId, viewer: &Acting, org: &OrgChart) -> bool {
+    viewer.is_system() || org.is_within(unit, &org.top_of(&viewer.unit))
+}
+
 /// Folds an event into an item's state.
-pub fn apply(
+fn apply_event(
     state: Option<ListItemState>,
     event: &ListEvent,
     version: Version,

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
 use super::events::domain_events;
-use super::org::{roles, Tier};
+use super::org::{roles, Acting, OrgChart, Tier};
 use super::rejection::Rejection;
 use crate::clock::Timestamp;
 use crate::ids::{Role, StreamId, UnitId, Version};
@@ -311,11 +312,8 @@ fn check_reason(reason: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// Decides a command about `unit`'s standing (`state` is `None` before its first event).
-///
-/// # Errors
-/// A [`Rejection`] naming the role, unit or field at fault.
-pub fn decide(
+/// The events of a command about `unit`'s standing (`state` is `None` before its first event).
+fn decide_events(
     unit: &UnitId,
     state: Option<&StandingState>,
     command: &StandingCommand,
@@ -528,8 +526,48 @@ pub fn decide(
     Ok(vec![event])
 }
 
+/// A unit's standing (a shop's points, flags, assessments and ratings): one stream
+/// `merchant-<unit>` per unit.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing;
+
+impl Aggregate for Standing {
+    type Id = UnitId;
+    type State = Option<StandingState>;
+    type Command = StandingCommand;
+    type Event = StandingEvent;
+
+    const KIND: &'static str = "standing";
+
+    /// Refused when the unit id is not a slug, and so cannot name a stream.
+    fn stream(unit: &UnitId) -> Result<StreamId, Rejection> {
+        merchant_stream(unit)
+    }
+
+    /// Refused with the role, unit or field at fault.
+    fn decide(
+        unit: &UnitId,
+        state: &Option<StandingState>,
+        command: &StandingCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Decision<Self>, Rejection> {
+        decide_events(unit, state.as_ref(), command, ctx).map(Decision::events)
+    }
+
+    fn apply(state: &mut Option<StandingState>, event: &StandingEvent, fold: &Fold<'_>) {
+        *state = Some(apply_event(state.take(), event, fold.version));
+    }
+
+    /// The system, and the unit itself and every unit above it.
+    fn may_see(state: &Option<StandingState>, viewer: &Acting, org: &OrgChart) -> bool {
+        state
+            .as_ref()
+            .is_some_and(|s| viewer.is_system() || org.in_scope(viewer, &s.unit))
+    }
+}
+
 /// Folds an event into a unit's standing.
-pub fn apply(
+fn apply_event(
     state: Option<StandingState>,
     event: &StandingEvent,
     version: Version,

@@ -4,6 +4,7 @@
 //! workflow definitions and working time in a [`Context`]. See `docs/engine.md`.
 
 pub mod access;
+pub mod aggregate;
 pub mod case;
 mod context;
 pub mod deadline;
@@ -17,5 +18,6 @@ pub mod person;
 mod rejection;
 pub mod workflow;
 
+pub use aggregate::{Aggregate, AnyEvent, Create, Decision, Fold};
 pub use context::{Context, WallClockOnly, WorkingTime};
 pub use rejection::Rejection;

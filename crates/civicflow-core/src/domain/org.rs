@@ -11,6 +11,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::{Aggregate, Decision, Fold};
+use super::context::Context;
 use super::events::domain_events;
 use super::rejection::Rejection;
 use crate::ids::{ActorId, Role, StreamId, UnitId};
@@ -68,6 +70,37 @@ pub mod roles {
         OPEN311_CLIENT,
         SYSTEM,
     ];
+
+    /// The roles that act for a unit: everyone but residents and the civic apps that file
+    /// for them (their unit is where they live, not what they answer for). They read their
+    /// unit's inbox, directives and reports.
+    pub const ACT_FOR_UNITS: &[&str] = &[
+        COMMUNITY_ADMIN,
+        GRID_WORKER,
+        ENTERPRISE_LIAISON,
+        SHOP_OWNER,
+        PARTY_MEMBER,
+        VOLUNTEER,
+        DEPARTMENT_OFFICER,
+        LEGAL_AID,
+        LIAISON_OFFICER,
+        SOCIAL_ORGANIZER,
+        AUDITOR,
+    ];
+
+    /// The roles that read the staff reports (三率 and community statistics): the
+    /// community's administrators, grid workers, department officers, liaison officers at
+    /// the monitoring points, and auditors.
+    pub const READ_STAFF_REPORTS: &[&str] = &[
+        COMMUNITY_ADMIN,
+        GRID_WORKER,
+        DEPARTMENT_OFFICER,
+        LIAISON_OFFICER,
+        AUDITOR,
+    ];
+
+    /// The roles that issue and revoke access tokens (for units at or below their own).
+    pub const MANAGE_TOKENS: &[&str] = &[COMMUNITY_ADMIN];
 }
 
 /// Where a unit stands.
@@ -327,6 +360,25 @@ impl OrgChart {
             })
         }
     }
+
+    /// Whether `unit` exists and lies in `acting`'s scope: their own unit or below it (what a
+    /// unit's reports, inbox and live feed may be read for). Whoever asks for a unit out of
+    /// scope is told it does not exist, as for one that does not.
+    pub fn in_scope(&self, acting: &Acting, unit: &UnitId) -> bool {
+        self.unit(unit).is_some() && self.is_within(unit, &acting.unit)
+    }
+
+    /// The top of a unit's chain: its community (or the unit itself at the top).
+    pub fn top_of(&self, unit: &UnitId) -> UnitId {
+        let mut current = unit;
+        for _ in 0..=self.units.len() {
+            match self.parent(current) {
+                Some(parent) => current = parent,
+                None => break,
+            }
+        }
+        current.clone()
+    }
 }
 
 /// A change to the org chart.
@@ -553,11 +605,8 @@ fn check_parent(chart: &OrgChart, tier: Tier, parent: Option<&UnitId>) -> Result
     }
 }
 
-/// Decides what a command to the chart changes.
-///
-/// # Errors
-/// A [`Rejection`] naming the unit, actor, role or field at fault.
-pub fn decide(
+/// The events of a command to the chart.
+fn decide_events(
     chart: &OrgChart,
     command: &OrgCommand,
     acting: &Acting,
@@ -717,8 +766,46 @@ pub fn decide(
     }
 }
 
+/// The org chart: one stream `org-chart` with every unit, actor and grant, so that parent
+/// and cycle checks see everything.
+#[derive(Debug, Clone, Copy)]
+pub struct Org;
+
+impl Aggregate for Org {
+    type Id = ();
+    type State = OrgChart;
+    type Command = OrgCommand;
+    type Event = OrgEvent;
+
+    const KIND: &'static str = "org chart";
+
+    fn stream(_: &()) -> Result<StreamId, Rejection> {
+        Ok(org_stream())
+    }
+
+    /// Refused with the unit, actor, role or field at fault; a change the chart already
+    /// has changes nothing.
+    fn decide(
+        _: &(),
+        chart: &OrgChart,
+        command: &OrgCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Decision<Self>, Rejection> {
+        decide_events(chart, command, ctx.acting).map(Decision::events)
+    }
+
+    fn apply(chart: &mut OrgChart, event: &OrgEvent, _fold: &Fold<'_>) {
+        apply_event(chart, event);
+    }
+
+    /// Everyone the chart grants a role, and the system.
+    fn may_see(_: &OrgChart, viewer: &Acting, org: &OrgChart) -> bool {
+        org.check_acting(viewer).is_ok()
+    }
+}
+
 /// Applies an org event.
-pub fn apply(chart: &mut OrgChart, event: &OrgEvent) {
+fn apply_event(chart: &mut OrgChart, event: &OrgEvent) {
     match event {
         OrgEvent::UnitCreated(e) => {
             if let Some(parent) = &e.parent {

@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
 use super::events::domain_events;
-use super::org::roles;
+use super::org::{roles, Acting, OrgChart};
 use super::rejection::Rejection;
 use crate::clock::Timestamp;
 use crate::ids::{PersonId, Role, UnitId};
@@ -67,10 +68,7 @@ pub const REGISTRARS: &[&str] = &[
 ];
 
 /// Decides registering a person.
-///
-/// # Errors
-/// [`Rejection::RoleNotAllowed`] for a role that takes no requests.
-pub fn decide_register(
+fn decide_register(
     person: PersonId,
     state: &PersonState,
     ctx: &Context<'_>,
@@ -101,11 +99,7 @@ pub fn decide_register(
 
 /// Decides erasing a person: a community administrator at or above the unit that registered
 /// them (or the system) does it.
-///
-/// # Errors
-/// A [`Rejection`] for another role, a unit out of scope, an unknown person, or a missing
-/// reason.
-pub fn decide_erase(
+fn decide_erase(
     person: PersonId,
     state: &PersonState,
     reason: &str,
@@ -151,14 +145,68 @@ pub fn decide_erase(
     })])
 }
 
-/// Folds an event into a person's state.
-pub fn apply(mut state: PersonState, event: &PersonEvent) -> PersonState {
-    match event {
-        PersonEvent::Registered(e) => {
-            state.registered = true;
-            state.unit = Some(e.unit.clone());
-        }
-        PersonEvent::Erased(_) => state.erased = true,
+/// What may be asked of a person's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersonCommand {
+    /// Register them (their contact data goes into the vault).
+    Register,
+    /// Erase them (their key is destroyed).
+    Erase {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A requester's lifecycle: one stream `person-<uuid>` per person.
+#[derive(Debug, Clone, Copy)]
+pub struct Person;
+
+impl Aggregate for Person {
+    type Id = PersonId;
+    type State = PersonState;
+    type Command = PersonCommand;
+    type Event = PersonEvent;
+
+    const KIND: &'static str = "person";
+
+    fn stream(id: &PersonId) -> Result<crate::ids::StreamId, Rejection> {
+        Ok(id.stream())
     }
-    state
+
+    /// Registering is for the roles that take requests; erasing for a community
+    /// administrator at or above the unit that registered them (or the system), with a
+    /// reason. Erasing an erased person changes nothing.
+    fn decide(
+        id: &PersonId,
+        state: &PersonState,
+        command: &PersonCommand,
+        ctx: &Context<'_>,
+    ) -> Result<Decision<Self>, Rejection> {
+        let events = match command {
+            PersonCommand::Register => decide_register(*id, state, ctx)?,
+            PersonCommand::Erase { reason } => decide_erase(*id, state, reason, ctx)?,
+        };
+        Ok(Decision::events(events))
+    }
+
+    fn apply(state: &mut PersonState, event: &PersonEvent, _fold: &Fold<'_>) {
+        match event {
+            PersonEvent::Registered(e) => {
+                state.registered = true;
+                state.unit = Some(e.unit.clone());
+            }
+            PersonEvent::Erased(_) => state.erased = true,
+        }
+    }
+
+    /// The system, and community administrators at or above the unit that registered them.
+    fn may_see(state: &PersonState, viewer: &Acting, org: &OrgChart) -> bool {
+        viewer.is_system()
+            || (viewer.role.as_str() == roles::COMMUNITY_ADMIN
+                && org.check_acting(viewer).is_ok()
+                && state
+                    .unit
+                    .as_ref()
+                    .is_some_and(|unit| org.is_within(unit, &viewer.unit)))
+    }
 }

@@ -4,13 +4,14 @@
 
 use std::fmt;
 
-use super::load;
-use super::{Engine, SubmitError};
+use super::load::{self, Loaded};
+use super::{Engine, EngineError, SubmitError};
 use crate::calendar::format_local;
 use crate::chain::{ChainHash, VerifyReport};
 use crate::clock::Timestamp;
-use crate::domain::case::{self, CaseEvent, CaseState, LadderStep};
-use crate::domain::org::{OrgChart, Tier};
+use crate::domain::aggregate::{Aggregate, Fold};
+use crate::domain::case::{Case, CaseEvent, CaseState, LadderStep};
+use crate::domain::org::{Acting, Org, OrgChart, Tier};
 use crate::domain::workflow::{DefinitionRef, DefinitionRegistry};
 use crate::domain::Rejection;
 use crate::event::RecordedEvent;
@@ -173,20 +174,15 @@ pub fn summarize(event: &CaseEvent) -> String {
 }
 
 impl Engine {
-    /// A case's events, decoded, with their log metadata.
+    /// A case's events, decoded, with their log metadata, as `acting` sees it.
     ///
     /// # Errors
-    /// [`SubmitError::Rejected`] with `NotFound` for an unknown case.
-    pub fn history(&self, id: CaseId) -> Result<Vec<HistoryEntry>, SubmitError> {
-        let (state, events) = load::load_case(&**self.log(), self.definitions(), id, |_| true)?;
-        if state.is_none() {
-            return Err(Rejection::NotFound {
-                what: "case",
-                id: id.to_string(),
-            }
-            .into());
-        }
-        Ok(events
+    /// [`SubmitError::Rejected`] with `NotFound` for an unknown case or one `acting` may not
+    /// see.
+    pub fn history(&self, acting: &Acting, id: CaseId) -> Result<Vec<HistoryEntry>, SubmitError> {
+        self.case(acting, id)?;
+        Ok(case_events(&**self.log(), self.definitions(), id)?
+            .1
             .into_iter()
             .map(|(recorded, event)| HistoryEntry {
                 summary: summarize(&event),
@@ -196,14 +192,39 @@ impl Engine {
             .collect())
     }
 
-    /// A case's audit: each step with actor, role, unit, tier, time and the state after it;
-    /// every deadline and how it ended; and the case's hash chain checked again.
+    /// A case's audit, as `acting` sees it: each step with actor, role, unit, tier, time and
+    /// the state after it; every deadline and how it ended; and the case's hash chain checked
+    /// again.
     ///
     /// # Errors
-    /// [`SubmitError::Rejected`] with `NotFound` for an unknown case.
-    pub fn audit(&self, id: CaseId) -> Result<CaseAudit, SubmitError> {
+    /// [`SubmitError::Rejected`] with `NotFound` for an unknown case or one `acting` may not
+    /// see.
+    pub fn audit(&self, acting: &Acting, id: CaseId) -> Result<CaseAudit, SubmitError> {
+        self.case(acting, id)?;
         audit_with(&**self.log(), self.definitions(), &self.org(), id)
     }
+}
+
+/// A case's final state and its events, decoded.
+#[allow(clippy::type_complexity)]
+fn case_events(
+    log: &dyn EventStore,
+    definitions: &DefinitionRegistry,
+    id: CaseId,
+) -> Result<(Option<CaseState>, Vec<(RecordedEvent, CaseEvent)>), EngineError> {
+    let mut events = Vec::new();
+    let mut loaded = Loaded::<Case>::default();
+    load::fold_into(
+        log,
+        definitions,
+        &id.stream(),
+        &mut loaded,
+        |recorded, event| {
+            events.push((recorded.clone(), event.clone()));
+            true
+        },
+    )?;
+    Ok((loaded.state, events))
 }
 
 /// A case's audit read straight from a log, without an [`Engine`]: the same as
@@ -219,7 +240,7 @@ pub fn audit_log(
     definitions: &DefinitionRegistry,
     id: CaseId,
 ) -> Result<CaseAudit, SubmitError> {
-    let (org, _) = load::load_org(log)?;
+    let org = load::load::<Org>(log, definitions, &Org::stream(&())?)?.state;
     audit_with(log, definitions, &org, id)
 }
 
@@ -229,7 +250,7 @@ fn audit_with(
     org: &OrgChart,
     id: CaseId,
 ) -> Result<CaseAudit, SubmitError> {
-    let (final_state, events) = load::load_case(log, definitions, id, |_| true)?;
+    let (final_state, events) = case_events(log, definitions, id)?;
     let final_state: CaseState = final_state.ok_or_else(|| Rejection::NotFound {
         what: "case",
         id: id.to_string(),
@@ -238,7 +259,14 @@ fn audit_with(
     let mut steps = Vec::with_capacity(events.len());
     let mut deadlines: Vec<DeadlineReport> = Vec::new();
     for (recorded, event) in &events {
-        state = case::apply(state, event, definitions, recorded.version);
+        Case::apply(
+            &mut state,
+            event,
+            &Fold {
+                version: recorded.version,
+                definitions,
+            },
+        );
         let Some(after) = &state else { continue };
         match event {
             CaseEvent::DeadlineSet(e) => {

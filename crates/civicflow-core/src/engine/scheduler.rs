@@ -24,13 +24,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::execute::Target;
 use super::load::decode;
 use super::{Engine, EngineError, SubmitError};
 use crate::chain::ChainHash;
 use crate::clock::Timestamp;
-use crate::domain::case::{CaseCommand, CaseEvent};
+use crate::domain::case::{Case, CaseCommand, CaseEvent};
 use crate::domain::deadline::{ActiveDeadline, LadderStep};
-use crate::domain::directive::{DirectiveCommand, PartEvent};
+use crate::domain::directive::{DirectiveCommand, Part, PartEvent};
 use crate::domain::org::Acting;
 use crate::event::RecordedEvent;
 use crate::ids::{CaseId, DirectiveId, IdempotencyKey, Position, UnitId};
@@ -265,8 +266,8 @@ impl DeadlineIndex {
 
     /// Catches up and writes the snapshot (through a temporary file, synced, then renamed:
     /// a crash leaves the old snapshot or the new one, never half of one).
-    pub(super) fn save(&self, log: &dyn EventStore) -> Result<(), String> {
-        self.catch_up(log).map_err(|e| e.to_string())?;
+    pub(super) fn save(&self, log: &dyn EventStore) -> Result<(), EngineError> {
+        self.catch_up(log)?;
         let state = self.lock();
         let Some((through, hash)) = state.through else {
             return Ok(()); // an empty log: nothing to save
@@ -285,9 +286,12 @@ impl DeadlineIndex {
                 .collect(),
         };
         drop(state);
-        let bytes = crate::codec::encode_snapshot(&snapshot)?;
-        write_atomically(&self.snapshot, &bytes)
-            .map_err(|e| format!("writing {}: {e}", self.snapshot.display()))
+        let failed = |reason: String| EngineError::Snapshot {
+            path: self.snapshot.clone(),
+            reason,
+        };
+        let bytes = crate::codec::encode_snapshot(&snapshot).map_err(failed)?;
+        write_atomically(&self.snapshot, &bytes).map_err(|e| failed(e.to_string()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IndexState> {
@@ -404,19 +408,24 @@ impl Engine {
             ))
             .expect("stream names, numbers and step names make a valid key");
             let result = match target {
-                DeadlineTarget::Case(id) => self.submit_case(
-                    &system,
-                    id,
-                    &CaseCommand::ReachDeadlineStep { seq, step },
-                    Some(key),
-                ),
-                DeadlineTarget::Part(id, index) => self.submit_part(
-                    &system,
-                    id,
-                    Some(index),
-                    &DirectiveCommand::ReachDeadlineStep { seq, step },
-                    Some(key),
-                ),
+                DeadlineTarget::Case(id) => self
+                    .execute::<Case>(
+                        &system,
+                        Target::Existing(id),
+                        &CaseCommand::ReachDeadlineStep { seq, step },
+                        Some(key),
+                        None,
+                    )
+                    .map(drop),
+                DeadlineTarget::Part(id, index) => self
+                    .execute::<Part>(
+                        &system,
+                        Target::Existing((id, index)),
+                        &DirectiveCommand::ReachDeadlineStep { seq, step },
+                        Some(key),
+                        None,
+                    )
+                    .map(drop),
             };
             match result {
                 Ok(_) => taken.push(StepTaken {
@@ -449,7 +458,7 @@ impl Engine {
     ///
     /// # Errors
     /// The log cannot be read, or the file cannot be written.
-    pub fn save_deadline_index(&self) -> Result<(), String> {
+    pub fn save_deadline_index(&self) -> Result<(), EngineError> {
         self.deadlines.save(&*self.log)
     }
 

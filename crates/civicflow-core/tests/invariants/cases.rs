@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use civicflow_core::calendar::BusinessCalendar;
-use civicflow_core::domain::case::{self, CaseCommand, CaseEvent, CaseState, Channel, OpenCase};
+use civicflow_core::domain::case::{Case, CaseCommand, CaseEvent, CaseState, Channel, OpenCase};
 use civicflow_core::domain::deadline::LadderStep;
 use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::org::{roles, Acting};
@@ -246,6 +246,7 @@ impl CaseRun {
             requester: requester.then(|| PersonId::parse(&format!("{:032x}", 77)).expect("uuid")),
             channel: Channel::Door,
             place: None,
+            new_requester: false,
         })
     }
 
@@ -346,7 +347,7 @@ impl CaseRun {
                 );
                 let acting = acting.choose(&fx.pool, |a| {
                     spec.as_ref()
-                        .is_some_and(|s| case::check_authority(&state, s, a, &fx.org).is_ok())
+                        .is_some_and(|s| civicflow_core::domain::case::check_authority(&state, s, a, &fx.org).is_ok())
                 });
                 let expected_version = match expected {
                     10 => state.version,
@@ -635,7 +636,7 @@ impl CaseRun {
 
     fn expect_not_found(&mut self, command: &CaseCommand) -> Result<(), TestCaseError> {
         let acting = scheduler();
-        let result = case::decide(None, command, &self.ctx(&acting));
+        let result = decide_case(&None, command, &self.ctx(&acting));
         prop_assert!(
             matches!(result, Err(Rejection::NotFound { .. })),
             "a command to no case: {result:?}"
@@ -646,8 +647,8 @@ impl CaseRun {
     /// Decides and, when accepted, applies; checks what holds for every command.
     fn submit(&mut self, acting: &Acting, command: &CaseCommand) -> Result<Decided, TestCaseError> {
         let before = self.state.clone();
-        let first = case::decide(self.state.as_ref(), command, &self.ctx(acting));
-        let again = case::decide(self.state.as_ref(), command, &self.ctx(acting));
+        let first = decide_case(&self.state, command, &self.ctx(acting));
+        let again = decide_case(&self.state, command, &self.ctx(acting));
         prop_assert_eq!(&first, &again, "decide gives the same answer twice");
         prop_assert_eq!(&self.state, &before, "decide changed the state");
         let label = describe(command);
@@ -742,7 +743,7 @@ impl CaseRun {
             }
             self.events += 1;
             let version = Version::new(self.events).expect("non-zero");
-            self.state = case::apply(self.state.take(), event, registry(), version);
+            apply_event::<Case>(&mut self.state, event, version);
             prop_assert!(self.state.is_some(), "{what}: apply lost the case");
         }
         Ok(Decided::Accepted(events))

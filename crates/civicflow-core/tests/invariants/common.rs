@@ -13,11 +13,16 @@ use civicflow_core::domain::deadline::{
 };
 use civicflow_core::domain::directive::{DirectiveState, PartState, Progress};
 use civicflow_core::domain::fields::{FieldKind, FieldSpec, FieldValue, Fields};
-use civicflow_core::domain::org::{self, roles, Acting, ActorKind, OrgChart, OrgCommand, Tier};
+use civicflow_core::domain::org::{roles, Acting, ActorKind, OrgChart, OrgCommand, Tier};
 use civicflow_core::domain::workflow::{
     Action, DeadlineRule, Definition, DefinitionRegistry, Scope, BUILT_IN,
 };
-use civicflow_core::{ActorId, CaseId, Role, Timestamp, UnitId};
+use civicflow_core::domain::aggregate::{Aggregate, Fold};
+use civicflow_core::domain::case::{Case, CaseCommand, CaseEvent};
+use civicflow_core::domain::directive::{Directive, DirectiveCommand, DirectiveEvent, Part, PartEvent};
+use civicflow_core::domain::org::{Org, OrgEvent};
+use civicflow_core::domain::{Context, Rejection, WallClockOnly};
+use civicflow_core::{ActorId, CaseId, DirectiveId, Role, Timestamp, UnitId, Version};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
 
@@ -215,9 +220,9 @@ impl Fixture {
         let mut org = OrgChart::default();
         let system = Acting::system(unit("tonghui"));
         for command in fixture_commands() {
-            let events = org::decide(&org, &command, &system).expect("the fixture is valid");
+            let events = decide_org(&org, &command, &system).expect("the fixture is valid");
             for event in &events {
-                org::apply(&mut org, event);
+                apply_event::<Org>(&mut org, event, Version::FIRST);
             }
         }
         let units: Vec<UnitId> = UNITS.iter().map(|(id, ..)| unit(id)).collect();
@@ -872,4 +877,100 @@ pub fn check_progress(
     prop_assert_eq!(progress.acknowledged as usize, all_acknowledged);
     prop_assert_eq!(progress.complete, all_reported == directive.parts.len());
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deciding and folding through each aggregate's one `Aggregate` impl
+
+/// Folds one event (version `version` of its stream) into an aggregate's state.
+pub fn apply_event<A: Aggregate>(state: &mut A::State, event: &A::Event, version: Version) {
+    A::apply(
+        state,
+        event,
+        &Fold {
+            version,
+            definitions: registry(),
+        },
+    );
+}
+
+/// What a command does to a case's own stream (a case that does not exist yet is asked as
+/// the case its opening names, or a placeholder id).
+pub fn decide_case(
+    state: &Option<CaseState>,
+    command: &CaseCommand,
+    ctx: &Context<'_>,
+) -> Result<Vec<CaseEvent>, Rejection> {
+    let id = match (state, command) {
+        (Some(state), _) => state.id,
+        (None, CaseCommand::Open(open)) => open.case,
+        (None, _) => CaseId::parse("01923a7e-0000-7000-8000-00000000ffff").expect("a UUID"),
+    };
+    Case::decide(&id, state, command, ctx).map(|decision| decision.events)
+}
+
+/// What a command does to the org chart, decided by `acting` at the Unix epoch.
+pub fn decide_org(
+    org: &OrgChart,
+    command: &OrgCommand,
+    acting: &Acting,
+) -> Result<Vec<OrgEvent>, Rejection> {
+    let ctx = Context {
+        acting,
+        org,
+        definitions: registry(),
+        time: &WallClockOnly,
+        now: Timestamp::EPOCH,
+    };
+    Org::decide(&(), org, command, &ctx).map(|decision| decision.events)
+}
+
+/// What issuing writes: the directive's own event, and each part's events by index.
+pub type Issued = (DirectiveEvent, Vec<(u32, Vec<PartEvent>)>);
+
+/// Decides issuing directive `id`.
+pub fn decide_issue(
+    id: DirectiveId,
+    command: &DirectiveCommand,
+    ctx: &Context<'_>,
+) -> Result<Issued, Rejection> {
+    let decision = Directive::decide(&id, &None, command, ctx)?;
+    let [issued] = <[DirectiveEvent; 1]>::try_from(decision.events).map_err(|events| {
+        Rejection::invalid("test", format!("{} directive events", events.len()))
+    })?;
+    let parts = decision
+        .creates
+        .iter()
+        .map(|create| {
+            let index = create
+                .stream
+                .as_str()
+                .rsplit_once('.')
+                .and_then(|(_, index)| index.parse().ok())
+                .expect("a part stream ends with its index");
+            let events = create
+                .events_as::<PartEvent>()
+                .expect("parts open with part events")
+                .into_iter()
+                .cloned()
+                .collect();
+            (index, events)
+        })
+        .collect();
+    Ok((issued, parts))
+}
+
+/// What a command does to one part.
+pub fn decide_part(
+    part: &PartState,
+    command: &DirectiveCommand,
+    ctx: &Context<'_>,
+) -> Result<Vec<PartEvent>, Rejection> {
+    Part::decide(
+        &(part.directive, part.index),
+        &Some(part.clone()),
+        command,
+        ctx,
+    )
+    .map(|decision| decision.events)
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use civicflow_core::calendar::{BusinessCalendar, Span};
 use civicflow_core::domain::deadline::LadderStep;
 use civicflow_core::domain::directive::{
-    self, DirectiveCommand, DirectiveKind, DirectiveState, PartEvent, PartState,
+    self, Directive, DirectiveCommand, DirectiveKind, DirectiveState, Part, PartEvent, PartState,
 };
-use civicflow_core::domain::org::{self, roles, Acting, ActorKind, OrgChart, OrgCommand, Tier};
+use civicflow_core::domain::org::{roles, Acting, ActorKind, Org, OrgChart, OrgCommand, Tier};
 use civicflow_core::domain::{Context, Rejection};
 use civicflow_core::{DirectiveId, Timestamp, UnitId, Version};
 use proptest::prelude::*;
@@ -151,10 +151,10 @@ fn build(spec: &TreeSpec) -> Result<Tree, TestCaseError> {
     let mut org = OrgChart::default();
     let system = Acting::system(units[0].clone());
     for command in &commands {
-        let events = org::decide(&org, command, &system);
+        let events = decide_org(&org, command, &system);
         prop_assert!(events.is_ok(), "the tree builds: {command:?}: {events:?}");
         for event in &events.expect("checked") {
-            org::apply(&mut org, event);
+            apply_event::<Org>(&mut org, event, Version::FIRST);
         }
     }
     Ok(Tree { org, units, pool })
@@ -291,22 +291,23 @@ impl DirectiveRun {
         };
         let expected = chain_units_below(&self.tree.org, &at);
         let should = self.may_issue(&acting, &at) && spec.title >= 2 && !expected.is_empty();
+        let directive_id = DirectiveId::parse(&format!("{:032x}", 5)).expect("uuid");
         let command = DirectiveCommand::Issue {
-            directive: DirectiveId::parse(&format!("{:032x}", 5)).expect("uuid"),
+            directive: directive_id,
             title,
             body: "张贴告示，培训员工 put up the notice, train the staff".into(),
             kind: DirectiveKind::ConsumerProtection,
             unit: at.clone(),
             within,
         };
-        let result = directive::decide_issue(&command, &self.ctx(&acting));
+        let result = decide_issue(directive_id, &command, &self.ctx(&acting));
         self.trace.push(format!(
             "issue at {at} as {}/{}/{}: {}",
             acting.actor,
             acting.role,
             acting.unit,
             match &result {
-                Ok(issued) => format!("{} parts", issued.parts.len()),
+                Ok((_, parts)) => format!("{} parts", parts.len()),
                 Err(r) => format!("refused: {r}"),
             }
         ));
@@ -324,15 +325,17 @@ impl DirectiveRun {
                 prop_assert_eq!(field.as_str(), "unit", "refused for having no one below");
             }
         }
-        let Ok(issued) = result else { return Ok(()) };
-        let directive::DirectiveEvent::Issued(e) = &issued.directive else {
+        let Ok((issued, parts)) = result else { return Ok(()) };
+        let directive::DirectiveEvent::Issued(e) = &issued else {
             return Err(TestCaseError::fail("an Issued event"));
         };
-        let state = directive::apply_directive(None, &issued.directive).expect("issued");
+        let mut state = None;
+        apply_event::<Directive>(&mut state, &issued, Version::FIRST);
+        let state = state.expect("issued");
         prop_assert_eq!(&state.issued_by, &at);
         prop_assert_eq!(&e.parts, &state.parts);
-        prop_assert_eq!(issued.parts.len(), state.parts.len(), "one batch per part");
-        for (index, events) in &issued.parts {
+        prop_assert_eq!(parts.len(), state.parts.len(), "one batch per part");
+        for (index, events) in &parts {
             let mut part = None;
             let mut ledger = Ledger::default();
             for (i, event) in events.iter().enumerate() {
@@ -345,7 +348,7 @@ impl DirectiveRun {
                         self.now,
                     )?;
                 }
-                part = directive::apply_part(part, event, Version::FIRST.plus(i as u64));
+                apply_event::<Part>(&mut part, event, Version::FIRST.plus(i as u64));
             }
             let part = part.expect("assigned");
             prop_assert_eq!(part.index, *index);
@@ -369,8 +372,8 @@ impl DirectiveRun {
         command: &DirectiveCommand,
     ) -> Result<Result<Vec<PartEvent>, Rejection>, TestCaseError> {
         let part = self.parts.get(&index).expect("a part").clone();
-        let first = directive::decide_part(&part, command, &self.ctx(acting));
-        let again = directive::decide_part(&part, command, &self.ctx(acting));
+        let first = decide_part(&part, command, &self.ctx(acting));
+        let again = decide_part(&part, command, &self.ctx(acting));
         prop_assert_eq!(&first, &again, "decide_part gives the same answer twice");
         self.trace.push(format!(
             "{} on part {index} ({}) as {}/{}/{}: {}",
@@ -422,7 +425,7 @@ impl DirectiveRun {
                 _ => {}
             }
             version = version.next();
-            state = directive::apply_part(state, event, version);
+            apply_event::<Part>(&mut state, event, version);
         }
         self.parts.insert(index, state.expect("a part"));
         Ok(first)

@@ -8,9 +8,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use civicflow_core::calendar::Span;
-use civicflow_core::domain::case::{self, CaseEvent, CaseState, Channel};
+use civicflow_core::domain::case::{Case, CaseEvent, CaseState, Channel};
 use civicflow_core::domain::deadline::{ActiveDeadline, LadderStep};
-use civicflow_core::domain::directive::{self, DirectiveKind, PartEvent, PartState};
+use civicflow_core::domain::directive::{DirectiveKind, Part, PartEvent, PartState};
 use civicflow_core::domain::org::{roles, Acting};
 use civicflow_core::domain::workflow::{DefinitionRef, Effect, WorkflowId};
 use civicflow_core::engine::{Command, Engine, EngineConfig, Outcome, Requester, SubmitError};
@@ -414,7 +414,7 @@ impl EngineRun {
                 );
                 let acting = acting.choose(&fx.pool, |a| {
                     spec.as_ref()
-                        .is_some_and(|s| case::check_authority(&state, s, a, &fx.org).is_ok())
+                        .is_some_and(|s| civicflow_core::domain::case::check_authority(&state, s, a, &fx.org).is_ok())
                 });
                 let outcome = self.submit(
                     &format!(
@@ -518,7 +518,7 @@ impl EngineRun {
                         within,
                     },
                 )?;
-                if let Some(Outcome::Directive { directive, parts }) = outcome {
+                if let Some(Outcome::Directive { directive, parts, .. }) = outcome {
                     prop_assert_eq!(parts, chain_units_below(&fx.org, &at).len());
                     self.directives.push(directive);
                 }
@@ -533,10 +533,11 @@ impl EngineRun {
                     return Ok(());
                 }
                 let id = self.directives[d % self.directives.len()];
-                let (state, _) = self
+                let state = self
                     .engine()
-                    .directive(id)
-                    .map_err(|e| fail(format!("directive reads: {e}")))?;
+                    .directive(&scheduler(), id)
+                    .map_err(|e| fail(format!("directive reads: {e}")))?
+                    .state;
                 let target = state.parts[part % state.parts.len()].unit.clone();
                 let acting = acting.choose(&fx.pool, |a| {
                     fx.granted(a)
@@ -645,10 +646,11 @@ impl EngineRun {
 
     /// A directive's parts, folded from their streams.
     fn parts(&self, id: DirectiveId) -> Result<BTreeMap<u32, PartState>, TestCaseError> {
-        let (state, _) = self
+        let state = self
             .engine()
-            .directive(id)
-            .map_err(|e| fail(format!("directive reads: {e}")))?;
+            .directive(&scheduler(), id)
+            .map_err(|e| fail(format!("directive reads: {e}")))?
+            .state;
         let mut parts = BTreeMap::new();
         for info in &state.parts {
             let events = self
@@ -661,7 +663,7 @@ impl EngineRun {
                 let event: PartEvent = recorded
                     .decode()
                     .map_err(|e| fail(format!("a part event decodes: {e}")))?;
-                part = directive::apply_part(part, &event, recorded.version);
+                apply_event::<Part>(&mut part, &event, recorded.version);
             }
             if let Some(part) = part {
                 parts.insert(info.index, part);
@@ -672,10 +674,11 @@ impl EngineRun {
 
     fn check_directives(&self) -> Result<(), TestCaseError> {
         for id in &self.directives {
-            let (state, progress) = self
+            let view = self
                 .engine()
-                .directive(*id)
+                .directive(&scheduler(), *id)
                 .map_err(|e| fail(format!("directive reads: {e}")))?;
+            let (state, progress) = (view.state, view.progress);
             let parts = self.parts(*id)?;
             check_progress(&self.fx.org, &state, &parts, &progress)?;
         }
@@ -759,7 +762,7 @@ impl EngineRun {
                     }
                     _ => {}
                 }
-                *state = case::apply(state.take(), &event, registry(), recorded.version);
+                apply_event::<Case>(state, &event, recorded.version);
                 let after = state.as_ref();
                 prop_assert!(after.is_some(), "{what}: the case folds");
                 let lead = &after.expect("checked").lead;
@@ -799,7 +802,7 @@ impl EngineRun {
                     }
                     _ => {}
                 }
-                *state = directive::apply_part(state.take(), &event, recorded.version);
+                apply_event::<Part>(state, &event, recorded.version);
             }
         }
         for (stream, (state, _)) in &cases {
@@ -832,7 +835,7 @@ impl EngineRun {
         for id in &self.cases {
             let audit = self
                 .engine()
-                .audit(*id)
+                .audit(&scheduler(), *id)
                 .map_err(|e| fail(format!("audit: {e}")))?;
             prop_assert!(audit.chain.is_intact(), "case {id}'s chain breaks: {audit}");
             let steps: usize = audit.deadlines.iter().map(|d| d.steps.len()).sum();

@@ -3,7 +3,7 @@
 //! bug it names.
 
 use civicflow_core::calendar::BusinessCalendar;
-use civicflow_core::domain::case::{self, CaseCommand, CaseEvent, CaseState, Channel, OpenCase};
+use civicflow_core::domain::case::{CaseCommand, CaseEvent, CaseState, Channel, OpenCase};
 use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::org::{roles, Acting};
 use civicflow_core::domain::workflow::WorkflowId;
@@ -42,6 +42,7 @@ impl Case {
                 requester: None,
                 channel: Channel::Door,
                 place: None,
+                new_requester: false,
             }),
         )
         .expect("the case opens");
@@ -60,11 +61,11 @@ impl Case {
             time: &self.calendar,
             now: self.now,
         };
-        let events = case::decide(self.state.as_ref(), &command, &ctx)?;
+        let events = decide_case(&self.state, &command, &ctx)?;
         for event in &events {
             self.events += 1;
             let version = Version::new(self.events).expect("non-zero");
-            self.state = case::apply(self.state.take(), event, registry(), version);
+            apply_event::<civicflow_core::domain::case::Case>(&mut self.state, event, version);
         }
         Ok(events)
     }

@@ -30,6 +30,7 @@ fn open(workflow_id: &str, at_unit: &str, title: &str, given: Fields) -> CaseCom
         requester: Some(person()),
         channel: Channel::Door,
         place: None,
+        new_requester: false,
     })
 }
 
@@ -384,7 +385,7 @@ pub fn open_table() -> Vec<Row> {
             Scenario::new("service-request").when(admin(), act("dispatch", no_fields())),
             Rejection::NotFound {
                 what: "case",
-                id: "(none)".into(),
+                id: case_id().to_string(),
             },
         ),
     ]

@@ -9,7 +9,8 @@ use civicflow_core::domain::directive::{
 };
 use civicflow_core::domain::org::Acting;
 use civicflow_core::domain::{Context, Rejection};
-use civicflow_core::{DirectiveId, Version};
+use civicflow_core::domain::aggregate::{fold, Aggregate};
+use civicflow_core::DirectiveId;
 
 use super::fixture::*;
 use super::scenario::{field_invalid, field_missing, invalid, role_not_allowed};
@@ -31,7 +32,7 @@ pub enum Written {
 /// Issuing a directive (it has no state before).
 pub struct Issue;
 
-impl Aggregate for Issue {
+impl Table for Issue {
     type State = ();
     type Command = DirectiveCommand;
     type Event = Written;
@@ -43,10 +44,17 @@ impl Aggregate for Issue {
         command: &DirectiveCommand,
         ctx: &Context<'_>,
     ) -> Result<Vec<Written>, Rejection> {
-        let issued = directive::decide_issue(command, ctx)?;
-        let mut written = vec![Written::Directive(issued.directive)];
-        for (index, events) in issued.parts {
-            written.extend(events.into_iter().map(|e| Written::Part(index, e)));
+        let decision = directive::Directive::decide(&directive_id(), &None, command, ctx)?;
+        let mut written: Vec<Written> = decision.events.into_iter().map(Written::Directive).collect();
+        for create in &decision.creates {
+            let index = create
+                .stream
+                .as_str()
+                .rsplit_once('.')
+                .and_then(|(_, index)| index.parse().ok())
+                .expect("a part stream ends with its index");
+            let events = create.events_as::<PartEvent>().expect("parts open with part events");
+            written.extend(events.into_iter().map(|e| Written::Part(index, e.clone())));
         }
         Ok(written)
     }
@@ -260,15 +268,13 @@ fn issuing_directives() {
 /// The part of one unit.
 pub struct Part;
 
-impl Aggregate for Part {
+impl Table for Part {
     type State = Option<PartState>;
     type Command = DirectiveCommand;
     type Event = PartEvent;
 
     fn fold(events: &[PartEvent]) -> Option<PartState> {
-        events.iter().enumerate().fold(None, |state, (i, e)| {
-            directive::apply_part(state, e, Version::new(i as u64 + 1).expect("not zero"))
-        })
+        fold::<directive::Part>(events, built_in())
     }
 
     fn decide(
@@ -276,8 +282,8 @@ impl Aggregate for Part {
         command: &DirectiveCommand,
         ctx: &Context<'_>,
     ) -> Result<Vec<PartEvent>, Rejection> {
-        let part = state.as_ref().expect("a part is given");
-        directive::decide_part(part, command, ctx)
+        assert!(state.is_some(), "a part is given");
+        directive::Part::decide(&(directive_id(), 2), state, command, ctx).map(|d| d.events)
     }
 }
 

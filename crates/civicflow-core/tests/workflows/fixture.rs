@@ -2,12 +2,13 @@
 //! actors and their grants, the built-in definitions, the business calendar, and the moments
 //! at which the given events happened and the command is decided.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use civicflow_core::calendar::{from_local, BusinessCalendar, LocalDate};
 use civicflow_core::domain::fields::{FieldValue, Fields};
+use civicflow_core::domain::aggregate::fold;
 use civicflow_core::domain::org::{
-    self, Acting, ActorKind, ActorRegistered, OrgChart, OrgEvent, RoleGranted, Tier, UnitCreated,
+    Acting, ActorKind, ActorRegistered, Org, OrgChart, OrgEvent, RoleGranted, Tier, UnitCreated,
 };
 use civicflow_core::domain::workflow::{DefinitionRegistry, WorkflowId};
 use civicflow_core::{ActorId, CaseId, PersonId, Role, Timestamp, UnitId};
@@ -175,23 +176,29 @@ pub fn org_events() -> Vec<OrgEvent> {
 
 /// The chart after `events`.
 pub fn chart_of(events: &[OrgEvent]) -> OrgChart {
-    let mut chart = OrgChart::default();
-    for event in events {
-        org::apply(&mut chart, event);
-    }
-    chart
+    fold::<Org>(events, built_in())
 }
 
 /// The fixture chart, built once.
 pub fn chart() -> &'static OrgChart {
-    static CHART: OnceLock<OrgChart> = OnceLock::new();
-    CHART.get_or_init(|| chart_of(&org_events()))
+    shared_chart()
+}
+
+/// The fixture chart, built once, to share.
+pub fn shared_chart() -> &'static Arc<OrgChart> {
+    static CHART: OnceLock<Arc<OrgChart>> = OnceLock::new();
+    CHART.get_or_init(|| Arc::new(chart_of(&org_events())))
 }
 
 /// The built-in definitions, loaded once.
 pub fn built_in() -> &'static DefinitionRegistry {
-    static REGISTRY: OnceLock<DefinitionRegistry> = OnceLock::new();
-    REGISTRY.get_or_init(DefinitionRegistry::built_in)
+    shared_built_in()
+}
+
+/// The built-in definitions, loaded once, to share.
+pub fn shared_built_in() -> &'static Arc<DefinitionRegistry> {
+    static REGISTRY: OnceLock<Arc<DefinitionRegistry>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Arc::new(DefinitionRegistry::built_in()))
 }
 
 /// The official Chinese business calendar, loaded once.

@@ -5,7 +5,8 @@ use civicflow_core::domain::lists::{
     ListItemUpdated, ListKind,
 };
 use civicflow_core::domain::{Context, Rejection};
-use civicflow_core::{ListItemId, Version};
+use civicflow_core::domain::aggregate::{fold, Aggregate};
+use civicflow_core::ListItemId;
 
 use super::fixture::*;
 use super::scenario::{field_invalid, field_missing, invalid, role_not_allowed};
@@ -14,15 +15,13 @@ use super::spec::*;
 /// One item of a list.
 pub struct ListItem;
 
-impl Aggregate for ListItem {
+impl Table for ListItem {
     type State = Option<ListItemState>;
     type Command = ListCommand;
     type Event = ListEvent;
 
     fn fold(events: &[ListEvent]) -> Option<ListItemState> {
-        events.iter().enumerate().fold(None, |state, (i, e)| {
-            lists::apply(state, e, Version::new(i as u64 + 1).expect("not zero"))
-        })
+        fold::<lists::ListItem>(events, built_in())
     }
 
     fn decide(
@@ -30,7 +29,7 @@ impl Aggregate for ListItem {
         command: &ListCommand,
         ctx: &Context<'_>,
     ) -> Result<Vec<ListEvent>, Rejection> {
-        lists::decide(state.as_ref(), command, ctx)
+        lists::ListItem::decide(&item(), state, command, ctx).map(|d| d.events)
     }
 }
 

@@ -5,7 +5,8 @@ use civicflow_core::domain::merchants::{
     QuarterlyRated, ScoreCycleStarted, StandingCommand, StandingEvent, StandingState,
 };
 use civicflow_core::domain::{Context, Rejection};
-use civicflow_core::{UnitId, Version};
+use civicflow_core::domain::aggregate::{fold, Aggregate};
+use civicflow_core::UnitId;
 
 use super::fixture::*;
 use super::scenario::{field_invalid, invalid, role_not_allowed};
@@ -14,19 +15,13 @@ use super::spec::*;
 /// A unit's standing; a command names the unit it is about.
 pub struct Standing;
 
-impl Aggregate for Standing {
+impl Table for Standing {
     type State = Option<StandingState>;
     type Command = (UnitId, StandingCommand);
     type Event = StandingEvent;
 
     fn fold(events: &[StandingEvent]) -> Option<StandingState> {
-        events.iter().enumerate().fold(None, |state, (i, e)| {
-            Some(merchants::apply(
-                state,
-                e,
-                Version::new(i as u64 + 1).expect("not zero"),
-            ))
-        })
+        fold::<merchants::Standing>(events, built_in())
     }
 
     fn decide(
@@ -34,7 +29,7 @@ impl Aggregate for Standing {
         (of, command): &(UnitId, StandingCommand),
         ctx: &Context<'_>,
     ) -> Result<Vec<StandingEvent>, Rejection> {
-        merchants::decide(of, state.as_ref(), command, ctx)
+        merchants::Standing::decide(of, state, command, ctx).map(|d| d.events)
     }
 }
 

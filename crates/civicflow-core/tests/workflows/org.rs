@@ -5,6 +5,7 @@ use civicflow_core::domain::org::{
     self, Acting, ActorKind, ActorRegistered, OrgChart, OrgCommand, OrgEvent, RoleGranted,
     RoleRevoked, Tier, UnitCreated, UnitMoved, UnitRenamed,
 };
+use civicflow_core::domain::aggregate::{Aggregate, Fold};
 use civicflow_core::domain::{Context, Rejection};
 
 use super::fixture::*;
@@ -14,7 +15,7 @@ use super::spec::*;
 /// The org chart, on top of the fixture chart.
 pub struct Org;
 
-impl Aggregate for Org {
+impl Table for Org {
     type State = OrgChart;
     type Command = OrgCommand;
     type Event = OrgEvent;
@@ -32,7 +33,7 @@ impl Aggregate for Org {
         command: &OrgCommand,
         ctx: &Context<'_>,
     ) -> Result<Vec<OrgEvent>, Rejection> {
-        org::decide(chart, command, ctx.acting)
+        org::Org::decide(&(), chart, command, ctx).map(|d| d.events)
     }
 }
 
@@ -508,12 +509,26 @@ fn the_fixture_chart_is_what_decide_would_build() {
             },
             other => panic!("the fixture has no {other:?}"),
         };
+        let ctx = Context {
+            acting: &system(),
+            org: &chart,
+            definitions: built_in(),
+            time: calendar(),
+            now: at(NOW),
+        };
         assert_eq!(
-            org::decide(&chart, &command, &system()),
+            org::Org::decide(&(), &chart, &command, &ctx).map(|d| d.events),
             Ok(vec![event.clone()]),
             "{command:?}"
         );
-        org::apply(&mut chart, &event);
+        org::Org::apply(
+            &mut chart,
+            &event,
+            &Fold {
+                version: civicflow_core::Version::FIRST,
+                definitions: built_in(),
+            },
+        );
     }
     assert_eq!(&chart, super::fixture::chart());
 }

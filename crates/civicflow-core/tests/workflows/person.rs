@@ -5,6 +5,7 @@ use civicflow_core::domain::org::Acting;
 use civicflow_core::domain::person::{
     self, PersonErased, PersonEvent, PersonRegistered, PersonState,
 };
+use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::domain::{Context, Rejection};
 
 use super::fixture::*;
@@ -20,13 +21,13 @@ pub enum PersonCommand {
 
 pub struct Person;
 
-impl Aggregate for Person {
+impl Table for Person {
     type State = PersonState;
     type Command = PersonCommand;
     type Event = PersonEvent;
 
     fn fold(events: &[PersonEvent]) -> PersonState {
-        events.iter().fold(PersonState::default(), person::apply)
+        fold::<person::Person>(events, built_in())
     }
 
     fn decide(
@@ -34,14 +35,13 @@ impl Aggregate for Person {
         command: &PersonCommand,
         ctx: &Context<'_>,
     ) -> Result<Vec<PersonEvent>, Rejection> {
-        match command {
-            PersonCommand::Register => {
-                person::decide_register(super::fixture::person(), state, ctx)
-            }
-            PersonCommand::Erase(reason) => {
-                person::decide_erase(super::fixture::person(), state, reason, ctx)
-            }
-        }
+        let command = match command {
+            PersonCommand::Register => person::PersonCommand::Register,
+            PersonCommand::Erase(reason) => person::PersonCommand::Erase {
+                reason: (*reason).to_owned(),
+            },
+        };
+        person::Person::decide(&super::fixture::person(), state, &command, ctx).map(|d| d.events)
     }
 }
 

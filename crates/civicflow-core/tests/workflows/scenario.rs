@@ -7,36 +7,37 @@
 //!     .then(vec![met(1), taken(..), lead(..), set(..)]);
 //! ```
 //!
-//! `given` events are folded with `case::apply`; `when` calls `case::decide` with a `Context`
-//! whose moment is fixed ([`NOW`] unless `.at(..)` says otherwise) and whose working time is
-//! the real Chinese business calendar; `then` compares the exact events, `then_rejected` the
+//! It is the test kit's `Scenario<Case>` (`civicflow_core::testkit`) in the fixture's world:
+//! `given` events are folded with the case's `apply`; `when` decides with a `Context` whose
+//! moment is fixed ([`NOW`] unless `.at(..)` says otherwise) and whose working time is the
+//! real Chinese business calendar; `then` compares the exact events, `then_rejected` the
 //! exact `Rejection`. The same `When` can be put in a table as a [`Row`] and run later.
 
 use std::fmt::Debug;
 
 use civicflow_core::domain::case::{
-    self, ActionTaken, CaseCommand, CaseEvent, CaseOpened, CaseReopened, Channel, CoHandlerAdded,
+    self, ActionTaken, Case, CaseCommand, CaseEvent, CaseOpened, CaseReopened, Channel, CoHandlerAdded,
     DeadlineMet, DeadlineMissed, DeadlineSet, LeadAssigned, MergedInto, ReturnedToSender,
     SatisfactionRated,
 };
 use civicflow_core::domain::fields::Fields;
 use civicflow_core::domain::org::Acting;
 use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, Effect};
-use civicflow_core::domain::{Context, Rejection};
-use civicflow_core::{Timestamp, Version};
+use civicflow_core::domain::Rejection;
+use civicflow_core::testkit;
+use civicflow_core::Version;
 
 use super::fixture::{
-    at, built_in, calendar, case_id, chart, choice, fields, no_fields, person, requester, roles,
-    unit, workflow, NOW, T0,
+    at, built_in, calendar, case_id, choice, fields, no_fields, person, requester, roles,
+    shared_built_in, shared_chart, unit, workflow, NOW, T0,
 };
 
-/// A case scenario: a workflow, the events so far and the moment of the decision.
+/// A case scenario: a workflow, the events so far and the moment of the decision, over the
+/// test kit's [`testkit::Scenario`] in the fixture's world.
 #[derive(Clone)]
 pub struct Scenario {
     workflow: &'static str,
-    definitions: &'static DefinitionRegistry,
-    given: Vec<CaseEvent>,
-    now: Timestamp,
+    inner: testkit::Scenario<Case>,
 }
 
 impl Scenario {
@@ -44,46 +45,42 @@ impl Scenario {
     pub fn new(workflow: &'static str) -> Self {
         Self {
             workflow,
-            definitions: built_in(),
-            given: Vec::new(),
-            now: at(NOW),
+            inner: testkit::Scenario::<Case>::new(case_id())
+                .org(shared_chart().clone())
+                .definitions(shared_built_in().clone())
+                .working_time(calendar().clone())
+                .at(at(NOW)),
         }
     }
 
     /// Decide with these definitions instead of the built-in ones.
     pub fn definitions(mut self, definitions: &'static DefinitionRegistry) -> Self {
-        self.definitions = definitions;
+        self.inner = self.inner.definitions(definitions.clone());
         self
     }
 
     /// The case's events so far.
     pub fn given(mut self, events: impl IntoIterator<Item = CaseEvent>) -> Self {
-        self.given.extend(events);
+        self.inner = self.inner.given(events);
         self
     }
 
     /// Decide at this local moment instead of [`NOW`].
     pub fn at(mut self, local: &str) -> Self {
-        self.now = at(local);
+        self.inner = self.inner.at(at(local));
         self
     }
 
     /// The case's state after the given events (`None`: no events), as `decide` sees it.
     pub fn state(&self) -> Option<case::CaseState> {
-        let mut state = None;
-        for (i, event) in self.given.iter().enumerate() {
-            let version = Version::new(i as u64 + 1).expect("not zero");
-            state = case::apply(state, event, self.definitions, version);
-        }
-        state
+        self.inner.state()
     }
 
     /// The command and who submits it.
     pub fn when(self, acting: Acting, command: CaseCommand) -> When {
         When {
-            scenario: self,
-            acting,
-            command,
+            workflow: self.workflow,
+            inner: self.inner.when(acting, command),
         }
     }
 }
@@ -91,48 +88,24 @@ impl Scenario {
 /// A scenario with its command, not yet decided.
 #[derive(Clone)]
 pub struct When {
-    scenario: Scenario,
-    acting: Acting,
-    command: CaseCommand,
+    workflow: &'static str,
+    inner: testkit::When<Case>,
 }
 
 /// What a command should come to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Then {
-    Events(Vec<CaseEvent>),
-    Rejected(Rejection),
-}
+pub type Then = testkit::Then<Case>;
 
 impl When {
-    /// Folds the given events and decides the command.
+    /// Folds the given events and decides the command: the case's own events.
     pub fn decide(&self) -> Result<Vec<CaseEvent>, Rejection> {
-        let s = &self.scenario;
-        let state = s.state();
-        let ctx = Context {
-            acting: &self.acting,
-            org: chart(),
-            definitions: s.definitions,
-            time: calendar(),
-            now: s.now,
-        };
-        case::decide(state.as_ref(), &self.command, &ctx)
+        self.inner.decide().map(|decision| decision.events)
     }
 
     /// Checks the outcome; `Err` holds a message with given, when, expected and actual.
     pub fn check(&self, expected: &Then) -> Result<(), String> {
-        let actual = match self.decide() {
-            Ok(events) => Then::Events(events),
-            Err(rejection) => Then::Rejected(rejection),
-        };
-        if &actual == expected {
-            return Ok(());
-        }
-        Err(format!(
-            "{}\nthen (expected):\n{}\nactual:\n{}",
-            self.describe(),
-            show_then(expected),
-            show_then(&actual),
-        ))
+        self.inner
+            .check(expected)
+            .map_err(|message| format!("scenario {}: {message}", self.workflow))
     }
 
     /// Expects exactly these events.
@@ -153,76 +126,15 @@ impl When {
 
     /// The command.
     pub fn command(&self) -> &CaseCommand {
-        &self.command
+        self.inner.command()
     }
 
     pub fn workflow(&self) -> &'static str {
-        self.scenario.workflow
-    }
-
-    fn describe(&self) -> String {
-        let s = &self.scenario;
-        format!(
-            "scenario {} at {}\ngiven:\n{}\nwhen {} as {} at {}:\n    {}",
-            s.workflow,
-            readable(&format!("Timestamp({})", s.now.as_unix_micros())),
-            list(&s.given),
-            self.acting.actor,
-            self.acting.role,
-            self.acting.unit,
-            readable(&format!("{:?}", self.command)),
-        )
+        self.workflow
     }
 }
 
-fn list<T: Debug>(items: &[T]) -> String {
-    if items.is_empty() {
-        return "    (nothing)".to_owned();
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| format!("    {}. {}", i + 1, readable(&format!("{item:?}"))))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Debug output with every `Timestamp(micros)` shown as local time (`2026-09-24 16:00`).
-pub fn readable(debug: &str) -> String {
-    let mut out = String::new();
-    let mut rest = debug;
-    while let Some(start) = rest.find("Timestamp(") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + "Timestamp(".len()..];
-        let digits = after
-            .find(|c: char| !(c.is_ascii_digit() || c == '-'))
-            .unwrap_or(after.len());
-        match after[..digits].parse::<i64>().ok().and_then(|micros| {
-            civicflow_core::calendar::to_local(Timestamp::from_unix_micros(micros)).ok()
-        }) {
-            Some((date, minute)) if after[digits..].starts_with(')') => {
-                out.push_str(&format!("{date} {:02}:{:02}", minute / 60, minute % 60));
-                rest = &after[digits + 1..];
-            }
-            _ => {
-                out.push_str("Timestamp(");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn show_then(then: &Then) -> String {
-    match then {
-        Then::Events(events) => list(events),
-        Then::Rejected(rejection) => format!(
-            "    rejected: {}\n    ({rejection})",
-            readable(&format!("{rejection:?}"))
-        ),
-    }
-}
+pub use civicflow_core::testkit::readable;
 
 /// A row of a table: a scenario with its command and what it must come to.
 pub struct Row {

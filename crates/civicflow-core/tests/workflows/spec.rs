@@ -1,6 +1,7 @@
 //! The small second helper, for the aggregates that are not cases (the org chart, directives
 //! and their parts, list items, merchants' standing, persons): the same given / when / then,
-//! over any [`Aggregate`].
+//! over a [`Table`]: an aggregate as a table of the fixture sees it (which instance, the
+//! events always there). Each table decides through the aggregate's one `Aggregate` impl.
 
 use std::fmt::Debug;
 
@@ -11,8 +12,10 @@ use civicflow_core::Timestamp;
 use super::fixture::{at, built_in, calendar, chart, NOW};
 use super::scenario::readable;
 
-/// An aggregate as the tests see it: events folded into a state, a command decided on it.
-pub trait Aggregate {
+/// An aggregate as a table of the fixture sees it: its events folded into a state (the real
+/// `Aggregate::apply`), a command decided on the fixture's instance (the real
+/// `Aggregate::decide`).
+pub trait Table {
     type State;
     type Command: Debug + Clone;
     type Event: Debug + PartialEq + Clone;
@@ -32,12 +35,12 @@ pub trait Aggregate {
 }
 
 /// Given events of `A`, decided at [`NOW`] unless `.at(..)` says otherwise.
-pub struct Spec<A: Aggregate> {
+pub struct Spec<A: Table> {
     given: Vec<A::Event>,
     now: Timestamp,
 }
 
-impl<A: Aggregate> Spec<A> {
+impl<A: Table> Spec<A> {
     pub fn new() -> Self {
         Self {
             given: Vec::new(),
@@ -65,13 +68,13 @@ impl<A: Aggregate> Spec<A> {
 }
 
 /// A spec with its command.
-pub struct SpecWhen<A: Aggregate> {
+pub struct SpecWhen<A: Table> {
     spec: Spec<A>,
     acting: Acting,
     command: A::Command,
 }
 
-impl<A: Aggregate> SpecWhen<A> {
+impl<A: Table> SpecWhen<A> {
     pub fn decide(&self) -> Result<Vec<A::Event>, Rejection> {
         let mut events = A::background();
         events.extend(self.spec.given.iter().cloned());
@@ -147,19 +150,19 @@ fn show<E: Debug>(outcome: &Result<Vec<E>, Rejection>) -> String {
 }
 
 /// A row of a table of specs.
-pub struct SpecRow<A: Aggregate> {
+pub struct SpecRow<A: Table> {
     when: SpecWhen<A>,
     then: Result<Vec<A::Event>, Rejection>,
 }
 
-pub fn ok<A: Aggregate>(when: SpecWhen<A>, events: Vec<A::Event>) -> SpecRow<A> {
+pub fn ok<A: Table>(when: SpecWhen<A>, events: Vec<A::Event>) -> SpecRow<A> {
     SpecRow {
         when,
         then: Ok(events),
     }
 }
 
-pub fn no<A: Aggregate>(when: SpecWhen<A>, rejection: Rejection) -> SpecRow<A> {
+pub fn no<A: Table>(when: SpecWhen<A>, rejection: Rejection) -> SpecRow<A> {
     SpecRow {
         when,
         then: Err(rejection),
@@ -168,7 +171,7 @@ pub fn no<A: Aggregate>(when: SpecWhen<A>, rejection: Rejection) -> SpecRow<A> {
 
 /// Runs every row and fails with all the rows that did not come out as expected.
 #[track_caller]
-pub fn run_specs<A: Aggregate>(table: &str, rows: &[SpecRow<A>]) {
+pub fn run_specs<A: Table>(table: &str, rows: &[SpecRow<A>]) {
     let failures: Vec<String> = rows
         .iter()
         .enumerate()

@@ -1,0 +1,1 @@
+//! The event log's conformance kit (filled in below).
