@@ -67,7 +67,7 @@ pub mod vault;
 
 #[cfg(feature = "fault-injection")]
 pub use self::sled::FaultInjection;
-pub use self::sled::{SledLog, SledLogConfig, SledReadModels};
+pub use self::sled::{SledLog, SledLogConfig, SledReadModels, SledVaultStore};
 pub use chain::{ChainBreak, ChainBreakReason, ChainHash, ChainHead, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::DecodeError;

@@ -8,6 +8,9 @@
 //!   restore, the head a clean close leaves beside the files.
 //! - `read_models/`: [`SledReadModels`], the read-model store
 //!   ([`crate::readmodel::ReadModelStore`]), rows packed in pages.
+//! - `vault/`: [`SledVaultStore`], the vault's store ([`crate::vault::VaultStore`]): the
+//!   key file of fixed-size slots beside a sled database of the vault's own, and
+//!   [`Vault::open`](crate::vault::Vault::open).
 //! - `support.rs`: opening and closing sled safely, shared by all three.
 //!
 //! One data directory holds a whole embedded store: `log/`, `vault/` (the key file and the
@@ -16,11 +19,13 @@
 mod log;
 mod read_models;
 pub(crate) mod support;
+mod vault;
 
 #[cfg(feature = "fault-injection")]
 pub use log::FaultInjection;
 pub use log::{SledLog, SledLogConfig};
 pub use read_models::SledReadModels;
+pub use vault::SledVaultStore;
 
 use std::sync::Arc;
 

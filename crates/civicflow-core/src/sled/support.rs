@@ -1,6 +1,7 @@
 //! What every user of sled in this crate needs the same way: opening without letting a panic
 //! out and without tripping over a store that is just closing, and waiting on close until
-//! sled has let go of its files. The log (`sled/log/`) and the vault (`vault/data.rs`) and the read models (`sled/read_models/`) use it.
+//! sled has let go of its files. The log (`sled/log/`), the vault's store (`sled/vault/`)
+//! and the read models (`sled/read_models/`) use it.
 //!
 //! And, for a store that wants it (the vault), a fingerprint of its whole contents at a clean
 //! close, checked and removed on the next open: sled recovers a damaged log by cutting it

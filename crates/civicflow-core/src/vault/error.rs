@@ -30,10 +30,11 @@ impl InvalidContact {
 #[non_exhaustive]
 pub enum VaultError {
     /// The master key does not match the one the vault was created with (checked against
-    /// the key file's header when opening).
+    /// the check value its store holds, in the embedded store the key file's header, when
+    /// the vault opens: [`crate::vault::VaultStore::bind`]).
     #[error("the master key does not open the vault at {path}: wrong master key, or a damaged key-file header")]
     WrongMasterKey {
-        /// The vault's directory.
+        /// Where the store is (the vault's directory for the embedded store).
         path: PathBuf,
     },
     /// One person's key did not decrypt: the key file's slot is damaged (or was written
@@ -133,10 +134,10 @@ pub enum VaultError {
         /// The failure.
         reason: String,
     },
-    /// The embedded store (sled) failed.
+    /// The vault's store failed (for the embedded store, its database).
     #[error("vault storage at {path} failed: {reason}")]
     Storage {
-        /// The data store's directory.
+        /// Where the store is (for the embedded store, its data directory).
         path: PathBuf,
         /// What it said.
         reason: String,
@@ -154,7 +155,7 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    pub(super) fn io(operation: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn io(operation: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io {
             operation,
             path: path.into(),

@@ -274,7 +274,7 @@ fn create_key_file(path: &Path, bytes: &[u8; KEY_LEN]) -> io::Result<()> {
 }
 
 /// Makes a directory's entries durable (a no-op where directories cannot be opened).
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         File::open(dir)?.sync_all()

@@ -6,15 +6,22 @@
 //!   [`ContactDetails`] (name, phone, e-mail, address) live in the [`Vault`].
 //! - Each person has a random 256-bit data key. Their details are encrypted with it
 //!   (XChaCha20-Poly1305, random nonce, the person id as associated data).
-//! - Data keys are stored only *wrapped* with a key derived from the [`MasterKey`], in a
-//!   file of fixed-size slots (`DIR/keys.bin`). [`Vault::erase`] overwrites the person's
-//!   slot with zeros and syncs it before returning; the ciphertext (in `DIR/data/`, a sled
-//!   database of the vault's own) can then never be decrypted again.
+//! - Data keys are stored only *wrapped* with a key derived from the [`MasterKey`].
+//!   [`Vault::erase`] marks the person erased and has the store destroy their key for good
+//!   before returning; their ciphertext can then never be decrypted again.
 //! - [`Vault::find_by_phone`] goes through an HMAC-SHA-256 keyed with a secret derived from
 //!   the master key (never a plain hash, which anyone could compute for every number).
-//!   The tags live in the key slots too, so erasing a person removes their tag as well.
+//!   The tags are stored with the keys, so erasing a person removes their tag as well.
 //! - Display goes through [`mask`] unless the caller's role may see the details; the engine
 //!   decides that and records every unmasked view as an event (`docs/engine.md`).
+//!
+//! Storage is behind [`VaultStore`] (`store.rs`: what a backend keeps and must guarantee);
+//! everything else (the cryptography, the search tags, the per-person locks, refusing writes
+//! after a failed one) is here, the same for every backend. [`Vault::with_store`] opens a
+//! vault on any store; [`Vault::open`] on the embedded one in a directory (the crate's
+//! `SledVaultStore`: the wrapped keys in a file of fixed-size slots, `DIR/keys.bin`,
+//! overwritten in place on erasure; the ciphertexts in a database of the vault's own,
+//! `DIR/data/`).
 //!
 //! The formats and the reasons, including what erasing cannot guarantee (SSDs, journals,
 //! backups) and where the master key lives: `docs/decisions/0004-personal-data.md`.
@@ -44,15 +51,13 @@
 
 mod contact;
 mod crypto;
-mod data;
 mod error;
-mod keyfile;
 mod master_key;
 mod person;
+mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
-use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 pub use contact::{
@@ -62,10 +67,14 @@ pub use contact::{
 pub use error::{InvalidContact, VaultError};
 pub use master_key::MasterKey;
 pub use person::PersonId;
+pub use store::{VaultStore, WrappedKey, CHECK_VALUE_LEN};
+
+// For the backends in this crate (`SledVaultStore`, and later ones): checking a master key's
+// check value and syncing directories are theirs to do, with the vault's own helpers.
+pub(crate) use crypto::constant_time_eq;
+pub(crate) use master_key::sync_dir;
 
 use crypto::{Secret32, VaultKeys, PHONE_TAG_LEN};
-use data::DataStore;
-use keyfile::{KeyFile, Slot};
 
 /// What the vault holds for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,31 +106,25 @@ impl PersonData {
 /// operations on different people mostly are not.
 const STRIPES: usize = 64;
 
-/// The personal-data vault in one directory:
+/// The personal-data vault over a [`VaultStore`]: [`Vault::open`] for the embedded store in a
+/// directory, [`Vault::with_store`] for any other.
 ///
-/// ```text
-/// DIR/keys.bin   the wrapped person keys and phone tags, fixed-size slots (keyfile.rs)
-/// DIR/data/      a sled database: ciphertexts and erasure markers (data.rs)
-/// ```
-///
-/// `Send + Sync`: share it with an `Arc`. One process at a time: the key file is locked, and
-/// a second open fails with [`VaultError::Locked`]. Every write is synced before it returns.
+/// `Send + Sync`: share it with an `Arc`. One vault at a time per store: the embedded store
+/// is locked, and a second open fails with [`VaultError::Locked`]. Every write is durable
+/// before it returns.
 pub struct Vault {
-    dir: PathBuf,
-    // Field order is drop order: sled lets go of its files first, then the key file's lock
-    // goes, so whoever takes the lock next can open both.
-    data: DataStore,
-    key_file: Mutex<KeyFile>,
+    storage: Box<dyn VaultStore>,
     keys: VaultKeys,
     stripes: Vec<RwLock<()>>,
     poison: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Vault {
+    // The store's own `Debug` (where it is, how many keys), never key material: `VaultKeys`
+    // is left out on purpose.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
-            .field("dir", &self.dir)
-            .field("keys", &lock(&self.key_file).len())
+            .field("storage", &self.storage)
             .finish_non_exhaustive()
     }
 }
@@ -131,39 +134,26 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Vault {
-    /// Opens the vault in `dir`, creating it when the directory holds none.
+    /// Opens the vault on `store` under `master`.
     ///
-    /// A new vault's key file records a check value of `master`; every later open must
-    /// present the same master key. Opening also finishes erasures that a crash interrupted
-    /// and re-applies erasures to a key file restored from a backup older than them.
+    /// Binds the store to `master`'s check value: a new store records it, and every later
+    /// vault on the store must present the same master key ([`VaultStore::bind`]). Then
+    /// destroys the key of every person the store marks erased, which finishes erasures a
+    /// crash interrupted and re-applies erasures to keys restored from a backup older than
+    /// them.
     ///
     /// # Errors
-    /// [`VaultError::WrongMasterKey`], [`VaultError::Locked`],
-    /// [`VaultError::DamagedKeyFile`], [`VaultError::KeyFileMissing`] (data but no key file),
-    /// [`VaultError::UnsupportedFormat`], [`VaultError::Storage`], [`VaultError::Io`].
-    pub fn open(dir: impl AsRef<Path>, master: MasterKey) -> Result<Self, VaultError> {
-        let dir = dir.as_ref().to_owned();
+    /// [`VaultError::WrongMasterKey`], and whatever the store reports
+    /// ([`VaultError::KeyFileMissing`], [`VaultError::Storage`], [`VaultError::Io`], …).
+    pub fn with_store(
+        store: impl VaultStore + 'static,
+        master: MasterKey,
+    ) -> Result<Self, VaultError> {
         let keys = VaultKeys::derive(&master);
         drop(master);
-        std::fs::create_dir_all(&dir).map_err(|e| VaultError::io("create", &dir, e))?;
-        let key_path = dir.join(keyfile::FILE_NAME);
-        let data_path = dir.join(data::DIR_NAME);
-        let exists = |path: &Path| {
-            path.try_exists()
-                .map_err(|e| VaultError::io("inspect", path, e))
-        };
-        if !exists(&key_path)? {
-            if exists(&data_path)? && DataStore::open(&data_path)?.holds_people()? {
-                return Err(VaultError::KeyFileMissing { path: dir });
-            }
-            KeyFile::create(&dir, keys.check_value())?;
-        }
-        let key_file = KeyFile::open(&dir, keys.check_value())?;
-        let data = DataStore::open(&data_path)?;
+        store.bind(keys.check_value())?;
         let vault = Self {
-            dir,
-            data,
-            key_file: Mutex::new(key_file),
+            storage: Box::new(store),
             keys,
             stripes: (0..STRIPES).map(|_| RwLock::new(())).collect(),
             poison: Mutex::new(None),
@@ -172,29 +162,34 @@ impl Vault {
         Ok(vault)
     }
 
-    /// Zeroes the slot of every erased person that still has one.
+    /// Destroys the key of every erased person that still has one.
     fn finish_erasures(&self) -> Result<(), VaultError> {
-        let erased = self.data.erased()?;
-        let mut key_file = lock(&self.key_file);
-        for person in erased {
-            key_file.erase(person)?;
+        for person in self.storage.erased()? {
+            self.storage.destroy_key(person)?;
         }
         Ok(())
     }
 
-    /// The vault's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the vault's store keeps its data (a directory for the embedded store), for
+    /// messages.
+    pub fn location(&self) -> String {
+        self.storage.location()
     }
 
     /// How many people have a key (stored and not erased).
-    pub fn len(&self) -> usize {
-        lock(&self.key_file).len()
+    ///
+    /// # Errors
+    /// [`VaultError::Storage`], [`VaultError::Io`] from the store.
+    pub fn len(&self) -> Result<usize, VaultError> {
+        self.storage.key_count()
     }
 
     /// Whether no one has a key.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    ///
+    /// # Errors
+    /// As [`Vault::len`].
+    pub fn is_empty(&self) -> Result<bool, VaultError> {
+        Ok(self.len()? == 0)
     }
 
     fn stripe(&self, person: PersonId) -> &RwLock<()> {
@@ -233,53 +228,57 @@ impl Vault {
             .stripe(person)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if self.data.is_erased(person)? {
+        if self.storage.is_erased(person)? {
             return Err(VaultError::Erased { person });
         }
         let tag = details.phone().map(|phone| self.keys.phone_tag(phone));
         let data_key = self.key_for_store(person, tag)?;
         let record = crypto::seal_record(person, &data_key, details)?;
         drop(data_key);
-        self.data
+        self.storage
             .put_record(person, &record)
             .map_err(|e| self.poisoned_by(e))
     }
 
-    /// The person's data key for a store: their existing one (with the slot's phone tag
-    /// updated when the number changed), or a new one.
+    /// The person's data key for a store: their existing one (with the stored phone tag
+    /// updated when the number changed), or a new one. The caller holds the person's stripe
+    /// for writing, so reading the key and putting it back is not raced by another write.
     fn key_for_store(
         &self,
         person: PersonId,
         tag: Option<[u8; PHONE_TAG_LEN]>,
     ) -> Result<Secret32, VaultError> {
-        let mut key_file = lock(&self.key_file);
-        if let Some(slot) = key_file.get(person)? {
-            match self.keys.unwrap_key(person, &slot.nonce, &slot.wrapped) {
+        if let Some(stored) = self.storage.key(person)? {
+            match self.keys.unwrap_key(person, &stored.nonce, &stored.wrapped) {
                 Some(key) => {
-                    if slot.phone_tag != tag {
-                        let slot = Slot {
+                    if stored.phone_tag != tag {
+                        let retagged = WrappedKey {
                             phone_tag: tag,
-                            ..slot
+                            ..stored
                         };
-                        key_file.put(&slot).map_err(|e| self.poisoned_by(e))?;
+                        self.storage
+                            .put_key(&retagged)
+                            .map_err(|e| self.poisoned_by(e))?;
                     }
                     return Ok(key);
                 }
                 // A damaged key that protects no record (a first store that a crash cut
                 // short): nothing is lost by replacing it.
-                None if !self.data.has_record(person)? => {}
+                None if !self.storage.has_record(person)? => {}
                 None => return Err(VaultError::KeyUnwrap { person }),
             }
         }
         let data_key = Secret32::random()?;
         let (nonce, wrapped) = self.keys.wrap(person, &data_key)?;
-        let slot = Slot {
+        let key = WrappedKey {
             person,
             nonce,
             wrapped,
             phone_tag: tag,
         };
-        key_file.put(&slot).map_err(|e| self.poisoned_by(e))?;
+        self.storage
+            .put_key(&key)
+            .map_err(|e| self.poisoned_by(e))?;
         Ok(data_key)
     }
 
@@ -295,43 +294,46 @@ impl Vault {
             .stripe(person)
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        if self.data.is_erased(person)? {
+        if self.storage.is_erased(person)? {
             return Ok(PersonData::Erased);
         }
-        let Some(record) = self.data.record(person)? else {
+        let Some(record) = self.storage.record(person)? else {
             return Ok(PersonData::Unknown);
         };
-        let Some(slot) = lock(&self.key_file).get(person)? else {
+        let Some(stored) = self.storage.key(person)? else {
             return Err(VaultError::KeyMissing { person });
         };
         let key = self
             .keys
-            .unwrap_key(person, &slot.nonce, &slot.wrapped)
+            .unwrap_key(person, &stored.nonce, &stored.wrapped)
             .ok_or(VaultError::KeyUnwrap { person })?;
         crypto::open_record(person, &key, &record).map(PersonData::Present)
     }
 
-    /// Erases `person`: marks them erased and removes their record (synced), then overwrites
-    /// their key slot with zeros and syncs the key file. When it returns, their data can
-    /// never be decrypted again, by anyone, with any master key. Erasing again, or erasing
-    /// someone never stored, is fine; either way they read as [`PersonData::Erased`] after.
+    /// Erases `person`: marks them erased and removes their record (durably), then has the
+    /// store destroy their key and phone tag ([`VaultStore::destroy_key`]: for the embedded
+    /// store, their key slot overwritten with zeros and synced). When it returns, their data
+    /// can never be decrypted again, by anyone, with any master key. Erasing again, or
+    /// erasing someone never stored, is fine; either way they read as [`PersonData::Erased`]
+    /// after.
     ///
     /// Works on a poisoned vault too: destroying a key is always attempted.
     ///
     /// # Errors
-    /// [`VaultError::Storage`], [`VaultError::Io`]. If the marker was written but the slot
-    /// was not overwritten, the person already reads as erased, and the slot is overwritten
-    /// by the next `erase` of them or the next [`Vault::open`].
+    /// [`VaultError::Storage`], [`VaultError::Io`]. If the marker was written but the key was
+    /// not destroyed, the person already reads as erased, and the key is destroyed by the
+    /// next `erase` of them or the next vault opened on the store ([`Vault::with_store`],
+    /// [`Vault::open`]).
     pub fn erase(&self, person: PersonId) -> Result<(), VaultError> {
         let _guard = self
             .stripe(person)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        self.data
+        self.storage
             .mark_erased(person)
             .map_err(|e| self.poisoned_by(e))?;
-        lock(&self.key_file)
-            .erase(person)
+        self.storage
+            .destroy_key(person)
             .map_err(|e| self.poisoned_by(e))?;
         Ok(())
     }
@@ -339,9 +341,9 @@ impl Vault {
     /// Whether `person` was erased.
     ///
     /// # Errors
-    /// [`VaultError::Storage`].
+    /// [`VaultError::Storage`], [`VaultError::Io`].
     pub fn is_erased(&self, person: PersonId) -> Result<bool, VaultError> {
-        self.data.is_erased(person)
+        self.storage.is_erased(person)
     }
 
     /// The people whose stored phone number is `phone`, in any spelling ([`normalize_phone`]:
@@ -349,17 +351,18 @@ impl Vault {
     /// never found.
     ///
     /// # Errors
-    /// [`VaultError::InvalidSearch`] when `phone` is not a phone number; [`VaultError::Storage`].
+    /// [`VaultError::InvalidSearch`] when `phone` is not a phone number; [`VaultError::Storage`],
+    /// [`VaultError::Io`].
     pub fn find_by_phone(&self, phone: &str) -> Result<Vec<PersonId>, VaultError> {
         let normalized = normalize_phone(phone)?;
         let tag = self.keys.phone_tag(&normalized);
         let mut bytes = normalized.into_bytes();
         crypto::wipe(&mut bytes);
-        let candidates = lock(&self.key_file).find(&tag);
+        let candidates = self.storage.find_by_phone_tag(&tag)?;
         let mut people = Vec::with_capacity(candidates.len());
         for person in candidates {
             // A key whose record was never written (a store cut short) finds no one.
-            if self.data.has_record(person)? {
+            if self.storage.has_record(person)? {
                 people.push(person);
             }
         }
@@ -367,12 +370,13 @@ impl Vault {
         Ok(people)
     }
 
-    /// Flushes and syncs the data store and closes the vault. Every store and erase was
-    /// durable already; this reports a failure that dropping would swallow.
+    /// Syncs the store ([`VaultStore::sync`]) and closes the vault, letting go of the store.
+    /// Every store and erase was durable already; this reports a failure that dropping would
+    /// swallow.
     ///
     /// # Errors
     /// [`VaultError::Storage`], [`VaultError::Io`].
     pub fn close(self) -> Result<(), VaultError> {
-        self.data.sync()
+        self.storage.sync()
     }
 }

@@ -1,7 +1,10 @@
-//! The key file, `DIR/keys.bin`: the wrapped person keys and phone tags, in fixed-size slots
-//! that are overwritten in place. Erasing a person overwrites their slot with zeros and
-//! `fdatasync`s the file before returning, which is why the keys are here and not in sled:
-//! sled is log-structured and would keep a deleted value in its old segments.
+//! The key file, `DIR/keys.bin`: the wrapped person keys and phone tags
+//! ([`WrappedKey`]s), in fixed-size slots that are overwritten in place. Erasing a person
+//! overwrites their slot with zeros and `fdatasync`s the file before returning, which is why
+//! the keys are here and not in the sled database beside it: sled is log-structured and
+//! would keep a deleted value in its old segments, at a time we do not control
+//! ([`VaultStore::destroy_key`](crate::vault::VaultStore::destroy_key) promises no copy is
+//! left).
 //!
 //! ```text
 //! header, 128 bytes
@@ -33,16 +36,21 @@
 //! The wrapped key is bound to the person id only, not to the phone tag: a new phone number
 //! rewrites the slot with the same key bytes, so a torn write can damage the tag but never
 //! the key.
+//!
+//! Opening reads and locks the file but checks no master key: [`KeyFile::bind`] does, when
+//! the vault binds the store ([`VaultStore::bind`](crate::vault::VaultStore::bind)), and
+//! nothing is written before it succeeded.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::crypto::{constant_time_eq, NONCE_LEN, PHONE_TAG_LEN, WRAPPED_LEN};
-use super::error::VaultError;
-use super::master_key::sync_dir;
-use super::person::PersonId;
+use crate::vault::{constant_time_eq, sync_dir, PersonId, VaultError, WrappedKey, CHECK_VALUE_LEN};
+
+const NONCE_LEN: usize = WrappedKey::NONCE_LEN;
+const WRAPPED_LEN: usize = WrappedKey::WRAPPED_LEN;
+const PHONE_TAG_LEN: usize = WrappedKey::PHONE_TAG_LEN;
 
 /// The key file's name in the vault directory.
 pub(super) const FILE_NAME: &str = "keys.bin";
@@ -65,52 +73,42 @@ const OFF_PHONE: usize = OFF_WRAPPED + WRAPPED_LEN;
 const OFF_TAG: usize = OFF_PHONE + 1;
 const OFF_RESERVED: usize = OFF_TAG + PHONE_TAG_LEN;
 
-/// One person's entry: their wrapped key and phone tag.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Slot {
-    pub(super) person: PersonId,
-    pub(super) nonce: [u8; NONCE_LEN],
-    pub(super) wrapped: [u8; WRAPPED_LEN],
-    pub(super) phone_tag: Option<[u8; PHONE_TAG_LEN]>,
+/// One person's slot: their wrapped key and phone tag.
+fn encode_slot(key: &WrappedKey) -> [u8; SLOT_LEN] {
+    let mut out = [0u8; SLOT_LEN];
+    out[0] = STATE_USED;
+    out[OFF_PERSON..OFF_NONCE].copy_from_slice(key.person.as_bytes());
+    out[OFF_NONCE..OFF_WRAPPED].copy_from_slice(&key.nonce);
+    out[OFF_WRAPPED..OFF_PHONE].copy_from_slice(&key.wrapped);
+    if let Some(tag) = &key.phone_tag {
+        out[OFF_PHONE] = 1;
+        out[OFF_TAG..OFF_RESERVED].copy_from_slice(tag);
+    }
+    out
 }
 
-impl Slot {
-    pub(super) fn encode(&self) -> [u8; SLOT_LEN] {
-        let mut out = [0u8; SLOT_LEN];
-        out[0] = STATE_USED;
-        out[OFF_PERSON..OFF_NONCE].copy_from_slice(self.person.as_bytes());
-        out[OFF_NONCE..OFF_WRAPPED].copy_from_slice(&self.nonce);
-        out[OFF_WRAPPED..OFF_PHONE].copy_from_slice(&self.wrapped);
-        if let Some(tag) = &self.phone_tag {
-            out[OFF_PHONE] = 1;
-            out[OFF_TAG..OFF_RESERVED].copy_from_slice(tag);
-        }
-        out
+/// `Ok(None)` for a slot that holds no key (free, erased, or erased half-way).
+fn decode_slot(bytes: &[u8; SLOT_LEN]) -> Result<Option<WrappedKey>, &'static str> {
+    if bytes[OFF_NONCE..OFF_PHONE].iter().all(|&b| b == 0) {
+        return Ok(None);
     }
-
-    /// `Ok(None)` for a slot that holds no key (free, erased, or erased half-way).
-    pub(super) fn decode(bytes: &[u8; SLOT_LEN]) -> Result<Option<Self>, &'static str> {
-        if bytes[OFF_NONCE..OFF_PHONE].iter().all(|&b| b == 0) {
-            return Ok(None);
-        }
-        if bytes[0] != STATE_USED {
-            return Err("it holds key bytes but its state byte is not 1 (used)");
-        }
-        if bytes[OFF_RESERVED..].iter().any(|&b| b != 0) {
-            return Err("its reserved bytes are not zero");
-        }
-        let phone_tag = match bytes[OFF_PHONE] {
-            0 => None,
-            1 => Some(copy_array(&bytes[OFF_TAG..OFF_RESERVED])),
-            _ => return Err("its phone marker is neither 0 nor 1"),
-        };
-        Ok(Some(Self {
-            person: PersonId::from_bytes(copy_array(&bytes[OFF_PERSON..OFF_NONCE])),
-            nonce: copy_array(&bytes[OFF_NONCE..OFF_WRAPPED]),
-            wrapped: copy_array(&bytes[OFF_WRAPPED..OFF_PHONE]),
-            phone_tag,
-        }))
+    if bytes[0] != STATE_USED {
+        return Err("it holds key bytes but its state byte is not 1 (used)");
     }
+    if bytes[OFF_RESERVED..].iter().any(|&b| b != 0) {
+        return Err("its reserved bytes are not zero");
+    }
+    let phone_tag = match bytes[OFF_PHONE] {
+        0 => None,
+        1 => Some(copy_array(&bytes[OFF_TAG..OFF_RESERVED])),
+        _ => return Err("its phone marker is neither 0 nor 1"),
+    };
+    Ok(Some(WrappedKey {
+        person: PersonId::from_bytes(copy_array(&bytes[OFF_PERSON..OFF_NONCE])),
+        nonce: copy_array(&bytes[OFF_NONCE..OFF_WRAPPED]),
+        wrapped: copy_array(&bytes[OFF_WRAPPED..OFF_PHONE]),
+        phone_tag,
+    }))
 }
 
 /// Copies a slice of known length into an array (the ranges above are constants).
@@ -121,7 +119,7 @@ fn copy_array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     out
 }
 
-fn encode_header(check: &[u8; 32]) -> [u8; HEADER_LEN] {
+fn encode_header(check: &[u8; CHECK_VALUE_LEN]) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[..8].copy_from_slice(&MAGIC);
     header[8] = FORMAT;
@@ -140,8 +138,16 @@ struct Entry {
 /// phone-tag index and the free slots.
 #[derive(Debug)]
 pub(super) struct KeyFile {
+    dir: PathBuf,
     path: PathBuf,
     file: File,
+    /// The header's check value, compared by [`KeyFile::bind`].
+    check: [u8; CHECK_VALUE_LEN],
+    /// Whether [`KeyFile::bind`] accepted a master key; nothing is written before.
+    bound: bool,
+    /// Slots a crash left erased half-way (key bytes gone, person still named), zeroed by
+    /// [`KeyFile::bind`].
+    half_erased: Vec<u64>,
     entries: HashMap<PersonId, Entry>,
     by_phone: HashMap<[u8; PHONE_TAG_LEN], Vec<PersonId>>,
     free: BTreeSet<u64>,
@@ -155,7 +161,7 @@ fn slot_offset(index: u64) -> u64 {
 impl KeyFile {
     /// Creates a key file holding only the header for `check`, durably (written to a
     /// temporary file, synced, renamed, directory synced).
-    pub(super) fn create(dir: &Path, check: &[u8; 32]) -> Result<(), VaultError> {
+    pub(super) fn create(dir: &Path, check: &[u8; CHECK_VALUE_LEN]) -> Result<(), VaultError> {
         let path = dir.join(FILE_NAME);
         let temp = dir.join(format!("{FILE_NAME}.new"));
         let mut options = OpenOptions::new();
@@ -176,9 +182,9 @@ impl KeyFile {
         sync_dir(dir).map_err(|e| VaultError::io("sync", dir, e))
     }
 
-    /// Opens and locks the key file in `dir`, checks the header against `check` and reads
-    /// every slot.
-    pub(super) fn open(dir: &Path, check: &[u8; 32]) -> Result<Self, VaultError> {
+    /// Opens and locks the key file in `dir`, checks its header's format and reads every
+    /// slot. Writes nothing: the master key is checked by [`KeyFile::bind`].
+    pub(super) fn open(dir: &Path) -> Result<Self, VaultError> {
         let path = dir.join(FILE_NAME);
         let file = OpenOptions::new()
             .read(true)
@@ -228,24 +234,22 @@ impl KeyFile {
         if header[9..16].iter().chain(&header[48..]).any(|&b| b != 0) {
             return Err(damaged("its header's reserved bytes are not zero".into()));
         }
-        if !constant_time_eq(&header[16..48], check) {
-            return Err(VaultError::WrongMasterKey {
-                path: dir.to_owned(),
-            });
-        }
 
         let mut key_file = Self {
+            dir: dir.to_owned(),
             path: path.clone(),
             file: file
                 .try_clone()
                 .map_err(|e| VaultError::io("open", &path, e))?,
+            check: copy_array(&header[16..48]),
+            bound: false,
+            half_erased: Vec::new(),
             entries: HashMap::new(),
             by_phone: HashMap::new(),
             free: BTreeSet::new(),
             slots: 0,
         };
         let mut bytes = [0u8; SLOT_LEN];
-        let mut half_erased = Vec::new();
         loop {
             let got = read_up_to(&mut reader, &mut bytes)
                 .map_err(|e| VaultError::io("read", &path, e))?;
@@ -265,10 +269,10 @@ impl KeyFile {
                 )));
             }
             key_file.slots += 1;
-            match Slot::decode(&bytes) {
+            match decode_slot(&bytes) {
                 Ok(None) => {
                     if bytes.iter().any(|&b| b != 0) {
-                        half_erased.push(index);
+                        key_file.half_erased.push(index);
                     }
                     key_file.free.insert(index);
                 }
@@ -291,11 +295,38 @@ impl KeyFile {
         }
         drop(reader);
         drop(file);
-        // Finish erasures a crash interrupted after the key bytes were gone.
-        for index in half_erased {
-            key_file.write_at(slot_offset(index), &[0u8; SLOT_LEN])?;
-        }
         Ok(key_file)
+    }
+
+    /// Accepts the master key whose check value is `check` if the header holds it (compared
+    /// in constant time), then finishes the erasures a crash interrupted after the key bytes
+    /// were gone. Binding again with the same value is fine.
+    pub(super) fn bind(&mut self, check: &[u8; CHECK_VALUE_LEN]) -> Result<(), VaultError> {
+        if !constant_time_eq(&self.check, check) {
+            return Err(VaultError::WrongMasterKey {
+                path: self.dir.clone(),
+            });
+        }
+        self.bound = true;
+        for index in std::mem::take(&mut self.half_erased) {
+            self.write_at(slot_offset(index), &[0u8; SLOT_LEN])?;
+        }
+        Ok(())
+    }
+
+    /// Refuses writes before [`KeyFile::bind`]: a slot wrapped under an unchecked master
+    /// key would be unreadable.
+    fn check_bound(&self) -> Result<(), VaultError> {
+        if self.bound {
+            Ok(())
+        } else {
+            Err(VaultError::Storage {
+                path: self.dir.clone(),
+                reason:
+                    "the key file is not bound to a master key yet (Vault::with_store binds it)"
+                        .into(),
+            })
+        }
     }
 
     fn index(&mut self, person: PersonId, index: u64, phone_tag: Option<[u8; PHONE_TAG_LEN]>) {
@@ -323,19 +354,13 @@ impl KeyFile {
         self.entries.len()
     }
 
-    /// Whether `person` has a slot.
-    #[cfg(test)]
-    pub(super) fn contains(&self, person: PersonId) -> bool {
-        self.entries.contains_key(&person)
-    }
-
     /// The people whose phone tag is `tag`.
     pub(super) fn find(&self, tag: &[u8; PHONE_TAG_LEN]) -> Vec<PersonId> {
         self.by_phone.get(tag).cloned().unwrap_or_default()
     }
 
     /// Reads `person`'s slot from the file; `None` when they have none.
-    pub(super) fn get(&self, person: PersonId) -> Result<Option<Slot>, VaultError> {
+    pub(super) fn get(&self, person: PersonId) -> Result<Option<WrappedKey>, VaultError> {
         let Some(entry) = self.entries.get(&person) else {
             return Ok(None);
         };
@@ -345,7 +370,7 @@ impl KeyFile {
             .seek(SeekFrom::Start(offset))
             .and_then(|_| (&self.file).read_exact(&mut bytes))
             .map_err(|e| VaultError::io("read", &self.path, e))?;
-        match Slot::decode(&bytes) {
+        match decode_slot(&bytes) {
             Ok(Some(slot)) if slot.person == person => Ok(Some(slot)),
             Ok(_) => Err(VaultError::DamagedKeyFile {
                 path: self.path.clone(),
@@ -362,12 +387,13 @@ impl KeyFile {
     }
 
     /// Writes `slot` (into the person's slot, or a free one) and syncs before returning.
-    pub(super) fn put(&mut self, slot: &Slot) -> Result<(), VaultError> {
+    pub(super) fn put(&mut self, slot: &WrappedKey) -> Result<(), VaultError> {
+        self.check_bound()?;
         let index = match self.entries.get(&slot.person) {
             Some(entry) => entry.index,
             None => self.allocate()?,
         };
-        self.write_at(slot_offset(index), &slot.encode())?;
+        self.write_at(slot_offset(index), &encode_slot(slot))?;
         self.unindex(slot.person);
         self.free.remove(&index);
         self.index(slot.person, index, slot.phone_tag);
@@ -377,6 +403,7 @@ impl KeyFile {
     /// Overwrites `person`'s slot with zeros and syncs before returning. `false` when they
     /// had no slot.
     pub(super) fn erase(&mut self, person: PersonId) -> Result<bool, VaultError> {
+        self.check_bound()?;
         let Some(entry) = self.entries.get(&person).copied() else {
             return Ok(false);
         };
@@ -436,8 +463,8 @@ mod tests {
     use super::*;
     use crate::clock::Timestamp;
 
-    fn slot(seconds: i64, tag: Option<[u8; 32]>) -> Slot {
-        Slot {
+    fn slot(seconds: i64, tag: Option<[u8; 32]>) -> WrappedKey {
+        WrappedKey {
             person: PersonId::new_v7(Timestamp::from_unix_seconds(seconds)),
             nonce: [3; NONCE_LEN],
             wrapped: [4; WRAPPED_LEN],
@@ -448,26 +475,26 @@ mod tests {
     #[test]
     fn slots_round_trip_and_free_slots_are_zero() {
         for s in [slot(1, None), slot(2, Some([9; 32]))] {
-            let bytes = s.encode();
+            let bytes = encode_slot(&s);
             assert_eq!(bytes.len(), SLOT_LEN);
-            assert_eq!(Slot::decode(&bytes), Ok(Some(s.clone())));
+            assert_eq!(decode_slot(&bytes), Ok(Some(s.clone())));
         }
-        assert_eq!(Slot::decode(&[0; SLOT_LEN]), Ok(None));
+        assert_eq!(decode_slot(&[0; SLOT_LEN]), Ok(None));
         // Erased half-way: the key bytes are gone, so it holds no key.
-        let mut half = slot(3, Some([9; 32])).encode();
+        let mut half = encode_slot(&slot(3, Some([9; 32])));
         half[OFF_NONCE..OFF_PHONE].fill(0);
-        assert_eq!(Slot::decode(&half), Ok(None));
+        assert_eq!(decode_slot(&half), Ok(None));
         assert_eq!(OFF_RESERVED, 122);
     }
 
     #[test]
     fn every_damaged_slot_byte_is_an_error_or_another_slot_never_a_panic() {
-        let bytes = slot(1, Some([9; 32])).encode();
+        let bytes = encode_slot(&slot(1, Some([9; 32])));
         for i in 0..SLOT_LEN {
             for flip in [0x01u8, 0x80, 0xFF] {
                 let mut damaged = bytes;
                 damaged[i] ^= flip;
-                let decoded = Slot::decode(&damaged);
+                let decoded = decode_slot(&damaged);
                 // State, phone marker and reserved bytes are checked; other bytes are caught
                 // by the AEAD when the key is unwrapped. No flip makes the slot free.
                 if i == 0 || i >= OFF_RESERVED || (i == OFF_PHONE && damaged[i] > 1) {

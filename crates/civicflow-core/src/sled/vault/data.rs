@@ -1,9 +1,10 @@
-//! The vault's data store: its own sled database in `DIR/data/`, one tree
-//! (`civicflow-vault`). Besides `store/sled_log/`, this is the only code that knows sled.
+//! The embedded vault store's data: its own sled database in `DIR/data/`, one tree
+//! (`civicflow-vault`).
 //!
 //! It holds only what is useless without the key file: ciphertexts, and the ids of erased
 //! people. sled keeps deleted values in old segments until it collects them, which is
-//! harmless here because the keys that open them are gone.
+//! harmless here because the keys that open them are gone (the keys are in the slot file,
+//! `keyfile.rs`, for exactly that reason).
 //!
 //! ```text
 //!  'F'                      -> "civicflow-vault/1"     format marker
@@ -14,16 +15,14 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::error::VaultError;
-use super::master_key::sync_dir;
-use super::person::PersonId;
+use crate::vault::{sync_dir, PersonId, VaultError};
 
 /// The data store's directory inside the vault's.
 pub(super) const DIR_NAME: &str = "data";
 const TREE: &str = "civicflow-vault";
 const FORMAT_KEY: &[u8] = b"F";
 /// The format marker this build reads and writes.
-pub(super) const FORMAT_NAME: &str = "civicflow-vault/1";
+const FORMAT_NAME: &str = "civicflow-vault/1";
 const RECORD: u8 = b'D';
 const ERASED: u8 = b'X';
 const ERASED_VALUE: [u8; 1] = [1];
@@ -228,12 +227,6 @@ impl DataStore {
             }
         }
         Ok(false)
-    }
-
-    /// Test hook: writes a raw value under a person's record key, to damage it.
-    #[cfg(test)]
-    pub(super) fn put_raw_record(&self, person: PersonId, value: &[u8]) -> Result<(), VaultError> {
-        self.put_record(person, value)
     }
 }
 
