@@ -72,7 +72,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_default()
         );
     }
-    let (directive, progress) = engine.directive(run.directive)?;
+    let view = engine.directive(&secretary, run.directive)?;
+    let (directive, progress) = (view.state, view.progress);
     println!(
         "  directive {:?}: {} units reached, {} acknowledged, {} reported, complete: {}",
         directive.title,
@@ -87,25 +88,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             part.unit, part.units_reported, part.units, part.complete
         );
     }
-    if let Some(item) = engine.list_item(run.project)? {
+    let item = engine.list_item(&secretary, run.project)?;
+    println!(
+        "  project list: {:?} linked to {} case(s)",
+        item.title,
+        item.cases.len()
+    );
+    for shop in ["shop-yh-101", "shop-xt-033"] {
+        let unit = civicflow::core::UnitId::new(shop)?;
+        let standing = engine.standing(&secretary, &unit)?;
         println!(
-            "  project list: {:?} linked to {} case(s)",
-            item.title,
-            item.cases.len()
+            "  {shop}: {:?} points, flags {:?}, quarterly {:?}",
+            standing.points(),
+            standing.flags,
+            standing.quarterly
         );
     }
-    for shop in ["shop-yh-101", "shop-xt-033"] {
-        if let Some(standing) = engine.standing(&civicflow::core::UnitId::new(shop)?)? {
-            println!(
-                "  {shop}: {:?} points, flags {:?}, quarterly {:?}",
-                standing.points(),
-                standing.flags,
-                standing.quarterly
-            );
-        }
-    }
     println!();
-    println!("{}", engine.audit(run.escalated_case)?);
+    println!("{}", engine.audit(&secretary, run.escalated_case)?);
     read_models(&engine, &dir, clock.now())?;
     let report = engine.log().verify()?;
     println!(

@@ -547,7 +547,7 @@ pub fn run_loops(engine: &Engine, clock: &ManualClock) -> Result<DemoRun, Submit
             unit: unit_id("xintiandi"),
         },
     )? {
-        Outcome::ListItem { item } => item,
+        Outcome::ListItem { item, .. } => item,
         other => panic!("expected a list item, got {other:?}"),
     };
     let district_case = case_of(engine.submit(

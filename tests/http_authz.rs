@@ -1091,9 +1091,10 @@ fn world(demo: &DemoService, ids: &Ids) -> World {
     }
     let mut directives = BTreeMap::new();
     for (id, all_reported) in [(&ids.d1, true), (&ids.d2, false)] {
-        let (state, _) = engine
-            .directive(DirectiveId::parse(id).expect("a directive id"))
-            .expect("the directive");
+        let state = engine
+            .directive(&system, DirectiveId::parse(id).expect("a directive id"))
+            .expect("the directive")
+            .state;
         directives.insert(
             id.clone(),
             DirectiveFacts {

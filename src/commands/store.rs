@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use civicflow::core::bundle::{self, Bundle, Decoded, ExportError};
 use civicflow::core::calendar::format_local;
-use civicflow::core::domain::access::{self, AccessCommand, AccessEvent, AccessState, TokenId};
+use civicflow::core::domain::access::{Access, AccessCommand, AccessState, TokenId};
 use civicflow::core::domain::org::Acting;
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::domain::Rejection;
@@ -31,7 +31,7 @@ use civicflow::core::readmodel::{Namespace, ReadModelError, ReadModelStore};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{
     ActorId, CaseId, ChainHash, EventStore, OpenError, Role, SledLog, SledReadModels, StreamId,
-    UnitId, Version,
+    UnitId,
 };
 use civicflow::http::TokenSecret;
 use civicflow::projections::{models, Phase, Runner, RunnerOptions};
@@ -609,7 +609,7 @@ fn token_create(
     );
     drop(engine);
     let token = match outcome {
-        Ok(Outcome::Token { token }) => token,
+        Ok(Outcome::Token { token, .. }) => token,
         Ok(other) => return Err(format!("unexpected outcome {other:?}")),
         Err(engine::SubmitError::Rejected(rejection)) => {
             return Err(format!(
@@ -678,29 +678,8 @@ fn token_revoke(
 
 /// Every token of the log, folded from the access stream (read only: no engine, no key).
 fn read_tokens(log: &dyn EventStore) -> Result<AccessState, String> {
-    let stream = access::access_stream();
-    let mut state = AccessState::default();
-    let mut from = Version::FIRST;
-    loop {
-        let page = log
-            .read_stream(&stream, from, 1024)
-            .map_err(|e| e.to_string())?;
-        let Some(last) = page.last() else { break };
-        from = last.version.next();
-        for recorded in &page {
-            let event: AccessEvent = recorded.decode().map_err(|e| {
-                format!(
-                    "the token event at position {} does not decode: {e}",
-                    recorded.position
-                )
-            })?;
-            access::apply(&mut state, &event, recorded.version);
-        }
-        if page.len() < 1024 {
-            break;
-        }
-    }
-    Ok(state)
+    engine::read_from_log::<Access>(log, &DefinitionRegistry::built_in(), &())
+        .map_err(|e| format!("cannot read the tokens: {e}"))
 }
 
 fn token_list(data: &Path) -> Result<ExitCode, String> {

@@ -335,7 +335,11 @@ fn a_service_request_runs_the_whole_loop_and_audits() {
 
     // State as of an earlier version.
     let early = engine
-        .case_at_version(&system(), case, civicflow_core::Version::new(2).expect("nz"))
+        .case_at_version(
+            &system(),
+            case,
+            civicflow_core::Version::new(2).expect("nz"),
+        )
         .expect("read");
     assert_eq!(early.stage, "received");
 
@@ -476,7 +480,9 @@ fn a_directive_reaches_every_shop_and_rolls_up() {
     let engine = open_engine(&scratch.0, &clock, &key);
     build_chart(&engine);
     let admin = acting("wang.admin", "community_admin", "tonghui");
-    let Outcome::Directive { directive, parts, .. } = engine
+    let Outcome::Directive {
+        directive, parts, ..
+    } = engine
         .submit(
             &admin,
             Command::IssueDirective {
@@ -493,7 +499,10 @@ fn a_directive_reaches_every_shop_and_rolls_up() {
     };
     // 2 grids, 2 enterprises, 3 shops (the department is outside the chain).
     assert_eq!(parts, 7);
-    let progress = engine.directive(&system(), directive).expect("read").progress;
+    let progress = engine
+        .directive(&system(), directive)
+        .expect("read")
+        .progress;
     assert_eq!(
         (progress.units, progress.reported, progress.complete),
         (7, 0, false)
@@ -516,7 +525,10 @@ fn a_directive_reaches_every_shop_and_rolls_up() {
     ] {
         report(&who).expect("reported");
     }
-    let progress = engine.directive(&system(), directive).expect("read").progress;
+    let progress = engine
+        .directive(&system(), directive)
+        .expect("read")
+        .progress;
     let grid1 = progress
         .parts
         .iter()

@@ -87,7 +87,7 @@ impl AppState {
             }),
         )?;
         self.0.tokens.replace(&self.0.engine.tokens()?);
-        let Outcome::Token { token } = outcome else {
+        let Outcome::Token { token, .. } = outcome else {
             return Err(crate::ServiceError::Engine(EngineError::Config(
                 "the engine answered a token command with another outcome".into(),
             )));

@@ -647,7 +647,10 @@ fn part_due(engine: &Engine, directive: DirectiveId, index: u32) -> Timestamp {
 }
 
 fn part_index(engine: &Engine, directive: DirectiveId, unit_id: &str) -> u32 {
-    let (state, _) = engine.directive(directive).expect("directive");
+    let state = engine
+        .directive(&Acting::system(unit("tonghui")), directive)
+        .expect("directive")
+        .state;
     state.part_of(&unit(unit_id)).expect("a part").index
 }
 

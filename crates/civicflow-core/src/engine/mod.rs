@@ -754,6 +754,21 @@ impl Engine {
     }
 }
 
+/// An aggregate's state read straight from a log, without an [`Engine`]: for tools on a
+/// stopped store (opening an engine takes the deadline steps that fell due meanwhile, which
+/// writes; this only reads). No visibility check: whoever holds the store's files reads it.
+///
+/// # Errors
+/// [`SubmitError::Rejected`] when the id cannot name a stream; [`SubmitError::Engine`] when
+/// the log cannot be read or an event does not decode.
+pub fn read_from_log<A: Aggregate>(
+    log: &dyn EventStore,
+    definitions: &DefinitionRegistry,
+    id: &A::Id,
+) -> Result<A::State, SubmitError> {
+    Ok(load::load::<A>(log, definitions, &A::stream(id)?)?.state)
+}
+
 /// Loads every `*.toml` workflow definition in `dir` into `registry` (in file-name order),
 /// validating each. Returns what was loaded.
 ///

@@ -387,9 +387,11 @@ pub fn readable(debug: &str) -> String {
         let digits = after
             .find(|c: char| !(c.is_ascii_digit() || c == '-'))
             .unwrap_or(after.len());
-        match after[..digits].parse::<i64>().ok().and_then(|micros| {
-            crate::calendar::to_local(Timestamp::from_unix_micros(micros)).ok()
-        }) {
+        match after[..digits]
+            .parse::<i64>()
+            .ok()
+            .and_then(|micros| crate::calendar::to_local(Timestamp::from_unix_micros(micros)).ok())
+        {
             Some((date, minute)) if after[digits..].starts_with(')') => {
                 out.push_str(&format!("{date} {:02}:{:02}", minute / 60, minute % 60));
                 rest = &after[digits + 1..];

@@ -346,8 +346,9 @@ impl CaseRun {
                     &world,
                 );
                 let acting = acting.choose(&fx.pool, |a| {
-                    spec.as_ref()
-                        .is_some_and(|s| civicflow_core::domain::case::check_authority(&state, s, a, &fx.org).is_ok())
+                    spec.as_ref().is_some_and(|s| {
+                        civicflow_core::domain::case::check_authority(&state, s, a, &fx.org).is_ok()
+                    })
                 });
                 let expected_version = match expected {
                     10 => state.version,

@@ -7,20 +7,22 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use civicflow_core::calendar::Span;
+use civicflow_core::domain::aggregate::{Aggregate, Fold};
+use civicflow_core::domain::case::{Case, CaseCommand, CaseEvent};
 use civicflow_core::domain::case::{CaseState, SELF_FILING};
 use civicflow_core::domain::deadline::{
     ActiveDeadline, DeadlineMet, DeadlineMissed, DeadlineSet, DeadlineStepReached, LadderStep,
 };
+use civicflow_core::domain::directive::{
+    Directive, DirectiveCommand, DirectiveEvent, Part, PartEvent,
+};
 use civicflow_core::domain::directive::{DirectiveState, PartState, Progress};
 use civicflow_core::domain::fields::{FieldKind, FieldSpec, FieldValue, Fields};
 use civicflow_core::domain::org::{roles, Acting, ActorKind, OrgChart, OrgCommand, Tier};
+use civicflow_core::domain::org::{Org, OrgEvent};
 use civicflow_core::domain::workflow::{
     Action, DeadlineRule, Definition, DefinitionRegistry, Scope, BUILT_IN,
 };
-use civicflow_core::domain::aggregate::{Aggregate, Fold};
-use civicflow_core::domain::case::{Case, CaseCommand, CaseEvent};
-use civicflow_core::domain::directive::{Directive, DirectiveCommand, DirectiveEvent, Part, PartEvent};
-use civicflow_core::domain::org::{Org, OrgEvent};
 use civicflow_core::domain::{Context, Rejection, WallClockOnly};
 use civicflow_core::{ActorId, CaseId, DirectiveId, Role, Timestamp, UnitId, Version};
 use proptest::prelude::*;

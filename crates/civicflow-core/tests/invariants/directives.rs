@@ -325,7 +325,9 @@ impl DirectiveRun {
                 prop_assert_eq!(field.as_str(), "unit", "refused for having no one below");
             }
         }
-        let Ok((issued, parts)) = result else { return Ok(()) };
+        let Ok((issued, parts)) = result else {
+            return Ok(());
+        };
         let directive::DirectiveEvent::Issued(e) = &issued else {
             return Err(TestCaseError::fail("an Issued event"));
         };

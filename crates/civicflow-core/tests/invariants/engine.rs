@@ -413,8 +413,9 @@ impl EngineRun {
                     &world,
                 );
                 let acting = acting.choose(&fx.pool, |a| {
-                    spec.as_ref()
-                        .is_some_and(|s| civicflow_core::domain::case::check_authority(&state, s, a, &fx.org).is_ok())
+                    spec.as_ref().is_some_and(|s| {
+                        civicflow_core::domain::case::check_authority(&state, s, a, &fx.org).is_ok()
+                    })
                 });
                 let outcome = self.submit(
                     &format!(
@@ -518,7 +519,10 @@ impl EngineRun {
                         within,
                     },
                 )?;
-                if let Some(Outcome::Directive { directive, parts, .. }) = outcome {
+                if let Some(Outcome::Directive {
+                    directive, parts, ..
+                }) = outcome
+                {
                     prop_assert_eq!(parts, chain_units_below(&fx.org, &at).len());
                     self.directives.push(directive);
                 }

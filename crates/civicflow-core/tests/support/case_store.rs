@@ -92,7 +92,10 @@ pub fn store(name: &str, title: &str, description: &str) -> (Scratch, Engine, Ca
     let case = open();
     let _other = open();
     let version = engine
-        .history(&Acting::system(UnitId::new("tonghui").expect("a unit")), case)
+        .history(
+            &Acting::system(UnitId::new("tonghui").expect("a unit")),
+            case,
+        )
         .expect("history")
         .last()
         .map(|e| e.recorded.version)

@@ -2,6 +2,7 @@
 //! and one unit's part (acknowledge, report, deadline steps).
 
 use civicflow_core::calendar::Span;
+use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::domain::directive::{
     self, DeadlineMet, DeadlineMissed, DeadlineSet, DeadlineStepReached, DirectiveCommand,
     DirectiveEvent, DirectiveIssued, DirectiveKind, LadderStep, PartAcknowledged, PartAssigned,
@@ -9,7 +10,6 @@ use civicflow_core::domain::directive::{
 };
 use civicflow_core::domain::org::Acting;
 use civicflow_core::domain::{Context, Rejection};
-use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::DirectiveId;
 
 use super::fixture::*;
@@ -45,7 +45,11 @@ impl Table for Issue {
         ctx: &Context<'_>,
     ) -> Result<Vec<Written>, Rejection> {
         let decision = directive::Directive::decide(&directive_id(), &None, command, ctx)?;
-        let mut written: Vec<Written> = decision.events.into_iter().map(Written::Directive).collect();
+        let mut written: Vec<Written> = decision
+            .events
+            .into_iter()
+            .map(Written::Directive)
+            .collect();
         for create in &decision.creates {
             let index = create
                 .stream
@@ -53,7 +57,9 @@ impl Table for Issue {
                 .rsplit_once('.')
                 .and_then(|(_, index)| index.parse().ok())
                 .expect("a part stream ends with its index");
-            let events = create.events_as::<PartEvent>().expect("parts open with part events");
+            let events = create
+                .events_as::<PartEvent>()
+                .expect("parts open with part events");
             written.extend(events.into_iter().map(|e| Written::Part(index, e.clone())));
         }
         Ok(written)

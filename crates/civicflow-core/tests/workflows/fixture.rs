@@ -5,8 +5,8 @@
 use std::sync::{Arc, OnceLock};
 
 use civicflow_core::calendar::{from_local, BusinessCalendar, LocalDate};
-use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::aggregate::fold;
+use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::org::{
     Acting, ActorKind, ActorRegistered, Org, OrgChart, OrgEvent, RoleGranted, Tier, UnitCreated,
 };

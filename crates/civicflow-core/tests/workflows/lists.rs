@@ -1,11 +1,11 @@
 //! The three lists (三张清单): adding, updating, linking and retiring items.
 
+use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::domain::lists::{
     self, ListCommand, ListEvent, ListItemAdded, ListItemLinked, ListItemRetired, ListItemState,
     ListItemUpdated, ListKind,
 };
 use civicflow_core::domain::{Context, Rejection};
-use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::ListItemId;
 
 use super::fixture::*;

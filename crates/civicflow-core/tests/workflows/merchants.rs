@@ -1,11 +1,11 @@
 //! Merchants' standing: the twelve-point system, flags, monthly and quarterly assessments.
 
+use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::domain::merchants::{
     self, FlagAwarded, FlagColour, FlagRevoked, MonthlyAssessed, PointsDeducted, PointsRestored,
     QuarterlyRated, ScoreCycleStarted, StandingCommand, StandingEvent, StandingState,
 };
 use civicflow_core::domain::{Context, Rejection};
-use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::UnitId;
 
 use super::fixture::*;

@@ -1,11 +1,11 @@
 //! The org chart's decide: units in the right tiers, no cycles, slugs, known roles, and a
 //! community admin who acts only within their own community.
 
+use civicflow_core::domain::aggregate::{Aggregate, Fold};
 use civicflow_core::domain::org::{
     self, Acting, ActorKind, ActorRegistered, OrgChart, OrgCommand, OrgEvent, RoleGranted,
     RoleRevoked, Tier, UnitCreated, UnitMoved, UnitRenamed,
 };
-use civicflow_core::domain::aggregate::{Aggregate, Fold};
 use civicflow_core::domain::{Context, Rejection};
 
 use super::fixture::*;

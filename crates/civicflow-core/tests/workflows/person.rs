@@ -1,11 +1,11 @@
 //! A requester's lifecycle: registered (at the acting unit), erased (by a community
 //! administrator at or above that unit, or the system).
 
+use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::domain::org::Acting;
 use civicflow_core::domain::person::{
     self, PersonErased, PersonEvent, PersonRegistered, PersonState,
 };
-use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::domain::{Context, Rejection};
 
 use super::fixture::*;

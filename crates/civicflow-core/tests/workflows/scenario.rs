@@ -16,9 +16,9 @@
 use std::fmt::Debug;
 
 use civicflow_core::domain::case::{
-    self, ActionTaken, Case, CaseCommand, CaseEvent, CaseOpened, CaseReopened, Channel, CoHandlerAdded,
-    DeadlineMet, DeadlineMissed, DeadlineSet, LeadAssigned, MergedInto, ReturnedToSender,
-    SatisfactionRated,
+    self, ActionTaken, Case, CaseCommand, CaseEvent, CaseOpened, CaseReopened, Channel,
+    CoHandlerAdded, DeadlineMet, DeadlineMissed, DeadlineSet, LeadAssigned, MergedInto,
+    ReturnedToSender, SatisfactionRated,
 };
 use civicflow_core::domain::fields::Fields;
 use civicflow_core::domain::org::Acting;

@@ -22,7 +22,7 @@ use axum::routing::get;
 use civicflow_core::calendar::{format_local, parse_rfc3339};
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::fields::FieldValue;
-use civicflow_core::domain::org::OrgChart;
+use civicflow_core::domain::org::{Acting, OrgChart};
 use civicflow_core::domain::workflow::{Definition, DefinitionRef, DefinitionRegistry};
 use civicflow_core::engine::HistoryEntry;
 use civicflow_core::{CaseId, Timestamp, UnitId};
@@ -336,7 +336,7 @@ async fn updates(state: &AppState, uri: &Uri, format: Format) -> Result<Response
             let mut found: Vec<Update> = Vec::new();
             for case in candidates {
                 // A case whose history cannot be read is left out, not a failed feed.
-                let Ok(history) = engine.history(case) else {
+                let Ok(history) = engine.history(&open311_reader(), case) else {
                     continue;
                 };
                 found.extend(
@@ -378,7 +378,7 @@ async fn histories(
                 .take(HISTORIES_MAX)
                 .map(|case| {
                     engine
-                        .history(case)
+                        .history(&open311_reader(), case)
                         .map(|history| notes(&history, engine.definitions(), &org))
                         .unwrap_or_default()
                 })
@@ -998,6 +998,13 @@ fn updates_schema() -> Value {
             }
         }
     })
+}
+
+/// Who reads a request's history for Open311's public views: the system, since GeoReport
+/// makes every request's status notes public; what is shown of them is chosen by `notes` and
+/// `case_updates` (no contact data, no internal fields).
+fn open311_reader() -> Acting {
+    Acting::system(UnitId::new("open311").expect("a valid unit id"))
 }
 
 #[cfg(test)]

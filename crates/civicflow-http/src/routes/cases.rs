@@ -419,6 +419,7 @@ async fn create(
         stage,
         version,
         events,
+        ..
     } = outcome
     else {
         return Err(ApiError::internal(
@@ -628,8 +629,7 @@ async fn history(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = case_id(&id)?;
-    state.engine().case(&caller.acting, id)?;
-    let entries = state.engine().history(id)?;
+    let entries = state.engine().history(&caller.acting, id)?;
     let events: Vec<Value> = entries
         .iter()
         .map(|entry| {
@@ -661,7 +661,9 @@ async fn audit(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = case_id(&id)?;
-    state.engine().case(&caller.acting, id)?;
-    let audit = state.blocking(move |engine| engine.audit(id)).await??;
+    let acting = caller.acting.clone();
+    let audit = state
+        .blocking(move |engine| engine.audit(&acting, id))
+        .await??;
     Ok(Json(crate::audit::to_json(&audit)))
 }

@@ -373,7 +373,10 @@ async fn issue(
             }
             error
         })?;
-    let Outcome::Directive { directive, parts } = outcome else {
+    let Outcome::Directive {
+        directive, parts, ..
+    } = outcome
+    else {
         return Err(ApiError::internal(
             "issuing a directive answered another outcome",
         ));
@@ -533,18 +536,9 @@ async fn on_part(
     let acting = caller.acting.clone();
     let outcome = state
         .blocking(move |engine| {
-            let (directive, _) = engine.directive(id)?;
-            let org = engine.org();
-            let seen = sight(
-                &acting,
-                &org,
-                &directive.issued_by,
-                directive.parts.iter().map(|p| &p.unit),
-            );
-            if seen == Sight::None {
-                return Ok(None);
-            }
-            let index = directive.part_of(&acting.unit).map(|p| p.index);
+            // Not found for a caller who has no sight of the directive.
+            let view = engine.directive(&acting, id)?;
+            let index = view.state.part_of(&acting.unit).map(|p| p.index);
             engine
                 .submit(&acting, command(id))
                 .map(|outcome| Some((outcome, index)))

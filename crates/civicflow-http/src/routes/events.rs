@@ -37,7 +37,7 @@
 //!
 //! - it is an event of a case (stream `case-<id>`) and, just before it or just after it, the
 //!   case's filing unit, its lead unit or one of its co-handling units lies in `U`'s subtree;
-//!   and the caller may see the case at that same point (the engine's `may_see`: for staff
+//!   and the caller may see the case at that same point (the case's `may_see`: for staff
 //!   this follows from the subtree, a resident sees only the cases they filed). "Before or
 //!   after" means the event that hands a case over is seen both by the units it leaves and by
 //!   the units it reaches, and later events only by the units that still have it;
@@ -54,8 +54,8 @@
 //! stream when it connects and keeps folding the org events it passes, so a unit moved in the
 //! chart moves its cases with it.
 //!
-//! Each connection keeps the state of every case it has passed (the engine's own fold,
-//! `case::apply`, with title, description and field values dropped: a few hundred bytes a
+//! Each connection keeps the state of every case it has passed (the case's own fold,
+//! `Aggregate::apply`, with title, description and field values dropped: a few hundred bytes a
 //! case), so deciding an event costs a map lookup and a few ancestor walks. A case first met
 //! in the middle of its stream (a resumed connection) is loaded once through the engine, as of
 //! the version before the event; a directive part first met after its `PartAssigned` reads
@@ -72,9 +72,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
-use civicflow_core::domain::case::{self, CaseEvent, CaseState};
+use civicflow_core::domain::aggregate::{Aggregate, Fold};
+use civicflow_core::domain::case::{self, Case, CaseEvent, CaseState};
 use civicflow_core::domain::directive::{DirectiveEvent, PartEvent};
-use civicflow_core::domain::org::{self, Acting, OrgChart, OrgEvent};
+use civicflow_core::domain::org::{self, Acting, Org, OrgChart, OrgEvent};
 use civicflow_core::engine::summarize;
 use civicflow_core::{
     CaseId, DirectiveId, Position, ReadError, RecordedEvent, StreamId, StreamSubscription,
@@ -260,7 +261,14 @@ async fn load_org(state: &AppState) -> ApiResult<(OrgChart, Option<Version>)> {
                 tracing::error!(position = %recorded.position, error = %e, "an org event does not decode");
                 ApiError::internal("the org chart does not decode; the error is in the service's log")
             })?;
-            org::apply(&mut chart, &event);
+            Org::apply(
+                &mut chart,
+                &event,
+                &Fold {
+                    version: recorded.version,
+                    definitions: state.engine().definitions(),
+                },
+            );
             version = Some(recorded.version);
         }
         match page.last() {
@@ -405,17 +413,15 @@ impl Feed for CaseFeed {
             // An event after the state the scope was checked on: fold it, and end the stream
             // after it if the caller may no longer see the case.
             let engine = self.state.engine();
-            self.current = case::apply(
-                self.current.take(),
+            Case::apply(
+                &mut self.current,
                 event,
-                engine.definitions(),
-                recorded.version,
+                &Fold {
+                    version: recorded.version,
+                    definitions: engine.definitions(),
+                },
             );
-            let org = engine.org();
-            let visible = self
-                .current
-                .as_ref()
-                .is_some_and(|s| engine.may_see(&self.acting, s, &org));
+            let visible = Case::may_see(&self.current, &self.acting, &engine.org());
             if !visible {
                 self.ended = true;
             }
@@ -543,7 +549,7 @@ impl UnitFeed {
         let concerns = self.in_subtree(&state.unit)
             || self.in_subtree(&state.lead)
             || state.co_handlers.iter().any(|u| self.in_subtree(u));
-        concerns && self.state.engine().may_see(&self.acting, state, &self.org)
+        concerns && case::case_visible(state, &self.acting, &self.org)
     }
 
     async fn case_event(&mut self, id: CaseId, recorded: &RecordedEvent) -> Option<Value> {
@@ -560,12 +566,15 @@ impl UnitFeed {
                 None => None,
                 // First met in the middle of its stream: its state before this event.
                 Some(prev) => {
+                    // Read as the system: whether the caller sees it is this feed's own
+                    // judgement, event by event, below.
+                    let system = Acting::system(self.root.clone());
                     let loaded = self
                         .state
-                        .blocking(move |engine| engine.case_at_version(id, prev))
+                        .blocking(move |engine| engine.case_at_version(&system, id, prev))
                         .await;
                     match loaded {
-                        Ok(Ok(state)) => state.map(slim),
+                        Ok(Ok(state)) => Some(slim(state)),
                         Ok(Err(error)) => {
                             tracing::warn!(case = %id, %error, "a case could not be loaded; its event is not sent");
                             return None;
@@ -579,13 +588,16 @@ impl UnitFeed {
             },
         };
         let concerned_before = before.as_ref().is_some_and(|s| self.case_concerns(s));
-        let after = case::apply(
-            before,
+        let mut after = before;
+        Case::apply(
+            &mut after,
             &event,
-            self.state.engine().definitions(),
-            recorded.version,
-        )
-        .map(slim);
+            &Fold {
+                version: recorded.version,
+                definitions: self.state.engine().definitions(),
+            },
+        );
+        let after = after.map(slim);
         let concerned_after = after.as_ref().is_some_and(|s| self.case_concerns(s));
         let lead = after.as_ref().map(|s| s.lead.as_str().to_owned());
         if let Some(after) = after {
@@ -687,7 +699,14 @@ impl UnitFeed {
         }
         match recorded.decode::<OrgEvent>() {
             Ok(event) => {
-                org::apply(&mut self.org, &event);
+                Org::apply(
+                    &mut self.org,
+                    &event,
+                    &Fold {
+                        version: recorded.version,
+                        definitions: self.state.engine().definitions(),
+                    },
+                );
                 self.org_version = Some(recorded.version);
             }
             Err(error) => {
