@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use civicflow::{
+use civicflow::core::{
     Actor, AppendRequest, CorrelationId, Durability, EventType, ExpectedVersion, NewEvent,
     Position, RecordedEvent, SledLog, SledLogConfig, StreamId, Timestamp,
 };
@@ -399,7 +399,7 @@ fn raw_replay(path: &Path) -> f64 {
     let mut checksum = 0u64;
     for item in tree.iter() {
         let (_, value) = item.expect("read");
-        let event = RecordedEvent::from_record_bytes(&value, civicflow::ChainHash::GENESIS)
+        let event = RecordedEvent::from_record_bytes(&value, civicflow::core::ChainHash::GENESIS)
             .expect("decode");
         checksum = checksum.wrapping_add(event.payload.len() as u64);
         count += 1;

@@ -8,7 +8,7 @@ use civicflow::core::EventStore as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use civicflow::{
+use civicflow::core::{
     Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, Position, SledLog,
     StreamId, StreamWrite, Timestamp,
 };
@@ -112,7 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(reopened.head(), Some(head));
     let unit = reopened.read_stream(
         &StreamId::new("unit-tonghui")?,
-        civicflow::Version::FIRST,
+        civicflow::core::Version::FIRST,
         usize::MAX,
     )?;
     println!("stream unit-tonghui has {} events", unit.len());

@@ -127,17 +127,12 @@ fn read_models(
     now: civicflow::core::Timestamp,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use civicflow::projections::models::{
-        self, case_board, community_stats, overdue, page::Page, rates, unit_inbox,
+        case_board, community_stats, overdue, page::Page, rates, unit_inbox,
     };
     use civicflow::projections::{Runner, RunnerOptions};
 
     let store = Arc::new(SledReadModels::open(dir.join("readmodels"))?);
-    let runner = Runner::start(
-        engine.log().clone(),
-        store,
-        models::all(Arc::new(engine.definitions().clone())),
-        RunnerOptions::default(),
-    )?;
+    let runner = Runner::beside(engine, store, RunnerOptions::default())?;
     runner.wait_until_caught_up(std::time::Duration::from_secs(30))?;
     println!("read models, built from the log:");
 

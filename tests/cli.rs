@@ -10,7 +10,7 @@ use common::TempDir;
 use std::path::Path;
 use std::process::Command;
 
-use civicflow::{
+use civicflow::core::{
     Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, SledLog, StreamId,
     Timestamp,
 };

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use civicflow::core::engine::{Engine, EngineConfig};
 use civicflow::core::vault::MasterKey;
+use civicflow::core::ManualClock;
 use civicflow::demo;
-use civicflow::ManualClock;
 use common::cli::{civicflow, demo_store, path};
 use common::TempDir;
 

@@ -19,10 +19,10 @@ use civicflow::core::domain::access::TokenId;
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::engine;
 use civicflow::core::readmodel::{Namespace, ReadModelStore};
+use civicflow::core::SledLog;
 use civicflow::demo::DemoRun;
 use civicflow::projections::models::{self, case_board};
 use civicflow::projections::{Runner, RunnerOptions};
-use civicflow::SledLog;
 use common::cli::{civicflow, path};
 use common::TempDir;
 

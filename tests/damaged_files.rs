@@ -35,10 +35,10 @@ use std::time::{Duration, Instant};
 use civicflow::core::engine::{Engine, EngineConfig};
 use civicflow::core::readmodel::{Namespace, ReadModelStore};
 use civicflow::core::vault::{ContactDetails, MasterKey, PersonData, PersonId, Vault};
+use civicflow::core::ManualClock;
 use civicflow::core::{
     ChainHead, Position, RecordedEvent, SledLog, StoredRecord, StreamId, Timestamp, Version,
 };
-use civicflow::ManualClock;
 
 use common::cli::{civicflow_status, path};
 use common::TempDir;

@@ -17,7 +17,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::Duration;
 
-use civicflow::{
+use civicflow::core::{
     Actor, AppendError, AppendRequest, Appended, CorrelationId, EventType, ExpectedVersion,
     IdempotencyKey, NewEvent, Position, RecordedEvent, SledLog, SledLogConfig, StreamId,
     StreamWrite, Version,

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use civicflow::{
+use civicflow::core::{
     Actor, AppendError, AppendRequest, Appended, CausationId, Clock, Conflict, CorrelationId,
     EventId, EventType, ExpectedVersion, IdempotencyKey, ManualClock, NewEvent, Position,
     ReadError, RecordedEvent, SledLog, SledLogConfig, StreamAppended, StreamId, StreamWrite,

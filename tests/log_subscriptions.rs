@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::TempDir;
 
-use civicflow::{
+use civicflow::core::{
     Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, Position, ReadError,
     SledLog, StreamId, Timestamp, Version,
 };

@@ -31,7 +31,7 @@ fn case(seed: u64, chunks: &[(usize, u64, usize, usize)]) -> Result<(), TestCase
     let key = MasterKey::generate().expect("randomness");
     let engine = open_engine(&dir.path().join("data"), &clock, &key);
     demo::build_org(&engine).expect("the demo chart");
-    let definitions = Arc::new(engine.definitions().clone());
+    let definitions = engine.definitions().clone();
     let log = engine.log().clone();
     let mut rng = Rng::new(seed);
     let mut cases = Vec::new();

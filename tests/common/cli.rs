@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use civicflow::core::engine::{Engine, EngineConfig};
 use civicflow::core::vault::MasterKey;
+use civicflow::core::ManualClock;
 use civicflow::demo::{self, DemoRun};
-use civicflow::ManualClock;
 
 /// Runs `civicflow ARGS` (no `CIVICFLOW_MASTER_KEY`: the key file in the data directory):
 /// its exit code (`None`: killed by a signal), stdout and stderr.

@@ -218,21 +218,3 @@ pub struct CloseError {
     /// What failed.
     pub reason: String,
 }
-
-/// Any civicflow-core error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Opening.
-    #[error(transparent)]
-    Open(#[from] OpenError),
-    /// Appending.
-    #[error(transparent)]
-    Append(#[from] AppendError),
-    /// Reading.
-    #[error(transparent)]
-    Read(#[from] ReadError),
-    /// Closing.
-    #[error(transparent)]
-    Close(#[from] CloseError),
-}

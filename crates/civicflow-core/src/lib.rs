@@ -1,50 +1,115 @@
 //! # civicflow-core
 //!
-//! The foundation of civicflow: an append-only, hash-chained event log on sled, and the types
-//! every other part of civicflow speaks.
+//! Civic request handling as an event-sourced workflow engine: residents' and merchants'
+//! requests, and directives sent down the four-tier chain (community → grid → enterprise →
+//! shop), as streams of events in an append-only, hash-chained log.
 //!
-//! - Streams of events with versions 1, 2, 3, … and one global position per event, both
-//!   without gaps, assigned at commit.
-//! - Atomic appends to one or several streams with expected versions; a conflict is a
-//!   [`Conflict`] value, not an error. Idempotency keys make retries safe.
-//! - Group commit: an append returns after its data is flushed and fsynced.
-//! - Subscriptions that catch up and then follow the log live, for threads and async code.
-//! - A SHA-256 chain over the exact stored bytes, checked by [`EventStore::verify`].
-//!
-//! The storage sits behind [`EventStore`]; the embedded backend is [`SledLog`].
-//! The format and guarantees are in `docs/design.md` of the repository.
+//! Start from the [`Engine`](engine::Engine): open it, give it an org chart and workflows,
+//! submit commands, read what callers may see, audit a case, follow the log.
 //!
 //! ```
-//! use civicflow_core::{Actor, AppendRequest, CorrelationId, EventStore, EventType,
-//!     ExpectedVersion, NewEvent, Position, SledLog, StreamId, Timestamp, Version};
+//! use civicflow_core::prelude::*;
 //!
-//! let dir = std::env::temp_dir().join(format!("civicflow-core-doc-{}", std::process::id()));
+//! let dir = std::env::temp_dir().join(format!("civicflow-core-tour-{}", std::process::id()));
 //! # let _ = std::fs::remove_dir_all(&dir);
-//! let log = SledLog::open(&dir)?;
-//! let case = StreamId::new("case-42")?;
-//! let actor = Actor::parse("li.wei", "grid_worker", "tonghui/grid-1")?;
-//! let opened = NewEvent::new(EventType::new("CaseOpened")?, 1, b"{...}".to_vec());
+//! // A workflow of the embedder's own, as data (the format: docs/workflows.md).
+//! let mut workflows = DefinitionRegistry::built_in();
+//! workflows.load_toml(r#"
+//!     id = "streetlight"
+//!     version = 1
+//!     name = "Streetlight out"
+//!     initial_stage = "reported"
+//!     [open]
+//!     roles = ["grid_worker"]
+//!     scope = "subtree"
+//!     [[stages]]
+//!     id = "reported"
+//!     deadline = { within = "1 working day" }
+//!     [[stages]]
+//!     id = "fixed"
+//!     terminal = true
+//!     [[actions]]
+//!     id = "fix"
+//!     from = ["reported"]
+//!     to = "fixed"
+//!     roles = ["grid_worker"]
+//!     scope = "lead"
+//! "#)?;
+//! // Open: the embedded store in `dir` (or `EngineConfig::storage` for another backend).
+//! let engine = Engine::open(
+//!     EngineConfig::new(&dir).definitions(workflows).with_generated_master_key(),
+//! )?;
 //!
-//! // Append, expecting the stream not to exist yet.
-//! let request = AppendRequest::to_stream(case.clone(), ExpectedVersion::NoStream,
-//!     vec![opened.clone()], actor.clone(), CorrelationId::new_v7(Timestamp::EPOCH));
-//! let appended = log.append(request)?.expect("a new stream");
-//! assert_eq!(appended.streams[0].last_version, Version::FIRST);
+//! // The org chart is commands too: a community, a grid, a grid worker.
+//! let (community, grid) = (UnitId::new("tonghui")?, UnitId::new("grid-1")?);
+//! let system = Acting::system(community.clone());
+//! let wang = ActorId::new("wang")?;
+//! for command in [
+//!     OrgCommand::CreateUnit { id: community.clone(), name: "通惠社区".into(),
+//!                              tier: Tier::Community, parent: None },
+//!     OrgCommand::CreateUnit { id: grid.clone(), name: "第一网格".into(),
+//!                              tier: Tier::Grid, parent: Some(community.clone()) },
+//!     OrgCommand::RegisterActor { id: wang.clone(), name: "王".into(), kind: ActorKind::Person },
+//!     OrgCommand::GrantRole { actor: wang.clone(), role: Role::new("grid_worker")?,
+//!                             unit: grid.clone() },
+//! ] {
+//!     engine.submit(&system, Command::Org(command))?;
+//! }
 //!
-//! // The same expectation again is a conflict, not an error.
-//! let again = AppendRequest::to_stream(case.clone(), ExpectedVersion::NoStream,
-//!     vec![opened], actor, CorrelationId::new_v7(Timestamp::EPOCH));
-//! let conflict = log.append(again)?.unwrap_err();
-//! assert_eq!(conflict.actual, Some(Version::FIRST));
+//! // Submit: a grid worker opens a case. The outcome says where the log got to.
+//! let worker = Acting::new(wang, Role::new("grid_worker")?, grid.clone());
+//! let opened = engine.submit(&worker, Command::OpenCase {
+//!     workflow: WorkflowId::new("streetlight")?, version: None, unit: grid.clone(),
+//!     title: "路灯不亮 streetlight out".into(), description: String::new(),
+//!     fields: Fields::new(), requester: None, channel: Channel::Door, place: None })?;
+//! let Outcome::Case { case, .. } = opened else { unreachable!() };
+//! let written = opened.position().expect("the opening was written");
 //!
-//! // Follow the log from the start.
-//! let mut subscription = log.subscribe(Position::FIRST);
-//! assert_eq!(subscription.next_blocking()?.stream, case);
-//! # drop(subscription);
-//! # log.close()?;
+//! // Read: what the caller may see, with the actions they may take now.
+//! let view = engine.case(&worker, case)?;
+//! assert_eq!(view.state.stage, "reported");
+//! assert_eq!(view.available_actions[0].id, "fix");
+//! engine.submit(&worker, Command::Act { case, action: "fix".into(), fields: Fields::new(),
+//!                                       expected_version: view.state.version })?;
+//!
+//! // Audit: every step, who took it in which role for which unit, and the chain checked.
+//! let audit = engine.audit(&worker, case)?;
+//! assert!(audit.chain.is_intact());
+//! assert_eq!(audit.steps.last().map(|s| s.stage_after.as_str()), Some("fixed"));
+//!
+//! // Follow the log from the opening on (read models do this; see below).
+//! let mut log = engine.log().subscribe(written);
+//! assert_eq!(log.next_blocking()?.stream, case.stream());
+//! # drop(log);
+//! # drop(engine);
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! **Read models.** The crate `civicflow-projections` runs the nine read models (the case
+//! board, unit inboxes, the 三率 rates, …) beside an engine with one call,
+//! `Runner::beside(&engine, store, options)`, and answers a read once a model has reached
+//! the position an [`Outcome`](engine::Outcome) gave back (`Runner::view_at_least`).
+//!
+//! **What is here.**
+//! - [`engine`]: [`Engine`](engine::Engine), [`Command`](engine::Command),
+//!   [`Outcome`](engine::Outcome); the one command path; the deadline scheduler; audits.
+//! - [`domain`]: the pure domain. Every aggregate implements
+//!   [`Aggregate`](domain::Aggregate) (a stream, `decide`, `apply`, who may see it); the
+//!   org chart and its roles; workflow definitions; fields; rejections.
+//! - The log: [`EventStore`] (the storage seam every backend implements), subscriptions,
+//!   the hash chain ([`ChainHash`], [`VerifyReport`]), audit [`bundle`]s; the embedded
+//!   backend [`SledLog`]. Its format and guarantees: `docs/design.md`.
+//! - [`readmodel`]: [`ReadModelStore`](readmodel::ReadModelStore), where read models keep
+//!   their rows ([`SledReadModels`] embedded).
+//! - [`vault`]: requesters' contact data outside the log, encrypted per person, erasable
+//!   ([`VaultStore`](vault::VaultStore); [`SledVaultStore`] embedded).
+//! - [`calendar`]: working time in Asia/Shanghai, holidays and 调休.
+//! - `testkit` (feature `testkit`): the given/when/then [`Scenario`](testkit::Scenario) for
+//!   any aggregate, and the conformance kit every storage backend runs.
+//!
+//! The architecture is in `ARCHITECTURE.md` of the repository, the reasons in
+//! `docs/decisions/`.
 
 pub mod bundle;
 pub mod calendar;
@@ -65,13 +130,15 @@ mod store;
 pub mod testkit;
 pub mod vault;
 
+pub mod prelude;
+
 #[cfg(feature = "fault-injection")]
 pub use self::sled::FaultInjection;
 pub use self::sled::{SledLog, SledLogConfig, SledReadModels, SledVaultStore};
 pub use chain::{ChainBreak, ChainBreakReason, ChainHash, ChainHead, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::DecodeError;
-pub use error::{AppendError, CloseError, Error, OpenError, ReadError, RestoreError};
+pub use error::{AppendError, CloseError, OpenError, ReadError, RestoreError};
 pub use event::{
     payload, AppendRequest, Appended, Conflict, DomainEvent, NewEvent, PayloadError, RecordedEvent,
     StreamAppended, StreamWrite, MAX_EVENT_BYTES,
@@ -83,6 +150,6 @@ pub use ids::{
 };
 pub use store::{
     AllFrom, AppendResult, CommitSignal, Completion, Cursor, Durability, EventStore, Follow,
-    LogStats, RestoreSink, StoredIdempotency, StoredRecord, StreamFrom, StreamSubscription,
-    Subscription,
+    LogStats, Reached, RestoreSink, StoredIdempotency, StoredRecord, StreamFrom,
+    StreamSubscription, Subscription,
 };

@@ -45,10 +45,10 @@ use civicflow_core::domain::org::Acting;
 use civicflow_core::engine::{Engine, EngineConfig, EngineError, SubmitError};
 use civicflow_core::readmodel::{ReadModelError, ReadModelStore};
 use civicflow_core::SledReadModels;
-use civicflow_projections::{models, ProjectionError, Runner, RunnerOptions};
+use civicflow_projections::{ProjectionError, Runner, RunnerOptions};
 use tokio::sync::watch;
 
-pub use auth::{hash_token, TokenSecret, TOKEN_PREFIX};
+pub use auth::{hash_token, TokenIndex, TokenSecret, TOKEN_PREFIX};
 pub use config::ServiceConfig;
 pub use error::ApiError;
 pub use limits::RateLimit;
@@ -126,10 +126,9 @@ impl Service {
             config.data_dir.join("readmodels"),
             config.read_model_cache_bytes,
         )?);
-        let runner = Arc::new(Runner::start(
-            engine.log().clone(),
+        let runner = Arc::new(Runner::beside(
+            &engine,
             store,
-            models::all(Arc::new(engine.definitions().clone())),
             RunnerOptions {
                 rows_in_memory_max: config.projection_rows_in_memory,
                 ..RunnerOptions::default()

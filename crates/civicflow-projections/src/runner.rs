@@ -20,6 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use civicflow_core::engine::Engine;
 use civicflow_core::readmodel::{Namespace, ReadModelStore};
 use civicflow_core::{EventStore, Position, ReadError};
 
@@ -191,6 +192,26 @@ impl std::fmt::Debug for Runner {
 }
 
 impl Runner {
+    /// Runs every read model of [`models::all`](crate::models::all) on `store`, following
+    /// `engine`'s log with `engine`'s workflow definitions: the one call that runs the read
+    /// models beside an engine. Each resumes from its checkpoint (or builds from the first
+    /// event) and then follows the log live.
+    ///
+    /// # Errors
+    /// As [`Runner::start`].
+    pub fn beside(
+        engine: &Engine,
+        store: Arc<dyn ReadModelStore>,
+        options: RunnerOptions,
+    ) -> Result<Self, ProjectionError> {
+        Self::start(
+            engine.log().clone(),
+            store,
+            crate::models::all(engine.definitions().clone()),
+            options,
+        )
+    }
+
     /// Starts one worker per projection.
     ///
     /// # Errors

@@ -199,8 +199,8 @@ impl Engine {
         &self.log
     }
 
-    /// The workflow definitions.
-    pub fn definitions(&self) -> &DefinitionRegistry {
+    /// The workflow definitions (shared: the read models fold cases with them too).
+    pub fn definitions(&self) -> &Arc<DefinitionRegistry> {
         &self.definitions
     }
 

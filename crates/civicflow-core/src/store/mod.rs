@@ -17,7 +17,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub(crate) use signal::Completer;
-pub use signal::{CommitSignal, Completion};
+pub use signal::{CommitSignal, Completion, Reached};
 pub use subscription::{AllFrom, Cursor, Follow, StreamFrom, StreamSubscription, Subscription};
 
 use crate::chain::{ChainHash, ChainHead, VerifyReport};

@@ -23,6 +23,9 @@ use crate::ids::{Position, StreamId, Version};
 const BATCH_LEN: usize = 512;
 
 mod sealed {
+    /// Seals [`super::Cursor`]: only this module's cursors exist, so it cannot be named
+    /// outside on purpose.
+    #[allow(unnameable_types)]
     pub trait Sealed {}
 }
 

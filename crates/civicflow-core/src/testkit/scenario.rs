@@ -257,12 +257,12 @@ impl<A: Aggregate> When<A> {
         A::decide(&s.id, &state, &self.command, &ctx)
     }
 
-    /// Checks the outcome for the aggregate's own stream; `Err` holds a message with the
-    /// given events, the command, what was expected and what came.
+    /// Checks the outcome for the aggregate's own stream.
     ///
     /// # Errors
-    /// The message, when the outcome is not `expected`.
-    pub fn check(&self, expected: &Then<A>) -> Result<(), String> {
+    /// A [`Mismatch`] showing the given events, the command, what was expected and what
+    /// came, when the outcome is not `expected`.
+    pub fn check(&self, expected: &Then<A>) -> Result<(), Mismatch> {
         let actual = match self.decide() {
             Ok(decision) => Then::Events(decision.events),
             Err(rejection) => Then::Rejected(rejection),
@@ -270,12 +270,14 @@ impl<A: Aggregate> When<A> {
         if &actual == expected {
             return Ok(());
         }
-        Err(format!(
-            "{}\nthen (expected):\n{}\nactual:\n{}",
-            self.describe(),
-            show_then(expected),
-            show_then(&actual),
-        ))
+        Err(Mismatch {
+            report: format!(
+                "{}\nthen (expected):\n{}\nactual:\n{}",
+                self.describe(),
+                show_then(expected),
+                show_then(&actual),
+            ),
+        })
     }
 
     /// Expects exactly these events.
@@ -329,6 +331,15 @@ impl<A: Aggregate> When<A> {
             readable(&format!("{:?}", self.command)),
         )
     }
+}
+
+/// A scenario that did not come out as expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{report}")]
+pub struct Mismatch {
+    /// The given events, the command and who gave it, what was expected and what came, with
+    /// every moment in local time.
+    pub report: String,
 }
 
 /// An org chart made by the system deciding `commands` in order (units, actors, grants):

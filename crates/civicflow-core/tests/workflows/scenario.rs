@@ -105,7 +105,7 @@ impl When {
     pub fn check(&self, expected: &Then) -> Result<(), String> {
         self.inner
             .check(expected)
-            .map_err(|message| format!("scenario {}: {message}", self.workflow))
+            .map_err(|mismatch| format!("scenario {}: {mismatch}", self.workflow))
     }
 
     /// Expects exactly these events.

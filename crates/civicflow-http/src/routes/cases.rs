@@ -337,7 +337,12 @@ fn definition_for(
     version: Option<u32>,
 ) -> ApiResult<std::sync::Arc<Definition>> {
     let id = WorkflowId::new(workflow).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", e).field("workflow")
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+            e.to_string(),
+        )
+        .field("workflow")
     })?;
     let registry = state.engine().definitions();
     let found = match version {

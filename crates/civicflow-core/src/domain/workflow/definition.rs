@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::calendar::Span;
 use crate::domain::fields::FieldSpec;
-use crate::ids::Role;
+use crate::ids::{InvalidValue, Role};
 
 /// A workflow's id: a slug such as `service-request`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -19,8 +19,8 @@ impl WorkflowId {
     /// Validates a workflow id: 1 to 64 lowercase letters, digits and `-`.
     ///
     /// # Errors
-    /// A reason in words.
-    pub fn new(id: impl Into<String>) -> Result<Self, String> {
+    /// [`InvalidValue`] naming the rule.
+    pub fn new(id: impl Into<String>) -> Result<Self, InvalidValue> {
         let id = id.into();
         let ok = !id.is_empty()
             && id.len() <= 64
@@ -30,8 +30,10 @@ impl WorkflowId {
         if ok {
             Ok(Self(id))
         } else {
-            Err(format!(
-                "workflow id {id:?} must be 1 to 64 lowercase letters, digits and -"
+            Err(InvalidValue::new(
+                "workflow id",
+                &id,
+                "must be 1 to 64 lowercase letters, digits and -",
             ))
         }
     }
@@ -43,8 +45,8 @@ impl WorkflowId {
 }
 
 impl TryFrom<String> for WorkflowId {
-    type Error = String;
-    fn try_from(id: String) -> Result<Self, String> {
+    type Error = InvalidValue;
+    fn try_from(id: String) -> Result<Self, InvalidValue> {
         Self::new(id)
     }
 }
