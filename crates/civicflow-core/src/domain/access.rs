@@ -322,10 +322,17 @@ impl Aggregate for Access {
         state.version = Some(fold.version);
     }
 
-    /// The system and community administrators ([`roles::MANAGE_TOKENS`]).
+    /// The system and community administrators ([`roles::MANAGE_TOKENS`]); which tokens
+    /// each sees is [`grant_visible`].
     fn may_see(_: &AccessState, viewer: &Acting, org: &OrgChart) -> bool {
         viewer.is_system()
             || (roles::MANAGE_TOKENS.contains(&viewer.role.as_str())
                 && org.check_acting(viewer).is_ok())
     }
+}
+
+/// Whether `viewer` may see (and manage) the token of `grant`: the system, and whoever acts
+/// at the token's unit or above it. Anyone else is told it does not exist.
+pub fn grant_visible(grant: &Grant, viewer: &Acting, org: &OrgChart) -> bool {
+    viewer.is_system() || org.is_within(&grant.acting.unit, &viewer.unit)
 }

@@ -1047,6 +1047,14 @@ impl Aggregate for Case {
     }
 }
 
+/// Whether a case in `state` concerns the subtree of `root`: its filing unit, its lead unit
+/// or one of its co-handling units lies in it (what a unit's live feed and inbox follow).
+pub fn concerns_subtree(state: &CaseState, root: &UnitId, org: &OrgChart) -> bool {
+    org.is_within(&state.unit, root)
+        || org.is_within(&state.lead, root)
+        || state.co_handlers.iter().any(|u| org.is_within(u, root))
+}
+
 /// Whether `viewer` may see a case in `state`: the system and auditors every case; a unit
 /// the cases it leads, co-handles, lies above or filed; a resident (or the civic app filing
 /// for them) the cases they filed. Anyone else is told the case does not exist.

@@ -646,6 +646,18 @@ pub enum Sight {
     None,
 }
 
+impl Sight {
+    /// Whether a viewer with this sight sees the part of `unit`: every part with
+    /// [`Sight::Full`], the parts in the viewer's subtree with [`Sight::Subtree`].
+    pub fn shows(self, unit: &UnitId, viewer: &Acting, org: &OrgChart) -> bool {
+        match self {
+            Sight::Full => true,
+            Sight::Subtree => org.is_within(unit, &viewer.unit),
+            Sight::None => false,
+        }
+    }
+}
+
 /// How much of a directive issued by `issued_by` to the units of `parts` a viewer sees.
 pub fn sight<'u>(
     viewer: &Acting,
@@ -665,6 +677,13 @@ pub fn sight<'u>(
     }
 }
 
+/// Whether a directive event about `unit` (a part's unit, or the issuing unit) belongs in the
+/// live feed of `root`'s subtree for `viewer`: the unit lies in the subtree and the viewer's
+/// grant holds.
+pub fn concerns_subtree(unit: &UnitId, root: &UnitId, viewer: &Acting, org: &OrgChart) -> bool {
+    org.is_within(unit, root) && org.check_acting(viewer).is_ok()
+}
+
 /// A directive's progress as `viewer` may see it: with [`Sight::Full`] every part, with
 /// [`Sight::Subtree`] the parts in the viewer's subtree (each rolled up over the whole tree).
 pub fn progress_seen_by(
@@ -679,14 +698,11 @@ pub fn progress_seen_by(
         &directive.issued_by,
         directive.parts.iter().map(|p| &p.unit),
     );
-    let mut rolled = progress(directive, parts);
-    match seen {
-        Sight::None => return None,
-        Sight::Subtree => rolled
-            .parts
-            .retain(|p| org.is_within(&p.unit, &viewer.unit)),
-        Sight::Full => {}
+    if seen == Sight::None {
+        return None;
     }
+    let mut rolled = progress(directive, parts);
+    rolled.parts.retain(|p| seen.shows(&p.unit, viewer, org));
     Some((seen, rolled))
 }
 

@@ -301,7 +301,7 @@ impl Aggregate for ListItem {
 /// Whether an item of `unit` is visible to `viewer`: the system, and anyone acting in the
 /// item's community.
 pub fn item_visible(unit: &UnitId, viewer: &Acting, org: &OrgChart) -> bool {
-    viewer.is_system() || org.is_within(unit, &org.top_of(&viewer.unit))
+    viewer.is_system() || org.same_community(unit, &viewer.unit)
 }
 
 /// Folds an event into an item's state.

@@ -368,6 +368,18 @@ impl OrgChart {
         self.unit(unit).is_some() && self.is_within(unit, &acting.unit)
     }
 
+    /// Whether `unit` lies in the community of `viewer`'s unit: what the community-wide
+    /// reports, the three lists and shops' standing show a caller.
+    pub fn same_community(&self, unit: &UnitId, viewer: &UnitId) -> bool {
+        self.is_within(unit, &self.top_of(viewer))
+    }
+
+    /// Whether one of two units lies within the other (a unit and its ancestors and
+    /// descendants are related; siblings and cousins are not).
+    pub fn related(&self, a: &UnitId, b: &UnitId) -> bool {
+        self.is_within(a, b) || self.is_within(b, a)
+    }
+
     /// The top of a unit's chain: its community (or the unit itself at the top).
     pub fn top_of(&self, unit: &UnitId) -> UnitId {
         let mut current = unit;

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use civicflow_core::domain::fields::{FieldKind, FieldSpec};
-use civicflow_core::domain::org::roles;
 use civicflow_core::domain::workflow::Definition;
 
 use super::errors::{echo, Open311Error};
@@ -25,12 +24,7 @@ pub fn services(state: &AppState) -> Vec<Arc<Definition>> {
         .definitions()
         .latest_all()
         .into_iter()
-        .filter(|d| {
-            d.open
-                .roles
-                .iter()
-                .any(|r| r.as_str() == roles::OPEN311_CLIENT)
-        })
+        .filter(|d| d.open_to_open311())
         .cloned()
         .collect()
 }

@@ -14,7 +14,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
 use civicflow_core::calendar::Span;
-use civicflow_core::domain::directive::{DirectiveKind, PartProgress};
+use civicflow_core::domain::directive::{sight, DirectiveKind, PartProgress, Sight};
 use civicflow_core::domain::org::{roles, Acting, OrgChart};
 use civicflow_core::engine::{Command, Outcome};
 use civicflow_core::{DirectiveId, UnitId};
@@ -28,7 +28,6 @@ use serde_json::{json, Value};
 use super::cases::NOT_BLANK;
 use super::reports::{
     fresh_view, page_json, page_params, page_schema, projection_error, time, QueryParams,
-    UNIT_ROLES,
 };
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
@@ -58,7 +57,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec {
             method: Method::GET,
             path: "/api/v1/directives",
-            policy: Policy::Roles(UNIT_ROLES),
+            policy: Policy::Roles(roles::ACT_FOR_UNITS),
             summary: "Directives the caller's unit may see, newest first, with their totals. Query: after (cursor), limit (1-1000); a page may be short and still have a next cursor. Not for residents or civic apps.",
             tag: "directives",
             request: None,
@@ -73,7 +72,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec {
             method: Method::GET,
             path: "/api/v1/directives/{id}",
-            policy: Policy::Roles(UNIT_ROLES),
+            policy: Policy::Roles(roles::ACT_FOR_UNITS),
             summary: "A directive's progress: its tree of unit parts, each with its acknowledgement, report, deadline and escalation, rolled up (complete when it and every part below reported). 404 when the caller's unit neither issued it, lies above the issuer, nor has a part in it or below.",
             tag: "directives",
             request: None,
@@ -306,35 +305,6 @@ fn directive_id(text: &str) -> ApiResult<DirectiveId> {
     DirectiveId::parse(text).map_err(|_| ApiError::not_found("directive").field("id"))
 }
 
-/// How much of a directive a caller sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sight {
-    /// Every part: the issuer, units above it, auditors.
-    Full,
-    /// The parts in the caller's subtree.
-    Subtree,
-    /// Nothing: 404.
-    None,
-}
-
-fn sight<'u>(
-    acting: &Acting,
-    org: &OrgChart,
-    issued_by: &UnitId,
-    mut parts: impl Iterator<Item = &'u UnitId>,
-) -> Sight {
-    if acting.is_system()
-        || acting.role.as_str() == roles::AUDITOR
-        || org.is_within(issued_by, &acting.unit)
-    {
-        Sight::Full
-    } else if parts.any(|unit| org.is_within(unit, &acting.unit)) {
-        Sight::Subtree
-    } else {
-        Sight::None
-    }
-}
-
 fn not_found() -> ApiError {
     ApiError::not_found("directive").field("id")
 }
@@ -456,7 +426,7 @@ fn tree_json(tree: &DirectiveTree, sight: Sight, acting: &Acting, org: &OrgChart
     let visible: Vec<_> = tree
         .parts
         .iter()
-        .filter(|p| sight == Sight::Full || org.is_within(&p.row.unit, &acting.unit))
+        .filter(|p| sight.shows(&p.row.unit, acting, org))
         .collect();
     let parts: Vec<Value> = visible
         .iter()

@@ -74,7 +74,7 @@ use axum::routing::get;
 use axum::Extension;
 use civicflow_core::domain::aggregate::{Aggregate, Fold};
 use civicflow_core::domain::case::{self, Case, CaseEvent, CaseState};
-use civicflow_core::domain::directive::{DirectiveEvent, PartEvent};
+use civicflow_core::domain::directive::{self, DirectiveEvent, PartEvent};
 use civicflow_core::domain::org::{self, Acting, Org, OrgChart, OrgEvent};
 use civicflow_core::engine::summarize;
 use civicflow_core::{
@@ -89,7 +89,6 @@ use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::Policy;
-use crate::routes::reports::UNIT_ROLES;
 use crate::state::AppState;
 
 /// The header a reconnecting client names its last event with.
@@ -186,10 +185,7 @@ async fn unit_events(
             .ok_or_else(|| out_of_range("position"))?,
     };
     let (chart, org_version) = load_org(&state).await?;
-    if chart.unit(&unit).is_none()
-        || !chart.is_within(&unit, &caller.acting.unit)
-        || chart.check_acting(&caller.acting).is_err()
-    {
+    if !chart.in_scope(&caller.acting, &unit) || chart.check_acting(&caller.acting).is_err() {
         return Err(ApiError::not_found("unit").field("id"));
     }
     let subscription = Subscription::new(state.engine().log().clone(), from);
@@ -525,7 +521,7 @@ impl UnitFeed {
         match kind_of(&recorded.stream) {
             // Directives go to the roles the directive routes serve, as those routes do.
             StreamKind::Part(..) | StreamKind::Directive(_)
-                if !Policy::Roles(UNIT_ROLES).allows(Some(&self.acting)) =>
+                if !Policy::Roles(org::roles::ACT_FOR_UNITS).allows(Some(&self.acting)) =>
             {
                 None
             }
@@ -540,16 +536,10 @@ impl UnitFeed {
         }
     }
 
-    fn in_subtree(&self, unit: &UnitId) -> bool {
-        self.org.is_within(unit, &self.root)
-    }
-
     /// Whether the case, as `state` has it, concerns the subtree and the caller may see it.
     fn case_concerns(&self, state: &CaseState) -> bool {
-        let concerns = self.in_subtree(&state.unit)
-            || self.in_subtree(&state.lead)
-            || state.co_handlers.iter().any(|u| self.in_subtree(u));
-        concerns && case::case_visible(state, &self.acting, &self.org)
+        case::concerns_subtree(state, &self.root, &self.org)
+            && case::case_visible(state, &self.acting, &self.org)
     }
 
     async fn case_event(&mut self, id: CaseId, recorded: &RecordedEvent) -> Option<Value> {
@@ -635,7 +625,7 @@ impl UnitFeed {
             (None, _) => self.part_unit(&recorded.stream).await?,
         };
         self.parts.insert(recorded.stream.clone(), unit.clone());
-        if !self.in_subtree(&unit) || self.org.check_acting(&self.acting).is_err() {
+        if !directive::concerns_subtree(&unit, &self.root, &self.acting, &self.org) {
             return None;
         }
         let mut data = event_json(recorded);
@@ -677,7 +667,7 @@ impl UnitFeed {
         let Ok(DirectiveEvent::Issued(issued)) = recorded.decode::<DirectiveEvent>() else {
             return None;
         };
-        if !self.in_subtree(&issued.issued_by) || self.org.check_acting(&self.acting).is_err() {
+        if !directive::concerns_subtree(&issued.issued_by, &self.root, &self.acting, &self.org) {
             return None;
         }
         let mut data = event_json(recorded);

@@ -42,33 +42,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::Policy;
 use crate::state::AppState;
 
-/// The roles that act for a unit: everyone but residents and the civic apps that file for
-/// them (their unit is where they live, not what they answer for).
-pub(crate) const UNIT_ROLES: &[&str] = &[
-    roles::COMMUNITY_ADMIN,
-    roles::GRID_WORKER,
-    roles::ENTERPRISE_LIAISON,
-    roles::SHOP_OWNER,
-    roles::PARTY_MEMBER,
-    roles::VOLUNTEER,
-    roles::DEPARTMENT_OFFICER,
-    roles::LEGAL_AID,
-    roles::LIAISON_OFFICER,
-    roles::SOCIAL_ORGANIZER,
-    roles::AUDITOR,
-];
-
-/// The roles that read the staff reports (三率 and community statistics): the community's
-/// administrators, grid workers, department officers, liaison officers at the monitoring
-/// points, and auditors.
-pub(crate) const STAFF_ROLES: &[&str] = &[
-    roles::COMMUNITY_ADMIN,
-    roles::GRID_WORKER,
-    roles::DEPARTMENT_OFFICER,
-    roles::LIAISON_OFFICER,
-    roles::AUDITOR,
-];
-
 /// How long a read waits for a projection to catch up with the log before it answers from
 /// what the projection has (during a rebuild, say).
 const FRESH_WAIT: Duration = Duration::from_secs(2);
@@ -82,7 +55,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec {
             method: Method::GET,
             path: "/api/v1/units/{id}/inbox",
-            policy: Policy::Roles(UNIT_ROLES),
+            policy: Policy::Roles(roles::ACT_FOR_UNITS),
             summary: "A unit's inbox, ordered by deadline: open cases it leads or co-handles and directive parts it has not reported, each with the actions open to the unit and the roles that may take them. Query: role (only items that role can act on), after (cursor), limit (1-1000). The caller's unit or one below it (404 otherwise); not for residents or civic apps.",
             tag: "reports",
             request: None,
@@ -97,7 +70,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec {
             method: Method::GET,
             path: "/api/v1/cases",
-            policy: Policy::Roles(UNIT_ROLES),
+            policy: Policy::Roles(roles::ACT_FOR_UNITS),
             summary: "The case board, always within the caller's subtree, ordered by opening time. Query: workflow, status (open|closed), unit (a unit of the caller's subtree: its subtree only), opened_from, opened_until (RFC 3339 or YYYY-MM-DD, Asia/Shanghai), after (cursor), limit (1-1000). A filtered page may be short and still have a next cursor. Not for residents or civic apps.",
             tag: "reports",
             request: None,
@@ -112,7 +85,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec {
             method: Method::GET,
             path: "/api/v1/units/{id}/overdue",
-            policy: Policy::Roles(UNIT_ROLES),
+            policy: Policy::Roles(roles::ACT_FOR_UNITS),
             summary: "The overdue and escalation report (督办) of a unit's subtree at a moment: missed, escalated and breached deadlines, running deadlines past due and not escalated, with counts per unit. Query: now (RFC 3339 or YYYY-MM-DD; default the engine's clock). The caller's unit or one below it (404 otherwise).",
             tag: "reports",
             request: None,
@@ -127,7 +100,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec {
             method: Method::GET,
             path: "/api/v1/reports/rates",
-            policy: Policy::Roles(STAFF_ROLES),
+            policy: Policy::Roles(roles::READ_STAFF_REPORTS),
             summary: "三率: the month's response, resolution and satisfaction rates of the units of the caller's community, ranked by their mean. Query: month (YYYY-MM, required), tier (only units of that tier). Staff only: community_admin, grid_worker, department_officer, liaison_officer, auditor.",
             tag: "reports",
             request: None,
@@ -142,7 +115,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec {
             method: Method::GET,
             path: "/api/v1/reports/stats",
-            policy: Policy::Roles(STAFF_ROLES),
+            policy: Policy::Roles(roles::READ_STAFF_REPORTS),
             summary: "Community statistics: activities, beneficiaries, volunteers, cases by workflow and outcome, mean and 90th-percentile time to close, the org's figures. Query: year (default all years), community (a community the caller is in or above; default all communities). Staff only: community_admin, grid_worker, department_officer, liaison_officer, auditor.",
             tag: "reports",
             request: None,
@@ -157,7 +130,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec {
             method: Method::GET,
             path: "/api/v1/lists/{kind}",
-            policy: Policy::Roles(UNIT_ROLES),
+            policy: Policy::Roles(roles::ACT_FOR_UNITS),
             summary: "One of the three lists (kind: resources, needs, projects), items of the caller's community in the order they were added, with their linked cases. Query: retired (true: retired items too), after (cursor), limit (1-1000). Not for residents or civic apps.",
             tag: "reports",
             request: None,
@@ -172,7 +145,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec {
             method: Method::GET,
             path: "/api/v1/units/{id}/standing",
-            policy: Policy::Roles(UNIT_ROLES),
+            policy: Policy::Roles(roles::ACT_FOR_UNITS),
             summary: "A shop's standing: its twelve-point cycle, deductions and restorations, flags, monthly assessments and quarterly ratings. The caller's unit or one below it (404 otherwise).",
             tag: "reports",
             request: None,
@@ -393,7 +366,7 @@ pub(crate) fn projection_error(error: ProjectionError) -> ApiError {
     }
 }
 
-/// The unit `id` when it lies in the caller's scope (the caller's unit or below it).
+/// The unit `id` when it lies in the caller's scope (`OrgChart::in_scope`).
 ///
 /// # Errors
 /// 404 naming `field` otherwise, or when it does not exist: the same answer either way.
@@ -405,22 +378,10 @@ pub(crate) fn unit_in_scope(
 ) -> ApiResult<UnitId> {
     let not_found = || ApiError::not_found(&format!("unit {id}")).field(field);
     let unit = UnitId::new(id).map_err(|_| not_found())?;
-    if org.unit(&unit).is_none() || !org.is_within(&unit, &caller.acting.unit) {
+    if !org.in_scope(&caller.acting, &unit) {
         return Err(not_found());
     }
     Ok(unit)
-}
-
-/// The top of a unit's chain: its community (or the unit itself at the top).
-pub(crate) fn top_of(org: &OrgChart, unit: &UnitId) -> UnitId {
-    let mut current = unit;
-    for _ in 0..=org.units().count() {
-        match org.parent(current) {
-            Some(parent) => current = parent,
-            None => break,
-        }
-    }
-    current.clone()
 }
 
 /// A time as the API shows it (Asia/Shanghai, ISO 8601 with the offset).
@@ -680,13 +641,7 @@ fn known_role(state: &AppState, text: &str) -> ApiResult<Role> {
         .field("role")
     };
     let role = Role::new(text).map_err(|_| unknown())?;
-    let built_in = roles::ALL.contains(&text);
-    let in_workflows = || {
-        state.engine().definitions().all().any(|d| {
-            d.open.roles.contains(&role) || d.actions.iter().any(|a| a.roles.contains(&role))
-        })
-    };
-    if built_in || in_workflows() {
+    if state.engine().definitions().knows_role(&role) {
         Ok(role)
     } else {
         Err(unknown())
@@ -980,12 +935,11 @@ async fn rates_report(
     check_month("month", month)?;
     let tier = params.get("tier").map(parse_tier).transpose()?;
     let org = state.engine().org();
-    let community = top_of(&org, &caller.acting.unit);
     let view = fresh_view(&state, rates::NAME).await?;
     let ranking = rates::ranking(&view, month).map_err(projection_error)?;
     let ranked: Vec<Value> = ranking
         .iter()
-        .filter(|r| org.is_within(&r.rates.unit, &community))
+        .filter(|r| org.same_community(&r.rates.unit, &caller.acting.unit))
         .filter(|r| tier.is_none_or(|tier| org.unit(&r.rates.unit).is_some_and(|u| u.tier == tier)))
         .zip(1u32..)
         .map(|(r, rank)| {
@@ -1008,7 +962,7 @@ async fn rates_report(
         .collect();
     Ok(Json(json!({
         "month": month,
-        "community": community.as_str(),
+        "community": org.top_of(&caller.acting.unit).as_str(),
         "tier": tier.map(Tier::as_str),
         "ranking": ranked,
     })))
@@ -1075,9 +1029,7 @@ async fn stats_report(
             let not_found = || ApiError::not_found(&format!("community {id}")).field("community");
             let unit = UnitId::new(id).map_err(|_| not_found())?;
             let known = org.unit(&unit).ok_or_else(not_found)?;
-            let related = org.is_within(&caller.acting.unit, &unit)
-                || org.is_within(&unit, &caller.acting.unit);
-            if !related {
+            if !org.related(&caller.acting.unit, &unit) {
                 return Err(not_found());
             }
             if known.tier != Tier::Community {
@@ -1146,13 +1098,14 @@ async fn list_items(
     let retired = params.flag("retired")?;
     let page = params.page()?;
     let org = state.engine().org();
-    let community = top_of(&org, &caller.acting.unit);
     let view = fresh_view(&state, lists::NAME).await?;
     let Paged { items, next } =
         lists::list(&view, list, retired, &page).map_err(projection_error)?;
     let items: Vec<Value> = items
         .iter()
-        .filter(|item| org.is_within(&item.row.unit, &community))
+        .filter(|item| {
+            civicflow_core::domain::lists::item_visible(&item.row.unit, &caller.acting, &org)
+        })
         .map(|item| {
             let row = &item.row;
             json!({
@@ -1274,12 +1227,11 @@ async fn recommended(
         .field("quarter"));
     }
     let org = state.engine().org();
-    let community = top_of(&org, &caller.acting.unit);
     let view = fresh_view(&state, shop_standing::NAME).await?;
     let merchants: Vec<Value> = shop_standing::recommended(&view, quarter)
         .map_err(projection_error)?
         .iter()
-        .filter(|r| org.is_within(&r.unit, &community))
+        .filter(|r| org.same_community(&r.unit, &caller.acting.unit))
         .map(|r| {
             json!({
                 "unit_id": r.unit.as_str(),
@@ -1290,7 +1242,7 @@ async fn recommended(
         .collect();
     Ok(Json(json!({
         "quarter": quarter,
-        "community": community.as_str(),
+        "community": org.top_of(&caller.acting.unit).as_str(),
         "merchants": merchants,
     })))
 }
@@ -1317,13 +1269,12 @@ async fn flags(
     let period = params.required("period", "2026-04")?;
     check_month("period", period)?;
     let org = state.engine().org();
-    let community = top_of(&org, &caller.acting.unit);
     let view = fresh_view(&state, shop_standing::NAME).await?;
     let held = shop_standing::flags(&view, period).map_err(projection_error)?;
     let keep = |units: &[UnitId]| -> Vec<String> {
         units
             .iter()
-            .filter(|u| org.is_within(u, &community))
+            .filter(|u| org.same_community(u, &caller.acting.unit))
             .map(|u| u.as_str().to_owned())
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -1331,7 +1282,7 @@ async fn flags(
     };
     Ok(Json(json!({
         "period": period,
-        "community": community.as_str(),
+        "community": org.top_of(&caller.acting.unit).as_str(),
         "red": keep(&held.red),
         "yellow": keep(&held.yellow),
     })))

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
 use civicflow_core::calendar::format_local;
-use civicflow_core::domain::access::{Grant, TokenId};
-use civicflow_core::domain::org::Acting;
+use civicflow_core::domain::access::{grant_visible, Grant, TokenId};
+use civicflow_core::domain::org::{roles, Acting};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -24,7 +24,7 @@ use crate::state::AppState;
 use crate::ServiceError;
 
 /// Who manages tokens: the core's issuers (`domain/access.rs`), over their own subtree.
-const ADMINS: Policy = Policy::Roles(&["community_admin"]);
+const ADMINS: Policy = Policy::Roles(roles::MANAGE_TOKENS);
 
 /// The routes of this module.
 pub fn routes() -> Vec<RouteSpec> {
@@ -178,7 +178,7 @@ fn grant_in_scope(state: &AppState, caller: &Acting, id: &str) -> ApiResult<Gran
     tokens
         .tokens
         .get(&id)
-        .filter(|grant| org.is_within(&grant.acting.unit, &caller.unit))
+        .filter(|grant| grant_visible(grant, caller, &org))
         .cloned()
         .ok_or_else(|| ApiError::not_found("token"))
 }
@@ -192,7 +192,7 @@ async fn list(
     let listed: Vec<Value> = tokens
         .tokens
         .values()
-        .filter(|grant| org.is_within(&grant.acting.unit, &caller.acting.unit))
+        .filter(|grant| grant_visible(grant, &caller.acting, &org))
         .map(grant_json)
         .collect();
     Ok(Json(json!({ "tokens": listed })))

@@ -248,6 +248,15 @@ impl Definition {
         self.stages.iter().find(|s| s.id == id)
     }
 
+    /// Whether Open311's civic apps may file requests of it: its opening rule lets the
+    /// `open311_client` role open a case (then it is served as an Open311 service).
+    pub fn open_to_open311(&self) -> bool {
+        self.open
+            .roles
+            .iter()
+            .any(|r| r.as_str() == crate::domain::org::roles::OPEN311_CLIENT)
+    }
+
     /// An action by id.
     pub fn action(&self, id: &str) -> Option<&Action> {
         self.actions.iter().find(|a| a.id == id)

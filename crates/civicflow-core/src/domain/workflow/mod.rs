@@ -52,6 +52,8 @@ pub use definition::{
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::ids::Role;
+
 /// The built-in workflows, as TOML, by file name.
 pub const BUILT_IN: &[(&str, &str)] = &[
     (
@@ -169,6 +171,15 @@ impl DefinitionRegistry {
     /// Every loaded definition, every version.
     pub fn all(&self) -> impl Iterator<Item = &Arc<Definition>> {
         self.definitions.values()
+    }
+
+    /// Whether `role` means anything here: a built-in role, or one a loaded definition lets
+    /// open a case or take an action.
+    pub fn knows_role(&self, role: &Role) -> bool {
+        crate::domain::org::roles::ALL.contains(&role.as_str())
+            || self.all().any(|d| {
+                d.open.roles.contains(role) || d.actions.iter().any(|a| a.roles.contains(role))
+            })
     }
 }
 
