@@ -370,16 +370,22 @@ fn choices(spec: &FieldSpec, items: &[FieldInput]) -> Result<Vec<String>, Reject
     Ok(chosen)
 }
 
+/// A finite decimal number written as text (trimmed): `12.5`, `-3`, `1e3`; not `NaN`, `inf`,
+/// `1e999`, `0x10`, `12,5`. The rule a number field reads text by, and the one for any other
+/// number that arrives as text (Open311's `lat` and `long`), so that the two agree.
+pub fn parse_decimal(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
 /// A number: typed, or written as a decimal; finite either way.
 fn number(input: &FieldInput) -> Option<f64> {
     match input {
         // Any i64 is a finite f64 (rounded past 2^53, as any decimal number of a JSON body is).
         FieldInput::Integer(n) => Some(*n as f64),
-        FieldInput::Decimal(n) => Some(*n),
-        FieldInput::Text(text) => text.trim().parse::<f64>().ok(),
+        FieldInput::Decimal(n) => Some(*n).filter(|n| n.is_finite()),
+        FieldInput::Text(text) => parse_decimal(text),
         _ => None,
     }
-    .filter(|n| n.is_finite())
 }
 
 /// A whole number: typed, a decimal with no fraction (`12.0`) within exact range, or either
