@@ -1012,23 +1012,13 @@ mod tests {
         );
     }
 
+    /// An empty chart, so that this test does not depend on how charts are built; a unit the
+    /// chart has is accepted in tests/open311_post.rs, which files disputes naming real shops.
     #[test]
     fn unit_fields_must_name_a_unit_of_the_chart() {
-        use crate::domain::org::{self, Acting, OrgCommand, Tier};
-        let tonghui = UnitId::new("tonghui").expect("an id");
-        let mut org = OrgChart::default();
-        let create = OrgCommand::CreateUnit {
-            id: tonghui.clone(),
-            name: "通惠社区".into(),
-            tier: Tier::Community,
-            parent: None,
-        };
-        for event in org::decide(&org, &create, &Acting::system(tonghui.clone())).expect("made") {
-            org::apply(&mut org, &event);
-        }
+        let org = OrgChart::default();
         let mut fields = Fields::new();
         fields.insert("note".into(), FieldValue::Text("x".into()));
-        fields.insert("unit".into(), FieldValue::Unit(tonghui));
         assert_eq!(check_units(&fields, &org), Ok(()));
         fields.insert(
             "shop".into(),
