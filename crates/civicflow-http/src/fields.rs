@@ -1,116 +1,61 @@
-//! Workflow fields from JSON: each value checked against the kind its definition declares,
-//! errors naming the field. Whether a field is required, and the choices allowed, are the
-//! engine's to check.
+//! Workflow fields in JSON: a body's `fields` object read by the domain's one field parser
+//! ([`parse_fields`]), and values shown back as JSON.
+//!
+//! This module only maps JSON's syntax to [`FieldInput`]; what each kind accepts, and the
+//! errors, are the domain's (the same rules as Open311's attributes). Whether a field is
+//! required, and the choices allowed, are the engine's to check when it decides.
 
-use civicflow_core::calendar::parse_rfc3339;
-use civicflow_core::domain::fields::{FieldKind, FieldSpec, FieldValue, Fields};
-use civicflow_core::{CaseId, UnitId};
+use civicflow_core::domain::fields::{parse_fields, FieldInput, FieldSpec, FieldValue, Fields};
+use civicflow_core::domain::Rejection;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::json::cap;
 
-/// The most characters of a text field.
-pub const TEXT_MAX_CHARS: usize = 2000;
-
-/// `values` as fields of `specs`; a name the specs do not declare is refused.
+/// `values` as fields of `specs`, by the domain's parser.
 ///
 /// # Errors
-/// 400 naming the field: unknown, or a value of the wrong kind.
+/// 400 naming the field: a name the specs do not declare, or a value that is not one of the
+/// field's kind (the message says what it must be).
 pub fn from_json(specs: &[FieldSpec], values: &Map<String, Value>) -> Result<Fields, ApiError> {
-    let mut fields = Fields::new();
-    for (name, value) in values {
-        let Some(spec) = specs.iter().find(|s| &s.name == name) else {
-            let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-            return Err(ApiError::bad_request(format!(
-                "{name} is not a field of this step; its fields are: {}",
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ))
-            .field(name.clone()));
-        };
-        if value.is_null() {
-            continue;
-        }
-        fields.insert(name.clone(), value_of(name, spec.kind, value)?);
-    }
-    Ok(fields)
+    parse_fields(
+        specs,
+        values
+            .iter()
+            .map(|(name, value)| (name.clone(), input(value))),
+    )
+    .map_err(refused)
 }
 
-fn value_of(name: &str, kind: FieldKind, value: &Value) -> Result<FieldValue, ApiError> {
-    let wrong = || {
-        ApiError::bad_request(format!("{name} must be {}", describe(kind))).field(name.to_owned())
-    };
-    let text = |value: &Value| -> Result<String, ApiError> {
-        let text = value.as_str().ok_or_else(wrong)?;
-        cap(name, text, TEXT_MAX_CHARS)?;
-        Ok(text.to_owned())
-    };
-    Ok(match kind {
-        FieldKind::Text => FieldValue::Text(text(value)?),
-        FieldKind::Number => {
-            FieldValue::Number(value.as_f64().filter(|n| n.is_finite()).ok_or_else(wrong)?)
-        }
-        FieldKind::Integer => FieldValue::Integer(value.as_i64().ok_or_else(wrong)?),
-        FieldKind::Bool => FieldValue::Bool(value.as_bool().ok_or_else(wrong)?),
-        FieldKind::Datetime => FieldValue::Datetime(
-            parse_rfc3339(value.as_str().ok_or_else(wrong)?).map_err(|e| {
-                ApiError::bad_request(format!("{name}: {e}")).field(name.to_owned())
-            })?,
-        ),
-        FieldKind::Unit => {
-            FieldValue::Unit(UnitId::new(text(value)?).map_err(|e| {
-                ApiError::bad_request(format!("{name}: {e}")).field(name.to_owned())
-            })?)
-        }
-        FieldKind::Choice => FieldValue::Choice(text(value)?),
-        FieldKind::Choices => FieldValue::Choices(
-            value
-                .as_array()
-                .ok_or_else(wrong)?
-                .iter()
-                .map(text)
-                .collect::<Result<_, _>>()?,
-        ),
-        FieldKind::Rating => FieldValue::Rating(
-            value
-                .as_u64()
-                .and_then(|n| u8::try_from(n).ok())
-                .filter(|n| (1..=5).contains(n))
-                .ok_or_else(wrong)?,
-        ),
-        FieldKind::Case => FieldValue::Case(
-            CaseId::parse(value.as_str().ok_or_else(wrong)?).map_err(|e| {
-                ApiError::bad_request(format!("{name}: {e}")).field(name.to_owned())
-            })?,
-        ),
-        // A kind added to the core later: refuse rather than guess.
-        #[allow(unreachable_patterns)]
-        _ => return Err(wrong()),
-    })
-}
-
-fn describe(kind: FieldKind) -> &'static str {
-    match kind {
-        FieldKind::Text => "a string",
-        FieldKind::Number => "a finite number",
-        FieldKind::Integer => "an integer",
-        FieldKind::Bool => "true or false",
-        FieldKind::Datetime => "an RFC 3339 date-time with an offset",
-        FieldKind::Unit => "a unit id",
-        FieldKind::Choice => "one of the field's choices, as a string",
-        FieldKind::Choices => "an array of the field's choices",
-        FieldKind::Rating => "an integer from 1 to 5",
-        FieldKind::Case => "a case id",
-        #[allow(unreachable_patterns)]
-        _ => "a value of the field's kind",
+/// A JSON value as the parser's input: each JSON type as the typed input it is.
+fn input(value: &Value) -> FieldInput {
+    match value {
+        Value::Null => FieldInput::Null,
+        Value::Bool(b) => FieldInput::Bool(*b),
+        // An integer stays exact as i64; anything else (a fraction, an exponent, past i64)
+        // is a decimal, which the parser refuses for whole numbers past 2^53.
+        Value::Number(n) => match n.as_i64() {
+            Some(n) => FieldInput::Integer(n),
+            None => FieldInput::Decimal(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(text) => FieldInput::Text(text.clone()),
+        Value::Array(items) => FieldInput::List(items.iter().map(input).collect()),
+        Value::Object(_) => FieldInput::Object,
     }
 }
 
-/// A field value as JSON (the inverse of [`from_json`]).
+/// The parser's refusal as the API's 400, naming the field.
+fn refused(rejection: Rejection) -> ApiError {
+    match rejection {
+        Rejection::FieldInvalid { field, reason } => {
+            ApiError::bad_request(format!("{field} {reason}")).field(field)
+        }
+        // The parser answers nothing else; whatever it may say later is still the body's
+        // fault, and a 400 with its words.
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// A field value as JSON (what [`from_json`] reads back to the same value).
 pub fn to_json(value: &FieldValue) -> Value {
     match value {
         FieldValue::Text(t) | FieldValue::Choice(t) => Value::from(t.clone()),
@@ -124,5 +69,84 @@ pub fn to_json(value: &FieldValue) -> Value {
         FieldValue::Case(c) => Value::from(c.to_string()),
         #[allow(unreachable_patterns)]
         _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use civicflow_core::domain::fields::FieldKind;
+    use serde_json::json;
+
+    fn specs() -> Vec<FieldSpec> {
+        vec![
+            FieldSpec::new("amount", FieldKind::Number, false),
+            FieldSpec::new("count", FieldKind::Integer, false),
+            FieldSpec::new("ok", FieldKind::Bool, false),
+            FieldSpec::new("when", FieldKind::Datetime, false),
+            FieldSpec::new("tags", FieldKind::Choices, false),
+        ]
+    }
+
+    fn read(body: Value) -> Result<Fields, ApiError> {
+        from_json(&specs(), body.as_object().expect("an object"))
+    }
+
+    #[test]
+    fn json_values_read_as_the_domain_reads_them() {
+        let fields = read(json!({
+            "amount": "12.5", "count": 12.0, "ok": "false",
+            "when": "2026-04-01T09:30:00+08:00", "tags": ["a", "a", "b"]
+        }))
+        .expect("valid");
+        assert_eq!(fields["amount"], FieldValue::Number(12.5));
+        assert_eq!(fields["count"], FieldValue::Integer(12));
+        assert_eq!(fields["ok"], FieldValue::Bool(false));
+        assert!(matches!(fields["when"], FieldValue::Datetime(_)));
+        assert_eq!(
+            fields["tags"],
+            FieldValue::Choices(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(to_json(&fields["when"]), json!("2026-04-01T09:30:00+08:00"));
+        assert!(read(json!({"amount": null})).expect("null").is_empty());
+        assert_eq!(
+            read(json!({"count": u64::MAX}))
+                .expect_err("past i64")
+                .field
+                .as_deref(),
+            Some("count")
+        );
+    }
+
+    #[test]
+    fn refusals_are_400_naming_the_field() {
+        for (body, field, message) in [
+            (
+                json!({"ok": "yes"}),
+                "ok",
+                "ok must be true or false, not \"yes\"",
+            ),
+            (
+                json!({"when": 1_775_007_000_000_000_i64}),
+                "when",
+                "when must be an RFC 3339 date and time with an offset (2026-04-01T09:30:00+08:00), not 1775007000000000",
+            ),
+            (
+                json!({"amount": {"value": 1}}),
+                "amount",
+                "amount must be a decimal number, not an object",
+            ),
+            (
+                json!({"colour": "red"}),
+                "colour",
+                "colour is not a field of this step; its fields are: amount, count, ok, when, tags",
+            ),
+        ] {
+            let error = read(body).expect_err(message);
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
+            assert_eq!(error.code, "bad_request");
+            assert_eq!(error.field.as_deref(), Some(field));
+            assert_eq!(error.message, message);
+        }
     }
 }

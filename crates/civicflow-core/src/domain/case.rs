@@ -16,7 +16,7 @@ pub use super::deadline::{
     ActiveDeadline, DeadlineMet, DeadlineMissed, DeadlineSet, DeadlineStepReached, LadderStep,
 };
 use super::events::domain_events;
-use super::fields::{check_fields, FieldValue, Fields};
+use super::fields::{check_fields, check_units, FieldValue, Fields};
 use super::org::{roles, Acting, OrgChart};
 use super::rejection::Rejection;
 use super::workflow::{Action, Definition, DefinitionRef, Effect, Scope, WorkflowId};
@@ -688,6 +688,9 @@ fn decide_open(open: &OpenCase, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Rej
         false,
     )?;
     check_fields("open", &definition.open.fields, &open.fields)?;
+    // An opening's unit fields are facts about the case (the shop complained of): they must
+    // name units of the chart. (An action's effects check the units they hand the case to.)
+    check_units(&open.fields, ctx.org)?;
     let place = open.place.clone().filter(|p| !p.is_empty());
     if let Some(place) = &place {
         place.check()?;
