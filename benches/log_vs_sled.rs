@@ -14,19 +14,22 @@
 //! 2. one writer's durable append, vs one raw insert + flush (target: at most 1.3x the time);
 //! 3. replay of the whole log with decode, vs a raw scan + decode (target: at least 0.7);
 //! 4. bytes on disk per event, vs raw sled (target: at most 1.3).
+//! 5. the cost of the storage seam: the engine's calls (a lone append, a short stream read,
+//!    a replay batch) through `&dyn EventStore` against the same calls on the concrete
+//!    `SledLog`, alternating, on one store: the measurement behind choosing `dyn` over a
+//!    type parameter (`docs/decisions/0008-one-command-path-and-storage-seam.md`).
 //!
 //! Raw sled's `flush` does not make data power-safe (sled #1452); our log adds an `fdatasync`
 //! per commit group. So scenarios 1 and 2 are also reported against raw sled + `fdatasync`
 //! (the same durability) and with our log in `Durability::Flush` (sled's own durability).
 
-use civicflow::core::EventStore as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use civicflow::core::{
-    Actor, AppendRequest, CorrelationId, Durability, EventType, ExpectedVersion, NewEvent,
-    Position, RecordedEvent, SledLog, SledLogConfig, StreamId, Timestamp,
+    Actor, AppendRequest, CorrelationId, Durability, EventStore, EventType, ExpectedVersion,
+    NewEvent, Position, RecordedEvent, SledLog, SledLogConfig, StreamId, Timestamp, Version,
 };
 
 /// How big the workloads are.
@@ -429,6 +432,111 @@ fn disk_bytes(path: &Path) -> (u64, u64) {
     (allocated, apparent)
 }
 
+/// Scenario 5: nanoseconds per call of each workload, through `dyn` and statically, on one
+/// store, alternating the two `rounds` times (medians).
+fn dispatch(sizes: &Sizes) -> Vec<(&'static str, f64, f64)> {
+    /// A call sequence, run against any store (static when `S` is concrete).
+    fn appends<S: EventStore + ?Sized>(log: &S, stream: &StreamId, n: usize, from: usize) -> f64 {
+        let started = Instant::now();
+        for i in from..from + n {
+            log.append(one_event(stream, ExpectedVersion::Any, i))
+                .expect("append")
+                .expect("any");
+        }
+        started.elapsed().as_secs_f64() * 1e9 / n as f64
+    }
+    fn short_reads<S: EventStore + ?Sized>(log: &S, streams: &[StreamId], n: usize) -> f64 {
+        let started = Instant::now();
+        let mut read = 0usize;
+        for i in 0..n {
+            read += log
+                .read_stream(&streams[i % streams.len()], Version::FIRST, 1024)
+                .expect("read")
+                .len();
+        }
+        std::hint::black_box(read);
+        started.elapsed().as_secs_f64() * 1e9 / n as f64
+    }
+    fn replays<S: EventStore + ?Sized>(log: &S) -> f64 {
+        let started = Instant::now();
+        let (mut from, mut batches) = (Position::FIRST, 0usize);
+        loop {
+            let batch = log.read_all(from, 1024).expect("read");
+            let Some(last) = batch.last() else { break };
+            from = last.position.next();
+            batches += 1;
+        }
+        started.elapsed().as_secs_f64() * 1e9 / batches.max(1) as f64
+    }
+
+    let scratch = Scratch::new("dispatch");
+    let log = open_log(&scratch.0, Durability::Flush);
+    // A store like the engine's: many short streams (cases of a few events each).
+    let streams: Vec<StreamId> = (0..256)
+        .map(|i| StreamId::new(format!("case-{i}")).expect("valid"))
+        .collect();
+    for round in 0..8 {
+        for stream in &streams {
+            log.append(one_event(stream, ExpectedVersion::Any, round))
+                .expect("append")
+                .expect("any");
+        }
+    }
+    let dynamic: &dyn EventStore = &log;
+    let lone = StreamId::new("case-lone").expect("valid");
+    let reads = sizes.single_appends * 20;
+    let (mut append_s, mut append_d) = (Vec::new(), Vec::new());
+    let (mut read_s, mut read_d) = (Vec::new(), Vec::new());
+    let (mut replay_s, mut replay_d) = (Vec::new(), Vec::new());
+    for round in 0..sizes.rounds * 2 {
+        let from = round * sizes.single_appends;
+        // Alternate which goes first, so that warming up favours neither.
+        if round % 2 == 0 {
+            append_s.push(appends(&log, &lone, sizes.single_appends, from));
+            append_d.push(appends(
+                dynamic,
+                &lone,
+                sizes.single_appends,
+                from + 1_000_000,
+            ));
+            read_s.push(short_reads(&log, &streams, reads));
+            read_d.push(short_reads(dynamic, &streams, reads));
+            replay_s.push(replays(&log));
+            replay_d.push(replays(dynamic));
+        } else {
+            append_d.push(appends(
+                dynamic,
+                &lone,
+                sizes.single_appends,
+                from + 1_000_000,
+            ));
+            append_s.push(appends(&log, &lone, sizes.single_appends, from));
+            read_d.push(short_reads(dynamic, &streams, reads));
+            read_s.push(short_reads(&log, &streams, reads));
+            replay_d.push(replays(dynamic));
+            replay_s.push(replays(&log));
+        }
+    }
+    log.close().expect("close");
+    vec![
+        (
+            "a lone append (Durability::Flush)",
+            median(append_s),
+            median(append_d),
+        ),
+        (
+            "a case's stream read (8 events)",
+            median(read_s),
+            median(read_d),
+        ),
+        (
+            "a replay batch of 1024 events",
+            median(replay_s),
+            median(replay_d),
+        ),
+    ]
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     // `--only N` runs one scenario (for profiling).
@@ -626,5 +734,20 @@ fn main() {
             per_event(ours_len),
             ours_alloc as f64 / raw_alloc as f64
         );
+    }
+
+    // 5. The storage seam's cost: the same calls through `dyn EventStore` and statically.
+    if wanted(5) {
+        println!(
+            "\n## 5. the storage seam: calls through `&dyn EventStore` vs the concrete `SledLog`"
+        );
+        println!("| call | static ns | dyn ns | ratio dyn/static |");
+        println!("|---|---:|---:|---:|");
+        for (what, static_ns, dyn_ns) in dispatch(sizes) {
+            println!(
+                "| {what} | {static_ns:.0} | {dyn_ns:.0} | **{:.3}** |",
+                dyn_ns / static_ns
+            );
+        }
     }
 }

@@ -117,11 +117,11 @@ pub struct ServeArgs {
     /// CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
-    /// sled's page cache for the log, in MiB (sled keeps more than it counts: see
+    /// The embedded log's page cache, in MiB (the store keeps more than it counts: see
     /// docs/benchmarks.md).
     #[arg(long, default_value_t = ServiceConfig::DEFAULT_LOG_CACHE_MIB, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub log_cache_mib: u64,
-    /// sled's page cache for the read models, in MiB.
+    /// The embedded read-model store's page cache, in MiB.
     #[arg(long, default_value_t = ServiceConfig::DEFAULT_READ_MODEL_CACHE_MIB, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub read_model_cache_mib: u64,
     /// Requests per second allowed to one token (sustained; bursts up to twice this).
@@ -207,7 +207,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
 /// would be cut off and nothing would say why. With a handler installed the write fails with
 /// `EFBIG` instead, like a full disk: the store that got it poisons itself and says so, reads
 /// keep working, and the operator sees the reason (tests/disk_full.rs). tokio's handler stays
-/// installed for the life of the process, for every thread (sled writes on its own threads);
+/// installed for the life of the process, for every thread (the embedded store writes on
+/// threads of its own);
 /// the task only logs each signal.
 ///
 /// # Errors

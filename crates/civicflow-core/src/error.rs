@@ -43,7 +43,8 @@ pub enum OpenError {
     },
     /// The log no longer reaches the head it had when it was last closed cleanly, or holds
     /// another event there: acknowledged events were lost or changed while it was closed
-    /// (damaged or partly copied files; sled cuts a damaged log short when it opens it).
+    /// (damaged or partly copied files; the embedded store cuts a damaged log short when it
+    /// opens it).
     #[error("the log at {path} was closed with its head at {closed}, but its files now hold {found}: events acknowledged before that close are missing or changed (damaged or partly copied files); restore the store from a backup")]
     ClosedHeadLost {
         /// The store's directory.

@@ -23,9 +23,9 @@ pub struct ServiceConfig {
     pub request_timeout: Duration,
     /// How long requests in flight may run on after a shutdown signal.
     pub shutdown_grace: Duration,
-    /// sled's page cache for the read models, in bytes (memory is bounded by it).
+    /// The embedded read-model store's page cache, in bytes (memory is bounded by it).
     pub read_model_cache_bytes: u64,
-    /// sled's page cache for the log, in bytes.
+    /// The embedded log's page cache, in bytes.
     pub log_cache_bytes: u64,
     /// The most rows each read model keeps decoded in memory between commits, live and
     /// while it catches up (eight read models do at once after an upgrade or a lost
@@ -37,10 +37,10 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// The default sled page cache of the log, in MiB (sled keeps more than its cache
-    /// counts; `docs/benchmarks.md` has the server's measured memory).
+    /// The default page cache of the embedded log, in MiB (the store keeps more than its
+    /// cache counts; `docs/benchmarks.md` has the server's measured memory).
     pub const DEFAULT_LOG_CACHE_MIB: u64 = 16;
-    /// The default sled page cache of the read models, in MiB.
+    /// The default page cache of the embedded read-model store, in MiB.
     pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 16;
     /// The default of [`ServiceConfig::projection_rows_in_memory`].
     pub const DEFAULT_PROJECTION_ROWS_IN_MEMORY: usize = 2_000;

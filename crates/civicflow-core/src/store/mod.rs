@@ -7,7 +7,7 @@
 //! guarantees of `docs/design.md`. The embedded backend is the crate's `SledLog`.
 //!
 //! Subscriptions and the commit signal are written against the trait, so every backend gets
-//! them. `dyn` rather than a type parameter: measured in `benches/log_vs_sled.rs`, a virtual
+//! them. `dyn` rather than a type parameter: measured in the log's benchmark (scenario 5), a virtual
 //! call is lost in the cost of the I/O behind it (`docs/decisions/0008-…`).
 
 mod signal;
