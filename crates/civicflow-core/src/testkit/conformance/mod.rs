@@ -72,7 +72,7 @@
 //!
 //! # The checks, and the guarantee each proves
 //!
-//! The model (`model.rs`, from the workspace's `tests/log_model.rs`):
+//! The model (`model.rs`):
 //! - [`model`]: under random appends (one or several streams; right, wrong and `Any`
 //!   expected versions; new, retried and misused idempotency keys; bulk appends), reads,
 //!   a live subscription, clock moves and reopenings with varied tunings, the log is the
@@ -84,7 +84,7 @@
 //!   every handle) lets go of the place, so it opens again at once, 300 times over, with
 //!   every event.
 //!
-//! Concurrency (`concurrency.rs`, from `tests/log_concurrency.rs`):
+//! Concurrency (`concurrency.rs`):
 //! - [`racing_writers_win_each_version_of_one_stream_exactly_once`]: of many writers
 //!   expecting the same version exactly one wins; the stream holds exactly the winners.
 //! - [`atomic_pair_appends_stay_whole_and_contiguous`]: an atomic append to two streams is
@@ -92,8 +92,7 @@
 //! - [`async_and_thread_appends_are_all_readable_where_acknowledged`]: async and blocking
 //!   appends at once are each where their answer said, covering positions 1..n once.
 //!
-//! Subscriptions that never skip (`subscriptions.rs`, from `tests/log_subscriptions.rs`
-//! and `tests/log_concurrency.rs`):
+//! Subscriptions that never skip (`subscriptions.rs`):
 //! - [`a_live_subscriber_sees_every_position_once_in_order`]: a subscriber following live
 //!   writers sees every position once, in order, and nothing past the last; concurrent
 //!   stream reads are gap-free prefixes that never shrink.
@@ -102,7 +101,7 @@
 //! - [`a_subscriber_that_stops_reading_holds_up_no_writer`]: a stalled subscriber slows no
 //!   commit, catches up in order later, and a waiting one gets `Closed` when the log closes.
 //!
-//! Idempotency (`idempotency.rs`; the first from `tests/log_concurrency.rs`):
+//! Idempotency (`idempotency.rs`):
 //! - [`concurrent_retries_of_one_keyed_request_write_it_once`]: simultaneous retries of
 //!   one keyed request write it once; the others get its result, a different request under
 //!   the key is refused.
@@ -120,7 +119,7 @@
 //!   and its predecessors in the log and the stream; the bytes decode to what `read_all`
 //!   returns.
 //!
-//! Restore (`restore.rs`, from `crates/civicflow-core/tests/restore.rs`):
+//! Restore (`restore.rs`):
 //! - [`a_restored_log_is_the_exported_one_byte_for_byte`]: exported into another store of
 //!   the backend: the same records, bytes, hashes, head, stream versions and idempotency
 //!   records; appends, subscriptions and a reopen go on normally.
