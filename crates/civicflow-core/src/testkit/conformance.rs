@@ -1,1 +1,0 @@
-//! The event log's conformance kit (filled in below).

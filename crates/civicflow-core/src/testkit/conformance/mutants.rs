@@ -1,0 +1,302 @@
+//! The kit can fail: sled stores wrapped in deliberately broken `EventStore`s make the
+//! checks that guard against each fault panic, naming the check and the store, while the
+//! same wrapper without a fault passes them.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::support::panic_text;
+use super::Backend;
+use crate::chain::{ChainHead, VerifyReport};
+use crate::error::{CloseError, ReadError, RestoreError};
+use crate::store::{AppendResult, LogStats, RestoreSink, StoredIdempotency, StoredRecord};
+use crate::{
+    AppendRequest, Clock, CommitSignal, Completion, EventStore, ExpectedVersion, IdempotencyKey,
+    OpenError, Position, RecordedEvent, SledLogConfig, StreamId, Version,
+};
+
+/// What a broken store does wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Nothing: the control.
+    None,
+    /// `read_all` leaves out every event whose position is a multiple of 50.
+    DropsEvery50th,
+    /// A keyed append whose key already has a result is written again, as a new append.
+    RewritesRetries,
+    /// An append that conflicts is written anyway, with every expectation made `Any`.
+    WritesConflicts,
+}
+
+/// A store that passes everything to `inner`, except what its fault breaks.
+#[derive(Debug)]
+struct Broken {
+    inner: Arc<dyn EventStore>,
+    fault: Fault,
+}
+
+impl Broken {
+    fn broken_append(&self, request: AppendRequest) -> AppendResult {
+        match self.fault {
+            Fault::RewritesRetries => {
+                if let Some(key) = &request.idempotency_key {
+                    if self.inner.idempotent_result(key).ok().flatten().is_some() {
+                        let mut again = request;
+                        again.idempotency_key = None;
+                        return self.inner.append(again);
+                    }
+                }
+                self.inner.append(request)
+            }
+            Fault::WritesConflicts => match self.inner.append(request.clone())? {
+                Err(_conflict) => {
+                    let mut anyway = request;
+                    for write in &mut anyway.writes {
+                        write.expected = ExpectedVersion::Any;
+                    }
+                    self.inner.append(anyway)
+                }
+                answer => Ok(answer),
+            },
+            Fault::None | Fault::DropsEvery50th => self.inner.append(request),
+        }
+    }
+
+    fn broken_read_all(&self, events: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
+        match self.fault {
+            Fault::DropsEvery50th => events
+                .into_iter()
+                .filter(|e| e.position.get() % 50 != 0)
+                .collect(),
+            _ => events,
+        }
+    }
+}
+
+impl EventStore for Broken {
+    fn append(&self, request: AppendRequest) -> AppendResult {
+        self.broken_append(request)
+    }
+    fn append_async(&self, request: AppendRequest) -> Completion<AppendResult> {
+        match self.fault {
+            Fault::None | Fault::DropsEvery50th => self.inner.append_async(request),
+            Fault::RewritesRetries | Fault::WritesConflicts => {
+                Completion::ready(self.broken_append(request))
+            }
+        }
+    }
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        self.inner.read_stream(stream, from, max)
+    }
+    fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, ReadError> {
+        Ok(self.broken_read_all(self.inner.read_all(from, max)?))
+    }
+    fn read_stream_async(
+        &self,
+        stream: StreamId,
+        from: Version,
+        max: usize,
+    ) -> Completion<Result<Vec<RecordedEvent>, ReadError>> {
+        self.inner.read_stream_async(stream, from, max)
+    }
+    fn read_all_async(
+        &self,
+        from: Position,
+        max: usize,
+    ) -> Completion<Result<Vec<RecordedEvent>, ReadError>> {
+        Completion::ready(self.read_all(from, max))
+    }
+    fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
+        self.inner.stream_version(stream)
+    }
+    fn idempotent_result(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<crate::Appended>, ReadError> {
+        self.inner.idempotent_result(key)
+    }
+    fn head(&self) -> Option<ChainHead> {
+        self.inner.head()
+    }
+    fn commit_signal(&self) -> &CommitSignal {
+        self.inner.commit_signal()
+    }
+    fn verify(&self) -> Result<VerifyReport, ReadError> {
+        self.inner.verify()
+    }
+    fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, ReadError> {
+        self.inner.verify_stream(stream)
+    }
+    fn poisoned(&self) -> Option<String> {
+        self.inner.poisoned()
+    }
+    fn stats(&self) -> LogStats {
+        self.inner.stats()
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn stored_records(&self, from: Position, max: usize) -> Result<Vec<StoredRecord>, ReadError> {
+        self.inner.stored_records(from, max)
+    }
+    fn stored_idempotency_records(
+        &self,
+        after: Option<&IdempotencyKey>,
+        max: usize,
+    ) -> Result<Vec<StoredIdempotency>, ReadError> {
+        self.inner.stored_idempotency_records(after, max)
+    }
+    fn begin_restore(&self) -> Result<Box<dyn RestoreSink + '_>, RestoreError> {
+        self.inner.begin_restore()
+    }
+    fn close(&self) -> Result<(), CloseError> {
+        self.inner.close()
+    }
+}
+
+/// A directory for one store, removed when dropped unless the thread panics (which every
+/// mutant run does on purpose; the failing runs' directories are removed by the test).
+#[derive(Debug)]
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// sled stores, each wrapped in a [`Broken`] with `fault`.
+struct Mutant {
+    fault: Fault,
+    /// Every place made, for removing them after a run that failed on purpose.
+    root: PathBuf,
+}
+
+impl Mutant {
+    fn new(fault: Fault) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "civicflow-kit-mutant-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        Self { fault, root }
+    }
+}
+
+impl Drop for Mutant {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+impl Backend for Mutant {
+    type Place = Dir;
+
+    fn place(&self) -> Dir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Dir(self
+            .root
+            .join(NEXT.fetch_add(1, Ordering::Relaxed).to_string()))
+    }
+
+    fn open(
+        &self,
+        place: &Dir,
+        clock: Arc<dyn Clock>,
+        tuning: u8,
+    ) -> Result<Arc<dyn EventStore>, OpenError> {
+        let mut config = SledLogConfig::new(&place.0).clock(clock);
+        if tuning > 0 {
+            config = config.index_flush_events(usize::from(tuning));
+        }
+        Ok(Arc::new(Broken {
+            inner: Arc::new(config.open()?),
+            fault: self.fault,
+        }))
+    }
+
+    fn name(&self) -> String {
+        format!("sled with fault {:?}", self.fault)
+    }
+}
+
+/// Runs `check` against sled with `fault` and returns its panic message, if it panicked.
+fn failure(fault: Fault, check: impl FnOnce(&Mutant)) -> Option<String> {
+    let backend = Mutant::new(fault);
+    let result = panic::catch_unwind(AssertUnwindSafe(|| check(&backend)));
+    result.err().map(|payload| panic_text(&*payload))
+}
+
+/// Asserts that `check` passes without a fault and fails with `fault`, naming itself
+/// (`name`), the fault and a store of the run. Returns the failure's message.
+fn caught(fault: Fault, name: &str, check: impl Fn(&Mutant)) -> String {
+    if let Some(message) = failure(Fault::None, &check) {
+        panic!("the control (no fault) failed `{name}`: {message}");
+    }
+    let Some(message) = failure(fault, &check) else {
+        panic!("`{name}` passed a store with fault {fault:?}: the check cannot fail");
+    };
+    assert!(
+        message.contains(&format!("conformance check `{name}` failed")),
+        "the failure does not name the check: {message}"
+    );
+    assert!(
+        message.contains(&format!("{fault:?}")),
+        "the failure does not name the backend: {message}"
+    );
+    assert!(
+        message.contains("civicflow-kit-mutant-"),
+        "the failure does not name where the store is: {message}"
+    );
+    println!("`{name}` on a store with fault {fault:?} failed, as it must:\n{message}");
+    message
+}
+
+#[test]
+fn a_store_whose_read_all_drops_every_50th_event_fails_the_live_subscriber_check() {
+    let _ = caught(
+        Fault::DropsEvery50th,
+        "a_live_subscriber_sees_every_position_once_in_order",
+        super::a_live_subscriber_sees_every_position_once_in_order,
+    );
+}
+
+#[test]
+fn a_store_that_writes_a_retry_again_fails_the_idempotency_across_reopen_check() {
+    let _ = caught(
+        Fault::RewritesRetries,
+        "a_keyed_append_retried_after_reopen_answers_the_stored_result_and_writes_nothing",
+        |backend| {
+            super::a_keyed_append_retried_after_reopen_answers_the_stored_result_and_writes_nothing(
+                backend,
+            )
+        },
+    );
+}
+
+#[test]
+fn a_store_that_writes_conflicting_appends_fails_the_model() {
+    // Without shrinking, so that the first failing case is reported at once.
+    let message = caught(Fault::WritesConflicts, "model", |backend| {
+        super::model::model_with(backend, 12, false);
+    });
+    assert!(
+        message.contains("CIVICFLOW_PROPTEST_SEED="),
+        "the model's failure does not name its seed: {message}"
+    );
+    assert!(
+        message.contains("step "),
+        "the model's failure does not name the step: {message}"
+    );
+}
