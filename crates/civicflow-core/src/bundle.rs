@@ -329,13 +329,13 @@ impl std::error::Error for BundleProblem {}
 
 /// Checks a bundle without the store (see the module's documentation for what is checked).
 /// `same_decoded` compares an event's `decoded` as the bundle holds it with the record
-/// decoded again, and says what differs.
+/// decoded again, and says what differs (its error's words become the problem's reason).
 ///
 /// # Errors
 /// The first [`BundleProblem`] found, in the order of the events.
-pub fn verify<D>(
+pub fn verify<D, E: std::fmt::Display>(
     bundle: &Bundle<D>,
-    mut same_decoded: impl FnMut(&D, &Decoded) -> Result<(), String>,
+    mut same_decoded: impl FnMut(&D, &Decoded) -> Result<(), E>,
 ) -> Result<BundleSummary, BundleProblem> {
     if bundle.format != BUNDLE_FORMAT {
         return Err(BundleProblem::bundle(format!(
@@ -405,12 +405,12 @@ pub fn verify<D>(
 }
 
 /// Checks one event given the one before it in the bundle; its position and hash.
-fn check_event<D>(
+fn check_event<D, E: std::fmt::Display>(
     index: usize,
     event: &BundleEvent<D>,
     previous: Option<(Position, ChainHash)>,
     stream: &crate::ids::StreamId,
-    same_decoded: &mut impl FnMut(&D, &Decoded) -> Result<(), String>,
+    same_decoded: &mut impl FnMut(&D, &Decoded) -> Result<(), E>,
 ) -> Result<(Position, ChainHash), String> {
     let expected = u64::try_from(index)
         .ok()
