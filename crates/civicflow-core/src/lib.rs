@@ -134,6 +134,8 @@ pub mod prelude;
 
 #[cfg(feature = "fault-injection")]
 pub use self::sled::FaultInjection;
+#[cfg(feature = "testkit")]
+pub use self::sled::{SledBackend, SledPlace};
 pub use self::sled::{SledLog, SledLogConfig, SledReadModels, SledVaultStore};
 pub use chain::{ChainBreak, ChainBreakReason, ChainHash, ChainHead, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -16,11 +16,15 @@
 //! One data directory holds a whole embedded store: `log/`, `vault/` (the key file and the
 //! vault's own sled database) and, for the service, `readmodels/`.
 
+#[cfg(feature = "testkit")]
+mod conformance;
 mod log;
 mod read_models;
 pub(crate) mod support;
 mod vault;
 
+#[cfg(feature = "testkit")]
+pub use conformance::{SledBackend, SledPlace};
 #[cfg(feature = "fault-injection")]
 pub use log::FaultInjection;
 pub use log::{SledLog, SledLogConfig};

@@ -2,9 +2,10 @@
 //! [`EventStore`], for every storage backend.
 //!
 //! A backend proves it keeps the guarantees of `docs/design.md` by running every check here
-//! against its own stores. sled (`SledLog`) runs the kit in civicflow's `cargo test`
-//! (`crates/civicflow-core/tests/conformance.rs`); a later backend (PostgreSQL, issue 15)
-//! runs the same checks unchanged.
+//! against its own stores. The embedded backend runs the kit in civicflow's `cargo test`
+//! through its factory, `civicflow_core::SledBackend`; a later backend (PostgreSQL, issue
+//! 15) runs the same checks unchanged. The example below writes a backend factory from
+//! scratch, as another backend would.
 //!
 //! # What a backend provides
 //!
@@ -229,10 +230,13 @@ pub trait Backend: Sync {
 ///
 /// `$backend` is an expression that makes the backend, evaluated once per test:
 ///
-/// ```ignore
-/// civicflow_core::event_store_conformance!(crate::SledBackend::new());
+/// ```
+/// civicflow_core::event_store_conformance!(civicflow_core::SledBackend::new());
 /// // Or, for two backends in one file, each in its own module:
-/// civicflow_core::event_store_conformance!(sled_fsync: crate::SledBackend::new());
+/// civicflow_core::event_store_conformance!(
+///     sled_elsewhere: civicflow_core::SledBackend::under(std::env::temp_dir().join("kit"))
+/// );
+/// # fn main() {}
 /// ```
 ///
 /// The tests are named after the checks (`event_store_conformance::model`, …); every check

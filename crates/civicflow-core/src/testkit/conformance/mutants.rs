@@ -14,7 +14,7 @@ use crate::error::{CloseError, ReadError, RestoreError};
 use crate::store::{AppendResult, LogStats, RestoreSink, StoredIdempotency, StoredRecord};
 use crate::{
     AppendRequest, Clock, CommitSignal, Completion, EventStore, ExpectedVersion, IdempotencyKey,
-    OpenError, Position, RecordedEvent, SledLogConfig, StreamId, Version,
+    OpenError, Position, RecordedEvent, StreamId, Version,
 };
 
 /// What a broken store does wrong.
@@ -161,23 +161,11 @@ impl EventStore for Broken {
     }
 }
 
-/// A directory for one store, removed when dropped unless the thread panics (which every
-/// mutant run does on purpose; the failing runs' directories are removed by the test).
-#[derive(Debug)]
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// sled stores, each wrapped in a [`Broken`] with `fault`.
+/// sled stores, each wrapped in a [`Broken`] with `fault`, under a root of their own that is
+/// removed afterwards (every run with a fault fails on purpose, which keeps its places).
 struct Mutant {
     fault: Fault,
-    /// Every place made, for removing them after a run that failed on purpose.
+    sled: crate::SledBackend,
     root: PathBuf,
 }
 
@@ -190,7 +178,11 @@ impl Mutant {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&root);
-        Self { fault, root }
+        Self {
+            fault,
+            sled: crate::SledBackend::under(&root),
+            root,
+        }
     }
 }
 
@@ -201,27 +193,20 @@ impl Drop for Mutant {
 }
 
 impl Backend for Mutant {
-    type Place = Dir;
+    type Place = crate::SledPlace;
 
-    fn place(&self) -> Dir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        Dir(self
-            .root
-            .join(NEXT.fetch_add(1, Ordering::Relaxed).to_string()))
+    fn place(&self) -> crate::SledPlace {
+        self.sled.place()
     }
 
     fn open(
         &self,
-        place: &Dir,
+        place: &crate::SledPlace,
         clock: Arc<dyn Clock>,
         tuning: u8,
     ) -> Result<Arc<dyn EventStore>, OpenError> {
-        let mut config = SledLogConfig::new(&place.0).clock(clock);
-        if tuning > 0 {
-            config = config.index_flush_events(usize::from(tuning));
-        }
         Ok(Arc::new(Broken {
-            inner: Arc::new(config.open()?),
+            inner: Arc::new(self.sled.open_log(place, clock, tuning)?),
             fault: self.fault,
         }))
     }
