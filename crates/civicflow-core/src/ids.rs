@@ -419,6 +419,11 @@ impl CaseId {
     pub fn stream(&self) -> StreamId {
         StreamId::new(format!("case-{}", self.0)).expect("a UUID makes a valid stream id")
     }
+
+    /// The case whose stream `stream` is (`None`: another stream).
+    pub fn of_stream(stream: &StreamId) -> Option<Self> {
+        Self::parse(stream.as_str().strip_prefix("case-")?).ok()
+    }
 }
 
 impl DirectiveId {
@@ -431,6 +436,18 @@ impl DirectiveId {
     pub fn part_stream(&self, index: u32) -> StreamId {
         StreamId::new(format!("directive-{}.{index}", self.0))
             .expect("a UUID and a number make a valid stream id")
+    }
+
+    /// The directive whose own stream `stream` is (`None`: another stream, a part's too).
+    pub fn of_stream(stream: &StreamId) -> Option<Self> {
+        Self::parse(stream.as_str().strip_prefix("directive-")?).ok()
+    }
+
+    /// The directive and part index whose part stream `stream` is (`None`: another stream).
+    pub fn of_part_stream(stream: &StreamId) -> Option<(Self, u32)> {
+        let rest = stream.as_str().strip_prefix("directive-")?;
+        let (id, index) = rest.split_once('.')?;
+        Some((Self::parse(id).ok()?, index.parse().ok()?))
     }
 }
 

@@ -507,8 +507,7 @@ impl Stored for Case {
         appended
             .streams
             .iter()
-            .find_map(|s| s.stream.as_str().strip_prefix("case-"))
-            .and_then(|id| CaseId::parse(id).ok())
+            .find_map(|s| CaseId::of_stream(&s.stream))
     }
 
     /// The same opening: the same workflow, unit, title and description.

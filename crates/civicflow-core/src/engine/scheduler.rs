@@ -34,7 +34,7 @@ use crate::domain::deadline::{ActiveDeadline, LadderStep};
 use crate::domain::directive::{DirectiveCommand, Part, PartEvent};
 use crate::domain::org::Acting;
 use crate::event::RecordedEvent;
-use crate::ids::{CaseId, DirectiveId, IdempotencyKey, Position, UnitId};
+use crate::ids::{CaseId, DirectiveId, IdempotencyKey, Position, StreamId, UnitId};
 use crate::store::EventStore;
 use serde::{Deserialize, Serialize};
 
@@ -56,16 +56,13 @@ impl DeadlineTarget {
     }
 
     /// Which target a stream is, if it carries deadlines.
-    fn of_stream(stream: &str) -> Option<Self> {
-        if let Some(rest) = stream.strip_prefix("case-") {
-            return CaseId::parse(rest).ok().map(DeadlineTarget::Case);
-        }
-        let rest = stream.strip_prefix("directive-")?;
-        let (id, index) = rest.split_once('.')?;
-        Some(DeadlineTarget::Part(
-            DirectiveId::parse(id).ok()?,
-            index.parse().ok()?,
-        ))
+    fn of_stream(stream: &StreamId) -> Option<Self> {
+        CaseId::of_stream(stream)
+            .map(DeadlineTarget::Case)
+            .or_else(|| {
+                DirectiveId::of_part_stream(stream)
+                    .map(|(id, index)| DeadlineTarget::Part(id, index))
+            })
     }
 }
 
@@ -323,7 +320,7 @@ impl DeadlineIndex {
 }
 
 fn note_recorded(state: &mut IndexState, recorded: &RecordedEvent) -> Result<(), EngineError> {
-    let Some(target) = DeadlineTarget::of_stream(recorded.stream.as_str()) else {
+    let Some(target) = DeadlineTarget::of_stream(&recorded.stream) else {
         return Ok(());
     };
     match target {

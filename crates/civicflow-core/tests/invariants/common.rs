@@ -944,12 +944,8 @@ pub fn decide_issue(
         .creates
         .iter()
         .map(|create| {
-            let index = create
-                .stream
-                .as_str()
-                .rsplit_once('.')
-                .and_then(|(_, index)| index.parse().ok())
-                .expect("a part stream ends with its index");
+            let (_, index) = DirectiveId::of_part_stream(&create.stream)
+                .expect("a directive creates part streams");
             let events = create
                 .events_as::<PartEvent>()
                 .expect("parts open with part events")

@@ -466,23 +466,17 @@ enum StreamKind {
 }
 
 fn kind_of(stream: &StreamId) -> StreamKind {
-    let name = stream.as_str();
-    if let Some(id) = name.strip_prefix("case-") {
-        return CaseId::parse(id).map_or(StreamKind::Other, StreamKind::Case);
+    if let Some(id) = CaseId::of_stream(stream) {
+        StreamKind::Case(id)
+    } else if let Some((id, index)) = DirectiveId::of_part_stream(stream) {
+        StreamKind::Part(id, index)
+    } else if let Some(id) = DirectiveId::of_stream(stream) {
+        StreamKind::Directive(id)
+    } else if *stream == org::org_stream() {
+        StreamKind::Org
+    } else {
+        StreamKind::Other
     }
-    if let Some(rest) = name.strip_prefix("directive-") {
-        return match rest.split_once('.') {
-            None => DirectiveId::parse(rest).map_or(StreamKind::Other, StreamKind::Directive),
-            Some((id, index)) => match (DirectiveId::parse(id), index.parse::<u32>()) {
-                (Ok(id), Ok(index)) => StreamKind::Part(id, index),
-                _ => StreamKind::Other,
-            },
-        };
-    }
-    if *stream == org::org_stream() {
-        return StreamKind::Org;
-    }
-    StreamKind::Other
 }
 
 /// A case's state without what deciding an event never needs (title, description, field
