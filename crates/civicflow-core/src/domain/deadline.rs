@@ -4,7 +4,7 @@
 //! computed then, in working time); leaving in time meets it ([`DeadlineMet`]), leaving late
 //! misses it ([`DeadlineMissed`]). In between, the scheduler takes the ladder's steps when they
 //! fall due: remind the responsible unit (催办), escalate to the unit one tier up (督办), and
-//! count a breach. Each step is taken once: [`reach_step`] refuses a step already taken.
+//! count a breach. Each step is taken once: deciding a step refuses one already taken.
 
 use std::collections::BTreeSet;
 

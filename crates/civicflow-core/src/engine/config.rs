@@ -31,7 +31,7 @@ impl std::fmt::Debug for Storage {
     }
 }
 
-/// How to open an [`Engine`].
+/// How to open an [`Engine`](super::Engine).
 #[derive(Debug)]
 pub struct EngineConfig {
     /// The data directory: the embedded log in `log/`, the vault in `vault/`, the deadline

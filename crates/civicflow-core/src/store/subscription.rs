@@ -99,10 +99,10 @@ impl Cursor for StreamFrom {
     }
 }
 
-/// Follows the whole log: made by [`super::EventLog::subscribe`] or [`Subscription::new`].
+/// Follows the whole log: made by [`EventStore::subscribe`](super::EventStore::subscribe) or [`Subscription::new`].
 pub type Subscription = Follow<AllFrom>;
 
-/// Follows one stream: made by [`super::EventLog::subscribe_stream`] or
+/// Follows one stream: made by [`EventStore::subscribe_stream`](super::EventStore::subscribe_stream) or
 /// [`StreamSubscription::new`].
 pub type StreamSubscription = Follow<StreamFrom>;
 

@@ -82,7 +82,7 @@ impl IntoResponse for Open311Error {
     }
 }
 
-/// A piece of the request for an error description: at most [`ECHO_CHARS_MAX`] characters.
+/// A piece of the request for an error description: at most `ECHO_CHARS_MAX` characters.
 pub fn echo(text: &str) -> String {
     if text.chars().count() <= ECHO_CHARS_MAX {
         text.to_owned()

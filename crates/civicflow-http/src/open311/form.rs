@@ -1,6 +1,6 @@
 //! Open311 POST bodies: `application/x-www-form-urlencoded; charset=utf-8`, read strictly.
 //!
-//! The query-string decoder of [`super::decode`] is lenient (a read with an odd query still
+//! The query-string decoder of `super::decode` is lenient (a read with an odd query still
 //! answers); a write is not: a malformed percent-escape or a name or value that is not UTF-8
 //! once decoded is refused with a 400 that says which, so a client never files something
 //! other than what it meant. `+` is a space, as the format says. Pairs are kept in order;

@@ -2,7 +2,7 @@
 //! report, 三率, community statistics, the three lists, shop standing, recommended merchants
 //! and flags.
 //!
-//! Every handler reads a projection through [`fresh_view`]: it first waits (briefly) until the
+//! Every handler reads a projection through `fresh_view`: it first waits (briefly) until the
 //! projection has applied the log as it stood when the request came in, so a client reads its
 //! own writes; a projection that has stopped, or a store that fails, is 503.
 //!

@@ -20,8 +20,8 @@
 //!
 //! | table | key | row |
 //! |---|---|---|
-//! | [`BOARD`] `board` | `opened_at` ([`time_key`](super::time_key), 8 bytes big-endian) · case id (16 bytes) | [`CaseRow`] |
-//! | [`OPENED`] `opened` | case id (16 bytes) | `opened_at` ([`time_key`](super::time_key)) |
+//! | [`BOARD`] `board` | `opened_at` (`time_key`, 8 bytes big-endian) · case id (16 bytes) | [`CaseRow`] |
+//! | [`OPENED`] `opened` | case id (16 bytes) | `opened_at` (`time_key`) |
 //!
 //! The board table is itself the ordered index: listing is a scan in key order, so pages are
 //! ordered by opened time, then case id. Each event of a case reads the tiny `opened` row
@@ -311,7 +311,7 @@ pub fn get(view: &View<'_>, case: CaseId) -> Result<Option<CaseRow>, ProjectionE
 /// never skips or repeats a case, whatever was opened or changed meanwhile (a case opened
 /// after the first page was read comes after every case recorded before it). A page may hold
 /// fewer than `limit` rows and still have a `next` cursor when a selective filter made the
-/// call look at [`LOOK_AT_MAX`] rows; `next` is `None` only at the end.
+/// call look at `LOOK_AT_MAX` rows; `next` is `None` only at the end.
 ///
 /// # Errors
 /// [`ProjectionError`] when a row does not decode or the store fails.

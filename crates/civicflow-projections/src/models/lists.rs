@@ -4,7 +4,7 @@
 //!
 //! # Figures
 //!
-//! An item is what the core's fold ([`civicflow_core::domain::lists::apply`]) makes of its
+//! An item is what the core's fold (the `apply` of [`civicflow_core::domain::lists::ListItem`]) makes of its
 //! stream: the latest title and details, the cases in the order they were linked, retired
 //! once `ListItemRetired` is applied (with the reason). `updated_at` is when its stream last
 //! changed (the log's commit time of the event).

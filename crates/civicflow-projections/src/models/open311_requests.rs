@@ -41,8 +41,8 @@
 //!
 //! | table | key | row |
 //! |---|---|---|
-//! | [`REQUESTS`] `requests` | `requested_at` ([`time_key`](super::time_key), 8 bytes big-endian) · case id (16 bytes) | [`RequestRow`] |
-//! | [`IDS`] `ids` | case id (16 bytes) | `requested_at` ([`time_key`](super::time_key)) |
+//! | [`REQUESTS`] `requests` | `requested_at` (`time_key`, 8 bytes big-endian) · case id (16 bytes) | [`RequestRow`] |
+//! | [`IDS`] `ids` | case id (16 bytes) | `requested_at` (`time_key`) |
 //! | [`SERVICES`] `services` | `service_code` · `0x00` · `requested_at` (8 bytes) · case id (16 bytes) | `()` |
 //!
 //! As on the case board, the requests table is itself the time index: a date window is a

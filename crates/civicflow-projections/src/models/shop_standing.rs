@@ -6,7 +6,7 @@
 //! # Figures
 //!
 //! - `cycle` and its points are exactly what the core's fold
-//!   ([`civicflow_core::domain::merchants::apply`]) holds, and so are `flags`, `monthly` and
+//!   (the `apply` of [`civicflow_core::domain::merchants::Standing`]) holds, and so are `flags`, `monthly` and
 //!   `quarterly`: a re-rated quarter or re-assessed month keeps the latest, a revoked flag is
 //!   gone.
 //! - `deducted` and `restored` are the points taken and given back in the current cycle;
