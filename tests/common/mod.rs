@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests (each test file includes this module).
+//! Helpers shared by the integration tests: the `suite` binary (`tests/suite/main.rs`) and
+//! `tests/projections_crash.rs` include this module; the benchmarks include `history.rs`.
 
 #![allow(dead_code)]
 

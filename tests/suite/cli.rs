@@ -3,10 +3,8 @@
 //! Guards against a verify that says "intact" about a damaged store, or fails without saying
 //! where.
 
-mod common;
-
+use crate::common::TempDir;
 use civicflow::core::EventStore as _;
-use common::TempDir;
 use std::path::Path;
 use std::process::Command;
 

@@ -6,17 +6,15 @@
 //! changed or cut-off file or writes into a store that holds something, and an import that
 //! leaves half a store behind when it refuses.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::common::cli::{civicflow, demo_store, path};
+use crate::common::TempDir;
 use civicflow::core::engine::{Engine, EngineConfig};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::ManualClock;
 use civicflow::demo;
-use common::cli::{civicflow, demo_store, path};
-use common::TempDir;
 
 /// What an import that refused must leave: no log, no temporary directory.
 fn assert_nothing_imported(dir: &Path) {

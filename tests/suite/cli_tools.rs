@@ -6,7 +6,7 @@
 //! file, a rebuild that leaves read models empty or stale, a token listing that shows
 //! secrets, and tools that write to a store the server is running on.
 
-mod common;
+use crate::common;
 
 use civicflow::core::{EventStore as _, SledReadModels};
 use std::path::Path;
@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common::cli::{civicflow, path};
+use crate::common::TempDir;
 use civicflow::core::domain::access::TokenId;
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::engine;
@@ -23,8 +25,6 @@ use civicflow::core::SledLog;
 use civicflow::demo::DemoRun;
 use civicflow::projections::models::{self, case_board};
 use civicflow::projections::{Runner, RunnerOptions};
-use common::cli::{civicflow, path};
-use common::TempDir;
 
 /// A stopped store with the Tonghui demo (`common::cli::demo_store`) in a scratch directory.
 fn demo_store(tag: &str) -> (TempDir, DemoRun) {

@@ -23,7 +23,7 @@
 //! `CIVICFLOW_SERVICE_CRASH_ROUNDS` (default 20) sets the rounds, `CIVICFLOW_CRASH_SEED`
 //! replays a run (the seed is printed at the start). A round takes about a second.
 
-mod common;
+use crate::common;
 
 use civicflow::core::{EventStore as _, SledReadModels};
 use std::collections::BTreeMap;
@@ -32,13 +32,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::cli::{civicflow, path};
+use crate::common::history::Rng;
+use crate::common::readmodels::snapshot;
+use crate::common::serve::{assert_no_panic, Launch, ServeProcess};
+use crate::common::socket;
+use crate::common::TempDir;
 use civicflow::core::{FaultInjection, Position, SledLog};
-use common::cli::{civicflow, path};
-use common::history::Rng;
-use common::readmodels::snapshot;
-use common::serve::{assert_no_panic, Launch, ServeProcess};
-use common::socket;
-use common::TempDir;
 use serde_json::{json, Value};
 
 const ROUNDS_ENV: &str = "CIVICFLOW_SERVICE_CRASH_ROUNDS";

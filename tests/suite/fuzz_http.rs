@@ -8,14 +8,12 @@
 //! status); and a refused request writes nothing (the log's head is unchanged).
 //!
 //! Cases per property: 128 by default (about 10 s each in debug); `CIVICFLOW_FUZZ_CASES=N`
-//! runs `N` instead: `CIVICFLOW_FUZZ_CASES=5000 cargo test --release --test fuzz_http`.
+//! runs `N` instead: `CIVICFLOW_FUZZ_CASES=5000 cargo test --release --test suite fuzz_http::`.
 
-mod common;
-
+use crate::common::service::DemoService;
 use axum::http::{Method, StatusCode};
 use civicflow::http::demo::DEMO_OPEN311_ROUTING;
 use civicflow::http::open311::routing::ROUTING_FILE;
-use common::service::DemoService;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};

@@ -18,7 +18,7 @@
 //! Open311's `POST requests.{fmt}` is `Public` in the table: Open311 authenticates a filing by
 //! the `api_key` in its form body, not by a bearer header. Its probes send the demo civic
 //! app's token there, so every caller gets 200; its own 403s (a missing, unknown or revoked
-//! key) are checked in `tests/open311_post.rs`.
+//! key) are checked in `open311_post`.
 //!
 //! Every request that is refused (401, 403, 404, 422), and every read, must leave the log's
 //! head where it was: a refused write writes nothing. Live streams (`…/events`) are checked by
@@ -29,11 +29,10 @@
 //! that the router answers every route of the table, no other method on its paths, and that
 //! the OpenAPI document lists exactly the table, each route with its policy.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::common::service::DemoService;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use civicflow::core::domain::directive::RESPONDERS;
@@ -43,7 +42,6 @@ use civicflow::core::{CaseId, DirectiveId, UnitId};
 use civicflow::demo;
 use civicflow::http::routes::{self, RouteSpec};
 use civicflow::http::Policy;
-use common::service::DemoService;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -532,7 +530,7 @@ fn probes(ids: &Ids) -> Vec<Probe> {
             "/open311/v2/services/consumer-dispute.json",
             always(),
         ),
-        // Open311: following requests (keyless reads, `tests/open311_get.rs`).
+        // Open311: following requests (keyless reads, `open311_get`).
         get(
             "/open311/v2/requests.xml",
             "/open311/v2/requests.xml",
@@ -1245,7 +1243,7 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
     }
     assert!(
         unprobed.is_empty(),
-        "routes without a probe in tests/http_authz.rs (add one for each): {unprobed:?}"
+        "routes without a probe in tests/suite/http_authz.rs (add one for each): {unprobed:?}"
     );
     for probe in &probes {
         assert!(
@@ -1562,7 +1560,7 @@ async fn the_router_and_the_openapi_document_are_the_route_table() {
             let answer = send(&demo, &method, &concrete, None, None).await;
             if method == Method::GET && is_open311_filing(path) {
                 // Reading requests (GET requests.{fmt}) is not served yet: an Open311 404 (an
-                // unknown resource, `tests/open311_services.rs`), not a 405, until it joins
+                // unknown resource, `open311_services`), not a 405, until it joins
                 // the table.
                 assert_eq!(answer.status, StatusCode::NOT_FOUND, "GET {path}");
                 assert!(!is_fallback(&answer), "GET {path}: the native fallback");

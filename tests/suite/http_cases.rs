@@ -2,10 +2,8 @@
 //! promises (401, 403, 404 outside the scope, 409 on a stale version, 422, 400 naming the
 //! field, 413).
 
-mod common;
-
+use crate::common::service::DemoService;
 use axum::http::{Method, StatusCode};
-use common::service::DemoService;
 use serde_json::{json, Value};
 
 fn open_body(title: &str) -> Value {

@@ -3,12 +3,10 @@
 //! the events of its subtree and nothing else; the error statuses; and a service with open
 //! streams stops promptly at shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::service::DemoService;
-use common::socket::{EventStream, Served, SseEvent};
+use crate::common::service::DemoService;
+use crate::common::socket::{EventStream, Served, SseEvent};
 use serde_json::{json, Value};
 
 /// How long an event may take to arrive.

@@ -4,18 +4,16 @@
 //! request arrives. (A handler's panic becoming a 500 is tested in the service crate's
 //! `layers` module, which can add a panicking route behind the real layers.)
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::common::service::DemoService;
+use crate::common::socket::{self, Served};
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use civicflow::core::vault::MasterKey;
 use civicflow::http::{RateLimit, ServiceConfig};
-use common::service::DemoService;
-use common::socket::{self, Served};
 use tower::ServiceExt;
 
 /// A cheap route any valid token may call.

@@ -3,14 +3,12 @@
 //! naming a bad query parameter, and pages that follow their cursor without skipping or
 //! repeating.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::common::service::DemoService;
 use axum::http::{Method, StatusCode};
 use civicflow::core::Clock;
-use common::service::DemoService;
 use serde_json::{json, Value};
 
 /// GETs `path` as `actor`.

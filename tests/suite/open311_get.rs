@@ -9,16 +9,14 @@
 //! ever show. Expected values come from the spec, the workflow files and the demo's org
 //! chart, not from the service's answers.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::open311::{as_text, child_names, mirror, DECLARATION, JSON_TYPE, XML_TYPE};
+use crate::common::service::DemoService;
+use crate::common::socket::{self, Served};
 use civicflow::core::calendar::format_local;
 use civicflow::core::{ManualClock, Timestamp};
 use civicflow::demo;
-use common::open311::{as_text, child_names, mirror, DECLARATION, JSON_TYPE, XML_TYPE};
-use common::service::DemoService;
-use common::socket::{self, Served};
 use serde_json::{json, Value};
 
 /// The elements of a request, in the spec's order.

@@ -6,10 +6,11 @@
 //! demo's org chart and routing rules, never from the service's own answers. A filed request
 //! is then looked at through the native API, the engine, the vault and the raw log.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::service::DemoService;
+use crate::common::socket::{self, Served};
+use crate::common::TempDir;
 use civicflow::core::domain::access::AccessCommand;
 use civicflow::core::domain::org::Acting;
 use civicflow::core::engine::{Command, Engine, EngineConfig};
@@ -20,9 +21,6 @@ use civicflow::demo;
 use civicflow::http::demo::DEMO_OPEN311_ROUTING;
 use civicflow::http::open311::routing::ROUTING_FILE;
 use civicflow::http::{Service, ServiceConfig, ServiceError};
-use common::service::DemoService;
-use common::socket::{self, Served};
-use common::TempDir;
 use serde_json::{json, Value};
 
 const XML_TYPE: &str = "text/xml; charset=utf-8";

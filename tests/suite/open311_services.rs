@@ -7,14 +7,12 @@
 //! cannot say different things. Expected values come from the spec and from the workflow
 //! files (`crates/civicflow-core/workflows/*.toml`), not from the service's answers.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::open311::{as_text, child_names, mirror, DECLARATION, JSON_TYPE, XML_TYPE};
+use crate::common::service::DemoService;
+use crate::common::socket::{self, Served};
 use civicflow::core::domain::org::roles;
-use common::open311::{as_text, child_names, mirror, DECLARATION, JSON_TYPE, XML_TYPE};
-use common::service::DemoService;
-use common::socket::{self, Served};
 use serde_json::{json, Value};
 
 /// The workflows whose opening rule names `open311_client` (the workflow files).
@@ -540,7 +538,7 @@ async fn any_other_path_under_the_base_is_an_open311_404_and_the_rest_keeps_the_
         ("GET", "/open311/v2/", true),
         ("GET", "/open311/v2/nothing", true),
         ("GET", "/open311/v2/nothing.xml", true),
-        // Request reads are served (`tests/open311_get.rs`); a malformed id is a 404.
+        // Request reads are served (`open311_get`); a malformed id is a 404.
         ("GET", "/open311/v2/requests/1.json", false),
         ("GET", "/open311/v2/requests/a/b.json", false),
         ("GET", "/open311/v2/tokens/abc.xml", true),

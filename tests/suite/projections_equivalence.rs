@@ -9,19 +9,17 @@
 //!
 //! By default 6 cases; `CIVICFLOW_PROPTEST_CASES=50` runs more.
 
-mod common;
-
 use civicflow::core::SledReadModels;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::history::{open_engine, run_random_commands, Rng};
+use crate::common::readmodels::{run_to_head, snapshot};
+use crate::common::TempDir;
 use civicflow::core::vault::MasterKey;
 use civicflow::core::ManualClock;
 use civicflow::demo;
 use civicflow::projections::{models, Runner, RunnerOptions};
-use common::history::{open_engine, run_random_commands, Rng};
-use common::readmodels::{run_to_head, snapshot};
-use common::TempDir;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 

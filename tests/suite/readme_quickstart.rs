@@ -5,14 +5,12 @@
 //!
 //! Needs `curl` and `jq` (`.ci/run` installs them when missing).
 
-mod common;
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TempDir;
+use crate::common::TempDir;
 
 /// The quickstart's shell block.
 fn quickstart() -> String {

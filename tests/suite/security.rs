@@ -3,12 +3,14 @@
 //! erasure; after it, nothing can read it back). Every scan reads the bytes of every file under
 //! the data directory, and each has a positive control showing the scan finds what is there.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::service::DemoService;
+use crate::common::socket::Served;
 use axum::http::{Method, StatusCode};
 use civicflow::core::domain::org::Acting;
 use civicflow::core::engine::{Command, Contact, Engine, EngineConfig};
@@ -16,8 +18,6 @@ use civicflow::core::{CaseId, UnitId};
 use civicflow::demo;
 use civicflow::http::hash_token;
 use civicflow::http::{Service, ServiceConfig};
-use common::service::DemoService;
-use common::socket::Served;
 use serde_json::json;
 
 /// Every file under `dir`, recursively.

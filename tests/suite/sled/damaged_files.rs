@@ -4,7 +4,7 @@
 //! Guards against what a bad disk or a bad copy does to a stopped store's files (sled's `db`,
 //! `conf` and `snap.*` files of the log, the vault, the read models, the master key file, the
 //! deadline index's snapshot), below every API: bits flipped, bytes set or zeroed, files cut
-//! short or missing. `crates/civicflow-core/tests/corruption.rs` damages values *through*
+//! short or missing. core's `sled::corruption` (`crates/civicflow-core/tests/core/`) damages values *through*
 //! sled; this file damages the files sled reads. What it found: sled recovers a damaged log
 //! by cutting it off at the first bad checksum, which silently dropped the newest events of a
 //! closed log (the shorter chain still verified) and the people stored last in the vault (they
@@ -18,12 +18,12 @@
 //! log's check prevents:
 //!
 //! ```text
-//! CIVICFLOW_DAMAGE_ROUNDS=500 cargo test --test damaged_files -- --nocapture
-//! CIVICFLOW_DAMAGE_SEED=1234 cargo test --test damaged_files -- --nocapture
-//! CIVICFLOW_DAMAGE_WITHOUT_CLOSED_HEAD=1 CIVICFLOW_DAMAGE_ROUNDS=200 cargo test --test damaged_files
+//! CIVICFLOW_DAMAGE_ROUNDS=500 cargo test --test suite sled::damaged_files -- --nocapture
+//! CIVICFLOW_DAMAGE_SEED=1234 cargo test --test suite sled::damaged_files -- --nocapture
+//! CIVICFLOW_DAMAGE_WITHOUT_CLOSED_HEAD=1 CIVICFLOW_DAMAGE_ROUNDS=200 cargo test --test suite sled::damaged_files
 //! ```
 
-mod common;
+use crate::common;
 
 use civicflow::core::{EventStore as _, SledReadModels};
 use std::collections::BTreeMap;
@@ -40,8 +40,8 @@ use civicflow::core::{
     ChainHead, Position, RecordedEvent, SledLog, StoredRecord, StreamId, Timestamp, Version,
 };
 
-use common::cli::{civicflow_status, path};
-use common::TempDir;
+use crate::common::cli::{civicflow_status, path};
+use crate::common::TempDir;
 
 /// Rounds when `CIVICFLOW_DAMAGE_ROUNDS` is not set: a few seconds in a debug build.
 const DEFAULT_ROUNDS: u64 = 48;

@@ -14,10 +14,8 @@
 //! Once the store is open, the next write lands right after the last byte of data, so a limit a
 //! little above that is crossed after a few hundred requests.
 //!
-//! Run: `cargo test --test disk_full -- --nocapture` (prints what it saw). Needs `prlimit`
+//! Run: `cargo test --test suite sled::disk_full -- --nocapture` (prints what it saw). Needs `prlimit`
 //! (util-linux) on Linux; without it the test says so and fails.
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,9 +23,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::serve::{assert_no_panic, Launch, ServeProcess};
-use common::socket::{request, Response};
-use common::TempDir;
+use crate::common::serve::{assert_no_panic, Launch, ServeProcess};
+use crate::common::socket::{request, Response};
+use crate::common::TempDir;
 use serde_json::{json, Value};
 
 /// How far past the end of the log's data the limit is set: the log crosses it after about

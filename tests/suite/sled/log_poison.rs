@@ -5,10 +5,8 @@
 //! The failure is injected with `FaultInjection { fail_sync_after: Some(n) }`: the first `n`
 //! syncs succeed, every later one fails.
 
-mod common;
-
+use crate::common::TempDir;
 use civicflow_core::EventStore as _;
-use common::TempDir;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};

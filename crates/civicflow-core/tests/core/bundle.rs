@@ -3,15 +3,14 @@
 //! events, the head) is caught.
 //!
 //! Guards against a bundle check that trusts what it should recompute. (The JSON file format
-//! and the `civicflow` command are tested in the root package's `tests/cli_tools.rs`.)
+//! and the `civicflow` command are tested in the root package's `tests/suite/cli_tools.rs`.)
 
 use civicflow_core::bundle::{self, Bundle, Decoded, BUNDLE_FORMAT};
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::engine::Engine;
 use civicflow_core::CaseId;
 
-#[path = "support/case_store.rs"]
-mod case_store;
+use crate::support::case_store;
 
 /// The store of these tests: a case of several events, another case between them in the log.
 fn store(name: &str) -> (case_store::Scratch, Engine, CaseId) {

@@ -11,12 +11,11 @@
 //! refused by the reader or reported by `verify`.
 //!
 //! Cases per property: 256 by default (a few seconds in debug); `CIVICFLOW_FUZZ_CASES=N` runs
-//! `N` instead: `CIVICFLOW_FUZZ_CASES=20000 cargo test -p civicflow-core --release --test bundle_fuzz`.
+//! `N` instead: `CIVICFLOW_FUZZ_CASES=20000 cargo test -p civicflow-core --release --test core bundle_fuzz::`.
 
 use std::sync::OnceLock;
 
-#[path = "support/case_store.rs"]
-mod case_store;
+use crate::support::case_store;
 
 use civicflow_core::bundle::{self, Bundle, Decoded};
 use proptest::prelude::*;

@@ -44,14 +44,8 @@
 //! proptest prints the shrunk input, and every failure message ends with what happened, step
 //! by step.
 
-// The crate root of a test sits in `tests/`, so its modules are named by path.
-#[path = "invariants/cases.rs"]
 mod cases;
-#[path = "invariants/common.rs"]
 mod common;
-#[path = "invariants/directives.rs"]
 mod directives;
-#[path = "invariants/engine.rs"]
 mod engine;
-#[path = "invariants/regressions.rs"]
 mod regressions;

@@ -3,31 +3,18 @@
 //! allowed and refused, and a coverage test fails when a definition gains an action that the
 //! tables do not cover. Pure domain only: no store, no engine.
 
-#[path = "workflows/case_commands.rs"]
 mod case_commands;
-#[path = "workflows/consumer_dispute.rs"]
 mod consumer_dispute;
-#[path = "workflows/directive.rs"]
 mod directive;
-#[path = "workflows/district_affairs.rs"]
 mod district_affairs;
-#[path = "workflows/fixture.rs"]
 mod fixture;
-#[path = "workflows/lists.rs"]
 mod lists;
-#[path = "workflows/merchants.rs"]
 mod merchants;
-#[path = "workflows/one_stop_errand.rs"]
 mod one_stop_errand;
-#[path = "workflows/org.rs"]
 mod org;
-#[path = "workflows/person.rs"]
 mod person;
-#[path = "workflows/scenario.rs"]
 mod scenario;
-#[path = "workflows/service_request.rs"]
 mod service_request;
-#[path = "workflows/spec.rs"]
 mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};

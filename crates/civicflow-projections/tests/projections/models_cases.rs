@@ -6,12 +6,13 @@
 //! subtrees, inbox entries left behind when a case moves on, overdue deadlines the report
 //! misses, and rates counted for the wrong unit or the wrong (UTC instead of Shanghai) month.
 
-mod common;
+use crate::common;
 use civicflow_core::{EventStore as _, SledReadModels};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{acting, role, unit, Scratch};
 use civicflow_core::calendar::Span;
 use civicflow_core::domain::case::{
     ActionTaken, CaseEvent, CaseOpened, Channel, DeadlineMet, DeadlineMissed, LeadAssigned,
@@ -37,7 +38,6 @@ use civicflow_projections::models::rates::{self, Rates};
 use civicflow_projections::models::unit_inbox::{self, Relation, Subject, UnitInbox};
 use civicflow_projections::ProjectionError;
 use civicflow_projections::{Projection, Runner, RunnerOptions, View};
-use common::{acting, role, unit, Scratch};
 
 const WAIT: Duration = Duration::from_secs(30);
 

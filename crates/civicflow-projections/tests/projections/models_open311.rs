@@ -7,12 +7,13 @@
 //! repeat when requests arrive, calls that look at unbounded numbers of rows, and a model whose
 //! rebuild differs from what it built incrementally.
 
-mod common;
+use crate::common;
 use civicflow_core::{EventStore, SledReadModels};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{acting, role, unit, Scratch};
 use civicflow_core::domain::case::{CaseEvent, CaseOpened, CaseState, Channel, Place};
 use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::org::{Acting, Tier};
@@ -29,7 +30,6 @@ use civicflow_projections::models::open311_requests::{
 };
 use civicflow_projections::models::page::{Cursor, Page, LOOK_AT_MAX};
 use civicflow_projections::{models, Projection, ProjectionError, Runner, RunnerOptions, View};
-use common::{acting, role, unit, Scratch};
 
 const WAIT: Duration = Duration::from_secs(60);
 

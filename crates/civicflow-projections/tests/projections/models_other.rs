@@ -8,12 +8,12 @@
 //! community), a percentile off by one rank, and pages that skip or repeat items when items
 //! arrive between two pages.
 
-mod common;
 use civicflow_core::{EventStore as _, SledReadModels};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{acting, unit, Scratch};
 use civicflow_core::calendar::{from_local, LocalDate, Span};
 use civicflow_core::domain::case::{ActionTaken, CaseEvent, CaseOpened, Channel};
 use civicflow_core::domain::directive::DirectiveKind;
@@ -39,7 +39,6 @@ use civicflow_projections::models::page::{Cursor, Page};
 use civicflow_projections::models::shop_standing::{self, PointChange, ShopStanding};
 use civicflow_projections::ProjectionError;
 use civicflow_projections::{Projection, Runner, RunnerOptions};
-use common::{acting, unit, Scratch};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -5,11 +5,11 @@
 //! Guards against skipped events, views lost between commit and update, a failure that stops
 //! every projection, and rebuilds that take the reads down.
 
-mod common;
 use civicflow_core::{EventStore as _, SledReadModels};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::Scratch;
 use civicflow_core::readmodel::ReadModelStore;
 use civicflow_core::{
     Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, Position, SledLog,
@@ -19,7 +19,6 @@ use civicflow_projections::{
     Event, FreshnessError, Phase, Projection, ProjectionError, Runner, RunnerOptions, Table, Tx,
     View,
 };
-use common::Scratch;
 
 const COUNTS: Table<u64> = Table::new("count");
 

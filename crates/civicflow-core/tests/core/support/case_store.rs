@@ -1,4 +1,4 @@
-//! A small store for the audit-bundle tests (`bundle.rs`, `bundle_fuzz.rs`): a chart of the
+//! A small store for the audit-bundle tests (`bundle`, `bundle_fuzz`): a chart of the
 //! community, grid 1 and a grid worker, and a case of several events with a second case
 //! between them in the log (so the case's events are not neighbours there).
 

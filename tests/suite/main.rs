@@ -1,0 +1,35 @@
+//! The root package's integration tests, one test binary (`suite`): behaviour through the
+//! public API, the service in-process and over real sockets, the `civicflow` command (the real
+//! binary, `env!("CARGO_BIN_EXE_civicflow")`), and the reliability proofs of issue 7
+//! (`docs/reliability.md`). One module per area; `sled/` holds the tests of the embedded sled
+//! backend itself. The crash tests `tests/log_crash.rs` and `tests/projections_crash.rs` are
+//! binaries of their own (`harness = false`: each is its own parent and child process).
+//!
+//! Every file directly under `tests/` is a test binary that links the whole stack; these
+//! modules were such files, and are one binary so that it is built and linked once.
+//!
+//! Run one module or one test by its path: `cargo test --test suite http_authz`,
+//! `cargo test --test suite sled::disk_full -- --nocapture`, `cargo test --test suite --
+//! --exact cli::verify_and_head_report_an_intact_store` (`-- --list` names them all).
+
+// Shared with `tests/projections_crash.rs` (and, in part, the benchmarks), so beside them.
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod cli_restore;
+mod cli_tools;
+mod crash_service;
+mod fuzz_http;
+mod http_authz;
+mod http_cases;
+mod http_events;
+mod http_limits;
+mod http_reports;
+mod open311_get;
+mod open311_post;
+mod open311_services;
+mod projections_equivalence;
+mod readme_quickstart;
+mod security;
+mod sled;
