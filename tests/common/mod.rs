@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod alone;
 pub mod cli;
 pub mod history;
 pub mod open311;

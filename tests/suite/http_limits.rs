@@ -3,11 +3,17 @@
 //! Authorization header never reaching the logs, whatever the header holds and however the
 //! request arrives. (A handler's panic becoming a 500 is tested in the service crate's
 //! `layers` module, which can add a panicking route behind the real layers.)
+//!
+//! The log test installs a global `tracing` subscriber that captures every line of its
+//! process at TRACE, so it runs alone in a process of its own (`common::alone`): in the
+//! shared test binary that subscriber would capture every other test's logs as well (and
+//! slow them all down), and its checks would read their lines as its own.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::common::alone;
 use crate::common::service::DemoService;
 use crate::common::socket::{self, Served};
 use axum::body::Body;
@@ -156,8 +162,9 @@ impl Write for Captured {
     }
 }
 
-/// Installs, once for this test binary, a global subscriber at TRACE for every target
-/// (hyper, axum, tower_http, sled through `log`, the service) writing into memory.
+/// Installs, once for this process, a global subscriber at TRACE for every target (hyper,
+/// axum, tower_http, sled through `log`, the service) writing into memory. Only in the process
+/// of its own that the test below runs in (`common::alone`).
 fn captured_logs() -> &'static Captured {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
     CAPTURED.get_or_init(|| {
@@ -168,7 +175,7 @@ fn captured_logs() -> &'static Captured {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .try_init()
-            .expect("the only global subscriber of this test binary");
+            .expect("the only global subscriber of this process");
         captured
     })
 }
@@ -183,6 +190,14 @@ fn request_lines(logs: &str, route: &str) -> usize {
 
 #[tokio::test]
 async fn the_authorization_header_never_reaches_the_logs() {
+    // A global subscriber at TRACE would capture (and slow down) every test running beside
+    // this one, and reads their log lines as this test's: the test runs alone.
+    if !alone::in_own_process(
+        module_path!(),
+        "the_authorization_header_never_reaches_the_logs",
+    ) {
+        return;
+    }
     let logs = captured_logs();
     let demo = DemoService::start("http-limits-logs");
     let valid = demo.token("li.grid1").to_owned();

@@ -11,6 +11,17 @@
 //! Run one module or one test by its path: `cargo test --test suite http_authz`,
 //! `cargo test --test suite sled::disk_full -- --nocapture`, `cargo test --test suite --
 //! --exact cli::verify_and_head_report_an_intact_store` (`-- --list` names them all).
+//!
+//! The tests of every module run in parallel threads of this one process, so what a test
+//! changes in its process it changes for all of them. The rules that keep them apart:
+//!
+//! - No test changes what is global to the process in place: the environment (`set_var`),
+//!   the current directory, signal handlers, resource limits, a global `tracing`
+//!   subscriber. Child processes get their environment per `Command` (`env`, `env_remove`)
+//!   and their limits from `prlimit` (`sled::disk_full`). The one test that must install a
+//!   global subscriber (`http_limits::the_authorization_header_never_reaches_the_logs`, which
+//!   reads every log line of the process) runs alone in a process of its own:
+//!   `common::alone::in_own_process` runs this binary again with that test only.
 
 // Shared with `tests/projections_crash.rs` (and, in part, the benchmarks), so beside them.
 #[path = "../common/mod.rs"]
