@@ -1,9 +1,15 @@
 //! The real `civicflow serve` in a child process, for the tests that must kill it, limit it or
-//! stop it: started on a free port, ready when `/readyz` says so, its stderr collected by a
-//! thread (so the pipe never fills), stopped with SIGTERM or SIGKILL.
+//! stop it: started on a port it picks itself, ready when `/readyz` says so, its stderr
+//! collected by a thread (so the pipe never fills), stopped with SIGTERM or SIGKILL.
+//!
+//! The child listens on `127.0.0.1:0` and its address is read from the line it prints once it
+//! listens (`civicflow: serving DIR on http://ADDR`). A port picked here, freed and handed to
+//! the child could be taken by a server of another test of the same binary (they run in
+//! parallel threads of one process) before the child binds it; the test would then wait for,
+//! and write to, the wrong server.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,12 +18,17 @@ use std::time::{Duration, Instant};
 
 use super::socket;
 
-/// A free port on the loopback interface.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// What `civicflow serve` prints on stderr once it listens, before the address.
+const SERVING: &str = "civicflow: serving ";
+const ON: &str = " on http://";
+
+/// The address in the last `civicflow: serving DIR on http://ADDR` line of `stderr`.
+pub fn serving_addr(stderr: &str) -> Option<SocketAddr> {
+    stderr
+        .lines()
+        .rev()
+        .filter(|line| line.starts_with(SERVING))
+        .find_map(|line| line.rsplit_once(ON)?.1.trim().parse().ok())
 }
 
 /// How to start the server.
@@ -34,19 +45,16 @@ pub struct Launch<'a> {
 /// A running `civicflow serve`.
 pub struct ServeProcess {
     child: Child,
-    /// Where it listens.
-    pub addr: SocketAddr,
+    /// Where it listens, once it said so.
+    addr: Option<SocketAddr>,
     stderr: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
 }
 
 impl ServeProcess {
     /// Starts `civicflow serve` on `data` as `launch` says (no `CIVICFLOW_MASTER_KEY`: the key
-    /// file in the data directory).
+    /// file in the data directory), listening on a port of the loopback interface it picks.
     pub fn start(data: &Path, launch: Launch<'_>) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
-            .parse()
-            .expect("an address");
         let binary = env!("CARGO_BIN_EXE_civicflow");
         let mut command = match launch.wrapper.split_first() {
             Some((program, args)) => {
@@ -61,7 +69,7 @@ impl ServeProcess {
             command.arg("--demo");
         }
         command
-            .args(["--addr", &addr.to_string(), "--data"])
+            .args(["--addr", "127.0.0.1:0", "--data"])
             .arg(data)
             .env("CIVICFLOW_LOG", "warn")
             .env_remove("CIVICFLOW_MASTER_KEY");
@@ -89,7 +97,7 @@ impl ServeProcess {
         });
         Self {
             child,
-            addr,
+            addr: None,
             stderr,
             reader: Some(reader),
         }
@@ -98,6 +106,50 @@ impl ServeProcess {
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Where it listens. Known once it said so: after [`ServeProcess::wait_listening`] or
+    /// [`ServeProcess::wait_ready`].
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+            .expect("the server's address is known once it listens (wait_listening, wait_ready)")
+    }
+
+    /// Waits until it listens (it prints where), and returns its address; panics with its
+    /// stderr when it exits first or takes longer than `within`.
+    pub fn wait_listening(&mut self, within: Duration) -> SocketAddr {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(addr) = self.listening() {
+                return addr;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+            assert!(
+                Instant::now() < deadline,
+                "the server did not listen within {within:?}:\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    /// Its address if it listens by now; panics with its stderr when it exited first.
+    fn listening(&mut self) -> Option<SocketAddr> {
+        if self.addr.is_none() {
+            self.addr = serving_addr(&self.stderr());
+        }
+        if self.addr.is_none() {
+            if let Some(status) = self.try_wait() {
+                // It may have printed the line just before it exited.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                panic!(
+                    "the server exited ({status}) before it listened:\n{}",
+                    self.stderr()
+                );
+            }
+        }
+        self.addr
     }
 
     /// What it wrote to stderr so far.
@@ -118,11 +170,13 @@ impl ServeProcess {
     pub async fn wait_ready(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let ready = socket::request(self.addr, "GET", "/readyz", &[], None)
-                .await
-                .is_ok_and(|r| r.status == 200);
-            if ready {
-                return;
+            if let Some(addr) = self.listening() {
+                let ready = socket::request(addr, "GET", "/readyz", &[], None)
+                    .await
+                    .is_ok_and(|r| r.status == 200);
+                if ready {
+                    return;
+                }
             }
             if let Some(status) = self.try_wait() {
                 panic!(

@@ -677,13 +677,13 @@ async fn crash_loop(
             run.server = serve(&run.data, false, faulty);
             run.server.wait_ready(READY_TIMEOUT).await;
             if let Err(finding) =
-                check_after_restart(run.server.addr, &shared, &tokens.admin, false).await
+                check_after_restart(run.server.addr(), &shared, &tokens.admin, false).await
             {
                 return (run, Err((round, finding)));
             }
         }
 
-        let addr = run.server.addr;
+        let addr = run.server.addr();
         let mut writers = Vec::new();
         for (w, (token, unit)) in tokens.grids.iter().enumerate() {
             writers.push(tokio::spawn(opening_writer(
@@ -718,7 +718,7 @@ async fn crash_loop(
         run.server = serve(&run.data, false, faulty);
         run.server.wait_ready(READY_TIMEOUT).await;
         if let Err(finding) =
-            check_after_restart(run.server.addr, &shared, &tokens.admin, false).await
+            check_after_restart(run.server.addr(), &shared, &tokens.admin, false).await
         {
             return (run, Err((round, finding)));
         }
@@ -768,7 +768,7 @@ async fn every_acknowledged_request_survives_sigkill_of_the_service() {
     } = run;
 
     // Everything acknowledged in any round, read back once more; then a graceful stop.
-    if let Err(finding) = check_after_restart(server.addr, &shared, &tokens.admin, true).await {
+    if let Err(finding) = check_after_restart(server.addr(), &shared, &tokens.admin, true).await {
         panic!("the final read-back ({SEED_ENV}={seed}): {finding}");
     }
     let (status, stderr) = server.stop();

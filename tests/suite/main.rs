@@ -22,6 +22,10 @@
 //!   global subscriber (`http_limits::the_authorization_header_never_reaches_the_logs`, which
 //!   reads every log line of the process) runs alone in a process of its own:
 //!   `common::alone::in_own_process` runs this binary again with that test only.
+//! - A `civicflow serve` child listens on a port it chose itself (`--addr 127.0.0.1:0`, read
+//!   back from its stderr by `common::serve::ServeProcess`): a port picked here and freed for
+//!   the child could be taken by a server of a test running beside it before the child binds
+//!   it, and the test would then talk to the wrong server.
 
 // Shared with `tests/projections_crash.rs` (and, in part, the benchmarks), so beside them.
 #[path = "../common/mod.rs"]

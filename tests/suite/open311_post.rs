@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::common::serve::{Launch, ServeProcess};
 use crate::common::service::DemoService;
 use crate::common::socket::{self, Served};
 use crate::common::TempDir;
@@ -1240,33 +1241,17 @@ async fn malformed_bodies_never_get_a_server_error() {
 async fn serve_demo_writes_the_routing_file_and_files_by_it() {
     let dir = TempDir::new("o311-post-serve");
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_civicflow"))
-        .args(["serve", "--demo", "--addr", &addr.to_string(), "--data"])
-        .arg(&data)
-        .env("CIVICFLOW_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the server starts");
+    // On a port it picks (see `common::serve`).
+    let mut server = ServeProcess::start(
+        &data,
+        Launch {
+            demo: true,
+            ..Launch::default()
+        },
+    );
+    server.wait_ready(Duration::from_secs(60)).await;
+    let addr = server.addr();
     let outcome = async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = socket::request(addr, "GET", "/readyz", &[], None)
-                .await
-                .is_ok_and(|r| r.status == 200);
-            if ready {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                return Err("the server never became ready".to_owned());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
         let rules = std::fs::read_to_string(data.join(ROUTING_FILE)).map_err(|e| e.to_string())?;
         if rules != DEMO_OPEN311_ROUTING {
             return Err(format!("the routing file is not the demo's: {rules}"));
@@ -1318,8 +1303,7 @@ async fn serve_demo_writes_the_routing_file_and_files_by_it() {
         Ok(())
     }
     .await;
-    let _ = server.kill();
-    let _ = server.wait();
+    server.kill();
     if let Err(e) = outcome {
         panic!("{e}");
     }

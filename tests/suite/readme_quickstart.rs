@@ -5,11 +5,10 @@
 //!
 //! Needs `curl` and `jq` (`.ci/run` installs them when missing).
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::serve::{Launch, ServeProcess};
 use crate::common::TempDir;
 
 /// The quickstart's shell block.
@@ -25,13 +24,6 @@ fn quickstart() -> String {
     block[open..close].to_owned()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[test]
 fn the_readme_quickstart_runs_against_the_demo_service() {
     for tool in ["curl", "jq", "bash"] {
@@ -42,44 +34,35 @@ fn the_readme_quickstart_runs_against_the_demo_service() {
     }
     let dir = TempDir::new("readme");
     let data = dir.path().join("civicflow-data");
-    let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_civicflow"))
-        .args([
-            "serve",
-            "--demo",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data",
-        ])
-        .arg(&data)
-        .env("CIVICFLOW_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
+    // `civicflow serve --demo --addr 127.0.0.1:0 --data DIR`: on a port it picks (see
+    // `common::serve`), with `CIVICFLOW_LOG=warn`.
+    let mut server = ServeProcess::start(
+        &data,
+        Launch {
+            demo: true,
+            ..Launch::default()
+        },
+    );
     // Ready when /readyz answers 200.
     let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = server.wait_listening(Duration::from_secs(60));
     loop {
         let ready = Command::new("curl")
-            .args(["-sf", &format!("http://127.0.0.1:{port}/readyz")])
+            .args(["-sf", &format!("http://{addr}/readyz")])
             .output()
             .is_ok_and(|o| o.status.success());
         if ready {
             break;
         }
-        if let Ok(Some(status)) = server.try_wait() {
-            let mut err = String::new();
-            if let Some(mut stderr) = server.stderr.take() {
-                let _ = stderr.read_to_string(&mut err);
-            }
-            panic!("the server exited early ({status}): {err}");
+        if let Some(status) = server.try_wait() {
+            panic!("the server exited early ({status}): {}", server.stderr());
         }
         assert!(Instant::now() < deadline, "the server never became ready");
         std::thread::sleep(Duration::from_millis(200));
     }
 
     let script = quickstart()
-        .replace("localhost:8080", &format!("127.0.0.1:{port}"))
+        .replace("localhost:8080", &addr.to_string())
         .replace("civicflow-data/", &format!("{}/", data.display()))
         .replace("curl -s ", "curl -sf ");
     let output = Command::new("bash")
@@ -96,19 +79,12 @@ fn the_readme_quickstart_runs_against_the_demo_service() {
     assert!(stdout.contains("\"openapi\""), "{stdout}");
 
     // SIGTERM: a graceful stop, exit 0.
-    let pid = server.id().to_string();
+    let pid = server.pid().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status();
     assert!(killed.is_ok_and(|s| s.success()), "kill -TERM");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Ok(Some(status)) = server.try_wait() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "a graceful stop exits 0, not {status}");
+    let (status, stderr) = server.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "a graceful stop exits 0, not {status}:\n{stderr}"
+    );
 }

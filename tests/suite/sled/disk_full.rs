@@ -259,7 +259,7 @@ async fn a_file_size_limit_poisons_the_log_keeps_reads_and_a_restart_with_room_r
     // 1. The demo, served without a limit.
     let mut server = start(&data, None);
     server.wait_ready(Duration::from_secs(90)).await;
-    let addr = server.addr;
+    let addr = server.addr();
     let grid = token(&data, "grid_worker", "grid-1");
 
     // 2. The limit, a little above the end of the log's data. The other stores' writes land
@@ -469,7 +469,7 @@ async fn a_file_size_limit_poisons_the_log_keeps_reads_and_a_restart_with_room_r
     // catch up.
     let mut server = start(&data, None);
     server.wait_ready(Duration::from_secs(90)).await;
-    let addr = server.addr;
+    let addr = server.addr();
     for (key, id) in &acked {
         let response = get(addr, &grid, &format!("/api/v1/cases/{id}/history")).await;
         let history = body_json(&response);
