@@ -15,6 +15,8 @@
 //! The tests of every module run in parallel threads of this one process, so what a test
 //! changes in its process it changes for all of them. The rules that keep them apart:
 //!
+//! - Scratch directories come from `common::TempDir` (the process id and one counter for the
+//!   whole binary), never a fixed name.
 //! - No test changes what is global to the process in place: the environment (`set_var`),
 //!   the current directory, signal handlers, resource limits, a global `tracing`
 //!   subscriber. Child processes get their environment per `Command` (`env`, `env_remove`)

@@ -10,6 +10,12 @@
 //! Run one module or one test by its path: `cargo test -p civicflow-core --test core
 //! conformance`, `cargo test -p civicflow-core --test core sled::corruption` (`-- --list`
 //! names them all).
+//!
+//! The tests of every module run in parallel threads of this one process. None changes what
+//! is global to it (the environment, the current directory, signal handlers, a global
+//! subscriber). Scratch directories carry the process id and a prefix of their module
+//! (`conformance`, `engine`, `invariants`, `corruption`) with a name or counter unique in it;
+//! `bundle` and `bundle_fuzz` share `support::case_store`'s, which adds a counter of its own.
 
 mod bundle;
 mod bundle_fuzz;

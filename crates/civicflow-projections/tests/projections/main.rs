@@ -8,6 +8,10 @@
 //!
 //! Run one module or one test by its path: `cargo test -p civicflow-projections --test
 //! projections runner` (`-- --list` names them all).
+//!
+//! The tests of every module run in parallel threads of this one process. None changes what
+//! is global to it; scratch directories come from `common::Scratch` (the process id, the
+//! test's name and one counter for the whole binary) or carry a prefix of their own.
 
 mod common;
 

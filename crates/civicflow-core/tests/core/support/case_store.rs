@@ -2,6 +2,8 @@
 //! community, grid 1 and a grid worker, and a case of several events with a second case
 //! between them in the log (so the case's events are not neighbours there).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use civicflow_core::domain::case::Channel;
 use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
@@ -22,7 +24,14 @@ impl Drop for Scratch {
 
 /// The store, its engine and the case, opened with `title` and `description`.
 pub fn store(name: &str, title: &str, description: &str) -> (Scratch, Engine, CaseId) {
-    let dir = std::env::temp_dir().join(format!("civicflow-bundle-{}-{name}", std::process::id()));
+    // Both modules' tests run in this one process: a counter keeps their directories apart
+    // even if they use the same name.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "civicflow-bundle-{}-{name}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let engine = Engine::open(EngineConfig::new(&dir).with_generated_master_key()).expect("open");
     let tonghui = UnitId::new("tonghui").expect("valid");

@@ -1,6 +1,8 @@
 //! Helpers shared by the projection tests.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
 use civicflow_core::engine::{Command, Engine};
 use civicflow_core::{ActorId, Role, UnitId};
@@ -9,10 +11,14 @@ use civicflow_core::{ActorId, Role, UnitId};
 pub struct Scratch(pub std::path::PathBuf);
 
 impl Scratch {
+    /// A fresh directory whose name contains `name`. The modules' tests run in one process:
+    /// the counter keeps their directories apart even when two use the same name.
     pub fn new(name: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         let path = std::env::temp_dir().join(format!(
-            "civicflow-projections-{}-{name}",
-            std::process::id()
+            "civicflow-projections-{}-{name}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&path);
         Self(path)
