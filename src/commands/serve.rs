@@ -206,7 +206,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
 /// and its default action terminates the process (with a core dump): every request in flight
 /// would be cut off and nothing would say why. With a handler installed the write fails with
 /// `EFBIG` instead, like a full disk: the store that got it poisons itself and says so, reads
-/// keep working, and the operator sees the reason (tests/disk_full.rs). tokio's handler stays
+/// keep working, and the operator sees the reason (tests/suite/sled/disk_full.rs). tokio's handler stays
 /// installed for the life of the process, for every thread (the embedded store writes on
 /// threads of its own);
 /// the task only logs each signal.

@@ -157,7 +157,7 @@ impl From<EngineError> for ApiError {
             EngineError::Append(_) => Self::unavailable(format!("the log cannot write: {error}")),
             // The store itself failed (a full disk, a file-size limit, an I/O error): nothing
             // the caller did, and nothing a retry fixes until an operator acts; the message
-            // says what the disk said (tests/disk_full.rs).
+            // says what the disk said (tests/suite/sled/disk_full.rs).
             EngineError::Read(ReadError::Storage(_)) => {
                 tracing::error!(error = %error, "the log's storage failed");
                 Self::unavailable(format!("the log cannot be read: {error}"))

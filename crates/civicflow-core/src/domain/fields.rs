@@ -1013,7 +1013,7 @@ mod tests {
     }
 
     /// An empty chart, so that this test does not depend on how charts are built; a unit the
-    /// chart has is accepted in tests/open311_post.rs, which files disputes naming real shops.
+    /// chart has is accepted in tests/suite/open311_post.rs, which files disputes naming real shops.
     #[test]
     fn unit_fields_must_name_a_unit_of_the_chart() {
         let org = OrgChart::default();

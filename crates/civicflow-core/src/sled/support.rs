@@ -67,7 +67,7 @@ pub(crate) fn describe(error: &sled::Error) -> String {
         ),
         // sled's own text is the error's Debug form ("IO error: Os { code: 27, kind:
         // FileTooLarge, .. }"), and its copies of a stored error carry only the kind: say what
-        // happened and what the operator has to do (tests/disk_full.rs).
+        // happened and what the operator has to do (tests/suite/sled/disk_full.rs).
         sled::Error::Io(e) => match e.kind() {
             std::io::ErrorKind::StorageFull => "the disk refused the write: no space left on the device (ENOSPC); make room and restart".to_owned(),
             std::io::ErrorKind::QuotaExceeded => "the disk refused the write: the disk quota is used up (EDQUOT); make room and restart".to_owned(),

@@ -678,7 +678,7 @@ type = "datetime"
         assert_eq!(got["ok"], FieldValue::Bool(false));
         assert!(matches!(got["when"], FieldValue::Datetime(_)));
         // Empty values are absent; required attributes and list values are the engine's to
-        // check (tests/open311_post.rs sees its refusals).
+        // check (tests/suite/open311_post.rs sees its refusals).
         let got = fields(
             &definition,
             &[

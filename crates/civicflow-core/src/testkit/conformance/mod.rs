@@ -241,6 +241,11 @@ pub trait Backend: Sync {
 ///
 /// The tests are named after the checks (`event_store_conformance::model`, …); every check
 /// is listed, with the guarantee it proves, in [`testkit::conformance`](crate::testkit::conformance).
+/// The generated module imports everything of the module it is invoked in (`use super::*`),
+/// so a backend type defined beside the invocation needs no path. Invoked inside a module of a
+/// test binary, as civicflow's own tests do (the `conformance` module of
+/// `crates/civicflow-core/tests/core/`), the tests are named
+/// `conformance::event_store_conformance::model`, …
 #[macro_export]
 macro_rules! event_store_conformance {
     ($module:ident : $backend:expr $(,)?) => {
