@@ -163,8 +163,8 @@ impl Write for Captured {
 }
 
 /// Installs, once for this process, a global subscriber at TRACE for every target (hyper,
-/// axum, tower_http, sled through `log`, the service) writing into memory. Only in the process
-/// of its own that the test below runs in (`common::alone`).
+/// axum, tower_http, the embedded store through `log`, the service) writing into memory.
+/// Only in the process of its own that the test below runs in (`common::alone`).
 fn captured_logs() -> &'static Captured {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
     CAPTURED.get_or_init(|| {
