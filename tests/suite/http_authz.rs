@@ -410,11 +410,18 @@ fn token_revoke(exists: bool) -> Judge {
     Box::new(move |_, _| if exists { Want::Ok } else { Want::NotFound })
 }
 
-/// Opening a service request: the workflow's open roles may (its scope is `any`: a case may be
-/// filed at any unit); a body missing a required intake field is then 422. Others: 403.
-fn open_case(complete: bool) -> Judge {
+/// Opening a service request at `unit` (`{own}`: the caller's): the workflow's open roles
+/// may; others 403. Its scope is `any`, which lets persons (residents, the civic app) file at
+/// any unit and a unit at itself, below it or above it, never at a sibling or a cousin
+/// (`OrgChart::may_open_at`, docs/engine.md): 403 (`OutOfReach`) otherwise. A body missing
+/// a required intake field is then 422.
+fn open_case(unit: &'static str, complete: bool) -> Judge {
     Box::new(move |world, who| {
-        if !world.open_roles.iter().any(|r| r == who.role) {
+        let unit = if unit == OWN { who.unit } else { unit };
+        let person = who.role == roles::RESIDENT || who.role == roles::OPEN311_CLIENT;
+        let role_may = world.open_roles.iter().any(|r| r == who.role);
+        let reaches = person || world.within(unit, who.unit) || world.within(who.unit, unit);
+        if !role_may || !reaches {
             Want::Forbidden
         } else if complete {
             Want::Ok
@@ -563,28 +570,32 @@ fn probes(ids: &Ids) -> Vec<Probe> {
         ),
     ];
 
-    // Cases: open (anyone the workflow lets, at a unit that is not theirs), read, act, history,
-    // audit, live events. Every real case, one that does not exist and a malformed id.
-    let open = json!({
-        "workflow": "service-request",
-        "unit_id": "grid-3",
-        "title": "authz matrix: 路灯不亮",
-        "fields": {"category": "public_facilities"},
-    });
-    let mut incomplete = open.clone();
-    incomplete["fields"] = json!({});
-    probes.push(post(
-        "/api/v1/cases",
-        "/api/v1/cases",
-        open,
-        open_case(true),
-    ));
-    probes.push(post(
-        "/api/v1/cases",
-        "/api/v1/cases",
-        incomplete,
-        open_case(false),
-    ));
+    // Cases: open (anyone the workflow lets: at their own unit, the community above every
+    // demo unit, a grid and a shop that are siblings or cousins of most callers' units), read,
+    // act, history, audit, live events. Every real case, one that does not exist and a
+    // malformed id.
+    for unit in [OWN, "tonghui", "grid-3", "shop-xt-012"] {
+        let open = json!({
+            "workflow": "service-request",
+            "unit_id": unit,
+            "title": "authz matrix: 路灯不亮",
+            "fields": {"category": "public_facilities"},
+        });
+        let mut incomplete = open.clone();
+        incomplete["fields"] = json!({});
+        probes.push(post(
+            "/api/v1/cases",
+            "/api/v1/cases",
+            open,
+            open_case(unit, true),
+        ));
+        probes.push(post(
+            "/api/v1/cases",
+            "/api/v1/cases",
+            incomplete,
+            open_case(unit, false),
+        ));
+    }
     let mut case_ids: Vec<&str> = ids.cases.iter().map(|(_, id)| id.as_str()).collect();
     case_ids.extend([NO_SUCH_ID, "not-a-case"]);
     for id in &case_ids {
@@ -1350,13 +1361,21 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
                 (_, Want::Unprocessable) => StatusCode::UNPROCESSABLE_ENTITY,
             };
             let authorization = caller.authorization(&demo);
+            // `{own}` in a JSON body (the unit a case is filed at) is the caller's unit too.
+            let body = probe.body.as_ref().map(|body| match body {
+                Value::Object(_) => {
+                    serde_json::from_str(&body.to_string().replace(OWN, caller.own_unit()))
+                        .expect("a JSON body stays JSON")
+                }
+                other => other.clone(),
+            });
             let before = head(&demo);
             let answer = send(
                 &demo,
                 &probe.method,
                 &path,
                 authorization.as_deref(),
-                probe.body.as_ref(),
+                body.as_ref(),
             )
             .await;
             let after = head(&demo);

@@ -43,6 +43,8 @@ mod http_cases;
 mod http_events;
 mod http_limits;
 mod http_reports;
+mod http_retries;
+mod http_scope;
 mod open311_get;
 mod open311_post;
 mod open311_services;

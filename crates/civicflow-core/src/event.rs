@@ -107,6 +107,10 @@ pub struct AppendRequest {
     pub causation_id: Option<CausationId>,
     /// Makes retries safe: a second append with the same key returns the first's result.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// What makes two keyed appends "the same request", as the caller sees it (the engine:
+    /// a digest of the command, whose retry may decide other events). `None`: the log
+    /// computes one from the append's actor, streams, expectations and events.
+    pub fingerprint: Option<[u8; 32]>,
 }
 
 impl AppendRequest {
@@ -124,6 +128,7 @@ impl AppendRequest {
             correlation_id,
             causation_id: None,
             idempotency_key: None,
+            fingerprint: None,
         }
     }
 
@@ -139,6 +144,7 @@ impl AppendRequest {
             correlation_id,
             causation_id: None,
             idempotency_key: None,
+            fingerprint: None,
         }
     }
 
@@ -151,6 +157,14 @@ impl AppendRequest {
     /// Makes this append idempotent under `key`.
     pub fn with_idempotency_key(mut self, key: IdempotencyKey) -> Self {
         self.idempotency_key = Some(key);
+        self
+    }
+
+    /// Makes this append idempotent under `key`, as the same request as every other append
+    /// with `fingerprint` (see [`AppendRequest::fingerprint`]).
+    pub fn with_idempotency(mut self, key: IdempotencyKey, fingerprint: [u8; 32]) -> Self {
+        self.idempotency_key = Some(key);
+        self.fingerprint = Some(fingerprint);
         self
     }
 

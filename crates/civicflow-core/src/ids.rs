@@ -412,6 +412,11 @@ impl PersonId {
     pub fn stream(&self) -> StreamId {
         StreamId::new(format!("person-{}", self.0)).expect("a UUID makes a valid stream id")
     }
+
+    /// The person whose stream `stream` is (`None`: another stream).
+    pub fn of_stream(stream: &StreamId) -> Option<Self> {
+        Self::parse(stream.as_str().strip_prefix("person-")?).ok()
+    }
 }
 
 impl CaseId {
@@ -455,6 +460,11 @@ impl ListItemId {
     /// The item's stream.
     pub fn stream(&self) -> StreamId {
         StreamId::new(format!("list-{}", self.0)).expect("a UUID makes a valid stream id")
+    }
+
+    /// The item whose stream `stream` is (`None`: another stream).
+    pub fn of_stream(stream: &StreamId) -> Option<Self> {
+        Self::parse(stream.as_str().strip_prefix("list-")?).ok()
     }
 }
 

@@ -152,6 +152,6 @@ pub use ids::{
 };
 pub use store::{
     AllFrom, AppendResult, CommitSignal, Completion, Cursor, Durability, EventStore, Follow,
-    LogStats, Reached, RestoreSink, StoredIdempotency, StoredRecord, StreamFrom,
+    IdempotencyRecord, LogStats, Reached, RestoreSink, StoredIdempotency, StoredRecord, StreamFrom,
     StreamSubscription, Subscription,
 };

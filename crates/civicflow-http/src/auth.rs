@@ -118,7 +118,10 @@ impl TokenIndex {
 /// The caller of a request: who their token acts as.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The token's id (for logs, metrics and rate limits; never the secret).
+    /// The token's id (never the secret). Nothing reads it since idempotency keys moved
+    /// from the token to the actor (issue 13); kept for what is tied to one token, such as
+    /// the live streams a revocation must end.
+    #[allow(dead_code)]
     pub token: TokenId,
     /// Who it acts as.
     pub acting: Acting,

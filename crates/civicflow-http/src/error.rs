@@ -111,6 +111,11 @@ impl From<Rejection> for ApiError {
             // A write outside the caller's scope on something they can see (reads of what they
             // cannot see answer 404 before the engine is asked).
             Rejection::OutOfScope { .. } => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            // A unit named in the body that the caller's unit may not reach (the org chart is
+            // public, so naming the field and the rule reveals nothing).
+            Rejection::OutOfReach { field, .. } => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", message).field(field.clone())
+            }
             Rejection::StaleVersion { .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", message).field("expected_version")
             }
@@ -137,6 +142,13 @@ impl From<Rejection> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", message)
                     .field(field.clone())
             }
+            // The same Idempotency-Key for another request (docs/engine.md, "Retries").
+            Rejection::IdempotencyKeyReused { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            )
+            .field(crate::idempotency::HEADER),
             Rejection::CaseClosed { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", message)
                     .field("action")

@@ -24,6 +24,7 @@ mod config;
 pub mod demo;
 mod error;
 mod fields;
+mod idempotency;
 mod json;
 mod layers;
 mod limits;
@@ -203,7 +204,7 @@ impl Service {
         token: TokenId,
         reason: &str,
     ) -> Result<(), ServiceError> {
-        self.state.revoke_token(by, token, reason)
+        self.state.revoke_token(by, token, reason, None)
     }
 
     /// Whether every read model has caught up with the log since the service started (what

@@ -107,16 +107,18 @@ impl AppState {
         by: &civicflow_core::domain::org::Acting,
         token: civicflow_core::domain::access::TokenId,
         reason: &str,
+        key: Option<civicflow_core::IdempotencyKey>,
     ) -> Result<(), crate::ServiceError> {
-        let result = self.0.engine.submit(
-            by,
-            civicflow_core::engine::Command::Access(
-                civicflow_core::domain::access::AccessCommand::Revoke {
-                    token,
-                    reason: reason.to_owned(),
-                },
-            ),
+        let command = civicflow_core::engine::Command::Access(
+            civicflow_core::domain::access::AccessCommand::Revoke {
+                token,
+                reason: reason.to_owned(),
+            },
         );
+        let result = match key {
+            Some(key) => self.0.engine.submit_with_key(by, command, key),
+            None => self.0.engine.submit(by, command),
+        };
         // Refreshed even when the submit failed: the index follows the log, whatever it holds.
         self.0.tokens.replace(&self.0.engine.tokens()?);
         result?;

@@ -118,6 +118,17 @@ async fn post(addr: SocketAddr, token: &str, path: &str, body: &Value) -> Respon
         .unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }
 
+/// The log's head position, as `/metrics` reports it.
+async fn log_head(addr: SocketAddr, token: &str) -> u64 {
+    let response = get(addr, token, "/metrics").await;
+    let text = String::from_utf8_lossy(&response.body).into_owned();
+    text.lines()
+        .find_map(|line| line.strip_prefix("civicflow_log_head_position "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+        .unwrap_or_else(|| panic!("no civicflow_log_head_position in /metrics: {text}"))
+}
+
 fn body_json(response: &Response) -> Value {
     serde_json::from_slice(&response.body).unwrap_or(Value::Null)
 }
@@ -510,35 +521,45 @@ async fn a_file_size_limit_poisons_the_log_keeps_reads_and_a_restart_with_room_r
         "a write after the restart: {}",
         String::from_utf8_lossy(&response.body)
     );
-    // Retries with the same idempotency key: an acknowledged opening answers 200 with the
-    // same case (nothing new); a refused one either was not written (201, a new case) or was
-    // written whole by the group that failed to sync (200): never an error, never half.
+    // Retries with the same idempotency key: an acknowledged opening answers its first
+    // answer again (201, the same case) and writes nothing; a refused one either was not
+    // written (a new case is written now) or was written whole by the group that failed to
+    // sync (its first answer, nothing written): never an error, never half. Whether a retry
+    // wrote is read from the log's head in /metrics.
     for (key, id) in acked
         .iter()
         .filter(|(key, _)| key.as_str() != "disk-full-contact")
     {
+        let head = log_head(addr, &grid).await;
         let response = post(addr, &grid, "/api/v1/cases", &open_body(key)).await;
         let body = body_json(&response);
         assert_eq!(
-            response.status, 200,
+            response.status, 201,
             "a retry of acknowledged {key}: {body}"
         );
         assert_eq!(body["id"], id.as_str(), "a retry of acknowledged {key}");
+        assert_eq!(
+            log_head(addr, &grid).await,
+            head,
+            "a retry of acknowledged {key} wrote"
+        );
     }
     let mut refused_but_stored = 0;
     for key in &refused_keys {
+        let head = log_head(addr, &grid).await;
         let response = post(addr, &grid, "/api/v1/cases", &open_body(key)).await;
-        match response.status {
-            201 => {}
-            200 => refused_but_stored += 1,
-            other => panic!(
-                "a retry of refused {key}: {other} {}",
-                String::from_utf8_lossy(&response.body)
-            ),
+        assert_eq!(
+            response.status,
+            201,
+            "a retry of refused {key}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+        if log_head(addr, &grid).await == head {
+            refused_but_stored += 1;
         }
     }
     println!(
-        "retries after the restart: {} acknowledged answered 200 with the same case; of {} refused, {refused_but_stored} had been stored whole (200), the rest were new (201)",
+        "retries after the restart: {} acknowledged answered their first answer; of {} refused, {refused_but_stored} had been stored whole (nothing written again), the rest were new",
         acked.len() - 1,
         refused_keys.len()
     );

@@ -13,7 +13,7 @@ use super::org::{Acting, OrgChart};
 use super::workflow::DefinitionRegistry;
 use super::{Context, Rejection};
 use crate::event::{DomainEvent, NewEvent, PayloadError};
-use crate::ids::{StreamId, Version};
+use crate::ids::{CaseId, StreamId, Version};
 
 /// An aggregate: a consistency boundary with a stream of its own.
 ///
@@ -58,6 +58,15 @@ pub trait Aggregate: Sized + 'static {
     /// Whether `viewer` may see the instance (the org chart as it is now). Whoever may not
     /// is told it does not exist.
     fn may_see(state: &Self::State, viewer: &Acting, org: &OrgChart) -> bool;
+
+    /// The other cases `command` names, with the field that names each (a merge's target, a
+    /// case linked to a list item). Before deciding, the engine refuses the command when one
+    /// of them does not exist or the caller may not see it, with the same answer for both, so
+    /// that a command cannot reach into a case its caller cannot read, nor tell a hidden case
+    /// from a missing one.
+    fn cases_named(_command: &Self::Command) -> Vec<(String, CaseId)> {
+        Vec::new()
+    }
 }
 
 /// What an [`Aggregate::apply`] may need besides the event.

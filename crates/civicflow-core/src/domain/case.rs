@@ -668,14 +668,19 @@ fn decide_open(open: &OpenCase, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Rej
                 allowed: definition.open.roles.clone(),
             });
         }
-        if definition.open.scope == Scope::Subtree
-            && !ctx.org.is_within(&open.unit, &ctx.acting.unit)
+        if !ctx
+            .org
+            .may_open_at(ctx.acting, &open.unit, definition.open.scope)
         {
-            return Err(Rejection::OutOfScope {
+            return Err(Rejection::OutOfReach {
                 unit: ctx.acting.unit.clone(),
-                action: "open a case".into(),
-                scope: Scope::Subtree.describe().into(),
+                field: "unit".into(),
                 target: open.unit.clone(),
+                rule: match definition.open.scope {
+                    Scope::Subtree => "this workflow's cases are filed only at the acting unit or a unit below it",
+                    _ => "a unit files a case at itself, a unit below it or a unit above it, never at a sibling or a cousin",
+                }
+                .into(),
             });
         }
     }
@@ -763,7 +768,7 @@ fn decide_act(
 
     let mut effects = Vec::new();
     for effect in &action.effects {
-        effects.extend(effect_event(state, effect, fields, ctx)?);
+        effects.extend(effect_event(state, action, effect, fields, ctx)?);
     }
     // Leaving the stage closes its deadline and starts the next stage's. So does handing the
     // case to another unit within the stage (改派 while dispatched): the new unit gets the
@@ -807,6 +812,7 @@ fn decide_act(
 
 fn effect_event(
     state: &CaseState,
+    action: &Action,
     effect: &Effect,
     fields: &Fields,
     ctx: &Context<'_>,
@@ -821,10 +827,30 @@ fn effect_event(
             })
         }
     };
+    // A hand-over goes down the acting unit's subtree, or where the field's reach allows.
+    let reachable = |field: &str, unit: &UnitId| {
+        let reach = action
+            .fields
+            .iter()
+            .find(|f| f.name == field)
+            .map(|f| f.reach)
+            .unwrap_or_default();
+        if ctx.org.may_hand_to(ctx.acting, unit, reach) {
+            Ok(())
+        } else {
+            Err(Rejection::OutOfReach {
+                unit: ctx.acting.unit.clone(),
+                field: field.to_owned(),
+                target: unit.clone(),
+                rule: reach.describe().into(),
+            })
+        }
+    };
     let event = match effect {
         Effect::AssignLead(field) => {
             let unit = field_unit(fields, field)?;
             known_unit(&unit)?;
+            reachable(field, &unit)?;
             if unit == state.lead {
                 return Err(Rejection::FieldInvalid {
                     field: field.clone(),
@@ -859,6 +885,7 @@ fn effect_event(
         Effect::AddCoHandler(field) => {
             let unit = field_unit(fields, field)?;
             known_unit(&unit)?;
+            reachable(field, &unit)?;
             if unit == state.lead {
                 return Err(Rejection::FieldInvalid {
                     field: field.clone(),
@@ -1040,6 +1067,22 @@ impl Aggregate for Case {
 
     fn apply(state: &mut Option<CaseState>, event: &CaseEvent, fold: &Fold<'_>) {
         *state = apply_event(state.take(), event, fold.definitions, fold.version);
+    }
+
+    /// The `case` fields of an opening or an action (a merge's target).
+    fn cases_named(command: &CaseCommand) -> Vec<(String, CaseId)> {
+        let fields = match command {
+            CaseCommand::Open(open) => &open.fields,
+            CaseCommand::Act { fields, .. } => fields,
+            _ => return Vec::new(),
+        };
+        fields
+            .iter()
+            .filter_map(|(name, value)| match value {
+                FieldValue::Case(case) => Some((name.clone(), *case)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// See [`case_visible`].

@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::org::OrgChart;
+use super::org::{OrgChart, Reach};
 use super::rejection::Rejection;
 use crate::calendar::{parse_rfc3339, CalendarError};
 use crate::clock::Timestamp;
@@ -89,6 +89,10 @@ pub struct FieldSpec {
     /// The allowed values of a `choice` or `choices` field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,
+    /// For a `unit` field that an effect hands the case to: which units it may name
+    /// (`docs/workflows.md`, "Reach").
+    #[serde(default, skip_serializing_if = "Reach::is_default")]
+    pub reach: Reach,
 }
 
 impl FieldSpec {
@@ -100,7 +104,15 @@ impl FieldSpec {
             required,
             label: String::new(),
             choices: Vec::new(),
+            reach: Reach::Subtree,
         }
+    }
+
+    /// The field, reaching also outside the chain ([`Reach::OutsideChain`]).
+    #[must_use]
+    pub fn reaching_outside_chain(mut self) -> Self {
+        self.reach = Reach::OutsideChain;
+        self
     }
 }
 

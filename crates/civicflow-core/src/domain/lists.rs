@@ -290,6 +290,14 @@ impl Aggregate for ListItem {
         *state = apply_event(state.take(), event, fold.version);
     }
 
+    /// A linked case must be one the linking caller can see.
+    fn cases_named(command: &ListCommand) -> Vec<(String, CaseId)> {
+        match command {
+            ListCommand::Link { case } => vec![("case".to_owned(), *case)],
+            _ => Vec::new(),
+        }
+    }
+
     /// The lists are the community's: everyone of the item's community sees it.
     fn may_see(state: &Option<ListItemState>, viewer: &Acting, org: &OrgChart) -> bool {
         state

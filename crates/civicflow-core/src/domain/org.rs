@@ -15,6 +15,7 @@ use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
 use super::events::domain_events;
 use super::rejection::Rejection;
+use super::workflow::Scope;
 use crate::ids::{ActorId, Role, StreamId, UnitId};
 
 /// The stream that holds the org chart.
@@ -101,6 +102,54 @@ pub mod roles {
 
     /// The roles that issue and revoke access tokens (for units at or below their own).
     pub const MANAGE_TOKENS: &[&str] = &[COMMUNITY_ADMIN];
+
+    /// The roles that act as persons, not for a unit: residents, and the civic apps
+    /// (`open311_client`) that file for them. Their unit is where they live, not what they
+    /// answer for, so they may file a case at any unit and see the cases they filed.
+    pub const PERSONS: &[&str] = &[RESIDENT, OPEN311_CLIENT];
+}
+
+/// How far a hand-over may reach: which units an action may make a case's lead or
+/// co-handling unit (a workflow's `reach` on a `unit` field, `docs/workflows.md`).
+///
+/// Dispatch and co-handling follow the chain downwards: a grid hands its cases to its own
+/// enterprises and shops, never to another grid's. Some steps cross the tree by design (a
+/// referral to a department, legal aid, a social organization brought in); a workflow names
+/// them with [`Reach::OutsideChain`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    /// The acting unit or a unit below it.
+    #[default]
+    Subtree,
+    /// Also a unit outside the chain (a department, a social organization, a volunteer
+    /// team) in the acting unit's community or in none (a district's office).
+    OutsideChain,
+}
+
+impl Reach {
+    /// Whether this is the default (what a definition need not write).
+    pub fn is_default(&self) -> bool {
+        *self == Reach::Subtree
+    }
+
+    /// The rule in words, for refusals.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reach::Subtree => "a case is handed only to the acting unit or a unit below it",
+            Reach::OutsideChain => {
+                "a case is handed only to the acting unit, a unit below it, or a department, social organization or volunteer team of its community or of none"
+            }
+        }
+    }
+
+    /// The name in definitions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reach::Subtree => "subtree",
+            Reach::OutsideChain => "outside_chain",
+        }
+    }
 }
 
 /// Where a unit stands.
@@ -378,6 +427,41 @@ impl OrgChart {
     /// descendants are related; siblings and cousins are not).
     pub fn related(&self, a: &UnitId, b: &UnitId) -> bool {
         self.is_within(a, b) || self.is_within(b, a)
+    }
+
+    /// Whether `acting` may file a case at `unit` (which must exist), when the workflow's
+    /// opening scope is `scope`: the system anywhere; persons ([`roles::PERSONS`]) at any
+    /// unit, with either scope, since they address a unit rather than act for one; a unit at
+    /// itself or below it (`subtree`), and with `any` also above it, asking upward, but never
+    /// at a sibling or a cousin, where it has nothing to do and no one answers to it.
+    pub fn may_open_at(&self, acting: &Acting, unit: &UnitId, scope: Scope) -> bool {
+        if self.unit(unit).is_none() {
+            return false;
+        }
+        if acting.is_system() || roles::PERSONS.contains(&acting.role.as_str()) {
+            return true;
+        }
+        match scope {
+            Scope::Subtree => self.is_within(unit, &acting.unit),
+            // `any`, the only other scope an opening may have (`Definition::validate`).
+            _ => self.related(unit, &acting.unit),
+        }
+    }
+
+    /// Whether `acting` may make `unit` (which must exist) a case's lead or co-handling unit,
+    /// within `reach`. The system hands over anywhere (escalations, follow-ups).
+    pub fn may_hand_to(&self, acting: &Acting, unit: &UnitId, reach: Reach) -> bool {
+        let Some(target) = self.unit(unit) else {
+            return false;
+        };
+        if acting.is_system() || self.is_within(unit, &acting.unit) {
+            return true;
+        }
+        // Outside the chain: a unit of the acting unit's community, or one that belongs to
+        // no community (a district's tax office, hanging under nothing).
+        reach == Reach::OutsideChain
+            && !target.tier.in_chain()
+            && (target.parent.is_none() || self.same_community(unit, &acting.unit))
     }
 
     /// The top of a unit's chain: its community (or the unit itself at the top).

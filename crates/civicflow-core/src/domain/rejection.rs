@@ -44,6 +44,19 @@ pub enum Rejection {
         /// The unit the case (or directive part) is with.
         target: UnitId,
     },
+    /// A unit a command names (where to file a case, whom to hand it to) lies outside what
+    /// the acting unit may reach.
+    #[error("field {field}: {target} is out of reach of unit {unit}: {rule}")]
+    OutOfReach {
+        /// The unit the actor acts for.
+        unit: UnitId,
+        /// The field that names the unit.
+        field: String,
+        /// The unit named.
+        target: UnitId,
+        /// The rule, in words.
+        rule: String,
+    },
     /// The action is not valid in the current stage.
     #[error(
         "{action} is not possible in stage {stage}; possible now: {}",
@@ -116,6 +129,12 @@ pub enum Rejection {
         what: &'static str,
         /// Its id.
         id: String,
+    },
+    /// The idempotency key was used before, by the same actor, for another request.
+    #[error("idempotency key {key} was used before for another request; use a new key for a new request")]
+    IdempotencyKeyReused {
+        /// The key, as the caller gave it.
+        key: String,
     },
     /// The command is not valid for another reason, named here.
     #[error("{field}: {reason}")]

@@ -15,7 +15,7 @@ use super::load::{self, Loaded};
 use super::{read, Engine, EngineError, Outcome, SubmitError};
 use crate::domain::access::{Access, AccessCommand, TokenId};
 use crate::domain::aggregate::{Aggregate, Decision};
-use crate::domain::case::{Case, CaseCommand, CaseState};
+use crate::domain::case::Case;
 use crate::domain::directive::{Directive, Part};
 use crate::domain::lists::ListItem;
 use crate::domain::merchants::Standing;
@@ -24,7 +24,10 @@ use crate::domain::person::Person;
 use crate::domain::{Context, Rejection};
 use crate::error::AppendError;
 use crate::event::{AppendRequest, Appended, NewEvent, StreamWrite};
-use crate::ids::{CaseId, CorrelationId, ExpectedVersion, IdempotencyKey, Position, StreamId};
+use crate::ids::{
+    CaseId, CorrelationId, DirectiveId, ExpectedVersion, IdempotencyKey, ListItemId, PersonId,
+    Position, StreamId,
+};
 use crate::store::{AppendResult, Completion, EventStore};
 
 /// How many times a command is decided in all before a conflict is given up on.
@@ -38,9 +41,79 @@ pub(super) enum Target<A: Aggregate> {
     /// One that may exist: its stream is loaded.
     Existing(A::Id),
     /// One whose id the engine has just minted (UUID v7): its stream cannot exist yet, so
-    /// nothing is read before deciding, and a retry with the same idempotency key is
-    /// recognised by the key alone.
+    /// nothing is read before deciding, and a retry with the same idempotency key finds the
+    /// instance the first request made through the key.
     New(A::Id),
+}
+
+/// A command's idempotency key, as the log stores it, and the digest of the request
+/// (`docs/engine.md`, "Retries").
+#[derive(Debug, Clone)]
+pub(crate) struct Keyed {
+    /// The caller's key, for messages.
+    pub(crate) given: IdempotencyKey,
+    /// The key in the log: scoped to the actor.
+    pub(crate) stored: IdempotencyKey,
+    /// What makes a retry the same request.
+    pub(crate) digest: [u8; 32],
+}
+
+impl Keyed {
+    /// A key of the engine's own (the scheduler's `deadline:…`): stored as it is, and the
+    /// same key is always the same request.
+    pub(crate) fn system(key: IdempotencyKey) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"civicflow-system-key/1\0")
+            .chain_update(key.as_str().as_bytes())
+            .finalize()
+            .into();
+        Self {
+            given: key.clone(),
+            stored: key,
+            digest,
+        }
+    }
+
+    /// `key` of `acting`'s request, whose identifying bytes are `request`, digested with
+    /// `digest` (the vault's keyed digest).
+    pub(crate) fn new(
+        acting: &Acting,
+        key: IdempotencyKey,
+        request: &[&[u8]],
+        digest: impl FnOnce(&[&[u8]]) -> [u8; 32],
+    ) -> Self {
+        use sha2::{Digest, Sha256};
+        // Per actor: two actors never collide, one actor's retry is recognised whichever
+        // token or process it comes through. Hashed, because an actor id may hold characters
+        // a key may not (Chinese names).
+        let mut hasher = Sha256::new();
+        hasher.update(b"civicflow-key/1\0");
+        hasher.update((acting.actor.as_str().len() as u64).to_le_bytes());
+        hasher.update(acting.actor.as_str().as_bytes());
+        hasher.update(key.as_str().as_bytes());
+        let scoped: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let stored = IdempotencyKey::new(format!("k1:{scoped}")).expect("67 id characters");
+        let who = [
+            acting.actor.as_str().as_bytes(),
+            acting.role.as_str().as_bytes(),
+            acting.unit.as_str().as_bytes(),
+        ];
+        let mut parts: Vec<&[u8]> = vec![b"civicflow-request/1"];
+        for part in who.iter().chain(request) {
+            parts.push(part);
+            parts.push(b"\x1f");
+        }
+        Self {
+            given: key,
+            stored,
+            digest: digest(&parts),
+        }
+    }
 }
 
 /// What a command did to its aggregate.
@@ -85,14 +158,6 @@ pub(super) trait Stored: Aggregate {
     fn opened_by(_appended: &Appended) -> Option<Self::Id> {
         None
     }
-
-    /// Refuses to answer a keyed retry with an earlier append that was another request.
-    ///
-    /// # Errors
-    /// [`Rejection::Invalid`] on `idempotency_key`.
-    fn check_replay(_state: &Self::State, _command: &Self::Command) -> Result<(), Rejection> {
-        Ok(())
-    }
 }
 
 /// The streams a decision writes, encoded, with their expected versions.
@@ -110,7 +175,7 @@ impl Engine {
         acting: &Acting,
         target: Target<A>,
         command: &A::Command,
-        key: Option<IdempotencyKey>,
+        key: Option<&Keyed>,
         before_append: BeforeAppend<'_>,
     ) -> Result<Executed<A>, SubmitError> {
         block_on(self.run(acting, target, command, key, before_append, Blocking))
@@ -122,7 +187,7 @@ impl Engine {
         acting: &Acting,
         target: Target<A>,
         command: &A::Command,
-        key: Option<IdempotencyKey>,
+        key: Option<&Keyed>,
         before_append: BeforeAppend<'_>,
     ) -> Result<Executed<A>, SubmitError> {
         self.run(acting, target, command, key, before_append, Awaiting)
@@ -135,7 +200,7 @@ impl Engine {
         acting: &Acting,
         target: Target<A>,
         command: &A::Command,
-        key: Option<IdempotencyKey>,
+        key: Option<&Keyed>,
         before_append: BeforeAppend<'_>,
         wait: W,
     ) -> Result<Executed<A>, SubmitError> {
@@ -144,8 +209,9 @@ impl Engine {
             Target::Existing(id) => (id, false),
             Target::New(id) => (id, true),
         };
-        if let (true, Some(key)) = (fresh, &key) {
-            if let Some(replayed) = self.replayed::<A>(command, key)? {
+        // A retry: answer what the first request got, decide nothing.
+        if let Some(keyed) = key {
+            if let Some(replayed) = self.replayed::<A>(keyed, (!fresh).then_some(&id))? {
                 return Ok(replayed);
             }
         }
@@ -179,8 +245,16 @@ impl Engine {
                 acting.to_log_actor(),
                 CorrelationId::new_v7(self.now()),
             );
-            request.idempotency_key = key.clone();
+            if let Some(keyed) = key {
+                request = request.with_idempotency(keyed.stored.clone(), keyed.digest);
+            }
             match wait.append(&*self.log, request).await {
+                // A concurrent retry with the same key and request got there first: what it
+                // wrote is the answer, nothing of this attempt was written.
+                Ok(Ok(appended)) if appended.deduplicated => {
+                    let keyed = key.expect("only a keyed append is deduplicated");
+                    return self.answer_again::<A>(keyed, (!fresh).then_some(&id), &appended);
+                }
                 Ok(Ok(appended)) => {
                     return Ok(self.applied(
                         id,
@@ -207,12 +281,13 @@ impl Engine {
                     }
                     .into())
                 }
-                // A concurrent retry with the same key got there first: answer what it got.
-                Err(AppendError::IdempotencyKeyReused { .. }) if fresh => {
-                    let key = key.as_ref().expect("only a keyed append reuses a key");
-                    return self.replayed::<A>(command, key)?.ok_or_else(|| {
-                        Rejection::invalid("idempotency_key", "was used for another request").into()
-                    });
+                // A concurrent request with the same key but another request got there first.
+                Err(AppendError::IdempotencyKeyReused { .. }) => {
+                    let keyed = key.expect("only a keyed append reuses a key");
+                    return Err(Rejection::IdempotencyKeyReused {
+                        key: keyed.given.to_string(),
+                    }
+                    .into());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -254,6 +329,9 @@ impl Engine {
         loaded: &Loaded<A>,
         command: &A::Command,
     ) -> Result<Staged<A>, SubmitError> {
+        for (field, case) in A::cases_named(command) {
+            self.check_named_case(acting, field, case)?;
+        }
         let now = self.now();
         let decision = self.decide::<A>(acting, id, &loaded.state, command, now)?;
         let Decision {
@@ -311,6 +389,27 @@ impl Engine {
             writes,
             created,
         })
+    }
+
+    /// Refuses a command that names, in `field`, a case that does not exist or that the
+    /// caller may not see, with one answer for both ([`Aggregate::cases_named`]).
+    fn check_named_case(
+        &self,
+        acting: &Acting,
+        field: String,
+        case: CaseId,
+    ) -> Result<(), SubmitError> {
+        let loaded = self.load::<Case>(&case.stream())?;
+        let org = read(&self.org);
+        if Case::may_see(&loaded.state, acting, &org.state) {
+            Ok(())
+        } else {
+            Err(Rejection::FieldInvalid {
+                field,
+                reason: format!("case {case} does not exist"),
+            }
+            .into())
+        }
     }
 
     /// Asks the aggregate, with the org chart as it is now.
@@ -376,29 +475,76 @@ impl Engine {
         }
     }
 
-    /// What an earlier append with `key` made of the command, if there was one.
+    /// The first answer to a request made before with `keyed`'s key, or `None` when no
+    /// durable append used the key. `existing`: the instance the command is for, when it
+    /// names one (a new one is found through what the first append opened).
+    ///
+    /// # Errors
+    /// [`Rejection::IdempotencyKeyReused`] when the key was used for another request.
     fn replayed<A: Stored>(
         &self,
-        command: &A::Command,
-        key: &IdempotencyKey,
+        keyed: &Keyed,
+        existing: Option<&A::Id>,
     ) -> Result<Option<Executed<A>>, SubmitError> {
-        let Some(appended) = self.log.idempotent_result(key).map_err(EngineError::from)? else {
+        let Some(record) = self
+            .log
+            .idempotency_record(&keyed.stored)
+            .map_err(EngineError::from)?
+        else {
             return Ok(None);
         };
-        let other = || Rejection::invalid("idempotency_key", "was used for another request");
-        let id = A::opened_by(&appended).ok_or_else(other)?;
-        let loaded = self.load::<A>(&A::stream(&id)?)?;
-        if loaded.version.is_none() {
-            return Err(other().into());
+        if record.fingerprint != keyed.digest {
+            return Err(Rejection::IdempotencyKeyReused {
+                key: keyed.given.to_string(),
+            }
+            .into());
         }
-        A::check_replay(&loaded.state, command)?;
-        Ok(Some(Executed {
+        self.answer_again::<A>(keyed, existing, &record.appended)
+            .map(Some)
+    }
+
+    /// The answer the first request with `keyed`'s key got, from what its append wrote: the
+    /// instance's state as of that append, the number of its events, the streams it opened
+    /// and its last position.
+    fn answer_again<A: Stored>(
+        &self,
+        keyed: &Keyed,
+        existing: Option<&A::Id>,
+        appended: &Appended,
+    ) -> Result<Executed<A>, SubmitError> {
+        let reused = || Rejection::IdempotencyKeyReused {
+            key: keyed.given.to_string(),
+        };
+        let id = match existing {
+            Some(id) => id.clone(),
+            None => A::opened_by(appended).ok_or_else(reused)?,
+        };
+        let stream = A::stream(&id)?;
+        let own = appended.streams.iter().find(|s| s.stream == stream);
+        let mut loaded = Loaded::<A>::default();
+        let last = appended.last_position;
+        load::fold_into(
+            &*self.log,
+            &self.definitions,
+            &stream,
+            &mut loaded,
+            |recorded, _| recorded.position <= last,
+        )?;
+        let events = own.map_or(0, |s| {
+            usize::try_from(s.last_version.get() - s.first_version.get() + 1).unwrap_or(usize::MAX)
+        });
+        let created = appended
+            .streams
+            .iter()
+            .filter(|s| s.stream != stream && s.first_version == crate::ids::Version::FIRST)
+            .count();
+        Ok(Executed {
             id,
             state: loaded.state,
-            events: 0,
-            created: 0,
-            position: Some(appended.last_position),
-        }))
+            events,
+            created,
+            position: Some(last),
+        })
     }
 }
 
@@ -509,31 +655,16 @@ impl Stored for Case {
             .iter()
             .find_map(|s| CaseId::of_stream(&s.stream))
     }
-
-    /// The same opening: the same workflow, unit, title and description.
-    fn check_replay(state: &Option<CaseState>, command: &CaseCommand) -> Result<(), Rejection> {
-        let (Some(state), CaseCommand::Open(open)) = (state, command) else {
-            return Err(Rejection::invalid(
-                "idempotency_key",
-                "was used for another request",
-            ));
-        };
-        let same = state.workflow.id == open.workflow
-            && state.unit == open.unit
-            && state.title == open.title
-            && state.description == open.description;
-        if same {
-            Ok(())
-        } else {
-            Err(Rejection::invalid(
-                "idempotency_key",
-                "was used before for a different case (another workflow, unit, title or description)",
-            ))
-        }
-    }
 }
 
 impl Stored for Directive {
+    fn opened_by(appended: &Appended) -> Option<DirectiveId> {
+        appended
+            .streams
+            .iter()
+            .find_map(|s| DirectiveId::of_stream(&s.stream))
+    }
+
     fn outcome(done: &Executed<Self>, _: &Self::Command) -> Outcome {
         Outcome::Directive {
             directive: done.id,
@@ -567,6 +698,13 @@ impl Stored for Org {
 }
 
 impl Stored for ListItem {
+    fn opened_by(appended: &Appended) -> Option<ListItemId> {
+        appended
+            .streams
+            .iter()
+            .find_map(|s| ListItemId::of_stream(&s.stream))
+    }
+
     fn outcome(done: &Executed<Self>, _: &Self::Command) -> Outcome {
         Outcome::ListItem {
             item: done.id,
@@ -586,6 +724,13 @@ impl Stored for Standing {
 }
 
 impl Stored for Person {
+    fn opened_by(appended: &Appended) -> Option<PersonId> {
+        appended
+            .streams
+            .iter()
+            .find_map(|s| PersonId::of_stream(&s.stream))
+    }
+
     fn outcome(done: &Executed<Self>, _: &Self::Command) -> Outcome {
         Outcome::Person {
             person: done.id,

@@ -90,7 +90,7 @@ use crate::ids::{CaseId, DirectiveId, ListItemId, PersonId, UnitId, Version};
 use crate::store::EventStore;
 use crate::vault::{ContactDetails, MaskedContact, PersonData, Vault};
 
-use execute::Target;
+use execute::{Keyed, Target};
 use load::Loaded;
 
 /// A case as a caller sees it.
@@ -245,14 +245,71 @@ impl Engine {
     /// is written), [`SubmitError::Engine`] when storage fails or another writer kept changing
     /// the aggregate through five attempts.
     pub fn submit(&self, acting: &Acting, command: Command) -> Result<Outcome, SubmitError> {
+        self.run_command(acting, command, None)
+    }
+
+    /// Submits a command with an idempotency key: a retry with the same key and the same
+    /// command (say, after a timeout) answers what the first got and writes nothing; the same
+    /// key with another command is refused. Keys are the actor's: another actor's key never
+    /// collides. `docs/engine.md`, "Retries".
+    ///
+    /// # Errors
+    /// As [`Engine::submit`]; [`Rejection::IdempotencyKeyReused`] when `acting`'s actor used
+    /// the key for another request.
+    pub fn submit_with_key(
+        &self,
+        acting: &Acting,
+        command: Command,
+        key: crate::ids::IdempotencyKey,
+    ) -> Result<Outcome, SubmitError> {
+        let keyed = self.keyed(acting, key, &command);
+        self.run_command(acting, command, Some(&keyed))
+    }
+
+    /// What identifies `command` for its retries under `key`: its whole shape, and the
+    /// contact details it carries (which its `Debug` masks), digested with a key only the
+    /// master key gives.
+    fn keyed(&self, acting: &Acting, key: crate::ids::IdempotencyKey, command: &Command) -> Keyed {
+        let shape = format!("{command:?}");
+        let details = match command {
+            Command::OpenCase {
+                requester: Some(Requester::New(details)),
+                ..
+            }
+            | Command::RegisterPerson { details } => Some(details),
+            _ => None,
+        };
+        let mut parts: Vec<&[u8]> = vec![shape.as_bytes()];
+        if let Some(details) = details {
+            for value in [
+                details.name(),
+                details.phone(),
+                details.email(),
+                details.address(),
+            ] {
+                parts.push(value.unwrap_or("\u{0}").as_bytes());
+            }
+        }
+        Keyed::new(acting, key, &parts, |parts| {
+            self.vault.request_digest(parts)
+        })
+    }
+
+    /// The one dispatch of a command to its aggregate.
+    fn run_command(
+        &self,
+        acting: &Acting,
+        command: Command,
+        key: Option<&Keyed>,
+    ) -> Result<Outcome, SubmitError> {
         match command {
             Command::Org(command) => self
-                .execute::<Org>(acting, Target::Existing(()), &command, None, None)
+                .execute::<Org>(acting, Target::Existing(()), &command, key, None)
                 .map(|done| done.outcome(&command)),
             Command::Access(command) => self
-                .execute::<Access>(acting, Target::Existing(()), &command, None, None)
+                .execute::<Access>(acting, Target::Existing(()), &command, key, None)
                 .map(|done| done.outcome(&command)),
-            command @ Command::OpenCase { .. } => self.open_case(acting, command, None),
+            command @ Command::OpenCase { .. } => self.open_case(acting, command, key),
             Command::Act {
                 case,
                 action,
@@ -266,9 +323,10 @@ impl Engine {
                     fields,
                     expected_version,
                 },
+                key,
             ),
             Command::MigrateCase { case, to_version } => {
-                self.on_case(acting, case, &CaseCommand::Migrate { to_version })
+                self.on_case(acting, case, &CaseCommand::Migrate { to_version }, key)
             }
             Command::IssueDirective {
                 title,
@@ -286,14 +344,17 @@ impl Engine {
                     unit,
                     within,
                 };
-                self.execute::<Directive>(acting, Target::New(directive), &command, None, None)
+                self.execute::<Directive>(acting, Target::New(directive), &command, key, None)
                     .map(|done| done.outcome(&command))
             }
-            Command::AcknowledgeDirective { directive, note } => {
-                self.on_own_part(acting, directive, &DirectiveCommand::Acknowledge { note })
-            }
+            Command::AcknowledgeDirective { directive, note } => self.on_own_part(
+                acting,
+                directive,
+                &DirectiveCommand::Acknowledge { note },
+                key,
+            ),
             Command::ReportDirective { directive, note } => {
-                self.on_own_part(acting, directive, &DirectiveCommand::Report { note })
+                self.on_own_part(acting, directive, &DirectiveCommand::Report { note }, key)
             }
             Command::AddListItem {
                 list,
@@ -309,14 +370,14 @@ impl Engine {
                     description,
                     unit,
                 };
-                self.execute::<ListItem>(acting, Target::New(item), &command, None, None)
+                self.execute::<ListItem>(acting, Target::New(item), &command, key, None)
                     .map(|done| done.outcome(&command))
             }
             Command::ListItem { item, command } => self
-                .execute::<ListItem>(acting, Target::Existing(item), &command, None, None)
+                .execute::<ListItem>(acting, Target::Existing(item), &command, key, None)
                 .map(|done| done.outcome(&command)),
             Command::Standing { unit, command } => self
-                .execute::<Standing>(acting, Target::Existing(unit), &command, None, None)
+                .execute::<Standing>(acting, Target::Existing(unit), &command, key, None)
                 .map(|done| done.outcome(&command)),
             Command::RegisterPerson { details } => {
                 let person = PersonId::new_v7(self.now());
@@ -324,7 +385,7 @@ impl Engine {
                 // The details go into the vault once the registration is decided, before
                 // it is appended.
                 let store = || Ok(self.vault.store(person, &details)?);
-                self.execute::<Person>(acting, Target::New(person), &command, None, Some(&store))
+                self.execute::<Person>(acting, Target::New(person), &command, key, Some(&store))
                     .map(|done| done.outcome(&command))
             }
             Command::ErasePerson { person, reason } => {
@@ -337,35 +398,12 @@ impl Engine {
                     acting,
                     Target::Existing(person),
                     &command,
-                    None,
+                    key,
                     Some(&erase),
                 )
                 .map(|done| done.outcome(&command))
             }
         }
-    }
-
-    /// Submits a command with an idempotency key: a retry with the same key (say, after a
-    /// timeout) answers what the first got and writes nothing. Only opening a case takes a
-    /// key (the other commands carry the version they expect, which makes a retry safe).
-    ///
-    /// # Errors
-    /// As [`Engine::submit`]; [`Rejection::Invalid`] on `idempotency_key` when the command is
-    /// not an opening, or the key was used for a different case.
-    pub fn submit_with_key(
-        &self,
-        acting: &Acting,
-        command: Command,
-        key: crate::ids::IdempotencyKey,
-    ) -> Result<Outcome, SubmitError> {
-        if !matches!(command, Command::OpenCase { .. }) {
-            return Err(Rejection::invalid(
-                "idempotency_key",
-                "only opening a case takes an idempotency key",
-            )
-            .into());
-        }
-        self.open_case(acting, command, Some(key))
     }
 
     /// Opens a case like [`Engine::submit`] does, but waits for the log without blocking a
@@ -384,18 +422,25 @@ impl Engine {
         command: Command,
         key: Option<crate::ids::IdempotencyKey>,
     ) -> Result<Outcome, SubmitError> {
+        let keyed = key.map(|key| self.keyed(acting, key, &command));
         let (case, command, requester) = self.opening(command)?;
         let store = || self.store_requester(requester.as_ref());
-        self.execute_async::<Case>(acting, Target::New(case), &command, key, Some(&store))
-            .await
-            .map(|done| done.outcome(&command))
+        self.execute_async::<Case>(
+            acting,
+            Target::New(case),
+            &command,
+            keyed.as_ref(),
+            Some(&store),
+        )
+        .await
+        .map(|done| done.outcome(&command))
     }
 
     fn open_case(
         &self,
         acting: &Acting,
         command: Command,
-        key: Option<crate::ids::IdempotencyKey>,
+        key: Option<&Keyed>,
     ) -> Result<Outcome, SubmitError> {
         let (case, command, requester) = self.opening(command)?;
         let store = || self.store_requester(requester.as_ref());
@@ -467,8 +512,9 @@ impl Engine {
         acting: &Acting,
         case: CaseId,
         command: &CaseCommand,
+        key: Option<&Keyed>,
     ) -> Result<Outcome, SubmitError> {
-        self.execute::<Case>(acting, Target::Existing(case), command, None, None)
+        self.execute::<Case>(acting, Target::Existing(case), command, key, None)
             .map(|done| done.outcome(command))
     }
 
@@ -478,6 +524,7 @@ impl Engine {
         acting: &Acting,
         directive: DirectiveId,
         command: &DirectiveCommand,
+        key: Option<&Keyed>,
     ) -> Result<Outcome, SubmitError> {
         let issued = self.load::<Directive>(&directive.stream())?;
         let state = issued.state.ok_or_else(|| Rejection::NotFound {
@@ -497,7 +544,7 @@ impl Engine {
             acting,
             Target::Existing((directive, index)),
             command,
-            None,
+            key,
             None,
         )
         .map(|done| done.outcome(command))
@@ -619,10 +666,43 @@ impl Engine {
         id: CaseId,
         purpose: &str,
     ) -> Result<Option<ContactDetails>, SubmitError> {
+        self.view_contact_keyed(acting, id, purpose, None)
+    }
+
+    /// [`Engine::view_contact`] with an idempotency key: a retry with the same key, case and
+    /// purpose records no second view and answers the details as they are now (erased
+    /// meanwhile: `None`); the same key for anything else is refused.
+    ///
+    /// # Errors
+    /// As [`Engine::view_contact`]; [`Rejection::IdempotencyKeyReused`].
+    pub fn view_contact_with_key(
+        &self,
+        acting: &Acting,
+        id: CaseId,
+        purpose: &str,
+        key: crate::ids::IdempotencyKey,
+    ) -> Result<Option<ContactDetails>, SubmitError> {
+        self.view_contact_keyed(acting, id, purpose, Some(key))
+    }
+
+    fn view_contact_keyed(
+        &self,
+        acting: &Acting,
+        id: CaseId,
+        purpose: &str,
+        key: Option<crate::ids::IdempotencyKey>,
+    ) -> Result<Option<ContactDetails>, SubmitError> {
         let command = CaseCommand::RecordContactView {
             purpose: purpose.to_owned(),
         };
-        let done = self.execute::<Case>(acting, Target::Existing(id), &command, None, None)?;
+        let keyed = key.map(|key| {
+            let shape = format!("view contact {id} {purpose:?}");
+            Keyed::new(acting, key, &[shape.as_bytes()], |parts| {
+                self.vault.request_digest(parts)
+            })
+        });
+        let done =
+            self.execute::<Case>(acting, Target::Existing(id), &command, keyed.as_ref(), None)?;
         let person = done
             .state
             .and_then(|s| s.requester)

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::execute::Target;
+use super::execute::{Keyed, Target};
 use super::load::decode;
 use super::{Engine, EngineError, SubmitError};
 use crate::chain::ChainHash;
@@ -404,13 +404,14 @@ impl Engine {
                 step.as_str()
             ))
             .expect("stream names, numbers and step names make a valid key");
+            let key = Keyed::system(key);
             let result = match target {
                 DeadlineTarget::Case(id) => self
                     .execute::<Case>(
                         &system,
                         Target::Existing(id),
                         &CaseCommand::ReachDeadlineStep { seq, step },
-                        Some(key),
+                        Some(&key),
                         None,
                     )
                     .map(drop),
@@ -419,7 +420,7 @@ impl Engine {
                         &system,
                         Target::Existing((id, index)),
                         &DirectiveCommand::ReachDeadlineStep { seq, step },
-                        Some(key),
+                        Some(&key),
                         None,
                     )
                     .map(drop),

@@ -80,6 +80,16 @@ pub struct StoredRecord {
     pub bytes: Vec<u8>,
 }
 
+/// What a keyed append left for its retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// What made it that request: [`crate::AppendRequest::fingerprint`], or the one the log
+    /// computed from the append.
+    pub fingerprint: [u8; 32],
+    /// What it got (`deduplicated` set).
+    pub appended: Appended,
+}
+
 /// An idempotency record exactly as the log stores it: the key and its stored value (an
 /// opaque, versioned encoding of what the keyed append got).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,12 +157,25 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// [`ReadError`] when the index does not decode or storage fails.
     fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError>;
 
-    /// What the durable append made with idempotency key `key` got (`deduplicated` set), or
-    /// `None` when no durable append used it. Like every read, capped at the durable head.
+    /// The durable append made with idempotency key `key`: what made it that request (its
+    /// fingerprint) and what it got (`deduplicated` set); `None` when no durable append used
+    /// the key. Like every read, capped at the durable head.
     ///
     /// # Errors
     /// [`ReadError`] when the store fails or the record does not decode.
-    fn idempotent_result(&self, key: &IdempotencyKey) -> Result<Option<Appended>, ReadError>;
+    fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, ReadError>;
+
+    /// What the durable append made with idempotency key `key` got (`deduplicated` set), or
+    /// `None` when no durable append used it.
+    ///
+    /// # Errors
+    /// As [`EventStore::idempotency_record`].
+    fn idempotent_result(&self, key: &IdempotencyKey) -> Result<Option<Appended>, ReadError> {
+        Ok(self.idempotency_record(key)?.map(|record| record.appended))
+    }
 
     /// The newest durable event's position and chain hash, `None` for an empty log.
     fn head(&self) -> Option<ChainHead>;
@@ -309,8 +332,11 @@ impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
     fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
         (**self).stream_version(stream)
     }
-    fn idempotent_result(&self, key: &IdempotencyKey) -> Result<Option<Appended>, ReadError> {
-        (**self).idempotent_result(key)
+    fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, ReadError> {
+        (**self).idempotency_record(key)
     }
     fn head(&self) -> Option<ChainHead> {
         (**self).head()

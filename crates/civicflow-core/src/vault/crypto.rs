@@ -1,9 +1,10 @@
 //! The vault's cryptography, in one place.
 //!
-//! - Three keys are derived from the master key with HMAC-SHA-256 under distinct labels
+//! - Four keys are derived from the master key with HMAC-SHA-256 under distinct labels
 //!   (HMAC as a PRF): the **wrapping key** (encrypts person keys), the **search key** (keys
-//!   the phone-search HMAC) and the **check value** (stored in the key file's header, so a
-//!   wrong master key is refused when the vault opens).
+//!   the phone-search HMAC), the **digest key** (keys the digests of requests stored with
+//!   idempotency keys, which may cover contact details) and the **check value** (stored in
+//!   the key file's header, so a wrong master key is refused when the vault opens).
 //! - A person's **data key** is 32 random bytes from the operating system. It is stored only
 //!   wrapped: XChaCha20-Poly1305 under the wrapping key, random 192-bit nonce, with the
 //!   person id as associated data (a slot moved to another person does not decrypt).
@@ -41,6 +42,7 @@ pub(super) const RECORD_FORMAT: u8 = 1;
 const LABEL_WRAP: &[u8] = b"civicflow-vault/1 key wrapping";
 const LABEL_SEARCH: &[u8] = b"civicflow-vault/1 phone search";
 const LABEL_CHECK: &[u8] = b"civicflow-vault/1 key check";
+const LABEL_DIGEST: &[u8] = b"civicflow-vault/1 request digest";
 const AAD_KEY: &[u8] = b"civicflow-vault/1 person key\0";
 const AAD_DATA: &[u8] = b"civicflow-vault/1 person data\0";
 const TAG_PHONE: &[u8] = b"civicflow-vault/1 phone\0";
@@ -122,6 +124,7 @@ fn cipher(key: &[u8; KEY_LEN]) -> XChaCha20Poly1305 {
 pub(super) struct VaultKeys {
     wrap: XChaCha20Poly1305,
     search: Secret32,
+    digest: Secret32,
     check: [u8; 32],
 }
 
@@ -132,6 +135,7 @@ impl VaultKeys {
         Self {
             wrap: cipher(wrap.as_bytes()),
             search: Secret32::new(hmac_sha256(key, &[LABEL_SEARCH])),
+            digest: Secret32::new(hmac_sha256(key, &[LABEL_DIGEST])),
             check: hmac_sha256(key, &[LABEL_CHECK]),
         }
     }
@@ -139,6 +143,12 @@ impl VaultKeys {
     /// The value the key file's header holds for this master key.
     pub(super) fn check_value(&self) -> &[u8; 32] {
         &self.check
+    }
+
+    /// A keyed digest of `parts`: what identifies a request for its retries without letting
+    /// anyone who reads the log test guesses of the contact details in it.
+    pub(super) fn request_digest(&self, parts: &[&[u8]]) -> [u8; 32] {
+        hmac_sha256(self.digest.as_bytes(), parts)
     }
 
     /// The search tag of a normalised (E.164) phone number.

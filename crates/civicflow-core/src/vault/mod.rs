@@ -346,6 +346,14 @@ impl Vault {
         self.storage.is_erased(person)
     }
 
+    /// A digest of `parts` keyed with a secret derived from the master key (HMAC-SHA-256):
+    /// what the engine stores with an idempotency key to recognise a retry of the same
+    /// request, which may hold contact details, without making them testable by anyone who
+    /// reads the log.
+    pub fn request_digest(&self, parts: &[&[u8]]) -> [u8; 32] {
+        self.keys.request_digest(parts)
+    }
+
     /// The people whose stored phone number is `phone`, in any spelling ([`normalize_phone`]:
     /// spaces, dashes, `+86`, `0086`, full-width digits), oldest id first. Erased people are
     /// never found.

@@ -736,22 +736,15 @@ fn an_opening_retried_with_its_idempotency_key_opens_one_case() {
     let again = engine
         .submit_with_key(&worker, open("长椅坏了"), idem.clone())
         .expect("answered again");
-    let (
-        Outcome::Case { case: a, .. },
-        Outcome::Case {
-            case: b, events, ..
-        },
-    ) = (first, again)
-    else {
-        panic!("case outcomes");
-    };
-    assert_eq!(a, b, "the same case");
-    assert_eq!(events, 0, "nothing written the second time");
+    // The first answer again (the same case, stage, version, event count and position),
+    // and nothing written.
+    assert_eq!(again, first, "a retry answers the first answer");
+    assert!(matches!(first, Outcome::Case { events, .. } if events > 0));
     assert_eq!(engine.log().head().map(|h| h.position), head);
     // The same key for another case is refused, naming the key.
     assert!(matches!(
         engine.submit_with_key(&worker, open("另一个"), idem.clone()),
-        Err(SubmitError::Rejected(Rejection::Invalid { field, .. })) if field == "idempotency_key"
+        Err(SubmitError::Rejected(Rejection::IdempotencyKeyReused { key })) if key == "tablet-7:req-1"
     ));
 }
 
@@ -801,6 +794,7 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
 
         // Eight concurrent openings with one key: one case, seven answers of it.
         let idem = IdempotencyKey::new("tablet-9:req-1").expect("valid");
+        let before = engine.log().head().map_or(0, |h| h.position.get());
         let mut tasks = Vec::new();
         for _ in 0..8 {
             let (engine, worker, idem) = (engine.clone(), worker.clone(), idem.clone());
@@ -809,22 +803,29 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
                 engine.open_case_async(&worker, command, Some(idem)).await
             }));
         }
-        let mut cases = std::collections::BTreeSet::new();
-        let mut written = 0;
+        let mut answers = Vec::new();
         for task in tasks {
             let answer = task.await.expect("joined");
-            let Ok(Outcome::Case { case, events, .. }) = answer else {
+            let Ok(outcome @ Outcome::Case { .. }) = answer else {
                 panic!("every retry answers the case: {answer:?}");
             };
-            cases.insert(case);
-            written += usize::from(events > 0);
+            answers.push(outcome);
         }
-        assert_eq!(cases.len(), 1, "one case: {cases:?}");
-        assert_eq!(written, 1, "one opening wrote");
+        // Every answer is the first answer, and one opening's events were written.
+        assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+        let Outcome::Case { events, .. } = answers[0] else {
+            unreachable!("checked above")
+        };
+        let after = engine.log().head().map_or(0, |h| h.position.get());
+        assert_eq!(after - before, events as u64, "one opening wrote");
         // The key for another case is refused, naming it.
         assert!(matches!(
-            engine.open_case_async(&worker, open("另一个"), Some(idem)).await,
-            Err(SubmitError::Rejected(Rejection::Invalid { field, .. })) if field == "idempotency_key"
+            engine
+                .open_case_async(&worker, open("另一个"), Some(idem))
+                .await,
+            Err(SubmitError::Rejected(
+                Rejection::IdempotencyKeyReused { .. }
+            ))
         ));
     });
 }
@@ -1066,4 +1067,254 @@ fn a_place_is_recorded_with_the_opening_and_checked_field_by_field() {
         }
     }
     assert_eq!(engine.log().head().map(|h| h.position), head);
+}
+
+/// A list item links only cases its editor can see, and a hidden case is refused with the
+/// answer of a missing one (issue 13: every case a command names is checked, not only the one
+/// it acts on; `Aggregate::cases_named`).
+#[test]
+fn a_list_item_links_only_cases_its_editor_can_see() {
+    use civicflow_core::domain::lists::{ListCommand, ListKind};
+    let scratch = Scratch::new("list-link-scope");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let grid1 = acting("li.grid1", "grid_worker", "grid-1");
+    let grid2 = acting("zhao.grid2", "grid_worker", "grid-2");
+    let case_of = |outcome: Outcome| match outcome {
+        Outcome::Case { case, .. } => case,
+        other => panic!("a case outcome, got {other:?}"),
+    };
+    let hidden = case_of(
+        engine
+            .submit(&grid2, {
+                let mut open = neighbourhood_case_at_grid1("二网格的事");
+                if let Command::OpenCase { unit: at, .. } = &mut open {
+                    *at = unit("grid-2");
+                }
+                open
+            })
+            .expect("grid 2 files at grid 2"),
+    );
+    let visible = case_of(
+        engine
+            .submit(&grid1, neighbourhood_case_at_grid1("一网格的事"))
+            .expect("grid 1 files at grid 1"),
+    );
+    let item = match engine
+        .submit(
+            &grid1,
+            Command::AddListItem {
+                list: ListKind::Projects,
+                title: "楼道微更新".into(),
+                description: String::new(),
+                unit: unit("grid-1"),
+            },
+        )
+        .expect("item added")
+    {
+        Outcome::ListItem { item, .. } => item,
+        other => panic!("a list item outcome, got {other:?}"),
+    };
+    let link = |case| Command::ListItem {
+        item,
+        command: ListCommand::Link { case },
+    };
+    let missing =
+        civicflow_core::CaseId::parse("0192f3a0-0000-7000-8000-00000000dead").expect("a case id");
+    let head = engine.log().head().map(|h| h.position);
+    let refusal = |case: civicflow_core::CaseId| match engine.submit(&grid1, link(case)) {
+        Err(SubmitError::Rejected(rejection)) => {
+            rejection.to_string().replace(&case.to_string(), "<case>")
+        }
+        other => panic!("linking {case} must be refused, got {other:?}"),
+    };
+    assert_eq!(
+        refusal(hidden),
+        refusal(missing),
+        "hidden answers like missing"
+    );
+    assert_eq!(refusal(missing), "field case: case <case> does not exist");
+    assert_eq!(
+        engine.log().head().map(|h| h.position),
+        head,
+        "nothing written"
+    );
+    engine
+        .submit(&grid1, link(visible))
+        .expect("a visible case links");
+}
+
+/// Every command kind takes an idempotency key (issue 13; docs/engine.md, "Retries"): a retry
+/// with the same key and command answers the first answer and writes nothing, before and
+/// after a restart; the same key with another command is refused naming the key; keys are
+/// per actor; a refused command leaves its key free.
+#[test]
+fn every_command_retried_with_its_key_takes_effect_once() {
+    use civicflow_core::domain::lists::ListKind;
+    use civicflow_core::domain::merchants::StandingCommand;
+    use civicflow_core::IdempotencyKey;
+    let scratch = Scratch::new("keyed-commands");
+    let clock = ManualClock::new(monday_morning());
+    let master = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let key = |text: &str| IdempotencyKey::new(text).expect("a valid key");
+    let admin = acting("wang.admin", "community_admin", "tonghui");
+    let grid1 = acting("li.grid1", "grid_worker", "grid-1");
+    let grid2 = acting("zhao.grid2", "grid_worker", "grid-2");
+    let deduct = |points: u8| Command::Standing {
+        unit: unit("shop-yh-101"),
+        command: StandingCommand::Deduct {
+            points,
+            reason: "占道经营 goods on the pavement".into(),
+        },
+    };
+    let head = |engine: &Engine| engine.log().head().map(|h| h.position);
+
+    let (case, answers) = {
+        let engine = open_engine(&scratch.0, &clock, &master);
+        build_chart(&engine);
+        engine
+            .submit(
+                &admin,
+                Command::Standing {
+                    unit: unit("shop-yh-101"),
+                    command: StandingCommand::StartCycle {
+                        cycle: "2026".into(),
+                    },
+                },
+            )
+            .expect("a cycle starts");
+        let case = match engine
+            .submit(&grid1, neighbourhood_case_at_grid1("楼道堆物"))
+            .expect("opened")
+        {
+            Outcome::Case { case, .. } => case,
+            other => panic!("a case outcome, got {other:?}"),
+        };
+        let urge = || Command::Act {
+            case,
+            action: "dispatch".into(),
+            fields: fields(&[("unit", FieldValue::Unit(unit("yiwu-heart")))]),
+            expected_version: None,
+        };
+        let directive = || Command::IssueDirective {
+            title: "消防通道检查 fire lanes".into(),
+            body: String::new(),
+            kind: DirectiveKind::StaffTraining,
+            unit: unit("grid-1"),
+            within: Span::WorkingDays(2),
+        };
+        let item = || Command::AddListItem {
+            list: ListKind::Projects,
+            title: "楼道微更新".into(),
+            description: String::new(),
+            unit: unit("grid-1"),
+        };
+        let mut answers = Vec::new();
+        for (name, who, command) in [
+            ("points-1", &grid1, deduct(3)),
+            ("action-1", &grid1, urge()),
+            ("directive-1", &grid1, directive()),
+            ("item-1", &grid1, item()),
+        ] {
+            let first = engine
+                .submit_with_key(who, command.clone(), key(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let before = head(&engine);
+            let again = engine
+                .submit_with_key(who, command, key(name))
+                .unwrap_or_else(|e| panic!("{name} again: {e}"));
+            assert_eq!(again, first, "{name}: a retry answers the first answer");
+            assert_eq!(head(&engine), before, "{name}: a retry wrote");
+            answers.push((name, first));
+        }
+        // The same key with another request: refused, naming the key, nothing written.
+        let before = head(&engine);
+        match engine.submit_with_key(&grid1, deduct(4), key("points-1")) {
+            Err(SubmitError::Rejected(Rejection::IdempotencyKeyReused { key })) => {
+                assert_eq!(key, "points-1");
+            }
+            other => panic!("another deduction under points-1 must be refused, got {other:?}"),
+        }
+        assert_eq!(head(&engine), before);
+        // Keys are per actor: grid 2's points-1 is its own (and deducts at its own shop).
+        let theirs = Command::Standing {
+            unit: unit("shop-it-201"),
+            command: StandingCommand::Deduct {
+                points: 3,
+                reason: "占道经营 goods on the pavement".into(),
+            },
+        };
+        engine
+            .submit(
+                &admin,
+                Command::Standing {
+                    unit: unit("shop-it-201"),
+                    command: StandingCommand::StartCycle {
+                        cycle: "2026".into(),
+                    },
+                },
+            )
+            .expect("a cycle starts");
+        engine
+            .submit_with_key(&grid2, theirs, key("points-1"))
+            .expect("another actor's key is another key");
+        assert_ne!(head(&engine), before, "grid 2's deduction was written");
+        // A refused command leaves its key free: grid 2 cannot deduct at grid 1's shop, then
+        // uses the key for what it may do.
+        assert!(matches!(
+            engine.submit_with_key(&grid2, deduct(1), key("free-1")),
+            Err(SubmitError::Rejected(_))
+        ));
+        let second = Command::Standing {
+            unit: unit("shop-it-201"),
+            command: StandingCommand::Deduct {
+                points: 1,
+                reason: "乱扔垃圾 litter".into(),
+            },
+        };
+        engine
+            .submit_with_key(&grid2, second, key("free-1"))
+            .expect("the key was left free");
+        (case, answers)
+    };
+    let _ = case;
+
+    // After a restart the keys are still there: every retry answers its first answer.
+    let engine = open_engine(&scratch.0, &clock, &master);
+    for (name, first) in answers {
+        let command = match name {
+            "points-1" => deduct(3),
+            "action-1" => Command::Act {
+                case,
+                action: "dispatch".into(),
+                fields: fields(&[("unit", FieldValue::Unit(unit("yiwu-heart")))]),
+                expected_version: None,
+            },
+            "directive-1" => Command::IssueDirective {
+                title: "消防通道检查 fire lanes".into(),
+                body: String::new(),
+                kind: DirectiveKind::StaffTraining,
+                unit: unit("grid-1"),
+                within: Span::WorkingDays(2),
+            },
+            _ => Command::AddListItem {
+                list: ListKind::Projects,
+                title: "楼道微更新".into(),
+                description: String::new(),
+                unit: unit("grid-1"),
+            },
+        };
+        let before = head(&engine);
+        let again = engine
+            .submit_with_key(&grid1, command, key(name))
+            .unwrap_or_else(|e| panic!("{name} after a restart: {e}"));
+        assert_eq!(again, first, "{name}: after a restart, the first answer");
+        assert_eq!(
+            head(&engine),
+            before,
+            "{name}: a retry after a restart wrote"
+        );
+    }
 }

@@ -19,6 +19,7 @@ use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
+use crate::idempotency::{self, IdempotencyKeyHeader};
 use crate::json::{cap, required, StrictJson, Validate};
 use crate::policy::Policy;
 use crate::state::AppState;
@@ -30,14 +31,14 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::POST,
             path: "/api/v1/cases",
             policy: Policy::Authenticated,
-            summary: "Open a case (a request) in a workflow at a unit. With an idempotency_key a retry answers the first result and opens nothing.",
+            summary: "Open a case (a request) in a workflow at a unit. With an Idempotency-Key (or the body's idempotency_key) a retry answers the first answer and opens nothing.",
             tag: "cases",
             request: Some(create_schema),
-            params: None,
+            params: Some(crate::idempotency::header_param),
             response: Some(created_schema),
             content: Content::Json,
             status: 201,
-            also: &[200],
+            also: &[],
             errors: &[404, 409, 422, 503],
             handler: post(create),
         },
@@ -63,7 +64,7 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Take an action on a case: {\"action\", \"expected_version\"?, ...fields}. 403 when the caller's role may not, 409 on a stale expected_version, 422 when the action is not possible now or a field is missing.",
             tag: "cases",
             request: Some(act_schema),
-            params: None,
+            params: Some(crate::idempotency::header_param),
             response: Some(created_schema),
             content: Content::Json,
             status: 200,
@@ -234,7 +235,7 @@ fn create_schema() -> Value {
             "unit_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "the unit it is filed at"},
             "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX, "pattern": NOT_BLANK},
             "description": {"type": "string", "maxLength": DESCRIPTION_MAX},
-            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "a retry with the same key (same token) answers the first result"},
+            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "the Idempotency-Key header's older spelling: a retry with the same key and request answers the first answer"},
             "fields": {"type": "object", "description": "the workflow's intake fields"},
             "requester": {"type": "object", "additionalProperties": false, "properties": {
                 "name": {"type": "string", "maxLength": 200},
@@ -375,6 +376,7 @@ fn status_of(definition: &Definition, stage: &str) -> &'static str {
 async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    IdempotencyKeyHeader(header_key): IdempotencyKeyHeader,
     StrictJson(body): StrictJson<CreateCase>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let definition = definition_for(&state, &body.workflow, body.workflow_version)?;
@@ -386,14 +388,25 @@ async fn create(
         .map_err(|e| ApiError::bad_request(e.to_string()).field("unit_id"))?;
     let requester = body.requester.map(contact).transpose()?;
     let has_requester = requester.is_some();
-    let key = body
+    // The body's `idempotency_key` is the header's older spelling; the engine scopes either
+    // to the caller's actor.
+    let body_key = body
         .idempotency_key
         .map(|key| {
-            // Scoped to the token: two clients cannot collide on a key.
-            IdempotencyKey::new(format!("{}:{key}", caller.token))
+            IdempotencyKey::new(key.trim())
                 .map_err(|e| ApiError::bad_request(e.to_string()).field("idempotency_key"))
         })
         .transpose()?;
+    let key = match (header_key, body_key) {
+        (Some(header), Some(body)) if header != body => {
+            return Err(ApiError::bad_request(format!(
+                "idempotency_key differs from the {} header; give the key once",
+                idempotency::HEADER
+            ))
+            .field("idempotency_key"))
+        }
+        (header, body) => header.or(body),
+    };
     let command = Command::OpenCase {
         workflow: definition.id.clone(),
         version: Some(definition.version),
@@ -423,7 +436,6 @@ async fn create(
         case,
         stage,
         version,
-        events,
         ..
     } = outcome
     else {
@@ -431,13 +443,9 @@ async fn create(
             "opening a case answered another outcome",
         ));
     };
-    let status = if events == 0 {
-        StatusCode::OK // an idempotent retry: nothing new
-    } else {
-        StatusCode::CREATED
-    };
+    // A retry with the idempotency key answers exactly the first answer, 201 included.
     Ok((
-        status,
+        StatusCode::CREATED,
         Json(json!({
             "id": case.to_string(),
             "workflow": definition.reference().to_string(),
@@ -579,6 +587,7 @@ impl Validate for ActBody {
 async fn act(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ActBody>,
 ) -> ApiResult<Json<Value>> {
@@ -614,7 +623,10 @@ async fn act(
     };
     let acting = caller.acting.clone();
     let outcome = state
-        .blocking(move |engine| engine.submit(&acting, command))
+        .blocking(move |engine| match key {
+            Some(key) => engine.submit_with_key(&acting, command, key),
+            None => engine.submit(&acting, command),
+        })
         .await??;
     let Outcome::Case { stage, version, .. } = outcome else {
         return Err(ApiError::internal("an action answered another outcome"));

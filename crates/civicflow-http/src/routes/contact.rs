@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::IdempotencyKeyHeader;
 use crate::json::{cap, required, StrictJson, Validate};
 use crate::policy::Policy;
 use crate::state::AppState;
@@ -29,7 +30,7 @@ pub fn routes() -> Vec<RouteSpec> {
         summary: "The requester's contact details unmasked, for {purpose}: only for the roles the workflow names in contact_roles, within scope (403 otherwise); each call is a ContactViewed event in the case's history. {\"erased\": true} once the person is erased; 422 when the case has no requester. Cache-Control: no-store.",
         tag: "cases",
         request: Some(request_schema),
-        params: None,
+        params: Some(crate::idempotency::header_param),
         response: Some(response_schema),
         content: Content::Json,
         status: 200,
@@ -85,6 +86,7 @@ impl Validate for ViewBody {
 async fn view(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ViewBody>,
 ) -> ApiResult<Response> {
@@ -94,7 +96,10 @@ async fn view(
     let acting = caller.acting.clone();
     let purpose = body.purpose.trim().to_owned();
     let details = state
-        .blocking(move |engine| engine.view_contact(&acting, id, &purpose))
+        .blocking(move |engine| match key {
+            Some(key) => engine.view_contact_with_key(&acting, id, &purpose, key),
+            None => engine.view_contact(&acting, id, &purpose),
+        })
         .await??;
     let answer = match details {
         Some(d) => json!({

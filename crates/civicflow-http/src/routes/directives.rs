@@ -17,7 +17,7 @@ use civicflow_core::calendar::Span;
 use civicflow_core::domain::directive::{sight, DirectiveKind, PartProgress, Sight};
 use civicflow_core::domain::org::{roles, Acting, OrgChart};
 use civicflow_core::engine::{Command, Outcome};
-use civicflow_core::{DirectiveId, UnitId};
+use civicflow_core::{DirectiveId, IdempotencyKey, UnitId};
 use civicflow_projections::models::directive_progress::{
     self, DirectiveSummary, DirectiveTree, PartDetail,
 };
@@ -32,6 +32,7 @@ use super::reports::{
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::IdempotencyKeyHeader;
 use crate::json::{cap, required, StrictJson, Validate};
 use crate::policy::Policy;
 use crate::state::AppState;
@@ -46,7 +47,7 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Issue a directive at a unit (default: the caller's) to every unit of the chain below it, each with `within` to report done. The engine decides who may: 403 for a role or a unit outside the caller's scope, 422 when no unit lies below.",
             tag: "directives",
             request: Some(issue_schema),
-            params: None,
+            params: Some(crate::idempotency::header_param),
             response: Some(issued_schema),
             content: Content::Json,
             status: 201,
@@ -91,7 +92,7 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Acknowledge the caller's unit's part of a directive; body {} or {\"note\"} (acknowledging again changes nothing). 403 when the role may not respond, 422 when the unit has no part.",
             tag: "directives",
             request: Some(acknowledge_schema),
-            params: None,
+            params: Some(crate::idempotency::header_param),
             response: Some(part_outcome_schema),
             content: Content::Json,
             status: 200,
@@ -106,7 +107,7 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Report the caller's unit's part of a directive done, with a note (acknowledges it too if needed). 403 when the role may not respond, 422 when the unit has no part or reported already.",
             tag: "directives",
             request: Some(report_schema),
-            params: None,
+            params: Some(crate::idempotency::header_param),
             response: Some(part_outcome_schema),
             content: Content::Json,
             status: 200,
@@ -312,6 +313,7 @@ fn not_found() -> ApiError {
 async fn issue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     StrictJson(body): StrictJson<IssueBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let within = Span::parse(body.within.trim()).map_err(|e| {
@@ -334,7 +336,10 @@ async fn issue(
     };
     let acting = caller.acting.clone();
     let outcome = state
-        .blocking(move |engine| engine.submit(&acting, command))
+        .blocking(move |engine| match key {
+            Some(key) => engine.submit_with_key(&acting, command, key),
+            None => engine.submit(&acting, command),
+        })
         .await?
         .map_err(|e| {
             let mut error = ApiError::from(e);
@@ -500,6 +505,7 @@ async fn on_part(
     state: &AppState,
     caller: &Caller,
     id: &str,
+    key: Option<IdempotencyKey>,
     command: impl FnOnce(DirectiveId) -> Command + Send + 'static,
 ) -> ApiResult<Json<Value>> {
     let id = directive_id(id)?;
@@ -509,9 +515,11 @@ async fn on_part(
             // Not found for a caller who has no sight of the directive.
             let view = engine.directive(&acting, id)?;
             let index = view.state.part_of(&acting.unit).map(|p| p.index);
-            engine
-                .submit(&acting, command(id))
-                .map(|outcome| Some((outcome, index)))
+            match key {
+                Some(key) => engine.submit_with_key(&acting, command(id), key),
+                None => engine.submit(&acting, command(id)),
+            }
+            .map(|outcome| Some((outcome, index)))
         })
         .await?
         .map_err(|e| {
@@ -538,10 +546,11 @@ async fn on_part(
 async fn acknowledge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<AcknowledgeBody>,
 ) -> ApiResult<Json<Value>> {
-    on_part(&state, &caller, &id, move |directive| {
+    on_part(&state, &caller, &id, key, move |directive| {
         Command::AcknowledgeDirective {
             directive,
             note: body.note,
@@ -553,10 +562,11 @@ async fn acknowledge(
 async fn report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ReportBody>,
 ) -> ApiResult<Json<Value>> {
-    on_part(&state, &caller, &id, move |directive| {
+    on_part(&state, &caller, &id, key, move |directive| {
         Command::ReportDirective {
             directive,
             note: body.note,

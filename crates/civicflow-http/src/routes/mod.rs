@@ -53,8 +53,7 @@ pub struct RouteSpec {
     pub content: Content,
     /// The success status.
     pub status: u16,
-    /// Other statuses that answer with the success's body (an idempotent retry's 200, a
-    /// not-ready 503).
+    /// Other statuses that answer with the success's body (a not-ready 503).
     pub also: &'static [u16],
     /// The error statuses the handler itself answers, beyond those its policy implies (401,
     /// 403, 429 when it needs a token) and its JSON body implies (400, 413). The OpenAPI

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::Method;
 use axum::routing::get;
 use axum::Json;
-use civicflow_core::domain::fields::FieldSpec;
+use civicflow_core::domain::fields::{FieldKind, FieldSpec};
 use civicflow_core::domain::workflow::{DeadlineRule, Definition};
 use civicflow_core::{Role, UnitId};
 use serde_json::{json, Value};
@@ -83,7 +83,12 @@ fn field_schema() -> Value {
             ]},
             "required": {"type": "boolean"},
             "label": {"type": "string"},
-            "choices": {"type": "array", "items": {"type": "string"}}
+            "choices": {"type": "array", "items": {"type": "string"}},
+            "reach": {
+                "type": "string",
+                "enum": ["subtree", "outside_chain"],
+                "description": "unit fields only: which units the action may hand the case to (docs/workflows.md, Reach)"
+            }
         }
     })
 }
@@ -172,13 +177,17 @@ fn fields_json(fields: &[FieldSpec]) -> Vec<Value> {
     fields
         .iter()
         .map(|f| {
-            json!({
+            let mut field = json!({
                 "name": f.name,
                 "type": f.kind.as_str(),
                 "required": f.required,
                 "label": f.label,
                 "choices": f.choices,
-            })
+            });
+            if f.kind == FieldKind::Unit {
+                field["reach"] = json!(f.reach.as_str());
+            }
+            field
         })
         .collect()
 }

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::{IdempotencyKeyHeader, HEADER};
 use crate::json::{cap, required, StrictJson, Validate};
 use crate::policy::Policy;
 use crate::state::AppState;
@@ -66,12 +67,12 @@ pub fn routes() -> Vec<RouteSpec> {
             summary: "Revoke a token, with an optional reason: refused from the very next request. Revoking a revoked token changes nothing. 404 for a token outside the caller's subtree.",
             tag: "tokens",
             request: Some(revoke_schema),
-            params: None,
+            params: Some(crate::idempotency::header_param),
             response: Some(grant_schema),
             content: Content::Json,
             status: 200,
             also: &[],
-            errors: &[404, 503],
+            errors: &[404, 422, 503],
             handler: post(revoke),
         },
     ]
@@ -225,8 +226,18 @@ impl Validate for IssueBody {
 async fn issue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     StrictJson(body): StrictJson<IssueBody>,
 ) -> ApiResult<Response> {
+    // The one native write without retries by key: its answer holds the secret, which is
+    // never stored, so a retry could not answer it again; a second token would be a second
+    // credential nobody asked for.
+    if key.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "{HEADER} is not taken here: a token's secret is shown once and never stored, so a retry could not answer it again; if an answer was lost, list the tokens (GET /api/v1/tokens), revoke the one you did not receive and issue another"
+        ))
+        .field(HEADER));
+    }
     let acting = Acting::parse(&body.actor, &body.role, &body.unit_id).map_err(ApiError::from)?;
     let by = caller.acting.clone();
     let name = body.name.clone();
@@ -267,6 +278,7 @@ impl Validate for RevokeBody {
 async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<RevokeBody>,
 ) -> ApiResult<Json<Value>> {
@@ -279,7 +291,7 @@ async fn revoke(
     let token = grant.token.clone();
     let revoker = state.clone();
     let revoked = state
-        .blocking(move |_| revoker.revoke_token(&by, token, &reason))
+        .blocking(move |_| revoker.revoke_token(&by, token, &reason, key))
         .await?;
     revoked.map_err(service_error)?;
     let tokens = state.engine().tokens()?;

@@ -276,6 +276,12 @@ fn build_chart(engine: &Engine) {
         ("tonghui", "通惠社区", Tier::Community, None),
         ("grid-1", "第一网格", Tier::Grid, Some("tonghui")),
         ("grid-2", "第二网格", Tier::Grid, Some("tonghui")),
+        (
+            "market-regulation",
+            "市场监管所",
+            Tier::Department,
+            Some("tonghui"),
+        ),
     ];
     let people = [
         ("wang.admin", "community_admin", "tonghui"),
@@ -928,11 +934,13 @@ fn a_rebuild_equals_the_model_built_incrementally() {
         if round == 3 {
             rig.act(&admin(), a, "reopen", &[("reason", text("不满意"))]);
         }
+        // A referral crosses the tree to a department (the field's `reach`); grid 2, a
+        // sibling, is out of grid 1's reach since issue 13.
         rig.act(
             &grid1(),
             b,
             "refer",
-            &[("unit", FieldValue::Unit(unit("grid-2")))],
+            &[("unit", FieldValue::Unit(unit("market-regulation")))],
         );
         rig.advance_minutes(11);
         cases.extend([a, b]);

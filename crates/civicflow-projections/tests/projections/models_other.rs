@@ -743,8 +743,10 @@ fn the_three_lists_in_order_with_links_and_retirement() {
     let r2 = add_item(&world, &admin, ListKind::Resources, "志愿者队伍", "grid-1");
     let p2 = add_item(&world, &admin, ListKind::Projects, "骑手驿站", "grid-2");
     let p3 = add_item(&world, &admin, ListKind::Projects, "法律讲堂", "tonghui");
-    let case_a = CaseId::new_v7(world.now());
-    let case_b = CaseId::new_v7(world.now());
+    // Linked cases must exist and be visible to the editor (issue 13).
+    let category = || fields(&[("category", FieldValue::Choice("public_facilities".into()))]);
+    let case_a = world.open(&admin, "service-request", "tonghui", category());
+    let case_b = world.open(&admin, "service-request", "grid-1", category());
     change_item(
         &world,
         &admin,

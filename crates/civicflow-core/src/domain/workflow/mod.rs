@@ -620,6 +620,8 @@ effects = ["reopen"]
         &[("roles = [\"grid_worker\"]\nscope = \"lead\"", "roles = [\"wizard\"]\nscope = \"lead\"")],
         &[("roles = [\"grid_worker\"]\nscope = \"lead\"", "roles = [\"\"]\nscope = \"lead\"")],
         &[("{ assign_lead = \"unit\" }", "{ assign_lead = \"team\" }")],
+        &[("{ name = \"score\", type = \"rating\" }", "{ name = \"score\", type = \"rating\", reach = \"outside_chain\" }")],
+        &[("type = \"unit\", required = true }", "type = \"unit\", required = true, reach = \"everywhere\" }")],
         &[("type = \"unit\", required = true", "type = \"text\", required = true")],
         &[("type = \"unit\", required = true", "type = \"unit\"")],
         &[("from = [\"reported\"]", "from = [\"reported\", \"fixed\"]")],

@@ -101,7 +101,7 @@ impl Definition {
                 self.open.scope
             )));
         }
-        check_field_specs("open", &self.open.fields).map_err(fail)?;
+        check_field_specs("open", &self.open.fields, &[]).map_err(fail)?;
         if let Some(unknown) = self
             .contact_roles
             .iter()
@@ -140,7 +140,7 @@ impl Definition {
                 )));
             }
             check_roles(&what, &action.roles)?;
-            check_field_specs(&what, &action.fields).map_err(fail)?;
+            check_field_specs(&what, &action.fields, &action.effects).map_err(fail)?;
             check_effects(action).map_err(|p| fail(format!("{what}: {p}")))?;
             let from_terminal = action.from.iter().any(|s| self.is_terminal(s));
             let reopens = action.effects.contains(&Effect::Reopen);
@@ -208,7 +208,7 @@ fn before(a: Span, b: Span) -> bool {
     }
 }
 
-fn check_field_specs(what: &str, fields: &[FieldSpec]) -> Result<(), String> {
+fn check_field_specs(what: &str, fields: &[FieldSpec], effects: &[Effect]) -> Result<(), String> {
     let mut names = BTreeSet::new();
     for field in fields {
         if !is_slug(&field.name) || field.name.contains('-') {
@@ -232,6 +232,20 @@ fn check_field_specs(what: &str, fields: &[FieldSpec]) -> Result<(), String> {
                 "{what}: field {} lists choices but is a {}",
                 field.name, field.kind
             ));
+        }
+        if !field.reach.is_default() {
+            // A reach widens whom a case may be handed to: only an effect's unit hands over.
+            let hands_over = what != "open"
+                && field.kind == FieldKind::Unit
+                && effects.iter().any(|e| {
+                    matches!(e, Effect::AssignLead(n) | Effect::AddCoHandler(n) if *n == field.name)
+                });
+            if !hands_over {
+                return Err(format!(
+                    "{what}: field {} has a reach, but no assign_lead or add_co_handler effect hands the case to it",
+                    field.name
+                ));
+            }
         }
     }
     Ok(())

@@ -30,11 +30,11 @@ use std::thread::JoinHandle;
 use crate::chain::{ChainHead, VerifyReport};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{CloseError, OpenError, ReadError, RestoreError};
-use crate::event::{AppendRequest, Appended, RecordedEvent};
+use crate::event::{AppendRequest, RecordedEvent};
 use crate::ids::{IdempotencyKey, Position, StreamId, Version};
 use crate::store::{
-    AppendResult, CommitSignal, Completion, Durability, EventStore, LogStats, RestoreSink,
-    StoredIdempotency, StoredRecord,
+    AppendResult, CommitSignal, Completion, Durability, EventStore, IdempotencyRecord, LogStats,
+    RestoreSink, StoredIdempotency, StoredRecord,
 };
 
 use index::Memtable;
@@ -395,14 +395,20 @@ impl EventStore for SledLog {
     /// its events can be read). An append with the same key made after this answers `None`
     /// is planned only once that one is durable, so it gets the original result or
     /// `IdempotencyKeyReused`.
-    fn idempotent_result(&self, key: &IdempotencyKey) -> Result<Option<Appended>, ReadError> {
-        let Some((_, appended)) = self.shared().stored_idempotency(key)? else {
+    fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, ReadError> {
+        let Some((fingerprint, appended)) = self.shared().stored_idempotency(key)? else {
             return Ok(None);
         };
         let durable = self
             .head()
             .is_some_and(|head| appended.last_position <= head.position);
-        Ok(durable.then_some(appended))
+        Ok(durable.then_some(IdempotencyRecord {
+            fingerprint,
+            appended,
+        }))
     }
 
     fn head(&self) -> Option<ChainHead> {

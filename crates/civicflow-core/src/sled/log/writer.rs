@@ -121,9 +121,10 @@ impl Writer {
 
 fn prepare(request: AppendRequest, now: Timestamp) -> Result<PreparedAppend, AppendError> {
     request.validate()?;
-    let fingerprint = match &request.idempotency_key {
-        Some(_) => fingerprint(&request),
-        None => [0; 32],
+    let fingerprint = match (&request.idempotency_key, request.fingerprint) {
+        (Some(_), Some(given)) => given,
+        (Some(_), None) => fingerprint(&request),
+        (None, _) => [0; 32],
     };
     let AppendRequest {
         writes,
@@ -131,6 +132,7 @@ fn prepare(request: AppendRequest, now: Timestamp) -> Result<PreparedAppend, App
         correlation_id,
         causation_id,
         idempotency_key,
+        fingerprint: _,
     } = request;
     let mut prepared_writes = Vec::with_capacity(writes.len());
     for write in writes {

@@ -441,3 +441,81 @@ pub fn a_key_reused_for_another_request_is_refused_across_reopen<B: Backend>(bac
         },
     );
 }
+
+/// A keyed append with the caller's own fingerprint (the engine's digest of a command, whose
+/// retry may decide other events, with other timestamps): a retry with the same fingerprint
+/// is the same request whatever its events, and answers the first result, deduplicated,
+/// writing nothing, also after a reopen; another fingerprint under the key is refused as a
+/// reuse. `idempotency_record` answers the fingerprint given, and `idempotent_result` the
+/// same result.
+///
+/// # Panics
+/// When a retry writes or answers another result, a reuse is accepted, or the record does not
+/// keep the fingerprint: names when and the store.
+pub fn a_caller_fingerprint_decides_which_retries_are_the_same_request<B: Backend>(backend: &B) {
+    run(
+        backend,
+        "a_caller_fingerprint_decides_which_retries_are_the_same_request",
+        |check| {
+            let place = check.place();
+            let log = check.open_empty(&place, system_clock(), 2);
+            let key = key("engine-digest-1");
+            let request = |content: &[u8], fingerprint: [u8; 32]| {
+                AppendRequest::to_stream(
+                    stream("case-fingerprint"),
+                    ExpectedVersion::Any,
+                    vec![event(content)],
+                    actor(),
+                    correlation(),
+                )
+                .with_idempotency(key.clone(), fingerprint)
+            };
+            let first = log
+                .append(request(b"decided at 09:00", [7; 32]))
+                .expect("the first keyed append")
+                .expect("no conflict");
+            assert!(!first.deduplicated, "the first append is not a retry");
+            for when in ["the first retry", "the second retry"] {
+                let head = log.head();
+                let again = log
+                    .append(request(b"decided again at 09:05", [7; 32]))
+                    .unwrap_or_else(|e| panic!("{when}: the same fingerprint refused: {e}"))
+                    .expect("no conflict");
+                assert!(again.deduplicated, "{when}: a retry must be deduplicated");
+                assert_eq!(
+                    Appended {
+                        deduplicated: false,
+                        ..again.clone()
+                    },
+                    first,
+                    "{when}: a retry must answer the first result"
+                );
+                assert_eq!(log.head(), head, "{when}: a retry wrote");
+                match log.append(request(b"decided at 09:00", [8; 32])) {
+                    Err(AppendError::IdempotencyKeyReused { key: reused }) => {
+                        assert_eq!(reused, key, "{when}: the refusal names the key");
+                    }
+                    other => panic!("{when}: another fingerprint must be refused, got {other:?}"),
+                }
+                assert_eq!(log.head(), head, "{when}: a refused reuse wrote");
+                let record = log
+                    .idempotency_record(&key)
+                    .expect("idempotency_record")
+                    .unwrap_or_else(|| panic!("{when}: no record for the key"));
+                assert_eq!(record.fingerprint, [7; 32], "{when}: the fingerprint given");
+                assert_eq!(
+                    Some(record.appended),
+                    log.idempotent_result(&key).expect("idempotent_result"),
+                    "{when}: idempotent_result answers the record's result"
+                );
+            }
+            let log = check.reopen(&place, log, system_clock(), 0);
+            let again = log
+                .append(request(b"after reopen", [7; 32]))
+                .expect("the same fingerprint after reopen")
+                .expect("no conflict");
+            assert!(again.deduplicated, "after reopen: deduplicated");
+            check.close(log);
+        },
+    );
+}

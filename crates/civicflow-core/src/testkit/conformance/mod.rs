@@ -111,6 +111,9 @@
 //!   deduplicated, even with stale expected versions, and writes nothing.
 //! - [`a_key_reused_for_another_request_is_refused_across_reopen`]: a key reused for
 //!   another request is refused, naming the key, before and after reopening, writing nothing.
+//! - [`a_caller_fingerprint_decides_which_retries_are_the_same_request`]: with the
+//!   caller's fingerprint, other events under the key are the same request and answered the
+//!   first result; another fingerprint is refused; the record keeps the fingerprint.
 //!
 //! The chain (`chain.rs`):
 //! - [`verify_and_verify_stream_are_intact_over_a_history`]: `verify` and `verify_stream`
@@ -156,6 +159,7 @@ pub use concurrency::{
     racing_writers_win_each_version_of_one_stream_exactly_once,
 };
 pub use idempotency::{
+    a_caller_fingerprint_decides_which_retries_are_the_same_request,
     a_key_reused_for_another_request_is_refused_across_reopen,
     a_keyed_append_retried_after_reopen_answers_the_stored_result_and_writes_nothing,
     concurrent_retries_of_one_keyed_request_write_it_once,
@@ -267,6 +271,7 @@ macro_rules! event_store_conformance {
                 concurrent_retries_of_one_keyed_request_write_it_once,
                 a_keyed_append_retried_after_reopen_answers_the_stored_result_and_writes_nothing,
                 a_key_reused_for_another_request_is_refused_across_reopen,
+                a_caller_fingerprint_decides_which_retries_are_the_same_request,
                 verify_and_verify_stream_are_intact_over_a_history,
                 stored_hashes_chain,
                 a_restored_log_is_the_exported_one_byte_for_byte,

@@ -116,11 +116,11 @@ impl EventStore for Broken {
     fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
         self.inner.stream_version(stream)
     }
-    fn idempotent_result(
+    fn idempotency_record(
         &self,
         key: &IdempotencyKey,
-    ) -> Result<Option<crate::Appended>, ReadError> {
-        self.inner.idempotent_result(key)
+    ) -> Result<Option<crate::store::IdempotencyRecord>, ReadError> {
+        self.inner.idempotency_record(key)
     }
     fn head(&self) -> Option<ChainHead> {
         self.inner.head()

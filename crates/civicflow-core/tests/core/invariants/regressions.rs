@@ -164,6 +164,10 @@ fn a_send_back_does_not_return_a_case_to_no_unit() {
 /// community dispatches to grid 1, grid 1 signs for it, brings the community in as a
 /// co-handling unit, then sends the case back, and the community is now both. `apply` of
 /// `ReturnedToSender` sets the lead without removing it from `co_handlers`.
+///
+/// Since issue 13 a grid may not bring in a unit above it (a hand-over reaches the acting
+/// unit's subtree only), so the system (which reaches every unit) brings the community in;
+/// `apply` must still keep the invariant.
 #[test]
 fn a_send_back_to_a_co_handler_leaves_it_lead_only() {
     let mut case = Case::open(
@@ -181,7 +185,7 @@ fn a_send_back_to_a_co_handler_leaves_it_lead_only() {
     .expect("dispatched to grid 1");
     case.act(&grid, "sign_for", &[]).expect("signed for");
     case.act(
-        &grid,
+        &Acting::system(unit("grid-1")),
         "add_co_handler",
         &[("unit", FieldValue::Unit(unit("tonghui")))],
     )

@@ -65,6 +65,9 @@ fn opened(workflow_id: &str, at_unit: &str, title: &str, given: Fields, by: &Act
     })
 }
 
+/// Why a unit may not file at a sibling or a cousin.
+const SIBLING_RULE: &str = "a unit files a case at itself, a unit below it or a unit above it, never at a sibling or a cousin";
+
 pub fn open_table() -> Vec<Row> {
     let street_light = fields([
         ("category", choice("public_facilities")),
@@ -189,6 +192,61 @@ pub fn open_table() -> Vec<Row> {
                     "2026-09-28 17:30",
                     None,
                     Some("2026-09-29 17:30"),
+                ),
+            ],
+        ),
+        // A unit files at itself, below or above it; never at a sibling or a cousin. A
+        // resident anywhere (the allowed rows above: at the community, at grid 1).
+        refused(
+            Scenario::new("service-request").when(
+                shop101(),
+                open("service-request", "shop-yh-102", "噪音 noise", street_light.clone()),
+            ),
+            out_of_reach(&shop101(), "unit", "shop-yh-102", SIBLING_RULE),
+        ),
+        refused(
+            Scenario::new("service-request").when(
+                grid1(),
+                open("service-request", "shop-it-201", "油烟 fumes", street_light.clone()),
+            ),
+            out_of_reach(&grid1(), "unit", "shop-it-201", SIBLING_RULE),
+        ),
+        refused(
+            Scenario::new("service-request").when(
+                shop101(),
+                open("service-request", "market-regulation", "价格 prices", street_light.clone()),
+            ),
+            out_of_reach(&shop101(), "unit", "market-regulation", SIBLING_RULE),
+        ),
+        allowed(
+            Scenario::new("service-request").when(
+                shop101(),
+                open("service-request", "grid-1", "路灯不亮", street_light.clone()),
+            ),
+            vec![
+                opened("service-request", "grid-1", "路灯不亮", street_light.clone(), &shop101()),
+                set(
+                    1,
+                    "received",
+                    "2026-09-28 11:00",
+                    Some("2026-09-28 09:00"),
+                    Some("2026-09-28 16:30"),
+                ),
+            ],
+        ),
+        allowed(
+            Scenario::new("service-request").when(
+                neighbour(),
+                open("service-request", "shop-it-201", "油烟 fumes", street_light.clone()),
+            ),
+            vec![
+                opened("service-request", "shop-it-201", "油烟 fumes", street_light.clone(), &neighbour()),
+                set(
+                    1,
+                    "received",
+                    "2026-09-28 11:00",
+                    Some("2026-09-28 09:00"),
+                    Some("2026-09-28 16:30"),
                 ),
             ],
         ),

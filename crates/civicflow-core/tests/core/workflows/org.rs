@@ -552,3 +552,74 @@ fn a_community_admin_acts_only_within_their_community() {
             unit: unit("grid-b1"),
         })]);
 }
+
+/// The reach rules of docs/engine.md over the fixture chart, one row per unit: where each
+/// caller may file a case (`OrgChart::may_open_at`, opening scope `any` and `subtree`) and
+/// whom it may hand a case to (`OrgChart::may_hand_to`, both reaches).
+#[test]
+fn who_may_file_where_and_hand_a_case_to_whom() {
+    use civicflow_core::domain::org::Reach;
+    use civicflow_core::domain::workflow::Scope;
+    let chart = chart();
+    // (unit, grid 1 files with `any`, grid 1 files with `subtree`, grid 1 hands within its
+    // subtree, grid 1 hands outside the chain)
+    let rows = [
+        ("grid-1", true, true, true, true),
+        ("yiwu-heart", true, true, true, true),
+        ("shop-yh-101", true, true, true, true),
+        ("tonghui", true, false, false, false),
+        ("grid-2", false, false, false, false),
+        ("intime", false, false, false, false),
+        ("shop-it-201", false, false, false, false),
+        ("market-regulation", false, false, false, true),
+        ("lotus-social", false, false, false, true),
+        ("silver-glow", false, false, false, true),
+        ("tax-office", false, false, false, true),
+        ("beimen", false, false, false, false),
+        ("grid-b1", false, false, false, false),
+        ("no-such-unit", false, false, false, false),
+    ];
+    let grid = grid1();
+    for (target, any, subtree, hand, outside) in rows {
+        let target = unit(target);
+        assert_eq!(
+            chart.may_open_at(&grid, &target, Scope::Any),
+            any,
+            "{target}: any"
+        );
+        assert_eq!(
+            chart.may_open_at(&grid, &target, Scope::Subtree),
+            subtree,
+            "{target}: subtree"
+        );
+        assert_eq!(
+            chart.may_hand_to(&grid, &target, Reach::Subtree),
+            hand,
+            "{target}: hand"
+        );
+        assert_eq!(
+            chart.may_hand_to(&grid, &target, Reach::OutsideChain),
+            outside,
+            "{target}: outside"
+        );
+    }
+    // Persons file anywhere that exists, with either scope; the system too, and it hands
+    // over anywhere.
+    for acting in [requester(), open311(), system()] {
+        for target in ["grid-2", "shop-it-201", "tax-office", "grid-b1"] {
+            for scope in [Scope::Any, Scope::Subtree] {
+                assert!(
+                    chart.may_open_at(&acting, &unit(target), scope),
+                    "{acting:?} {target}"
+                );
+            }
+        }
+        assert!(!chart.may_open_at(&acting, &unit("no-such-unit"), Scope::Any));
+    }
+    assert!(chart.may_hand_to(&system(), &unit("grid-b1"), Reach::Subtree));
+    // A unit outside the chain hands to departments of its own community, not another's
+    // chain units.
+    assert!(chart.may_hand_to(&officer(), &unit("legal-aid"), Reach::OutsideChain));
+    assert!(!chart.may_hand_to(&officer(), &unit("legal-aid"), Reach::Subtree));
+    assert!(!chart.may_hand_to(&officer(), &unit("grid-1"), Reach::OutsideChain));
+}

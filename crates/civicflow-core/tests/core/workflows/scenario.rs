@@ -575,6 +575,17 @@ pub fn out_of_scope(acting: &Acting, action: &str, scope: &str, target: &str) ->
     }
 }
 
+/// The unit in `field` is out of `acting`'s reach (`rule`: `Reach::describe`, or an
+/// opening's rule).
+pub fn out_of_reach(acting: &Acting, field: &str, target: &str, rule: &str) -> Rejection {
+    Rejection::OutOfReach {
+        unit: acting.unit.clone(),
+        field: field.to_owned(),
+        target: unit(target),
+        rule: rule.to_owned(),
+    }
+}
+
 pub fn not_in_stage(action: &str, stage: &str, possible: &[&str]) -> Rejection {
     Rejection::ActionNotInStage {
         action: action.to_owned(),

@@ -106,6 +106,8 @@ const CO_HANDLING: &[&str] = &[
     "department_officer",
 ];
 const RESIDENT: &[&str] = &["resident"];
+const SUBTREE_REACH: &str = "a case is handed only to the acting unit or a unit below it";
+const OUTSIDE_CHAIN: &str = "a case is handed only to the acting unit, a unit below it, or a department, social organization or volunteer team of its community or of none";
 
 const IN_RECEIVED: &[&str] = &["dispatch", "merge", "withdraw"];
 const IN_DISPATCHED: &[&str] = &[
@@ -287,6 +289,20 @@ fn dispatch() -> Vec<Row> {
             sr().given(received_at_grid1())
                 .when(grid2(), act("dispatch", to_grid2.clone())),
             out_of_scope(&grid2(), "dispatch", SUBTREE, "grid-1"),
+        ),
+        // A grid worker dispatches within its grid, not to another grid or a department (the
+        // dispatch field's reach is the subtree).
+        refused(
+            sr().given(received_at_grid1())
+                .when(grid1(), act("dispatch", to_grid2.clone())),
+            out_of_reach(&grid1(), "unit", "grid-2", SUBTREE_REACH),
+        ),
+        refused(
+            sr().given(received_at_grid1()).when(
+                grid1(),
+                act("dispatch", fields([("unit", unit_f("market-regulation"))])),
+            ),
+            out_of_reach(&grid1(), "unit", "market-regulation", SUBTREE_REACH),
         ),
         // A grid worker cannot dispatch what the community leads.
         refused(
@@ -662,6 +678,30 @@ fn add_co_handler() -> Vec<Row> {
             sr().given(in_progress())
                 .when(shop101(), act("add_co_handler", market.clone())),
             role_not_allowed(&shop101(), "add_co_handler", CO_HANDLING),
+        ),
+        // Out of reach (docs/engine.md): a unit of the chain outside grid 1's subtree, in its
+        // community or in another; the community above it. The field reaches outside the
+        // chain (a department), not across it.
+        refused(
+            sr().given(in_progress()).when(
+                grid1(),
+                act("add_co_handler", fields([("unit", unit_f("intime"))])),
+            ),
+            out_of_reach(&grid1(), "unit", "intime", OUTSIDE_CHAIN),
+        ),
+        refused(
+            sr().given(in_progress()).when(
+                grid1(),
+                act("add_co_handler", fields([("unit", unit_f("grid-b1"))])),
+            ),
+            out_of_reach(&grid1(), "unit", "grid-b1", OUTSIDE_CHAIN),
+        ),
+        refused(
+            sr().given(in_progress()).when(
+                grid1(),
+                act("add_co_handler", fields([("unit", unit_f("tonghui"))])),
+            ),
+            out_of_reach(&grid1(), "unit", "tonghui", OUTSIDE_CHAIN),
         ),
         refused(
             sr().given(in_progress())
