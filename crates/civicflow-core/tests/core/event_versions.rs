@@ -34,8 +34,8 @@ use civicflow_core::domain::lists::{
     ListEvent, ListItemAdded, ListItemLinked, ListItemRetired, ListItemUpdated, ListKind,
 };
 use civicflow_core::domain::merchants::{
-    FlagAwarded, FlagColour, FlagRevoked, MonthlyAssessed, PointsDeducted, PointsRestored,
-    QuarterlyRated, ScoreCycleStarted, StandingEvent,
+    FlagAwarded, FlagAwardedV1, FlagColour, FlagRevoked, MonthlyAssessed, PointsDeducted,
+    PointsRestored, QuarterlyRated, ScoreCycleStarted, StandingEvent,
 };
 use civicflow_core::domain::org::{
     ActorKind, ActorRegistered, OrgEvent, RoleGranted, RoleRevoked, Tier, UnitCreated, UnitMoved,
@@ -99,6 +99,35 @@ where
                 Ok(())
             } else {
                 Err(format!("decodes to {read:#?}\nnot to {event:#?}"))
+            }
+        }),
+    }
+}
+
+/// The fixture of an older version: `old` as it was written (its own struct), and `upcast`,
+/// the event today's code must make of it.
+fn upcast<O, E>(old: O, version: u16, upcast: E) -> Fixture
+where
+    O: Serialize,
+    E: DomainEvent + PartialEq + Debug + 'static,
+{
+    let event_type = upcast.event_type();
+    assert!(
+        version < upcast.schema_version(),
+        "{event_type} v{version} is not older than v{}",
+        upcast.schema_version()
+    );
+    Fixture {
+        event_type,
+        version,
+        bytes: civicflow_core::payload::encode(&old).expect("the sample encodes"),
+        json: json_of(&old),
+        check: Box::new(move |bytes| {
+            let read = E::from_payload(event_type, version, bytes).map_err(|e| e.to_string())?;
+            if read == upcast {
+                Ok(())
+            } else {
+                Err(format!("upcasts to {read:#?}\nnot to {upcast:#?}"))
             }
         }),
     }
@@ -478,7 +507,25 @@ fn standing_events() -> Vec<Fixture> {
             colour: FlagColour::Yellow,
             period: "2026-04".into(),
             reason: "投诉较多 many complaints".into(),
+            at: Some(at(2_500)),
         })),
+        // Version 1 recorded no moment: it reads as version 2 without one.
+        upcast(
+            FlagAwardedV1 {
+                unit: shop(),
+                colour: FlagColour::Yellow,
+                period: "2026-04".into(),
+                reason: "投诉较多 many complaints".into(),
+            },
+            1,
+            StandingEvent::FlagAwarded(FlagAwarded {
+                unit: shop(),
+                colour: FlagColour::Yellow,
+                period: "2026-04".into(),
+                reason: "投诉较多 many complaints".into(),
+                at: None,
+            }),
+        ),
         written(StandingEvent::FlagRevoked(FlagRevoked {
             unit: shop(),
             period: "2026-04".into(),
@@ -757,4 +804,187 @@ fn damaged_or_unknown_payloads_are_errors_naming_type_and_version() {
         Err(PayloadError::unknown("CaseOpened", 1)),
         "a case event is not a standing event"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A log written before an upgrade
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "civicflow-event-versions-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A shop's standing holds a flag awarded by an older civicflow: the log has `FlagAwarded` at
+/// version 1 (the fixture's very bytes). The engine folds it into the standing, decides on it,
+/// writes new awards at version 2 beside it, and reads both again after a restart.
+#[test]
+fn the_engine_reads_a_log_written_at_version_1_and_writes_version_2_beside_it() {
+    use std::sync::Arc;
+
+    use civicflow_core::domain::merchants::{merchant_stream, StandingCommand};
+    use civicflow_core::domain::org::{Acting, OrgCommand};
+    use civicflow_core::domain::Rejection;
+    use civicflow_core::engine::{Command, Engine, EngineConfig, SubmitError};
+    use civicflow_core::vault::MasterKey;
+    use civicflow_core::{
+        Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, ManualClock, NewEvent,
+        Version,
+    };
+
+    let scratch = Scratch::new("engine");
+    let key = MasterKey::generate().expect("randomness");
+    let now = Timestamp::from_unix_seconds(1_775_007_000);
+    let clock = ManualClock::new(now);
+    let open = || {
+        Engine::open(
+            EngineConfig::new(&scratch.0)
+                .clock(Arc::new(clock.clone()))
+                .master_key(key.clone()),
+        )
+        .expect("the engine opens")
+    };
+    let system = Acting::system(unit("tonghui"));
+    let shop = unit("shop-yh-101");
+    let engine = open();
+    for (id, tier, parent) in [
+        ("tonghui", Tier::Community, None),
+        ("grid-1", Tier::Grid, Some("tonghui")),
+        ("yiwu-heart", Tier::Enterprise, Some("grid-1")),
+        ("shop-yh-101", Tier::Shop, Some("yiwu-heart")),
+    ] {
+        engine
+            .submit(
+                &system,
+                Command::Org(OrgCommand::CreateUnit {
+                    id: unit(id),
+                    name: id.into(),
+                    tier,
+                    parent: parent.map(unit),
+                }),
+            )
+            .expect("unit created");
+    }
+
+    // What an older civicflow wrote: the v1 fixture, appended as it was stored.
+    let v1 = std::fs::read(fixtures_dir().join("FlagAwarded.v1.bin")).expect("the v1 fixture");
+    let stream = merchant_stream(&shop).expect("a slug");
+    engine
+        .log()
+        .append(AppendRequest::to_stream(
+            stream.clone(),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                EventType::new("FlagAwarded").expect("valid"),
+                1,
+                v1,
+            )],
+            Actor::parse("wang.admin", "community_admin", "tonghui").expect("valid"),
+            CorrelationId::new_v7(now),
+        ))
+        .expect("appended")
+        .expect("no conflict");
+
+    let standing = engine.standing(&system, &shop).expect("the engine reads");
+    assert_eq!(
+        standing.flags.into_iter().collect::<Vec<_>>(),
+        vec![("2026-04".to_owned(), FlagColour::Yellow)],
+        "the v1 award is in the fold"
+    );
+
+    // Decided on the upcast state: the April flag is held, so it can be revoked, not re-awarded.
+    let award = |period: &str| Command::Standing {
+        unit: shop.clone(),
+        command: StandingCommand::AwardFlag {
+            colour: FlagColour::Red,
+            period: period.into(),
+            reason: "诚信经营 honest trading".into(),
+        },
+    };
+    match engine.submit(&system, award("2026-04")) {
+        Err(SubmitError::Rejected(Rejection::Invalid { field, reason })) => assert_eq!(
+            (field.as_str(), reason.as_str()),
+            (
+                "period",
+                "shop-yh-101 already holds a yellow flag for 2026-04; revoke it first"
+            )
+        ),
+        other => panic!("the v1 flag is held: {other:?}"),
+    }
+    engine
+        .submit(
+            &system,
+            Command::Standing {
+                unit: shop.clone(),
+                command: StandingCommand::RevokeFlag {
+                    period: "2026-04".into(),
+                    reason: "复核不符 not upheld".into(),
+                },
+            },
+        )
+        .expect("the v1 flag is revoked");
+    engine
+        .submit(&system, award("2026-05"))
+        .expect("a new award");
+    drop(engine);
+
+    let engine = open();
+    let stored = engine
+        .log()
+        .read_stream(&stream, Version::FIRST, 10)
+        .expect("the stream reads");
+    let read: Vec<(u16, StandingEvent)> = stored
+        .iter()
+        .map(|e| (e.schema_version, e.decode().expect("every version decodes")))
+        .collect();
+    assert_eq!(read.len(), 3);
+    assert_eq!(
+        read[0],
+        (
+            1,
+            StandingEvent::FlagAwarded(FlagAwarded {
+                unit: shop.clone(),
+                colour: FlagColour::Yellow,
+                period: "2026-04".into(),
+                reason: "投诉较多 many complaints".into(),
+                at: None,
+            })
+        ),
+        "stored at v1, read as v2 without a moment"
+    );
+    assert_eq!(
+        read[2],
+        (
+            2,
+            StandingEvent::FlagAwarded(FlagAwarded {
+                unit: shop.clone(),
+                colour: FlagColour::Red,
+                period: "2026-05".into(),
+                reason: "诚信经营 honest trading".into(),
+                at: Some(now),
+            })
+        ),
+        "written today at v2, with its moment"
+    );
+    let standing = engine.standing(&system, &shop).expect("the engine reads");
+    assert_eq!(
+        standing.flags.into_iter().collect::<Vec<_>>(),
+        vec![("2026-05".to_owned(), FlagColour::Red)]
+    );
+    assert_eq!(standing.version, Version::new(3));
 }
