@@ -30,12 +30,13 @@
 /// }
 /// ```
 ///
-/// An upcast is a plain `fn(Old) -> Current`: it cannot fail, so every value the old shape
-/// could hold must have a meaning in the new one (a field the old events lack becomes an
-/// `Option`, `None` for them). Decoding a version higher than the one written today is
-/// [`PayloadError::Newer`](crate::event::PayloadError::Newer) (the log was written by a newer
-/// civicflow), any other unlisted version or type is `Unknown`; neither panics. An older
-/// version at or above the current one does not compile.
+/// The old struct is named by a plain identifier, so it lives in the module beside the new
+/// one; the upcast is any path to a function. An upcast is a plain `fn(Old) -> Current`: it
+/// cannot fail, so every value the old shape could hold must have a meaning in the new one (a
+/// field the old events lack becomes an `Option`, `None` for them). Decoding a version higher
+/// than the one written today is [`PayloadError::Newer`](crate::event::PayloadError::Newer)
+/// (the log was written by a newer civicflow), any other unlisted version or type is
+/// `Unknown`; neither panics. An older version at or above the current one does not compile.
 macro_rules! domain_events {
     (
         $(#[$meta:meta])*
