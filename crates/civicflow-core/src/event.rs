@@ -307,7 +307,10 @@ impl RecordedEvent {
 ///
 /// Each `(event_type, schema_version)` that was ever released is a fixed shape. To change an
 /// event, add a new schema version (a new struct), make it the one written, and keep decoding
-/// the old ones by upcasting them in [`DomainEvent::from_payload`].
+/// the old ones by upcasting them in [`DomainEvent::from_payload`]. civicflow's own event
+/// enums get this impl from the `domain_events!` declaration, which lists each event's older
+/// versions with their upcasts (`docs/engine.md`, "Changing an event's shape"); an embedder's
+/// own event writes it by hand, as here.
 ///
 /// ```
 /// use civicflow_core::{payload, DomainEvent, PayloadError};
@@ -352,7 +355,8 @@ pub trait DomainEvent: Sized {
     /// Decodes any released version of any type this enum or struct covers.
     ///
     /// # Errors
-    /// [`PayloadError::Unknown`] for a type or version it does not know,
+    /// [`PayloadError::Newer`] for a known type at a version newer than it reads,
+    /// [`PayloadError::Unknown`] for another type or version it does not know,
     /// [`PayloadError::Malformed`] for bytes that do not decode.
     fn from_payload(
         event_type: &str,
@@ -373,6 +377,17 @@ pub enum PayloadError {
         /// The schema version.
         schema_version: u16,
     },
+    /// A known type at a schema version newer than any this build reads: the log was
+    /// written by a newer civicflow. Nothing is guessed; upgrade before reading the log.
+    #[error("event type {event_type} version {schema_version} is newer than this civicflow reads (up to version {newest}): upgrade civicflow to read this log")]
+    Newer {
+        /// The type name.
+        event_type: String,
+        /// The schema version found.
+        schema_version: u16,
+        /// The newest version this build reads.
+        newest: u16,
+    },
     /// The bytes do not decode as this type and version (or the value does not encode).
     #[error("payload of {event_type} version {schema_version} is malformed: {reason}")]
     Malformed {
@@ -391,6 +406,15 @@ impl PayloadError {
         Self::Unknown {
             event_type: event_type.to_owned(),
             schema_version,
+        }
+    }
+
+    /// The error for a known type at a version newer than `newest`, the newest one read.
+    pub fn newer(event_type: &str, schema_version: u16, newest: u16) -> Self {
+        Self::Newer {
+            event_type: event_type.to_owned(),
+            schema_version,
+            newest,
         }
     }
 }

@@ -194,7 +194,7 @@ pub struct PointsRestored {
     pub at: Timestamp,
 }
 
-/// A flag was awarded.
+/// A flag was awarded (schema version 2: with the moment of the award).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlagAwarded {
     /// The unit.
@@ -205,6 +205,36 @@ pub struct FlagAwarded {
     pub period: String,
     /// Why.
     pub reason: String,
+    /// When it was awarded. `None` for a flag awarded at version 1, which did not record it
+    /// (the record's `recorded_at` still says when it was written).
+    pub at: Option<Timestamp>,
+}
+
+/// [`FlagAwarded`] as released at version 1, without its moment. Never written again; kept so
+/// that logs holding version 1 still read (`FlagAwarded::from_v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagAwardedV1 {
+    /// The unit.
+    pub unit: UnitId,
+    /// Red or yellow.
+    pub colour: FlagColour,
+    /// The period.
+    pub period: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl FlagAwarded {
+    /// Version 1 as version 2: the same award, its moment unknown.
+    fn from_v1(old: FlagAwardedV1) -> Self {
+        Self {
+            unit: old.unit,
+            colour: old.colour,
+            period: old.period,
+            reason: old.reason,
+            at: None,
+        }
+    }
 }
 
 /// A flag was taken back.
@@ -254,7 +284,9 @@ domain_events! {
         /// Points restored.
         Restored(PointsRestored) = "PointsRestored" v 1,
         /// A flag awarded.
-        FlagAwarded(FlagAwarded) = "FlagAwarded" v 1,
+        FlagAwarded(FlagAwarded) = "FlagAwarded" v 2 {
+            v 1 => FlagAwardedV1 via FlagAwarded::from_v1,
+        },
         /// A flag revoked.
         FlagRevoked(FlagRevoked) = "FlagRevoked" v 1,
         /// Assessed for a month.
@@ -453,6 +485,7 @@ fn decide_events(
                 colour: *colour,
                 period: period.clone(),
                 reason: reason.clone(),
+                at: Some(ctx.now),
             })
         }
         StandingCommand::RevokeFlag { period, reason } => {

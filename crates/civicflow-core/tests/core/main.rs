@@ -1,6 +1,7 @@
 //! civicflow-core's integration tests, one test binary (`core`): the log's conformance kit
 //! against sled, the engine end to end, domain tests as data, property tests of the
-//! invariants, audit bundles (and their fuzzing); `sled/` holds the tests of the embedded sled
+//! invariants, audit bundles (and their fuzzing), the golden fixtures of every event payload
+//! and version (`event_versions`); `sled/` holds the tests of the embedded sled
 //! backend itself. One module per area.
 //!
 //! Every file directly under `tests/` is a test binary that links the whole crate and its
@@ -21,6 +22,7 @@ mod bundle;
 mod bundle_fuzz;
 mod conformance;
 mod engine;
+mod event_versions;
 mod invariants;
 mod sled;
 mod support;

@@ -19,7 +19,7 @@ use civicflow_core::domain::case::{ActionTaken, CaseEvent, CaseOpened, Channel};
 use civicflow_core::domain::directive::DirectiveKind;
 use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::lists::{ListCommand, ListKind};
-use civicflow_core::domain::merchants::{FlagColour, StandingCommand};
+use civicflow_core::domain::merchants::{self, FlagColour, StandingCommand};
 use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
 use civicflow_core::domain::workflow::{DefinitionRef, WorkflowId};
 use civicflow_core::engine::{Command, Engine, EngineConfig, Outcome};
@@ -702,6 +702,68 @@ fn shop_standing_points_flags_assessments_and_recommended_merchants() {
         shop_standing::standing(&view, &unit("shop-xx-999")).expect("read"),
         None
     );
+}
+
+/// A log written before `FlagAwarded` became version 2 holds version 1 payloads (here the
+/// golden fixture's very bytes): the read model reads them through the upcast, beside awards
+/// written today, and agrees with the core's fold.
+#[test]
+fn shop_standing_reads_flags_awarded_at_version_1_beside_version_2() {
+    let (world, at) = chain_world("standing-v1", local(2026, 5, 6, 9 * 60));
+    let admin = at["tonghui"].clone();
+    let v1 = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/events/FlagAwarded.v1.bin"),
+    )
+    .expect("the v1 fixture");
+    let shop = unit("shop-yh-101");
+    world
+        .engine
+        .log()
+        .append(AppendRequest::to_stream(
+            merchants::merchant_stream(&shop).expect("a slug"),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                EventType::new("FlagAwarded").expect("valid type"),
+                1,
+                v1,
+            )],
+            Actor::parse("wang.admin", "community_admin", "tonghui").expect("valid"),
+            CorrelationId::new_v7(world.now()),
+        ))
+        .expect("appended")
+        .expect("no conflict");
+    standing(
+        &world,
+        &admin,
+        "shop-yh-101",
+        award(FlagColour::Red, "2026-05"),
+    );
+
+    let runner = world.run(Box::new(ShopStanding), 4);
+    let view = runner.view(shop_standing::NAME).expect("view");
+    let row = shop_standing::standing(&view, &shop)
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(
+        row.flags
+            .iter()
+            .map(|(p, c)| (p.as_str(), *c))
+            .collect::<Vec<_>>(),
+        vec![
+            ("2026-04", FlagColour::Yellow),
+            ("2026-05", FlagColour::Red)
+        ]
+    );
+    let core = world
+        .engine
+        .standing(&World::system(), &shop)
+        .expect("the engine reads");
+    assert_eq!(row.flags, core.flags);
+    let april = shop_standing::flags(&view, "2026-04").expect("read");
+    assert_eq!(april.yellow, vec![shop.clone()]);
+    let may = shop_standing::flags(&view, "2026-05").expect("read");
+    assert_eq!(may.red, vec![shop]);
 }
 
 // ---------------------------------------------------------------------------------------------

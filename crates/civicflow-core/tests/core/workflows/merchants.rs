@@ -100,6 +100,7 @@ fn red_flag_for(period: &str) -> StandingEvent {
         colour: FlagColour::Red,
         period: period.into(),
         reason: "诚信经营 honest trading".into(),
+        at: Some(at(NOW)),
     })
 }
 
@@ -324,6 +325,7 @@ pub fn table() -> Vec<SpecRow<Standing>> {
                 colour: FlagColour::Yellow,
                 period: "2026-09".into(),
                 reason: "投诉较多 many complaints".into(),
+                at: Some(at(NOW)),
             })],
         ),
         ok(
