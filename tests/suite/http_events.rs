@@ -1,12 +1,17 @@
 //! Live feedback over a real socket: the case stream replays, follows and resumes after
 //! `Last-Event-ID`; it ends when the case leaves the caller's scope; the unit stream carries
-//! the events of its subtree and nothing else; the error statuses; and a service with open
-//! streams stops promptly at shutdown.
+//! the events of its subtree and nothing else; the error statuses; a service with open
+//! streams stops promptly at shutdown; and a stream ends at once when its token is revoked
+//! (through the API or straight in the log) or the org chart takes the caller's scope away.
 
 use std::time::Duration;
 
 use crate::common::service::DemoService;
 use crate::common::socket::{EventStream, Served, SseEvent};
+use civicflow::core::domain::access::{AccessCommand, TokenId};
+use civicflow::core::domain::org::{Acting, OrgCommand};
+use civicflow::core::engine::Command;
+use civicflow::core::UnitId;
 use serde_json::{json, Value};
 
 /// How long an event may take to arrive.
@@ -433,4 +438,222 @@ async fn open_streams_end_at_shutdown_and_the_service_stops_in_time() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams end when the caller loses the right to read them (issue 13)
+
+/// How long a stream may take to end once the caller lost the right to read it: generous,
+/// for a loaded machine; without the fix the stream never ends and this wait fails.
+const END_WAIT: Duration = Duration::from_secs(10);
+
+/// A fresh token for `actor` (a grid worker at grid 1), issued by the community's secretary
+/// through the API: `(id, secret)`.
+async fn issue_grid_token(served: &Served) -> (String, String) {
+    let (status, issued) = served
+        .json(
+            "POST",
+            "/api/v1/tokens",
+            Some(served.token("wang.secretary")),
+            Some(&json!({
+                "actor": "li.grid1",
+                "role": "grid_worker",
+                "unit_id": "grid-1",
+                "name": "a token to revoke",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    (
+        issued["id"].as_str().expect("an id").to_owned(),
+        issued["token"].as_str().expect("a secret").to_owned(),
+    )
+}
+
+/// Reads `stream` until it ends, within [`END_WAIT`]: every event it still sent must be one
+/// committed at or before log position `cutoff` (written before the caller lost the right).
+async fn ends_without_events_after(stream: &mut EventStream, cutoff: u64, what: &str) {
+    loop {
+        match stream.next_within(END_WAIT).await {
+            Ok(Some(event)) => {
+                let position = event.json()["position"].as_u64().unwrap_or(u64::MAX);
+                assert!(
+                    position <= cutoff,
+                    "{what}: an event written after the caller lost the right went out: {event:?}"
+                );
+            }
+            Ok(None) => return,
+            Err(e) => panic!("{what}: the stream did not end: {e}"),
+        }
+    }
+}
+
+/// The system, for changes the API does not offer (the org chart) or that bypass it.
+fn system() -> Acting {
+    Acting::system(UnitId::new("tonghui").expect("a unit id"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_through_the_api_ends_its_open_streams() {
+    let served = Served::start(DemoService::start("sse-revoke-api")).await;
+    let (id, secret) = issue_grid_token(&served).await;
+    let case = open_case(&served, "li.grid1", "grid-1", "长椅坏了").await;
+    let mut case_stream = served
+        .events(&format!("/api/v1/cases/{case}/events"), Some(&secret), None)
+        .await;
+    assert_eq!(case_stream.status(), 200);
+    assert_eq!(kind(&next(&mut case_stream).await), "CaseOpened");
+    let head = served.head().to_string();
+    let mut unit_stream = served
+        .events("/api/v1/units/grid-1/events", Some(&secret), Some(&head))
+        .await;
+    assert_eq!(unit_stream.status(), 200);
+    // Both are live: an action arrives on each.
+    act(
+        &served,
+        "li.grid1",
+        &case,
+        json!({"action": "dispatch", "unit": "yiwu-heart"}),
+    )
+    .await;
+    for stream in [&mut case_stream, &mut unit_stream] {
+        stream
+            .until(WAIT, |e| kind(e) == "ActionTaken")
+            .await
+            .expect("the dispatch, live");
+    }
+
+    let (status, revoked) = served
+        .json(
+            "POST",
+            &format!("/api/v1/tokens/{id}/revoke"),
+            Some(served.token("wang.secretary")),
+            Some(&json!({"reason": "lost phone"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    let cutoff = served.head();
+    // Written after the revoke: must reach neither stream.
+    act(
+        &served,
+        "chen.yiwuheart",
+        &case,
+        json!({"action": "sign_for"}),
+    )
+    .await;
+    assert!(served.head() > cutoff);
+    ends_without_events_after(&mut case_stream, cutoff, "the case stream").await;
+    ends_without_events_after(&mut unit_stream, cutoff, "the unit stream").await;
+    let again = served
+        .events(&format!("/api/v1/cases/{case}/events"), Some(&secret), None)
+        .await;
+    assert_eq!(again.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_that_reaches_the_log_another_way_ends_streams_too() {
+    let served = Served::start(DemoService::start("sse-revoke-log")).await;
+    let (id, secret) = issue_grid_token(&served).await;
+    let head = served.head().to_string();
+    let mut stream = served
+        .events("/api/v1/units/grid-1/events", Some(&secret), Some(&head))
+        .await;
+    assert_eq!(stream.status(), 200);
+    // Straight to the engine, past the service's token routes (an embedder's own code): the
+    // service learns it from the log.
+    let token = TokenId::parse(&id).expect("a token id");
+    let engine = served.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        engine
+            .submit(
+                &system(),
+                Command::Access(AccessCommand::Revoke {
+                    token,
+                    reason: "revoked by an embedder".into(),
+                }),
+            )
+            .expect("revoked")
+    })
+    .await
+    .expect("the revoke ran");
+    let cutoff = served.head();
+    open_case(&served, "li.grid1", "grid-1", "after the revoke").await;
+    ends_without_events_after(&mut stream, cutoff, "the unit stream").await;
+    // The index has followed: an ordinary request with the token is refused as well.
+    let (status, body) = served
+        .json("GET", "/api/v1/units/grid-1/inbox", Some(&secret), None)
+        .await;
+    assert_eq!(status, 401, "{body}");
+}
+
+/// Submits an org change as the system, off the runtime's threads.
+async fn change_org(served: &Served, command: OrgCommand) {
+    let engine = served.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        engine
+            .submit(&system(), Command::Org(command))
+            .expect("the org change")
+    })
+    .await
+    .expect("the change ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_end_when_the_org_chart_takes_the_callers_scope_away() {
+    let served = Served::start(DemoService::start("sse-org")).await;
+    let grid = served.token("li.grid1");
+    let case = open_case(&served, "li.grid1", "grid-1", "长椅坏了").await;
+    let head = served.head().to_string();
+    let mut enterprise = served
+        .events("/api/v1/units/yiwu-heart/events", Some(grid), Some(&head))
+        .await;
+    assert_eq!(enterprise.status(), 200);
+    let mut own = served
+        .events("/api/v1/units/grid-1/events", Some(grid), Some(&head))
+        .await;
+    assert_eq!(own.status(), 200);
+    let mut case_stream = served
+        .events(&format!("/api/v1/cases/{case}/events"), Some(grid), None)
+        .await;
+    assert_eq!(kind(&next(&mut case_stream).await), "CaseOpened");
+
+    // Yiwu Heart moves to grid 2: out of grid 1's subtree. Its stream ends; grid 1's own
+    // stream and the case (filed at grid 1) are still grid 1's.
+    change_org(
+        &served,
+        OrgCommand::MoveUnit {
+            id: UnitId::new("yiwu-heart").expect("id"),
+            parent: UnitId::new("grid-2").expect("id"),
+        },
+    )
+    .await;
+    let cutoff = served.head();
+    let later = open_case(&served, "li.grid1", "grid-1", "after the move").await;
+    ends_without_events_after(&mut enterprise, cutoff, "the moved unit's stream").await;
+    let (_, opened) = own
+        .until(WAIT, |e| e.json()["case"] == later.as_str())
+        .await
+        .expect("grid 1's stream goes on");
+    assert_eq!(kind(&opened), "CaseOpened");
+    let refused = served
+        .events("/api/v1/units/yiwu-heart/events", Some(grid), None)
+        .await;
+    assert_eq!(refused.status(), 404);
+
+    // The grid worker's grant is taken away: every stream of theirs ends at once, with no
+    // case event needed to notice.
+    let acting = Acting::parse("li.grid1", "grid_worker", "grid-1").expect("a grant");
+    change_org(
+        &served,
+        OrgCommand::RevokeRole {
+            actor: acting.actor,
+            role: acting.role,
+            unit: acting.unit,
+        },
+    )
+    .await;
+    let cutoff = served.head();
+    ends_without_events_after(&mut case_stream, cutoff, "the case stream").await;
+    open_case(&served, "wang.secretary", "grid-1", "after the grant went").await;
+    ends_without_events_after(&mut own, cutoff, "grid 1's stream").await;
 }

@@ -5,8 +5,15 @@
 //! through the log's async subscriptions (`next_async`), so a connection never blocks a
 //! runtime thread while it waits; the one engine call that reads a whole case runs on the
 //! blocking pool. A stream ends when the service shuts down (the shutdown signal of
-//! [`AppState::shutdown_signal`]), when the client goes away, or when the log closes. A
-//! comment line every 15 seconds keeps idle connections (and proxies) alive.
+//! [`AppState::shutdown_signal`]), when the caller's token is revoked (each stream watches the
+//! token index, which follows the log: [`crate::auth::TokenFollower`]), when the org chart
+//! takes the caller's scope away (below), when the client goes away, or when the log closes.
+//! A comment line every 15 seconds keeps idle connections (and proxies) alive.
+//!
+//! Why end rather than go quiet when the caller's right goes: a filtered stream looks like a
+//! quiet one, so the client would wait forever on it; an ended one makes it reconnect and get
+//! the answer a new connection gets (401, 404), and nothing has to be filtered right for the
+//! rest of the connection's life.
 //!
 //! Every event is sent as `id:` (see below), `event:` (the event's type, e.g. `ActionTaken`)
 //! and `data:`, one JSON object with `position`, `version`, `stream`, `type`,
@@ -24,7 +31,10 @@
 //! (404 otherwise, as for `GET /api/v1/cases/{id}`), and then sees its whole history, as
 //! `/history` shows it. Each new event is folded into the case's state, and when the caller
 //! may no longer see the case after it (it was handed to a unit outside their scope), that
-//! event is the last one sent and the stream ends.
+//! event is the last one sent and the stream ends. The connection also follows the org
+//! chart's stream and judges the case's `may_see` again at every change of the chart: when
+//! the caller may no longer see the case (their grant was taken away, the case's units moved
+//! out of their subtree), the stream ends at once, without another event.
 //!
 //! # `GET /api/v1/units/{id}/events`
 //!
@@ -52,7 +62,9 @@
 //! No other stream (the org chart, tokens, people, lists, standings) is sent. "In the
 //! subtree" is judged on the org chart as it is now: each connection folds the org chart's
 //! stream when it connects and keeps folding the org events it passes, so a unit moved in the
-//! chart moves its cases with it.
+//! chart moves its cases with it. After each org event it asks again whether the caller may
+//! follow the unit at all (`OrgChart::in_scope` and `OrgChart::check_acting`, as when
+//! connecting), and ends the stream when not.
 //!
 //! Each connection keeps the state of every case it has passed (the case's own fold,
 //! `Aggregate::apply`, with title, description and field values dropped: a few hundred bytes a
@@ -72,6 +84,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
+use civicflow_core::domain::access::TokenId;
 use civicflow_core::domain::aggregate::{Aggregate, Fold};
 use civicflow_core::domain::case::{self, Case, CaseEvent, CaseState};
 use civicflow_core::domain::directive::{self, DirectiveEvent, PartEvent};
@@ -153,21 +166,33 @@ async fn case_events(
             .and_then(Version::new)
             .ok_or_else(|| out_of_range("version"))?,
     };
+    // The chart first, then the case: the chart is then no newer than the case's scope check,
+    // and any org change after it reaches the feed through its org subscription.
+    let (org, org_version) = load_org(&state).await?;
     // The scope check, and the case as of now (404 outside the caller's scope).
     let acting = caller.acting.clone();
     let view = state
         .blocking(move |engine| engine.case(&acting, id))
         .await??;
-    let subscription = StreamSubscription::new(state.engine().log().clone(), id.stream(), from);
+    let log = state.engine().log().clone();
+    let subscription = StreamSubscription::new(log.clone(), id.stream(), from);
+    let org_subscription = StreamSubscription::new(
+        log,
+        org::org_stream(),
+        org_version.map_or(Version::FIRST, Version::next),
+    );
     let feed = CaseFeed {
         state: state.clone(),
         acting: caller.acting,
         case: id,
         current: Some(view.state),
         subscription,
+        org,
+        org_version,
+        org_subscription,
         ended: false,
     };
-    Ok(respond(feed, state.shutdown_signal()))
+    Ok(respond(feed, Guard::new(&state, caller.token)))
 }
 
 async fn unit_events(
@@ -185,7 +210,7 @@ async fn unit_events(
             .ok_or_else(|| out_of_range("position"))?,
     };
     let (chart, org_version) = load_org(&state).await?;
-    if !chart.in_scope(&caller.acting, &unit) || chart.check_acting(&caller.acting).is_err() {
+    if !may_follow(&chart, &caller.acting, &unit) {
         return Err(ApiError::not_found("unit").field("id"));
     }
     let subscription = Subscription::new(state.engine().log().clone(), from);
@@ -200,7 +225,14 @@ async fn unit_events(
         parts: HashMap::new(),
         ended: false,
     };
-    Ok(respond(feed, state.shutdown_signal()))
+    Ok(respond(feed, Guard::new(&state, caller.token)))
+}
+
+/// Whether `acting` may follow the feed of `unit`'s subtree on `chart`: the unit exists and
+/// lies in their scope, and their grant holds (`OrgChart::in_scope`, `OrgChart::check_acting`).
+/// Asked when a unit stream connects and again after every org change it passes.
+fn may_follow(chart: &OrgChart, acting: &Acting, unit: &UnitId) -> bool {
+    chart.in_scope(acting, unit) && chart.check_acting(acting).is_ok()
 }
 
 /// The client's `Last-Event-ID`: `None` when absent or empty.
@@ -241,11 +273,22 @@ fn out_of_range(what: &str) -> ApiError {
 
 /// The org chart folded from its stream, and the stream's version, read without blocking.
 async fn load_org(state: &AppState) -> ApiResult<(OrgChart, Option<Version>)> {
-    let log = state.engine().log();
-    let stream = org::org_stream();
     let mut chart = OrgChart::default();
     let mut version = None;
-    let mut from = Version::FIRST;
+    fold_org(state, &mut chart, &mut version).await?;
+    Ok((chart, version))
+}
+
+/// Folds into `chart` (as of `version` of the org stream) every org event after `version`
+/// the log holds now, without blocking.
+async fn fold_org(
+    state: &AppState,
+    chart: &mut OrgChart,
+    version: &mut Option<Version>,
+) -> ApiResult<()> {
+    let log = state.engine().log();
+    let stream = org::org_stream();
+    let mut from = version.map_or(Version::FIRST, Version::next);
     loop {
         let page = log
             .read_stream_async(stream.clone(), from, ORG_PAGE)
@@ -258,21 +301,21 @@ async fn load_org(state: &AppState) -> ApiResult<(OrgChart, Option<Version>)> {
                 ApiError::internal("the org chart does not decode; the error is in the service's log")
             })?;
             Org::apply(
-                &mut chart,
+                chart,
                 &event,
                 &Fold {
                     version: recorded.version,
                     definitions: state.engine().definitions(),
                 },
             );
-            version = Some(recorded.version);
+            *version = Some(recorded.version);
         }
         match page.last() {
             Some(last) if full => from = last.version.next(),
             _ => break,
         }
     }
-    Ok((chart, version))
+    Ok(())
 }
 
 fn read_failed(error: ReadError) -> ApiError {
@@ -294,15 +337,63 @@ trait Feed: Send + 'static {
     fn next(&mut self) -> impl Future<Output = Option<Event>> + Send;
 }
 
-/// The `text/event-stream` response of `feed`, which ends when `shutdown` turns true.
-fn respond<F: Feed>(feed: F, shutdown: watch::Receiver<bool>) -> Response {
-    let events = stream::unfold((feed, shutdown), |(mut feed, mut shutdown)| async move {
+/// What ends a stream from outside its feed: the service shutting down, or the caller's token
+/// being revoked (the stream is the token's: a revoked token reads nothing more, on an open
+/// connection no more than on a new one).
+struct Guard {
+    state: AppState,
+    token: TokenId,
+    shutdown: watch::Receiver<bool>,
+    tokens: watch::Receiver<u64>,
+}
+
+impl Guard {
+    fn new(state: &AppState, token: TokenId) -> Self {
+        Self {
+            state: state.clone(),
+            token,
+            shutdown: state.shutdown_signal(),
+            tokens: state.tokens().changes(),
+        }
+    }
+
+    /// Whether the stream may go on: no shutdown, and the token still valid.
+    fn holds(&self) -> bool {
+        !*self.shutdown.borrow() && self.state.tokens().holds(&self.token)
+    }
+
+    /// Resolves once the stream must end.
+    async fn ended(&mut self) {
+        loop {
+            // Marked seen before looking, so a change after the look wakes the wait below.
+            self.shutdown.borrow_and_update();
+            self.tokens.borrow_and_update();
+            if !self.holds() {
+                return;
+            }
+            let gone = tokio::select! {
+                changed = self.shutdown.changed() => changed.is_err(),
+                changed = self.tokens.changed() => changed.is_err(),
+            };
+            if gone {
+                return;
+            }
+        }
+    }
+}
+
+/// The `text/event-stream` response of `feed`, which ends when `guard` says so.
+fn respond<F: Feed>(feed: F, guard: Guard) -> Response {
+    let events = stream::unfold((feed, guard), |(mut feed, mut guard)| async move {
         let next = tokio::select! {
             biased;
-            () = stopped(&mut shutdown) => None,
+            () = guard.ended() => None,
             event = feed.next() => event,
         };
-        next.map(|event| (Ok::<Event, Infallible>(event), (feed, shutdown)))
+        // Asked again once the event is in hand: a revocation that landed while the feed was
+        // reading must keep what was written after it from going out.
+        next.filter(|_| guard.holds())
+            .map(|event| (Ok::<Event, Infallible>(event), (feed, guard)))
     });
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
@@ -314,18 +405,6 @@ fn respond<F: Feed>(feed: F, shutdown: watch::Receiver<bool>) -> Response {
     response
 }
 
-/// Resolves once the service shuts down (or the signal's sender is gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    loop {
-        if *shutdown.borrow_and_update() {
-            return;
-        }
-        if shutdown.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// What to do with a failed read of the subscription: end quietly when the log closed,
 /// otherwise tell the client once and end.
 fn read_error(error: &ReadError) -> Option<Event> {
@@ -333,12 +412,14 @@ fn read_error(error: &ReadError) -> Option<Event> {
         return None;
     }
     tracing::error!(%error, "a live stream could not read the log");
-    Some(
-        Event::default().event("error").data(
-            json!({"code": "internal", "message": "reading the log failed; reconnect to resume"})
-                .to_string(),
-        ),
-    )
+    Some(error_event("reading the log failed; reconnect to resume"))
+}
+
+/// The one `event: error` (without an id) a stream sends before it ends on a failure.
+fn error_event(message: &str) -> Event {
+    Event::default()
+        .event("error")
+        .data(json!({"code": "internal", "message": message}).to_string())
 }
 
 /// The JSON of a recorded event (without its payload).
@@ -379,21 +460,83 @@ struct CaseFeed {
     /// The case's state as of the newest event folded (at connection: as the engine had it).
     current: Option<CaseState>,
     subscription: StreamSubscription,
+    /// The org chart as of `org_version` of its stream: who may see the case is judged on it.
+    org: OrgChart,
+    org_version: Option<Version>,
+    /// The org stream after `org_version`: a change of the chart is judged when it commits,
+    /// not only when the case next moves.
+    org_subscription: StreamSubscription,
     ended: bool,
+}
+
+/// What a case feed waits for.
+enum CaseNext {
+    Case(Result<RecordedEvent, ReadError>),
+    Org(Result<RecordedEvent, ReadError>),
 }
 
 impl Feed for CaseFeed {
     async fn next(&mut self) -> Option<Event> {
-        if self.ended {
-            return None;
-        }
-        let recorded = match self.subscription.next_async().await {
-            Ok(recorded) => recorded,
-            Err(error) => {
-                self.ended = true;
-                return read_error(&error);
+        loop {
+            if self.ended {
+                return None;
             }
-        };
+            // Org changes first: when both are ready, the chart is brought up to date before
+            // a case event is judged on it.
+            let next = tokio::select! {
+                biased;
+                org = self.org_subscription.next_async() => CaseNext::Org(org),
+                case = self.subscription.next_async() => CaseNext::Case(case),
+            };
+            match next {
+                CaseNext::Org(Ok(recorded)) => {
+                    self.fold_org(&recorded);
+                    if !self.visible() {
+                        // The chart changed under the caller (their grant was taken away, the
+                        // case's units moved out of their subtree): nothing more goes out.
+                        self.ended = true;
+                    }
+                }
+                CaseNext::Org(Err(error)) | CaseNext::Case(Err(error)) => {
+                    self.ended = true;
+                    return read_error(&error);
+                }
+                CaseNext::Case(Ok(recorded)) => return self.case_event(&recorded).await,
+            }
+        }
+    }
+}
+
+impl CaseFeed {
+    /// Whether the caller may see the case as the feed has it now (the case's `may_see`).
+    fn visible(&self) -> bool {
+        Case::may_see(&self.current, &self.acting, &self.org)
+    }
+
+    /// Folds an org event the chart does not have yet.
+    fn fold_org(&mut self, recorded: &RecordedEvent) {
+        if self.org_version.is_some_and(|v| recorded.version <= v) {
+            return;
+        }
+        match recorded.decode::<OrgEvent>() {
+            Ok(event) => {
+                Org::apply(
+                    &mut self.org,
+                    &event,
+                    &Fold {
+                        version: recorded.version,
+                        definitions: self.state.engine().definitions(),
+                    },
+                );
+                self.org_version = Some(recorded.version);
+            }
+            Err(error) => {
+                tracing::warn!(position = %recorded.position, %error, "an org event does not decode");
+            }
+        }
+    }
+
+    async fn case_event(&mut self, recorded: &RecordedEvent) -> Option<Event> {
         let event = match recorded.decode::<CaseEvent>() {
             Ok(event) => Some(event),
             Err(error) => {
@@ -406,8 +549,19 @@ impl Feed for CaseFeed {
             .as_ref()
             .filter(|_| known.is_none_or(|v| recorded.version > v))
         {
-            // An event after the state the scope was checked on: fold it, and end the stream
-            // after it if the caller may no longer see the case.
+            // An event after the state the scope was checked on. The org subscription may not
+            // have read an org change committed before it yet: bring the chart up to the log
+            // first, and send nothing if the caller may not see the case even before it.
+            if let Err(error) = fold_org(&self.state, &mut self.org, &mut self.org_version).await {
+                self.ended = true;
+                return Some(error_event(&error.message));
+            }
+            if !self.visible() {
+                self.ended = true;
+                return None;
+            }
+            // Fold it, and end the stream after it if the caller may no longer see the case
+            // (a handover: the units it leaves see the event that hands it on).
             let engine = self.state.engine();
             Case::apply(
                 &mut self.current,
@@ -417,12 +571,11 @@ impl Feed for CaseFeed {
                     definitions: engine.definitions(),
                 },
             );
-            let visible = Case::may_see(&self.current, &self.acting, &engine.org());
-            if !visible {
+            if !self.visible() {
                 self.ended = true;
             }
         }
-        let mut data = event_json(&recorded);
+        let mut data = event_json(recorded);
         data["case"] = json!(self.case.to_string());
         if let Some(event) = &event {
             data["summary"] = json!(summarize(event));
@@ -433,7 +586,7 @@ impl Feed for CaseFeed {
                 data["stage"] = json!(state.stage);
             }
         }
-        Some(sse_event(recorded.version.get(), &recorded, &data))
+        Some(sse_event(recorded.version.get(), recorded, &data))
     }
 }
 
@@ -524,6 +677,11 @@ impl UnitFeed {
             StreamKind::Directive(id) => self.directive_event(id, recorded),
             StreamKind::Org => {
                 self.org_event(recorded);
+                if !may_follow(&self.org, &self.acting, &self.root) {
+                    // The unit left the caller's scope, or their grant went: the stream is no
+                    // longer theirs to read, and ends (a new connection is refused 404).
+                    self.ended = true;
+                }
                 None
             }
             StreamKind::Other => None,
