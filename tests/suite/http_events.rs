@@ -302,8 +302,9 @@ async fn a_unit_stream_carries_the_directive_parts_of_its_subtree() {
     let shop = served.token("zheng.tea");
     let path = "/api/v1/units/shop-yh-101/events";
 
-    // From the first event: the shop's own part, from its assignment to its report.
-    let mut stream = served.events(path, Some(shop), None).await;
+    // History asked for from the first event (Last-Event-ID 0; without it the stream starts
+    // at the head): the shop's own part, from its assignment to its report.
+    let mut stream = served.events(path, Some(shop), Some("0")).await;
     assert_eq!(stream.status(), 200);
     let (skipped, reported) = stream
         .until(WAIT, |e| kind(e) == "PartReported")
@@ -339,10 +340,10 @@ async fn a_unit_stream_carries_the_directive_parts_of_its_subtree() {
     assert_ne!(kind(&part), "PartAssigned");
     assert_eq!(part.json()["unit_id"], "shop-yh-101");
 
-    // The community that issued it sees the issue itself.
+    // The community that issued it sees the issue itself (history asked for with `since`).
     let mut community = served
         .events(
-            "/api/v1/units/tonghui/events",
+            "/api/v1/units/tonghui/events?since=0",
             Some(served.token("wang.secretary")),
             None,
         )
@@ -656,4 +657,232 @@ async fn streams_end_when_the_org_chart_takes_the_callers_scope_away() {
     ends_without_events_after(&mut case_stream, cutoff, "the case stream").await;
     open_case(&served, "wang.secretary", "grid-1", "after the grant went").await;
     ends_without_events_after(&mut own, cutoff, "grid 1's stream").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where a stream starts, and how much history one connection replays (issue 13)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_stream_starts_at_the_head_unless_history_is_asked_for() {
+    let served = Served::start(DemoService::start("sse-head")).await;
+    let admin = served.token("wang.secretary");
+    let head = served.head();
+    assert!(head > 10, "the demo has history: {head}");
+
+    // No Last-Event-ID, no `since`: the first event is one that commits after connecting.
+    let mut live = served
+        .events("/api/v1/units/tonghui/events", Some(admin), None)
+        .await;
+    assert_eq!(live.status(), 200);
+    let case = open_case(&served, "li.grid1", "grid-1", "长椅坏了").await;
+    let first = next(&mut live).await;
+    assert!(first.id_number() > head, "history was replayed: {first:?}");
+    assert_eq!(first.json()["case"], case.as_str());
+
+    // `since`: the events after that position, then live.
+    let mut history = served
+        .events("/api/v1/units/tonghui/events?since=0", Some(admin), None)
+        .await;
+    assert_eq!(history.status(), 200);
+    assert!(next(&mut history).await.id_number() <= head);
+
+    // A reconnecting EventSource sends Last-Event-ID with its first URL: the header wins.
+    let mut resumed = served
+        .events(
+            "/api/v1/units/tonghui/events?since=0",
+            Some(admin),
+            Some(&first.id_number().to_string()),
+        )
+        .await;
+    assert_eq!(resumed.status(), 200);
+    let later = open_case(&served, "li.grid1", "grid-1", "井盖松动").await;
+    let (skipped, hit) = resumed
+        .until(WAIT, |e| e.json()["case"] == later.as_str())
+        .await
+        .expect("the later case");
+    for event in skipped.iter().chain([&hit]) {
+        assert!(event.id_number() > first.id_number(), "{event:?}");
+    }
+
+    // `since` past the head, malformed, or given twice: 400 naming it.
+    let past = served.head() + 5;
+    for query in [
+        format!("since={past}"),
+        "since=abc".to_owned(),
+        "since=-1".to_owned(),
+        "since=1&since=2".to_owned(),
+    ] {
+        let refused = served
+            .events(
+                &format!("/api/v1/units/tonghui/events?{query}"),
+                Some(admin),
+                None,
+            )
+            .await;
+        assert_eq!(refused.status(), 400, "{query}");
+        let error = refused.body_json().await;
+        assert_eq!(error["error"]["field"], "since", "{query}: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_further_back_than_the_window_is_refused() {
+    let served = Served::start(DemoService::start_with("sse-window", |config| {
+        config.stream_history_window = 10;
+    }))
+    .await;
+    let admin = served.token("wang.secretary");
+    let head = served.head();
+    for (query, header, field) in [
+        ("?since=0", None, "since"),
+        ("", Some("0".to_owned()), "Last-Event-ID"),
+    ] {
+        let refused = served
+            .events(
+                &format!("/api/v1/units/tonghui/events{query}"),
+                Some(admin),
+                header.as_deref(),
+            )
+            .await;
+        assert_eq!(refused.status(), 400, "{query} {header:?}");
+        let error = refused.body_json().await;
+        assert_eq!(error["error"]["field"], field, "{error}");
+        let message = error["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(&(head - 10).to_string()), "{message}");
+    }
+    // At the window's edge: accepted (the last positions are the demo's tokens, which no
+    // unit stream carries, so only the status says so).
+    let stream = served
+        .events(
+            &format!("/api/v1/units/tonghui/events?since={}", head - 10),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(stream.status(), 200);
+}
+
+/// Every event a unit stream replays from the first event to `head`, connection after
+/// connection, each resumed with the id of the last event the one before sent: the events,
+/// how many connections it took, and the most events one connection sent.
+async fn replay_all(
+    served: &Served,
+    path: &str,
+    token: &str,
+    head: u64,
+) -> (Vec<SseEvent>, usize, usize) {
+    let mut all: Vec<SseEvent> = Vec::new();
+    let mut connections = 0;
+    let mut most = 0;
+    let mut last = "0".to_owned();
+    loop {
+        connections += 1;
+        assert!(connections < 1000, "the replay does not get anywhere");
+        let mut stream = served.events(path, Some(token), Some(&last)).await;
+        assert_eq!(stream.status(), 200, "after {last}");
+        let mut sent = 0;
+        loop {
+            let event = match stream.next_within(WAIT).await {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                // Caught up and following live: the replay is over.
+                Err(_) => return (all, connections, most),
+            };
+            last = event.id.clone().expect("every event has an id");
+            if kind(&event) == "resume" {
+                let data = event.json();
+                assert_eq!(data["resume_after"].as_u64(), Some(event.id_number()));
+                assert_eq!(data["history_until"].as_u64(), Some(head));
+                continue;
+            }
+            if let Some(previous) = all.last() {
+                assert!(event.id_number() > previous.id_number(), "{event:?}");
+            }
+            sent += 1;
+            all.push(event);
+        }
+        most = most.max(sent);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_capped_per_connection_and_resumes_where_it_stopped() {
+    // The same demo twice: one service replays without a cap that matters, one reads at most
+    // 7 events of the log per connection.
+    let whole = Served::start(DemoService::start("sse-replay-whole")).await;
+    let capped = Served::start(DemoService::start_with("sse-replay-capped", |config| {
+        config.stream_replay_max = 7;
+    }))
+    .await;
+    assert_eq!(whole.head(), capped.head(), "the demo is the same");
+    let head = capped.head();
+    let path = "/api/v1/units/grid-1/events";
+    let (expected, one, _) = replay_all(&whole, path, whole.token("li.grid1"), head).await;
+    assert_eq!(one, 1, "uncapped, one connection replays it all");
+    let (got, connections, most) = replay_all(&capped, path, capped.token("li.grid1"), head).await;
+    assert!(most <= 7, "a connection sent {most} events");
+    // The cap counts events read: the whole log, 7 at a time.
+    assert!(
+        connections as u64 >= head / 7,
+        "{connections} connections for {head} events"
+    );
+    let shape = |events: &[SseEvent]| -> Vec<(u64, String)> {
+        events
+            .iter()
+            .map(|e| (e.id_number(), kind(e).to_owned()))
+            .collect()
+    };
+    assert!(!expected.is_empty());
+    assert_eq!(
+        shape(&got),
+        shape(&expected),
+        "capped replays lose or repeat nothing"
+    );
+
+    // The case stream replays a case's history by default, capped the same way.
+    let case = capped.run.smooth_case.to_string();
+    let path = format!("/api/v1/cases/{case}/events");
+    let mut stream = capped
+        .events(&path, Some(capped.token("wang.secretary")), None)
+        .await;
+    let mut ids = Vec::new();
+    let resume = loop {
+        let event = next(&mut stream).await;
+        if kind(&event) == "resume" {
+            break event;
+        }
+        ids.push(event.id_number());
+    };
+    assert_eq!(ids, (1..=7).collect::<Vec<u64>>());
+    assert_eq!(resume.id_number(), 7);
+    assert!(
+        matches!(stream.next_within(WAIT).await, Ok(None)),
+        "it ends"
+    );
+    let mut resumed = capped
+        .events(&path, Some(capped.token("wang.secretary")), Some("7"))
+        .await;
+    assert_eq!(next(&mut resumed).await.id_number(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_its_replaying_streams_is_refused_429_and_live_streams_are_not_counted() {
+    // No replay allowed at once: every request for history is over the cap.
+    let served = Served::start(DemoService::start_with("sse-replays", |config| {
+        config.stream_replays_per_token = 0;
+    }))
+    .await;
+    let admin = served.token("wang.secretary");
+    let refused = served
+        .events("/api/v1/units/tonghui/events?since=0", Some(admin), None)
+        .await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.head.header("retry-after").is_some());
+    let error = refused.body_json().await;
+    assert_eq!(error["error"]["code"], "rate_limited", "{error}");
+    // Starting at the head replays nothing, so it is not counted.
+    let live = served
+        .events("/api/v1/units/tonghui/events", Some(admin), None)
+        .await;
+    assert_eq!(live.status(), 200);
 }

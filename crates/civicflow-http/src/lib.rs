@@ -149,6 +149,7 @@ impl Service {
             open311_routing,
             caught_up: std::sync::atomic::AtomicBool::new(false),
             shutdown: watch_shutdown,
+            replays: routes::events::Replays::default(),
         }));
         // Ready once every projection has caught up with the log as it is now.
         let watcher = state.clone();

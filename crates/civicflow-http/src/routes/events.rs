@@ -1,7 +1,17 @@
 //! Live feedback (实时反馈): server-sent events for one case and for a unit's subtree.
 //!
-//! Both streams first replay what the log already holds after the client's `Last-Event-ID`
-//! (from the first event when there is none), then follow the log as events commit. They read
+//! Both streams first replay what the log already holds after the client's `Last-Event-ID`,
+//! then follow the log as events commit. Without one, a case stream replays the case's whole
+//! history (small, and read through the case's own stream), and a unit stream starts at the
+//! head unless `since` asks for history (a scan of the log, so asked for explicitly, at most
+//! [`ServiceConfig::stream_history_window`] positions back). A connection replays at most
+//! [`ServiceConfig::stream_replay_max`] events (read, for a unit stream, not sent), then sends
+//! `event: resume` with the id to reconnect with and ends; a token may have at most
+//! [`ServiceConfig::stream_replays_per_token`] unit streams replaying at once (429 beyond).
+//!
+//! [`ServiceConfig::stream_history_window`]: crate::ServiceConfig::stream_history_window
+//! [`ServiceConfig::stream_replay_max`]: crate::ServiceConfig::stream_replay_max
+//! [`ServiceConfig::stream_replays_per_token`]: crate::ServiceConfig::stream_replays_per_token They read
 //! through the log's async subscriptions (`next_async`), so a connection never blocks a
 //! runtime thread while it waits; the one engine call that reads a whole case runs on the
 //! blocking pool. A stream ends when the service shuts down (the shutdown signal of
@@ -39,9 +49,10 @@
 //! # `GET /api/v1/units/{id}/events`
 //!
 //! The events that concern the unit's subtree (the unit and every unit below it), with the
-//! log position as the id: those after `Last-Event-ID` (a position; without one, the whole
-//! log is read from its first event and filtered), then each new one. The unit must exist,
-//! be the caller's unit or lie below it, and the caller's grant must hold (404 otherwise).
+//! log position as the id: from the head on, or those after `Last-Event-ID` or `since` (a
+//! position; the header wins, since a reconnecting EventSource sends it with its first URL),
+//! then each new one. The unit must exist, be the caller's unit or lie below it, and the
+//! caller's grant must hold (404 otherwise).
 //!
 //! An event *concerns* the subtree of unit `U` when:
 //!
@@ -76,10 +87,11 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -98,6 +110,7 @@ use futures_util::stream;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use super::reports::{query_param, QueryParams};
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -120,7 +133,7 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::GET,
             path: "/api/v1/cases/{id}/events",
             policy: Policy::Authenticated,
-            summary: "Live feedback for a case (text/event-stream): its events after Last-Event-ID (a stream version; none: from the first), then each new one as it commits. id = stream version, event = the event type, data = JSON. 404 outside the caller's scope, 400 for a malformed Last-Event-ID.",
+            summary: "Live feedback for a case (text/event-stream): its events after Last-Event-ID (a stream version; none: the case's whole history, from the first), then each new one as it commits. id = stream version, event = the event type, data = JSON. A replay sends at most a capped number of events, then `event: resume` with the id to reconnect with, and ends. 404 outside the caller's scope, 400 for a malformed Last-Event-ID.",
             tag: "events",
             request: None,
             params: None,
@@ -135,10 +148,10 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::GET,
             path: "/api/v1/units/{id}/events",
             policy: Policy::Authenticated,
-            summary: "Live feedback for a unit's subtree (text/event-stream): the events of the cases and directive parts that concern the unit or a unit below it, after Last-Event-ID (a log position; none: from the first), then each new one. id = log position. 404 unless the unit is the caller's or lies below it.",
+            summary: "Live feedback for a unit's subtree (text/event-stream): the events of the cases and directive parts that concern the unit or a unit below it, from the head of the log on (only what commits after connecting), or, when asked for history, after Last-Event-ID or `since` (a log position; the header wins), then each new one. id = log position. A replay reads at most a capped number of events, then sends `event: resume` with the id to reconnect with, and ends. 404 unless the unit is the caller's or lies below it; 400 for a malformed id, one past the head or further back than the history window; 429 when the token has too many streams replaying.",
             tag: "events",
             request: None,
-            params: None,
+            params: Some(unit_params),
             response: None,
             content: Content::EventStream,
             status: 200,
@@ -147,6 +160,16 @@ pub fn routes() -> Vec<RouteSpec> {
             handler: get(unit_events),
         },
     ]
+}
+
+/// The query parameters of the unit stream.
+fn unit_params() -> Value {
+    json!([query_param(
+        "since",
+        false,
+        json!({"type": "integer", "minimum": 0}),
+        "ask for history: the events after this log position (0: from the first), as far back as the service's history window (1,000,000 positions by default); Last-Event-ID, when sent, wins",
+    )])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,12 +204,20 @@ async fn case_events(
         org::org_stream(),
         org_version.map_or(Version::FIRST, Version::next),
     );
+    // A case's history is read through its own stream (not a scan of the log) and is small:
+    // it is replayed by default, capped like any replay.
+    let replay = view
+        .state
+        .version
+        .filter(|newest| *newest >= from)
+        .map(|newest| Replay::new(&state, newest.get(), None));
     let feed = CaseFeed {
         state: state.clone(),
         acting: caller.acting,
         case: id,
         current: Some(view.state),
         subscription,
+        replay,
         org,
         org_version,
         org_subscription,
@@ -199,20 +230,38 @@ async fn unit_events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let params = QueryParams::parse(&uri, &["since"])?;
     let unit = UnitId::new(id.as_str()).map_err(|_| ApiError::not_found("unit").field("id"))?;
-    let from = match last_event_id(&headers)? {
-        None => Position::FIRST,
-        Some(after) => after
-            .checked_add(1)
-            .and_then(Position::new)
-            .ok_or_else(|| out_of_range("position"))?,
+    // Where to start: at the head, unless the client asks for history. A reconnecting
+    // EventSource sends Last-Event-ID with the URL it first used, `since` included: the
+    // header is the newer word.
+    let head = state.engine().log().head().map_or(0, |h| h.position.get());
+    let asked = match last_event_id(&headers)? {
+        Some(after) => Some((after, LAST_EVENT_ID)),
+        None => since(&params)?.map(|after| (after, "since")),
     };
+    let after = match asked {
+        None => head,
+        Some((after, field)) => {
+            within_history(after, head, state.0.config.stream_history_window, field)?;
+            after
+        }
+    };
+    let from = Position::new(after + 1).ok_or_else(|| out_of_range("position"))?;
     let (chart, org_version) = load_org(&state).await?;
     if !may_follow(&chart, &caller.acting, &unit) {
         return Err(ApiError::not_found("unit").field("id"));
     }
+    // History to replay: what the log held when the client connected, after `after`.
+    let replay = if after < head {
+        let permit = ReplayPermit::take(&state, &caller.token)?;
+        Some(Replay::new(&state, head, Some(permit)))
+    } else {
+        None
+    };
     let subscription = Subscription::new(state.engine().log().clone(), from);
     let feed = UnitFeed {
         state: state.clone(),
@@ -223,6 +272,7 @@ async fn unit_events(
         subscription,
         cases: HashMap::new(),
         parts: HashMap::new(),
+        replay,
         ended: false,
     };
     Ok(respond(feed, Guard::new(&state, caller.token)))
@@ -264,6 +314,48 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
         return Err(malformed());
     }
     text.parse::<u64>().map(Some).map_err(|_| malformed())
+}
+
+/// The `since` query parameter: a log position, as a decimal number.
+///
+/// # Errors
+/// 400 naming `since` otherwise.
+fn since(params: &QueryParams) -> ApiResult<Option<u64>> {
+    let Some(text) = params.get("since") else {
+        return Ok(None);
+    };
+    if text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!(
+            "since must be a log position (a whole number, 0 for the first event), not {text:?}"
+        ))
+        .field("since"));
+    }
+    text.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::bad_request(format!("since {text} is past the last possible position"))
+            .field("since")
+    })
+}
+
+/// Checks that history after log position `after` (from `field`) can be replayed: it is not
+/// past the log's head (no stream sent such an id) nor further back than `window`.
+///
+/// # Errors
+/// 400 naming `field`, saying where the head and the window are.
+fn within_history(after: u64, head: u64, window: u64, field: &str) -> ApiResult<()> {
+    if after > head {
+        return Err(ApiError::bad_request(format!(
+            "{field} {after} is past the head of the log ({head}): no stream sent it; connect without it to start at the head"
+        ))
+        .field(field));
+    }
+    if head - after > window {
+        return Err(ApiError::bad_request(format!(
+            "{field} {after} is further back than a stream may replay: at most {window} positions behind the head ({head}), so from {} on; read older history from the case and report routes",
+            head - window
+        ))
+        .field(field));
+    }
+    Ok(())
 }
 
 fn out_of_range(what: &str) -> ApiError {
@@ -451,6 +543,143 @@ fn sse_event(id: u64, recorded: &RecordedEvent, data: &Value) -> Event {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Replays: capped per connection, and per token at once
+
+/// How long a client should wait before it reconnects after `event: resume` (the SSE `retry`
+/// field, which an EventSource obeys): it paces a long replay.
+const RESUME_RETRY: Duration = Duration::from_secs(1);
+
+/// A replay yields the runtime thread after this many events read, so that one connection
+/// catching up cannot hold a thread others need.
+const REPLAY_YIELD_EVERY: usize = 256;
+
+/// The history a connection replays before it follows live: the events up to `until` (the
+/// head, or the case's version, when it connected), of which it may read `left` more.
+struct Replay {
+    until: u64,
+    left: usize,
+    max: usize,
+    /// The id of the last event read: where the client resumes when the cap is reached.
+    last: u64,
+    read: usize,
+    /// Held while replaying (unit streams): counts against the token's replays.
+    _permit: Option<ReplayPermit>,
+}
+
+impl Replay {
+    fn new(state: &AppState, until: u64, permit: Option<ReplayPermit>) -> Self {
+        let max = state.0.config.stream_replay_max.max(1);
+        Self {
+            until,
+            left: max,
+            max,
+            last: 0,
+            read: 0,
+            _permit: permit,
+        }
+    }
+
+    /// Whether the connection has read all it may before reaching `until`.
+    fn capped(&self) -> bool {
+        self.left == 0
+    }
+
+    /// Counts the event with id `id` as read; `true` when it was the last of the history.
+    async fn read(&mut self, id: u64) -> bool {
+        self.left = self.left.saturating_sub(1);
+        self.last = id;
+        self.read += 1;
+        if self.read.is_multiple_of(REPLAY_YIELD_EVERY) {
+            tokio::task::yield_now().await;
+        }
+        id >= self.until
+    }
+
+    /// The last event of a capped connection: its id is where to resume (the client's
+    /// EventSource keeps it as the Last-Event-ID it reconnects with, after `retry`).
+    fn resume_event(&self) -> Event {
+        Event::default()
+            .event("resume")
+            .id(self.last.to_string())
+            .retry(RESUME_RETRY)
+            .data(
+                json!({
+                    "resume_after": self.last,
+                    "history_until": self.until,
+                    "message": format!(
+                        "this connection replayed {} events, the most one may; reconnect with Last-Event-ID: {} to go on",
+                        self.max, self.last
+                    ),
+                })
+                .to_string(),
+            )
+    }
+}
+
+/// How many unit streams of each token are replaying history now.
+#[derive(Debug, Default)]
+pub(crate) struct Replays {
+    running: Mutex<HashMap<TokenId, usize>>,
+}
+
+impl Replays {
+    /// Counts one more replay of `token` unless it has `max` running.
+    fn start(&self, token: &TokenId, max: usize) -> bool {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = running.entry(token.clone()).or_insert(0);
+        if *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn finish(&self, token: &TokenId) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = running.get_mut(token) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                running.remove(token);
+            }
+        }
+    }
+}
+
+/// One running replay of a token; counted until dropped (the replay reached the head, or the
+/// stream ended).
+struct ReplayPermit {
+    state: AppState,
+    token: TokenId,
+}
+
+impl ReplayPermit {
+    /// # Errors
+    /// 429 when the token has as many replays running as the service allows.
+    fn take(state: &AppState, token: &TokenId) -> ApiResult<Self> {
+        let max = state.0.config.stream_replays_per_token;
+        if !state.0.replays.start(token, max) {
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("this token has {max} event streams replaying history already; wait until one reaches the head, or connect without history"),
+            );
+            error.retry_after = Some(RESUME_RETRY.as_secs().max(1));
+            return Err(error);
+        }
+        Ok(Self {
+            state: state.clone(),
+            token: token.clone(),
+        })
+    }
+}
+
+impl Drop for ReplayPermit {
+    fn drop(&mut self) {
+        self.state.0.replays.finish(&self.token);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // One case
 
 struct CaseFeed {
@@ -460,6 +689,8 @@ struct CaseFeed {
     /// The case's state as of the newest event folded (at connection: as the engine had it).
     current: Option<CaseState>,
     subscription: StreamSubscription,
+    /// The history still to replay, if any.
+    replay: Option<Replay>,
     /// The org chart as of `org_version` of its stream: who may see the case is judged on it.
     org: OrgChart,
     org_version: Option<Version>,
@@ -481,6 +712,10 @@ impl Feed for CaseFeed {
             if self.ended {
                 return None;
             }
+            if let Some(replay) = self.replay.as_ref().filter(|r| r.capped()) {
+                self.ended = true;
+                return Some(replay.resume_event());
+            }
             // Org changes first: when both are ready, the chart is brought up to date before
             // a case event is judged on it.
             let next = tokio::select! {
@@ -501,7 +736,14 @@ impl Feed for CaseFeed {
                     self.ended = true;
                     return read_error(&error);
                 }
-                CaseNext::Case(Ok(recorded)) => return self.case_event(&recorded).await,
+                CaseNext::Case(Ok(recorded)) => {
+                    if let Some(replay) = &mut self.replay {
+                        if replay.read(recorded.version.get()).await {
+                            self.replay = None;
+                        }
+                    }
+                    return self.case_event(&recorded).await;
+                }
             }
         }
     }
@@ -606,6 +848,8 @@ struct UnitFeed {
     cases: HashMap<CaseId, CaseState>,
     /// The unit of every directive part passed so far.
     parts: HashMap<StreamId, UnitId>,
+    /// The history still to replay, if the client asked for any.
+    replay: Option<Replay>,
     ended: bool,
 }
 
@@ -648,6 +892,12 @@ impl Feed for UnitFeed {
             if self.ended {
                 return None;
             }
+            // The cap counts events read, not sent: a quiet unit on a long log costs the same
+            // scan as a busy one.
+            if let Some(replay) = self.replay.as_ref().filter(|r| r.capped()) {
+                self.ended = true;
+                return Some(replay.resume_event());
+            }
             let recorded = match self.subscription.next_async().await {
                 Ok(recorded) => recorded,
                 Err(error) => {
@@ -655,6 +905,12 @@ impl Feed for UnitFeed {
                     return read_error(&error);
                 }
             };
+            if let Some(replay) = &mut self.replay {
+                if replay.read(recorded.position.get()).await {
+                    // Caught up: live from here, and no longer counted as a replay.
+                    self.replay = None;
+                }
+            }
             if let Some(data) = self.decide(&recorded).await {
                 return Some(sse_event(recorded.position.get(), &recorded, &data));
             }
@@ -904,6 +1160,31 @@ mod tests {
             assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
             assert_eq!(error.field.as_deref(), Some(LAST_EVENT_ID));
         }
+    }
+
+    #[test]
+    fn replays_are_counted_per_token_and_released() {
+        let replays = Replays::default();
+        let a = TokenId::of_hash(&crate::auth::hash_token("cft_a"));
+        let b = TokenId::of_hash(&crate::auth::hash_token("cft_b"));
+        assert!(replays.start(&a, 2));
+        assert!(replays.start(&a, 2));
+        assert!(!replays.start(&a, 2), "a third at once is over the cap");
+        assert!(replays.start(&b, 2), "another token has its own count");
+        replays.finish(&a);
+        assert!(replays.start(&a, 2), "a finished replay frees its place");
+        assert!(!replays.start(&a, 2));
+    }
+
+    #[test]
+    fn history_is_bounded_by_the_head_and_the_window() {
+        assert!(within_history(0, 0, 10, "since").is_ok());
+        assert!(within_history(5, 20, 15, "since").is_ok());
+        let past = within_history(21, 20, 100, "since").expect_err("past the head");
+        assert_eq!(past.field.as_deref(), Some("since"));
+        let back = within_history(4, 20, 15, LAST_EVENT_ID).expect_err("too far back");
+        assert_eq!(back.field.as_deref(), Some(LAST_EVENT_ID));
+        assert!(back.message.contains("from 5 on"), "{}", back.message);
     }
 
     #[test]
