@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::common::service::DemoService;
-use crate::common::socket::{EventStream, Served, SseEvent};
+use crate::common::socket::{open_events, EventStream, Served, SseEvent};
 use civicflow::core::domain::access::{AccessCommand, TokenId};
 use civicflow::core::domain::org::{Acting, OrgCommand};
 use civicflow::core::engine::Command;
@@ -885,4 +885,79 @@ async fn a_token_over_its_replaying_streams_is_refused_429_and_live_streams_are_
         .events("/api/v1/units/tonghui/events", Some(admin), None)
         .await;
     assert_eq!(live.status(), 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strict query and headers (issue 13)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_refuse_unknown_query_parameters_and_ids_past_the_newest_event() {
+    let served = Served::start(DemoService::start("sse-strict")).await;
+    let admin = served.token("wang.secretary");
+    let case = served.run.smooth_case.to_string();
+    let case_path = format!("/api/v1/cases/{case}/events");
+    let unit_path = "/api/v1/units/tonghui/events".to_owned();
+
+    // Unknown query parameters: 400 naming them, on both streams.
+    for (path, param) in [
+        (format!("{case_path}?since=0"), "since"),
+        (format!("{case_path}?from=1"), "from"),
+        (format!("{unit_path}?after=3"), "after"),
+        (format!("{unit_path}?since=0&verbose=true"), "verbose"),
+    ] {
+        let refused = served.events(&path, Some(admin), None).await;
+        assert_eq!(refused.status(), 400, "{path}");
+        let error = refused.body_json().await;
+        assert_eq!(error["error"]["code"], "bad_request", "{path}: {error}");
+        assert_eq!(error["error"]["field"], param, "{path}: {error}");
+    }
+
+    // Past the newest event: the case's newest version, the log's head.
+    let (status, history) = served
+        .json(
+            "GET",
+            &format!("/api/v1/cases/{case}/history"),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let newest = history["events"]
+        .as_array()
+        .and_then(|events| events.last())
+        .and_then(|event| event["version"].as_u64())
+        .expect("the case's newest version");
+    let head = served.head();
+    for (path, past) in [(&case_path, newest + 1), (&unit_path, head + 1)] {
+        let refused = served
+            .events(path, Some(admin), Some(&past.to_string()))
+            .await;
+        assert_eq!(refused.status(), 400, "{path} {past}");
+        let error = refused.body_json().await;
+        assert_eq!(error["error"]["field"], "Last-Event-ID", "{error}");
+        let message = error["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains("past"), "{message}");
+    }
+    // The newest itself is fine: the stream follows from there.
+    for (path, id) in [(&case_path, newest), (&unit_path, head)] {
+        let stream = served
+            .events(path, Some(admin), Some(&id.to_string()))
+            .await;
+        assert_eq!(stream.status(), 200, "{path} {id}");
+    }
+
+    // Sent twice: 400, whichever stream.
+    for path in [&case_path, &unit_path] {
+        let headers = vec![
+            ("Authorization".to_owned(), format!("Bearer {admin}")),
+            ("Last-Event-ID".to_owned(), "1".to_owned()),
+            ("Last-Event-ID".to_owned(), "2".to_owned()),
+        ];
+        let refused = open_events(served.addr, path, &headers)
+            .await
+            .expect("an answer");
+        assert_eq!(refused.status(), 400, "{path}");
+        let error = refused.body_json().await;
+        assert_eq!(error["error"]["field"], "Last-Event-ID", "{error}");
+    }
 }

@@ -133,10 +133,10 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::GET,
             path: "/api/v1/cases/{id}/events",
             policy: Policy::Authenticated,
-            summary: "Live feedback for a case (text/event-stream): its events after Last-Event-ID (a stream version; none: the case's whole history, from the first), then each new one as it commits. id = stream version, event = the event type, data = JSON. A replay sends at most a capped number of events, then `event: resume` with the id to reconnect with, and ends. 404 outside the caller's scope, 400 for a malformed Last-Event-ID.",
+            summary: "Live feedback for a case (text/event-stream): its events after Last-Event-ID (a stream version; none: the case's whole history, from the first), then each new one as it commits. id = stream version, event = the event type, data = JSON. A replay sends at most a capped number of events, then `event: resume` with the id to reconnect with, and ends. 404 outside the caller's scope; 400 for an unknown query parameter, or a Last-Event-ID that is malformed, sent twice or past the case's newest version.",
             tag: "events",
             request: None,
-            params: None,
+            params: Some(case_params),
             response: None,
             content: Content::EventStream,
             status: 200,
@@ -148,7 +148,7 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::GET,
             path: "/api/v1/units/{id}/events",
             policy: Policy::Authenticated,
-            summary: "Live feedback for a unit's subtree (text/event-stream): the events of the cases and directive parts that concern the unit or a unit below it, from the head of the log on (only what commits after connecting), or, when asked for history, after Last-Event-ID or `since` (a log position; the header wins), then each new one. id = log position. A replay reads at most a capped number of events, then sends `event: resume` with the id to reconnect with, and ends. 404 unless the unit is the caller's or lies below it; 400 for a malformed id, one past the head or further back than the history window; 429 when the token has too many streams replaying.",
+            summary: "Live feedback for a unit's subtree (text/event-stream): the events of the cases and directive parts that concern the unit or a unit below it, from the head of the log on (only what commits after connecting), or, when asked for history, after Last-Event-ID or `since` (a log position; the header wins), then each new one. id = log position. A replay reads at most a capped number of events, then sends `event: resume` with the id to reconnect with, and ends. 404 unless the unit is the caller's or lies below it; 400 for an unknown query parameter, or a Last-Event-ID or since that is malformed, past the head or further back than the history window; 429 when the token has too many streams replaying.",
             tag: "events",
             request: None,
             params: Some(unit_params),
@@ -162,14 +162,34 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
-/// The query parameters of the unit stream.
+/// `Last-Event-ID`, as the OpenAPI document declares it: `what` says what the id is.
+fn last_event_id_param(what: &str) -> Value {
+    json!({
+        "name": LAST_EVENT_ID,
+        "in": "header",
+        "required": false,
+        "schema": {"type": "string", "pattern": "^ *[0-9]{0,20} *$"},
+        "description": format!("resume after this event: {what}, as the stream sent it; empty counts as absent; malformed, sent twice or past the newest is 400"),
+    })
+}
+
+/// The parameters of the case stream: no query parameter (any is 400), `Last-Event-ID`.
+fn case_params() -> Value {
+    json!([last_event_id_param("a version of the case's stream")])
+}
+
+/// The parameters of the unit stream: `since` (any other query parameter is 400),
+/// `Last-Event-ID`.
 fn unit_params() -> Value {
-    json!([query_param(
-        "since",
-        false,
-        json!({"type": "integer", "minimum": 0}),
-        "ask for history: the events after this log position (0: from the first), as far back as the service's history window (1,000,000 positions by default); Last-Event-ID, when sent, wins",
-    )])
+    json!([
+        query_param(
+            "since",
+            false,
+            json!({"type": "integer", "minimum": 0}),
+            "ask for history: the events after this log position (0: from the first), as far back as the service's history window (1,000,000 positions by default); Last-Event-ID, when sent, wins",
+        ),
+        last_event_id_param("a log position"),
+    ])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,10 +199,15 @@ async fn case_events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    // Strict like every route: a parameter it does not take is a mistake to report, not to
+    // ignore (a client that thinks it filters or starts somewhere would be silently wrong).
+    QueryParams::parse(&uri, &[])?;
     let id = super::cases::case_id(&id)?;
-    let from = match last_event_id(&headers)? {
+    let after = last_event_id(&headers)?;
+    let from = match after {
         None => Version::FIRST,
         Some(after) => after
             .checked_add(1)
@@ -197,6 +222,15 @@ async fn case_events(
     let view = state
         .blocking(move |engine| engine.case(&acting, id))
         .await??;
+    // An id past the case's newest version was never sent by this stream: a stream started
+    // after it would wait, silently, for events the client believes it has already seen.
+    let newest = view.state.version.map_or(0, Version::get);
+    if let Some(after) = after.filter(|after| *after > newest) {
+        return Err(ApiError::bad_request(format!(
+            "{LAST_EVENT_ID} {after} is past the case's newest version ({newest}): no stream of this case sent it; connect without it to replay the case's history"
+        ))
+        .field(LAST_EVENT_ID));
+    }
     let log = state.engine().log().clone();
     let subscription = StreamSubscription::new(log.clone(), id.stream(), from);
     let org_subscription = StreamSubscription::new(
