@@ -1719,7 +1719,8 @@ async fn a_civic_app_reads_only_the_cases_it_filed() {
     }
 }
 
-/// The text a live stream sends until it has been quiet for a moment (its replay).
+/// The text a live stream sends until it has been quiet for a moment (its replay: pass a
+/// path that asks for history, `?since=0`).
 async fn replay(demo: &DemoService, actor: &str, path: &str) -> String {
     use axum::body::HttpBody;
     let request = Request::builder()
@@ -1770,7 +1771,12 @@ async fn the_unit_stream_sends_directives_only_to_roles_the_directive_routes_all
             .count()
     };
     // The reader works: the community's secretary sees the demo's directive on the stream.
-    let secretary = replay(&demo, "wang.secretary", "/api/v1/units/tonghui/events").await;
+    let secretary = replay(
+        &demo,
+        "wang.secretary",
+        "/api/v1/units/tonghui/events?since=0",
+    )
+    .await;
     assert!(directive_events(&secretary) > 0, "{secretary}");
     for actor in ["tang.resident", "fixmystreet"] {
         let (status, _) = demo
@@ -1782,7 +1788,7 @@ async fn the_unit_stream_sends_directives_only_to_roles_the_directive_routes_all
             )
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{actor}");
-        let text = replay(&demo, actor, "/api/v1/units/tonghui/events").await;
+        let text = replay(&demo, actor, "/api/v1/units/tonghui/events?since=0").await;
         assert_eq!(
             directive_events(&text),
             0,

@@ -1,14 +1,25 @@
 //! Bearer tokens. A token is `cft_` and 64 lowercase hex digits (256 random bits); the
 //! service keeps only SHA-256 hashes, in an index folded from the log's `access-tokens`
 //! stream, and compares hashes in constant time.
+//!
+//! The index follows the log: the service's own token routes refresh it before they answer,
+//! and [`TokenFollower`] refreshes it whenever the `access-tokens` stream grows by any other
+//! path (an embedder submitting to the engine directly). Every refresh is announced on a
+//! watch channel, so that what outlives one request (a live event stream) can see at once
+//! that its token is gone.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use axum::http::{header, HeaderMap};
-use civicflow_core::domain::access::{AccessState, Grant, TokenHash, TokenId};
+use civicflow_core::domain::access::{access_stream, AccessState, Grant, TokenHash, TokenId};
 use civicflow_core::domain::org::Acting;
+use civicflow_core::{ReadError, StreamSubscription, Version};
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 use crate::error::ApiError;
 
@@ -64,9 +75,27 @@ fn same(a: &TokenHash, b: &TokenHash) -> bool {
 }
 
 /// The valid tokens, by the id their hash gives (lookups never branch on the secret itself).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TokenIndex {
-    grants: RwLock<HashMap<TokenId, Grant>>,
+    grants: RwLock<Grants>,
+    /// Bumped after every refresh: live streams wait on it to re-check their token.
+    changes: watch::Sender<u64>,
+}
+
+/// The valid grants, and the version of the `access-tokens` stream they were folded from.
+#[derive(Debug, Default)]
+struct Grants {
+    by_id: HashMap<TokenId, Grant>,
+    version: Option<Version>,
+}
+
+impl Default for TokenIndex {
+    fn default() -> Self {
+        Self {
+            grants: RwLock::default(),
+            changes: watch::channel(0).0,
+        }
+    }
 }
 
 impl TokenIndex {
@@ -77,16 +106,51 @@ impl TokenIndex {
         index
     }
 
-    /// Replaces the index with the valid tokens of `state`.
+    /// Replaces the index with the valid tokens of `state`, unless the index already holds a
+    /// later version of the stream: two refreshes that race (a revoke through the API and
+    /// the follower, say) must not put back a token the later one dropped.
     pub fn replace(&self, state: &AccessState) {
-        let grants = state
+        let by_id = state
             .valid()
             .map(|grant| (grant.token.clone(), grant.clone()))
             .collect();
-        *self
-            .grants
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = grants;
+        {
+            let mut grants = self
+                .grants
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if state.version < grants.version {
+                return;
+            }
+            *grants = Grants {
+                by_id,
+                version: state.version,
+            };
+        }
+        // After the write lock is released: whoever wakes reads the new grants.
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Whether token `id` is valid (issued and not revoked) as of the last refresh.
+    pub fn holds(&self, id: &TokenId) -> bool {
+        self.grants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .by_id
+            .contains_key(id)
+    }
+
+    /// A receiver that sees every refresh of the index (then ask [`TokenIndex::holds`]).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The version of the `access-tokens` stream the index was folded from.
+    fn version(&self) -> Option<Version> {
+        self.grants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .version
     }
 
     /// Who a presented token acts as, with its id.
@@ -97,7 +161,7 @@ impl TokenIndex {
             .grants
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let grant = grants.get(&id)?;
+        let grant = grants.by_id.get(&id)?;
         same(&grant.hash, &hash).then(|| (id, grant.acting.clone()))
     }
 
@@ -106,6 +170,7 @@ impl TokenIndex {
         self.grants
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .by_id
             .len()
     }
 
@@ -115,13 +180,79 @@ impl TokenIndex {
     }
 }
 
+/// How long the follower waits for the log before it looks at its stop flag again (what
+/// stopping the service may wait for it).
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// A thread that refreshes a service's token index whenever the log's `access-tokens` stream
+/// grows, whoever appended to it: a revocation that reaches the log by any path is refused
+/// (and ends the token's live streams) as soon as it is durable. Stopped and joined when
+/// dropped, so it never keeps the store open after the service.
+#[derive(Debug)]
+pub(crate) struct TokenFollower {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TokenFollower {
+    /// Starts following the stream after the version the index holds.
+    ///
+    /// # Errors
+    /// When the thread cannot be started.
+    pub(crate) fn start(state: crate::state::AppState) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let from = state
+            .tokens()
+            .version()
+            .map_or(Version::FIRST, Version::next);
+        let thread = std::thread::Builder::new()
+            .name("civicflow-tokens".into())
+            .spawn(move || {
+                let mut subscription =
+                    StreamSubscription::new(state.engine().log().clone(), access_stream(), from);
+                while !stopped.load(Ordering::Acquire) {
+                    match subscription.next_timeout(FOLLOW_POLL) {
+                        Ok(Some(_)) => {
+                            // One refresh for whatever has committed meanwhile.
+                            while let Ok(Some(_)) = subscription.try_next() {}
+                            match state.engine().tokens() {
+                                Ok(tokens) => state.tokens().replace(&tokens),
+                                Err(error) => {
+                                    tracing::error!(%error, "the token index could not be refreshed from the log");
+                                }
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(ReadError::Closed) => break,
+                        Err(error) => {
+                            tracing::error!(%error, "the token follower could not read the log");
+                            std::thread::sleep(FOLLOW_POLL);
+                        }
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for TokenFollower {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The caller of a request: who their token acts as.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The token's id (never the secret). Nothing reads it since idempotency keys moved
-    /// from the token to the actor (issue 13); kept for what is tied to one token, such as
-    /// the live streams a revocation must end.
-    #[allow(dead_code)]
+    /// The token's id (never the secret): what a live stream is tied to, so that revoking
+    /// the token ends it. (Idempotency keys are the actor's, not the token's.)
     pub token: TokenId,
     /// Who it acts as.
     pub acting: Acting,

@@ -34,6 +34,17 @@ pub struct ServiceConfig {
     /// The Open311 `jurisdiction_id` this endpoint serves: a request naming another one is
     /// answered 404 (`docs/open311.md`).
     pub open311_jurisdiction: String,
+    /// The most events one event-stream connection replays (history, before it follows
+    /// live): a unit stream reads at most this many events of the log, a case stream sends
+    /// at most this many of the case's; then it sends `event: resume` with the id to
+    /// reconnect with and ends (`docs/service.md`, "Live feedback"). At least 1.
+    pub stream_replay_max: usize,
+    /// How far behind the log's head a unit stream may start (`since` or `Last-Event-ID`), in
+    /// log positions: further back is refused 400.
+    pub stream_history_window: u64,
+    /// How many unit streams of one token may be replaying history at once; another one is
+    /// refused 429 until one of them reaches the head or ends.
+    pub stream_replays_per_token: usize,
 }
 
 impl ServiceConfig {
@@ -48,9 +59,15 @@ impl ServiceConfig {
     pub const DEFAULT_RATE_PER_SECOND: u32 = 500;
     /// The default Open311 `jurisdiction_id`: the Tonghui community of Yiwu.
     pub const DEFAULT_OPEN311_JURISDICTION: &'static str = "tonghui.yiwu";
+    /// The default of [`ServiceConfig::stream_replay_max`]: a few seconds of reading at most.
+    pub const DEFAULT_STREAM_REPLAY_MAX: usize = 10_000;
+    /// The default of [`ServiceConfig::stream_history_window`].
+    pub const DEFAULT_STREAM_HISTORY_WINDOW: u64 = 1_000_000;
+    /// The default of [`ServiceConfig::stream_replays_per_token`].
+    pub const DEFAULT_STREAM_REPLAYS_PER_TOKEN: usize = 2;
 
     /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, the default caches
-    /// and rate limit above, the Open311 jurisdiction `tonghui.yiwu`.
+    /// and rate limit above, the Open311 jurisdiction `tonghui.yiwu`, the stream limits above.
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -63,6 +80,9 @@ impl ServiceConfig {
             log_cache_bytes: Self::DEFAULT_LOG_CACHE_MIB * 1024 * 1024,
             projection_rows_in_memory: Self::DEFAULT_PROJECTION_ROWS_IN_MEMORY,
             open311_jurisdiction: Self::DEFAULT_OPEN311_JURISDICTION.to_owned(),
+            stream_replay_max: Self::DEFAULT_STREAM_REPLAY_MAX,
+            stream_history_window: Self::DEFAULT_STREAM_HISTORY_WINDOW,
+            stream_replays_per_token: Self::DEFAULT_STREAM_REPLAYS_PER_TOKEN,
         }
     }
 }

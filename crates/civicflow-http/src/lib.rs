@@ -90,6 +90,8 @@ pub struct Service {
     shutdown: watch::Sender<bool>,
     /// Dropping it stops the deadline scheduler.
     scheduler: Option<civicflow_core::engine::SchedulerHandle>,
+    /// Keeps the token index following the log; dropping it stops and joins its thread.
+    tokens_follower: Option<auth::TokenFollower>,
 }
 
 impl std::fmt::Debug for Service {
@@ -148,6 +150,7 @@ impl Service {
             open311_routing,
             caught_up: std::sync::atomic::AtomicBool::new(false),
             shutdown: watch_shutdown,
+            replays: routes::events::Replays::default(),
         }));
         // Ready once every projection has caught up with the log as it is now.
         let watcher = state.clone();
@@ -162,10 +165,12 @@ impl Service {
                     watcher.0.caught_up.store(true, Ordering::Release);
                 }
             })?;
+        let tokens_follower = auth::TokenFollower::start(state.clone())?;
         Ok(Self {
             state,
             shutdown,
             scheduler: Some(scheduler),
+            tokens_follower: Some(tokens_follower),
         })
     }
 
@@ -273,5 +278,6 @@ impl Drop for Service {
         // close when the last handle on them goes.
         let _ = self.shutdown.send(true);
         drop(self.scheduler.take());
+        drop(self.tokens_follower.take());
     }
 }

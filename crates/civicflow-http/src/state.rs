@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub caught_up: AtomicBool,
     /// Turns true when the service shuts down: live streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// The unit streams replaying history now, per token.
+    pub replays: crate::routes::events::Replays,
 }
 
 impl AppState {

@@ -44,7 +44,8 @@ pub struct RouteSpec {
     /// The JSON body it takes, if any.
     pub request: Option<Schema>,
     /// Its parameters as OpenAPI parameter objects (a JSON array), beyond a plain string for
-    /// each path segment: the query parameters it takes (any other is 400), and path
+    /// each path segment: the query parameters it takes (any other is 400), the request
+    /// headers it reads beyond the usual ones (an event stream's `Last-Event-ID`), and path
     /// parameters with a narrower schema (replacing the plain one of the same name).
     pub params: Option<Schema>,
     /// The JSON schema of a success's body (`None`: not JSON, or not described).
