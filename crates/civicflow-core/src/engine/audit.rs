@@ -4,14 +4,14 @@
 
 use std::fmt;
 
-use super::load::{self, Loaded};
+use super::load::{self, FoldAlong, Loaded};
 use super::{Engine, EngineError, SubmitError};
 use crate::calendar::format_local;
 use crate::chain::{ChainHash, VerifyReport};
 use crate::clock::Timestamp;
 use crate::domain::aggregate::{Aggregate, Fold};
 use crate::domain::case::{Case, CaseEvent, CaseState, LadderStep};
-use crate::domain::org::{Acting, Org, OrgChart, Tier};
+use crate::domain::org::{Acting, Org, Tier};
 use crate::domain::workflow::{DefinitionRef, DefinitionRegistry};
 use crate::domain::Rejection;
 use crate::event::RecordedEvent;
@@ -95,7 +95,7 @@ pub struct DeadlineReport {
 pub struct CaseAudit {
     /// The case.
     pub case: CaseId,
-    /// The workflow it ran on (the latest pinned version).
+    /// The workflow it ran on (the version pinned at its last step).
     pub workflow: DefinitionRef,
     /// Its title.
     pub title: String,
@@ -103,7 +103,8 @@ pub struct CaseAudit {
     pub steps: Vec<AuditStep>,
     /// Every deadline.
     pub deadlines: Vec<DeadlineReport>,
-    /// The case's hash chain, checked again now.
+    /// The case's hash chain, checked again now: the whole stream, also for an audit up to
+    /// a moment, so that it proves the record as the log holds it today.
     pub chain: VerifyReport,
 }
 
@@ -182,7 +183,6 @@ impl Engine {
     pub fn history(&self, acting: &Acting, id: CaseId) -> Result<Vec<HistoryEntry>, SubmitError> {
         self.case(acting, id)?;
         Ok(case_events(&**self.log(), self.definitions(), id)?
-            .1
             .into_iter()
             .map(|(recorded, event)| HistoryEntry {
                 summary: summarize(&event),
@@ -201,17 +201,31 @@ impl Engine {
     /// see.
     pub fn audit(&self, acting: &Acting, id: CaseId) -> Result<CaseAudit, SubmitError> {
         self.case(acting, id)?;
-        audit_with(&**self.log(), self.definitions(), &self.org(), id)
+        audit_with(&**self.log(), self.definitions(), id, None)
+    }
+
+    /// [`Engine::audit`] up to a moment: the steps recorded at or before `at`, the deadlines
+    /// as they stood then. Whether `acting` may see the case is judged on the case now.
+    ///
+    /// # Errors
+    /// As [`Engine::audit`]; `NotFound` also for a moment before the case was opened.
+    pub fn audit_as_of(
+        &self,
+        acting: &Acting,
+        id: CaseId,
+        at: Timestamp,
+    ) -> Result<CaseAudit, SubmitError> {
+        self.case(acting, id)?;
+        audit_with(&**self.log(), self.definitions(), id, Some(at))
     }
 }
 
-/// A case's final state and its events, decoded.
-#[allow(clippy::type_complexity)]
+/// A case's events, decoded.
 fn case_events(
     log: &dyn EventStore,
     definitions: &DefinitionRegistry,
     id: CaseId,
-) -> Result<(Option<CaseState>, Vec<(RecordedEvent, CaseEvent)>), EngineError> {
+) -> Result<Vec<(RecordedEvent, CaseEvent)>, EngineError> {
     let mut events = Vec::new();
     let mut loaded = Loaded::<Case>::default();
     load::fold_into(
@@ -224,7 +238,7 @@ fn case_events(
             true
         },
     )?;
-    Ok((loaded.state, events))
+    Ok(events)
 }
 
 /// A case's audit read straight from a log, without an [`Engine`]: the same as
@@ -240,21 +254,57 @@ pub fn audit_log(
     definitions: &DefinitionRegistry,
     id: CaseId,
 ) -> Result<CaseAudit, SubmitError> {
-    let org = load::load::<Org>(log, definitions, &Org::stream(&())?)?.state;
-    audit_with(log, definitions, &org, id)
+    audit_with(log, definitions, id, None)
 }
 
+/// [`audit_log`] up to a moment: the steps recorded at or before `at`, the deadlines as they
+/// stood then (what [`Engine::audit_as_of`] answers, for tools on a stopped store).
+///
+/// # Errors
+/// As [`audit_log`]; `NotFound` also for a moment before the case was opened.
+pub fn audit_log_as_of(
+    log: &dyn EventStore,
+    definitions: &DefinitionRegistry,
+    id: CaseId,
+    at: Timestamp,
+) -> Result<CaseAudit, SubmitError> {
+    audit_with(log, definitions, id, Some(at))
+}
+
+/// The audit of the case's events recorded up to `until` (all of them for `None`). Each
+/// step's tier is read from the org chart as it stood when the step was written: the chart is
+/// folded along the log up to the step's position, so a unit created (or given an id once
+/// free) after the step does not lend the step a tier it did not have then.
 fn audit_with(
     log: &dyn EventStore,
     definitions: &DefinitionRegistry,
-    org: &OrgChart,
     id: CaseId,
+    until: Option<Timestamp>,
 ) -> Result<CaseAudit, SubmitError> {
-    let (final_state, events) = case_events(log, definitions, id)?;
-    let final_state: CaseState = final_state.ok_or_else(|| Rejection::NotFound {
-        what: "case",
-        id: id.to_string(),
-    })?;
+    let mut events = case_events(log, definitions, id)?;
+    if events.is_empty() {
+        return Err(Rejection::NotFound {
+            what: "case",
+            id: id.to_string(),
+        }
+        .into());
+    }
+    if let Some(until) = until {
+        // A prefix, as `Engine::case_at_time` reads one: up to the first event after it.
+        let kept = events
+            .iter()
+            .take_while(|(recorded, _)| recorded.recorded_at <= until)
+            .count();
+        events.truncate(kept);
+        if events.is_empty() {
+            return Err(Rejection::NotFound {
+                what: "case",
+                id: format!("{id} as of {}", format_local(until)),
+            }
+            .into());
+        }
+    }
+    let mut org = FoldAlong::<Org>::new(log, definitions, Org::stream(&())?);
     let mut state: Option<CaseState> = None;
     let mut steps = Vec::with_capacity(events.len());
     let mut deadlines: Vec<DeadlineReport> = Vec::new();
@@ -307,7 +357,10 @@ fn audit_with(
             recorded_at: recorded.recorded_at,
             event_type: recorded.event_type.to_string(),
             actor: recorded.actor.clone(),
-            tier: org.unit(&recorded.actor.unit).map(|u| u.tier),
+            tier: org
+                .before(recorded.position)?
+                .unit(&recorded.actor.unit)
+                .map(|u| u.tier),
             summary: summarize(event),
             stage_after: after.stage.clone(),
             closed_after: after.closed,
@@ -318,10 +371,14 @@ fn audit_with(
     let chain = log
         .verify_stream(&id.stream())
         .map_err(super::EngineError::from)?;
+    let last: CaseState = state.ok_or_else(|| Rejection::NotFound {
+        what: "case",
+        id: id.to_string(),
+    })?;
     Ok(CaseAudit {
         case: id,
-        workflow: final_state.workflow.clone(),
-        title: final_state.title,
+        workflow: last.workflow,
+        title: last.title,
         steps,
         deadlines,
         chain,

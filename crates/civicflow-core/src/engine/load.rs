@@ -1,11 +1,13 @@
 //! Loading an aggregate: read its stream page by page, decode each event, fold it with the
 //! aggregate's `apply`. One fold for every aggregate.
 
+use std::collections::VecDeque;
+
 use super::EngineError;
 use crate::domain::aggregate::{Aggregate, Fold};
 use crate::domain::workflow::DefinitionRegistry;
 use crate::event::{DomainEvent, RecordedEvent};
-use crate::ids::{StreamId, Version};
+use crate::ids::{Position, StreamId, Version};
 use crate::store::EventStore;
 
 /// How many events one read takes.
@@ -90,4 +92,68 @@ pub(crate) fn load<A: Aggregate>(
     let mut loaded = Loaded::default();
     fold_into(log, definitions, stream, &mut loaded, |_, _| true)?;
     Ok(loaded)
+}
+
+/// An aggregate folded forward along the log, for reading it as it was beside another
+/// stream's events (the org chart at each step of a case's audit). Each page of the stream is
+/// read and each event decoded once, however many times it is advanced.
+pub(crate) struct FoldAlong<'a, A: Aggregate> {
+    log: &'a dyn EventStore,
+    definitions: &'a DefinitionRegistry,
+    stream: StreamId,
+    loaded: Loaded<A>,
+    /// Read and not yet folded, in version (and so position) order.
+    ahead: VecDeque<RecordedEvent>,
+    /// The last read found the stream's end.
+    at_end: bool,
+}
+
+impl<'a, A: Aggregate> FoldAlong<'a, A> {
+    /// Nothing folded yet: the state before the stream's first event.
+    pub(crate) fn new(
+        log: &'a dyn EventStore,
+        definitions: &'a DefinitionRegistry,
+        stream: StreamId,
+    ) -> Self {
+        Self {
+            log,
+            definitions,
+            stream,
+            loaded: Loaded::default(),
+            ahead: VecDeque::new(),
+            at_end: false,
+        }
+    }
+
+    /// The state after every event of the stream at a position before `position`: the
+    /// aggregate as it stood when the log's event at `position` was written. Positions only
+    /// grow, so asking for an earlier position than before answers the later state.
+    pub(crate) fn before(&mut self, position: Position) -> Result<&A::State, EngineError> {
+        loop {
+            if self.ahead.is_empty() && !self.at_end {
+                let from = self.loaded.version.map_or(Version::FIRST, Version::next);
+                let page = self.log.read_stream(&self.stream, from, PAGE)?;
+                self.at_end = page.len() < PAGE;
+                self.ahead = page.into();
+            }
+            let Some(next) = self.ahead.front() else {
+                break;
+            };
+            if next.position >= position {
+                break;
+            }
+            let event: A::Event = decode(next)?;
+            A::apply(
+                &mut self.loaded.state,
+                &event,
+                &Fold {
+                    version: next.version,
+                    definitions: self.definitions,
+                },
+            );
+            self.loaded.version = Some(next.version);
+            self.ahead.pop_front();
+        }
+        Ok(&self.loaded.state)
+    }
 }

@@ -56,6 +56,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod as_of;
 mod audit;
 mod command;
 mod config;
@@ -67,8 +68,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
+pub use as_of::{AsOf, CaseThen};
 pub use audit::{
-    audit_log, summarize, AuditStep, CaseAudit, DeadlineOutcome, DeadlineReport, HistoryEntry,
+    audit_log, audit_log_as_of, summarize, AuditStep, CaseAudit, DeadlineOutcome, DeadlineReport,
+    HistoryEntry,
 };
 pub use command::{Command, EngineError, Outcome, Requester, SubmitError};
 pub use config::{EngineConfig, Storage};
@@ -86,7 +89,7 @@ use crate::domain::org::{Acting, Org, OrgChart};
 use crate::domain::person::{Person, PersonCommand};
 use crate::domain::workflow::{Action, Definition, DefinitionRegistry};
 use crate::domain::Rejection;
-use crate::ids::{CaseId, DirectiveId, ListItemId, PersonId, UnitId, Version};
+use crate::ids::{CaseId, DirectiveId, ListItemId, PersonId, UnitId};
 use crate::store::EventStore;
 use crate::vault::{ContactDetails, MaskedContact, PersonData, Vault};
 
@@ -589,7 +592,7 @@ impl Engine {
     /// [`SubmitError::Rejected`] with `NotFound` for an unknown case, or when the case lies
     /// outside what the acting unit may see; [`SubmitError::Engine`] on storage failures.
     pub fn case(&self, acting: &Acting, id: CaseId) -> Result<CaseView, SubmitError> {
-        let state = self.case_state(acting, id, None)?;
+        let state = self.case_state(acting, id)?;
         let org = read(&self.org);
         let definition = self
             .definitions
@@ -612,36 +615,23 @@ impl Engine {
         })
     }
 
-    /// The case `id` as `acting` sees it: now, or folded while `upto` accepts its events.
-    /// Whether it is seen at all is decided on the case as it is now, whatever moment is
-    /// asked for.
-    fn case_state(
-        &self,
-        acting: &Acting,
-        id: CaseId,
-        upto: Option<&dyn Fn(&crate::event::RecordedEvent) -> bool>,
-    ) -> Result<CaseState, SubmitError> {
-        let not_found = || Rejection::NotFound {
-            what: "case",
-            id: id.to_string(),
-        };
-        let stream = id.stream();
-        let now = self.load::<Case>(&stream)?;
+    /// The case `id` as `acting` sees it now ([`Engine::case_as_of`] reads its past).
+    fn case_state(&self, acting: &Acting, id: CaseId) -> Result<CaseState, SubmitError> {
+        let now = self.load::<Case>(&id.stream())?;
         if !Case::may_see(&now.state, acting, &read(&self.org).state) {
-            return Err(not_found().into());
+            return Err(Rejection::NotFound {
+                what: "case",
+                id: id.to_string(),
+            }
+            .into());
         }
-        let Some(upto) = upto else {
-            return now.state.ok_or_else(|| not_found().into());
-        };
-        let mut then = Loaded::<Case>::default();
-        load::fold_into(
-            &*self.log,
-            &self.definitions,
-            &stream,
-            &mut then,
-            |recorded, _| upto(recorded),
-        )?;
-        then.state.ok_or_else(|| not_found().into())
+        now.state.ok_or_else(|| {
+            Rejection::NotFound {
+                what: "case",
+                id: id.to_string(),
+            }
+            .into()
+        })
     }
 
     fn masked_contact(&self, person: Option<PersonId>) -> Result<Contact, EngineError> {
@@ -719,33 +709,6 @@ impl Engine {
     /// [`EngineError::Vault`] when the vault fails.
     pub fn find_people_by_phone(&self, phone: &str) -> Result<Vec<PersonId>, EngineError> {
         Ok(self.vault.find_by_phone(phone)?)
-    }
-
-    /// A case's state as of a version of its stream, as `acting` sees it.
-    ///
-    /// # Errors
-    /// [`SubmitError::Rejected`] with `NotFound` for a case `acting` may not see, or one that
-    /// had no events at that version.
-    pub fn case_at_version(
-        &self,
-        acting: &Acting,
-        id: CaseId,
-        version: Version,
-    ) -> Result<CaseState, SubmitError> {
-        self.case_state(acting, id, Some(&|e| e.version <= version))
-    }
-
-    /// A case's state as of a moment (events recorded at or before it), as `acting` sees it.
-    ///
-    /// # Errors
-    /// As [`Engine::case_at_version`].
-    pub fn case_at_time(
-        &self,
-        acting: &Acting,
-        id: CaseId,
-        at: Timestamp,
-    ) -> Result<CaseState, SubmitError> {
-        self.case_state(acting, id, Some(&|e| e.recorded_at <= at))
     }
 
     /// A directive and its progress, rolled up, as `acting` sees it ([`Sight`]).

@@ -19,6 +19,7 @@ use civicflow_core::engine::{
     Command, Contact, DeadlineOutcome, Engine, EngineConfig, Outcome, Requester, SubmitError,
 };
 use civicflow_core::vault::ContactDetails;
+use civicflow_core::Clock;
 use civicflow_core::{ActorId, ManualClock, Role, Timestamp, UnitId};
 
 struct Scratch(std::path::PathBuf);
@@ -1317,4 +1318,263 @@ fn every_command_retried_with_its_key_takes_effect_once() {
             "{name}: a retry after a restart wrote"
         );
     }
+}
+
+/// Opens a neighbourhood case at grid 1 and walks it: dispatched to 义乌之心 half an hour
+/// later, signed for an hour after that. Answers the case and the moments it was opened,
+/// dispatched and signed for.
+fn a_case_walked_through_three_moments(
+    engine: &Engine,
+    clock: &ManualClock,
+) -> (civicflow_core::CaseId, [Timestamp; 3]) {
+    let grid1 = acting("li.grid1", "grid_worker", "grid-1");
+    let opened = clock.now();
+    let Outcome::Case { case, .. } = engine
+        .submit(&grid1, neighbourhood_case_at_grid1("积水 standing water"))
+        .expect("opened")
+    else {
+        panic!("a case")
+    };
+    clock.advance(Duration::from_secs(30 * 60));
+    let dispatched = clock.now();
+    engine
+        .submit(
+            &grid1,
+            Command::Act {
+                case,
+                action: "dispatch".into(),
+                fields: fields(&[("unit", FieldValue::Unit(unit("yiwu-heart")))]),
+                expected_version: None,
+            },
+        )
+        .expect("dispatched");
+    clock.advance(Duration::from_secs(60 * 60));
+    let signed = clock.now();
+    engine
+        .submit(
+            &acting("chen.liaison", "enterprise_liaison", "yiwu-heart"),
+            Command::Act {
+                case,
+                action: "sign_for".into(),
+                fields: Fields::new(),
+                expected_version: None,
+            },
+        )
+        .expect("signed for");
+    (case, [opened, dispatched, signed])
+}
+
+#[test]
+fn a_case_reads_as_of_each_version_and_each_moment_and_not_before_or_beyond() {
+    use civicflow_core::engine::AsOf;
+    use civicflow_core::Version;
+
+    let scratch = Scratch::new("as-of");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let (case, [opened, dispatched, signed]) = a_case_walked_through_three_moments(&engine, &clock);
+    let now = engine.case(&system(), case).expect("visible").state;
+    let current = now.version.expect("has events");
+
+    // Each version: the state the case had right after that event, as the audit's own fold
+    // records it step by step.
+    let audit = engine.audit(&system(), case).expect("audit");
+    assert_eq!(audit.steps.len() as u64, current.get());
+    for step in &audit.steps {
+        let then = engine
+            .case_at_version(&system(), case, step.version)
+            .expect("a version of the case");
+        assert_eq!(then.version, Some(step.version));
+        assert_eq!(
+            (&then.stage, &then.lead, then.closed),
+            (&step.stage_after, &step.lead_after, step.closed_after),
+            "version {}",
+            step.version
+        );
+    }
+    let first = engine
+        .case_at_version(&system(), case, Version::FIRST)
+        .expect("version 1");
+    assert_eq!(
+        (first.stage.as_str(), first.lead.as_str()),
+        ("received", "grid-1")
+    );
+    assert_eq!(
+        engine
+            .case_at_version(&system(), case, current)
+            .expect("now"),
+        now
+    );
+
+    // Moments: at an event's own time it is included; between two events the earlier holds.
+    let at = |t: Timestamp| engine.case_at_time(&system(), case, t).expect("a moment");
+    assert_eq!(at(opened).stage, "received");
+    let between = at(dispatched.saturating_add(Duration::from_secs(10 * 60)));
+    assert_eq!(
+        (between.stage.as_str(), between.lead.as_str()),
+        ("dispatched", "yiwu-heart")
+    );
+    assert_eq!(between.updated_at, dispatched);
+    assert_eq!(at(signed), now);
+    assert_eq!(
+        at(signed.saturating_add(Duration::from_secs(86_400))),
+        now,
+        "a moment after the last event is the case as it is"
+    );
+
+    // Before its opening the case did not exist: not found, saying as of when.
+    let before = engine
+        .case_at_time(
+            &system(),
+            case,
+            Timestamp::from_unix_micros(opened.as_unix_micros() - 1),
+        )
+        .expect_err("not yet opened");
+    match &before {
+        SubmitError::Rejected(Rejection::NotFound { what: "case", id }) => {
+            assert!(
+                id.starts_with(&case.to_string()) && id.contains("as of"),
+                "{id}"
+            );
+        }
+        other => panic!("expected not found, got {other}"),
+    }
+    // Past its current version: refused, naming the version and the range there is.
+    let beyond = engine
+        .case_at_version(&system(), case, current.next())
+        .expect_err("no such version yet");
+    match &beyond {
+        SubmitError::Rejected(Rejection::Invalid { field, reason }) => {
+            assert_eq!(field, "version");
+            assert!(reason.contains(&format!("from 1 to {current}")), "{reason}");
+        }
+        other => panic!("expected an invalid version, got {other}"),
+    }
+
+    // Who may not see the case now may not read its past either; the answer is the same.
+    let outsider = acting("sun.shop201", "shop_owner", "shop-it-201");
+    for as_of in [AsOf::Version(Version::FIRST), AsOf::Time(dispatched)] {
+        assert!(
+            matches!(
+                engine.case_as_of(&outsider, case, as_of),
+                Err(SubmitError::Rejected(Rejection::NotFound { what: "case", ref id })) if *id == case.to_string()
+            ),
+            "{as_of:?}"
+        );
+    }
+    // A past state offers no actions, and says which version the case is at now.
+    let liaison = acting("chen.liaison", "enterprise_liaison", "yiwu-heart");
+    assert!(
+        !engine
+            .case(&liaison, case)
+            .expect("visible")
+            .available_actions
+            .is_empty(),
+        "the liaison may act on the case now"
+    );
+    let then = engine
+        .case_as_of(&liaison, case, AsOf::Time(dispatched))
+        .expect("visible now, so its past too");
+    assert_eq!(then.view.state.stage, "dispatched");
+    assert!(then.view.available_actions.is_empty());
+    assert_eq!(then.current_version, current);
+}
+
+#[test]
+fn the_audit_reads_each_steps_tier_from_the_chart_as_it_was_then() {
+    let scratch = Scratch::new("audit-tier-then");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let grid1 = acting("li.grid1", "grid_worker", "grid-1");
+    let Outcome::Case { case, .. } = engine
+        .submit(&grid1, neighbourhood_case_at_grid1("噪音 noise"))
+        .expect("opened")
+    else {
+        panic!("a case")
+    };
+    engine
+        .submit(
+            &grid1,
+            Command::Act {
+                case,
+                action: "dispatch".into(),
+                fields: fields(&[("unit", FieldValue::Unit(unit("yiwu-heart")))]),
+                expected_version: None,
+            },
+        )
+        .expect("dispatched");
+    // The scheduler reminds as the system acting for `system`, which is no unit of the chart.
+    clock.advance(Duration::from_secs(90 * 60));
+    let reminded_at = clock.now();
+    assert_eq!(engine.run_due_deadlines().expect("runs").len(), 1);
+    // Later a unit with that id is created: from then on steps of `system` have its tier.
+    engine
+        .submit(
+            &system(),
+            Command::Org(OrgCommand::CreateUnit {
+                id: unit("system"),
+                name: "系统 system".into(),
+                tier: Tier::Community,
+                parent: None,
+            }),
+        )
+        .expect("created");
+    clock.advance(Duration::from_secs(60 * 60));
+    assert_eq!(engine.run_due_deadlines().expect("runs").len(), 1);
+
+    let tiers = |audit: &civicflow_core::engine::CaseAudit| {
+        audit
+            .steps
+            .iter()
+            .filter(|s| s.actor.unit.as_str() == "system")
+            .map(|s| {
+                let step = ["remind", "escalate", "breach"]
+                    .into_iter()
+                    .find(|step| s.summary.contains(&format!(": {step} →")));
+                (step, s.tier)
+            })
+            .collect::<Vec<_>>()
+    };
+    let audit = engine.audit(&system(), case).expect("audit");
+    assert_eq!(
+        tiers(&audit),
+        [
+            (Some("remind"), None),
+            (Some("escalate"), Some(Tier::Community)),
+        ],
+        "{audit}"
+    );
+    // The other steps keep theirs: grid 1 opened and dispatched it.
+    assert_eq!(audit.steps[0].tier, Some(Tier::Grid), "{audit}");
+    // The stopped store's audit reads the chart from the same log, the same way.
+    let offline = civicflow_core::engine::audit_log(&**engine.log(), engine.definitions(), case)
+        .expect("audit");
+    assert_eq!(offline.steps, audit.steps);
+
+    // Up to the reminder: the steps until then, and no more; the deadline still running.
+    let early = engine
+        .audit_as_of(&system(), case, reminded_at)
+        .expect("audit as of the reminder");
+    assert_eq!(early.steps.as_slice(), &audit.steps[..early.steps.len()]);
+    assert_eq!(tiers(&early).len(), 1, "{early}");
+    assert!(early.steps.iter().all(|s| s.recorded_at <= reminded_at));
+    assert!(
+        early
+            .deadlines
+            .iter()
+            .all(|d| d.steps.iter().all(|(step, _, _)| step.as_str() == "remind")),
+        "{early}"
+    );
+    let offline_early = civicflow_core::engine::audit_log_as_of(
+        &**engine.log(),
+        engine.definitions(),
+        case,
+        reminded_at,
+    )
+    .expect("audit");
+    assert_eq!(offline_early, early);
 }
