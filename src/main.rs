@@ -59,6 +59,11 @@ enum Command {
         /// Print the JSON the API answers (GET /api/v1/cases/{id}/audit) instead of text.
         #[arg(long)]
         json: bool,
+        /// The audit up to this moment (RFC 3339 with an offset, e.g.
+        /// 2026-04-14T09:30:00+08:00): the steps recorded at or before it, the deadlines as
+        /// they stood then.
+        #[arg(long = "as-of", value_name = "RFC3339")]
+        as_of: Option<String>,
     },
     /// Write a case's audit bundle: one JSON file that proves, without the store, what the
     /// log holds for the case (check it with `civicflow verify-bundle`).
@@ -134,7 +139,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Serve(args) => commands::serve::run(args),
         Command::Verify { data, stream } => store::verify(&data, stream.as_deref()),
         Command::Head { data } => store::head(&data),
-        Command::Audit { data, case, json } => store::audit(&data, &case, json),
+        Command::Audit {
+            data,
+            case,
+            json,
+            as_of,
+        } => store::audit(&data, &case, json, as_of.as_deref()),
         Command::Export { data, case, out } => store::export(&data, &case, &out),
         Command::VerifyBundle { file, anchor } => store::verify_bundle(&file, anchor.as_deref()),
         Command::Rebuild { data } => store::rebuild(&data),

@@ -21,7 +21,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use civicflow::core::bundle::{self, Bundle, Decoded, ExportError};
-use civicflow::core::calendar::format_local;
+use civicflow::core::calendar::{format_local, parse_rfc3339};
 use civicflow::core::domain::access::{Access, AccessCommand, AccessState, TokenId};
 use civicflow::core::domain::org::Acting;
 use civicflow::core::domain::workflow::DefinitionRegistry;
@@ -217,25 +217,61 @@ pub fn head(data: &Path) -> Result<ExitCode, String> {
 // ---------------------------------------------------------------------------------------------
 // audit
 
-/// `civicflow audit`: a case's timeline, as text or as the API's JSON. Exit 1 when the case's
-/// chain does not verify.
+/// `civicflow audit`: a case's timeline, as text or as the API's JSON; with `as_of`, up to
+/// that moment. Exit 1 when the case's chain does not verify.
 ///
 /// # Errors
-/// No store, a store in use, an unknown case, a read failure.
-pub fn audit(data: &Path, case: &str, json: bool) -> Result<ExitCode, String> {
+/// No store, a store in use, an unknown case, a malformed `--as-of` or one before the case
+/// was opened, a read failure.
+pub fn audit(data: &Path, case: &str, json: bool, as_of: Option<&str>) -> Result<ExitCode, String> {
     let id = parse_case(case)?;
+    let as_of = as_of
+        .map(|text| {
+            parse_rfc3339(text).map_err(|e| {
+                format!(
+                    "--as-of {text:?} is not an RFC 3339 time with an offset (2026-04-14T09:30:00+08:00): {e}"
+                )
+            })
+        })
+        .transpose()?;
     let log = open_log(data)?;
-    let result = engine::audit_log(&log, &DefinitionRegistry::built_in(), id);
-    close(log)?;
-    let audit = result.map_err(|e| match e {
-        engine::SubmitError::Rejected(Rejection::NotFound { .. }) => format!(
+    let definitions = DefinitionRegistry::built_in();
+    let result = match engine::audit_log(&log, &definitions, id) {
+        Err(engine::SubmitError::Rejected(Rejection::NotFound { .. })) => Err(format!(
             "no case {id} in {} (check the id: `civicflow audit` takes the case's UUID)",
             data.display()
-        ),
-        other => format!("cannot audit case {id}: {other}"),
-    })?;
+        )),
+        Err(other) => Err(format!("cannot audit case {id}: {other}")),
+        Ok(whole) => match as_of {
+            None => Ok(whole),
+            // The case exists (the whole audit found it), so nothing up to the moment means
+            // the moment is before its opening, which the message can then say plainly.
+            Some(at) => engine::audit_log_as_of(&log, &definitions, id, at).map_err(|e| match e {
+                engine::SubmitError::Rejected(Rejection::NotFound { .. }) => format!(
+                    "case {id} did not exist yet at --as-of {}: it was opened at {}",
+                    format_local(at),
+                    whole
+                        .steps
+                        .first()
+                        .map_or_else(|| "?".to_owned(), |s| format_local(s.recorded_at))
+                ),
+                other => format!("cannot audit case {id}: {other}"),
+            }),
+        },
+    };
+    close(log)?;
+    let audit = result?;
+    if let (Some(at), false) = (as_of, json) {
+        out!(
+            "as of {}: the steps recorded until then; the chain is checked whole",
+            format_local(at)
+        );
+    }
     if json {
-        let value = civicflow::http::audit::to_json(&audit);
+        let mut value = civicflow::http::audit::to_json(&audit);
+        if let (Some(at), Value::Object(fields)) = (as_of, &mut value) {
+            fields.insert("as_of".to_owned(), Value::String(format_local(at)));
+        }
         let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
         out!("{text}");
     } else {

@@ -564,3 +564,77 @@ fn tokens_are_created_listed_and_revoked_without_showing_secrets() {
     let (code, out, _) = civicflow(&["verify", "--data", data]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn audit_as_of_a_moment_prints_the_steps_until_then() {
+    let (scratch, run) = demo_store("tools-audit-as-of");
+    let data = path(scratch.path());
+    let case = run.escalated_case.to_string();
+    let (code, json, err) = civicflow(&["audit", "--data", data, &case, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let whole: Value = serde_json::from_str(&json).expect("JSON");
+    let steps = whole["steps"].as_array().expect("steps");
+    assert!(steps.len() >= 3, "{json}");
+    assert!(whole.get("as_of").is_none());
+
+    // As of the second step's time: the steps recorded by then, and no more.
+    let at = steps[1]["recorded_at"].as_str().expect("time").to_owned();
+    let (code, json, err) = civicflow(&["audit", "--data", data, &case, "--json", "--as-of", &at]);
+    assert_eq!(code, 0, "{err}");
+    let then: Value = serde_json::from_str(&json).expect("JSON");
+    let reached = steps
+        .iter()
+        .take_while(|s| s["recorded_at"].as_str() <= Some(at.as_str()))
+        .count();
+    assert!(reached >= 2 && reached < steps.len(), "{reached} of {json}");
+    assert_eq!(then["steps"].as_array().map(Vec::len), Some(reached));
+    assert_eq!(
+        then["steps"].as_array().expect("steps")[..],
+        steps[..reached]
+    );
+    assert_eq!(then["as_of"], at.as_str());
+    assert_eq!(then["chain"]["intact"], true);
+    // Exactly what the engine's audit as of that moment holds, read from the same store.
+    let log = SledLog::open(scratch.path().join("log")).expect("open");
+    let expected = engine::audit_log_as_of(
+        &log,
+        &DefinitionRegistry::built_in(),
+        run.escalated_case,
+        civicflow::core::calendar::parse_rfc3339(&at).expect("a time"),
+    )
+    .expect("audit");
+    log.close().expect("close");
+    let mut expected = civicflow::http::audit::to_json(&expected);
+    expected["as_of"] = Value::String(at.clone());
+    assert_eq!(then, expected);
+    // As text: it says as of when, and shows the steps until then.
+    let (code, text, err) = civicflow(&["audit", "--data", data, &case, "--as-of", &at]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with(&format!("as of {at}: ")), "{text}");
+    assert_eq!(text.matches("\n  #").count(), reached, "{text}");
+
+    // Before the case was opened: it did not exist yet, and the message says when it was.
+    let (code, _, err) = civicflow(&[
+        "audit",
+        "--data",
+        data,
+        &case,
+        "--as-of",
+        "2000-01-01T00:00:00Z",
+    ]);
+    assert_eq!(code, 2);
+    let opened = steps[0]["recorded_at"].as_str().expect("time");
+    assert!(
+        err.contains("did not exist yet") && err.contains(&format!("opened at {opened}")),
+        "{err}"
+    );
+    // A time without an offset, a date, words: refused naming --as-of, before the store is read.
+    for bad in ["2026-04-14T09:30:00", "2026-04-14", "yesterday"] {
+        let (code, _, err) = civicflow(&["audit", "--data", data, &case, "--as-of", bad]);
+        assert_eq!(code, 2, "{bad}");
+        assert!(
+            err.contains("--as-of") && err.contains("RFC 3339"),
+            "{bad}: {err}"
+        );
+    }
+}

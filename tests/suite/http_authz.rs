@@ -604,6 +604,18 @@ fn probes(ids: &Ids) -> Vec<Probe> {
             format!("/api/v1/cases/{id}"),
             case_read(id),
         ));
+        // The case as it was: judged on whether the caller sees the case now. The version
+        // and the moment exist for every real case (its opening, a moment after every one).
+        probes.push(get(
+            "/api/v1/cases/{id}",
+            format!("/api/v1/cases/{id}?version=1"),
+            case_read(id),
+        ));
+        probes.push(get(
+            "/api/v1/cases/{id}",
+            format!("/api/v1/cases/{id}?as_of=2100-01-01T00:00:00Z"),
+            case_read(id),
+        ));
         probes.push(get(
             "/api/v1/cases/{id}/history",
             format!("/api/v1/cases/{id}/history"),

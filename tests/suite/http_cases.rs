@@ -349,3 +349,108 @@ async fn a_case_can_say_where_it_is_about() {
         .expect("message")
         .contains("altitude"));
 }
+
+#[tokio::test]
+async fn a_case_reads_as_of_a_version_or_a_moment() {
+    let demo = DemoService::start("http-as-of");
+    let admin = demo.token("wang.secretary");
+    let case = demo.run.smooth_case.to_string();
+    // The case read with `query` (its audit with `/audit`), as `token`.
+    let get = |query: String, token: &str| {
+        let path = format!("/api/v1/cases/{case}{query}");
+        let token = token.to_owned();
+        let demo = &demo;
+        async move { demo.call(Method::GET, &path, Some(&token), None).await }
+    };
+    let (status, now) = get(String::new(), admin).await;
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert!(now.get("as_of").is_none(), "{now}");
+    let current = now["version"].as_u64().expect("version");
+    let (_, audit) = get("/audit".to_owned(), admin).await;
+    let steps = audit["steps"].as_array().expect("steps");
+    assert_eq!(steps.len() as u64, current);
+
+    // Every version: the stage and lead right after it, no actions, and which version it is.
+    for step in steps {
+        let version = step["version"].as_u64().expect("version");
+        let (status, then) = get(format!("?version={version}"), admin).await;
+        assert_eq!(status, StatusCode::OK, "{then}");
+        assert_eq!(then["version"], version);
+        assert_eq!(then["stage"], step["stage_after"], "version {version}");
+        assert_eq!(
+            then["lead_unit_id"], step["lead_after"],
+            "version {version}"
+        );
+        assert_eq!(then["available_actions"], json!([]));
+        assert_eq!(then["id"], now["id"]);
+        assert_eq!(
+            then["as_of"],
+            json!({"version": version, "time": null, "current_version": current})
+        );
+    }
+    // A moment: each step's own time (its `+08:00` encoded) includes it and every step
+    // recorded by then.
+    for step in steps {
+        let at = step["recorded_at"].as_str().expect("time");
+        let (status, then) = get(format!("?as_of={}", at.replace('+', "%2B")), admin).await;
+        assert_eq!(status, StatusCode::OK, "{then}");
+        let reached = steps
+            .iter()
+            .take_while(|s| s["recorded_at"].as_str() <= Some(at))
+            .count();
+        assert_eq!(then["version"], reached, "as of {at}");
+        assert_eq!(then["as_of"]["time"], at);
+        assert_eq!(then["as_of"]["current_version"], current);
+    }
+    // The same moment in UTC reads the same state.
+    let (status, utc) = get("?as_of=2100-01-01T00:00:00Z".to_owned(), admin).await;
+    assert_eq!(status, StatusCode::OK, "{utc}");
+    assert_eq!(utc["version"], current);
+
+    // Before the case was opened: it did not exist yet, 404 saying as of when.
+    let (status, error) = get("?as_of=2000-01-01T00:00:00Z".to_owned(), admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("as of 2000-01-01"),
+        "{error}"
+    );
+    // Past the current version: 422 naming version and the range there is.
+    let (status, error) = get(format!("?version={}", current + 1), admin).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["field"], "version");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains(&format!("from 1 to {current}")),
+        "{error}"
+    );
+    // Malformed values, both at once, an unknown parameter: 400 naming the parameter.
+    for (query, field) in [
+        ("?version=0", "version"),
+        ("?version=-1", "version"),
+        ("?version=two", "version"),
+        ("?version=99999999999999999999999", "version"),
+        ("?as_of=yesterday", "as_of"),
+        ("?as_of=2026-04-14", "as_of"),
+        ("?as_of=2026-04-14T09:30:00", "as_of"),
+        ("?as_of=2026-04-14T09:30:00+08:00", "as_of"),
+        ("?version=1&as_of=2100-01-01T00:00:00Z", "version"),
+        ("?version=1&version=2", "version"),
+        ("?at=1", "at"),
+    ] {
+        let (status, error) = get(query.to_owned(), admin).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
+        assert_eq!(error["error"]["field"], field, "{query}: {error}");
+    }
+    // Who may not see the case now does not see its past: the same 404 as today's read.
+    let outsider = demo.token("lu.books");
+    for query in ["", "?version=1", "?as_of=2100-01-01T00:00:00Z"] {
+        let (status, error) = get(query.to_owned(), outsider).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{query}: {error}");
+        assert_eq!(error["error"]["field"], "id", "{query}: {error}");
+    }
+}

@@ -2,19 +2,21 @@
 //! translate.
 
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
+use civicflow_core::calendar::parse_rfc3339;
 use civicflow_core::domain::case::{
     Channel, Place, ADDRESS_CHARS_MAX, ADDRESS_ID_CHARS_MAX, MEDIA_URL_CHARS_MAX,
 };
 use civicflow_core::domain::workflow::{Definition, WorkflowId};
-use civicflow_core::engine::{CaseView, Command, Contact, Outcome, Requester};
+use civicflow_core::engine::{AsOf, CaseView, Command, Contact, Outcome, Requester};
 use civicflow_core::vault::ContactDetails;
 use civicflow_core::{CaseId, IdempotencyKey, UnitId, Version};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::reports::{query_param, QueryParams};
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -46,15 +48,15 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::GET,
             path: "/api/v1/cases/{id}",
             policy: Policy::Authenticated,
-            summary: "A case as the caller may see it, with the actions the caller may take now (404 outside the caller's scope).",
+            summary: "A case as the caller may see it, with the actions the caller may take now (404 outside the caller's scope). With as_of (RFC 3339) or version, the case as it was then, with no actions: 404 before it was opened, 422 for a version past its current one.",
             tag: "cases",
             request: None,
-            params: None,
+            params: Some(read_params),
             response: Some(case_schema),
             content: Content::Json,
             status: 200,
             also: &[],
-            errors: &[404],
+            errors: &[400, 404, 422],
             handler: get(read),
         },
         RouteSpec {
@@ -288,6 +290,11 @@ fn case_schema() -> Value {
             "lead_unit_id": {"type": "string"},
             "co_handlers": {"type": "array", "items": {"type": "string"}},
             "place": {"oneOf": [{"type": "null"}, place_schema()]},
+            "as_of": {"type": "object", "required": ["version", "time", "current_version"], "properties": {
+                "version": {"type": "integer", "minimum": 1, "description": "the version of the case's stream this state is as of"},
+                "time": {"type": ["string", "null"], "description": "the moment asked for (as_of), in Asia/Shanghai; null when a version was asked for"},
+                "current_version": {"type": "integer", "minimum": 1, "description": "the case's version now"}
+            }, "description": "only when as_of or version was given: which past state this is (available_actions is then empty)"},
             "available_actions": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "string"}, "name": {"type": "string"}, "to": {"type": "string"},
                 "fields": {"type": "array"}
@@ -535,14 +542,77 @@ pub fn case_json(view: &CaseView) -> Value {
     })
 }
 
+/// `as_of` and `version`, the read's query parameters.
+fn read_params() -> Value {
+    json!([
+        query_param(
+            "as_of",
+            false,
+            json!({"type": "string", "format": "date-time"}),
+            "the case as it was at this moment (RFC 3339 with an offset, e.g. 2026-04-14T09:30:00+08:00): after the events recorded at or before it; not with version",
+        ),
+        query_param(
+            "version",
+            false,
+            json!({"type": "integer", "minimum": 1}),
+            "the case as it was right after this version of its stream (1 is its opening); not with as_of",
+        ),
+    ])
+}
+
 async fn read(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    uri: Uri,
 ) -> ApiResult<Json<Value>> {
+    let params = QueryParams::parse(&uri, &["as_of", "version"])?;
     let id = case_id(&id)?;
-    let view = state.engine().case(&caller.acting, id)?;
-    Ok(Json(case_json(&view)))
+    let as_of =
+        match (params.get("as_of"), params.get("version")) {
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(ApiError::bad_request(
+                "as_of and version each say which past state to read: give one of them, not both",
+            )
+            .field("version")),
+            (Some(text), None) => Some(AsOf::Time(parse_rfc3339(text).map_err(|e| {
+                ApiError::bad_request(format!(
+                "as_of must be an RFC 3339 time with an offset (2026-04-14T09:30:00+08:00): {e}"
+            ))
+                .field("as_of")
+            })?)),
+            (None, Some(text)) => Some(AsOf::Version(
+                text.parse::<u64>()
+                    .ok()
+                    .and_then(Version::new)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                        "version must be a whole number from 1 (the case's opening), not {text:?}"
+                    ))
+                        .field("version")
+                    })?,
+            )),
+        };
+    let Some(as_of) = as_of else {
+        let view = state.engine().case(&caller.acting, id)?;
+        return Ok(Json(case_json(&view)));
+    };
+    let then = state.engine().case_as_of(&caller.acting, id, as_of)?;
+    let mut body = case_json(&then.view);
+    if let Value::Object(fields) = &mut body {
+        fields.insert(
+            "as_of".to_owned(),
+            json!({
+                "version": then.view.state.version.map_or(0, Version::get),
+                "time": match as_of {
+                    AsOf::Time(at) => Value::String(civicflow_core::calendar::format_local(at)),
+                    AsOf::Version(_) => Value::Null,
+                },
+                "current_version": then.current_version.get(),
+            }),
+        );
+    }
+    Ok(Json(body))
 }
 
 /// The body of an action: `action`, `expected_version`, and the action's fields.
