@@ -278,6 +278,42 @@ async fn a_directive_is_issued_acknowledged_reported_and_followed() {
     bad["within"] = json!("soon");
     let (status, error) = post(&demo, "li.grid1", "/api/v1/directives", bad).await;
     bad_request(status, &error, "within");
+    // A span of zero (due, and escalated, at once) or longer than a year of its kind (near
+    // the numbers' limit it would be due in the year 294247): 400 like a malformed one,
+    // naming within and the bound. Nothing is issued.
+    let head = demo.service.engine().log().head();
+    for (within, says) in [
+        ("0 hours", "more than zero"),
+        ("0 working days", "more than zero"),
+        ("99999999 working days", "(99999999 working days is longer)"),
+        ("261 working days", "(261 working days is longer)"),
+        ("367 days", "(367 days is longer)"),
+        ("2081 working hours", "(2081 working hours is longer)"),
+    ] {
+        let mut bad = body.clone();
+        bad["within"] = json!(within);
+        bad["unit_id"] = json!("grid-1");
+        let (status, error) = post(&demo, "li.grid1", "/api/v1/directives", bad).await;
+        bad_request(status, &error, "within");
+        let message = error["error"]["message"].as_str().expect("message");
+        assert!(
+            message.starts_with("within must be") && message.contains(says),
+            "{within}: {message}"
+        );
+        if within != "0 hours" && within != "0 working days" {
+            assert!(
+                message.contains(
+                    "366 days, 260 working days, 2080 working hours or 124800 working minutes"
+                ),
+                "{message}"
+            );
+        }
+    }
+    assert_eq!(
+        demo.service.engine().log().head(),
+        head,
+        "nothing was issued"
+    );
     let mut bad = body.clone();
     bad["title"] = json!("路".repeat(201));
     let (status, error) = post(&demo, "li.grid1", "/api/v1/directives", bad).await;

@@ -115,7 +115,10 @@ pub use date::{
 };
 pub use error::{CalendarError, Problem};
 pub use hours::{Period, WorkingHours};
-pub use span::Span;
+pub use span::{
+    DeadlineSpanError, Span, DEADLINE_MAX_DAYS, DEADLINE_MAX_WORKING_DAYS,
+    DEADLINE_MAX_WORKING_HOURS, DEADLINE_MAX_WORKING_MINUTES,
+};
 
 use crate::clock::Timestamp;
 use data::YearData;

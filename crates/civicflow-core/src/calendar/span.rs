@@ -39,7 +39,60 @@ const CALENDAR_UNITS: [(&str, &str, u128); 7] = [
     ("nanosecond", "nanoseconds", 1),
 ];
 
+/// The longest wall-clock span a deadline may give: 366 days, a year whatever the year.
+pub const DEADLINE_MAX_DAYS: u32 = 366;
+/// The most working days a deadline may give: about a year of them (52 weeks of 5).
+pub const DEADLINE_MAX_WORKING_DAYS: u32 = 260;
+/// The most working hours a deadline may give: 260 working days of 8 hours.
+pub const DEADLINE_MAX_WORKING_HOURS: u32 = DEADLINE_MAX_WORKING_DAYS * 8;
+/// The most working minutes a deadline may give: as many as [`DEADLINE_MAX_WORKING_HOURS`].
+pub const DEADLINE_MAX_WORKING_MINUTES: u32 = DEADLINE_MAX_WORKING_HOURS * 60;
+
+/// Why a span cannot be a deadline's ([`Span::check_deadline`]). Its message reads after the
+/// name of the field it came from (`within must be more than zero …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DeadlineSpanError {
+    /// Zero: the deadline would fall due the moment it is set, and its ladder (escalation,
+    /// breach) would run at once.
+    #[error("must be more than zero (a deadline of zero falls due at once)")]
+    Zero,
+    /// Longer than a year: no civic deadline runs that long, and a span near the numbers'
+    /// limit lands past the last moment a time can hold (year 294247), which no client reads.
+    #[error(
+        "must be at most a year: {DEADLINE_MAX_DAYS} days, {DEADLINE_MAX_WORKING_DAYS} working days, \
+         {DEADLINE_MAX_WORKING_HOURS} working hours or {DEADLINE_MAX_WORKING_MINUTES} working \
+         minutes ({0} is longer)"
+    )]
+    TooLong(Span),
+}
+
 impl Span {
+    /// Whether the span can be a deadline's (a workflow stage's `within`, `remind_after` and
+    /// `breach_after`, a directive's `within`): more than zero and at most a year of its kind
+    /// (the `DEADLINE_MAX_*` constants). Parsing does not check it, so that spans stored before
+    /// the bound still read; what enters a deadline does.
+    ///
+    /// # Errors
+    /// [`DeadlineSpanError`] saying which bound it breaks.
+    pub fn check_deadline(self) -> Result<(), DeadlineSpanError> {
+        let (zero, too_long) = match self {
+            Self::Calendar(duration) => (
+                duration.is_zero(),
+                duration > Duration::from_secs(u64::from(DEADLINE_MAX_DAYS) * 86_400),
+            ),
+            Self::WorkingMinutes(n) => (n == 0, n > DEADLINE_MAX_WORKING_MINUTES),
+            Self::WorkingHours(n) => (n == 0, n > DEADLINE_MAX_WORKING_HOURS),
+            Self::WorkingDays(n) => (n == 0, n > DEADLINE_MAX_WORKING_DAYS),
+        };
+        if zero {
+            Err(DeadlineSpanError::Zero)
+        } else if too_long {
+            Err(DeadlineSpanError::TooLong(self))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Parses the written form (see [`Span`]).
     ///
     /// # Errors

@@ -878,3 +878,57 @@ proptest! {
         prop_assert_eq!(Span::parse(&span.to_string()), Ok(span));
     }
 }
+
+#[test]
+fn a_deadline_span_is_more_than_zero_and_at_most_a_year_of_its_kind() {
+    use super::{DeadlineSpanError, Span};
+    let day = Duration::from_secs(86_400);
+    for span in [
+        Span::Calendar(Duration::from_nanos(1)),
+        Span::Calendar(day * 366),
+        Span::WorkingMinutes(1),
+        Span::WorkingMinutes(124_800),
+        Span::WorkingHours(1),
+        Span::WorkingHours(2_080),
+        Span::WorkingDays(1),
+        Span::WorkingDays(260),
+    ] {
+        assert_eq!(span.check_deadline(), Ok(()), "{span}");
+    }
+    for span in [
+        Span::Calendar(Duration::ZERO),
+        Span::WorkingMinutes(0),
+        Span::WorkingHours(0),
+        Span::WorkingDays(0),
+    ] {
+        assert_eq!(
+            span.check_deadline(),
+            Err(DeadlineSpanError::Zero),
+            "{span}"
+        );
+    }
+    for span in [
+        Span::Calendar(day * 366 + Duration::from_nanos(1)),
+        Span::Calendar(Duration::MAX),
+        Span::WorkingMinutes(124_801),
+        Span::WorkingHours(2_081),
+        Span::WorkingDays(261),
+        Span::WorkingDays(u32::MAX),
+    ] {
+        assert_eq!(
+            span.check_deadline(),
+            Err(DeadlineSpanError::TooLong(span)),
+            "{span}"
+        );
+    }
+    // The message names the bound of every kind and the span refused.
+    let too_long = Span::parse("99999999 working days")
+        .expect("parses: parsing does not bound, so spans stored before the bound still read")
+        .check_deadline()
+        .expect_err("too long");
+    assert_eq!(
+        too_long.to_string(),
+        "must be at most a year: 366 days, 260 working days, 2080 working hours or 124800 \
+         working minutes (99999999 working days is longer)"
+    );
+}

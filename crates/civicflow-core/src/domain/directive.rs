@@ -299,6 +299,11 @@ fn decide_issue(command: &DirectiveCommand, ctx: &Context<'_>) -> Result<Issued,
             reason: "at most 4000 characters".into(),
         });
     }
+    // A zero span would be due (and escalate) at once; past a year the due time lands
+    // beyond what a time can hold.
+    within
+        .check_deadline()
+        .map_err(|e| Rejection::invalid("within", e.to_string()))?;
     let parts = parts_below(ctx.org, unit);
     if parts.is_empty() {
         return Err(Rejection::invalid(

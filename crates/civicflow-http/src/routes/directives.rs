@@ -194,7 +194,7 @@ fn issue_schema() -> Value {
             "body": {"type": "string", "maxLength": TEXT_MAX, "description": "what to do"},
             "kind": {"type": "string", "enum": KINDS},
             "unit_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "the issuing unit: the caller's (default) or one below it"},
-            "within": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "how long each unit has to report done: `3 working days`, `8 working hours`, `48 hours`"}
+            "within": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "how long each unit has to report done: `3 working days`, `8 working hours`, `48 hours`; more than zero and at most a year (366 days, 260 working days, 2080 working hours, 124800 working minutes), else 400"}
         }
     })
 }
@@ -322,6 +322,11 @@ async fn issue(
         ))
         .field("within")
     })?;
+    // The domain's bound, asked here too so that a span the route cannot take is refused
+    // like a malformed one (400), before anything else is decided.
+    within
+        .check_deadline()
+        .map_err(|e| ApiError::bad_request(format!("within {e}")).field("within"))?;
     let unit = match &body.unit_id {
         Some(id) => UnitId::new(id.as_str())
             .map_err(|e| ApiError::bad_request(e.to_string()).field("unit_id"))?,

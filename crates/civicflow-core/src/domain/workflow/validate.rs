@@ -53,6 +53,17 @@ impl Definition {
                 )));
             }
             if let Some(rule) = &stage.deadline {
+                // Zero would run the ladder the moment the stage is entered; past a year the
+                // moments land beyond what a time can hold (`Span::check_deadline`).
+                for (key, span) in [
+                    ("within", Some(rule.within)),
+                    ("remind_after", rule.remind_after),
+                    ("breach_after", rule.breach_after),
+                ] {
+                    if let Some(Err(e)) = span.map(Span::check_deadline) {
+                        return Err(fail(format!("stage {}: {key} {e}", stage.id)));
+                    }
+                }
                 if let Some(remind) = rule.remind_after {
                     if !before(remind, rule.within) {
                         return Err(fail(format!(

@@ -287,10 +287,13 @@ impl DirectiveRun {
             0 => Span::WorkingDays(1),
             1 => Span::WorkingHours(3),
             2 => Span::Calendar(Duration::from_secs(2 * 86_400)),
+            // Zero is refused: a deadline of zero would be due, and escalate, at once.
             _ => Span::WorkingDays(0),
         };
+        let within_ok = spec.within < 3;
         let expected = chain_units_below(&self.tree.org, &at);
-        let should = self.may_issue(&acting, &at) && spec.title >= 2 && !expected.is_empty();
+        let should =
+            self.may_issue(&acting, &at) && spec.title >= 2 && within_ok && !expected.is_empty();
         let directive_id = DirectiveId::parse(&format!("{:032x}", 5)).expect("uuid");
         let command = DirectiveCommand::Issue {
             directive: directive_id,
@@ -322,7 +325,11 @@ impl DirectiveRun {
         );
         if let Err(Rejection::Invalid { field, .. }) = &result {
             if self.may_issue(&acting, &at) && spec.title >= 2 {
-                prop_assert_eq!(field.as_str(), "unit", "refused for having no one below");
+                if within_ok {
+                    prop_assert_eq!(field.as_str(), "unit", "refused for having no one below");
+                } else {
+                    prop_assert_eq!(field.as_str(), "within", "refused for a span of zero");
+                }
             }
         }
         let Ok((issued, parts)) = result else {
@@ -571,8 +578,10 @@ fn run(spec: &TreeSpec, issue_spec: &IssueSpec, ops: &[DOp]) -> Result<(), TestC
             else {
                 return Ok(());
             };
+            // A good title, and the span kept unless it is the zero the domain refuses.
             let fallback = IssueSpec {
                 title: 9,
+                within: issue_spec.within % 3,
                 ..issue_spec.clone()
             };
             let at = run.tree.units[at].clone();

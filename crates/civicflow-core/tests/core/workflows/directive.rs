@@ -1,6 +1,8 @@
 //! Directives: issuing one down the chain (every unit below gets a part, in one decision),
 //! and one unit's part (acknowledge, report, deadline steps).
 
+use std::time::Duration;
+
 use civicflow_core::calendar::Span;
 use civicflow_core::domain::aggregate::{fold, Aggregate};
 use civicflow_core::domain::directive::{
@@ -238,6 +240,46 @@ pub fn issue_table() -> Vec<SpecRow<Issue>> {
                 },
             ),
             field_invalid("body", "at most 4000 characters"),
+        ),
+        // A span of zero would be due, and escalate, at once; past a year the due time lands
+        // beyond what a time holds. Each kind at its bound is accepted, one past it refused.
+        no(
+            Spec::new().when(grid1(), issue("检查", "grid-1", Span::Calendar(Duration::ZERO))),
+            invalid(
+                "within",
+                "must be more than zero (a deadline of zero falls due at once)",
+            ),
+        ),
+        no(
+            Spec::new().when(grid1(), issue("检查", "grid-1", Span::WorkingDays(0))),
+            invalid(
+                "within",
+                "must be more than zero (a deadline of zero falls due at once)",
+            ),
+        ),
+        no(
+            Spec::new().when(grid1(), issue("检查", "grid-1", Span::WorkingDays(99_999_999))),
+            invalid(
+                "within",
+                "must be at most a year: 366 days, 260 working days, 2080 working hours or 124800 working minutes (99999999 working days is longer)",
+            ),
+        ),
+        no(
+            Spec::new().when(grid1(), issue("检查", "grid-1", Span::WorkingDays(261))),
+            invalid(
+                "within",
+                "must be at most a year: 366 days, 260 working days, 2080 working hours or 124800 working minutes (261 working days is longer)",
+            ),
+        ),
+        no(
+            Spec::new().when(
+                grid1(),
+                issue("检查", "grid-1", Span::Calendar(Duration::from_secs(367 * 86_400))),
+            ),
+            invalid(
+                "within",
+                "must be at most a year: 366 days, 260 working days, 2080 working hours or 124800 working minutes (367 days is longer)",
+            ),
         ),
         no(
             Spec::new().when(admin(), issue("检查", "grid-9", Span::WorkingDays(1))),
