@@ -31,6 +31,9 @@ pub(crate) fn with_layers(router: Router<AppState>, state: &AppState) -> Router 
         // Outside the limit layer, which would answer an announced oversized body in plain
         // text; inside `observe`, so the 413 is counted and logged like any answer.
         .layer(middleware::from_fn(refuse_announced_oversize))
+        // The request's id (X-Request-Id, traceparent) for the handlers' writes and the
+        // answer; inside `observe`, so a refused id is counted like any answer.
+        .layer(middleware::from_fn(crate::request_id::with_request_id))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         // The last resort, for a panic in the layers themselves.
         .layer(CatchPanicLayer::custom(panicked))

@@ -32,6 +32,7 @@ mod metrics;
 pub mod open311;
 mod openapi;
 mod policy;
+mod request_id;
 pub mod routes;
 mod state;
 
@@ -196,7 +197,7 @@ impl Service {
         acting: Acting,
         name: &str,
     ) -> Result<(TokenId, TokenSecret), ServiceError> {
-        self.state.issue_token(by, acting, name)
+        self.state.issue_token(by, acting, name, Default::default())
     }
 
     /// Revokes a token (see [`AppState::revoke_token`]): refused from the very next request.
@@ -209,7 +210,8 @@ impl Service {
         token: TokenId,
         reason: &str,
     ) -> Result<(), ServiceError> {
-        self.state.revoke_token(by, token, reason, None)
+        self.state
+            .revoke_token(by, token, reason, Default::default())
     }
 
     /// Whether every read model has caught up with the log since the service started (what

@@ -1069,6 +1069,14 @@ impl Aggregate for Case {
         *state = apply_event(state.take(), event, fold.definitions, fold.version);
     }
 
+    /// A merge's other half is caused by the `MergedInto`, not by the deadline it closes.
+    fn cause_of_consequences(events: &[CaseEvent]) -> usize {
+        events
+            .iter()
+            .position(|e| matches!(e, CaseEvent::MergedInto(_)))
+            .unwrap_or(0)
+    }
+
     /// The `case` fields of an opening or an action (a merge's target).
     fn cases_named(command: &CaseCommand) -> Vec<(String, CaseId)> {
         let fields = match command {

@@ -19,9 +19,10 @@ use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
-use crate::idempotency::{self, IdempotencyKeyHeader};
+use crate::idempotency;
 use crate::json::{cap, required, StrictJson, Validate};
 use crate::policy::Policy;
+use crate::request_id::WriteOptions;
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -319,7 +320,9 @@ fn history_schema() -> Value {
                 "actor": {"type": "object", "properties": {
                     "id": {"type": "string"}, "role": {"type": "string"}, "unit_id": {"type": "string"}
                 }},
-                "hash": {"type": "string"}, "summary": {"type": "string"}
+                "hash": {"type": "string"}, "summary": {"type": "string"},
+                "correlation_id": {"type": "string", "description": "the request that wrote it (X-Request-Id, traceparent)"},
+                "causation_id": {"type": ["string", "null"], "description": "the event that caused it, if one did"}
             }}}}
     })
 }
@@ -376,7 +379,7 @@ fn status_of(definition: &Definition, stage: &str) -> &'static str {
 async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(header_key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<CreateCase>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let definition = definition_for(&state, &body.workflow, body.workflow_version)?;
@@ -397,7 +400,7 @@ async fn create(
                 .map_err(|e| ApiError::bad_request(e.to_string()).field("idempotency_key"))
         })
         .transpose()?;
-    let key = match (header_key, body_key) {
+    let key = match (options.idempotency_key.clone(), body_key) {
         (Some(header), Some(body)) if header != body => {
             return Err(ApiError::bad_request(format!(
                 "idempotency_key differs from the {} header; give the key once",
@@ -407,6 +410,7 @@ async fn create(
         }
         (header, body) => header.or(body),
     };
+    let options = options.with_key(key);
     let command = Command::OpenCase {
         workflow: definition.id.clone(),
         version: Some(definition.version),
@@ -422,15 +426,12 @@ async fn create(
     let outcome = if has_requester {
         // The vault writes the requester's details (file I/O): on a blocking thread.
         state
-            .blocking(move |engine| match key {
-                Some(key) => engine.submit_with_key(&acting, command, key),
-                None => engine.submit(&acting, command),
-            })
+            .blocking(move |engine| engine.submit_with(&acting, command, options))
             .await??
     } else {
         // Deciding is pure and quick; the append's wait needs no thread.
         let engine = state.engine().clone();
-        engine.open_case_async(&acting, command, key).await?
+        engine.open_case_async(&acting, command, options).await?
     };
     let Outcome::Case {
         case,
@@ -587,7 +588,7 @@ impl Validate for ActBody {
 async fn act(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ActBody>,
 ) -> ApiResult<Json<Value>> {
@@ -623,10 +624,7 @@ async fn act(
     };
     let acting = caller.acting.clone();
     let outcome = state
-        .blocking(move |engine| match key {
-            Some(key) => engine.submit_with_key(&acting, command, key),
-            None => engine.submit(&acting, command),
-        })
+        .blocking(move |engine| engine.submit_with(&acting, command, options))
         .await??;
     let Outcome::Case { stage, version, .. } = outcome else {
         return Err(ApiError::internal("an action answered another outcome"));
@@ -664,6 +662,7 @@ async fn history(
                 },
                 "event_id": r.event_id.to_string(),
                 "correlation_id": r.correlation_id.to_string(),
+                "causation_id": r.causation_id.map(|c| c.to_string()),
                 "hash": r.hash.to_hex(),
                 "summary": entry.summary,
             })

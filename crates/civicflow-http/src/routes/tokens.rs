@@ -18,9 +18,10 @@ use serde_json::{json, Value};
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::idempotency::{IdempotencyKeyHeader, HEADER};
+use crate::idempotency::HEADER;
 use crate::json::{cap, required, StrictJson, Validate};
 use crate::policy::Policy;
+use crate::request_id::WriteOptions;
 use crate::state::AppState;
 use crate::ServiceError;
 
@@ -226,13 +227,13 @@ impl Validate for IssueBody {
 async fn issue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<IssueBody>,
 ) -> ApiResult<Response> {
     // The one native write without retries by key: its answer holds the secret, which is
     // never stored, so a retry could not answer it again; a second token would be a second
     // credential nobody asked for.
-    if key.is_some() {
+    if options.idempotency_key.is_some() {
         return Err(ApiError::bad_request(format!(
             "{HEADER} is not taken here: a token's secret is shown once and never stored, so a retry could not answer it again; if an answer was lost, list the tokens (GET /api/v1/tokens), revoke the one you did not receive and issue another"
         ))
@@ -244,7 +245,7 @@ async fn issue(
     // Issuing appends and refreshes the token index: blocking work, off the async threads.
     let issuer = state.clone();
     let issued = state
-        .blocking(move |_| issuer.issue_token(&by, acting, &name))
+        .blocking(move |_| issuer.issue_token(&by, acting, &name, options))
         .await?;
     let (id, secret) = issued.map_err(service_error)?;
     let tokens = state.engine().tokens()?;
@@ -278,7 +279,7 @@ impl Validate for RevokeBody {
 async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<RevokeBody>,
 ) -> ApiResult<Json<Value>> {
@@ -291,7 +292,7 @@ async fn revoke(
     let token = grant.token.clone();
     let revoker = state.clone();
     let revoked = state
-        .blocking(move |_| revoker.revoke_token(&by, token, &reason, key))
+        .blocking(move |_| revoker.revoke_token(&by, token, &reason, options))
         .await?;
     revoked.map_err(service_error)?;
     let tokens = state.engine().tokens()?;
