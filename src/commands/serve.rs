@@ -127,6 +127,11 @@ pub struct ServeArgs {
     /// Requests per second allowed to one token (sustained; bursts up to twice this).
     #[arg(long, default_value_t = ServiceConfig::DEFAULT_RATE_PER_SECOND, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,
+    /// Requests per second allowed to one client address (sustained; bursts up to twice this)
+    /// for what no valid token pays for: anonymous reads (Open311, /metrics; not /healthz or
+    /// /readyz) and requests with a missing or unknown token or api_key.
+    #[arg(long, value_name = "N", default_value_t = ServiceConfig::DEFAULT_ADDRESS_RATE_PER_SECOND, value_parser = clap::value_parser!(u32).range(1..))]
+    pub address_rate_limit: u32,
     /// Seconds a connection may take to send a whole request head, counted from when it opens
     /// and again after each answer (so an idle keep-alive connection is closed after it too).
     #[arg(long, value_name = "SECS", default_value_t = ServiceConfig::DEFAULT_HEADER_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3_600))]
@@ -200,6 +205,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         log_cache_mib,
         read_model_cache_mib,
         rate_limit,
+        address_rate_limit,
         header_timeout,
         max_connections,
         max_connections_per_address,
@@ -235,10 +241,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     config.addr = addr;
     config.log_cache_bytes = log_cache_mib * 1024 * 1024;
     config.read_model_cache_bytes = read_model_cache_mib * 1024 * 1024;
-    config.rate_limit = civicflow::http::RateLimit {
-        per_second: f64::from(rate_limit),
-        burst: 2.0 * f64::from(rate_limit),
-    };
+    config.rate_limit = civicflow::http::RateLimit::per_second(rate_limit);
+    config.address_rate_limit = civicflow::http::RateLimit::per_second(address_rate_limit);
     config.header_timeout = std::time::Duration::from_secs(header_timeout);
     config.max_connections = max_connections;
     config.max_connections_per_address = usize::try_from(max_connections_per_address)

@@ -22,7 +22,7 @@ use crate::common::socket::Served;
 const GENEROUS: Duration = Duration::from_secs(20);
 
 /// A connection to `server` from the loopback address `127.0.0.{host}`.
-async fn connect_from(host: u8, server: SocketAddr) -> TcpStream {
+pub(crate) async fn connect_from(host: u8, server: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("a socket");
     socket
         .bind(SocketAddr::new(
@@ -35,7 +35,7 @@ async fn connect_from(host: u8, server: SocketAddr) -> TcpStream {
 
 /// Whether the server has closed `stream`: reads (discarding any answer) until end of stream
 /// or an error (`true`), or until `within` passes with the connection still open (`false`).
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+pub(crate) async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     let mut buffer = [0u8; 4096];
     loop {
@@ -82,6 +82,78 @@ async fn read_answer(stream: &mut TcpStream) -> (u16, String) {
             .expect("read an answer");
         assert!(n > 0, "the connection closed before an answer");
         bytes.extend_from_slice(&buffer[..n]);
+    }
+}
+
+/// An answer: its status, its head (lowercase) and its body.
+pub(crate) struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// The value of header `name` (lowercase), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (n, value) = line.split_once(':')?;
+            (n.trim() == name).then(|| value.trim())
+        })
+    }
+}
+
+/// One request from `127.0.0.{host}` on a connection of its own (`Connection: close`), with
+/// `headers` and an optional `(content type, body)`, read whole.
+pub(crate) async fn request_from(
+    host: u8,
+    server: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> Answer {
+    let mut stream = connect_from(host, server).await;
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: civicflow\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some((content_type, body)) = body {
+        request.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write the request");
+    let mut bytes = Vec::new();
+    tokio::time::timeout(GENEROUS, stream.read_to_end(&mut bytes))
+        .await
+        .expect("an answer in time")
+        .expect("read the answer");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("a head and a body: {text:?}"));
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "this client reads whole bodies only: {head}"
+    );
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a status line in {head:?}"));
+    Answer {
+        status,
+        head: head.to_ascii_lowercase(),
+        body: body.to_owned(),
     }
 }
 

@@ -20,6 +20,14 @@ pub struct ServiceConfig {
     pub master_key: MasterKey,
     /// The per-token rate limit.
     pub rate_limit: RateLimit,
+    /// The rate limit of one client address (an IPv6 client by its /64) for what no valid
+    /// token pays for: anonymous reads (Open311's, `/metrics`, the OpenAPI document; not the
+    /// health probes) and requests with a missing or unknown token or `api_key`.
+    pub address_rate_limit: RateLimit,
+    /// The most client addresses with a bucket of their own; beyond it (addresses whose
+    /// buckets have refilled are dropped first) new addresses share one bucket. About 100
+    /// bytes each.
+    pub address_buckets_max: usize,
     /// How long a request may take before it is answered 503 (SSE streams are exempt).
     pub request_timeout: Duration,
     /// How long a connection may take to deliver a whole request head, counted from when the
@@ -61,6 +69,11 @@ impl ServiceConfig {
     pub const DEFAULT_PROJECTION_ROWS_IN_MEMORY: usize = 2_000;
     /// The default sustained requests per second of one token (bursts up to twice this).
     pub const DEFAULT_RATE_PER_SECOND: u32 = 500;
+    /// The default sustained requests per second of one client address for what no valid
+    /// token pays for (bursts up to twice this): a page of a civic app makes a handful.
+    pub const DEFAULT_ADDRESS_RATE_PER_SECOND: u32 = 50;
+    /// The default of [`ServiceConfig::address_buckets_max`] (a few MB at most).
+    pub const DEFAULT_ADDRESS_BUCKETS_MAX: usize = 50_000;
     /// The default of [`ServiceConfig::header_timeout`], in seconds: far more than any client
     /// needs to send a request head, far less than the minutes a slow-header attack needs.
     pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 20;
@@ -73,7 +86,7 @@ impl ServiceConfig {
     pub const DEFAULT_OPEN311_JURISDICTION: &'static str = "tonghui.yiwu";
 
     /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, the default caches,
-    /// connection caps, header timeout and rate limit above, no trusted proxies, the Open311
+    /// connection caps, header timeout and rate limits above, no trusted proxies, the Open311
     /// jurisdiction `tonghui.yiwu`.
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
         Self {
@@ -81,6 +94,8 @@ impl ServiceConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             master_key,
             rate_limit: RateLimit::default(),
+            address_rate_limit: RateLimit::per_second(Self::DEFAULT_ADDRESS_RATE_PER_SECOND),
+            address_buckets_max: Self::DEFAULT_ADDRESS_BUCKETS_MAX,
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(Self::DEFAULT_HEADER_TIMEOUT_SECS),
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,

@@ -146,6 +146,10 @@ impl Service {
             tokens,
             metrics: metrics::Metrics::default(),
             limiter: limits::RateLimiter::new(config.rate_limit),
+            address_limiter: limits::AddressLimiter::new(
+                config.address_rate_limit,
+                config.address_buckets_max,
+            ),
             config,
             open311_routing,
             caught_up: std::sync::atomic::AtomicBool::new(false),
