@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use civicflow::core::domain::org::Acting;
-use civicflow::core::engine::{Engine, EngineConfig};
+use civicflow::core::engine::{Engine, EngineConfig, Storage};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{ManualClock, UnitId};
 use civicflow::demo;
@@ -53,10 +53,8 @@ fn load_demo(data: &Path, key: &MasterKey) -> Result<(), String> {
     demo::build_org(&engine).map_err(|e| e.to_string())?;
     demo::run_loops(&engine, &clock).map_err(|e| e.to_string())?;
     // The demo's Open311 routing, read when the service opens (after this).
-    let routing = data.join(ROUTING_FILE);
-    std::fs::write(&routing, DEMO_OPEN311_ROUTING)
-        .map_err(|e| format!("cannot write {}: {e}", routing.display()))?;
-    Ok(())
+    // Owner-only like everything else in the data directory.
+    write_private(&data.join(ROUTING_FILE), DEMO_OPEN311_ROUTING)
 }
 
 /// A token for every demo actor, written to `DIR/demo-tokens.json`.
@@ -221,7 +219,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let _entered = runtime.enter();
     survive_file_size_limit()?;
-    std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    // Owner-only before anything is written into it (the master key, the demo's files).
+    Storage::create_data_dir(&data)
+        .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let key = master_key(&key_file.unwrap_or_else(|| data.join("master.key")))?;
     let load = demo && is_empty(&data);
     if load {
