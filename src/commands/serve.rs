@@ -146,6 +146,28 @@ pub struct ServeArgs {
     /// ADDRESS/PREFIX); repeat for several. Default: none, the socket's peer is the client.
     #[arg(long = "trusted-proxy", value_name = "ADDRESS[/PREFIX]")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Listen on an address other than loopback over plain HTTP. Without it `serve` refuses
+    /// to: bearer tokens and personal details would cross the network in the clear. Put a
+    /// reverse proxy that terminates TLS in front instead (docs/service.md).
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+/// Whether listening on `addr` over plain HTTP keeps tokens off the network: only a loopback
+/// address does (`--insecure-http` overrides, saying so).
+fn check_plain_http(addr: SocketAddr, insecure_http: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if insecure_http {
+        eprintln!(
+            "civicflow: warning: serving plain HTTP on {addr} (--insecure-http): bearer tokens and personal details cross the network unencrypted"
+        );
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {addr} over plain HTTP: bearer tokens and the personal details in cases would cross the network unencrypted. Listen on 127.0.0.1 behind a reverse proxy that terminates TLS (nginx, Caddy; pass it with --trusted-proxy: docs/service.md, \"Behind a reverse proxy\"), or pass --insecure-http if every hop of the network is trusted"
+    ))
 }
 
 /// Open files `serve` keeps for itself beyond connections: the stores' files (three sled
@@ -208,7 +230,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         max_connections,
         max_connections_per_address,
         trusted_proxies,
+        insecure_http,
     } = args;
+    check_plain_http(addr, insecure_http)?;
     let max_connections = connection_cap(max_connections, open_file_limit())?;
     init_logging();
     // The runtime first: the SIGXFSZ handler below needs it, and must be in place before the
@@ -339,6 +363,21 @@ fn init_logging() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_off_loopback_needs_the_flag() {
+        let at = |text: &str| text.parse::<SocketAddr>().expect("an address");
+        assert_eq!(check_plain_http(at("127.0.0.1:8080"), false), Ok(()));
+        assert_eq!(check_plain_http(at("[::1]:8080"), false), Ok(()));
+        for addr in ["0.0.0.0:8080", "192.0.2.7:443", "[::]:8080"] {
+            let refused = check_plain_http(at(addr), false).expect_err(addr);
+            assert!(
+                refused.contains("--insecure-http") && refused.contains("unencrypted"),
+                "{refused}"
+            );
+            assert_eq!(check_plain_http(at(addr), true), Ok(()));
+        }
+    }
 
     #[test]
     fn the_connection_cap_fits_the_open_file_limit() {

@@ -102,3 +102,21 @@ fn serve_refuses_bad_connection_flags_naming_the_flag_and_why() {
         "a refused flag must not create a store"
     );
 }
+
+#[test]
+fn serve_refuses_plain_http_off_loopback_without_the_flag_saying_why() {
+    let scratch = TempDir::new("cli-serve-plain-http");
+    let data = scratch.path().to_str().expect("utf-8");
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let (code, _, err) = civicflow(&["serve", "--data", data, "--addr", addr]);
+        assert_eq!(code, 2, "{addr}: {err}");
+        assert!(
+            err.contains("refusing to listen on")
+                && err.contains("unencrypted")
+                && err.contains("--insecure-http")
+                && err.contains("reverse proxy"),
+            "{addr}: {err}"
+        );
+    }
+    assert!(!scratch.path().exists(), "a refused start creates no store");
+}
