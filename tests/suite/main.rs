@@ -40,6 +40,7 @@ mod crash_service;
 mod fuzz_http;
 mod http_authz;
 mod http_cases;
+mod http_connections;
 mod http_events;
 mod http_limits;
 mod http_reports;

@@ -2,7 +2,8 @@
 //! router).
 //!
 //! Every status a route can answer is declared, with its media type and body: the success
-//! (and `also`), what the policy implies (401, 403, 429 with a token), what a JSON body
+//! (and `also`), what the policy implies (401, 403, 429 with a token; 429 on a public read,
+//! the per-address limit), what a JSON body
 //! implies (400, 413) and the handler's own `errors`. `.ci/schemathesis` calls every
 //! operation with generated input and fails on any answer the document does not declare.
 
@@ -143,6 +144,9 @@ pub fn document(routes: &[RouteSpec]) -> Value {
         if route.policy != Policy::Public {
             errors.extend([401, 403, 429]);
             operation.insert("security".into(), json!([{"bearer": []}]));
+        } else if crate::limits::metered_by_address(&route.method, route.path, route.policy) {
+            // The per-address limit of public reads.
+            errors.push(429);
         }
         if route.request.is_some() {
             errors.extend([400, 413]);

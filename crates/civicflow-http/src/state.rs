@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::auth::TokenIndex;
 use crate::config::ServiceConfig;
-use crate::limits::RateLimiter;
+use crate::limits::{AddressLimiter, RateLimiter};
 use crate::metrics::Metrics;
 use crate::open311::routing::Routing;
 
@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub tokens: TokenIndex,
     pub metrics: Metrics,
     pub limiter: RateLimiter,
+    /// What no valid token pays for is charged to the client's address.
+    pub address_limiter: AddressLimiter,
     pub config: ServiceConfig,
     /// Which unit an Open311 request is filed at (`open311-routing.toml`, read at start).
     pub open311_routing: Routing,

@@ -378,7 +378,7 @@ fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let temporary = path.with_extension("snapshot.partial");
-    let mut file = std::fs::File::create(&temporary)?;
+    let mut file = crate::private_fs::create_file(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);

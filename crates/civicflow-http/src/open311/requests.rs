@@ -226,6 +226,9 @@ fn given(value: &Option<String>) -> Option<&str> {
 }
 
 async fn create(state: AppState, request: Request, format: Format) -> Result<Response, Response> {
+    // Kept for the key check below, after the body is read.
+    let client = request.extensions().get::<crate::ClientAddr>().copied();
+    let path = request.uri().path().to_owned();
     let bad = |description: String| Open311Error::bad_request(format, description).into_response();
     // 1. The body.
     let content_type = request
@@ -265,16 +268,22 @@ async fn create(state: AppState, request: Request, format: Format) -> Result<Res
     // 3. The key.
     let forbidden =
         |description: &str| Open311Error::forbidden(format, description).into_response();
+    // A filing without a valid key is charged to the client's address (`limits.rs`), so
+    // that guessing keys is throttled; one with a valid key to its token.
+    let keyless = |description: &str| {
+        crate::routes::charge_client(&state, client.as_ref(), &path)
+            .unwrap_or_else(|| forbidden(description))
+    };
     let Some(key) = given(&params.api_key) else {
-        return Err(forbidden(
+        return Err(keyless(
             "api_key is required to file a request; ask the community administrator for one",
         ));
     };
     let Some((token, acting)) = state.tokens().lookup(key.trim()) else {
-        return Err(forbidden("the api_key is unknown or revoked"));
+        return Err(keyless("the api_key is unknown or revoked"));
     };
     if let Err(wait) = state.0.limiter.take(&token) {
-        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let seconds = crate::limits::retry_after_seconds(wait);
         let mut response = Open311Error::with_status(
             format,
             StatusCode::TOO_MANY_REQUESTS,
