@@ -41,6 +41,7 @@ mod fuzz_http;
 mod http_authz;
 mod http_cases;
 mod http_events;
+mod http_hygiene;
 mod http_limits;
 mod http_reports;
 mod open311_get;

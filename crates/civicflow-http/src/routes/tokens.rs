@@ -71,7 +71,7 @@ pub fn routes() -> Vec<RouteSpec> {
             content: Content::Json,
             status: 200,
             also: &[],
-            errors: &[404, 503],
+            errors: &[404, 422, 503],
             handler: post(revoke),
         },
     ]
@@ -79,8 +79,8 @@ pub fn routes() -> Vec<RouteSpec> {
 
 /// The most characters of a token's name (the core's own limit).
 pub const NAME_MAX: usize = 100;
-/// The most characters of a revocation's reason.
-pub const REASON_MAX: usize = 500;
+/// The most characters of a revocation's reason (the core's own limit).
+pub const REASON_MAX: usize = civicflow_core::domain::access::REVOKE_REASON_CHARS_MAX;
 
 /// A token as listed: never its secret, never its hash.
 fn grant_json(grant: &Grant) -> Value {
