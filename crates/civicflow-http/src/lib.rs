@@ -30,6 +30,7 @@ mod limits;
 mod metrics;
 pub mod open311;
 mod openapi;
+mod path;
 mod policy;
 pub mod routes;
 mod state;

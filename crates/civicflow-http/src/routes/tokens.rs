@@ -4,7 +4,7 @@
 //! revoking are events decided by the core (`domain/access.rs`); the token index follows
 //! before the answer, so a revoked token is refused from the very next request.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +19,7 @@ use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::path::Path;
 use crate::policy::Policy;
 use crate::state::AppState;
 use crate::ServiceError;
