@@ -42,6 +42,7 @@ mod http_authz;
 mod http_cases;
 mod http_connections;
 mod http_events;
+mod http_hygiene;
 mod http_limits;
 mod http_reports;
 mod http_retries;

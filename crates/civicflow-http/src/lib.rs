@@ -33,6 +33,7 @@ mod limits;
 mod metrics;
 pub mod open311;
 mod openapi;
+mod path;
 mod policy;
 mod request_id;
 pub mod routes;

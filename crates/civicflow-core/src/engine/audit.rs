@@ -346,9 +346,20 @@ fn audit_with(
     })
 }
 
+/// The timeline as text for a terminal, a line per step. Stored texts (the title, what a step
+/// says: fields, a purpose) are escaped by `domain::text::escape`: an old log may hold
+/// control characters the rule for texts refuses now, which would otherwise reach the
+/// terminal raw (an escape sequence, a line break forging a step).
 impl fmt::Display for CaseAudit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "case {} ({}): {}", self.case, self.workflow, self.title)?;
+        use crate::domain::text::escape;
+        writeln!(
+            f,
+            "case {} ({}): {}",
+            self.case,
+            self.workflow,
+            escape(&self.title)
+        )?;
         for step in &self.steps {
             let tier = step.tier.map_or_else(|| "-".to_owned(), |t| t.to_string());
             // Why it happened, when an event caused it: the step of this case, or the event's
@@ -367,7 +378,7 @@ impl fmt::Display for CaseAudit {
                 step.actor.role,
                 step.actor.unit,
                 tier,
-                step.summary,
+                escape(&step.summary),
                 step.stage_after,
                 if step.closed_after { " [closed]" } else { "" },
                 why,

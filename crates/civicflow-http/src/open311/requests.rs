@@ -393,7 +393,14 @@ pub fn service_notice(definition: &Definition) -> String {
 /// description. Never over the engine's title limit.
 pub fn title(definition: &Definition, description: &str) -> String {
     let name = definition.name.trim();
-    let title = match description.lines().map(str::trim).find(|l| !l.is_empty()) {
+    // A tab is allowed in a description (several lines) but not in a title (one line,
+    // `domain::text`): in the title it is a space.
+    let first = description
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.replace('\t', " "));
+    let title = match first.as_deref() {
         Some(line) if line.chars().count() > TITLE_SNIPPET_CHARS => {
             let snippet: String = line.chars().take(TITLE_SNIPPET_CHARS).collect();
             format!("{name}: {}…", snippet.trim_end())
@@ -752,6 +759,11 @@ type = "datetime"
         assert_eq!(
             title(&definition, "\n  路灯不亮 \nsecond line"),
             "测试 test request: 路灯不亮"
+        );
+        // A title is one line (`domain::text`): a description's tab is a space in it.
+        assert_eq!(
+            title(&definition, "路灯\t不亮\r\n第二行"),
+            "测试 test request: 路灯 不亮"
         );
         let long = "长".repeat(100);
         let cut = title(&definition, &long);

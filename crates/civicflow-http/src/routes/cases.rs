@@ -1,7 +1,7 @@
 //! Cases: open, read, act, history, audit. The engine decides everything; these handlers
 //! translate.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::fields;
 use crate::idempotency;
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
 use crate::state::AppState;

@@ -3,7 +3,7 @@
 //! `contact_roles`, within its scope, may call it; each call is a `ContactViewed` event in the
 //! case's history, with its purpose, whether or not the person has been erased since.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -15,6 +15,7 @@ use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
 use crate::state::AppState;

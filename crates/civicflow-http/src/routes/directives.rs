@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
@@ -33,6 +33,7 @@ use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
 use crate::state::AppState;

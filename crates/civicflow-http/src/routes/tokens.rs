@@ -4,7 +4,7 @@
 //! revoking are events decided by the core (`domain/access.rs`); the token index follows
 //! before the answer, so a revoked token is refused from the very next request.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +20,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::HEADER;
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
 use crate::state::AppState;
@@ -81,8 +82,8 @@ pub fn routes() -> Vec<RouteSpec> {
 
 /// The most characters of a token's name (the core's own limit).
 pub const NAME_MAX: usize = 100;
-/// The most characters of a revocation's reason.
-pub const REASON_MAX: usize = 500;
+/// The most characters of a revocation's reason (the core's own limit).
+pub const REASON_MAX: usize = civicflow_core::domain::access::REVOKE_REASON_CHARS_MAX;
 
 /// A token as listed: never its secret, never its hash.
 fn grant_json(grant: &Grant) -> Value {
