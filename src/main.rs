@@ -128,7 +128,13 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("civicflow: {message}");
+            // A message may quote what the log or the command line held: escaped like
+            // everything the tools print (`domain::text::escape`).
+            let lines: Vec<_> = message
+                .split('\n')
+                .map(civicflow::core::domain::text::escape)
+                .collect();
+            eprintln!("civicflow: {}", lines.join("\n"));
             ExitCode::from(2)
         }
     }

@@ -241,7 +241,9 @@ pub fn import_log(data: &Path, input: &Path) -> Result<ExitCode, String> {
         )
     })?;
     let created = !data.exists();
-    std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    // Owner-only, as the store keeps it (case titles and descriptions are personal details).
+    civicflow::core::engine::Storage::create_data_dir(data)
+        .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let temporary = data.join(".log-import.partial");
     if temporary.exists() {
         // What an interrupted import left: never a store anybody uses.

@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use civicflow::core::domain::org::Acting;
-use civicflow::core::engine::{Engine, EngineConfig};
+use civicflow::core::engine::{Engine, EngineConfig, Storage};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{ManualClock, UnitId};
 use civicflow::demo;
 use civicflow::http::demo::{DemoToken, DEMO_OPEN311_ROUTING};
 use civicflow::http::open311::routing::ROUTING_FILE;
-use civicflow::http::{Service, ServiceConfig};
+use civicflow::http::{IpNet, Service, ServiceConfig};
 
 /// The file `--demo` writes its tokens to.
 pub const DEMO_TOKENS: &str = "demo-tokens.json";
@@ -53,10 +53,8 @@ fn load_demo(data: &Path, key: &MasterKey) -> Result<(), String> {
     demo::build_org(&engine).map_err(|e| e.to_string())?;
     demo::run_loops(&engine, &clock).map_err(|e| e.to_string())?;
     // The demo's Open311 routing, read when the service opens (after this).
-    let routing = data.join(ROUTING_FILE);
-    std::fs::write(&routing, DEMO_OPEN311_ROUTING)
-        .map_err(|e| format!("cannot write {}: {e}", routing.display()))?;
-    Ok(())
+    // Owner-only like everything else in the data directory.
+    write_private(&data.join(ROUTING_FILE), DEMO_OPEN311_ROUTING)
 }
 
 /// A token for every demo actor, written to `DIR/demo-tokens.json`.
@@ -127,6 +125,90 @@ pub struct ServeArgs {
     /// Requests per second allowed to one token (sustained; bursts up to twice this).
     #[arg(long, default_value_t = ServiceConfig::DEFAULT_RATE_PER_SECOND, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,
+    /// Requests per second allowed to one client address (sustained; bursts up to twice this)
+    /// for what no valid token pays for: anonymous reads (Open311, /metrics; not /healthz or
+    /// /readyz) and requests with a missing or unknown token or api_key.
+    #[arg(long, value_name = "N", default_value_t = ServiceConfig::DEFAULT_ADDRESS_RATE_PER_SECOND, value_parser = clap::value_parser!(u32).range(1..))]
+    pub address_rate_limit: u32,
+    /// Seconds a connection may take to send a whole request head, counted from when it opens
+    /// and again after each answer (so an idle keep-alive connection is closed after it too).
+    #[arg(long, value_name = "SECS", default_value_t = ServiceConfig::DEFAULT_HEADER_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub header_timeout: u64,
+    /// Open connections in all; more are closed at once. Default: 1024, or less when the
+    /// open-file limit (ulimit -n) leaves less room.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: Option<u64>,
+    /// Open connections from one client address (an IPv6 client by its /64); more are closed
+    /// at once. Trusted proxies count only in all.
+    #[arg(long, value_name = "N", default_value_t = ServiceConfig::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_address: u64,
+    /// A reverse proxy whose X-Forwarded-For names the client (an address or a network,
+    /// ADDRESS/PREFIX); repeat for several. Default: none, the socket's peer is the client.
+    #[arg(long = "trusted-proxy", value_name = "ADDRESS[/PREFIX]")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Listen on an address other than loopback over plain HTTP. Without it `serve` refuses
+    /// to: bearer tokens and personal details would cross the network in the clear. Put a
+    /// reverse proxy that terminates TLS in front instead (docs/service.md).
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+/// Whether listening on `addr` over plain HTTP keeps tokens off the network: only a loopback
+/// address does (`--insecure-http` overrides, saying so).
+fn check_plain_http(addr: SocketAddr, insecure_http: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if insecure_http {
+        eprintln!(
+            "civicflow: warning: serving plain HTTP on {addr} (--insecure-http): bearer tokens and personal details cross the network unencrypted"
+        );
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {addr} over plain HTTP: bearer tokens and the personal details in cases would cross the network unencrypted. Listen on 127.0.0.1 behind a reverse proxy that terminates TLS (nginx, Caddy; pass it with --trusted-proxy: docs/service.md, \"Behind a reverse proxy\"), or pass --insecure-http if every hop of the network is trusted"
+    ))
+}
+
+/// Open files `serve` keeps for itself beyond connections: the stores' files (three sled
+/// databases, the vault's key file, snapshots), the runtime's, standard streams, with room.
+const RESERVED_FILES: u64 = 64;
+
+/// The connection cap: `asked` (or the default), checked against the open-file limit `limit`
+/// (`None`: unknown or unlimited). An explicit cap the limit cannot hold is refused, saying
+/// why; the default is lowered to fit, with a note.
+fn connection_cap(asked: Option<u64>, limit: Option<u64>) -> Result<usize, String> {
+    let room = limit.map(|limit| limit.saturating_sub(RESERVED_FILES));
+    match (asked, room) {
+        (_, Some(0)) => Err(format!(
+            "the open-file limit ({} files, ulimit -n) leaves no room for connections: civicflow keeps {RESERVED_FILES} for itself; raise the limit",
+            limit.unwrap_or_default()
+        )),
+        (Some(asked), Some(room)) if asked > room => Err(format!(
+            "--max-connections {asked} is more than the open-file limit allows ({} files, ulimit -n, less {RESERVED_FILES} civicflow keeps for itself: at most {room}); raise the limit or lower --max-connections",
+            limit.unwrap_or_default()
+        )),
+        (Some(asked), _) => usize::try_from(asked).map_err(|_| format!("--max-connections {asked} is too large for this machine")),
+        (None, Some(room)) if room < ServiceConfig::DEFAULT_MAX_CONNECTIONS as u64 => {
+            eprintln!(
+                "civicflow: at most {room} connections (the open-file limit is {} files; raise ulimit -n for more)",
+                limit.unwrap_or_default()
+            );
+            Ok(usize::try_from(room).unwrap_or(ServiceConfig::DEFAULT_MAX_CONNECTIONS))
+        }
+        (None, _) => Ok(ServiceConfig::DEFAULT_MAX_CONNECTIONS),
+    }
+}
+
+/// The process's open-file limit (the soft one, what `accept` runs into), when there is one.
+#[cfg(unix)]
+fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+#[cfg(not(unix))]
+fn open_file_limit() -> Option<u64> {
+    None
 }
 
 /// Runs the service until SIGTERM or Ctrl-C.
@@ -143,7 +225,15 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         log_cache_mib,
         read_model_cache_mib,
         rate_limit,
+        address_rate_limit,
+        header_timeout,
+        max_connections,
+        max_connections_per_address,
+        trusted_proxies,
+        insecure_http,
     } = args;
+    check_plain_http(addr, insecure_http)?;
+    let max_connections = connection_cap(max_connections, open_file_limit())?;
     init_logging();
     // The runtime first: the SIGXFSZ handler below needs it, and must be in place before the
     // first write (loading the demo writes).
@@ -153,7 +243,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let _entered = runtime.enter();
     survive_file_size_limit()?;
-    std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    // Owner-only before anything is written into it (the master key, the demo's files).
+    Storage::create_data_dir(&data)
+        .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let key = master_key(&key_file.unwrap_or_else(|| data.join("master.key")))?;
     let load = demo && is_empty(&data);
     if load {
@@ -173,10 +265,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     config.addr = addr;
     config.log_cache_bytes = log_cache_mib * 1024 * 1024;
     config.read_model_cache_bytes = read_model_cache_mib * 1024 * 1024;
-    config.rate_limit = civicflow::http::RateLimit {
-        per_second: f64::from(rate_limit),
-        burst: 2.0 * f64::from(rate_limit),
-    };
+    config.rate_limit = civicflow::http::RateLimit::per_second(rate_limit);
+    config.address_rate_limit = civicflow::http::RateLimit::per_second(address_rate_limit);
+    config.header_timeout = std::time::Duration::from_secs(header_timeout);
+    config.max_connections = max_connections;
+    config.max_connections_per_address = usize::try_from(max_connections_per_address)
+        .map_err(|_| "--max-connections-per-address is too large for this machine".to_owned())?;
+    config.trusted_proxies = trusted_proxies;
     let service = Service::open(config).map_err(|e| e.to_string())?;
     if load {
         let count = issue_demo_tokens(&service, &data)?;
@@ -263,4 +358,40 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_off_loopback_needs_the_flag() {
+        let at = |text: &str| text.parse::<SocketAddr>().expect("an address");
+        assert_eq!(check_plain_http(at("127.0.0.1:8080"), false), Ok(()));
+        assert_eq!(check_plain_http(at("[::1]:8080"), false), Ok(()));
+        for addr in ["0.0.0.0:8080", "192.0.2.7:443", "[::]:8080"] {
+            let refused = check_plain_http(at(addr), false).expect_err(addr);
+            assert!(
+                refused.contains("--insecure-http") && refused.contains("unencrypted"),
+                "{refused}"
+            );
+            assert_eq!(check_plain_http(at(addr), true), Ok(()));
+        }
+    }
+
+    #[test]
+    fn the_connection_cap_fits_the_open_file_limit() {
+        let default = ServiceConfig::DEFAULT_MAX_CONNECTIONS;
+        assert_eq!(connection_cap(None, None), Ok(default));
+        assert_eq!(connection_cap(None, Some(1_048_576)), Ok(default));
+        assert_eq!(connection_cap(None, Some(256)), Ok(192), "lowered to fit");
+        assert_eq!(connection_cap(Some(100), Some(256)), Ok(100));
+        let refused = connection_cap(Some(500), Some(256)).expect_err("over the limit");
+        assert!(
+            refused.contains("--max-connections 500") && refused.contains("at most 192"),
+            "{refused}"
+        );
+        let none = connection_cap(None, Some(40)).expect_err("no room");
+        assert!(none.contains("40 files"), "{none}");
+    }
 }

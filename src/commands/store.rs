@@ -11,6 +11,7 @@
 //! is broken), 2 usage or environment errors (returned as `Err` with a message that says what
 //! to do).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +25,7 @@ use civicflow::core::bundle::{self, Bundle, Decoded, ExportError};
 use civicflow::core::calendar::{format_local, parse_rfc3339};
 use civicflow::core::domain::access::{Access, AccessCommand, AccessState, TokenId};
 use civicflow::core::domain::org::Acting;
+use civicflow::core::domain::text;
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::domain::Rejection;
 use civicflow::core::engine::{self, Command, Engine, EngineConfig, EngineError, Outcome};
@@ -46,11 +48,17 @@ macro_rules! out {
     };
 }
 
+/// Writes `args` and a line end to standard output, every line of it escaped
+/// (`domain::text::escape`): what the tools print holds texts read from the log, and an old
+/// log may hold control characters (an escape sequence, a carriage return) that the rule for
+/// texts refuses now. The line breaks the tools print themselves stay.
 pub(super) fn emit(args: std::fmt::Arguments<'_>) -> Result<(), String> {
     use std::io::Write;
+    let text = args.to_string();
+    let escaped: Vec<_> = text.split('\n').map(text::escape).collect();
     let mut stdout = std::io::stdout().lock();
     match stdout
-        .write_fmt(args)
+        .write_all(escaped.join("\n").as_bytes())
         .and_then(|()| stdout.write_all(b"\n"))
         .and_then(|()| stdout.flush())
     {
@@ -273,7 +281,7 @@ pub fn audit(data: &Path, case: &str, json: bool, as_of: Option<&str>) -> Result
             fields.insert("as_of".to_owned(), Value::String(format_local(at)));
         }
         let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
-        out!("{text}");
+        out!("{}", json_escaped(&text));
     } else {
         out!("{audit}");
     }
@@ -282,6 +290,27 @@ pub fn audit(data: &Path, case: &str, json: bool, as_of: Option<&str>) -> Result
     } else {
         ExitCode::from(1)
     })
+}
+
+/// JSON text with every character `domain::text::escape` would escape written as a JSON
+/// escape (`\u202e`), so the JSON stays valid and nothing raw reaches a terminal. serde_json
+/// escapes C0 itself; DEL, C1, the line separators and the bidirectional controls it writes
+/// as they are. Such characters only occur inside strings, where the escape means the same.
+fn json_escaped(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        let mut buffer = [0u8; 4];
+        // A raw line feed is the pretty printer's own (serde_json escapes one in a string).
+        if c == '\n' || matches!(text::escape(c.encode_utf8(&mut buffer)), Cow::Borrowed(_)) {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,7 +769,8 @@ fn token_list(data: &Path) -> Result<ExitCode, String> {
                 grant
                     .revoked_at
                     .map_or_else(|| "-".to_owned(), format_local),
-                grant.name.clone(),
+                // Escaped before the widths are measured (`emit` would escape it after).
+                text::escape(&grant.name).into_owned(),
             ]
         })
         .collect();

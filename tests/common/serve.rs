@@ -40,6 +40,8 @@ pub struct Launch<'a> {
     pub wrapper: Vec<String>,
     /// Environment variables to set.
     pub env: Vec<(&'a str, &'a str)>,
+    /// More arguments of `serve`.
+    pub args: Vec<&'a str>,
 }
 
 /// A running `civicflow serve`.
@@ -71,6 +73,7 @@ impl ServeProcess {
         command
             .args(["--addr", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(&launch.args)
             .env("CIVICFLOW_LOG", "warn")
             .env_remove("CIVICFLOW_MASTER_KEY");
         for (name, value) in &launch.env {

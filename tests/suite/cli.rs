@@ -72,3 +72,51 @@ fn a_missing_store_is_a_clear_error() {
     assert!(err.contains("no store at"), "{err}");
     assert!(!scratch.path().exists(), "verify must not create a store");
 }
+
+#[test]
+fn serve_refuses_bad_connection_flags_naming_the_flag_and_why() {
+    let scratch = TempDir::new("cli-serve-flags");
+    let data = scratch.path().to_str().expect("utf-8");
+    for (args, expected) in [
+        (
+            vec!["--trusted-proxy", "10.0.0.0/33"],
+            "'10.0.0.0/33' is not an IP address or a network (ADDRESS/PREFIX, e.g. 10.0.0.0/8): the prefix is longer than the address",
+        ),
+        (
+            vec!["--trusted-proxy", "proxy.local"],
+            "the address is not an IPv4 or IPv6 address",
+        ),
+        (vec!["--max-connections", "0"], "--max-connections"),
+        (vec!["--header-timeout", "0"], "--header-timeout"),
+        (vec!["--address-rate-limit", "0"], "--address-rate-limit"),
+    ] {
+        let mut full = vec!["serve", "--data", data, "--addr", "127.0.0.1:0"];
+        full.extend(&args);
+        let (code, _, err) = civicflow(&full);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert!(
+        !scratch.path().exists(),
+        "a refused flag must not create a store"
+    );
+}
+
+#[test]
+fn serve_refuses_plain_http_off_loopback_without_the_flag_saying_why() {
+    let scratch = TempDir::new("cli-serve-plain-http");
+    let data = scratch.path().to_str().expect("utf-8");
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let (code, _, err) = civicflow(&["serve", "--data", data, "--addr", addr]);
+        assert_eq!(code, 2, "{addr}: {err}");
+        assert!(
+            err.contains("refusing to listen on")
+                && err.contains("unencrypted")
+                && err.contains("--insecure-http")
+                && err.contains("reverse proxy"),
+            "{addr}: {err}"
+        );
+    }
+    assert!(!scratch.path().exists(), "a refused start creates no store");
+}

@@ -565,6 +565,89 @@ fn tokens_are_created_listed_and_revoked_without_showing_secrets() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// A log written before texts were checked may hold control characters: `civicflow audit`
+/// prints them escaped (`\u{1b}`, `\n`), never raw, as text and as JSON (which stays valid
+/// and reads back to the stored text). The old event is appended straight to the log, as an
+/// older version of civicflow would have written it.
+#[test]
+fn audit_escapes_control_characters_an_old_log_holds() {
+    use civicflow::core::domain::case::CaseEvent;
+    use civicflow::core::{
+        AppendRequest, CaseId, CorrelationId, DomainEvent, ExpectedVersion, NewEvent, Timestamp,
+        Version,
+    };
+
+    let (scratch, run) = demo_store("tools-audit-escapes");
+    let data = path(scratch.path());
+    // The demo's opening of a case, copied to a new case whose title and description hold
+    // what the rule refuses now: an escape sequence that clears the screen, a carriage
+    // return, a bidirectional override, DEL, a line break, a NUL.
+    let title = "路灯\u{1b}[2J\rfake line\u{202E}dne\u{7f}";
+    let description = "line one\nline two\u{0}";
+    let case = CaseId::parse("0196a000-0000-7000-8000-0000000000aa").expect("case id");
+    let log = SledLog::open(scratch.path().join("log")).expect("open");
+    let first = log
+        .read_stream(&run.escalated_case.stream(), Version::FIRST, 1)
+        .expect("read")
+        .remove(0);
+    let CaseEvent::Opened(mut opened) = CaseEvent::from_payload(
+        first.event_type.as_str(),
+        first.schema_version,
+        &first.payload,
+    )
+    .expect("decode") else {
+        panic!("a case's first event is its opening");
+    };
+    opened.case = case;
+    opened.title = title.to_owned();
+    opened.description = description.to_owned();
+    let event = CaseEvent::Opened(opened);
+    let request = AppendRequest::to_stream(
+        case.stream(),
+        ExpectedVersion::NoStream,
+        vec![NewEvent::new(
+            civicflow::core::EventType::new(event.event_type()).expect("type"),
+            event.schema_version(),
+            event.to_payload().expect("encode"),
+        )],
+        first.actor.clone(),
+        CorrelationId::new_v7(Timestamp::EPOCH),
+    );
+    log.append(request).expect("append").expect("no conflict");
+    log.close().expect("close");
+
+    let (code, printed, err) = civicflow(&["audit", "--data", data, &case.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    for raw in ['\u{1b}', '\r', '\u{202E}', '\u{7f}', '\u{0}'] {
+        assert!(
+            !printed.contains(raw),
+            "{:?} reached the terminal raw: {printed:?}",
+            raw
+        );
+    }
+    assert!(
+        printed.contains("路灯\\u{1b}[2J\\rfake line\\u{202e}dne\\u{7f}"),
+        "{printed}"
+    );
+    // Every line the audit prints is one the tool wrote: the title forged none.
+    assert!(printed.starts_with(&format!("case {case} (")), "{printed}");
+    assert!(
+        printed.lines().skip(1).all(|line| line.starts_with("  ")),
+        "{printed}"
+    );
+
+    let (code, json, err) = civicflow(&["audit", "--data", data, &case.to_string(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    for raw in ['\u{1b}', '\r', '\u{202E}', '\u{7f}', '\u{0}'] {
+        assert!(!json.contains(raw), "{raw:?} raw in the JSON: {json:?}");
+    }
+    let value: Value = serde_json::from_str(&json).expect("still JSON");
+    assert_eq!(
+        value["title"], title,
+        "the JSON reads back to the stored text"
+    );
+}
+
 #[test]
 fn audit_as_of_a_moment_prints_the_steps_until_then() {
     let (scratch, run) = demo_store("tools-audit-as-of");

@@ -199,6 +199,10 @@ fn serve(data: &Path, demo: bool, faulty: bool) -> ServeProcess {
         Launch {
             demo,
             env,
+            // The read-back reads every acknowledged Open311 request anonymously, thousands
+            // at once from one address: the per-address limit (tests/suite/http_limits.rs)
+            // is set out of its way.
+            args: vec!["--address-rate-limit", "1000000"],
             ..Launch::default()
         },
     )

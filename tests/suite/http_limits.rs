@@ -1,5 +1,7 @@
 //! Limits and faults of the service: per-token rate limits (429 with `Retry-After`, one
-//! token's bucket never throttles another, the default lets a busy client through), and the
+//! token's bucket never throttles another, the default lets a busy client through), per-address
+//! limits for what no valid token pays for and the client address behind trusted proxies (on a
+//! real socket, from several loopback addresses), and the
 //! Authorization header never reaching the logs, whatever the header holds and however the
 //! request arrives. (A handler's panic becoming a 500 is tested in the service crate's
 //! `layers` module, which can add a panicking route behind the real layers.)
@@ -304,4 +306,308 @@ async fn the_authorization_header_never_reaches_the_logs() {
             .find(|l| l.contains("cft_"))
             .unwrap_or_default()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-address limits, on a real socket (issue 13): what no valid token pays for
+
+use crate::http_connections::{closed_within, connect_from, request_from, Answer};
+
+/// A limit of three at once, then one every two seconds: the quick requests below cannot
+/// earn a fourth on even a very slow machine.
+fn three_then_slow() -> RateLimit {
+    RateLimit {
+        per_second: 0.5,
+        burst: 3.0,
+    }
+}
+
+/// A native 429: `rate_limited`, with a whole-second `Retry-After` of one or two seconds.
+fn assert_native_429(answer: &Answer, what: &str) {
+    assert_eq!(answer.status, 429, "{what}: {}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body).expect("a JSON error");
+    assert_eq!(body["error"]["code"], "rate_limited", "{what}: {body}");
+    assert!(body["error"]["message"].is_string(), "{what}: {body}");
+    let retry: u64 = answer
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("{what}: a Retry-After header"))
+        .parse()
+        .expect("whole seconds");
+    assert!((1..=2).contains(&retry), "{what}: Retry-After {retry}");
+}
+
+/// An Open311 429 in JSON: `[{"code": 429, "description": …}]`, with `Retry-After`.
+fn assert_open311_429(answer: &Answer, what: &str) {
+    assert_eq!(answer.status, 429, "{what}: {}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body).expect("an Open311 list");
+    assert_eq!(body[0]["code"], 429, "{what}: {body}");
+    assert!(body[0]["description"].is_string(), "{what}: {body}");
+    assert!(
+        answer.header("retry-after").is_some(),
+        "{what}: Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn anonymous_reads_are_limited_per_address_but_health_probes_and_tokens_are_not() {
+    let served = Served::start(DemoService::start_with("limits-address-reads", |config| {
+        config.address_rate_limit = three_then_slow();
+    }))
+    .await;
+    let addr = served.addr;
+    for n in 1..=3 {
+        let answer = request_from(2, addr, "GET", "/metrics", &[], None).await;
+        assert_eq!(answer.status, 200, "read {n}: {}", answer.body);
+    }
+    assert_native_429(
+        &request_from(2, addr, "GET", "/metrics", &[], None).await,
+        "/metrics over the limit",
+    );
+    // Every anonymous read of the address shares the bucket, answered in the route's format.
+    assert_open311_429(
+        &request_from(2, addr, "GET", "/open311/v2/services.json", &[], None).await,
+        "an Open311 read",
+    );
+    let xml = request_from(2, addr, "GET", "/open311/v2/requests.xml", &[], None).await;
+    assert_eq!(xml.status, 429, "{}", xml.body);
+    assert!(xml.body.contains("<code>429</code>"), "{}", xml.body);
+    assert_native_429(
+        &request_from(2, addr, "GET", "/api/openapi.json", &[], None).await,
+        "the OpenAPI document",
+    );
+    // The health probes are never charged.
+    for path in ["/healthz", "/readyz"] {
+        let answer = request_from(2, addr, "GET", path, &[], None).await;
+        assert_ne!(answer.status, 429, "{path}: {}", answer.body);
+    }
+    // A valid token from the same address pays with its own bucket.
+    let bearer = format!("Bearer {}", served.token("li.grid1"));
+    let answer = request_from(
+        2,
+        addr,
+        "GET",
+        "/api/v1/workflows",
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Another address has its own bucket.
+    let answer = request_from(3, addr, "GET", "/open311/v2/services.json", &[], None).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    served
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("a clean shutdown");
+}
+
+#[tokio::test]
+async fn unknown_tokens_and_api_keys_are_limited_per_address() {
+    let served = Served::start(DemoService::start_with("limits-address-tokens", |config| {
+        config.address_rate_limit = three_then_slow();
+    }))
+    .await;
+    let addr = served.addr;
+    let unknown = format!("Bearer cft_{}", "5a".repeat(32));
+    for n in 1..=3 {
+        let answer = request_from(
+            4,
+            addr,
+            "GET",
+            "/api/v1/units",
+            &[("Authorization", &unknown)],
+            None,
+        )
+        .await;
+        assert_eq!(answer.status, 401, "guess {n}: {}", answer.body);
+    }
+    assert_native_429(
+        &request_from(
+            4,
+            addr,
+            "GET",
+            "/api/v1/units",
+            &[("Authorization", &unknown)],
+            None,
+        )
+        .await,
+        "a fourth unknown token",
+    );
+    // No token, a malformed header: the same bucket.
+    assert_native_429(
+        &request_from(4, addr, "GET", "/api/v1/units", &[], None).await,
+        "no token",
+    );
+    assert_native_429(
+        &request_from(
+            4,
+            addr,
+            "GET",
+            "/api/v1/units",
+            &[("Authorization", "Basic dXNlcjpodW50ZXIy")],
+            None,
+        )
+        .await,
+        "a Basic header",
+    );
+    // An Open311 filing with an unknown or without an api_key.
+    let form = "application/x-www-form-urlencoded";
+    let unknown_key = format!(
+        "api_key=cft_{}&service_code=x&lat=29.3&long=120.1",
+        "5a".repeat(32)
+    );
+    assert_open311_429(
+        &request_from(
+            4,
+            addr,
+            "POST",
+            "/open311/v2/requests.json",
+            &[],
+            Some((form, &unknown_key)),
+        )
+        .await,
+        "an unknown api_key",
+    );
+    // A valid token from the same address is not throttled by the guesses.
+    let bearer = format!("Bearer {}", served.token("li.grid1"));
+    let answer = request_from(
+        4,
+        addr,
+        "GET",
+        "/api/v1/units",
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Another address: an unknown api_key is refused 403 as ever (its own bucket).
+    let answer = request_from(
+        5,
+        addr,
+        "POST",
+        "/open311/v2/requests.json",
+        &[],
+        Some((form, "service_code=x&lat=29.3&long=120.1")),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    served
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("a clean shutdown");
+}
+
+#[tokio::test]
+async fn the_default_address_limit_lets_a_busy_anonymous_reader_through() {
+    let key = MasterKey::generate().expect("randomness");
+    let config = ServiceConfig::new("unused", key);
+    assert!(
+        config.address_rate_limit.burst >= 100.0 && config.address_rate_limit.per_second >= 50.0,
+        "{:?}",
+        config.address_rate_limit
+    );
+    let served = Served::start(DemoService::start("limits-address-default")).await;
+    for n in 1..=100 {
+        let answer = request_from(
+            6,
+            served.addr,
+            "GET",
+            "/open311/v2/services.json",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(answer.status, 200, "read {n}: {}", answer.body);
+    }
+    served
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("a clean shutdown");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behind a trusted proxy (issue 13): X-Forwarded-For names the client only from a trusted peer
+
+#[tokio::test]
+async fn forwarded_for_is_the_client_only_behind_a_trusted_proxy() {
+    let served = Served::start(DemoService::start_with("limits-proxy", |config| {
+        config.address_rate_limit = three_then_slow();
+        config.trusted_proxies = vec!["127.0.0.7".parse().expect("an address")];
+        config.max_connections_per_address = 2;
+        config.header_timeout = Duration::from_secs(120);
+    }))
+    .await;
+    let addr = served.addr;
+    let read = |host: u8, forwarded: &'static str| async move {
+        request_from(
+            host,
+            addr,
+            "GET",
+            "/metrics",
+            &[("X-Forwarded-For", forwarded)],
+            None,
+        )
+        .await
+    };
+    // Through the trusted proxy (127.0.0.7): each client its own bucket.
+    for n in 1..=3 {
+        let answer = read(7, "203.0.113.1").await;
+        assert_eq!(answer.status, 200, "client 1, read {n}: {}", answer.body);
+    }
+    assert_native_429(&read(7, "203.0.113.1").await, "client 1 over its limit");
+    // What the client wrote itself, left of the hop the proxy appended, changes nothing.
+    assert_native_429(
+        &read(7, "198.51.100.9, 203.0.113.1").await,
+        "client 1 naming another address",
+    );
+    let answer = read(7, "203.0.113.2").await;
+    assert_eq!(answer.status, 200, "client 2 has its own: {}", answer.body);
+
+    // From an untrusted peer (127.0.0.8) the header is ignored: a new address in it every time
+    // does not buy a new bucket.
+    for (n, forwarded) in ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        .into_iter()
+        .enumerate()
+    {
+        let answer = read(8, forwarded).await;
+        assert_eq!(answer.status, 200, "read {n}: {}", answer.body);
+    }
+    assert_native_429(
+        &read(8, "192.0.2.4").await,
+        "a spoofed header from an untrusted peer",
+    );
+
+    // The per-address connection cap (2) holds for an untrusted peer, not for the proxy,
+    // which carries many clients (it still counts in all).
+    let mut from_proxy = Vec::new();
+    let mut from_other = Vec::new();
+    for _ in 0..5 {
+        from_proxy.push(connect_from(7, addr).await);
+        from_other.push(connect_from(9, addr).await);
+    }
+    let answer = request_from(1, addr, "GET", "/healthz", &[], None).await;
+    assert_eq!(
+        answer.status, 200,
+        "every idle socket decided: {}",
+        answer.body
+    );
+    let mut proxy_open = 0;
+    for stream in &mut from_proxy {
+        if !closed_within(stream, Duration::from_millis(200)).await {
+            proxy_open += 1;
+        }
+    }
+    let mut other_open = 0;
+    for stream in &mut from_other {
+        if !closed_within(stream, Duration::from_millis(200)).await {
+            other_open += 1;
+        }
+    }
+    assert_eq!(proxy_open, 5, "the trusted proxy is not capped per address");
+    assert_eq!(other_open, 2, "an untrusted peer is");
+    drop((from_proxy, from_other));
+    served
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("a clean shutdown");
 }

@@ -93,7 +93,12 @@ impl Answer {
 
 /// The demo service on a socket, and its clock.
 async fn serve(tag: &str) -> (Served, ManualClock) {
-    let demo = DemoService::start(tag);
+    // These tests read anonymously from one address far faster than any client would (150
+    // reads at once in `malformed_parameters_never_get_a_5xx`): the per-address limit, which
+    // `http_limits` tests, is set out of their way.
+    let demo = DemoService::start_with(tag, |config| {
+        config.address_rate_limit = civicflow::http::RateLimit::per_second(100_000);
+    });
     let clock = demo.clock.clone();
     (Served::start(demo).await, clock)
 }

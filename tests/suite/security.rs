@@ -818,3 +818,109 @@ async fn an_unmasked_view_is_for_contact_roles_only_and_is_an_event() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer, json!({"case": id, "erased": true}));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Owner-only files (issue 13): nobody else on the machine reads the store
+
+/// Every directory under `dir` (itself included) and every file, with its permission bits,
+/// whose group or other bits are set.
+#[cfg(unix)]
+fn readable_by_others(dir: &Path) -> Vec<(PathBuf, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        if mode(&d) & 0o077 != 0 {
+            found.push((d.clone(), format!("{:o}", mode(&d))));
+        }
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if mode(&path) & 0o077 != 0 {
+                found.push((path.clone(), format!("{:o}", mode(&path))));
+            }
+        }
+    }
+    found
+}
+
+#[cfg(unix)]
+#[test]
+fn the_store_is_owner_only_while_open_and_after_a_stop() {
+    use std::os::unix::fs::PermissionsExt;
+    // The demo opened on a store that did not exist (the log, the vault, the read models, the
+    // deadline index), written to by the demo's loops.
+    let demo = DemoService::start("security-owner-only");
+    let data = demo.dir.path().to_path_buf();
+    let mode = std::fs::metadata(&data)
+        .expect("the data directory")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "the data directory");
+    assert!(
+        files(&data).len() >= 6,
+        "the scan reads the store: {:?}",
+        files(&data)
+    );
+    let open = readable_by_others(&data);
+    assert!(open.is_empty(), "readable by others while open: {open:?}");
+
+    let DemoService { service, dir, .. } = demo;
+    service.stop();
+    let stopped = readable_by_others(dir.path());
+    assert!(
+        stopped.is_empty(),
+        "readable by others after a stop: {stopped:?}"
+    );
+
+    // Positive control: a file the store did not make, with the usual 0644, is found.
+    let stray = dir.path().join("log").join("stray");
+    std::fs::write(&stray, b"x").expect("written");
+    std::fs::set_permissions(&stray, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert_eq!(
+        readable_by_others(dir.path()),
+        vec![(stray, "644".to_owned())]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_older_store_with_open_permissions_is_made_owner_only_when_opened() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::TempDir::new("security-owner-only-old");
+    let key = civicflow::core::vault::MasterKey::generate().expect("randomness");
+    let open =
+        || Engine::open(EngineConfig::new(dir.path()).master_key(key.clone())).expect("opened");
+    drop(open());
+    // What a store made before looked like: every directory 0755, every file 0644.
+    let mut todo = vec![dir.path().to_path_buf()];
+    while let Some(d) = todo.pop() {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+                    .expect("chmod");
+            }
+        }
+    }
+    assert!(!readable_by_others(dir.path()).is_empty(), "the control");
+    let engine = open();
+    let left = readable_by_others(dir.path());
+    assert!(
+        left.is_empty(),
+        "readable by others after opening: {left:?}"
+    );
+    drop(engine);
+}

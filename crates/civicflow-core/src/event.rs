@@ -34,6 +34,10 @@ pub struct NewEvent {
     pub schema_version: u16,
     /// The encoded payload.
     pub payload: Vec<u8>,
+    /// What caused this event, when that is not what caused the whole append (a directive's
+    /// parts are caused by its issuing, in the same append). `None`: the append's
+    /// [`AppendRequest::causation_id`].
+    pub causation_id: Option<CausationId>,
 }
 
 impl NewEvent {
@@ -44,6 +48,7 @@ impl NewEvent {
             event_type,
             schema_version,
             payload,
+            causation_id: None,
         }
     }
 
@@ -68,6 +73,12 @@ impl NewEvent {
     /// Sets the event id instead of letting the log make one.
     pub fn with_id(mut self, event_id: EventId) -> Self {
         self.event_id = Some(event_id);
+        self
+    }
+
+    /// Sets what caused this event, instead of what caused the append.
+    pub fn caused_by(mut self, cause: CausationId) -> Self {
+        self.causation_id = Some(cause);
         self
     }
 }

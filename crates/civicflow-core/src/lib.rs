@@ -123,6 +123,7 @@ pub mod engine;
 mod error;
 mod event;
 mod ids;
+mod private_fs;
 pub mod readmodel;
 mod sled;
 mod store;

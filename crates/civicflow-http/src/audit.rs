@@ -4,6 +4,7 @@
 use civicflow_core::calendar::format_local;
 use civicflow_core::domain::deadline::LadderStep;
 use civicflow_core::engine::{CaseAudit, DeadlineOutcome};
+use civicflow_core::Version;
 use serde_json::{json, Value};
 
 fn step_name(step: LadderStep) -> &'static str {
@@ -38,6 +39,9 @@ pub fn to_json(audit: &CaseAudit) -> Value {
                 "closed_after": step.closed_after,
                 "lead_after": step.lead_after.as_str(),
                 "hash": step.hash.to_hex(),
+                "correlation_id": step.correlation_id.to_string(),
+                "caused_by": step.caused_by.map(|c| c.to_string()),
+                "caused_by_version": step.caused_by_version.map(Version::get),
             })
         })
         .collect();

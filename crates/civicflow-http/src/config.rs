@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use civicflow_core::vault::MasterKey;
 
+use crate::client::IpNet;
 use crate::limits::RateLimit;
 
 /// How the service runs.
@@ -19,8 +20,30 @@ pub struct ServiceConfig {
     pub master_key: MasterKey,
     /// The per-token rate limit.
     pub rate_limit: RateLimit,
+    /// The rate limit of one client address (an IPv6 client by its /64) for what no valid
+    /// token pays for: anonymous reads (Open311's, `/metrics`, the OpenAPI document; not the
+    /// health probes) and requests with a missing or unknown token or `api_key`.
+    pub address_rate_limit: RateLimit,
+    /// The most client addresses with a bucket of their own; beyond it (addresses whose
+    /// buckets have refilled are dropped first) new addresses share one bucket. About 100
+    /// bytes each.
+    pub address_buckets_max: usize,
     /// How long a request may take before it is answered 503 (SSE streams are exempt).
     pub request_timeout: Duration,
+    /// How long a connection may take to deliver a whole request head, counted from when the
+    /// server starts waiting for one: on a new connection, and again after each answer, so an
+    /// idle keep-alive connection is closed after it too. A silent socket, or one trickling
+    /// header bytes, is closed when it runs out.
+    pub header_timeout: Duration,
+    /// Open connections in all; a new one over it is closed at once. Keep it under the
+    /// process's open-file limit (`civicflow serve` does: `docs/service.md`, "Connections").
+    pub max_connections: usize,
+    /// Open connections from one client address (an IPv6 client by its /64); a new one over
+    /// it is closed at once. Connections from trusted proxies count only in all.
+    pub max_connections_per_address: usize,
+    /// The proxies whose `X-Forwarded-For` names the client (addresses or networks); none by
+    /// default, so the socket's peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
     /// How long requests in flight may run on after a shutdown signal.
     pub shutdown_grace: Duration,
     /// The embedded read-model store's page cache, in bytes (memory is bounded by it).
@@ -57,6 +80,19 @@ impl ServiceConfig {
     pub const DEFAULT_PROJECTION_ROWS_IN_MEMORY: usize = 2_000;
     /// The default sustained requests per second of one token (bursts up to twice this).
     pub const DEFAULT_RATE_PER_SECOND: u32 = 500;
+    /// The default sustained requests per second of one client address for what no valid
+    /// token pays for (bursts up to twice this): a page of a civic app makes a handful.
+    pub const DEFAULT_ADDRESS_RATE_PER_SECOND: u32 = 50;
+    /// The default of [`ServiceConfig::address_buckets_max`] (a few MB at most).
+    pub const DEFAULT_ADDRESS_BUCKETS_MAX: usize = 50_000;
+    /// The default of [`ServiceConfig::header_timeout`], in seconds: far more than any client
+    /// needs to send a request head, far less than the minutes a slow-header attack needs.
+    pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 20;
+    /// The default of [`ServiceConfig::max_connections`].
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1_024;
+    /// The default of [`ServiceConfig::max_connections_per_address`]: browsers open about six
+    /// connections, and an office behind one NAT address a few dozen.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
     /// The default Open311 `jurisdiction_id`: the Tonghui community of Yiwu.
     pub const DEFAULT_OPEN311_JURISDICTION: &'static str = "tonghui.yiwu";
     /// The default of [`ServiceConfig::stream_replay_max`]: a few seconds of reading at most.
@@ -66,15 +102,22 @@ impl ServiceConfig {
     /// The default of [`ServiceConfig::stream_replays_per_token`].
     pub const DEFAULT_STREAM_REPLAYS_PER_TOKEN: usize = 2;
 
-    /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, the default caches
-    /// and rate limit above, the Open311 jurisdiction `tonghui.yiwu`, the stream limits above.
+    /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, the default caches,
+    /// connection caps, header timeout and rate limits above, no trusted proxies, the Open311
+    /// jurisdiction `tonghui.yiwu`, the stream limits above.
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
         Self {
             data_dir: data_dir.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             master_key,
             rate_limit: RateLimit::default(),
+            address_rate_limit: RateLimit::per_second(Self::DEFAULT_ADDRESS_RATE_PER_SECOND),
+            address_buckets_max: Self::DEFAULT_ADDRESS_BUCKETS_MAX,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(Self::DEFAULT_HEADER_TIMEOUT_SECS),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
             read_model_cache_bytes: Self::DEFAULT_READ_MODEL_CACHE_MIB * 1024 * 1024,
             log_cache_bytes: Self::DEFAULT_LOG_CACHE_MIB * 1024 * 1024,

@@ -1,6 +1,6 @@
 //! The strict JSON body extractor: bodies are capped (64 KiB, by a layer: 413), unknown
 //! fields are refused (the request types say `deny_unknown_fields`), strings are capped in
-//! characters, and every error names the field at fault.
+//! characters, and every error names the field at fault. An empty body reads as `{}`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -92,7 +92,11 @@ where
                 ApiError::bad_request(format!("cannot read the body: {e}"))
             }
         })?;
-        let value: T = parse(&bytes)?;
+        // No body at all is the empty object: a route whose fields are all optional (a token's
+        // revocation, a part's acknowledgement) needs none, and one with a required field
+        // names it as missing instead of saying the JSON ended early.
+        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+        let value: T = parse(bytes)?;
         value.validate()?;
         Ok(Self(value))
     }

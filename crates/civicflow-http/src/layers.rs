@@ -31,6 +31,12 @@ pub(crate) fn with_layers(router: Router<AppState>, state: &AppState) -> Router 
         // Outside the limit layer, which would answer an announced oversized body in plain
         // text; inside `observe`, so the 413 is counted and logged like any answer.
         .layer(middleware::from_fn(refuse_announced_oversize))
+        // The request's id (X-Request-Id, traceparent) for the handlers' writes and the
+        // answer; inside `observe`, so a refused id is counted like any answer.
+        .layer(middleware::from_fn(crate::request_id::with_request_id))
+        // Outside everything that can answer an error of axum's own (a 405, a rejection, the
+        // limit layer's 413), so no error leaves in another format than the route's.
+        .layer(middleware::from_fn(errors_in_route_format))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         // The last resort, for a panic in the layers themselves.
         .layer(CatchPanicLayer::custom(panicked))
@@ -60,6 +66,81 @@ async fn refuse_announced_oversize(request: Request, next: Next) -> Response {
     }
 }
 
+/// An error answer that is not in the service's formats (axum's own: a 405 with an empty
+/// body, a `text/plain` rejection) rewritten as the route's error: the native JSON error, or
+/// an Open311 error under its base path. The status and the headers (`Allow` on a 405) stay;
+/// an answer that is JSON or XML already passes untouched, and so does every success.
+async fn errors_in_route_format(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let formatted = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            let value = value.to_ascii_lowercase();
+            value.starts_with("application/json") || value.starts_with("text/xml")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || formatted {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        format!("this path takes {allow}, not {method}")
+    } else {
+        // axum's rejection says what was wrong in a line of text (a few hundred bytes).
+        let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_owned();
+        if text.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("the request failed")
+                .to_owned()
+        } else {
+            text
+        }
+    };
+    let rewritten = if path == BASE_PATH || path.starts_with(&format!("{BASE_PATH}/")) {
+        Open311Error::with_status(Format::guess(&path), status, message).into_response()
+    } else {
+        ApiError::new(status, error_code(status), message).into_response()
+    };
+    let (new_parts, body) = rewritten.into_parts();
+    // The new body's type and length; every other header of the original answer stays.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &new_parts.headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    Response::from_parts(parts, body)
+}
+
+/// The error code of a status that axum answered itself (`docs/service.md`, "Errors").
+fn error_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        status if status.is_client_error() => "bad_request",
+        _ => "internal",
+    }
+}
+
 /// A panic, as the client sees it: 500 `internal`.
 fn panicked(_: Box<dyn std::any::Any + Send>) -> Response {
     tracing::error!("a handler panicked");
@@ -80,14 +161,20 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let response = if streaming {
         next.run(request).await
     } else {
+        let path = request.uri().path().to_owned();
         match tokio::time::timeout(timeout, next.run(request)).await {
             Ok(response) => response,
-            Err(_) => ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                format!("the request took over {} seconds", timeout.as_secs()),
-            )
-            .into_response(),
+            Err(_) => {
+                let message = format!("the request took over {} seconds", timeout.as_secs());
+                // In the route's error format, like every error (`errors_in_route_format`).
+                if path == BASE_PATH || path.starts_with(&format!("{BASE_PATH}/")) {
+                    let status = StatusCode::SERVICE_UNAVAILABLE;
+                    Open311Error::with_status(Format::guess(&path), status, message).into_response()
+                } else {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
+                        .into_response()
+                }
+            }
         }
     };
     let elapsed = started.elapsed();

@@ -20,7 +20,9 @@
 
 pub mod audit;
 mod auth;
+mod client;
 mod config;
+mod connections;
 pub mod demo;
 mod error;
 mod fields;
@@ -31,7 +33,9 @@ mod limits;
 mod metrics;
 pub mod open311;
 mod openapi;
+mod path;
 mod policy;
+mod request_id;
 pub mod routes;
 mod state;
 
@@ -50,6 +54,7 @@ use civicflow_projections::{ProjectionError, Runner, RunnerOptions};
 use tokio::sync::watch;
 
 pub use auth::{hash_token, TokenIndex, TokenSecret, TOKEN_PREFIX};
+pub use client::{ClientAddr, IpNet, IpNetError};
 pub use config::ServiceConfig;
 pub use error::ApiError;
 pub use limits::RateLimit;
@@ -146,6 +151,10 @@ impl Service {
             tokens,
             metrics: metrics::Metrics::default(),
             limiter: limits::RateLimiter::new(config.rate_limit),
+            address_limiter: limits::AddressLimiter::new(
+                config.address_rate_limit,
+                config.address_buckets_max,
+            ),
             config,
             open311_routing,
             caught_up: std::sync::atomic::AtomicBool::new(false),
@@ -196,7 +205,7 @@ impl Service {
         acting: Acting,
         name: &str,
     ) -> Result<(TokenId, TokenSecret), ServiceError> {
-        self.state.issue_token(by, acting, name)
+        self.state.issue_token(by, acting, name, Default::default())
     }
 
     /// Revokes a token (see [`AppState::revoke_token`]): refused from the very next request.
@@ -209,7 +218,8 @@ impl Service {
         token: TokenId,
         reason: &str,
     ) -> Result<(), ServiceError> {
-        self.state.revoke_token(by, token, reason, None)
+        self.state
+            .revoke_token(by, token, reason, Default::default())
     }
 
     /// Whether every read model has caught up with the log since the service started (what
@@ -228,6 +238,9 @@ impl Service {
     /// accepting, ends live streams, lets requests in flight finish (up to the configured
     /// grace), stops the projections and flushes.
     ///
+    /// Every connection is held to the configured caps (in all and per client address) and
+    /// header timeout, which also closes idle keep-alive connections (`connections.rs`).
+    ///
     /// # Errors
     /// [`ServiceError::Io`] when serving fails.
     pub async fn serve(
@@ -237,16 +250,22 @@ impl Service {
     ) -> Result<(), ServiceError> {
         let app = self.router();
         let shutdown = self.shutdown.clone();
-        let grace = self.state.0.config.shutdown_grace;
+        let config = &self.state.0.config;
+        let grace = config.shutdown_grace;
+        let settings = connections::Settings {
+            max_connections: config.max_connections,
+            max_connections_per_address: config.max_connections_per_address,
+            header_timeout: config.header_timeout,
+            trusted_proxies: config.trusted_proxies.clone().into(),
+        };
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-        let server =
-            axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-                signal.await;
-                tracing::info!("shutting down: no new connections; live streams end");
-                let _ = shutdown.send(true);
-                let _ = signalled_tx.send(());
-            });
-        let server = tokio::spawn(async move { server.await });
+        let server = connections::serve(listener, app, settings, async move {
+            signal.await;
+            tracing::info!("shutting down: no new connections; live streams end");
+            let _ = shutdown.send(true);
+            let _ = signalled_tx.send(());
+        });
+        let server = tokio::spawn(server);
         let mut server = server;
         tokio::select! {
             result = &mut server => {

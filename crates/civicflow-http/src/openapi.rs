@@ -2,7 +2,8 @@
 //! router).
 //!
 //! Every status a route can answer is declared, with its media type and body: the success
-//! (and `also`), what the policy implies (401, 403, 429 with a token), what a JSON body
+//! (and `also`), what the policy implies (401, 403, 429 with a token; 429 on a public read,
+//! the per-address limit), what a JSON body
 //! implies (400, 413) and the handler's own `errors`. `.ci/schemathesis` calls every
 //! operation with generated input and fails on any answer the document does not declare.
 
@@ -16,7 +17,7 @@ use crate::routes::{Content, RouteSpec};
 /// What an error status means, in the document.
 fn error_description(status: u16) -> &'static str {
     match status {
-        400 => "malformed: a body, a query parameter or a header; `field` names it",
+        400 => "malformed: a body, a path segment, a query parameter or a header; `field` names it",
         401 => "no valid token",
         403 => "the caller may not",
         404 => "no such thing, or not in the caller's scope",
@@ -24,7 +25,7 @@ fn error_description(status: u16) -> &'static str {
         413 => "a body over 64 KiB",
         422 => "the engine refuses: wrong stage, a missing or invalid field (`field` names it)",
         429 => "rate limited; Retry-After says when to come back",
-        503 => "the log cannot write or a read model cannot answer now",
+        503 => "the log cannot write or a read model cannot answer now, or the request took over the time limit (`timeout`)",
         _ => "an error",
     }
 }
@@ -122,9 +123,12 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             operation.insert("parameters".into(), json!(parameters));
         }
         if let Some(schema) = route.request {
+            let schema = schema();
+            // An empty body reads as `{}` (`json.rs`): a body is required only when a field is.
+            let required = schema["required"].as_array().is_some_and(|r| !r.is_empty());
             operation.insert(
                 "requestBody".into(),
-                json!({"required": true, "content": {"application/json": {"schema": schema()}}}),
+                json!({"required": required, "content": {"application/json": {"schema": schema}}}),
             );
         }
         let mut responses = Map::new();
@@ -143,9 +147,25 @@ pub fn document(routes: &[RouteSpec]) -> Value {
         if route.policy != Policy::Public {
             errors.extend([401, 403, 429]);
             operation.insert("security".into(), json!([{"bearer": []}]));
+        } else if crate::limits::metered_by_address(&route.method, route.path, route.policy) {
+            // The per-address limit of public reads.
+            errors.push(429);
         }
         if route.request.is_some() {
             errors.extend([400, 413]);
+        }
+        // What the layers answer on any route: the request's time limit (503 `timeout`; event
+        // streams have none), and a path segment that is not UTF-8 once percent-decoded (400,
+        // `path.rs`; an Open311 path names its resource in a segment it reads itself).
+        if route.content != Content::EventStream {
+            errors.push(503);
+        }
+        let open311 = matches!(
+            route.content,
+            Content::Open311Xml | Content::Open311Json | Content::Open311Either
+        );
+        if route.path.contains('{') && !open311 {
+            errors.push(400);
         }
         errors.sort_unstable();
         errors.dedup();

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::auth::TokenIndex;
 use crate::config::ServiceConfig;
-use crate::limits::RateLimiter;
+use crate::limits::{AddressLimiter, RateLimiter};
 use crate::metrics::Metrics;
 use crate::open311::routing::Routing;
 
@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub tokens: TokenIndex,
     pub metrics: Metrics,
     pub limiter: RateLimiter,
+    /// What no valid token pays for is charged to the client's address.
+    pub address_limiter: AddressLimiter,
     pub config: ServiceConfig,
     /// Which unit an Open311 request is filed at (`open311-routing.toml`, read at start).
     pub open311_routing: Routing,
@@ -69,6 +71,7 @@ impl AppState {
         by: &civicflow_core::domain::org::Acting,
         acting: civicflow_core::domain::org::Acting,
         name: &str,
+        options: civicflow_core::engine::SubmitOptions,
     ) -> Result<
         (
             civicflow_core::domain::access::TokenId,
@@ -80,13 +83,14 @@ impl AppState {
         use civicflow_core::engine::{Command, EngineError, Outcome};
         let secret = crate::auth::TokenSecret::generate()
             .map_err(|e| crate::ServiceError::Random(e.to_string()))?;
-        let outcome = self.0.engine.submit(
+        let outcome = self.0.engine.submit_with(
             by,
             Command::Access(AccessCommand::Issue {
                 hash: secret.hash(),
                 acting,
                 name: name.to_owned(),
             }),
+            options,
         )?;
         self.0.tokens.replace(&self.0.engine.tokens()?);
         let Outcome::Token { token, .. } = outcome else {
@@ -109,7 +113,7 @@ impl AppState {
         by: &civicflow_core::domain::org::Acting,
         token: civicflow_core::domain::access::TokenId,
         reason: &str,
-        key: Option<civicflow_core::IdempotencyKey>,
+        options: civicflow_core::engine::SubmitOptions,
     ) -> Result<(), crate::ServiceError> {
         let command = civicflow_core::engine::Command::Access(
             civicflow_core::domain::access::AccessCommand::Revoke {
@@ -117,10 +121,7 @@ impl AppState {
                 reason: reason.to_owned(),
             },
         );
-        let result = match key {
-            Some(key) => self.0.engine.submit_with_key(by, command, key),
-            None => self.0.engine.submit(by, command),
-        };
+        let result = self.0.engine.submit_with(by, command, options);
         // Refreshed even when the submit failed: the index follows the log, whatever it holds.
         self.0.tokens.replace(&self.0.engine.tokens()?);
         result?;

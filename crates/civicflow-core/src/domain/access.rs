@@ -22,6 +22,9 @@ use crate::ids::{ActorId, Role, StreamId, UnitId, Version};
 /// The stream of every token's issue and revocation.
 pub const ACCESS_STREAM: &str = "access-tokens";
 
+/// The most characters of a revocation's reason (trimmed).
+pub const REVOKE_REASON_CHARS_MAX: usize = 500;
+
 /// The stream id of [`ACCESS_STREAM`].
 pub fn access_stream() -> StreamId {
     StreamId::new(ACCESS_STREAM).expect("a valid stream id")
@@ -226,8 +229,9 @@ fn decide_events(
                 });
             }
             ctx.org.check_acting(acting)?;
+            super::text::check("name", name, super::text::Lines::One)?;
             let name = name.trim();
-            if name.is_empty() || name.chars().count() > 100 {
+            if super::text::is_blank(name) || name.chars().count() > 100 {
                 return Err(Rejection::Invalid {
                     field: "name".into(),
                     reason: "say what the token is for, in 1 to 100 characters".into(),
@@ -258,6 +262,16 @@ fn decide_events(
                 });
             };
             check_issuer(ctx, &grant.acting.unit, "revoke a token")?;
+            // The reason is optional (a revocation needs none), but what is given is a text
+            // like any other.
+            super::text::check("reason", reason, super::text::Lines::One)?;
+            let chars = reason.trim().chars().count();
+            if chars > REVOKE_REASON_CHARS_MAX {
+                return Err(Rejection::FieldInvalid {
+                    field: "reason".into(),
+                    reason: format!("{chars} characters; at most {REVOKE_REASON_CHARS_MAX}"),
+                });
+            }
             if grant.revoked_at.is_some() {
                 return Ok(Vec::new());
             }

@@ -67,6 +67,13 @@ pub trait Aggregate: Sized + 'static {
     fn cases_named(_command: &Self::Command) -> Vec<(String, CaseId)> {
         Vec::new()
     }
+
+    /// Which of a decision's own `events` caused what the decision creates and sets off
+    /// (the index of the event whose id the engine writes as their cause): the first by
+    /// default, the issuing of a directive for its parts, the opening for its requester.
+    fn cause_of_consequences(_events: &[Self::Event]) -> usize {
+        0
+    }
 }
 
 /// What an [`Aggregate::apply`] may need besides the event.

@@ -124,7 +124,8 @@ impl Place {
         ] {
             if let Some(text) = text {
                 let chars = text.chars().count();
-                if text.trim().is_empty() {
+                super::text::check(&format!("place.{field}"), text, super::text::Lines::One)?;
+                if super::text::is_blank(text) {
                     return Err(invalid(field, "empty: leave it out instead".into()));
                 }
                 if chars > max {
@@ -509,6 +510,9 @@ pub fn available_actions<'d>(
         .collect()
 }
 
+/// Checks a case's free text by the one rule for texts (`domain::text`): its characters, then
+/// whether it is given (blank counts as missing), then its length. A case's description is
+/// its one text of several lines; a title and a purpose are one line.
 fn check_text(
     action: &str,
     field: &str,
@@ -516,8 +520,14 @@ fn check_text(
     max: usize,
     required: bool,
 ) -> Result<(), Rejection> {
+    let lines = if field == "description" {
+        super::text::Lines::Many
+    } else {
+        super::text::Lines::One
+    };
+    super::text::check(field, text, lines)?;
     let chars = text.chars().count();
-    if required && text.trim().is_empty() {
+    if required && super::text::is_blank(text) {
         return Err(Rejection::FieldMissing {
             action: action.into(),
             field: field.into(),
@@ -1067,6 +1077,14 @@ impl Aggregate for Case {
 
     fn apply(state: &mut Option<CaseState>, event: &CaseEvent, fold: &Fold<'_>) {
         *state = apply_event(state.take(), event, fold.definitions, fold.version);
+    }
+
+    /// A merge's other half is caused by the `MergedInto`, not by the deadline it closes.
+    fn cause_of_consequences(events: &[CaseEvent]) -> usize {
+        events
+            .iter()
+            .position(|e| matches!(e, CaseEvent::MergedInto(_)))
+            .unwrap_or(0)
     }
 
     /// The `case` fields of an opening or an action (a merge's target).

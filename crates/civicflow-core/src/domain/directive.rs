@@ -286,8 +286,10 @@ fn decide_issue(command: &DirectiveCommand, ctx: &Context<'_>) -> Result<Issued,
             });
         }
     }
+    super::text::check("title", title, super::text::Lines::One)?;
+    super::text::check("body", body, super::text::Lines::Many)?;
     let title_chars = title.trim().chars().count();
-    if title_chars == 0 || title_chars > 200 {
+    if super::text::is_blank(title) || title_chars > 200 {
         return Err(Rejection::FieldInvalid {
             field: "title".into(),
             reason: "must be 1 to 200 characters".into(),
@@ -429,7 +431,8 @@ fn decide_part(
 }
 
 fn check_note(note: &str, required: bool) -> Result<(), Rejection> {
-    if required && note.trim().is_empty() {
+    super::text::check("note", note, super::text::Lines::Many)?;
+    if required && super::text::is_blank(note) {
         return Err(Rejection::FieldMissing {
             action: "report".into(),
             field: "note".into(),

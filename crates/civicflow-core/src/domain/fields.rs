@@ -561,13 +561,16 @@ fn check_value(spec: &FieldSpec, value: &FieldValue) -> Result<(), Rejection> {
     }
     match value {
         FieldValue::Text(text) => {
+            // A workflow's text field is a note (a reply, a reason, what was done): it may
+            // span lines, by the one rule for texts.
+            super::text::check(&spec.name, text, super::text::Lines::Many)?;
             let chars = text.chars().count();
             if chars > TEXT_CHARS_MAX {
                 return Err(invalid(format!(
                     "{chars} characters; at most {TEXT_CHARS_MAX}"
                 )));
             }
-            if spec.required && text.trim().is_empty() {
+            if spec.required && super::text::is_blank(text) {
                 return Err(invalid("must not be empty".to_owned()));
             }
         }

@@ -166,8 +166,16 @@ fn check_editor(unit: &UnitId, ctx: &Context<'_>) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Checks a list item's free text by the one rule for texts (`domain::text`); its description
+/// is its one text of several lines, a title and a reason are one line.
 fn check_text(field: &str, text: &str, max: usize, required: bool) -> Result<(), Rejection> {
-    if required && text.trim().is_empty() {
+    let lines = if field == "description" {
+        super::text::Lines::Many
+    } else {
+        super::text::Lines::One
+    };
+    super::text::check(field, text, lines)?;
+    if required && super::text::is_blank(text) {
         return Err(Rejection::FieldMissing {
             action: "list".into(),
             field: field.into(),

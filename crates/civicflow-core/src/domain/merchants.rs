@@ -335,7 +335,8 @@ fn check_period(field: &str, text: &str, quarter: bool) -> Result<(), Rejection>
 }
 
 fn check_reason(reason: &str) -> Result<(), Rejection> {
-    if reason.trim().is_empty() || reason.chars().count() > 1000 {
+    super::text::check("reason", reason, super::text::Lines::One)?;
+    if super::text::is_blank(reason) || reason.chars().count() > 1000 {
         return Err(Rejection::FieldInvalid {
             field: "reason".into(),
             reason: "must be 1 to 1000 characters".into(),
@@ -404,7 +405,8 @@ fn decide_events(
     };
     let event = match command {
         StandingCommand::StartCycle { cycle } => {
-            if cycle.trim().is_empty() || cycle.len() > 32 {
+            super::text::check("cycle", cycle, super::text::Lines::One)?;
+            if super::text::is_blank(cycle) || cycle.len() > 32 {
                 return Err(Rejection::FieldInvalid {
                     field: "cycle".into(),
                     reason: "must be 1 to 32 characters".into(),
@@ -514,6 +516,7 @@ fn decide_events(
                     reason: "must be 0 to 100".into(),
                 });
             }
+            super::text::check("notes", notes, super::text::Lines::Many)?;
             if notes.chars().count() > 4000 {
                 return Err(Rejection::FieldInvalid {
                     field: "notes".into(),

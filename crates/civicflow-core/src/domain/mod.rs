@@ -16,6 +16,7 @@ pub mod merchants;
 pub mod org;
 pub mod person;
 mod rejection;
+pub mod text;
 pub mod workflow;
 
 pub use aggregate::{Aggregate, AnyEvent, Create, Decision, Fold};

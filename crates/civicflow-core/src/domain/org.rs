@@ -625,11 +625,12 @@ domain_events! {
 const NAME_CHARS_MAX: usize = 200;
 
 fn check_name(field: &str, name: &str) -> Result<(), Rejection> {
+    super::text::check(field, name, super::text::Lines::One)?;
     let chars = name.chars().count();
-    if chars == 0 || chars > NAME_CHARS_MAX || name.chars().any(char::is_control) {
+    if chars == 0 || chars > NAME_CHARS_MAX || super::text::is_blank(name) {
         return Err(Rejection::FieldInvalid {
             field: field.to_owned(),
-            reason: format!("must be 1 to {NAME_CHARS_MAX} characters without control characters"),
+            reason: format!("must be 1 to {NAME_CHARS_MAX} characters, not blank"),
         });
     }
     Ok(())

@@ -132,7 +132,8 @@ fn decide_erase(
     if state.erased {
         return Ok(Vec::new());
     }
-    if reason.trim().is_empty() || reason.chars().count() > 1000 {
+    super::text::check("reason", reason, super::text::Lines::One)?;
+    if super::text::is_blank(reason) || reason.chars().count() > 1000 {
         return Err(Rejection::FieldInvalid {
             field: "reason".into(),
             reason: "must be 1 to 1000 characters".into(),

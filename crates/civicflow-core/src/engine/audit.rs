@@ -15,7 +15,7 @@ use crate::domain::org::{Acting, Org, Tier};
 use crate::domain::workflow::{DefinitionRef, DefinitionRegistry};
 use crate::domain::Rejection;
 use crate::event::RecordedEvent;
-use crate::ids::{Actor, CaseId, Position, UnitId, Version};
+use crate::ids::{Actor, CaseId, CausationId, CorrelationId, EventId, Position, UnitId, Version};
 use crate::store::EventStore;
 
 /// One event of a case, decoded, with its log metadata.
@@ -54,6 +54,14 @@ pub struct AuditStep {
     pub lead_after: UnitId,
     /// The event's chain hash.
     pub hash: ChainHash,
+    /// The request it belongs to: every step of one request has the same (the service takes
+    /// the caller's `X-Request-Id` or `traceparent`).
+    pub correlation_id: CorrelationId,
+    /// What caused it, when that was an event: the deadline an escalation step came from,
+    /// the merge the other case's `DuplicateMerged` came from.
+    pub caused_by: Option<CausationId>,
+    /// The version of the earlier step of this case that caused it, when the cause is one.
+    pub caused_by_version: Option<Version>,
 }
 
 /// How a deadline ended.
@@ -307,6 +315,9 @@ fn audit_with(
     let mut org = FoldAlong::<Org>::new(log, definitions, Org::stream(&())?);
     let mut state: Option<CaseState> = None;
     let mut steps = Vec::with_capacity(events.len());
+    // Which version of this case each event id is, to name a cause that is an earlier step.
+    let mut versions: std::collections::HashMap<EventId, Version> =
+        std::collections::HashMap::new();
     let mut deadlines: Vec<DeadlineReport> = Vec::new();
     for (recorded, event) in &events {
         Case::apply(
@@ -351,6 +362,10 @@ fn audit_with(
             }
             _ => {}
         }
+        versions.insert(recorded.event_id, recorded.version);
+        let caused_by_version = recorded
+            .causation_id
+            .and_then(|cause| versions.get(&EventId::from_uuid(*cause.as_uuid())).copied());
         steps.push(AuditStep {
             position: recorded.position,
             version: recorded.version,
@@ -366,6 +381,9 @@ fn audit_with(
             closed_after: after.closed,
             lead_after: after.lead.clone(),
             hash: recorded.hash,
+            correlation_id: recorded.correlation_id,
+            caused_by: recorded.causation_id,
+            caused_by_version,
         });
     }
     let chain = log
@@ -385,23 +403,43 @@ fn audit_with(
     })
 }
 
+/// The timeline as text for a terminal, a line per step. Stored texts (the title, what a step
+/// says: fields, a purpose) are escaped by `domain::text::escape`: an old log may hold
+/// control characters the rule for texts refuses now, which would otherwise reach the
+/// terminal raw (an escape sequence, a line break forging a step).
 impl fmt::Display for CaseAudit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "case {} ({}): {}", self.case, self.workflow, self.title)?;
+        use crate::domain::text::escape;
+        writeln!(
+            f,
+            "case {} ({}): {}",
+            self.case,
+            self.workflow,
+            escape(&self.title)
+        )?;
         for step in &self.steps {
             let tier = step.tier.map_or_else(|| "-".to_owned(), |t| t.to_string());
+            // Why it happened, when an event caused it: the step of this case, or the event's
+            // id elsewhere (a merge's other half).
+            let why = match (step.caused_by_version, step.caused_by) {
+                (Some(version), _) => format!("  (caused by #{version})"),
+                (None, Some(cause)) => format!("  (caused by event {cause})"),
+                (None, None) => String::new(),
+            };
             writeln!(
                 f,
-                "  #{:<3} {}  {} as {} for {} ({})  {}  → stage {}{}",
+                "  #{:<3} {}  {} as {} for {} ({})  {}  → stage {}{}{}  [request {}]",
                 step.version,
                 format_local(step.recorded_at),
                 step.actor.id,
                 step.actor.role,
                 step.actor.unit,
                 tier,
-                step.summary,
+                escape(&step.summary),
                 step.stage_after,
                 if step.closed_after { " [closed]" } else { "" },
+                why,
+                step.correlation_id,
             )?;
         }
         writeln!(f, "  deadlines:")?;

@@ -25,6 +25,46 @@ pub enum Requester {
     Known(PersonId),
 }
 
+/// How a command is submitted besides who and what ([`super::Engine::submit_with`]); every
+/// part is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubmitOptions {
+    /// Makes a retry safe: the same key with the same command answers the first answer
+    /// (`docs/engine.md`, "Retries").
+    pub idempotency_key: Option<crate::ids::IdempotencyKey>,
+    /// The request the command belongs to: every event it writes carries it, so a request is
+    /// traced through the log (the service takes it from `X-Request-Id` or `traceparent`).
+    /// `None`: a new one.
+    pub correlation_id: Option<crate::ids::CorrelationId>,
+    /// What caused the command, when that is an event or a command of the caller's.
+    pub causation_id: Option<crate::ids::CausationId>,
+}
+
+impl SubmitOptions {
+    /// Only an idempotency key.
+    pub fn keyed(key: crate::ids::IdempotencyKey) -> Self {
+        Self {
+            idempotency_key: Some(key),
+            ..Self::default()
+        }
+    }
+
+    /// With the caller's correlation id.
+    #[must_use]
+    pub fn correlated(mut self, correlation_id: crate::ids::CorrelationId) -> Self {
+        self.correlation_id = Some(correlation_id);
+        self
+    }
+
+    /// With an idempotency key.
+    #[must_use]
+    pub fn with_key(mut self, key: Option<crate::ids::IdempotencyKey>) -> Self {
+        self.idempotency_key = key;
+        self
+    }
+}
+
 /// A command to the engine.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -25,8 +25,8 @@ use crate::domain::{Context, Rejection};
 use crate::error::AppendError;
 use crate::event::{AppendRequest, Appended, NewEvent, StreamWrite};
 use crate::ids::{
-    CaseId, CorrelationId, DirectiveId, ExpectedVersion, IdempotencyKey, ListItemId, PersonId,
-    Position, StreamId,
+    CaseId, CausationId, CorrelationId, DirectiveId, EventId, ExpectedVersion, IdempotencyKey,
+    ListItemId, PersonId, Position, StreamId,
 };
 use crate::store::{AppendResult, Completion, EventStore};
 
@@ -44,6 +44,18 @@ pub(super) enum Target<A: Aggregate> {
     /// nothing is read before deciding, and a retry with the same idempotency key finds the
     /// instance the first request made through the key.
     New(A::Id),
+}
+
+/// How a command is submitted besides who and what: its idempotency key, and where it sits
+/// in a trace (the request's correlation id, what caused it).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct How {
+    /// Makes retries safe.
+    pub(crate) key: Option<Keyed>,
+    /// The request it belongs to (`None`: a new one).
+    pub(crate) correlation: Option<CorrelationId>,
+    /// What caused it (an event, for the scheduler's steps).
+    pub(crate) causation: Option<CausationId>,
 }
 
 /// A command's idempotency key, as the log stores it, and the digest of the request
@@ -175,10 +187,10 @@ impl Engine {
         acting: &Acting,
         target: Target<A>,
         command: &A::Command,
-        key: Option<&Keyed>,
+        how: &How,
         before_append: BeforeAppend<'_>,
     ) -> Result<Executed<A>, SubmitError> {
-        block_on(self.run(acting, target, command, key, before_append, Blocking))
+        block_on(self.run(acting, target, command, how, before_append, Blocking))
     }
 
     /// [`Engine::execute`] that awaits the log's commit instead of blocking a thread.
@@ -187,10 +199,10 @@ impl Engine {
         acting: &Acting,
         target: Target<A>,
         command: &A::Command,
-        key: Option<&Keyed>,
+        how: &How,
         before_append: BeforeAppend<'_>,
     ) -> Result<Executed<A>, SubmitError> {
-        self.run(acting, target, command, key, before_append, Awaiting)
+        self.run(acting, target, command, how, before_append, Awaiting)
             .await
     }
 
@@ -200,11 +212,16 @@ impl Engine {
         acting: &Acting,
         target: Target<A>,
         command: &A::Command,
-        key: Option<&Keyed>,
+        how: &How,
         before_append: BeforeAppend<'_>,
         wait: W,
     ) -> Result<Executed<A>, SubmitError> {
         self.check_writable()?;
+        let key = how.key.as_ref();
+        // One correlation id for every attempt: they are one request.
+        let correlation = how
+            .correlation
+            .unwrap_or_else(|| CorrelationId::new_v7(self.now()));
         let (id, mut fresh) = match target {
             Target::Existing(id) => (id, false),
             Target::New(id) => (id, true),
@@ -240,11 +257,9 @@ impl Engine {
                     position: self.log.head().map(|h| h.position),
                 });
             }
-            let mut request = AppendRequest::to_streams(
-                staged.writes,
-                acting.to_log_actor(),
-                CorrelationId::new_v7(self.now()),
-            );
+            let mut request =
+                AppendRequest::to_streams(staged.writes, acting.to_log_actor(), correlation);
+            request.causation_id = how.causation;
             if let Some(keyed) = key {
                 request = request.with_idempotency(keyed.stored.clone(), keyed.digest);
             }
@@ -340,7 +355,17 @@ impl Engine {
             follow_ups,
         } = decision;
         let mut writes = Vec::new();
-        push_write(&mut writes, stream.clone(), expect(loaded), encode(&own)?);
+        // What the command's events set off (the streams it creates, the follow-ups) carries
+        // the id of the event that caused it: an auditor sees why each happened.
+        let mut own_events = encode(&own)?;
+        let cause = own_events
+            .get_mut(A::cause_of_consequences(&own))
+            .map(|cause| {
+                let id = EventId::new_v7(now);
+                cause.event_id = Some(id);
+                CausationId::from(id)
+            });
+        push_write(&mut writes, stream.clone(), expect(loaded), own_events);
         let created = creates.len();
         for create in creates {
             let events = create.encode().map_err(EngineError::from)?;
@@ -348,7 +373,7 @@ impl Engine {
                 &mut writes,
                 create.stream,
                 ExpectedVersion::NoStream,
-                events,
+                caused(events, cause),
             );
         }
         // Follow-ups are decided by the system, on the state each has now.
@@ -371,7 +396,7 @@ impl Engine {
                 &mut writes,
                 other_stream,
                 expect(&other_loaded),
-                encode(&decision.events)?,
+                caused(encode(&decision.events)?, cause),
             );
             for create in decision.creates {
                 let events = create.encode().map_err(EngineError::from)?;
@@ -379,7 +404,7 @@ impl Engine {
                     &mut writes,
                     create.stream,
                     ExpectedVersion::NoStream,
-                    events,
+                    caused(events, cause),
                 );
             }
             queue.extend(decision.follow_ups);
@@ -561,6 +586,14 @@ fn encode<E: crate::event::DomainEvent>(events: &[E]) -> Result<Vec<NewEvent>, E
         .map(NewEvent::from_domain)
         .collect::<Result<_, _>>()
         .map_err(EngineError::from)
+}
+
+/// `events`, each caused by `cause` (when there is one).
+fn caused(events: Vec<NewEvent>, cause: Option<CausationId>) -> Vec<NewEvent> {
+    match cause {
+        Some(cause) => events.into_iter().map(|e| e.caused_by(cause)).collect(),
+        None => events,
+    }
 }
 
 /// Adds a write, unless it has no events.

@@ -73,7 +73,7 @@ pub use audit::{
     audit_log, audit_log_as_of, summarize, AuditStep, CaseAudit, DeadlineOutcome, DeadlineReport,
     HistoryEntry,
 };
-pub use command::{Command, EngineError, Outcome, Requester, SubmitError};
+pub use command::{Command, EngineError, Outcome, Requester, SubmitError, SubmitOptions};
 pub use config::{EngineConfig, Storage};
 pub use scheduler::{DeadlineTarget, SchedulerHandle, StepTaken};
 
@@ -93,7 +93,7 @@ use crate::ids::{CaseId, DirectiveId, ListItemId, PersonId, UnitId};
 use crate::store::EventStore;
 use crate::vault::{ContactDetails, MaskedContact, PersonData, Vault};
 
-use execute::{Keyed, Target};
+use execute::{How, Keyed, Target};
 use load::Loaded;
 
 /// A case as a caller sees it.
@@ -248,7 +248,34 @@ impl Engine {
     /// is written), [`SubmitError::Engine`] when storage fails or another writer kept changing
     /// the aggregate through five attempts.
     pub fn submit(&self, acting: &Acting, command: Command) -> Result<Outcome, SubmitError> {
-        self.run_command(acting, command, None)
+        self.run_command(acting, command, &How::default())
+    }
+
+    /// Submits a command with the options of [`SubmitOptions`]: an idempotency key (see
+    /// [`Engine::submit_with_key`]), the caller's correlation id (every event the command
+    /// writes carries it, so a request can be traced through the log), and what caused it.
+    ///
+    /// # Errors
+    /// As [`Engine::submit_with_key`].
+    pub fn submit_with(
+        &self,
+        acting: &Acting,
+        command: Command,
+        options: SubmitOptions,
+    ) -> Result<Outcome, SubmitError> {
+        let how = self.how(acting, &command, options);
+        self.run_command(acting, command, &how)
+    }
+
+    /// The engine's own form of `options` for `command`.
+    fn how(&self, acting: &Acting, command: &Command, options: SubmitOptions) -> How {
+        How {
+            key: options
+                .idempotency_key
+                .map(|key| self.keyed(acting, key, command)),
+            correlation: options.correlation_id,
+            causation: options.causation_id,
+        }
     }
 
     /// Submits a command with an idempotency key: a retry with the same key and the same
@@ -265,8 +292,7 @@ impl Engine {
         command: Command,
         key: crate::ids::IdempotencyKey,
     ) -> Result<Outcome, SubmitError> {
-        let keyed = self.keyed(acting, key, &command);
-        self.run_command(acting, command, Some(&keyed))
+        self.submit_with(acting, command, SubmitOptions::keyed(key))
     }
 
     /// What identifies `command` for its retries under `key`: its whole shape, and the
@@ -303,16 +329,16 @@ impl Engine {
         &self,
         acting: &Acting,
         command: Command,
-        key: Option<&Keyed>,
+        how: &How,
     ) -> Result<Outcome, SubmitError> {
         match command {
             Command::Org(command) => self
-                .execute::<Org>(acting, Target::Existing(()), &command, key, None)
+                .execute::<Org>(acting, Target::Existing(()), &command, how, None)
                 .map(|done| done.outcome(&command)),
             Command::Access(command) => self
-                .execute::<Access>(acting, Target::Existing(()), &command, key, None)
+                .execute::<Access>(acting, Target::Existing(()), &command, how, None)
                 .map(|done| done.outcome(&command)),
-            command @ Command::OpenCase { .. } => self.open_case(acting, command, key),
+            command @ Command::OpenCase { .. } => self.open_case(acting, command, how),
             Command::Act {
                 case,
                 action,
@@ -326,10 +352,10 @@ impl Engine {
                     fields,
                     expected_version,
                 },
-                key,
+                how,
             ),
             Command::MigrateCase { case, to_version } => {
-                self.on_case(acting, case, &CaseCommand::Migrate { to_version }, key)
+                self.on_case(acting, case, &CaseCommand::Migrate { to_version }, how)
             }
             Command::IssueDirective {
                 title,
@@ -347,17 +373,17 @@ impl Engine {
                     unit,
                     within,
                 };
-                self.execute::<Directive>(acting, Target::New(directive), &command, key, None)
+                self.execute::<Directive>(acting, Target::New(directive), &command, how, None)
                     .map(|done| done.outcome(&command))
             }
             Command::AcknowledgeDirective { directive, note } => self.on_own_part(
                 acting,
                 directive,
                 &DirectiveCommand::Acknowledge { note },
-                key,
+                how,
             ),
             Command::ReportDirective { directive, note } => {
-                self.on_own_part(acting, directive, &DirectiveCommand::Report { note }, key)
+                self.on_own_part(acting, directive, &DirectiveCommand::Report { note }, how)
             }
             Command::AddListItem {
                 list,
@@ -373,14 +399,14 @@ impl Engine {
                     description,
                     unit,
                 };
-                self.execute::<ListItem>(acting, Target::New(item), &command, key, None)
+                self.execute::<ListItem>(acting, Target::New(item), &command, how, None)
                     .map(|done| done.outcome(&command))
             }
             Command::ListItem { item, command } => self
-                .execute::<ListItem>(acting, Target::Existing(item), &command, key, None)
+                .execute::<ListItem>(acting, Target::Existing(item), &command, how, None)
                 .map(|done| done.outcome(&command)),
             Command::Standing { unit, command } => self
-                .execute::<Standing>(acting, Target::Existing(unit), &command, key, None)
+                .execute::<Standing>(acting, Target::Existing(unit), &command, how, None)
                 .map(|done| done.outcome(&command)),
             Command::RegisterPerson { details } => {
                 let person = PersonId::new_v7(self.now());
@@ -388,7 +414,7 @@ impl Engine {
                 // The details go into the vault once the registration is decided, before
                 // it is appended.
                 let store = || Ok(self.vault.store(person, &details)?);
-                self.execute::<Person>(acting, Target::New(person), &command, key, Some(&store))
+                self.execute::<Person>(acting, Target::New(person), &command, how, Some(&store))
                     .map(|done| done.outcome(&command))
             }
             Command::ErasePerson { person, reason } => {
@@ -401,7 +427,7 @@ impl Engine {
                     acting,
                     Target::Existing(person),
                     &command,
-                    key,
+                    how,
                     Some(&erase),
                 )
                 .map(|done| done.outcome(&command))
@@ -423,31 +449,25 @@ impl Engine {
         &self,
         acting: &Acting,
         command: Command,
-        key: Option<crate::ids::IdempotencyKey>,
+        options: SubmitOptions,
     ) -> Result<Outcome, SubmitError> {
-        let keyed = key.map(|key| self.keyed(acting, key, &command));
+        let how = self.how(acting, &command, options);
         let (case, command, requester) = self.opening(command)?;
         let store = || self.store_requester(requester.as_ref());
-        self.execute_async::<Case>(
-            acting,
-            Target::New(case),
-            &command,
-            keyed.as_ref(),
-            Some(&store),
-        )
-        .await
-        .map(|done| done.outcome(&command))
+        self.execute_async::<Case>(acting, Target::New(case), &command, &how, Some(&store))
+            .await
+            .map(|done| done.outcome(&command))
     }
 
     fn open_case(
         &self,
         acting: &Acting,
         command: Command,
-        key: Option<&Keyed>,
+        how: &How,
     ) -> Result<Outcome, SubmitError> {
         let (case, command, requester) = self.opening(command)?;
         let store = || self.store_requester(requester.as_ref());
-        self.execute::<Case>(acting, Target::New(case), &command, key, Some(&store))
+        self.execute::<Case>(acting, Target::New(case), &command, how, Some(&store))
             .map(|done| done.outcome(&command))
     }
 
@@ -515,9 +535,9 @@ impl Engine {
         acting: &Acting,
         case: CaseId,
         command: &CaseCommand,
-        key: Option<&Keyed>,
+        how: &How,
     ) -> Result<Outcome, SubmitError> {
-        self.execute::<Case>(acting, Target::Existing(case), command, key, None)
+        self.execute::<Case>(acting, Target::Existing(case), command, how, None)
             .map(|done| done.outcome(command))
     }
 
@@ -527,7 +547,7 @@ impl Engine {
         acting: &Acting,
         directive: DirectiveId,
         command: &DirectiveCommand,
-        key: Option<&Keyed>,
+        how: &How,
     ) -> Result<Outcome, SubmitError> {
         let issued = self.load::<Directive>(&directive.stream())?;
         let state = issued.state.ok_or_else(|| Rejection::NotFound {
@@ -547,7 +567,7 @@ impl Engine {
             acting,
             Target::Existing((directive, index)),
             command,
-            key,
+            how,
             None,
         )
         .map(|done| done.outcome(command))
@@ -656,43 +676,36 @@ impl Engine {
         id: CaseId,
         purpose: &str,
     ) -> Result<Option<ContactDetails>, SubmitError> {
-        self.view_contact_keyed(acting, id, purpose, None)
+        self.view_contact_with(acting, id, purpose, SubmitOptions::default())
     }
 
-    /// [`Engine::view_contact`] with an idempotency key: a retry with the same key, case and
-    /// purpose records no second view and answers the details as they are now (erased
-    /// meanwhile: `None`); the same key for anything else is refused.
+    /// [`Engine::view_contact`] with [`SubmitOptions`]. With an idempotency key, a retry with
+    /// the same key, case and purpose records no second view and answers the details as they
+    /// are now (erased meanwhile: `None`); the same key for anything else is refused.
     ///
     /// # Errors
     /// As [`Engine::view_contact`]; [`Rejection::IdempotencyKeyReused`].
-    pub fn view_contact_with_key(
+    pub fn view_contact_with(
         &self,
         acting: &Acting,
         id: CaseId,
         purpose: &str,
-        key: crate::ids::IdempotencyKey,
-    ) -> Result<Option<ContactDetails>, SubmitError> {
-        self.view_contact_keyed(acting, id, purpose, Some(key))
-    }
-
-    fn view_contact_keyed(
-        &self,
-        acting: &Acting,
-        id: CaseId,
-        purpose: &str,
-        key: Option<crate::ids::IdempotencyKey>,
+        options: SubmitOptions,
     ) -> Result<Option<ContactDetails>, SubmitError> {
         let command = CaseCommand::RecordContactView {
             purpose: purpose.to_owned(),
         };
-        let keyed = key.map(|key| {
-            let shape = format!("view contact {id} {purpose:?}");
-            Keyed::new(acting, key, &[shape.as_bytes()], |parts| {
-                self.vault.request_digest(parts)
-            })
-        });
-        let done =
-            self.execute::<Case>(acting, Target::Existing(id), &command, keyed.as_ref(), None)?;
+        let how = How {
+            key: options.idempotency_key.map(|key| {
+                let shape = format!("view contact {id} {purpose:?}");
+                Keyed::new(acting, key, &[shape.as_bytes()], |parts| {
+                    self.vault.request_digest(parts)
+                })
+            }),
+            correlation: options.correlation_id,
+            causation: options.causation_id,
+        };
+        let done = self.execute::<Case>(acting, Target::Existing(id), &command, &how, None)?;
         let person = done
             .state
             .and_then(|s| s.requester)

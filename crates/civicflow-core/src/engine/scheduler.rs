@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::execute::{Keyed, Target};
+use super::execute::{How, Keyed, Target};
 use super::load::decode;
 use super::{Engine, EngineError, SubmitError};
 use crate::chain::ChainHash;
@@ -34,7 +34,9 @@ use crate::domain::deadline::{ActiveDeadline, LadderStep};
 use crate::domain::directive::{DirectiveCommand, Part, PartEvent};
 use crate::domain::org::Acting;
 use crate::event::RecordedEvent;
-use crate::ids::{CaseId, DirectiveId, IdempotencyKey, Position, StreamId, UnitId};
+use crate::ids::{
+    CaseId, CausationId, DirectiveId, IdempotencyKey, Position, StreamId, UnitId, Version,
+};
 use crate::store::EventStore;
 use serde::{Deserialize, Serialize};
 
@@ -376,7 +378,7 @@ fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let temporary = path.with_extension("snapshot.partial");
-    let mut file = std::fs::File::create(&temporary)?;
+    let mut file = crate::private_fs::create_file(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -388,6 +390,32 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 impl Engine {
+    /// The id of the event that set deadline `seq` of `target` (`None` when it cannot be
+    /// read: the cause is metadata, and a step is taken without it rather than not at all).
+    fn deadline_cause(&self, target: &DeadlineTarget, seq: u32) -> Option<CausationId> {
+        let stream = StreamId::new(target.stream_name()).ok()?;
+        let events = self
+            .log
+            .read_stream(&stream, Version::FIRST, 100_000)
+            .ok()?;
+        events.iter().rev().find_map(|recorded| {
+            if recorded.event_type.as_str() != "DeadlineSet" {
+                return None;
+            }
+            let set = match target {
+                DeadlineTarget::Case(_) => match recorded.decode::<CaseEvent>() {
+                    Ok(CaseEvent::DeadlineSet(set)) => set,
+                    _ => return None,
+                },
+                DeadlineTarget::Part(..) => match recorded.decode::<PartEvent>() {
+                    Ok(PartEvent::DeadlineSet(set)) => set,
+                    _ => return None,
+                },
+            };
+            (set.seq == seq).then(|| CausationId::from(recorded.event_id))
+        })
+    }
+
     /// Takes every ladder step that is due now, earliest first, and says which.
     ///
     /// # Errors
@@ -404,14 +432,19 @@ impl Engine {
                 step.as_str()
             ))
             .expect("stream names, numbers and step names make a valid key");
-            let key = Keyed::system(key);
+            // The step is caused by the event that set the deadline: an audit shows why.
+            let how = How {
+                key: Some(Keyed::system(key)),
+                correlation: None,
+                causation: self.deadline_cause(&target, seq),
+            };
             let result = match target {
                 DeadlineTarget::Case(id) => self
                     .execute::<Case>(
                         &system,
                         Target::Existing(id),
                         &CaseCommand::ReachDeadlineStep { seq, step },
-                        Some(&key),
+                        &how,
                         None,
                     )
                     .map(drop),
@@ -420,7 +453,7 @@ impl Engine {
                         &system,
                         Target::Existing((id, index)),
                         &DirectiveCommand::ReachDeadlineStep { seq, step },
-                        Some(&key),
+                        &how,
                         None,
                     )
                     .map(drop),

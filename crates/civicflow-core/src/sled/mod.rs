@@ -37,6 +37,19 @@ use crate::engine::{EngineConfig, EngineError, Storage};
 use crate::vault::Vault;
 
 impl Storage {
+    /// Creates the data directory of an embedded store (and any missing parent) readable by
+    /// its owner only (0700), or makes an existing one so: it holds the log, the vault and the
+    /// read models, where case titles and descriptions carry personal details. Opening the
+    /// storage does the same for each directory it creates; a command that writes into the data
+    /// directory before opening it (`civicflow serve`: the master key, the demo's files) calls
+    /// this first.
+    ///
+    /// # Errors
+    /// The directory cannot be created or its permissions set.
+    pub fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
+        crate::private_fs::create_dir_all(path)
+    }
+
     /// The embedded storage in `config.data_dir`: the sled log in `log/` (with the config's
     /// clock, durability and cache size) and the vault in `vault/` under its master key.
     ///
@@ -50,6 +63,16 @@ impl Storage {
                     .into(),
             )
         })?;
+        // The directory and what a store made before files were owner-only left in it (the
+        // master key, the deadline index's snapshot, the read models).
+        Self::create_data_dir(&config.data_dir)
+            .and_then(|()| crate::private_fs::tighten(&config.data_dir))
+            .map_err(|source| {
+                EngineError::Config(format!(
+                    "cannot make the data directory {} owner-only: {source}",
+                    config.data_dir.display()
+                ))
+            })?;
         let log = SledLogConfig::new(config.data_dir.join("log"))
             .clock(config.clock.clone())
             .durability(config.durability)

@@ -35,7 +35,13 @@ pub(crate) fn open(config: &sled::Config) -> Result<sled::Db, OpenFailure> {
     let locked_until = Instant::now() + LOCK_WAIT_MAX;
     loop {
         match catch_unwind(AssertUnwindSafe(|| config.open())) {
-            Ok(Ok(db)) => return Ok(db),
+            Ok(Ok(db)) => {
+                // sled made its files with the umask; nobody else may read them.
+                crate::private_fs::tighten(&config.get_path()).map_err(|e| {
+                    OpenFailure::Failed(format!("cannot make its files owner-only: {e}"))
+                })?;
+                return Ok(db);
+            }
             Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
                 if Instant::now() >= locked_until {
                     return Err(OpenFailure::Locked);
@@ -84,6 +90,8 @@ pub(crate) fn describe(error: &sled::Error) -> String {
 pub(crate) fn close(db: sled::Db, path: &Path) {
     let _ = catch_unwind(AssertUnwindSafe(|| drop(db)));
     wait_until_released(path);
+    // Snapshots sled wrote while open, made with the umask (the directory guards them anyway).
+    let _ = crate::private_fs::tighten(path);
 }
 
 /// Waits until sled's lock on `path/db` is gone (sled's threads can hold the file for a moment
@@ -178,7 +186,7 @@ pub(crate) fn close_recording_contents(db: sled::Db, path: &Path) {
             .write(true)
             .open(path.join("db"))?
             .sync_data()?;
-        let mut file = File::create(&partial)?;
+        let mut file = crate::private_fs::create_file(&partial)?;
         file.write_all(clean_close_text(checksum).as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&partial, path.join(CLEAN_CLOSE_FILE))?;

@@ -38,8 +38,8 @@ fn original() -> &'static str {
     TEXT.get_or_init(|| {
         let (scratch, engine, case) = case_store::store(
             "fuzz",
-            "消防通道堵塞 fire lane \"blocked\"\n",
-            "line\tbreak \u{1F6A7}",
+            "消防通道堵塞 fire lane \"blocked\"",
+            "line\nbreak\t\u{1F6A7}",
         );
         let exported = bundle::export(engine.log(), case).expect("export");
         assert!(exported.events.len() >= 2, "several events");

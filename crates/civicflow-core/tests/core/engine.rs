@@ -17,6 +17,7 @@ use civicflow_core::domain::org::{Acting, ActorKind, OrgCommand, Tier};
 use civicflow_core::domain::Rejection;
 use civicflow_core::engine::{
     Command, Contact, DeadlineOutcome, Engine, EngineConfig, Outcome, Requester, SubmitError,
+    SubmitOptions,
 };
 use civicflow_core::vault::ContactDetails;
 use civicflow_core::Clock;
@@ -773,7 +774,7 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
             events,
             ..
         } = engine
-            .open_case_async(&worker, open("长椅坏了"), None)
+            .open_case_async(&worker, open("长椅坏了"), SubmitOptions::default())
             .await
             .expect("opened")
         else {
@@ -788,7 +789,9 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
         // (li.grid1 holds no grant at grid-2.)
         let stranger = acting("li.grid1", "grid_worker", "grid-2");
         assert!(matches!(
-            engine.open_case_async(&stranger, open("x"), None).await,
+            engine
+                .open_case_async(&stranger, open("x"), SubmitOptions::default())
+                .await,
             Err(SubmitError::Rejected(_))
         ));
         assert_eq!(engine.log().head().map(|h| h.position), head);
@@ -801,7 +804,9 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
             let (engine, worker, idem) = (engine.clone(), worker.clone(), idem.clone());
             let command = open("路灯不亮");
             tasks.push(tokio::spawn(async move {
-                engine.open_case_async(&worker, command, Some(idem)).await
+                engine
+                    .open_case_async(&worker, command, SubmitOptions::keyed(idem))
+                    .await
             }));
         }
         let mut answers = Vec::new();
@@ -822,7 +827,7 @@ fn async_openings_answer_like_sync_ones_and_concurrent_retries_open_one_case() {
         // The key for another case is refused, naming it.
         assert!(matches!(
             engine
-                .open_case_async(&worker, open("另一个"), Some(idem))
+                .open_case_async(&worker, open("另一个"), SubmitOptions::keyed(idem))
                 .await,
             Err(SubmitError::Rejected(
                 Rejection::IdempotencyKeyReused { .. }
@@ -1318,6 +1323,156 @@ fn every_command_retried_with_its_key_takes_effect_once() {
             "{name}: a retry after a restart wrote"
         );
     }
+}
+
+/// Tracing a request through the log (issue 13): every event a command writes carries the
+/// caller's correlation id; what an event sets off carries that event's id as its cause: a
+/// merge's other half, a directive's parts, a deadline's reminder (its `DeadlineSet`), and the
+/// audit names the step that caused each.
+#[test]
+fn a_request_and_what_its_events_set_off_are_traced_through_the_log() {
+    use civicflow_core::engine::SubmitOptions;
+    use civicflow_core::{CausationId, CorrelationId, RecordedEvent, Version};
+    let scratch = Scratch::new("tracing");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let grid1 = acting("li.grid1", "grid_worker", "grid-1");
+    let stream_of = |stream: &civicflow_core::StreamId| -> Vec<RecordedEvent> {
+        engine
+            .log()
+            .read_stream(stream, Version::FIRST, 1000)
+            .expect("read")
+    };
+    let case_of = |outcome: Outcome| match outcome {
+        Outcome::Case { case, .. } => case,
+        other => panic!("a case outcome, got {other:?}"),
+    };
+
+    // The caller's correlation id is on every event of its request.
+    let request = CorrelationId::from_uuid(uuid::Uuid::from_u128(0x0123_4567_89ab_cdef));
+    let a = case_of(
+        engine
+            .submit_with(
+                &grid1,
+                neighbourhood_case_at_grid1("重复: 楼道堆物"),
+                SubmitOptions::default().correlated(request),
+            )
+            .expect("opened"),
+    );
+    let opened = stream_of(&a.stream());
+    assert!(opened.len() >= 2, "an opening and its deadline");
+    assert!(
+        opened.iter().all(|e| e.correlation_id == request),
+        "{opened:?}"
+    );
+
+    // A merge: the other case's DuplicateMerged is caused by this case's MergedInto.
+    let b = case_of(
+        engine
+            .submit(&grid1, neighbourhood_case_at_grid1("楼道堆物"))
+            .expect("opened"),
+    );
+    engine
+        .submit(
+            &grid1,
+            Command::Act {
+                case: a,
+                action: "merge".into(),
+                fields: fields(&[("into", FieldValue::Case(b))]),
+                expected_version: None,
+            },
+        )
+        .expect("merged");
+    let merged_into = stream_of(&a.stream())
+        .into_iter()
+        .find(|e| e.event_type.as_str() == "MergedInto")
+        .expect("MergedInto");
+    let duplicate = stream_of(&b.stream())
+        .into_iter()
+        .find(|e| e.event_type.as_str() == "DuplicateMerged")
+        .expect("DuplicateMerged");
+    assert_eq!(
+        duplicate.causation_id,
+        Some(CausationId::from(merged_into.event_id)),
+        "the merge's other half names the MergedInto as its cause"
+    );
+    assert_eq!(
+        duplicate.correlation_id, merged_into.correlation_id,
+        "one request"
+    );
+
+    // A directive's parts are caused by its issuing.
+    let Outcome::Directive { directive, .. } = engine
+        .submit(
+            &grid1,
+            Command::IssueDirective {
+                title: "消防通道检查".into(),
+                body: String::new(),
+                kind: DirectiveKind::StaffTraining,
+                unit: unit("grid-1"),
+                within: Span::WorkingDays(2),
+            },
+        )
+        .expect("issued")
+    else {
+        panic!("a directive outcome")
+    };
+    let issued = stream_of(&directive.stream());
+    let cause = Some(CausationId::from(issued[0].event_id));
+    let part = stream_of(&directive.part_stream(1));
+    assert!(!part.is_empty(), "the issuing unit's part");
+    assert!(part.iter().all(|e| e.causation_id == cause), "{part:?}");
+
+    // A deadline's reminder is caused by the DeadlineSet that set it, and the audit says so.
+    let c = case_of(
+        engine
+            .submit(&grid1, neighbourhood_case_at_grid1("噪音扰民"))
+            .expect("opened"),
+    );
+    engine
+        .submit(
+            &grid1,
+            Command::Act {
+                case: c,
+                action: "dispatch".into(),
+                fields: fields(&[("unit", FieldValue::Unit(unit("yiwu-heart")))]),
+                expected_version: None,
+            },
+        )
+        .expect("dispatched");
+    clock.advance(Duration::from_secs(90 * 60));
+    let taken = engine.run_due_deadlines().expect("runs");
+    assert!(
+        taken.iter().any(|t| t.step.as_str() == "remind"),
+        "{taken:?}"
+    );
+    let events = stream_of(&c.stream());
+    let reminder = events
+        .iter()
+        .rev()
+        .find(|e| e.event_type.as_str() == "DeadlineStepReached")
+        .expect("the reminder");
+    let set = events
+        .iter()
+        .rev()
+        .find(|e| e.event_type.as_str() == "DeadlineSet" && e.position < reminder.position)
+        .expect("the deadline it came from");
+    assert_eq!(reminder.causation_id, Some(CausationId::from(set.event_id)));
+    let audit = engine.audit(&system(), c).expect("audit");
+    let step = audit
+        .steps
+        .iter()
+        .find(|s| s.version == reminder.version)
+        .expect("the reminder's step");
+    assert_eq!(step.caused_by_version, Some(set.version));
+    assert!(
+        audit
+            .to_string()
+            .contains(&format!("(caused by #{})", set.version)),
+        "{audit}"
+    );
 }
 
 /// Opens a neighbourhood case at grid 1 and walks it: dispatched to 义乌之心 half an hour

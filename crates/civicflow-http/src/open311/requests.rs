@@ -226,6 +226,9 @@ fn given(value: &Option<String>) -> Option<&str> {
 }
 
 async fn create(state: AppState, request: Request, format: Format) -> Result<Response, Response> {
+    // Kept for the key check below, after the body is read.
+    let client = request.extensions().get::<crate::ClientAddr>().copied();
+    let path = request.uri().path().to_owned();
     let bad = |description: String| Open311Error::bad_request(format, description).into_response();
     // 1. The body.
     let content_type = request
@@ -265,16 +268,22 @@ async fn create(state: AppState, request: Request, format: Format) -> Result<Res
     // 3. The key.
     let forbidden =
         |description: &str| Open311Error::forbidden(format, description).into_response();
+    // A filing without a valid key is charged to the client's address (`limits.rs`), so
+    // that guessing keys is throttled; one with a valid key to its token.
+    let keyless = |description: &str| {
+        crate::routes::charge_client(&state, client.as_ref(), &path)
+            .unwrap_or_else(|| forbidden(description))
+    };
     let Some(key) = given(&params.api_key) else {
-        return Err(forbidden(
+        return Err(keyless(
             "api_key is required to file a request; ask the community administrator for one",
         ));
     };
     let Some((token, acting)) = state.tokens().lookup(key.trim()) else {
-        return Err(forbidden("the api_key is unknown or revoked"));
+        return Err(keyless("the api_key is unknown or revoked"));
     };
     if let Err(wait) = state.0.limiter.take(&token) {
-        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let seconds = crate::limits::retry_after_seconds(wait);
         let mut response = Open311Error::with_status(
             format,
             StatusCode::TOO_MANY_REQUESTS,
@@ -384,7 +393,14 @@ pub fn service_notice(definition: &Definition) -> String {
 /// description. Never over the engine's title limit.
 pub fn title(definition: &Definition, description: &str) -> String {
     let name = definition.name.trim();
-    let title = match description.lines().map(str::trim).find(|l| !l.is_empty()) {
+    // A tab is allowed in a description (several lines) but not in a title (one line,
+    // `domain::text`): in the title it is a space.
+    let first = description
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.replace('\t', " "));
+    let title = match first.as_deref() {
         Some(line) if line.chars().count() > TITLE_SNIPPET_CHARS => {
             let snippet: String = line.chars().take(TITLE_SNIPPET_CHARS).collect();
             format!("{name}: {}…", snippet.trim_end())
@@ -743,6 +759,11 @@ type = "datetime"
         assert_eq!(
             title(&definition, "\n  路灯不亮 \nsecond line"),
             "测试 test request: 路灯不亮"
+        );
+        // A title is one line (`domain::text`): a description's tab is a space in it.
+        assert_eq!(
+            title(&definition, "路灯\t不亮\r\n第二行"),
+            "测试 test request: 路灯 不亮"
         );
         let long = "长".repeat(100);
         let cut = title(&definition, &long);

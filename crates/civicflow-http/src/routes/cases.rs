@@ -1,7 +1,7 @@
 //! Cases: open, read, act, history, audit. The engine decides everything; these handlers
 //! translate.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
@@ -21,9 +21,11 @@ use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
-use crate::idempotency::{self, IdempotencyKeyHeader};
+use crate::idempotency;
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::path::Path;
 use crate::policy::Policy;
+use crate::request_id::WriteOptions;
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -326,7 +328,9 @@ fn history_schema() -> Value {
                 "actor": {"type": "object", "properties": {
                     "id": {"type": "string"}, "role": {"type": "string"}, "unit_id": {"type": "string"}
                 }},
-                "hash": {"type": "string"}, "summary": {"type": "string"}
+                "hash": {"type": "string"}, "summary": {"type": "string"},
+                "correlation_id": {"type": "string", "description": "the request that wrote it (X-Request-Id, traceparent)"},
+                "causation_id": {"type": ["string", "null"], "description": "the event that caused it, if one did"}
             }}}}
     })
 }
@@ -383,7 +387,7 @@ fn status_of(definition: &Definition, stage: &str) -> &'static str {
 async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(header_key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<CreateCase>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let definition = definition_for(&state, &body.workflow, body.workflow_version)?;
@@ -404,7 +408,7 @@ async fn create(
                 .map_err(|e| ApiError::bad_request(e.to_string()).field("idempotency_key"))
         })
         .transpose()?;
-    let key = match (header_key, body_key) {
+    let key = match (options.idempotency_key.clone(), body_key) {
         (Some(header), Some(body)) if header != body => {
             return Err(ApiError::bad_request(format!(
                 "idempotency_key differs from the {} header; give the key once",
@@ -414,6 +418,7 @@ async fn create(
         }
         (header, body) => header.or(body),
     };
+    let options = options.with_key(key);
     let command = Command::OpenCase {
         workflow: definition.id.clone(),
         version: Some(definition.version),
@@ -429,15 +434,12 @@ async fn create(
     let outcome = if has_requester {
         // The vault writes the requester's details (file I/O): on a blocking thread.
         state
-            .blocking(move |engine| match key {
-                Some(key) => engine.submit_with_key(&acting, command, key),
-                None => engine.submit(&acting, command),
-            })
+            .blocking(move |engine| engine.submit_with(&acting, command, options))
             .await??
     } else {
         // Deciding is pure and quick; the append's wait needs no thread.
         let engine = state.engine().clone();
-        engine.open_case_async(&acting, command, key).await?
+        engine.open_case_async(&acting, command, options).await?
     };
     let Outcome::Case {
         case,
@@ -657,7 +659,7 @@ impl Validate for ActBody {
 async fn act(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ActBody>,
 ) -> ApiResult<Json<Value>> {
@@ -693,10 +695,7 @@ async fn act(
     };
     let acting = caller.acting.clone();
     let outcome = state
-        .blocking(move |engine| match key {
-            Some(key) => engine.submit_with_key(&acting, command, key),
-            None => engine.submit(&acting, command),
-        })
+        .blocking(move |engine| engine.submit_with(&acting, command, options))
         .await??;
     let Outcome::Case { stage, version, .. } = outcome else {
         return Err(ApiError::internal("an action answered another outcome"));
@@ -734,6 +733,7 @@ async fn history(
                 },
                 "event_id": r.event_id.to_string(),
                 "correlation_id": r.correlation_id.to_string(),
+                "causation_id": r.causation_id.map(|c| c.to_string()),
                 "hash": r.hash.to_hex(),
                 "summary": entry.summary,
             })

@@ -3,7 +3,7 @@
 //! `contact_roles`, within its scope, may call it; each call is a `ContactViewed` event in the
 //! case's history, with its purpose, whether or not the person has been erased since.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -14,9 +14,10 @@ use serde_json::{json, Value};
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::idempotency::IdempotencyKeyHeader;
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::path::Path;
 use crate::policy::Policy;
+use crate::request_id::WriteOptions;
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -86,7 +87,7 @@ impl Validate for ViewBody {
 async fn view(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ViewBody>,
 ) -> ApiResult<Response> {
@@ -96,10 +97,7 @@ async fn view(
     let acting = caller.acting.clone();
     let purpose = body.purpose.trim().to_owned();
     let details = state
-        .blocking(move |engine| match key {
-            Some(key) => engine.view_contact_with_key(&acting, id, &purpose, key),
-            None => engine.view_contact(&acting, id, &purpose),
-        })
+        .blocking(move |engine| engine.view_contact_with(&acting, id, &purpose, options))
         .await??;
     let answer = match details {
         Some(d) => json!({

@@ -9,15 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
 use civicflow_core::calendar::Span;
 use civicflow_core::domain::directive::{sight, DirectiveKind, PartProgress, Sight};
 use civicflow_core::domain::org::{roles, Acting, OrgChart};
-use civicflow_core::engine::{Command, Outcome};
-use civicflow_core::{DirectiveId, IdempotencyKey, UnitId};
+use civicflow_core::engine::{Command, Outcome, SubmitOptions};
+use civicflow_core::{DirectiveId, UnitId};
 use civicflow_projections::models::directive_progress::{
     self, DirectiveSummary, DirectiveTree, PartDetail,
 };
@@ -32,9 +32,10 @@ use super::reports::{
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::idempotency::IdempotencyKeyHeader;
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::path::Path;
 use crate::policy::Policy;
+use crate::request_id::WriteOptions;
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -313,7 +314,7 @@ fn not_found() -> ApiError {
 async fn issue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<IssueBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let within = Span::parse(body.within.trim()).map_err(|e| {
@@ -341,10 +342,7 @@ async fn issue(
     };
     let acting = caller.acting.clone();
     let outcome = state
-        .blocking(move |engine| match key {
-            Some(key) => engine.submit_with_key(&acting, command, key),
-            None => engine.submit(&acting, command),
-        })
+        .blocking(move |engine| engine.submit_with(&acting, command, options))
         .await?
         .map_err(|e| {
             let mut error = ApiError::from(e);
@@ -510,7 +508,7 @@ async fn on_part(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    key: Option<IdempotencyKey>,
+    options: SubmitOptions,
     command: impl FnOnce(DirectiveId) -> Command + Send + 'static,
 ) -> ApiResult<Json<Value>> {
     let id = directive_id(id)?;
@@ -520,11 +518,9 @@ async fn on_part(
             // Not found for a caller who has no sight of the directive.
             let view = engine.directive(&acting, id)?;
             let index = view.state.part_of(&acting.unit).map(|p| p.index);
-            match key {
-                Some(key) => engine.submit_with_key(&acting, command(id), key),
-                None => engine.submit(&acting, command(id)),
-            }
-            .map(|outcome| Some((outcome, index)))
+            engine
+                .submit_with(&acting, command(id), options)
+                .map(|outcome| Some((outcome, index)))
         })
         .await?
         .map_err(|e| {
@@ -551,11 +547,11 @@ async fn on_part(
 async fn acknowledge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<AcknowledgeBody>,
 ) -> ApiResult<Json<Value>> {
-    on_part(&state, &caller, &id, key, move |directive| {
+    on_part(&state, &caller, &id, options, move |directive| {
         Command::AcknowledgeDirective {
             directive,
             note: body.note,
@@ -567,11 +563,11 @@ async fn acknowledge(
 async fn report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ReportBody>,
 ) -> ApiResult<Json<Value>> {
-    on_part(&state, &caller, &id, key, move |directive| {
+    on_part(&state, &caller, &id, options, move |directive| {
         Command::ReportDirective {
             directive,
             note: body.note,

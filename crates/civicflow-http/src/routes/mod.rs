@@ -114,7 +114,7 @@ pub fn router(routes: Vec<RouteSpec>, state: &AppState) -> Router<AppState> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for route in routes {
         let guarded = route.handler.route_layer(middleware::from_fn_with_state(
-            (state.clone(), route.policy),
+            (state.clone(), route.policy, route.path),
             enforce,
         ));
         let merged = match by_path.remove(route.path) {
@@ -134,24 +134,36 @@ pub fn router(routes: Vec<RouteSpec>, state: &AppState) -> Router<AppState> {
 
 /// Authenticates, rate-limits and authorizes a request before its handler runs; a handler
 /// behind a policy that needs a token finds the [`Caller`] in the request's extensions.
+///
+/// A valid token is charged to its own bucket; a public read, and a request whose token is
+/// missing, malformed, unknown or revoked, to its client's address (`limits.rs`): so that
+/// guessing tokens or scraping anonymously is throttled like any other traffic.
 async fn enforce(
-    State((state, policy)): State<(AppState, Policy)>,
+    State((state, policy, path)): State<(AppState, Policy, &'static str)>,
     mut request: Request,
     next: Next,
 ) -> Response {
     if !policy.needs_token() {
+        if crate::limits::metered_by_address(request.method(), path, policy) {
+            if let Some(limited) = charge_address(&state, &request) {
+                return limited;
+            }
+        }
         return next.run(request).await;
     }
+    let refused =
+        |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| error.into_response());
     let token = match bearer(request.headers()) {
         Ok(Some(token)) => token,
         Ok(None) => {
-            return ApiError::unauthorized("this route needs Authorization: Bearer <token>")
-                .into_response()
+            return refused(ApiError::unauthorized(
+                "this route needs Authorization: Bearer <token>",
+            ))
         }
-        Err(e) => return e.into_response(),
+        Err(e) => return refused(e),
     };
     let Some((id, acting)) = state.tokens().lookup(token) else {
-        return ApiError::unauthorized("unknown or revoked token").into_response();
+        return refused(ApiError::unauthorized("unknown or revoked token"));
     };
     if let Err(wait) = state.0.limiter.take(&id) {
         let mut error = ApiError::new(
@@ -159,9 +171,7 @@ async fn enforce(
             "rate_limited",
             "too many requests for this token; slow down",
         );
-        // Whole seconds, rounded up: a client that waits as long as it says is let in.
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        error.retry_after = Some(seconds.max(1));
+        error.retry_after = Some(crate::limits::retry_after_seconds(wait));
         return error.into_response();
     }
     if !policy.allows(Some(&acting)) {
@@ -176,4 +186,51 @@ async fn enforce(
         .extensions_mut()
         .insert(Caller { token: id, acting });
     next.run(request).await
+}
+
+/// Charges `request` to the bucket of its client's address (see [`charge_client`]).
+fn charge_address(state: &AppState, request: &Request) -> Option<Response> {
+    charge_client(
+        state,
+        request.extensions().get::<crate::ClientAddr>(),
+        request.uri().path(),
+    )
+}
+
+/// Charges one request to `path` to the bucket of its client's address (none for a request
+/// without one: the router called in-process). `Some` is the 429 to answer, in the route's
+/// format: the JSON error, or an Open311 error under Open311's base path.
+pub(crate) fn charge_client(
+    state: &AppState,
+    client: Option<&crate::ClientAddr>,
+    path: &str,
+) -> Option<Response> {
+    let client = client?;
+    let wait = state.0.address_limiter.take(client.ip).err()?;
+    let seconds = crate::limits::retry_after_seconds(wait);
+    let message = "too many requests from this address without a valid token; slow down";
+    let open311 = crate::open311::BASE_PATH;
+    if path == open311 || path.starts_with(&format!("{open311}/")) {
+        let format = crate::open311::format::Format::guess(path);
+        let mut response = crate::open311::errors::Open311Error::with_status(
+            format,
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            message,
+        )
+        .into_response();
+        if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        Some(response)
+    } else {
+        let mut error = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            message,
+        );
+        error.retry_after = Some(seconds);
+        Some(error.into_response())
+    }
 }

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{Method, Uri};
 use axum::routing::get;
 use axum::{Extension, Json};
@@ -39,6 +39,7 @@ use serde_json::{json, Map, Value};
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::path::Path;
 use crate::policy::Policy;
 use crate::state::AppState;
 
@@ -250,17 +251,20 @@ impl QueryParams {
         })
     }
 
-    /// The page asked for: `after` (a cursor) and `limit` (clamped to 1 ..= 1000).
+    /// The page asked for: `after` (a cursor) and `limit` (1 or more; above 1000 is clamped
+    /// to 1000). A limit of 0 is refused: no page could answer it, and clamping it up to 1
+    /// would answer something else than was asked.
     ///
     /// # Errors
     /// 400 naming `after` or `limit`.
     pub(crate) fn page(&self) -> ApiResult<Page> {
         let limit = match self.get("limit") {
             None => DEFAULT_LIMIT,
-            Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => text
-                .parse::<usize>()
-                .unwrap_or(usize::MAX)
-                .clamp(1, PAGE_MAX),
+            Some(text)
+                if text.bytes().all(|b| b.is_ascii_digit()) && text.bytes().any(|b| b != b'0') =>
+            {
+                text.parse::<usize>().unwrap_or(usize::MAX).min(PAGE_MAX)
+            }
             Some(text) => {
                 return Err(ApiError::bad_request(format!(
                     "limit must be a whole number from 1 to {PAGE_MAX}, not {text:?}"
@@ -425,7 +429,7 @@ pub(crate) fn page_params() -> Vec<Value> {
             "limit",
             false,
             json!({"type": "integer", "minimum": 1, "maximum": PAGE_MAX}),
-            "items per page (default 100; larger values are clamped)",
+            "items per page (default 100; 0 is refused, larger values are clamped to 1000)",
         ),
     ]
 }

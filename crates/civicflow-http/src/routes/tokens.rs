@@ -4,7 +4,7 @@
 //! revoking are events decided by the core (`domain/access.rs`); the token index follows
 //! before the answer, so a revoked token is refused from the very next request.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,9 +18,11 @@ use serde_json::{json, Value};
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::idempotency::{IdempotencyKeyHeader, HEADER};
+use crate::idempotency::HEADER;
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::path::Path;
 use crate::policy::Policy;
+use crate::request_id::WriteOptions;
 use crate::state::AppState;
 use crate::ServiceError;
 
@@ -80,8 +82,8 @@ pub fn routes() -> Vec<RouteSpec> {
 
 /// The most characters of a token's name (the core's own limit).
 pub const NAME_MAX: usize = 100;
-/// The most characters of a revocation's reason.
-pub const REASON_MAX: usize = 500;
+/// The most characters of a revocation's reason (the core's own limit).
+pub const REASON_MAX: usize = civicflow_core::domain::access::REVOKE_REASON_CHARS_MAX;
 
 /// A token as listed: never its secret, never its hash.
 fn grant_json(grant: &Grant) -> Value {
@@ -226,13 +228,13 @@ impl Validate for IssueBody {
 async fn issue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<IssueBody>,
 ) -> ApiResult<Response> {
     // The one native write without retries by key: its answer holds the secret, which is
     // never stored, so a retry could not answer it again; a second token would be a second
     // credential nobody asked for.
-    if key.is_some() {
+    if options.idempotency_key.is_some() {
         return Err(ApiError::bad_request(format!(
             "{HEADER} is not taken here: a token's secret is shown once and never stored, so a retry could not answer it again; if an answer was lost, list the tokens (GET /api/v1/tokens), revoke the one you did not receive and issue another"
         ))
@@ -244,7 +246,7 @@ async fn issue(
     // Issuing appends and refreshes the token index: blocking work, off the async threads.
     let issuer = state.clone();
     let issued = state
-        .blocking(move |_| issuer.issue_token(&by, acting, &name))
+        .blocking(move |_| issuer.issue_token(&by, acting, &name, options))
         .await?;
     let (id, secret) = issued.map_err(service_error)?;
     let tokens = state.engine().tokens()?;
@@ -278,7 +280,7 @@ impl Validate for RevokeBody {
 async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<RevokeBody>,
 ) -> ApiResult<Json<Value>> {
@@ -291,7 +293,7 @@ async fn revoke(
     let token = grant.token.clone();
     let revoker = state.clone();
     let revoked = state
-        .blocking(move |_| revoker.revoke_token(&by, token, &reason, key))
+        .blocking(move |_| revoker.revoke_token(&by, token, &reason, options))
         .await?;
     revoked.map_err(service_error)?;
     let tokens = state.engine().tokens()?;

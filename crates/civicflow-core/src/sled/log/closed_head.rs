@@ -120,7 +120,8 @@ pub(super) fn write(dir: &Path, head: ChainHead) -> Result<(), String> {
     let failed = |what: &str, file: &Path, e: std::io::Error| {
         format!("cannot {what} {}: {e}", file.display())
     };
-    let mut file = File::create(&partial).map_err(|e| failed("create", &partial, e))?;
+    let mut file =
+        crate::private_fs::create_file(&partial).map_err(|e| failed("create", &partial, e))?;
     file.write_all(encode(head).as_bytes())
         .map_err(|e| failed("write", &partial, e))?;
     file.sync_all().map_err(|e| failed("sync", &partial, e))?;

@@ -475,7 +475,7 @@ impl Shared {
         };
 
         let existed = path.join("db").exists();
-        std::fs::create_dir_all(&path).map_err(io_error)?;
+        crate::private_fs::create_dir_all(&path).map_err(io_error)?;
         let sled_config = sled::Config::new()
             .path(&path)
             .segment_size(SEGMENT_BYTES)

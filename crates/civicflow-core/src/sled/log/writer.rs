@@ -146,7 +146,7 @@ fn prepare(request: AppendRequest, now: Timestamp) -> Result<PreparedAppend, App
                 event.schema_version,
                 &actor,
                 correlation_id,
-                causation_id,
+                event.causation_id.or(causation_id),
                 &event.payload,
             );
             let size = codec::record_len_max(&prepared);

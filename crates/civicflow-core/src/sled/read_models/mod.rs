@@ -95,7 +95,7 @@ impl SledReadModels {
         cache_bytes: u64,
     ) -> Result<Self, ReadModelError> {
         let path = dir.as_ref().to_owned();
-        std::fs::create_dir_all(&path)
+        crate::private_fs::create_dir_all(&path)
             .map_err(|e| ReadModelError::Storage(format!("create {}: {e}", path.display())))?;
         let config = sled::Config::new()
             .path(&path)

@@ -67,7 +67,7 @@ impl DataStore {
             reason,
         };
         let existed = path.join("db").exists();
-        std::fs::create_dir_all(path).map_err(|e| VaultError::io("create", path, e))?;
+        crate::private_fs::create_dir_all(path).map_err(|e| VaultError::io("create", path, e))?;
         let config = sled::Config::new()
             .path(path)
             .segment_size(SEGMENT_BYTES)

@@ -83,7 +83,9 @@ impl SledVaultStore {
     /// [`VaultError::DamagedKeyFile`], [`VaultError::UnsupportedFormat`], [`VaultError::Io`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, VaultError> {
         let dir = dir.as_ref().to_owned();
-        std::fs::create_dir_all(&dir).map_err(|e| VaultError::io("create", &dir, e))?;
+        crate::private_fs::create_dir_all(&dir).map_err(|e| VaultError::io("create", &dir, e))?;
+        // The key file of a store made before files were owner-only.
+        crate::private_fs::tighten(&dir).map_err(|e| VaultError::io("restrict", &dir, e))?;
         let key_path = dir.join(keyfile::FILE_NAME);
         let keys = if exists(&key_path)? {
             Some(KeyFile::open(&dir)?)

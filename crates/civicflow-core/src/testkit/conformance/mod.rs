@@ -115,6 +115,10 @@
 //!   caller's fingerprint, other events under the key are the same request and answered the
 //!   first result; another fingerprint is refused; the record keeps the fingerprint.
 //!
+//! What each event keeps (`metadata.rs`):
+//! - [`each_event_keeps_its_own_cause_or_the_appends`]: the append's correlation id on every
+//!   event; an event's own cause, or the append's.
+//!
 //! The chain (`chain.rs`):
 //! - [`verify_and_verify_stream_are_intact_over_a_history`]: `verify` and `verify_stream`
 //!   are intact over a larger history and across a reopen, counting every event and ending
@@ -140,6 +144,7 @@
 mod chain;
 mod concurrency;
 mod idempotency;
+mod metadata;
 mod model;
 mod restore;
 mod subscriptions;
@@ -164,6 +169,7 @@ pub use idempotency::{
     a_keyed_append_retried_after_reopen_answers_the_stored_result_and_writes_nothing,
     concurrent_retries_of_one_keyed_request_write_it_once,
 };
+pub use metadata::each_event_keeps_its_own_cause_or_the_appends;
 pub use model::{model, reopening_right_after_the_last_handle_is_gone_is_never_locked};
 pub use restore::{
     a_changed_export_is_refused_naming_the_position_and_leaves_the_log_empty,
@@ -272,6 +278,7 @@ macro_rules! event_store_conformance {
                 a_keyed_append_retried_after_reopen_answers_the_stored_result_and_writes_nothing,
                 a_key_reused_for_another_request_is_refused_across_reopen,
                 a_caller_fingerprint_decides_which_retries_are_the_same_request,
+                each_event_keeps_its_own_cause_or_the_appends,
                 verify_and_verify_stream_are_intact_over_a_history,
                 stored_hashes_chain,
                 a_restored_log_is_the_exported_one_byte_for_byte,

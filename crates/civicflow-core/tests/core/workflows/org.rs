@@ -199,10 +199,11 @@ pub fn table() -> Vec<SpecRow<Org>> {
         ),
         no(
             chart_spec().when(admin(), create("grid-3", "", Tier::Grid, Some("tonghui"))),
-            field_invalid(
-                "name",
-                "must be 1 to 200 characters without control characters",
-            ),
+            field_invalid("name", "must be 1 to 200 characters, not blank"),
+        ),
+        no(
+            chart_spec().when(admin(), create("grid-3", " \u{200B} ", Tier::Grid, Some("tonghui"))),
+            field_invalid("name", "must be 1 to 200 characters, not blank"),
         ),
         // Who may create.
         no(
@@ -339,7 +340,20 @@ pub fn table() -> Vec<SpecRow<Org>> {
             ),
             field_invalid(
                 "name",
-                "must be 1 to 200 characters without control characters",
+                "contains a line break U+000A at character 3; it must be one line of text without control characters",
+            ),
+        ),
+        no(
+            chart_spec().when(
+                admin(),
+                OrgCommand::RenameUnit {
+                    id: unit("grid-1"),
+                    name: "第一\u{202E}网格".into(),
+                },
+            ),
+            field_invalid(
+                "name",
+                "contains the bidirectional control character U+202E at character 3; it must be one line of text without control characters",
             ),
         ),
         no(
