@@ -9,16 +9,17 @@
 //! `event: resume` with the id to reconnect with and ends; a token may have at most
 //! [`ServiceConfig::stream_replays_per_token`] unit streams replaying at once (429 beyond).
 //!
-//! [`ServiceConfig::stream_history_window`]: crate::ServiceConfig::stream_history_window
-//! [`ServiceConfig::stream_replay_max`]: crate::ServiceConfig::stream_replay_max
-//! [`ServiceConfig::stream_replays_per_token`]: crate::ServiceConfig::stream_replays_per_token They read
-//! through the log's async subscriptions (`next_async`), so a connection never blocks a
-//! runtime thread while it waits; the one engine call that reads a whole case runs on the
-//! blocking pool. A stream ends when the service shuts down (the shutdown signal of
+//! They read through the log's async subscriptions (`next_async`), so a connection never
+//! blocks a runtime thread while it waits; the one engine call that reads a whole case runs on
+//! the blocking pool. A stream ends when the service shuts down (the shutdown signal of
 //! [`AppState::shutdown_signal`]), when the caller's token is revoked (each stream watches the
-//! token index, which follows the log: [`crate::auth::TokenFollower`]), when the org chart
+//! token index, which follows the log: `auth::TokenFollower`), when the org chart
 //! takes the caller's scope away (below), when the client goes away, or when the log closes.
 //! A comment line every 15 seconds keeps idle connections (and proxies) alive.
+//!
+//! [`ServiceConfig::stream_history_window`]: crate::ServiceConfig::stream_history_window
+//! [`ServiceConfig::stream_replay_max`]: crate::ServiceConfig::stream_replay_max
+//! [`ServiceConfig::stream_replays_per_token`]: crate::ServiceConfig::stream_replays_per_token
 //!
 //! Why end rather than go quiet when the caller's right goes: a filtered stream looks like a
 //! quiet one, so the client would wait forever on it; an ended one makes it reconnect and get
