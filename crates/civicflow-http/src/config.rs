@@ -91,8 +91,10 @@ impl ServiceConfig {
     /// The default of [`ServiceConfig::max_connections`].
     pub const DEFAULT_MAX_CONNECTIONS: usize = 1_024;
     /// The default of [`ServiceConfig::max_connections_per_address`]: browsers open about six
-    /// connections, and an office behind one NAT address a few dozen.
-    pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+    /// connections each, and a street office's thirty desks behind one NAT address near two
+    /// hundred (64, the first default, cut off a single 64-connection client's next
+    /// connection while its readiness probe's was still counted).
+    pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
     /// The default Open311 `jurisdiction_id`: the Tonghui community of Yiwu.
     pub const DEFAULT_OPEN311_JURISDICTION: &'static str = "tonghui.yiwu";
     /// The default of [`ServiceConfig::stream_replay_max`]: a few seconds of reading at most.
