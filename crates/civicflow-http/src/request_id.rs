@@ -11,7 +11,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use civicflow_core::engine::SubmitOptions;
-use civicflow_core::{CorrelationId, Timestamp};
+use civicflow_core::{Clock, CorrelationId, SystemClock, Timestamp};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -113,12 +113,7 @@ fn trace_id(value: &str) -> Option<u128> {
 /// The layer: reads the request's id, keeps it in the request's extensions for the
 /// handlers, and answers with `X-Request-Id`.
 pub(crate) async fn with_request_id(mut request: Request, next: Next) -> Response {
-    let now = Timestamp::from_unix_micros(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-    );
-    let id = match RequestId::of(request.headers(), now) {
+    let id = match RequestId::of(request.headers(), SystemClock.now()) {
         Ok(id) => id,
         Err(error) => return error.into_response(),
     };
