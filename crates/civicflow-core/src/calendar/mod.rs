@@ -98,6 +98,7 @@
 //! Not modelled: half-day holidays that apply to some people only (Women's Day, Youth Day),
 //! an office's own closures, and working hours that change with the season.
 
+mod coverage;
 mod data;
 mod date;
 mod error;
@@ -113,6 +114,7 @@ pub use date::{
     format_local, from_local, parse_rfc3339, to_local, LocalDate, Weekday, MINUTES_PER_DAY,
     UTC_OFFSET_SECONDS,
 };
+pub use coverage::YearSchedule;
 pub use error::{CalendarError, Problem};
 pub use hours::{Period, WorkingHours};
 pub use span::{
@@ -189,7 +191,11 @@ impl BusinessCalendar {
     /// year already loaded with different days, and [`CalendarError::Data`] with
     /// [`Problem::OffAndWork`] for a day one table lists as off and another as work.
     pub fn load_toml(&mut self, text: &str) -> Result<(), CalendarError> {
-        let parsed = data::parse_document(text)?;
+        self.load_years(data::parse_document(text)?)
+    }
+
+    /// Adds parsed years, all or none ([`BusinessCalendar::load_toml`]).
+    fn load_years(&mut self, parsed: BTreeMap<i32, YearData>) -> Result<(), CalendarError> {
         let mut listed = self.listed.clone();
         let mut added = Vec::new();
         for (year, data) in parsed {

@@ -13,7 +13,8 @@ use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
 use super::deadline::{close_deadline, deadline_for, reach_step};
 pub use super::deadline::{
-    ActiveDeadline, DeadlineMet, DeadlineMissed, DeadlineSet, DeadlineStepReached, LadderStep,
+    ActiveDeadline, DeadlineMet, DeadlineMissed, DeadlineRecomputed, DeadlineSet, DeadlineSetV1,
+    DeadlineStepReached, LadderStep,
 };
 use super::events::domain_events;
 use super::fields::{check_fields, check_units, FieldValue, Fields};
@@ -259,6 +260,12 @@ pub enum CaseCommand {
         /// Which step.
         step: LadderStep,
     },
+    /// Compute a provisional running deadline again with the calendar now in force (the
+    /// engine does this when a year is published).
+    RecomputeDeadline {
+        /// Which deadline.
+        seq: u32,
+    },
     /// Record that the requester's contact data was shown unmasked.
     RecordContactView {
         /// Why it was looked at.
@@ -428,7 +435,11 @@ domain_events! {
         /// Migrated to another version.
         Migrated(CaseMigrated) = "CaseMigrated" v 1,
         /// A deadline was set.
-        DeadlineSet(DeadlineSet) = "DeadlineSet" v 1,
+        DeadlineSet(DeadlineSet) = "DeadlineSet" v 2 {
+            v 1 => DeadlineSetV1 via DeadlineSet::from_v1,
+        },
+        /// A running deadline was computed again (its year's calendar was published).
+        DeadlineRecomputed(DeadlineRecomputed) = "DeadlineRecomputed" v 1,
         /// A deadline was met.
         DeadlineMet(DeadlineMet) = "DeadlineMet" v 1,
         /// A deadline was missed.
@@ -581,6 +592,12 @@ fn decide_events(
         }
         (Some(state), CaseCommand::ReachDeadlineStep { seq, step }) => {
             decide_step(state, *seq, *step, ctx)
+        }
+        (Some(state), CaseCommand::RecomputeDeadline { seq }) => {
+            Ok(super::deadline::recompute(state.deadline.as_ref(), *seq, ctx)?
+                .map(CaseEvent::DeadlineRecomputed)
+                .into_iter()
+                .collect())
         }
         (Some(state), CaseCommand::RecordContactView { purpose }) => {
             ctx.org.check_acting(ctx.acting)?;
@@ -1247,6 +1264,11 @@ fn apply_event(
         CaseEvent::DeadlineSet(e) => {
             state.deadlines_set = state.deadlines_set.max(e.seq);
             state.deadline = Some(ActiveDeadline::from_set(e));
+        }
+        CaseEvent::DeadlineRecomputed(e) => {
+            if let Some(deadline) = state.deadline.as_mut() {
+                deadline.recomputed(e);
+            }
         }
         CaseEvent::DeadlineMet(e) => {
             if state.deadline.as_ref().is_some_and(|d| d.seq == e.seq) {

@@ -6,6 +6,7 @@
 
 use super::org::{Acting, OrgChart};
 use super::workflow::DefinitionRegistry;
+use super::deadline::CalendarStamp;
 use crate::calendar::{BusinessCalendar, Span};
 use crate::clock::Timestamp;
 
@@ -14,11 +15,20 @@ use crate::clock::Timestamp;
 pub trait WorkingTime: Send + Sync {
     /// The moment `span` after `start`.
     fn add(&self, start: Timestamp, span: Span) -> Timestamp;
+
+    /// The calendar a deadline from `from` to `to` (its last step) is computed with, and
+    /// whether it counted days of a year it has no data for.
+    fn stamp(&self, from: Timestamp, to: Timestamp) -> CalendarStamp;
 }
 
 impl WorkingTime for BusinessCalendar {
     fn add(&self, start: Timestamp, span: Span) -> Timestamp {
         BusinessCalendar::add(self, start, span)
+    }
+
+    /// Revision 0: a calendar not read from a log (the years it was built with).
+    fn stamp(&self, from: Timestamp, to: Timestamp) -> CalendarStamp {
+        BusinessCalendar::stamp(self, 0, from, to)
     }
 }
 
@@ -35,6 +45,16 @@ impl WorkingTime for WallClockOnly {
             Span::WorkingDays(d) => std::time::Duration::from_secs(u64::from(d) * 86_400),
         };
         start.saturating_add(duration)
+    }
+
+    /// Wall-clock time needs no data: never provisional.
+    fn stamp(&self, _: Timestamp, _: Timestamp) -> CalendarStamp {
+        CalendarStamp {
+            revision: 0,
+            zone: "UTC".into(),
+            covered_through: None,
+            provisional: false,
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use super::context::Context;
 use super::org::roles;
 use super::rejection::Rejection;
 use super::workflow::DeadlineRule;
+use crate::calendar::Span;
 use crate::clock::Timestamp;
 use crate::ids::{Role, UnitId};
 
@@ -59,9 +60,18 @@ pub struct ActiveDeadline {
     pub breach_at: Option<Timestamp>,
     /// The steps already taken.
     pub reached: BTreeSet<LadderStep>,
+    /// What its times were computed from (`None`: a deadline set before deadlines recorded
+    /// it).
+    pub basis: Option<DeadlineBasis>,
 }
 
 impl ActiveDeadline {
+    /// Whether its times were computed on plain weekdays for a year the calendar did not
+    /// cover yet (`docs/engine.md`, "Calendar years").
+    pub fn is_provisional(&self) -> bool {
+        self.basis.as_ref().is_some_and(|b| b.calendar.provisional)
+    }
+
     /// The steps still to come, with their times, earliest first.
     pub fn pending_steps(&self) -> Vec<(LadderStep, Timestamp)> {
         let mut steps = Vec::new();
@@ -106,6 +116,95 @@ pub struct DeadlineSet {
     pub escalate: bool,
     /// When it counts as breached.
     pub breach_at: Option<Timestamp>,
+    /// What the times were computed from: the spans and the calendar (`None` in version 1).
+    pub basis: Option<DeadlineBasis>,
+}
+
+/// [`DeadlineSet`] as released at version 1, without its basis. Never written again; kept so
+/// that logs holding version 1 still read ([`DeadlineSet::from_v1`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineSetV1 {
+    /// Its number within the case.
+    pub seq: u32,
+    /// The stage.
+    pub stage: String,
+    /// When it was set.
+    pub set_at: Timestamp,
+    /// When the stage must be left.
+    pub due_at: Timestamp,
+    /// When to remind.
+    pub remind_at: Option<Timestamp>,
+    /// Whether to escalate at the deadline.
+    pub escalate: bool,
+    /// When it counts as breached.
+    pub breach_at: Option<Timestamp>,
+}
+
+impl DeadlineSet {
+    /// A version-1 deadline: its basis is unknown (it was computed with the calendar compiled
+    /// into the release that wrote it, which the event did not record), so it is never
+    /// provisional and never recomputed.
+    pub fn from_v1(old: DeadlineSetV1) -> Self {
+        Self {
+            seq: old.seq,
+            stage: old.stage,
+            set_at: old.set_at,
+            due_at: old.due_at,
+            remind_at: old.remind_at,
+            escalate: old.escalate,
+            breach_at: old.breach_at,
+            basis: None,
+        }
+    }
+}
+
+/// What a deadline's times were computed from, so that they can be computed again: the
+/// spans of its rule and the calendar it was computed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineBasis {
+    /// The stage's limit, from the moment it was set.
+    pub within: Span,
+    /// The reminder's span from the same moment.
+    pub remind_after: Option<Span>,
+    /// The breach's span after the due time.
+    pub breach_after: Option<Span>,
+    /// The calendar.
+    pub calendar: CalendarStamp,
+}
+
+/// The calendar a deadline was computed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarStamp {
+    /// The calendar's revision: how many events its stream held (0: only the years the
+    /// release carries).
+    pub revision: u32,
+    /// Its time zone (an IANA name, `Asia/Shanghai`).
+    pub zone: String,
+    /// The last year of official data in the run of covered years from the year the deadline
+    /// was set (`None`: not even that year).
+    pub covered_through: Option<i32>,
+    /// Whether some day between the setting and the last step lies in a year without official
+    /// data: those days were counted as plain weekdays, and the times are recomputed when the
+    /// year is published.
+    pub provisional: bool,
+}
+
+/// A running deadline's times, computed again with a calendar that now covers what it did
+/// not (a year was published). Steps already taken stay taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineRecomputed {
+    /// Which deadline.
+    pub seq: u32,
+    /// The due time it had.
+    pub was_due_at: Timestamp,
+    /// When the stage must be left now.
+    pub due_at: Timestamp,
+    /// When to remind now.
+    pub remind_at: Option<Timestamp>,
+    /// When it counts as breached now.
+    pub breach_at: Option<Timestamp>,
+    /// The calendar it was computed with now.
+    pub calendar: CalendarStamp,
 }
 
 /// The stage was left in time.
@@ -152,16 +251,106 @@ pub(crate) fn deadline_for(
     ctx: &Context<'_>,
 ) -> Option<DeadlineSet> {
     let rule = rule?;
-    let due_at = ctx.time.add(ctx.now, rule.within);
+    let times = compute_times(rule.within, rule.remind_after, rule.breach_after, ctx.now, ctx);
     Some(DeadlineSet {
         seq,
         stage: stage.to_owned(),
         set_at: ctx.now,
-        due_at,
-        remind_at: rule.remind_after.map(|limit| ctx.time.add(ctx.now, limit)),
+        due_at: times.due_at,
+        remind_at: times.remind_at,
         escalate: rule.escalate,
-        breach_at: rule.breach_after.map(|limit| ctx.time.add(due_at, limit)),
+        breach_at: times.breach_at,
+        basis: Some(DeadlineBasis {
+            within: rule.within,
+            remind_after: rule.remind_after,
+            breach_after: rule.breach_after,
+            calendar: times.calendar,
+        }),
     })
+}
+
+/// A deadline's times from its spans, set at `set_at`, with the calendar in `ctx`.
+pub(crate) struct Times {
+    pub(crate) due_at: Timestamp,
+    pub(crate) remind_at: Option<Timestamp>,
+    pub(crate) breach_at: Option<Timestamp>,
+    pub(crate) calendar: CalendarStamp,
+}
+
+pub(crate) fn compute_times(
+    within: Span,
+    remind_after: Option<Span>,
+    breach_after: Option<Span>,
+    set_at: Timestamp,
+    ctx: &Context<'_>,
+) -> Times {
+    let due_at = ctx.time.add(set_at, within);
+    let remind_at = remind_after.map(|limit| ctx.time.add(set_at, limit));
+    let breach_at = breach_after.map(|limit| ctx.time.add(due_at, limit));
+    let last = [Some(due_at), remind_at, breach_at]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(due_at);
+    Times {
+        due_at,
+        remind_at,
+        breach_at,
+        calendar: ctx.time.stamp(set_at, last),
+    }
+}
+
+/// Decides whether the running deadline `seq` is computed again with the calendar now in
+/// `ctx` (a year it reached into without data was published): only a provisional deadline,
+/// only while it is not yet due, only when the times or the stamp change.
+///
+/// # Errors
+/// A [`Rejection`] for a caller other than the system or a deadline that is not running.
+pub(crate) fn recompute(
+    deadline: Option<&ActiveDeadline>,
+    seq: u32,
+    ctx: &Context<'_>,
+) -> Result<Option<DeadlineRecomputed>, Rejection> {
+    if !ctx.acting.is_system() {
+        return Err(Rejection::RoleNotAllowed {
+            role: ctx.acting.role.clone(),
+            action: "recompute a deadline".into(),
+            allowed: vec![Role::new(roles::SYSTEM).expect("valid")],
+        });
+    }
+    let Some(deadline) = deadline.filter(|d| d.seq == seq) else {
+        // Closed meanwhile: nothing to move.
+        return Ok(None);
+    };
+    let Some(basis) = deadline.basis.as_ref().filter(|b| b.calendar.provisional) else {
+        return Ok(None);
+    };
+    // A deadline already due stays where it was: its steps ran (or are running) on it.
+    if ctx.now >= deadline.due_at {
+        return Ok(None);
+    }
+    let times = compute_times(
+        basis.within,
+        basis.remind_after,
+        basis.breach_after,
+        deadline.set_at,
+        ctx,
+    );
+    let unchanged = times.due_at == deadline.due_at
+        && times.remind_at == deadline.remind_at
+        && times.breach_at == deadline.breach_at
+        && times.calendar == basis.calendar;
+    if unchanged {
+        return Ok(None);
+    }
+    Ok(Some(DeadlineRecomputed {
+        seq,
+        was_due_at: deadline.due_at,
+        due_at: times.due_at,
+        remind_at: times.remind_at,
+        breach_at: times.breach_at,
+        calendar: times.calendar,
+    }))
 }
 
 /// Decides a ladder step of the running deadline: only the system takes steps, only of the
@@ -256,6 +445,20 @@ impl ActiveDeadline {
             escalate: e.escalate,
             breach_at: e.breach_at,
             reached: BTreeSet::new(),
+            basis: e.basis.clone(),
+        }
+    }
+
+    /// Folds a recomputation in: new times and stamp, the steps taken stay taken.
+    pub fn recomputed(&mut self, e: &DeadlineRecomputed) {
+        if e.seq != self.seq {
+            return;
+        }
+        self.due_at = e.due_at;
+        self.remind_at = e.remind_at;
+        self.breach_at = e.breach_at;
+        if let Some(basis) = self.basis.as_mut() {
+            basis.calendar = e.calendar.clone();
         }
     }
 }

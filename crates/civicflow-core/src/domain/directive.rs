@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
-use super::deadline::{close_deadline, reach_step};
+use super::deadline::{close_deadline, compute_times, reach_step, recompute};
 pub use super::deadline::{
-    ActiveDeadline, DeadlineMet, DeadlineMissed, DeadlineSet, DeadlineStepReached, LadderStep,
+    ActiveDeadline, DeadlineBasis, DeadlineMet, DeadlineMissed,
+    DeadlineRecomputed, DeadlineSet, DeadlineSetV1, DeadlineStepReached, LadderStep,
 };
 use super::events::domain_events;
 use super::org::{roles, Acting, OrgChart, Tier};
@@ -142,6 +143,12 @@ pub enum DirectiveCommand {
         /// Which step.
         step: LadderStep,
     },
+    /// Compute the part's provisional running deadline again with the calendar now in force
+    /// (the engine does this when a year is published).
+    RecomputeDeadline {
+        /// Which deadline.
+        seq: u32,
+    },
 }
 
 /// A directive was issued.
@@ -208,7 +215,11 @@ domain_events! {
         /// Reported done.
         Reported(PartReported) = "PartReported" v 1,
         /// Its deadline was set.
-        DeadlineSet(DeadlineSet) = "DeadlineSet" v 1,
+        DeadlineSet(DeadlineSet) = "DeadlineSet" v 2 {
+            v 1 => DeadlineSetV1 via DeadlineSet::from_v1,
+        },
+        /// Its deadline was computed again (its year's calendar was published).
+        DeadlineRecomputed(DeadlineRecomputed) = "DeadlineRecomputed" v 1,
         /// Reported in time.
         DeadlineMet(DeadlineMet) = "DeadlineMet" v 1,
         /// Reported late.
@@ -313,7 +324,7 @@ fn decide_issue(command: &DirectiveCommand, ctx: &Context<'_>) -> Result<Issued,
             format!("no unit of the chain lies below {unit}: a directive needs someone to reach"),
         ));
     }
-    let due_at = ctx.time.add(ctx.now, *within);
+    let times = compute_times(*within, None, None, ctx.now, ctx);
     let part_events = parts
         .iter()
         .map(|part| {
@@ -328,10 +339,16 @@ fn decide_issue(command: &DirectiveCommand, ctx: &Context<'_>) -> Result<Issued,
                         seq: 1,
                         stage: "report".into(),
                         set_at: ctx.now,
-                        due_at,
+                        due_at: times.due_at,
                         remind_at: None,
                         escalate: true,
                         breach_at: None,
+                        basis: Some(DeadlineBasis {
+                            within: *within,
+                            remind_after: None,
+                            breach_after: None,
+                            calendar: times.calendar.clone(),
+                        }),
                     }),
                 ],
             )
@@ -383,6 +400,12 @@ fn decide_part(
     if let DirectiveCommand::ReachDeadlineStep { seq, step } = command {
         let reached = reach_step(part.deadline.as_ref(), *seq, *step, &part.unit, ctx)?;
         return Ok(vec![PartEvent::DeadlineStepReached(reached)]);
+    }
+    if let DirectiveCommand::RecomputeDeadline { seq } = command {
+        return Ok(recompute(part.deadline.as_ref(), *seq, ctx)?
+            .map(PartEvent::DeadlineRecomputed)
+            .into_iter()
+            .collect());
     }
     check_responder(part, ctx.acting, ctx.org)?;
     match command {
@@ -517,6 +540,11 @@ fn apply_part(state: Option<PartState>, event: &PartEvent, version: Version) -> 
             state.report = Some(e.note.clone());
         }
         PartEvent::DeadlineSet(e) => state.deadline = Some(ActiveDeadline::from_set(e)),
+        PartEvent::DeadlineRecomputed(e) => {
+            if let Some(deadline) = state.deadline.as_mut() {
+                deadline.recomputed(e);
+            }
+        }
         // An escalation supervises until the deadline resolves, as for a case.
         PartEvent::DeadlineMet(_) => {
             state.deadline = None;

@@ -108,6 +108,35 @@ impl Running {
         running
     }
 
+    /// The same deadline at its recomputed times: the steps still to come, each at its new
+    /// time.
+    fn recomputed(&self, e: &crate::domain::deadline::DeadlineRecomputed) -> Self {
+        let mut running = Self {
+            seq: self.seq,
+            steps: self.steps,
+            next: 0,
+            len: 0,
+        };
+        let mut to_come: Vec<(Timestamp, LadderStep)> = self.steps
+            [usize::from(self.next)..usize::from(self.len)]
+            .iter()
+            .filter_map(|&(_, step)| {
+                let at = match step {
+                    LadderStep::Remind => e.remind_at,
+                    LadderStep::Escalate => Some(e.due_at),
+                    LadderStep::Breach => e.breach_at,
+                };
+                at.map(|at| (at, step))
+            })
+            .collect();
+        to_come.sort();
+        for (i, step) in to_come.into_iter().take(3).enumerate() {
+            running.steps[i] = step;
+            running.len = u8::try_from(i + 1).unwrap_or(3);
+        }
+        running
+    }
+
     fn first(&self) -> Option<(Timestamp, LadderStep)> {
         (self.next < self.len).then(|| self.steps[usize::from(self.next)])
     }
@@ -178,12 +207,18 @@ impl IndexState {
                 }
             }
             DeadlineChange::Step(seq, step) => self.drop_step(target, seq, step),
+            DeadlineChange::Recomputed(e) => {
+                if let Some(old) = self.running.get(&target).copied().filter(|r| r.seq == e.seq) {
+                    self.schedule(target, old.recomputed(e));
+                }
+            }
         }
     }
 }
 
 enum DeadlineChange<'a> {
     Set(&'a crate::domain::deadline::DeadlineSet),
+    Recomputed(&'a crate::domain::deadline::DeadlineRecomputed),
     Closed(u32),
     Step(u32, LadderStep),
 }
@@ -191,6 +226,7 @@ enum DeadlineChange<'a> {
 fn case_change(event: &CaseEvent) -> Option<DeadlineChange<'_>> {
     match event {
         CaseEvent::DeadlineSet(e) => Some(DeadlineChange::Set(e)),
+        CaseEvent::DeadlineRecomputed(e) => Some(DeadlineChange::Recomputed(e)),
         CaseEvent::DeadlineMet(e) => Some(DeadlineChange::Closed(e.seq)),
         CaseEvent::DeadlineMissed(e) => Some(DeadlineChange::Closed(e.seq)),
         CaseEvent::DeadlineStepReached(e) => Some(DeadlineChange::Step(e.seq, e.step)),
@@ -201,6 +237,7 @@ fn case_change(event: &CaseEvent) -> Option<DeadlineChange<'_>> {
 fn part_change(event: &PartEvent) -> Option<DeadlineChange<'_>> {
     match event {
         PartEvent::DeadlineSet(e) => Some(DeadlineChange::Set(e)),
+        PartEvent::DeadlineRecomputed(e) => Some(DeadlineChange::Recomputed(e)),
         PartEvent::DeadlineMet(e) => Some(DeadlineChange::Closed(e.seq)),
         PartEvent::DeadlineMissed(e) => Some(DeadlineChange::Closed(e.seq)),
         PartEvent::DeadlineStepReached(e) => Some(DeadlineChange::Step(e.seq, e.step)),
@@ -231,6 +268,24 @@ pub(super) struct DeadlineIndex {
 }
 
 impl DeadlineIndex {
+    /// The running deadlines with a step still to come at or after `from`, with their
+    /// numbers: those a calendar year published from `from` on may move.
+    pub(super) fn reaching(&self, from: Timestamp) -> Vec<(DeadlineTarget, u32)> {
+        let state = self.lock();
+        let mut found: Vec<(DeadlineTarget, u32)> = state
+            .running
+            .iter()
+            .filter(|(_, running)| {
+                running.steps[usize::from(running.next)..usize::from(running.len)]
+                    .iter()
+                    .any(|&(at, _)| at >= from)
+            })
+            .map(|(target, running)| (*target, running.seq))
+            .collect();
+        found.sort();
+        found
+    }
+
     /// The index of `log`: from the snapshot in `data_dir` when there is a usable one, then
     /// caught up with the log.
     pub(super) fn open(log: &dyn EventStore, data_dir: &Path) -> Result<Self, EngineError> {
@@ -574,6 +629,7 @@ mod tests {
             remind_at: remind.map(at),
             escalate: true,
             breach_at: breach.map(at),
+            basis: None,
         }
     }
 

@@ -22,8 +22,10 @@ use civicflow_core::domain::case::{
     ContactViewed, DuplicateMerged, LeadAssigned, MergedInto, Place, PlaceRecorded,
     ReturnedToSender, SatisfactionRated,
 };
+use civicflow_core::calendar::Span;
 use civicflow_core::domain::deadline::{
-    DeadlineMet, DeadlineMissed, DeadlineSet, DeadlineStepReached, LadderStep,
+    CalendarStamp, DeadlineBasis, DeadlineMet, DeadlineMissed, DeadlineRecomputed, DeadlineSet,
+    DeadlineSetV1, DeadlineStepReached, LadderStep,
 };
 use civicflow_core::domain::directive::{
     DirectiveEvent, DirectiveIssued, DirectiveKind, PartAcknowledged, PartAssigned, PartEvent,
@@ -258,8 +260,18 @@ fn all_field_kinds() -> Fields {
         .collect()
 }
 
+fn stamp(provisional: bool) -> CalendarStamp {
+    CalendarStamp {
+        revision: 3,
+        zone: "Asia/Shanghai".into(),
+        covered_through: Some(2026),
+        provisional,
+    }
+}
+
 fn deadline_events<E: DomainEvent + Serialize + PartialEq + Debug + 'static>(
     wrap_set: fn(DeadlineSet) -> E,
+    wrap_recomputed: fn(DeadlineRecomputed) -> E,
     wrap_met: fn(DeadlineMet) -> E,
     wrap_missed: fn(DeadlineMissed) -> E,
     wrap_step: fn(DeadlineStepReached) -> E,
@@ -273,6 +285,43 @@ fn deadline_events<E: DomainEvent + Serialize + PartialEq + Debug + 'static>(
             remind_at: Some(at(3_600_000_000)),
             escalate: true,
             breach_at: Some(at(14_400_000_000)),
+            basis: Some(DeadlineBasis {
+                within: Span::WorkingDays(3),
+                remind_after: Some(Span::WorkingHours(4)),
+                breach_after: Some(Span::Calendar(std::time::Duration::from_secs(86_400))),
+                calendar: stamp(true),
+            }),
+        })),
+        // Version 1 recorded no basis: it reads as version 2 without one (never provisional).
+        upcast(
+            DeadlineSetV1 {
+                seq: 2,
+                stage: "dispatched".into(),
+                set_at: at(0),
+                due_at: at(7_200_000_000),
+                remind_at: Some(at(3_600_000_000)),
+                escalate: true,
+                breach_at: Some(at(14_400_000_000)),
+            },
+            1,
+            wrap_set(DeadlineSet {
+                seq: 2,
+                stage: "dispatched".into(),
+                set_at: at(0),
+                due_at: at(7_200_000_000),
+                remind_at: Some(at(3_600_000_000)),
+                escalate: true,
+                breach_at: Some(at(14_400_000_000)),
+                basis: None,
+            }),
+        ),
+        written(wrap_recomputed(DeadlineRecomputed {
+            seq: 2,
+            was_due_at: at(7_200_000_000),
+            due_at: at(9_000_000_000),
+            remind_at: Some(at(3_600_000_000)),
+            breach_at: None,
+            calendar: stamp(false),
         })),
         written(wrap_met(DeadlineMet {
             seq: 2,
@@ -361,6 +410,7 @@ fn case_events() -> Vec<Fixture> {
     ];
     fixtures.extend(deadline_events(
         CaseEvent::DeadlineSet,
+        CaseEvent::DeadlineRecomputed,
         CaseEvent::DeadlineMet,
         CaseEvent::DeadlineMissed,
         CaseEvent::DeadlineStepReached,
@@ -413,6 +463,7 @@ fn part_events() -> Vec<Fixture> {
     // The same deadline events as a case's: one fixture each, read by both enums.
     fixtures.extend(deadline_events(
         PartEvent::DeadlineSet,
+        PartEvent::DeadlineRecomputed,
         PartEvent::DeadlineMet,
         PartEvent::DeadlineMissed,
         PartEvent::DeadlineStepReached,

@@ -10,6 +10,7 @@ use civicflow_core::domain::directive::{
     DirectiveEvent, DirectiveIssued, DirectiveKind, LadderStep, PartAcknowledged, PartAssigned,
     PartEvent, PartInfo, PartReported, PartState,
 };
+use civicflow_core::domain::deadline::{CalendarStamp, DeadlineBasis};
 use civicflow_core::domain::org::Acting;
 use civicflow_core::domain::{Context, Rejection};
 use civicflow_core::DirectiveId;
@@ -84,7 +85,7 @@ fn part(index: u32, of: &str, parent: Option<u32>) -> PartInfo {
 }
 
 /// Every part's two events, due at `due` (no reminder, escalation, no breach).
-fn parts_written(parts: &[PartInfo], due: &str) -> Vec<Written> {
+fn parts_written(parts: &[PartInfo], due: &str, within: Span) -> Vec<Written> {
     parts
         .iter()
         .flat_map(|p| {
@@ -106,6 +107,7 @@ fn parts_written(parts: &[PartInfo], due: &str) -> Vec<Written> {
                         remind_at: None,
                         escalate: true,
                         breach_at: None,
+                        basis: Some(report_basis(within)),
                     }),
                 ),
             ]
@@ -113,7 +115,28 @@ fn parts_written(parts: &[PartInfo], due: &str) -> Vec<Written> {
         .collect()
 }
 
-fn issued(title: &str, by: &str, parts: &[PartInfo], due: &str) -> Vec<Written> {
+/// What a part's deadline records: the directive's span, the 2026 data the release carries.
+fn report_basis(within: Span) -> DeadlineBasis {
+    DeadlineBasis {
+        within,
+        remind_after: None,
+        breach_after: None,
+        calendar: CalendarStamp {
+            revision: 0,
+            zone: "Asia/Shanghai".into(),
+            covered_through: Some(2026),
+            provisional: false,
+        },
+    }
+}
+
+fn issued(
+    title: &str,
+    by: &str,
+    parts: &[PartInfo],
+    due: &str,
+    within: Span,
+) -> Vec<Written> {
     let mut written = vec![Written::Directive(DirectiveEvent::Issued(
         DirectiveIssued {
             directive: directive_id(),
@@ -125,7 +148,7 @@ fn issued(title: &str, by: &str, parts: &[PartInfo], due: &str) -> Vec<Written> 
             at: at(NOW),
         },
     ))];
-    written.extend(parts_written(parts, due));
+    written.extend(parts_written(parts, due, within));
     written
 }
 
@@ -156,7 +179,13 @@ pub fn issue_table() -> Vec<SpecRow<Issue>> {
                 grid1(),
                 issue(" 3·15 消费维权 ", "grid-1", Span::WorkingDays(3)),
             ),
-            issued("3·15 消费维权", "grid-1", &grid1_parts, "2026-09-30 17:30"),
+            issued(
+                "3·15 消费维权",
+                "grid-1",
+                &grid1_parts,
+                "2026-09-30 17:30",
+                Span::WorkingDays(3),
+            ),
         ),
         // Eight working hours: 1.5 on Thursday, 6.5 on Monday 28 September.
         ok(
@@ -169,6 +198,7 @@ pub fn issue_table() -> Vec<SpecRow<Issue>> {
                 "tonghui",
                 &community_parts,
                 "2026-09-28 16:30",
+                Span::WorkingHours(8),
             ),
         ),
         ok(
@@ -176,7 +206,13 @@ pub fn issue_table() -> Vec<SpecRow<Issue>> {
                 liaison(),
                 issue("员工培训", "yiwu-heart", Span::WorkingDays(1)),
             ),
-            issued("员工培训", "yiwu-heart", &heart_parts, "2026-09-28 17:30"),
+            issued(
+                "员工培训",
+                "yiwu-heart",
+                &heart_parts,
+                "2026-09-28 17:30",
+                Span::WorkingDays(1),
+            ),
         ),
         ok(
             Spec::new().when(system(), issue("防疫", "beimen", Span::WorkingDays(1))),
@@ -185,6 +221,7 @@ pub fn issue_table() -> Vec<SpecRow<Issue>> {
                 "beimen",
                 &[part(1, "grid-b1", None)],
                 "2026-09-28 17:30",
+                Span::WorkingDays(1),
             ),
         ),
         no(
@@ -347,6 +384,7 @@ fn assigned() -> Vec<PartEvent> {
             remind_at: None,
             escalate: true,
             breach_at: None,
+            basis: Some(report_basis(Span::WorkingDays(3))),
         }),
     ]
 }

@@ -20,6 +20,7 @@ use civicflow_core::domain::case::{
     CoHandlerAdded, DeadlineMet, DeadlineMissed, DeadlineSet, LeadAssigned, MergedInto,
     ReturnedToSender, SatisfactionRated,
 };
+use civicflow_core::domain::deadline::{CalendarStamp, DeadlineBasis};
 use civicflow_core::domain::fields::Fields;
 use civicflow_core::domain::org::Acting;
 use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, Effect};
@@ -301,6 +302,13 @@ impl History {
             remind_at: rule.remind_after.map(|span| calendar().add(start, span)),
             escalate: rule.escalate,
             breach_at: rule.breach_after.map(|span| calendar().add(due_at, span)),
+            // The scenarios run in 2026, which the release's data covers.
+            basis: Some(DeadlineBasis {
+                within: rule.within,
+                remind_after: rule.remind_after,
+                breach_after: rule.breach_after,
+                calendar: covered_2026(),
+            }),
         }));
     }
 
@@ -546,7 +554,39 @@ pub fn set_at(
         remind_at: remind.map(at),
         escalate: true,
         breach_at: breach.map(at),
+        basis: Some(basis_of(stage)),
     })
+}
+
+/// What a deadline set on entering `stage` records: the spans of the built-in stage of that
+/// id (stage ids are unique across the built-in workflows) and the 2026 data the release
+/// carries.
+pub fn basis_of(stage: &str) -> DeadlineBasis {
+    let mut rules = built_in()
+        .all()
+        .filter_map(|definition| definition.stage(stage))
+        .filter_map(|stage| stage.deadline.clone());
+    let rule = rules.next().expect("a built-in stage with a deadline");
+    assert!(
+        rules.all(|other| other == rule),
+        "stage {stage} has different deadlines in different built-in workflows"
+    );
+    DeadlineBasis {
+        within: rule.within,
+        remind_after: rule.remind_after,
+        breach_after: rule.breach_after,
+        calendar: covered_2026(),
+    }
+}
+
+/// The calendar of a deadline set in 2026: the release's data, not provisional.
+pub fn covered_2026() -> CalendarStamp {
+    CalendarStamp {
+        revision: 0,
+        zone: "Asia/Shanghai".into(),
+        covered_through: Some(2026),
+        provisional: false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
