@@ -18,6 +18,7 @@ use crate::codec::{
     encode_record, encode_snapshot, ChunkBuilder, IdempotencyRecordV1, FORMAT_V1,
 };
 use crate::domain::access::AccessEvent;
+use crate::domain::calendar_years::CalendarEvent;
 use crate::domain::case::CaseEvent;
 use crate::domain::directive::{DirectiveEvent, PartEvent};
 use crate::domain::lists::ListEvent;
@@ -111,6 +112,7 @@ fn decode_every_payload(bytes: &[u8]) {
     each::<PartEvent>(PartEvent::KNOWN, bytes);
     each::<StandingEvent>(StandingEvent::KNOWN, bytes);
     each::<PersonEvent>(PersonEvent::KNOWN, bytes);
+    each::<CalendarEvent>(CalendarEvent::KNOWN, bytes);
 }
 
 /// The shape of the scheduler's snapshot (`engine/scheduler.rs`: a position, a hash, and per

@@ -111,10 +111,8 @@ impl BusinessCalendar {
     /// The local year of `at` in the calendar's zone.
     pub fn year_of(&self, at: Timestamp) -> i32 {
         let (day, _) = local_day_and_micros(at);
-        LocalDate::from_days_since_epoch(day).map_or(
-            if day < 0 { 1 } else { 9999 },
-            LocalDate::year,
-        )
+        LocalDate::from_days_since_epoch(day)
+            .map_or(if day < 0 { 1 } else { 9999 }, LocalDate::year)
     }
 
     /// The first instant of `year` in the calendar's zone.
@@ -131,8 +129,7 @@ impl BusinessCalendar {
         CalendarStamp {
             revision,
             zone: self.zone_name().to_owned(),
-            covered_through: self.covered_through(first),
-            provisional: (first..=last).any(|year| !self.covers(year)),
+            missing_years: (first..=last).filter(|&year| !self.covers(year)).collect(),
         }
     }
 

@@ -110,11 +110,11 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use coverage::YearSchedule;
 pub use date::{
     format_local, from_local, parse_rfc3339, to_local, LocalDate, Weekday, MINUTES_PER_DAY,
     UTC_OFFSET_SECONDS,
 };
-pub use coverage::YearSchedule;
 pub use error::{CalendarError, Problem};
 pub use hours::{Period, WorkingHours};
 pub use span::{

@@ -594,10 +594,12 @@ fn decide_events(
             decide_step(state, *seq, *step, ctx)
         }
         (Some(state), CaseCommand::RecomputeDeadline { seq }) => {
-            Ok(super::deadline::recompute(state.deadline.as_ref(), *seq, ctx)?
-                .map(CaseEvent::DeadlineRecomputed)
-                .into_iter()
-                .collect())
+            Ok(
+                super::deadline::recompute(state.deadline.as_ref(), *seq, ctx)?
+                    .map(CaseEvent::DeadlineRecomputed)
+                    .into_iter()
+                    .collect(),
+            )
         }
         (Some(state), CaseCommand::RecordContactView { purpose }) => {
             ctx.org.check_acting(ctx.acting)?;

@@ -4,9 +4,9 @@
 //! it everything else it needs in a [`Context`]: who is acting, the org chart, the workflow
 //! definitions, working time, and the moment of the decision.
 
+use super::deadline::CalendarStamp;
 use super::org::{Acting, OrgChart};
 use super::workflow::DefinitionRegistry;
-use super::deadline::CalendarStamp;
 use crate::calendar::{BusinessCalendar, Span};
 use crate::clock::Timestamp;
 
@@ -52,8 +52,7 @@ impl WorkingTime for WallClockOnly {
         CalendarStamp {
             revision: 0,
             zone: "UTC".into(),
-            covered_through: None,
-            provisional: false,
+            missing_years: Vec::new(),
         }
     }
 }

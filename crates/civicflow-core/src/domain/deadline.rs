@@ -69,7 +69,9 @@ impl ActiveDeadline {
     /// Whether its times were computed on plain weekdays for a year the calendar did not
     /// cover yet (`docs/engine.md`, "Calendar years").
     pub fn is_provisional(&self) -> bool {
-        self.basis.as_ref().is_some_and(|b| b.calendar.provisional)
+        self.basis
+            .as_ref()
+            .is_some_and(|b| b.calendar.is_provisional())
     }
 
     /// The steps still to come, with their times, earliest first.
@@ -180,13 +182,17 @@ pub struct CalendarStamp {
     pub revision: u32,
     /// Its time zone (an IANA name, `Asia/Shanghai`).
     pub zone: String,
-    /// The last year of official data in the run of covered years from the year the deadline
-    /// was set (`None`: not even that year).
-    pub covered_through: Option<i32>,
-    /// Whether some day between the setting and the last step lies in a year without official
-    /// data: those days were counted as plain weekdays, and the times are recomputed when the
-    /// year is published.
-    pub provisional: bool,
+    /// The years between the setting and the last step that the calendar had no official
+    /// data for: their days were counted as plain weekdays (Monday to Friday), so the times
+    /// are provisional and are computed again when such a year is published. Empty: final.
+    pub missing_years: Vec<i32>,
+}
+
+impl CalendarStamp {
+    /// Whether some day was counted on plain weekdays for want of the year's data.
+    pub fn is_provisional(&self) -> bool {
+        !self.missing_years.is_empty()
+    }
 }
 
 /// A running deadline's times, computed again with a calendar that now covers what it did
@@ -251,7 +257,13 @@ pub(crate) fn deadline_for(
     ctx: &Context<'_>,
 ) -> Option<DeadlineSet> {
     let rule = rule?;
-    let times = compute_times(rule.within, rule.remind_after, rule.breach_after, ctx.now, ctx);
+    let times = compute_times(
+        rule.within,
+        rule.remind_after,
+        rule.breach_after,
+        ctx.now,
+        ctx,
+    );
     Some(DeadlineSet {
         seq,
         stage: stage.to_owned(),
@@ -322,7 +334,11 @@ pub(crate) fn recompute(
         // Closed meanwhile: nothing to move.
         return Ok(None);
     };
-    let Some(basis) = deadline.basis.as_ref().filter(|b| b.calendar.provisional) else {
+    let Some(basis) = deadline
+        .basis
+        .as_ref()
+        .filter(|b| b.calendar.is_provisional())
+    else {
         return Ok(None);
     };
     // A deadline already due stays where it was: its steps ran (or are running) on it.

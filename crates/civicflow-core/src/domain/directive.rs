@@ -15,8 +15,8 @@ use super::aggregate::{Aggregate, Decision, Fold};
 use super::context::Context;
 use super::deadline::{close_deadline, compute_times, reach_step, recompute};
 pub use super::deadline::{
-    ActiveDeadline, DeadlineBasis, DeadlineMet, DeadlineMissed,
-    DeadlineRecomputed, DeadlineSet, DeadlineSetV1, DeadlineStepReached, LadderStep,
+    ActiveDeadline, DeadlineBasis, DeadlineMet, DeadlineMissed, DeadlineRecomputed, DeadlineSet,
+    DeadlineSetV1, DeadlineStepReached, LadderStep,
 };
 use super::events::domain_events;
 use super::org::{roles, Acting, OrgChart, Tier};

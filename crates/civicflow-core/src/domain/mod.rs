@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod aggregate;
+pub mod calendar_years;
 pub mod case;
 mod context;
 pub mod deadline;

@@ -95,6 +95,13 @@ pub enum Command {
     },
     /// Issue or revoke an access token (see `domain::access`).
     Access(AccessCommand),
+    /// Publish a year of the business calendar (a community administrator of a top unit):
+    /// deadlines from then on count its holidays, and the provisional deadlines that reached
+    /// into it are computed again (`docs/engine.md`, "Calendar years").
+    PublishCalendarYear {
+        /// The year's days, as `YearSchedule::parse_document` reads them.
+        schedule: crate::calendar::YearSchedule,
+    },
     /// Take an action on a case.
     Act {
         /// The case.
@@ -183,6 +190,19 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
+    /// A calendar year was published (or was so already: no events).
+    Calendar {
+        /// The year.
+        year: i32,
+        /// Its revision in the log now (0: only the release's data has it).
+        revision: u32,
+        /// Events written to the calendar stream.
+        events: usize,
+        /// Provisional deadlines computed again.
+        recomputed: usize,
+        /// See [`Outcome::position`].
+        position: Option<Position>,
+    },
     /// The org chart changed (or was already so: no events).
     Org {
         /// Events written.
@@ -257,7 +277,8 @@ impl Outcome {
             | Outcome::ListItem { position, .. }
             | Outcome::Standing { position, .. }
             | Outcome::Person { position, .. }
-            | Outcome::Token { position, .. } => *position,
+            | Outcome::Token { position, .. }
+            | Outcome::Calendar { position, .. } => *position,
         }
     }
 }

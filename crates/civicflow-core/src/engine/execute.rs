@@ -447,11 +447,12 @@ impl Engine {
         now: crate::clock::Timestamp,
     ) -> Result<Decision<A>, Rejection> {
         let org = read(&self.org);
+        let calendar = self.calendar_in_force();
         let ctx = Context {
             acting,
             org: &org.state,
             definitions: &self.definitions,
-            time: &self.calendar,
+            time: &calendar,
             now,
         };
         A::decide(id, state, command, &ctx)

@@ -58,6 +58,7 @@
 
 mod as_of;
 mod audit;
+mod calendar;
 mod command;
 mod config;
 mod execute;
@@ -73,11 +74,11 @@ pub use audit::{
     audit_log, audit_log_as_of, summarize, AuditStep, CaseAudit, DeadlineOutcome, DeadlineReport,
     HistoryEntry,
 };
+pub use calendar::{CalendarOverview, CalendarYear, YearOrigin};
 pub use command::{Command, EngineError, Outcome, Requester, SubmitError, SubmitOptions};
 pub use config::{EngineConfig, Storage};
 pub use scheduler::{DeadlineTarget, SchedulerHandle, StepTaken};
 
-use crate::calendar::BusinessCalendar;
 use crate::clock::{Clock, Timestamp};
 use crate::domain::access::{Access, AccessState};
 use crate::domain::aggregate::Aggregate;
@@ -138,7 +139,8 @@ pub struct Engine {
     vault: Vault,
     data_dir: PathBuf,
     definitions: Arc<DefinitionRegistry>,
-    calendar: BusinessCalendar,
+    /// The calendar in force (the release's years and the published ones), with its stream.
+    calendar: calendar::CalendarCache,
     clock: Arc<dyn Clock>,
     /// The org chart, which every decision consults; caught up from the log whenever the
     /// chart itself is loaded (`Stored::cache`).
@@ -182,17 +184,25 @@ impl Engine {
             &config.definitions,
             &crate::domain::org::org_stream(),
         )?;
+        let calendar_stream = load::load::<crate::domain::calendar_years::CalendarYears>(
+            &*log,
+            &config.definitions,
+            &crate::domain::calendar_years::calendar_stream(),
+        )?;
         let deadlines = scheduler::DeadlineIndex::open(&*log, &config.data_dir)?;
         let engine = Self {
             log,
             vault,
             data_dir: config.data_dir,
             definitions: Arc::new(config.definitions),
-            calendar: config.calendar,
+            calendar: calendar::CalendarCache::new(config.calendar, calendar_stream),
             clock: config.clock,
             org: RwLock::new(org),
             deadlines,
         };
+        // A publication whose recomputations a crash interrupted is finished now (each is
+        // keyed: none is done twice).
+        engine.recompute_provisional_deadlines(None)?;
         engine.run_due_deadlines()?;
         Ok(engine)
     }
@@ -205,11 +215,6 @@ impl Engine {
     /// The workflow definitions (shared: the read models fold cases with them too).
     pub fn definitions(&self) -> &Arc<DefinitionRegistry> {
         &self.definitions
-    }
-
-    /// The business calendar.
-    pub fn calendar(&self) -> &BusinessCalendar {
-        &self.calendar
     }
 
     /// The org chart now.
@@ -338,6 +343,9 @@ impl Engine {
             Command::Access(command) => self
                 .execute::<Access>(acting, Target::Existing(()), &command, how, None)
                 .map(|done| done.outcome(&command)),
+            Command::PublishCalendarYear { schedule } => {
+                self.publish_calendar_year(acting, schedule, how)
+            }
             command @ Command::OpenCase { .. } => self.open_case(acting, command, how),
             Command::Act {
                 case,

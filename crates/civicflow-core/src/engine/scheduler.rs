@@ -50,7 +50,7 @@ pub enum DeadlineTarget {
 }
 
 impl DeadlineTarget {
-    fn stream_name(&self) -> String {
+    pub(super) fn stream_name(&self) -> String {
         match self {
             DeadlineTarget::Case(id) => id.stream().to_string(),
             DeadlineTarget::Part(id, index) => id.part_stream(*index).to_string(),
@@ -162,6 +162,9 @@ impl Running {
 struct IndexState {
     running: HashMap<DeadlineTarget, Running>,
     pending: BTreeSet<(Timestamp, DeadlineTarget, u32, LadderStep)>,
+    /// The running deadlines computed without some year's data, with those years (few: only
+    /// deadlines that reach past the calendar's coverage).
+    provisional: HashMap<DeadlineTarget, (u32, Vec<i32>)>,
     /// Steps still to come, over every running deadline.
     steps: usize,
     /// The log prefix folded in: through this position, with its chain hash.
@@ -170,6 +173,7 @@ struct IndexState {
 
 impl IndexState {
     fn unschedule(&mut self, target: DeadlineTarget) {
+        self.provisional.remove(&target);
         if let Some(old) = self.running.remove(&target) {
             self.steps -= old.remaining();
             if let Some((due, step)) = old.first() {
@@ -179,12 +183,38 @@ impl IndexState {
     }
 
     fn schedule(&mut self, target: DeadlineTarget, running: Running) {
+        let provisional = self
+            .provisional
+            .remove(&target)
+            .filter(|(seq, _)| *seq == running.seq);
         self.unschedule(target);
+        if let Some(provisional) = provisional {
+            self.provisional.insert(target, provisional);
+        }
         if let Some((due, step)) = running.first() {
             self.pending.insert((due, target, running.seq, step));
         }
         self.steps += running.remaining();
         self.running.insert(target, running);
+    }
+
+    /// Notes whether the running deadline `seq` of `target` is provisional (after
+    /// [`IndexState::schedule`], which forgets it).
+    fn mark_provisional(
+        &mut self,
+        target: DeadlineTarget,
+        seq: u32,
+        calendar: Option<&crate::domain::deadline::CalendarStamp>,
+    ) {
+        match calendar.filter(|c| c.is_provisional()) {
+            Some(calendar) => {
+                self.provisional
+                    .insert(target, (seq, calendar.missing_years.clone()));
+            }
+            None => {
+                self.provisional.remove(&target);
+            }
+        }
     }
 
     /// `step` of deadline `seq` of `target` is no longer to come.
@@ -200,6 +230,7 @@ impl IndexState {
         match event {
             DeadlineChange::Set(set) => {
                 self.schedule(target, Running::of(&ActiveDeadline::from_set(set)));
+                self.mark_provisional(target, set.seq, set.basis.as_ref().map(|b| &b.calendar));
             }
             DeadlineChange::Closed(seq) => {
                 if self.running.get(&target).is_some_and(|d| d.seq == seq) {
@@ -208,8 +239,14 @@ impl IndexState {
             }
             DeadlineChange::Step(seq, step) => self.drop_step(target, seq, step),
             DeadlineChange::Recomputed(e) => {
-                if let Some(old) = self.running.get(&target).copied().filter(|r| r.seq == e.seq) {
+                if let Some(old) = self
+                    .running
+                    .get(&target)
+                    .copied()
+                    .filter(|r| r.seq == e.seq)
+                {
                     self.schedule(target, old.recomputed(e));
+                    self.mark_provisional(target, e.seq, Some(&e.calendar));
                 }
             }
         }
@@ -251,12 +288,15 @@ pub(super) const SNAPSHOT_FILE: &str = "deadline-index.snapshot";
 /// A running deadline as saved: what carries it, its number, its steps to come.
 type SavedDeadline = (DeadlineTarget, u32, Vec<(Timestamp, LadderStep)>);
 
-/// The index as saved: the log prefix it reflects, and each running deadline's steps to come.
+/// The index as saved: the log prefix it reflects, each running deadline's steps to come, and
+/// the provisional ones with the years they lack. (Version 1 had no `provisional`: such a
+/// file does not decode as this one, and the index is built from the log instead.)
 #[derive(Serialize, Deserialize)]
-struct SnapshotV1 {
+struct SnapshotV2 {
     through: u64,
     through_hash: [u8; 32],
     running: Vec<SavedDeadline>,
+    provisional: Vec<(DeadlineTarget, u32, Vec<i32>)>,
 }
 
 /// The pending ladder steps of every running deadline.
@@ -268,19 +308,15 @@ pub(super) struct DeadlineIndex {
 }
 
 impl DeadlineIndex {
-    /// The running deadlines with a step still to come at or after `from`, with their
-    /// numbers: those a calendar year published from `from` on may move.
-    pub(super) fn reaching(&self, from: Timestamp) -> Vec<(DeadlineTarget, u32)> {
+    /// The provisional running deadlines that the calendar now has data for (one of the
+    /// years they were counted without is covered): those a publication may move.
+    pub(super) fn recomputable(&self, covers: impl Fn(i32) -> bool) -> Vec<(DeadlineTarget, u32)> {
         let state = self.lock();
         let mut found: Vec<(DeadlineTarget, u32)> = state
-            .running
+            .provisional
             .iter()
-            .filter(|(_, running)| {
-                running.steps[usize::from(running.next)..usize::from(running.len)]
-                    .iter()
-                    .any(|&(at, _)| at >= from)
-            })
-            .map(|(target, running)| (*target, running.seq))
+            .filter(|(_, (_, missing))| missing.iter().any(|&year| covers(year)))
+            .map(|(target, (seq, _))| (*target, *seq))
             .collect();
         found.sort();
         found
@@ -326,7 +362,7 @@ impl DeadlineIndex {
         let Some((through, hash)) = state.through else {
             return Ok(()); // an empty log: nothing to save
         };
-        let snapshot = SnapshotV1 {
+        let snapshot = SnapshotV2 {
             through: through.get(),
             through_hash: *hash.as_bytes(),
             running: state
@@ -337,6 +373,11 @@ impl DeadlineIndex {
                     let len = usize::from(running.len);
                     (*target, running.seq, running.steps[next..len].to_vec())
                 })
+                .collect(),
+            provisional: state
+                .provisional
+                .iter()
+                .map(|(target, (seq, years))| (*target, *seq, years.clone()))
                 .collect(),
         };
         drop(state);
@@ -402,7 +443,7 @@ fn note_recorded(state: &mut IndexState, recorded: &RecordedEvent) -> Result<(),
 /// built from the whole log.
 fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
     let bytes = std::fs::read(path).ok()?;
-    let snapshot: SnapshotV1 = crate::codec::decode_snapshot(&bytes).ok()?;
+    let snapshot: SnapshotV2 = crate::codec::decode_snapshot(&bytes).ok()?;
     let through = Position::new(snapshot.through)?;
     let hash = ChainHash::from_bytes(snapshot.through_hash);
     let at = log.read_all(through, 1).ok()?;
@@ -425,6 +466,11 @@ fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
             running.len += 1;
         }
         state.schedule(target, running);
+    }
+    for (target, seq, years) in snapshot.provisional {
+        if state.running.get(&target).is_some_and(|r| r.seq == seq) {
+            state.provisional.insert(target, (seq, years));
+        }
     }
     state.through = Some((through, hash));
     Some(state)
@@ -477,6 +523,13 @@ impl Engine {
     /// [`EngineError`] when storage fails; a step the domain refuses (its stage was left
     /// meanwhile) is dropped, not an error.
     pub fn run_due_deadlines(&self) -> Result<Vec<StepTaken>, EngineError> {
+        // A year another instance published on a shared log: its recomputations first, so
+        // that no step is taken at a provisional time the calendar now corrects.
+        let calendar_before = self.calendar_in_force().version;
+        self.refresh_calendar()?;
+        if self.calendar_in_force().version != calendar_before {
+            self.recompute_provisional_deadlines(None)?;
+        }
         self.deadlines.catch_up(&*self.log)?;
         let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
         let mut taken = Vec::new();

@@ -23,10 +23,10 @@ use civicflow_core::vault::ContactDetails;
 use civicflow_core::Clock;
 use civicflow_core::{ActorId, ManualClock, Role, Timestamp, UnitId};
 
-struct Scratch(std::path::PathBuf);
+pub(crate) struct Scratch(pub(crate) std::path::PathBuf);
 
 impl Scratch {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let path =
             std::env::temp_dir().join(format!("civicflow-engine-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
@@ -43,15 +43,15 @@ impl Drop for Scratch {
 }
 
 /// The system, which sees every case (the tests read what the engine recorded).
-fn system() -> Acting {
+pub(crate) fn system() -> Acting {
     Acting::system(unit("tonghui"))
 }
 
-fn unit(id: &str) -> UnitId {
+pub(crate) fn unit(id: &str) -> UnitId {
     UnitId::new(id).expect("valid unit")
 }
 
-fn acting(actor: &str, role: &str, unit_id: &str) -> Acting {
+pub(crate) fn acting(actor: &str, role: &str, unit_id: &str) -> Acting {
     Acting::new(
         ActorId::new(actor).expect("valid"),
         Role::new(role).expect("valid"),
@@ -64,14 +64,14 @@ fn monday_morning() -> Timestamp {
     Timestamp::from_unix_seconds(1_772_413_200)
 }
 
-fn fields(pairs: &[(&str, FieldValue)]) -> Fields {
+pub(crate) fn fields(pairs: &[(&str, FieldValue)]) -> Fields {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect()
 }
 
-fn build_chart(engine: &Engine) {
+pub(crate) fn build_chart(engine: &Engine) {
     let system = Acting::system(unit("tonghui"));
     let units = [
         ("tonghui", "通惠社区", Tier::Community, None),
@@ -148,7 +148,7 @@ fn build_chart(engine: &Engine) {
     }
 }
 
-fn open_engine(
+pub(crate) fn open_engine(
     dir: &std::path::Path,
     clock: &ManualClock,
     key: &civicflow_core::vault::MasterKey,

@@ -16,13 +16,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
+use civicflow_core::calendar::{LocalDate, Span, YearSchedule};
 use civicflow_core::domain::access::{AccessEvent, TokenHash, TokenId, TokenIssued, TokenRevoked};
+use civicflow_core::domain::calendar_years::{
+    CalendarEvent, CalendarYearPublished, CalendarZoneSet,
+};
 use civicflow_core::domain::case::{
     ActionTaken, CaseEvent, CaseMigrated, CaseOpened, CaseReopened, Channel, CoHandlerAdded,
     ContactViewed, DuplicateMerged, LeadAssigned, MergedInto, Place, PlaceRecorded,
     ReturnedToSender, SatisfactionRated,
 };
-use civicflow_core::calendar::Span;
 use civicflow_core::domain::deadline::{
     CalendarStamp, DeadlineBasis, DeadlineMet, DeadlineMissed, DeadlineRecomputed, DeadlineSet,
     DeadlineSetV1, DeadlineStepReached, LadderStep,
@@ -187,6 +190,11 @@ fn readers() -> Vec<Reader> {
             known: AccessEvent::KNOWN,
             fixtures: access_events(),
         },
+        Reader {
+            name: "CalendarEvent",
+            known: CalendarEvent::KNOWN,
+            fixtures: calendar_events(),
+        },
     ]
 }
 
@@ -264,8 +272,7 @@ fn stamp(provisional: bool) -> CalendarStamp {
     CalendarStamp {
         revision: 3,
         zone: "Asia/Shanghai".into(),
-        covered_through: Some(2026),
-        provisional,
+        missing_years: if provisional { vec![2027] } else { Vec::new() },
     }
 }
 
@@ -628,6 +635,29 @@ fn access_events() -> Vec<Fixture> {
             token: token(),
             reason: "设备丢失 lost".into(),
             at: at(4_000),
+        })),
+    ]
+}
+
+fn calendar_events() -> Vec<Fixture> {
+    let date = |text: &str| LocalDate::parse(text).expect("a date");
+    vec![
+        written(CalendarEvent::YearPublished(CalendarYearPublished {
+            schedule: YearSchedule {
+                year: 2027,
+                source: "国务院办公厅关于2027年部分节假日安排的通知 (sample)".into(),
+                off: vec![
+                    (date("2027-01-01"), date("2027-01-03")),
+                    (date("2027-02-06"), date("2027-02-13")),
+                ],
+                work: vec![date("2027-02-14")],
+            },
+            revision: 2,
+            at: at(5_000),
+        })),
+        written(CalendarEvent::ZoneSet(CalendarZoneSet {
+            zone: "Europe/Berlin".into(),
+            at: at(6_000),
         })),
     ]
 }

@@ -20,6 +20,7 @@
 
 mod bundle;
 mod bundle_fuzz;
+mod calendar_years;
 mod conformance;
 mod engine;
 mod event_versions;

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use civicflow_core::calendar::Span;
 use civicflow_core::domain::aggregate::{fold, Aggregate};
+use civicflow_core::domain::deadline::{CalendarStamp, DeadlineBasis};
 use civicflow_core::domain::directive::{
     self, DeadlineMet, DeadlineMissed, DeadlineSet, DeadlineStepReached, DirectiveCommand,
     DirectiveEvent, DirectiveIssued, DirectiveKind, LadderStep, PartAcknowledged, PartAssigned,
     PartEvent, PartInfo, PartReported, PartState,
 };
-use civicflow_core::domain::deadline::{CalendarStamp, DeadlineBasis};
 use civicflow_core::domain::org::Acting;
 use civicflow_core::domain::{Context, Rejection};
 use civicflow_core::DirectiveId;
@@ -124,19 +124,12 @@ fn report_basis(within: Span) -> DeadlineBasis {
         calendar: CalendarStamp {
             revision: 0,
             zone: "Asia/Shanghai".into(),
-            covered_through: Some(2026),
-            provisional: false,
+            missing_years: Vec::new(),
         },
     }
 }
 
-fn issued(
-    title: &str,
-    by: &str,
-    parts: &[PartInfo],
-    due: &str,
-    within: Span,
-) -> Vec<Written> {
+fn issued(title: &str, by: &str, parts: &[PartInfo], due: &str, within: Span) -> Vec<Written> {
     let mut written = vec![Written::Directive(DirectiveEvent::Issued(
         DirectiveIssued {
             directive: directive_id(),

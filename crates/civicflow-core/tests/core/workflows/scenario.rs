@@ -584,8 +584,7 @@ pub fn covered_2026() -> CalendarStamp {
     CalendarStamp {
         revision: 0,
         zone: "Asia/Shanghai".into(),
-        covered_through: Some(2026),
-        provisional: false,
+        missing_years: Vec::new(),
     }
 }
 
