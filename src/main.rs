@@ -122,6 +122,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The business calendar of a stopped store: publish a year's holidays, show the years.
+    Calendar {
+        #[command(subcommand)]
+        command: commands::calendar::CalendarCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -157,5 +162,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::ExportLog { data, out } => commands::restore::export_log(&data, &out),
         Command::ImportLog { data, input } => commands::restore::import_log(&data, &input),
         Command::Token { command } => store::token(command),
+        Command::Calendar { command } => commands::calendar::run(command),
     }
 }

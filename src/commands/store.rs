@@ -627,7 +627,7 @@ fn existing_master_key(data: &Path, key_file: Option<PathBuf>) -> Result<MasterK
 }
 
 /// The engine of a stopped store.
-fn open_engine(data: &Path, key_file: Option<PathBuf>) -> Result<Engine, String> {
+pub(crate) fn open_engine(data: &Path, key_file: Option<PathBuf>) -> Result<Engine, String> {
     if !data.join("log").join("db").exists() {
         return Err(format!(
             "no store at {} (pass --data DIR, the directory `civicflow serve` uses)",

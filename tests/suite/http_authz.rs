@@ -431,6 +431,31 @@ fn open_case(unit: &'static str, complete: bool) -> Judge {
     })
 }
 
+/// 2026 as the release carries it, as the JSON body of `PUT /api/v1/calendar/2026`.
+fn release_2026() -> Value {
+    let calendar = civicflow_core::calendar::BusinessCalendar::china();
+    let year = calendar.schedule(2026).expect("the release carries 2026");
+    json!({
+        "source": year.source,
+        "off": year.off.iter().map(|(a, b)| json!([a.to_string(), b.to_string()])).collect::<Vec<_>>(),
+        "work": year.work.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+/// Publishing a calendar year: a community administrator of a top unit (nothing above it);
+/// 403 for any other role (the policy) and for an administrator lower down (the engine's
+/// `OutOfScope`).
+fn publish_calendar() -> Judge {
+    Box::new(|world, who| {
+        let top = world.parents.get(who.unit).copied().flatten().is_none();
+        if who.role == roles::COMMUNITY_ADMIN && top {
+            Want::Ok
+        } else {
+            Want::Forbidden
+        }
+    })
+}
+
 /// Issuing a directive at `unit` (the caller's own when `None`): 403 for a role that may not
 /// issue, and 403 for a unit outside the caller's subtree (the route documents 403 for both:
 /// the engine's `OutOfScope` refusal of a write is 403).
@@ -677,6 +702,17 @@ fn probes(ids: &Ids) -> Vec<Probe> {
             contact_view(id),
         ));
     }
+
+    // The calendar: anyone with a token reads it; a top unit's community administrator
+    // publishes a year (2026 as the release carries it: valid, and it changes nothing).
+    probes.push(get("/api/v1/calendar", "/api/v1/calendar", always()));
+    probes.push(Probe {
+        method: Method::PUT,
+        route: "/api/v1/calendar/{year}",
+        path: "/api/v1/calendar/2026".into(),
+        body: Some(release_2026()),
+        judge: publish_calendar(),
+    });
 
     // Tokens: community administrators list, issue and revoke (the policy refuses the rest).
     probes.push(get("/api/v1/tokens", "/api/v1/tokens", always()));

@@ -39,6 +39,7 @@ mod cli_tools;
 mod crash_service;
 mod fuzz_http;
 mod http_authz;
+mod http_calendar;
 mod http_cases;
 mod http_connections;
 mod http_events;

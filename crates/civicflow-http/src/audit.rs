@@ -61,6 +61,7 @@ pub fn to_json(audit: &CaseAudit) -> Value {
                 "seq": d.seq,
                 "stage": d.stage,
                 "due_at": format_local(d.due_at),
+                "provisional": d.provisional,
                 "outcome": outcome,
                 "at": at.map(format_local),
                 "steps": d.steps.iter().map(|(step, unit, at)| json!({

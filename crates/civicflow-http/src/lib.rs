@@ -20,6 +20,7 @@
 
 pub mod audit;
 mod auth;
+mod calendar_watch;
 mod client;
 mod config;
 mod connections;
@@ -144,6 +145,7 @@ impl Service {
         )?);
         let tokens = auth::TokenIndex::from_state(&engine.tokens()?);
         let scheduler = engine.spawn_scheduler(Duration::from_secs(1));
+        calendar_watch::spawn(&engine)?;
         let (shutdown, watch_shutdown) = watch::channel(false);
         let state = AppState(Arc::new(state::Inner {
             engine,

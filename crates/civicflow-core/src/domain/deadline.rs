@@ -304,11 +304,21 @@ pub(crate) fn compute_times(
         .flatten()
         .max()
         .unwrap_or(due_at);
+    // Wall-clock spans need no calendar data: only a deadline counted in working time can
+    // be provisional.
+    let working = [Some(within), remind_after, breach_after]
+        .into_iter()
+        .flatten()
+        .any(|span| !matches!(span, Span::Calendar(_)));
+    let mut calendar = ctx.time.stamp(set_at, last);
+    if !working {
+        calendar.missing_years.clear();
+    }
     Times {
         due_at,
         remind_at,
         breach_at,
-        calendar: ctx.time.stamp(set_at, last),
+        calendar,
     }
 }
 

@@ -90,8 +90,10 @@ pub struct DeadlineReport {
     pub seq: u32,
     /// The stage.
     pub stage: String,
-    /// When it was due.
+    /// When it was due (as last recomputed).
     pub due_at: Timestamp,
+    /// Whether it was computed without a year's calendar data and not recomputed since.
+    pub provisional: bool,
     /// How it ended.
     pub outcome: DeadlineOutcome,
     /// The ladder steps taken: step, the unit it went to, when.
@@ -114,6 +116,15 @@ pub struct CaseAudit {
     /// The case's hash chain, checked again now: the whole stream, also for an audit up to
     /// a moment, so that it proves the record as the log holds it today.
     pub chain: VerifyReport,
+}
+
+/// Years as text: `2027`, `2027, 2028`.
+fn years(years: &[i32]) -> String {
+    years
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A one-line description of a case event.
@@ -146,8 +157,40 @@ pub fn summarize(event: &CaseEvent) -> String {
         CaseEvent::Reopened(e) => format!("reopened (time {})", e.count),
         CaseEvent::Migrated(e) => format!("migrated {} → {}", e.from, e.to),
         CaseEvent::DeadlineSet(e) => {
-            format!("deadline {} set: leave {} by {}", e.seq, e.stage, e.due_at)
+            let provisional = e
+                .basis
+                .as_ref()
+                .map(|b| &b.calendar)
+                .filter(|c| c.is_provisional())
+                .map(|c| {
+                    format!(
+                        " (provisional: no calendar data for {})",
+                        years(&c.missing_years)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "deadline {} set: leave {} by {}{provisional}",
+                e.seq,
+                e.stage,
+                format_local(e.due_at)
+            )
         }
+        CaseEvent::DeadlineRecomputed(e) => format!(
+            "deadline {} recomputed with calendar revision {}: due {} (was {}){}",
+            e.seq,
+            e.calendar.revision,
+            format_local(e.due_at),
+            format_local(e.was_due_at),
+            if e.calendar.is_provisional() {
+                format!(
+                    ", still provisional for {}",
+                    years(&e.calendar.missing_years)
+                )
+            } else {
+                String::new()
+            }
+        ),
         CaseEvent::DeadlineMet(e) => format!("deadline {} met", e.seq),
         CaseEvent::DeadlineMissed(e) => {
             format!("deadline {} MISSED (due {})", e.seq, format_local(e.due_at))
@@ -341,9 +384,19 @@ fn audit_with(
                     seq: e.seq,
                     stage: e.stage.clone(),
                     due_at: e.due_at,
+                    provisional: e
+                        .basis
+                        .as_ref()
+                        .is_some_and(|b| b.calendar.is_provisional()),
                     outcome: DeadlineOutcome::Running,
                     steps: Vec::new(),
                 });
+            }
+            CaseEvent::DeadlineRecomputed(e) => {
+                if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
+                    report.due_at = e.due_at;
+                    report.provisional = e.calendar.is_provisional();
+                }
             }
             CaseEvent::DeadlineMet(e) => {
                 if let Some(report) = deadlines.iter_mut().find(|d| d.seq == e.seq) {
@@ -452,10 +505,15 @@ impl fmt::Display for CaseAudit {
             };
             write!(
                 f,
-                "    {} {}: due {} — {}",
+                "    {} {}: due {}{} — {}",
                 deadline.seq,
                 deadline.stage,
                 format_local(deadline.due_at),
+                if deadline.provisional {
+                    " (provisional)"
+                } else {
+                    ""
+                },
                 outcome
             )?;
             for (step, unit, at) in &deadline.steps {

@@ -537,6 +537,9 @@ pub fn case_json(view: &CaseView) -> Value {
             "seq": d.seq,
             "stage": d.stage,
             "due_at": civicflow_core::calendar::format_local(d.due_at),
+            // Counted on plain weekdays for a year the calendar has no data for yet; computed
+            // again when the year is published.
+            "provisional": d.is_provisional(),
         })),
         "requester": requester,
         "place": state.place.as_ref().map_or(Value::Null, place_json),

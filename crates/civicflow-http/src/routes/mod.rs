@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::policy::Policy;
 use crate::state::AppState;
 
+pub mod calendar;
 pub mod cases;
 pub mod contact;
 pub mod directives;
@@ -102,6 +103,7 @@ pub fn all() -> Vec<RouteSpec> {
     routes.extend(contact::routes());
     routes.extend(directives::routes());
     routes.extend(org::routes());
+    routes.extend(calendar::routes());
     routes.extend(tokens::routes());
     routes.extend(reports::routes());
     routes.extend(events::routes());

@@ -140,6 +140,17 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "",
         head as f64,
     );
+    // Where the calendar's official data ends: deadlines past it are provisional
+    // (`calendar_watch.rs` warns in the log from 45 days before).
+    if let Ok(calendar) = state.engine().calendar_overview() {
+        gauge(
+            &mut out,
+            "civicflow_calendar_covered_until_seconds",
+            "When the business calendar's official holiday data ends (Unix seconds): deadlines reaching past it are provisional until the next year is published.",
+            "",
+            calendar.coverage_ends_at.as_unix_micros().div_euclid(1_000_000) as f64,
+        );
+    }
     let stats = log.stats();
     gauge(
         &mut out,
