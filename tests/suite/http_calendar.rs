@@ -31,6 +31,59 @@ async fn call(
     (response.status, value)
 }
 
+/// The case's item in grid 1's inbox once `wanted` holds of it (the read models follow the
+/// log a moment after the answer).
+async fn inbox_item(
+    served: &Served,
+    token: &str,
+    case: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (status, inbox) = call(served, "GET", "/api/v1/units/grid-1/inbox", token, None).await;
+        assert_eq!(status, 200, "{inbox}");
+        if let Some(item) = inbox["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|item| item["subject"]["case_id"] == case)
+        {
+            if wanted(item) {
+                return item.clone();
+            }
+            last = item.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the inbox never showed the case as wanted; last: {last}");
+}
+
+/// Waits until grid 1's overdue report at `now` lists (or no longer lists) the case as a
+/// running deadline past due.
+async fn overdue_until(served: &Served, token: &str, case: &str, now: &str, listed: bool) {
+    let path = format!("/api/v1/units/grid-1/overdue?now={now}");
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (status, report) = call(served, "GET", &path, token, None).await;
+        assert_eq!(status, 200, "{report}");
+        let found = report["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|item| item["kind"] == "running_overdue" && item["subject"]["case_id"] == case);
+        if found == listed {
+            return;
+        }
+        last = report;
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!(
+        "the overdue report at {now} never {}listed the case: {last}",
+        if listed { "" } else { "un" }
+    );
+}
+
 fn json_body(value: Value) -> Option<(&'static str, String)> {
     Some(("application/json", value.to_string()))
 }
@@ -81,6 +134,16 @@ async fn a_published_year_makes_provisional_deadlines_final() {
         .expect("a due time")
         .starts_with("2027-01-01T17:30"));
 
+    let case_id = opened["id"].as_str().expect("an id").to_owned();
+    let in_inbox = inbox_item(&served, &grid, &case_id, |item| item["provisional"] == true).await;
+    assert!(in_inbox["due_at"]
+        .as_str()
+        .expect("a due time")
+        .starts_with("2027-01-01T17:30"));
+
+    // The overdue report counts it overdue on 2 January, at its provisional due time.
+    overdue_until(&served, &grid, &case_id, "2027-01-02", true).await;
+
     let year = json!({
         "source": "test schedule for 2027 (not the State Council's notice)",
         "off": [["2027-01-01", "2027-01-03"]],
@@ -114,6 +177,21 @@ async fn a_published_year_makes_provisional_deadlines_final() {
         .as_str()
         .expect("a due time")
         .starts_with("2027-01-04T17:30"));
+
+    // The grid's inbox (a read model) follows the recomputation.
+    let in_inbox = inbox_item(&served, &grid, &case_id, |item| {
+        item["provisional"] == false
+    })
+    .await;
+    assert!(in_inbox["due_at"]
+        .as_str()
+        .expect("a due time")
+        .starts_with("2027-01-04T17:30"));
+
+    // The overdue report's running deadline moved with it: not overdue on 2 January any
+    // more, overdue on 5 January.
+    overdue_until(&served, &grid, &case_id, "2027-01-02", false).await;
+    overdue_until(&served, &grid, &case_id, "2027-01-05", true).await;
 
     // The same days as the calendar file's TOML (the table without its header) change nothing.
     let toml = "source = \"the same days, as TOML\"\noff = [[\"2027-01-01\", \"2027-01-03\"]]\n";

@@ -603,6 +603,7 @@ fn inbox_schema() -> Value {
                     "stage": {"type": "string"},
                     "relation": {"type": "string", "enum": ["lead", "co_handler", "assignee"]},
                     "due_at": {"type": ["string", "null"]},
+                    "provisional": {"type": "boolean", "description": "the due time was counted without a year's calendar data"},
                     "actions": {"type": "array", "items": {"type": "object", "properties": {
                         "action": {"type": "string"},
                         "roles": {"type": "array", "items": {"type": "string"}}
@@ -632,6 +633,7 @@ fn inbox_item_json(item: &InboxItem) -> Value {
         "stage": item.stage,
         "relation": item.relation,
         "due_at": item.due_at.map(time),
+        "provisional": item.provisional,
         "actions": actions,
     })
 }
@@ -798,6 +800,7 @@ fn overdue_schema() -> Value {
                 "unit_id": {"type": "string"},
                 "stage": {"type": "string"},
                 "due_at": {"type": "string"},
+                "provisional": {"type": "boolean", "description": "the due time was counted without a year's calendar data (docs/service.md, Calendar)"},
                 "at": {"type": ["string", "null"]},
                 "to": {"type": ["string", "null"], "description": "the supervising unit an escalation or breach went to"}
             }}}
@@ -813,6 +816,7 @@ fn overdue_item_json(item: &OverdueItem) -> Value {
         "unit_id": item.unit.as_str(),
         "stage": item.stage,
         "due_at": time(item.due_at),
+        "provisional": item.provisional,
         "at": item.at.map(time),
         "to": item.to.as_ref().map(UnitId::as_str),
     })

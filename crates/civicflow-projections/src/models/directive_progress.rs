@@ -228,6 +228,7 @@ fn apply_part(
                 part.report = Some(e.note.clone());
             }
             PartEvent::DeadlineSet(e) => part.due_at = Some(e.due_at),
+            PartEvent::DeadlineRecomputed(e) => part.due_at = Some(e.due_at),
             PartEvent::DeadlineMissed(_) => {
                 if !part.missed {
                     counts.push(Count::Missed);

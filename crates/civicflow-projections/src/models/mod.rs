@@ -96,13 +96,36 @@ pub(crate) fn follow_deadline(
     due_at: &mut Option<Timestamp>,
     seq: &mut u32,
 ) -> bool {
+    follow_deadline_marked(event, due_at, seq, &mut false)
+}
+
+/// [`follow_deadline`], also keeping whether the running deadline is provisional (counted
+/// without a year's calendar data; final once recomputed).
+pub(crate) fn follow_deadline_marked(
+    event: &CaseEvent,
+    due_at: &mut Option<Timestamp>,
+    seq: &mut u32,
+    provisional: &mut bool,
+) -> bool {
     match event {
         CaseEvent::DeadlineSet(e) => {
             *due_at = Some(e.due_at);
             *seq = e.seq;
+            *provisional = e
+                .basis
+                .as_ref()
+                .is_some_and(|b| b.calendar.is_provisional());
         }
-        CaseEvent::DeadlineMet(e) if e.seq == *seq => (*due_at, *seq) = (None, 0),
-        CaseEvent::DeadlineMissed(e) if e.seq == *seq => (*due_at, *seq) = (None, 0),
+        CaseEvent::DeadlineRecomputed(e) if e.seq == *seq => {
+            *due_at = Some(e.due_at);
+            *provisional = e.calendar.is_provisional();
+        }
+        CaseEvent::DeadlineMet(e) if e.seq == *seq => {
+            (*due_at, *seq, *provisional) = (None, 0, false);
+        }
+        CaseEvent::DeadlineMissed(e) if e.seq == *seq => {
+            (*due_at, *seq, *provisional) = (None, 0, false);
+        }
         _ => return false,
     }
     true

@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::deadline::{
-    DeadlineMissed, DeadlineSet, DeadlineStepReached, LadderStep,
+    DeadlineMissed, DeadlineRecomputed, DeadlineSet, DeadlineStepReached, LadderStep,
 };
 use civicflow_core::domain::directive::PartEvent;
 use civicflow_core::{Timestamp, UnitId};
@@ -103,6 +103,8 @@ pub struct OverdueItem {
     pub at: Option<Timestamp>,
     /// The supervising unit an escalation or a breach went to.
     pub to: Option<UnitId>,
+    /// Whether the due time was provisional (counted without a year's calendar data).
+    pub provisional: bool,
 }
 
 /// A running deadline, as a case or part row keeps it.
@@ -118,6 +120,8 @@ pub struct Running {
     pub due_at: Timestamp,
     /// Whether it was escalated.
     pub escalated: bool,
+    /// Whether its due time is provisional.
+    pub provisional: bool,
 }
 
 /// What the report keeps of a case or a directive part.
@@ -197,12 +201,14 @@ fn running_item(running: &Running, subject: Subject) -> OverdueItem {
         due_at: running.due_at,
         at: None,
         to: None,
+        provisional: running.provisional,
     }
 }
 
 /// The deadline events both kinds of stream share.
 enum DeadlineEvent<'e> {
     Set(&'e DeadlineSet),
+    Recomputed(&'e DeadlineRecomputed),
     Closed {
         seq: u32,
         missed: Option<&'e DeadlineMissed>,
@@ -214,6 +220,7 @@ impl<'e> DeadlineEvent<'e> {
     fn of_case(event: &'e CaseEvent) -> Option<Self> {
         Some(match event {
             CaseEvent::DeadlineSet(e) => Self::Set(e),
+            CaseEvent::DeadlineRecomputed(e) => Self::Recomputed(e),
             CaseEvent::DeadlineMet(e) => Self::Closed {
                 seq: e.seq,
                 missed: None,
@@ -230,6 +237,7 @@ impl<'e> DeadlineEvent<'e> {
     fn of_part(event: &'e PartEvent) -> Option<Self> {
         Some(match event {
             PartEvent::DeadlineSet(e) => Self::Set(e),
+            PartEvent::DeadlineRecomputed(e) => Self::Recomputed(e),
             PartEvent::DeadlineMet(e) => Self::Closed {
                 seq: e.seq,
                 missed: None,
@@ -254,6 +262,7 @@ fn relevant(event_type: &str) -> bool {
             | "CaseReopened"
             | "PartAssigned"
             | "DeadlineSet"
+            | "DeadlineRecomputed"
             | "DeadlineMet"
             | "DeadlineMissed"
             | "DeadlineStepReached"
@@ -288,12 +297,33 @@ impl OverdueReports {
                         unit: tracked.unit.clone(),
                         due_at: e.due_at,
                         escalated: false,
+                        provisional: e
+                            .basis
+                            .as_ref()
+                            .is_some_and(|b| b.calendar.is_provisional()),
                     };
                     put_running = Some((
                         running_key(&running, &subject),
                         running_item(&running, subject),
                     ));
                     tracked.running = Some(running);
+                }
+                DeadlineEvent::Recomputed(e) => {
+                    let Some(running) = tracked.running.as_mut().filter(|r| r.seq == e.seq) else {
+                        return Ok(());
+                    };
+                    // Its place in the unit's index is by due time: it moves with it.
+                    if !running.escalated {
+                        remove_running = Some(running_key(running, &subject));
+                    }
+                    running.due_at = e.due_at;
+                    running.provisional = e.calendar.is_provisional();
+                    if !running.escalated {
+                        put_running = Some((
+                            running_key(running, &subject),
+                            running_item(running, subject),
+                        ));
+                    }
                 }
                 DeadlineEvent::Closed { seq, missed } => {
                     let running = match tracked.running.take() {
@@ -307,9 +337,9 @@ impl OverdueReports {
                         remove_running = Some(running_key(running, &subject));
                     }
                     if let Some(missed) = missed {
-                        let (unit, stage) = match running {
-                            Some(r) => (r.unit, r.stage),
-                            None => (tracked.unit.clone(), String::new()),
+                        let (unit, stage, provisional) = match running {
+                            Some(r) => (r.unit, r.stage, r.provisional),
+                            None => (tracked.unit.clone(), String::new(), false),
                         };
                         record = Some(OverdueItem {
                             kind: OverdueKind::Missed,
@@ -320,6 +350,7 @@ impl OverdueReports {
                             due_at: missed.due_at,
                             at: Some(at),
                             to: None,
+                            provisional,
                         });
                     }
                 }
@@ -329,16 +360,21 @@ impl OverdueReports {
                         LadderStep::Breach => OverdueKind::Breached,
                         LadderStep::Remind => return Ok(()),
                     };
-                    let (unit, stage, due_at) = match tracked.running.as_mut() {
+                    let (unit, stage, due_at, provisional) = match tracked.running.as_mut() {
                         Some(running) if running.seq == e.seq => {
                             if kind == OverdueKind::Escalated && !running.escalated {
                                 // Escalated: no longer "overdue, not escalated yet".
                                 running.escalated = true;
                                 remove_running = Some(running_key(running, &subject));
                             }
-                            (running.unit.clone(), running.stage.clone(), running.due_at)
+                            (
+                                running.unit.clone(),
+                                running.stage.clone(),
+                                running.due_at,
+                                running.provisional,
+                            )
                         }
-                        _ => (tracked.unit.clone(), String::new(), e.due),
+                        _ => (tracked.unit.clone(), String::new(), e.due, false),
                     };
                     record = Some(OverdueItem {
                         kind,
@@ -349,6 +385,7 @@ impl OverdueReports {
                         due_at,
                         at: Some(at),
                         to: Some(e.unit.clone()),
+                        provisional,
                     });
                 }
             }
@@ -380,8 +417,10 @@ impl Projection for OverdueReports {
         NAME
     }
 
+    /// 2: items say whether a due time is provisional, and running deadlines follow
+    /// recomputations.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {

@@ -41,7 +41,7 @@ use civicflow_core::{CaseId, DirectiveId, Role, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
 use super::page::{scan_filtered, Page, Paged, Step};
-use super::{follow_deadline, follow_handlers, time_key};
+use super::{follow_deadline_marked, follow_handlers, time_key};
 use crate::{Decoded, Event, Projection, ProjectionError, Table, Tx, View};
 
 /// The projection's name.
@@ -198,6 +198,8 @@ pub struct InboxItem {
     pub relation: Relation,
     /// When the running deadline falls due (`None`: no deadline).
     pub due_at: Option<Timestamp>,
+    /// Whether the due time is provisional (counted without a year's calendar data).
+    pub provisional: bool,
     /// What the unit can do now, and who may do it.
     pub actions: Actions,
 }
@@ -228,6 +230,8 @@ pub struct InboxCase {
     pub due_at: Option<Timestamp>,
     /// The running deadline's number (0: none).
     pub deadline_seq: u32,
+    /// Whether the running deadline is provisional.
+    pub provisional: bool,
     /// The item keys the case occupies now.
     pub keys: Vec<Vec<u8>>,
 }
@@ -241,6 +245,8 @@ pub struct InboxPart {
     pub title: String,
     /// The deadline's due time.
     pub due_at: Option<Timestamp>,
+    /// Whether its due time is provisional.
+    pub provisional: bool,
     /// Acknowledged.
     pub acknowledged: bool,
     /// Reported done (it has left the inbox).
@@ -322,6 +328,7 @@ impl UnitInbox {
             .into(),
             relation: Relation::Assignee,
             due_at: row.due_at,
+            provisional: row.provisional,
             actions: self.part_actions[usize::from(row.acknowledged)].clone(),
         }
     }
@@ -346,6 +353,7 @@ impl UnitInbox {
                     stage: row.stage.clone(),
                     relation,
                     due_at: row.due_at,
+                    provisional: row.provisional,
                     actions,
                 },
             ));
@@ -375,6 +383,7 @@ impl UnitInbox {
                     co_handlers: Vec::new(),
                     due_at: None,
                     deadline_seq: 0,
+                    provisional: false,
                     keys: Vec::new(),
                 };
                 entry.or_insert_with(|| fresh)
@@ -417,6 +426,7 @@ impl UnitInbox {
                     unit: e.part.unit.clone(),
                     title,
                     due_at: None,
+                    provisional: false,
                     acknowledged: false,
                     reported: false,
                     key: None,
@@ -426,7 +436,17 @@ impl UnitInbox {
                         return Ok(());
                     };
                     match other {
-                        PartEvent::DeadlineSet(e) => row.due_at = Some(e.due_at),
+                        PartEvent::DeadlineSet(e) => {
+                            row.due_at = Some(e.due_at);
+                            row.provisional = e
+                                .basis
+                                .as_ref()
+                                .is_some_and(|b| b.calendar.is_provisional());
+                        }
+                        PartEvent::DeadlineRecomputed(e) => {
+                            row.due_at = Some(e.due_at);
+                            row.provisional = e.calendar.is_provisional();
+                        }
                         PartEvent::Acknowledged(_) => row.acknowledged = true,
                         PartEvent::Reported(_) => row.reported = true,
                         _ => return Ok(()),
@@ -471,7 +491,12 @@ fn change_case(row: &mut InboxCase, event: &CaseEvent, definitions: &DefinitionR
                 }
                 return changed;
             }
-            return follow_deadline(other, &mut row.due_at, &mut row.deadline_seq);
+            return follow_deadline_marked(
+                other,
+                &mut row.due_at,
+                &mut row.deadline_seq,
+                &mut row.provisional,
+            );
         }
     }
     true
@@ -544,6 +569,7 @@ fn relevant(event_type: &str) -> bool {
             | "CaseReopened"
             | "CaseMigrated"
             | "DeadlineSet"
+            | "DeadlineRecomputed"
             | "DeadlineMet"
             | "DeadlineMissed"
             | "DirectiveIssued"
@@ -558,8 +584,9 @@ impl Projection for UnitInbox {
         NAME
     }
 
+    /// 2: rows and items say whether a due time is provisional, and follow recomputations.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
