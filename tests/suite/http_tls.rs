@@ -188,6 +188,20 @@ async fn healthz_is_answered_over_tls_and_plain_http_gets_no_answer() {
     assert_eq!(&first, b"HTTP/1.1 200", "an authenticated read over TLS");
     drop(stream);
 
+    // Open311's discovery names the endpoint by the scheme it was reached with.
+    let mut stream = connect_tls(served.addr, &client(&cert, &[]))
+        .await
+        .expect("a handshake");
+    let (status, body) = get(&mut stream, "/open311/v2/discovery.json")
+        .await
+        .expect("an answer");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"url\":\"https://localhost/open311/v2\""),
+        "{body}"
+    );
+    drop(stream);
+
     // The certificate presented is the one configured: a client trusting another refuses it.
     let other = TestCert::new(certs.path(), "other");
     assert!(
