@@ -12,7 +12,7 @@ use civicflow::core::{ManualClock, UnitId};
 use civicflow::demo;
 use civicflow::http::demo::{DemoToken, DEMO_OPEN311_ROUTING};
 use civicflow::http::open311::routing::ROUTING_FILE;
-use civicflow::http::{IpNet, Service, ServiceConfig};
+use civicflow::http::{IpNet, Service, ServiceConfig, TlsConfig};
 
 /// The file `--demo` writes its tokens to.
 pub const DEMO_TOKENS: &str = "demo-tokens.json";
@@ -132,6 +132,7 @@ pub struct ServeArgs {
     pub address_rate_limit: u32,
     /// Seconds a connection may take to send a whole request head, counted from when it opens
     /// and again after each answer (so an idle keep-alive connection is closed after it too).
+    /// With TLS, the handshake must finish within it as well.
     #[arg(long, value_name = "SECS", default_value_t = ServiceConfig::DEFAULT_HEADER_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub header_timeout: u64,
     /// Open connections in all; more are closed at once. Default: 1024, or less when the
@@ -146,17 +147,25 @@ pub struct ServeArgs {
     /// ADDRESS/PREFIX); repeat for several. Default: none, the socket's peer is the client.
     #[arg(long = "trusted-proxy", value_name = "ADDRESS[/PREFIX]")]
     pub trusted_proxies: Vec<IpNet>,
-    /// Listen on an address other than loopback over plain HTTP. Without it `serve` refuses
-    /// to: bearer tokens and personal details would cross the network in the clear. Put a
-    /// reverse proxy that terminates TLS in front instead (docs/service.md).
-    #[arg(long)]
+    /// Serve HTTPS with this certificate chain (PEM: the server's certificate first, then any
+    /// intermediates). Needs --tls-key. Read at start and again on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM, unencrypted: PKCS#8, RSA or EC). Needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Listen on an address other than loopback over plain HTTP. Without it (or TLS) `serve`
+    /// refuses to: bearer tokens and personal details would cross the network in the clear.
+    /// Serve TLS with --tls-cert and --tls-key, or put a reverse proxy that terminates TLS in
+    /// front instead (docs/service.md).
+    #[arg(long, conflicts_with = "tls_cert")]
     pub insecure_http: bool,
 }
 
-/// Whether listening on `addr` over plain HTTP keeps tokens off the network: only a loopback
-/// address does (`--insecure-http` overrides, saying so).
-fn check_plain_http(addr: SocketAddr, insecure_http: bool) -> Result<(), String> {
-    if addr.ip().is_loopback() {
+/// Whether listening on `addr` keeps tokens off the network in the clear: TLS does, and over
+/// plain HTTP only a loopback address does (`--insecure-http` overrides, saying so).
+fn check_plain_http(addr: SocketAddr, tls: bool, insecure_http: bool) -> Result<(), String> {
+    if tls || addr.ip().is_loopback() {
         return Ok(());
     }
     if insecure_http {
@@ -166,7 +175,7 @@ fn check_plain_http(addr: SocketAddr, insecure_http: bool) -> Result<(), String>
         return Ok(());
     }
     Err(format!(
-        "refusing to listen on {addr} over plain HTTP: bearer tokens and the personal details in cases would cross the network unencrypted. Listen on 127.0.0.1 behind a reverse proxy that terminates TLS (nginx, Caddy; pass it with --trusted-proxy: docs/service.md, \"Behind a reverse proxy\"), or pass --insecure-http if every hop of the network is trusted"
+        "refusing to listen on {addr} over plain HTTP: bearer tokens and the personal details in cases would cross the network unencrypted. Serve TLS with --tls-cert FILE --tls-key FILE (docs/service.md, \"TLS\"), or listen on 127.0.0.1 behind a reverse proxy that terminates TLS (nginx, Caddy; pass it with --trusted-proxy: docs/service.md, \"Behind a reverse proxy\"), or pass --insecure-http if every hop of the network is trusted"
     ))
 }
 
@@ -214,8 +223,8 @@ fn open_file_limit() -> Option<u64> {
 /// Runs the service until SIGTERM or Ctrl-C.
 ///
 /// # Errors
-/// A store that does not open, an address in use, a missing master key: each says what to
-/// do.
+/// A store that does not open, an address in use, a missing master key, a TLS certificate or
+/// key that cannot be used: each says what to do.
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let ServeArgs {
         data,
@@ -230,9 +239,19 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         max_connections,
         max_connections_per_address,
         trusted_proxies,
+        tls_cert,
+        tls_key,
         insecure_http,
     } = args;
-    check_plain_http(addr, insecure_http)?;
+    // clap lets through both or neither.
+    let tls = tls_cert
+        .zip(tls_key)
+        .map(|(cert, key)| TlsConfig::new(cert, key));
+    check_plain_http(addr, tls.is_some(), insecure_http)?;
+    // Before anything is created: a bad certificate or key is refused naming the file.
+    if let Some(tls) = &tls {
+        tls.check().map_err(|e| format!("cannot serve TLS: {e}"))?;
+    }
     let max_connections = connection_cap(max_connections, open_file_limit())?;
     init_logging();
     // The runtime first: the SIGXFSZ handler below needs it, and must be in place before the
@@ -272,7 +291,15 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     config.max_connections_per_address = usize::try_from(max_connections_per_address)
         .map_err(|_| "--max-connections-per-address is too large for this machine".to_owned())?;
     config.trusted_proxies = trusted_proxies;
+    config.tls = tls;
     let service = Service::open(config).map_err(|e| e.to_string())?;
+    let scheme = match service.tls_reloader() {
+        Some(reloader) => {
+            reload_on_sighup(reloader)?;
+            "https"
+        }
+        None => "http",
+    };
     if load {
         let count = issue_demo_tokens(&service, &data)?;
         eprintln!(
@@ -285,7 +312,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        eprintln!("civicflow: serving {} on http://{bound}", data.display());
+        eprintln!(
+            "civicflow: serving {} on {scheme}://{bound}",
+            data.display()
+        );
         tracing::info!(%bound, data = %data.display(), "serving");
         service
             .serve(listener, shutdown_signal())
@@ -328,6 +358,39 @@ fn survive_file_size_limit() -> Result<(), String> {
     Ok(())
 }
 
+/// Reads the TLS certificate and key again on each SIGHUP (a renewed certificate is served
+/// without a restart: new connections get it, open ones keep theirs). Files that cannot be used
+/// are logged, and the ones in use stay.
+///
+/// # Errors
+/// The handler cannot be installed.
+#[cfg(unix)]
+fn reload_on_sighup(reloader: civicflow::http::TlsReloader) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())
+        .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match reloader.reload() {
+                Ok(()) => tracing::info!(
+                    cert = %reloader.config().cert_file.display(),
+                    "SIGHUP: the TLS certificate and key were read again; new connections use them"
+                ),
+                Err(error) => tracing::error!(
+                    %error,
+                    "SIGHUP: the TLS certificate and key were not reloaded; the ones in use stay"
+                ),
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(_reloader: civicflow::http::TlsReloader) -> Result<(), String> {
+    Ok(())
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -367,15 +430,18 @@ mod tests {
     #[test]
     fn plain_http_off_loopback_needs_the_flag() {
         let at = |text: &str| text.parse::<SocketAddr>().expect("an address");
-        assert_eq!(check_plain_http(at("127.0.0.1:8080"), false), Ok(()));
-        assert_eq!(check_plain_http(at("[::1]:8080"), false), Ok(()));
+        assert_eq!(check_plain_http(at("127.0.0.1:8080"), false, false), Ok(()));
+        assert_eq!(check_plain_http(at("[::1]:8080"), false, false), Ok(()));
         for addr in ["0.0.0.0:8080", "192.0.2.7:443", "[::]:8080"] {
-            let refused = check_plain_http(at(addr), false).expect_err(addr);
+            let refused = check_plain_http(at(addr), false, false).expect_err(addr);
             assert!(
-                refused.contains("--insecure-http") && refused.contains("unencrypted"),
+                refused.contains("--insecure-http")
+                    && refused.contains("--tls-cert FILE --tls-key FILE")
+                    && refused.contains("unencrypted"),
                 "{refused}"
             );
-            assert_eq!(check_plain_http(at(addr), true), Ok(()));
+            assert_eq!(check_plain_http(at(addr), false, true), Ok(()));
+            assert_eq!(check_plain_http(at(addr), true, false), Ok(()), "with TLS");
         }
     }
 

@@ -2,8 +2,8 @@
 //! stop it: started on a port it picks itself, ready when `/readyz` says so, its stderr
 //! collected by a thread (so the pipe never fills), stopped with SIGTERM or SIGKILL.
 //!
-//! The child listens on `127.0.0.1:0` and its address is read from the line it prints once it
-//! listens (`civicflow: serving DIR on http://ADDR`). A port picked here, freed and handed to
+//! The child listens on `127.0.0.1:0` (or the address a test gives) and its address is read from
+//! the line it prints once it listens (`civicflow: serving DIR on http://ADDR`, or `https://`). A port picked here, freed and handed to
 //! the child could be taken by a server of another test of the same binary (they run in
 //! parallel threads of one process) before the child binds it; the test would then wait for,
 //! and write to, the wrong server.
@@ -20,15 +20,23 @@ use super::socket;
 
 /// What `civicflow serve` prints on stderr once it listens, before the address.
 const SERVING: &str = "civicflow: serving ";
-const ON: &str = " on http://";
+const ON: [&str; 2] = [" on http://", " on https://"];
 
-/// The address in the last `civicflow: serving DIR on http://ADDR` line of `stderr`.
+/// The address in the last `civicflow: serving DIR on http://ADDR` (or `https://`) line of
+/// `stderr`.
 pub fn serving_addr(stderr: &str) -> Option<SocketAddr> {
     stderr
         .lines()
         .rev()
         .filter(|line| line.starts_with(SERVING))
-        .find_map(|line| line.rsplit_once(ON)?.1.trim().parse().ok())
+        .find_map(|line| {
+            ON.iter()
+                .find_map(|on| line.rsplit_once(on))?
+                .1
+                .trim()
+                .parse()
+                .ok()
+        })
 }
 
 /// How to start the server.
@@ -42,6 +50,8 @@ pub struct Launch<'a> {
     pub env: Vec<(&'a str, &'a str)>,
     /// More arguments of `serve`.
     pub args: Vec<&'a str>,
+    /// `--addr`: where to listen instead of `127.0.0.1:0` (a port of `0`: it picks one).
+    pub addr: Option<&'a str>,
 }
 
 /// A running `civicflow serve`.
@@ -55,7 +65,8 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     /// Starts `civicflow serve` on `data` as `launch` says (no `CIVICFLOW_MASTER_KEY`: the key
-    /// file in the data directory), listening on a port of the loopback interface it picks.
+    /// file in the data directory), listening on a port of the loopback interface it picks
+    /// (unless `launch.addr` says otherwise).
     pub fn start(data: &Path, launch: Launch<'_>) -> Self {
         let binary = env!("CARGO_BIN_EXE_civicflow");
         let mut command = match launch.wrapper.split_first() {
@@ -71,7 +82,7 @@ impl ServeProcess {
             command.arg("--demo");
         }
         command
-            .args(["--addr", "127.0.0.1:0", "--data"])
+            .args(["--addr", launch.addr.unwrap_or("127.0.0.1:0"), "--data"])
             .arg(data)
             .args(&launch.args)
             .env("CIVICFLOW_LOG", "warn")
@@ -215,6 +226,15 @@ impl ServeProcess {
             let _ = reader.join();
         }
         (status, self.stderr())
+    }
+
+    /// Sends it a signal with `kill` (`"HUP"`, …), and goes on.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .args([format!("-{name}").as_str(), &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{name} {pid}");
     }
 
     /// SIGTERM, then waits for the graceful stop: its status and stderr.

@@ -1,9 +1,11 @@
-//! The `civicflow` command on real stores: exit codes and messages of `verify` and `head`.
+//! The `civicflow` command on real stores: exit codes and messages of `verify` and `head`, and
+//! of `serve` refusing its flags (connection flags, plain HTTP off loopback, TLS files).
 //!
 //! Guards against a verify that says "intact" about a damaged store, or fails without saying
 //! where (the damage itself, made under sled's checksums, is `sled::broken_chain`).
 
 use crate::common::TempDir;
+use crate::http_tls::TestCert;
 use civicflow::core::EventStore as _;
 use std::path::Path;
 use std::process::Command;
@@ -114,9 +116,80 @@ fn serve_refuses_plain_http_off_loopback_without_the_flag_saying_why() {
             err.contains("refusing to listen on")
                 && err.contains("unencrypted")
                 && err.contains("--insecure-http")
+                && err.contains("--tls-cert FILE --tls-key FILE")
                 && err.contains("reverse proxy"),
             "{addr}: {err}"
         );
     }
     assert!(!scratch.path().exists(), "a refused start creates no store");
+}
+
+#[test]
+fn serve_refuses_unusable_tls_files_naming_the_file_and_what_is_wrong() {
+    let scratch = TempDir::new("cli-serve-tls");
+    let data = scratch.path().join("data");
+    let certs = scratch.path().join("certs");
+    let one = TestCert::new(&certs, "one");
+    let two = TestCert::new(&certs, "two");
+    let garbage = certs.join("garbage.pem");
+    std::fs::write(&garbage, "not PEM at all\n").expect("write");
+    let missing = certs.join("missing.crt");
+    let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let [one_cert, one_key, two_key, garbage, missing] = [
+        path(&one.cert_file),
+        path(&one.key_file),
+        path(&two.key_file),
+        path(&garbage),
+        path(&missing),
+    ];
+    for (args, expected) in [
+        (
+            vec!["--tls-cert", &missing, "--tls-key", &one_key],
+            vec!["cannot serve TLS: cannot read", "missing.crt"],
+        ),
+        (
+            vec!["--tls-cert", &garbage, "--tls-key", &one_key],
+            vec!["garbage.pem holds no certificate"],
+        ),
+        (
+            vec!["--tls-cert", &one_cert, "--tls-key", &garbage],
+            vec!["garbage.pem holds no private key"],
+        ),
+        (
+            vec!["--tls-cert", &one_key, "--tls-key", &one_cert],
+            vec!["one.key holds no certificate", "swapped"],
+        ),
+        (
+            vec!["--tls-cert", &one_cert, "--tls-key", &two_key],
+            vec!["two.key does not belong to the certificate in", "one.crt"],
+        ),
+        (vec!["--tls-cert", &one_cert], vec!["--tls-key"]),
+        (vec!["--tls-key", &one_key], vec!["--tls-cert"]),
+        (
+            vec![
+                "--tls-cert",
+                &one_cert,
+                "--tls-key",
+                &one_key,
+                "--insecure-http",
+            ],
+            vec!["--insecure-http", "cannot be used with"],
+        ),
+    ] {
+        let mut full = vec![
+            "serve",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--addr",
+            "0.0.0.0:0",
+        ];
+        full.extend(&args);
+        let (code, _, err) = civicflow(&full);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        for words in expected {
+            assert!(err.contains(words), "{args:?}: {err:?} lacks {words:?}");
+        }
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert!(!data.exists(), "a refused start creates no store");
 }

@@ -48,6 +48,7 @@ mod http_limits;
 mod http_reports;
 mod http_retries;
 mod http_scope;
+mod http_tls;
 mod http_tracing;
 mod open311_get;
 mod open311_post;

@@ -8,6 +8,7 @@ use civicflow_core::vault::MasterKey;
 
 use crate::client::IpNet;
 use crate::limits::RateLimit;
+use crate::tls::TlsConfig;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -16,6 +17,10 @@ pub struct ServiceConfig {
     pub data_dir: PathBuf,
     /// Where to listen.
     pub addr: SocketAddr,
+    /// Serve TLS with this certificate and key (PEM files, read and checked when the service
+    /// opens); `None`, the default: plain HTTP, for loopback or behind a reverse proxy that
+    /// terminates TLS (`docs/service.md`, "TLS").
+    pub tls: Option<TlsConfig>,
     /// The master key of the personal-data vault.
     pub master_key: MasterKey,
     /// The per-token rate limit.
@@ -33,7 +38,8 @@ pub struct ServiceConfig {
     /// How long a connection may take to deliver a whole request head, counted from when the
     /// server starts waiting for one: on a new connection, and again after each answer, so an
     /// idle keep-alive connection is closed after it too. A silent socket, or one trickling
-    /// header bytes, is closed when it runs out.
+    /// header bytes, is closed when it runs out. With TLS the handshake must also finish
+    /// within it (then the first request head gets its own).
     pub header_timeout: Duration,
     /// Open connections in all; a new one over it is closed at once. Keep it under the
     /// process's open-file limit (`civicflow serve` does: `docs/service.md`, "Connections").
@@ -104,13 +110,14 @@ impl ServiceConfig {
     /// The default of [`ServiceConfig::stream_replays_per_token`].
     pub const DEFAULT_STREAM_REPLAYS_PER_TOKEN: usize = 2;
 
-    /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, the default caches,
+    /// Defaults: `127.0.0.1:8080` over plain HTTP, 30-second requests, 10-second grace, the default caches,
     /// connection caps, header timeout and rate limits above, no trusted proxies, the Open311
     /// jurisdiction `tonghui.yiwu`, the stream limits above.
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
         Self {
             data_dir: data_dir.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
             master_key,
             rate_limit: RateLimit::default(),
             address_rate_limit: RateLimit::per_second(Self::DEFAULT_ADDRESS_RATE_PER_SECOND),

@@ -10,6 +10,11 @@
 //! each answer on a kept-alive one), and a connection over a cap is closed at once, before a
 //! byte is read: refusing costs nothing but the `accept`, so a client that opens sockets faster
 //! than it is refused gains nothing (`docs/service.md`, "Connections").
+//!
+//! With TLS (`tls.rs`) the handshake happens in the connection's task, after the caps, and must
+//! finish within the header timeout too: a client that opens a socket and never says hello, or
+//! trickles its handshake, is closed like a silent plain one. The request heads that follow
+//! are then timed by hyper as above.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,12 +27,14 @@ use axum::extract::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::client::{self, IpNet};
+use crate::tls::Tls;
 
 /// The caps and timeouts of connections (from [`crate::ServiceConfig`]).
 #[derive(Debug, Clone)]
@@ -36,10 +43,13 @@ pub(crate) struct Settings {
     pub max_connections: usize,
     /// Open connections from one client address (trusted proxies are exempt).
     pub max_connections_per_address: usize,
-    /// How long a request head may take, counted from when the server waits for it.
+    /// How long a request head may take, counted from when the server waits for it; with TLS,
+    /// also how long the handshake may take.
     pub header_timeout: Duration,
     /// Whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[IpNet]>,
+    /// TLS on every connection, or plain HTTP.
+    pub tls: Option<Tls>,
 }
 
 /// Why a connection was closed at once.
@@ -127,6 +137,60 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
+/// One admitted connection's HTTP side.
+struct Connection {
+    peer: std::net::SocketAddr,
+    app: Router,
+    trusted: Arc<[IpNet]>,
+    header_timeout: Duration,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serves HTTP/1 on `stream` (a TCP socket, or a TLS stream over one) until the client
+    /// closes, the header timeout runs out, or the shutdown: then it finishes the answer it is
+    /// writing and closes.
+    async fn serve<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            peer,
+            app,
+            trusted,
+            header_timeout,
+            mut stopping,
+        } = self;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            let client = client::resolve(peer, request.headers(), &trusted);
+            request.extensions_mut().insert(client);
+            let app = app.clone();
+            async move { app.oneshot(request).await }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true);
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection closed");
+                }
+            }
+            _ = async { stopping.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
+                connection.as_mut().graceful_shutdown();
+                if let Err(error) = connection.await {
+                    tracing::debug!(%peer, %error, "connection closed at shutdown");
+                }
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `signal` completes; then stops accepting, asks every
 /// connection to finish the request it is answering and close (an idle one closes at once),
 /// and returns when they all have. Aborting the returned future's task drops every connection.
@@ -179,37 +243,38 @@ pub(crate) async fn serve(
         };
         // Answers are written whole or streamed as events; Nagle's delay helps neither.
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let trusted = settings.trusted_proxies.clone();
-        let header_timeout = settings.header_timeout;
-        let mut stopping = stopping.clone();
+        let connection = Connection {
+            peer,
+            app: app.clone(),
+            trusted: settings.trusted_proxies.clone(),
+            header_timeout: settings.header_timeout,
+            stopping: stopping.clone(),
+        };
+        let tls = settings.tls.as_ref().map(Tls::acceptor);
         connections.spawn(async move {
             let _slot = slot;
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let mut request = request.map(axum::body::Body::new);
-                let client = client::resolve(peer, request.headers(), &trusted);
-                request.extensions_mut().insert(client);
-                let app = app.clone();
-                async move { app.oneshot(request).await }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "connection closed");
-                    }
-                }
-                _ = async { stopping.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
-                    connection.as_mut().graceful_shutdown();
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%peer, %error, "connection closed at shutdown");
-                    }
+            match tls {
+                None => connection.serve(stream).await,
+                Some(acceptor) => {
+                    let mut stopping = connection.stopping.clone();
+                    let handshake =
+                        tokio::time::timeout(connection.header_timeout, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        result = handshake => match result {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%peer, %error, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        // Nothing was asked yet: closed at once.
+                        _ = stopping.wait_for(|stopping| *stopping) => return,
+                    };
+                    connection.serve(stream).await;
                 }
             }
         });

@@ -39,6 +39,7 @@ mod policy;
 mod request_id;
 pub mod routes;
 mod state;
+mod tls;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -61,6 +62,7 @@ pub use error::ApiError;
 pub use limits::RateLimit;
 pub use policy::Policy;
 pub use state::AppState;
+pub use tls::{TlsConfig, TlsError, TlsReloader};
 
 /// The service could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +90,9 @@ pub enum ServiceError {
     /// No randomness for a token.
     #[error("no randomness from the operating system: {0}")]
     Random(String),
+    /// The TLS certificate or key ([`ServiceConfig::tls`]) cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// The service: the engine, the projections and the token index, ready to serve.
@@ -98,6 +103,8 @@ pub struct Service {
     scheduler: Option<civicflow_core::engine::SchedulerHandle>,
     /// Keeps the token index following the log; dropping it stops and joins its thread.
     tokens_follower: Option<auth::TokenFollower>,
+    /// The certificate and key in use, when the service serves TLS.
+    tls: Option<tls::Tls>,
 }
 
 impl std::fmt::Debug for Service {
@@ -107,20 +114,24 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// Opens the store in `config.data_dir` (creating it if missing), starts the projections
+    /// Reads the TLS certificate and key when there are some ([`ServiceConfig::tls`]), opens
+    /// the store in `config.data_dir` (creating it if missing), starts the projections
     /// and the deadline scheduler, and loads the tokens and the Open311 routing rules
     /// (`open311-routing.toml` in the data directory, when there is one).
     ///
     /// # Errors
-    /// [`ServiceError`] when the store cannot be opened (locked, damaged), the projections
-    /// cannot start, or the routing file is not valid or names a unit that does not exist.
+    /// [`ServiceError`] when the certificate or key cannot be used, the store cannot be opened
+    /// (locked, damaged), the projections cannot start, or the routing file is not valid or
+    /// names a unit that does not exist.
     pub fn open(config: ServiceConfig) -> Result<Self, ServiceError> {
+        // First: a bad certificate fails the start before the store is touched.
+        let tls = config.tls.clone().map(tls::Tls::load).transpose()?;
         let engine = Arc::new(Engine::open(
             EngineConfig::new(&config.data_dir)
                 .master_key(config.master_key.clone())
                 .log_cache_bytes(config.log_cache_bytes),
         )?);
-        Self::with_engine(engine, config)
+        Self::build(engine, config, tls)
     }
 
     /// A service over an engine opened by the caller (tests, embedding).
@@ -128,6 +139,15 @@ impl Service {
     /// # Errors
     /// As [`Service::open`].
     pub fn with_engine(engine: Arc<Engine>, config: ServiceConfig) -> Result<Self, ServiceError> {
+        let tls = config.tls.clone().map(tls::Tls::load).transpose()?;
+        Self::build(engine, config, tls)
+    }
+
+    fn build(
+        engine: Arc<Engine>,
+        config: ServiceConfig,
+        tls: Option<tls::Tls>,
+    ) -> Result<Self, ServiceError> {
         // Checked before anything starts: a bad routing file fails the start, naming itself.
         let open311_routing = open311::routing::Routing::load(&config.data_dir)?;
         open311_routing.check_units(&engine.org())?;
@@ -182,7 +202,14 @@ impl Service {
             shutdown,
             scheduler: Some(scheduler),
             tokens_follower: Some(tokens_follower),
+            tls,
         })
+    }
+
+    /// Reads the certificate and key files again on request (a renewed certificate, served
+    /// without a restart), when the service serves TLS; usable while it serves.
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.clone().map(TlsReloader)
     }
 
     /// The shared state (the engine, the projections).
@@ -241,7 +268,9 @@ impl Service {
     /// grace), stops the projections and flushes.
     ///
     /// Every connection is held to the configured caps (in all and per client address) and
-    /// header timeout, which also closes idle keep-alive connections (`connections.rs`).
+    /// header timeout, which also closes idle keep-alive connections (`connections.rs`). With
+    /// [`ServiceConfig::tls`] every connection is TLS, its handshake bounded by the header
+    /// timeout too.
     ///
     /// # Errors
     /// [`ServiceError::Io`] when serving fails.
@@ -259,6 +288,7 @@ impl Service {
             max_connections_per_address: config.max_connections_per_address,
             header_timeout: config.header_timeout,
             trusted_proxies: config.trusted_proxies.clone().into(),
+            tls: self.tls.clone(),
         };
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let server = connections::serve(listener, app, settings, async move {

@@ -239,15 +239,17 @@ pub(crate) fn decode(text: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// This endpoint's URL as the client reached it: `http://` (or `https://` when the proxy in
-/// front says so in `X-Forwarded-Proto`), the `Host` header, and the base path. A missing or
-/// malformed `Host` falls back to the address the service listens on.
+/// This endpoint's URL as the client reached it: `https://` when the service serves TLS itself
+/// or the proxy in front says so in `X-Forwarded-Proto`, else `http://`; the `Host` header; and
+/// the base path. A missing or malformed `Host` falls back to the address the service listens
+/// on.
 pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    let https = state.0.config.tls.is_some()
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
     let scheme = if https { "https" } else { "http" };
     let host = headers
         .get(header::HOST)
