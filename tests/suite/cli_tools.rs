@@ -721,3 +721,56 @@ fn audit_as_of_a_moment_prints_the_steps_until_then() {
         );
     }
 }
+
+#[test]
+fn calendar_publish_adds_a_year_once_and_show_names_where_coverage_ends() {
+    let (scratch, _) = demo_store("tools-calendar");
+    let data = path(scratch.path());
+    let (code, out, err) = civicflow(&["calendar", "show", "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("zone: Asia/Shanghai"), "{out}");
+    assert!(
+        out.contains("2026: ") && out.contains("(from the release)"),
+        "{out}"
+    );
+    // The command counts coverage from the current year (the real clock): what it says
+    // depends on the date the test runs.
+    let this_year = civicflow::core::calendar::BusinessCalendar::china()
+        .year_of(civicflow::core::Clock::now(&civicflow::core::SystemClock));
+    if this_year <= 2026 {
+        assert!(out.contains("covered through 2026"), "{out}");
+    }
+
+    let file = scratch.path().join("2027.toml");
+    std::fs::write(
+        &file,
+        "[2027]\nsource = \"test schedule for 2027\"\noff = [[\"2027-01-01\", \"2027-01-03\"]]\n",
+    )
+    .expect("written");
+    let file = path(&file);
+    let (code, out, err) = civicflow(&["calendar", "publish", "--data", data, file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2027: published (revision 1)"), "{out}");
+    let (code, out, _) = civicflow(&["calendar", "publish", "--data", data, file]);
+    assert_eq!(code, 0);
+    assert!(out.contains("2027: unchanged"), "{out}");
+    let (code, out, _) = civicflow(&["calendar", "show", "--data", data]);
+    assert_eq!(code, 0);
+    assert!(out.contains("published, revision 1"), "{out}");
+    if this_year <= 2027 {
+        assert!(out.contains("covered through 2027"), "{out}");
+    }
+
+    // A bad file is refused naming the field, and nothing is published.
+    let bad = scratch.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[2028]\nsource = \"x\"\noff = [[\"2028-01-03\", \"2028-01-01\"]]\n",
+    )
+    .expect("written");
+    let (code, _, err) = civicflow(&["calendar", "publish", "--data", data, path(&bad)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("off[0]"), "{err}");
+    let (_, out, _) = civicflow(&["calendar", "show", "--data", data]);
+    assert!(!out.contains("2028:"), "{out}");
+}
