@@ -1706,8 +1706,13 @@ fn the_audit_reads_each_steps_tier_from_the_chart_as_it_was_then() {
     // The other steps keep theirs: grid 1 opened and dispatched it.
     assert_eq!(audit.steps[0].tier, Some(Tier::Grid), "{audit}");
     // The stopped store's audit reads the chart from the same log, the same way.
-    let offline = civicflow_core::engine::audit_log(&**engine.log(), engine.definitions(), case)
-        .expect("audit");
+    let offline = civicflow_core::engine::audit_log(
+        &**engine.log(),
+        engine.definitions(),
+        engine.calendar().zone(),
+        case,
+    )
+    .expect("audit");
     assert_eq!(offline.steps, audit.steps);
 
     // Up to the reminder: the steps until then, and no more; the deadline still running.
@@ -1727,6 +1732,7 @@ fn the_audit_reads_each_steps_tier_from_the_chart_as_it_was_then() {
     let offline_early = civicflow_core::engine::audit_log_as_of(
         &**engine.log(),
         engine.definitions(),
+        engine.calendar().zone(),
         case,
         reminded_at,
     )
