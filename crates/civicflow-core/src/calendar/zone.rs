@@ -218,20 +218,17 @@ impl Zone {
                 let instant = self.tz.to_ambiguous_timestamp(datetime).compatible().ok()?;
                 Some(instant.as_microsecond())
             });
-        let micros = resolved.map_or_else(
-            || {
-                // Beyond jiff's range (about the years -9999 and 9999): the offset at its end.
-                let end = if local < 0 {
-                    jiff::Timestamp::MIN
-                } else {
-                    jiff::Timestamp::MAX
-                };
-                let offset = i128::from(self.tz.to_offset(end).seconds()) * 1_000_000;
-                let utc = (local - offset).clamp(i128::from(i64::MIN), i128::from(i64::MAX));
-                i64::try_from(utc).expect("clamped to the i64 range")
-            },
-            |micros| micros,
-        );
+        let micros = resolved.unwrap_or_else(|| {
+            // Beyond jiff's range (about the years -9999 and 9999): the offset at its end.
+            let end = if local < 0 {
+                jiff::Timestamp::MIN
+            } else {
+                jiff::Timestamp::MAX
+            };
+            let offset = i128::from(self.tz.to_offset(end).seconds()) * 1_000_000;
+            let utc = (local - offset).clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+            i64::try_from(utc).expect("clamped to the i64 range")
+        });
         Timestamp::from_unix_micros(micros)
     }
 }

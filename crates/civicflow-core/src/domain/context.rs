@@ -6,7 +6,7 @@
 
 use super::org::{Acting, OrgChart};
 use super::workflow::DefinitionRegistry;
-use crate::calendar::{BusinessCalendar, Span};
+use crate::calendar::{BusinessCalendar, Span, Zone};
 use crate::clock::Timestamp;
 
 /// Adds spans to moments, in wall-clock or working time. The business calendar is the real
@@ -14,11 +14,21 @@ use crate::clock::Timestamp;
 pub trait WorkingTime: Send + Sync {
     /// The moment `span` after `start`.
     fn add(&self, start: Timestamp, span: Span) -> Timestamp;
+
+    /// `at` as a decision's words write it for people: RFC 3339 in this working time's zone
+    /// (the calendar's; Asia/Shanghai unless a calendar says otherwise).
+    fn format_time(&self, at: Timestamp) -> String {
+        Zone::shanghai().format(at)
+    }
 }
 
 impl WorkingTime for BusinessCalendar {
     fn add(&self, start: Timestamp, span: Span) -> Timestamp {
         BusinessCalendar::add(self, start, span)
+    }
+
+    fn format_time(&self, at: Timestamp) -> String {
+        self.zone().format(at)
     }
 }
 

@@ -128,7 +128,7 @@ pub fn summarize(event: &CaseEvent, zone: &Zone) -> String {
             let fields: Vec<String> = e
                 .fields
                 .iter()
-                .map(|(k, v)| format!("{k}={}", v.display()))
+                .map(|(k, v)| format!("{k}={}", v.display(zone)))
                 .collect();
             let fields = if fields.is_empty() {
                 String::new()

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::calendar::BusinessCalendar;
+use crate::calendar::{BusinessCalendar, Zone};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::workflow::DefinitionRegistry;
 use crate::store::{Durability, EventStore};
@@ -94,6 +94,14 @@ impl EngineConfig {
     /// Uses this calendar.
     pub fn calendar(mut self, calendar: BusinessCalendar) -> Self {
         self.calendar = calendar;
+        self
+    }
+
+    /// Counts working time, and writes every time it shows, in `zone`: the calendar's zone
+    /// ([`BusinessCalendar::with_zone`]; its holidays and hours stay). A calendar given
+    /// after this brings its own zone.
+    pub fn time_zone(mut self, zone: Zone) -> Self {
+        self.calendar = self.calendar.with_zone(zone);
         self
     }
 
