@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use civicflow_core::calendar::Zone;
 use civicflow_core::vault::MasterKey;
 
 use crate::client::IpNet;
@@ -18,6 +19,11 @@ pub struct ServiceConfig {
     pub addr: SocketAddr,
     /// The master key of the personal-data vault.
     pub master_key: MasterKey,
+    /// The business calendar's time zone (`civicflow serve --time-zone`): working time is
+    /// counted in it and every time in an answer is written in it. Used by
+    /// [`Service::open`](crate::Service::open); an engine given to
+    /// [`Service::with_engine`](crate::Service::with_engine) keeps its own calendar's.
+    pub time_zone: Zone,
     /// The per-token rate limit.
     pub rate_limit: RateLimit,
     /// The rate limit of one client address (an IPv6 client by its /64) for what no valid
@@ -104,7 +110,7 @@ impl ServiceConfig {
     /// The default of [`ServiceConfig::stream_replays_per_token`].
     pub const DEFAULT_STREAM_REPLAYS_PER_TOKEN: usize = 2;
 
-    /// Defaults: `127.0.0.1:8080`, 30-second requests, 10-second grace, the default caches,
+    /// Defaults: `127.0.0.1:8080`, Asia/Shanghai, 30-second requests, 10-second grace, the default caches,
     /// connection caps, header timeout and rate limits above, no trusted proxies, the Open311
     /// jurisdiction `tonghui.yiwu`, the stream limits above.
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
@@ -112,6 +118,7 @@ impl ServiceConfig {
             data_dir: data_dir.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             master_key,
+            time_zone: Zone::shanghai(),
             rate_limit: RateLimit::default(),
             address_rate_limit: RateLimit::per_second(Self::DEFAULT_ADDRESS_RATE_PER_SECOND),
             address_buckets_max: Self::DEFAULT_ADDRESS_BUCKETS_MAX,

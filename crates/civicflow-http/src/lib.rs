@@ -117,6 +117,7 @@ impl Service {
         let engine = Arc::new(Engine::open(
             EngineConfig::new(&config.data_dir)
                 .master_key(config.master_key.clone())
+                .time_zone(config.time_zone.clone())
                 .log_cache_bytes(config.log_cache_bytes),
         )?);
         Self::with_engine(engine, config)
