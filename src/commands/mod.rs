@@ -3,3 +3,14 @@
 pub mod restore;
 pub mod serve;
 pub mod store;
+
+use civicflow::core::calendar::Zone;
+
+/// The default of `--time-zone`.
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
+
+/// `--time-zone NAME`: an IANA zone of the time zone database (`Asia/Shanghai`,
+/// `Europe/Berlin`); an unknown name is refused with the calendar's words.
+pub fn parse_zone(name: &str) -> Result<Zone, String> {
+    Zone::named(name).map_err(|e| e.to_string())
+}

@@ -104,7 +104,7 @@ fn dates_parse_display_order_and_step() {
 }
 
 #[test]
-fn local_time_is_utc_plus_eight() {
+fn shanghai_is_utc_plus_eight_since_1991_and_its_history_is_kept() {
     let shanghai = Zone::shanghai();
     let to_local = |t| shanghai.to_local(t);
     let from_local = |d, m| shanghai.from_local(d, m);
