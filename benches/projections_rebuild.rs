@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use civicflow::core::calendar::Zone;
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::readmodel::ReadModelStore;
 use civicflow::core::vault::MasterKey;
@@ -169,7 +170,11 @@ fn main() {
         raw.push(rate);
         events = count;
         if together {
-            let rebuilt = rebuild(&log, &base.join("rm-all"), models::all(definitions.clone()));
+            let rebuilt = rebuild(
+                &log,
+                &base.join("rm-all"),
+                models::all(definitions.clone(), Zone::shanghai()),
+            );
             ratios.push(rebuilt.rate / rate);
             all.push(rebuilt.rate);
             cpu.push(rebuilt.cpu);
@@ -201,7 +206,7 @@ fn main() {
         .enumerate()
         .filter(|(_, name)| only.as_deref().is_none_or(|only| only == **name))
     {
-        let alone: Vec<Box<dyn Projection>> = models::all(definitions.clone())
+        let alone: Vec<Box<dyn Projection>> = models::all(definitions.clone(), Zone::shanghai())
             .into_iter()
             .skip(i)
             .take(1)

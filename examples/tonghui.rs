@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use civicflow::core::calendar::format_local;
 use civicflow::core::engine::{Contact, Engine, EngineConfig};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::SledReadModels;
@@ -162,7 +161,7 @@ fn read_models(
             "    {:?}: {}, due {} (stage {}){}",
             item.kind,
             item.unit,
-            format_local(item.due_at),
+            engine.calendar().zone().format(item.due_at),
             item.stage,
             item.to
                 .as_ref()
@@ -173,7 +172,10 @@ fn read_models(
 
     let rates_view = runner.view(rates::NAME)?;
     // The month the loops ran in.
-    let month = format_local(demo::START)
+    let month = engine
+        .calendar()
+        .zone()
+        .format(demo::START)
         .get(..7)
         .unwrap_or_default()
         .to_owned();

@@ -10,6 +10,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use civicflow::core::calendar::Zone;
 use clap::{Parser, Subcommand};
 
 use commands::store::{self, TokenCommand, DEFAULT_DATA};
@@ -64,6 +65,10 @@ enum Command {
         /// they stood then.
         #[arg(long = "as-of", value_name = "RFC3339")]
         as_of: Option<String>,
+        /// The time zone the times are written in: the store's own when left out (another
+        /// than the store's is refused).
+        #[arg(long = "time-zone", value_name = "NAME", value_parser = commands::parse_zone)]
+        time_zone: Option<Zone>,
     },
     /// Write a case's audit bundle: one JSON file that proves, without the store, what the
     /// log holds for the case (check it with `civicflow verify-bundle`).
@@ -94,6 +99,10 @@ enum Command {
         /// The store's directory.
         #[arg(long, default_value = DEFAULT_DATA)]
         data: PathBuf,
+        /// The business calendar's time zone, where months and years are counted: the
+        /// store's own when left out (another than the store's is refused).
+        #[arg(long = "time-zone", value_name = "NAME", value_parser = commands::parse_zone)]
+        time_zone: Option<Zone>,
     },
     /// Write the whole log of a stopped store to a file: its exact stored records with
     /// their positions and hashes, and the head (restore it with `civicflow import-log`).
@@ -155,10 +164,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             case,
             json,
             as_of,
-        } => store::audit(&data, &case, json, as_of.as_deref()),
+            time_zone,
+        } => store::audit(&data, &case, json, as_of.as_deref(), time_zone),
         Command::Export { data, case, out } => store::export(&data, &case, &out),
         Command::VerifyBundle { file, anchor } => store::verify_bundle(&file, anchor.as_deref()),
-        Command::Rebuild { data } => store::rebuild(&data),
+        Command::Rebuild { data, time_zone } => store::rebuild(&data, time_zone),
         Command::ExportLog { data, out } => commands::restore::export_log(&data, &out),
         Command::ImportLog { data, input } => commands::restore::import_log(&data, &input),
         Command::Token { command } => store::token(command),

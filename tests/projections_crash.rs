@@ -34,7 +34,7 @@ fn child(dir: &Path) {
     let runner = Runner::start(
         Arc::new(log),
         store,
-        models::all(definitions),
+        models::all(definitions, civicflow::core::calendar::Zone::shanghai()),
         RunnerOptions {
             batch_events_max: 3,
             rows_in_memory_max: 40,

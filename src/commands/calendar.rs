@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use civicflow::core::calendar::{format_local, YearSchedule};
+use civicflow::core::calendar::YearSchedule;
 use civicflow::core::domain::org::Acting;
 use civicflow::core::engine::{self, Command, Outcome, YearOrigin};
 use civicflow::core::UnitId;
@@ -66,7 +66,7 @@ fn publish(data: &Path, file: &Path, key_file: Option<PathBuf>) -> Result<ExitCo
             file.display()
         ));
     }
-    let engine = open_engine(data, key_file)?;
+    let engine = open_engine(data, key_file, None)?;
     let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
     for schedule in years {
         let year = schedule.year;
@@ -96,14 +96,15 @@ fn publish(data: &Path, file: &Path, key_file: Option<PathBuf>) -> Result<ExitCo
 }
 
 fn show(data: &Path, key_file: Option<PathBuf>) -> Result<ExitCode, String> {
-    let engine = open_engine(data, key_file)?;
+    let engine = open_engine(data, key_file, None)?;
     let overview = engine.calendar_overview().map_err(|e| e.to_string())?;
+    let zone = engine.calendar().zone().clone();
     println!("zone: {}", overview.zone);
     for year in &overview.years {
         let origin = match year.origin {
             YearOrigin::Release => "from the release".to_owned(),
             YearOrigin::Published { revision, at } => {
-                format!("published, revision {revision}, {}", format_local(at))
+                format!("published, revision {revision}, {}", zone.format(at))
             }
         };
         println!(
@@ -122,7 +123,7 @@ fn show(data: &Path, key_file: Option<PathBuf>) -> Result<ExitCode, String> {
     match overview.covered_through {
         Some(last) => println!(
             "covered through {last}; from {} deadlines are provisional until the next year is published",
-            format_local(overview.coverage_ends_at)
+            zone.format(overview.coverage_ends_at)
         ),
         None => println!(
             "this year has no data: deadlines are counted on plain weekdays and are provisional"

@@ -4,3 +4,11 @@ pub mod calendar;
 pub mod restore;
 pub mod serve;
 pub mod store;
+
+use civicflow::core::calendar::Zone;
+
+/// `--time-zone NAME`: an IANA zone of the time zone database (`Asia/Shanghai`,
+/// `Europe/Berlin`); an unknown name is refused with the calendar's words.
+pub fn parse_zone(name: &str) -> Result<Zone, String> {
+    Zone::named(name).map_err(|e| e.to_string())
+}

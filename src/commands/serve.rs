@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use civicflow::core::calendar::Zone;
 use civicflow::core::domain::org::Acting;
 use civicflow::core::engine::{Engine, EngineConfig, Storage};
 use civicflow::core::vault::MasterKey;
@@ -42,14 +43,15 @@ fn is_empty(data: &Path) -> bool {
 /// Loads the Tonghui demo into an empty store: the org chart and a run of every loop, on a
 /// clock that starts at the demo's date (the service then runs on the system clock, later),
 /// and writes its Open311 routing rules to `DIR/open311-routing.toml`.
-fn load_demo(data: &Path, key: &MasterKey) -> Result<(), String> {
+fn load_demo(data: &Path, key: &MasterKey, zone: Option<&Zone>) -> Result<(), String> {
     let clock = ManualClock::new(demo::START);
-    let engine = Engine::open(
-        EngineConfig::new(data)
-            .clock(Arc::new(clock.clone()))
-            .master_key(key.clone()),
-    )
-    .map_err(|e| e.to_string())?;
+    let mut config = EngineConfig::new(data)
+        .clock(Arc::new(clock.clone()))
+        .master_key(key.clone());
+    if let Some(zone) = zone {
+        config = config.time_zone(zone.clone());
+    }
+    let engine = Engine::open(config).map_err(|e| e.to_string())?;
     demo::build_org(&engine).map_err(|e| e.to_string())?;
     demo::run_loops(&engine, &clock).map_err(|e| e.to_string())?;
     // The demo's Open311 routing, read when the service opens (after this).
@@ -107,6 +109,13 @@ pub struct ServeArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// The business calendar's time zone, an IANA name (Europe/Berlin, America/New_York):
+    /// working days and hours are local there, and every time in an answer is written in it
+    /// (RFC 3339 with its offset). A store records the first zone it is given and keeps it
+    /// (another is refused); without this flag, the store's zone (Asia/Shanghai if none was
+    /// ever given).
+    #[arg(long = "time-zone", value_name = "NAME", value_parser = super::parse_zone)]
+    pub time_zone: Option<Zone>,
     /// On an empty store, load the Tonghui demo, write its Open311 routing rules to
     /// DIR/open311-routing.toml and a token for every demo actor to DIR/demo-tokens.json.
     #[arg(long)]
@@ -229,6 +238,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let ServeArgs {
         data,
         addr,
+        time_zone,
         demo,
         key_file,
         log_cache_mib,
@@ -272,7 +282,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             "civicflow: loading the Tonghui demo into {}",
             data.display()
         );
-        load_demo(&data, &key)?;
+        load_demo(&data, &key, time_zone.as_ref())?;
     } else if demo {
         eprintln!(
             "civicflow: {} is not empty; the demo is not loaded again (its tokens are in {})",
@@ -282,6 +292,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     }
     let mut config = ServiceConfig::new(&data, key);
     config.addr = addr;
+    config.time_zone = time_zone.clone();
     config.log_cache_bytes = log_cache_mib * 1024 * 1024;
     config.read_model_cache_bytes = read_model_cache_mib * 1024 * 1024;
     config.rate_limit = civicflow::http::RateLimit::per_second(rate_limit);
@@ -316,7 +327,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             "civicflow: serving {} on {scheme}://{bound}",
             data.display()
         );
-        tracing::info!(%bound, data = %data.display(), "serving");
+        let zone = service.engine().calendar().zone().clone();
+        tracing::info!(%bound, data = %data.display(), time_zone = %zone, "serving");
         service
             .serve(listener, shutdown_signal())
             .await

@@ -22,7 +22,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use civicflow::core::bundle::{self, Bundle, Decoded, ExportError};
-use civicflow::core::calendar::{format_local, parse_rfc3339};
+use civicflow::core::calendar::{parse_rfc3339, Zone};
 use civicflow::core::domain::access::{Access, AccessCommand, AccessState, TokenId};
 use civicflow::core::domain::org::Acting;
 use civicflow::core::domain::text;
@@ -96,6 +96,10 @@ pub enum TokenCommand {
         /// The master key file, unless CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
         #[arg(long)]
         key_file: Option<PathBuf>,
+        /// The business calendar's time zone: the store's own when left out (as `civicflow
+        /// serve --time-zone`; another than the store's is refused).
+        #[arg(long = "time-zone", value_name = "NAME", value_parser = super::parse_zone)]
+        time_zone: Option<Zone>,
     },
     /// Revoke a token by its id (see `civicflow token list`).
     Revoke {
@@ -110,6 +114,10 @@ pub enum TokenCommand {
         /// The master key file, unless CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
         #[arg(long)]
         key_file: Option<PathBuf>,
+        /// The business calendar's time zone: the store's own when left out (as `civicflow
+        /// serve --time-zone`; another than the store's is refused).
+        #[arg(long = "time-zone", value_name = "NAME", value_parser = super::parse_zone)]
+        time_zone: Option<Zone>,
     },
     /// List every token ever issued: id, actor, role, unit, name, when issued and revoked.
     /// Never a secret (the log has none).
@@ -117,6 +125,10 @@ pub enum TokenCommand {
         /// The store's directory.
         #[arg(long, default_value = DEFAULT_DATA)]
         data: PathBuf,
+        /// The business calendar's time zone: the store's own when left out (as `civicflow
+        /// serve --time-zone`; another than the store's is refused).
+        #[arg(long = "time-zone", value_name = "NAME", value_parser = super::parse_zone)]
+        time_zone: Option<Zone>,
     },
 }
 
@@ -231,7 +243,13 @@ pub fn head(data: &Path) -> Result<ExitCode, String> {
 /// # Errors
 /// No store, a store in use, an unknown case, a malformed `--as-of` or one before the case
 /// was opened, a read failure.
-pub fn audit(data: &Path, case: &str, json: bool, as_of: Option<&str>) -> Result<ExitCode, String> {
+pub fn audit(
+    data: &Path,
+    case: &str,
+    json: bool,
+    as_of: Option<&str>,
+    zone: Option<Zone>,
+) -> Result<ExitCode, String> {
     let id = parse_case(case)?;
     let as_of = as_of
         .map(|text| {
@@ -244,7 +262,8 @@ pub fn audit(data: &Path, case: &str, json: bool, as_of: Option<&str>) -> Result
         .transpose()?;
     let log = open_log(data)?;
     let definitions = DefinitionRegistry::built_in();
-    let result = match engine::audit_log(&log, &definitions, id) {
+    let zone = &store_zone(&log, zone)?;
+    let result = match engine::audit_log(&log, &definitions, zone, id) {
         Err(engine::SubmitError::Rejected(Rejection::NotFound { .. })) => Err(format!(
             "no case {id} in {} (check the id: `civicflow audit` takes the case's UUID)",
             data.display()
@@ -254,17 +273,19 @@ pub fn audit(data: &Path, case: &str, json: bool, as_of: Option<&str>) -> Result
             None => Ok(whole),
             // The case exists (the whole audit found it), so nothing up to the moment means
             // the moment is before its opening, which the message can then say plainly.
-            Some(at) => engine::audit_log_as_of(&log, &definitions, id, at).map_err(|e| match e {
-                engine::SubmitError::Rejected(Rejection::NotFound { .. }) => format!(
-                    "case {id} did not exist yet at --as-of {}: it was opened at {}",
-                    format_local(at),
-                    whole
-                        .steps
-                        .first()
-                        .map_or_else(|| "?".to_owned(), |s| format_local(s.recorded_at))
-                ),
-                other => format!("cannot audit case {id}: {other}"),
-            }),
+            Some(at) => {
+                engine::audit_log_as_of(&log, &definitions, zone, id, at).map_err(|e| match e {
+                    engine::SubmitError::Rejected(Rejection::NotFound { .. }) => format!(
+                        "case {id} did not exist yet at --as-of {}: it was opened at {}",
+                        zone.format(at),
+                        whole
+                            .steps
+                            .first()
+                            .map_or_else(|| "?".to_owned(), |s| zone.format(s.recorded_at))
+                    ),
+                    other => format!("cannot audit case {id}: {other}"),
+                })
+            }
         },
     };
     close(log)?;
@@ -272,13 +293,13 @@ pub fn audit(data: &Path, case: &str, json: bool, as_of: Option<&str>) -> Result
     if let (Some(at), false) = (as_of, json) {
         out!(
             "as of {}: the steps recorded until then; the chain is checked whole",
-            format_local(at)
+            zone.format(at)
         );
     }
     if json {
         let mut value = civicflow::http::audit::to_json(&audit);
         if let (Some(at), Value::Object(fields)) = (as_of, &mut value) {
-            fields.insert("as_of".to_owned(), Value::String(format_local(at)));
+            fields.insert("as_of".to_owned(), Value::String(zone.format(at)));
         }
         let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
         out!("{}", json_escaped(&text));
@@ -495,14 +516,15 @@ fn first_difference(path: &str, expected: &Value, found: &Value) -> Option<Strin
 ///
 /// # Errors
 /// No store, a store in use, a read model that cannot be written or stops at an event.
-pub fn rebuild(data: &Path) -> Result<ExitCode, String> {
+pub fn rebuild(data: &Path, zone: Option<Zone>) -> Result<ExitCode, String> {
     let log = open_log(data)?;
+    let zone = &store_zone(&log, zone)?;
     let dir = data.join("readmodels");
     let store = SledReadModels::open(&dir).map_err(|e| match e {
         ReadModelError::Locked { .. } => in_use(data),
         other => format!("cannot open the read models in {}: {other}", dir.display()),
     })?;
-    let projections = models::all(Arc::new(DefinitionRegistry::built_in()));
+    let projections = models::all(Arc::new(DefinitionRegistry::built_in()), zone.clone());
     let mut names = Vec::with_capacity(projections.len());
     for projection in &projections {
         let ns =
@@ -601,14 +623,16 @@ pub fn token(command: TokenCommand) -> Result<ExitCode, String> {
             unit,
             name,
             key_file,
-        } => token_create(&data, &actor, &role, &unit, name, key_file),
+            time_zone,
+        } => token_create(&data, &actor, &role, &unit, name, key_file, time_zone),
         TokenCommand::Revoke {
             data,
             token,
             reason,
             key_file,
-        } => token_revoke(&data, &token, reason, key_file),
-        TokenCommand::List { data } => token_list(&data),
+            time_zone,
+        } => token_revoke(&data, &token, reason, key_file, time_zone),
+        TokenCommand::List { data, time_zone } => token_list(&data, time_zone),
     }
 }
 
@@ -626,8 +650,14 @@ fn existing_master_key(data: &Path, key_file: Option<PathBuf>) -> Result<MasterK
     master_key(&key_file)
 }
 
-/// The engine of a stopped store.
-pub(crate) fn open_engine(data: &Path, key_file: Option<PathBuf>) -> Result<Engine, String> {
+/// The engine of a stopped store, in its recorded time zone (`zone`, when given, must be it;
+/// a store without one records it). Opening an engine takes the deadline steps that fell
+/// due, so it counts working time.
+pub(crate) fn open_engine(
+    data: &Path,
+    key_file: Option<PathBuf>,
+    zone: Option<Zone>,
+) -> Result<Engine, String> {
     if !data.join("log").join("db").exists() {
         return Err(format!(
             "no store at {} (pass --data DIR, the directory `civicflow serve` uses)",
@@ -635,7 +665,11 @@ pub(crate) fn open_engine(data: &Path, key_file: Option<PathBuf>) -> Result<Engi
         ));
     }
     let key = existing_master_key(data, key_file)?;
-    Engine::open(EngineConfig::new(data).master_key(key)).map_err(|e| match e {
+    let mut config = EngineConfig::new(data).master_key(key);
+    if let Some(zone) = zone {
+        config = config.time_zone(zone);
+    }
+    Engine::open(config).map_err(|e| match e {
         EngineError::Open(OpenError::Locked { .. }) => in_use(data),
         EngineError::Vault(e) => format!(
             "cannot open the vault in {}: {e} (use the store's own master key: CIVICFLOW_MASTER_KEY, or --key-file FILE, default {})",
@@ -653,6 +687,7 @@ fn token_create(
     unit: &str,
     name: Option<String>,
     key_file: Option<PathBuf>,
+    zone: Option<Zone>,
 ) -> Result<ExitCode, String> {
     let acting = Acting::new(
         ActorId::new(actor).map_err(|e| format!("--actor: {e}"))?,
@@ -660,7 +695,7 @@ fn token_create(
         UnitId::new(unit).map_err(|e| format!("--unit: {e}"))?,
     );
     let name = name.unwrap_or_else(|| format!("issued with civicflow token create for {actor}"));
-    let engine = open_engine(data, key_file)?;
+    let engine = open_engine(data, key_file, zone)?;
     let secret = TokenSecret::generate()
         .map_err(|e| format!("no randomness from the operating system: {e}"))?;
     let system = Acting::system(acting.unit.clone());
@@ -702,13 +737,14 @@ fn token_revoke(
     token: &str,
     reason: Option<String>,
     key_file: Option<PathBuf>,
+    zone: Option<Zone>,
 ) -> Result<ExitCode, String> {
     let id = TokenId::parse(token.trim()).map_err(|_| {
         format!(
             "{token:?} is not a token id: 16 lowercase hex digits, as `civicflow token list` shows"
         )
     })?;
-    let engine = open_engine(data, key_file)?;
+    let engine = open_engine(data, key_file, zone)?;
     let tokens = engine.tokens().map_err(|e| e.to_string())?;
     let Some(grant) = tokens.tokens.get(&id) else {
         return Err(format!(
@@ -718,7 +754,10 @@ fn token_revoke(
         ));
     };
     if let Some(at) = grant.revoked_at {
-        out!("token {id} was already revoked at {}", format_local(at));
+        out!(
+            "token {id} was already revoked at {}",
+            engine.calendar().zone().format(at)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let system = Acting::system(grant.acting.unit.clone());
@@ -742,13 +781,27 @@ fn token_revoke(
 }
 
 /// Every token of the log, folded from the access stream (read only: no engine, no key).
+/// The zone a stopped store's times are written in: the one it recorded, `Asia/Shanghai` for
+/// a store that never recorded one; a zone given must be the recorded one.
+fn store_zone(log: &dyn EventStore, given: Option<Zone>) -> Result<Zone, String> {
+    let recorded = engine::recorded_zone(log).map_err(|e| e.to_string())?;
+    match (recorded, given) {
+        (Some(recorded), Some(given)) if recorded != given => Err(format!(
+            "this store keeps its time in {recorded}; --time-zone {given} does not match it (leave it out)"
+        )),
+        (Some(recorded), _) => Ok(recorded),
+        (None, given) => Ok(given.unwrap_or_else(Zone::shanghai)),
+    }
+}
+
 fn read_tokens(log: &dyn EventStore) -> Result<AccessState, String> {
     engine::read_from_log::<Access>(log, &DefinitionRegistry::built_in(), &())
         .map_err(|e| format!("cannot read the tokens: {e}"))
 }
 
-fn token_list(data: &Path) -> Result<ExitCode, String> {
+fn token_list(data: &Path, zone: Option<Zone>) -> Result<ExitCode, String> {
     let log = open_log(data)?;
+    let zone = &store_zone(&log, zone)?;
     let state = read_tokens(&log);
     close(log)?;
     let state = state?;
@@ -765,10 +818,10 @@ fn token_list(data: &Path) -> Result<ExitCode, String> {
                 grant.acting.actor.to_string(),
                 grant.acting.role.to_string(),
                 grant.acting.unit.to_string(),
-                format_local(grant.issued_at),
+                zone.format(grant.issued_at),
                 grant
                     .revoked_at
-                    .map_or_else(|| "-".to_owned(), format_local),
+                    .map_or_else(|| "-".to_owned(), |at| zone.format(at)),
                 // Escaped before the widths are measured (`emit` would escape it after).
                 text::escape(&grant.name).into_owned(),
             ]

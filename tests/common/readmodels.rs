@@ -39,7 +39,10 @@ pub fn run_to_head(
     let runner = Runner::start(
         log.clone(),
         store,
-        models::all(definitions.clone()),
+        models::all(
+            definitions.clone(),
+            civicflow::core::calendar::Zone::shanghai(),
+        ),
         RunnerOptions {
             batch_events_max: batch,
             idle_wait: Duration::from_millis(5),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use civicflow::core::calendar::Zone;
 use civicflow::core::domain::org::Acting;
 use civicflow::core::engine::{Engine, EngineConfig};
 use civicflow::core::vault::MasterKey;
@@ -41,6 +42,12 @@ impl DemoService {
 
     /// As [`DemoService::start`], with the service's settings changed by `configure`.
     pub fn start_with(tag: &str, configure: impl FnOnce(&mut ServiceConfig)) -> Self {
+        Self::start_in(tag, Zone::shanghai(), configure)
+    }
+
+    /// As [`DemoService::start_with`], the engine's calendar (and so the demo's deadlines and
+    /// every time the service writes) in `zone`.
+    pub fn start_in(tag: &str, zone: Zone, configure: impl FnOnce(&mut ServiceConfig)) -> Self {
         let dir = TempDir::new(tag);
         let key = MasterKey::generate().expect("randomness");
         let clock = ManualClock::new(demo::START);
@@ -48,7 +55,8 @@ impl DemoService {
             Engine::open(
                 EngineConfig::new(dir.path())
                     .clock(Arc::new(clock.clone()))
-                    .master_key(key.clone()),
+                    .master_key(key.clone())
+                    .time_zone(zone),
             )
             .expect("engine"),
         );

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::common::cli::{civicflow, path};
 use crate::common::TempDir;
+use civicflow::core::calendar::Zone;
 use civicflow::core::domain::access::TokenId;
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::engine;
@@ -69,8 +70,13 @@ fn audit_prints_the_timeline_as_text_and_as_the_apis_json() {
         .any(|d| d["outcome"] == "missed"));
     // Exactly what the API answers.
     let log = SledLog::open(scratch.path().join("log")).expect("open");
-    let audit = engine::audit_log(&log, &DefinitionRegistry::built_in(), run.escalated_case)
-        .expect("audit");
+    let audit = engine::audit_log(
+        &log,
+        &DefinitionRegistry::built_in(),
+        &Zone::shanghai(),
+        run.escalated_case,
+    )
+    .expect("audit");
     log.close().expect("close");
     assert_eq!(printed, civicflow::http::audit::to_json(&audit));
     assert_eq!(text.trim_end(), audit.to_string());
@@ -418,7 +424,7 @@ fn rebuild_builds_every_read_model_to_the_head() {
     let head = log.head().expect("not empty").position;
     let store = Arc::new(SledReadModels::open(scratch.path().join("readmodels")).expect("open"));
     let definitions = Arc::new(DefinitionRegistry::built_in());
-    for projection in models::all(definitions.clone()) {
+    for projection in models::all(definitions.clone(), Zone::shanghai()) {
         let ns = Namespace::new(projection.name(), projection.version()).expect("valid");
         assert_eq!(
             store.active(projection.name()).expect("read"),
@@ -437,7 +443,7 @@ fn rebuild_builds_every_read_model_to_the_head() {
     let runner = Runner::start(
         Arc::new(log.clone()),
         store.clone(),
-        models::all(definitions),
+        models::all(definitions, Zone::shanghai()),
         RunnerOptions::default(),
     )
     .expect("start");
@@ -682,6 +688,7 @@ fn audit_as_of_a_moment_prints_the_steps_until_then() {
     let expected = engine::audit_log_as_of(
         &log,
         &DefinitionRegistry::built_in(),
+        &Zone::shanghai(),
         run.escalated_case,
         civicflow::core::calendar::parse_rfc3339(&at).expect("a time"),
     )

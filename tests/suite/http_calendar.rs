@@ -6,7 +6,7 @@
 
 use crate::common::service::DemoService;
 use crate::common::socket::{request, Served};
-use civicflow::core::calendar::{from_local, LocalDate};
+use civicflow::core::calendar::{LocalDate, Zone};
 use serde_json::{json, Value};
 
 async fn call(
@@ -92,8 +92,11 @@ fn json_body(value: Value) -> Option<(&'static str, String)> {
 async fn a_published_year_makes_provisional_deadlines_final() {
     let demo = DemoService::start("http-calendar");
     // Thursday 31 December 2026, 10:00 in Asia/Shanghai: the release's data ends tonight.
-    demo.clock
-        .set(from_local(LocalDate::parse("2026-12-31").expect("a date"), 600).expect("a time"));
+    demo.clock.set(
+        Zone::shanghai()
+            .from_local(LocalDate::parse("2026-12-31").expect("a date"), 600)
+            .expect("a time"),
+    );
     let served = Served::start(demo).await;
     let grid = served.token("li.grid1").to_owned();
     let admin = served.token("wang.secretary").to_owned();

@@ -454,3 +454,123 @@ async fn a_case_reads_as_of_a_version_or_a_moment() {
         assert_eq!(error["error"]["field"], "id", "{query}: {error}");
     }
 }
+
+/// Every string of `value` (recursively).
+fn strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        Value::Object(fields) => fields.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether `text` is an RFC 3339 time as the service writes one: `YYYY-MM-DDTHH:MM:SS±HH:MM`.
+fn is_time(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 25
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 | 22 => *c == b':',
+            19 => *c == b'+' || *c == b'-',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+#[tokio::test]
+async fn every_time_in_an_answer_is_in_the_calendars_zone() {
+    // The demo with its calendar in New York: April 2026 is daylight saving time there.
+    let zone = civicflow::core::calendar::Zone::named("America/New_York").expect("a zone");
+    let demo = DemoService::start_in("http-zone", zone, |_| {});
+    let admin = demo.token("wang.secretary");
+    let case = demo.run.escalated_case;
+    let mut answers = Vec::new();
+    for path in [
+        format!("/api/v1/cases/{case}"),
+        format!("/api/v1/cases/{case}/history"),
+        format!("/api/v1/cases/{case}/audit"),
+        // A moment given in UTC: the answer writes it in New York.
+        format!("/api/v1/cases/{case}?as_of={}", demo.service.engine().now()),
+        "/api/v1/cases".to_owned(),
+        "/api/v1/cases?opened_from=2026-04-12".to_owned(),
+        "/api/v1/units/tonghui/overdue".to_owned(),
+        "/api/v1/units/grid-2/inbox".to_owned(),
+        "/api/v1/directives".to_owned(),
+        format!("/api/v1/directives/{}", demo.run.directive),
+        "/api/v1/tokens".to_owned(),
+        "/api/v1/lists/projects".to_owned(),
+    ] {
+        let (status, body) = demo.call(Method::GET, &path, Some(admin), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        answers.push((path, body));
+    }
+    // A refusal names the moment in New York too.
+    let (status, refused) = demo
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{case}?as_of=2026-04-13T01:00:00Z"),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("as of 2026-04-12T21:00:00-04:00")),
+        "{refused}"
+    );
+    let mut times = 0;
+    let mut in_words = 0;
+    for (path, body) in &answers {
+        let mut texts = Vec::new();
+        strings(body, &mut texts);
+        for text in texts {
+            if is_time(&text) {
+                times += 1;
+                assert!(
+                    text.ends_with("-04:00"),
+                    "{path}: {text} is not New York's summer time"
+                );
+            } else {
+                // Times inside words (summaries, notes) too: never Shanghai's, never UTC.
+                assert!(!text.contains("+08:00"), "{path}: {text}");
+                assert!(!text.contains("000000Z"), "{path}: {text}");
+                in_words += usize::from(text.contains("-04:00"));
+            }
+        }
+    }
+    assert!(times > 20, "{times} times in {answers:#?}");
+    assert!(in_words > 0, "no summary names a time: {answers:#?}");
+    // `opened_from` as a date is that date's midnight in New York.
+    let (_, board) = demo
+        .call(
+            Method::GET,
+            "/api/v1/cases?opened_from=2026-04-13",
+            Some(admin),
+            None,
+        )
+        .await;
+    let (_, all) = demo
+        .call(Method::GET, "/api/v1/cases", Some(admin), None)
+        .await;
+    let opened = |page: &Value| {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|c| c["opened_at"].as_str().expect("a time").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        opened(&all).iter().any(|at| at.starts_with("2026-04-12T")),
+        "{all}"
+    );
+    assert!(
+        opened(&board)
+            .iter()
+            .all(|at| at.as_str() >= "2026-04-13T00:00:00-04:00"),
+        "{board}"
+    );
+}

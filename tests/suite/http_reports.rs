@@ -544,7 +544,11 @@ async fn inboxes_the_case_board_and_overdue_reports_keep_to_the_callers_scope() 
     assert_eq!(status, StatusCode::OK, "{default}");
     assert_eq!(
         default["now"],
-        civicflow::core::calendar::format_local(demo.clock.now()),
+        demo.service
+            .engine()
+            .calendar()
+            .zone()
+            .format(demo.clock.now()),
         "{default}"
     );
     let (status, grid) = get(

@@ -35,6 +35,7 @@ mod common;
 
 mod cli;
 mod cli_restore;
+mod cli_time_zone;
 mod cli_tools;
 mod crash_service;
 mod fuzz_http;

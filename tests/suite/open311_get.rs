@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::common::open311::{as_text, child_names, mirror, DECLARATION, JSON_TYPE, XML_TYPE};
 use crate::common::service::DemoService;
 use crate::common::socket::{self, Served};
-use civicflow::core::calendar::format_local;
+use civicflow::core::calendar::Zone;
 use civicflow::core::{ManualClock, Timestamp};
 use civicflow::demo;
 use serde_json::{json, Value};
@@ -193,9 +193,14 @@ async fn refused_naming(served: &Served, cases: &[(&str, &str)]) {
     }
 }
 
+/// `at` as the demo's answers write it: RFC 3339 in Asia/Shanghai, the demo calendar's zone.
+fn shanghai_time(at: Timestamp) -> String {
+    Zone::shanghai().format(at)
+}
+
 /// A time for a query string (the `+` of the zone escaped).
 fn q(at: Timestamp) -> String {
-    format_local(at).replace('+', "%2B")
+    shanghai_time(at).replace('+', "%2B")
 }
 
 fn shift(at: Timestamp, by: Duration, forward: bool) -> Timestamp {
@@ -300,7 +305,7 @@ async fn a_request_has_every_field_in_the_specs_order_in_both_formats() {
     }
     assert_eq!(
         request["requested_datetime"],
-        json!(format_local(served.engine.now()))
+        json!(shanghai_time(served.engine.now()))
     );
     assert_eq!(request["address"], "稠城街道通惠社区 3 幢");
     assert_eq!(request["address_id"], "TH-0003");
@@ -664,8 +669,8 @@ async fn the_window_defaults_to_the_last_90_days_and_spans_at_most_90() {
     assert_eq!(got[0], old);
     // UTC, a lost `+` (a space), minutes without seconds: the same instant.
     for start in [
-        format_local(old_time).replace('+', "%20"),
-        format_local(old_time)
+        shanghai_time(old_time).replace('+', "%20"),
+        shanghai_time(old_time)
             .get(..16)
             .map(|m| format!("{m}%2B08:00"))
             .expect("a time"),
@@ -1057,7 +1062,7 @@ async fn the_updates_feed_lists_status_changes_and_answers() {
     );
     assert_eq!(
         list[0]["updated_datetime"],
-        json!(format_local(served.engine.now()))
+        json!(shanghai_time(served.engine.now()))
     );
     // Only start_date: until now. Only end_date: the 24 hours up to it.
     let since = format!("?start_date={}", q(shift(served.engine.now(), DAY, false)));

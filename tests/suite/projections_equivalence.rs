@@ -44,7 +44,10 @@ fn case(seed: u64, chunks: &[(usize, u64, usize, usize)]) -> Result<(), TestCase
         let runner = Runner::start(
             log.clone(),
             incremental.clone(),
-            models::all(definitions.clone()),
+            models::all(
+                definitions.clone(),
+                civicflow::core::calendar::Zone::shanghai(),
+            ),
             RunnerOptions {
                 batch_events_max: batch,
                 rows_in_memory_max: rows,

@@ -49,7 +49,9 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC with microseconds, for example `2026-04-01T01:30:00.000000Z`.
+    /// RFC 3339 in UTC with microseconds, for example `2026-04-01T01:30:00.000000Z`: for logs,
+    /// debugging and zone-free records (audit bundles). What people read is written in the
+    /// business calendar's zone instead (`calendar::Zone::format`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seconds = self.0.div_euclid(1_000_000);
         let micros = self.0.rem_euclid(1_000_000);

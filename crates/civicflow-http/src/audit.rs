@@ -1,7 +1,6 @@
 //! A case's audit as JSON: what `GET /api/v1/cases/{id}/audit` answers and
 //! `civicflow audit --json` prints (one function, so the two never differ).
 
-use civicflow_core::calendar::format_local;
 use civicflow_core::domain::deadline::LadderStep;
 use civicflow_core::engine::{CaseAudit, DeadlineOutcome};
 use civicflow_core::Version;
@@ -17,8 +16,9 @@ fn step_name(step: LadderStep) -> &'static str {
 
 /// The audit of a case as JSON: each step with actor, role, unit, tier, time, the stage after
 /// it and its chain hash; each deadline, met or missed; and whether the stream's chain
-/// verifies.
+/// verifies. Times are written in the audit's zone (the calendar's).
 pub fn to_json(audit: &CaseAudit) -> Value {
+    let zone = &audit.zone;
     let steps: Vec<Value> = audit
         .steps
         .iter()
@@ -26,7 +26,7 @@ pub fn to_json(audit: &CaseAudit) -> Value {
             json!({
                 "position": step.position.get(),
                 "version": step.version.get(),
-                "recorded_at": format_local(step.recorded_at),
+                "recorded_at": zone.format(step.recorded_at),
                 "type": step.event_type,
                 "actor": {
                     "id": step.actor.id.as_str(),
@@ -60,14 +60,14 @@ pub fn to_json(audit: &CaseAudit) -> Value {
             json!({
                 "seq": d.seq,
                 "stage": d.stage,
-                "due_at": format_local(d.due_at),
+                "due_at": zone.format(d.due_at),
                 "provisional": d.provisional,
                 "outcome": outcome,
-                "at": at.map(format_local),
+                "at": at.map(|at| zone.format(at)),
                 "steps": d.steps.iter().map(|(step, unit, at)| json!({
                     "step": step_name(*step),
                     "unit_id": unit.as_str(),
-                    "at": format_local(*at),
+                    "at": zone.format(*at),
                 })).collect::<Vec<_>>(),
             })
         })

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use civicflow_core::calendar::format_local;
+use civicflow_core::calendar::Zone;
 use civicflow_core::engine::Engine;
 use civicflow_core::Timestamp;
 
@@ -19,8 +19,8 @@ pub const WARN_DAYS: i64 = 45;
 const EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// The warning due at `now` when the calendar's data ends at `ends` (`None`: more than
-/// [`WARN_DAYS`] away).
-pub fn coverage_warning(now: Timestamp, ends: Timestamp) -> Option<String> {
+/// [`WARN_DAYS`] away), its times written in `zone`.
+pub fn coverage_warning(now: Timestamp, ends: Timestamp, zone: &Zone) -> Option<String> {
     let left = ends.as_unix_micros().saturating_sub(now.as_unix_micros());
     let days = left.div_euclid(86_400_000_000);
     if days >= WARN_DAYS {
@@ -29,12 +29,12 @@ pub fn coverage_warning(now: Timestamp, ends: Timestamp) -> Option<String> {
     Some(if left <= 0 {
         format!(
             "the business calendar has no official holiday data from {} on: deadlines are counted on plain weekdays and are provisional; publish the year (PUT /api/v1/calendar/{{year}} or `civicflow calendar publish`)",
-            format_local(ends)
+            zone.format(ends)
         )
     } else {
         format!(
             "the business calendar's official holiday data ends at {} ({days} days from now): publish the next year (PUT /api/v1/calendar/{{year}} or `civicflow calendar publish`), or deadlines reaching past it will be provisional",
-            format_local(ends)
+            zone.format(ends)
         )
     })
 }
@@ -51,8 +51,11 @@ pub(crate) fn spawn(engine: &Arc<Engine>) -> std::io::Result<()> {
             };
             match strong.calendar_overview() {
                 Ok(overview) => {
-                    if let Some(warning) = coverage_warning(strong.now(), overview.coverage_ends_at)
-                    {
+                    if let Some(warning) = coverage_warning(
+                        strong.now(),
+                        overview.coverage_ends_at,
+                        strong.calendar().zone(),
+                    ) {
                         tracing::warn!(covered_through = ?overview.covered_through, "{warning}");
                     }
                 }
@@ -82,11 +85,13 @@ mod tests {
     fn warns_from_45_days_before_the_data_ends_and_after() {
         let ends = Timestamp::from_unix_micros(1_000 * DAY);
         let at = |days_before: i64| Timestamp::from_unix_micros(1_000 * DAY - days_before * DAY);
-        assert_eq!(coverage_warning(at(46), ends), None);
-        assert_eq!(coverage_warning(at(45), ends), None);
-        let soon = coverage_warning(at(44), ends).expect("a warning 44 days before");
+        assert_eq!(coverage_warning(at(46), ends, &Zone::shanghai()), None);
+        assert_eq!(coverage_warning(at(45), ends, &Zone::shanghai()), None);
+        let soon =
+            coverage_warning(at(44), ends, &Zone::shanghai()).expect("a warning 44 days before");
         assert!(soon.contains("44 days from now"), "{soon}");
-        let gone = coverage_warning(at(-3), ends).expect("a warning after it ended");
+        let gone =
+            coverage_warning(at(-3), ends, &Zone::shanghai()).expect("a warning after it ended");
         assert!(gone.contains("provisional"), "{gone}");
     }
 }

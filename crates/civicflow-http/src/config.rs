@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use civicflow_core::calendar::Zone;
 use civicflow_core::vault::MasterKey;
 
 use crate::client::IpNet;
@@ -23,6 +24,14 @@ pub struct ServiceConfig {
     pub tls: Option<TlsConfig>,
     /// The master key of the personal-data vault.
     pub master_key: MasterKey,
+    /// The business calendar's time zone (`civicflow serve --time-zone`): working time is
+    /// counted in it and every time in an answer is written in it. `None`: the store's
+    /// recorded zone (Asia/Shanghai for a store that never recorded one); a zone given is
+    /// recorded by a store without one and refused by a store that keeps another
+    /// ([`civicflow_core::engine::EngineConfig::time_zone`]). Used by
+    /// [`Service::open`](crate::Service::open); an engine given to
+    /// [`Service::with_engine`](crate::Service::with_engine) keeps its own calendar's.
+    pub time_zone: Option<Zone>,
     /// The per-token rate limit.
     pub rate_limit: RateLimit,
     /// The rate limit of one client address (an IPv6 client by its /64) for what no valid
@@ -110,7 +119,7 @@ impl ServiceConfig {
     /// The default of [`ServiceConfig::stream_replays_per_token`].
     pub const DEFAULT_STREAM_REPLAYS_PER_TOKEN: usize = 2;
 
-    /// Defaults: `127.0.0.1:8080` over plain HTTP, 30-second requests, 10-second grace, the default caches,
+    /// Defaults: `127.0.0.1:8080` over plain HTTP, Asia/Shanghai, 30-second requests, 10-second grace, the default caches,
     /// connection caps, header timeout and rate limits above, no trusted proxies, the Open311
     /// jurisdiction `tonghui.yiwu`, the stream limits above.
     pub fn new(data_dir: impl Into<PathBuf>, master_key: MasterKey) -> Self {
@@ -119,6 +128,7 @@ impl ServiceConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tls: None,
             master_key,
+            time_zone: None,
             rate_limit: RateLimit::default(),
             address_rate_limit: RateLimit::per_second(Self::DEFAULT_ADDRESS_RATE_PER_SECOND),
             address_buckets_max: Self::DEFAULT_ADDRESS_BUCKETS_MAX,

@@ -5,6 +5,7 @@
 //! errors, are the domain's (the same rules as Open311's attributes). Whether a field is
 //! required, and the choices allowed, are the engine's to check when it decides.
 
+use civicflow_core::calendar::Zone;
 use civicflow_core::domain::fields::{parse_fields, FieldInput, FieldSpec, FieldValue, Fields};
 use civicflow_core::domain::Rejection;
 use serde_json::{Map, Value};
@@ -55,14 +56,15 @@ fn refused(rejection: Rejection) -> ApiError {
     }
 }
 
-/// A field value as JSON (what [`from_json`] reads back to the same value).
-pub fn to_json(value: &FieldValue) -> Value {
+/// A field value as JSON (what [`from_json`] reads back to the same value), a time written
+/// in `zone` (the calendar's).
+pub fn to_json(value: &FieldValue, zone: &Zone) -> Value {
     match value {
         FieldValue::Text(t) | FieldValue::Choice(t) => Value::from(t.clone()),
         FieldValue::Number(n) => Value::from(*n),
         FieldValue::Integer(n) => Value::from(*n),
         FieldValue::Bool(b) => Value::from(*b),
-        FieldValue::Datetime(at) => Value::from(civicflow_core::calendar::format_local(*at)),
+        FieldValue::Datetime(at) => Value::from(zone.format(*at)),
         FieldValue::Unit(u) => Value::from(u.as_str()),
         FieldValue::Choices(c) => Value::from(c.clone()),
         FieldValue::Rating(r) => Value::from(*r),
@@ -107,7 +109,16 @@ mod tests {
             fields["tags"],
             FieldValue::Choices(vec!["a".into(), "b".into()])
         );
-        assert_eq!(to_json(&fields["when"]), json!("2026-04-01T09:30:00+08:00"));
+        assert_eq!(
+            to_json(&fields["when"], &Zone::shanghai()),
+            json!("2026-04-01T09:30:00+08:00")
+        );
+        // The same instant, written in the calendar's zone wherever that is.
+        let berlin = Zone::named("Europe/Berlin").expect("a zone");
+        assert_eq!(
+            to_json(&fields["when"], &berlin),
+            json!("2026-04-01T03:30:00+02:00")
+        );
         assert!(read(json!({"amount": null})).expect("null").is_empty());
         assert_eq!(
             read(json!({"count": u64::MAX}))

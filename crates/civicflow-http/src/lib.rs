@@ -126,11 +126,13 @@ impl Service {
     pub fn open(config: ServiceConfig) -> Result<Self, ServiceError> {
         // First: a bad certificate fails the start before the store is touched.
         let tls = config.tls.clone().map(tls::Tls::load).transpose()?;
-        let engine = Arc::new(Engine::open(
-            EngineConfig::new(&config.data_dir)
-                .master_key(config.master_key.clone())
-                .log_cache_bytes(config.log_cache_bytes),
-        )?);
+        let mut engine_config = EngineConfig::new(&config.data_dir)
+            .master_key(config.master_key.clone())
+            .log_cache_bytes(config.log_cache_bytes);
+        if let Some(zone) = &config.time_zone {
+            engine_config = engine_config.time_zone(zone.clone());
+        }
+        let engine = Arc::new(Engine::open(engine_config)?);
         Self::build(engine, config, tls)
     }
 

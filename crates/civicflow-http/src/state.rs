@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use civicflow_core::calendar::Zone;
 use civicflow_core::engine::Engine;
 use civicflow_projections::Runner;
 use tokio::sync::watch;
@@ -46,6 +47,12 @@ impl AppState {
     /// The engine.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.0.engine
+    }
+
+    /// The time zone every time in an answer is written in: the engine's calendar's (a
+    /// clone: cheap, the zone's rules are shared).
+    pub fn zone(&self) -> Zone {
+        self.0.engine.calendar().zone().clone()
     }
 
     /// The projections.

@@ -193,8 +193,8 @@ impl std::fmt::Debug for Runner {
 
 impl Runner {
     /// Runs every read model of [`models::all`](crate::models::all) on `store`, following
-    /// `engine`'s log with `engine`'s workflow definitions: the one call that runs the read
-    /// models beside an engine. Each resumes from its checkpoint (or builds from the first
+    /// `engine`'s log with `engine`'s workflow definitions and its calendar's time zone: the
+    /// one call that runs the read models beside an engine. Each resumes from its checkpoint (or builds from the first
     /// event) and then follows the log live.
     ///
     /// # Errors
@@ -207,7 +207,10 @@ impl Runner {
         Self::start(
             engine.log().clone(),
             store,
-            crate::models::all(engine.definitions().clone()),
+            crate::models::all(
+                engine.definitions().clone(),
+                engine.calendar().zone().clone(),
+            ),
             options,
         )
     }

@@ -7,7 +7,7 @@
 //! computes it again when that year is published (`docs/engine.md`, "Calendar years").
 
 use super::data::{self, YearData};
-use super::date::{local_day_and_micros, LocalDate};
+use super::date::LocalDate;
 use super::{BusinessCalendar, CalendarError};
 use crate::clock::Timestamp;
 use crate::domain::deadline::CalendarStamp;
@@ -85,8 +85,9 @@ impl BusinessCalendar {
     /// [`CalendarError::Data`] when a day of it is listed the other way by a neighbouring
     /// year (a December day of the year before).
     pub fn with_schedule(&self, schedule: &YearSchedule) -> Result<Self, CalendarError> {
-        let mut next = Self::weekdays_only().with_hours(self.hours().clone());
-        next.zone_from(self);
+        let mut next = Self::weekdays_only()
+            .with_hours(self.hours().clone())
+            .with_zone(self.zone().clone());
         for (&year, data) in &self.years {
             if year != schedule.year {
                 next.add_year(year, data.clone())?;
@@ -110,15 +111,18 @@ impl BusinessCalendar {
 
     /// The local year of `at` in the calendar's zone.
     pub fn year_of(&self, at: Timestamp) -> i32 {
-        let (day, _) = local_day_and_micros(at);
-        LocalDate::from_days_since_epoch(day)
-            .map_or(if day < 0 { 1 } else { 9999 }, LocalDate::year)
+        match self.zone().to_local(at) {
+            Ok((date, _)) => date.year(),
+            // Outside 0001..=9999: the nearer end.
+            Err(_) if at.as_unix_micros() < 0 => 1,
+            Err(_) => 9999,
+        }
     }
 
     /// The first instant of `year` in the calendar's zone.
     pub fn start_of_year(&self, year: i32) -> Timestamp {
         LocalDate::new(year.clamp(1, 9999), 1, 1)
-            .and_then(|date| super::from_local(date, 0))
+            .and_then(|date| self.zone().from_local(date, 0))
             .unwrap_or(Timestamp::from_unix_micros(i64::MAX))
     }
 
@@ -135,11 +139,8 @@ impl BusinessCalendar {
 
     /// The zone's IANA name.
     pub fn zone_name(&self) -> &str {
-        "Asia/Shanghai"
+        self.zone().name()
     }
-
-    /// Takes `other`'s zone.
-    fn zone_from(&mut self, _other: &Self) {}
 
     /// Adds one year's data, checked against the years already there.
     fn add_year(&mut self, year: i32, data: YearData) -> Result<(), CalendarError> {

@@ -1,4 +1,5 @@
-//! Dates and times of day in Asia/Shanghai.
+//! Calendar dates, days of the week, and RFC 3339 parsing. (Local time in a zone is in
+//! `zone.rs`.)
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,18 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::error::CalendarError;
 use crate::clock::{civil_from_days, Timestamp};
 
-/// The offset of Asia/Shanghai from UTC, in seconds (UTC+8).
-///
-/// A fixed offset is correct for every date civicflow deals with: mainland China has kept
-/// UTC+8 all year, without daylight saving time, since 1991. From 1986 to 1991 it did observe
-/// summer time (UTC+9 from mid-April to mid-September); the conversions here do not model that
-/// and treat those summers as UTC+8 too, so local times in them are one hour off. Nothing is
-/// refused for being before 1991: it is only not historically exact.
-pub const UTC_OFFSET_SECONDS: i32 = 8 * 3600;
-
 pub(crate) const MICROS_PER_MINUTE: i64 = 60_000_000;
 pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
-pub(crate) const OFFSET_MICROS: i64 = UTC_OFFSET_SECONDS as i64 * 1_000_000;
 /// Minutes in a day.
 pub const MINUTES_PER_DAY: u16 = 1440;
 
@@ -77,7 +68,7 @@ impl fmt::Display for Weekday {
 }
 
 /// A calendar date (proleptic Gregorian), years 0001 to 9999, without a time zone of its own;
-/// in civicflow it is always a date in Asia/Shanghai.
+/// in civicflow it is a date in the business calendar's [`Zone`](super::Zone).
 ///
 /// Ordered chronologically; written and parsed as `YYYY-MM-DD`, and (de)serialised as that
 /// string.
@@ -242,59 +233,6 @@ impl From<LocalDate> for String {
     }
 }
 
-/// The local date in Asia/Shanghai of `at`, and the minute of that day (0..=1439; seconds
-/// are dropped, so 09:30:59 is minute 570).
-///
-/// # Errors
-///
-/// [`CalendarError::OutOfRange`] if the local date is outside 0001-01-01..=9999-12-31.
-pub fn to_local(at: Timestamp) -> Result<(LocalDate, u16), CalendarError> {
-    let (days, micros_of_day) = local_day_and_micros(at);
-    let date = LocalDate::from_days_since_epoch(days).ok_or(CalendarError::OutOfRange {
-        micros: at.as_unix_micros(),
-    })?;
-    let minute = u16::try_from(micros_of_day / MICROS_PER_MINUTE)
-        .expect("a minute of the day is below 1440");
-    Ok((date, minute))
-}
-
-/// The instant at which it is `minute_of_day` minutes past midnight of `date` in
-/// Asia/Shanghai. `minute_of_day` may be 1440, the midnight that ends `date`.
-///
-/// # Errors
-///
-/// [`CalendarError::InvalidDate`] if `minute_of_day` is above 1440.
-pub fn from_local(date: LocalDate, minute_of_day: u16) -> Result<Timestamp, CalendarError> {
-    if minute_of_day > MINUTES_PER_DAY {
-        return Err(CalendarError::InvalidDate {
-            value: format!("{date} minute {minute_of_day}"),
-            reason: "a minute of the day is between 0 and 1440",
-        });
-    }
-    let local = i128::from(date.days_since_epoch()) * i128::from(MICROS_PER_DAY)
-        + i128::from(minute_of_day) * i128::from(MICROS_PER_MINUTE);
-    Ok(timestamp_from_local_micros(local))
-}
-
-/// The local day number (days since 1970-01-01 in Asia/Shanghai) and microsecond of that day.
-pub(crate) fn local_day_and_micros(at: Timestamp) -> (i64, i64) {
-    let local = i128::from(at.as_unix_micros()) + i128::from(OFFSET_MICROS);
-    let day = local.div_euclid(i128::from(MICROS_PER_DAY));
-    let micros = local.rem_euclid(i128::from(MICROS_PER_DAY));
-    (
-        i64::try_from(day).expect("an i64 of microseconds is far fewer days than i64::MAX"),
-        i64::try_from(micros).expect("below one day of microseconds"),
-    )
-}
-
-/// The timestamp of a local time given in microseconds since 1970-01-01T00:00 local,
-/// saturating at the ends of [`Timestamp`]'s range.
-pub(crate) fn timestamp_from_local_micros(local: i128) -> Timestamp {
-    let utc = local - i128::from(OFFSET_MICROS);
-    let clamped = utc.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
-    Timestamp::from_unix_micros(i64::try_from(clamped).expect("clamped to the i64 range"))
-}
-
 fn is_leap_year(year: i32) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -320,9 +258,10 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Parses an RFC 3339 date-time with an offset (`2026-04-14T09:30:00+08:00`,
-/// `2026-04-14T01:30:00.25Z`): what APIs send. Fractions beyond microseconds are refused
-/// rather than rounded.
+/// Parses an RFC 3339 date-time with an offset, any offset (`2026-04-14T09:30:00+08:00`,
+/// `2026-03-29T03:00:00+02:00`, `2026-04-14T01:30:00.25Z`): what APIs send. The instant does
+/// not depend on a zone, so this needs none. Fractions beyond microseconds are refused
+/// rather than rounded; leap seconds (`:60`) and offsets without a colon are refused.
 ///
 /// # Errors
 /// [`CalendarError`] naming what is wrong.
@@ -368,66 +307,41 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, CalendarError> {
     if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad("RFC 3339 date-time: at most six digits of fraction"));
     }
-    let micros_part: i64 = if fraction.is_empty() {
+    let micros_part: i32 = if fraction.is_empty() {
         0
     } else {
         format!("{fraction:0<6}")
             .parse()
             .map_err(|_| bad("RFC 3339 date-time: fraction"))?
     };
-    let offset_seconds: i64 = match offset {
+    let offset_seconds: i32 = match offset {
         "Z" | "z" => 0,
         _ => {
             let sign = if offset.starts_with('-') { -1 } else { 1 };
             let (oh, om) = offset[1..]
                 .split_once(':')
                 .ok_or_else(|| bad("RFC 3339 date-time: the offset is not ±HH:MM"))?;
-            sign * (i64::from(number(oh, 23)?) * 3600 + i64::from(number(om, 59)?) * 60)
+            let seconds = number(oh, 23)? * 3600 + number(om, 59)? * 60;
+            sign * i32::try_from(seconds).expect("an offset below 24 hours fits in an i32")
         }
     };
-    let seconds =
-        date.days_since_epoch() * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(sec)
-            - offset_seconds;
-    Ok(Timestamp::from_unix_micros(
-        seconds * 1_000_000 + micros_part,
-    ))
-}
-
-/// `at` as local time in Asia/Shanghai for people and for Open311, ISO 8601 with the zone:
-/// `2026-04-01T09:30:00+08:00`. Seconds are kept; smaller parts are dropped.
-pub fn format_local(at: Timestamp) -> String {
-    let (days, micros_of_day) = local_day_and_micros(at);
-    match LocalDate::from_days_since_epoch(days) {
-        Some(date) => {
-            let seconds = micros_of_day / 1_000_000;
-            format!(
-                "{date}T{:02}:{:02}:{:02}+08:00",
-                seconds / 3600,
-                seconds / 60 % 60,
-                seconds % 60
-            )
-        }
-        None => at.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod format_tests {
-    use super::*;
-
-    #[test]
-    fn local_time_carries_the_zone() {
-        // 2026-04-01T01:30:00Z is 09:30 in Shanghai.
-        assert_eq!(
-            format_local(Timestamp::from_unix_seconds(1_775_007_000)),
-            "2026-04-01T09:30:00+08:00"
-        );
-        // 16:30 UTC is past midnight in Shanghai: the next day.
-        assert_eq!(
-            format_local(Timestamp::from_unix_seconds(1_775_061_000)),
-            "2026-04-02T00:30:00+08:00"
-        );
-    }
+    // The grammar is checked above (jiff's parser takes a wider ISO 8601 / Temporal form);
+    // jiff turns the checked parts into the instant.
+    let small = |n: u32| i8::try_from(n).expect("checked to be below 60");
+    let datetime = jiff::civil::DateTime::new(
+        i16::try_from(date.year()).expect("a LocalDate's year is 1..=9999"),
+        small(date.month()),
+        small(date.day()),
+        small(h),
+        small(m),
+        small(sec),
+        micros_part * 1_000,
+    )
+    .map_err(|_| bad("RFC 3339 date-time: not a valid date and time"))?;
+    let instant = jiff::tz::Offset::from_seconds(offset_seconds)
+        .and_then(|offset| offset.to_timestamp(datetime))
+        .map_err(|_| bad("RFC 3339 date-time: outside the range of times"))?;
+    Ok(Timestamp::from_unix_micros(instant.as_microsecond()))
 }
 
 #[cfg(test)]
@@ -438,7 +352,10 @@ mod rfc3339_tests {
     fn rfc3339_reads_offsets_and_fractions() {
         let at = parse_rfc3339("2026-04-14T09:30:00+08:00").expect("valid");
         assert_eq!(at.to_string(), "2026-04-14T01:30:00.000000Z");
-        assert_eq!(format_local(at), "2026-04-14T09:30:00+08:00");
+        assert_eq!(
+            super::super::Zone::shanghai().format(at),
+            "2026-04-14T09:30:00+08:00"
+        );
         let z = parse_rfc3339("2026-04-14T01:30:00.25Z").expect("valid");
         assert_eq!(z.as_unix_micros() - at.as_unix_micros(), 250_000);
         assert_eq!(

@@ -68,6 +68,15 @@ pub enum CalendarError {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// A time zone name the time zone database does not have.
+    #[error(
+        "`{name}` is not a time zone in the time zone database: give an IANA name such as \
+         Asia/Shanghai, Europe/Berlin or America/New_York"
+    )]
+    UnknownZone {
+        /// The name as given.
+        name: String,
+    },
     /// A time whose local date is outside the years 0001..=9999 that a [`super::LocalDate`]
     /// can hold.
     #[error("{micros} µs since the Unix epoch is outside the years 0001..=9999")]

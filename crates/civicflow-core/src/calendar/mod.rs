@@ -1,4 +1,5 @@
-//! The business calendar: when deadlines fall, counted in working time in Asia/Shanghai.
+//! The business calendar: when deadlines fall, counted in working time in the calendar's time
+//! zone (Asia/Shanghai by default).
 //!
 //! # Why a business calendar
 //!
@@ -38,11 +39,38 @@
 //!
 //! # Local time
 //!
-//! Everything is counted in Asia/Shanghai local time. China has used UTC+8 all year, without
-//! daylight saving time, since 1991, so a fixed offset is exact for every date civicflow deals
-//! with. (From 1986 to 1991 summers were UTC+9; times then are not refused, only not
-//! historically exact.) [`to_local`] and [`from_local`] convert between [`Timestamp`] and a
-//! [`LocalDate`] with a minute of the day.
+//! Everything is counted in the calendar's time zone, a [`Zone`]: an IANA zone by name
+//! (`Asia/Shanghai` by default, `Europe/Berlin`, `America/New_York`), set with
+//! [`BusinessCalendar::with_zone`] (`civicflow serve --time-zone NAME`). Working days are
+//! local dates there and working periods local wall-clock times, so a city elsewhere gets its
+//! deadlines at its own close of business. The zone's rules (offsets, daylight saving time,
+//! their history) come from the IANA time zone database through [jiff]: the host's copy
+//! (`TZDIR`, else `/usr/share/zoneinfo`), kept current by the operating system when a
+//! country changes its rules, or, where the host has none (a container without tzdata),
+//! the copy bundled into the binary. A deadline is recorded as an instant once computed, so
+//! a later change of the rules never moves it.
+//!
+//! [`Zone::to_local`] and [`Zone::from_local`] convert between a [`Timestamp`] and a
+//! [`LocalDate`] with a minute of the day; a local time that a clock change skips or repeats
+//! is resolved the "compatible" way (see [`Zone::from_local`]). [`Zone::format`] writes an
+//! instant as RFC 3339 in the zone with its offset at that moment
+//! (`2026-04-01T09:30:00+08:00`): every time civicflow shows (HTTP answers, Open311, audits,
+//! the command line) is written so. [`parse_rfc3339`] reads RFC 3339 with any offset.
+//!
+//! Asia/Shanghai has kept UTC+8 all year since 1991; the summers of 1986-1991 were UTC+9,
+//! and the database knows it, so local times then are historically exact.
+//!
+//! **Days when the clocks change.** Working periods are local wall-clock periods on every
+//! working day: 08:30-12:00 is 3.5 hours of working time on the day clocks go forward at
+//! 02:00 as on any other, and a deadline lands at the local close of business (17:30 by the
+//! new clock). Working time is counted on the local wall clock. Clocks change at night
+//! (02:00 or 03:00 in Europe and North America, midnight in a few zones), outside any
+//! office's periods, so on those days too the working time counted is the real time that
+//! passed inside the periods. Only a period that contains the change itself (00:00-24:00 in
+//! a zone changing at 02:00) counts its wall-clock length (24 hours on a 23-hour day); a
+//! deadline that would fall in a skipped hour is placed the compatible way.
+//!
+//! [jiff]: https://docs.rs/jiff
 //!
 //! # Working hours
 //!
@@ -86,12 +114,21 @@
 //! time between a start and `add(start, WorkingMinutes(n))` is exactly n minutes.
 //!
 //! ```
-//! use civicflow_core::calendar::{from_local, to_local, BusinessCalendar, LocalDate, Span};
+//! use civicflow_core::calendar::{BusinessCalendar, LocalDate, Span, Zone};
 //!
 //! let calendar = BusinessCalendar::china();
-//! let accepted = from_local(LocalDate::parse("2026-09-30")?, 10 * 60)?;
+//! let zone = calendar.zone();
+//! let accepted = zone.from_local(LocalDate::parse("2026-09-30")?, 10 * 60)?;
 //! let due = calendar.add(accepted, Span::WorkingDays(3));
-//! assert_eq!(to_local(due)?, (LocalDate::parse("2026-10-10")?, 17 * 60 + 30));
+//! assert_eq!(zone.to_local(due)?, (LocalDate::parse("2026-10-10")?, 17 * 60 + 30));
+//! assert_eq!(zone.format(due), "2026-10-10T17:30:00+08:00");
+//!
+//! // The same office hours in Berlin, without holidays: 3 working days from Friday
+//! // 2026-03-27 end at the close of Wednesday 2026-04-01, summer time since Sunday.
+//! let berlin = BusinessCalendar::weekdays_only().with_zone(Zone::named("Europe/Berlin")?);
+//! let friday = berlin.zone().from_local(LocalDate::parse("2026-03-27")?, 10 * 60)?;
+//! let due = berlin.add(friday, Span::WorkingDays(3));
+//! assert_eq!(berlin.zone().format(due), "2026-04-01T17:30:00+02:00");
 //! # Ok::<(), civicflow_core::calendar::CalendarError>(())
 //! ```
 //!
@@ -106,25 +143,24 @@ mod hours;
 mod span;
 #[cfg(test)]
 mod tests;
+mod zone;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use coverage::YearSchedule;
-pub use date::{
-    format_local, from_local, parse_rfc3339, to_local, LocalDate, Weekday, MINUTES_PER_DAY,
-    UTC_OFFSET_SECONDS,
-};
+pub use date::{parse_rfc3339, LocalDate, Weekday, MINUTES_PER_DAY};
 pub use error::{CalendarError, Problem};
 pub use hours::{Period, WorkingHours};
 pub use span::{
     DeadlineSpanError, Span, DEADLINE_MAX_DAYS, DEADLINE_MAX_WORKING_DAYS,
     DEADLINE_MAX_WORKING_HOURS, DEADLINE_MAX_WORKING_MINUTES,
 };
+pub use zone::Zone;
 
 use crate::clock::Timestamp;
 use data::YearData;
-use date::{local_day_and_micros, timestamp_from_local_micros, MICROS_PER_DAY, MICROS_PER_MINUTE};
+use date::{MICROS_PER_DAY, MICROS_PER_MINUTE};
 
 /// The official 2025 and 2026 data, embedded at build time.
 const CHINA_TOML: &str = include_str!("../../calendar/cn-public-holidays.toml");
@@ -137,36 +173,41 @@ struct Listed {
     year: i32,
 }
 
-/// Working days and working hours in Asia/Shanghai; computes deadlines. See the module
-/// documentation for the rules.
+/// Working days and working hours in a time zone (Asia/Shanghai unless set with
+/// [`BusinessCalendar::with_zone`]); computes deadlines. See the module documentation for the
+/// rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusinessCalendar {
     hours: WorkingHours,
+    /// Where the dates and the working periods are local.
+    zone: Zone,
     years: BTreeMap<i32, YearData>,
     /// Every listed day, by day number (days since 1970-01-01).
     listed: BTreeMap<i64, Listed>,
 }
 
 impl BusinessCalendar {
-    /// Mainland China: the official 2025 and 2026 holidays and 调休 days, and the default
-    /// working hours (08:30-12:00, 13:30-17:30). Load later years with
+    /// Mainland China: the official 2025 and 2026 holidays and 调休 days, the default working
+    /// hours (08:30-12:00, 13:30-17:30), in Asia/Shanghai. Load later years with
     /// [`BusinessCalendar::load_toml`].
     pub fn china() -> Self {
         Self::from_toml(CHINA_TOML)
             .expect("the embedded holiday data is valid (checked by the calendar's tests)")
     }
 
-    /// No holiday data at all: Monday to Friday are working days, with the default hours.
+    /// No holiday data at all: Monday to Friday are working days, with the default hours, in
+    /// Asia/Shanghai (another zone with [`BusinessCalendar::with_zone`]).
     pub fn weekdays_only() -> Self {
         Self {
             hours: WorkingHours::default(),
+            zone: Zone::shanghai(),
             years: BTreeMap::new(),
             listed: BTreeMap::new(),
         }
     }
 
-    /// A calendar with the holiday data in `text` (the `cn-public-holidays.toml` format) and
-    /// the default working hours.
+    /// A calendar with the holiday data in `text` (the `cn-public-holidays.toml` format), the
+    /// default working hours, in Asia/Shanghai.
     ///
     /// # Errors
     ///
@@ -245,6 +286,19 @@ impl BusinessCalendar {
         &self.hours
     }
 
+    /// The same calendar in another time zone: its dates and working periods are then local
+    /// there (the holiday data is a list of dates, read as dates of that zone).
+    pub fn with_zone(mut self, zone: Zone) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// The time zone: every date and time of day of the calendar is local to it, and every
+    /// time civicflow shows is written in it ([`Zone::format`]).
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
     /// Whether official data for `year` is loaded. Without it, the calendar counts Monday to
     /// Friday as working days and knows no holidays in that year.
     pub fn covers(&self, year: i32) -> bool {
@@ -261,15 +315,16 @@ impl BusinessCalendar {
         self.years.get(&year).map(|data| data.source.as_str())
     }
 
-    /// Whether `date` is a working day (see the module documentation).
+    /// Whether `date` (a date in the calendar's zone) is a working day (see the module
+    /// documentation).
     pub fn is_working_day(&self, date: LocalDate) -> bool {
         self.is_working_day_number(date.days_since_epoch())
     }
 
-    /// Whether `at` falls inside a working period of a working day (a period's start is
-    /// inside it, its end is not).
+    /// Whether `at` falls inside a working period of a working day, by the local wall clock
+    /// of the calendar's zone (a period's start is inside it, its end is not).
     pub fn is_working_time(&self, at: Timestamp) -> bool {
-        let (day, time) = local_day_and_micros(at);
+        let (day, time) = self.zone.day_and_micros(at);
         self.is_working_day_number(day)
             && self.hours.periods().iter().any(|p| {
                 i64::from(p.start()) * MICROS_PER_MINUTE <= time
@@ -303,8 +358,8 @@ impl BusinessCalendar {
         if to <= from {
             return Duration::ZERO;
         }
-        let (from_day, from_time) = local_day_and_micros(from);
-        let (to_day, to_time) = local_day_and_micros(to);
+        let (from_day, from_time) = self.zone.day_and_micros(from);
+        let (to_day, to_time) = self.zone.day_and_micros(to);
         let worked_before = |day: i64, time: i64| -> i128 {
             if self.is_working_day_number(day) {
                 i128::from(self.hours.worked_before(time))
@@ -335,25 +390,25 @@ impl BusinessCalendar {
         }
     }
 
-    /// The local instant `micros` after the midnight that starts `day`.
-    fn local(day: i64, micros: i64) -> Timestamp {
-        timestamp_from_local_micros(
-            i128::from(day) * i128::from(MICROS_PER_DAY) + i128::from(micros),
-        )
+    /// The instant at which the local wall clock of the calendar's zone shows `micros` after
+    /// the midnight that starts `day` (resolved as [`Zone::from_local`] does).
+    fn local(&self, day: i64, micros: i64) -> Timestamp {
+        self.zone
+            .instant(i128::from(day) * i128::from(MICROS_PER_DAY) + i128::from(micros))
     }
 
     fn add_working(&self, start: Timestamp, work: i128) -> Timestamp {
         if work <= 0 {
             return start;
         }
-        let (day, time) = local_day_and_micros(start);
+        let (day, time) = self.zone.day_and_micros(start);
         let per_day = i128::from(self.hours.micros_per_day());
         let mut left = work;
         if self.is_working_day_number(day) {
             let target = i128::from(self.hours.worked_before(time)) + left;
             if target <= per_day {
                 let target = i64::try_from(target).expect("at most one day of microseconds");
-                return Self::local(day, self.hours.time_after_working(target));
+                return self.local(day, self.hours.time_after_working(target));
             }
             left = target - per_day;
         }
@@ -362,18 +417,18 @@ impl BusinessCalendar {
         let within = left - (k - 1) * per_day;
         let target_day = self.nth_working_day_after(day, i64::try_from(k).unwrap_or(i64::MAX));
         let within = i64::try_from(within).expect("at most one day of microseconds");
-        Self::local(target_day, self.hours.time_after_working(within))
+        self.local(target_day, self.hours.time_after_working(within))
     }
 
     fn add_working_days(&self, start: Timestamp, n: u32) -> Timestamp {
-        let (day, time) = local_day_and_micros(start);
+        let (day, time) = self.zone.day_and_micros(start);
         let close = self.hours.end_of_day_micros();
         let target_day = if n == 0 && self.is_working_day_number(day) && time <= close {
             day
         } else {
             self.nth_working_day_after(day, i64::from(n.max(1)))
         };
-        Self::local(target_day, close)
+        self.local(target_day, close)
     }
 
     /// The `k`-th working day after `day` (`k >= 1`), by day number.

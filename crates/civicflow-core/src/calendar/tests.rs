@@ -8,15 +8,25 @@ use super::*;
 
 /// The instant `date hh:mm` in Asia/Shanghai.
 fn at(date: &str, hour: u16, minute: u16) -> Timestamp {
+    at_in(&Zone::shanghai(), date, hour, minute)
+}
+
+/// The instant `date hh:mm` in `zone`.
+fn at_in(zone: &Zone, date: &str, hour: u16, minute: u16) -> Timestamp {
     let date = LocalDate::parse(date).expect("test dates are valid");
-    from_local(date, hour * 60 + minute).expect("test times are valid")
+    zone.from_local(date, hour * 60 + minute)
+        .expect("test times are valid")
 }
 
 /// `YYYY-MM-DD HH:MM` in Asia/Shanghai (with `:SS.ffffff` when not on a whole minute).
 fn show(t: Timestamp) -> String {
-    let (date, minute) = to_local(t).expect("test times are in range");
-    let rest = (t.as_unix_micros() + i64::from(UTC_OFFSET_SECONDS) * 1_000_000)
-        .rem_euclid(MICROS_PER_MINUTE);
+    show_in(&Zone::shanghai(), t)
+}
+
+/// `YYYY-MM-DD HH:MM` in `zone` (with `:SS.ffffff` when not on a whole minute).
+fn show_in(zone: &Zone, t: Timestamp) -> String {
+    let (date, minute) = zone.to_local(t).expect("test times are in range");
+    let rest = zone.day_and_micros(t).1.rem_euclid(MICROS_PER_MINUTE);
     let mut text = format!("{date} {:02}:{:02}", minute / 60, minute % 60);
     if rest != 0 {
         text.push_str(&format!(":{:02}.{:06}", rest / 1_000_000, rest % 1_000_000));
@@ -94,7 +104,10 @@ fn dates_parse_display_order_and_step() {
 }
 
 #[test]
-fn local_time_is_utc_plus_eight() {
+fn shanghai_is_utc_plus_eight_since_1991_and_its_history_is_kept() {
+    let shanghai = Zone::shanghai();
+    let to_local = |t| shanghai.to_local(t);
+    let from_local = |d, m| shanghai.from_local(d, m);
     // 2026-04-01T01:30:00Z (see clock.rs) is 09:30 in Shanghai.
     let t = Timestamp::from_unix_seconds(1_775_007_000);
     assert_eq!(to_local(t), Ok((date("2026-04-01"), 9 * 60 + 30)));
@@ -113,9 +126,14 @@ fn local_time_is_utc_plus_eight() {
         from_local(date("2026-01-01"), 0)
     );
     assert!(from_local(date("2025-12-31"), 1441).is_err());
-    // Before 1991 the fixed offset still applies (summer time 1986-1991 is not modelled).
+    // Before 1991 the zone's history applies: the summers of 1986-1991 were UTC+9 (the
+    // time zone database's rules, where a fixed UTC+8 was one hour off), the winters UTC+8.
     let summer_1988 = from_local(date("1988-07-01"), 12 * 60).expect("valid");
-    assert_eq!(summer_1988.to_string(), "1988-07-01T04:00:00.000000Z");
+    assert_eq!(summer_1988.to_string(), "1988-07-01T03:00:00.000000Z");
+    assert_eq!(shanghai.format(summer_1988), "1988-07-01T12:00:00+09:00");
+    assert_eq!(to_local(summer_1988), Ok((date("1988-07-01"), 12 * 60)));
+    let winter_1988 = from_local(date("1988-12-01"), 12 * 60).expect("valid");
+    assert_eq!(winter_1988.to_string(), "1988-12-01T04:00:00.000000Z");
     // Outside 0001..=9999 there is no LocalDate.
     assert_eq!(
         to_local(Timestamp::from_unix_micros(i64::MAX)),
@@ -740,6 +758,308 @@ fn an_empty_document_loads_nothing() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Time zones
+
+fn berlin() -> Zone {
+    Zone::named("Europe/Berlin").expect("in the time zone database")
+}
+
+fn new_york() -> Zone {
+    Zone::named("America/New_York").expect("in the time zone database")
+}
+
+#[test]
+fn zones_are_found_by_name_and_unknown_names_are_refused() {
+    assert_eq!(Zone::shanghai().name(), "Asia/Shanghai");
+    assert_eq!(Zone::default(), Zone::shanghai());
+    assert_eq!(berlin().name(), "Europe/Berlin");
+    assert_eq!(berlin().to_string(), "Europe/Berlin");
+    assert_eq!(format!("{:?}", berlin()), "Zone(\"Europe/Berlin\")");
+    // Names are matched without regard to case; the database's spelling is kept.
+    assert_eq!(
+        Zone::named("europe/BERLIN").map(|z| z.name().to_owned()),
+        Ok("Europe/Berlin".to_owned())
+    );
+    assert_eq!("America/New_York".parse::<Zone>(), Ok(new_york()));
+    assert_eq!(
+        Zone::named("UTC").map(|z| z.name().to_owned()),
+        Ok("UTC".to_owned())
+    );
+    // Links (old names) are zones too.
+    assert!(Zone::named("Asia/Chongqing").is_ok());
+    for bad in [
+        "Mars/Olympus_Mons",
+        "",
+        "+08:00",
+        "UTC+8",
+        "CST-8",
+        "Etc/Unknown",
+        "Asia/Shanghai ",
+        "localtime",
+        "posixrules",
+        "Factory",
+        "posix/Asia/Shanghai",
+        "zone.tab",
+    ] {
+        let error = Zone::named(bad).expect_err(bad);
+        assert_eq!(
+            error,
+            CalendarError::UnknownZone {
+                name: bad.to_owned()
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "`{bad}` is not a time zone in the time zone database: give an IANA name such \
+                 as Asia/Shanghai, Europe/Berlin or America/New_York"
+            )
+        );
+    }
+    // (De)serialised as the name, checked when read.
+    let json = serde_json::to_string(&berlin()).expect("serialises");
+    assert_eq!(json, "\"Europe/Berlin\"");
+    assert_eq!(serde_json::from_str::<Zone>(&json).ok(), Some(berlin()));
+    assert!(serde_json::from_str::<Zone>("\"Mars/Olympus_Mons\"").is_err());
+}
+
+#[test]
+fn format_writes_rfc3339_with_the_offset_in_force() {
+    let shanghai = Zone::shanghai();
+    // 2026-04-01T01:30:00Z is 09:30 in Shanghai.
+    let t = Timestamp::from_unix_seconds(1_775_007_000);
+    assert_eq!(shanghai.format(t), "2026-04-01T09:30:00+08:00");
+    // 16:30 UTC is past midnight in Shanghai: the next day.
+    assert_eq!(
+        shanghai.format(Timestamp::from_unix_seconds(1_775_061_000)),
+        "2026-04-02T00:30:00+08:00"
+    );
+    // Seconds are kept, smaller parts dropped (not rounded).
+    assert_eq!(
+        shanghai.format(Timestamp::from_unix_micros(1_775_007_059_999_999)),
+        "2026-04-01T09:30:59+08:00"
+    );
+    // Berlin is UTC+2 in summer (from 2026-03-29), UTC+1 in winter; New York UTC-4 / UTC-5.
+    assert_eq!(berlin().format(t), "2026-04-01T03:30:00+02:00");
+    assert_eq!(new_york().format(t), "2026-03-31T21:30:00-04:00");
+    let winter = parse_rfc3339("2026-01-15T12:00:00Z").expect("valid");
+    assert_eq!(berlin().format(winter), "2026-01-15T13:00:00+01:00");
+    assert_eq!(new_york().format(winter), "2026-01-15T07:00:00-05:00");
+    assert_eq!(
+        Zone::named("UTC").expect("UTC").format(winter),
+        "2026-01-15T12:00:00+00:00"
+    );
+    // Shanghai's local mean time (before 1901) was UTC+08:05:43: written at +08:06, the
+    // nearest whole minute RFC 3339 can write, with the time shifted to match, so the text
+    // still names the same second.
+    let old = parse_rfc3339("1900-06-01T00:00:00Z").expect("valid");
+    assert_eq!(shanghai.offset_seconds(old), 8 * 3600 + 5 * 60 + 43);
+    assert_eq!(shanghai.format(old), "1900-06-01T08:06:00+08:06");
+    assert_eq!(parse_rfc3339(&shanghai.format(old)), Ok(old));
+    // A time whose local date no LocalDate holds is written in UTC.
+    let far = Timestamp::from_unix_micros(i64::MAX);
+    assert_eq!(shanghai.format(far), far.to_string());
+}
+
+#[test]
+fn local_times_a_clock_change_skips_or_repeats_are_resolved_compatibly() {
+    let zone = berlin();
+    // 2026-03-29: clocks go from 02:00 to 03:00 (01:00Z). 02:30 does not exist: read with
+    // the offset before the gap (+01:00), it is 01:30Z, 03:30 by the new clock.
+    let gap = zone
+        .from_local(date("2026-03-29"), 2 * 60 + 30)
+        .expect("valid");
+    assert_eq!(gap, parse_rfc3339("2026-03-29T01:30:00Z").expect("valid"));
+    assert_eq!(zone.format(gap), "2026-03-29T03:30:00+02:00");
+    assert_eq!(zone.to_local(gap), Ok((date("2026-03-29"), 3 * 60 + 30)));
+    assert_eq!(
+        zone.format(zone.from_local(date("2026-03-29"), 3 * 60).expect("valid")),
+        "2026-03-29T03:00:00+02:00"
+    );
+    // 2026-10-25: clocks go back from 03:00 to 02:00 (01:00Z). 02:30 comes twice: the
+    // earlier is meant (00:30Z, +02:00).
+    let fold = zone
+        .from_local(date("2026-10-25"), 2 * 60 + 30)
+        .expect("valid");
+    assert_eq!(zone.format(fold), "2026-10-25T02:30:00+02:00");
+    let second = Timestamp::from_unix_micros(fold.as_unix_micros() + 3_600_000_000);
+    assert_eq!(zone.format(second), "2026-10-25T02:30:00+01:00");
+    assert_eq!(zone.to_local(fold), zone.to_local(second));
+    // Midnight ending a day is the next day's midnight, also across a change.
+    assert_eq!(
+        zone.from_local(date("2026-03-28"), 1440),
+        zone.from_local(date("2026-03-29"), 0)
+    );
+    // The ends of LocalDate's range still convert both ways (beyond jiff's range of
+    // instants, the offset at its end is used).
+    for zone in [Zone::shanghai(), berlin(), new_york()] {
+        let last = zone.from_local(LocalDate::MAX, 1439).expect("in range");
+        assert_eq!(zone.to_local(last), Ok((LocalDate::MAX, 1439)), "{zone}");
+        let first = zone.from_local(LocalDate::MIN, 0).expect("in range");
+        assert_eq!(zone.to_local(first), Ok((LocalDate::MIN, 0)), "{zone}");
+    }
+}
+
+/// A calendar in `zone` whose only data makes the Sundays of 2026's clock changes in Europe
+/// working days (so that working periods on those days can be checked).
+fn with_change_sundays_worked(zone: Zone) -> BusinessCalendar {
+    BusinessCalendar::from_toml(
+        r#"
+        [2026]
+        source = "test: the Sundays clocks change in Europe, worked"
+        off = [["2026-12-25", "2026-12-25"]]
+        work = ["2026-03-29", "2026-10-25"]
+        "#,
+    )
+    .expect("valid data")
+    .with_zone(zone)
+}
+
+#[test]
+fn berlin_working_periods_are_local_wall_clock_periods_across_clock_changes() {
+    let calendar = with_change_sundays_worked(berlin());
+    assert_eq!(calendar.zone(), &berlin());
+    let zone = calendar.zone().clone();
+    let at = |d: &str, h: u16, m: u16| at_in(&zone, d, h, m);
+    let show = |t: Timestamp| zone.format(t);
+    for day in ["2026-03-29", "2026-10-25"] {
+        // The day clocks change at 02:00 (or 03:00) still has 08:30-12:00 and 13:30-17:30
+        // by the local clock: 7.5 hours of working time, 3.5 of them in the morning.
+        assert!(calendar.is_working_day(date(day)));
+        assert_eq!(
+            calendar.working_time_between(at(day, 0, 0), at(day, 23, 59)),
+            minutes(450),
+            "{day}"
+        );
+        assert_eq!(
+            calendar.working_time_between(at(day, 0, 0), at(day, 12, 0)),
+            minutes(210),
+            "{day}"
+        );
+        assert!(!calendar.is_working_time(at(day, 8, 29)));
+        assert!(calendar.is_working_time(at(day, 8, 30)));
+        assert!(!calendar.is_working_time(at(day, 12, 0)));
+        assert!(calendar.is_working_time(at(day, 17, 29)));
+        assert!(!calendar.is_working_time(at(day, 17, 30)));
+        // 3.5 working hours from before the change end at local noon.
+        assert_eq!(
+            show(calendar.add(at(day, 1, 0), Span::WorkingMinutes(210))),
+            format!(
+                "{day}T12:00:00{}",
+                if day.ends_with("03-29") {
+                    "+02:00"
+                } else {
+                    "+01:00"
+                }
+            )
+        );
+    }
+    // Across the night the clocks go forward (Saturday 28 March 23:00 local to Sunday
+    // 23:00 is 23 hours of wall-clock time): the Sunday's 7.5 working hours, no more.
+    assert_eq!(
+        calendar.working_time_between(at("2026-03-28", 23, 0), at("2026-03-29", 23, 0)),
+        minutes(450)
+    );
+    // Working days end at the local close of business, before and after the change.
+    assert_eq!(
+        show(calendar.add(at("2026-03-27", 10, 0), Span::WorkingDays(1))),
+        "2026-03-29T17:30:00+02:00"
+    );
+    assert_eq!(
+        show(calendar.add(at("2026-03-27", 10, 0), Span::WorkingDays(0))),
+        "2026-03-27T17:30:00+01:00"
+    );
+    assert_eq!(
+        show(calendar.add(at("2026-10-23", 10, 0), Span::WorkingDays(2))),
+        "2026-10-26T17:30:00+01:00"
+    );
+    // Without the extra Sundays: Friday 2026-03-27 + 3 working days is Wednesday 1 April.
+    let plain = BusinessCalendar::weekdays_only().with_zone(berlin());
+    assert_eq!(
+        show(plain.add(at("2026-03-27", 10, 0), Span::WorkingDays(3))),
+        "2026-04-01T17:30:00+02:00"
+    );
+    // 2 working hours from Friday 16:30: one on Friday, one on Monday, 09:30 summer time.
+    let due = plain.add(at("2026-03-27", 16, 30), Span::WorkingHours(2));
+    assert_eq!(show(due), "2026-03-30T09:30:00+02:00");
+    assert_eq!(
+        plain.working_time_between(at("2026-03-27", 16, 30), due),
+        hours(2)
+    );
+}
+
+#[test]
+fn new_york_deadlines_land_at_the_local_close_of_business() {
+    // The same calendar (weekdays, 08:30-12:00 and 13:30-17:30) in New York.
+    let calendar = BusinessCalendar::weekdays_only().with_zone(new_york());
+    let zone = new_york();
+    let at = |d: &str, h: u16, m: u16| at_in(&zone, d, h, m);
+    let show = |t: Timestamp| zone.format(t);
+    // Clocks go forward on Sunday 2026-03-08 and back on Sunday 2026-11-01.
+    assert_eq!(
+        show(calendar.add(at("2026-03-06", 10, 0), Span::WorkingDays(1))),
+        "2026-03-09T17:30:00-04:00"
+    );
+    assert_eq!(
+        show(calendar.add(at("2026-10-30", 10, 0), Span::WorkingDays(1))),
+        "2026-11-02T17:30:00-05:00"
+    );
+    let due = calendar.add(at("2026-03-06", 16, 30), Span::WorkingHours(2));
+    assert_eq!(show(due), "2026-03-09T09:30:00-04:00");
+    assert_eq!(due, parse_rfc3339("2026-03-09T13:30:00Z").expect("valid"));
+    // The deadline is local: the same span from the same instant ends at 17:30 of each
+    // zone's own working day, hours apart.
+    let start = parse_rfc3339("2026-06-10T12:00:00Z").expect("valid");
+    let in_new_york = calendar.add(start, Span::WorkingDays(2));
+    let in_shanghai = BusinessCalendar::weekdays_only().add(start, Span::WorkingDays(2));
+    assert_eq!(show(in_new_york), "2026-06-12T17:30:00-04:00");
+    assert_eq!(
+        Zone::shanghai().format(in_shanghai),
+        "2026-06-12T17:30:00+08:00"
+    );
+    assert_eq!(
+        in_new_york.as_unix_micros() - in_shanghai.as_unix_micros(),
+        12 * 3_600_000_000
+    );
+    // A Friday evening in New York is Saturday morning in Shanghai: not a working day there.
+    let friday_evening = at("2026-06-12", 20, 0);
+    assert!(!BusinessCalendar::weekdays_only().is_working_time(friday_evening));
+    assert!(!calendar.is_working_time(friday_evening));
+    assert!(calendar.is_working_time(at("2026-06-12", 17, 0)));
+    assert!(!BusinessCalendar::weekdays_only().is_working_time(at("2026-06-12", 17, 0)));
+}
+
+#[test]
+fn a_period_containing_the_change_counts_its_wall_clock_length() {
+    // Documented limit: working time is counted on the local wall clock, so a period that
+    // contains the change itself (a 24-hour service) counts 24 hours on a 23-hour day.
+    let calendar = with_change_sundays_worked(berlin())
+        .with_hours(WorkingHours::parse("00:00-24:00").expect("valid"));
+    let zone = berlin();
+    let from = at_in(&zone, "2026-03-29", 0, 0);
+    let to = at_in(&zone, "2026-03-30", 0, 0);
+    assert_eq!(
+        to.as_unix_micros() - from.as_unix_micros(),
+        23 * 3_600_000_000
+    );
+    assert_eq!(calendar.working_time_between(from, to), hours(24));
+}
+
+#[test]
+fn the_zone_is_part_of_the_calendar() {
+    let china = BusinessCalendar::china();
+    assert_eq!(china.zone(), &Zone::shanghai());
+    assert_eq!(BusinessCalendar::weekdays_only().zone(), &Zone::shanghai());
+    let moved = china.clone().with_zone(berlin());
+    assert_ne!(moved, china);
+    assert_eq!(moved.zone(), &berlin());
+    // The holiday data and hours stay: the same dates, now read in Berlin.
+    assert!(moved.covers(2026));
+    assert!(!moved.is_working_day(date("2026-10-01")));
+    assert_eq!(moved.clone().with_zone(Zone::shanghai()), china);
+}
+
+// ---------------------------------------------------------------------------------------
 // Properties
 
 /// Any instant from 2024-01-01 to 2028-01-01 (around the data, and past its end).
@@ -809,8 +1129,8 @@ proptest! {
     fn working_days_end_at_the_close_of_the_nth_working_day(start in instant(), n in 1u32..400) {
         let calendar = BusinessCalendar::china();
         let due = calendar.add(start, Span::WorkingDays(n));
-        let (due_day, minute) = to_local(due).expect("in range");
-        let (start_day, _) = to_local(start).expect("in range");
+        let (due_day, minute) = calendar.zone().to_local(due).expect("in range");
+        let (start_day, _) = calendar.zone().to_local(start).expect("in range");
         prop_assert_eq!(minute, 17 * 60 + 30);
         prop_assert!(calendar.is_working_day(due_day));
         let mut counted = 0;
@@ -825,7 +1145,7 @@ proptest! {
     #[test]
     fn skipping_weeks_agrees_with_stepping(start in instant(), k in 1i64..3_000) {
         let calendar = BusinessCalendar::china();
-        let (day, _) = local_day_and_micros(start);
+        let (day, _) = Zone::shanghai().day_and_micros(start);
         prop_assert_eq!(
             calendar.nth_working_day_after(day, k),
             naive_nth_working_day_after(&calendar, day, k)
@@ -840,7 +1160,7 @@ proptest! {
     #[test]
     fn counting_working_days_agrees_with_stepping(start in instant(), length in 0i64..1_500) {
         let calendar = BusinessCalendar::china();
-        let (from, _) = local_day_and_micros(start);
+        let (from, _) = Zone::shanghai().day_and_micros(start);
         let stepped = (from..from + length)
             .filter(|&d| calendar.is_working_day_number(d))
             .count();
@@ -863,7 +1183,10 @@ proptest! {
             prop_assert!(next > d);
             prop_assert_eq!(next.previous_day(), Some(d));
         }
-        let (back, minute) = to_local(from_local(d, 0).expect("valid")).expect("in range");
+        let shanghai = Zone::shanghai();
+        let (back, minute) = shanghai
+            .to_local(shanghai.from_local(d, 0).expect("valid"))
+            .expect("in range");
         prop_assert_eq!((back, minute), (d, 0));
     }
 
@@ -876,6 +1199,61 @@ proptest! {
             _ => Span::Calendar(Duration::from_micros(micros)),
         };
         prop_assert_eq!(Span::parse(&span.to_string()), Ok(span));
+    }
+}
+
+/// Asia/Shanghai, Europe/Berlin or America/New_York.
+fn some_zone() -> impl Strategy<Value = Zone> {
+    prop_oneof![Just(Zone::shanghai()), Just(berlin()), Just(new_york())]
+}
+
+proptest! {
+    // Clocks change at night, outside the working periods: in zones with daylight saving time
+    // the deadlines still invert, and working days still end at 17:30 local.
+    #[test]
+    fn in_any_zone_working_time_between_inverts_add(
+        zone in some_zone(),
+        start in instant(),
+        n in 0u32..200_000,
+    ) {
+        let calendar = BusinessCalendar::china().with_zone(zone);
+        let due = calendar.add(start, Span::WorkingMinutes(n));
+        prop_assert!(due >= start);
+        prop_assert_eq!(calendar.working_time_between(start, due), minutes(n.into()));
+        if n > 0 {
+            let before = Timestamp::from_unix_micros(due.as_unix_micros() - 1);
+            prop_assert!(calendar.working_time_between(start, before) < minutes(n.into()));
+            prop_assert!(calendar.is_working_time(before));
+        }
+    }
+
+    #[test]
+    fn in_any_zone_working_days_end_at_the_local_close(
+        zone in some_zone(),
+        start in instant(),
+        n in 1u32..400,
+    ) {
+        let calendar = BusinessCalendar::china().with_zone(zone.clone());
+        let due = calendar.add(start, Span::WorkingDays(n));
+        let (due_day, minute) = zone.to_local(due).expect("in range");
+        let (start_day, _) = zone.to_local(start).expect("in range");
+        prop_assert_eq!(minute, 17 * 60 + 30);
+        prop_assert!(calendar.is_working_day(due_day));
+        let mut counted = 0;
+        let mut day = start_day.next_day();
+        while let Some(d) = day.filter(|d| *d <= due_day) {
+            counted += u32::from(calendar.is_working_day(d));
+            day = d.next_day();
+        }
+        prop_assert_eq!(counted, n);
+    }
+
+    // What `format` writes, `parse_rfc3339` reads back as the same second.
+    #[test]
+    fn formatted_times_parse_back(zone in some_zone(), micros in -2_300_000_000_000_000i64..4_200_000_000_000_000) {
+        let at = Timestamp::from_unix_micros(micros);
+        let second = Timestamp::from_unix_micros(micros - micros.rem_euclid(1_000_000));
+        prop_assert_eq!(parse_rfc3339(&zone.format(at)), Ok(second));
     }
 }
 

@@ -7,7 +7,7 @@
 use super::deadline::CalendarStamp;
 use super::org::{Acting, OrgChart};
 use super::workflow::DefinitionRegistry;
-use crate::calendar::{BusinessCalendar, Span};
+use crate::calendar::{BusinessCalendar, Span, Zone};
 use crate::clock::Timestamp;
 
 /// Adds spans to moments, in wall-clock or working time. The business calendar is the real
@@ -19,6 +19,12 @@ pub trait WorkingTime: Send + Sync {
     /// The calendar a deadline from `from` to `to` (its last step) is computed with, and
     /// whether it counted days of a year it has no data for.
     fn stamp(&self, from: Timestamp, to: Timestamp) -> CalendarStamp;
+
+    /// `at` as a decision's words write it for people: RFC 3339 in this working time's zone
+    /// (the calendar's; Asia/Shanghai unless a calendar says otherwise).
+    fn format_time(&self, at: Timestamp) -> String {
+        Zone::shanghai().format(at)
+    }
 }
 
 impl WorkingTime for BusinessCalendar {
@@ -29,6 +35,10 @@ impl WorkingTime for BusinessCalendar {
     /// Revision 0: a calendar not read from a log (the years it was built with).
     fn stamp(&self, from: Timestamp, to: Timestamp) -> CalendarStamp {
         BusinessCalendar::stamp(self, 0, from, to)
+    }
+
+    fn format_time(&self, at: Timestamp) -> String {
+        self.zone().format(at)
     }
 }
 

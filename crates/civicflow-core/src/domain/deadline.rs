@@ -418,8 +418,9 @@ pub(crate) fn reach_step(
         return Err(Rejection::invalid(
             "deadline",
             format!(
-                "step {} of deadline {seq} is due at {due}, not yet",
-                step.as_str()
+                "step {} of deadline {seq} is due at {}, not yet",
+                step.as_str(),
+                ctx.time.format_time(due)
             ),
         ));
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::org::{OrgChart, Reach};
 use super::rejection::Rejection;
-use crate::calendar::{parse_rfc3339, CalendarError};
+use crate::calendar::{parse_rfc3339, CalendarError, Zone};
 use crate::clock::Timestamp;
 use crate::ids::{CaseId, UnitId};
 
@@ -162,14 +162,15 @@ impl FieldValue {
         }
     }
 
-    /// The value as text for people.
-    pub fn display(&self) -> String {
+    /// The value as text for people, a time written in `zone` (the calendar's; RFC 3339 with
+    /// the offset).
+    pub fn display(&self, zone: &Zone) -> String {
         match self {
             FieldValue::Text(t) | FieldValue::Choice(t) => t.clone(),
             FieldValue::Number(n) => n.to_string(),
             FieldValue::Integer(n) => n.to_string(),
             FieldValue::Bool(b) => b.to_string(),
-            FieldValue::Datetime(t) => t.to_string(),
+            FieldValue::Datetime(t) => zone.format(*t),
             FieldValue::Unit(u) => u.to_string(),
             FieldValue::Choices(c) => c.join(", "),
             FieldValue::Rating(r) => r.to_string(),

@@ -4,7 +4,7 @@
 
 use super::load::{self, Loaded};
 use super::{read, CaseView, Engine, SubmitError};
-use crate::calendar::format_local;
+use crate::calendar::Zone;
 use crate::clock::Timestamp;
 use crate::domain::aggregate::Aggregate;
 use crate::domain::case::{Case, CaseState};
@@ -130,7 +130,7 @@ impl Engine {
                 return now
                     .state
                     .map(|state| (state, current))
-                    .ok_or_else(|| not_opened(id, as_of).into());
+                    .ok_or_else(|| not_opened(id, as_of, self.calendar().zone()).into());
             }
         }
         let mut then = Loaded::<Case>::default();
@@ -149,16 +149,17 @@ impl Engine {
         )?;
         then.state
             .map(|state| (state, current))
-            .ok_or_else(|| not_opened(id, as_of).into())
+            .ok_or_else(|| not_opened(id, as_of, self.calendar().zone()).into())
     }
 }
 
-/// A moment before the case's first event: it did not exist yet.
-fn not_opened(id: CaseId, as_of: AsOf) -> Rejection {
+/// A moment before the case's first event: it did not exist yet (the moment written in
+/// `zone`, the calendar's).
+fn not_opened(id: CaseId, as_of: AsOf, zone: &Zone) -> Rejection {
     Rejection::NotFound {
         what: "case",
         id: match as_of {
-            AsOf::Time(at) => format!("{id} as of {}", format_local(at)),
+            AsOf::Time(at) => format!("{id} as of {}", zone.format(at)),
             AsOf::Version(version) => format!("{id} at version {version}"),
         },
     }

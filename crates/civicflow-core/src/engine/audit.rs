@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::load::{self, FoldAlong, Loaded};
 use super::{Engine, EngineError, SubmitError};
-use crate::calendar::format_local;
+use crate::calendar::Zone;
 use crate::chain::{ChainHash, VerifyReport};
 use crate::clock::Timestamp;
 use crate::domain::aggregate::{Aggregate, Fold};
@@ -116,6 +116,9 @@ pub struct CaseAudit {
     /// The case's hash chain, checked again now: the whole stream, also for an audit up to
     /// a moment, so that it proves the record as the log holds it today.
     pub chain: VerifyReport,
+    /// The time zone its times are written in (the calendar's), by its `Display` and in the
+    /// steps' summaries.
+    pub zone: Zone,
 }
 
 /// Years as text: `2027`, `2027, 2028`.
@@ -127,15 +130,16 @@ fn years(years: &[i32]) -> String {
         .join(", ")
 }
 
-/// A one-line description of a case event.
-pub fn summarize(event: &CaseEvent) -> String {
+/// A one-line description of a case event, its times written in `zone` (the calendar's: RFC
+/// 3339 with the offset, as every answer writes them).
+pub fn summarize(event: &CaseEvent, zone: &Zone) -> String {
     match event {
         CaseEvent::Opened(e) => format!("opened as {} at {}: {}", e.workflow, e.unit, e.title),
         CaseEvent::ActionTaken(e) => {
             let fields: Vec<String> = e
                 .fields
                 .iter()
-                .map(|(k, v)| format!("{k}={}", v.display()))
+                .map(|(k, v)| format!("{k}={}", v.display(zone)))
                 .collect();
             let fields = if fields.is_empty() {
                 String::new()
@@ -173,15 +177,15 @@ pub fn summarize(event: &CaseEvent) -> String {
                 "deadline {} set: leave {} by {}{provisional}",
                 e.seq,
                 e.stage,
-                format_local(e.due_at)
+                zone.format(e.due_at)
             )
         }
         CaseEvent::DeadlineRecomputed(e) => format!(
             "deadline {} recomputed with calendar revision {}: due {} (was {}){}",
             e.seq,
             e.calendar.revision,
-            format_local(e.due_at),
-            format_local(e.was_due_at),
+            zone.format(e.due_at),
+            zone.format(e.was_due_at),
             if e.calendar.is_provisional() {
                 format!(
                     ", still provisional for {}",
@@ -193,7 +197,7 @@ pub fn summarize(event: &CaseEvent) -> String {
         ),
         CaseEvent::DeadlineMet(e) => format!("deadline {} met", e.seq),
         CaseEvent::DeadlineMissed(e) => {
-            format!("deadline {} MISSED (due {})", e.seq, format_local(e.due_at))
+            format!("deadline {} MISSED (due {})", e.seq, zone.format(e.due_at))
         }
         CaseEvent::DeadlineStepReached(e) => {
             format!(
@@ -201,7 +205,7 @@ pub fn summarize(event: &CaseEvent) -> String {
                 e.seq,
                 e.step.as_str(),
                 e.unit,
-                format_local(e.due)
+                zone.format(e.due)
             )
         }
         CaseEvent::ContactViewed(e) => format!("requester's contact data viewed: {}", e.purpose),
@@ -236,7 +240,7 @@ impl Engine {
         Ok(case_events(&**self.log(), self.definitions(), id)?
             .into_iter()
             .map(|(recorded, event)| HistoryEntry {
-                summary: summarize(&event),
+                summary: summarize(&event, self.calendar().zone()),
                 recorded,
                 event,
             })
@@ -252,7 +256,13 @@ impl Engine {
     /// see.
     pub fn audit(&self, acting: &Acting, id: CaseId) -> Result<CaseAudit, SubmitError> {
         self.case(acting, id)?;
-        audit_with(&**self.log(), self.definitions(), id, None)
+        audit_with(
+            &**self.log(),
+            self.definitions(),
+            self.calendar().zone(),
+            id,
+            None,
+        )
     }
 
     /// [`Engine::audit`] up to a moment: the steps recorded at or before `at`, the deadlines
@@ -267,7 +277,13 @@ impl Engine {
         at: Timestamp,
     ) -> Result<CaseAudit, SubmitError> {
         self.case(acting, id)?;
-        audit_with(&**self.log(), self.definitions(), id, Some(at))
+        audit_with(
+            &**self.log(),
+            self.definitions(),
+            self.calendar().zone(),
+            id,
+            Some(at),
+        )
     }
 }
 
@@ -293,9 +309,9 @@ fn case_events(
 }
 
 /// A case's audit read straight from a log, without an [`Engine`]: the same as
-/// [`Engine::audit`], with the org chart as the log holds it. For tools on a stopped store:
-/// opening an engine takes the deadline steps that fell due meanwhile (it writes), this only
-/// reads.
+/// [`Engine::audit`], with the org chart as the log holds it, its times written in `zone`
+/// (give it the calendar's). For tools on a stopped store: opening an engine takes the
+/// deadline steps that fell due meanwhile (it writes), this only reads.
 ///
 /// # Errors
 /// [`SubmitError::Rejected`] with `NotFound` for an unknown case; [`SubmitError::Engine`] when
@@ -303,9 +319,10 @@ fn case_events(
 pub fn audit_log(
     log: &dyn EventStore,
     definitions: &DefinitionRegistry,
+    zone: &Zone,
     id: CaseId,
 ) -> Result<CaseAudit, SubmitError> {
-    audit_with(log, definitions, id, None)
+    audit_with(log, definitions, zone, id, None)
 }
 
 /// [`audit_log`] up to a moment: the steps recorded at or before `at`, the deadlines as they
@@ -316,10 +333,11 @@ pub fn audit_log(
 pub fn audit_log_as_of(
     log: &dyn EventStore,
     definitions: &DefinitionRegistry,
+    zone: &Zone,
     id: CaseId,
     at: Timestamp,
 ) -> Result<CaseAudit, SubmitError> {
-    audit_with(log, definitions, id, Some(at))
+    audit_with(log, definitions, zone, id, Some(at))
 }
 
 /// The audit of the case's events recorded up to `until` (all of them for `None`). Each
@@ -329,6 +347,7 @@ pub fn audit_log_as_of(
 fn audit_with(
     log: &dyn EventStore,
     definitions: &DefinitionRegistry,
+    zone: &Zone,
     id: CaseId,
     until: Option<Timestamp>,
 ) -> Result<CaseAudit, SubmitError> {
@@ -350,7 +369,7 @@ fn audit_with(
         if events.is_empty() {
             return Err(Rejection::NotFound {
                 what: "case",
-                id: format!("{id} as of {}", format_local(until)),
+                id: format!("{id} as of {}", zone.format(until)),
             }
             .into());
         }
@@ -429,7 +448,7 @@ fn audit_with(
                 .before(recorded.position)?
                 .unit(&recorded.actor.unit)
                 .map(|u| u.tier),
-            summary: summarize(event),
+            summary: summarize(event, zone),
             stage_after: after.stage.clone(),
             closed_after: after.closed,
             lead_after: after.lead.clone(),
@@ -453,6 +472,7 @@ fn audit_with(
         steps,
         deadlines,
         chain,
+        zone: zone.clone(),
     })
 }
 
@@ -483,7 +503,7 @@ impl fmt::Display for CaseAudit {
                 f,
                 "  #{:<3} {}  {} as {} for {} ({})  {}  → stage {}{}{}  [request {}]",
                 step.version,
-                format_local(step.recorded_at),
+                self.zone.format(step.recorded_at),
                 step.actor.id,
                 step.actor.role,
                 step.actor.unit,
@@ -499,8 +519,10 @@ impl fmt::Display for CaseAudit {
         for deadline in &self.deadlines {
             let outcome = match deadline.outcome {
                 DeadlineOutcome::Running => "running".to_owned(),
-                DeadlineOutcome::Met { at } => format!("met at {}", format_local(at)),
-                DeadlineOutcome::Missed { at } => format!("MISSED, left at {}", format_local(at)),
+                DeadlineOutcome::Met { at } => format!("met at {}", self.zone.format(at)),
+                DeadlineOutcome::Missed { at } => {
+                    format!("MISSED, left at {}", self.zone.format(at))
+                }
                 DeadlineOutcome::Superseded => "superseded".to_owned(),
             };
             write!(
@@ -508,7 +530,7 @@ impl fmt::Display for CaseAudit {
                 "    {} {}: due {}{} — {}",
                 deadline.seq,
                 deadline.stage,
-                format_local(deadline.due_at),
+                self.zone.format(deadline.due_at),
                 if deadline.provisional {
                     " (provisional)"
                 } else {
@@ -517,7 +539,12 @@ impl fmt::Display for CaseAudit {
                 outcome
             )?;
             for (step, unit, at) in &deadline.steps {
-                write!(f, "; {} → {unit} at {}", step.as_str(), format_local(*at))?;
+                write!(
+                    f,
+                    "; {} → {unit} at {}",
+                    step.as_str(),
+                    self.zone.format(*at)
+                )?;
             }
             writeln!(f)?;
         }

@@ -241,6 +241,32 @@ impl Engine {
         })
     }
 
+    /// Records `zone` as the store's (the system, on open: the configuration named one and
+    /// the store had none).
+    pub(super) fn record_zone(&self, zone: &crate::calendar::Zone) -> Result<(), EngineError> {
+        let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
+        let command = CalendarCommand::SetZone {
+            zone: zone.name().to_owned(),
+        };
+        match self.execute::<CalendarYears>(
+            &system,
+            Target::Existing(()),
+            &command,
+            &How::default(),
+            None,
+        ) {
+            Ok(done) => {
+                self.rebuild_calendar(&Loaded {
+                    state: done.state.clone(),
+                    version: done.state.version,
+                });
+                Ok(())
+            }
+            Err(SubmitError::Engine(e)) => Err(e),
+            Err(SubmitError::Rejected(r)) => Err(EngineError::Config(r.to_string())),
+        }
+    }
+
     /// The id of the calendar event a publication wrote (the cause of the recomputations).
     fn last_calendar_event_id(&self, done: &Executed<CalendarYears>) -> Option<CausationId> {
         let version = done.state.version?;
@@ -307,6 +333,29 @@ impl Engine {
         self.deadlines.catch_up(&*self.log)?;
         Ok(moved)
     }
+}
+
+/// The time zone a store recorded (`None`: it never recorded one, and keeps Asia/Shanghai's
+/// time), read from its log: for tools that read a stopped store without opening an engine.
+///
+/// # Errors
+/// [`EngineError`] when the log cannot be read or its calendar stream does not decode.
+pub fn recorded_zone(
+    log: &dyn crate::store::EventStore,
+) -> Result<Option<crate::calendar::Zone>, EngineError> {
+    let loaded = super::load::load::<CalendarYears>(
+        log,
+        &crate::domain::workflow::DefinitionRegistry::built_in(),
+        &calendar_stream(),
+    )?;
+    loaded
+        .state
+        .zone
+        .map(|name| {
+            crate::calendar::Zone::named(&name)
+                .map_err(|e| EngineError::Config(format!("the store's recorded time zone: {e}")))
+        })
+        .transpose()
 }
 
 impl Stored for CalendarYears {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::calendar::BusinessCalendar;
+use crate::calendar::{BusinessCalendar, Zone};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::workflow::DefinitionRegistry;
 use crate::store::{Durability, EventStore};
@@ -51,6 +51,10 @@ pub struct EngineConfig {
     pub durability: Durability,
     /// The embedded log's page cache, in bytes.
     pub log_cache_bytes: u64,
+    /// The zone this configuration insists on ([`EngineConfig::time_zone`]): recorded in a
+    /// store that has none yet, refused by a store that keeps another. `None`: the store's
+    /// recorded zone, or the calendar's (Asia/Shanghai) for a store that never recorded one.
+    pub time_zone: Option<Zone>,
 }
 
 impl EngineConfig {
@@ -66,6 +70,7 @@ impl EngineConfig {
             master_key: None,
             durability: Durability::Fsync,
             log_cache_bytes: 256 * 1024 * 1024,
+            time_zone: None,
         }
     }
 
@@ -94,6 +99,18 @@ impl EngineConfig {
     /// Uses this calendar.
     pub fn calendar(mut self, calendar: BusinessCalendar) -> Self {
         self.calendar = calendar;
+        self
+    }
+
+    /// Counts working time, and writes every time it shows, in `zone`: the calendar's zone
+    /// ([`BusinessCalendar::with_zone`]; its holidays and hours stay). The store records it
+    /// (`CalendarZoneSet`) when it has no zone yet; a store that keeps another zone refuses
+    /// to open with this one, since every local date in its read models was counted in its
+    /// own (`docs/engine.md`, "Calendar years"). Without this, the store's recorded zone is
+    /// used.
+    pub fn time_zone(mut self, zone: Zone) -> Self {
+        self.calendar = self.calendar.with_zone(zone.clone());
+        self.time_zone = Some(zone);
         self
     }
 

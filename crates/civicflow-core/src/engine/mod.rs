@@ -74,7 +74,7 @@ pub use audit::{
     audit_log, audit_log_as_of, summarize, AuditStep, CaseAudit, DeadlineOutcome, DeadlineReport,
     HistoryEntry,
 };
-pub use calendar::{CalendarOverview, CalendarYear, YearOrigin};
+pub use calendar::{recorded_zone, CalendarOverview, CalendarYear, YearOrigin};
 pub use command::{Command, EngineError, Outcome, Requester, SubmitError, SubmitOptions};
 pub use config::{EngineConfig, Storage};
 pub use scheduler::{DeadlineTarget, SchedulerHandle, StepTaken};
@@ -189,19 +189,40 @@ impl Engine {
             &config.definitions,
             &crate::domain::calendar_years::calendar_stream(),
         )?;
+        // The store's zone: the recorded one wins; a configuration that insists on another
+        // is refused; one that names a zone for a store without one records it (below).
+        let mut base_calendar = config.calendar;
+        let mut record_zone = None;
+        match (&calendar_stream.state.zone, config.time_zone) {
+            (Some(recorded), Some(given)) if given.name() != recorded => {
+                return Err(EngineError::Config(format!(
+                    "this store keeps its time in {recorded} (recorded when its zone was first                      given); every local date in its read models was counted there, so it cannot                      be opened in {given}: leave the time zone out, or give {recorded}"
+                )));
+            }
+            (Some(recorded), _) => {
+                let zone = crate::calendar::Zone::named(recorded).map_err(|e| {
+                    EngineError::Config(format!("the store's recorded time zone: {e}"))
+                })?;
+                base_calendar = base_calendar.with_zone(zone);
+            }
+            (None, given) => record_zone = given,
+        }
         let deadlines = scheduler::DeadlineIndex::open(&*log, &config.data_dir)?;
         let engine = Self {
             log,
             vault,
             data_dir: config.data_dir,
             definitions: Arc::new(config.definitions),
-            calendar: calendar::CalendarCache::new(config.calendar, calendar_stream),
+            calendar: calendar::CalendarCache::new(base_calendar, calendar_stream),
             clock: config.clock,
             org: RwLock::new(org),
             deadlines,
         };
         // A publication whose recomputations a crash interrupted is finished now (each is
         // keyed: none is done twice).
+        if let Some(zone) = record_zone {
+            engine.record_zone(&zone)?;
+        }
         engine.recompute_provisional_deadlines(None)?;
         engine.run_due_deadlines()?;
         Ok(engine)

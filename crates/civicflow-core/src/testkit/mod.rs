@@ -8,4 +8,4 @@
 pub mod conformance;
 mod scenario;
 
-pub use scenario::{org_chart, readable, Mismatch, Scenario, Then, When};
+pub use scenario::{org_chart, readable, readable_in, Mismatch, Scenario, Then, When};

@@ -5,7 +5,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use crate::calendar::BusinessCalendar;
+use crate::calendar::{BusinessCalendar, Zone};
 use crate::clock::Timestamp;
 use crate::domain::aggregate::{fold, Aggregate, Decision};
 use crate::domain::org::{Acting, Org, OrgChart, OrgCommand};
@@ -388,8 +388,16 @@ fn show_then<A: Aggregate>(then: &Then<A>) -> String {
     }
 }
 
-/// Debug output with every `Timestamp(micros)` shown as local time (`2026-09-24 16:00`).
+/// Debug output with every `Timestamp(micros)` shown as local time in Asia/Shanghai, the
+/// zone of the calendar scenarios decide with by default (`2026-09-24 16:00`); see
+/// [`readable_in`] for another zone.
 pub fn readable(debug: &str) -> String {
+    readable_in(debug, &Zone::shanghai())
+}
+
+/// Debug output with every `Timestamp(micros)` shown as local time in `zone`
+/// (`2026-09-24 16:00`).
+pub fn readable_in(debug: &str, zone: &Zone) -> String {
     let mut out = String::new();
     let mut rest = debug;
     while let Some(start) = rest.find("Timestamp(") {
@@ -401,7 +409,7 @@ pub fn readable(debug: &str) -> String {
         match after[..digits]
             .parse::<i64>()
             .ok()
-            .and_then(|micros| crate::calendar::to_local(Timestamp::from_unix_micros(micros)).ok())
+            .and_then(|micros| zone.to_local(Timestamp::from_unix_micros(micros)).ok())
         {
             Some((date, minute)) if after[digits..].starts_with(')') => {
                 out.push_str(&format!("{date} {:02}:{:02}", minute / 60, minute % 60));

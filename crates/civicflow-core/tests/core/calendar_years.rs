@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use civicflow_core::calendar::{from_local, BusinessCalendar, LocalDate, YearSchedule};
+use civicflow_core::calendar::{BusinessCalendar, LocalDate, YearSchedule, Zone};
 use civicflow_core::domain::case::{CaseEvent, Channel};
 use civicflow_core::domain::deadline::LadderStep;
 use civicflow_core::domain::fields::FieldValue;
@@ -37,7 +37,9 @@ off = [["2027-01-01", "2027-01-04"]]
 "#;
 
 fn local(date: &str, hour: u16, minute: u16) -> Timestamp {
-    from_local(LocalDate::parse(date).expect("a date"), hour * 60 + minute).expect("a time")
+    Zone::shanghai()
+        .from_local(LocalDate::parse(date).expect("a date"), hour * 60 + minute)
+        .expect("a time")
 }
 
 fn schedule(text: &str) -> YearSchedule {
@@ -319,4 +321,46 @@ fn a_release_that_carries_the_year_recomputes_provisional_deadlines_on_open() {
         .filter(|e| e.event_type.as_str() == "DeadlineRecomputed")
         .count();
     assert_eq!(recomputations, 1);
+}
+
+#[test]
+fn a_store_keeps_the_first_time_zone_it_is_given() {
+    let scratch = Scratch::new("calendar-zone");
+    let clock = ManualClock::new(local("2026-06-01", 9, 0));
+    let key = MasterKey::generate().expect("randomness");
+    let open = |zone: Option<&str>| {
+        let mut config = EngineConfig::new(&scratch.0)
+            .clock(Arc::new(clock.clone()))
+            .master_key(key.clone());
+        if let Some(zone) = zone {
+            config = config.time_zone(Zone::named(zone).expect("a zone"));
+        }
+        Engine::open(config)
+    };
+    // A store never given a zone keeps Asia/Shanghai's time and records nothing.
+    let engine = open(None).expect("opens");
+    assert_eq!(engine.calendar().zone().name(), "Asia/Shanghai");
+    assert_eq!(engine.calendar_overview().expect("overview").revision, 0);
+    drop(engine);
+    // The first zone given is recorded, as an event of the calendar stream.
+    let engine = open(Some("Europe/Berlin")).expect("opens");
+    assert_eq!(engine.calendar().zone().name(), "Europe/Berlin");
+    assert_eq!(engine.calendar_overview().expect("overview").revision, 1);
+    drop(engine);
+    // Reopened without one, the store's zone is in force; with the same, nothing changes.
+    let engine = open(None).expect("opens");
+    assert_eq!(engine.calendar().zone().name(), "Europe/Berlin");
+    assert_eq!(
+        civicflow_core::engine::recorded_zone(&**engine.log())
+            .expect("readable")
+            .map(|z| z.name().to_owned()),
+        Some("Europe/Berlin".to_owned())
+    );
+    drop(engine);
+    let engine = open(Some("Europe/Berlin")).expect("opens");
+    assert_eq!(engine.calendar_overview().expect("overview").revision, 1);
+    drop(engine);
+    // Another zone is refused, saying which one the store keeps.
+    let refused = open(Some("America/New_York")).expect_err("refused");
+    assert!(refused.to_string().contains("Europe/Berlin"), "{refused}");
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use civicflow_core::calendar::{BusinessCalendar, Span};
+use civicflow_core::calendar::{BusinessCalendar, Span, Zone};
 use civicflow_core::domain::case::Channel;
 use civicflow_core::domain::directive::DirectiveKind;
 use civicflow_core::domain::fields::{FieldValue, Fields};
@@ -1638,6 +1638,59 @@ fn a_case_reads_as_of_each_version_and_each_moment_and_not_before_or_beyond() {
 }
 
 #[test]
+fn audits_write_every_time_in_the_calendars_zone() {
+    let scratch = Scratch::new("audit-zone");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let grid1 = acting("li.grid1", "grid_worker", "grid-1");
+    let Outcome::Case { case, .. } = engine
+        .submit(&grid1, neighbourhood_case_at_grid1("噪音 noise"))
+        .expect("opened")
+    else {
+        panic!("a case")
+    };
+    // The engine's calendar is China's, in Asia/Shanghai: Monday 2026-03-02 09:00 there.
+    let audit = engine.audit(&system(), case).expect("audit");
+    assert_eq!(audit.zone.name(), "Asia/Shanghai");
+    let set = audit
+        .steps
+        .iter()
+        .find(|s| s.event_type == "DeadlineSet")
+        .expect("a deadline was set");
+    // The due time in the summary is local, with its offset (it was UTC, `…000000Z`).
+    assert!(
+        set.summary.contains("+08:00") && !set.summary.contains('Z'),
+        "{}",
+        set.summary
+    );
+    let text = audit.to_string();
+    assert!(text.contains("2026-03-02T09:00:00+08:00"), "{text}");
+    assert!(!text.contains("000Z"), "{text}");
+    // Read with another zone, the same log's audit writes the same instants there.
+    let berlin = Zone::named("Europe/Berlin").expect("a zone");
+    let there =
+        civicflow_core::engine::audit_log(&**engine.log(), engine.definitions(), &berlin, case)
+            .expect("audit");
+    assert_eq!(
+        there
+            .steps
+            .iter()
+            .map(|s| s.recorded_at)
+            .collect::<Vec<_>>(),
+        audit
+            .steps
+            .iter()
+            .map(|s| s.recorded_at)
+            .collect::<Vec<_>>()
+    );
+    let text = there.to_string();
+    assert!(text.contains("2026-03-02T02:00:00+01:00"), "{text}");
+    assert!(!text.contains("+08:00"), "{text}");
+}
+
+#[test]
 fn the_audit_reads_each_steps_tier_from_the_chart_as_it_was_then() {
     let scratch = Scratch::new("audit-tier-then");
     let clock = ManualClock::new(monday_morning());
@@ -1706,8 +1759,13 @@ fn the_audit_reads_each_steps_tier_from_the_chart_as_it_was_then() {
     // The other steps keep theirs: grid 1 opened and dispatched it.
     assert_eq!(audit.steps[0].tier, Some(Tier::Grid), "{audit}");
     // The stopped store's audit reads the chart from the same log, the same way.
-    let offline = civicflow_core::engine::audit_log(&**engine.log(), engine.definitions(), case)
-        .expect("audit");
+    let offline = civicflow_core::engine::audit_log(
+        &**engine.log(),
+        engine.definitions(),
+        engine.calendar().zone(),
+        case,
+    )
+    .expect("audit");
     assert_eq!(offline.steps, audit.steps);
 
     // Up to the reminder: the steps until then, and no more; the deadline still running.
@@ -1727,6 +1785,7 @@ fn the_audit_reads_each_steps_tier_from_the_chart_as_it_was_then() {
     let offline_early = civicflow_core::engine::audit_log_as_of(
         &**engine.log(),
         engine.definitions(),
+        engine.calendar().zone(),
         case,
         reminded_at,
     )

@@ -19,7 +19,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use civicflow_core::calendar::{format_local, parse_rfc3339};
+use civicflow_core::calendar::{parse_rfc3339, Zone};
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::fields::FieldValue;
 use civicflow_core::domain::org::{Acting, OrgChart};
@@ -208,7 +208,7 @@ async fn list(state: &AppState, uri: &Uri, format: Format) -> Result<Response, O
             .collect()
     } else {
         let now = state.engine().now();
-        let (start, end) = params.window(dates, now, WindowRule::Requests)?;
+        let (start, end) = params.window(dates, now, WindowRule::Requests, &state.zone())?;
         let wanted = params.service_codes();
         let services: Vec<String> = if wanted.is_empty() {
             codes
@@ -294,7 +294,8 @@ async fn updates(state: &AppState, uri: &Uri, format: Format) -> Result<Response
     check_jurisdiction(state, uri, format)?;
     let params = Params::new(uri, format);
     let now = state.engine().now();
-    let (start, end) = params.window(params.dates()?, now, WindowRule::Updates)?;
+    let zone = state.zone();
+    let (start, end) = params.window(params.dates()?, now, WindowRule::Updates, &zone)?;
     let codes: Vec<String> = services::services(state)
         .iter()
         .map(|d| d.id.as_str().to_owned())
@@ -340,7 +341,7 @@ async fn updates(state: &AppState, uri: &Uri, format: Format) -> Result<Response
                     continue;
                 };
                 found.extend(
-                    case_updates(case, &history, definitions, &org)
+                    case_updates(case, &history, definitions, &org, engine.calendar().zone())
                         .into_iter()
                         .filter(|u| u.at >= start && u.at <= end),
                 );
@@ -351,7 +352,7 @@ async fn updates(state: &AppState, uri: &Uri, format: Format) -> Result<Response
         })
         .await
         .map_err(|e| server_error(format, e))?;
-    let items = found.iter().map(Update::node).collect();
+    let items = found.iter().map(|update| update.node(&zone)).collect();
     Ok(Document::new(
         "service_request_updates",
         Node::list("request_update", items),
@@ -379,7 +380,14 @@ async fn histories(
                 .map(|case| {
                     engine
                         .history(&open311_reader(), case)
-                        .map(|history| notes(&history, engine.definitions(), &org))
+                        .map(|history| {
+                            notes(
+                                &history,
+                                engine.definitions(),
+                                &org,
+                                engine.calendar().zone(),
+                            )
+                        })
                         .unwrap_or_default()
                 })
                 .collect()
@@ -582,12 +590,13 @@ impl Params {
     }
 
     /// The window `[start, end]` (both inclusive) of `dates`, completed by `rule`, at most
-    /// [`WINDOW_MAX_MICROS`] wide.
+    /// [`WINDOW_MAX_MICROS`] wide (a refusal writes the times in `zone`).
     fn window(
         &self,
         (start, end): (Option<Timestamp>, Option<Timestamp>),
         now: Timestamp,
         rule: WindowRule,
+        zone: &Zone,
     ) -> Result<(Timestamp, Timestamp), Open311Error> {
         let max = WINDOW_MAX_MICROS;
         let shift = |at: Timestamp, by: i64| {
@@ -609,15 +618,15 @@ impl Params {
         if end < start {
             return Err(self.bad(format!(
                 "end_date ({}) is before start_date ({})",
-                format_local(end),
-                format_local(start)
+                zone.format(end),
+                zone.format(start)
             )));
         }
         if end.as_unix_micros().saturating_sub(start.as_unix_micros()) > max {
             return Err(self.bad(format!(
                 "start_date and end_date may not span more than 90 days ({} to {})",
-                format_local(start),
-                format_local(end)
+                zone.format(start),
+                zone.format(end)
             )));
         }
         Ok((start, end))
@@ -663,7 +672,13 @@ fn requests_answer(
         .enumerate()
         .map(|(i, row)| {
             let notes = notes.map(|all| all.get(i).map(Vec::as_slice).unwrap_or_default());
-            request_node(row, engine.definitions(), &org, notes)
+            request_node(
+                row,
+                engine.definitions(),
+                &org,
+                notes,
+                engine.calendar().zone(),
+            )
         })
         .collect();
     Document::new("service_requests", Node::list("request", items)).respond(format, StatusCode::OK)
@@ -677,18 +692,20 @@ fn unit_name(org: &OrgChart, unit: &UnitId) -> String {
         .map_or_else(|| unit.as_str().to_owned(), str::to_owned)
 }
 
-/// One request, its elements in the spec's order; `notes` last, only when asked for.
+/// One request, its elements in the spec's order; `notes` last, only when asked for; times
+/// written in `zone`.
 fn request_node(
     row: &RequestRow,
     definitions: &DefinitionRegistry,
     org: &OrgChart,
     notes: Option<&[Note]>,
+    zone: &Zone,
 ) -> Node {
     let definition = definitions
         .get(&row.workflow())
         .or_else(|| definitions.latest(&row.service_code));
     let text = |value: &Option<String>| Node::text(value.clone().unwrap_or_default());
-    let time = |at: Option<Timestamp>| Node::text(at.map(format_local).unwrap_or_default());
+    let time = |at: Option<Timestamp>| Node::text(at.map(|at| zone.format(at)).unwrap_or_default());
     let mut fields = vec![
         ("service_request_id", Node::text(row.id.to_string())),
         ("status", Node::text(row.status().as_str())),
@@ -720,7 +737,7 @@ fn request_node(
     if let Some(notes) = notes {
         fields.push((
             "notes",
-            Node::list("note", notes.iter().map(Note::node).collect()),
+            Node::list("note", notes.iter().map(|note| note.node(zone)).collect()),
         ));
     }
     Node::Record(fields)
@@ -747,20 +764,22 @@ pub struct Note {
 }
 
 impl Note {
-    fn node(&self) -> Node {
+    fn node(&self, zone: &Zone) -> Node {
         Node::Record(vec![
-            ("datetime", Node::text(format_local(self.at))),
+            ("datetime", Node::text(zone.format(self.at))),
             ("description", Node::text(self.description.clone())),
             ("type", Node::text(self.kind)),
         ])
     }
 }
 
-/// The notes of a case's history, in order.
+/// The notes of a case's history, in order, times in them written in `zone` (the
+/// calendar's).
 pub fn notes(
     history: &[HistoryEntry],
     definitions: &DefinitionRegistry,
     org: &OrgChart,
+    zone: &Zone,
 ) -> Vec<Note> {
     let mut workflow: Option<DefinitionRef> = None;
     let mut out = Vec::new();
@@ -771,7 +790,9 @@ pub fn notes(
             _ => {}
         }
         let definition = workflow.as_ref().and_then(|w| definitions.get(w));
-        if let Some((kind, description)) = note(&entry.event, definition.map(AsRef::as_ref), org) {
+        if let Some((kind, description)) =
+            note(&entry.event, definition.map(AsRef::as_ref), org, zone)
+        {
             out.push(Note {
                 at: entry.recorded.recorded_at,
                 description,
@@ -802,6 +823,7 @@ pub fn note(
     event: &CaseEvent,
     definition: Option<&Definition>,
     org: &OrgChart,
+    zone: &Zone,
 ) -> Option<(&'static str, String)> {
     let unit = |u: &UnitId| unit_name(org, u);
     Some(match event {
@@ -851,13 +873,13 @@ pub fn note(
             format!(
                 "{}: expected by {}",
                 stage_name(definition, &e.stage),
-                format_local(e.due_at)
+                zone.format(e.due_at)
             ),
         ),
         CaseEvent::DeadlineMet(_) => ("deadline_met", "handled in time".to_owned()),
         CaseEvent::DeadlineMissed(e) => (
             "deadline_missed",
-            format!("not handled in time (due {})", format_local(e.due_at)),
+            format!("not handled in time (due {})", zone.format(e.due_at)),
         ),
         CaseEvent::DeadlineStepReached(e) => (
             "deadline_step",
@@ -865,7 +887,7 @@ pub fn note(
                 "deadline {}: {} (due {})",
                 e.step.as_str(),
                 unit(&e.unit),
-                format_local(e.due)
+                zone.format(e.due)
             ),
         ),
         _ => return None,
@@ -887,7 +909,7 @@ struct Update {
 }
 
 impl Update {
-    fn node(&self) -> Node {
+    fn node(&self, zone: &Zone) -> Node {
         Node::Record(vec![
             ("update_id", Node::text(self.id.clone())),
             ("service_request_id", Node::text(self.case.to_string())),
@@ -895,7 +917,7 @@ impl Update {
                 "status",
                 Node::text(if self.closed { "closed" } else { "open" }),
             ),
-            ("updated_datetime", Node::text(format_local(self.at))),
+            ("updated_datetime", Node::text(zone.format(self.at))),
             ("description", Node::text(self.description.clone())),
             ("media_url", Node::text("")),
         ])
@@ -910,6 +932,7 @@ fn case_updates(
     history: &[HistoryEntry],
     definitions: &DefinitionRegistry,
     org: &OrgChart,
+    zone: &Zone,
 ) -> Vec<Update> {
     let mut workflow: Option<DefinitionRef> = None;
     let mut out = Vec::new();
@@ -932,7 +955,7 @@ fn case_updates(
                     continue;
                 }
                 let description = answer.unwrap_or_else(|| {
-                    note(&entry.event, definition.map(AsRef::as_ref), org)
+                    note(&entry.event, definition.map(AsRef::as_ref), org, zone)
                         .map(|(_, d)| d)
                         .unwrap_or_default()
                 });
@@ -1013,7 +1036,8 @@ mod tests {
 
     #[test]
     fn datetimes_need_a_zone_and_forgive_a_lost_plus() {
-        let at = |text: &str| parse_datetime(text).map(format_local);
+        let shanghai = Zone::shanghai();
+        let at = |text: &str| parse_datetime(text).map(|at| shanghai.format(at));
         assert_eq!(
             at("2026-04-01T09:30:00+08:00").as_deref(),
             Ok("2026-04-01T09:30:00+08:00")
@@ -1028,6 +1052,15 @@ mod tests {
         );
         assert_eq!(
             at("2026-04-01T09:30+08:00").as_deref(),
+            Ok("2026-04-01T09:30:00+08:00")
+        );
+        // Any offset, and a lost `+` of another zone's offset too.
+        assert_eq!(
+            at("2026-04-01T03:30:00 02:00").as_deref(),
+            Ok("2026-04-01T09:30:00+08:00")
+        );
+        assert_eq!(
+            at("2026-03-31T21:30-04:00").as_deref(),
             Ok("2026-04-01T09:30:00+08:00")
         );
         for bad in [

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Method};
 use axum::routing::{get, put};
 use axum::{Extension, Json};
-use civicflow_core::calendar::{format_local, CalendarError, YearSchedule};
+use civicflow_core::calendar::{CalendarError, YearSchedule, Zone};
 use civicflow_core::domain::org::roles;
 use civicflow_core::domain::Rejection;
 use civicflow_core::engine::{CalendarOverview, Command, Outcome, YearOrigin};
@@ -138,11 +138,11 @@ async fn overview(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let overview = state
         .blocking(|engine| engine.calendar_overview())
         .await??;
-    Ok(Json(overview_json(&overview)))
+    Ok(Json(overview_json(&overview, &state.zone())))
 }
 
-/// The overview as the API shows it.
-pub fn overview_json(overview: &CalendarOverview) -> Value {
+/// The overview as the API shows it, its times in `zone`.
+pub fn overview_json(overview: &CalendarOverview, zone: &Zone) -> Value {
     let years: Vec<Value> = overview
         .years
         .iter()
@@ -159,7 +159,7 @@ pub fn overview_json(overview: &CalendarOverview) -> Value {
                 YearOrigin::Published { revision, at } => {
                     value["origin"] = json!("published");
                     value["revision"] = json!(revision);
-                    value["published_at"] = json!(format_local(at));
+                    value["published_at"] = json!(zone.format(at));
                 }
             }
             value
@@ -170,7 +170,7 @@ pub fn overview_json(overview: &CalendarOverview) -> Value {
         "revision": overview.revision,
         "years": years,
         "covered_through": overview.covered_through,
-        "coverage_ends_at": format_local(overview.coverage_ends_at),
+        "coverage_ends_at": zone.format(overview.coverage_ends_at),
     })
 }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
-use civicflow_core::calendar::parse_rfc3339;
+use civicflow_core::calendar::{parse_rfc3339, Zone};
 use civicflow_core::domain::case::{
     Channel, Place, ADDRESS_CHARS_MAX, ADDRESS_ID_CHARS_MAX, MEDIA_URL_CHARS_MAX,
 };
@@ -485,8 +485,8 @@ fn contact(body: RequesterBody) -> ApiResult<ContactDetails> {
     Ok(details)
 }
 
-/// A case as the API shows it.
-pub fn case_json(view: &CaseView) -> Value {
+/// A case as the API shows it, its times written in `zone` (the calendar's).
+pub fn case_json(view: &CaseView, zone: &Zone) -> Value {
     let state = &view.state;
     let actions: Vec<Value> = view
         .available_actions
@@ -527,16 +527,16 @@ pub fn case_json(view: &CaseView) -> Value {
         "lead_unit_id": state.lead.as_str(),
         "co_handlers": state.co_handlers.iter().map(UnitId::as_str).collect::<Vec<_>>(),
         "channel": format!("{:?}", state.channel).to_lowercase(),
-        "fields": state.fields.iter().map(|(k, v)| (k.clone(), fields::to_json(v))).collect::<Map<_, _>>(),
-        "opened_at": civicflow_core::calendar::format_local(state.opened_at),
-        "updated_at": civicflow_core::calendar::format_local(state.updated_at),
-        "closed_at": state.closed_at.map(civicflow_core::calendar::format_local),
+        "fields": state.fields.iter().map(|(k, v)| (k.clone(), fields::to_json(v, zone))).collect::<Map<_, _>>(),
+        "opened_at": zone.format(state.opened_at),
+        "updated_at": zone.format(state.updated_at),
+        "closed_at": state.closed_at.map(|at| zone.format(at)),
         "rating": state.rating,
         "merged_into": state.merged_into.map(|c| c.to_string()),
         "deadline": state.deadline.as_ref().map(|d| json!({
             "seq": d.seq,
             "stage": d.stage,
-            "due_at": civicflow_core::calendar::format_local(d.due_at),
+            "due_at": zone.format(d.due_at),
             // Counted on plain weekdays for a year the calendar has no data for yet; computed
             // again when the year is published.
             "provisional": d.is_provisional(),
@@ -598,19 +598,20 @@ async fn read(
                     })?,
             )),
         };
+    let zone = state.zone();
     let Some(as_of) = as_of else {
         let view = state.engine().case(&caller.acting, id)?;
-        return Ok(Json(case_json(&view)));
+        return Ok(Json(case_json(&view, &zone)));
     };
     let then = state.engine().case_as_of(&caller.acting, id, as_of)?;
-    let mut body = case_json(&then.view);
+    let mut body = case_json(&then.view, &zone);
     if let Value::Object(fields) = &mut body {
         fields.insert(
             "as_of".to_owned(),
             json!({
                 "version": then.view.state.version.map_or(0, Version::get),
                 "time": match as_of {
-                    AsOf::Time(at) => Value::String(civicflow_core::calendar::format_local(at)),
+                    AsOf::Time(at) => Value::String(zone.format(at)),
                     AsOf::Version(_) => Value::Null,
                 },
                 "current_version": then.current_version.get(),
@@ -719,6 +720,7 @@ async fn history(
 ) -> ApiResult<Json<Value>> {
     let id = case_id(&id)?;
     let entries = state.engine().history(&caller.acting, id)?;
+    let zone = state.zone();
     let events: Vec<Value> = entries
         .iter()
         .map(|entry| {
@@ -728,7 +730,7 @@ async fn history(
                 "version": r.version.get(),
                 "type": r.event_type.as_str(),
                 "schema_version": r.schema_version,
-                "recorded_at": civicflow_core::calendar::format_local(r.recorded_at),
+                "recorded_at": zone.format(r.recorded_at),
                 "actor": {
                     "id": r.actor.id.as_str(),
                     "role": r.actor.role.as_str(),

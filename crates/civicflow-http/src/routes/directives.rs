@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
-use civicflow_core::calendar::Span;
+use civicflow_core::calendar::{Span, Zone};
 use civicflow_core::domain::directive::{sight, DirectiveKind, PartProgress, Sight};
 use civicflow_core::domain::org::{roles, Acting, OrgChart};
 use civicflow_core::engine::{Command, Outcome, SubmitOptions};
@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use super::cases::NOT_BLANK;
 use super::reports::{
-    fresh_view, page_json, page_params, page_schema, projection_error, time, QueryParams,
+    fresh_view, page_json, page_params, page_schema, projection_error, QueryParams,
 };
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
@@ -370,13 +370,13 @@ async fn issue(
     ))
 }
 
-fn summary_json(summary: &DirectiveSummary) -> Value {
+fn summary_json(summary: &DirectiveSummary, zone: &Zone) -> Value {
     json!({
         "id": summary.id.to_string(),
         "title": summary.title,
         "kind": summary.kind,
         "issued_by": summary.issued_by.as_str(),
-        "issued_at": time(summary.issued_at),
+        "issued_at": zone.format(summary.issued_at),
         "units": summary.units,
         "acknowledged": summary.acknowledged,
         "reported": summary.reported,
@@ -422,13 +422,20 @@ async fn list(
     let mut items = Vec::with_capacity(paged.items.len());
     for summary in &paged.items {
         if sees(&view, &caller.acting, &org, summary).map_err(projection_error)? {
-            items.push(summary_json(summary));
+            items.push(summary_json(summary, &state.zone()));
         }
     }
     Ok(Json(page_json(items, paged.next.as_ref())))
 }
 
-fn tree_json(tree: &DirectiveTree, sight: Sight, acting: &Acting, org: &OrgChart) -> Value {
+fn tree_json(
+    tree: &DirectiveTree,
+    sight: Sight,
+    acting: &Acting,
+    org: &OrgChart,
+    zone: &Zone,
+) -> Value {
+    let time = |at: civicflow_core::Timestamp| zone.format(at);
     let rolled: BTreeMap<u32, &PartProgress> =
         tree.progress.parts.iter().map(|p| (p.index, p)).collect();
     let visible: Vec<_> = tree
@@ -459,7 +466,7 @@ fn tree_json(tree: &DirectiveTree, sight: Sight, acting: &Acting, org: &OrgChart
             })
         })
         .collect();
-    let mut body = summary_json(&tree.summary);
+    let mut body = summary_json(&tree.summary, zone);
     if sight == Sight::Subtree {
         // The totals of what the caller sees.
         let count = |f: &dyn Fn(&PartDetail) -> bool| visible.iter().filter(|p| f(p)).count();
@@ -499,7 +506,13 @@ async fn read(
     if sight == Sight::None {
         return Err(not_found());
     }
-    Ok(Json(tree_json(&tree, sight, &caller.acting, &org)))
+    Ok(Json(tree_json(
+        &tree,
+        sight,
+        &caller.acting,
+        &org,
+        &state.zone(),
+    )))
 }
 
 /// The command on the caller's part, after checking the caller may see the directive (404

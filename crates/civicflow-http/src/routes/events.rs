@@ -97,6 +97,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
+use civicflow_core::calendar::Zone;
 use civicflow_core::domain::access::TokenId;
 use civicflow_core::domain::aggregate::{Aggregate, Fold};
 use civicflow_core::domain::case::{self, Case, CaseEvent, CaseState};
@@ -549,15 +550,16 @@ fn error_event(message: &str) -> Event {
         .data(json!({"code": "internal", "message": message}).to_string())
 }
 
-/// The JSON of a recorded event (without its payload).
-fn event_json(r: &RecordedEvent) -> Value {
+/// The JSON of a recorded event (without its payload), its time written in `zone` (the
+/// calendar's).
+fn event_json(r: &RecordedEvent, zone: &Zone) -> Value {
     json!({
         "position": r.position.get(),
         "version": r.version.get(),
         "stream": r.stream.as_str(),
         "type": r.event_type.as_str(),
         "schema_version": r.schema_version,
-        "recorded_at": civicflow_core::calendar::format_local(r.recorded_at),
+        "recorded_at": zone.format(r.recorded_at),
         "actor": {
             "id": r.actor.id.as_str(),
             "role": r.actor.role.as_str(),
@@ -852,10 +854,10 @@ impl CaseFeed {
                 self.ended = true;
             }
         }
-        let mut data = event_json(recorded);
+        let mut data = event_json(recorded, self.state.engine().calendar().zone());
         data["case"] = json!(self.case.to_string());
         if let Some(event) = &event {
-            data["summary"] = json!(summarize(event));
+            data["summary"] = json!(summarize(event, self.state.engine().calendar().zone()));
         }
         if let Some(state) = &self.current {
             if state.version == Some(recorded.version) {
@@ -1039,9 +1041,9 @@ impl UnitFeed {
         if !(concerned_before || concerned_after) {
             return None;
         }
-        let mut data = event_json(recorded);
+        let mut data = event_json(recorded, self.state.engine().calendar().zone());
         data["case"] = json!(id.to_string());
-        data["summary"] = json!(summarize(&event));
+        data["summary"] = json!(summarize(&event, self.state.engine().calendar().zone()));
         if let Some(lead) = lead {
             data["lead_unit_id"] = json!(lead);
         }
@@ -1071,11 +1073,11 @@ impl UnitFeed {
         if !directive::concerns_subtree(&unit, &self.root, &self.acting, &self.org) {
             return None;
         }
-        let mut data = event_json(recorded);
+        let mut data = event_json(recorded, self.state.engine().calendar().zone());
         data["directive"] = json!(id.to_string());
         data["part"] = json!(index);
         data["unit_id"] = json!(unit.as_str());
-        if let Some(summary) = part_summary(&event) {
+        if let Some(summary) = part_summary(&event, self.state.engine().calendar().zone()) {
             data["summary"] = json!(summary);
         }
         Some(data)
@@ -1113,7 +1115,7 @@ impl UnitFeed {
         if !directive::concerns_subtree(&issued.issued_by, &self.root, &self.acting, &self.org) {
             return None;
         }
-        let mut data = event_json(recorded);
+        let mut data = event_json(recorded, self.state.engine().calendar().zone());
         data["directive"] = json!(id.to_string());
         data["unit_id"] = json!(issued.issued_by.as_str());
         data["summary"] = json!(format!(
@@ -1149,8 +1151,8 @@ impl UnitFeed {
     }
 }
 
-/// A one-line description of a directive part's event.
-fn part_summary(event: &PartEvent) -> Option<String> {
+/// A one-line description of a directive part's event, a time written in `zone`.
+fn part_summary(event: &PartEvent, zone: &Zone) -> Option<String> {
     Some(match event {
         PartEvent::Assigned(e) => format!("part {} assigned to {}", e.part.index, e.part.unit),
         PartEvent::Acknowledged(e) if e.note.is_empty() => "acknowledged".to_owned(),
@@ -1159,7 +1161,7 @@ fn part_summary(event: &PartEvent) -> Option<String> {
         PartEvent::DeadlineSet(e) => format!(
             "deadline {} set: report by {}",
             e.seq,
-            civicflow_core::calendar::format_local(e.due_at)
+            zone.format(e.due_at)
         ),
         PartEvent::DeadlineMet(e) => format!("deadline {} met", e.seq),
         PartEvent::DeadlineMissed(e) => format!("deadline {} MISSED", e.seq),

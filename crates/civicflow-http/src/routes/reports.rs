@@ -23,7 +23,7 @@ use axum::extract::{Query, State};
 use axum::http::{Method, Uri};
 use axum::routing::get;
 use axum::{Extension, Json};
-use civicflow_core::calendar::{format_local, from_local, parse_rfc3339, LocalDate};
+use civicflow_core::calendar::{parse_rfc3339, LocalDate, Zone};
 use civicflow_core::domain::lists::ListKind;
 use civicflow_core::domain::org::{roles, OrgChart, Tier};
 use civicflow_core::domain::workflow::WorkflowId;
@@ -301,17 +301,17 @@ impl QueryParams {
         }
     }
 
-    /// A moment: RFC 3339 (`2026-04-14T09:30:00+08:00`) or a date (`2026-04-14`, its
-    /// midnight in Asia/Shanghai).
+    /// A moment: RFC 3339 (`2026-04-14T09:30:00+08:00`, any offset) or a date
+    /// (`2026-04-14`, its midnight in `zone`, the calendar's).
     ///
     /// # Errors
     /// 400 naming the parameter.
-    pub(crate) fn time(&self, name: &str) -> ApiResult<Option<Timestamp>> {
+    pub(crate) fn time(&self, name: &str, zone: &Zone) -> ApiResult<Option<Timestamp>> {
         let Some(text) = self.get(name) else {
             return Ok(None);
         };
         let parsed = if text.len() == 10 {
-            LocalDate::parse(text).and_then(|date| from_local(date, 0))
+            LocalDate::parse(text).and_then(|date| zone.from_local(date, 0))
         } else {
             parse_rfc3339(text)
         };
@@ -386,11 +386,6 @@ pub(crate) fn unit_in_scope(
         return Err(not_found());
     }
     Ok(unit)
-}
-
-/// A time as the API shows it (Asia/Shanghai, ISO 8601 with the offset).
-pub(crate) fn time(at: Timestamp) -> String {
-    format_local(at)
 }
 
 /// A page as the API shows it.
@@ -614,7 +609,8 @@ fn inbox_schema() -> Value {
     })
 }
 
-fn inbox_item_json(item: &InboxItem) -> Value {
+fn inbox_item_json(item: &InboxItem, zone: &Zone) -> Value {
+    let time = |at: Timestamp| zone.format(at);
     let actions: Vec<Value> = item
         .actions
         .expanded()
@@ -670,7 +666,14 @@ async fn inbox(
     let view = fresh_view(&state, unit_inbox::NAME).await?;
     let Paged { items, next } =
         unit_inbox::inbox(&view, &unit, role.as_ref(), &page).map_err(projection_error)?;
-    let mut body = page_json(items.iter().map(inbox_item_json).collect(), next.as_ref());
+    let zone = state.zone();
+    let mut body = page_json(
+        items
+            .iter()
+            .map(|item| inbox_item_json(item, &zone))
+            .collect(),
+        next.as_ref(),
+    );
     body["unit_id"] = json!(unit.as_str());
     body["role"] = json!(role.as_ref().map(Role::as_str));
     Ok(Json(body))
@@ -706,7 +709,8 @@ fn board_schema() -> Value {
     page_schema(board_row_schema())
 }
 
-fn board_row_json(row: &CaseRow) -> Value {
+fn board_row_json(row: &CaseRow, zone: &Zone) -> Value {
+    let time = |at: Timestamp| zone.format(at);
     json!({
         "id": row.id.to_string(),
         "workflow": row.workflow.to_string(),
@@ -766,14 +770,15 @@ async fn board(
             .field("status"))
         }
     }
-    filter.opened_from = params.time("opened_from")?;
-    filter.opened_until = params.time("opened_until")?;
+    let zone = state.zone();
+    filter.opened_from = params.time("opened_from", &zone)?;
+    filter.opened_until = params.time("opened_until", &zone)?;
     let page = params.page()?;
     let view = fresh_view(&state, case_board::NAME).await?;
     let Paged { items, next } =
         case_board::list(&view, &filter, &page).map_err(projection_error)?;
     Ok(Json(page_json(
-        items.iter().map(board_row_json).collect(),
+        items.iter().map(|row| board_row_json(row, &zone)).collect(),
         next.as_ref(),
     )))
 }
@@ -808,7 +813,8 @@ fn overdue_schema() -> Value {
     })
 }
 
-fn overdue_item_json(item: &OverdueItem) -> Value {
+fn overdue_item_json(item: &OverdueItem, zone: &Zone) -> Value {
+    let time = |at: Timestamp| zone.format(at);
     json!({
         "kind": item.kind,
         "subject": subject_json(&item.subject),
@@ -831,7 +837,11 @@ async fn overdue_report(
     let params = QueryParams::parse(&uri, &["now"])?;
     let org = state.engine().org();
     let unit = unit_in_scope(&org, &caller, &id, "id")?;
-    let now = params.time("now")?.unwrap_or_else(|| state.engine().now());
+    let zone = state.zone();
+    let time = |at: Timestamp| zone.format(at);
+    let now = params
+        .time("now", &zone)?
+        .unwrap_or_else(|| state.engine().now());
     let units = org.subtree(&unit);
     let view = fresh_view(&state, overdue::NAME).await?;
     let report = overdue::report(&view, &units, now).map_err(projection_error)?;
@@ -862,7 +872,11 @@ async fn overdue_report(
             "running_overdue": running,
         },
         "counts": counts,
-        "items": report.items.iter().map(overdue_item_json).collect::<Vec<_>>(),
+        "items": report
+            .items
+            .iter()
+            .map(|item| overdue_item_json(item, &zone))
+            .collect::<Vec<_>>(),
     })))
 }
 
@@ -1106,6 +1120,8 @@ async fn list_items(
     let retired = params.flag("retired")?;
     let page = params.page()?;
     let org = state.engine().org();
+    let zone = state.zone();
+    let time = |at: Timestamp| zone.format(at);
     let view = fresh_view(&state, lists::NAME).await?;
     let Paged { items, next } =
         lists::list(&view, list, retired, &page).map_err(projection_error)?;
@@ -1173,6 +1189,8 @@ async fn standing(
     let row = shop_standing::standing(&view, &unit)
         .map_err(projection_error)?
         .unwrap_or_default();
+    let zone = state.zone();
+    let time = |at: Timestamp| zone.format(at);
     let history: Vec<Value> = row
         .history
         .iter()

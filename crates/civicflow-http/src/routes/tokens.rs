@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
-use civicflow_core::calendar::format_local;
+use civicflow_core::calendar::Zone;
 use civicflow_core::domain::access::{grant_visible, Grant, TokenId};
 use civicflow_core::domain::org::{roles, Acting};
 use serde::Deserialize;
@@ -85,16 +85,16 @@ pub const NAME_MAX: usize = 100;
 /// The most characters of a revocation's reason (the core's own limit).
 pub const REASON_MAX: usize = civicflow_core::domain::access::REVOKE_REASON_CHARS_MAX;
 
-/// A token as listed: never its secret, never its hash.
-fn grant_json(grant: &Grant) -> Value {
+/// A token as listed: never its secret, never its hash; its times written in `zone`.
+fn grant_json(grant: &Grant, zone: &Zone) -> Value {
     json!({
         "id": grant.token.to_string(),
         "actor": grant.acting.actor.as_str(),
         "role": grant.acting.role.as_str(),
         "unit_id": grant.acting.unit.as_str(),
         "name": grant.name,
-        "issued_at": format_local(grant.issued_at),
-        "revoked_at": grant.revoked_at.map(format_local),
+        "issued_at": zone.format(grant.issued_at),
+        "revoked_at": grant.revoked_at.map(|at| zone.format(at)),
     })
 }
 
@@ -196,7 +196,7 @@ async fn list(
         .tokens
         .values()
         .filter(|grant| grant_visible(grant, &caller.acting, &org))
-        .map(grant_json)
+        .map(|grant| grant_json(grant, &state.zone()))
         .collect();
     Ok(Json(json!({ "tokens": listed })))
 }
@@ -254,7 +254,7 @@ async fn issue(
         .tokens
         .get(&id)
         .ok_or_else(|| ApiError::internal("an issued token is not in the log"))?;
-    let mut answer = grant_json(grant);
+    let mut answer = grant_json(grant, &state.zone());
     answer["token"] = json!(secret.expose());
     let mut response = (StatusCode::CREATED, Json(answer)).into_response();
     // The secret is in this answer only: no cache keeps it.
@@ -301,5 +301,5 @@ async fn revoke(
         .tokens
         .get(&grant.token)
         .ok_or_else(|| ApiError::internal("a revoked token is not in the log"))?;
-    Ok(Json(grant_json(grant)))
+    Ok(Json(grant_json(grant, &state.zone())))
 }

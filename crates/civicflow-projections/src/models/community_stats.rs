@@ -1,9 +1,11 @@
-//! Community statistics (`community_stats`): the figures the seed reports, per year
-//! (Asia/Shanghai) and overall, for all communities together and for each community.
+//! Community statistics (`community_stats`): the figures the seed reports, per year (in the
+//! calendar's time zone, Asia/Shanghai by default) and overall, for all communities together
+//! and for each community.
 //!
 //! # Figures
 //!
-//! Years are calendar years in Asia/Shanghai ([`civicflow_core::calendar::to_local`]). A
+//! Years are calendar years in the zone given to [`CommunityStats::new`], the engine's
+//! calendar's ([`civicflow_core::calendar::Zone::to_local`]). A
 //! case belongs to the community above the unit it was filed at, as the org chart stood when
 //! it was opened (a case filed at a unit under no community counts only in the figures of all
 //! communities).
@@ -59,7 +61,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use civicflow_core::calendar::to_local;
+use civicflow_core::calendar::Zone;
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::org::{roles, OrgEvent, Tier};
@@ -186,8 +188,8 @@ fn scope_key(community: Option<&UnitId>) -> Vec<u8> {
     }
 }
 
-fn local_year(at: Timestamp) -> Result<i32, ProjectionError> {
-    to_local(at)
+fn local_year(zone: &Zone, at: Timestamp) -> Result<i32, ProjectionError> {
+    zone.to_local(at)
         .map(|(date, _)| date.year())
         .map_err(|e| ProjectionError::event(format!("a time outside the calendar: {e}")))
 }
@@ -224,17 +226,21 @@ pub struct CommunityStats {
     /// Every stage that is terminal in some definition: an action to any other stage cannot
     /// close a case, so it is skipped without reading the case.
     terminal_stages: HashSet<String>,
+    /// Where years begin and end: the engine's calendar's zone.
+    zone: Zone,
 }
 
 impl Default for CommunityStats {
+    /// The built-in workflows, years in Asia/Shanghai.
     fn default() -> Self {
-        Self::new(Arc::new(DefinitionRegistry::built_in()))
+        Self::new(Arc::new(DefinitionRegistry::built_in()), Zone::shanghai())
     }
 }
 
 impl CommunityStats {
-    /// The projection, knowing terminal stages from `definitions` (give it the engine's).
-    pub fn new(definitions: Arc<DefinitionRegistry>) -> Self {
+    /// The projection, knowing terminal stages from `definitions` and counting years in
+    /// `zone` (give it the engine's definitions and its calendar's zone).
+    pub fn new(definitions: Arc<DefinitionRegistry>, zone: Zone) -> Self {
         let terminal_stages = definitions
             .all()
             .flat_map(|d| d.stages.iter().filter(|s| s.terminal).map(|s| s.id.clone()))
@@ -242,6 +248,7 @@ impl CommunityStats {
         Self {
             definitions,
             terminal_stages,
+            zone,
         }
     }
 
@@ -301,7 +308,7 @@ impl CommunityStats {
                     return Ok(());
                 }
                 let community = community_of(tx, &e.unit)?;
-                let year = local_year(e.at)?;
+                let year = local_year(&self.zone, e.at)?;
                 for key in figure_keys(community.as_ref(), year) {
                     tx.entry(&FIGURES, &key)?
                         .or_insert_with(Figures::default)
@@ -332,12 +339,14 @@ impl CommunityStats {
                     // `held_on` is what people typed: a date the calendar cannot place falls
                     // back to the action's own time rather than stopping the projection.
                     let year = match e.fields.get("held_on") {
-                        Some(FieldValue::Datetime(at)) => to_local(*at).ok().map(|(d, _)| d.year()),
+                        Some(FieldValue::Datetime(at)) => {
+                            self.zone.to_local(*at).ok().map(|(d, _)| d.year())
+                        }
                         _ => None,
                     };
                     let year = match year {
                         Some(year) => year,
-                        None => local_year(e.at)?,
+                        None => local_year(&self.zone, e.at)?,
                     };
                     let (participants, beneficiaries, volunteers) = (
                         count(&e.fields, "participants"),
@@ -361,7 +370,7 @@ impl CommunityStats {
                 if closes {
                     let micros = e.at.as_unix_micros() - row.opened_at.as_unix_micros();
                     let seconds = u64::try_from(micros / 1_000_000).unwrap_or(0);
-                    let year = local_year(e.at)?;
+                    let year = local_year(&self.zone, e.at)?;
                     for key in figure_keys(row.community.as_ref(), year) {
                         let workflow = tx
                             .entry(&FIGURES, &key)?
@@ -392,7 +401,7 @@ impl CommunityStats {
                 let Some(row) = tx.get(&CASES, case.as_bytes())?.cloned() else {
                     return Ok(());
                 };
-                let year = local_year(event.recorded_at)?;
+                let year = local_year(&self.zone, event.recorded_at)?;
                 for key in figure_keys(row.community.as_ref(), year) {
                     tx.entry(&FIGURES, &key)?
                         .or_insert_with(Figures::default)

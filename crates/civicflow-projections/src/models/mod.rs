@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use civicflow_core::calendar::Zone;
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::workflow::DefinitionRegistry;
 use civicflow_core::{Timestamp, UnitId};
@@ -23,17 +24,22 @@ pub mod shop_standing;
 pub mod unit_inbox;
 
 /// Every read model, ready for [`Runner::start`](crate::Runner::start). Models that read
-/// workflow definitions (step names, deadlines, what counts as resolved) share `definitions`.
-pub fn all(definitions: Arc<DefinitionRegistry>) -> Vec<Box<dyn Projection>> {
+/// workflow definitions (step names, deadlines, what counts as resolved) share `definitions`;
+/// models that count by local month or year count them in `zone` (give them the engine's
+/// calendar's: `engine.calendar().zone().clone()`).
+pub fn all(definitions: Arc<DefinitionRegistry>, zone: Zone) -> Vec<Box<dyn Projection>> {
     vec![
         Box::new(case_board::CaseBoard::new(definitions.clone())),
         Box::new(unit_inbox::UnitInbox::new(definitions.clone())),
         Box::new(overdue::OverdueReports::new()),
-        Box::new(rates::Rates::new()),
+        Box::new(rates::Rates::new(zone.clone())),
         Box::new(directive_progress::DirectiveProgress),
         Box::new(shop_standing::ShopStanding),
         Box::new(lists::Lists),
-        Box::new(community_stats::CommunityStats::new(definitions.clone())),
+        Box::new(community_stats::CommunityStats::new(
+            definitions.clone(),
+            zone,
+        )),
         Box::new(open311_requests::Open311Requests::new(definitions)),
     ]
 }

@@ -6,7 +6,8 @@
 //! Every figure is counted for **the unit that led the case when the event happened** (the
 //! lead as of the events before it in the case's stream: a deadline closed by a reassignment
 //! counts for the unit that had the case, not the one it went to) and for the **calendar month
-//! in Asia/Shanghai** of the event's `recorded_at` (`civicflow_core::calendar::to_local`).
+//! in the calendar's time zone** (Asia/Shanghai by default; [`Rates::new`] takes it) of the
+//! event's `recorded_at` (`civicflow_core::calendar::Zone::to_local`).
 //! Only case events count; directive parts are not requests.
 //!
 //! - **Response rate (响应率)** = deadlines closed in time / deadlines closed, that is
@@ -39,7 +40,7 @@
 
 use std::cmp::Ordering;
 
-use civicflow_core::calendar::to_local;
+use civicflow_core::calendar::Zone;
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::fields::FieldValue;
 use civicflow_core::{Timestamp, UnitId};
@@ -156,19 +157,24 @@ pub struct Ranked {
 }
 
 /// The 三率 projection.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Rates;
+#[derive(Debug, Clone, Default)]
+pub struct Rates {
+    /// Where months begin and end: the engine's calendar's zone (Asia/Shanghai by default).
+    zone: Zone,
+}
 
 impl Rates {
-    /// The projection.
-    pub fn new() -> Self {
-        Self
+    /// The projection, counting months in `zone` (give it the engine's calendar's).
+    pub fn new(zone: Zone) -> Self {
+        Self { zone }
     }
 }
 
-/// `YYYY-MM` of a moment in Asia/Shanghai.
-fn month_of(at: Timestamp) -> Result<[u8; 7], ProjectionError> {
-    let (date, _) = to_local(at).map_err(|e| ProjectionError::event(e.to_string()))?;
+/// `YYYY-MM` of a moment in `zone`.
+fn month_of(zone: &Zone, at: Timestamp) -> Result<[u8; 7], ProjectionError> {
+    let (date, _) = zone
+        .to_local(at)
+        .map_err(|e| ProjectionError::event(e.to_string()))?;
     let text = format!("{:04}-{:02}", date.year(), date.month());
     <[u8; 7]>::try_from(text.as_bytes())
         .map_err(|_| ProjectionError::event(format!("month {text} is not YYYY-MM")))
@@ -245,7 +251,7 @@ impl Projection for Rates {
         let Some(lead) = tx.get(&LEADS, id.as_bytes())?.cloned() else {
             return Ok(());
         };
-        let key = month_key(&month_of(event.recorded_at)?, &lead);
+        let key = month_key(&month_of(&self.zone, event.recorded_at)?, &lead);
         count(tx.entry(&MONTHS, &key)?.or_insert_with(RateCounts::default));
         Ok(())
     }

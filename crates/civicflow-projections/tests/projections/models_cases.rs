@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{acting, role, unit, Scratch};
-use civicflow_core::calendar::Span;
+use civicflow_core::calendar::{Span, Zone};
 use civicflow_core::domain::case::{
     ActionTaken, CaseEvent, CaseOpened, Channel, DeadlineMet, DeadlineMissed, LeadAssigned,
     SatisfactionRated,
@@ -133,7 +133,7 @@ impl Rig {
             Box::new(CaseBoard::new(definitions.clone())),
             Box::new(UnitInbox::new(definitions)),
             Box::new(OverdueReports::new()),
-            Box::new(Rates::new()),
+            Box::new(Rates::new(Zone::shanghai())),
         ];
         let runner = Runner::start(
             engine.log().clone(),
@@ -484,6 +484,11 @@ fn opened(case: CaseId, at_unit: &str, at: Timestamp) -> CaseEvent {
 }
 
 fn start_runner(log: &SledLog, dir: &std::path::Path) -> Runner {
+    start_runner_in(log, dir, Zone::shanghai())
+}
+
+/// [`start_runner`] with the rates counted in `zone`.
+fn start_runner_in(log: &SledLog, dir: &std::path::Path, zone: Zone) -> Runner {
     let definitions = Arc::new(registry());
     let store = Arc::new(SledReadModels::open(dir).expect("store"));
     Runner::start(
@@ -491,7 +496,7 @@ fn start_runner(log: &SledLog, dir: &std::path::Path) -> Runner {
         store,
         vec![
             Box::new(CaseBoard::new(definitions)),
-            Box::new(Rates::new()),
+            Box::new(Rates::new(zone)),
         ],
         RunnerOptions {
             batch_events_max: 7,
@@ -1119,6 +1124,37 @@ fn lead(to: &str, from: &str) -> CaseEvent {
 
 fn rated(rating: u8) -> CaseEvent {
     CaseEvent::SatisfactionRated(SatisfactionRated { rating })
+}
+
+#[test]
+fn rates_count_months_in_the_zone_they_are_given() {
+    // 2026-04-01 04:00 in Shanghai is 2026-03-31 16:00 in New York: April in one, March in
+    // the other.
+    let t = shanghai(2026, 4, 1, 4, 0);
+    for (zone, month, other) in [
+        (Zone::shanghai(), "2026-04", "2026-03"),
+        (
+            Zone::named("America/New_York").expect("a zone"),
+            "2026-03",
+            "2026-04",
+        ),
+    ] {
+        let scratch = Scratch::new("rates-zone");
+        let clock = ManualClock::new(t);
+        let log = raw_log(&scratch.0.join("log"), &clock);
+        let case = CaseId::from_bytes([9; 16]);
+        append(&log, case, &[opened(case, "grid-1", t), missed(1, t)]);
+        let runner = start_runner_in(&log, &scratch.0.join("rm"), zone.clone());
+        runner.wait_until_caught_up(WAIT).expect("caught up");
+        let view = runner.view(rates::NAME).expect("view");
+        let counted = rates::month(&view, month).expect("month");
+        assert_eq!(counted.len(), 1, "{zone}: {counted:#?}");
+        assert_eq!(counted[0].counts.missed, 1, "{zone}");
+        assert!(
+            rates::month(&view, other).expect("month").is_empty(),
+            "{zone}"
+        );
+    }
 }
 
 #[test]

@@ -969,7 +969,10 @@ fn a_rebuild_equals_the_model_built_incrementally() {
 #[test]
 fn the_model_is_registered_with_the_others() {
     let names = models::names();
-    let all = models::all(Arc::new(DefinitionRegistry::built_in()));
+    let all = models::all(
+        Arc::new(DefinitionRegistry::built_in()),
+        civicflow_core::calendar::Zone::shanghai(),
+    );
     assert_eq!(names.len(), all.len());
     let index = names
         .iter()

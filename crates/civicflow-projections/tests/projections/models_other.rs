@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{acting, unit, Scratch};
-use civicflow_core::calendar::{from_local, LocalDate, Span};
+use civicflow_core::calendar::{LocalDate, Span, Zone};
 use civicflow_core::domain::case::{ActionTaken, CaseEvent, CaseOpened, Channel};
 use civicflow_core::domain::directive::DirectiveKind;
 use civicflow_core::domain::fields::{FieldValue, Fields};
@@ -55,11 +55,12 @@ fn text(t: &str) -> FieldValue {
 
 /// An instant given in Asia/Shanghai local time.
 fn local(year: i32, month: u32, day: u32, minute: u16) -> Timestamp {
-    from_local(
-        LocalDate::new(year, month, day).expect("a valid date"),
-        minute,
-    )
-    .expect("a valid minute")
+    Zone::shanghai()
+        .from_local(
+            LocalDate::new(year, month, day).expect("a valid date"),
+            minute,
+        )
+        .expect("a valid minute")
 }
 
 /// An engine on a manual clock, and a read-model store beside it. Fields drop in order: the
@@ -1521,6 +1522,49 @@ fn withdrawn(at: Timestamp) -> CaseEvent {
         fields: Fields::new(),
         at,
     })
+}
+
+#[test]
+fn community_years_are_counted_in_the_zone_given() {
+    // 2026-01-01 02:00 in Shanghai is still 2025-12-31 (13:00) in New York.
+    let at = local(2026, 1, 1, 2 * 60);
+    for (zone, year, other) in [
+        (Zone::shanghai(), 2026, 2025),
+        (Zone::named("America/New_York").expect("a zone"), 2025, 2026),
+    ] {
+        let scratch = Scratch::new("stats-zone");
+        let log = SledLogConfig::new(scratch.0.join("log"))
+            .durability(Durability::Flush)
+            .open()
+            .expect("log");
+        let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
+        let case = CaseId::new_v7(at);
+        append_case(
+            &log,
+            case,
+            &[opened(case, "service-request", at), withdrawn(at)],
+        );
+        let runner = Runner::start(
+            Arc::new(log.clone()),
+            store,
+            vec![Box::new(CommunityStats::new(
+                Arc::new(civicflow_core::domain::workflow::DefinitionRegistry::built_in()),
+                zone.clone(),
+            ))],
+            RunnerOptions::default(),
+        )
+        .expect("start");
+        runner.wait_until_caught_up(WAIT).expect("caught up");
+        let view = runner.view(community_stats::NAME).expect("view");
+        let opened_in = |year| {
+            community_stats::stats(&view, Some(year))
+                .expect("read")
+                .workflows
+                .get("service-request")
+                .map_or(0, |w| w.opened)
+        };
+        assert_eq!((opened_in(year), opened_in(other)), (1, 0), "{zone}");
+    }
 }
 
 #[test]

@@ -739,7 +739,7 @@ effects = ["reopen"]
     #[cfg(feature = "testkit")]
     #[rustfmt::skip]
     mod example {
-use crate::calendar::{from_local, to_local, LocalDate};
+use crate::calendar::{LocalDate, Zone};
 use crate::domain::case::{Case, CaseCommand, Channel, OpenCase};
 use crate::domain::fields::{FieldValue, Fields};
 use crate::domain::org::{Acting, ActorKind, OrgCommand, Tier};
@@ -784,8 +784,9 @@ fn a_dark_streetlight_is_dispatched_repaired_and_rated() -> Result<(), Box<dyn s
         chart.extend(grant(acting));
     }
 
-    // Friday 2026-03-06 16:30 in Shanghai.
-    let friday = from_local(LocalDate::parse("2026-03-06")?, 16 * 60 + 30)?;
+    // Friday 2026-03-06 16:30 in Shanghai (the scenario's calendar is China's).
+    let shanghai = Zone::shanghai();
+    let friday = shanghai.from_local(LocalDate::parse("2026-03-06")?, 16 * 60 + 30)?;
     let case = CaseId::new_v7(friday);
     let scenario = Scenario::<Case>::new(case).org(org_chart(chart)?).definitions(definitions).at(friday);
 
@@ -800,7 +801,7 @@ fn a_dark_streetlight_is_dispatched_repaired_and_rated() -> Result<(), Box<dyn s
     let mut history = scenario.clone().when(resident.clone(), CaseCommand::Open(open)).decide()?.events;
     let state = scenario.clone().given(history.clone()).state().ok_or("no case")?;
     let due = state.deadline.ok_or("no deadline")?.due_at;
-    assert_eq!(to_local(due)?, (LocalDate::parse("2026-03-09")?, 9 * 60 + 30));
+    assert_eq!(shanghai.to_local(due)?, (LocalDate::parse("2026-03-09")?, 9 * 60 + 30));
 
     // The grid dispatches it to the department, which signs for it and repairs it.
     for (acting, command) in [

@@ -694,10 +694,8 @@ pub fn step_table() -> Vec<Row> {
                 .when(system(), step(1, LadderStep::Remind)),
             invalid(
                 "deadline",
-                &format!(
-                    "step remind of deadline 1 is due at {}, not yet",
-                    at("2026-09-24 17:00")
-                ),
+                // In the calendar's zone, with its offset (not UTC).
+                "step remind of deadline 1 is due at 2026-09-24T17:00:00+08:00, not yet",
             ),
         ),
         refused(
@@ -706,10 +704,8 @@ pub fn step_table() -> Vec<Row> {
                 .when(system(), step(1, LadderStep::Escalate)),
             invalid(
                 "deadline",
-                &format!(
-                    "step escalate of deadline 1 is due at {}, not yet",
-                    at("2026-09-28 10:00")
-                ),
+                // In the calendar's zone, with its offset (not UTC).
+                "step escalate of deadline 1 is due at 2026-09-28T10:00:00+08:00, not yet",
             ),
         ),
         refused(

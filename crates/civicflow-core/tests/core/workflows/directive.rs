@@ -526,10 +526,8 @@ pub fn part_table() -> Vec<SpecRow<Part>> {
                 .when(system(), step(LadderStep::Escalate)),
             invalid(
                 "deadline",
-                &format!(
-                    "step escalate of deadline 1 is due at {}, not yet",
-                    at("2026-09-30 17:30")
-                ),
+                // In the calendar's zone, with its offset (not UTC).
+                "step escalate of deadline 1 is due at 2026-09-30T17:30:00+08:00, not yet",
             ),
         ),
         no(

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use civicflow_core::calendar::{from_local, BusinessCalendar, LocalDate};
+use civicflow_core::calendar::{BusinessCalendar, LocalDate, Zone};
 use civicflow_core::domain::aggregate::fold;
 use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::org::{
@@ -18,7 +18,9 @@ pub fn at(local: &str) -> Timestamp {
     let (date, time) = local.split_once(' ').expect("`YYYY-MM-DD HH:MM`");
     let (hours, minutes) = time.split_once(':').expect("`HH:MM`");
     let minute = hours.parse::<u16>().expect("hours") * 60 + minutes.parse::<u16>().expect("min");
-    from_local(LocalDate::parse(date).expect("a date"), minute).expect("a local time")
+    Zone::shanghai()
+        .from_local(LocalDate::parse(date).expect("a date"), minute)
+        .expect("a local time")
 }
 
 /// When the given events happened: Thursday 2026-09-24 15:00, the day before the Mid-Autumn
