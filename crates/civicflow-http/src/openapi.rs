@@ -23,6 +23,7 @@ fn error_description(status: u16) -> &'static str {
         404 => "no such thing, or not in the caller's scope",
         409 => "a stale expected_version, something that exists already, or a concurrent write (try again)",
         413 => "a body over 64 KiB",
+        415 => "a body in a media type the route does not take (the message names those it does)",
         422 => "the engine refuses: wrong stage, a missing or invalid field (`field` names it)",
         429 => "rate limited; Retry-After says when to come back",
         503 => "the log cannot write or a read model cannot answer now, or the request took over the time limit (`timeout`)",
