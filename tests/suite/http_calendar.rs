@@ -31,6 +31,10 @@ async fn call(
     (response.status, value)
 }
 
+/// How long a read model may take to follow the log (a bound for a busy machine, not a
+/// figure the test checks).
+const READ_MODELS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The case's item in grid 1's inbox once `wanted` holds of it (the read models follow the
 /// log a moment after the answer).
 async fn inbox_item(
@@ -40,7 +44,8 @@ async fn inbox_item(
     wanted: impl Fn(&Value) -> bool,
 ) -> Value {
     let mut last = Value::Null;
-    for _ in 0..200 {
+    let give_up = std::time::Instant::now() + READ_MODELS_WAIT;
+    while std::time::Instant::now() < give_up {
         let (status, inbox) = call(served, "GET", "/api/v1/units/grid-1/inbox", token, None).await;
         assert_eq!(status, 200, "{inbox}");
         if let Some(item) = inbox["items"]
@@ -64,7 +69,8 @@ async fn inbox_item(
 async fn overdue_until(served: &Served, token: &str, case: &str, now: &str, listed: bool) {
     let path = format!("/api/v1/units/grid-1/overdue?now={now}");
     let mut last = Value::Null;
-    for _ in 0..200 {
+    let give_up = std::time::Instant::now() + READ_MODELS_WAIT;
+    while std::time::Instant::now() < give_up {
         let (status, report) = call(served, "GET", &path, token, None).await;
         assert_eq!(status, 200, "{report}");
         let found = report["items"]
