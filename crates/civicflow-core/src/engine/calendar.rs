@@ -48,6 +48,10 @@ impl WorkingTime for InForce {
     fn stamp(&self, from: Timestamp, to: Timestamp) -> CalendarStamp {
         self.calendar.stamp(self.revision(), from, to)
     }
+
+    fn format_time(&self, at: Timestamp) -> String {
+        self.calendar.zone().format(at)
+    }
 }
 
 /// The calendar's state for the engine: the stream folded, and the calendar built from it.
@@ -130,8 +134,9 @@ impl Engine {
         read(&self.calendar.in_force).calendar.clone()
     }
 
-    /// The calendar deadlines are computed with now, caught up with the log's stream first
-    /// when `catch_up` (a publication by another instance).
+    /// The calendar deadlines are computed with now, as the engine last read its stream (a
+    /// publication, the open, and every scheduler pass catch it up:
+    /// [`Engine::refresh_calendar`]).
     pub(super) fn calendar_in_force(&self) -> InForce {
         read(&self.calendar.in_force).clone()
     }
