@@ -50,6 +50,13 @@ pub enum VaultError {
         /// The person.
         person: PersonId,
     },
+    /// The person has a key but no data record, and was not erased: the record was lost
+    /// (damaged or partly restored files).
+    #[error("the data record of person {person} is missing although their key exists and they were not erased: the vault's files lost it (damaged or partly restored); restore the vault from its backup")]
+    RecordMissing {
+        /// The person.
+        person: PersonId,
+    },
     /// The person's data record is damaged: it does not decode or does not decrypt.
     #[error("the data record of person {person} is damaged: {reason}")]
     DamagedRecord {

@@ -286,7 +286,8 @@ impl Vault {
     ///
     /// # Errors
     /// [`VaultError::KeyUnwrap`] when their key does not decrypt (a damaged slot),
-    /// [`VaultError::KeyMissing`] when their record has no key, [`VaultError::DamagedRecord`]
+    /// [`VaultError::KeyMissing`] when their record has no key, [`VaultError::RecordMissing`]
+    /// when their key has no record (and they were not erased), [`VaultError::DamagedRecord`]
     /// when the record does not decode or decrypt, [`VaultError::DamagedKeyFile`],
     /// [`VaultError::Storage`], [`VaultError::Io`]. Never a panic.
     pub fn read(&self, person: PersonId) -> Result<PersonData, VaultError> {
@@ -298,6 +299,14 @@ impl Vault {
             return Ok(PersonData::Erased);
         }
         let Some(record) = self.storage.record(person)? else {
+            // A key is written before its record, and a record is only ever removed after the
+            // erasure marker: a key without a record is either a first store a crash cut short
+            // (never acknowledged, so no event names the person) or a record the files lost.
+            // Whoever reads a person got the id from the log, so it is the second: say so,
+            // rather than answer that the person left no details.
+            if self.storage.key(person)?.is_some() {
+                return Err(VaultError::RecordMissing { person });
+            }
             return Ok(PersonData::Unknown);
         };
         let Some(stored) = self.storage.key(person)? else {

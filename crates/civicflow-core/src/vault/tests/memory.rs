@@ -260,3 +260,28 @@ fn a_store_that_holds_people_but_no_check_value_is_not_rebound() {
         "no check value recorded"
     );
 }
+
+#[test]
+fn a_record_the_files_lost_is_an_error_not_a_person_without_details() {
+    let store = Arc::new(MemoryVaultStore::default());
+    let vault = Vault::with_store(Arc::clone(&store), master()).expect("open");
+    let (kept, lost, never) = (person(), person(), person());
+    vault.store(kept, &sample().details).expect("store");
+    vault.store(lost, &sample().details).expect("store");
+    // The files lose one record (a damaged page sled drops on recovery): its key stays.
+    store
+        .contents
+        .lock()
+        .expect("not poisoned")
+        .records
+        .remove(&lost);
+    let err = vault.read(lost).expect_err("refused");
+    assert!(
+        matches!(err, VaultError::RecordMissing { person } if person == lost),
+        "{err}"
+    );
+    assert!(err.to_string().contains("restore the vault"), "{err}");
+    // Someone never stored is unknown, as before; the other person reads as stored.
+    assert_eq!(vault.read(never).expect("read"), PersonData::Unknown);
+    assert!(matches!(vault.read(kept), Ok(PersonData::Present(_))));
+}
