@@ -10,16 +10,15 @@ use std::sync::{Arc, RwLock};
 
 use super::execute::{Executed, How, Keyed, Stored, Target};
 use super::load::Loaded;
-use super::scheduler::DeadlineTarget;
 use super::{read, Engine, EngineError, Outcome, SubmitError};
 use crate::calendar::{BusinessCalendar, Span, YearSchedule};
 use crate::clock::Timestamp;
 use crate::domain::calendar_years::{
     calendar_stream, CalendarCommand, CalendarState, CalendarYears,
 };
-use crate::domain::case::{Case, CaseCommand};
+use crate::domain::case::CaseCommand;
 use crate::domain::deadline::CalendarStamp;
-use crate::domain::directive::{DirectiveCommand, Part};
+use crate::domain::directive::DirectiveCommand;
 use crate::domain::org::Acting;
 use crate::domain::{Rejection, WorkingTime};
 use crate::ids::{CausationId, IdempotencyKey, UnitId, Version};
@@ -307,26 +306,13 @@ impl Engine {
                 correlation: None,
                 causation: cause,
             };
-            let result = match target {
-                DeadlineTarget::Case(id) => self
-                    .execute::<Case>(
-                        &system,
-                        Target::Existing(id),
-                        &CaseCommand::RecomputeDeadline { seq },
-                        &how,
-                        None,
-                    )
-                    .map(|done| done.events),
-                DeadlineTarget::Part(id, index) => self
-                    .execute::<Part>(
-                        &system,
-                        Target::Existing((id, index)),
-                        &DirectiveCommand::RecomputeDeadline { seq },
-                        &how,
-                        None,
-                    )
-                    .map(|done| done.events),
-            };
+            let result = self.on_deadline(
+                &system,
+                target,
+                CaseCommand::RecomputeDeadline { seq },
+                DirectiveCommand::RecomputeDeadline { seq },
+                &how,
+            );
             let events = match result {
                 Ok(events) => events,
                 // Refused (the case is gone from under the index): nothing to move.

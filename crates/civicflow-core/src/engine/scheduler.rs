@@ -491,6 +491,26 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 impl Engine {
+    /// Runs the system's command on what carries a deadline: `case` on a case, `part` on a
+    /// directive part. The number of events it wrote.
+    pub(super) fn on_deadline(
+        &self,
+        system: &Acting,
+        target: DeadlineTarget,
+        case: CaseCommand,
+        part: DirectiveCommand,
+        how: &How,
+    ) -> Result<usize, SubmitError> {
+        match target {
+            DeadlineTarget::Case(id) => self
+                .execute::<Case>(system, Target::Existing(id), &case, how, None)
+                .map(|done| done.events),
+            DeadlineTarget::Part(id, index) => self
+                .execute::<Part>(system, Target::Existing((id, index)), &part, how, None)
+                .map(|done| done.events),
+        }
+    }
+
     /// The id of the event that set deadline `seq` of `target` (`None` when it cannot be
     /// read: the cause is metadata, and a step is taken without it rather than not at all).
     fn deadline_cause(&self, target: &DeadlineTarget, seq: u32) -> Option<CausationId> {
@@ -546,26 +566,13 @@ impl Engine {
                 correlation: None,
                 causation: self.deadline_cause(&target, seq),
             };
-            let result = match target {
-                DeadlineTarget::Case(id) => self
-                    .execute::<Case>(
-                        &system,
-                        Target::Existing(id),
-                        &CaseCommand::ReachDeadlineStep { seq, step },
-                        &how,
-                        None,
-                    )
-                    .map(drop),
-                DeadlineTarget::Part(id, index) => self
-                    .execute::<Part>(
-                        &system,
-                        Target::Existing((id, index)),
-                        &DirectiveCommand::ReachDeadlineStep { seq, step },
-                        &how,
-                        None,
-                    )
-                    .map(drop),
-            };
+            let result = self.on_deadline(
+                &system,
+                target,
+                CaseCommand::ReachDeadlineStep { seq, step },
+                DirectiveCommand::ReachDeadlineStep { seq, step },
+                &how,
+            );
             match result {
                 Ok(_) => taken.push(StepTaken {
                     target,
