@@ -14,6 +14,26 @@ use serde_json::{json, Map, Value};
 use crate::policy::Policy;
 use crate::routes::{Content, RouteSpec};
 
+/// The JSON Schema of `T`, the type a handler takes or answers, as the document writes it
+/// (OpenAPI 3.0's dialect, every subschema inline): what a route names as its `request` or
+/// `response` (`response: Some(schema_of::<UnitsAnswer>)`), so that the document describes
+/// exactly what the handler serializes.
+pub fn schema_of<T: schemars::JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::openapi3()
+        .with(|settings| {
+            settings.inline_subschemas = true;
+            settings.meta_schema = None;
+        })
+        .into_generator();
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
+    if let Some(object) = schema.as_object_mut() {
+        // The root's title is the Rust type's name, which says nothing to a client.
+        object.remove("title");
+        object.remove("$schema");
+    }
+    schema
+}
+
 /// What an error status means, in the document.
 fn error_description(status: u16) -> &'static str {
     match status {
@@ -228,6 +248,36 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    /// A type's schema is written inline, in OpenAPI 3.0's words: nothing refers to
+    /// definitions the document does not carry, and an optional field is nullable.
+    #[test]
+    fn a_type_describes_itself_inline() {
+        #[derive(schemars::JsonSchema)]
+        #[allow(dead_code)]
+        struct Inner {
+            name: String,
+        }
+        #[derive(schemars::JsonSchema)]
+        #[allow(dead_code)]
+        struct Outer {
+            inner: Vec<Inner>,
+            parent: Option<String>,
+        }
+        let schema = schema_of::<Outer>();
+        let text = schema.to_string();
+        assert!(!text.contains("$ref") && !text.contains("$defs"), "{text}");
+        assert_eq!(
+            schema["properties"]["inner"]["items"]["required"],
+            json!(["name"])
+        );
+        assert_eq!(
+            schema["properties"]["parent"]["nullable"],
+            json!(true),
+            "{text}"
+        );
+        assert_eq!(schema["required"], json!(["inner"]), "{text}");
+    }
 
     /// What `.ci/schemathesis` relies on, checked without a server: every status a route
     /// lists is declared with a meaning and a body, and no parameter is declared twice (a

@@ -6,11 +6,15 @@ use axum::http::Method;
 use axum::routing::get;
 use axum::Json;
 use civicflow_core::domain::fields::{FieldKind, FieldSpec};
+use civicflow_core::domain::org::Tier;
 use civicflow_core::domain::workflow::{DeadlineRule, Definition};
 use civicflow_core::{Role, UnitId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{Content, RouteSpec};
+use crate::openapi::schema_of;
 use crate::policy::Policy;
 use crate::state::AppState;
 
@@ -25,7 +29,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "org",
             request: None,
             params: None,
-            response: Some(units_schema),
+            response: Some(schema_of::<UnitsAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -50,25 +54,75 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
-fn units_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["units"],
-        "properties": {"units": {"type": "array", "items": {
-            "type": "object",
-            "required": ["id", "name", "tier", "parent", "in_chain"],
-            "properties": {
-                "id": {"type": "string"},
-                "name": {"type": "string"},
-                "tier": {"type": "string", "enum": [
-                    "community", "grid", "enterprise", "shop",
-                    "department", "social_organization", "volunteer_team"
-                ]},
-                "parent": {"type": ["string", "null"], "description": "null at the top"},
-                "in_chain": {"type": "boolean", "description": "one of the four tiers of the chain"}
-            }
-        }}}
-    })
+/// The org chart as `GET /api/v1/units` answers it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UnitsAnswer {
+    /// Parents before children.
+    pub units: Vec<UnitAnswer>,
+}
+
+/// One unit of the chart.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UnitAnswer {
+    /// Its slug.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its tier.
+    pub tier: TierName,
+    /// Its parent; null at the top.
+    #[schemars(required)]
+    pub parent: Option<String>,
+    /// Whether it is one of the four tiers of the community → grid → enterprise → shop chain.
+    pub in_chain: bool,
+}
+
+/// A tier, as the API names it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TierName {
+    /// 社区.
+    Community,
+    /// 网格.
+    Grid,
+    /// 企业.
+    Enterprise,
+    /// 商铺.
+    Shop,
+    /// A government department.
+    Department,
+    /// A social organization.
+    SocialOrganization,
+    /// A volunteer team.
+    VolunteerTeam,
+}
+
+impl From<Tier> for TierName {
+    fn from(tier: Tier) -> Self {
+        match tier {
+            Tier::Community => TierName::Community,
+            Tier::Grid => TierName::Grid,
+            Tier::Enterprise => TierName::Enterprise,
+            Tier::Shop => TierName::Shop,
+            Tier::Department => TierName::Department,
+            Tier::SocialOrganization => TierName::SocialOrganization,
+            Tier::VolunteerTeam => TierName::VolunteerTeam,
+        }
+    }
+}
+
+impl From<TierName> for Tier {
+    fn from(tier: TierName) -> Self {
+        match tier {
+            TierName::Community => Tier::Community,
+            TierName::Grid => Tier::Grid,
+            TierName::Enterprise => Tier::Enterprise,
+            TierName::Shop => Tier::Shop,
+            TierName::Department => Tier::Department,
+            TierName::SocialOrganization => Tier::SocialOrganization,
+            TierName::VolunteerTeam => Tier::VolunteerTeam,
+        }
+    }
 }
 
 fn field_schema() -> Value {
@@ -139,10 +193,10 @@ fn workflows_schema() -> Value {
     })
 }
 
-async fn units(State(state): State<AppState>) -> Json<Value> {
+async fn units(State(state): State<AppState>) -> Json<UnitsAnswer> {
     let org = state.engine().org();
     // Parents before children: every top unit's subtree in turn (siblings in id order).
-    let mut ordered: Vec<Value> = Vec::new();
+    let mut ordered: Vec<UnitAnswer> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     let tops: Vec<UnitId> = org
         .units()
@@ -157,16 +211,16 @@ async fn units(State(state): State<AppState>) -> Json<Value> {
             continue;
         }
         if let Some(unit) = org.unit(&id) {
-            ordered.push(json!({
-                "id": unit.id.as_str(),
-                "name": unit.name,
-                "tier": unit.tier.as_str(),
-                "parent": unit.parent.as_ref().map(UnitId::as_str),
-                "in_chain": unit.tier.in_chain(),
-            }));
+            ordered.push(UnitAnswer {
+                id: unit.id.to_string(),
+                name: unit.name.clone(),
+                tier: unit.tier.into(),
+                parent: unit.parent.as_ref().map(UnitId::to_string),
+                in_chain: unit.tier.in_chain(),
+            });
         }
     }
-    Json(json!({ "units": ordered }))
+    Json(UnitsAnswer { units: ordered })
 }
 
 fn roles_json(roles: &[Role]) -> Vec<&str> {
