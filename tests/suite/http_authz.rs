@@ -295,6 +295,27 @@ fn always() -> Judge {
     Box::new(|_, _| Want::Ok)
 }
 
+/// Every caller the policy lets through gets `want` (the administration routes, whose only
+/// demo caller is the store's administrator).
+fn wanting(want: Want) -> Judge {
+    Box::new(move |_, _| want)
+}
+
+/// The built-in service-request workflow as version 2, as the JSON body of
+/// `POST /api/v1/workflows`: the same stages, so that a case can move to it.
+fn service_request_v2() -> Value {
+    let text = civicflow_core::domain::workflow::BUILT_IN
+        .iter()
+        .find(|(file, _)| *file == "service-request.toml")
+        .expect("the built-in service request")
+        .1;
+    let definition = civicflow_core::domain::workflow::Definition::from_toml(text, roles::ALL)
+        .expect("the built-in definition");
+    let mut body = serde_json::to_value(&definition).expect("a definition as JSON");
+    body["version"] = json!(2);
+    body
+}
+
 /// A read of one case: 404 unless the caller may see it.
 fn case_read(case: &str) -> Judge {
     let case = case.to_owned();
@@ -838,6 +859,112 @@ fn probes(ids: &Ids) -> Vec<Probe> {
             always(),
         ),
     ]);
+    // Administration (community administrators; the demo's is the store's, at its first
+    // community): the org chart, actors and roles, workflows. Each write once with a body
+    // that succeeds, and with an id that names nothing (404) or a refusal the core decides.
+    probes.push(get("/api/v1/actors", "/api/v1/actors", always()));
+    probes.push(get("/api/v1/roles", "/api/v1/roles", always()));
+    probes.push(post(
+        "/api/v1/roles",
+        "/api/v1/roles",
+        json!({"id": "authz_matrix_role", "name": "授权矩阵 authz matrix role"}),
+        always(),
+    ));
+    probes.push(post(
+        "/api/v1/units",
+        "/api/v1/units",
+        json!({"id": "authz-grid", "name": "授权矩阵网格 authz grid", "tier": "grid", "parent": "tonghui"}),
+        always(),
+    ));
+    // A new community: for the store's administrators.
+    probes.push(post(
+        "/api/v1/units",
+        "/api/v1/units",
+        json!({"id": "authz-community", "name": "授权矩阵社区 authz community", "tier": "community"}),
+        always(),
+    ));
+    probes.push(post(
+        "/api/v1/units",
+        "/api/v1/units",
+        json!({"id": "authz-shop", "name": "授权矩阵 shop", "tier": "shop", "parent": "no-such-unit"}),
+        wanting(Want::NotFound),
+    ));
+    let patch = |path: &str, body: Value, judge: Judge| Probe {
+        method: Method::PATCH,
+        route: "/api/v1/units/{id}",
+        path: path.to_owned(),
+        body: Some(body),
+        judge,
+    };
+    probes.push(patch(
+        "/api/v1/units/authz-grid",
+        json!({"name": "授权矩阵第二网格 authz grid, renamed"}),
+        always(),
+    ));
+    probes.push(patch(
+        "/api/v1/units/no-such-unit",
+        json!({"name": "无"}),
+        wanting(Want::NotFound),
+    ));
+    for (unit, want) in [
+        ("authz-grid", Want::Ok),
+        // Grid 1 has units below it and leads open cases.
+        ("grid-1", Want::Unprocessable),
+        ("no-such-unit", Want::NotFound),
+    ] {
+        probes.push(post(
+            "/api/v1/units/{id}/retire",
+            format!("/api/v1/units/{unit}/retire"),
+            json!({}),
+            wanting(want),
+        ));
+    }
+    probes.push(post(
+        "/api/v1/actors",
+        "/api/v1/actors",
+        json!({"id": "authz.actor", "name": "授权矩阵 authz actor"}),
+        always(),
+    ));
+    for (route, suffix) in [
+        ("/api/v1/actors/{id}/roles", "roles"),
+        ("/api/v1/actors/{id}/roles/revoke", "roles/revoke"),
+    ] {
+        for (actor, want) in [("authz.actor", Want::Ok), ("no.such.actor", Want::NotFound)] {
+            probes.push(post(
+                route,
+                format!("/api/v1/actors/{actor}/{suffix}"),
+                json!({"role": "volunteer", "unit_id": "grid-1"}),
+                wanting(want),
+            ));
+        }
+    }
+    probes.push(post(
+        "/api/v1/workflows",
+        "/api/v1/workflows",
+        service_request_v2(),
+        always(),
+    ));
+    for (id, want) in [("service-request", Want::Ok), ("no-such-workflow", Want::NotFound)] {
+        probes.push(get(
+            "/api/v1/workflows/{id}",
+            format!("/api/v1/workflows/{id}"),
+            wanting(want),
+        ));
+        probes.push(get(
+            "/api/v1/workflows/{id}/versions",
+            format!("/api/v1/workflows/{id}/versions"),
+            wanting(want),
+        ));
+    }
+    // Version 2 was published just above: f1 moves to it; a case that does not exist is 404.
+    for (case, want) in [(ids.f1.as_str(), Want::Ok), (NO_SUCH_ID, Want::NotFound)] {
+        probes.push(post(
+            "/api/v1/cases/{id}/migrate",
+            format!("/api/v1/cases/{case}/migrate"),
+            json!({"version": 2}),
+            wanting(want),
+        ));
+    }
     // Open311 filing: public in the table, authenticated by the body's own `api_key` (the demo
     // civic app's token), so every caller, whatever its Authorization header, gets 200 and a
     // new case. Last, so that the cases they open change no other probe's world.
@@ -1649,7 +1776,7 @@ async fn the_router_and_the_openapi_document_are_the_route_table() {
         "/api/v1",
         "/api/v1/token",
         "/api/v1/cases/x/contacts",
-        "/api/v1/units/x",
+        "/api/v1/units/x/parts",
         "/api/v1/directives/x/parts",
         "/api/v1/reports",
     ] {

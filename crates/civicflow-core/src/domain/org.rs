@@ -617,6 +617,16 @@ pub enum OrgCommand {
         /// The unit.
         unit: UnitId,
     },
+    /// Renames and moves a unit in one decision: both or neither (`None` leaves that part
+    /// as it is).
+    UpdateUnit {
+        /// The unit.
+        id: UnitId,
+        /// The new display name.
+        name: Option<String>,
+        /// The new parent.
+        parent: Option<UnitId>,
+    },
     /// Defines a role beyond the built-in ones, which a workflow may then name and an
     /// administrator grant.
     DefineRole {
@@ -1047,6 +1057,31 @@ fn decide_events(
                 }),
             };
             Ok(vec![event])
+        }
+        OrgCommand::UpdateUnit { id, name, parent } => {
+            let mut events = Vec::new();
+            if name.is_none() && parent.is_none() {
+                chart.unit(id).ok_or_else(|| Rejection::NotFound {
+                    what: "unit",
+                    id: id.to_string(),
+                })?;
+                may_administer(chart, acting, id, "change a unit")?;
+            }
+            if let Some(name) = name {
+                let rename = OrgCommand::RenameUnit {
+                    id: id.clone(),
+                    name: name.clone(),
+                };
+                events.extend(decide_events(chart, &rename, acting)?);
+            }
+            if let Some(parent) = parent {
+                let to = OrgCommand::MoveUnit {
+                    id: id.clone(),
+                    parent: parent.clone(),
+                };
+                events.extend(decide_events(chart, &to, acting)?);
+            }
+            Ok(events)
         }
         OrgCommand::DefineRole { id, name } => {
             chart.check_acting(acting)?;

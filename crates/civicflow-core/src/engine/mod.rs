@@ -62,6 +62,7 @@ mod calendar;
 mod command;
 mod config;
 mod execute;
+mod grants;
 mod leads;
 mod load;
 mod scheduler;
@@ -394,6 +395,9 @@ impl Engine {
                 let command = crate::domain::org::OrgCommand::RetireUnit { id, open_cases };
                 self.execute::<Org>(acting, Target::Existing(()), &command, how, None)
                     .map(|done| done.outcome(&command))
+            }
+            Command::Org(command @ crate::domain::org::OrgCommand::RevokeRole { .. }) => {
+                self.revoke_role(acting, command, how)
             }
             Command::Org(command) => self
                 .execute::<Org>(acting, Target::Existing(()), &command, how, None)
