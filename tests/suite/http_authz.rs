@@ -944,7 +944,10 @@ fn probes(ids: &Ids) -> Vec<Probe> {
         service_request_v2(),
         always(),
     ));
-    for (id, want) in [("service-request", Want::Ok), ("no-such-workflow", Want::NotFound)] {
+    for (id, want) in [
+        ("service-request", Want::Ok),
+        ("no-such-workflow", Want::NotFound),
+    ] {
         probes.push(get(
             "/api/v1/workflows/{id}",
             format!("/api/v1/workflows/{id}"),

@@ -10,7 +10,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Extension, Json};
-use civicflow_core::domain::org::{roles, Acting, ActorEntry, ActorKind, OrgChart, OrgCommand, Tier, Unit};
+use civicflow_core::domain::org::{
+    roles, Acting, ActorEntry, ActorKind, OrgChart, OrgCommand, Tier, Unit,
+};
 use civicflow_core::engine::{Command, SubmitOptions};
 use civicflow_core::{ActorId, Role, UnitId};
 use schemars::JsonSchema;
@@ -554,7 +556,11 @@ fn unit_answer(state: &AppState, id: &UnitId) -> ApiResult<UnitAnswer> {
 }
 
 fn created(wrote: bool, body: impl Serialize) -> Response {
-    let status = if wrote { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if wrote {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     (status, Json(body)).into_response()
 }
 
@@ -709,7 +715,10 @@ async fn change_grant(
     let role = Role::new(&body.role).map_err(ApiError::from_invalid("role"))?;
     let unit = UnitId::new(&body.unit_id)
         .ok()
-        .filter(|u| org.unit(u).is_some_and(|unit| sees(&org, &caller.acting, unit)))
+        .filter(|u| {
+            org.unit(u)
+                .is_some_and(|unit| sees(&org, &caller.acting, unit))
+        })
         .ok_or_else(|| ApiError::not_found("unit").field("unit_id"))?;
     let command = if granting {
         OrgCommand::GrantRole {

@@ -559,7 +559,9 @@ async fn publish(
         ..
     } = outcome
     else {
-        return Err(ApiError::internal("publishing a workflow answered something else"));
+        return Err(ApiError::internal(
+            "publishing a workflow answered something else",
+        ));
     };
     let status = if events > 0 {
         StatusCode::CREATED
@@ -600,8 +602,10 @@ fn definition_toml(headers: &HeaderMap, body: &[u8]) -> ApiResult<String> {
                     .map_err(|e| ApiError::bad_request(format!("is not JSON: {e}")).field("body"))?
             };
             if !value.is_object() {
-                return Err(ApiError::bad_request("must be a JSON object: a workflow definition")
-                    .field("body"));
+                return Err(
+                    ApiError::bad_request("must be a JSON object: a workflow definition")
+                        .field("body"),
+                );
             }
             // Through the definition's own type, so that a wrong key is named by its path.
             let definition: Definition = serde_path_to_error::deserialize(value).map_err(|e| {
@@ -649,7 +653,9 @@ async fn migrate(
         })
         .await??;
     let Outcome::Case { case, stage, .. } = outcome else {
-        return Err(ApiError::internal("migrating a case answered something else"));
+        return Err(ApiError::internal(
+            "migrating a case answered something else",
+        ));
     };
     let acting = caller.acting.clone();
     let view = state
