@@ -4,6 +4,7 @@ pub mod calendar;
 pub mod restore;
 pub mod serve;
 pub mod store;
+pub mod workflows;
 
 use civicflow::core::calendar::Zone;
 

@@ -37,6 +37,7 @@ mod cli;
 mod cli_restore;
 mod cli_time_zone;
 mod cli_tools;
+mod cli_workflows;
 mod crash_service;
 mod fuzz_http;
 mod http_authz;

@@ -213,7 +213,7 @@ pub struct UnitAnswer {
     /// Its tier.
     pub tier: TierName,
     /// Its parent; null at the top.
-    #[schemars(required)]
+    #[schemars(required, extend("nullable" = true))]
     pub parent: Option<String>,
     /// Whether it is one of the four tiers of the community → grid → enterprise → shop chain.
     pub in_chain: bool,

@@ -238,7 +238,7 @@ pub struct StageAnswer {
     /// Whether a case there is closed.
     pub terminal: bool,
     /// Its deadline, if it has one.
-    #[schemars(required)]
+    #[schemars(required, extend("nullable" = true))]
     pub deadline: Option<DeadlineAnswer>,
 }
 
@@ -248,12 +248,12 @@ pub struct DeadlineAnswer {
     /// The limit (`5 working days`).
     pub within: String,
     /// When to remind.
-    #[schemars(required)]
+    #[schemars(required, extend("nullable" = true))]
     pub remind_after: Option<String>,
     /// Whether missing it escalates to the supervising unit.
     pub escalate: bool,
     /// How long after the limit it counts as breached.
-    #[schemars(required)]
+    #[schemars(required, extend("nullable" = true))]
     pub breach_after: Option<String>,
 }
 
@@ -402,7 +402,7 @@ pub struct VersionAnswer {
     /// `configured` (built in, or loaded by the embedder) or `published` (in the log).
     pub origin: OriginName,
     /// When it was published (RFC 3339 in the calendar's zone); null for a configured one.
-    #[schemars(required)]
+    #[schemars(required, extend("nullable" = true))]
     pub published_at: Option<String>,
     /// The definition.
     pub definition: WorkflowAnswer,
