@@ -46,6 +46,7 @@ mod http_connections;
 mod http_events;
 mod http_hygiene;
 mod http_limits;
+mod http_persons;
 mod http_reports;
 mod http_retries;
 mod http_scope;

@@ -24,6 +24,7 @@ pub mod directives;
 pub mod events;
 pub mod ops;
 pub mod org;
+pub mod persons;
 pub mod reports;
 pub mod tokens;
 
@@ -105,6 +106,7 @@ pub fn all() -> Vec<RouteSpec> {
     routes.extend(org::routes());
     routes.extend(calendar::routes());
     routes.extend(tokens::routes());
+    routes.extend(persons::routes());
     routes.extend(reports::routes());
     routes.extend(events::routes());
     routes.extend(crate::open311::routes());
