@@ -136,6 +136,10 @@ enum Command {
         #[command(subcommand)]
         command: commands::calendar::CalendarCommand,
     },
+    /// Erase a person on a stopped store, on their request (PIPL art. 47): their key in the
+    /// vault is destroyed, so their contact details can never be read again; the log records
+    /// the erasure with the reason.
+    Erase(commands::erase::EraseArgs),
 }
 
 fn main() -> ExitCode {
@@ -173,5 +177,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::ImportLog { data, input } => commands::restore::import_log(&data, &input),
         Command::Token { command } => store::token(command),
         Command::Calendar { command } => commands::calendar::run(command),
+        Command::Erase(args) => commands::erase::run(args),
     }
 }

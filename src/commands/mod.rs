@@ -1,6 +1,7 @@
 //! The `civicflow` command's subcommands, one module each.
 
 pub mod calendar;
+pub mod erase;
 pub mod restore;
 pub mod serve;
 pub mod store;

@@ -34,6 +34,7 @@
 mod common;
 
 mod cli;
+mod cli_erase;
 mod cli_restore;
 mod cli_time_zone;
 mod cli_tools;
