@@ -2,6 +2,7 @@
 
 pub mod calendar;
 pub mod erase;
+pub mod init;
 pub mod restore;
 pub mod serve;
 pub mod store;

@@ -35,6 +35,7 @@ mod common;
 
 mod cli;
 mod cli_erase;
+mod cli_init;
 mod cli_restore;
 mod cli_time_zone;
 mod cli_tools;
