@@ -1,6 +1,8 @@
 //! The `civicflow` command's subcommands, one module each.
 
 pub mod calendar;
+pub mod erase;
+pub mod init;
 pub mod restore;
 pub mod serve;
 pub mod store;

@@ -36,8 +36,9 @@ use crate::common::service::DemoService;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use civicflow::core::domain::directive::RESPONDERS;
-use civicflow::core::domain::org::{roles, Acting};
+use civicflow::core::domain::org::{roles, Acting, OrgCommand, Tier};
 use civicflow::core::domain::workflow::{Scope, WorkflowId};
+use civicflow::core::engine::Command;
 use civicflow::core::{CaseId, DirectiveId, UnitId};
 use civicflow::demo;
 use civicflow::http::routes::{self, RouteSpec};
@@ -431,6 +432,17 @@ fn token_revoke(exists: bool) -> Judge {
     Box::new(move |_, _| if exists { Want::Ok } else { Want::NotFound })
 }
 
+/// Erasing a person (`routes/persons.rs`, `person::decide_erase`), for the community
+/// administrators the policy lets through: a person registered at the caller's unit or below
+/// it (where their first case was filed) is erased; one registered elsewhere, or nobody
+/// (`None`), is 404, as if they did not exist.
+fn erase_person(registered_at: Option<&'static str>) -> Judge {
+    Box::new(move |world, who| match registered_at {
+        Some(unit) if world.within(unit, who.unit) => Want::Ok,
+        _ => Want::NotFound,
+    })
+}
+
 /// Opening a service request at `unit` (`{own}`: the caller's): the workflow's open roles
 /// may; others 403. Its scope is `any`, which lets persons (residents, the civic app) file at
 /// any unit and a unit at itself, below it or above it, never at a sibling or a cousin
@@ -542,6 +554,10 @@ struct Ids {
     d2: String,
     /// A token no caller uses, for the revoke probe.
     spare_token: String,
+    /// A resident who filed at grid 1 with their contact details (registered there).
+    person_in_tonghui: String,
+    /// A resident who filed in another community, `lotus`, outside every demo caller's unit.
+    person_in_lotus: String,
 }
 
 fn probes(ids: &Ids) -> Vec<Probe> {
@@ -755,6 +771,24 @@ fn probes(ids: &Ids) -> Vec<Probe> {
         json!({}),
         token_revoke(false),
     ));
+
+    // Persons: community administrators erase the people registered in their subtree (the
+    // policy refuses the rest); another community's person and nobody are 404. The person of
+    // grid 1 last: once erased, erasing again changes nothing (and still answers 200).
+    let erase = "/api/v1/persons/{id}/erase";
+    let reason = json!({"reason": "authz matrix: PIPL art. 47"});
+    for (person, judge) in [
+        (ids.person_in_lotus.as_str(), erase_person(Some("lotus"))),
+        (NO_SUCH_ID, erase_person(None)),
+        (ids.person_in_tonghui.as_str(), erase_person(Some("grid-1"))),
+    ] {
+        probes.push(post(
+            erase,
+            format!("/api/v1/persons/{person}/erase"),
+            reason.clone(),
+            judge,
+        ));
+    }
 
     // Directives: issue (at the caller's unit, and at grid 3), list, read, acknowledge, report.
     let directive = json!({
@@ -1229,7 +1263,58 @@ async fn fixtures(demo: &DemoService) -> Fixtures {
             .to_owned();
         shops.push((owner, id));
     }
-    Fixtures { f1, f2, d2, shops }
+    // Two requesters with contact details, for the erase probes: a resident filing at grid
+    // 1, and the same resident filing in a second community (made by the system), `lotus`,
+    // which lies outside every demo caller's unit. Neither case is probed otherwise.
+    let with_requester = |unit: &str| {
+        let mut body = case(unit, "路灯不亮 a street light is out");
+        body["requester"] = json!({"name": "授权矩阵", "phone": "13800001357"});
+        body
+    };
+    let system = Acting::system(UnitId::new("lotus").expect("valid"));
+    demo.service
+        .engine()
+        .submit(
+            &system,
+            Command::Org(OrgCommand::CreateUnit {
+                id: UnitId::new("lotus").expect("valid"),
+                name: "荷花社区 Lotus".into(),
+                tier: Tier::Community,
+                parent: None,
+            }),
+        )
+        .expect("a second community");
+    let mut persons = Vec::new();
+    for unit in ["grid-1", "lotus"] {
+        let opened = setup_call(
+            demo,
+            "tang.resident",
+            Method::POST,
+            "/api/v1/cases",
+            with_requester(unit),
+        )
+        .await;
+        let case = CaseId::parse(opened["id"].as_str().expect("an id")).expect("a case id");
+        let person = demo
+            .service
+            .engine()
+            .case(&system, case)
+            .expect("the case")
+            .state
+            .requester
+            .expect("a requester");
+        persons.push(person.to_string());
+    }
+    let [person_in_tonghui, person_in_lotus] =
+        <[String; 2]>::try_from(persons).expect("two persons");
+    Fixtures {
+        f1,
+        f2,
+        d2,
+        shops,
+        person_in_tonghui,
+        person_in_lotus,
+    }
 }
 
 /// The cases and directive [`fixtures`] makes.
@@ -1239,6 +1324,10 @@ struct Fixtures {
     d2: String,
     /// A case filed by a shop owner at their shop, by owner.
     shops: Vec<(&'static str, String)>,
+    /// A requester registered at grid 1.
+    person_in_tonghui: String,
+    /// A requester registered in the second community, `lotus`.
+    person_in_lotus: String,
 }
 
 /// The facts the scope rules need, read from the engine as the system (what the cases and
@@ -1384,7 +1473,14 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
     let started = Instant::now();
     let demo = DemoService::start("http-authz");
     ready(&demo).await;
-    let Fixtures { f1, f2, d2, shops } = fixtures(&demo).await;
+    let Fixtures {
+        f1,
+        f2,
+        d2,
+        shops,
+        person_in_tonghui,
+        person_in_lotus,
+    } = fixtures(&demo).await;
     let run = &demo.run;
     let mut cases = vec![
         ("smooth", run.smooth_case.to_string()),
@@ -1414,6 +1510,8 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
             .expect("a spare token")
             .0
             .to_string(),
+        person_in_tonghui,
+        person_in_lotus,
     };
     let world = world(&demo, &ids);
     check_facts(&world, &ids);
@@ -1660,6 +1758,7 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
         ("POST", "/api/v1/directives/{id}/report", 422),
         ("POST", "/api/v1/cases/{id}/contact", 403),
         ("POST", "/api/v1/cases/{id}/contact", 422),
+        ("POST", "/api/v1/persons/{id}/erase", 404),
     ] {
         assert!(
             seen[&(method.to_owned(), path)].contains(&status),

@@ -24,6 +24,7 @@ pub mod directives;
 pub mod events;
 pub mod ops;
 pub mod org;
+pub mod persons;
 pub mod reports;
 pub mod tokens;
 pub mod workflows;
@@ -107,6 +108,7 @@ pub fn all() -> Vec<RouteSpec> {
     routes.extend(workflows::routes());
     routes.extend(calendar::routes());
     routes.extend(tokens::routes());
+    routes.extend(persons::routes());
     routes.extend(reports::routes());
     routes.extend(events::routes());
     routes.extend(crate::open311::routes());
