@@ -128,6 +128,7 @@ async fn init_founds_a_store_that_serve_runs_and_its_token_works() {
             "name": "荷花街社区 Lotus Street",
             "tier": "community",
             "parent": null,
+            "retired": false,
             "in_chain": true,
         }]})
     );
