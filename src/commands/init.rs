@@ -4,12 +4,13 @@
 //! --data DIR` runs the store, and the administrator builds the rest over the API with the
 //! token. It refuses a store whose log holds any event, before it creates or writes anything.
 //!
-//! The founding is four commands to the engine (the unit, the actor, the grant: one append
-//! each, as the org chart takes them; then the token). So that a refusal can never leave half
-//! a founding behind, every decision is first rehearsed on an empty chart (the domain is
-//! pure: `decide` and `apply` with no engine), and only a founding the domain accepts whole
-//! is written. A failure of the disk between the writes can still stop it midway; the message
-//! then says so, and the directory is removed and `init` run again.
+//! The founding is two appends: the chart's part (the unit, the actor, the grant) as one
+//! decision (`OrgCommand::All`: all or nothing), then the token (another aggregate's stream).
+//! So that a refusal can never leave half a founding behind, every decision is first
+//! rehearsed on an empty chart (the domain is pure: `decide` and `apply` with no engine), and
+//! only a founding the domain accepts whole is written. A failure of the disk between the two
+//! appends can still stop it midway; the message then says so, and the directory is removed
+//! and `init` run again.
 //!
 //! [`found`] takes the parsed [`Founding`] and an engine: `init --config FILE` (units, actors,
 //! roles and workflows from one file) sits beside it as another way to make a founding.
@@ -45,11 +46,17 @@ pub struct InitArgs {
     pub data: PathBuf,
     /// The community's unit id: a slug (lowercase letters, digits, - _ .; at most 64), e.g.
     /// `tonghui`.
-    #[arg(long)]
-    pub community: String,
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    pub community: Option<String>,
     /// The community's display name (`通惠社区`).
-    #[arg(long)]
-    pub name: String,
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    pub name: Option<String>,
+    /// A deployment file (TOML: the community, its first administrator, roles, units,
+    /// actors with their roles, workflow files; docs/deploy.md): founds the store when it is
+    /// empty, and otherwise writes only what differs from it, so that applying the same file
+    /// twice changes nothing.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The first administrator's actor id.
     #[arg(long, default_value = DEFAULT_ADMIN)]
     pub admin: String,
@@ -86,9 +93,10 @@ impl Founding {
     /// # Errors
     /// An id that is not one.
     pub fn from_args(args: &InitArgs) -> Result<Self, String> {
+        let community = args.community.as_deref().unwrap_or_default();
         Ok(Self {
-            community: UnitId::new(&args.community).map_err(|e| format!("--community: {e}"))?,
-            name: args.name.clone(),
+            community: UnitId::new(community).map_err(|e| format!("--community: {e}"))?,
+            name: args.name.clone().unwrap_or_default(),
             admin: ActorId::new(&args.admin).map_err(|e| format!("--admin: {e}"))?,
             admin_name: args.admin_name.clone(),
         })
@@ -216,11 +224,16 @@ pub fn found(
         return Err("the store has an org chart already: init only starts a new store".to_owned());
     }
     let system = founding.system();
-    let mut commands: Vec<(&str, Command)> = founding
+    // The chart's part in one append (all or nothing), then the token.
+    let chart_part = founding
         .org_commands()
         .into_iter()
-        .map(|(what, command)| (what, Command::Org(command)))
+        .map(|(_, command)| command)
         .collect();
+    let mut commands: Vec<(&str, Command)> = vec![(
+        "the community, the administrator and their grant",
+        Command::Org(OrgCommand::All(chart_part)),
+    )];
     commands.push((
         "the administrator's token",
         Command::Access(founding.issue(secret)),
@@ -272,28 +285,16 @@ fn refuse_unless_empty(data: &Path) -> Result<(), String> {
 /// A store that is not empty or in use, an id, name or zone that the domain refuses (each
 /// before anything is written), a master key that cannot be made, a write that fails.
 pub fn run(args: InitArgs) -> Result<ExitCode, String> {
+    if let Some(config) = args.config.clone() {
+        return run_config(&args, &config);
+    }
     let founding = Founding::from_args(&args)?;
     refuse_unless_empty(&args.data)?;
     let secret = TokenSecret::generate()
         .map_err(|e| format!("no randomness from the operating system: {e}"))?;
     founding.rehearse(&secret, SystemClock.now())?;
     // Owner-only before anything is written into it (the master key, the stores).
-    Storage::create_data_dir(&args.data)
-        .map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
-    let key = master_key(
-        &args
-            .key_file
-            .clone()
-            .unwrap_or_else(|| args.data.join("master.key")),
-    )?;
-    let mut config = EngineConfig::new(&args.data).master_key(key);
-    if let Some(zone) = args.time_zone.clone() {
-        config = config.time_zone(zone);
-    }
-    let engine = Engine::open(config).map_err(|e| match e {
-        EngineError::Open(OpenError::Locked { .. }) => store::in_use(&args.data),
-        other => format!("cannot open the store in {}: {other}", args.data.display()),
-    })?;
+    let engine = open_engine(&args)?;
     let founded = found(&engine, &founding, &secret);
     drop(engine);
     let founded = founded?;
@@ -306,4 +307,137 @@ pub fn run(args: InitArgs) -> Result<ExitCode, String> {
         args.data.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the engine on `args.data` (made owner-only first), with the master key `serve` uses.
+fn open_engine(args: &InitArgs) -> Result<Engine, String> {
+    Storage::create_data_dir(&args.data)
+        .map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
+    let key = master_key(
+        &args
+            .key_file
+            .clone()
+            .unwrap_or_else(|| args.data.join("master.key")),
+    )?;
+    let mut config = EngineConfig::new(&args.data).master_key(key);
+    if let Some(zone) = args.time_zone.clone() {
+        config = config.time_zone(zone);
+    }
+    Engine::open(config).map_err(|e| match e {
+        EngineError::Open(OpenError::Locked { .. }) => store::in_use(&args.data),
+        other => format!("cannot open the store in {}: {other}", args.data.display()),
+    })
+}
+
+/// What `init --config` prints: as `init`, with the token only when it founded the store, and
+/// how many events the file's changes wrote.
+#[derive(Debug, Serialize)]
+pub struct Applied {
+    /// The first administrator's actor id.
+    pub actor: String,
+    /// Their role (`community_admin`).
+    pub role: String,
+    /// The community's unit id.
+    pub unit_id: String,
+    /// The token's secret when this run founded the store (shown this once); null otherwise.
+    pub token: Option<String>,
+    /// Events written for the file's roles, units, actors, grants and workflows (0: the store
+    /// held it all already).
+    pub changes: usize,
+}
+
+/// `civicflow init --config FILE`: founds the store if it is empty, then writes what the
+/// file declares and the store lacks (`config.rs`).
+fn run_config(args: &InitArgs, path: &Path) -> Result<ExitCode, String> {
+    let file = super::config::DeploymentFile::read(path)?;
+    let admin = file.admin.as_ref();
+    let founding = Founding {
+        community: UnitId::new(&file.community.id)
+            .map_err(|e| format!("{}: community.id: {e}", path.display()))?,
+        name: file.community.name.clone(),
+        admin: ActorId::new(admin.map_or(DEFAULT_ADMIN, |a| a.id.as_str()))
+            .map_err(|e| format!("{}: admin.id: {e}", path.display()))?,
+        admin_name: admin
+            .map_or(DEFAULT_ADMIN_NAME, |a| a.name.as_str())
+            .to_owned(),
+    };
+    // Every workflow file is read before anything is written.
+    let workflows: Vec<(PathBuf, String)> = file
+        .workflow_files(path)
+        .into_iter()
+        .map(|file| {
+            std::fs::read_to_string(&file)
+                .map(|text| (file.clone(), text))
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))
+        })
+        .collect::<Result<_, _>>()?;
+    let secret = TokenSecret::generate()
+        .map_err(|e| format!("no randomness from the operating system: {e}"))?;
+    let engine = open_engine(args)?;
+    let applied = apply_config(&engine, &file, &founding, &secret, &workflows);
+    drop(engine);
+    let applied = applied?;
+    let json = serde_json::to_string(&applied).map_err(|e| e.to_string())?;
+    emit(format_args!("{json}"))?;
+    eprintln!(
+        "civicflow: {} applied to {}: {} event(s) written{}",
+        path.display(),
+        args.data.display(),
+        applied.changes,
+        if applied.token.is_some() {
+            "; the store was founded, and the token is shown only this once"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn apply_config(
+    engine: &Engine,
+    file: &super::config::DeploymentFile,
+    founding: &Founding,
+    secret: &TokenSecret,
+    workflows: &[(PathBuf, String)],
+) -> Result<Applied, String> {
+    let chart = engine.org();
+    let token = match chart.first_community() {
+        None if chart.units().next().is_none() => {
+            founding.rehearse(secret, SystemClock.now())?;
+            Some(found(engine, founding, secret)?.token)
+        }
+        Some(first) if *first == founding.community => None,
+        _ => {
+            return Err(format!(
+                "this store's first community is {}, not {}: a deployment file applies to the store it founded",
+                chart
+                    .first_community()
+                    .map_or_else(|| "none".to_owned(), ToString::to_string),
+                founding.community
+            ))
+        }
+    };
+    let system = founding.system();
+    let mut changes = 0;
+    let commands = file.changes(&engine.org())?;
+    if !commands.is_empty() {
+        let outcome = engine
+            .submit(&system, Command::Org(OrgCommand::All(commands)))
+            .map_err(|e| format!("the file's roles, units and actors: refused: {e}"))?;
+        if let civicflow::core::engine::Outcome::Org { events, .. } = outcome {
+            changes += events;
+        }
+    }
+    for (path, text) in workflows {
+        let published = super::workflows::publish(engine, path, text.clone())?;
+        changes += usize::from(published.changed);
+    }
+    let acting = founding.administrator();
+    Ok(Applied {
+        actor: acting.actor.to_string(),
+        role: acting.role.to_string(),
+        unit_id: acting.unit.to_string(),
+        token,
+        changes,
+    })
 }

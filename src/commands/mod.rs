@@ -1,6 +1,7 @@
 //! The `civicflow` command's subcommands, one module each.
 
 pub mod calendar;
+pub mod config;
 pub mod erase;
 pub mod init;
 pub mod restore;

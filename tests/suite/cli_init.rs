@@ -320,3 +320,102 @@ fn init_refuses_what_the_domain_refuses_before_it_writes_anything() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(founded(&stdout)["unit_id"], "lotus");
 }
+
+/// A deployment file as `init --config` reads it, with `grid_name` for its one grid.
+fn deployment(grid_name: &str, grant_volunteer: bool, grid_tier: &str) -> String {
+    let extra = if grant_volunteer {
+        r#", { role = "volunteer", unit = "lotus-grid-1" }"#
+    } else {
+        ""
+    };
+    format!(
+        r#"
+[community]
+id = "lotus-street"
+name = "荷花街社区 Lotus Street"
+
+[[roles]]
+id = "street_electrician"
+name = "电工 street electrician"
+
+[[units]]
+id = "yinhe-plaza"
+name = "银河广场 Yinhe Plaza"
+tier = "enterprise"
+parent = "lotus-grid-1"
+
+[[units]]
+id = "lotus-grid-1"
+name = "{grid_name}"
+tier = "{grid_tier}"
+parent = "lotus-street"
+
+[[actors]]
+id = "zhao.electrician"
+name = "赵电工"
+roles = [{{ role = "street_electrician", unit = "lotus-grid-1" }}{extra}]
+"#
+    )
+}
+
+fn apply(data: &Path, file: &Path) -> (i32, Value, String) {
+    let (code, out, err) = init(data, &["--config", path(file)]);
+    let value = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
+    (code, value, err)
+}
+
+#[test]
+fn a_deployment_file_founds_then_writes_only_what_differs() {
+    let dir = TempDir::new("init-config");
+    let data = dir.path().join("data");
+    let file = dir.path().join("deployment.toml");
+    std::fs::create_dir_all(dir.path()).expect("a directory");
+
+    // Founded from the file: the community, the administrator (the defaults), and the rest
+    // (a role, two units in an order where the child comes first, an actor and a grant).
+    std::fs::write(&file, deployment("第一网格", false, "grid")).expect("written");
+    let (code, first, err) = apply(&data, &file);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(first["actor"], "admin", "{first}");
+    assert!(
+        first["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("cft_")),
+        "{first}"
+    );
+    assert_eq!(first["changes"], 5, "{first}");
+
+    // The same file again: nothing written.
+    let before = head(&data);
+    let (code, again, err) = apply(&data, &file);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again["changes"], 0, "{again}");
+    assert_eq!(again["token"], Value::Null, "{again}");
+    assert_eq!(head(&data), before);
+
+    // A renamed unit and one more grant: their update events, nothing else.
+    std::fs::write(&file, deployment("第一网格 (新马路)", true, "grid")).expect("written");
+    let (code, changed, err) = apply(&data, &file);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(changed["changes"], 2, "{changed}");
+
+    // A tier cannot change: refused naming the unit, nothing written.
+    std::fs::write(&file, deployment("第一网格 (新马路)", true, "department")).expect("written");
+    let before = head(&data);
+    let (code, _, err) = apply(&data, &file);
+    assert_ne!(code, 0);
+    assert!(err.contains("units: lotus-grid-1"), "{err}");
+    assert_eq!(head(&data), before);
+
+    // Another store's file: refused.
+    let other = dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        "[community]\nid = \"jade-river\"\nname = \"玉河社区\"\n",
+    )
+    .expect("written");
+    let (code, _, err) = apply(&data, &other);
+    assert_ne!(code, 0);
+    assert!(err.contains("first community is lotus-street"), "{err}");
+    assert_eq!(head(&data), before);
+}

@@ -617,6 +617,9 @@ pub enum OrgCommand {
         /// The unit.
         unit: UnitId,
     },
+    /// Several changes in one decision, each decided on the chart the ones before it leave:
+    /// all or none is written (a new store's founding, a configuration file applied).
+    All(Vec<OrgCommand>),
     /// Renames and moves a unit in one decision: both or neither (`None` leaves that part
     /// as it is).
     UpdateUnit {
@@ -1057,6 +1060,31 @@ fn decide_events(
                 }),
             };
             Ok(vec![event])
+        }
+        OrgCommand::All(commands) => {
+            let mut chart = chart.clone();
+            let mut events = Vec::new();
+            for command in commands {
+                // Retiring needs the open cases the engine looks up, and revoking sets off
+                // the revocation of tokens: each goes on its own.
+                if matches!(
+                    command,
+                    OrgCommand::All(_)
+                        | OrgCommand::RetireUnit { .. }
+                        | OrgCommand::RevokeRole { .. }
+                ) {
+                    return Err(Rejection::invalid(
+                        "command",
+                        "retiring a unit, revoking a role and a nested batch are submitted on their own",
+                    ));
+                }
+                let decided = decide_events(&chart, command, acting)?;
+                for event in &decided {
+                    apply_event(&mut chart, event);
+                }
+                events.extend(decided);
+            }
+            Ok(events)
         }
         OrgCommand::UpdateUnit { id, name, parent } => {
             let mut events = Vec::new();
