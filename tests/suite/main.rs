@@ -43,6 +43,7 @@ mod cli_workflows;
 mod crash_service;
 mod deploy_walkthrough;
 mod fuzz_http;
+mod http_admin;
 mod http_authz;
 mod http_calendar;
 mod http_cases;

@@ -903,7 +903,7 @@ fn decide_events(
             }
             if !id.is_slug() {
                 return Err(Rejection::invalid(
-                    "unit",
+                    "id",
                     format!(
                         "{id} is not a slug: use lowercase letters, digits, - _ . (at most 64)"
                     ),

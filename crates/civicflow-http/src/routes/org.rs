@@ -489,10 +489,14 @@ impl Validate for NewRole {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-/// Whether `caller` sees `unit`: a unit of their community, or one that belongs to none (a
-/// district's department, which every community may address).
+/// Whether `caller` sees `unit`: a unit of their community, one that belongs to no community
+/// (a district's department, which every community may address), and for the store's
+/// administrators every community's top unit.
 fn sees(org: &OrgChart, caller: &Acting, unit: &Unit) -> bool {
-    org.same_community(&unit.id, &caller.unit) || (unit.parent.is_none() && !unit.tier.in_chain())
+    org.same_community(&unit.id, &caller.unit)
+        || (unit.parent.is_none() && !unit.tier.in_chain())
+        // The store's administrators see every community they may give a first administrator.
+        || (unit.parent.is_none() && org.administers_store(caller))
 }
 
 async fn units(
@@ -734,6 +738,12 @@ async fn change_grant(
         }
     };
     submit(&state, &caller, command, options).await?;
+    if !granting {
+        // The role's tokens were revoked with it: the index learns it before the answer, as
+        // for a token revoked through its own route (a grant given again must not revive them).
+        let tokens = state.engine().tokens()?;
+        state.tokens().replace(&tokens);
+    }
     Ok(Json(actor_answer(&state, &caller.acting, &actor)?))
 }
 

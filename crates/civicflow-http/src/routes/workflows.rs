@@ -651,7 +651,16 @@ async fn migrate(
                 options,
             )
         })
-        .await??;
+        .await?
+        // The core names the version `to_version`; this body calls it `version`.
+        .map_err(|e| match e {
+            civicflow_core::engine::SubmitError::Rejected(Rejection::Invalid { field, reason })
+                if field == "to_version" =>
+            {
+                ApiError::from(Rejection::invalid("version", reason))
+            }
+            other => ApiError::from(other),
+        })?;
     let Outcome::Case { case, stage, .. } = outcome else {
         return Err(ApiError::internal(
             "migrating a case answered something else",

@@ -193,7 +193,7 @@ pub fn table() -> Vec<SpecRow<Org>> {
         no(
             chart_spec().when(admin(), create("Grid 3", "第三网格", Tier::Grid, Some("tonghui"))),
             invalid(
-                "unit",
+                "id",
                 "Grid 3 is not a slug: use lowercase letters, digits, - _ . (at most 64)",
             ),
         ),
