@@ -616,6 +616,41 @@ pub fn table() -> Vec<SpecRow<Org>> {
             chart_spec().when(other_admin(), retire("shop-yh-102", &[])),
             outside(&other_admin(), "retire a unit", "shop-yh-102"),
         ),
+        // Several changes as one decision: each on the chart the ones before it leave; one
+        // refusal refuses them all.
+        ok(
+            chart_spec().when(
+                admin(),
+                OrgCommand::All(vec![
+                    create("grid-3", "第三网格", Tier::Grid, Some("tonghui")),
+                    create("plaza-3", "三号广场", Tier::Enterprise, Some("grid-3")),
+                ]),
+            ),
+            vec![
+                created("grid-3", "第三网格", Tier::Grid, Some("tonghui")),
+                created("plaza-3", "三号广场", Tier::Enterprise, Some("grid-3")),
+            ],
+        ),
+        no(
+            chart_spec().when(
+                admin(),
+                OrgCommand::All(vec![
+                    create("grid-3", "第三网格", Tier::Grid, Some("tonghui")),
+                    create("plaza-3", "三号广场", Tier::Enterprise, Some("tonghui")),
+                ]),
+            ),
+            invalid(
+                "parent",
+                "an enterprise belongs under a grid, but tonghui is a community",
+            ),
+        ),
+        no(
+            chart_spec().when(admin(), OrgCommand::All(vec![retire("shop-yh-102", &[])])),
+            invalid(
+                "command",
+                "retiring a unit, revoking a role and a nested batch are submitted on their own",
+            ),
+        ),
         // A retired unit takes no grant and no new unit.
         no(
             chart_spec()
