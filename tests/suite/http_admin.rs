@@ -213,8 +213,53 @@ async fn the_org_chart_is_administered_over_http() {
         .await;
     assert!(status.is_client_error(), "{status} {answer}");
 
-    // Only community administrators: a grid worker is refused by the policy.
+    // The unit's administrative history: who did what, in order.
+    let (status, history) = demo
+        .call(
+            Method::GET,
+            "/api/v1/units/plaza-9/history",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let changes: Vec<(&str, &str)> = history["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap_or(""),
+                c["actor"]["id"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("UnitCreated", ADMIN),
+            ("UnitRenamed", ADMIN),
+            ("UnitMoved", ADMIN),
+            ("UnitRetired", ADMIN)
+        ],
+        "{history}"
+    );
     let grid = demo.token("li.grid1").to_owned();
+    let (status, _) = demo
+        .call(
+            Method::GET,
+            "/api/v1/units/plaza-9/history",
+            Some(&grid),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a grid worker reads no history"
+    );
+
+    // Only community administrators: a grid worker is refused by the policy.
     let (status, _) = demo
         .call(
             Method::POST,

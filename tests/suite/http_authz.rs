@@ -897,6 +897,22 @@ fn probes(ids: &Ids) -> Vec<Probe> {
     // community): the org chart, actors and roles, workflows. Each write once with a body
     // that succeeds, and with an id that names nothing (404) or a refusal the core decides.
     probes.push(get("/api/v1/actors", "/api/v1/actors", always()));
+    // A unit's administrative history: administrators of it or above, and auditors.
+    for unit in [OWN, "grid-1", "no-such-unit"] {
+        probes.push(get(
+            "/api/v1/units/{id}/history",
+            format!("/api/v1/units/{unit}/history"),
+            Box::new(move |world: &World, who: &Who| {
+                let unit = if unit == OWN { who.unit } else { unit };
+                let auditor = who.role == roles::AUDITOR;
+                if world.known(unit) && (auditor || world.within(unit, who.unit)) {
+                    Want::Ok
+                } else {
+                    Want::NotFound
+                }
+            }),
+        ));
+    }
     probes.push(get("/api/v1/roles", "/api/v1/roles", always()));
     probes.push(post(
         "/api/v1/roles",

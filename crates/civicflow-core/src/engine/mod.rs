@@ -65,6 +65,7 @@ mod execute;
 mod grants;
 mod leads;
 mod load;
+mod org_history;
 mod scheduler;
 mod workflows;
 
@@ -80,6 +81,7 @@ pub use audit::{
 pub use calendar::{recorded_zone, CalendarOverview, CalendarYear, YearOrigin};
 pub use command::{Command, EngineError, Outcome, Requester, SubmitError, SubmitOptions};
 pub use config::{EngineConfig, Storage};
+pub use org_history::OrgHistoryEntry;
 pub use scheduler::{DeadlineTarget, SchedulerHandle, StepTaken};
 pub use workflows::{definitions_in_force, WorkflowOrigin, WorkflowVersion};
 

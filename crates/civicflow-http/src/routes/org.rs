@@ -102,6 +102,21 @@ pub fn routes() -> Vec<RouteSpec> {
         },
         RouteSpec {
             method: Method::GET,
+            path: "/api/v1/units/{id}/history",
+            policy: ACTOR_READERS,
+            summary: "A unit's administrative history, oldest first: its creation, renames, moves and retirement, the creation and moves of units under it, and the roles granted and revoked there, each with who made the change (actor, role, unit), when, its log position and its chain hash. For administrators of the unit or above it, and auditors; 404 otherwise.",
+            tag: "org",
+            request: None,
+            params: None,
+            response: Some(schema_of::<UnitHistoryAnswer>),
+            content: Content::Json,
+            status: 200,
+            also: &[],
+            errors: &[404, 503],
+            handler: get(unit_history),
+        },
+        RouteSpec {
+            method: Method::GET,
             path: "/api/v1/actors",
             policy: ACTOR_READERS,
             summary: "The actors of the caller's community (registered there or holding a role there), each with the roles they hold in it. For community administrators and auditors.",
@@ -343,6 +358,44 @@ impl Validate for Empty {
     fn validate(&self) -> Result<(), ApiError> {
         Ok(())
     }
+}
+
+/// A unit's administrative history.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UnitHistoryAnswer {
+    /// The unit.
+    pub unit_id: String,
+    /// Oldest first.
+    pub changes: Vec<ChangeAnswer>,
+}
+
+/// One change of the org chart.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ChangeAnswer {
+    /// Its position in the log.
+    pub position: u64,
+    /// When it was recorded (RFC 3339 in the calendar's zone).
+    pub recorded_at: String,
+    /// The event's type (`UnitCreated`, `RoleGranted`, …).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Who made it.
+    pub actor: ChangedBy,
+    /// What happened, in words.
+    pub summary: String,
+    /// The event's chain hash (hex).
+    pub hash: String,
+}
+
+/// Who made a change.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ChangedBy {
+    /// The actor.
+    pub id: String,
+    /// The role they acted in.
+    pub role: String,
+    /// The unit they acted for.
+    pub unit_id: String,
 }
 
 /// The actors as `GET /api/v1/actors` answers them.
@@ -639,6 +692,39 @@ async fn retire_unit(
     };
     submit(&state, &caller, command, options).await?;
     Ok(Json(unit_answer(&state, &id)?))
+}
+
+async fn unit_history(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UnitHistoryAnswer>> {
+    let unit = UnitId::new(&id).map_err(|_| ApiError::not_found("unit"))?;
+    let acting = caller.acting.clone();
+    let asked = unit.clone();
+    let entries = state
+        .blocking(move |engine| engine.unit_history(&acting, &asked))
+        .await??;
+    let zone = state.zone();
+    let changes = entries
+        .into_iter()
+        .map(|entry| ChangeAnswer {
+            position: entry.recorded.position.get(),
+            recorded_at: zone.format(entry.recorded.recorded_at),
+            event_type: entry.recorded.event_type.to_string(),
+            actor: ChangedBy {
+                id: entry.recorded.actor.id.to_string(),
+                role: entry.recorded.actor.role.to_string(),
+                unit_id: entry.recorded.actor.unit.to_string(),
+            },
+            summary: entry.summary,
+            hash: entry.recorded.hash.to_hex(),
+        })
+        .collect();
+    Ok(Json(UnitHistoryAnswer {
+        unit_id: unit.to_string(),
+        changes,
+    }))
 }
 
 async fn actors(
