@@ -49,6 +49,7 @@ mod http_limits;
 mod http_reports;
 mod http_retries;
 mod http_scope;
+mod http_standing;
 mod http_tls;
 mod http_tracing;
 mod open311_get;

@@ -538,6 +538,9 @@ pub struct QuarterProposal {
     pub recommended: Option<bool>,
     /// Why, in words.
     pub reason: String,
+    /// The rating confirmed for the quarter already (recommended, score), if any: a
+    /// confirmation again replaces it.
+    pub confirmed: Option<(bool, u8)>,
 }
 
 /// The proposal for `quarter` of a unit whose standing is `state` (`None`: nothing recorded
@@ -568,6 +571,7 @@ pub fn propose_quarter(
             month,
         })
         .collect();
+    let confirmed = state.and_then(|s| s.quarterly.get(quarter).copied());
     let missing: Vec<&str> = months
         .iter()
         .filter(|m| m.score.is_none())
@@ -580,6 +584,7 @@ pub fn propose_quarter(
             months,
             score: None,
             recommended: None,
+            confirmed,
         });
     }
     let scores: Vec<u16> = months
@@ -632,6 +637,7 @@ pub fn propose_quarter(
         months,
         score: Some(score),
         recommended: Some(recommended),
+        confirmed,
     })
 }
 

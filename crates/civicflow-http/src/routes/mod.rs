@@ -25,6 +25,7 @@ pub mod events;
 pub mod ops;
 pub mod org;
 pub mod reports;
+pub mod standing;
 pub mod tokens;
 
 /// A JSON Schema, built when the OpenAPI document is.
@@ -106,6 +107,7 @@ pub fn all() -> Vec<RouteSpec> {
     routes.extend(calendar::routes());
     routes.extend(tokens::routes());
     routes.extend(reports::routes());
+    routes.extend(standing::routes());
     routes.extend(events::routes());
     routes.extend(crate::open311::routes());
     routes
