@@ -2,7 +2,8 @@
 //! assessments, quarterly recommended merchants): transport only. Which role may, which unit
 //! or item the caller reaches, what a derived month scores and what a quarter's proposal is
 //! are the domain's (`domain::lists`, `domain::merchants`); these handlers parse, call the
-//! engine and translate its answer. Their reads are in `reports.rs`.
+//! engine and translate its answer. Their reads are in `reports.rs`, but for a quarter's
+//! proposal, which is the domain's derivation from the standing.
 //!
 //! A unit whose standing the caller may not see, and a list item of another community, are
 //! 404 exactly like missing ones; a list item the caller sees but may not edit is 403. Every
@@ -39,6 +40,10 @@ use crate::state::AppState;
 
 /// The routes of this module.
 pub fn routes() -> Vec<RouteSpec> {
+    // The writes differ only in these: each takes and answers JSON, an Idempotency-Key (and
+    // the path parameters `params` narrows), and may answer 404 (outside the caller's sight,
+    // or nothing there), 409 (exists already, or a concurrent write), 422 (the domain's
+    // refusals) and 503 (the log cannot write).
     let write = |method: Method,
                  path: &'static str,
                  policy: Policy,
@@ -417,58 +422,31 @@ pub struct QuarterConfirmation {
     pub score: Option<u8>,
 }
 
-// The texts' rules (one line, blank, length) are the domain's, for every channel: refused
-// with 422 naming the field.
-impl Validate for NewListItem {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
+/// Bodies the route checks no further than their JSON shape: the texts' rules (one line,
+/// blank, length) and the values' ranges are the domain's, the same for every channel, and
+/// refused with 422 naming the field.
+macro_rules! checked_by_the_domain {
+    ($($body:ty),* $(,)?) => {
+        $(impl Validate for $body {
+            fn validate(&self) -> Result<(), ApiError> {
+                Ok(())
+            }
+        })*
+    };
 }
-impl Validate for ListItemChange {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
-impl Validate for ListItemLink {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
-impl Validate for Reason {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
-impl Validate for CycleStart {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
-impl Validate for PointsBody {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
-impl Validate for FlagAward {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
-impl Validate for MonthAssessment {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
-impl Validate for NoFields {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
-impl Validate for QuarterConfirmation {
-    fn validate(&self) -> Result<(), ApiError> {
-        Ok(())
-    }
-}
+
+checked_by_the_domain!(
+    NewListItem,
+    ListItemChange,
+    ListItemLink,
+    Reason,
+    CycleStart,
+    PointsBody,
+    FlagAward,
+    MonthAssessment,
+    NoFields,
+    QuarterConfirmation,
+);
 
 // ---------------------------------------------------------------------------------------------
 // Answers
@@ -734,10 +712,10 @@ async fn add_item(
     Ok((StatusCode::CREATED, Json(item_answer(outcome, &state)?)))
 }
 
-/// The item a path names, as the caller may see it, and checked to be in the path's list.
+/// The list and the item a path names.
 ///
 /// # Errors
-/// 404 naming `kind` for an unknown list, `id` for a malformed id.
+/// 404 naming `kind` for an unknown list, `id` for a malformed id (which names no item).
 fn item_of_path(kind: &str, id: &str) -> ApiResult<(ListKind, ListItemId)> {
     let list = list_kind(kind)?;
     let item = ListItemId::parse(id).map_err(|_| ApiError::not_found("list item").field("id"))?;
