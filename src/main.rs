@@ -1,5 +1,5 @@
-//! The `civicflow` command: `serve` runs the service; the other commands work on a stopped
-//! store (see `docs/service.md`).
+//! The `civicflow` command: `init` starts a new store, `serve` runs the service; the other
+//! commands work on a stopped store (see `docs/service.md`).
 
 mod commands;
 
@@ -28,6 +28,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a new store for a community: its unit, a first administrator holding
+    /// community_admin there, and their access token. Prints one JSON object {actor, role,
+    /// unit_id, token} (the token shown this once). Refuses a store that holds any event.
+    Init(commands::init::InitArgs),
     /// Run the service: the JSON API, live events, audits. SIGTERM or Ctrl-C stops it
     /// gracefully.
     Serve(commands::serve::ServeArgs),
@@ -136,6 +140,10 @@ enum Command {
         #[command(subcommand)]
         command: commands::calendar::CalendarCommand,
     },
+    /// Erase a person on a stopped store, on their request (PIPL art. 47): their key in the
+    /// vault is destroyed, so their contact details can never be read again; the log records
+    /// the erasure with the reason.
+    Erase(commands::erase::EraseArgs),
 }
 
 fn main() -> ExitCode {
@@ -156,6 +164,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Init(args) => commands::init::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Verify { data, stream } => store::verify(&data, stream.as_deref()),
         Command::Head { data } => store::head(&data),
@@ -173,5 +182,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::ImportLog { data, input } => commands::restore::import_log(&data, &input),
         Command::Token { command } => store::token(command),
         Command::Calendar { command } => commands::calendar::run(command),
+        Command::Erase(args) => commands::erase::run(args),
     }
 }

@@ -1,9 +1,12 @@
 //! The `civicflow` command's subcommands, one module each.
 
 pub mod calendar;
+pub mod erase;
+pub mod init;
 pub mod restore;
 pub mod serve;
 pub mod store;
+pub mod workflows;
 
 use civicflow::core::calendar::Zone;
 

@@ -120,6 +120,13 @@ pub struct ServeArgs {
     /// DIR/open311-routing.toml and a token for every demo actor to DIR/demo-tokens.json.
     #[arg(long)]
     pub demo: bool,
+    /// Publish the workflow definitions of DIR (its `*.toml` files, docs/workflows.md) into
+    /// the store at start: a file the store has already changes nothing; a changed one must
+    /// carry a higher version; a file the engine refuses stops the start, naming the file and
+    /// the key at fault. Once published, a definition lives in the store's log: later starts
+    /// need the files no more.
+    #[arg(long, value_name = "DIR")]
+    pub workflows: Option<PathBuf>,
     /// The master key file of the personal-data vault (created when missing), unless
     /// CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
     #[arg(long)]
@@ -240,6 +247,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         addr,
         time_zone,
         demo,
+        workflows,
         key_file,
         log_cache_mib,
         read_model_cache_mib,
@@ -304,6 +312,20 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     config.trusted_proxies = trusted_proxies;
     config.tls = tls;
     let service = Service::open(config).map_err(|e| e.to_string())?;
+    if let Some(dir) = &workflows {
+        for published in super::workflows::publish_dir(service.engine(), dir)? {
+            eprintln!(
+                "civicflow: workflow {} from {}: {}",
+                published.reference,
+                published.file.display(),
+                if published.changed {
+                    "published"
+                } else {
+                    "in the store already"
+                }
+            );
+        }
+    }
     let scheme = match service.tls_reloader() {
         Some(reloader) => {
             reload_on_sighup(reloader)?;

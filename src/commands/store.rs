@@ -261,7 +261,7 @@ pub fn audit(
         })
         .transpose()?;
     let log = open_log(data)?;
-    let definitions = DefinitionRegistry::built_in();
+    let definitions = definitions_of(&log)?;
     let zone = &store_zone(&log, zone)?;
     let result = match engine::audit_log(&log, &definitions, zone, id) {
         Err(engine::SubmitError::Rejected(Rejection::NotFound { .. })) => Err(format!(
@@ -524,7 +524,7 @@ pub fn rebuild(data: &Path, zone: Option<Zone>) -> Result<ExitCode, String> {
         ReadModelError::Locked { .. } => in_use(data),
         other => format!("cannot open the read models in {}: {other}", dir.display()),
     })?;
-    let projections = models::all(Arc::new(DefinitionRegistry::built_in()), zone.clone());
+    let projections = models::all(definitions_of(&log)?, zone.clone());
     let mut names = Vec::with_capacity(projections.len());
     for projection in &projections {
         let ns =
@@ -792,6 +792,13 @@ fn store_zone(log: &dyn EventStore, given: Option<Zone>) -> Result<Zone, String>
         (Some(recorded), _) => Ok(recorded),
         (None, given) => Ok(given.unwrap_or_else(Zone::shanghai)),
     }
+}
+
+/// The definitions a stopped store's cases run on: the built-in ones and those published in
+/// its log.
+fn definitions_of(log: &dyn EventStore) -> Result<DefinitionRegistry, String> {
+    engine::definitions_in_force(log, DefinitionRegistry::built_in())
+        .map_err(|e| format!("cannot read the store's workflow definitions: {e}"))
 }
 
 fn read_tokens(log: &dyn EventStore) -> Result<AccessState, String> {

@@ -36,8 +36,9 @@ use crate::common::service::DemoService;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use civicflow::core::domain::directive::RESPONDERS;
-use civicflow::core::domain::org::{roles, Acting};
+use civicflow::core::domain::org::{roles, Acting, OrgCommand, Tier};
 use civicflow::core::domain::workflow::{Scope, WorkflowId};
+use civicflow::core::engine::Command;
 use civicflow::core::{CaseId, DirectiveId, UnitId};
 use civicflow::demo;
 use civicflow::http::routes::{self, RouteSpec};
@@ -295,6 +296,27 @@ fn always() -> Judge {
     Box::new(|_, _| Want::Ok)
 }
 
+/// Every caller the policy lets through gets `want` (the administration routes, whose only
+/// demo caller is the store's administrator).
+fn wanting(want: Want) -> Judge {
+    Box::new(move |_, _| want)
+}
+
+/// The built-in service-request workflow as version 2, as the JSON body of
+/// `POST /api/v1/workflows`: the same stages, so that a case can move to it.
+fn service_request_v2() -> Value {
+    let text = civicflow_core::domain::workflow::BUILT_IN
+        .iter()
+        .find(|(file, _)| *file == "service-request.toml")
+        .expect("the built-in service request")
+        .1;
+    let definition = civicflow_core::domain::workflow::Definition::from_toml(text, roles::ALL)
+        .expect("the built-in definition");
+    let mut body = serde_json::to_value(&definition).expect("a definition as JSON");
+    body["version"] = json!(2);
+    body
+}
+
 /// A read of one case: 404 unless the caller may see it.
 fn case_read(case: &str) -> Judge {
     let case = case.to_owned();
@@ -408,6 +430,17 @@ fn contact_view(case: &str) -> Judge {
 /// unit, so the token is found (200); an id that names no token is 404.
 fn token_revoke(exists: bool) -> Judge {
     Box::new(move |_, _| if exists { Want::Ok } else { Want::NotFound })
+}
+
+/// Erasing a person (`routes/persons.rs`, `person::decide_erase`), for the community
+/// administrators the policy lets through: a person registered at the caller's unit or below
+/// it (where their first case was filed) is erased; one registered elsewhere, or nobody
+/// (`None`), is 404, as if they did not exist.
+fn erase_person(registered_at: Option<&'static str>) -> Judge {
+    Box::new(move |world, who| match registered_at {
+        Some(unit) if world.within(unit, who.unit) => Want::Ok,
+        _ => Want::NotFound,
+    })
 }
 
 /// Opening a service request at `unit` (`{own}`: the caller's): the workflow's open roles
@@ -596,6 +629,10 @@ struct Ids {
     spare_token: String,
     /// An item of the resources list, of grid 3.
     item: String,
+    /// A resident who filed at grid 1 with their contact details (registered there).
+    person_in_tonghui: String,
+    /// A resident who filed in another community, `lotus`, outside every demo caller's unit.
+    person_in_lotus: String,
 }
 
 /// The unit of `Ids::item`.
@@ -813,6 +850,24 @@ fn probes(ids: &Ids) -> Vec<Probe> {
         token_revoke(false),
     ));
 
+    // Persons: community administrators erase the people registered in their subtree (the
+    // policy refuses the rest); another community's person and nobody are 404. The person of
+    // grid 1 last: once erased, erasing again changes nothing (and still answers 200).
+    let erase = "/api/v1/persons/{id}/erase";
+    let reason = json!({"reason": "authz matrix: PIPL art. 47"});
+    for (person, judge) in [
+        (ids.person_in_lotus.as_str(), erase_person(Some("lotus"))),
+        (NO_SUCH_ID, erase_person(None)),
+        (ids.person_in_tonghui.as_str(), erase_person(Some("grid-1"))),
+    ] {
+        probes.push(post(
+            erase,
+            format!("/api/v1/persons/{person}/erase"),
+            reason.clone(),
+            judge,
+        ));
+    }
+
     // Directives: issue (at the caller's unit, and at grid 3), list, read, acknowledge, report.
     let directive = json!({
         "title": "authz matrix: 消防检查",
@@ -918,6 +973,115 @@ fn probes(ids: &Ids) -> Vec<Probe> {
     ]);
     probes.extend(list_probes(ids));
     probes.extend(standing_probes());
+    // Administration (community administrators; the demo's is the store's, at its first
+    // community): the org chart, actors and roles, workflows. Each write once with a body
+    // that succeeds, and with an id that names nothing (404) or a refusal the core decides.
+    probes.push(get("/api/v1/actors", "/api/v1/actors", always()));
+    probes.push(get("/api/v1/roles", "/api/v1/roles", always()));
+    probes.push(post(
+        "/api/v1/roles",
+        "/api/v1/roles",
+        json!({"id": "authz_matrix_role", "name": "授权矩阵 authz matrix role"}),
+        always(),
+    ));
+    probes.push(post(
+        "/api/v1/units",
+        "/api/v1/units",
+        json!({"id": "authz-grid", "name": "授权矩阵网格 authz grid", "tier": "grid", "parent": "tonghui"}),
+        always(),
+    ));
+    // A new community: for the store's administrators.
+    probes.push(post(
+        "/api/v1/units",
+        "/api/v1/units",
+        json!({"id": "authz-community", "name": "授权矩阵社区 authz community", "tier": "community"}),
+        always(),
+    ));
+    probes.push(post(
+        "/api/v1/units",
+        "/api/v1/units",
+        json!({"id": "authz-shop", "name": "授权矩阵 shop", "tier": "shop", "parent": "no-such-unit"}),
+        wanting(Want::NotFound),
+    ));
+    let patch = |path: &str, body: Value, judge: Judge| Probe {
+        method: Method::PATCH,
+        route: "/api/v1/units/{id}",
+        path: path.to_owned(),
+        body: Some(body),
+        judge,
+    };
+    probes.push(patch(
+        "/api/v1/units/authz-grid",
+        json!({"name": "授权矩阵第二网格 authz grid, renamed"}),
+        always(),
+    ));
+    probes.push(patch(
+        "/api/v1/units/no-such-unit",
+        json!({"name": "无"}),
+        wanting(Want::NotFound),
+    ));
+    for (unit, want) in [
+        ("authz-grid", Want::Ok),
+        // Grid 1 has units below it and leads open cases.
+        ("grid-1", Want::Unprocessable),
+        ("no-such-unit", Want::NotFound),
+    ] {
+        probes.push(post(
+            "/api/v1/units/{id}/retire",
+            format!("/api/v1/units/{unit}/retire"),
+            json!({}),
+            wanting(want),
+        ));
+    }
+    probes.push(post(
+        "/api/v1/actors",
+        "/api/v1/actors",
+        json!({"id": "authz.actor", "name": "授权矩阵 authz actor"}),
+        always(),
+    ));
+    for (route, suffix) in [
+        ("/api/v1/actors/{id}/roles", "roles"),
+        ("/api/v1/actors/{id}/roles/revoke", "roles/revoke"),
+    ] {
+        for (actor, want) in [("authz.actor", Want::Ok), ("no.such.actor", Want::NotFound)] {
+            probes.push(post(
+                route,
+                format!("/api/v1/actors/{actor}/{suffix}"),
+                json!({"role": "volunteer", "unit_id": "grid-1"}),
+                wanting(want),
+            ));
+        }
+    }
+    probes.push(post(
+        "/api/v1/workflows",
+        "/api/v1/workflows",
+        service_request_v2(),
+        always(),
+    ));
+    for (id, want) in [
+        ("service-request", Want::Ok),
+        ("no-such-workflow", Want::NotFound),
+    ] {
+        probes.push(get(
+            "/api/v1/workflows/{id}",
+            format!("/api/v1/workflows/{id}"),
+            wanting(want),
+        ));
+        probes.push(get(
+            "/api/v1/workflows/{id}/versions",
+            format!("/api/v1/workflows/{id}/versions"),
+            wanting(want),
+        ));
+    }
+    // Version 2 was published just above: f1 moves to it; a case that does not exist is 404.
+    for (case, want) in [(ids.f1.as_str(), Want::Ok), (NO_SUCH_ID, Want::NotFound)] {
+        probes.push(post(
+            "/api/v1/cases/{id}/migrate",
+            format!("/api/v1/cases/{case}/migrate"),
+            json!({"version": 2}),
+            wanting(want),
+        ));
+    }
     // Open311 filing: public in the table, authenticated by the body's own `api_key` (the demo
     // civic app's token), so every caller, whatever its Authorization header, gets 200 and a
     // new case. Last, so that the cases they open change no other probe's world.
@@ -1423,12 +1587,58 @@ async fn fixtures(demo: &DemoService) -> Fixtures {
         .as_str()
         .expect("an id")
         .to_owned();
+    // Two requesters with contact details, for the erase probes: a resident filing at grid
+    // 1, and the same resident filing in a second community (made by the system), `lotus`,
+    // which lies outside every demo caller's unit. Neither case is probed otherwise.
+    let with_requester = |unit: &str| {
+        let mut body = case(unit, "路灯不亮 a street light is out");
+        body["requester"] = json!({"name": "授权矩阵", "phone": "13800001357"});
+        body
+    };
+    let system = Acting::system(UnitId::new("lotus").expect("valid"));
+    demo.service
+        .engine()
+        .submit(
+            &system,
+            Command::Org(OrgCommand::CreateUnit {
+                id: UnitId::new("lotus").expect("valid"),
+                name: "荷花社区 Lotus".into(),
+                tier: Tier::Community,
+                parent: None,
+            }),
+        )
+        .expect("a second community");
+    let mut persons = Vec::new();
+    for unit in ["grid-1", "lotus"] {
+        let opened = setup_call(
+            demo,
+            "tang.resident",
+            Method::POST,
+            "/api/v1/cases",
+            with_requester(unit),
+        )
+        .await;
+        let case = CaseId::parse(opened["id"].as_str().expect("an id")).expect("a case id");
+        let person = demo
+            .service
+            .engine()
+            .case(&system, case)
+            .expect("the case")
+            .state
+            .requester
+            .expect("a requester");
+        persons.push(person.to_string());
+    }
+    let [person_in_tonghui, person_in_lotus] =
+        <[String; 2]>::try_from(persons).expect("two persons");
     Fixtures {
         f1,
         f2,
         d2,
         shops,
         item,
+        person_in_tonghui,
+        person_in_lotus,
     }
 }
 
@@ -1441,6 +1651,10 @@ struct Fixtures {
     shops: Vec<(&'static str, String)>,
     /// An item of grid 3 on the resources list.
     item: String,
+    /// A requester registered at grid 1.
+    person_in_tonghui: String,
+    /// A requester registered in the second community, `lotus`.
+    person_in_lotus: String,
 }
 
 /// The facts the scope rules need, read from the engine as the system (what the cases and
@@ -1592,6 +1806,8 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
         d2,
         shops,
         item,
+        person_in_tonghui,
+        person_in_lotus,
     } = fixtures(&demo).await;
     let run = &demo.run;
     let mut cases = vec![
@@ -1623,6 +1839,8 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
             .0
             .to_string(),
         item,
+        person_in_tonghui,
+        person_in_lotus,
     };
     let world = world(&demo, &ids);
     check_facts(&world, &ids);
@@ -1895,6 +2113,7 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
             "/api/v1/units/{id}/standing/quarters/{quarter}/proposal",
             422,
         ),
+        ("POST", "/api/v1/persons/{id}/erase", 404),
     ] {
         assert!(
             seen[&(method.to_owned(), path)].contains(&status),
@@ -2014,7 +2233,7 @@ async fn the_router_and_the_openapi_document_are_the_route_table() {
         "/api/v1",
         "/api/v1/token",
         "/api/v1/cases/x/contacts",
-        "/api/v1/units/x",
+        "/api/v1/units/x/parts",
         "/api/v1/directives/x/parts",
         "/api/v1/reports",
     ] {

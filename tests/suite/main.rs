@@ -34,9 +34,12 @@
 mod common;
 
 mod cli;
+mod cli_erase;
+mod cli_init;
 mod cli_restore;
 mod cli_time_zone;
 mod cli_tools;
+mod cli_workflows;
 mod crash_service;
 mod fuzz_http;
 mod http_authz;
@@ -46,6 +49,7 @@ mod http_connections;
 mod http_events;
 mod http_hygiene;
 mod http_limits;
+mod http_persons;
 mod http_reports;
 mod http_retries;
 mod http_scope;

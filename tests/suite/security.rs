@@ -21,7 +21,7 @@ use civicflow::http::{Service, ServiceConfig};
 use serde_json::json;
 
 /// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -61,7 +61,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The files under `dir` whose bytes contain `needle` (paths relative to `dir`).
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     files(dir)
         .into_iter()
         .filter(|f| contains(&std::fs::read(f).expect("read file"), needle))
@@ -245,11 +245,11 @@ async fn a_token_one_character_off_is_refused() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-const NAME: &str = "SHRED-NAME-9f3a";
-const PHONE: &str = "13912345678";
-const EMAIL: &str = "shred-9f3a@example.org";
-const ADDRESS: &str = "SHRED-ADDR-9f3a Fountain Lane 7";
-const MARKER: &str = "SCAN-MARKER-77";
+pub(crate) const NAME: &str = "SHRED-NAME-9f3a";
+pub(crate) const PHONE: &str = "13912345678";
+pub(crate) const EMAIL: &str = "shred-9f3a@example.org";
+pub(crate) const ADDRESS: &str = "SHRED-ADDR-9f3a Fountain Lane 7";
+pub(crate) const MARKER: &str = "SCAN-MARKER-77";
 
 fn plaintexts() -> Vec<(&'static str, Vec<u8>)> {
     vec![
@@ -262,7 +262,7 @@ fn plaintexts() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// Every (value, file) where a plaintext is found.
-fn leaks(dir: &Path) -> Vec<(&'static str, String)> {
+pub(crate) fn leaks(dir: &Path) -> Vec<(&'static str, String)> {
     plaintexts()
         .into_iter()
         .flat_map(|(what, needle)| {
@@ -431,7 +431,12 @@ async fn erased_contact_data_is_in_no_file_and_reads_as_erased() {
     drop(engine);
     let (status, case) = demo.call(Method::GET, &case_path, Some(&admin), None).await;
     assert_eq!(status, StatusCode::OK, "{case}");
-    assert_eq!(case["requester"], json!({"erased": true}), "{case}");
+    // Erased, and still the person's id, which says nothing without the vault.
+    assert_eq!(
+        case["requester"],
+        json!({"erased": true, "person_id": person.to_string()}),
+        "{case}"
+    );
     let (status, audit) = demo
         .call(
             Method::GET,
@@ -448,8 +453,8 @@ async fn erased_contact_data_is_in_no_file_and_reads_as_erased() {
     assert_no_plaintext(&audit.to_string(), "the audit");
 }
 
-/// Erases the requester of case `id`, as the community administrator.
-fn erase_requester(demo: &DemoService, id: &str) {
+/// Erases the requester of case `id`, as the community administrator; the person.
+fn erase_requester(demo: &DemoService, id: &str) -> civicflow::core::PersonId {
     let engine = demo.service.engine();
     let person = engine
         .case(
@@ -469,6 +474,7 @@ fn erase_requester(demo: &DemoService, id: &str) {
             },
         )
         .expect("erase");
+    person
 }
 
 /// Reads each Open311 `path`: a 200 that lists `id` with its description and no plaintext.
@@ -571,14 +577,18 @@ async fn an_open311_requester_is_masked_to_everyone_and_erased_everywhere() {
         .expect("view")
         .expect("present");
     assert_eq!(details.name(), Some(NAME), "the vault holds what was filed");
-    erase_requester(&demo, &id);
+    let person = erase_requester(&demo, &id);
 
     let (demo, after) = with_stopped(demo, leaks);
     assert!(after.is_empty(), "plaintext after erasure: {after:?}");
     read_open311(&demo, &open311_reads, &id).await;
     let (status, case) = demo.call(Method::GET, &case_path, Some(&admin), None).await;
     assert_eq!(status, StatusCode::OK, "{case}");
-    assert_eq!(case["requester"], json!({"erased": true}), "{case}");
+    assert_eq!(
+        case["requester"],
+        json!({"erased": true, "person_id": person.to_string()}),
+        "{case}"
+    );
 }
 
 /// Tokens on a running service: only a community administrator issues, lists and revokes;

@@ -25,6 +25,7 @@ use crate::domain::lists::ListEvent;
 use crate::domain::merchants::StandingEvent;
 use crate::domain::org::OrgEvent;
 use crate::domain::person::PersonEvent;
+use crate::domain::workflow::published::WorkflowEvent;
 use crate::event::{DomainEvent, RecordedEvent};
 use crate::ids::{
     Actor, CausationId, CorrelationId, EventId, EventType, Position, StreamId, Version,
@@ -113,6 +114,7 @@ fn decode_every_payload(bytes: &[u8]) {
     each::<StandingEvent>(StandingEvent::KNOWN, bytes);
     each::<PersonEvent>(PersonEvent::KNOWN, bytes);
     each::<CalendarEvent>(CalendarEvent::KNOWN, bytes);
+    each::<WorkflowEvent>(WorkflowEvent::KNOWN, bytes);
 }
 
 /// The shape of the scheduler's snapshot (`engine/scheduler.rs`: a position, a hash, and per

@@ -59,6 +59,18 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// What turns an id that does not parse into a 422 naming `field` (for `map_err`).
+    pub fn from_invalid(field: &'static str) -> impl Fn(civicflow_core::InvalidValue) -> Self {
+        move |e| {
+            Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+                format!("{field}: {:?} {}", e.value, e.rule),
+            )
+            .field(field)
+        }
+    }
+
     /// 404: no such thing (or not the caller's to see).
     pub fn not_found(what: &str) -> Self {
         Self::new(

@@ -94,7 +94,12 @@ async fn errors_in_route_format(request: Request, next: Next) -> Response {
             .and_then(|value| value.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        format!("this path takes {allow}, not {method}")
+        // axum adds `Allow` outside this layer on some paths: the header then says it.
+        if allow.is_empty() {
+            format!("this path does not take {method}; the Allow header lists what it takes")
+        } else {
+            format!("this path takes {allow}, not {method}")
+        }
     } else {
         // axum's rejection says what was wrong in a line of text (a few hundred bytes).
         let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();

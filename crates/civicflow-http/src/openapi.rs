@@ -17,7 +17,9 @@ use crate::routes::{Content, RouteSpec};
 /// The JSON Schema of `T`, the type a handler takes or answers, as the document writes it
 /// (OpenAPI 3.0's dialect, every subschema inline): what a route names as its `request` or
 /// `response` (`response: Some(schema_of::<UnitsAnswer>)`), so that the document describes
-/// exactly what the handler serializes.
+/// exactly what the handler serializes. An `Option` the answer always writes (as `null` when
+/// absent) is marked `#[schemars(required, extend("nullable" = true))]`: `required` alone
+/// drops the `nullable` that OpenAPI 3.0 needs for the null.
 pub fn schema_of<T: schemars::JsonSchema>() -> Value {
     let generator = schemars::generate::SchemaSettings::openapi3()
         .with(|settings| {
@@ -263,6 +265,9 @@ mod tests {
         struct Outer {
             inner: Vec<Inner>,
             parent: Option<String>,
+            // Always written, as null when absent: what the routes' answers say this way.
+            #[schemars(required, extend("nullable" = true))]
+            always: Option<String>,
         }
         let schema = schema_of::<Outer>();
         let text = schema.to_string();
@@ -276,7 +281,12 @@ mod tests {
             json!(true),
             "{text}"
         );
-        assert_eq!(schema["required"], json!(["inner"]), "{text}");
+        assert_eq!(schema["required"], json!(["inner", "always"]), "{text}");
+        assert_eq!(
+            schema["properties"]["always"]["nullable"],
+            json!(true),
+            "{text}"
+        );
     }
 
     /// What `.ci/schemathesis` relies on, checked without a server: every status a route

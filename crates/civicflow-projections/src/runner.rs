@@ -208,7 +208,7 @@ impl Runner {
             engine.log().clone(),
             store,
             crate::models::all(
-                engine.definitions().clone(),
+                engine.shared_definitions().clone(),
                 engine.calendar().zone().clone(),
             ),
             options,

@@ -54,6 +54,25 @@ pub mod roles {
     /// The system itself (the deadline scheduler, bootstrap): may do anything.
     pub const SYSTEM: &str = "system";
 
+    /// Every built-in role with its name (Chinese first, English beside it), as
+    /// `GET /api/v1/roles` shows it.
+    pub const NAMES: &[(&str, &str)] = &[
+        (COMMUNITY_ADMIN, "社区管理员 community administrator"),
+        (GRID_WORKER, "网格员 grid worker"),
+        (ENTERPRISE_LIAISON, "企业联络员 enterprise liaison"),
+        (SHOP_OWNER, "经营户 shop owner"),
+        (PARTY_MEMBER, "党员 party member"),
+        (VOLUNTEER, "志愿者 volunteer"),
+        (RESIDENT, "居民 resident"),
+        (DEPARTMENT_OFFICER, "部门工作人员 department officer"),
+        (LEGAL_AID, "法律援助 legal aid"),
+        (LIAISON_OFFICER, "居务联络员 liaison officer"),
+        (SOCIAL_ORGANIZER, "社会组织协调员 social organizer"),
+        (AUDITOR, "审计员 auditor"),
+        (OPEN311_CLIENT, "Open311 应用 Open311 client"),
+        (SYSTEM, "系统 system"),
+    ];
+
     /// Every built-in role.
     pub const ALL: &[&str] = &[
         COMMUNITY_ADMIN,
@@ -247,6 +266,9 @@ pub struct Unit {
     pub tier: Tier,
     /// Its parent, `None` for a community or a free-standing outside unit.
     pub parent: Option<UnitId>,
+    /// Retired (`UnitRetired`): kept for the history that names it, but no case is filed at
+    /// it or handed to it, no role granted at it and no unit created under it.
+    pub retired: bool,
 }
 
 /// An actor and the roles they hold.
@@ -260,6 +282,10 @@ pub struct ActorEntry {
     pub kind: ActorKind,
     /// `(role, unit)` pairs held.
     pub grants: BTreeSet<(Role, UnitId)>,
+    /// The unit whose administrator registered them (`None`: the system did, or a log
+    /// written before this was recorded): which community's administrators see them before
+    /// they hold a role there.
+    pub registered_at: Option<UnitId>,
 }
 
 /// Who is acting: an actor in one of their roles, for one unit.
@@ -317,6 +343,12 @@ pub struct OrgChart {
     units: BTreeMap<UnitId, Unit>,
     children: BTreeMap<UnitId, BTreeSet<UnitId>>,
     actors: BTreeMap<ActorId, ActorEntry>,
+    /// Roles defined in the log (`RoleDefined`), with their names; the built-in ones
+    /// ([`roles::NAMES`]) are not written.
+    defined_roles: BTreeMap<Role, String>,
+    /// The first community created in the store (by `civicflow init`): its administrators
+    /// administer the store (they add further communities and their first administrators).
+    first_community: Option<UnitId>,
 }
 
 impl OrgChart {
@@ -328,6 +360,58 @@ impl OrgChart {
     /// Every unit, in id order.
     pub fn units(&self) -> impl Iterator<Item = &Unit> {
         self.units.values()
+    }
+
+    /// Whether `role` exists: a built-in role, or one defined in the log.
+    pub fn role_exists(&self, role: &Role) -> bool {
+        roles::ALL.contains(&role.as_str()) || self.defined_roles.contains_key(role)
+    }
+
+    /// Every role in force with its name: the built-in ones (the system's last), then the
+    /// defined ones in id order.
+    pub fn roles(&self) -> Vec<(Role, String, bool)> {
+        let built_in = roles::NAMES
+            .iter()
+            .filter_map(|(id, name)| Some((Role::new(*id).ok()?, (*name).to_owned(), true)));
+        let defined = self
+            .defined_roles
+            .iter()
+            .map(|(id, name)| (id.clone(), name.clone(), false));
+        built_in.chain(defined).collect()
+    }
+
+    /// The roles defined in the log (not the built-in ones).
+    pub fn defined_roles(&self) -> impl Iterator<Item = &Role> {
+        self.defined_roles.keys()
+    }
+
+    /// The first community created in the store, whose administrators administer the store.
+    pub fn first_community(&self) -> Option<&UnitId> {
+        self.first_community.as_ref()
+    }
+
+    /// Whether `acting` administers the store: the system, or a community administrator at
+    /// the store's first community (`civicflow init` makes one). They alone add communities
+    /// and make their first administrators.
+    pub fn administers_store(&self, acting: &Acting) -> bool {
+        acting.is_system()
+            || (acting.role.as_str() == roles::COMMUNITY_ADMIN
+                && self.first_community.as_ref() == Some(&acting.unit)
+                && self.check_acting(acting).is_ok())
+    }
+
+    /// Whether `actor` is one `viewer`'s community sees: they hold a role in the viewer's
+    /// community, or were registered there.
+    pub fn actor_in_community(&self, actor: &ActorEntry, viewer: &UnitId) -> bool {
+        let top = self.top_of(viewer);
+        actor
+            .grants
+            .iter()
+            .any(|(_, unit)| self.is_within(unit, &top))
+            || actor
+                .registered_at
+                .as_ref()
+                .is_some_and(|unit| self.is_within(unit, &top))
     }
 
     /// An actor.
@@ -435,7 +519,7 @@ impl OrgChart {
     /// itself or below it (`subtree`), and with `any` also above it, asking upward, but never
     /// at a sibling or a cousin, where it has nothing to do and no one answers to it.
     pub fn may_open_at(&self, acting: &Acting, unit: &UnitId, scope: Scope) -> bool {
-        if self.unit(unit).is_none() {
+        if self.unit(unit).is_none_or(|u| u.retired) {
             return false;
         }
         if acting.is_system() || roles::PERSONS.contains(&acting.role.as_str()) {
@@ -451,7 +535,7 @@ impl OrgChart {
     /// Whether `acting` may make `unit` (which must exist) a case's lead or co-handling unit,
     /// within `reach`. The system hands over anywhere (escalations, follow-ups).
     pub fn may_hand_to(&self, acting: &Acting, unit: &UnitId, reach: Reach) -> bool {
-        let Some(target) = self.unit(unit) else {
+        let Some(target) = self.unit(unit).filter(|u| !u.retired) else {
             return false;
         };
         if acting.is_system() || self.is_within(unit, &acting.unit) {
@@ -533,6 +617,33 @@ pub enum OrgCommand {
         /// The unit.
         unit: UnitId,
     },
+    /// Renames and moves a unit in one decision: both or neither (`None` leaves that part
+    /// as it is).
+    UpdateUnit {
+        /// The unit.
+        id: UnitId,
+        /// The new display name.
+        name: Option<String>,
+        /// The new parent.
+        parent: Option<UnitId>,
+    },
+    /// Defines a role beyond the built-in ones, which a workflow may then name and an
+    /// administrator grant.
+    DefineRole {
+        /// Its id (a slug: lowercase letters, digits and `_`).
+        id: Role,
+        /// Its display name.
+        name: String,
+    },
+    /// Retires a unit: refused while it leads open cases or has units below it that are not
+    /// retired.
+    RetireUnit {
+        /// The unit.
+        id: UnitId,
+        /// The open cases it leads. The engine looks them up before deciding (whatever a
+        /// caller gave is replaced), since a decision cannot read the log itself.
+        open_cases: Vec<crate::ids::CaseId>,
+    },
 }
 
 /// A unit was created.
@@ -579,6 +690,49 @@ pub struct ActorRegistered {
     pub name: String,
     /// Person or system.
     pub kind: ActorKind,
+    /// The unit of the administrator who registered them (`None` for the system): which
+    /// community sees them before they hold a role there.
+    pub registered_at: Option<UnitId>,
+}
+
+/// An actor was registered (version 1, before the registering unit was recorded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorRegisteredV1 {
+    /// The actor.
+    pub actor: ActorId,
+    /// Display name.
+    pub name: String,
+    /// Person or system.
+    pub kind: ActorKind,
+}
+
+impl ActorRegistered {
+    /// A version-1 registration: who registered them was not recorded, so they are seen by
+    /// the communities where they hold a role.
+    pub fn from_v1(old: ActorRegisteredV1) -> Self {
+        Self {
+            actor: old.actor,
+            name: old.name,
+            kind: old.kind,
+            registered_at: None,
+        }
+    }
+}
+
+/// A role was defined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDefined {
+    /// The role.
+    pub role: Role,
+    /// Its display name.
+    pub name: String,
+}
+
+/// A unit was retired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitRetired {
+    /// The unit.
+    pub unit: UnitId,
 }
 
 /// A role was granted.
@@ -613,11 +767,17 @@ domain_events! {
         /// A unit moved.
         UnitMoved(UnitMoved) = "UnitMoved" v 1,
         /// An actor was registered.
-        ActorRegistered(ActorRegistered) = "ActorRegistered" v 1,
+        ActorRegistered(ActorRegistered) = "ActorRegistered" v 2 {
+            v 1 => ActorRegisteredV1 via ActorRegistered::from_v1,
+        },
         /// A role was granted.
         RoleGranted(RoleGranted) = "RoleGranted" v 1,
         /// A role was revoked.
         RoleRevoked(RoleRevoked) = "RoleRevoked" v 1,
+        /// A role was defined.
+        RoleDefined(RoleDefined) = "RoleDefined" v 1,
+        /// A unit was retired.
+        UnitRetired(UnitRetired) = "UnitRetired" v 1,
     }
 }
 
@@ -715,18 +875,28 @@ fn decide_events(
             tier,
             parent,
         } => {
-            let scope_unit = parent.as_ref().unwrap_or(id);
-            if parent.is_none() && !acting.is_system() {
-                // A unit without a parent is a new top: only the system creates those.
-                chart.check_acting(acting)?;
-                return Err(Rejection::RoleNotAllowed {
-                    role: acting.role.clone(),
-                    action: "create a unit without a parent".to_owned(),
-                    allowed: vec![Role::new(roles::SYSTEM).expect("valid")],
-                });
-            }
-            if parent.is_some() {
-                may_administer(chart, acting, scope_unit, "create a unit")?;
+            match parent {
+                // A unit without a parent is a new top (a community, or a unit outside every
+                // community): the store's administrators create those.
+                None => {
+                    chart.check_acting(acting)?;
+                    if !chart.administers_store(acting) {
+                        return Err(Rejection::RoleNotAllowed {
+                            role: acting.role.clone(),
+                            action: "create a unit without a parent (a new community)".to_owned(),
+                            allowed: vec![Role::new(roles::COMMUNITY_ADMIN).expect("valid")],
+                        });
+                    }
+                }
+                Some(parent) => {
+                    may_administer(chart, acting, parent, "create a unit")?;
+                    if chart.unit(parent).is_some_and(|u| u.retired) {
+                        return Err(Rejection::invalid(
+                            "parent",
+                            format!("{parent} is retired: nothing is created under it"),
+                        ));
+                    }
+                }
             }
             if !id.is_slug() {
                 return Err(Rejection::invalid(
@@ -775,6 +945,12 @@ fn decide_events(
             may_administer(chart, acting, id, "move a unit")?;
             may_administer(chart, acting, parent, "move a unit")?;
             check_parent(chart, unit.tier, Some(parent))?;
+            if chart.unit(parent).is_some_and(|u| u.retired) {
+                return Err(Rejection::invalid(
+                    "parent",
+                    format!("{parent} is retired: nothing is moved under it"),
+                ));
+            }
             if chart.is_within(parent, id) {
                 return Err(Rejection::invalid(
                     "parent",
@@ -813,6 +989,7 @@ fn decide_events(
                 actor: id.clone(),
                 name: name.clone(),
                 kind: *kind,
+                registered_at: (!acting.is_system()).then(|| acting.unit.clone()),
             })])
         }
         OrgCommand::GrantRole { actor, role, unit }
@@ -823,7 +1000,7 @@ fn decide_events(
             } else {
                 "revoke a role"
             };
-            chart.unit(unit).ok_or_else(|| Rejection::NotFound {
+            let target = chart.unit(unit).ok_or_else(|| Rejection::NotFound {
                 what: "unit",
                 id: unit.to_string(),
             })?;
@@ -831,17 +1008,38 @@ fn decide_events(
                 what: "actor",
                 id: actor.to_string(),
             })?;
-            may_administer(chart, acting, unit, action)?;
+            // The store's administrators make (and unmake) the first administrators of a
+            // new community: a community administrator at a top unit.
+            let first_admin = role.as_str() == roles::COMMUNITY_ADMIN
+                && target.parent.is_none()
+                && chart.administers_store(acting);
+            // Actor ids are the store's (a person may hold roles in two communities, a
+            // resident of one volunteering in another): any administrator may grant a role
+            // in their own subtree to any actor, whichever community registered them.
+            if !first_admin {
+                may_administer(chart, acting, unit, action)?;
+            }
             if role.as_str() == roles::SYSTEM {
                 return Err(Rejection::invalid(
                     "role",
                     "the system role is the engine's own and cannot be granted",
                 ));
             }
-            if !roles::ALL.contains(&role.as_str()) {
+            if !chart.role_exists(role) {
+                let known: Vec<String> = chart
+                    .roles()
+                    .into_iter()
+                    .map(|(r, _, _)| r.to_string())
+                    .collect();
                 return Err(Rejection::invalid(
                     "role",
-                    format!("unknown role {role}; known: {}", roles::ALL.join(", ")),
+                    format!("unknown role {role}; known: {}", known.join(", ")),
+                ));
+            }
+            if granting && target.retired {
+                return Err(Rejection::invalid(
+                    "unit_id",
+                    format!("{unit} is retired: no role is granted there"),
                 ));
             }
             let held = chart.holds(actor, role, unit);
@@ -859,6 +1057,118 @@ fn decide_events(
                 }),
             };
             Ok(vec![event])
+        }
+        OrgCommand::UpdateUnit { id, name, parent } => {
+            let mut events = Vec::new();
+            if name.is_none() && parent.is_none() {
+                chart.unit(id).ok_or_else(|| Rejection::NotFound {
+                    what: "unit",
+                    id: id.to_string(),
+                })?;
+                may_administer(chart, acting, id, "change a unit")?;
+            }
+            if let Some(name) = name {
+                let rename = OrgCommand::RenameUnit {
+                    id: id.clone(),
+                    name: name.clone(),
+                };
+                events.extend(decide_events(chart, &rename, acting)?);
+            }
+            if let Some(parent) = parent {
+                let to = OrgCommand::MoveUnit {
+                    id: id.clone(),
+                    parent: parent.clone(),
+                };
+                events.extend(decide_events(chart, &to, acting)?);
+            }
+            Ok(events)
+        }
+        OrgCommand::DefineRole { id, name } => {
+            chart.check_acting(acting)?;
+            // Roles are the store's: any community's administrators may add one (a role
+            // grants nothing by itself; a workflow says what it may do).
+            if !acting.is_system() && acting.role.as_str() != roles::COMMUNITY_ADMIN {
+                return Err(Rejection::RoleNotAllowed {
+                    role: acting.role.clone(),
+                    action: "define a role".to_owned(),
+                    allowed: vec![Role::new(roles::COMMUNITY_ADMIN).expect("valid")],
+                });
+            }
+            let slug = id.as_str();
+            let valid = !slug.is_empty()
+                && slug.len() <= 64
+                && slug.starts_with(|c: char| c.is_ascii_lowercase())
+                && slug
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !valid {
+                return Err(Rejection::invalid(
+                    "id",
+                    format!("{slug} is not a role id: a lowercase letter, then lowercase letters, digits and _ (at most 64)"),
+                ));
+            }
+            check_name("name", name)?;
+            if let Some(existing) = chart.defined_roles.get(id) {
+                if existing == name {
+                    return Ok(Vec::new());
+                }
+            }
+            if chart.role_exists(id) {
+                return Err(Rejection::AlreadyExists {
+                    what: "role",
+                    id: id.to_string(),
+                });
+            }
+            Ok(vec![OrgEvent::RoleDefined(RoleDefined {
+                role: id.clone(),
+                name: name.clone(),
+            })])
+        }
+        OrgCommand::RetireUnit { id, open_cases } => {
+            let unit = chart.unit(id).ok_or_else(|| Rejection::NotFound {
+                what: "unit",
+                id: id.to_string(),
+            })?;
+            may_administer(chart, acting, id, "retire a unit")?;
+            if unit.retired {
+                return Ok(Vec::new());
+            }
+            if !acting.is_system() && acting.unit == *id {
+                return Err(Rejection::invalid(
+                    "id",
+                    format!("{id} is the unit you act for: an administrator above it retires it"),
+                ));
+            }
+            let active: Vec<&UnitId> = chart
+                .children(id)
+                .filter(|c| chart.unit(c).is_some_and(|u| !u.retired))
+                .collect();
+            if !active.is_empty() {
+                return Err(Rejection::invalid(
+                    "id",
+                    format!(
+                        "{id} still has units below it that are not retired: {}; retire or move them first",
+                        active.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            if !open_cases.is_empty() {
+                return Err(Rejection::invalid(
+                    "id",
+                    format!(
+                        "{id} still leads {} open case(s): {}; dispatch or close them first",
+                        open_cases.len(),
+                        open_cases
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            Ok(vec![OrgEvent::UnitRetired(UnitRetired {
+                unit: id.clone(),
+            })])
         }
     }
 }
@@ -919,8 +1229,12 @@ fn apply_event(chart: &mut OrgChart, event: &OrgEvent) {
                     name: e.name.clone(),
                     tier: e.tier,
                     parent: e.parent.clone(),
+                    retired: false,
                 },
             );
+            if e.parent.is_none() && e.tier == Tier::Community && chart.first_community.is_none() {
+                chart.first_community = Some(e.unit.clone());
+            }
         }
         OrgEvent::UnitRenamed(e) => {
             if let Some(unit) = chart.units.get_mut(&e.unit) {
@@ -950,6 +1264,7 @@ fn apply_event(chart: &mut OrgChart, event: &OrgEvent) {
                     name: e.name.clone(),
                     kind: e.kind,
                     grants: BTreeSet::new(),
+                    registered_at: e.registered_at.clone(),
                 },
             );
         }
@@ -961,6 +1276,14 @@ fn apply_event(chart: &mut OrgChart, event: &OrgEvent) {
         OrgEvent::RoleRevoked(e) => {
             if let Some(actor) = chart.actors.get_mut(&e.actor) {
                 actor.grants.remove(&(e.role.clone(), e.unit.clone()));
+            }
+        }
+        OrgEvent::RoleDefined(e) => {
+            chart.defined_roles.insert(e.role.clone(), e.name.clone());
+        }
+        OrgEvent::UnitRetired(e) => {
+            if let Some(unit) = chart.units.get_mut(&e.unit) {
+                unit.retired = true;
             }
         }
     }

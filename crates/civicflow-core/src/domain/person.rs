@@ -54,6 +54,10 @@ pub struct PersonState {
     pub unit: Option<UnitId>,
     /// Erased.
     pub erased: bool,
+    /// When they were erased (the first erasure: erasing again changes nothing).
+    pub erased_at: Option<Timestamp>,
+    /// Why they were erased, as recorded.
+    pub erasure_reason: Option<String>,
 }
 
 /// The roles that may register people (taking a request at the door, on the phone, by app).
@@ -66,6 +70,31 @@ pub const REGISTRARS: &[&str] = &[
     roles::ENTERPRISE_LIAISON,
     roles::SHOP_OWNER,
 ];
+
+/// The roles that erase people (with the system): a community administrator, for the people
+/// registered at their unit or below it. Erasing is the personal information protection law's
+/// deletion right (个人信息保护法 art. 47), exercised for a community by its administrators.
+pub const ERASERS: &[&str] = &[roles::COMMUNITY_ADMIN];
+
+/// The most characters of an erasure's reason (trimmed).
+pub const ERASE_REASON_CHARS_MAX: usize = 1000;
+
+/// Checks an erasure's reason: one line of text (`domain::text`), 1 to
+/// [`ERASE_REASON_CHARS_MAX`] characters once trimmed, not blank. Erasing checks it; an edge
+/// may ask it first, before it opens anything (`civicflow erase`).
+///
+/// # Errors
+/// [`Rejection::FieldInvalid`] (or the text rule's refusal) naming `reason`.
+pub fn check_erase_reason(reason: &str) -> Result<(), Rejection> {
+    super::text::check("reason", reason, super::text::Lines::One)?;
+    if super::text::is_blank(reason) || reason.trim().chars().count() > ERASE_REASON_CHARS_MAX {
+        return Err(Rejection::FieldInvalid {
+            field: "reason".into(),
+            reason: format!("must be 1 to {ERASE_REASON_CHARS_MAX} characters"),
+        });
+    }
+    Ok(())
+}
 
 /// Decides registering a person.
 fn decide_register(
@@ -98,7 +127,13 @@ fn decide_register(
 }
 
 /// Decides erasing a person: a community administrator at or above the unit that registered
-/// them (or the system) does it.
+/// them (or the system) does it, with a reason.
+///
+/// The unit that registered a person is the unit their first case was filed at (an opening
+/// with a new requester registers them there), so an administrator erases the people who
+/// first filed in their community: not a person another community registered, even one who
+/// later filed in theirs too as a known requester. The reason is checked every time, also
+/// for a person erased already (whose erasure stays as it was): a blank one is never taken.
 fn decide_erase(
     person: PersonId,
     state: &PersonState,
@@ -106,11 +141,14 @@ fn decide_erase(
     ctx: &Context<'_>,
 ) -> Result<Vec<PersonEvent>, Rejection> {
     ctx.org.check_acting(ctx.acting)?;
-    if !ctx.acting.is_system() && ctx.acting.role.as_str() != roles::COMMUNITY_ADMIN {
+    if !ctx.acting.is_system() && !ERASERS.contains(&ctx.acting.role.as_str()) {
         return Err(Rejection::RoleNotAllowed {
             role: ctx.acting.role.clone(),
             action: "erase a person".into(),
-            allowed: vec![Role::new(roles::COMMUNITY_ADMIN).expect("valid")],
+            allowed: ERASERS
+                .iter()
+                .map(|r| Role::new(*r).expect("valid"))
+                .collect(),
         });
     }
     if !state.registered {
@@ -129,15 +167,9 @@ fn decide_erase(
             });
         }
     }
+    check_erase_reason(reason)?;
     if state.erased {
         return Ok(Vec::new());
-    }
-    super::text::check("reason", reason, super::text::Lines::One)?;
-    if super::text::is_blank(reason) || reason.chars().count() > 1000 {
-        return Err(Rejection::FieldInvalid {
-            field: "reason".into(),
-            reason: "must be 1 to 1000 characters".into(),
-        });
     }
     Ok(vec![PersonEvent::Erased(PersonErased {
         person,
@@ -196,14 +228,23 @@ impl Aggregate for Person {
                 state.registered = true;
                 state.unit = Some(e.unit.clone());
             }
-            PersonEvent::Erased(_) => state.erased = true,
+            PersonEvent::Erased(e) => {
+                // The first erasure is the one in force. Erasing an erased person writes
+                // nothing, so a second event comes only from a log written otherwise.
+                if !state.erased {
+                    state.erased_at = Some(e.at);
+                    state.erasure_reason = Some(e.reason.clone());
+                }
+                state.erased = true;
+            }
         }
     }
 
-    /// The system, and community administrators at or above the unit that registered them.
+    /// The system, and community administrators at or above the unit that registered them
+    /// (who may erase them: [`ERASERS`]).
     fn may_see(state: &PersonState, viewer: &Acting, org: &OrgChart) -> bool {
         viewer.is_system()
-            || (viewer.role.as_str() == roles::COMMUNITY_ADMIN
+            || (ERASERS.contains(&viewer.role.as_str())
                 && org.check_acting(viewer).is_ok()
                 && state
                     .unit

@@ -54,6 +54,7 @@ impl Engine {
         let (state, current_version) = self.state_then(acting, id, as_of)?;
         let definition = self
             .definitions
+            .current()
             .get(&state.workflow)
             .cloned()
             .ok_or_else(|| Rejection::UnknownWorkflow {
@@ -106,7 +107,7 @@ impl Engine {
         as_of: AsOf,
     ) -> Result<(CaseState, Version), SubmitError> {
         let stream = id.stream();
-        let now = load::load::<Case>(&*self.log, &self.definitions, &stream)?;
+        let now = load::load::<Case>(&*self.log, &self.definitions.current(), &stream)?;
         let current = now
             .version
             .filter(|_| Case::may_see(&now.state, acting, &read(&self.org).state))
@@ -139,7 +140,7 @@ impl Engine {
         // a stored time ever out of order, a prefix is still a state the case really had.
         load::fold_into(
             &*self.log,
-            &self.definitions,
+            &self.definitions.current(),
             &stream,
             &mut then,
             |recorded, _| match as_of {

@@ -237,7 +237,7 @@ impl Engine {
     /// see.
     pub fn history(&self, acting: &Acting, id: CaseId) -> Result<Vec<HistoryEntry>, SubmitError> {
         self.case(acting, id)?;
-        Ok(case_events(&**self.log(), self.definitions(), id)?
+        Ok(case_events(&**self.log(), &self.definitions(), id)?
             .into_iter()
             .map(|(recorded, event)| HistoryEntry {
                 summary: summarize(&event, self.calendar().zone()),
@@ -258,7 +258,7 @@ impl Engine {
         self.case(acting, id)?;
         audit_with(
             &**self.log(),
-            self.definitions(),
+            &self.definitions(),
             self.calendar().zone(),
             id,
             None,
@@ -279,7 +279,7 @@ impl Engine {
         self.case(acting, id)?;
         audit_with(
             &**self.log(),
-            self.definitions(),
+            &self.definitions(),
             self.calendar().zone(),
             id,
             Some(at),

@@ -102,6 +102,13 @@ pub enum Command {
         /// The year's days, as `YearSchedule::parse_document` reads them.
         schedule: crate::calendar::YearSchedule,
     },
+    /// Publish a workflow definition (a community administrator of a top unit, or the
+    /// system): every instance of the store learns it from the log. A new version of an id
+    /// must be higher than every one known; the same definition again changes nothing.
+    PublishWorkflow {
+        /// The definition as TOML (`Definition::to_toml` turns one built in Rust into it).
+        definition: String,
+    },
     /// Take an action on a case.
     Act {
         /// The case.
@@ -190,6 +197,17 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
+    /// A workflow definition was published (or was so already: no events).
+    Workflow {
+        /// The workflow.
+        workflow: String,
+        /// The version.
+        version: u32,
+        /// Events written to the workflows stream.
+        events: usize,
+        /// See [`Outcome::position`].
+        position: Option<Position>,
+    },
     /// A calendar year was published (or was so already: no events).
     Calendar {
         /// The year.
@@ -282,7 +300,8 @@ impl Outcome {
             | Outcome::Standing { position, .. }
             | Outcome::Person { position, .. }
             | Outcome::Token { position, .. }
-            | Outcome::Calendar { position, .. } => *position,
+            | Outcome::Calendar { position, .. }
+            | Outcome::Workflow { position, .. } => *position,
         }
     }
 }

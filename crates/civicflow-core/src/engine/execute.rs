@@ -313,13 +313,13 @@ impl Engine {
     /// read and folded.
     pub(super) fn load<A: Stored>(&self, stream: &StreamId) -> Result<Loaded<A>, EngineError> {
         let Some(cache) = A::cache(self) else {
-            return load::load(&*self.log, &self.definitions, stream);
+            return load::load(&*self.log, &self.definitions.current(), stream);
         };
         let mut loaded = read(cache).clone();
         let before = loaded.version;
         load::fold_into(
             &*self.log,
-            &self.definitions,
+            &self.definitions.current(),
             stream,
             &mut loaded,
             |_, _| true,
@@ -448,10 +448,11 @@ impl Engine {
     ) -> Result<Decision<A>, Rejection> {
         let org = read(&self.org);
         let calendar = self.calendar_in_force();
+        let registry = self.definitions.current();
         let ctx = Context {
             acting,
             org: &org.state,
-            definitions: &self.definitions,
+            definitions: &registry,
             time: &calendar,
             now,
         };
@@ -470,6 +471,7 @@ impl Engine {
         appended: &Appended,
     ) -> Executed<A> {
         let before = loaded.version;
+        let registry = self.definitions.current();
         if let Some(written) = appended.streams.iter().find(|s| &s.stream == stream) {
             for (i, event) in own.iter().enumerate() {
                 let version = written.first_version.plus(i as u64);
@@ -478,7 +480,7 @@ impl Engine {
                     event,
                     &crate::domain::aggregate::Fold {
                         version,
-                        definitions: &self.definitions,
+                        definitions: &registry,
                     },
                 );
                 loaded.version = Some(version);
@@ -551,7 +553,7 @@ impl Engine {
         let last = appended.last_position;
         load::fold_into(
             &*self.log,
-            &self.definitions,
+            &self.definitions.current(),
             &stream,
             &mut loaded,
             |recorded, _| recorded.position <= last,

@@ -62,8 +62,11 @@ mod calendar;
 mod command;
 mod config;
 mod execute;
+mod grants;
+mod leads;
 mod load;
 mod scheduler;
+mod workflows;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,6 +81,7 @@ pub use calendar::{recorded_zone, CalendarOverview, CalendarYear, YearOrigin};
 pub use command::{Command, EngineError, Outcome, Requester, SubmitError, SubmitOptions};
 pub use config::{EngineConfig, Storage};
 pub use scheduler::{DeadlineTarget, SchedulerHandle, StepTaken};
+pub use workflows::{definitions_in_force, WorkflowOrigin, WorkflowVersion};
 
 use crate::clock::{Clock, Timestamp};
 use crate::domain::access::{Access, AccessState};
@@ -88,7 +92,7 @@ use crate::domain::lists::{ListCommand, ListItem};
 use crate::domain::merchants::Standing;
 use crate::domain::org::{Acting, Org, OrgChart};
 use crate::domain::person::{Person, PersonCommand};
-use crate::domain::workflow::{Action, Definition, DefinitionRegistry};
+use crate::domain::workflow::{Action, Definition, DefinitionRegistry, Definitions};
 use crate::domain::Rejection;
 use crate::ids::{CaseId, DirectiveId, ListItemId, PersonId, UnitId};
 use crate::store::EventStore;
@@ -138,7 +142,11 @@ pub struct Engine {
     log: Arc<dyn EventStore>,
     vault: Vault,
     data_dir: PathBuf,
-    definitions: Arc<DefinitionRegistry>,
+    /// The definitions in force (the configuration's and the published ones), shared with
+    /// the read models.
+    definitions: Definitions,
+    /// The workflows stream, folded (`workflows.rs`).
+    workflows: workflows::WorkflowsCache,
     /// The calendar in force (the release's years and the published ones), with its stream.
     calendar: calendar::CalendarCache,
     clock: Arc<dyn Clock>,
@@ -207,12 +215,28 @@ impl Engine {
             }
             (None, given) => record_zone = given,
         }
+        let workflows_stream = load::load::<crate::domain::workflow::published::Workflows>(
+            &*log,
+            &config.definitions,
+            &crate::domain::workflow::published::workflows_stream(),
+        )?;
+        // The definitions published in the log, on top of the configuration's, before anything
+        // folds a case that runs on one of them.
+        let definitions = Definitions::new(config.definitions);
+        if let Err(problem) = workflows::learn(&definitions, &org.state, &workflows_stream.state) {
+            return Err(EngineError::Config(format!(
+                "a workflow definition published in the log does not load: {problem}"
+            )));
+        }
         let deadlines = scheduler::DeadlineIndex::open(&*log, &config.data_dir)?;
         let engine = Self {
             log,
             vault,
             data_dir: config.data_dir,
-            definitions: Arc::new(config.definitions),
+            definitions,
+            workflows: workflows::WorkflowsCache {
+                stream: RwLock::new(workflows_stream),
+            },
             calendar: calendar::CalendarCache::new(base_calendar, calendar_stream),
             clock: config.clock,
             org: RwLock::new(org),
@@ -233,8 +257,15 @@ impl Engine {
         &self.log
     }
 
-    /// The workflow definitions (shared: the read models fold cases with them too).
-    pub fn definitions(&self) -> &Arc<DefinitionRegistry> {
+    /// The workflow definitions in force now: the configuration's and those published in
+    /// the log (`Command::PublishWorkflow`).
+    pub fn definitions(&self) -> Arc<DefinitionRegistry> {
+        self.definitions.current()
+    }
+
+    /// The definitions in force as a shared handle that follows publications: what the read
+    /// models fold cases with (`civicflow_projections::models::all`).
+    pub fn shared_definitions(&self) -> &Definitions {
         &self.definitions
     }
 
@@ -358,6 +389,16 @@ impl Engine {
         how: &How,
     ) -> Result<Outcome, SubmitError> {
         match command {
+            Command::Org(crate::domain::org::OrgCommand::RetireUnit { id, .. }) => {
+                // The decision needs the open cases the unit leads, which only the log knows.
+                let open_cases = self.open_cases_led_by(&id)?;
+                let command = crate::domain::org::OrgCommand::RetireUnit { id, open_cases };
+                self.execute::<Org>(acting, Target::Existing(()), &command, how, None)
+                    .map(|done| done.outcome(&command))
+            }
+            Command::Org(command @ crate::domain::org::OrgCommand::RevokeRole { .. }) => {
+                self.revoke_role(acting, command, how)
+            }
             Command::Org(command) => self
                 .execute::<Org>(acting, Target::Existing(()), &command, how, None)
                 .map(|done| done.outcome(&command)),
@@ -366,6 +407,9 @@ impl Engine {
                 .map(|done| done.outcome(&command)),
             Command::PublishCalendarYear { schedule } => {
                 self.publish_calendar_year(acting, schedule, how)
+            }
+            Command::PublishWorkflow { definition } => {
+                self.publish_workflow(acting, definition, how)
             }
             command @ Command::OpenCase { .. } => self.open_case(acting, command, how),
             Command::Act {
@@ -521,6 +565,15 @@ impl Engine {
         else {
             return Err(Rejection::invalid("command", "not an opening").into());
         };
+        // A workflow another instance published on a shared log: learn it before deciding.
+        let known = self
+            .definitions
+            .current()
+            .latest(&workflow)
+            .is_some_and(|latest| version.is_none_or(|v| v <= latest.version));
+        if !known {
+            self.refresh_workflows()?;
+        }
         let now = self.now();
         let (person, new) = match requester {
             None => (None, None),
@@ -612,7 +665,7 @@ impl Engine {
     /// `acting` may see (the same answer either way); [`SubmitError::Engine`] on storage
     /// failures.
     pub fn read<A: Aggregate>(&self, acting: &Acting, id: &A::Id) -> Result<A::State, SubmitError> {
-        let loaded = load::load::<A>(&*self.log, &self.definitions, &A::stream(id)?)?;
+        let loaded = load::load::<A>(&*self.log, &self.definitions.current(), &A::stream(id)?)?;
         self.seen::<A>(acting, id, loaded)
     }
 
@@ -645,6 +698,7 @@ impl Engine {
         let org = read(&self.org);
         let definition = self
             .definitions
+            .current()
             .get(&state.workflow)
             .cloned()
             .ok_or_else(|| Rejection::UnknownWorkflow {
@@ -767,13 +821,16 @@ impl Engine {
             what: "directive",
             id: id.to_string(),
         };
-        let state = load::load::<Directive>(&*self.log, &self.definitions, &id.stream())?
+        let state = load::load::<Directive>(&*self.log, &self.definitions.current(), &id.stream())?
             .state
             .ok_or_else(not_found)?;
         let mut parts = BTreeMap::new();
         for info in &state.parts {
-            let part =
-                load::load::<Part>(&*self.log, &self.definitions, &id.part_stream(info.index))?;
+            let part = load::load::<Part>(
+                &*self.log,
+                &self.definitions.current(),
+                &id.part_stream(info.index),
+            )?;
             if let Some(part) = part.state {
                 parts.insert(info.index, part);
             }
@@ -853,8 +910,11 @@ impl Engine {
             }
         };
         merchants::quarter_months(quarter)?;
-        let loaded =
-            load::load::<Standing>(&*self.log, &self.definitions, &Standing::stream(unit)?)?;
+        let loaded = load::load::<Standing>(
+            &*self.log,
+            &self.definitions.current(),
+            &Standing::stream(unit)?,
+        )?;
         Ok(merchants::propose_quarter(
             loaded.state.as_ref(),
             quarter,
@@ -870,7 +930,7 @@ impl Engine {
     pub fn tokens(&self) -> Result<AccessState, EngineError> {
         Ok(load::load::<Access>(
             &*self.log,
-            &self.definitions,
+            &self.definitions.current(),
             &crate::domain::access::access_stream(),
         )?
         .state)

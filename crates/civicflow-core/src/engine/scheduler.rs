@@ -550,6 +550,9 @@ impl Engine {
         if self.calendar_in_force().version != calendar_before {
             self.recompute_provisional_deadlines(None)?;
         }
+        // Definitions another instance published: learnt here too (the read models fold
+        // with them).
+        self.refresh_workflows()?;
         self.deadlines.catch_up(&*self.log)?;
         let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
         let mut taken = Vec::new();

@@ -1671,7 +1671,7 @@ fn audits_write_every_time_in_the_calendars_zone() {
     // Read with another zone, the same log's audit writes the same instants there.
     let berlin = Zone::named("Europe/Berlin").expect("a zone");
     let there =
-        civicflow_core::engine::audit_log(&**engine.log(), engine.definitions(), &berlin, case)
+        civicflow_core::engine::audit_log(&**engine.log(), &engine.definitions(), &berlin, case)
             .expect("audit");
     assert_eq!(
         there
@@ -1761,7 +1761,7 @@ fn the_audit_reads_each_steps_tier_from_the_chart_as_it_was_then() {
     // The stopped store's audit reads the chart from the same log, the same way.
     let offline = civicflow_core::engine::audit_log(
         &**engine.log(),
-        engine.definitions(),
+        &engine.definitions(),
         engine.calendar().zone(),
         case,
     )
@@ -1784,7 +1784,7 @@ fn the_audit_reads_each_steps_tier_from_the_chart_as_it_was_then() {
     );
     let offline_early = civicflow_core::engine::audit_log_as_of(
         &**engine.log(),
-        engine.definitions(),
+        &engine.definitions(),
         engine.calendar().zone(),
         case,
         reminded_at,

@@ -43,10 +43,11 @@ use civicflow_core::domain::merchants::{
     PointsRestored, QuarterlyRated, ScoreCycleStarted, StandingEvent,
 };
 use civicflow_core::domain::org::{
-    ActorKind, ActorRegistered, OrgEvent, RoleGranted, RoleRevoked, Tier, UnitCreated, UnitMoved,
-    UnitRenamed,
+    ActorKind, ActorRegistered, ActorRegisteredV1, OrgEvent, RoleDefined, RoleGranted, RoleRevoked,
+    Tier, UnitCreated, UnitMoved, UnitRenamed, UnitRetired,
 };
 use civicflow_core::domain::person::{PersonErased, PersonEvent, PersonRegistered};
+use civicflow_core::domain::workflow::published::{WorkflowEvent, WorkflowPublished};
 use civicflow_core::domain::workflow::{DefinitionRef, WorkflowId};
 use civicflow_core::{
     ActorId, CaseId, DirectiveId, DomainEvent, ListItemId, PayloadError, PersonId, Role, Timestamp,
@@ -194,6 +195,11 @@ fn readers() -> Vec<Reader> {
             name: "CalendarEvent",
             known: CalendarEvent::KNOWN,
             fixtures: calendar_events(),
+        },
+        Reader {
+            name: "WorkflowEvent",
+            known: WorkflowEvent::KNOWN,
+            fixtures: workflow_events(),
         },
     ]
 }
@@ -496,10 +502,34 @@ fn org_events() -> Vec<Fixture> {
             from: Some(unit("grid-1")),
             to: unit("grid-2"),
         })),
+        // Version 1 did not record who registered the actor: it reads as registered by the
+        // system (seen where the actor holds a role).
+        upcast(
+            ActorRegisteredV1 {
+                actor: actor("scheduler"),
+                name: "截止时间调度 deadline scheduler".into(),
+                kind: ActorKind::System,
+            },
+            1,
+            OrgEvent::ActorRegistered(ActorRegistered {
+                actor: actor("scheduler"),
+                name: "截止时间调度 deadline scheduler".into(),
+                kind: ActorKind::System,
+                registered_at: None,
+            }),
+        ),
         written(OrgEvent::ActorRegistered(ActorRegistered {
-            actor: actor("scheduler"),
-            name: "截止时间调度 deadline scheduler".into(),
-            kind: ActorKind::System,
+            actor: actor("wang.staff"),
+            name: "王 staff".into(),
+            kind: ActorKind::Person,
+            registered_at: Some(unit("tonghui")),
+        })),
+        written(OrgEvent::RoleDefined(RoleDefined {
+            role: role("street_sweeper"),
+            name: "保洁员 street sweeper".into(),
+        })),
+        written(OrgEvent::UnitRetired(UnitRetired {
+            unit: unit("shop-yh-101"),
         })),
         written(OrgEvent::RoleGranted(RoleGranted {
             actor: actor("li.grid1"),
@@ -660,6 +690,16 @@ fn calendar_events() -> Vec<Fixture> {
             at: at(6_000),
         })),
     ]
+}
+
+fn workflow_events() -> Vec<Fixture> {
+    vec![written(WorkflowEvent::Published(WorkflowPublished {
+        workflow: WorkflowId::new("street-lighting").expect("an id"),
+        version: 2,
+        definition: "id = \"street-lighting\"\nversion = 2\nname = \"路灯报修 street lighting\"\n"
+            .into(),
+        at: at(7_000),
+    }))]
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 //! (`conformance`, `engine`, `invariants`, `corruption`) with a name or counter unique in it;
 //! `bundle` and `bundle_fuzz` share `support::case_store`'s, which adds a counter of its own.
 
+mod administration;
 mod bundle;
 mod bundle_fuzz;
 mod calendar_years;

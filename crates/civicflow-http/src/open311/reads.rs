@@ -341,7 +341,7 @@ async fn updates(state: &AppState, uri: &Uri, format: Format) -> Result<Response
                     continue;
                 };
                 found.extend(
-                    case_updates(case, &history, definitions, &org, engine.calendar().zone())
+                    case_updates(case, &history, &definitions, &org, engine.calendar().zone())
                         .into_iter()
                         .filter(|u| u.at >= start && u.at <= end),
                 );
@@ -383,7 +383,7 @@ async fn histories(
                         .map(|history| {
                             notes(
                                 &history,
-                                engine.definitions(),
+                                &engine.definitions(),
                                 &org,
                                 engine.calendar().zone(),
                             )
@@ -674,7 +674,7 @@ fn requests_answer(
             let notes = notes.map(|all| all.get(i).map(Vec::as_slice).unwrap_or_default());
             request_node(
                 row,
-                engine.definitions(),
+                &engine.definitions(),
                 &org,
                 notes,
                 engine.calendar().zone(),

@@ -292,6 +292,20 @@ fn case_schema() -> Value {
             "lead_unit_id": {"type": "string"},
             "co_handlers": {"type": "array", "items": {"type": "string"}},
             "place": {"oneOf": [{"type": "null"}, place_schema()]},
+            "requester": {"oneOf": [
+                {"type": "null", "description": "the case has no requester"},
+                {"type": "object", "additionalProperties": false, "required": ["person_id", "erased"], "properties": {
+                    "person_id": {"type": "string", "description": "the person, to erase them by (POST /api/v1/persons/{id}/erase)"},
+                    "erased": {"type": "boolean", "enum": [true], "description": "the person was erased: their details can never be read again"}
+                }},
+                {"type": "object", "additionalProperties": false, "required": ["person_id", "name", "phone", "email", "address"], "properties": {
+                    "person_id": {"type": "string", "description": "the person, to erase them by (POST /api/v1/persons/{id}/erase)"},
+                    "name": {"type": ["string", "null"]},
+                    "phone": {"type": ["string", "null"]},
+                    "email": {"type": ["string", "null"]},
+                    "address": {"type": ["string", "null"]}
+                }, "description": "the requester's contact details, masked (138****5678); POST /api/v1/cases/{id}/contact shows them whole"}
+            ]},
             "as_of": {"type": "object", "required": ["version", "time", "current_version"], "properties": {
                 "version": {"type": "integer", "minimum": 1, "description": "the version of the case's stream this state is as of"},
                 "time": {"type": ["string", "null"], "description": "the moment asked for (as_of), in Asia/Shanghai; null when a version was asked for"},
@@ -506,10 +520,14 @@ pub fn case_json(view: &CaseView, zone: &Zone) -> Value {
             })
         })
         .collect();
+    // The person's id goes with their details: it is what an administrator erases them by
+    // (`POST /api/v1/persons/{id}/erase`). It says nothing about them without the vault.
+    let person_id = state.requester.map(|p| p.to_string());
     let requester = match &view.contact {
         Contact::None => Value::Null,
-        Contact::Erased => json!({"erased": true}),
+        Contact::Erased => json!({"erased": true, "person_id": person_id}),
         Contact::Masked(m) => json!({
+            "person_id": person_id,
             "name": m.name, "phone": m.phone, "email": m.email, "address": m.address
         }),
         #[allow(unreachable_patterns)]

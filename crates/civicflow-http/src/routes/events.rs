@@ -433,7 +433,7 @@ async fn fold_org(
                 &event,
                 &Fold {
                     version: recorded.version,
-                    definitions: state.engine().definitions(),
+                    definitions: &state.engine().definitions(),
                 },
             );
             *version = Some(recorded.version);
@@ -804,7 +804,7 @@ impl CaseFeed {
                     &event,
                     &Fold {
                         version: recorded.version,
-                        definitions: self.state.engine().definitions(),
+                        definitions: &self.state.engine().definitions(),
                     },
                 );
                 self.org_version = Some(recorded.version);
@@ -847,7 +847,7 @@ impl CaseFeed {
                 event,
                 &Fold {
                     version: recorded.version,
-                    definitions: engine.definitions(),
+                    definitions: &engine.definitions(),
                 },
             );
             if !self.visible() {
@@ -1029,7 +1029,7 @@ impl UnitFeed {
             &event,
             &Fold {
                 version: recorded.version,
-                definitions: self.state.engine().definitions(),
+                definitions: &self.state.engine().definitions(),
             },
         );
         let after = after.map(slim);
@@ -1139,7 +1139,7 @@ impl UnitFeed {
                     &event,
                     &Fold {
                         version: recorded.version,
-                        definitions: self.state.engine().definitions(),
+                        definitions: &self.state.engine().definitions(),
                     },
                 );
                 self.org_version = Some(recorded.version);

@@ -24,9 +24,11 @@ pub mod directives;
 pub mod events;
 pub mod ops;
 pub mod org;
+pub mod persons;
 pub mod reports;
 pub mod standing;
 pub mod tokens;
+pub mod workflows;
 
 /// A JSON Schema, built when the OpenAPI document is.
 pub type Schema = fn() -> Value;
@@ -104,8 +106,10 @@ pub fn all() -> Vec<RouteSpec> {
     routes.extend(contact::routes());
     routes.extend(directives::routes());
     routes.extend(org::routes());
+    routes.extend(workflows::routes());
     routes.extend(calendar::routes());
     routes.extend(tokens::routes());
+    routes.extend(persons::routes());
     routes.extend(reports::routes());
     routes.extend(standing::routes());
     routes.extend(events::routes());
@@ -169,6 +173,13 @@ async fn enforce(
     let Some((id, acting)) = state.tokens().lookup(token) else {
         return refused(ApiError::unauthorized("unknown or revoked token"));
     };
+    // A token is worth its grant: once the role it acts in is revoked, it is refused, even
+    // before its own revocation reaches the token index (`engine/grants.rs`).
+    if !state.engine().holds(&acting) {
+        return refused(ApiError::unauthorized(
+            "the role this token acts in was revoked",
+        ));
+    }
     if let Err(wait) = state.0.limiter.take(&id) {
         let mut error = ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,

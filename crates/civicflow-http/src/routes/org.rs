@@ -1,22 +1,41 @@
-//! The org chart and the workflow definitions: what a client needs to know to file a case in
-//! the right place and to show which actions exist. Read-only; any valid token.
+//! The org chart over HTTP: units, actors and their roles, and the roles themselves. Reading
+//! the units is for any valid token (a client files a case at one); changing anything is for
+//! community administrators, within their own subtree, each change an event decided by the
+//! core (`domain/org.rs`) and shown in audits. The store's administrators (those of its first
+//! community, made by `civicflow init`) also add communities and their first administrators
+//! (`docs/service.md`, "Administration").
 
 use axum::extract::State;
-use axum::http::Method;
-use axum::routing::get;
-use axum::Json;
-use civicflow_core::domain::fields::{FieldKind, FieldSpec};
-use civicflow_core::domain::org::Tier;
-use civicflow_core::domain::workflow::{DeadlineRule, Definition};
-use civicflow_core::{Role, UnitId};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Extension, Json};
+use civicflow_core::domain::org::{
+    roles, Acting, ActorEntry, ActorKind, OrgChart, OrgCommand, Tier, Unit,
+};
+use civicflow_core::engine::{Command, SubmitOptions};
+use civicflow_core::{ActorId, Role, UnitId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::{Content, RouteSpec};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::json::{cap, StrictJson, Validate};
 use crate::openapi::schema_of;
+use crate::path::Path;
 use crate::policy::Policy;
+use crate::request_id::WriteOptions;
 use crate::state::AppState;
+
+/// Who changes the chart: community administrators (the core checks the subtree).
+const ADMINS: Policy = Policy::Roles(&[roles::COMMUNITY_ADMIN]);
+
+/// Who reads the actors and their grants: administrators and auditors.
+const ACTOR_READERS: Policy = Policy::Roles(&[roles::COMMUNITY_ADMIN, roles::AUDITOR]);
+
+/// The longest display name the core takes, in characters.
+const NAME_MAX: usize = 200;
 
 /// The routes of this module.
 pub fn routes() -> Vec<RouteSpec> {
@@ -25,7 +44,7 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::GET,
             path: "/api/v1/units",
             policy: Policy::Authenticated,
-            summary: "The org chart: every unit with its id, name, tier and parent (parents before children), and whether it is in the community → grid → enterprise → shop chain.",
+            summary: "The org chart as the caller sees it: the units of the caller's community (parents before children) and the units that belong to no community (a district's departments), each with its id, name, tier, parent, whether it is in the community → grid → enterprise → shop chain, and whether it is retired.",
             tag: "org",
             request: None,
             params: None,
@@ -37,22 +56,145 @@ pub fn routes() -> Vec<RouteSpec> {
             handler: get(units),
         },
         RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/units",
+            policy: ADMINS,
+            summary: "Add a unit under a parent in the caller's subtree, of the tier the chain wants there (a grid under a community, an enterprise under a grid, a shop under an enterprise; a department, social organization or volunteer team under a community or under nothing). Without a parent, a new community: for the store's administrators only.",
+            tag: "org",
+            request: Some(schema_of::<NewUnit>),
+            params: Some(crate::idempotency::header_param),
+            response: Some(schema_of::<UnitAnswer>),
+            content: Content::Json,
+            status: 201,
+            also: &[],
+            errors: &[404, 409, 422, 503],
+            handler: post(create_unit),
+        },
+        RouteSpec {
+            method: Method::PATCH,
+            path: "/api/v1/units/{id}",
+            policy: ADMINS,
+            summary: "Rename a unit, move it (and everything below it) under another parent of the right tier, or both at once: both or neither is written. 404 for a unit outside the caller's subtree.",
+            tag: "org",
+            request: Some(schema_of::<UnitChange>),
+            params: Some(crate::idempotency::header_param),
+            response: Some(schema_of::<UnitAnswer>),
+            content: Content::Json,
+            status: 200,
+            also: &[],
+            errors: &[403, 404, 422, 503],
+            handler: patch(change_unit),
+        },
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/units/{id}/retire",
+            policy: ADMINS,
+            summary: "Retire a unit below the caller's: it is kept for the history that names it, but no case is filed at it or handed to it and no role granted there. Refused (422, naming them) while it leads open cases or has units below it that are not retired. 404 for a unit outside the caller's subtree.",
+            tag: "org",
+            request: Some(schema_of::<Empty>),
+            params: Some(crate::idempotency::header_param),
+            response: Some(schema_of::<UnitAnswer>),
+            content: Content::Json,
+            status: 200,
+            also: &[],
+            errors: &[404, 422, 503],
+            handler: post(retire_unit),
+        },
+        RouteSpec {
             method: Method::GET,
-            path: "/api/v1/workflows",
-            policy: Policy::Authenticated,
-            summary: "The loaded workflow definitions, every version: stages (with the terminal flag and deadline), actions (from, to, roles, scope, fields) and the fields asked when a case is opened.",
+            path: "/api/v1/actors",
+            policy: ACTOR_READERS,
+            summary: "The actors of the caller's community (registered there or holding a role there), each with the roles they hold in it. For community administrators and auditors.",
             tag: "org",
             request: None,
             params: None,
-            response: Some(workflows_schema),
+            response: Some(schema_of::<ActorsAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
             errors: &[],
-            handler: get(workflows),
+            handler: get(actors),
+        },
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/actors",
+            policy: ADMINS,
+            summary: "Register an actor (a person, or a system such as a civic app): an id unique in the store and a display name. Grant them roles next.",
+            tag: "org",
+            request: Some(schema_of::<NewActor>),
+            params: Some(crate::idempotency::header_param),
+            response: Some(schema_of::<ActorAnswer>),
+            content: Content::Json,
+            status: 201,
+            also: &[],
+            errors: &[409, 422, 503],
+            handler: post(register_actor),
+        },
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/actors/{id}/roles",
+            policy: ADMINS,
+            summary: "Grant an actor a role (built in or defined) at a unit of the caller's subtree; the store's administrators also make the first administrator of a new community. Granting a role held already changes nothing.",
+            tag: "org",
+            request: Some(schema_of::<GrantBody>),
+            params: Some(crate::idempotency::header_param),
+            response: Some(schema_of::<ActorAnswer>),
+            content: Content::Json,
+            status: 200,
+            also: &[],
+            errors: &[403, 404, 422, 503],
+            handler: post(grant_role),
+        },
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/actors/{id}/roles/revoke",
+            policy: ADMINS,
+            summary: "Revoke a role an actor holds at a unit of the caller's subtree; every token issued for that role at that unit is revoked with it (refused from the next request). Revoking a role not held changes nothing.",
+            tag: "org",
+            request: Some(schema_of::<GrantBody>),
+            params: Some(crate::idempotency::header_param),
+            response: Some(schema_of::<ActorAnswer>),
+            content: Content::Json,
+            status: 200,
+            also: &[],
+            errors: &[403, 404, 422, 503],
+            handler: post(revoke_role),
+        },
+        RouteSpec {
+            method: Method::GET,
+            path: "/api/v1/roles",
+            policy: Policy::Authenticated,
+            summary: "The roles in force: the thirteen built-in ones (and the system's, which is never granted) and those defined in the store, each with its name.",
+            tag: "org",
+            request: None,
+            params: None,
+            response: Some(schema_of::<RolesAnswer>),
+            content: Content::Json,
+            status: 200,
+            also: &[],
+            errors: &[],
+            handler: get(list_roles),
+        },
+        RouteSpec {
+            method: Method::POST,
+            path: "/api/v1/roles",
+            policy: ADMINS,
+            summary: "Define a role (an id of lowercase letters, digits and _, and a name): workflows may then name it and administrators grant it. Defining it again with the same name changes nothing.",
+            tag: "org",
+            request: Some(schema_of::<NewRole>),
+            params: Some(crate::idempotency::header_param),
+            response: Some(schema_of::<RoleAnswer>),
+            content: Content::Json,
+            status: 201,
+            also: &[200],
+            errors: &[409, 422, 503],
+            handler: post(define_role),
         },
     ]
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
 
 /// The org chart as `GET /api/v1/units` answers it.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -71,10 +213,25 @@ pub struct UnitAnswer {
     /// Its tier.
     pub tier: TierName,
     /// Its parent; null at the top.
-    #[schemars(required)]
+    #[schemars(required, extend("nullable" = true))]
     pub parent: Option<String>,
     /// Whether it is one of the four tiers of the community → grid → enterprise → shop chain.
     pub in_chain: bool,
+    /// Whether it is retired (no case filed at it or handed to it, no role granted there).
+    pub retired: bool,
+}
+
+impl UnitAnswer {
+    fn of(unit: &Unit) -> Self {
+        Self {
+            id: unit.id.to_string(),
+            name: unit.name.clone(),
+            tier: unit.tier.into(),
+            parent: unit.parent.as_ref().map(UnitId::to_string),
+            in_chain: unit.tier.in_chain(),
+            retired: unit.retired,
+        }
+    }
 }
 
 /// A tier, as the API names it.
@@ -125,75 +282,223 @@ impl From<TierName> for Tier {
     }
 }
 
-fn field_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["name", "type", "required"],
-        "properties": {
-            "name": {"type": "string"},
-            "type": {"type": "string", "enum": [
-                "text", "number", "integer", "bool", "datetime", "unit",
-                "choice", "choices", "rating", "case"
-            ]},
-            "required": {"type": "boolean"},
-            "label": {"type": "string"},
-            "choices": {"type": "array", "items": {"type": "string"}},
-            "reach": {
-                "type": "string",
-                "enum": ["subtree", "outside_chain"],
-                "description": "unit fields only: which units the action may hand the case to (docs/workflows.md, Reach)"
-            }
+/// A new unit.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUnit {
+    /// Its slug: lowercase letters, digits, `-`, `_`, `.` (at most 64), unique in the store.
+    #[schemars(length(min = 1, max = 64))]
+    pub id: String,
+    /// Its display name (Chinese first, English beside it, as the other names).
+    #[schemars(length(min = 1, max = 200))]
+    pub name: String,
+    /// Its tier.
+    pub tier: TierName,
+    /// Its parent (a unit of the caller's subtree); absent or null for a new community.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 64))]
+    pub parent: Option<String>,
+}
+
+impl Validate for NewUnit {
+    fn validate(&self) -> Result<(), ApiError> {
+        cap("id", &self.id, 64)?;
+        cap("name", &self.name, NAME_MAX)?;
+        cap("parent", self.parent.as_deref().unwrap_or(""), 64)
+    }
+}
+
+/// A change to a unit: its name, its parent, or both.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnitChange {
+    /// The new display name.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 200))]
+    pub name: Option<String>,
+    /// The new parent (a unit of the caller's subtree, of the tier the chain wants).
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 64))]
+    pub parent: Option<String>,
+}
+
+impl Validate for UnitChange {
+    fn validate(&self) -> Result<(), ApiError> {
+        if self.name.is_none() && self.parent.is_none() {
+            return Err(
+                ApiError::bad_request("give a name, a parent or both to change").field("name"),
+            );
         }
-    })
+        cap("name", self.name.as_deref().unwrap_or(""), NAME_MAX)?;
+        cap("parent", self.parent.as_deref().unwrap_or(""), 64)
+    }
 }
 
-fn workflows_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["workflows"],
-        "properties": {"workflows": {"type": "array", "items": {
-            "type": "object",
-            "required": ["id", "version", "name", "stages", "actions", "open"],
-            "properties": {
-                "id": {"type": "string"},
-                "version": {"type": "integer"},
-                "reference": {"type": "string", "description": "id@version"},
-                "latest": {"type": "boolean", "description": "the newest version of its workflow (what new cases get)"},
-                "name": {"type": "string"},
-                "description": {"type": "string"},
-                "public": {"type": "boolean"},
-                "initial_stage": {"type": "string"},
-                "open": {"type": "object", "properties": {
-                    "roles": {"type": "array", "items": {"type": "string"}},
-                    "scope": {"type": "string"},
-                    "fields": {"type": "array", "items": field_schema()}
-                }},
-                "stages": {"type": "array", "items": {"type": "object",
-                    "required": ["id", "name", "terminal"],
-                    "properties": {
-                        "id": {"type": "string"}, "name": {"type": "string"},
-                        "terminal": {"type": "boolean"},
-                        "deadline": {"type": ["object", "null"], "properties": {
-                            "within": {"type": "string"}, "remind_after": {"type": ["string", "null"]},
-                            "escalate": {"type": "boolean"}, "breach_after": {"type": ["string", "null"]}
-                        }}
-                    }}},
-                "actions": {"type": "array", "items": {"type": "object",
-                    "required": ["id", "name", "from", "to", "roles", "fields"],
-                    "properties": {
-                        "id": {"type": "string"}, "name": {"type": "string"},
-                        "from": {"type": "array", "items": {"type": "string"}},
-                        "to": {"type": "string"},
-                        "roles": {"type": "array", "items": {"type": "string"}},
-                        "scope": {"type": "string", "enum": ["any", "subtree", "lead", "handler", "requester"]},
-                        "fields": {"type": "array", "items": field_schema()}
-                    }}}
-            }
-        }}}
-    })
+/// No fields.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+impl Validate for Empty {
+    fn validate(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
-async fn units(State(state): State<AppState>) -> Json<UnitsAnswer> {
+/// The actors as `GET /api/v1/actors` answers them.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActorsAnswer {
+    /// In id order.
+    pub actors: Vec<ActorAnswer>,
+}
+
+/// An actor and the roles they hold in the caller's community.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActorAnswer {
+    /// Their id.
+    pub id: String,
+    /// Their display name.
+    pub name: String,
+    /// A person or a system.
+    pub kind: ActorKindName,
+    /// The roles they hold in the caller's community, by unit.
+    pub roles: Vec<GrantAnswer>,
+}
+
+impl ActorAnswer {
+    fn of(actor: &ActorEntry, org: &OrgChart, viewer: &UnitId) -> Self {
+        let community = org.top_of(viewer);
+        Self {
+            id: actor.id.to_string(),
+            name: actor.name.clone(),
+            kind: match actor.kind {
+                ActorKind::Person => ActorKindName::Person,
+                ActorKind::System => ActorKindName::System,
+            },
+            roles: actor
+                .grants
+                .iter()
+                .filter(|(_, unit)| org.is_within(unit, &community))
+                .map(|(role, unit)| GrantAnswer {
+                    role: role.to_string(),
+                    unit_id: unit.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Person or system.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKindName {
+    /// A person.
+    #[default]
+    Person,
+    /// A system (a civic app, an integration).
+    System,
+}
+
+/// A role held at a unit.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GrantAnswer {
+    /// The role.
+    pub role: String,
+    /// The unit.
+    pub unit_id: String,
+}
+
+/// A new actor.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewActor {
+    /// Their id, unique in the store (at most 64 characters).
+    #[schemars(length(min = 1, max = 64))]
+    pub id: String,
+    /// Their display name.
+    #[schemars(length(min = 1, max = 200))]
+    pub name: String,
+    /// A person (the default) or a system.
+    #[serde(default)]
+    pub kind: ActorKindName,
+}
+
+impl Validate for NewActor {
+    fn validate(&self) -> Result<(), ApiError> {
+        cap("id", &self.id, 64)?;
+        cap("name", &self.name, NAME_MAX)
+    }
+}
+
+/// A role at a unit, to grant or revoke.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    /// The role (see `GET /api/v1/roles`).
+    #[schemars(length(min = 1, max = 64))]
+    pub role: String,
+    /// The unit.
+    #[schemars(length(min = 1, max = 64))]
+    pub unit_id: String,
+}
+
+impl Validate for GrantBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        cap("role", &self.role, 64)?;
+        cap("unit_id", &self.unit_id, 64)
+    }
+}
+
+/// The roles in force.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RolesAnswer {
+    /// The built-in ones first.
+    pub roles: Vec<RoleAnswer>,
+}
+
+/// A role.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RoleAnswer {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Built in (true) or defined in the store.
+    pub built_in: bool,
+}
+
+/// A new role.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRole {
+    /// Its id: a lowercase letter, then lowercase letters, digits and `_` (at most 64).
+    #[schemars(length(min = 1, max = 64))]
+    pub id: String,
+    /// Its name.
+    #[schemars(length(min = 1, max = 200))]
+    pub name: String,
+}
+
+impl Validate for NewRole {
+    fn validate(&self) -> Result<(), ApiError> {
+        cap("id", &self.id, 64)?;
+        cap("name", &self.name, NAME_MAX)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+/// Whether `caller` sees `unit`: a unit of their community, or one that belongs to none (a
+/// district's department, which every community may address).
+fn sees(org: &OrgChart, caller: &Acting, unit: &Unit) -> bool {
+    org.same_community(&unit.id, &caller.unit) || (unit.parent.is_none() && !unit.tier.in_chain())
+}
+
+async fn units(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<UnitsAnswer> {
     let org = state.engine().org();
     // Parents before children: every top unit's subtree in turn (siblings in id order).
     let mut ordered: Vec<UnitAnswer> = Vec::new();
@@ -210,109 +515,267 @@ async fn units(State(state): State<AppState>) -> Json<UnitsAnswer> {
         if !seen.insert(id.clone()) {
             continue;
         }
-        if let Some(unit) = org.unit(&id) {
-            ordered.push(UnitAnswer {
-                id: unit.id.to_string(),
-                name: unit.name.clone(),
-                tier: unit.tier.into(),
-                parent: unit.parent.as_ref().map(UnitId::to_string),
-                in_chain: unit.tier.in_chain(),
-            });
+        if let Some(unit) = org.unit(&id).filter(|u| sees(&org, &caller.acting, u)) {
+            ordered.push(UnitAnswer::of(unit));
         }
     }
     Json(UnitsAnswer { units: ordered })
 }
 
-fn roles_json(roles: &[Role]) -> Vec<&str> {
-    roles.iter().map(Role::as_str).collect()
+/// Submits an org command as the caller, off the async threads; `Ok(true)` when it wrote.
+async fn submit(
+    state: &AppState,
+    caller: &Caller,
+    command: OrgCommand,
+    options: SubmitOptions,
+) -> ApiResult<bool> {
+    let acting = caller.acting.clone();
+    let outcome = state
+        .blocking(move |engine| engine.submit_with(&acting, Command::Org(command), options))
+        .await??;
+    Ok(matches!(outcome, civicflow_core::engine::Outcome::Org { events, .. } if events > 0))
 }
 
-fn fields_json(fields: &[FieldSpec]) -> Vec<Value> {
-    fields
-        .iter()
-        .map(|f| {
-            let mut field = json!({
-                "name": f.name,
-                "type": f.kind.as_str(),
-                "required": f.required,
-                "label": f.label,
-                "choices": f.choices,
-            });
-            if f.kind == FieldKind::Unit {
-                field["reach"] = json!(f.reach.as_str());
-            }
-            field
+/// A unit the caller administers (their unit or one below it); 404 for any other, as for
+/// one that does not exist.
+fn unit_in_subtree(org: &OrgChart, caller: &Acting, id: &str) -> ApiResult<UnitId> {
+    let unit = UnitId::new(id).map_err(|_| ApiError::not_found("unit"))?;
+    if org.in_scope(caller, &unit) {
+        Ok(unit)
+    } else {
+        Err(ApiError::not_found("unit"))
+    }
+}
+
+fn unit_answer(state: &AppState, id: &UnitId) -> ApiResult<UnitAnswer> {
+    let org = state.engine().org();
+    let unit = org
+        .unit(id)
+        .ok_or_else(|| ApiError::internal("a unit just written is not in the chart"))?;
+    Ok(UnitAnswer::of(unit))
+}
+
+fn created(wrote: bool, body: impl Serialize) -> Response {
+    let status = if wrote {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn create_unit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    WriteOptions(options): WriteOptions,
+    StrictJson(body): StrictJson<NewUnit>,
+) -> ApiResult<Response> {
+    let id = UnitId::new(&body.id).map_err(ApiError::from_invalid("id"))?;
+    let parent = body
+        .parent
+        .as_deref()
+        .map(|p| {
+            // A parent the caller cannot see reads as one that does not exist.
+            let org = state.engine().org();
+            UnitId::new(p)
+                .ok()
+                .filter(|p| org.unit(p).is_some_and(|u| sees(&org, &caller.acting, u)))
+                .ok_or_else(|| ApiError::not_found("unit").field("parent"))
         })
-        .collect()
+        .transpose()?;
+    let command = OrgCommand::CreateUnit {
+        id: id.clone(),
+        name: body.name,
+        tier: body.tier.into(),
+        parent,
+    };
+    let wrote = submit(&state, &caller, command, options).await?;
+    Ok(created(wrote, unit_answer(&state, &id)?))
 }
 
-fn deadline_json(rule: &DeadlineRule) -> Value {
-    json!({
-        "within": rule.within.to_string(),
-        "remind_after": rule.remind_after.map(|s| s.to_string()),
-        "escalate": rule.escalate,
-        "breach_after": rule.breach_after.map(|s| s.to_string()),
-    })
-}
-
-/// A definition as the API shows it.
-fn definition_json(definition: &Definition, latest: bool) -> Value {
-    let stages: Vec<Value> = definition
-        .stages
-        .iter()
-        .map(|stage| {
-            json!({
-                "id": stage.id,
-                "name": stage.name,
-                "terminal": stage.terminal,
-                "deadline": stage.deadline.as_ref().map(deadline_json),
-            })
+async fn change_unit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    WriteOptions(options): WriteOptions,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<UnitChange>,
+) -> ApiResult<Json<UnitAnswer>> {
+    let org = state.engine().org();
+    let id = unit_in_subtree(&org, &caller.acting, &id)?;
+    let parent = body
+        .parent
+        .as_deref()
+        .map(|p| {
+            UnitId::new(p)
+                .ok()
+                .filter(|p| org.in_scope(&caller.acting, p))
+                .ok_or_else(|| ApiError::not_found("unit").field("parent"))
         })
+        .transpose()?;
+    let command = OrgCommand::UpdateUnit {
+        id: id.clone(),
+        name: body.name,
+        parent,
+    };
+    submit(&state, &caller, command, options).await?;
+    Ok(Json(unit_answer(&state, &id)?))
+}
+
+async fn retire_unit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    WriteOptions(options): WriteOptions,
+    Path(id): Path<String>,
+    StrictJson(_): StrictJson<Empty>,
+) -> ApiResult<Json<UnitAnswer>> {
+    let id = unit_in_subtree(&state.engine().org(), &caller.acting, &id)?;
+    let command = OrgCommand::RetireUnit {
+        id: id.clone(),
+        open_cases: Vec::new(),
+    };
+    submit(&state, &caller, command, options).await?;
+    Ok(Json(unit_answer(&state, &id)?))
+}
+
+async fn actors(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<ActorsAnswer> {
+    let org = state.engine().org();
+    let actors = org
+        .actors()
+        .filter(|a| org.actor_in_community(a, &caller.acting.unit))
+        .map(|a| ActorAnswer::of(a, &org, &caller.acting.unit))
         .collect();
-    let actions: Vec<Value> = definition
-        .actions
-        .iter()
-        .map(|action| {
-            json!({
-                "id": action.id,
-                "name": action.name,
-                "from": action.from,
-                "to": action.to,
-                "roles": roles_json(&action.roles),
-                "scope": action.scope,
-                "fields": fields_json(&action.fields),
-            })
-        })
-        .collect();
-    json!({
-        "id": definition.id.as_str(),
-        "version": definition.version,
-        "reference": definition.reference().to_string(),
-        "latest": latest,
-        "name": definition.name,
-        "description": definition.description,
-        "public": definition.public,
-        "initial_stage": definition.initial_stage,
-        "open": {
-            "roles": roles_json(&definition.open.roles),
-            "scope": definition.open.scope,
-            "fields": fields_json(&definition.open.fields),
+    Json(ActorsAnswer { actors })
+}
+
+fn actor_answer(state: &AppState, caller: &Acting, id: &ActorId) -> ApiResult<ActorAnswer> {
+    let org = state.engine().org();
+    let actor = org
+        .actor(id)
+        .ok_or_else(|| ApiError::internal("an actor just written is not in the chart"))?;
+    Ok(ActorAnswer::of(actor, &org, &caller.unit))
+}
+
+async fn register_actor(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    WriteOptions(options): WriteOptions,
+    StrictJson(body): StrictJson<NewActor>,
+) -> ApiResult<Response> {
+    let id = ActorId::new(&body.id).map_err(ApiError::from_invalid("id"))?;
+    let command = OrgCommand::RegisterActor {
+        id: id.clone(),
+        name: body.name,
+        kind: match body.kind {
+            ActorKindName::Person => ActorKind::Person,
+            ActorKindName::System => ActorKind::System,
         },
-        "stages": stages,
-        "actions": actions,
-    })
+    };
+    let wrote = submit(&state, &caller, command, options).await?;
+    Ok(created(wrote, actor_answer(&state, &caller.acting, &id)?))
 }
 
-async fn workflows(State(state): State<AppState>) -> Json<Value> {
-    let registry = state.engine().definitions();
-    let workflows: Vec<Value> = registry
-        .all()
-        .map(|definition| {
-            let latest = registry
-                .latest(&definition.id)
-                .is_some_and(|l| l.version == definition.version);
-            definition_json(definition, latest)
+async fn grant_role(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    WriteOptions(options): WriteOptions,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<GrantBody>,
+) -> ApiResult<Json<ActorAnswer>> {
+    change_grant(state, caller, options, &id, body, true).await
+}
+
+async fn revoke_role(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    WriteOptions(options): WriteOptions,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<GrantBody>,
+) -> ApiResult<Json<ActorAnswer>> {
+    change_grant(state, caller, options, &id, body, false).await
+}
+
+async fn change_grant(
+    state: AppState,
+    caller: Caller,
+    options: SubmitOptions,
+    id: &str,
+    body: GrantBody,
+    granting: bool,
+) -> ApiResult<Json<ActorAnswer>> {
+    let org = state.engine().org();
+    // Any actor of the store may be granted a role in the caller's subtree (a resident of
+    // one community volunteering in another); the id must exist.
+    let actor = ActorId::new(id)
+        .ok()
+        .filter(|a| org.actor(a).is_some())
+        .ok_or_else(|| ApiError::not_found("actor"))?;
+    let role = Role::new(&body.role).map_err(ApiError::from_invalid("role"))?;
+    let unit = UnitId::new(&body.unit_id)
+        .ok()
+        .filter(|u| {
+            org.unit(u)
+                .is_some_and(|unit| sees(&org, &caller.acting, unit))
+        })
+        .ok_or_else(|| ApiError::not_found("unit").field("unit_id"))?;
+    let command = if granting {
+        OrgCommand::GrantRole {
+            actor: actor.clone(),
+            role,
+            unit,
+        }
+    } else {
+        OrgCommand::RevokeRole {
+            actor: actor.clone(),
+            role,
+            unit,
+        }
+    };
+    submit(&state, &caller, command, options).await?;
+    Ok(Json(actor_answer(&state, &caller.acting, &actor)?))
+}
+
+async fn list_roles(State(state): State<AppState>) -> Json<RolesAnswer> {
+    let roles = state
+        .engine()
+        .org()
+        .roles()
+        .into_iter()
+        .map(|(id, name, built_in)| RoleAnswer {
+            id: id.to_string(),
+            name,
+            built_in,
         })
         .collect();
-    Json(json!({ "workflows": workflows }))
+    Json(RolesAnswer { roles })
+}
+
+async fn define_role(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    WriteOptions(options): WriteOptions,
+    StrictJson(body): StrictJson<NewRole>,
+) -> ApiResult<Response> {
+    let id = Role::new(&body.id).map_err(ApiError::from_invalid("id"))?;
+    let command = OrgCommand::DefineRole {
+        id: id.clone(),
+        name: body.name,
+    };
+    let wrote = submit(&state, &caller, command, options).await?;
+    let org = state.engine().org();
+    let (id, name, built_in) = org
+        .roles()
+        .into_iter()
+        .find(|(role, _, _)| role == &id)
+        .ok_or_else(|| ApiError::internal("a role just defined is not in force"))?;
+    Ok(created(
+        wrote,
+        RoleAnswer {
+            id: id.to_string(),
+            name,
+            built_in,
+        },
+    ))
 }

@@ -31,10 +31,9 @@
 //! recorded before it.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use civicflow_core::domain::case::{CaseEvent, Channel};
-use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, WorkflowId};
+use civicflow_core::domain::workflow::{DefinitionRef, Definitions, WorkflowId};
 use civicflow_core::{CaseId, PersonId, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
@@ -94,17 +93,20 @@ pub struct CaseRow {
 /// terminal.
 #[derive(Debug, Clone)]
 pub struct CaseBoard {
-    definitions: Arc<DefinitionRegistry>,
+    definitions: Definitions,
 }
 
 impl CaseBoard {
     /// The projection, reading terminal stages from `definitions` (the engine's registry).
-    pub fn new(definitions: Arc<DefinitionRegistry>) -> Self {
-        Self { definitions }
+    pub fn new(definitions: impl Into<Definitions>) -> Self {
+        Self {
+            definitions: definitions.into(),
+        }
     }
 
     fn is_terminal(&self, workflow: &DefinitionRef, stage: &str) -> bool {
         self.definitions
+            .current()
             .get(workflow)
             .is_some_and(|d| d.is_terminal(stage))
     }

@@ -59,13 +59,15 @@
 //! row only when it records an activity or enters a stage that is terminal somewhere.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use civicflow_core::calendar::Zone;
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::fields::{FieldValue, Fields};
 use civicflow_core::domain::org::{roles, OrgEvent, Tier};
-use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, WorkflowId};
+use civicflow_core::domain::workflow::{
+    DefinitionRef, DefinitionRegistry, Definitions, WorkflowId,
+};
 use civicflow_core::{Timestamp, UnitId, Version};
 use serde::{Deserialize, Serialize};
 
@@ -219,13 +221,23 @@ fn count(fields: &Fields, name: &str) -> u64 {
     }
 }
 
+fn terminal_stages_of(registry: &DefinitionRegistry) -> Arc<HashSet<String>> {
+    Arc::new(
+        registry
+            .all()
+            .flat_map(|d| d.stages.iter().filter(|s| s.terminal).map(|s| s.id.clone()))
+            .collect(),
+    )
+}
+
 /// The community statistics projection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CommunityStats {
-    definitions: Arc<DefinitionRegistry>,
+    definitions: Definitions,
     /// Every stage that is terminal in some definition: an action to any other stage cannot
-    /// close a case, so it is skipped without reading the case.
-    terminal_stages: HashSet<String>,
+    /// close a case, so it is skipped without reading the case. Worked out again when a
+    /// publication replaced the registry it was worked out from.
+    terminal_stages: Mutex<(Arc<DefinitionRegistry>, Arc<HashSet<String>>)>,
     /// Where years begin and end: the engine's calendar's zone.
     zone: Zone,
 }
@@ -240,16 +252,29 @@ impl Default for CommunityStats {
 impl CommunityStats {
     /// The projection, knowing terminal stages from `definitions` and counting years in
     /// `zone` (give it the engine's definitions and its calendar's zone).
-    pub fn new(definitions: Arc<DefinitionRegistry>, zone: Zone) -> Self {
-        let terminal_stages = definitions
-            .all()
-            .flat_map(|d| d.stages.iter().filter(|s| s.terminal).map(|s| s.id.clone()))
-            .collect();
+    pub fn new(definitions: impl Into<Definitions>, zone: Zone) -> Self {
+        let definitions = definitions.into();
+        let registry = definitions.current();
+        let terminal = terminal_stages_of(&registry);
         Self {
             definitions,
-            terminal_stages,
+            terminal_stages: Mutex::new((registry, terminal)),
             zone,
         }
+    }
+
+    /// The terminal stages of the definitions in force.
+    fn terminal_stages(&self) -> Arc<HashSet<String>> {
+        let registry = self.definitions.current();
+        let mut cached = self
+            .terminal_stages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !Arc::ptr_eq(&cached.0, &registry) {
+            let terminal = terminal_stages_of(&registry);
+            *cached = (registry, terminal);
+        }
+        cached.1.clone()
     }
 
     fn apply_org(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
@@ -328,7 +353,7 @@ impl CommunityStats {
             }
             CaseEvent::ActionTaken(e) => {
                 let activity = e.action == ACTIVITY_ACTION;
-                let may_close = self.terminal_stages.contains(&e.to);
+                let may_close = self.terminal_stages().contains(&e.to);
                 if !activity && !may_close {
                     return Ok(());
                 }
@@ -365,6 +390,7 @@ impl CommunityStats {
                     && !row.closed
                     && self
                         .definitions
+                        .current()
                         .get(&row.workflow)
                         .is_some_and(|d| d.is_terminal(&e.to));
                 if closes {

@@ -3,11 +3,9 @@
 //!
 //! [`View`]: crate::View
 
-use std::sync::Arc;
-
 use civicflow_core::calendar::Zone;
 use civicflow_core::domain::case::CaseEvent;
-use civicflow_core::domain::workflow::DefinitionRegistry;
+use civicflow_core::domain::workflow::Definitions;
 use civicflow_core::{Timestamp, UnitId};
 
 use crate::Projection;
@@ -24,10 +22,13 @@ pub mod shop_standing;
 pub mod unit_inbox;
 
 /// Every read model, ready for [`Runner::start`](crate::Runner::start). Models that read
-/// workflow definitions (step names, deadlines, what counts as resolved) share `definitions`;
+/// workflow definitions (step names, deadlines, what counts as resolved) share `definitions`
+/// (give them `engine.shared_definitions().clone()`, which follows the definitions published
+/// in the log; a plain registry is taken as it is);
 /// models that count by local month or year count them in `zone` (give them the engine's
 /// calendar's: `engine.calendar().zone().clone()`).
-pub fn all(definitions: Arc<DefinitionRegistry>, zone: Zone) -> Vec<Box<dyn Projection>> {
+pub fn all(definitions: impl Into<Definitions>, zone: Zone) -> Vec<Box<dyn Projection>> {
+    let definitions: Definitions = definitions.into();
     vec![
         Box::new(case_board::CaseBoard::new(definitions.clone())),
         Box::new(unit_inbox::UnitInbox::new(definitions.clone())),

@@ -58,11 +58,10 @@
 //! [`list_numbered`] serves Open311's `page`/`page_size` extension (page numbers from 1).
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
 
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::fields::{FieldValue, Fields};
-use civicflow_core::domain::workflow::{DefinitionRef, DefinitionRegistry, WorkflowId};
+use civicflow_core::domain::workflow::{DefinitionRef, Definitions, WorkflowId};
 use civicflow_core::{CaseId, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
@@ -170,17 +169,20 @@ impl RequestStatus {
 /// The projection. It needs the workflow definitions to know which stages are terminal.
 #[derive(Debug, Clone)]
 pub struct Open311Requests {
-    definitions: Arc<DefinitionRegistry>,
+    definitions: Definitions,
 }
 
 impl Open311Requests {
     /// The projection, reading terminal stages from `definitions` (the engine's registry).
-    pub fn new(definitions: Arc<DefinitionRegistry>) -> Self {
-        Self { definitions }
+    pub fn new(definitions: impl Into<Definitions>) -> Self {
+        Self {
+            definitions: definitions.into(),
+        }
     }
 
     fn is_terminal(&self, workflow: &DefinitionRef, stage: &str) -> bool {
         self.definitions
+            .current()
             .get(workflow)
             .is_some_and(|d| d.is_terminal(stage))
     }

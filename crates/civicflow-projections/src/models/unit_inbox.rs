@@ -32,11 +32,13 @@
 //! occupied before that are no longer wanted are removed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use civicflow_core::domain::case::CaseEvent;
 use civicflow_core::domain::directive::{self, DirectiveEvent, PartEvent};
-use civicflow_core::domain::workflow::{Definition, DefinitionRef, DefinitionRegistry, Scope};
+use civicflow_core::domain::workflow::{
+    Definition, DefinitionRef, DefinitionRegistry, Definitions, Scope,
+};
 use civicflow_core::{CaseId, DirectiveId, Role, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
@@ -261,7 +263,7 @@ type StageActions = HashMap<DefinitionRef, HashMap<String, [Actions; 2]>>;
 /// The unit inbox projection. It reads the actions of each stage from the definitions.
 #[derive(Debug)]
 pub struct UnitInbox {
-    definitions: Arc<DefinitionRegistry>,
+    definitions: Definitions,
     /// The actions of a stage for a relation, worked out once per definition, stage and
     /// relation (definitions are immutable once registered).
     stage_actions: Mutex<StageActions>,
@@ -271,7 +273,7 @@ pub struct UnitInbox {
 
 impl UnitInbox {
     /// The projection, reading actions from `definitions` (the engine's registry).
-    pub fn new(definitions: Arc<DefinitionRegistry>) -> Self {
+    pub fn new(definitions: impl Into<Definitions>) -> Self {
         let responders: Vec<Role> = directive::RESPONDERS
             .iter()
             .filter_map(|r| Role::new(*r).ok())
@@ -282,7 +284,7 @@ impl UnitInbox {
         let mut acknowledged = Actions::default();
         acknowledged.push("report", &responders);
         Self {
-            definitions,
+            definitions: definitions.into(),
             stage_actions: Mutex::new(HashMap::new()),
             part_actions: [unacknowledged, acknowledged],
         }
@@ -298,15 +300,15 @@ impl UnitInbox {
         if let Some(known) = cache.get(workflow).and_then(|stages| stages.get(stage)) {
             return known[index].clone();
         }
-        let both = self.definitions.get(workflow).map_or_else(
-            || [Actions::default(), Actions::default()],
-            |d| {
-                [
-                    stage_actions(d, stage, Relation::Lead),
-                    stage_actions(d, stage, Relation::CoHandler),
-                ]
-            },
-        );
+        // A definition not known yet (published on another instance, not learnt here yet)
+        // has no actions now, and is not remembered as having none.
+        let Some(definition) = self.definitions.current().get(workflow).cloned() else {
+            return Actions::default();
+        };
+        let both = [
+            stage_actions(&definition, stage, Relation::Lead),
+            stage_actions(&definition, stage, Relation::CoHandler),
+        ];
         let actions = both[index].clone();
         cache
             .entry(workflow.clone())
@@ -372,6 +374,7 @@ impl UnitInbox {
             let row = if let CaseEvent::Opened(e) = event {
                 let closed = self
                     .definitions
+                    .current()
                     .get(&e.workflow)
                     .is_some_and(|d| d.is_terminal(&e.stage));
                 let fresh = InboxCase {
@@ -391,7 +394,7 @@ impl UnitInbox {
                 let Some(row) = entry.get_mut() else {
                     return Ok(());
                 };
-                if !change_case(row, event, &self.definitions) {
+                if !change_case(row, event, &self.definitions.current()) {
                     return Ok(());
                 }
                 row

@@ -281,6 +281,7 @@ impl Definition {
         let definition: Definition = toml::from_str(text).map_err(|e| DefinitionError {
             workflow: workflow_name_hint(text),
             problem: e.to_string().trim().to_owned(),
+            key: key_of_parse_error(e.message()),
         })?;
         definition.validate(known_roles)?;
         Ok(definition)
@@ -294,6 +295,7 @@ impl Definition {
         toml::to_string(self).map_err(|e| DefinitionError {
             workflow: self.reference().to_string(),
             problem: e.to_string(),
+            key: None,
         })
     }
 }
@@ -306,6 +308,18 @@ pub struct DefinitionError {
     pub workflow: String,
     /// The problem, naming the stage, action, role or field.
     pub problem: String,
+    /// The key at fault as the TOML writes it (`version`, `stages.<id>.deadline`,
+    /// `actions.<id>.roles`), when the problem is one key's.
+    pub key: Option<String>,
+}
+
+/// The key a parse error names (`missing field `name``, `unknown field `stage``), when it
+/// names one.
+fn key_of_parse_error(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    let key = &message[start..end];
+    (!key.is_empty() && message.contains("field")).then(|| key.to_owned())
 }
 
 /// The id and version from TOML that does not parse as a definition, for the error message.

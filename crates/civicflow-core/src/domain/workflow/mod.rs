@@ -42,6 +42,7 @@
 //! ```
 
 mod definition;
+pub mod published;
 mod validate;
 
 pub use definition::{
@@ -50,7 +51,7 @@ pub use definition::{
 };
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::ids::Role;
 
@@ -108,6 +109,14 @@ impl DefinitionRegistry {
         self.known_roles.iter().map(String::as_str).collect()
     }
 
+    /// Accepts `role` in the definitions added from now on: a role defined in the org chart
+    /// (`RoleDefined`), which a workflow may name like a built-in one.
+    pub fn allow_role(&mut self, role: &str) {
+        if !self.known_roles.iter().any(|r| r == role) {
+            self.known_roles.push(role.to_owned());
+        }
+    }
+
     /// Parses, validates and adds a definition written in TOML.
     ///
     /// # Errors
@@ -131,6 +140,7 @@ impl DefinitionRegistry {
                 return Err(DefinitionError {
                     workflow: reference.to_string(),
                     problem: "this version is already loaded with different content; a released version is never changed, give the new one a new version number".into(),
+                    key: Some("version".into()),
                 });
             }
             return Ok(reference);
@@ -180,6 +190,57 @@ impl DefinitionRegistry {
             || self.all().any(|d| {
                 d.open.roles.contains(role) || d.actions.iter().any(|a| a.roles.contains(role))
             })
+    }
+}
+
+/// The registry in force, shared by the engine and the read models: the base (the built-in
+/// definitions and those an embedder loads) with every definition published in the log's
+/// `workflows` stream on top. A publication replaces the shared registry with a copy that has
+/// one more definition (the copy shares every definition's `Arc`), so that a reader holds a
+/// consistent registry for as long as it keeps the one [`Definitions::current`] gave it.
+#[derive(Debug, Clone, Default)]
+pub struct Definitions(Arc<RwLock<Arc<DefinitionRegistry>>>);
+
+impl Definitions {
+    /// A shared registry starting from `registry`.
+    pub fn new(registry: DefinitionRegistry) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(registry))))
+    }
+
+    /// The registry now.
+    pub fn current(&self) -> Arc<DefinitionRegistry> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes the registry with `change` (applied to a copy, which replaces it when `change`
+    /// succeeds; a failed change leaves the registry as it was).
+    ///
+    /// # Errors
+    /// What `change` returns.
+    pub fn update<T, E>(
+        &self,
+        change: impl FnOnce(&mut DefinitionRegistry) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut shared = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let mut copy = DefinitionRegistry::clone(&shared);
+        let out = change(&mut copy)?;
+        *shared = Arc::new(copy);
+        Ok(out)
+    }
+}
+
+impl From<DefinitionRegistry> for Definitions {
+    fn from(registry: DefinitionRegistry) -> Self {
+        Self::new(registry)
+    }
+}
+
+impl From<Arc<DefinitionRegistry>> for Definitions {
+    fn from(registry: Arc<DefinitionRegistry>) -> Self {
+        Self(Arc::new(RwLock::new(registry)))
     }
 }
 

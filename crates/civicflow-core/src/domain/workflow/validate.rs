@@ -23,34 +23,41 @@ impl Definition {
     /// # Errors
     /// [`DefinitionError`] naming the workflow and the first problem found.
     pub fn validate(&self, known_roles: &[&str]) -> Result<(), DefinitionError> {
-        let fail = |problem: String| DefinitionError {
+        // Each problem names the key at fault, as the TOML writes it (`stages.<id>`,
+        // `actions.<id>.roles`), so that a refusal can point at it.
+        let at = |key: String, problem: String| DefinitionError {
             workflow: self.reference().to_string(),
             problem,
+            key: Some(key),
         };
         if self.version == 0 {
-            return Err(fail("versions start at 1".into()));
+            return Err(at("version".into(), "versions start at 1".into()));
         }
         if self.name.trim().is_empty() {
-            return Err(fail("the name is empty".into()));
+            return Err(at("name".into(), "the name is empty".into()));
         }
 
         // Stages.
         let mut stage_ids = BTreeSet::new();
         for stage in &self.stages {
+            let key = format!("stages.{}", stage.id);
             if !is_slug(&stage.id) {
-                return Err(fail(format!(
-                    "stage id {:?} is not a slug (a-z, 0-9, _ and -)",
-                    stage.id
-                )));
+                return Err(at(
+                    key,
+                    format!("stage id {:?} is not a slug (a-z, 0-9, _ and -)", stage.id),
+                ));
             }
             if !stage_ids.insert(stage.id.as_str()) {
-                return Err(fail(format!("stage {} is declared twice", stage.id)));
+                return Err(at(key, format!("stage {} is declared twice", stage.id)));
             }
             if stage.terminal && stage.deadline.is_some() {
-                return Err(fail(format!(
-                    "terminal stage {} has a deadline; a closed case has none",
-                    stage.id
-                )));
+                return Err(at(
+                    format!("{key}.deadline"),
+                    format!(
+                        "terminal stage {} has a deadline; a closed case has none",
+                        stage.id
+                    ),
+                ));
             }
             if let Some(rule) = &stage.deadline {
                 // Zero would run the ladder the moment the stage is entered; past a year the
@@ -61,107 +68,136 @@ impl Definition {
                     ("breach_after", rule.breach_after),
                 ] {
                     if let Some(Err(e)) = span.map(Span::check_deadline) {
-                        return Err(fail(format!("stage {}: {key} {e}", stage.id)));
+                        return Err(at(
+                            format!("stages.{}.deadline.{key}", stage.id),
+                            format!("stage {}: {key} {e}", stage.id),
+                        ));
                     }
                 }
                 if let Some(remind) = rule.remind_after {
                     if !before(remind, rule.within) {
-                        return Err(fail(format!(
+                        return Err(at(
+                            format!("{key}.deadline.remind_after"),
+                            format!(
                             "stage {}: the reminder ({remind}) must come before the deadline ({})",
                             stage.id, rule.within
-                        )));
+                        ),
+                        ));
                     }
                 }
             }
         }
         if !stage_ids.contains(self.initial_stage.as_str()) {
-            return Err(fail(format!(
-                "the initial stage {} is not declared",
-                self.initial_stage
-            )));
+            return Err(at(
+                "initial_stage".into(),
+                format!("the initial stage {} is not declared", self.initial_stage),
+            ));
         }
         if self.is_terminal(&self.initial_stage) {
-            return Err(fail(format!(
-                "the initial stage {} is terminal",
-                self.initial_stage
-            )));
+            return Err(at(
+                "initial_stage".into(),
+                format!("the initial stage {} is terminal", self.initial_stage),
+            ));
         }
         if !self.stages.iter().any(|s| s.terminal) {
-            return Err(fail(
+            return Err(at(
+                "stages".into(),
                 "no stage is terminal: a case could never close".into(),
             ));
         }
 
         // Roles.
-        let check_roles = |what: &str, roles: &[crate::ids::Role]| -> Result<(), DefinitionError> {
-            if roles.is_empty() {
-                return Err(fail(format!("{what} names no role")));
-            }
-            if let Some(unknown) = roles.iter().find(|r| !known_roles.contains(&r.as_str())) {
-                return Err(fail(format!(
-                    "{what} names the unknown role {unknown}; known: {}",
-                    known_roles.join(", ")
-                )));
-            }
-            Ok(())
-        };
-        check_roles("open", &self.open.roles)?;
+        let check_roles =
+            |key: String, what: &str, roles: &[crate::ids::Role]| -> Result<(), DefinitionError> {
+                if roles.is_empty() {
+                    return Err(at(key, format!("{what} names no role")));
+                }
+                if let Some(unknown) = roles.iter().find(|r| !known_roles.contains(&r.as_str())) {
+                    return Err(at(
+                        key,
+                        format!(
+                            "{what} names the unknown role {unknown}; known: {}",
+                            known_roles.join(", ")
+                        ),
+                    ));
+                }
+                Ok(())
+            };
+        check_roles("open.roles".into(), "open", &self.open.roles)?;
         if !matches!(self.open.scope, Scope::Any | Scope::Subtree) {
-            return Err(fail(format!(
-                "open: the scope must be any or subtree, not {:?}",
-                self.open.scope
-            )));
+            return Err(at(
+                "open.scope".into(),
+                format!(
+                    "open: the scope must be any or subtree, not {:?}",
+                    self.open.scope
+                ),
+            ));
         }
-        check_field_specs("open", &self.open.fields, &[]).map_err(fail)?;
+        check_field_specs("open", &self.open.fields, &[])
+            .map_err(|p| at("open.fields".into(), p))?;
         if let Some(unknown) = self
             .contact_roles
             .iter()
             .find(|r| !known_roles.contains(&r.as_str()))
         {
-            return Err(fail(format!(
-                "contact_roles names the unknown role {unknown}"
-            )));
+            return Err(at(
+                "contact_roles".into(),
+                format!("contact_roles names the unknown role {unknown}"),
+            ));
         }
 
         // Actions.
         let mut action_ids = BTreeSet::new();
         for action in &self.actions {
             let what = format!("action {}", action.id);
+            let key = format!("actions.{}", action.id);
             if !is_slug(&action.id) {
-                return Err(fail(format!(
-                    "action id {:?} is not a slug (a-z, 0-9, _ and -)",
-                    action.id
-                )));
+                return Err(at(
+                    key,
+                    format!(
+                        "action id {:?} is not a slug (a-z, 0-9, _ and -)",
+                        action.id
+                    ),
+                ));
             }
             if !action_ids.insert(action.id.as_str()) {
-                return Err(fail(format!("action {} is declared twice", action.id)));
+                return Err(at(key, format!("action {} is declared twice", action.id)));
             }
             if action.from.is_empty() {
-                return Err(fail(format!("{what} can be taken from no stage")));
+                return Err(at(
+                    format!("{key}.from"),
+                    format!("{what} can be taken from no stage"),
+                ));
             }
             for from in &action.from {
                 if !stage_ids.contains(from.as_str()) {
-                    return Err(fail(format!("{what} starts from the unknown stage {from}")));
+                    return Err(at(
+                        format!("{key}.from"),
+                        format!("{what} starts from the unknown stage {from}"),
+                    ));
                 }
             }
             if !stage_ids.contains(action.to.as_str()) {
-                return Err(fail(format!(
-                    "{what} leads to the unknown stage {}",
-                    action.to
-                )));
+                return Err(at(
+                    format!("{key}.to"),
+                    format!("{what} leads to the unknown stage {}", action.to),
+                ));
             }
-            check_roles(&what, &action.roles)?;
-            check_field_specs(&what, &action.fields, &action.effects).map_err(fail)?;
-            check_effects(action).map_err(|p| fail(format!("{what}: {p}")))?;
+            check_roles(format!("{key}.roles"), &what, &action.roles)?;
+            check_field_specs(&what, &action.fields, &action.effects)
+                .map_err(|p| at(format!("{key}.fields"), p))?;
+            check_effects(action)
+                .map_err(|p| at(format!("{key}.effects"), format!("{what}: {p}")))?;
             let from_terminal = action.from.iter().any(|s| self.is_terminal(s));
             let reopens = action.effects.contains(&Effect::Reopen);
             if from_terminal && !reopens {
-                return Err(fail(format!("{what} starts from a terminal stage but does not reopen: a closed case takes no action but reopen")));
+                return Err(at(format!("{key}.from"), format!("{what} starts from a terminal stage but does not reopen: a closed case takes no action but reopen")));
             }
             if reopens && (!from_terminal || self.is_terminal(&action.to)) {
-                return Err(fail(format!(
-                    "{what} reopens, so it must lead from a terminal stage to an open one"
-                )));
+                return Err(at(
+                    format!("{key}.effects"),
+                    format!("{what} reopens, so it must lead from a terminal stage to an open one"),
+                ));
             }
         }
 
@@ -172,15 +208,18 @@ impl Definition {
             .iter()
             .find(|s| !reachable.contains(s.id.as_str()))
         {
-            return Err(fail(format!(
-                "stage {} is unreachable from the initial stage {}",
-                stranded.id, self.initial_stage
-            )));
+            return Err(at(
+                format!("stages.{}", stranded.id),
+                format!(
+                    "stage {} is unreachable from the initial stage {}",
+                    stranded.id, self.initial_stage
+                ),
+            ));
         }
         for stage in self.stages.iter().filter(|s| !s.terminal) {
             let onward = self.reachable_from(&stage.id);
             if !onward.iter().any(|s| self.is_terminal(s)) {
-                return Err(fail(format!("no terminal stage can be reached from stage {}: a case there could never close", stage.id)));
+                return Err(at(format!("stages.{}", stage.id), format!("no terminal stage can be reached from stage {}: a case there could never close", stage.id)));
             }
         }
         Ok(())

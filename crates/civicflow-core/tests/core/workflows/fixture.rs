@@ -165,6 +165,7 @@ pub fn org_events() -> Vec<OrgEvent> {
                 } else {
                     ActorKind::Person
                 },
+                registered_at: None,
             }));
         }
         events.push(OrgEvent::RoleGranted(RoleGranted {

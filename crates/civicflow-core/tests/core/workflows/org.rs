@@ -3,8 +3,8 @@
 
 use civicflow_core::domain::aggregate::{Aggregate, Fold};
 use civicflow_core::domain::org::{
-    self, Acting, ActorKind, ActorRegistered, OrgChart, OrgCommand, OrgEvent, RoleGranted,
-    RoleRevoked, Tier, UnitCreated, UnitMoved, UnitRenamed,
+    self, Acting, ActorKind, ActorRegistered, OrgChart, OrgCommand, OrgEvent, RoleDefined,
+    RoleGranted, RoleRevoked, Tier, UnitCreated, UnitMoved, UnitRenamed, UnitRetired,
 };
 use civicflow_core::domain::{Context, Rejection};
 
@@ -206,9 +206,22 @@ pub fn table() -> Vec<SpecRow<Org>> {
             field_invalid("name", "must be 1 to 200 characters, not blank"),
         ),
         // Who may create.
-        no(
+        // The store's administrators (those of its first community, tonghui) add
+        // communities; another community's administrators do not.
+        ok(
             chart_spec().when(admin(), create("jiangbin", "江滨社区", Tier::Community, None)),
-            role_not_allowed(&admin(), "create a unit without a parent", &["system"]),
+            vec![created("jiangbin", "江滨社区", Tier::Community, None)],
+        ),
+        no(
+            chart_spec().when(
+                other_admin(),
+                create("jiangbin", "江滨社区", Tier::Community, None),
+            ),
+            role_not_allowed(
+                &other_admin(),
+                "create a unit without a parent (a new community)",
+                &["community_admin"],
+            ),
         ),
         no(
             chart_spec().when(
@@ -380,6 +393,8 @@ pub fn table() -> Vec<SpecRow<Org>> {
                 actor: actor("xu.volunteer"),
                 name: "徐志愿".into(),
                 kind: ActorKind::Person,
+                // Registered by an administrator: their community sees the actor.
+                registered_at: Some(admin().unit),
             })],
         ),
         no(
@@ -450,9 +465,23 @@ pub fn table() -> Vec<SpecRow<Org>> {
             chart_spec().when(other_admin(), grant("wu.resident", "volunteer", "grid-1")),
             outside(&other_admin(), "grant a role", "grid-1"),
         ),
-        no(
+        // The store's administrators make a community's first administrators, and nothing
+        // else there.
+        ok(
             chart_spec().when(admin(), grant("wu.resident", "community_admin", "beimen")),
+            vec![OrgEvent::RoleGranted(RoleGranted {
+                actor: actor("wu.resident"),
+                role: role("community_admin"),
+                unit: unit("beimen"),
+            })],
+        ),
+        no(
+            chart_spec().when(admin(), grant("wu.resident", "volunteer", "beimen")),
             outside(&admin(), "grant a role", "beimen"),
+        ),
+        no(
+            chart_spec().when(other_admin(), grant("wu.resident", "community_admin", "tonghui")),
+            outside(&other_admin(), "grant a role", "tonghui"),
         ),
         no(
             chart_spec().when(other_admin(), revoke("li.grid1", "grid_worker", "grid-1")),
@@ -491,7 +520,140 @@ pub fn table() -> Vec<SpecRow<Org>> {
                 unit: unit("tonghui"),
             },
         ),
+        // Roles are data: defined once, then granted and named by workflows.
+        ok(
+            chart_spec().when(admin(), define_role("street_sweeper", "保洁员 street sweeper")),
+            vec![sweeper_defined()],
+        ),
+        ok(
+            chart_spec()
+                .given([sweeper_defined()])
+                .when(admin(), define_role("street_sweeper", "保洁员 street sweeper")),
+            vec![],
+        ),
+        no(
+            chart_spec()
+                .given([sweeper_defined()])
+                .when(admin(), define_role("street_sweeper", "清洁工")),
+            Rejection::AlreadyExists {
+                what: "role",
+                id: "street_sweeper".into(),
+            },
+        ),
+        no(
+            chart_spec().when(admin(), define_role("grid_worker", "网格员")),
+            Rejection::AlreadyExists {
+                what: "role",
+                id: "grid_worker".into(),
+            },
+        ),
+        no(
+            chart_spec().when(admin(), define_role("Street-Sweeper", "保洁员")),
+            invalid(
+                "id",
+                "Street-Sweeper is not a role id: a lowercase letter, then lowercase letters, digits and _ (at most 64)",
+            ),
+        ),
+        no(
+            chart_spec().when(grid1(), define_role("street_sweeper", "保洁员")),
+            role_not_allowed(&grid1(), "define a role", &["community_admin"]),
+        ),
+        no(
+            chart_spec().when(admin(), grant("wu.resident", "street_sweeper", "grid-1")),
+            invalid(
+                "role",
+                &format!(
+                    "unknown role street_sweeper; known: {}",
+                    org::roles::ALL.join(", ")
+                ),
+            ),
+        ),
+        ok(
+            chart_spec()
+                .given([sweeper_defined()])
+                .when(admin(), grant("wu.resident", "street_sweeper", "grid-1")),
+            vec![OrgEvent::RoleGranted(RoleGranted {
+                actor: actor("wu.resident"),
+                role: role("street_sweeper"),
+                unit: unit("grid-1"),
+            })],
+        ),
+        // Retiring: only a leaf that leads no open case, by an administrator above it.
+        ok(
+            chart_spec().when(admin(), retire("shop-yh-102", &[])),
+            vec![OrgEvent::UnitRetired(UnitRetired {
+                unit: unit("shop-yh-102"),
+            })],
+        ),
+        ok(
+            chart_spec()
+                .given([retired("shop-yh-102")])
+                .when(admin(), retire("shop-yh-102", &[])),
+            vec![],
+        ),
+        no(
+            chart_spec().when(admin(), retire("shop-yh-102", &[OPEN_CASE])),
+            invalid(
+                "id",
+                &format!("shop-yh-102 still leads 1 open case(s): {OPEN_CASE}; dispatch or close them first"),
+            ),
+        ),
+        no(
+            chart_spec().when(admin(), retire("yiwu-heart", &[])),
+            invalid(
+                "id",
+                "yiwu-heart still has units below it that are not retired: shop-yh-101, shop-yh-102; retire or move them first",
+            ),
+        ),
+        no(
+            chart_spec().when(admin(), retire("tonghui", &[])),
+            invalid(
+                "id",
+                "tonghui is the unit you act for: an administrator above it retires it",
+            ),
+        ),
+        no(
+            chart_spec().when(other_admin(), retire("shop-yh-102", &[])),
+            outside(&other_admin(), "retire a unit", "shop-yh-102"),
+        ),
+        // A retired unit takes no grant and no new unit.
+        no(
+            chart_spec()
+                .given([retired("shop-yh-102")])
+                .when(admin(), grant("wu.resident", "shop_owner", "shop-yh-102")),
+            invalid("unit_id", "shop-yh-102 is retired: no role is granted there"),
+        ),
     ]
+}
+
+const OPEN_CASE: &str = "0192f3a0-0000-7000-8000-000000000042";
+
+fn define_role(id: &str, name: &str) -> OrgCommand {
+    OrgCommand::DefineRole {
+        id: role(id),
+        name: name.to_owned(),
+    }
+}
+
+fn sweeper_defined() -> OrgEvent {
+    OrgEvent::RoleDefined(RoleDefined {
+        role: role("street_sweeper"),
+        name: "保洁员 street sweeper".into(),
+    })
+}
+
+fn retire(id: &str, open_cases: &[&str]) -> OrgCommand {
+    OrgCommand::RetireUnit {
+        id: unit(id),
+        open_cases: open_cases
+            .iter()
+            .map(|c| c.parse().expect("a case id"))
+            .collect(),
+    }
+}
+
+fn retired(id: &str) -> OrgEvent {
+    OrgEvent::UnitRetired(UnitRetired { unit: unit(id) })
 }
 
 #[test]

@@ -188,6 +188,14 @@ pub fn table() -> Vec<SpecRow<Person>> {
             known().when(admin(), PersonCommand::Erase("   ")),
             field_invalid("reason", "must be 1 to 1000 characters"),
         ),
+        // A blank reason is refused also for a person erased already (asking again with a
+        // reason changes nothing; asking without one is still a malformed request).
+        no(
+            known()
+                .given([erased(REASON)])
+                .when(admin(), PersonCommand::Erase("")),
+            field_invalid("reason", "must be 1 to 1000 characters"),
+        ),
         no(
             known().when(
                 Acting::new(actor("li.grid1"), role("community_admin"), unit("tonghui")),
@@ -205,4 +213,31 @@ pub fn table() -> Vec<SpecRow<Person>> {
 #[test]
 fn persons() {
     run_specs("person", &table());
+}
+
+/// The state says when and why a person was erased: the first erasure's, which a later one
+/// (a log folded as it is) does not replace.
+#[test]
+fn the_first_erasure_is_the_one_in_force() {
+    let state = fold::<person::Person>(
+        &[
+            registered("grid-1", T0),
+            erased(REASON),
+            PersonEvent::Erased(PersonErased {
+                person: super::fixture::person(),
+                reason: "again".into(),
+                at: at(T0),
+            }),
+        ],
+        built_in(),
+    );
+    assert!(state.registered && state.erased);
+    assert_eq!(state.unit, Some(unit("grid-1")));
+    assert_eq!(state.erased_at, Some(at(NOW)));
+    assert_eq!(state.erasure_reason.as_deref(), Some(REASON));
+    let registered_only = fold::<person::Person>(&[registered("grid-1", T0)], built_in());
+    assert_eq!(
+        (registered_only.erased, registered_only.erased_at),
+        (false, None)
+    );
 }
