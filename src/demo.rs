@@ -404,6 +404,21 @@ pub fn run_loops(engine: &Engine, clock: &ManualClock) -> Result<DemoRun, Submit
         )
     };
 
+    // 0. The twelve-point cycle of three shops starts on the first day, so that the month it
+    // starts in (April) has points at its end when the run is over (in May): a month's score
+    // can be derived from them.
+    for shop in ["shop-yh-101", "shop-it-302", "shop-xt-033"] {
+        engine.submit(
+            &acting("wang.secretary"),
+            Command::Standing {
+                unit: unit_id(shop),
+                command: StandingCommand::StartCycle {
+                    cycle: "2026".into(),
+                },
+            },
+        )?;
+    }
+
     // 1. 有事找社区: a resident brings a problem to the door; it is handled in time.
     let tang = ContactDetails::default()
         .with_name("唐秀英")
@@ -766,19 +781,9 @@ pub fn run_loops(engine: &Engine, clock: &ManualClock) -> Result<DemoRun, Submit
         }
     }
 
-    // 7. Merchants' standing: twelve points, a deduction and its restoration, flags, ratings.
+    // 7. Merchants' standing (the cycles started on the first day, above): a deduction and its
+    // restoration, flags, ratings.
     let secretary = acting("wang.secretary");
-    for shop in ["shop-yh-101", "shop-it-302", "shop-xt-033"] {
-        engine.submit(
-            &secretary,
-            Command::Standing {
-                unit: unit_id(shop),
-                command: StandingCommand::StartCycle {
-                    cycle: "2026".into(),
-                },
-            },
-        )?;
-    }
     engine.submit(
         &acting("gao.liaison"),
         Command::Standing {

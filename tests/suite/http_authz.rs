@@ -503,6 +503,79 @@ fn issue(unit: Option<&'static str>) -> Judge {
     })
 }
 
+/// Adding a list item for `unit` (`{own}`: the caller's): an editor (the policy's
+/// `lists::EDITORS`) of that unit or a unit above it; 403 (`OutOfScope`: the chart is public,
+/// so a unit named in the body is not hidden) otherwise.
+fn list_add(unit: &'static str) -> Judge {
+    Box::new(move |world, who| {
+        let unit = if unit == OWN { who.unit } else { unit };
+        if world.within(unit, who.unit) {
+            Want::Ok
+        } else {
+            Want::Forbidden
+        }
+    })
+}
+
+/// Changing or retiring a list item of `unit` (`domain::lists`): every demo unit is in one
+/// community, so every editor sees the item; one whose unit is not the item's or above it
+/// gets 403. Retiring it again, or the same change again, is a 200 that writes nothing.
+fn list_edit(unit: &'static str) -> Judge {
+    Box::new(move |world, who| {
+        if world.within(unit, who.unit) {
+            Want::Ok
+        } else {
+            Want::Forbidden
+        }
+    })
+}
+
+/// Linking `case` to a list item of `unit`: the engine refuses a case the caller may not see
+/// before it decides (422, as if it did not exist); then as [`list_edit`].
+fn list_link(unit: &'static str, case: &str) -> Judge {
+    let case = case.to_owned();
+    Box::new(move |world, who| {
+        if !world.sees_case(who, &case) {
+            Want::Unprocessable
+        } else if world.within(unit, who.unit) {
+            Want::Ok
+        } else {
+            Want::Forbidden
+        }
+    })
+}
+
+/// A write to the standing of `unit` (`{own}`: the caller's) by a role the route's policy
+/// lets through (`merchants::DEDUCTORS` or `STEWARDS`): 404 unless the unit exists and is
+/// the caller's or lies below it (`merchants::standing_visible`, as the standing's reads);
+/// 403 for the caller's own unit (nobody judges their own); otherwise `then` (200, or 422
+/// for the shop's state or the request's values).
+fn standing_write(unit: &'static str, then: Want) -> Judge {
+    Box::new(move |world, who| {
+        let unit = if unit == OWN { who.unit } else { unit };
+        if !world.known(unit) || !world.within(unit, who.unit) {
+            Want::NotFound
+        } else if unit == who.unit {
+            Want::Forbidden
+        } else {
+            then
+        }
+    })
+}
+
+/// What a unit-addressed read answers for a visible unit whose request the engine refuses
+/// (a malformed quarter): 422 there, 404 elsewhere.
+fn unit_refused(unit: &'static str) -> Judge {
+    Box::new(move |world, who| {
+        let unit = if unit == OWN { who.unit } else { unit };
+        if world.known(unit) && world.within(unit, who.unit) {
+            Want::Unprocessable
+        } else {
+            Want::NotFound
+        }
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Probes
 
@@ -554,11 +627,16 @@ struct Ids {
     d2: String,
     /// A token no caller uses, for the revoke probe.
     spare_token: String,
+    /// An item of the resources list, of grid 3.
+    item: String,
     /// A resident who filed at grid 1 with their contact details (registered there).
     person_in_tonghui: String,
     /// A resident who filed in another community, `lotus`, outside every demo caller's unit.
     person_in_lotus: String,
 }
+
+/// The unit of `Ids::item`.
+const ITEM_UNIT: &str = "grid-3";
 
 fn probes(ids: &Ids) -> Vec<Probe> {
     let mut probes = vec![
@@ -893,6 +971,8 @@ fn probes(ids: &Ids) -> Vec<Probe> {
             always(),
         ),
     ]);
+    probes.extend(list_probes(ids));
+    probes.extend(standing_probes());
     // Administration (community administrators; the demo's is the store's, at its first
     // community): the org chart, actors and roles, workflows. Each write once with a body
     // that succeeds, and with an id that names nothing (404) or a refusal the core decides.
@@ -1024,6 +1104,238 @@ fn probes(ids: &Ids) -> Vec<Probe> {
     for path in ["/open311/v2/requests.xml", "/open311/v2/requests.json"] {
         probes.push(post(path, path, open311_form(), always()));
     }
+    probes
+}
+
+/// The three lists' writes: adding (at the caller's unit, at grid 3, to a list that does not
+/// exist), changing, linking and retiring grid 3's item (and one that does not exist, and the
+/// item under the wrong list). Retiring comes last: a retired item refuses other changes.
+fn list_probes(ids: &Ids) -> Vec<Probe> {
+    let item = format!("/api/v1/lists/resources/{}", ids.item);
+    let none = format!("/api/v1/lists/resources/{NO_SUCH_ID}");
+    let title = json!({"title": "authz matrix: 共享会议室 a meeting room"});
+    let mut probes = Vec::new();
+    for unit in [OWN, ITEM_UNIT] {
+        probes.push(post(
+            "/api/v1/lists/{kind}",
+            "/api/v1/lists/needs",
+            json!({"title": "authz matrix: 骑手休息点", "unit_id": unit}),
+            list_add(unit),
+        ));
+    }
+    probes.push(post(
+        "/api/v1/lists/{kind}",
+        "/api/v1/lists/wishes",
+        json!({"title": "authz matrix"}),
+        Box::new(|_, _| Want::NotFound),
+    ));
+    for (path, judge) in [
+        (item.clone(), list_edit(ITEM_UNIT)),
+        (
+            none.clone(),
+            Box::new(|_: &World, _: &Who| Want::NotFound) as Judge,
+        ),
+        (
+            format!("/api/v1/lists/needs/{}", ids.item),
+            Box::new(|_: &World, _: &Who| Want::NotFound),
+        ),
+    ] {
+        probes.push(Probe {
+            method: Method::PATCH,
+            route: "/api/v1/lists/{kind}/{id}",
+            path,
+            body: Some(title.clone()),
+            judge,
+        });
+    }
+    let link = json!({"case_id": ids.f1});
+    probes.push(post(
+        "/api/v1/lists/{kind}/{id}/link",
+        format!("{item}/link"),
+        link.clone(),
+        list_link(ITEM_UNIT, &ids.f1),
+    ));
+    probes.push(post(
+        "/api/v1/lists/{kind}/{id}/link",
+        format!("{none}/link"),
+        link,
+        Box::new(|_, _| Want::NotFound),
+    ));
+    let reason = json!({"reason": "authz matrix: 已拆除 removed"});
+    probes.push(post(
+        "/api/v1/lists/{kind}/{id}/retire",
+        format!("{none}/retire"),
+        reason.clone(),
+        Box::new(|_, _| Want::NotFound),
+    ));
+    probes.push(post(
+        "/api/v1/lists/{kind}/{id}/retire",
+        format!("{item}/retire"),
+        reason,
+        list_edit(ITEM_UNIT),
+    ));
+    probes
+}
+
+/// Merchants' standing: every write at the caller's own unit (403), a unit that does not
+/// exist (404), and shops whose state makes the answer the same for every caller the scope
+/// lets through, in an order that keeps it so (deductions before the restoration, the
+/// refused flag before the revocation of the flag it meets). The demo: shop-xt-033 runs
+/// cycle 2026 at 10 points with a yellow flag for 2026-04; shop-it-302's cycle started in
+/// April, which is over (the demo ends in May); shop-it-108 has no cycle.
+fn standing_probes() -> Vec<Probe> {
+    let at = |unit: &str, rest: &str| format!("/api/v1/units/{unit}/standing/{rest}");
+    let reason = "authz matrix: 明码标价 prices";
+    let mut probes = Vec::new();
+    let mut write = |route: &'static str, unit: &'static str, rest: &str, body: Value, then| {
+        probes.push(post(
+            route,
+            at(unit, rest),
+            body,
+            standing_write(unit, then),
+        ));
+    };
+    let cycle = "/api/v1/units/{id}/standing/cycle";
+    let deductions = "/api/v1/units/{id}/standing/deductions";
+    let restorations = "/api/v1/units/{id}/standing/restorations";
+    let flags = "/api/v1/units/{id}/standing/flags";
+    let revoke = "/api/v1/units/{id}/standing/flags/{period}/revoke";
+    let month = "/api/v1/units/{id}/standing/months/{month}";
+    let derive = "/api/v1/units/{id}/standing/months/{month}/derive";
+    let confirm = "/api/v1/units/{id}/standing/quarters/{quarter}/confirm";
+    for unit in [OWN, "no-such-unit"] {
+        write(cycle, unit, "cycle", json!({"cycle": "authz"}), Want::Ok);
+        let points = json!({"points": 1, "reason": reason});
+        write(deductions, unit, "deductions", points.clone(), Want::Ok);
+        write(restorations, unit, "restorations", points, Want::Ok);
+        let flag = json!({"colour": "red", "period": "2026-10", "reason": reason});
+        write(flags, unit, "flags", flag, Want::Ok);
+        let revocation = json!({"reason": reason});
+        write(revoke, unit, "flags/2026-04/revoke", revocation, Want::Ok);
+        write(
+            month,
+            unit,
+            "months/2026-04",
+            json!({"score": 90}),
+            Want::Ok,
+        );
+        write(derive, unit, "months/2026-04/derive", json!({}), Want::Ok);
+        let rating = json!({"recommended": false, "score": 70});
+        write(confirm, unit, "quarters/2026Q2/confirm", rating, Want::Ok);
+    }
+    write(
+        cycle,
+        "shop-it-108",
+        "cycle",
+        json!({"cycle": "authz"}),
+        Want::Ok,
+    );
+    write(
+        cycle,
+        "intime",
+        "cycle",
+        json!({"cycle": "authz"}),
+        Want::Unprocessable,
+    );
+    for unit in ["shop-xt-033", "shop-yh-101"] {
+        write(
+            deductions,
+            unit,
+            "deductions",
+            json!({"points": 1, "reason": reason}),
+            Want::Ok,
+        );
+    }
+    write(
+        deductions,
+        "shop-xt-033",
+        "deductions",
+        json!({"points": 13, "reason": reason}),
+        Want::Unprocessable,
+    );
+    write(
+        restorations,
+        "shop-xt-033",
+        "restorations",
+        json!({"points": 1, "reason": reason}),
+        Want::Ok,
+    );
+    write(
+        flags,
+        "shop-xt-033",
+        "flags",
+        json!({"colour": "red", "period": "2026-04", "reason": reason}),
+        Want::Unprocessable,
+    );
+    write(
+        flags,
+        "shop-xt-033",
+        "flags",
+        json!({"colour": "red", "period": "2026-10", "reason": reason}),
+        Want::Ok,
+    );
+    write(
+        revoke,
+        "shop-xt-033",
+        "flags/2026-04/revoke",
+        json!({"reason": reason}),
+        Want::Ok,
+    );
+    write(
+        month,
+        "shop-yh-101",
+        "months/2026-04",
+        json!({"score": 90}),
+        Want::Ok,
+    );
+    write(
+        month,
+        "shop-yh-101",
+        "months/2026-13",
+        json!({"score": 90}),
+        Want::Unprocessable,
+    );
+    write(
+        derive,
+        "shop-it-302",
+        "months/2026-04/derive",
+        json!({}),
+        Want::Ok,
+    );
+    write(
+        derive,
+        "shop-it-108",
+        "months/2026-04/derive",
+        json!({}),
+        Want::Unprocessable,
+    );
+    write(
+        confirm,
+        "shop-xt-033",
+        "quarters/2026Q2/confirm",
+        json!({"recommended": false, "score": 70}),
+        Want::Ok,
+    );
+    write(
+        confirm,
+        "shop-it-302",
+        "quarters/2026Q2/confirm",
+        json!({}),
+        Want::Unprocessable,
+    );
+    let proposal = "/api/v1/units/{id}/standing/quarters/{quarter}/proposal";
+    for unit in [OWN, "shop-xt-033", "no-such-unit"] {
+        probes.push(get(
+            proposal,
+            at(unit, "quarters/2026Q2/proposal"),
+            unit_read(unit),
+        ));
+    }
+    probes.push(get(
+        proposal,
+        at(OWN, "quarters/2026Q5/proposal"),
+        unit_refused(OWN),
+    ));
     probes
 }
 
@@ -1279,6 +1591,18 @@ async fn fixtures(demo: &DemoService) -> Fixtures {
             .to_owned();
         shops.push((owner, id));
     }
+    // An item of grid 3 on the resources list.
+    let item = setup_call(
+        demo,
+        "wang.secretary",
+        Method::POST,
+        "/api/v1/lists/resources",
+        json!({"title": "共享会议室 a meeting room", "unit_id": ITEM_UNIT}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
     // Two requesters with contact details, for the erase probes: a resident filing at grid
     // 1, and the same resident filing in a second community (made by the system), `lotus`,
     // which lies outside every demo caller's unit. Neither case is probed otherwise.
@@ -1328,6 +1652,7 @@ async fn fixtures(demo: &DemoService) -> Fixtures {
         f2,
         d2,
         shops,
+        item,
         person_in_tonghui,
         person_in_lotus,
     }
@@ -1340,6 +1665,8 @@ struct Fixtures {
     d2: String,
     /// A case filed by a shop owner at their shop, by owner.
     shops: Vec<(&'static str, String)>,
+    /// An item of grid 3 on the resources list.
+    item: String,
     /// A requester registered at grid 1.
     person_in_tonghui: String,
     /// A requester registered in the second community, `lotus`.
@@ -1494,6 +1821,7 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
         f2,
         d2,
         shops,
+        item,
         person_in_tonghui,
         person_in_lotus,
     } = fixtures(&demo).await;
@@ -1526,6 +1854,7 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
             .expect("a spare token")
             .0
             .to_string(),
+        item,
         person_in_tonghui,
         person_in_lotus,
     };
@@ -1774,6 +2103,32 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
         ("POST", "/api/v1/directives/{id}/report", 422),
         ("POST", "/api/v1/cases/{id}/contact", 403),
         ("POST", "/api/v1/cases/{id}/contact", 422),
+        ("POST", "/api/v1/lists/{kind}", 403),
+        ("PATCH", "/api/v1/lists/{kind}/{id}", 403),
+        ("POST", "/api/v1/lists/{kind}/{id}/link", 403),
+        ("POST", "/api/v1/lists/{kind}/{id}/link", 422),
+        ("POST", "/api/v1/lists/{kind}/{id}/retire", 403),
+        ("POST", "/api/v1/units/{id}/standing/deductions", 403),
+        ("POST", "/api/v1/units/{id}/standing/deductions", 404),
+        ("POST", "/api/v1/units/{id}/standing/deductions", 422),
+        ("POST", "/api/v1/units/{id}/standing/cycle", 422),
+        ("POST", "/api/v1/units/{id}/standing/flags", 422),
+        ("POST", "/api/v1/units/{id}/standing/months/{month}", 422),
+        (
+            "POST",
+            "/api/v1/units/{id}/standing/months/{month}/derive",
+            422,
+        ),
+        (
+            "POST",
+            "/api/v1/units/{id}/standing/quarters/{quarter}/confirm",
+            422,
+        ),
+        (
+            "GET",
+            "/api/v1/units/{id}/standing/quarters/{quarter}/proposal",
+            422,
+        ),
         ("POST", "/api/v1/persons/{id}/erase", 404),
     ] {
         assert!(

@@ -55,6 +55,7 @@ mod http_persons;
 mod http_reports;
 mod http_retries;
 mod http_scope;
+mod http_standing;
 mod http_tls;
 mod http_tracing;
 mod open311_get;

@@ -61,10 +61,19 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let error = ApiError::bad_request(format!("invalid JSON body: {inner}"));
-        if path == "." || path.is_empty() {
-            error
-        } else {
-            error.field(path)
+        let at = (path != "." && !path.is_empty()).then_some(path);
+        // A missing field's path is the object that lacks it; the field is the one at fault
+        // (serde's message for it is always "missing field `NAME`").
+        let missing = inner
+            .to_string()
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned());
+        match (at, missing) {
+            (Some(at), Some(name)) => error.field(format!("{at}.{name}")),
+            (None, Some(name)) => error.field(name),
+            (Some(at), None) => error.field(at),
+            (None, None) => error,
         }
     })?;
     deserializer
@@ -127,6 +136,10 @@ mod tests {
         let e =
             parse::<Sample>(br#"{"title": "x", "inner": {"count": "many"}}"#).expect_err("refused");
         assert_eq!(e.field.as_deref(), Some("inner.count"));
+        let e = parse::<Sample>(br#"{"inner": {"count": 1}}"#).expect_err("refused");
+        assert_eq!(e.field.as_deref(), Some("title"), "{}", e.message);
+        let e = parse::<Sample>(br#"{"title": "x", "inner": {}}"#).expect_err("refused");
+        assert_eq!(e.field.as_deref(), Some("inner.count"), "{}", e.message);
         let e = parse::<Sample>(br#"{"title": "x", "extra": 1}"#).expect_err("refused");
         assert!(e.message.contains("extra"), "{}", e.message);
         let e = parse::<Sample>(br#"{"title": "x"} trailing"#).expect_err("refused");

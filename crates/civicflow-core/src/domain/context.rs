@@ -25,6 +25,13 @@ pub trait WorkingTime: Send + Sync {
     fn format_time(&self, at: Timestamp) -> String {
         Zone::shanghai().format(at)
     }
+
+    /// The month `at` falls in, `YYYY-MM`, in this working time's zone: the month people
+    /// read in [`WorkingTime::format_time`] (which writes the local date first), so that a
+    /// monthly figure counts exactly the events whose shown time lies in that month.
+    fn month_of(&self, at: Timestamp) -> String {
+        self.format_time(at).get(..7).unwrap_or_default().to_owned()
+    }
 }
 
 impl WorkingTime for BusinessCalendar {

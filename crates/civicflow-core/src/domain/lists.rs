@@ -65,19 +65,20 @@ pub enum ListCommand {
         /// The unit that offers, needs or runs it.
         unit: UnitId,
     },
-    /// Change title or details.
+    /// Change the title, the details or both (`None` keeps what the item has); the same
+    /// text again changes nothing.
     Update {
         /// The new title.
-        title: String,
+        title: Option<String>,
         /// The new details.
-        description: String,
+        description: Option<String>,
     },
     /// Link a case (a joint-meeting resolution, an activity).
     Link {
         /// The case.
         case: CaseId,
     },
-    /// Retire the item.
+    /// Retire the item (an item retired already stays as it is).
     Retire {
         /// Why.
         reason: String,
@@ -138,7 +139,9 @@ domain_events! {
     }
 }
 
-const EDITORS: &[&str] = &[roles::COMMUNITY_ADMIN, roles::GRID_WORKER];
+/// The roles that edit the lists: the community's administrators and grid workers, for
+/// items of their unit or a unit below it.
+pub const EDITORS: &[&str] = &[roles::COMMUNITY_ADMIN, roles::GRID_WORKER];
 
 fn check_editor(unit: &UnitId, ctx: &Context<'_>) -> Result<(), Rejection> {
     ctx.org.check_acting(ctx.acting)?;
@@ -190,12 +193,17 @@ fn check_text(field: &str, text: &str, max: usize, required: bool) -> Result<(),
     Ok(())
 }
 
-/// The events of a command about a list item.
+/// The events of a command about the list item `id`.
 fn decide_events(
+    id: &ListItemId,
     state: Option<&ListItemState>,
     command: &ListCommand,
     ctx: &Context<'_>,
 ) -> Result<Vec<ListEvent>, Rejection> {
+    let not_found = || Rejection::NotFound {
+        what: "list item",
+        id: id.to_string(),
+    };
     match (state, command) {
         (
             None,
@@ -229,13 +237,18 @@ fn decide_events(
             what: "list item",
             id: state.id.to_string(),
         }),
-        (None, _) => Err(Rejection::NotFound {
-            what: "list item",
-            id: "(none)".into(),
-        }),
+        (None, _) => Err(not_found()),
         (Some(state), command) => {
+            // An item the caller may not see is answered as one that does not exist, before
+            // anything else is judged: a write tells no more than a read (`item_visible`).
+            if !item_visible(&state.unit, ctx.acting, ctx.org) {
+                return Err(not_found());
+            }
             check_editor(&state.unit, ctx)?;
             if state.retired {
+                if matches!(command, ListCommand::Retire { .. }) {
+                    return Ok(Vec::new());
+                }
                 return Err(Rejection::invalid(
                     "item",
                     format!("list item {} is retired", state.id),
@@ -243,11 +256,17 @@ fn decide_events(
             }
             match command {
                 ListCommand::Update { title, description } => {
+                    let title = title.as_deref().unwrap_or(&state.title);
+                    let description = description.as_deref().unwrap_or(&state.description);
                     check_text("title", title, 200, true)?;
                     check_text("description", description, 4000, false)?;
+                    let (title, description) = (title.trim(), description.trim());
+                    if title == state.title && description == state.description {
+                        return Ok(Vec::new());
+                    }
                     Ok(vec![ListEvent::Updated(ListItemUpdated {
-                        title: title.trim().to_owned(),
-                        description: description.trim().to_owned(),
+                        title: title.to_owned(),
+                        description: description.to_owned(),
                     })])
                 }
                 ListCommand::Link { case } if state.cases.contains(case) => Ok(Vec::new()),
@@ -286,12 +305,12 @@ impl Aggregate for ListItem {
     }
 
     fn decide(
-        _: &ListItemId,
+        id: &ListItemId,
         state: &Option<ListItemState>,
         command: &ListCommand,
         ctx: &Context<'_>,
     ) -> Result<Decision<Self>, Rejection> {
-        decide_events(state.as_ref(), command, ctx).map(Decision::events)
+        decide_events(id, state.as_ref(), command, ctx).map(Decision::events)
     }
 
     fn apply(state: &mut Option<ListItemState>, event: &ListEvent, fold: &Fold<'_>) {

@@ -6,8 +6,8 @@ use crate::domain::access::{AccessCommand, TokenId};
 use crate::domain::case::{Channel, Place};
 use crate::domain::directive::DirectiveKind;
 use crate::domain::fields::Fields;
-use crate::domain::lists::{ListCommand, ListKind};
-use crate::domain::merchants::StandingCommand;
+use crate::domain::lists::{ListCommand, ListItemState, ListKind};
+use crate::domain::merchants::{StandingCommand, StandingState};
 use crate::domain::org::OrgCommand;
 use crate::domain::workflow::WorkflowId;
 use crate::domain::Rejection;
@@ -254,6 +254,8 @@ pub enum Outcome {
     ListItem {
         /// The item.
         item: ListItemId,
+        /// The item after the command (for a retry, as the first request left it).
+        state: Option<Box<ListItemState>>,
         /// See [`Outcome::position`].
         position: Option<Position>,
     },
@@ -263,6 +265,8 @@ pub enum Outcome {
         unit: UnitId,
         /// Its points now, if a cycle runs.
         points: Option<u8>,
+        /// The standing after the command (for a retry, as the first request left it).
+        state: Option<Box<StandingState>>,
         /// See [`Outcome::position`].
         position: Option<Position>,
     },

@@ -744,6 +744,7 @@ impl Stored for ListItem {
     fn outcome(done: &Executed<Self>, _: &Self::Command) -> Outcome {
         Outcome::ListItem {
             item: done.id,
+            state: done.state.clone().map(Box::new),
             position: done.position,
         }
     }
@@ -754,6 +755,7 @@ impl Stored for Standing {
         Outcome::Standing {
             unit: done.id.clone(),
             points: done.state.as_ref().and_then(|s| s.points()),
+            state: done.state.clone().map(Box::new),
             position: done.position,
         }
     }

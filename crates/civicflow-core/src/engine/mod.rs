@@ -883,6 +883,47 @@ impl Engine {
         })
     }
 
+    /// The proposal for `quarter` of `unit`'s standing, derived from its monthly scores
+    /// ([`crate::domain::merchants::propose_quarter`]), as `acting` may see it. A unit in the
+    /// caller's scope with nothing recorded yet has a proposal too (every month missing).
+    ///
+    /// # Errors
+    /// [`SubmitError::Rejected`] with `NotFound` on `unit` when it does not exist or lies
+    /// outside what `acting` may see (the same answer either way), `FieldInvalid` on
+    /// `quarter` when it is malformed; [`SubmitError::Engine`] on storage failures.
+    pub fn quarter_proposal(
+        &self,
+        acting: &Acting,
+        unit: &UnitId,
+        quarter: &str,
+    ) -> Result<crate::domain::merchants::QuarterProposal, SubmitError> {
+        use crate::domain::merchants;
+        let tier = {
+            let org = read(&self.org);
+            match org.state.unit(unit) {
+                Some(info) if merchants::standing_visible(unit, acting, &org.state) => info.tier,
+                _ => {
+                    return Err(Rejection::NotFound {
+                        what: "unit",
+                        id: unit.to_string(),
+                    }
+                    .into())
+                }
+            }
+        };
+        merchants::quarter_months(quarter)?;
+        let loaded = load::load::<Standing>(
+            &*self.log,
+            &self.definitions.current(),
+            &Standing::stream(unit)?,
+        )?;
+        Ok(merchants::propose_quarter(
+            loaded.state.as_ref(),
+            quarter,
+            tier,
+        )?)
+    }
+
     /// Every token ever issued, with its grant and whether it was revoked: what the service
     /// authenticates callers with.
     ///

@@ -26,6 +26,7 @@ pub mod ops;
 pub mod org;
 pub mod persons;
 pub mod reports;
+pub mod standing;
 pub mod tokens;
 pub mod workflows;
 
@@ -110,6 +111,7 @@ pub fn all() -> Vec<RouteSpec> {
     routes.extend(tokens::routes());
     routes.extend(persons::routes());
     routes.extend(reports::routes());
+    routes.extend(standing::routes());
     routes.extend(events::routes());
     routes.extend(crate::open311::routes());
     routes

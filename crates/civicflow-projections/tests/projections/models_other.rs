@@ -815,8 +815,8 @@ fn the_three_lists_in_order_with_links_and_retirement() {
         &admin,
         p1,
         ListCommand::Update {
-            title: "童趣市集（每月）".into(),
-            description: "每月第二个周六".into(),
+            title: Some("童趣市集（每月）".into()),
+            description: Some("每月第二个周六".into()),
         },
     );
     change_item(&world, &admin, p1, ListCommand::Link { case: case_a });

@@ -152,15 +152,71 @@ pub fn table() -> Vec<SpecRow<ListItem>> {
             new().when(grid1(), ListCommand::Retire { reason: "?".into() }),
             Rejection::NotFound {
                 what: "list item",
-                id: "(none)".into(),
+                id: item().to_string(),
             },
+        ),
+        // An item of another community is answered as one that does not exist, whatever
+        // the command and whoever asks (an administrator of that community, an auditor).
+        no(
+            existing().when(other_admin(), ListCommand::Retire { reason: "?".into() }),
+            Rejection::NotFound {
+                what: "list item",
+                id: item().to_string(),
+            },
+        ),
+        no(
+            existing().when(
+                other_admin(),
+                ListCommand::Update {
+                    title: Some("会议室".into()),
+                    description: None,
+                },
+            ),
+            Rejection::NotFound {
+                what: "list item",
+                id: item().to_string(),
+            },
+        ),
+        // A part left out keeps what the item has; the same text again changes nothing.
+        ok(
+            existing().when(
+                grid1(),
+                ListCommand::Update {
+                    title: None,
+                    description: Some("可容纳 30 人 seats 30".into()),
+                },
+            ),
+            vec![ListEvent::Updated(ListItemUpdated {
+                title: "共享会议室 a meeting room".into(),
+                description: "可容纳 30 人 seats 30".into(),
+            })],
         ),
         ok(
             existing().when(
                 grid1(),
                 ListCommand::Update {
-                    title: " 共享会议室（二楼） ".into(),
-                    description: "可容纳 30 人 seats 30".into(),
+                    title: Some(" 共享会议室 a meeting room ".into()),
+                    description: None,
+                },
+            ),
+            vec![],
+        ),
+        ok(
+            existing().when(
+                grid1(),
+                ListCommand::Update {
+                    title: None,
+                    description: None,
+                },
+            ),
+            vec![],
+        ),
+        ok(
+            existing().when(
+                grid1(),
+                ListCommand::Update {
+                    title: Some(" 共享会议室（二楼） ".into()),
+                    description: Some("可容纳 30 人 seats 30".into()),
                 },
             ),
             vec![ListEvent::Updated(ListItemUpdated {
@@ -172,8 +228,8 @@ pub fn table() -> Vec<SpecRow<ListItem>> {
             existing().when(
                 grid2(),
                 ListCommand::Update {
-                    title: "会议室".into(),
-                    description: String::new(),
+                    title: Some("会议室".into()),
+                    description: Some(String::new()),
                 },
             ),
             Rejection::OutOfScope {
@@ -211,12 +267,37 @@ pub fn table() -> Vec<SpecRow<ListItem>> {
             ),
             field_missing("list", "reason"),
         ),
+        // Retiring a retired item changes nothing (its first reason stays); anything else is
+        // refused.
+        ok(
+            existing().given([retired()]).when(
+                admin(),
+                ListCommand::Retire {
+                    reason: "又拆了一次 removed again".into(),
+                },
+            ),
+            vec![],
+        ),
+        no(
+            existing().given([retired()]).when(
+                grid2(),
+                ListCommand::Retire {
+                    reason: "又拆了一次 removed again".into(),
+                },
+            ),
+            Rejection::OutOfScope {
+                unit: unit("grid-2"),
+                action: "edit the lists".into(),
+                scope: "the acting unit or a unit below it".into(),
+                target: unit("yiwu-heart"),
+            },
+        ),
         no(
             existing().given([retired()]).when(
                 admin(),
                 ListCommand::Update {
-                    title: "会议室".into(),
-                    description: String::new(),
+                    title: Some("会议室".into()),
+                    description: Some(String::new()),
                 },
             ),
             invalid("item", &format!("list item {} is retired", item())),

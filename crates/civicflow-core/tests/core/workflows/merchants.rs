@@ -112,6 +112,106 @@ fn red_flag_revoked() -> StandingEvent {
     })
 }
 
+fn no_unit(of: &str) -> Rejection {
+    Rejection::NotFound {
+        what: "unit",
+        id: of.into(),
+    }
+}
+
+fn started_at(cycle: &str, when: &str) -> StandingEvent {
+    StandingEvent::CycleStarted(ScoreCycleStarted {
+        unit: unit(SHOP),
+        cycle: cycle.into(),
+        points: 12,
+        at: at(when),
+    })
+}
+
+fn deducted_at(points: u8, left: u8, when: &str) -> StandingEvent {
+    StandingEvent::Deducted(PointsDeducted {
+        unit: unit(SHOP),
+        cycle: "2026".into(),
+        points,
+        left,
+        reason: VIOLATION.into(),
+        at: at(when),
+    })
+}
+
+fn restored_at(points: u8, left: u8, when: &str) -> StandingEvent {
+    StandingEvent::Restored(PointsRestored {
+        unit: unit(SHOP),
+        cycle: "2026".into(),
+        points,
+        left,
+        reason: "已整改 put right".into(),
+        at: at(when),
+    })
+}
+
+fn flag_for(colour: FlagColour, period: &str) -> StandingEvent {
+    StandingEvent::FlagAwarded(FlagAwarded {
+        unit: unit(SHOP),
+        colour,
+        period: period.into(),
+        reason: "月度评比 monthly review".into(),
+        at: Some(at(T0)),
+    })
+}
+
+fn assessed(month: &str, score: u8, notes: &str) -> StandingEvent {
+    StandingEvent::MonthlyAssessed(MonthlyAssessed {
+        unit: unit(SHOP),
+        month: month.into(),
+        score,
+        notes: notes.into(),
+    })
+}
+
+fn derive(month: &str) -> StandingCommand {
+    StandingCommand::DeriveMonth {
+        month: month.into(),
+    }
+}
+
+fn confirm(quarter: &str, recommended: Option<bool>, score: Option<u8>) -> StandingCommand {
+    StandingCommand::ConfirmQuarter {
+        quarter: quarter.into(),
+        recommended,
+        score,
+    }
+}
+
+fn rated(quarter: &str, recommended: bool, score: u8) -> StandingEvent {
+    StandingEvent::QuarterlyRated(QuarterlyRated {
+        unit: unit(SHOP),
+        quarter: quarter.into(),
+        recommended,
+        score,
+    })
+}
+
+/// A third quarter of 2026 (it is 24 September now, in Asia/Shanghai): the cycle from 2 July
+/// (12), a deduction on 20 July (11), two on 10 August (9), one restored on 1 September just
+/// after midnight local time (10; still 31 August in UTC), a red flag for August.
+fn summer() -> Vec<StandingEvent> {
+    vec![
+        started_at("2026", "2026-07-02 09:00"),
+        deducted_at(1, 11, "2026-07-20 10:00"),
+        deducted_at(2, 9, "2026-08-10 10:00"),
+        restored_at(1, 10, "2026-09-01 00:30"),
+        flag_for(FlagColour::Red, "2026-08"),
+    ]
+}
+
+/// What a derived month's notes say.
+fn derived_notes(points: u8, month: &str, base: u8, flag: &str, score: u8) -> String {
+    format!(
+        "derived from the standing: {points} of 12 points kept at the end of {month} (cycle 2026) give {base}; {flag}; score {score} (kept within 0 to 100)"
+    )
+}
+
 fn outside(acting: &civicflow_core::domain::org::Acting, of: &str) -> Rejection {
     Rejection::OutOfScope {
         unit: acting.unit.clone(),
@@ -119,6 +219,15 @@ fn outside(acting: &civicflow_core::domain::org::Acting, of: &str) -> Rejection 
         scope: "a unit above the merchant".into(),
         target: unit(of),
     }
+}
+
+/// The three months of 2026Q3 assessed: 92, 85, 95.
+fn quarter_assessed() -> Vec<StandingEvent> {
+    vec![
+        assessed("2026-07", 92, ""),
+        assessed("2026-08", 85, ""),
+        assessed("2026-09", 95, ""),
+    ]
 }
 
 const CHANGE: &str = "change a merchant's standing";
@@ -214,9 +323,20 @@ pub fn table() -> Vec<SpecRow<Standing>> {
             running().when(shop101(), on(SHOP, deduct(3))),
             role_not_allowed(&shop101(), CHANGE, PATROLS),
         ),
+        // A shop outside the caller's unit is answered as one that does not exist (as its
+        // standing reads do), before the role is judged: grid 2 and another community's
+        // administrator.
         no(
             running().when(grid2(), on(SHOP, deduct(3))),
-            outside(&grid2(), SHOP),
+            no_unit(SHOP),
+        ),
+        no(
+            running().when(other_admin(), on(SHOP, restore(1))),
+            no_unit(SHOP),
+        ),
+        no(
+            running().when(other_admin(), on(SHOP, derive("2026-08"))),
+            no_unit(SHOP),
         ),
         no(
             new().when(grid1(), on(SHOP, deduct(3))),
@@ -449,6 +569,157 @@ pub fn table() -> Vec<SpecRow<Standing>> {
                 ),
             ),
             field_invalid("quarter", "\"2026Q5\" must look like 2026Q2"),
+        ),
+        // Revoking names a period of the same shape as awarding.
+        no(
+            new().given([red_flag()]).when(
+                admin(),
+                on(
+                    SHOP,
+                    StandingCommand::RevokeFlag {
+                        period: "September".into(),
+                        reason: "?".into(),
+                    },
+                ),
+            ),
+            field_invalid("period", "\"September\" must look like 2026-04"),
+        ),
+        // A month derived from the standing: the points kept at its end and its flag.
+        ok(
+            new().given(summer()).when(admin(), on(SHOP, derive("2026-07"))),
+            vec![assessed(
+                "2026-07",
+                92,
+                &derived_notes(11, "2026-07", 92, "no flag for the month", 92),
+            )],
+        ),
+        // August ends with 9 points: the restoration at 00:30 on 1 September local time is
+        // September's, though it is still 31 August in UTC (months are the calendar zone's).
+        ok(
+            new().given(summer()).when(admin(), on(SHOP, derive("2026-08"))),
+            vec![assessed(
+                "2026-08",
+                85,
+                &derived_notes(
+                    9,
+                    "2026-08",
+                    75,
+                    "a red flag for the month adds 10",
+                    85,
+                ),
+            )],
+        ),
+        ok(
+            new()
+                .given(summer())
+                .given([flag_for(FlagColour::Yellow, "2026-07")])
+                .when(admin(), on(SHOP, derive("2026-07"))),
+            vec![assessed(
+                "2026-07",
+                72,
+                &derived_notes(
+                    11,
+                    "2026-07",
+                    92,
+                    "a yellow flag for the month takes 20",
+                    72,
+                ),
+            )],
+        ),
+        // Never a month that is not over, nor one before any cycle.
+        no(
+            new().given(summer()).when(admin(), on(SHOP, derive("2026-09"))),
+            invalid(
+                "month",
+                "2026-09 is not over (it is 2026-09 now); a month's score is derived once the month has ended",
+            ),
+        ),
+        no(
+            new().given(summer()).when(admin(), on(SHOP, derive("2027-01"))),
+            invalid(
+                "month",
+                "2027-01 is not over (it is 2026-09 now); a month's score is derived once the month has ended",
+            ),
+        ),
+        no(
+            new().given(summer()).when(admin(), on(SHOP, derive("2026-06"))),
+            invalid(
+                "month",
+                "no scoring cycle of shop-yh-101 had started by the end of 2026-06, so there are no points to derive its score from; assess it with a score instead",
+            ),
+        ),
+        no(
+            new().given(summer()).when(admin(), on(SHOP, derive("2026-13"))),
+            field_invalid("month", "\"2026-13\" must look like 2026-04"),
+        ),
+        no(
+            new().given(summer()).when(grid1(), on(SHOP, derive("2026-07"))),
+            role_not_allowed(&grid1(), CHANGE, ADMIN),
+        ),
+        // A quarter confirmed: its proposal by default (the mean of 92, 85 and 95 is 91, at
+        // least 90, no yellow flag: recommended), or what the administrator gives.
+        ok(
+            new()
+                .given(quarter_assessed())
+                .when(admin(), on(SHOP, confirm("2026Q3", None, None))),
+            vec![rated("2026Q3", true, 91)],
+        ),
+        ok(
+            new()
+                .given(quarter_assessed())
+                .when(admin(), on(SHOP, confirm("2026Q3", Some(false), None))),
+            vec![rated("2026Q3", false, 91)],
+        ),
+        ok(
+            new()
+                .given(quarter_assessed())
+                .given([flag_for(FlagColour::Yellow, "2026-09")])
+                .when(admin(), on(SHOP, confirm("2026Q3", None, None))),
+            vec![rated("2026Q3", false, 91)],
+        ),
+        ok(
+            new()
+                .given(quarter_assessed())
+                .given([flag_for(FlagColour::Yellow, "2026-09")])
+                .when(admin(), on(SHOP, confirm("2026Q3", Some(true), Some(90)))),
+            vec![rated("2026Q3", true, 90)],
+        ),
+        // Without the three months there is nothing to default to.
+        no(
+            new()
+                .given([assessed("2026-07", 92, "")])
+                .when(admin(), on(SHOP, confirm("2026Q3", None, None))),
+            invalid(
+                "score",
+                "2026Q3 of shop-yh-101 has no proposal yet: 2026-08, 2026-09 not assessed; give both score and recommended, or assess the months first",
+            ),
+        ),
+        no(
+            new()
+                .given([assessed("2026-07", 92, "")])
+                .when(admin(), on(SHOP, confirm("2026Q3", None, Some(80)))),
+            invalid(
+                "recommended",
+                "2026Q3 of shop-yh-101 has no proposal yet: 2026-08, 2026-09 not assessed; give both score and recommended, or assess the months first",
+            ),
+        ),
+        ok(
+            new().when(admin(), on(SHOP, confirm("2026Q3", Some(false), Some(60)))),
+            vec![rated("2026Q3", false, 60)],
+        ),
+        no(
+            new().when(admin(), on(SHOP, confirm("2026Q3", Some(false), Some(101)))),
+            field_invalid("score", "must be 0 to 100"),
+        ),
+        no(
+            new().when(admin(), on(SHOP, confirm("2026Q0", Some(false), Some(60)))),
+            field_invalid("quarter", "\"2026Q0\" must look like 2026Q2"),
+        ),
+        no(
+            new()
+                .given(quarter_assessed())
+                .when(grid1(), on(SHOP, confirm("2026Q3", None, None))),
+            role_not_allowed(&grid1(), CHANGE, ADMIN),
         ),
         no(
             new().when(admin(), on("shop-zz-999", flag("2026-09"))),
