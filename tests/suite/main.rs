@@ -54,6 +54,7 @@ mod http_limits;
 mod http_persons;
 mod http_reports;
 mod http_retries;
+mod http_schemas;
 mod http_scope;
 mod http_standing;
 mod http_tls;

@@ -14,14 +14,29 @@ use serde_json::{json, Map, Value};
 use crate::policy::Policy;
 use crate::routes::{Content, RouteSpec};
 
-/// The JSON Schema of `T`, the type a handler takes or answers, as the document writes it
-/// (OpenAPI 3.0's dialect, every subschema inline): what a route names as its `request` or
-/// `response` (`response: Some(schema_of::<UnitsAnswer>)`), so that the document describes
-/// exactly what the handler serializes. An `Option` the answer always writes (as `null` when
-/// absent) is marked `#[schemars(required, extend("nullable" = true))]`: `required` alone
-/// drops the `nullable` that OpenAPI 3.0 needs for the null.
+/// The JSON Schema of the body a handler takes, `T`, as the document writes it (OpenAPI 3.0's
+/// dialect, every subschema inline): what a route names as its `request`
+/// (`request: Some(schema_of::<IssueBody>)`), so that the document describes exactly what the
+/// handler parses.
+///
+/// It describes what `T` accepts when deserialized: an `Option` field may be left out (or be
+/// null). For an answer, [`answer_schema_of`] says what `T` writes instead. An answer named
+/// with `schema_of` must mark an `Option` it always writes (as `null` when absent)
+/// `#[schemars(required, extend("nullable" = true))]`: `required` alone drops the `nullable`
+/// that OpenAPI 3.0 needs for the null.
 pub fn schema_of<T: schemars::JsonSchema>() -> Value {
-    let generator = schemars::generate::SchemaSettings::openapi3()
+    inline_schema::<T>(schemars::generate::SchemaSettings::openapi3().for_deserialize())
+}
+
+/// The JSON Schema of `T` as a handler serializes it (`response: Some(answer_schema_of::<T>)`):
+/// every field it always writes is required, an `Option` included (written as null; nullable
+/// in the schema), and only a field skipped when empty (`skip_serializing_if`) is optional.
+pub fn answer_schema_of<T: schemars::JsonSchema>() -> Value {
+    inline_schema::<T>(schemars::generate::SchemaSettings::openapi3().for_serialize())
+}
+
+fn inline_schema<T: schemars::JsonSchema>(settings: schemars::generate::SchemaSettings) -> Value {
+    let generator = settings
         .with(|settings| {
             settings.inline_subschemas = true;
             settings.meta_schema = None;
@@ -287,6 +302,25 @@ mod tests {
             json!(true),
             "{text}"
         );
+    }
+
+    /// An answer's schema says what it writes: an `Option` written as null is required (and
+    /// nullable), a field skipped when empty is not.
+    #[test]
+    fn an_answer_requires_what_it_always_writes() {
+        #[derive(serde::Serialize, schemars::JsonSchema)]
+        #[allow(dead_code)]
+        struct Answer {
+            name: String,
+            parent: Option<String>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            notes: Vec<String>,
+        }
+        let schema = answer_schema_of::<Answer>();
+        assert_eq!(schema["required"], json!(["name", "parent"]), "{schema}");
+        assert_eq!(schema["properties"]["parent"]["nullable"], json!(true));
+        // The same type read as a request: the Option may be left out.
+        assert_eq!(schema_of::<Answer>()["required"], json!(["name", "notes"]));
     }
 
     /// What `.ci/schemathesis` relies on, checked without a server: every status a route

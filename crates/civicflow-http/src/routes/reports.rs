@@ -24,21 +24,28 @@ use axum::http::{Method, Uri};
 use axum::routing::get;
 use axum::{Extension, Json};
 use civicflow_core::calendar::{parse_rfc3339, LocalDate, Zone};
+use civicflow_core::domain::case::Channel;
 use civicflow_core::domain::lists::ListKind;
+use civicflow_core::domain::merchants::FlagColour;
 use civicflow_core::domain::org::{roles, OrgChart, Tier};
 use civicflow_core::domain::workflow::WorkflowId;
 use civicflow_core::{Role, Timestamp, UnitId};
 use civicflow_projections::models::case_board::{self, CaseFilter, CaseRow, CaseStatus};
-use civicflow_projections::models::overdue::{self, OverdueItem};
+use civicflow_projections::models::overdue::{self, OverdueCounts, OverdueItem, OverdueKind};
 use civicflow_projections::models::page::{Cursor, Page, Paged, PAGE_MAX};
-use civicflow_projections::models::unit_inbox::{self, InboxItem, Subject};
+use civicflow_projections::models::rates::RateCounts;
+use civicflow_projections::models::unit_inbox::{self, InboxItem, Relation, Subject};
 use civicflow_projections::models::{community_stats, lists, rates, shop_standing};
 use civicflow_projections::{FreshnessError, ProjectionError, View};
-use serde_json::{json, Map, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{json, Value};
 
+use super::org::TierName;
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::answer_schema_of;
 use crate::path::Path;
 use crate::policy::Policy;
 use crate::state::AppState;
@@ -61,7 +68,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "reports",
             request: None,
             params: Some(inbox_params),
-            response: Some(inbox_schema),
+            response: Some(answer_schema_of::<InboxAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -76,7 +83,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "reports",
             request: None,
             params: Some(board_params),
-            response: Some(board_schema),
+            response: Some(answer_schema_of::<PageAnswer<CaseRowAnswer>>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -91,7 +98,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "reports",
             request: None,
             params: Some(overdue_params),
-            response: Some(overdue_schema),
+            response: Some(answer_schema_of::<OverdueAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -106,7 +113,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "reports",
             request: None,
             params: Some(rates_params),
-            response: Some(rates_schema),
+            response: Some(answer_schema_of::<RatesAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -121,7 +128,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "reports",
             request: None,
             params: Some(stats_params),
-            response: Some(stats_schema),
+            response: Some(answer_schema_of::<StatsAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -136,7 +143,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "reports",
             request: None,
             params: Some(lists_params),
-            response: Some(list_schema),
+            response: Some(answer_schema_of::<ListAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -151,7 +158,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "reports",
             request: None,
             params: None,
-            response: Some(standing_schema),
+            response: Some(answer_schema_of::<StandingAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -166,7 +173,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "reports",
             request: None,
             params: Some(recommended_params),
-            response: Some(recommended_schema),
+            response: Some(answer_schema_of::<RecommendedAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -181,7 +188,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "reports",
             request: None,
             params: Some(flags_params),
-            response: Some(flags_schema),
+            response: Some(answer_schema_of::<FlagsAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -388,6 +395,25 @@ pub(crate) fn unit_in_scope(
     Ok(unit)
 }
 
+/// A page of a list, as the API shows it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PageAnswer<T> {
+    /// The items, at most `limit`.
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; null at the end.
+    pub next: Option<String>,
+}
+
+impl<T> PageAnswer<T> {
+    /// The page of `items` that `next` continues.
+    pub(crate) fn new(items: Vec<T>, next: Option<&Cursor>) -> Self {
+        Self {
+            items,
+            next: next.map(ToString::to_string),
+        }
+    }
+}
+
 /// A page as the API shows it.
 pub(crate) fn page_json(items: Vec<Value>, next: Option<&Cursor>) -> Value {
     json!({ "items": items, "next": next.map(ToString::to_string) })
@@ -559,79 +585,126 @@ const TIERS: [&str; 7] = [
     "volunteer_team",
 ];
 
-fn subject_json(subject: &Subject) -> Value {
-    match subject {
-        Subject::Case(case) => json!({"type": "case", "case_id": case.to_string()}),
-        Subject::Part { directive, index } => json!({
-            "type": "directive_part",
-            "directive_id": directive.to_string(),
-            "index": index,
-        }),
-    }
+/// What an inbox or overdue item is about.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SubjectAnswer {
+    /// A case.
+    Case {
+        /// The case.
+        case_id: String,
+    },
+    /// One unit's part of a directive.
+    DirectivePart {
+        /// The directive.
+        directive_id: String,
+        /// The part's index in the directive.
+        index: u32,
+    },
 }
 
-fn subject_schema() -> Value {
-    json!({"type": "object", "required": ["type"], "properties": {
-        "type": {"type": "string", "enum": ["case", "directive_part"]},
-        "case_id": {"type": "string"},
-        "directive_id": {"type": "string"},
-        "index": {"type": "integer"}
-    }})
+impl From<&Subject> for SubjectAnswer {
+    fn from(subject: &Subject) -> Self {
+        match subject {
+            Subject::Case(case) => SubjectAnswer::Case {
+                case_id: case.to_string(),
+            },
+            Subject::Part { directive, index } => SubjectAnswer::DirectivePart {
+                directive_id: directive.to_string(),
+                index: *index,
+            },
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Inbox
 
-fn inbox_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["unit_id", "items", "next"],
-        "properties": {
-            "unit_id": {"type": "string"},
-            "role": {"type": ["string", "null"]},
-            "items": {"type": "array", "items": {"type": "object",
-                "required": ["subject", "title", "stage", "relation", "due_at", "actions"],
-                "properties": {
-                    "subject": subject_schema(),
-                    "title": {"type": "string"},
-                    "workflow": {"type": ["string", "null"]},
-                    "stage": {"type": "string"},
-                    "relation": {"type": "string", "enum": ["lead", "co_handler", "assignee"]},
-                    "due_at": {"type": ["string", "null"]},
-                    "provisional": {"type": "boolean", "description": "the due time was counted without a year's calendar data"},
-                    "actions": {"type": "array", "items": {"type": "object", "properties": {
-                        "action": {"type": "string"},
-                        "roles": {"type": "array", "items": {"type": "string"}}
-                    }}}
-                }}},
-            "next": {"type": ["string", "null"]}
-        }
-    })
+/// A unit's inbox (`GET /api/v1/units/{id}/inbox`), a page ordered by deadline.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InboxAnswer {
+    /// The unit.
+    pub unit_id: String,
+    /// The role asked for; null: every role.
+    pub role: Option<String>,
+    /// The items and the cursor of the next page.
+    #[serde(flatten)]
+    pub page: PageAnswer<InboxItemAnswer>,
 }
 
-fn inbox_item_json(item: &InboxItem, zone: &Zone) -> Value {
-    let time = |at: Timestamp| zone.format(at);
-    let actions: Vec<Value> = item
-        .actions
-        .expanded()
-        .into_iter()
-        .map(|a| {
-            json!({
-                "action": a.action,
-                "roles": a.roles.iter().map(Role::as_str).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({
-        "subject": subject_json(&item.subject),
-        "title": item.title,
-        "workflow": item.workflow.as_ref().map(ToString::to_string),
-        "stage": item.stage,
-        "relation": item.relation,
-        "due_at": item.due_at.map(time),
-        "provisional": item.provisional,
-        "actions": actions,
-    })
+/// One item of an inbox: an open case or an unreported directive part.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InboxItemAnswer {
+    /// What it is about.
+    pub subject: SubjectAnswer,
+    /// The case's or the directive's title.
+    pub title: String,
+    /// The case's workflow (id@version); null for a directive part.
+    pub workflow: Option<String>,
+    /// The case's stage (a part: its state).
+    pub stage: String,
+    /// How the unit is involved.
+    pub relation: RelationName,
+    /// When it is due; null: no deadline runs.
+    pub due_at: Option<String>,
+    /// The due time was counted without a year's calendar data.
+    pub provisional: bool,
+    /// The actions open to the unit, each with the roles that may take it.
+    pub actions: Vec<InboxActionAnswer>,
+}
+
+/// An action open to a unit, and who may take it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InboxActionAnswer {
+    /// The action's id.
+    pub action: String,
+    /// The roles that may take it.
+    pub roles: Vec<String>,
+}
+
+/// How a unit is involved in an inbox item.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationName {
+    /// It leads the case.
+    Lead,
+    /// It co-handles the case.
+    CoHandler,
+    /// It was assigned the directive part.
+    Assignee,
+}
+
+impl From<Relation> for RelationName {
+    fn from(relation: Relation) -> Self {
+        match relation {
+            Relation::Lead => RelationName::Lead,
+            Relation::CoHandler => RelationName::CoHandler,
+            Relation::Assignee => RelationName::Assignee,
+        }
+    }
+}
+
+impl InboxItemAnswer {
+    fn new(item: &InboxItem, zone: &Zone) -> Self {
+        Self {
+            subject: (&item.subject).into(),
+            title: item.title.clone(),
+            workflow: item.workflow.as_ref().map(ToString::to_string),
+            stage: item.stage.clone(),
+            relation: item.relation.into(),
+            due_at: item.due_at.map(|at| zone.format(at)),
+            provisional: item.provisional,
+            actions: item
+                .actions
+                .expanded()
+                .into_iter()
+                .map(|a| InboxActionAnswer {
+                    action: a.action,
+                    roles: a.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A role the service knows: a built-in one or one a loaded workflow names.
@@ -655,7 +728,7 @@ async fn inbox(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InboxAnswer>> {
     let params = QueryParams::parse(&uri, &["role", "after", "limit"])?;
     let unit = unit_in_scope(&state.engine().org(), &caller, &id, "id")?;
     let role = params
@@ -667,75 +740,140 @@ async fn inbox(
     let Paged { items, next } =
         unit_inbox::inbox(&view, &unit, role.as_ref(), &page).map_err(projection_error)?;
     let zone = state.zone();
-    let mut body = page_json(
-        items
-            .iter()
-            .map(|item| inbox_item_json(item, &zone))
-            .collect(),
-        next.as_ref(),
-    );
-    body["unit_id"] = json!(unit.as_str());
-    body["role"] = json!(role.as_ref().map(Role::as_str));
-    Ok(Json(body))
+    let items = items
+        .iter()
+        .map(|item| InboxItemAnswer::new(item, &zone))
+        .collect();
+    Ok(Json(InboxAnswer {
+        unit_id: unit.as_str().to_owned(),
+        role: role.as_ref().map(|r| r.as_str().to_owned()),
+        page: PageAnswer::new(items, next.as_ref()),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Case board
 
-fn board_row_schema() -> Value {
-    json!({"type": "object",
-    "required": ["id", "workflow", "title", "stage", "status", "unit_id", "lead_unit_id", "opened_at"],
-    "properties": {
-        "id": {"type": "string"},
-        "workflow": {"type": "string", "description": "id@version"},
-        "title": {"type": "string"},
-        "stage": {"type": "string"},
-        "status": {"type": "string", "enum": ["open", "closed"]},
-        "unit_id": {"type": "string"},
-        "lead_unit_id": {"type": "string"},
-        "co_handlers": {"type": "array", "items": {"type": "string"}},
-        "due_at": {"type": ["string", "null"]},
-        "channel": {"type": "string"},
-        "rating": {"type": ["integer", "null"]},
-        "merged_into": {"type": ["string", "null"]},
-        "has_requester": {"type": "boolean"},
-        "opened_at": {"type": "string"},
-        "updated_at": {"type": "string"},
-        "closed_at": {"type": ["string", "null"]}
-    }})
+/// A case on the board (`GET /api/v1/cases`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CaseRowAnswer {
+    /// The case.
+    pub id: String,
+    /// Its workflow, id@version.
+    pub workflow: String,
+    /// Its title.
+    pub title: String,
+    /// Its stage.
+    pub stage: String,
+    /// Open or closed.
+    pub status: CaseStatusName,
+    /// The unit it was filed with.
+    pub unit_id: String,
+    /// The unit that leads it.
+    pub lead_unit_id: String,
+    /// The units that co-handle it.
+    pub co_handlers: Vec<String>,
+    /// When its running deadline falls due; null: none runs.
+    pub due_at: Option<String>,
+    /// How it came in.
+    pub channel: ChannelName,
+    /// The requester's rating, 1 (very dissatisfied) to 5 (very satisfied); null: not rated.
+    #[schemars(range(min = 1, max = 5))]
+    pub rating: Option<u8>,
+    /// The case it was merged into; null: not merged.
+    pub merged_into: Option<String>,
+    /// Whether a requester's contact is kept for it.
+    pub has_requester: bool,
+    /// When it was opened.
+    pub opened_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+    /// When it was closed; null: open.
+    pub closed_at: Option<String>,
 }
 
-fn board_schema() -> Value {
-    page_schema(board_row_schema())
+/// Whether a case is open.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatusName {
+    /// Open.
+    Open,
+    /// Closed.
+    Closed,
 }
 
-fn board_row_json(row: &CaseRow, zone: &Zone) -> Value {
-    let time = |at: Timestamp| zone.format(at);
-    json!({
-        "id": row.id.to_string(),
-        "workflow": row.workflow.to_string(),
-        "title": row.title,
-        "stage": row.stage,
-        "status": if row.closed { "closed" } else { "open" },
-        "unit_id": row.unit.as_str(),
-        "lead_unit_id": row.lead.as_str(),
-        "co_handlers": row.co_handlers.iter().map(UnitId::as_str).collect::<Vec<_>>(),
-        "due_at": row.due_at.map(time),
-        "channel": row.channel,
-        "rating": row.rating,
-        "merged_into": row.merged_into.map(|c| c.to_string()),
-        "has_requester": row.requester.is_some(),
-        "opened_at": time(row.opened_at),
-        "updated_at": time(row.updated_at),
-        "closed_at": row.closed_at.map(time),
-    })
+impl CaseStatusName {
+    /// The status of a case that is `closed` or not.
+    pub(crate) fn of(closed: bool) -> Self {
+        if closed {
+            CaseStatusName::Closed
+        } else {
+            CaseStatusName::Open
+        }
+    }
+}
+
+/// How a request came in.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelName {
+    /// 上门受理: at the door, by a grid worker.
+    Door,
+    /// The 12345 hotline or the community's phone.
+    Hotline,
+    /// A civic app through Open311.
+    Open311,
+    /// The native API or an embedding system.
+    Api,
+    /// Raised by staff themselves (a patrol, a monitoring point).
+    Staff,
+}
+
+impl From<Channel> for ChannelName {
+    fn from(channel: Channel) -> Self {
+        match channel {
+            Channel::Door => ChannelName::Door,
+            Channel::Hotline => ChannelName::Hotline,
+            Channel::Open311 => ChannelName::Open311,
+            Channel::Api => ChannelName::Api,
+            Channel::Staff => ChannelName::Staff,
+        }
+    }
+}
+
+impl CaseRowAnswer {
+    fn new(row: &CaseRow, zone: &Zone) -> Self {
+        let time = |at: Timestamp| zone.format(at);
+        Self {
+            id: row.id.to_string(),
+            workflow: row.workflow.to_string(),
+            title: row.title.clone(),
+            stage: row.stage.clone(),
+            status: CaseStatusName::of(row.closed),
+            unit_id: row.unit.as_str().to_owned(),
+            lead_unit_id: row.lead.as_str().to_owned(),
+            co_handlers: row
+                .co_handlers
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect(),
+            due_at: row.due_at.map(time),
+            channel: row.channel.into(),
+            rating: row.rating,
+            merged_into: row.merged_into.map(|c| c.to_string()),
+            has_requester: row.requester.is_some(),
+            opened_at: time(row.opened_at),
+            updated_at: time(row.updated_at),
+            closed_at: row.closed_at.map(time),
+        }
+    }
 }
 
 async fn board(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PageAnswer<CaseRowAnswer>>> {
     let params = QueryParams::parse(
         &uri,
         &[
@@ -777,8 +915,11 @@ async fn board(
     let view = fresh_view(&state, case_board::NAME).await?;
     let Paged { items, next } =
         case_board::list(&view, &filter, &page).map_err(projection_error)?;
-    Ok(Json(page_json(
-        items.iter().map(|row| board_row_json(row, &zone)).collect(),
+    Ok(Json(PageAnswer::new(
+        items
+            .iter()
+            .map(|row| CaseRowAnswer::new(row, &zone))
+            .collect(),
         next.as_ref(),
     )))
 }
@@ -786,46 +927,106 @@ async fn board(
 // ---------------------------------------------------------------------------------------------
 // Overdue
 
-fn overdue_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["unit_id", "now", "counts", "items"],
-        "properties": {
-            "unit_id": {"type": "string"},
-            "now": {"type": "string"},
-            "counts": {"type": "object", "additionalProperties": {"type": "object", "properties": {
-                "missed": {"type": "integer"}, "escalated": {"type": "integer"},
-                "breached": {"type": "integer"}, "running_overdue": {"type": "integer"}
-            }}, "description": "per unit of the subtree"},
-            "totals": {"type": "object"},
-            "items": {"type": "array", "items": {"type": "object", "properties": {
-                "kind": {"type": "string", "enum": ["missed", "escalated", "breached", "running_overdue"]},
-                "subject": subject_schema(),
-                "seq": {"type": "integer"},
-                "unit_id": {"type": "string"},
-                "stage": {"type": "string"},
-                "due_at": {"type": "string"},
-                "provisional": {"type": "boolean", "description": "the due time was counted without a year's calendar data (docs/service.md, Calendar)"},
-                "at": {"type": ["string", "null"]},
-                "to": {"type": ["string", "null"], "description": "the supervising unit an escalation or breach went to"}
-            }}}
-        }
-    })
+/// The overdue and escalation report of a unit's subtree (`GET /api/v1/units/{id}/overdue`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OverdueAnswer {
+    /// The unit at the top of the subtree.
+    pub unit_id: String,
+    /// The moment of the report.
+    pub now: String,
+    /// The counts of the whole subtree.
+    pub totals: OverdueCountsAnswer,
+    /// The counts of every unit of the subtree (zeros included), by unit id.
+    pub counts: BTreeMap<String, OverdueCountsAnswer>,
+    /// Every missed, escalated or breached deadline, and every running one past due.
+    pub items: Vec<OverdueItemAnswer>,
 }
 
-fn overdue_item_json(item: &OverdueItem, zone: &Zone) -> Value {
-    let time = |at: Timestamp| zone.format(at);
-    json!({
-        "kind": item.kind,
-        "subject": subject_json(&item.subject),
-        "seq": item.seq,
-        "unit_id": item.unit.as_str(),
-        "stage": item.stage,
-        "due_at": time(item.due_at),
-        "provisional": item.provisional,
-        "at": item.at.map(time),
-        "to": item.to.as_ref().map(UnitId::as_str),
-    })
+/// How many deadlines of each kind.
+#[derive(Debug, Clone, Copy, Default, Serialize, JsonSchema)]
+pub struct OverdueCountsAnswer {
+    /// Deadlines missed.
+    pub missed: u64,
+    /// Deadlines escalated.
+    pub escalated: u64,
+    /// Deadlines breached.
+    pub breached: u64,
+    /// Running deadlines past due and not escalated at `now`.
+    pub running_overdue: u64,
+}
+
+impl OverdueCountsAnswer {
+    fn add(&mut self, counts: &OverdueCounts) {
+        self.missed += u64::from(counts.missed);
+        self.escalated += u64::from(counts.escalated);
+        self.breached += u64::from(counts.breached);
+        self.running_overdue += u64::from(counts.running_overdue);
+    }
+}
+
+/// One deadline of the report.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OverdueItemAnswer {
+    /// What happened to it.
+    pub kind: OverdueKindName,
+    /// What it is about.
+    pub subject: SubjectAnswer,
+    /// The deadline's number within the case or part.
+    pub seq: u32,
+    /// The unit responsible for the deadline.
+    pub unit_id: String,
+    /// The stage the deadline belongs to (`report` for a directive part).
+    pub stage: String,
+    /// When the deadline fell (falls) due.
+    pub due_at: String,
+    /// The due time was counted without a year's calendar data (docs/service.md, Calendar).
+    pub provisional: bool,
+    /// When it happened; null for a running deadline.
+    pub at: Option<String>,
+    /// The supervising unit an escalation or breach went to.
+    pub to: Option<String>,
+}
+
+/// What happened to an overdue deadline.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverdueKindName {
+    /// The stage was left after the deadline.
+    Missed,
+    /// The deadline was escalated to the supervising unit.
+    Escalated,
+    /// The deadline was breached.
+    Breached,
+    /// Running and past due at the report's `now`, not escalated.
+    RunningOverdue,
+}
+
+impl From<OverdueKind> for OverdueKindName {
+    fn from(kind: OverdueKind) -> Self {
+        match kind {
+            OverdueKind::Missed => OverdueKindName::Missed,
+            OverdueKind::Escalated => OverdueKindName::Escalated,
+            OverdueKind::Breached => OverdueKindName::Breached,
+            OverdueKind::RunningOverdue => OverdueKindName::RunningOverdue,
+        }
+    }
+}
+
+impl OverdueItemAnswer {
+    fn new(item: &OverdueItem, zone: &Zone) -> Self {
+        let time = |at: Timestamp| zone.format(at);
+        Self {
+            kind: item.kind.into(),
+            subject: (&item.subject).into(),
+            seq: item.seq,
+            unit_id: item.unit.as_str().to_owned(),
+            stage: item.stage.clone(),
+            due_at: time(item.due_at),
+            provisional: item.provisional,
+            at: item.at.map(time),
+            to: item.to.as_ref().map(|u| u.as_str().to_owned()),
+        }
+    }
 }
 
 async fn overdue_report(
@@ -833,80 +1034,103 @@ async fn overdue_report(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<OverdueAnswer>> {
     let params = QueryParams::parse(&uri, &["now"])?;
     let org = state.engine().org();
     let unit = unit_in_scope(&org, &caller, &id, "id")?;
     let zone = state.zone();
-    let time = |at: Timestamp| zone.format(at);
     let now = params
         .time("now", &zone)?
         .unwrap_or_else(|| state.engine().now());
     let units = org.subtree(&unit);
     let view = fresh_view(&state, overdue::NAME).await?;
     let report = overdue::report(&view, &units, now).map_err(projection_error)?;
-    let mut counts = Map::new();
-    let (mut missed, mut escalated, mut breached, mut running) = (0u64, 0u64, 0u64, 0u64);
+    let mut totals = OverdueCountsAnswer::default();
+    let mut counts = BTreeMap::new();
     for (unit, c) in &report.counts {
-        missed += u64::from(c.missed);
-        escalated += u64::from(c.escalated);
-        breached += u64::from(c.breached);
-        running += u64::from(c.running_overdue);
-        counts.insert(
-            unit.as_str().to_owned(),
-            json!({
-                "missed": c.missed,
-                "escalated": c.escalated,
-                "breached": c.breached,
-                "running_overdue": c.running_overdue,
-            }),
-        );
+        totals.add(c);
+        let mut of_unit = OverdueCountsAnswer::default();
+        of_unit.add(c);
+        counts.insert(unit.as_str().to_owned(), of_unit);
     }
-    Ok(Json(json!({
-        "unit_id": unit.as_str(),
-        "now": time(report.now),
-        "totals": {
-            "missed": missed,
-            "escalated": escalated,
-            "breached": breached,
-            "running_overdue": running,
-        },
-        "counts": counts,
-        "items": report
+    Ok(Json(OverdueAnswer {
+        unit_id: unit.as_str().to_owned(),
+        now: zone.format(report.now),
+        totals,
+        counts,
+        items: report
             .items
             .iter()
-            .map(|item| overdue_item_json(item, &zone))
-            .collect::<Vec<_>>(),
-    })))
+            .map(|item| OverdueItemAnswer::new(item, &zone))
+            .collect(),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // 三率
 
-fn rates_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["month", "community", "ranking"],
-        "properties": {
-            "month": {"type": "string"},
-            "community": {"type": "string"},
-            "tier": {"type": ["string", "null"]},
-            "ranking": {"type": "array", "items": {"type": "object", "properties": {
-                "rank": {"type": "integer"},
-                "unit_id": {"type": "string"},
-                "unit_name": {"type": "string"},
-                "response_rate": {"type": ["number", "null"], "description": "响应率: deadlines met / deadlines closed"},
-                "resolution_rate": {"type": ["number", "null"], "description": "解决率: resolved / outcomes"},
-                "satisfaction_rate": {"type": ["number", "null"], "description": "满意率: ratings of 4 or 5 / ratings"},
-                "mean": {"type": ["number", "null"]},
-                "counts": {"type": "object", "properties": {
-                    "met": {"type": "integer"}, "missed": {"type": "integer"},
-                    "outcomes": {"type": "integer"}, "resolved": {"type": "integer"},
-                    "ratings": {"type": "integer"}, "satisfied": {"type": "integer"}
-                }}
-            }}}
+/// 三率 of a month (`GET /api/v1/reports/rates`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RatesAnswer {
+    /// The month, YYYY-MM.
+    pub month: String,
+    /// The caller's community.
+    pub community: String,
+    /// The tier asked for; null: every tier.
+    pub tier: Option<TierName>,
+    /// The units, best mean first.
+    pub ranking: Vec<RankedUnitAnswer>,
+}
+
+/// A unit's rates and its place in the ranking.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RankedUnitAnswer {
+    /// Its place, from 1.
+    pub rank: u32,
+    /// The unit.
+    pub unit_id: String,
+    /// Its name; null when it is no longer in the org chart.
+    pub unit_name: Option<String>,
+    /// 响应率: deadlines met / deadlines met or missed; null: none.
+    pub response_rate: Option<f64>,
+    /// 解决率: resolved / outcomes; null: none.
+    pub resolution_rate: Option<f64>,
+    /// 满意率: ratings of 4 or 5 / ratings; null: none.
+    pub satisfaction_rate: Option<f64>,
+    /// The mean of the rates that have data; null: none has.
+    pub mean: Option<f64>,
+    /// What the rates are counted from.
+    pub counts: RateCountsAnswer,
+}
+
+/// What a unit's rates are counted from.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RateCountsAnswer {
+    /// Deadlines met.
+    pub met: u32,
+    /// Deadlines missed.
+    pub missed: u32,
+    /// Actions with an `outcome` field.
+    pub outcomes: u32,
+    /// Of those, outcome `resolved` or `agreement`.
+    pub resolved: u32,
+    /// Ratings given.
+    pub ratings: u32,
+    /// Of those, 4 or 5.
+    pub satisfied: u32,
+}
+
+impl From<&RateCounts> for RateCountsAnswer {
+    fn from(c: &RateCounts) -> Self {
+        Self {
+            met: c.met,
+            missed: c.missed,
+            outcomes: c.outcomes,
+            resolved: c.resolved,
+            ratings: c.ratings,
+            satisfied: c.satisfied,
         }
-    })
+    }
 }
 
 /// Checks a `YYYY-MM` month.
@@ -951,7 +1175,7 @@ async fn rates_report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RatesAnswer>> {
     let params = QueryParams::parse(&uri, &["month", "tier"])?;
     let month = params.required("month", "2026-04")?;
     check_month("month", month)?;
@@ -959,77 +1183,179 @@ async fn rates_report(
     let org = state.engine().org();
     let view = fresh_view(&state, rates::NAME).await?;
     let ranking = rates::ranking(&view, month).map_err(projection_error)?;
-    let ranked: Vec<Value> = ranking
+    let ranking = ranking
         .iter()
         .filter(|r| org.same_community(&r.rates.unit, &caller.acting.unit))
         .filter(|r| tier.is_none_or(|tier| org.unit(&r.rates.unit).is_some_and(|u| u.tier == tier)))
         .zip(1u32..)
-        .map(|(r, rank)| {
-            let c = &r.rates.counts;
-            json!({
-                "rank": rank,
-                "unit_id": r.rates.unit.as_str(),
-                "unit_name": org.unit(&r.rates.unit).map(|u| u.name.as_str()),
-                "response_rate": r.rates.response_rate,
-                "resolution_rate": r.rates.resolution_rate,
-                "satisfaction_rate": r.rates.satisfaction_rate,
-                "mean": r.rates.mean,
-                "counts": {
-                    "met": c.met, "missed": c.missed,
-                    "outcomes": c.outcomes, "resolved": c.resolved,
-                    "ratings": c.ratings, "satisfied": c.satisfied,
-                },
-            })
+        .map(|(r, rank)| RankedUnitAnswer {
+            rank,
+            unit_id: r.rates.unit.as_str().to_owned(),
+            unit_name: org.unit(&r.rates.unit).map(|u| u.name.clone()),
+            response_rate: r.rates.response_rate,
+            resolution_rate: r.rates.resolution_rate,
+            satisfaction_rate: r.rates.satisfaction_rate,
+            mean: r.rates.mean,
+            counts: (&r.rates.counts).into(),
         })
         .collect();
-    Ok(Json(json!({
-        "month": month,
-        "community": org.top_of(&caller.acting.unit).as_str(),
-        "tier": tier.map(Tier::as_str),
-        "ranking": ranked,
-    })))
+    Ok(Json(RatesAnswer {
+        month: month.to_owned(),
+        community: org.top_of(&caller.acting.unit).as_str().to_owned(),
+        tier: tier.map(TierName::from),
+        ranking,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Community statistics
 
-fn stats_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["community", "year", "activities", "opened", "closed", "workflows", "org"],
-        "properties": {
-            "community": {"type": ["string", "null"], "description": "null: all communities"},
-            "year": {"type": ["integer", "null"], "description": "null: all years"},
-            "years": {"type": "array", "items": {"type": "integer"}, "description": "the years with figures"},
-            "activities": {"type": "integer"},
-            "participants": {"type": "integer"},
-            "beneficiaries": {"type": "integer"},
-            "activity_volunteers": {"type": "integer"},
-            "opened": {"type": "integer"},
-            "closed": {"type": "integer"},
-            "reopened": {"type": "integer"},
-            "outcomes": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "workflows": {"type": "object", "additionalProperties": {"type": "object", "properties": {
-                "opened": {"type": "integer"}, "closed": {"type": "integer"}, "reopened": {"type": "integer"},
-                "outcomes": {"type": "object"},
-                "mean_close_seconds": {"type": ["integer", "null"]},
-                "p90_close_seconds": {"type": ["integer", "null"]}
-            }}},
-            "org": {"type": "object", "properties": {
-                "party_members": {"type": "integer"}, "volunteers": {"type": "integer"},
-                "grid_workers": {"type": "integer"}, "liaison_officers": {"type": "integer"},
-                "monitoring_points": {"type": "integer"},
-                "units": {"type": "object", "additionalProperties": {"type": "integer"}}
-            }}
+/// Community statistics (`GET /api/v1/reports/stats`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatsAnswer {
+    /// The community; null: all communities.
+    pub community: Option<String>,
+    /// The year; null: all years.
+    pub year: Option<i32>,
+    /// The years with figures.
+    pub years: Vec<i32>,
+    /// Activities held.
+    pub activities: u64,
+    /// Their participants.
+    pub participants: u64,
+    /// Their beneficiary visits (受益人次).
+    pub beneficiaries: u64,
+    /// Their volunteers (the sum over activities, not distinct people).
+    pub activity_volunteers: u64,
+    /// Cases opened, all workflows.
+    pub opened: u64,
+    /// Cases closed (first closes), all workflows.
+    pub closed: u64,
+    /// Reopenings, all workflows.
+    pub reopened: u64,
+    /// First closes by terminal stage, all workflows.
+    pub outcomes: BTreeMap<String, u64>,
+    /// By workflow id.
+    pub workflows: BTreeMap<String, WorkflowStatsAnswer>,
+    /// The org chart now.
+    pub org: OrgFiguresAnswer,
+}
+
+/// One workflow's cases in a scope and period.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WorkflowStatsAnswer {
+    /// Cases opened.
+    pub opened: u64,
+    /// Cases closed (first closes).
+    pub closed: u64,
+    /// Reopenings.
+    pub reopened: u64,
+    /// First closes by terminal stage.
+    pub outcomes: BTreeMap<String, u64>,
+    /// The mean time to close, in seconds; null: nothing closed.
+    pub mean_close_seconds: Option<u64>,
+    /// The 90th-percentile time to close, in seconds, by nearest rank; null: nothing closed.
+    pub p90_close_seconds: Option<u64>,
+}
+
+/// The org chart's figures, as it stands now.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OrgFiguresAnswer {
+    /// Distinct actors holding `party_member` (党员).
+    pub party_members: u64,
+    /// Distinct actors holding `volunteer` (志愿者).
+    pub volunteers: u64,
+    /// Distinct actors holding `grid_worker` (网格员).
+    pub grid_workers: u64,
+    /// Distinct actors holding `liaison_officer` (居务联络员).
+    pub liaison_officers: u64,
+    /// Distinct units with a liaison officer: the monitoring points.
+    pub monitoring_points: u64,
+    /// Units by tier (`community`, `grid`, …).
+    pub units: BTreeMap<String, u64>,
+}
+
+impl StatsAnswer {
+    fn new(stats: community_stats::Stats, years: Vec<i32>) -> Self {
+        // Taken apart field by field, so that a figure the projection adds does not compile
+        // until the answer (and so its schema) says what becomes of it.
+        let community_stats::Stats {
+            community,
+            year,
+            activities,
+            participants,
+            beneficiaries,
+            activity_volunteers,
+            opened,
+            closed,
+            reopened,
+            outcomes,
+            workflows,
+            org,
+        } = stats;
+        let community_stats::OrgFigures {
+            party_members,
+            volunteers,
+            grid_workers,
+            liaison_officers,
+            monitoring_points,
+            units,
+        } = org;
+        let workflows = workflows
+            .into_iter()
+            .map(|(id, w)| {
+                let community_stats::WorkflowStats {
+                    opened,
+                    closed,
+                    reopened,
+                    outcomes,
+                    mean_close_seconds,
+                    p90_close_seconds,
+                } = w;
+                let answer = WorkflowStatsAnswer {
+                    opened,
+                    closed,
+                    reopened,
+                    outcomes,
+                    mean_close_seconds,
+                    p90_close_seconds,
+                };
+                (id, answer)
+            })
+            .collect();
+        Self {
+            community: community.map(|unit| unit.as_str().to_owned()),
+            year,
+            years,
+            activities,
+            participants,
+            beneficiaries,
+            activity_volunteers,
+            opened,
+            closed,
+            reopened,
+            outcomes,
+            workflows,
+            org: OrgFiguresAnswer {
+                party_members,
+                volunteers,
+                grid_workers,
+                liaison_officers,
+                monitoring_points,
+                units: units
+                    .into_iter()
+                    .map(|(tier, count)| (tier.as_str().to_owned(), count))
+                    .collect(),
+            },
         }
-    })
+    }
 }
 
 async fn stats_report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatsAnswer>> {
     let params = QueryParams::parse(&uri, &["year", "community"])?;
     let year = params
         .get("year")
@@ -1071,32 +1397,67 @@ async fn stats_report(
     }
     .map_err(projection_error)?;
     let years = community_stats::years(&view, community.as_ref()).map_err(projection_error)?;
-    let mut body = serde_json::to_value(&stats)
-        .map_err(|e| ApiError::internal(format!("the statistics do not encode: {e}")))?;
-    body["years"] = json!(years);
-    Ok(Json(body))
+    Ok(Json(StatsAnswer::new(stats, years)))
 }
 
 // ---------------------------------------------------------------------------------------------
 // The three lists
 
-fn list_schema() -> Value {
-    let mut schema = page_schema(json!({"type": "object",
-    "required": ["id", "list", "title", "unit_id", "cases", "retired"],
-    "properties": {
-        "id": {"type": "string"},
-        "list": {"type": "string", "enum": ["resources", "needs", "projects"]},
-        "title": {"type": "string"},
-        "description": {"type": "string"},
-        "unit_id": {"type": "string"},
-        "cases": {"type": "array", "items": {"type": "string"}},
-        "retired": {"type": "boolean"},
-        "retired_reason": {"type": ["string", "null"]},
-        "added_at": {"type": "string"},
-        "updated_at": {"type": "string"}
-    }}));
-    schema["properties"]["kind"] = json!({"type": "string"});
-    schema
+/// A page of one of the three lists (`GET /api/v1/lists/{kind}`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListAnswer {
+    /// The list.
+    pub kind: ListKindName,
+    /// The items and the cursor of the next page.
+    #[serde(flatten)]
+    pub page: PageAnswer<ListItemAnswer>,
+}
+
+/// An item of one of the three lists.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListItemAnswer {
+    /// The item.
+    pub id: String,
+    /// Its list.
+    pub list: ListKindName,
+    /// Its title.
+    pub title: String,
+    /// Its details.
+    pub description: String,
+    /// The unit that offers, needs or runs it.
+    pub unit_id: String,
+    /// Cases linked to it, in the order they were linked.
+    pub cases: Vec<String>,
+    /// Whether it was retired.
+    pub retired: bool,
+    /// Why it was retired; null: it is current.
+    pub retired_reason: Option<String>,
+    /// When it was added.
+    pub added_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// Which of the three lists.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListKindName {
+    /// 资源清单.
+    Resources,
+    /// 需求清单.
+    Needs,
+    /// 项目清单.
+    Projects,
+}
+
+impl From<ListKind> for ListKindName {
+    fn from(kind: ListKind) -> Self {
+        match kind {
+            ListKind::Resources => ListKindName::Resources,
+            ListKind::Needs => ListKindName::Needs,
+            ListKind::Projects => ListKindName::Projects,
+        }
+    }
 }
 
 async fn list_items(
@@ -1104,7 +1465,7 @@ async fn list_items(
     Extension(caller): Extension<Caller>,
     Path(kind): Path<String>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ListAnswer>> {
     let list = match kind.as_str() {
         "resources" => ListKind::Resources,
         "needs" => ListKind::Needs,
@@ -1125,56 +1486,99 @@ async fn list_items(
     let view = fresh_view(&state, lists::NAME).await?;
     let Paged { items, next } =
         lists::list(&view, list, retired, &page).map_err(projection_error)?;
-    let items: Vec<Value> = items
+    let items = items
         .iter()
         .filter(|item| {
             civicflow_core::domain::lists::item_visible(&item.row.unit, &caller.acting, &org)
         })
         .map(|item| {
             let row = &item.row;
-            json!({
-                "id": item.id.to_string(),
-                "list": row.list,
-                "title": row.title,
-                "description": row.description,
-                "unit_id": row.unit.as_str(),
-                "cases": row.cases.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "retired": row.is_retired(),
-                "retired_reason": row.retired,
-                "added_at": time(row.added_at),
-                "updated_at": time(row.updated_at),
-            })
+            ListItemAnswer {
+                id: item.id.to_string(),
+                list: row.list.into(),
+                title: row.title.clone(),
+                description: row.description.clone(),
+                unit_id: row.unit.as_str().to_owned(),
+                cases: row.cases.iter().map(ToString::to_string).collect(),
+                retired: row.is_retired(),
+                retired_reason: row.retired.clone(),
+                added_at: time(row.added_at),
+                updated_at: time(row.updated_at),
+            }
         })
         .collect();
-    let mut body = page_json(items, next.as_ref());
-    body["kind"] = json!(kind);
-    Ok(Json(body))
+    Ok(Json(ListAnswer {
+        kind: list.into(),
+        page: PageAnswer::new(items, next.as_ref()),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shop standing, recommended merchants, flags
 
-fn standing_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["unit_id", "cycle", "points", "flags", "monthly", "quarterly"],
-        "properties": {
-            "unit_id": {"type": "string"},
-            "cycle": {"type": ["string", "null"], "description": "the running twelve-point cycle (2026)"},
-            "points": {"type": ["integer", "null"], "description": "points left in the cycle"},
-            "deducted": {"type": "integer"},
-            "restored": {"type": "integer"},
-            "history": {"type": "array", "items": {"type": "object", "properties": {
-                "at": {"type": "string"}, "change": {"type": "integer"},
-                "left": {"type": "integer"}, "reason": {"type": "string"}
-            }}},
-            "flags": {"type": "object", "additionalProperties": {"type": "string", "enum": ["red", "yellow"]}},
-            "monthly": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "quarterly": {"type": "object", "additionalProperties": {"type": "object", "properties": {
-                "recommended": {"type": "boolean"}, "score": {"type": "integer"}
-            }}}
+/// A shop's standing (`GET /api/v1/units/{id}/standing`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StandingAnswer {
+    /// The shop.
+    pub unit_id: String,
+    /// The running twelve-point cycle (`2026`); null: none runs.
+    pub cycle: Option<String>,
+    /// The points left in the cycle; null: no cycle runs.
+    pub points: Option<u8>,
+    /// Points deducted in the running cycle.
+    pub deducted: u16,
+    /// Points restored in the running cycle.
+    pub restored: u16,
+    /// The running cycle's latest changes, oldest first.
+    pub history: Vec<PointChangeAnswer>,
+    /// Flags held, by period (`2026-04`).
+    pub flags: BTreeMap<String, FlagColourName>,
+    /// Monthly assessments: month (`2026-04`) → score (0-100).
+    pub monthly: BTreeMap<String, u8>,
+    /// Quarterly ratings, by quarter (`2026Q2`).
+    pub quarterly: BTreeMap<String, QuarterAnswer>,
+}
+
+/// A deduction (negative) or a restoration (positive) of points.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PointChangeAnswer {
+    /// When.
+    pub at: String,
+    /// Points: negative deducted, positive restored.
+    pub change: i8,
+    /// The points left after it.
+    pub left: u8,
+    /// The violation or the reason for restoring.
+    pub reason: String,
+}
+
+/// A quarter's rating of a shop.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QuarterAnswer {
+    /// Whether it was recommended (联盟推荐商户).
+    pub recommended: bool,
+    /// Its score.
+    #[schemars(range(max = 100))]
+    pub score: u8,
+}
+
+/// A flag's colour.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagColourName {
+    /// 红旗: an example to follow.
+    Red,
+    /// 黄旗: a warning to improve.
+    Yellow,
+}
+
+impl From<FlagColour> for FlagColourName {
+    fn from(colour: FlagColour) -> Self {
+        match colour {
+            FlagColour::Red => FlagColourName::Red,
+            FlagColour::Yellow => FlagColourName::Yellow,
         }
-    })
+    }
 }
 
 async fn standing(
@@ -1182,7 +1586,7 @@ async fn standing(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StandingAnswer>> {
     QueryParams::parse(&uri, &[])?;
     let unit = unit_in_scope(&state.engine().org(), &caller, &id, "id")?;
     let view = fresh_view(&state, shop_standing::NAME).await?;
@@ -1190,55 +1594,70 @@ async fn standing(
         .map_err(projection_error)?
         .unwrap_or_default();
     let zone = state.zone();
-    let time = |at: Timestamp| zone.format(at);
-    let history: Vec<Value> = row
-        .history
-        .iter()
-        .map(|c| json!({"at": time(c.at), "change": c.change, "left": c.left, "reason": c.reason}))
-        .collect();
-    let quarterly: Map<String, Value> = row
-        .quarterly
-        .iter()
-        .map(|(quarter, (recommended, score))| {
-            (
-                quarter.clone(),
-                json!({"recommended": recommended, "score": score}),
-            )
-        })
-        .collect();
-    Ok(Json(json!({
-        "unit_id": unit.as_str(),
-        "cycle": row.cycle.as_ref().map(|(cycle, _)| cycle),
-        "points": row.points(),
-        "deducted": row.deducted,
-        "restored": row.restored,
-        "history": history,
-        "flags": row.flags,
-        "monthly": row.monthly,
-        "quarterly": quarterly,
-    })))
+    Ok(Json(StandingAnswer {
+        unit_id: unit.as_str().to_owned(),
+        cycle: row.cycle.as_ref().map(|(cycle, _)| cycle.clone()),
+        points: row.points(),
+        deducted: row.deducted,
+        restored: row.restored,
+        history: row
+            .history
+            .iter()
+            .map(|c| PointChangeAnswer {
+                at: zone.format(c.at),
+                change: c.change,
+                left: c.left,
+                reason: c.reason.clone(),
+            })
+            .collect(),
+        flags: row
+            .flags
+            .iter()
+            .map(|(period, colour)| (period.clone(), (*colour).into()))
+            .collect(),
+        monthly: row.monthly.clone(),
+        quarterly: row
+            .quarterly
+            .iter()
+            .map(|(quarter, (recommended, score))| {
+                let rating = QuarterAnswer {
+                    recommended: *recommended,
+                    score: *score,
+                };
+                (quarter.clone(), rating)
+            })
+            .collect(),
+    }))
 }
 
-fn recommended_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["quarter", "community", "merchants"],
-        "properties": {
-            "quarter": {"type": "string"},
-            "community": {"type": "string"},
-            "merchants": {"type": "array", "items": {"type": "object", "properties": {
-                "unit_id": {"type": "string"}, "unit_name": {"type": ["string", "null"]},
-                "score": {"type": "integer"}
-            }}}
-        }
-    })
+/// The recommended merchants of a quarter (`GET /api/v1/reports/recommended`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RecommendedAnswer {
+    /// The quarter (`2026Q2`).
+    pub quarter: String,
+    /// The caller's community.
+    pub community: String,
+    /// The merchants, best score first.
+    pub merchants: Vec<MerchantAnswer>,
+}
+
+/// A recommended merchant.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MerchantAnswer {
+    /// The shop.
+    pub unit_id: String,
+    /// Its name; null when it is no longer in the org chart.
+    pub unit_name: Option<String>,
+    /// Its quarter's score.
+    #[schemars(range(max = 100))]
+    pub score: u8,
 }
 
 async fn recommended(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecommendedAnswer>> {
     let params = QueryParams::parse(&uri, &["quarter"])?;
     let quarter = params.required("quarter", "2026Q2")?;
     let bytes = quarter.as_bytes();
@@ -1254,43 +1673,41 @@ async fn recommended(
     }
     let org = state.engine().org();
     let view = fresh_view(&state, shop_standing::NAME).await?;
-    let merchants: Vec<Value> = shop_standing::recommended(&view, quarter)
+    let merchants = shop_standing::recommended(&view, quarter)
         .map_err(projection_error)?
         .iter()
         .filter(|r| org.same_community(&r.unit, &caller.acting.unit))
-        .map(|r| {
-            json!({
-                "unit_id": r.unit.as_str(),
-                "unit_name": org.unit(&r.unit).map(|u| u.name.as_str()),
-                "score": r.score,
-            })
+        .map(|r| MerchantAnswer {
+            unit_id: r.unit.as_str().to_owned(),
+            unit_name: org.unit(&r.unit).map(|u| u.name.clone()),
+            score: r.score,
         })
         .collect();
-    Ok(Json(json!({
-        "quarter": quarter,
-        "community": org.top_of(&caller.acting.unit).as_str(),
-        "merchants": merchants,
-    })))
+    Ok(Json(RecommendedAnswer {
+        quarter: quarter.to_owned(),
+        community: org.top_of(&caller.acting.unit).as_str().to_owned(),
+        merchants,
+    }))
 }
 
-fn flags_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["period", "community", "red", "yellow"],
-        "properties": {
-            "period": {"type": "string"},
-            "community": {"type": "string"},
-            "red": {"type": "array", "items": {"type": "string"}},
-            "yellow": {"type": "array", "items": {"type": "string"}}
-        }
-    })
+/// The flags held for a month (`GET /api/v1/reports/flags`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FlagsAnswer {
+    /// The month (`2026-04`).
+    pub period: String,
+    /// The caller's community.
+    pub community: String,
+    /// Units holding a red flag (红旗), by unit id.
+    pub red: Vec<String>,
+    /// Units holding a yellow flag (黄旗), by unit id.
+    pub yellow: Vec<String>,
 }
 
 async fn flags(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FlagsAnswer>> {
     let params = QueryParams::parse(&uri, &["period"])?;
     let period = params.required("period", "2026-04")?;
     check_month("period", period)?;
@@ -1306,10 +1723,10 @@ async fn flags(
             .into_iter()
             .collect()
     };
-    Ok(Json(json!({
-        "period": period,
-        "community": org.top_of(&caller.acting.unit).as_str(),
-        "red": keep(&held.red),
-        "yellow": keep(&held.yellow),
-    })))
+    Ok(Json(FlagsAnswer {
+        period: period.to_owned(),
+        community: org.top_of(&caller.acting.unit).as_str().to_owned(),
+        red: keep(&held.red),
+        yellow: keep(&held.yellow),
+    }))
 }

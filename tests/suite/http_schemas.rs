@@ -1,0 +1,333 @@
+//! The OpenAPI document describes what the service really answers: for every route of the
+//! typed groups (`TYPED_TAGS`), real answers from the Tonghui demo validate, with a real JSON
+//! Schema validator, against the schema the document gives for that route and status. The
+//! schemas are built from the Rust types the handlers serialize (`openapi::answer_schema_of`),
+//! so this holds by construction; the test proves it, and fails when a type's schema and its
+//! serialization part (a hand-written `Serialize`, a `#[serde]` attribute schemars does not
+//! follow, a route that names the wrong type).
+
+use std::collections::BTreeMap;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::common::service::DemoService;
+
+/// The route groups (OpenAPI tags) whose every route must have a probe here.
+const TYPED_TAGS: &[&str] = &["reports"];
+
+/// One real request and the route of the document that describes its answer.
+struct Probe {
+    method: Method,
+    /// The route's path as the document names it (`/api/v1/units/{id}/inbox`).
+    route: &'static str,
+    /// The request's path and query.
+    path: String,
+    actor: &'static str,
+    body: Option<Value>,
+    status: StatusCode,
+}
+
+fn get(route: &'static str, path: &str, actor: &'static str) -> Probe {
+    Probe {
+        method: Method::GET,
+        route,
+        path: path.to_owned(),
+        actor,
+        body: None,
+        status: StatusCode::OK,
+    }
+}
+
+fn post(route: &'static str, path: &str, actor: &'static str, body: Value) -> Probe {
+    Probe {
+        method: Method::POST,
+        route,
+        path: path.to_owned(),
+        actor,
+        body: Some(body),
+        status: StatusCode::CREATED,
+    }
+}
+
+/// Requests, in order, with answers that fill every part of their schema the demo can fill:
+/// lists with items, a filter given and not (a value and a null). The demo's own cases are
+/// closed by its end, so the first requests open a case and issue a directive, for the inboxes.
+fn probes() -> Vec<Probe> {
+    let inbox = "/api/v1/units/{id}/inbox";
+    let overdue = "/api/v1/units/{id}/overdue";
+    let rates = "/api/v1/reports/rates";
+    let stats = "/api/v1/reports/stats";
+    let lists = "/api/v1/lists/{kind}";
+    let case = json!({
+        "workflow": "service-request",
+        "unit_id": "grid-1",
+        "title": "井盖松动 loose manhole cover",
+        "fields": {"category": "public_facilities"},
+    });
+    let directive = json!({
+        "title": "消防通道检查 fire lanes",
+        "body": "Check that every fire lane is clear.",
+        "kind": "social_stability",
+        "within": "2 working days",
+    });
+    vec![
+        post("/api/v1/cases", "/api/v1/cases", "li.grid1", case),
+        post(
+            "/api/v1/directives",
+            "/api/v1/directives",
+            "li.grid1",
+            directive,
+        ),
+        get(inbox, "/api/v1/units/grid-1/inbox", "li.grid1"),
+        get(inbox, "/api/v1/units/yiwu-heart/inbox", "chen.yiwuheart"),
+        get(
+            inbox,
+            "/api/v1/units/grid-1/inbox?role=grid_worker&limit=1",
+            "li.grid1",
+        ),
+        get("/api/v1/cases", "/api/v1/cases", "wang.secretary"),
+        get(
+            "/api/v1/cases",
+            "/api/v1/cases?status=closed&limit=2",
+            "wang.secretary",
+        ),
+        get(
+            overdue,
+            "/api/v1/units/tonghui/overdue?now=2026-12-31",
+            "wang.secretary",
+        ),
+        get(overdue, "/api/v1/units/tonghui/overdue", "wang.secretary"),
+        get(
+            rates,
+            "/api/v1/reports/rates?month=2026-04",
+            "wang.secretary",
+        ),
+        get(
+            rates,
+            "/api/v1/reports/rates?month=2026-04&tier=enterprise",
+            "wang.secretary",
+        ),
+        get(stats, "/api/v1/reports/stats", "wang.secretary"),
+        get(
+            stats,
+            "/api/v1/reports/stats?year=2026&community=tonghui",
+            "li.grid1",
+        ),
+        get(lists, "/api/v1/lists/projects", "wang.secretary"),
+        get(lists, "/api/v1/lists/needs?retired=true", "wang.secretary"),
+        get(lists, "/api/v1/lists/resources?limit=1", "wang.secretary"),
+        get(
+            "/api/v1/units/{id}/standing",
+            "/api/v1/units/shop-xt-033/standing",
+            "wu.xintiandi",
+        ),
+        get(
+            "/api/v1/units/{id}/standing",
+            "/api/v1/units/shop-yh-101/standing",
+            "zheng.tea",
+        ),
+        get(
+            "/api/v1/reports/recommended",
+            "/api/v1/reports/recommended?quarter=2026Q2",
+            "ma.consumer",
+        ),
+        get(
+            "/api/v1/reports/flags",
+            "/api/v1/reports/flags?period=2026-04",
+            "zheng.tea",
+        ),
+    ]
+}
+
+/// An OpenAPI 3.0 schema as plain JSON Schema (draft 4, which OpenAPI 3.0's schemas extend):
+/// `nullable: true` becomes "this, or null".
+fn json_schema(openapi: &Value) -> Value {
+    match openapi {
+        Value::Object(object) => {
+            let mut converted: Map<String, Value> = object
+                .iter()
+                .filter(|(key, value)| !(key.as_str() == "nullable" && value.is_boolean()))
+                .map(|(key, value)| (key.clone(), json_schema(value)))
+                .collect();
+            if object.get("nullable") == Some(&Value::Bool(true)) {
+                let description = converted.remove("description");
+                converted = Map::from_iter([(
+                    "anyOf".to_owned(),
+                    json!([Value::Object(converted), {"type": "null"}]),
+                )]);
+                if let Some(description) = description {
+                    converted.insert("description".to_owned(), description);
+                }
+            }
+            Value::Object(converted)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(json_schema).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The schema the document gives for a JSON answer of `route` with `status`.
+fn answer_schema(document: &Value, method: &Method, route: &str, status: StatusCode) -> Value {
+    let operation = &document["paths"][route][method.as_str().to_lowercase()];
+    let schema = &operation["responses"][status.as_u16().to_string()]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "the document has no JSON schema for {method} {route} {status}"
+    );
+    json_schema(schema)
+}
+
+/// What `schema` finds wrong with `answer` (empty: it is valid).
+fn violations(schema: &Value, answer: &Value) -> Vec<String> {
+    let validator = jsonschema::draft4::new(schema).expect("the document's schema compiles");
+    validator
+        .iter_errors(answer)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+/// Counts the array items in `value`, at any depth: a route whose answers hold none would have
+/// its items' schema unchecked.
+fn items_in(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => items.len() + items.iter().map(items_in).sum::<usize>(),
+        Value::Object(object) => object.values().map(items_in).sum(),
+        _ => 0,
+    }
+}
+
+/// Whether `schema` describes a list anywhere.
+fn has_lists(schema: &Value) -> bool {
+    match schema {
+        Value::Object(object) => {
+            object.get("type") == Some(&json!("array")) || object.values().any(has_lists)
+        }
+        Value::Array(items) => items.iter().any(has_lists),
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn real_answers_validate_against_the_openapi_document() {
+    let demo = DemoService::start("http-schemas");
+    let (status, document) = demo
+        .call(Method::GET, "/api/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let probes = probes();
+
+    // Every route of the typed groups has a probe.
+    for (route, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let tag = operation["tags"][0].as_str().expect("a tag");
+            if !TYPED_TAGS.contains(&tag) {
+                continue;
+            }
+            let probed = probes
+                .iter()
+                .any(|p| p.route == route && p.method.as_str().eq_ignore_ascii_case(method));
+            assert!(probed, "{method} {route} ({tag}) has no probe in probes()");
+        }
+    }
+
+    // Per route: whether its schema has lists, and how many items its answers held.
+    let mut items: BTreeMap<(&str, &str), (bool, usize)> = BTreeMap::new();
+    for probe in &probes {
+        let shown = format!("{} {} as {}", probe.method, probe.path, probe.actor);
+        let (status, answer) = demo
+            .call(
+                probe.method.clone(),
+                &probe.path,
+                Some(demo.token(probe.actor)),
+                probe.body.clone(),
+            )
+            .await;
+        assert_eq!(status, probe.status, "{shown}: {answer}");
+        let schema = answer_schema(&document, &probe.method, probe.route, status);
+        let wrong = violations(&schema, &answer);
+        assert!(wrong.is_empty(), "{shown}: {wrong:#?}\n{answer:#}");
+        let seen = items
+            .entry((probe.method.as_str(), probe.route))
+            .or_default();
+        seen.0 = has_lists(&schema);
+        seen.1 += items_in(&answer);
+    }
+    for ((method, route), (lists, count)) in items {
+        assert!(
+            !lists || count > 0,
+            "no answer of {method} {route} holds a list item"
+        );
+    }
+}
+
+/// The check above can fail: the schemas are strict enough that an answer with a field
+/// missing, a field of the wrong type, a null where none is allowed or a value outside an
+/// enumeration does not validate.
+#[tokio::test]
+async fn a_wrong_answer_does_not_validate() {
+    let demo = DemoService::start("http-schemas-wrong");
+    let (_, document) = demo
+        .call(Method::GET, "/api/openapi.json", None, None)
+        .await;
+    let route = "/api/v1/units/{id}/standing";
+    let schema = answer_schema(&document, &Method::GET, route, StatusCode::OK);
+    let (status, standing) = demo
+        .call(
+            Method::GET,
+            "/api/v1/units/shop-xt-033/standing",
+            Some(demo.token("wu.xintiandi")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{standing}");
+    assert_eq!(violations(&schema, &standing), Vec::<String>::new());
+
+    let wrong = |change: &dyn Fn(&mut Value)| {
+        let mut answer = standing.clone();
+        change(&mut answer);
+        answer
+    };
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "a required field missing",
+            wrong(&|a| {
+                a.as_object_mut().expect("object").remove("deducted");
+            }),
+        ),
+        (
+            "an always-present null left out",
+            wrong(&|a| {
+                a.as_object_mut().expect("object").remove("cycle");
+            }),
+        ),
+        (
+            "a string for a number",
+            wrong(&|a| a["points"] = json!("ten")),
+        ),
+        (
+            "a null where none is allowed",
+            wrong(&|a| a["deducted"] = Value::Null),
+        ),
+        (
+            "a flag of no colour",
+            wrong(&|a| a["flags"]["2026-04"] = json!("green")),
+        ),
+        (
+            "a history entry without its reason",
+            wrong(&|a| {
+                a["history"][0]
+                    .as_object_mut()
+                    .expect("an entry")
+                    .remove("reason");
+            }),
+        ),
+    ];
+    for (what, answer) in cases {
+        assert!(
+            !violations(&schema, &answer).is_empty(),
+            "{what} validates: {answer}"
+        );
+    }
+}
