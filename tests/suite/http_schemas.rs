@@ -14,18 +14,35 @@ use serde_json::{json, Map, Value};
 use crate::common::service::DemoService;
 
 /// The route groups (OpenAPI tags) whose every route must have a probe here.
-const TYPED_TAGS: &[&str] = &["reports"];
+const TYPED_TAGS: &[&str] = &["reports", "directives"];
 
 /// One real request and the route of the document that describes its answer.
 struct Probe {
     method: Method,
     /// The route's path as the document names it (`/api/v1/units/{id}/inbox`).
     route: &'static str,
-    /// The request's path and query.
+    /// The request's path and query; `{case}` and `{directive}` stand for the ids that
+    /// earlier probes created.
     path: String,
     actor: &'static str,
     body: Option<Value>,
     status: StatusCode,
+    /// The name under which the answer's `id` is kept for later paths.
+    keeps: Option<&'static str>,
+}
+
+impl Probe {
+    /// Keeps the answer's `id` as `{name}` for later paths.
+    fn keeps(mut self, name: &'static str) -> Self {
+        self.keeps = Some(name);
+        self
+    }
+
+    /// Expects `status` instead of the usual 200 (GET) or 201 (POST).
+    fn answers(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
 }
 
 fn get(route: &'static str, path: &str, actor: &'static str) -> Probe {
@@ -36,6 +53,7 @@ fn get(route: &'static str, path: &str, actor: &'static str) -> Probe {
         actor,
         body: None,
         status: StatusCode::OK,
+        keeps: None,
     }
 }
 
@@ -47,13 +65,14 @@ fn post(route: &'static str, path: &str, actor: &'static str, body: Value) -> Pr
         actor,
         body: Some(body),
         status: StatusCode::CREATED,
+        keeps: None,
     }
 }
 
 /// Requests, in order, with answers that fill every part of their schema the demo can fill:
 /// lists with items, a filter given and not (a value and a null). The demo's own cases are
 /// closed by its end, so the first requests open a case and issue a directive, for the inboxes.
-fn probes() -> Vec<Probe> {
+fn probes(demo: &DemoService) -> Vec<Probe> {
     let inbox = "/api/v1/units/{id}/inbox";
     let overdue = "/api/v1/units/{id}/overdue";
     let rates = "/api/v1/reports/rates";
@@ -71,13 +90,42 @@ fn probes() -> Vec<Probe> {
         "kind": "social_stability",
         "within": "2 working days",
     });
+    let tree = "/api/v1/directives/{id}";
+    let acknowledge = "/api/v1/directives/{id}/acknowledge";
+    let report = "/api/v1/directives/{id}/report";
+    let demo_directive = format!("/api/v1/directives/{}", demo.run.directive);
     vec![
-        post("/api/v1/cases", "/api/v1/cases", "li.grid1", case),
+        post("/api/v1/cases", "/api/v1/cases", "li.grid1", case).keeps("case"),
         post(
             "/api/v1/directives",
             "/api/v1/directives",
             "li.grid1",
             directive,
+        )
+        .keeps("directive"),
+        get(tree, "/api/v1/directives/{directive}", "li.grid1"),
+        get(tree, "/api/v1/directives/{directive}", "chen.yiwuheart"),
+        post(
+            acknowledge,
+            "/api/v1/directives/{directive}/acknowledge",
+            "chen.yiwuheart",
+            json!({}),
+        )
+        .answers(StatusCode::OK),
+        post(
+            report,
+            "/api/v1/directives/{directive}/report",
+            "chen.yiwuheart",
+            json!({"note": "all clear"}),
+        )
+        .answers(StatusCode::OK),
+        get(tree, "/api/v1/directives/{directive}", "chen.yiwuheart"),
+        get(tree, &demo_directive, "wang.secretary"),
+        get("/api/v1/directives", "/api/v1/directives", "wang.secretary"),
+        get(
+            "/api/v1/directives",
+            "/api/v1/directives?limit=1",
+            "zhao.grid2",
         ),
         get(inbox, "/api/v1/units/grid-1/inbox", "li.grid1"),
         get(inbox, "/api/v1/units/yiwu-heart/inbox", "chen.yiwuheart"),
@@ -216,7 +264,7 @@ async fn real_answers_validate_against_the_openapi_document() {
         .call(Method::GET, "/api/openapi.json", None, None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    let probes = probes();
+    let probes = probes(&demo);
 
     // Every route of the typed groups has a probe.
     for (route, operations) in document["paths"].as_object().expect("paths") {
@@ -234,12 +282,16 @@ async fn real_answers_validate_against_the_openapi_document() {
 
     // Per route: whether its schema has lists, and how many items its answers held.
     let mut items: BTreeMap<(&str, &str), (bool, usize)> = BTreeMap::new();
+    let mut kept: BTreeMap<&str, String> = BTreeMap::new();
     for probe in &probes {
-        let shown = format!("{} {} as {}", probe.method, probe.path, probe.actor);
+        let path = kept.iter().fold(probe.path.clone(), |path, (name, id)| {
+            path.replace(&format!("{{{name}}}"), id)
+        });
+        let shown = format!("{} {} as {}", probe.method, path, probe.actor);
         let (status, answer) = demo
             .call(
                 probe.method.clone(),
-                &probe.path,
+                &path,
                 Some(demo.token(probe.actor)),
                 probe.body.clone(),
             )
@@ -248,6 +300,10 @@ async fn real_answers_validate_against_the_openapi_document() {
         let schema = answer_schema(&document, &probe.method, probe.route, status);
         let wrong = violations(&schema, &answer);
         assert!(wrong.is_empty(), "{shown}: {wrong:#?}\n{answer:#}");
+        if let Some(name) = probe.keeps {
+            let id = answer["id"].as_str().expect("an id to keep");
+            kept.insert(name, id.to_owned());
+        }
         let seen = items
             .entry((probe.method.as_str(), probe.route))
             .or_default();

@@ -22,17 +22,17 @@ use civicflow_projections::models::directive_progress::{
     self, DirectiveSummary, DirectiveTree, PartDetail,
 };
 use civicflow_projections::{ProjectionError, View};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::cases::NOT_BLANK;
-use super::reports::{
-    fresh_view, page_json, page_params, page_schema, projection_error, QueryParams,
-};
+use super::reports::{fresh_view, page_params, projection_error, PageAnswer, QueryParams};
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::openapi::{answer_schema_of, schema_of};
 use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
@@ -47,9 +47,9 @@ pub fn routes() -> Vec<RouteSpec> {
             policy: Policy::Authenticated,
             summary: "Issue a directive at a unit (default: the caller's) to every unit of the chain below it, each with `within` to report done. The engine decides who may: 403 for a role or a unit outside the caller's scope, 422 when no unit lies below.",
             tag: "directives",
-            request: Some(issue_schema),
+            request: Some(schema_of::<IssueBody>),
             params: Some(crate::idempotency::header_param),
-            response: Some(issued_schema),
+            response: Some(answer_schema_of::<IssuedAnswer>),
             content: Content::Json,
             status: 201,
             also: &[],
@@ -64,7 +64,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "directives",
             request: None,
             params: Some(|| Value::Array(page_params())),
-            response: Some(list_schema),
+            response: Some(answer_schema_of::<PageAnswer<DirectiveSummaryAnswer>>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -79,7 +79,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "directives",
             request: None,
             params: None,
-            response: Some(tree_schema),
+            response: Some(answer_schema_of::<DirectiveTreeAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -92,9 +92,9 @@ pub fn routes() -> Vec<RouteSpec> {
             policy: Policy::Authenticated,
             summary: "Acknowledge the caller's unit's part of a directive; body {} or {\"note\"} (acknowledging again changes nothing). 403 when the role may not respond, 422 when the unit has no part.",
             tag: "directives",
-            request: Some(acknowledge_schema),
+            request: Some(schema_of::<AcknowledgeBody>),
             params: Some(crate::idempotency::header_param),
-            response: Some(part_outcome_schema),
+            response: Some(answer_schema_of::<PartOutcomeAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -107,9 +107,9 @@ pub fn routes() -> Vec<RouteSpec> {
             policy: Policy::Authenticated,
             summary: "Report the caller's unit's part of a directive done, with a note (acknowledges it too if needed). 403 when the role may not respond, 422 when the unit has no part or reported already.",
             tag: "directives",
-            request: Some(report_schema),
+            request: Some(schema_of::<ReportBody>),
             params: Some(crate::idempotency::header_param),
-            response: Some(part_outcome_schema),
+            response: Some(answer_schema_of::<PartOutcomeAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -124,24 +124,71 @@ pub const TITLE_MAX: usize = 200;
 /// The most characters of a directive's body or of a note.
 pub const TEXT_MAX: usize = 4000;
 
-const KINDS: [&str; 6] = [
-    "epidemic_prevention",
-    "party_service",
-    "consumer_protection",
-    "staff_training",
-    "social_stability",
-    "other",
-];
+/// What a directive is about, as the API names it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectiveKindName {
+    /// 疫情防控.
+    EpidemicPrevention,
+    /// 党群服务.
+    PartyService,
+    /// 消费维权.
+    ConsumerProtection,
+    /// 员工培训.
+    StaffTraining,
+    /// 社会稳定.
+    SocialStability,
+    /// Anything else.
+    Other,
+}
 
-#[derive(Debug, Deserialize)]
+impl From<DirectiveKind> for DirectiveKindName {
+    fn from(kind: DirectiveKind) -> Self {
+        match kind {
+            DirectiveKind::EpidemicPrevention => DirectiveKindName::EpidemicPrevention,
+            DirectiveKind::PartyService => DirectiveKindName::PartyService,
+            DirectiveKind::ConsumerProtection => DirectiveKindName::ConsumerProtection,
+            DirectiveKind::StaffTraining => DirectiveKindName::StaffTraining,
+            DirectiveKind::SocialStability => DirectiveKindName::SocialStability,
+            DirectiveKind::Other => DirectiveKindName::Other,
+        }
+    }
+}
+
+impl From<DirectiveKindName> for DirectiveKind {
+    fn from(kind: DirectiveKindName) -> Self {
+        match kind {
+            DirectiveKindName::EpidemicPrevention => DirectiveKind::EpidemicPrevention,
+            DirectiveKindName::PartyService => DirectiveKind::PartyService,
+            DirectiveKindName::ConsumerProtection => DirectiveKind::ConsumerProtection,
+            DirectiveKindName::StaffTraining => DirectiveKind::StaffTraining,
+            DirectiveKindName::SocialStability => DirectiveKind::SocialStability,
+            DirectiveKindName::Other => DirectiveKind::Other,
+        }
+    }
+}
+
+/// A directive to issue (`POST /api/v1/directives`).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueBody {
+    /// Its title.
+    #[schemars(length(min = 1, max = TITLE_MAX), pattern(NOT_BLANK))]
     title: String,
+    /// What to do.
     #[serde(default)]
+    #[schemars(length(max = TEXT_MAX))]
     body: String,
-    kind: DirectiveKind,
+    /// What it is about.
+    kind: DirectiveKindName,
+    /// The issuing unit: the caller's (default) or one below it.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 64), pattern(NOT_BLANK))]
     unit_id: Option<String>,
+    /// How long each unit has to report done: `3 working days`, `8 working hours`,
+    /// `48 hours`; more than zero and at most a year (366 days, 260 working days, 2080
+    /// working hours, 124800 working minutes), else 400.
+    #[schemars(length(min = 1, max = 64), pattern(NOT_BLANK))]
     within: String,
 }
 
@@ -159,10 +206,13 @@ impl Validate for IssueBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// An acknowledgement of the caller's unit's part (`POST /api/v1/directives/{id}/acknowledge`).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AcknowledgeBody {
+    /// A note with it.
     #[serde(default)]
+    #[schemars(length(max = TEXT_MAX))]
     note: String,
 }
 
@@ -172,9 +222,12 @@ impl Validate for AcknowledgeBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The report that the caller's unit's part is done (`POST /api/v1/directives/{id}/report`).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ReportBody {
+    /// What was done.
+    #[schemars(length(min = 1, max = TEXT_MAX), pattern(NOT_BLANK))]
     note: String,
 }
 
@@ -185,118 +238,109 @@ impl Validate for ReportBody {
     }
 }
 
-fn issue_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["title", "kind", "within"],
-        "additionalProperties": false,
-        "properties": {
-            "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX, "pattern": NOT_BLANK},
-            "body": {"type": "string", "maxLength": TEXT_MAX, "description": "what to do"},
-            "kind": {"type": "string", "enum": KINDS},
-            "unit_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "the issuing unit: the caller's (default) or one below it"},
-            "within": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "how long each unit has to report done: `3 working days`, `8 working hours`, `48 hours`; more than zero and at most a year (366 days, 260 working days, 2080 working hours, 124800 working minutes), else 400"}
-        }
-    })
+/// A directive issued.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct IssuedAnswer {
+    /// The directive.
+    pub id: String,
+    /// The issuing unit.
+    pub issued_by: String,
+    /// The units reached.
+    pub parts: usize,
+    /// How long each has to report done, as the service reads it.
+    pub within: String,
 }
 
-fn issued_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["id", "issued_by", "parts"],
-        "properties": {
-            "id": {"type": "string"},
-            "issued_by": {"type": "string"},
-            "parts": {"type": "integer", "description": "units reached"},
-            "within": {"type": "string"}
-        }
-    })
+/// The caller's unit's part, acknowledged or reported.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PartOutcomeAnswer {
+    /// The directive.
+    pub id: String,
+    /// The caller's unit.
+    pub unit_id: String,
+    /// The part's number; null when the unit has no part.
+    pub index: Option<u32>,
 }
 
-fn acknowledge_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {"note": {"type": "string", "maxLength": TEXT_MAX}}
-    })
+/// A directive and its totals (`GET /api/v1/directives`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DirectiveSummaryAnswer {
+    /// The directive.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// What it is about.
+    pub kind: DirectiveKindName,
+    /// The issuing unit.
+    pub issued_by: String,
+    /// When it was issued.
+    pub issued_at: String,
+    /// Parts (units reached).
+    pub units: u32,
+    /// Parts acknowledged.
+    pub acknowledged: u32,
+    /// Parts reported done.
+    pub reported: u32,
+    /// Parts whose deadline was missed.
+    pub missed: u32,
+    /// Whether every part is complete (it and every part below it reported done).
+    pub complete: bool,
 }
 
-fn report_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["note"],
-        "additionalProperties": false,
-        "properties": {"note": {"type": "string", "minLength": 1, "maxLength": TEXT_MAX, "pattern": NOT_BLANK, "description": "what was done"}}
-    })
+/// A directive's progress (`GET /api/v1/directives/{id}`): its totals (of the parts the
+/// caller sees) and its tree of parts.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DirectiveTreeAnswer {
+    /// The directive and its totals.
+    #[serde(flatten)]
+    pub summary: DirectiveSummaryAnswer,
+    /// What the caller sees.
+    pub view: SightName,
+    /// The parts the caller sees, parents before children.
+    pub parts: Vec<PartAnswer>,
 }
 
-fn part_outcome_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["id", "unit_id", "index"],
-        "properties": {
-            "id": {"type": "string"},
-            "unit_id": {"type": "string"},
-            "index": {"type": ["integer", "null"], "description": "the part's number"}
-        }
-    })
+/// How much of a directive the caller sees.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SightName {
+    /// Every part.
+    Full,
+    /// Its own part and the parts below it; the totals are theirs.
+    Subtree,
 }
 
-fn summary_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["id", "title", "kind", "issued_by", "issued_at", "units", "acknowledged", "reported", "complete"],
-        "properties": {
-            "id": {"type": "string"},
-            "title": {"type": "string"},
-            "kind": {"type": "string", "enum": KINDS},
-            "issued_by": {"type": "string"},
-            "issued_at": {"type": "string"},
-            "units": {"type": "integer", "description": "parts (units reached)"},
-            "acknowledged": {"type": "integer"},
-            "reported": {"type": "integer"},
-            "missed": {"type": "integer"},
-            "complete": {"type": "boolean"}
-        }
-    })
-}
-
-fn list_schema() -> Value {
-    page_schema(summary_schema())
-}
-
-fn tree_schema() -> Value {
-    let mut schema = summary_schema();
-    schema["required"] = json!([
-        "id",
-        "title",
-        "issued_by",
-        "view",
-        "parts",
-        "units",
-        "complete"
-    ]);
-    schema["properties"]["view"] = json!({"type": "string", "enum": ["full", "subtree"],
-        "description": "subtree: the caller sees its own part and the parts below it, and the totals are theirs"});
-    schema["properties"]["parts"] = json!({"type": "array", "items": {"type": "object",
-    "required": ["index", "unit_id", "parent", "acknowledged", "reported", "complete"],
-    "properties": {
-        "index": {"type": "integer"},
-        "unit_id": {"type": "string"},
-        "parent": {"type": ["integer", "null"], "description": "the part above; null right below the issuer"},
-        "acknowledged": {"type": "boolean"},
-        "acknowledged_at": {"type": ["string", "null"]},
-        "reported": {"type": "boolean"},
-        "reported_at": {"type": ["string", "null"]},
-        "report": {"type": ["string", "null"]},
-        "due_at": {"type": ["string", "null"]},
-        "missed": {"type": "boolean"},
-        "escalated_to": {"type": ["string", "null"]},
-        "complete": {"type": "boolean", "description": "it and every part below reported"},
-        "subtree_units": {"type": "integer"},
-        "subtree_reported": {"type": "integer"}
-    }}});
-    schema
+/// One unit's part of a directive.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PartAnswer {
+    /// The part's number.
+    pub index: u32,
+    /// The unit.
+    pub unit_id: String,
+    /// The part above; null right below the issuer.
+    pub parent: Option<u32>,
+    /// Whether the unit acknowledged.
+    pub acknowledged: bool,
+    /// When it acknowledged; null: not yet.
+    pub acknowledged_at: Option<String>,
+    /// Whether the unit reported done.
+    pub reported: bool,
+    /// When it reported done; null: not yet.
+    pub reported_at: Option<String>,
+    /// What it reported; null: not yet.
+    pub report: Option<String>,
+    /// When its (latest) deadline fell due.
+    pub due_at: Option<String>,
+    /// Whether the deadline was missed.
+    pub missed: bool,
+    /// The unit supervising after an escalation (督办); null: not escalated.
+    pub escalated_to: Option<String>,
+    /// It and every part below reported.
+    pub complete: bool,
+    /// Units in this part's subtree (itself included).
+    pub subtree_units: u32,
+    /// Of those, how many reported done.
+    pub subtree_reported: u32,
 }
 
 /// Parses a directive id from the path.
@@ -316,7 +360,7 @@ async fn issue(
     Extension(caller): Extension<Caller>,
     WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<IssueBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<IssuedAnswer>)> {
     let within = Span::parse(body.within.trim()).map_err(|e| {
         ApiError::bad_request(format!(
             "within: {e} (e.g. `3 working days`, `8 working hours`, `48 hours`)"
@@ -336,7 +380,7 @@ async fn issue(
     let command = Command::IssueDirective {
         title: body.title,
         body: body.body,
-        kind: body.kind,
+        kind: body.kind.into(),
         unit: unit.clone(),
         within,
     };
@@ -361,28 +405,30 @@ async fn issue(
     };
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": directive.to_string(),
-            "issued_by": unit.as_str(),
-            "parts": parts,
-            "within": within.to_string(),
-        })),
+        Json(IssuedAnswer {
+            id: directive.to_string(),
+            issued_by: unit.as_str().to_owned(),
+            parts,
+            within: within.to_string(),
+        }),
     ))
 }
 
-fn summary_json(summary: &DirectiveSummary, zone: &Zone) -> Value {
-    json!({
-        "id": summary.id.to_string(),
-        "title": summary.title,
-        "kind": summary.kind,
-        "issued_by": summary.issued_by.as_str(),
-        "issued_at": zone.format(summary.issued_at),
-        "units": summary.units,
-        "acknowledged": summary.acknowledged,
-        "reported": summary.reported,
-        "missed": summary.missed,
-        "complete": summary.complete,
-    })
+impl DirectiveSummaryAnswer {
+    fn new(summary: &DirectiveSummary, zone: &Zone) -> Self {
+        Self {
+            id: summary.id.to_string(),
+            title: summary.title.clone(),
+            kind: summary.kind.into(),
+            issued_by: summary.issued_by.as_str().to_owned(),
+            issued_at: zone.format(summary.issued_at),
+            units: summary.units,
+            acknowledged: summary.acknowledged,
+            reported: summary.reported,
+            missed: summary.missed,
+            complete: summary.complete,
+        }
+    }
 }
 
 /// Whether the caller sees `summary`'s directive, reading its parts only when the issuer
@@ -413,7 +459,7 @@ async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PageAnswer<DirectiveSummaryAnswer>>> {
     let params = QueryParams::parse(&uri, &["after", "limit"])?;
     let page = params.page()?;
     let org = state.engine().org();
@@ -422,66 +468,73 @@ async fn list(
     let mut items = Vec::with_capacity(paged.items.len());
     for summary in &paged.items {
         if sees(&view, &caller.acting, &org, summary).map_err(projection_error)? {
-            items.push(summary_json(summary, &state.zone()));
+            items.push(DirectiveSummaryAnswer::new(summary, &state.zone()));
         }
     }
-    Ok(Json(page_json(items, paged.next.as_ref())))
+    Ok(Json(PageAnswer::new(items, paged.next.as_ref())))
 }
 
-fn tree_json(
-    tree: &DirectiveTree,
-    sight: Sight,
-    acting: &Acting,
-    org: &OrgChart,
-    zone: &Zone,
-) -> Value {
-    let time = |at: civicflow_core::Timestamp| zone.format(at);
-    let rolled: BTreeMap<u32, &PartProgress> =
-        tree.progress.parts.iter().map(|p| (p.index, p)).collect();
-    let visible: Vec<_> = tree
-        .parts
-        .iter()
-        .filter(|p| sight.shows(&p.row.unit, acting, org))
-        .collect();
-    let parts: Vec<Value> = visible
-        .iter()
-        .map(|part| {
-            let row = &part.row;
-            let progress = rolled.get(&part.index);
-            json!({
-                "index": part.index,
-                "unit_id": row.unit.as_str(),
-                "parent": row.parent,
-                "acknowledged": row.acknowledged_at.is_some(),
-                "acknowledged_at": row.acknowledged_at.map(time),
-                "reported": row.reported_at.is_some(),
-                "reported_at": row.reported_at.map(time),
-                "report": row.report,
-                "due_at": row.due_at.map(time),
-                "missed": row.missed,
-                "escalated_to": row.escalated_to.as_ref().map(UnitId::as_str),
-                "complete": progress.is_some_and(|p| p.complete),
-                "subtree_units": progress.map_or(1, |p| p.units),
-                "subtree_reported": progress.map_or(0, |p| p.units_reported),
+impl DirectiveTreeAnswer {
+    fn new(
+        tree: &DirectiveTree,
+        sight: Sight,
+        acting: &Acting,
+        org: &OrgChart,
+        zone: &Zone,
+    ) -> Self {
+        let time = |at: civicflow_core::Timestamp| zone.format(at);
+        let rolled: BTreeMap<u32, &PartProgress> =
+            tree.progress.parts.iter().map(|p| (p.index, p)).collect();
+        let visible: Vec<_> = tree
+            .parts
+            .iter()
+            .filter(|p| sight.shows(&p.row.unit, acting, org))
+            .collect();
+        let parts = visible
+            .iter()
+            .map(|part| {
+                let row = &part.row;
+                let progress = rolled.get(&part.index);
+                PartAnswer {
+                    index: part.index,
+                    unit_id: row.unit.as_str().to_owned(),
+                    parent: row.parent,
+                    acknowledged: row.acknowledged_at.is_some(),
+                    acknowledged_at: row.acknowledged_at.map(time),
+                    reported: row.reported_at.is_some(),
+                    reported_at: row.reported_at.map(time),
+                    report: row.report.clone(),
+                    due_at: row.due_at.map(time),
+                    missed: row.missed,
+                    escalated_to: row.escalated_to.as_ref().map(|u| u.as_str().to_owned()),
+                    complete: progress.is_some_and(|p| p.complete),
+                    subtree_units: progress.map_or(1, |p| p.units),
+                    subtree_reported: progress.map_or(0, |p| p.units_reported),
+                }
             })
-        })
-        .collect();
-    let mut body = summary_json(&tree.summary, zone);
-    if sight == Sight::Subtree {
-        // The totals of what the caller sees.
-        let count = |f: &dyn Fn(&PartDetail) -> bool| visible.iter().filter(|p| f(p)).count();
-        body["units"] = json!(visible.len());
-        body["acknowledged"] = json!(count(&|p| p.row.acknowledged_at.is_some()));
-        body["reported"] = json!(count(&|p| p.row.reported_at.is_some()));
-        body["missed"] = json!(count(&|p| p.row.missed));
-        body["complete"] = json!(visible.iter().all(|p| p.row.reported_at.is_some()));
+            .collect();
+        let mut summary = DirectiveSummaryAnswer::new(&tree.summary, zone);
+        if sight == Sight::Subtree {
+            // The totals of what the caller sees (parts of one directive: far fewer than
+            // u32::MAX).
+            let count = |f: &dyn Fn(&PartDetail) -> bool| {
+                u32::try_from(visible.iter().filter(|p| f(p)).count()).unwrap_or(u32::MAX)
+            };
+            summary.units = count(&|_| true);
+            summary.acknowledged = count(&|p| p.row.acknowledged_at.is_some());
+            summary.reported = count(&|p| p.row.reported_at.is_some());
+            summary.missed = count(&|p| p.row.missed);
+            summary.complete = visible.iter().all(|p| p.row.reported_at.is_some());
+        }
+        Self {
+            summary,
+            view: match sight {
+                Sight::Full => SightName::Full,
+                _ => SightName::Subtree,
+            },
+            parts,
+        }
     }
-    body["view"] = json!(match sight {
-        Sight::Full => "full",
-        _ => "subtree",
-    });
-    body["parts"] = json!(parts);
-    body
 }
 
 async fn read(
@@ -489,7 +542,7 @@ async fn read(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DirectiveTreeAnswer>> {
     QueryParams::parse(&uri, &[])?;
     let id = directive_id(&id)?;
     let org = state.engine().org();
@@ -506,7 +559,7 @@ async fn read(
     if sight == Sight::None {
         return Err(not_found());
     }
-    Ok(Json(tree_json(
+    Ok(Json(DirectiveTreeAnswer::new(
         &tree,
         sight,
         &caller.acting,
@@ -523,7 +576,7 @@ async fn on_part(
     id: &str,
     options: SubmitOptions,
     command: impl FnOnce(DirectiveId) -> Command + Send + 'static,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PartOutcomeAnswer>> {
     let id = directive_id(id)?;
     let acting = caller.acting.clone();
     let outcome = state
@@ -550,11 +603,11 @@ async fn on_part(
             Some(_) => ApiError::internal("a directive command answered another outcome"),
         });
     };
-    Ok(Json(json!({
-        "id": id.to_string(),
-        "unit_id": caller.acting.unit.as_str(),
-        "index": index,
-    })))
+    Ok(Json(PartOutcomeAnswer {
+        id: id.to_string(),
+        unit_id: caller.acting.unit.as_str().to_owned(),
+        index,
+    }))
 }
 
 async fn acknowledge(
@@ -563,7 +616,7 @@ async fn acknowledge(
     WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<AcknowledgeBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PartOutcomeAnswer>> {
     on_part(&state, &caller, &id, options, move |directive| {
         Command::AcknowledgeDirective {
             directive,
@@ -579,7 +632,7 @@ async fn report(
     WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ReportBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PartOutcomeAnswer>> {
     on_part(&state, &caller, &id, options, move |directive| {
         Command::ReportDirective {
             directive,

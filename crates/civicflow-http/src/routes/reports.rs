@@ -414,23 +414,6 @@ impl<T> PageAnswer<T> {
     }
 }
 
-/// A page as the API shows it.
-pub(crate) fn page_json(items: Vec<Value>, next: Option<&Cursor>) -> Value {
-    json!({ "items": items, "next": next.map(ToString::to_string) })
-}
-
-/// The schema of a page of `item`.
-pub(crate) fn page_schema(item: Value) -> Value {
-    json!({
-        "type": "object",
-        "required": ["items", "next"],
-        "properties": {
-            "items": {"type": "array", "items": item},
-            "next": {"type": ["string", "null"], "description": "pass as `after` for the next page; null at the end"}
-        }
-    })
-}
-
 /// A query parameter, as the OpenAPI document declares it. A route refuses any parameter it
 /// does not declare with 400 ([`QueryParams::parse`]).
 pub(crate) fn query_param(name: &str, required: bool, schema: Value, description: &str) -> Value {
