@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::common::service::DemoService;
 
 /// The route groups (OpenAPI tags) whose every route must have a probe here.
-const TYPED_TAGS: &[&str] = &["reports", "directives"];
+const TYPED_TAGS: &[&str] = &["reports", "directives", "cases"];
 
 /// One real request and the route of the document that describes its answer.
 struct Probe {
@@ -84,6 +84,18 @@ fn probes(demo: &DemoService) -> Vec<Probe> {
         "title": "井盖松动 loose manhole cover",
         "fields": {"category": "public_facilities"},
     });
+    let with_everything = json!({
+        "workflow": "service-request",
+        "unit_id": "grid-1",
+        "title": "路灯不亮 street light out",
+        "description": "The light by building 3 is out.",
+        "fields": {"category": "public_facilities", "location": "3 幢"},
+        "requester": {"name": "李小明", "phone": "13812345678"},
+        "place": {"lat": 29.3069, "long": 120.0751, "address": "稠城街道通惠社区 3 幢"},
+    });
+    let one_case = "/api/v1/cases/{id}";
+    let escalated = format!("/api/v1/cases/{}", demo.run.escalated_case);
+    let merged = format!("/api/v1/cases/{}", demo.run.duplicate_case);
     let directive = json!({
         "title": "消防通道检查 fire lanes",
         "body": "Check that every fire lane is clear.",
@@ -95,7 +107,58 @@ fn probes(demo: &DemoService) -> Vec<Probe> {
     let report = "/api/v1/directives/{id}/report";
     let demo_directive = format!("/api/v1/directives/{}", demo.run.directive);
     vec![
-        post("/api/v1/cases", "/api/v1/cases", "li.grid1", case).keeps("case"),
+        post("/api/v1/cases", "/api/v1/cases", "li.grid1", case),
+        post(
+            "/api/v1/cases",
+            "/api/v1/cases",
+            "li.grid1",
+            with_everything,
+        )
+        .keeps("case"),
+        get(one_case, "/api/v1/cases/{case}", "li.grid1"),
+        post(
+            "/api/v1/cases/{id}/actions",
+            "/api/v1/cases/{case}/actions",
+            "li.grid1",
+            json!({"action": "dispatch", "unit": "yiwu-heart"}),
+        )
+        .answers(StatusCode::OK),
+        get(one_case, "/api/v1/cases/{case}", "chen.yiwuheart"),
+        get(one_case, "/api/v1/cases/{case}?version=1", "li.grid1"),
+        get(
+            one_case,
+            "/api/v1/cases/{case}?as_of=2030-01-01T00:00:00%2B08:00",
+            "li.grid1",
+        ),
+        post(
+            "/api/v1/cases/{id}/contact",
+            "/api/v1/cases/{case}/contact",
+            "li.grid1",
+            json!({"purpose": "to call back about the light"}),
+        )
+        .answers(StatusCode::OK),
+        get(
+            "/api/v1/cases/{id}/history",
+            "/api/v1/cases/{case}/history",
+            "li.grid1",
+        ),
+        get(
+            "/api/v1/cases/{id}/audit",
+            "/api/v1/cases/{case}/audit",
+            "li.grid1",
+        ),
+        get(one_case, &escalated, "wang.secretary"),
+        get(one_case, &merged, "wang.secretary"),
+        get(
+            "/api/v1/cases/{id}/history",
+            &format!("{escalated}/history"),
+            "wang.secretary",
+        ),
+        get(
+            "/api/v1/cases/{id}/audit",
+            &format!("{escalated}/audit"),
+            "wang.secretary",
+        ),
         post(
             "/api/v1/directives",
             "/api/v1/directives",

@@ -9,20 +9,24 @@ use civicflow_core::calendar::{parse_rfc3339, Zone};
 use civicflow_core::domain::case::{
     Channel, Place, ADDRESS_CHARS_MAX, ADDRESS_ID_CHARS_MAX, MEDIA_URL_CHARS_MAX,
 };
+use civicflow_core::domain::fields::FieldKind;
 use civicflow_core::domain::workflow::{Definition, WorkflowId};
 use civicflow_core::engine::{AsOf, CaseView, Command, Contact, Outcome, Requester};
 use civicflow_core::vault::ContactDetails;
 use civicflow_core::{CaseId, IdempotencyKey, UnitId, Version};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::reports::{query_param, QueryParams};
+use super::reports::{query_param, CaseStatusName, ChannelName, QueryParams};
 use super::{Content, RouteSpec};
+use crate::audit::{ActorAnswer, AuditAnswer};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
 use crate::idempotency;
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::openapi::{answer_schema_of, schema_of};
 use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
@@ -37,9 +41,9 @@ pub fn routes() -> Vec<RouteSpec> {
             policy: Policy::Authenticated,
             summary: "Open a case (a request) in a workflow at a unit. With an Idempotency-Key (or the body's idempotency_key) a retry answers the first answer and opens nothing.",
             tag: "cases",
-            request: Some(create_schema),
+            request: Some(schema_of::<CreateCase>),
             params: Some(crate::idempotency::header_param),
-            response: Some(created_schema),
+            response: Some(answer_schema_of::<CaseStepAnswer>),
             content: Content::Json,
             status: 201,
             also: &[],
@@ -54,7 +58,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "cases",
             request: None,
             params: Some(read_params),
-            response: Some(case_schema),
+            response: Some(answer_schema_of::<CaseAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -67,9 +71,9 @@ pub fn routes() -> Vec<RouteSpec> {
             policy: Policy::Authenticated,
             summary: "Take an action on a case: {\"action\", \"expected_version\"?, ...fields}. 403 when the caller's role may not, 409 on a stale expected_version, 422 when the action is not possible now or a field is missing.",
             tag: "cases",
-            request: Some(act_schema),
+            request: Some(schema_of::<ActBody>),
             params: Some(crate::idempotency::header_param),
-            response: Some(created_schema),
+            response: Some(answer_schema_of::<CaseStepAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -84,7 +88,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "cases",
             request: None,
             params: None,
-            response: Some(history_schema),
+            response: Some(answer_schema_of::<HistoryAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -99,7 +103,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "cases",
             request: None,
             params: None,
-            response: Some(|| json!({"type": "object"})),
+            response: Some(answer_schema_of::<AuditAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -118,40 +122,68 @@ pub const TITLE_MAX: usize = 200;
 /// The most characters of a description.
 pub const DESCRIPTION_MAX: usize = 5000;
 
-#[derive(Debug, Deserialize)]
+/// A case to open (`POST /api/v1/cases`).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateCase {
+    /// A workflow id, e.g. service-request (GET /api/v1/workflows).
+    #[schemars(length(min = 1, max = 64), pattern(NOT_BLANK))]
     workflow: String,
+    /// The workflow's version; default: the newest.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     workflow_version: Option<u32>,
+    /// The unit it is filed at.
+    #[schemars(length(min = 1, max = 64), pattern(NOT_BLANK))]
     unit_id: String,
+    /// Its title.
+    #[schemars(length(min = 1, max = TITLE_MAX), pattern(NOT_BLANK))]
     title: String,
+    /// What it is about.
     #[serde(default)]
+    #[schemars(length(max = DESCRIPTION_MAX))]
     description: String,
+    /// The Idempotency-Key header's older spelling: a retry with the same key and request
+    /// answers the first answer.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 64), pattern(NOT_BLANK))]
     idempotency_key: Option<String>,
+    /// The workflow's intake fields.
     #[serde(default)]
     fields: Map<String, Value>,
+    /// Contact data: kept encrypted in the vault, never in the log.
     #[serde(default)]
     requester: Option<RequesterBody>,
+    /// Where the case is about (public).
     #[serde(default)]
     place: Option<PlaceBody>,
 }
 
-/// Where the case is about (public; the engine checks it and names the field at fault).
-#[derive(Debug, Deserialize)]
+/// Where a case is about (public; the engine checks it and names the field at fault): lat
+/// and long together, an address, the client's address id, a photo's http(s) URL.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PlaceBody {
+pub struct PlaceBody {
+    /// Latitude, WGS 84 degrees.
     #[serde(default)]
-    lat: Option<f64>,
+    #[schemars(range(min = -90.0, max = 90.0))]
+    pub lat: Option<f64>,
+    /// Longitude, WGS 84 degrees.
     #[serde(default)]
-    long: Option<f64>,
+    #[schemars(range(min = -180.0, max = 180.0))]
+    pub long: Option<f64>,
+    /// A street address.
     #[serde(default)]
-    address: Option<String>,
+    #[schemars(length(max = ADDRESS_CHARS_MAX))]
+    pub address: Option<String>,
+    /// The client's own id of the address.
     #[serde(default)]
-    address_id: Option<String>,
+    #[schemars(length(max = ADDRESS_ID_CHARS_MAX))]
+    pub address_id: Option<String>,
+    /// A photo's http(s) URL.
     #[serde(default)]
-    media_url: Option<String>,
+    #[schemars(length(max = MEDIA_URL_CHARS_MAX))]
+    pub media_url: Option<String>,
 }
 
 impl From<PlaceBody> for Place {
@@ -166,24 +198,37 @@ impl From<PlaceBody> for Place {
     }
 }
 
-/// The place as the API shows it.
-fn place_json(place: &Place) -> Value {
-    json!({
-        "lat": place.lat, "long": place.long, "address": place.address,
-        "address_id": place.address_id, "media_url": place.media_url,
-    })
+impl From<&Place> for PlaceBody {
+    fn from(place: &Place) -> Self {
+        PlaceBody {
+            lat: place.lat,
+            long: place.long,
+            address: place.address.clone(),
+            address_id: place.address_id.clone(),
+            media_url: place.media_url.clone(),
+        }
+    }
 }
 
-#[derive(Debug, Deserialize)]
+/// A requester's contact details.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RequesterBody {
+    /// Their name.
     #[serde(default)]
+    #[schemars(length(max = 200))]
     name: Option<String>,
+    /// Their phone number.
     #[serde(default)]
+    #[schemars(length(max = 200))]
     phone: Option<String>,
+    /// Their e-mail address.
     #[serde(default)]
+    #[schemars(length(max = 200))]
     email: Option<String>,
+    /// Their street address.
     #[serde(default)]
+    #[schemars(length(max = 200))]
     address: Option<String>,
 }
 
@@ -228,125 +273,235 @@ impl Validate for CreateCase {
     }
 }
 
-fn create_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["workflow", "unit_id", "title"],
-        "additionalProperties": false,
-        "properties": {
-            "workflow": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "a workflow id, e.g. service-request (GET /api/v1/workflows)"},
-            "workflow_version": {"type": "integer", "minimum": 1, "description": "default: the newest"},
-            "unit_id": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "the unit it is filed at"},
-            "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX, "pattern": NOT_BLANK},
-            "description": {"type": "string", "maxLength": DESCRIPTION_MAX},
-            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "the Idempotency-Key header's older spelling: a retry with the same key and request answers the first answer"},
-            "fields": {"type": "object", "description": "the workflow's intake fields"},
-            "requester": {"type": "object", "additionalProperties": false, "properties": {
-                "name": {"type": "string", "maxLength": 200},
-                "phone": {"type": "string", "maxLength": 200},
-                "email": {"type": "string", "maxLength": 200},
-                "address": {"type": "string", "maxLength": 200}
-            }, "description": "contact data: kept encrypted in the vault, never in the log"},
-            "place": place_schema()
+/// A case opened or moved by an action.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CaseStepAnswer {
+    /// The case.
+    pub id: String,
+    /// Its workflow, id@version.
+    pub workflow: String,
+    /// Its stage now.
+    pub stage: String,
+    /// Open or closed.
+    pub status: CaseStatusName,
+    /// Its version now (pass as `expected_version`).
+    pub version: u64,
+}
+
+/// A case as the caller may see it (`GET /api/v1/cases/{id}`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CaseAnswer {
+    /// The case.
+    pub id: String,
+    /// Its workflow, id@version.
+    pub workflow: String,
+    /// Its title.
+    pub title: String,
+    /// What it is about.
+    pub description: String,
+    /// Its stage.
+    pub stage: String,
+    /// Open or closed.
+    pub status: CaseStatusName,
+    /// Its version (pass as `expected_version`).
+    pub version: u64,
+    /// The unit it was filed at.
+    pub unit_id: String,
+    /// The unit that leads it.
+    pub lead_unit_id: String,
+    /// The units that co-handle it.
+    pub co_handlers: Vec<String>,
+    /// How it came in.
+    pub channel: ChannelName,
+    /// Its fields, as its workflow's actions declare them.
+    pub fields: Map<String, Value>,
+    /// When it was opened.
+    pub opened_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+    /// When it was closed; null: open.
+    pub closed_at: Option<String>,
+    /// The requester's rating, 1 (very dissatisfied) to 5 (very satisfied); null: not rated.
+    #[schemars(range(min = 1, max = 5))]
+    pub rating: Option<u8>,
+    /// The case it was merged into; null: not merged.
+    pub merged_into: Option<String>,
+    /// The running deadline; null: none runs.
+    pub deadline: Option<CaseDeadlineAnswer>,
+    /// The requester's contact, masked; null: the case has no requester.
+    pub requester: Option<RequesterAnswer>,
+    /// Where it is about; null: not given.
+    pub place: Option<PlaceBody>,
+    /// Only when as_of or version was given: which past state this is (available_actions is
+    /// then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<AsOfAnswer>,
+    /// The actions the caller may take now.
+    pub available_actions: Vec<AvailableActionAnswer>,
+}
+
+/// A case's running deadline.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CaseDeadlineAnswer {
+    /// Its number within the case.
+    pub seq: u32,
+    /// The stage it was set for.
+    pub stage: String,
+    /// When it falls due.
+    pub due_at: String,
+    /// Counted on plain weekdays for a year the calendar has no data for yet; computed again
+    /// when the year is published.
+    pub provisional: bool,
+}
+
+/// A requester's contact as the caller may see it.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum RequesterAnswer {
+    /// The requester's contact details, masked (`李*`, `138****5678`); POST
+    /// /api/v1/cases/{id}/contact shows them whole.
+    Masked {
+        /// The person, to erase them by (POST /api/v1/persons/{id}/erase).
+        person_id: String,
+        /// The masked name.
+        name: Option<String>,
+        /// The masked phone number.
+        phone: Option<String>,
+        /// The masked e-mail address.
+        email: Option<String>,
+        /// The masked street address.
+        address: Option<String>,
+    },
+    /// The person was erased: their details can never be read again.
+    Erased {
+        /// The person, to erase them by (POST /api/v1/persons/{id}/erase).
+        person_id: String,
+        /// Always true.
+        #[schemars(extend("enum" = [true]))]
+        erased: bool,
+    },
+}
+
+/// Which past state of a case an answer is.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AsOfAnswer {
+    /// The version of the case's stream this state is as of.
+    #[schemars(range(min = 1))]
+    pub version: u64,
+    /// The moment asked for (as_of), in the calendar's zone; null when a version was asked for.
+    pub time: Option<String>,
+    /// The case's version now.
+    #[schemars(range(min = 1))]
+    pub current_version: u64,
+}
+
+/// An action the caller may take on a case now.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AvailableActionAnswer {
+    /// The action (POST it to /api/v1/cases/{id}/actions).
+    pub id: String,
+    /// Its name for people.
+    pub name: String,
+    /// The stage it leads to.
+    pub to: String,
+    /// The fields it asks for.
+    pub fields: Vec<ActionFieldAnswer>,
+}
+
+/// A field an action asks for.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActionFieldAnswer {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    #[serde(rename = "type")]
+    pub kind: FieldKindName,
+    /// Whether the action needs it.
+    pub required: bool,
+    /// A label for people (may be Chinese).
+    pub label: String,
+    /// The allowed values of a `choice` or `choices` field.
+    pub choices: Vec<String>,
+}
+
+/// The kind of a field, as workflow definitions name it.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKindName {
+    /// Free text, at most 4000 characters.
+    Text,
+    /// A decimal number.
+    Number,
+    /// A whole number.
+    Integer,
+    /// Yes or no.
+    Bool,
+    /// A point in time.
+    Datetime,
+    /// An org unit (by id).
+    Unit,
+    /// One of the listed choices.
+    Choice,
+    /// Several of the listed choices.
+    Choices,
+    /// A satisfaction rating, 1 (very dissatisfied) to 5 (very satisfied).
+    Rating,
+    /// Another case (by id).
+    Case,
+}
+
+impl From<FieldKind> for FieldKindName {
+    fn from(kind: FieldKind) -> Self {
+        match kind {
+            FieldKind::Text => FieldKindName::Text,
+            FieldKind::Number => FieldKindName::Number,
+            FieldKind::Integer => FieldKindName::Integer,
+            FieldKind::Bool => FieldKindName::Bool,
+            FieldKind::Datetime => FieldKindName::Datetime,
+            FieldKind::Unit => FieldKindName::Unit,
+            FieldKind::Choice => FieldKindName::Choice,
+            FieldKind::Choices => FieldKindName::Choices,
+            FieldKind::Rating => FieldKindName::Rating,
+            FieldKind::Case => FieldKindName::Case,
         }
-    })
+    }
 }
 
-fn place_schema() -> Value {
-    json!({"type": "object", "additionalProperties": false, "properties": {
-        "lat": {"type": "number", "minimum": -90, "maximum": 90},
-        "long": {"type": "number", "minimum": -180, "maximum": 180},
-        "address": {"type": "string", "maxLength": ADDRESS_CHARS_MAX},
-        "address_id": {"type": "string", "maxLength": ADDRESS_ID_CHARS_MAX},
-        "media_url": {"type": "string", "maxLength": MEDIA_URL_CHARS_MAX}
-    }, "description": "where the case is about (public): lat and long together, an address, the client's address id, a photo's http(s) URL"})
+/// A case's events (`GET /api/v1/cases/{id}/history`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HistoryAnswer {
+    /// The case.
+    pub case: String,
+    /// Its events, in order.
+    pub events: Vec<HistoryEventAnswer>,
 }
 
-fn created_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["id", "stage", "version", "status"],
-        "properties": {
-            "id": {"type": "string"},
-            "workflow": {"type": "string"},
-            "stage": {"type": "string"},
-            "status": {"type": "string", "enum": ["open", "closed"]},
-            "version": {"type": "integer"}
-        }
-    })
-}
-
-fn case_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["id", "workflow", "stage", "status", "version", "unit_id", "available_actions"],
-        "properties": {
-            "id": {"type": "string"},
-            "workflow": {"type": "string"},
-            "title": {"type": "string"},
-            "description": {"type": "string"},
-            "stage": {"type": "string"},
-            "status": {"type": "string", "enum": ["open", "closed"]},
-            "version": {"type": "integer"},
-            "unit_id": {"type": "string"},
-            "lead_unit_id": {"type": "string"},
-            "co_handlers": {"type": "array", "items": {"type": "string"}},
-            "place": {"oneOf": [{"type": "null"}, place_schema()]},
-            "requester": {"oneOf": [
-                {"type": "null", "description": "the case has no requester"},
-                {"type": "object", "additionalProperties": false, "required": ["person_id", "erased"], "properties": {
-                    "person_id": {"type": "string", "description": "the person, to erase them by (POST /api/v1/persons/{id}/erase)"},
-                    "erased": {"type": "boolean", "enum": [true], "description": "the person was erased: their details can never be read again"}
-                }},
-                {"type": "object", "additionalProperties": false, "required": ["person_id", "name", "phone", "email", "address"], "properties": {
-                    "person_id": {"type": "string", "description": "the person, to erase them by (POST /api/v1/persons/{id}/erase)"},
-                    "name": {"type": ["string", "null"]},
-                    "phone": {"type": ["string", "null"]},
-                    "email": {"type": ["string", "null"]},
-                    "address": {"type": ["string", "null"]}
-                }, "description": "the requester's contact details, masked (138****5678); POST /api/v1/cases/{id}/contact shows them whole"}
-            ]},
-            "as_of": {"type": "object", "required": ["version", "time", "current_version"], "properties": {
-                "version": {"type": "integer", "minimum": 1, "description": "the version of the case's stream this state is as of"},
-                "time": {"type": ["string", "null"], "description": "the moment asked for (as_of), in Asia/Shanghai; null when a version was asked for"},
-                "current_version": {"type": "integer", "minimum": 1, "description": "the case's version now"}
-            }, "description": "only when as_of or version was given: which past state this is (available_actions is then empty)"},
-            "available_actions": {"type": "array", "items": {"type": "object", "properties": {
-                "id": {"type": "string"}, "name": {"type": "string"}, "to": {"type": "string"},
-                "fields": {"type": "array"}
-            }}}
-        }
-    })
-}
-
-fn act_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["action"],
-        "properties": {
-            "action": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK, "description": "one of the case's available_actions"},
-            "expected_version": {"type": "integer", "minimum": 1, "description": "refused with 409 if the case has moved on"}
-        },
-        "additionalProperties": {"description": "the action's fields, as its definition declares them"}
-    })
-}
-
-fn history_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {"events": {"type": "array", "items": {"type": "object",
-            "required": ["position", "version", "type", "recorded_at", "actor", "hash"],
-            "properties": {
-                "position": {"type": "integer"}, "version": {"type": "integer"},
-                "type": {"type": "string"}, "recorded_at": {"type": "string"},
-                "actor": {"type": "object", "properties": {
-                    "id": {"type": "string"}, "role": {"type": "string"}, "unit_id": {"type": "string"}
-                }},
-                "hash": {"type": "string"}, "summary": {"type": "string"},
-                "correlation_id": {"type": "string", "description": "the request that wrote it (X-Request-Id, traceparent)"},
-                "causation_id": {"type": ["string", "null"], "description": "the event that caused it, if one did"}
-            }}}}
-    })
+/// One event of a case.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HistoryEventAnswer {
+    /// Its position in the log.
+    pub position: u64,
+    /// The case's version after it.
+    pub version: u64,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The version of its payload's schema.
+    pub schema_version: u16,
+    /// When it was recorded.
+    pub recorded_at: String,
+    /// Who wrote it.
+    pub actor: ActorAnswer,
+    /// The event.
+    pub event_id: String,
+    /// The request that wrote it (X-Request-Id, traceparent).
+    pub correlation_id: String,
+    /// The event that caused it; null: none did.
+    pub causation_id: Option<String>,
+    /// Its chain hash (hex).
+    pub hash: String,
+    /// What happened, in one line.
+    pub summary: String,
 }
 
 /// Parses a case id from the path.
@@ -390,12 +545,8 @@ fn definition_for(
     })
 }
 
-fn status_of(definition: &Definition, stage: &str) -> &'static str {
-    if definition.is_terminal(stage) {
-        "closed"
-    } else {
-        "open"
-    }
+fn status_of(definition: &Definition, stage: &str) -> CaseStatusName {
+    CaseStatusName::of(definition.is_terminal(stage))
 }
 
 async fn create(
@@ -403,7 +554,7 @@ async fn create(
     Extension(caller): Extension<Caller>,
     WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<CreateCase>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CaseStepAnswer>)> {
     let definition = definition_for(&state, &body.workflow, body.workflow_version)?;
     let fields = fields::from_json(&definition.open.fields, &body.fields).map_err(|mut e| {
         e.field = e.field.map(|f| format!("fields.{f}"));
@@ -469,13 +620,13 @@ async fn create(
     // A retry with the idempotency key answers exactly the first answer, 201 included.
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": case.to_string(),
-            "workflow": definition.reference().to_string(),
-            "stage": stage,
-            "status": status_of(&definition, &stage),
-            "version": version.map_or(0, Version::get),
-        })),
+        Json(CaseStepAnswer {
+            id: case.to_string(),
+            workflow: definition.reference().to_string(),
+            status: status_of(&definition, &stage),
+            stage,
+            version: version.map_or(0, Version::get),
+        }),
     ))
 }
 
@@ -499,70 +650,84 @@ fn contact(body: RequesterBody) -> ApiResult<ContactDetails> {
     Ok(details)
 }
 
-/// A case as the API shows it, its times written in `zone` (the calendar's).
-pub fn case_json(view: &CaseView, zone: &Zone) -> Value {
-    let state = &view.state;
-    let actions: Vec<Value> = view
-        .available_actions
-        .iter()
-        .map(|action| {
-            json!({
-                "id": action.id,
-                "name": action.name,
-                "to": action.to,
-                "fields": action.fields.iter().map(|f| json!({
-                    "name": f.name,
-                    "type": f.kind.as_str(),
-                    "required": f.required,
-                    "label": f.label,
-                    "choices": f.choices,
-                })).collect::<Vec<_>>(),
+impl CaseAnswer {
+    /// A case as the API shows it, its times written in `zone` (the calendar's).
+    pub fn new(view: &CaseView, zone: &Zone) -> Self {
+        let state = &view.state;
+        let available_actions = view
+            .available_actions
+            .iter()
+            .map(|action| AvailableActionAnswer {
+                id: action.id.clone(),
+                name: action.name.clone(),
+                to: action.to.clone(),
+                fields: action
+                    .fields
+                    .iter()
+                    .map(|f| ActionFieldAnswer {
+                        name: f.name.clone(),
+                        kind: f.kind.into(),
+                        required: f.required,
+                        label: f.label.clone(),
+                        choices: f.choices.clone(),
+                    })
+                    .collect(),
             })
-        })
-        .collect();
-    // The person's id goes with their details: it is what an administrator erases them by
-    // (`POST /api/v1/persons/{id}/erase`). It says nothing about them without the vault.
-    let person_id = state.requester.map(|p| p.to_string());
-    let requester = match &view.contact {
-        Contact::None => Value::Null,
-        Contact::Erased => json!({"erased": true, "person_id": person_id}),
-        Contact::Masked(m) => json!({
-            "person_id": person_id,
-            "name": m.name, "phone": m.phone, "email": m.email, "address": m.address
-        }),
-        #[allow(unreachable_patterns)]
-        _ => Value::Null,
-    };
-    json!({
-        "id": state.id.to_string(),
-        "workflow": state.workflow.to_string(),
-        "title": state.title,
-        "description": state.description,
-        "stage": state.stage,
-        "status": if state.closed { "closed" } else { "open" },
-        "version": state.version.map_or(0, Version::get),
-        "unit_id": state.unit.as_str(),
-        "lead_unit_id": state.lead.as_str(),
-        "co_handlers": state.co_handlers.iter().map(UnitId::as_str).collect::<Vec<_>>(),
-        "channel": format!("{:?}", state.channel).to_lowercase(),
-        "fields": state.fields.iter().map(|(k, v)| (k.clone(), fields::to_json(v, zone))).collect::<Map<_, _>>(),
-        "opened_at": zone.format(state.opened_at),
-        "updated_at": zone.format(state.updated_at),
-        "closed_at": state.closed_at.map(|at| zone.format(at)),
-        "rating": state.rating,
-        "merged_into": state.merged_into.map(|c| c.to_string()),
-        "deadline": state.deadline.as_ref().map(|d| json!({
-            "seq": d.seq,
-            "stage": d.stage,
-            "due_at": zone.format(d.due_at),
-            // Counted on plain weekdays for a year the calendar has no data for yet; computed
-            // again when the year is published.
-            "provisional": d.is_provisional(),
-        })),
-        "requester": requester,
-        "place": state.place.as_ref().map_or(Value::Null, place_json),
-        "available_actions": actions,
-    })
+            .collect();
+        // The person's id goes with their details: it is what an administrator erases them
+        // by (`POST /api/v1/persons/{id}/erase`). It says nothing about them without the vault.
+        let requester = match (&view.contact, state.requester) {
+            (Contact::None, _) | (_, None) => None,
+            (Contact::Erased, Some(person)) => Some(RequesterAnswer::Erased {
+                person_id: person.to_string(),
+                erased: true,
+            }),
+            (Contact::Masked(m), Some(person)) => Some(RequesterAnswer::Masked {
+                person_id: person.to_string(),
+                name: m.name.clone(),
+                phone: m.phone.clone(),
+                email: m.email.clone(),
+                address: m.address.clone(),
+            }),
+        };
+        Self {
+            id: state.id.to_string(),
+            workflow: state.workflow.to_string(),
+            title: state.title.clone(),
+            description: state.description.clone(),
+            stage: state.stage.clone(),
+            status: CaseStatusName::of(state.closed),
+            version: state.version.map_or(0, Version::get),
+            unit_id: state.unit.as_str().to_owned(),
+            lead_unit_id: state.lead.as_str().to_owned(),
+            co_handlers: state
+                .co_handlers
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect(),
+            channel: state.channel.into(),
+            fields: state
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), fields::to_json(v, zone)))
+                .collect(),
+            opened_at: zone.format(state.opened_at),
+            updated_at: zone.format(state.updated_at),
+            closed_at: state.closed_at.map(|at| zone.format(at)),
+            rating: state.rating,
+            merged_into: state.merged_into.map(|c| c.to_string()),
+            deadline: state.deadline.as_ref().map(|d| CaseDeadlineAnswer {
+                seq: d.seq,
+                stage: d.stage.clone(),
+                due_at: zone.format(d.due_at),
+                provisional: d.is_provisional(),
+            }),
+            requester,
+            place: state.place.as_ref().map(PlaceBody::from),
+            as_of: None,
+            available_actions,
+        }
+    }
 }
 
 /// `as_of` and `version`, the read's query parameters.
@@ -588,7 +753,7 @@ async fn read(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     uri: Uri,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CaseAnswer>> {
     let params = QueryParams::parse(&uri, &["as_of", "version"])?;
     let id = case_id(&id)?;
     let as_of =
@@ -619,31 +784,32 @@ async fn read(
     let zone = state.zone();
     let Some(as_of) = as_of else {
         let view = state.engine().case(&caller.acting, id)?;
-        return Ok(Json(case_json(&view, &zone)));
+        return Ok(Json(CaseAnswer::new(&view, &zone)));
     };
     let then = state.engine().case_as_of(&caller.acting, id, as_of)?;
-    let mut body = case_json(&then.view, &zone);
-    if let Value::Object(fields) = &mut body {
-        fields.insert(
-            "as_of".to_owned(),
-            json!({
-                "version": then.view.state.version.map_or(0, Version::get),
-                "time": match as_of {
-                    AsOf::Time(at) => Value::String(zone.format(at)),
-                    AsOf::Version(_) => Value::Null,
-                },
-                "current_version": then.current_version.get(),
-            }),
-        );
-    }
+    let mut body = CaseAnswer::new(&then.view, &zone);
+    body.as_of = Some(AsOfAnswer {
+        version: then.view.state.version.map_or(0, Version::get),
+        time: match as_of {
+            AsOf::Time(at) => Some(zone.format(at)),
+            AsOf::Version(_) => None,
+        },
+        current_version: then.current_version.get(),
+    });
     Ok(Json(body))
 }
 
 /// The body of an action: `action`, `expected_version`, and the action's fields.
-#[derive(Debug)]
+#[derive(Debug, JsonSchema)]
 struct ActBody {
+    /// One of the case's available_actions.
+    #[schemars(length(min = 1, max = 64), pattern(NOT_BLANK))]
     action: String,
+    /// Refused with 409 if the case has moved on.
+    #[schemars(range(min = 1))]
     expected_version: Option<u64>,
+    /// The action's fields, as its definition declares them.
+    #[serde(flatten)]
     fields: Map<String, Value>,
 }
 
@@ -684,7 +850,7 @@ async fn act(
     WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ActBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CaseStepAnswer>> {
     let id = case_id(&id)?;
     // The case as the caller sees it (404 outside their scope), for its definition.
     let view = state.engine().case(&caller.acting, id)?;
@@ -722,58 +888,57 @@ async fn act(
     let Outcome::Case { stage, version, .. } = outcome else {
         return Err(ApiError::internal("an action answered another outcome"));
     };
-    Ok(Json(json!({
-        "id": id.to_string(),
-        "workflow": view.definition.reference().to_string(),
-        "stage": stage,
-        "status": status_of(&view.definition, &stage),
-        "version": version.map_or(0, Version::get),
-    })))
+    Ok(Json(CaseStepAnswer {
+        id: id.to_string(),
+        workflow: view.definition.reference().to_string(),
+        status: status_of(&view.definition, &stage),
+        stage,
+        version: version.map_or(0, Version::get),
+    }))
 }
 
 async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HistoryAnswer>> {
     let id = case_id(&id)?;
     let entries = state.engine().history(&caller.acting, id)?;
     let zone = state.zone();
-    let events: Vec<Value> = entries
+    let events = entries
         .iter()
         .map(|entry| {
             let r = &entry.recorded;
-            json!({
-                "position": r.position.get(),
-                "version": r.version.get(),
-                "type": r.event_type.as_str(),
-                "schema_version": r.schema_version,
-                "recorded_at": zone.format(r.recorded_at),
-                "actor": {
-                    "id": r.actor.id.as_str(),
-                    "role": r.actor.role.as_str(),
-                    "unit_id": r.actor.unit.as_str(),
-                },
-                "event_id": r.event_id.to_string(),
-                "correlation_id": r.correlation_id.to_string(),
-                "causation_id": r.causation_id.map(|c| c.to_string()),
-                "hash": r.hash.to_hex(),
-                "summary": entry.summary,
-            })
+            HistoryEventAnswer {
+                position: r.position.get(),
+                version: r.version.get(),
+                event_type: r.event_type.as_str().to_owned(),
+                schema_version: r.schema_version,
+                recorded_at: zone.format(r.recorded_at),
+                actor: (&r.actor).into(),
+                event_id: r.event_id.to_string(),
+                correlation_id: r.correlation_id.to_string(),
+                causation_id: r.causation_id.map(|c| c.to_string()),
+                hash: r.hash.to_hex(),
+                summary: entry.summary.clone(),
+            }
         })
         .collect();
-    Ok(Json(json!({ "case": id.to_string(), "events": events })))
+    Ok(Json(HistoryAnswer {
+        case: id.to_string(),
+        events,
+    }))
 }
 
 async fn audit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditAnswer>> {
     let id = case_id(&id)?;
     let acting = caller.acting.clone();
     let audit = state
         .blocking(move |engine| engine.audit(&acting, id))
         .await??;
-    Ok(Json(crate::audit::to_json(&audit)))
+    Ok(Json(AuditAnswer::new(&audit)))
 }

@@ -8,13 +8,14 @@ use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::openapi::{answer_schema_of, schema_of};
 use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
@@ -30,9 +31,9 @@ pub fn routes() -> Vec<RouteSpec> {
         policy: Policy::Authenticated,
         summary: "The requester's contact details unmasked, for {purpose}: only for the roles the workflow names in contact_roles, within scope (403 otherwise); each call is a ContactViewed event in the case's history. {\"erased\": true} once the person is erased; 422 when the case has no requester. Cache-Control: no-store.",
         tag: "cases",
-        request: Some(request_schema),
+        request: Some(schema_of::<ViewBody>),
         params: Some(crate::idempotency::header_param),
-        response: Some(response_schema),
+        response: Some(answer_schema_of::<ContactAnswer>),
         content: Content::Json,
         status: 200,
         also: &[],
@@ -44,37 +45,43 @@ pub fn routes() -> Vec<RouteSpec> {
 /// The most characters of a purpose.
 pub const PURPOSE_MAX: usize = 200;
 
-fn request_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["purpose"],
-        "properties": {
-            "purpose": {"type": "string", "minLength": 1, "maxLength": PURPOSE_MAX, "description": "why the details are needed (kept in the case's history)"}
-        }
-    })
-}
-
-fn response_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["case", "erased"],
-        "properties": {
-            "case": {"type": "string"},
-            "erased": {"type": "boolean", "description": "true: the person was erased; nothing else is shown"},
-            "name": {"type": ["string", "null"]},
-            "phone": {"type": ["string", "null"]},
-            "email": {"type": ["string", "null"]},
-            "address": {"type": ["string", "null"]},
-        }
-    })
-}
-
-#[derive(Debug, Deserialize)]
+/// What the details are asked for.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ViewBody {
+    /// Why the details are needed (kept in the case's history).
+    #[schemars(length(min = 1, max = PURPOSE_MAX))]
     purpose: String,
+}
+
+/// A requester's contact details, unmasked, or that the person was erased.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum ContactAnswer {
+    /// The details.
+    Details {
+        /// The case.
+        case: String,
+        /// False: the details follow.
+        #[schemars(extend("enum" = [false]))]
+        erased: bool,
+        /// The name.
+        name: Option<String>,
+        /// The phone number.
+        phone: Option<String>,
+        /// The e-mail address.
+        email: Option<String>,
+        /// The street address.
+        address: Option<String>,
+    },
+    /// The person was erased; nothing else is shown.
+    Erased {
+        /// The case.
+        case: String,
+        /// True: the person was erased.
+        #[schemars(extend("enum" = [true]))]
+        erased: bool,
+    },
 }
 
 impl Validate for ViewBody {
@@ -99,16 +106,20 @@ async fn view(
     let details = state
         .blocking(move |engine| engine.view_contact_with(&acting, id, &purpose, options))
         .await??;
+    let owned = |text: Option<&str>| text.map(str::to_owned);
     let answer = match details {
-        Some(d) => json!({
-            "case": id.to_string(),
-            "erased": false,
-            "name": d.name(),
-            "phone": d.phone(),
-            "email": d.email(),
-            "address": d.address(),
-        }),
-        None => json!({"case": id.to_string(), "erased": true}),
+        Some(d) => ContactAnswer::Details {
+            case: id.to_string(),
+            erased: false,
+            name: owned(d.name()),
+            phone: owned(d.phone()),
+            email: owned(d.email()),
+            address: owned(d.address()),
+        },
+        None => ContactAnswer::Erased {
+            case: id.to_string(),
+            erased: true,
+        },
     };
     let mut response = Json(answer).into_response();
     // Personal data: no cache on the way keeps it.
