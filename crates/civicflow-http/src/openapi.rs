@@ -31,6 +31,9 @@ pub fn schema_of<T: schemars::JsonSchema>() -> Value {
 /// The JSON Schema of `T` as a handler serializes it (`response: Some(answer_schema_of::<T>)`):
 /// every field it always writes is required, an `Option` included (written as null; nullable
 /// in the schema), and only a field skipped when empty (`skip_serializing_if`) is optional.
+///
+/// No attribute is needed for that: `#[schemars(required)]` on an `Option` would even say
+/// "present and never null", and the schema would refuse the null the field is written as.
 pub fn answer_schema_of<T: schemars::JsonSchema>() -> Value {
     inline_schema::<T>(schemars::generate::SchemaSettings::openapi3().for_serialize())
 }
@@ -321,6 +324,19 @@ mod tests {
         assert_eq!(schema["properties"]["parent"]["nullable"], json!(true));
         // The same type read as a request: the Option may be left out.
         assert_eq!(schema_of::<Answer>()["required"], json!(["name", "notes"]));
+        // What `#[schemars(required)]` would say instead: never null.
+        #[derive(serde::Serialize, schemars::JsonSchema)]
+        #[allow(dead_code)]
+        struct Pinned {
+            #[schemars(required)]
+            parent: Option<String>,
+        }
+        let pinned = answer_schema_of::<Pinned>();
+        assert_eq!(
+            pinned["properties"]["parent"].get("nullable"),
+            None,
+            "{pinned}"
+        );
     }
 
     /// What `.ci/schemathesis` relies on, checked without a server: every status a route

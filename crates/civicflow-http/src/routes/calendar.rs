@@ -12,11 +12,14 @@ use civicflow_core::calendar::{CalendarError, YearSchedule, Zone};
 use civicflow_core::domain::org::roles;
 use civicflow_core::domain::Rejection;
 use civicflow_core::engine::{CalendarOverview, Command, Outcome, YearOrigin};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::answer_schema_of;
 use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
@@ -36,7 +39,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "calendar",
             request: None,
             params: None,
-            response: Some(overview_schema),
+            response: Some(answer_schema_of::<CalendarAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -51,7 +54,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "calendar",
             request: Some(year_schema),
             params: Some(year_param),
-            response: Some(published_schema),
+            response: Some(answer_schema_of::<PublishedYearAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -73,6 +76,8 @@ fn date_schema() -> Value {
     json!({"type": "string", "format": "date", "description": "YYYY-MM-DD"})
 }
 
+/// The JSON a year is published with. Not a Rust type: the body goes to the calendar's own
+/// parser (as TOML), so that its errors name the same fields as for the calendar file.
 fn year_schema() -> Value {
     json!({
         "type": "object",
@@ -88,90 +93,120 @@ fn year_schema() -> Value {
     })
 }
 
-fn year_json_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["year", "source", "origin", "off", "work"],
-        "properties": {
-            "year": {"type": "integer"},
-            "source": {"type": "string"},
-            "origin": {"type": "string", "enum": ["release", "published"],
-                       "description": "carried by the release, or published in the log"},
-            "revision": {"type": "integer", "description": "published years: 1, then one more per revision"},
-            "published_at": {"type": "string", "format": "date-time"},
-            "off": {"type": "array", "items": {"type": "array", "items": date_schema()}},
-            "work": {"type": "array", "items": date_schema()}
-        }
-    })
+/// The business calendar in force (`GET /api/v1/calendar`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CalendarAnswer {
+    /// Its IANA time zone.
+    pub zone: String,
+    /// Events in the calendar stream (0: only the release's years).
+    pub revision: u32,
+    /// Every year with official holiday data.
+    pub years: Vec<CalendarYearAnswer>,
+    /// The last year of the unbroken run of covered years from this one; null: this year is
+    /// not covered.
+    pub covered_through: Option<i32>,
+    /// From then on, deadlines are counted on plain weekdays and are provisional.
+    #[schemars(extend("format" = "date-time"))]
+    pub coverage_ends_at: String,
 }
 
-fn overview_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["zone", "revision", "years", "covered_through", "coverage_ends_at"],
-        "properties": {
-            "zone": {"type": "string", "description": "IANA time zone"},
-            "revision": {"type": "integer", "description": "events in the calendar stream (0: only the release's years)"},
-            "years": {"type": "array", "items": year_json_schema()},
-            "covered_through": {"type": ["integer", "null"],
-                                "description": "the last year of the unbroken run of covered years from this one"},
-            "coverage_ends_at": {"type": "string", "format": "date-time",
-                                 "description": "from then on, deadlines are counted on plain weekdays and are provisional"}
-        }
-    })
+/// A year of official holiday data.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CalendarYearAnswer {
+    /// The year.
+    pub year: i32,
+    /// The notice the days come from.
+    pub source: String,
+    /// Where the year comes from.
+    #[serde(flatten)]
+    pub origin: YearOriginAnswer,
+    /// Days off, as inclusive ranges.
+    pub off: Vec<[DateAnswer; 2]>,
+    /// Weekend days that are working days (调休).
+    pub work: Vec<DateAnswer>,
 }
 
-fn published_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["year", "revision", "changed", "recomputed"],
-        "properties": {
-            "year": {"type": "integer"},
-            "revision": {"type": "integer", "description": "the year's revision in the log now"},
-            "changed": {"type": "boolean", "description": "false: the calendar had these days already"},
-            "recomputed": {"type": "integer", "description": "provisional deadlines computed again"}
-        }
-    })
+/// A day, YYYY-MM-DD.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(transparent)]
+#[schemars(extend("format" = "date"))]
+pub struct DateAnswer(String);
+
+/// Where a year of the calendar comes from.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(tag = "origin", rename_all = "snake_case")]
+pub enum YearOriginAnswer {
+    /// Carried by the release.
+    Release,
+    /// Published in the log.
+    Published {
+        /// 1, then one more per revision.
+        revision: u32,
+        /// When it was published (its latest revision).
+        #[schemars(extend("format" = "date-time"))]
+        published_at: String,
+    },
 }
 
-async fn overview(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+/// A year published (`PUT /api/v1/calendar/{year}`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PublishedYearAnswer {
+    /// The year.
+    pub year: i32,
+    /// The year's revision in the log now.
+    pub revision: u32,
+    /// False: the calendar had these days already.
+    pub changed: bool,
+    /// Provisional deadlines computed again.
+    pub recomputed: usize,
+}
+
+async fn overview(State(state): State<AppState>) -> ApiResult<Json<CalendarAnswer>> {
     let overview = state
         .blocking(|engine| engine.calendar_overview())
         .await??;
-    Ok(Json(overview_json(&overview, &state.zone())))
+    Ok(Json(CalendarAnswer::new(&overview, &state.zone())))
 }
 
-/// The overview as the API shows it, its times in `zone`.
-pub fn overview_json(overview: &CalendarOverview, zone: &Zone) -> Value {
-    let years: Vec<Value> = overview
-        .years
-        .iter()
-        .map(|year| {
-            let schedule = &year.schedule;
-            let mut value = json!({
-                "year": schedule.year,
-                "source": schedule.source,
-                "off": schedule.off.iter().map(|(a, b)| json!([a.to_string(), b.to_string()])).collect::<Vec<_>>(),
-                "work": schedule.work.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            });
-            match year.origin {
-                YearOrigin::Release => value["origin"] = json!("release"),
-                YearOrigin::Published { revision, at } => {
-                    value["origin"] = json!("published");
-                    value["revision"] = json!(revision);
-                    value["published_at"] = json!(zone.format(at));
+impl CalendarAnswer {
+    /// The overview as the API shows it, its times in `zone`.
+    pub fn new(overview: &CalendarOverview, zone: &Zone) -> Self {
+        let years = overview
+            .years
+            .iter()
+            .map(|year| {
+                let schedule = &year.schedule;
+                CalendarYearAnswer {
+                    year: schedule.year,
+                    source: schedule.source.clone(),
+                    origin: match year.origin {
+                        YearOrigin::Release => YearOriginAnswer::Release,
+                        YearOrigin::Published { revision, at } => YearOriginAnswer::Published {
+                            revision,
+                            published_at: zone.format(at),
+                        },
+                    },
+                    off: schedule
+                        .off
+                        .iter()
+                        .map(|(a, b)| [DateAnswer(a.to_string()), DateAnswer(b.to_string())])
+                        .collect(),
+                    work: schedule
+                        .work
+                        .iter()
+                        .map(|day| DateAnswer(day.to_string()))
+                        .collect(),
                 }
-            }
-            value
-        })
-        .collect();
-    json!({
-        "zone": overview.zone,
-        "revision": overview.revision,
-        "years": years,
-        "covered_through": overview.covered_through,
-        "coverage_ends_at": zone.format(overview.coverage_ends_at),
-    })
+            })
+            .collect();
+        Self {
+            zone: overview.zone.clone(),
+            revision: overview.revision,
+            years,
+            covered_through: overview.covered_through,
+            coverage_ends_at: zone.format(overview.coverage_ends_at),
+        }
+    }
 }
 
 async fn publish(
@@ -181,7 +216,7 @@ async fn publish(
     Path(year): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PublishedYearAnswer>> {
     let year = parse_year(&year)?;
     if body.len() > BODY_MAX {
         return Err(ApiError::new(
@@ -209,12 +244,12 @@ async fn publish(
             "publishing a year answered something else",
         ));
     };
-    Ok(Json(json!({
-        "year": year,
-        "revision": revision,
-        "changed": events > 0,
-        "recomputed": recomputed,
-    })))
+    Ok(Json(PublishedYearAnswer {
+        year,
+        revision,
+        changed: events > 0,
+        recomputed,
+    }))
 }
 
 /// The path's year: four digits, 0001 to 9999 (any other is not a calendar year: 404).

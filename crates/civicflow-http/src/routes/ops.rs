@@ -5,10 +5,13 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Json;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::{Content, RouteSpec};
 use crate::metrics::gauge;
+use crate::openapi::answer_schema_of;
 use crate::policy::Policy;
 use crate::state::AppState;
 
@@ -23,7 +26,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "operations",
             request: None,
             params: None,
-            response: Some(|| json!({"type": "object", "properties": {"status": {"type": "string"}}})),
+            response: Some(answer_schema_of::<HealthAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -38,11 +41,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "operations",
             request: None,
             params: None,
-            response: Some(|| json!({"type": "object", "properties": {
-                "ready": {"type": "boolean"},
-                "log": {"type": "string"},
-                "projections": {"type": "array"}
-            }})),
+            response: Some(answer_schema_of::<ReadyAnswer>),
             content: Content::Json,
             status: 200,
             also: &[503],
@@ -72,7 +71,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "operations",
             request: None,
             params: None,
-            response: Some(|| json!({"type": "object"})),
+            response: Some(answer_schema_of::<Map<String, Value>>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -82,8 +81,41 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Alive (`GET /healthz`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HealthAnswer {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// Ready or not (`GET /readyz`), and why.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReadyAnswer {
+    /// Whether the service is ready.
+    pub ready: bool,
+    /// `writable`, or `poisoned: ` and why.
+    pub log: String,
+    /// Every projection's state.
+    pub projections: Vec<ProjectionAnswer>,
+}
+
+/// A projection's state.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProjectionAnswer {
+    /// Its name.
+    pub name: String,
+    /// The version of its code.
+    pub version: u32,
+    /// The last log position it applied; null: none yet.
+    pub checkpoint: Option<u64>,
+    /// What it is doing (`Live`, `Rebuilding { .. }`, `Failed { .. }`).
+    pub phase: String,
+}
+
+async fn healthz() -> Json<HealthAnswer> {
+    Json(HealthAnswer {
+        status: "ok".to_owned(),
+    })
 }
 
 /// Ready: the log takes writes, no projection has stopped, and every one has caught up since
@@ -104,22 +136,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let poisoned = state.engine().log().poisoned();
     let statuses = state.runner().status();
     let ready = is_ready(poisoned.is_some(), &statuses, state.caught_up());
-    let projections: Vec<Value> = statuses
+    let projections = statuses
         .into_iter()
-        .map(|s| {
-            json!({
-                "name": s.name,
-                "version": s.version,
-                "checkpoint": s.checkpoint.map(|p| p.get()),
-                "phase": format!("{:?}", s.phase),
-            })
+        .map(|s| ProjectionAnswer {
+            name: s.name.to_owned(),
+            version: s.version,
+            checkpoint: s.checkpoint.map(|p| p.get()),
+            phase: format!("{:?}", s.phase),
         })
         .collect();
-    let body = json!({
-        "ready": ready,
-        "log": poisoned.map_or_else(|| "writable".to_owned(), |why| format!("poisoned: {why}")),
-        "projections": projections,
-    });
+    let body = ReadyAnswer {
+        ready,
+        log: poisoned.map_or_else(|| "writable".to_owned(), |why| format!("poisoned: {why}")),
+        projections,
+    };
     let status = if ready {
         StatusCode::OK
     } else {

@@ -12,14 +12,15 @@ use axum::{Extension, Json};
 use civicflow_core::calendar::Zone;
 use civicflow_core::domain::access::{grant_visible, Grant, TokenId};
 use civicflow_core::domain::org::{roles, Acting};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{Content, RouteSpec};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::HEADER;
 use crate::json::{cap, required, StrictJson, Validate};
+use crate::openapi::{answer_schema_of, schema_of};
 use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
@@ -40,7 +41,7 @@ pub fn routes() -> Vec<RouteSpec> {
             tag: "tokens",
             request: None,
             params: None,
-            response: Some(list_schema),
+            response: Some(answer_schema_of::<TokensAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -53,9 +54,9 @@ pub fn routes() -> Vec<RouteSpec> {
             policy: ADMINS,
             summary: "Issue a token acting as {actor, role, unit_id} (a grant the actor holds, at or below the caller's unit), named for what it is for. The secret is in this answer only (Cache-Control: no-store); the log keeps its hash.",
             tag: "tokens",
-            request: Some(issue_schema),
+            request: Some(schema_of::<IssueBody>),
             params: None,
-            response: Some(issued_schema),
+            response: Some(answer_schema_of::<IssuedTokenAnswer>),
             content: Content::Json,
             status: 201,
             also: &[],
@@ -68,9 +69,9 @@ pub fn routes() -> Vec<RouteSpec> {
             policy: ADMINS,
             summary: "Revoke a token, with an optional reason: refused from the very next request. Revoking a revoked token changes nothing. 404 for a token outside the caller's subtree.",
             tag: "tokens",
-            request: Some(revoke_schema),
+            request: Some(schema_of::<RevokeBody>),
             params: Some(crate::idempotency::header_param),
-            response: Some(grant_schema),
+            response: Some(answer_schema_of::<GrantAnswer>),
             content: Content::Json,
             status: 200,
             also: &[],
@@ -85,76 +86,58 @@ pub const NAME_MAX: usize = 100;
 /// The most characters of a revocation's reason (the core's own limit).
 pub const REASON_MAX: usize = civicflow_core::domain::access::REVOKE_REASON_CHARS_MAX;
 
-/// A token as listed: never its secret, never its hash; its times written in `zone`.
-fn grant_json(grant: &Grant, zone: &Zone) -> Value {
-    json!({
-        "id": grant.token.to_string(),
-        "actor": grant.acting.actor.as_str(),
-        "role": grant.acting.role.as_str(),
-        "unit_id": grant.acting.unit.as_str(),
-        "name": grant.name,
-        "issued_at": zone.format(grant.issued_at),
-        "revoked_at": grant.revoked_at.map(|at| zone.format(at)),
-    })
+/// A token as listed: never its secret, never its hash.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantAnswer {
+    /// The token's id.
+    pub id: String,
+    /// The actor it acts as.
+    pub actor: String,
+    /// The role it acts in.
+    pub role: String,
+    /// The unit it acts for.
+    pub unit_id: String,
+    /// What it is for.
+    pub name: String,
+    /// When it was issued.
+    pub issued_at: String,
+    /// When it was revoked; null: it is valid.
+    pub revoked_at: Option<String>,
 }
 
-fn grant_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["id", "actor", "role", "unit_id", "name", "issued_at", "revoked_at"],
-        "properties": {
-            "id": {"type": "string"},
-            "actor": {"type": "string"},
-            "role": {"type": "string"},
-            "unit_id": {"type": "string"},
-            "name": {"type": "string"},
-            "issued_at": {"type": "string"},
-            "revoked_at": {"type": ["string", "null"]},
+impl GrantAnswer {
+    /// `grant`, its times written in `zone`.
+    fn new(grant: &Grant, zone: &Zone) -> Self {
+        Self {
+            id: grant.token.to_string(),
+            actor: grant.acting.actor.as_str().to_owned(),
+            role: grant.acting.role.as_str().to_owned(),
+            unit_id: grant.acting.unit.as_str().to_owned(),
+            name: grant.name.clone(),
+            issued_at: zone.format(grant.issued_at),
+            revoked_at: grant.revoked_at.map(|at| zone.format(at)),
         }
-    })
+    }
 }
 
-fn list_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["tokens"],
-        "properties": {"tokens": {"type": "array", "items": grant_schema()}}
-    })
+/// The tokens acting at the caller's unit or below it (`GET /api/v1/tokens`).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokensAnswer {
+    /// The tokens.
+    pub tokens: Vec<GrantAnswer>,
 }
 
-fn issue_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["actor", "role", "unit_id", "name"],
-        "properties": {
-            "actor": {"type": "string", "minLength": 1, "maxLength": 64, "description": "an actor of the org chart"},
-            "role": {"type": "string", "minLength": 1, "maxLength": 64, "description": "a role the actor holds at the unit"},
-            "unit_id": {"type": "string", "minLength": 1, "maxLength": 64},
-            "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "description": "what the token is for"},
-        }
-    })
-}
-
-fn issued_schema() -> Value {
-    let mut schema = grant_schema();
-    schema["required"]
-        .as_array_mut()
-        .expect("a list")
-        .push(json!("token"));
-    schema["properties"]["token"] =
-        json!({"type": "string", "description": "the secret: shown in this answer only"});
-    schema
-}
-
-fn revoke_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {"reason": {"type": "string", "maxLength": REASON_MAX}}
-    })
+/// A token issued, with its secret (`POST /api/v1/tokens`).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuedTokenAnswer {
+    /// The token.
+    #[serde(flatten)]
+    pub grant: GrantAnswer,
+    /// The secret: shown in this answer only.
+    pub token: String,
 }
 
 /// What the service's token calls fail with, as the API says it.
@@ -189,24 +172,33 @@ fn grant_in_scope(state: &AppState, caller: &Acting, id: &str) -> ApiResult<Gran
 async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokensAnswer>> {
     let tokens = state.engine().tokens()?;
     let org = state.engine().org();
-    let listed: Vec<Value> = tokens
+    let listed = tokens
         .tokens
         .values()
         .filter(|grant| grant_visible(grant, &caller.acting, &org))
-        .map(|grant| grant_json(grant, &state.zone()))
+        .map(|grant| GrantAnswer::new(grant, &state.zone()))
         .collect();
-    Ok(Json(json!({ "tokens": listed })))
+    Ok(Json(TokensAnswer { tokens: listed }))
 }
 
-#[derive(Debug, Deserialize)]
+/// A token to issue.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueBody {
+    /// An actor of the org chart.
+    #[schemars(length(min = 1, max = 64))]
     actor: String,
+    /// A role the actor holds at the unit.
+    #[schemars(length(min = 1, max = 64))]
     role: String,
+    /// The unit it acts for.
+    #[schemars(length(min = 1, max = 64))]
     unit_id: String,
+    /// What the token is for.
+    #[schemars(length(min = 1, max = NAME_MAX))]
     name: String,
 }
 
@@ -254,8 +246,10 @@ async fn issue(
         .tokens
         .get(&id)
         .ok_or_else(|| ApiError::internal("an issued token is not in the log"))?;
-    let mut answer = grant_json(grant, &state.zone());
-    answer["token"] = json!(secret.expose());
+    let answer = IssuedTokenAnswer {
+        grant: GrantAnswer::new(grant, &state.zone()),
+        token: secret.expose().to_owned(),
+    };
     let mut response = (StatusCode::CREATED, Json(answer)).into_response();
     // The secret is in this answer only: no cache keeps it.
     response
@@ -264,10 +258,13 @@ async fn issue(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+/// A revocation.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeBody {
+    /// Why (kept in the log); default: who revoked it through the API.
     #[serde(default)]
+    #[schemars(length(max = REASON_MAX))]
     reason: Option<String>,
 }
 
@@ -283,7 +280,7 @@ async fn revoke(
     WriteOptions(options): WriteOptions,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<RevokeBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GrantAnswer>> {
     let grant = grant_in_scope(&state, &caller.acting, &id)?;
     let reason = body
         .reason
@@ -301,5 +298,5 @@ async fn revoke(
         .tokens
         .get(&grant.token)
         .ok_or_else(|| ApiError::internal("a revoked token is not in the log"))?;
-    Ok(Json(grant_json(grant, &state.zone())))
+    Ok(Json(GrantAnswer::new(grant, &state.zone())))
 }
