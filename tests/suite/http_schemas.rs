@@ -1,10 +1,12 @@
-//! The OpenAPI document describes what the service really answers: for every route of the
-//! typed groups (`TYPED_TAGS`), real answers from the Tonghui demo validate, with a real JSON
-//! Schema validator, against the schema the document gives for that route and status. The
-//! schemas are built from the Rust types the handlers serialize (`openapi::answer_schema_of`),
-//! so this holds by construction; the test proves it, and fails when a type's schema and its
-//! serialization part (a hand-written `Serialize`, a `#[serde]` attribute schemars does not
-//! follow, a route that names the wrong type).
+//! The OpenAPI document describes what the service really answers: for every JSON route of
+//! the typed groups (`TYPED_TAGS`), real answers from the Tonghui demo validate, with a real
+//! JSON Schema validator, against the schema the document gives for that route and status.
+//! Those schemas are built from the Rust types the handlers serialize
+//! (`openapi::answer_schema_of`), so this holds by construction; the test proves it, and fails
+//! when a type's schema and its serialization part (a hand-written `Serialize`, a `#[serde]`
+//! attribute schemars does not follow, a route that names the wrong type). The org and
+//! workflow reads and Open311's JSON reads (whose schemas are written by hand beside their
+//! value trees) are probed too.
 
 use std::collections::BTreeMap;
 
@@ -285,6 +287,29 @@ fn probes(demo: &DemoService) -> Vec<Probe> {
             keeps: None,
         },
         get("/api/v1/calendar", "/api/v1/calendar", "ma.consumer"),
+        get("/open311/v2/discovery.json", "/open311/v2/discovery.json", "fixmystreet"),
+        get("/open311/v2/services.json", "/open311/v2/services.json", "fixmystreet"),
+        get(
+            "/open311/v2/services/{code}",
+            "/open311/v2/services/service-request.json",
+            "fixmystreet",
+        ),
+        get("/open311/v2/requests.json", "/open311/v2/requests.json", "fixmystreet"),
+        get(
+            "/open311/v2/requests.json",
+            "/open311/v2/requests.json?extensions=true",
+            "fixmystreet",
+        ),
+        get(
+            "/open311/v2/requests/{service_request_id}",
+            &format!("/open311/v2/requests/{}.json", demo.run.smooth_case),
+            "fixmystreet",
+        ),
+        get(
+            "/open311/v2/servicerequestupdates.json",
+            "/open311/v2/servicerequestupdates.json",
+            "fixmystreet",
+        ),
         get("/api/v1/units", "/api/v1/units", "wang.secretary"),
         get("/api/v1/actors", "/api/v1/actors", "wang.secretary"),
         get("/api/v1/roles", "/api/v1/roles", "wang.secretary"),

@@ -105,7 +105,7 @@ pub fn routes() -> Vec<RouteSpec> {
         read(
             "/open311/v2/services/{code}",
             "Open311 service definition: `{code}` is SERVICE_CODE.xml or SERVICE_CODE.json; the attributes a request of the service takes (404 Open311 error for an unknown code or suffix).",
-            None,
+            Some(definition_schema),
             Content::Open311Either,
             get(services::definition),
         ),
@@ -303,6 +303,38 @@ fn created_schema() -> Value {
                 "service_notice": {"type": "string"},
                 "account_id": {"type": "string"}
             }
+        }
+    })
+}
+
+fn definition_schema() -> Value {
+    let text = json!({"type": "string"});
+    json!({
+        "type": "object",
+        "required": ["service_code", "attributes"],
+        "additionalProperties": false,
+        "properties": {
+            "service_code": text,
+            "attributes": {"type": "array", "items": {
+                "type": "object",
+                "required": ["variable", "code", "datatype", "required", "datatype_description", "order", "description"],
+                "additionalProperties": false,
+                "properties": {
+                    "variable": {"type": "boolean"},
+                    "code": text,
+                    "datatype": {"type": "string", "enum": ["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]},
+                    "required": {"type": "boolean"},
+                    "datatype_description": text,
+                    "order": {"type": "integer", "minimum": 1},
+                    "description": text,
+                    "values": {"type": "array", "description": "list datatypes only", "items": {
+                        "type": "object",
+                        "required": ["key", "name"],
+                        "additionalProperties": false,
+                        "properties": {"key": text, "name": text}
+                    }}
+                }
+            }}
         }
     })
 }

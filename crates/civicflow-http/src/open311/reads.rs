@@ -100,7 +100,7 @@ pub fn routes() -> Vec<RouteSpec> {
         route(
             "/open311/v2/requests/{service_request_id}",
             "Open311: one service request, `{service_request_id}` being SERVICE_REQUEST_ID.xml or .json; a list of one request (404 Open311 error for an unknown or malformed id or suffix). Query: extensions=true adds its notes.",
-            None,
+            Some(requests_schema),
             Content::Open311Either,
             get(single),
         ),
@@ -995,7 +995,7 @@ fn requests_schema() -> Value {
                 "description": text, "agency_responsible": text, "service_notice": text,
                 "requested_datetime": text, "updated_datetime": text, "expected_datetime": text,
                 "address": text, "address_id": text, "zipcode": text,
-                "lat": {"type": ["number", "null"]}, "long": {"type": ["number", "null"]},
+                "lat": {"type": "number", "nullable": true}, "long": {"type": "number", "nullable": true},
                 "media_url": text,
                 "notes": {"type": "array", "description": "only with extensions=true", "items": {
                     "type": "object",
