@@ -339,6 +339,33 @@ mod tests {
         );
     }
 
+    /// The document's schemas are OpenAPI 3.0's dialect, not later JSON Schema: null through
+    /// `nullable`, never a list of types, and `items` one schema, never a tuple's list.
+    #[test]
+    fn the_schemas_speak_openapi_3_0() {
+        fn check(value: &Value, at: &str) {
+            match value {
+                Value::Object(object) => {
+                    for (key, inner) in object {
+                        let here = format!("{at}/{key}");
+                        let list = inner.is_array();
+                        assert!(!(key == "type" && list), "a list of types at {here}");
+                        assert!(!(key == "items" && list), "a tuple's items at {here}");
+                        assert!(key != "prefixItems", "{here}");
+                        check(inner, &here);
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        check(item, &format!("{at}/{i}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        check(&document(&crate::routes::all())["paths"], "");
+    }
+
     /// What `.ci/schemathesis` relies on, checked without a server: every status a route
     /// lists is declared with a meaning and a body, and no parameter is declared twice (a
     /// narrower path parameter replaces the plain one).
