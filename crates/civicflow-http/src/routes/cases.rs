@@ -9,7 +9,6 @@ use civicflow_core::calendar::{parse_rfc3339, Zone};
 use civicflow_core::domain::case::{
     Channel, Place, ADDRESS_CHARS_MAX, ADDRESS_ID_CHARS_MAX, MEDIA_URL_CHARS_MAX,
 };
-use civicflow_core::domain::fields::FieldKind;
 use civicflow_core::domain::workflow::{Definition, WorkflowId};
 use civicflow_core::engine::{AsOf, CaseView, Command, Contact, Outcome, Requester};
 use civicflow_core::vault::ContactDetails;
@@ -19,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::reports::{query_param, CaseStatusName, ChannelName, QueryParams};
+use super::workflows::FieldType;
 use super::{Content, RouteSpec};
 use crate::audit::{ActorAnswer, AuditAnswer};
 use crate::auth::Caller;
@@ -415,56 +415,13 @@ pub struct ActionFieldAnswer {
     pub name: String,
     /// Its kind.
     #[serde(rename = "type")]
-    pub kind: FieldKindName,
+    pub kind: FieldType,
     /// Whether the action needs it.
     pub required: bool,
     /// A label for people (may be Chinese).
     pub label: String,
     /// The allowed values of a `choice` or `choices` field.
     pub choices: Vec<String>,
-}
-
-/// The kind of a field, as workflow definitions name it.
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldKindName {
-    /// Free text, at most 4000 characters.
-    Text,
-    /// A decimal number.
-    Number,
-    /// A whole number.
-    Integer,
-    /// Yes or no.
-    Bool,
-    /// A point in time.
-    Datetime,
-    /// An org unit (by id).
-    Unit,
-    /// One of the listed choices.
-    Choice,
-    /// Several of the listed choices.
-    Choices,
-    /// A satisfaction rating, 1 (very dissatisfied) to 5 (very satisfied).
-    Rating,
-    /// Another case (by id).
-    Case,
-}
-
-impl From<FieldKind> for FieldKindName {
-    fn from(kind: FieldKind) -> Self {
-        match kind {
-            FieldKind::Text => FieldKindName::Text,
-            FieldKind::Number => FieldKindName::Number,
-            FieldKind::Integer => FieldKindName::Integer,
-            FieldKind::Bool => FieldKindName::Bool,
-            FieldKind::Datetime => FieldKindName::Datetime,
-            FieldKind::Unit => FieldKindName::Unit,
-            FieldKind::Choice => FieldKindName::Choice,
-            FieldKind::Choices => FieldKindName::Choices,
-            FieldKind::Rating => FieldKindName::Rating,
-            FieldKind::Case => FieldKindName::Case,
-        }
-    }
 }
 
 /// A case's events (`GET /api/v1/cases/{id}/history`).
