@@ -5,8 +5,7 @@
 //! (`openapi::answer_schema_of`), so this holds by construction; the test proves it, and fails
 //! when a type's schema and its serialization part (a hand-written `Serialize`, a `#[serde]`
 //! attribute schemars does not follow, a route that names the wrong type). The org and
-//! workflow reads and Open311's JSON reads (whose schemas are written by hand beside their
-//! value trees) are probed too.
+//! workflow reads are probed too.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +22,7 @@ const TYPED_TAGS: &[&str] = &[
     "tokens",
     "calendar",
     "operations",
+    "open311",
 ];
 
 /// One real request and the route of the document that describes its answer.
@@ -34,10 +34,18 @@ struct Probe {
     /// earlier probes created.
     path: String,
     actor: &'static str,
-    body: Option<Value>,
+    body: Option<Body>,
     status: StatusCode,
     /// The name under which the answer's `id` is kept for later paths.
     keeps: Option<&'static str>,
+}
+
+/// A request's body.
+enum Body {
+    /// JSON, for the native API.
+    Json(Value),
+    /// An Open311 filing's form, to which the actor's token is added as its `api_key`.
+    Form(&'static str),
 }
 
 impl Probe {
@@ -72,7 +80,7 @@ fn post(route: &'static str, path: &str, actor: &'static str, body: Value) -> Pr
         route,
         path: path.to_owned(),
         actor,
-        body: Some(body),
+        body: Some(Body::Json(body)),
         status: StatusCode::CREATED,
         keeps: None,
     }
@@ -278,11 +286,11 @@ fn probes(demo: &DemoService) -> Vec<Probe> {
             route: "/api/v1/calendar/{year}",
             path: "/api/v1/calendar/2027".to_owned(),
             actor: "wang.secretary",
-            body: Some(json!({
+            body: Some(Body::Json(json!({
                 "source": "test schedule for 2027 (not the State Council's notice)",
                 "off": [["2027-01-01", "2027-01-03"]],
                 "work": ["2027-01-09"],
-            })),
+            }))),
             status: StatusCode::OK,
             keeps: None,
         },
@@ -305,6 +313,17 @@ fn probes(demo: &DemoService) -> Vec<Probe> {
             &format!("/open311/v2/requests/{}.json", demo.run.smooth_case),
             "fixmystreet",
         ),
+        Probe {
+            method: Method::POST,
+            route: "/open311/v2/requests.json",
+            path: "/open311/v2/requests.json".to_owned(),
+            actor: "fixmystreet",
+            body: Some(Body::Form(
+                "service_code=service-request&attribute%5Bcategory%5D=safety&address_string=%E9%80%9A%E6%83%A0%E7%A4%BE%E5%8C%BA&account_id=app-42",
+            )),
+            status: StatusCode::OK,
+            keeps: None,
+        },
         get(
             "/open311/v2/servicerequestupdates.json",
             "/open311/v2/servicerequestupdates.json",
@@ -430,14 +449,28 @@ async fn real_answers_validate_against_the_openapi_document() {
             path.replace(&format!("{{{name}}}"), id)
         });
         let shown = format!("{} {} as {}", probe.method, path, probe.actor);
-        let (status, answer) = demo
-            .call(
-                probe.method.clone(),
-                &path,
-                Some(demo.token(probe.actor)),
-                probe.body.clone(),
-            )
-            .await;
+        let token = demo.token(probe.actor);
+        let (status, answer) = match &probe.body {
+            Some(Body::Form(form)) => {
+                let form = format!("api_key={token}&{form}");
+                let headers = [("content-type", "application/x-www-form-urlencoded")];
+                let (status, _, bytes) = demo
+                    .call_bytes(probe.method.clone(), &path, &headers, form.into_bytes())
+                    .await;
+                (
+                    status,
+                    serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                )
+            }
+            Some(Body::Json(body)) => {
+                demo.call(probe.method.clone(), &path, Some(token), Some(body.clone()))
+                    .await
+            }
+            None => {
+                demo.call(probe.method.clone(), &path, Some(token), None)
+                    .await
+            }
+        };
         assert_eq!(status, probe.status, "{shown}: {answer}");
         let schema = answer_schema(&document, &probe.method, probe.route, status);
         let wrong = violations(&schema, &answer);

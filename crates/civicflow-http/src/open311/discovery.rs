@@ -4,8 +4,10 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
 
-use super::format::{Document, Format, Node};
+use super::format::{Document, Format};
 use super::{base_url, check_jurisdiction};
 use crate::state::AppState;
 
@@ -26,26 +28,67 @@ pub const KEY_SERVICE: &str = "Reading needs no key. To file requests, a civic a
 /// The formats every resource is served in, as MIME types.
 const FORMATS: [&str; 2] = ["text/xml", "application/json"];
 
+/// The discovery document (`discovery.{xml,json}`).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "discovery", deny_unknown_fields)]
+pub struct DiscoveryAnswer {
+    /// When what this endpoint serves last changed.
+    pub changeset: String,
+    /// How to reach the people behind it.
+    pub contact: String,
+    /// How to get an `api_key`.
+    pub key_service: String,
+    /// The endpoints: this one.
+    pub endpoints: Vec<EndpointAnswer>,
+}
+
+/// An endpoint of the discovery document.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "endpoint", deny_unknown_fields)]
+pub struct EndpointAnswer {
+    /// The spec it implements.
+    pub specification: String,
+    /// Its URL, as the client reached it.
+    pub url: String,
+    /// When it last changed.
+    pub changeset: String,
+    /// Production or test.
+    #[serde(rename = "type")]
+    pub kind: EndpointKind,
+    /// The formats it serves, as MIME types.
+    pub formats: Vec<MediaType>,
+}
+
+/// What an endpoint is for.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// Real requests.
+    Production,
+}
+
+/// A format, as a MIME type (`format` in XML).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "format")]
+pub struct MediaType(pub String);
+
 /// The discovery document for a client that reached this endpoint at `url`.
 pub fn document(url: String) -> Document {
-    let endpoint = Node::Record(vec![
-        ("specification", Node::text(SPECIFICATION)),
-        ("url", Node::text(url)),
-        ("changeset", Node::text(CHANGESET)),
-        ("type", Node::text("production")),
-        (
-            "formats",
-            Node::list("format", FORMATS.iter().map(|f| Node::text(*f)).collect()),
-        ),
-    ]);
-    Document::new(
+    let endpoint = EndpointAnswer {
+        specification: SPECIFICATION.to_owned(),
+        url,
+        changeset: CHANGESET.to_owned(),
+        kind: EndpointKind::Production,
+        formats: FORMATS.iter().map(|f| MediaType((*f).to_owned())).collect(),
+    };
+    Document::of(
         "discovery",
-        Node::Record(vec![
-            ("changeset", Node::text(CHANGESET)),
-            ("contact", Node::text(CONTACT)),
-            ("key_service", Node::text(KEY_SERVICE)),
-            ("endpoints", Node::list("endpoint", vec![endpoint])),
-        ]),
+        &DiscoveryAnswer {
+            changeset: CHANGESET.to_owned(),
+            contact: CONTACT.to_owned(),
+            key_service: KEY_SERVICE.to_owned(),
+            endpoints: vec![endpoint],
+        },
     )
 }
 

@@ -247,6 +247,276 @@ impl Document {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Typed answers
+
+impl Document {
+    /// The document of a typed answer: `root` its XML root element, `answer` what the route
+    /// answers, serialized into the value tree that both formats render. A struct is a record
+    /// (its fields in declaration order); a list's XML element names come from what it holds,
+    /// a struct or newtype named with `#[serde(rename = "service")]`. The same type derives
+    /// the route's JSON schema (`openapi::answer_schema_of`), so XML, JSON and schema come from
+    /// one definition.
+    pub fn of<T: serde::Serialize + ?Sized>(root: &'static str, answer: &T) -> Document {
+        let (_, body) = answer
+            .serialize(NodeSerializer)
+            // Structs of text, numbers, booleans and lists only: nothing the tree cannot hold.
+            .unwrap_or_else(|e| (None, Node::Text(format!("unserializable answer: {e}"))));
+        Document::new(root, body)
+    }
+}
+
+/// What an answer type holds that the value tree cannot (a map, bytes, an enum with data).
+#[derive(Debug)]
+pub struct Unrepresentable(String);
+
+impl std::fmt::Display for Unrepresentable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unrepresentable {}
+
+impl serde::ser::Error for Unrepresentable {
+    fn custom<M: std::fmt::Display>(message: M) -> Self {
+        Unrepresentable(message.to_string())
+    }
+}
+
+/// A value as a node, with the name a list calls it by (a renamed struct's or newtype's).
+type Named = (Option<&'static str>, Node);
+
+/// Serializes an answer type into a [`Node`].
+struct NodeSerializer;
+
+fn unrepresentable<T>(what: &str) -> Result<T, Unrepresentable> {
+    Err(Unrepresentable(format!(
+        "an Open311 answer holds no {what}"
+    )))
+}
+
+impl serde::Serializer for NodeSerializer {
+    type Ok = Named;
+    type Error = Unrepresentable;
+    type SerializeSeq = ListSerializer;
+    type SerializeTuple = ListSerializer;
+    type SerializeTupleStruct = serde::ser::Impossible<Named, Unrepresentable>;
+    type SerializeTupleVariant = serde::ser::Impossible<Named, Unrepresentable>;
+    type SerializeMap = serde::ser::Impossible<Named, Unrepresentable>;
+    type SerializeStruct = RecordSerializer;
+    type SerializeStructVariant = serde::ser::Impossible<Named, Unrepresentable>;
+
+    fn serialize_bool(self, v: bool) -> Result<Named, Unrepresentable> {
+        Ok((None, Node::Bool(v)))
+    }
+    fn serialize_i8(self, v: i8) -> Result<Named, Unrepresentable> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i16(self, v: i16) -> Result<Named, Unrepresentable> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i32(self, v: i32) -> Result<Named, Unrepresentable> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i64(self, v: i64) -> Result<Named, Unrepresentable> {
+        Ok((None, Node::Int(v)))
+    }
+    fn serialize_u8(self, v: u8) -> Result<Named, Unrepresentable> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_u16(self, v: u16) -> Result<Named, Unrepresentable> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_u32(self, v: u32) -> Result<Named, Unrepresentable> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_u64(self, v: u64) -> Result<Named, Unrepresentable> {
+        i64::try_from(v).map_or_else(
+            |_| unrepresentable("integer past i64"),
+            |v| self.serialize_i64(v),
+        )
+    }
+    fn serialize_f32(self, v: f32) -> Result<Named, Unrepresentable> {
+        self.serialize_f64(f64::from(v))
+    }
+    fn serialize_f64(self, v: f64) -> Result<Named, Unrepresentable> {
+        Ok((None, Node::Decimal(Some(v))))
+    }
+    fn serialize_char(self, v: char) -> Result<Named, Unrepresentable> {
+        self.serialize_str(&v.to_string())
+    }
+    fn serialize_str(self, v: &str) -> Result<Named, Unrepresentable> {
+        Ok((None, Node::Text(v.to_owned())))
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<Named, Unrepresentable> {
+        unrepresentable("bytes")
+    }
+    /// An absent value: `null` in JSON, an empty element in XML (as a missing coordinate).
+    fn serialize_none(self) -> Result<Named, Unrepresentable> {
+        Ok((None, Node::Decimal(None)))
+    }
+    fn serialize_some<T: serde::Serialize + ?Sized>(
+        self,
+        value: &T,
+    ) -> Result<Named, Unrepresentable> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<Named, Unrepresentable> {
+        self.serialize_none()
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<Named, Unrepresentable> {
+        self.serialize_none()
+    }
+    /// A name from a list of names (`open`, `closed`): text.
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<Named, Unrepresentable> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: serde::Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<Named, Unrepresentable> {
+        let (_, node) = value.serialize(self)?;
+        Ok((Some(name), node))
+    }
+    fn serialize_newtype_variant<T: serde::Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Named, Unrepresentable> {
+        unrepresentable("enum with data")
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<ListSerializer, Unrepresentable> {
+        Ok(ListSerializer {
+            item: None,
+            items: Vec::with_capacity(len.unwrap_or(0)),
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<ListSerializer, Unrepresentable> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Unrepresentable> {
+        unrepresentable("tuple struct")
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Unrepresentable> {
+        unrepresentable("enum with data")
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unrepresentable> {
+        unrepresentable("map")
+    }
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<RecordSerializer, Unrepresentable> {
+        Ok(RecordSerializer {
+            name,
+            fields: Vec::with_capacity(len),
+        })
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Unrepresentable> {
+        unrepresentable("enum with data")
+    }
+}
+
+/// A list being serialized: its items, and the element name they go by in XML.
+struct ListSerializer {
+    item: Option<&'static str>,
+    items: Vec<Node>,
+}
+
+impl serde::ser::SerializeSeq for ListSerializer {
+    type Ok = Named;
+    type Error = Unrepresentable;
+
+    fn serialize_element<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), Unrepresentable> {
+        let (name, node) = value.serialize(NodeSerializer)?;
+        match (name, self.item) {
+            (None, _) => return unrepresentable("list item without an element name"),
+            (Some(name), Some(item)) if name != item => {
+                return unrepresentable("list of items with different element names")
+            }
+            (Some(name), _) => self.item = Some(name),
+        }
+        self.items.push(node);
+        Ok(())
+    }
+
+    fn end(self) -> Result<Named, Unrepresentable> {
+        // An empty list has no element to name; XML writes nothing for it either way.
+        let item = self.item.unwrap_or("item");
+        Ok((None, Node::list(item, self.items)))
+    }
+}
+
+impl serde::ser::SerializeTuple for ListSerializer {
+    type Ok = Named;
+    type Error = Unrepresentable;
+
+    fn serialize_element<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), Unrepresentable> {
+        serde::ser::SerializeSeq::serialize_element(self, value)
+    }
+
+    fn end(self) -> Result<Named, Unrepresentable> {
+        serde::ser::SerializeSeq::end(self)
+    }
+}
+
+/// A struct being serialized: its fields in order.
+struct RecordSerializer {
+    name: &'static str,
+    fields: Vec<(&'static str, Node)>,
+}
+
+impl serde::ser::SerializeStruct for RecordSerializer {
+    type Ok = Named;
+    type Error = Unrepresentable;
+
+    fn serialize_field<T: serde::Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unrepresentable> {
+        let (_, node) = value.serialize(NodeSerializer)?;
+        self.fields.push((key, node));
+        Ok(())
+    }
+
+    fn end(self) -> Result<Named, Unrepresentable> {
+        Ok((Some(self.name), Node::Record(self.fields)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +568,44 @@ mod tests {
         assert_eq!(
             document.to_json(),
             r#"[{"service_code":"001","metadata":false,"order":1,"formats":["text/xml"]}]"#
+        );
+    }
+
+    /// A typed answer renders as the tree written by hand: a renamed struct names the list's
+    /// elements, fields keep their order, a skipped field is left out, `None` is null.
+    #[test]
+    fn a_typed_answer_is_the_same_tree() {
+        #[derive(serde::Serialize)]
+        #[serde(rename = "service")]
+        struct Service {
+            service_code: &'static str,
+            metadata: bool,
+            order: u32,
+            formats: Vec<MediaType>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            group: Option<&'static str>,
+        }
+        #[derive(serde::Serialize)]
+        #[serde(rename = "format")]
+        struct MediaType(&'static str);
+        let typed = Document::of(
+            "services",
+            &vec![Service {
+                service_code: "001",
+                metadata: false,
+                order: 1,
+                formats: vec![MediaType("text/xml")],
+                group: None,
+            }],
+        );
+        assert_eq!(typed, sample());
+        let lat: Option<f64> = None;
+        assert_eq!(Document::of("x", &lat).body, Node::Decimal(None));
+        // What the tree cannot hold is said, not dropped.
+        let map = std::collections::BTreeMap::from([("a", 1)]);
+        assert!(matches!(Document::of("x", &map).body, Node::Text(t) if t.contains("map")));
+        assert!(
+            matches!(Document::of("x", &vec![1, 2]).body, Node::Text(t) if t.contains("element name"))
         );
     }
 

@@ -11,8 +11,8 @@ use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
-use serde_json::{json, Value};
 
+use crate::openapi::answer_schema_of;
 use crate::policy::Policy;
 use crate::routes::{Content, RouteSpec};
 use crate::state::AppState;
@@ -84,7 +84,7 @@ pub fn routes() -> Vec<RouteSpec> {
         read(
             "/open311/v2/discovery.json",
             "Open311 service discovery (JSON): changeset, contact, key_service and this endpoint.",
-            Some(discovery_schema),
+            Some(answer_schema_of::<discovery::DiscoveryAnswer>),
             Content::Open311Json,
             get(discovery::json),
         ),
@@ -98,14 +98,14 @@ pub fn routes() -> Vec<RouteSpec> {
         read(
             "/open311/v2/services.json",
             "Open311 services (JSON, a top-level array): one per workflow a civic app (open311_client) may open.",
-            Some(services_schema),
+            Some(answer_schema_of::<Vec<services::ServiceAnswer>>),
             Content::Open311Json,
             get(services::list_json),
         ),
         read(
             "/open311/v2/services/{code}",
             "Open311 service definition: `{code}` is SERVICE_CODE.xml or SERVICE_CODE.json; the attributes a request of the service takes (404 Open311 error for an unknown code or suffix).",
-            Some(definition_schema),
+            Some(answer_schema_of::<services::ServiceDefinitionAnswer>),
             Content::Open311Either,
             get(services::definition),
         ),
@@ -119,7 +119,7 @@ pub fn routes() -> Vec<RouteSpec> {
         filing(
             "/open311/v2/requests.json",
             filing_summary!("JSON answer, a top-level array"),
-            Some(created_schema),
+            Some(answer_schema_of::<Vec<requests::FiledAnswer>>),
             Content::Open311Json,
             post(requests::create_json).fallback(requests::other_method),
         ),
@@ -267,95 +267,6 @@ fn is_authority(host: &str) -> bool {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
-}
-
-fn discovery_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["changeset", "contact", "key_service", "endpoints"],
-        "properties": {
-            "changeset": {"type": "string"},
-            "contact": {"type": "string"},
-            "key_service": {"type": "string"},
-            "endpoints": {"type": "array", "items": {
-                "type": "object",
-                "required": ["specification", "url", "changeset", "type", "formats"],
-                "properties": {
-                    "specification": {"type": "string"},
-                    "url": {"type": "string"},
-                    "changeset": {"type": "string"},
-                    "type": {"type": "string", "enum": ["production", "test"]},
-                    "formats": {"type": "array", "items": {"type": "string"}}
-                }
-            }}
-        }
-    })
-}
-
-fn created_schema() -> Value {
-    json!({
-        "type": "array",
-        "items": {
-            "type": "object",
-            "required": ["service_request_id", "service_notice", "account_id"],
-            "properties": {
-                "service_request_id": {"type": "string"},
-                "service_notice": {"type": "string"},
-                "account_id": {"type": "string"}
-            }
-        }
-    })
-}
-
-fn definition_schema() -> Value {
-    let text = json!({"type": "string"});
-    json!({
-        "type": "object",
-        "required": ["service_code", "attributes"],
-        "additionalProperties": false,
-        "properties": {
-            "service_code": text,
-            "attributes": {"type": "array", "items": {
-                "type": "object",
-                "required": ["variable", "code", "datatype", "required", "datatype_description", "order", "description"],
-                "additionalProperties": false,
-                "properties": {
-                    "variable": {"type": "boolean"},
-                    "code": text,
-                    "datatype": {"type": "string", "enum": ["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]},
-                    "required": {"type": "boolean"},
-                    "datatype_description": text,
-                    "order": {"type": "integer", "minimum": 1},
-                    "description": text,
-                    "values": {"type": "array", "description": "list datatypes only", "items": {
-                        "type": "object",
-                        "required": ["key", "name"],
-                        "additionalProperties": false,
-                        "properties": {"key": text, "name": text}
-                    }}
-                }
-            }}
-        }
-    })
-}
-
-fn services_schema() -> Value {
-    json!({
-        "type": "array",
-        "items": {
-            "type": "object",
-            "required": ["service_code", "service_name", "description", "metadata", "type", "keywords", "group"],
-            "properties": {
-                "service_code": {"type": "string"},
-                "service_name": {"type": "string"},
-                "description": {"type": "string"},
-                "metadata": {"type": "boolean"},
-                "type": {"type": "string", "enum": ["realtime", "batch", "blackbox"]},
-                "keywords": {"type": "string"},
-                "group": {"type": "string"}
-            }
-        }
-    })
 }
 
 #[cfg(test)]

@@ -31,13 +31,15 @@ use civicflow_projections::models::open311_requests::{
 };
 use civicflow_projections::models::page::{Page, PAGE_MAX};
 use civicflow_projections::ProjectionError;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use super::errors::{echo, Open311Error};
-use super::format::{Document, Format, Node};
+use super::format::{Document, Format};
 use super::{check_jurisdiction, decode, query_pairs, services};
 use crate::error::ApiError;
-use crate::routes::reports::{fresh_view, projection_error};
+use crate::openapi::answer_schema_of;
+use crate::routes::reports::{fresh_view, projection_error, CaseStatusName};
 use crate::routes::{Content, RouteSpec};
 use crate::state::AppState;
 
@@ -93,14 +95,14 @@ pub fn routes() -> Vec<RouteSpec> {
         route(
             "/open311/v2/requests.json",
             LIST_SUMMARY_JSON,
-            Some(requests_schema),
+            Some(answer_schema_of::<Vec<ServiceRequestAnswer>>),
             Content::Open311Json,
             get(list_json),
         ),
         route(
             "/open311/v2/requests/{service_request_id}",
             "Open311: one service request, `{service_request_id}` being SERVICE_REQUEST_ID.xml or .json; a list of one request (404 Open311 error for an unknown or malformed id or suffix). Query: extensions=true adds its notes.",
-            Some(requests_schema),
+            Some(answer_schema_of::<Vec<ServiceRequestAnswer>>),
             Content::Open311Either,
             get(single),
         ),
@@ -114,7 +116,7 @@ pub fn routes() -> Vec<RouteSpec> {
         route(
             "/open311/v2/servicerequestupdates.json",
             UPDATES_SUMMARY,
-            Some(updates_schema),
+            Some(answer_schema_of::<Vec<RequestUpdateAnswer>>),
             Content::Open311Json,
             get(updates_json),
         ),
@@ -352,12 +354,8 @@ async fn updates(state: &AppState, uri: &Uri, format: Format) -> Result<Response
         })
         .await
         .map_err(|e| server_error(format, e))?;
-    let items = found.iter().map(|update| update.node(&zone)).collect();
-    Ok(Document::new(
-        "service_request_updates",
-        Node::list("request_update", items),
-    )
-    .respond(format, StatusCode::OK))
+    let items: Vec<RequestUpdateAnswer> = found.iter().map(|update| update.answer(&zone)).collect();
+    Ok(Document::of("service_request_updates", &items).respond(format, StatusCode::OK))
 }
 
 /// Whether a row is a request of an Open311 service.
@@ -667,12 +665,12 @@ fn requests_answer(
 ) -> Response {
     let engine = state.engine();
     let org = engine.org();
-    let items = rows
+    let items: Vec<ServiceRequestAnswer> = rows
         .iter()
         .enumerate()
         .map(|(i, row)| {
             let notes = notes.map(|all| all.get(i).map(Vec::as_slice).unwrap_or_default());
-            request_node(
+            ServiceRequestAnswer::new(
                 row,
                 &engine.definitions(),
                 &org,
@@ -681,7 +679,7 @@ fn requests_answer(
             )
         })
         .collect();
-    Document::new("service_requests", Node::list("request", items)).respond(format, StatusCode::OK)
+    Document::of("service_requests", &items).respond(format, StatusCode::OK)
 }
 
 /// A unit as the public sees it: its name in the org chart, else its id.
@@ -692,55 +690,100 @@ fn unit_name(org: &OrgChart, unit: &UnitId) -> String {
         .map_or_else(|| unit.as_str().to_owned(), str::to_owned)
 }
 
-/// One request, its elements in the spec's order; `notes` last, only when asked for; times
-/// written in `zone`.
-fn request_node(
-    row: &RequestRow,
-    definitions: &DefinitionRegistry,
-    org: &OrgChart,
-    notes: Option<&[Note]>,
-    zone: &Zone,
-) -> Node {
-    let definition = definitions
-        .get(&row.workflow())
-        .or_else(|| definitions.latest(&row.service_code));
-    let text = |value: &Option<String>| Node::text(value.clone().unwrap_or_default());
-    let time = |at: Option<Timestamp>| Node::text(at.map(|at| zone.format(at)).unwrap_or_default());
-    let mut fields = vec![
-        ("service_request_id", Node::text(row.id.to_string())),
-        ("status", Node::text(row.status().as_str())),
-        ("status_notes", text(&row.status_notes)),
-        (
-            "service_name",
-            Node::text(definition.map_or_else(|| row.service_code.to_string(), |d| d.name.clone())),
-        ),
-        ("service_code", Node::text(row.service_code.as_str())),
-        ("description", Node::text(row.description.clone())),
-        (
-            "agency_responsible",
-            Node::text(unit_name(org, &row.agency_responsible)),
-        ),
-        (
-            "service_notice",
-            Node::text(definition.map(|d| notice(d)).unwrap_or_default()),
-        ),
-        ("requested_datetime", time(Some(row.requested_at))),
-        ("updated_datetime", time(Some(row.updated_at))),
-        ("expected_datetime", time(row.expected_at)),
-        ("address", text(&row.address)),
-        ("address_id", text(&row.address_id)),
-        ("zipcode", Node::text("")),
-        ("lat", Node::Decimal(row.lat)),
-        ("long", Node::Decimal(row.long)),
-        ("media_url", text(&row.media_url)),
-    ];
-    if let Some(notes) = notes {
-        fields.push((
-            "notes",
-            Node::list("note", notes.iter().map(|note| note.node(zone)).collect()),
-        ));
+/// A service request as Open311 shows it (`requests.{fmt}`, `requests/{id}.{fmt}`), its
+/// elements in the spec's order. What a request does not have is empty text, but for the
+/// coordinates, which are null.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "request", deny_unknown_fields)]
+pub struct ServiceRequestAnswer {
+    /// The case.
+    pub service_request_id: String,
+    /// Open or closed.
+    pub status: CaseStatusName,
+    /// The answer to the requester, once given.
+    pub status_notes: String,
+    /// The service's name.
+    pub service_name: String,
+    /// The service (the workflow's id).
+    pub service_code: String,
+    /// What the request says.
+    pub description: String,
+    /// The unit leading the case.
+    pub agency_responsible: String,
+    /// The expected handling time.
+    pub service_notice: String,
+    /// When it was filed.
+    pub requested_datetime: String,
+    /// When it last changed.
+    pub updated_datetime: String,
+    /// When it is due.
+    pub expected_datetime: String,
+    /// Where it is about.
+    pub address: String,
+    /// The client's own id of the address.
+    pub address_id: String,
+    /// Always empty.
+    pub zipcode: String,
+    /// Latitude, WGS 84 degrees.
+    pub lat: Option<f64>,
+    /// Longitude, WGS 84 degrees.
+    pub long: Option<f64>,
+    /// A photo's URL.
+    pub media_url: String,
+    /// Its history in public words: only with extensions=true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Vec<NoteAnswer>>,
+}
+
+impl ServiceRequestAnswer {
+    /// `row`, with its notes when `notes` is given; times written in `zone`.
+    fn new(
+        row: &RequestRow,
+        definitions: &DefinitionRegistry,
+        org: &OrgChart,
+        notes: Option<&[Note]>,
+        zone: &Zone,
+    ) -> Self {
+        let definition = definitions
+            .get(&row.workflow())
+            .or_else(|| definitions.latest(&row.service_code));
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let time = |at: Option<Timestamp>| at.map(|at| zone.format(at)).unwrap_or_default();
+        Self {
+            service_request_id: row.id.to_string(),
+            status: CaseStatusName::of(row.closed),
+            status_notes: text(&row.status_notes),
+            service_name: definition
+                .map_or_else(|| row.service_code.to_string(), |d| d.name.clone()),
+            service_code: row.service_code.as_str().to_owned(),
+            description: row.description.clone(),
+            agency_responsible: unit_name(org, &row.agency_responsible),
+            service_notice: definition.map(|d| notice(d)).unwrap_or_default(),
+            requested_datetime: time(Some(row.requested_at)),
+            updated_datetime: time(Some(row.updated_at)),
+            expected_datetime: time(row.expected_at),
+            address: text(&row.address),
+            address_id: text(&row.address_id),
+            zipcode: String::new(),
+            lat: row.lat,
+            long: row.long,
+            media_url: text(&row.media_url),
+            notes: notes.map(|notes| notes.iter().map(|note| note.answer(zone)).collect()),
+        }
     }
-    Node::Record(fields)
+}
+
+/// A note of a request's history.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "note", deny_unknown_fields)]
+pub struct NoteAnswer {
+    /// When it was recorded.
+    pub datetime: String,
+    /// What happened, in public words.
+    pub description: String,
+    /// The kind.
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 /// The `service_notice`: the same words `POST requests` answers (the deadline of the stage
@@ -764,12 +807,12 @@ pub struct Note {
 }
 
 impl Note {
-    fn node(&self, zone: &Zone) -> Node {
-        Node::Record(vec![
-            ("datetime", Node::text(zone.format(self.at))),
-            ("description", Node::text(self.description.clone())),
-            ("type", Node::text(self.kind)),
-        ])
+    fn answer(&self, zone: &Zone) -> NoteAnswer {
+        NoteAnswer {
+            datetime: zone.format(self.at),
+            description: self.description.clone(),
+            kind: self.kind.to_owned(),
+        }
     }
 }
 
@@ -908,19 +951,34 @@ struct Update {
     description: String,
 }
 
+/// An update of the feed (`servicerequestupdates.{fmt}`).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "request_update", deny_unknown_fields)]
+pub struct RequestUpdateAnswer {
+    /// The update.
+    pub update_id: String,
+    /// The case.
+    pub service_request_id: String,
+    /// Open or closed, after it.
+    pub status: CaseStatusName,
+    /// When it happened.
+    pub updated_datetime: String,
+    /// The answer to the requester, or the action's note.
+    pub description: String,
+    /// Always empty.
+    pub media_url: String,
+}
+
 impl Update {
-    fn node(&self, zone: &Zone) -> Node {
-        Node::Record(vec![
-            ("update_id", Node::text(self.id.clone())),
-            ("service_request_id", Node::text(self.case.to_string())),
-            (
-                "status",
-                Node::text(if self.closed { "closed" } else { "open" }),
-            ),
-            ("updated_datetime", Node::text(zone.format(self.at))),
-            ("description", Node::text(self.description.clone())),
-            ("media_url", Node::text("")),
-        ])
+    fn answer(&self, zone: &Zone) -> RequestUpdateAnswer {
+        RequestUpdateAnswer {
+            update_id: self.id.clone(),
+            service_request_id: self.case.to_string(),
+            status: CaseStatusName::of(self.closed),
+            updated_datetime: zone.format(self.at),
+            description: self.description.clone(),
+            media_url: String::new(),
+        }
     }
 }
 
@@ -976,52 +1034,6 @@ fn case_updates(
 
 // ---------------------------------------------------------------------------------------------
 // Rendering
-
-fn requests_schema() -> Value {
-    let text = json!({"type": "string"});
-    json!({
-        "type": "array",
-        "items": {
-            "type": "object",
-            "required": [
-                "service_request_id", "status", "status_notes", "service_name", "service_code",
-                "description", "agency_responsible", "service_notice", "requested_datetime",
-                "updated_datetime", "expected_datetime", "address", "address_id", "zipcode",
-                "lat", "long", "media_url"
-            ],
-            "properties": {
-                "service_request_id": text, "status": {"type": "string", "enum": ["open", "closed"]},
-                "status_notes": text, "service_name": text, "service_code": text,
-                "description": text, "agency_responsible": text, "service_notice": text,
-                "requested_datetime": text, "updated_datetime": text, "expected_datetime": text,
-                "address": text, "address_id": text, "zipcode": text,
-                "lat": {"type": "number", "nullable": true}, "long": {"type": "number", "nullable": true},
-                "media_url": text,
-                "notes": {"type": "array", "description": "only with extensions=true", "items": {
-                    "type": "object",
-                    "required": ["datetime", "description", "type"],
-                    "properties": {"datetime": text, "description": text, "type": text}
-                }}
-            }
-        }
-    })
-}
-
-fn updates_schema() -> Value {
-    let text = json!({"type": "string"});
-    json!({
-        "type": "array",
-        "items": {
-            "type": "object",
-            "required": ["update_id", "service_request_id", "status", "updated_datetime", "description", "media_url"],
-            "properties": {
-                "update_id": text, "service_request_id": text,
-                "status": {"type": "string", "enum": ["open", "closed"]},
-                "updated_datetime": text, "description": text, "media_url": text
-            }
-        }
-    })
-}
 
 /// Who reads a request's history for Open311's public views: the system, since GeoReport
 /// makes every request's status notes public; what is shown of them is chosen by `notes` and

@@ -33,9 +33,11 @@ use civicflow_core::domain::Rejection;
 use civicflow_core::engine::{Command, Outcome, Requester, SubmitError};
 use civicflow_core::vault::ContactDetails;
 use civicflow_core::CaseId;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use super::errors::{echo, Open311Error};
-use super::format::{Document, Format, Node};
+use super::format::{Document, Format};
 use super::{check_jurisdiction, form, services};
 use crate::error::ApiError;
 use crate::json::BODY_MAX_BYTES;
@@ -362,19 +364,26 @@ async fn create(state: AppState, request: Request, format: Format) -> Result<Res
     Ok(answer(case, &definition, account_id).respond(format, StatusCode::OK))
 }
 
+/// A request filed (`POST requests.{fmt}` answers a list of one).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "request", deny_unknown_fields)]
+pub struct FiledAnswer {
+    /// The case opened.
+    pub service_request_id: String,
+    /// The expected handling time.
+    pub service_notice: String,
+    /// The requester's account at the client, as given.
+    pub account_id: String,
+}
+
 /// The answer: the spec's list of one request.
 fn answer(case: CaseId, definition: &Definition, account_id: String) -> Document {
-    Document::new(
-        "service_requests",
-        Node::list(
-            "request",
-            vec![Node::Record(vec![
-                ("service_request_id", Node::text(case.to_string())),
-                ("service_notice", Node::text(service_notice(definition))),
-                ("account_id", Node::text(account_id)),
-            ])],
-        ),
-    )
+    let filed = FiledAnswer {
+        service_request_id: case.to_string(),
+        service_notice: service_notice(definition),
+        account_id,
+    };
+    Document::of("service_requests", &[filed])
 }
 
 /// The expected handling time, from the deadline of the stage a new case starts in:

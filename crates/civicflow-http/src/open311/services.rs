@@ -10,9 +10,11 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use civicflow_core::domain::fields::{FieldKind, FieldSpec};
 use civicflow_core::domain::workflow::Definition;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use super::errors::{echo, Open311Error};
-use super::format::{Document, Format, Node};
+use super::format::{Document, Format};
 use super::{check_jurisdiction, decode};
 use crate::state::AppState;
 
@@ -53,36 +55,90 @@ pub fn keywords(definition: &Definition) -> String {
     words.join(", ")
 }
 
-/// One entry of the service list, its elements in the spec's order.
-fn service_node(definition: &Definition) -> Node {
-    let description = if definition.description.trim().is_empty() {
-        &definition.name
-    } else {
-        &definition.description
-    };
-    Node::Record(vec![
-        ("service_code", Node::text(definition.id.as_str())),
-        ("service_name", Node::text(definition.name.clone())),
-        ("description", Node::text(description.clone())),
-        ("metadata", Node::Bool(!definition.open.fields.is_empty())),
-        // A request gets its id at once: the case is opened in the same call.
-        ("type", Node::text("realtime")),
-        ("keywords", Node::text(keywords(definition))),
-        ("group", Node::text(group(definition))),
-    ])
+/// An entry of the service list (`services.{fmt}`), its elements in the spec's order.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "service", deny_unknown_fields)]
+pub struct ServiceAnswer {
+    /// The workflow's id.
+    pub service_code: String,
+    /// Its name.
+    pub service_name: String,
+    /// Its description (its name when it has none).
+    pub description: String,
+    /// Whether a request takes attributes (the workflow asks fields at opening).
+    pub metadata: bool,
+    /// How a request is handled.
+    #[serde(rename = "type")]
+    pub kind: ServiceKind,
+    /// The values of its choice fields at opening, joined with `, `.
+    pub keywords: String,
+    /// Its kind, the last word of its id.
+    pub group: String,
+}
+
+/// How a service's requests are handled.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    /// A request gets its id at once: the case is opened in the same call.
+    Realtime,
+}
+
+impl ServiceAnswer {
+    /// The entry of `definition`.
+    pub fn new(definition: &Definition) -> Self {
+        let description = if definition.description.trim().is_empty() {
+            &definition.name
+        } else {
+            &definition.description
+        };
+        Self {
+            service_code: definition.id.as_str().to_owned(),
+            service_name: definition.name.clone(),
+            description: description.clone(),
+            metadata: !definition.open.fields.is_empty(),
+            kind: ServiceKind::Realtime,
+            keywords: keywords(definition),
+            group: group(definition),
+        }
+    }
+}
+
+/// One entry of the service list as the value tree both formats render (what the tests read).
+#[cfg(test)]
+fn service_node(definition: &Definition) -> super::format::Node {
+    Document::of("service", &ServiceAnswer::new(definition)).body
+}
+
+/// An attribute's datatype, as Open311 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Datatype {
+    /// One line of text.
+    String,
+    /// A number.
+    Number,
+    /// A date and time.
+    Datetime,
+    /// Text with line breaks.
+    Text,
+    /// One of the listed values.
+    Singlevaluelist,
+    /// Several of the listed values.
+    Multivaluelist,
 }
 
 /// The Open311 datatype of a field kind (`docs/open311.md` has the table).
-pub fn datatype(kind: FieldKind) -> &'static str {
+pub fn datatype(kind: FieldKind) -> Datatype {
     match kind {
         // Free text of up to 4000 characters, line breaks allowed: a textarea.
-        FieldKind::Text => "text",
-        FieldKind::Number | FieldKind::Integer | FieldKind::Rating => "number",
-        FieldKind::Datetime => "datetime",
-        FieldKind::Choice | FieldKind::Bool => "singlevaluelist",
-        FieldKind::Choices => "multivaluelist",
+        FieldKind::Text => Datatype::Text,
+        FieldKind::Number | FieldKind::Integer | FieldKind::Rating => Datatype::Number,
+        FieldKind::Datetime => Datatype::Datetime,
+        FieldKind::Choice | FieldKind::Bool => Datatype::Singlevaluelist,
+        FieldKind::Choices => Datatype::Multivaluelist,
         // Ids typed on one line.
-        FieldKind::Unit | FieldKind::Case => "string",
+        FieldKind::Unit | FieldKind::Case => Datatype::String,
     }
 }
 
@@ -118,36 +174,73 @@ pub fn values(field: &FieldSpec) -> Option<Vec<(String, String)>> {
     }
 }
 
-/// One attribute of a service definition, its elements in the spec's order; `values` only
-/// for the list datatypes, where the spec requires it.
-fn attribute_node(field: &FieldSpec, order: usize) -> Node {
-    let description = if field.label.trim().is_empty() {
-        &field.name
-    } else {
-        &field.label
-    };
-    let mut fields = vec![
-        ("variable", Node::Bool(true)),
-        ("code", Node::text(field.name.clone())),
-        ("datatype", Node::text(datatype(field.kind))),
-        ("required", Node::Bool(field.required)),
-        (
-            "datatype_description",
-            Node::text(datatype_description(field.kind)),
-        ),
-        ("order", Node::Int(i64::try_from(order).unwrap_or(i64::MAX))),
-        ("description", Node::text(description.clone())),
-    ];
-    if let Some(values) = values(field) {
-        let values = values
-            .into_iter()
-            .map(|(key, name)| {
-                Node::Record(vec![("key", Node::text(key)), ("name", Node::text(name))])
-            })
-            .collect();
-        fields.push(("values", Node::list("value", values)));
+/// A service definition (`services/{service_code}.{fmt}`): the attributes a request takes.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "service_definition", deny_unknown_fields)]
+pub struct ServiceDefinitionAnswer {
+    /// The workflow's id.
+    pub service_code: String,
+    /// The fields asked at opening, in order.
+    pub attributes: Vec<AttributeAnswer>,
+}
+
+/// An attribute of a service definition, its elements in the spec's order.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "attribute", deny_unknown_fields)]
+pub struct AttributeAnswer {
+    /// Always true: a value the requester gives.
+    pub variable: bool,
+    /// The field's name (`attribute[code]` when filing).
+    pub code: String,
+    /// Its datatype.
+    pub datatype: Datatype,
+    /// Whether a request needs it.
+    pub required: bool,
+    /// What helps a person give a value (empty when the datatype says it all).
+    pub datatype_description: String,
+    /// Its place, from 1.
+    #[schemars(range(min = 1))]
+    pub order: usize,
+    /// Its label (its name when it has none).
+    pub description: String,
+    /// The listed values, for the list datatypes only (where the spec requires them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<AttributeValueAnswer>>,
+}
+
+/// A listed value of an attribute.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "value", deny_unknown_fields)]
+pub struct AttributeValueAnswer {
+    /// What a request gives.
+    pub key: String,
+    /// What a person reads.
+    pub name: String,
+}
+
+impl AttributeAnswer {
+    fn new(field: &FieldSpec, order: usize) -> Self {
+        let description = if field.label.trim().is_empty() {
+            &field.name
+        } else {
+            &field.label
+        };
+        Self {
+            variable: true,
+            code: field.name.clone(),
+            datatype: datatype(field.kind),
+            required: field.required,
+            datatype_description: datatype_description(field.kind).to_owned(),
+            order,
+            description: description.clone(),
+            values: values(field).map(|values| {
+                values
+                    .into_iter()
+                    .map(|(key, name)| AttributeValueAnswer { key, name })
+                    .collect()
+            }),
+        }
     }
-    Node::Record(fields)
 }
 
 /// The service definition of a workflow.
@@ -157,14 +250,14 @@ pub fn definition_document(definition: &Definition) -> Document {
         .fields
         .iter()
         .enumerate()
-        .map(|(i, field)| attribute_node(field, i + 1))
+        .map(|(i, field)| AttributeAnswer::new(field, i + 1))
         .collect();
-    Document::new(
+    Document::of(
         "service_definition",
-        Node::Record(vec![
-            ("service_code", Node::text(definition.id.as_str())),
-            ("attributes", Node::list("attribute", attributes)),
-        ]),
+        &ServiceDefinitionAnswer {
+            service_code: definition.id.as_str().to_owned(),
+            attributes,
+        },
     )
 }
 
@@ -172,8 +265,11 @@ fn list(state: &AppState, uri: &Uri, format: Format) -> Response {
     if let Err(error) = check_jurisdiction(state, uri, format) {
         return error.into_response();
     }
-    let services = services(state).iter().map(|d| service_node(d)).collect();
-    Document::new("services", Node::list("service", services)).respond(format, StatusCode::OK)
+    let services: Vec<ServiceAnswer> = services(state)
+        .iter()
+        .map(|d| ServiceAnswer::new(d))
+        .collect();
+    Document::of("services", &services).respond(format, StatusCode::OK)
 }
 
 /// `GET services.xml`.
