@@ -258,10 +258,12 @@ impl Document {
     /// the route's JSON schema (`openapi::answer_schema_of`), so XML, JSON and schema come from
     /// one definition.
     pub fn of<T: serde::Serialize + ?Sized>(root: &'static str, answer: &T) -> Document {
-        let (_, body) = answer
-            .serialize(NodeSerializer)
-            // Structs of text, numbers, booleans and lists only: nothing the tree cannot hold.
-            .unwrap_or_else(|e| (None, Node::Text(format!("unserializable answer: {e}"))));
+        // The answer types hold text, numbers, booleans, structs and named lists only, which
+        // the unit tests render; anything else is a bug, logged, and answered as its message.
+        let (_, body) = answer.serialize(NodeSerializer).unwrap_or_else(|e| {
+            tracing::error!(error = %e, root, "an Open311 answer type the value tree cannot hold");
+            (None, Node::Text(format!("unserializable answer: {e}")))
+        });
         Document::new(root, body)
     }
 }
