@@ -8,7 +8,31 @@ use civicflow_core::domain::Rejection;
 use civicflow_core::engine::{EngineError, SubmitError};
 use civicflow_core::vault::VaultError;
 use civicflow_core::ReadError;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// The body of every native error (`components/schemas/Error` in the OpenAPI document).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorAnswer {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, in an error's body.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// Stable: bad_request, unauthorized, forbidden, not_found, conflict, too_large,
+    /// unprocessable, rate_limited, unavailable, … (docs/service.md).
+    pub code: &'static str,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub field: Option<String>,
+    /// What went wrong, for a person.
+    pub message: String,
+}
 
 /// An error answer.
 #[derive(Debug, Clone)]
@@ -93,11 +117,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "code": self.code, "message": self.message });
-        if let Some(field) = &self.field {
-            body["field"] = json!(field);
-        }
-        let mut response = (self.status, axum::Json(json!({ "error": body }))).into_response();
+        let body = ErrorAnswer {
+            error: ErrorDetail {
+                code: self.code,
+                field: self.field,
+                message: self.message,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

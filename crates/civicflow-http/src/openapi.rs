@@ -219,6 +219,9 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             Value::Object(operation),
         );
     }
+    let mut open311_errors = answer_schema_of::<Vec<crate::open311::errors::Open311ErrorAnswer>>();
+    // An Open311 error answer lists one error: never none.
+    open311_errors["minItems"] = json!(1);
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -230,34 +233,8 @@ pub fn document(routes: &[RouteSpec]) -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "additionalProperties": false,
-                    "properties": {"error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "additionalProperties": false,
-                        "properties": {
-                            "code": {"type": "string", "description": "stable: bad_request, unauthorized, forbidden, not_found, conflict, too_large, unprocessable, rate_limited, unavailable, … (docs/service.md)"},
-                            "message": {"type": "string"},
-                            "field": {"type": "string"}
-                        }
-                    }}
-                },
-                "Open311Errors": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["code", "description"],
-                        "additionalProperties": false,
-                        "properties": {
-                            "code": {"type": "integer", "description": "the HTTP status"},
-                            "description": {"type": "string"}
-                        }
-                    }
-                }
+                "Error": answer_schema_of::<crate::error::ErrorAnswer>(),
+                "Open311Errors": open311_errors,
             }
         }
     })

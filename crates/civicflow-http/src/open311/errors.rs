@@ -6,7 +6,10 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::format::{Document, Format, Node};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::format::{Document, Format};
 
 /// The longest piece of the request an error description repeats (a path can be very long).
 const ECHO_CHARS_MAX: usize = 100;
@@ -60,20 +63,25 @@ impl Open311Error {
         }
     }
 
-    /// The error as a document. `code` is a number: the spec's examples write it so in both
-    /// formats, and it is not an id.
+    /// The error as a document: a list of one.
     pub fn document(&self) -> Document {
-        Document::new(
-            "errors",
-            Node::list(
-                "error",
-                vec![Node::Record(vec![
-                    ("code", Node::Int(i64::from(self.status.as_u16()))),
-                    ("description", Node::text(self.description.clone())),
-                ])],
-            ),
-        )
+        let error = Open311ErrorAnswer {
+            code: self.status.as_u16(),
+            description: self.description.clone(),
+        };
+        Document::of("errors", &[error])
     }
+}
+
+/// An Open311 error, as the list of errors holds it (`components/schemas/Open311Errors`).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename = "error", deny_unknown_fields)]
+pub struct Open311ErrorAnswer {
+    /// The HTTP status: a number, as the spec's examples write it in both formats (not an
+    /// id).
+    pub code: u16,
+    /// What went wrong.
+    pub description: String,
 }
 
 impl IntoResponse for Open311Error {
