@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::reports::{query_param, CaseStatusName, ChannelName, QueryParams};
-use super::workflows::FieldType;
+use super::workflows::FieldAnswer;
 use super::{Content, RouteSpec};
 use crate::audit::{ActorAnswer, AuditAnswer};
 use crate::auth::Caller;
@@ -404,24 +404,8 @@ pub struct AvailableActionAnswer {
     pub name: String,
     /// The stage it leads to.
     pub to: String,
-    /// The fields it asks for.
-    pub fields: Vec<ActionFieldAnswer>,
-}
-
-/// A field an action asks for.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ActionFieldAnswer {
-    /// Its name.
-    pub name: String,
-    /// Its kind.
-    #[serde(rename = "type")]
-    pub kind: FieldType,
-    /// Whether the action needs it.
-    pub required: bool,
-    /// A label for people (may be Chinese).
-    pub label: String,
-    /// The allowed values of a `choice` or `choices` field.
-    pub choices: Vec<String>,
+    /// The fields it asks for (without `reach`: a case's actions have never shown it).
+    pub fields: Vec<FieldAnswer>,
 }
 
 /// A case's events (`GET /api/v1/cases/{id}/history`).
@@ -621,12 +605,13 @@ impl CaseAnswer {
                 fields: action
                     .fields
                     .iter()
-                    .map(|f| ActionFieldAnswer {
+                    .map(|f| FieldAnswer {
                         name: f.name.clone(),
                         kind: f.kind.into(),
                         required: f.required,
                         label: f.label.clone(),
                         choices: f.choices.clone(),
+                        reach: None,
                     })
                     .collect(),
             })
