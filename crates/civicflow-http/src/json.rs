@@ -47,6 +47,23 @@ pub fn required(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The media type a request's `Content-Type` names, lowercase, without its parameters
+/// (`application/toml; charset=utf-8` → `application/toml`); empty when there is none. For
+/// the routes that take TOML or JSON (a calendar year, a workflow definition).
+pub fn media_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
 /// A JSON body, parsed strictly and validated.
 #[derive(Debug, Clone)]
 pub struct StrictJson<T>(pub T);

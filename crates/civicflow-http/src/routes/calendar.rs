@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{HeaderMap, Method};
 use axum::routing::{get, put};
 use axum::{Extension, Json};
 use civicflow_core::calendar::{CalendarError, YearSchedule, Zone};
@@ -264,17 +264,7 @@ fn parse_year(text: &str) -> Result<i32, ApiError> {
 /// `[year]` header) or JSON with the same fields. Either way the calendar's own parser
 /// checks it, so the errors name the same fields as for the file (`off[0]`, `work[1]`).
 fn read_year(year: i32, headers: &HeaderMap, body: &[u8]) -> Result<YearSchedule, ApiError> {
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let media = crate::json::media_type(headers);
     let text = std::str::from_utf8(body).map_err(|_| invalid("body", "is not UTF-8"))?;
     let document = match media.as_str() {
         "application/toml" => {

@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
@@ -580,17 +580,7 @@ async fn publish(
 /// turned into it (the core parses and validates either the same way, so its refusals name the
 /// same keys).
 fn definition_toml(headers: &HeaderMap, body: &[u8]) -> ApiResult<String> {
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let media = crate::json::media_type(headers);
     let text = std::str::from_utf8(body).map_err(|_| invalid("body", "is not UTF-8"))?;
     match media.as_str() {
         "application/toml" => Ok(text.to_owned()),
