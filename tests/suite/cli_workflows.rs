@@ -92,6 +92,10 @@ async fn serve_publishes_a_directory_of_definitions_that_outlive_it() {
     let (status, body) = versions(&server, &token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["versions"][0]["origin"], "published", "{body}");
+    assert_eq!(
+        body["versions"][0]["published_by"]["actor"], "system",
+        "{body}"
+    );
     let (status, stderr) = server.stop();
     assert!(status.success(), "{stderr}");
     assert!(

@@ -588,6 +588,11 @@ async fn roles_and_workflows_are_data_published_over_http() {
         })
         .collect();
     assert_eq!(origins, [(1, "published"), (2, "published")]);
+    assert_eq!(
+        versions["versions"][0]["published_by"],
+        json!({"actor": ADMIN, "role": "community_admin", "unit_id": "tonghui"}),
+        "{versions}"
+    );
     let (status, _) = demo
         .call(
             Method::GET,

@@ -12,7 +12,7 @@ use std::sync::RwLock;
 
 use super::execute::{Executed, How, Stored, Target};
 use super::load::Loaded;
-use super::{read, Engine, EngineError, Outcome, SubmitError};
+use super::{Engine, EngineError, Outcome, SubmitError};
 use crate::clock::Timestamp;
 use crate::domain::org::{Acting, OrgChart};
 use crate::domain::workflow::published::{
@@ -27,7 +27,7 @@ pub(super) struct WorkflowsCache {
 }
 
 /// Where a version of a workflow comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkflowOrigin {
     /// The engine's configuration: built in, or loaded from a file by the embedder.
     Configured,
@@ -35,6 +35,8 @@ pub enum WorkflowOrigin {
     Published {
         /// When.
         at: Timestamp,
+        /// Who published it (actor, role, unit), from the event's metadata.
+        by: crate::ids::Actor,
     },
 }
 
@@ -130,19 +132,37 @@ impl Engine {
     /// [`EngineError`] when the workflows stream cannot be read.
     pub fn workflow_versions(&self, id: &WorkflowId) -> Result<Vec<WorkflowVersion>, EngineError> {
         self.refresh_workflows()?;
-        let published = read(&self.workflows.stream).state.clone();
+        // Who published each version: the events' metadata (the stream is small: one event
+        // per publication).
+        let mut by = std::collections::BTreeMap::new();
+        let mut loaded = Loaded::<Workflows>::default();
+        super::load::fold_into(
+            &*self.log,
+            &self.definitions.current(),
+            &workflows_stream(),
+            &mut loaded,
+            |recorded, event: &crate::domain::workflow::published::WorkflowEvent| {
+                let crate::domain::workflow::published::WorkflowEvent::Published(e) = event;
+                by.insert(
+                    (e.workflow.clone(), e.version),
+                    (e.at, recorded.actor.clone()),
+                );
+                true
+            },
+        )?;
         let registry = self.definitions.current();
         let latest = registry.latest(id).map(|d| d.version);
         Ok(registry
             .all()
             .filter(|d| &d.id == id)
             .map(|definition| WorkflowVersion {
-                origin: published
-                    .definitions
-                    .get(&(definition.id.clone(), definition.version))
-                    .map_or(WorkflowOrigin::Configured, |(_, at)| {
-                        WorkflowOrigin::Published { at: *at }
-                    }),
+                origin: by.get(&(definition.id.clone(), definition.version)).map_or(
+                    WorkflowOrigin::Configured,
+                    |(at, actor)| WorkflowOrigin::Published {
+                        at: *at,
+                        by: actor.clone(),
+                    },
+                ),
                 latest: latest == Some(definition.version),
                 definition: definition.clone(),
             })

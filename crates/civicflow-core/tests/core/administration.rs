@@ -157,10 +157,15 @@ fn a_published_workflow_outlives_a_restart_without_its_file() {
         .workflow_versions(&WorkflowId::new("street-lighting").expect("an id"))
         .expect("versions");
     assert_eq!(versions.len(), 1);
-    assert!(matches!(
-        versions[0].origin,
-        WorkflowOrigin::Published { .. }
-    ));
+    match &versions[0].origin {
+        WorkflowOrigin::Published { by, .. } => {
+            assert_eq!(
+                (by.id.as_str(), by.role.as_str(), by.unit.as_str()),
+                ("wang.admin", "community_admin", "tonghui")
+            );
+        }
+        other => panic!("published, not {other:?}"),
+    }
     assert!(versions[0].latest);
     // A built-in one comes from the configuration.
     let built_in = engine

@@ -87,7 +87,7 @@ pub fn routes() -> Vec<RouteSpec> {
             method: Method::GET,
             path: "/api/v1/workflows/{id}/versions",
             policy: Policy::Authenticated,
-            summary: "Every version of a workflow, oldest first, each with where it comes from (configured: built in or loaded by the embedder; published: in the store's log, and when) and whether it is the newest.",
+            summary: "Every version of a workflow, oldest first, each with where it comes from (configured: built in or loaded by the embedder; published: in the store's log, when and by whom) and whether it is the newest.",
             tag: "workflows",
             request: None,
             params: None,
@@ -404,8 +404,22 @@ pub struct VersionAnswer {
     /// When it was published (RFC 3339 in the calendar's zone); null for a configured one.
     #[schemars(required, extend("nullable" = true))]
     pub published_at: Option<String>,
+    /// Who published it; null for a configured one.
+    #[schemars(required, extend("nullable" = true))]
+    pub published_by: Option<PublishedBy>,
     /// The definition.
     pub definition: WorkflowAnswer,
+}
+
+/// Who published a version, as the log records it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PublishedBy {
+    /// The actor (`system` for `civicflow serve --workflows` and `init --config`).
+    pub actor: String,
+    /// The role they acted in.
+    pub role: String,
+    /// The unit they acted for.
+    pub unit_id: String,
 }
 
 /// Where a version comes from.
@@ -517,12 +531,20 @@ async fn versions(
     let versions = versions
         .into_iter()
         .map(|v| VersionAnswer {
-            origin: match v.origin {
+            origin: match &v.origin {
                 WorkflowOrigin::Configured => OriginName::Configured,
                 WorkflowOrigin::Published { .. } => OriginName::Published,
             },
-            published_at: match v.origin {
-                WorkflowOrigin::Published { at } => Some(zone.format(at)),
+            published_at: match &v.origin {
+                WorkflowOrigin::Published { at, .. } => Some(zone.format(*at)),
+                WorkflowOrigin::Configured => None,
+            },
+            published_by: match &v.origin {
+                WorkflowOrigin::Published { by, .. } => Some(PublishedBy {
+                    actor: by.id.to_string(),
+                    role: by.role.to_string(),
+                    unit_id: by.unit.to_string(),
+                }),
                 WorkflowOrigin::Configured => None,
             },
             definition: workflow_answer(&v.definition, v.latest),
