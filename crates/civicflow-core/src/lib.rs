@@ -152,7 +152,7 @@ pub use ids::{
     UnitId, Version,
 };
 pub use store::{
-    AllFrom, AppendResult, CommitSignal, Completion, Cursor, Durability, EventStore, Follow,
-    IdempotencyRecord, LogStats, Reached, RestoreSink, StoredIdempotency, StoredRecord, StreamFrom,
-    StreamSubscription, Subscription,
+    AllFrom, AppendResult, CommitSignal, Completer, Completion, Cursor, Durability, EventStore,
+    Follow, IdempotencyRecord, LogStats, Reached, RestoreSink, StoredIdempotency, StoredRecord,
+    StreamFrom, StreamSubscription, Subscription,
 };

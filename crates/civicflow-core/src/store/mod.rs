@@ -16,8 +16,7 @@ mod subscription;
 use std::fmt;
 use std::time::Duration;
 
-pub(crate) use signal::Completer;
-pub use signal::{CommitSignal, Completion, Reached};
+pub use signal::{CommitSignal, Completer, Completion, Reached};
 pub use subscription::{AllFrom, Cursor, Follow, StreamFrom, StreamSubscription, Subscription};
 
 use crate::chain::{ChainHash, ChainHead, VerifyReport};

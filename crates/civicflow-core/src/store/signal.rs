@@ -170,15 +170,17 @@ pub struct Completion<T> {
     inner: Arc<CompletionInner<T>>,
 }
 
-/// The sending side of a [`Completion`].
+/// The sending side of a [`Completion`]: a backend completes it once the append or read it
+/// stands for is done (durable, for an append).
 #[derive(Debug)]
-pub(crate) struct Completer<T> {
+pub struct Completer<T> {
     inner: Arc<CompletionInner<T>>,
 }
 
 impl<T> Completion<T> {
     /// A completion and the handle that completes it.
-    pub(crate) fn new() -> (Self, Completer<T>) {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> (Self, Completer<T>) {
         let inner = Arc::new(CompletionInner {
             slot: Mutex::new(Slot::Waiting(None)),
             done: Condvar::new(),
@@ -253,7 +255,7 @@ impl<T> Future for Completion<T> {
 
 impl<T> Completer<T> {
     /// Delivers the result and wakes whoever waits.
-    pub(crate) fn complete(self, value: T) {
+    pub fn complete(self, value: T) {
         let waker = {
             let mut slot = lock(&self.inner.slot);
             match std::mem::replace(&mut *slot, Slot::Done(value)) {
