@@ -101,6 +101,14 @@ pub enum AppendError {
     /// The log has been closed.
     #[error("the event log is closed")]
     Closed,
+    /// A shared store could not be reached, or lost the connection while committing: the
+    /// append may or may not have been written (never in part). Retrying with the same
+    /// idempotency key is safe and finds out; the store recovers by itself when it is back.
+    #[error("the event log's database is unavailable ({reason}); the append may or may not have been written: retry with the same idempotency key")]
+    Unavailable {
+        /// What the connection or the server said.
+        reason: String,
+    },
     /// Stored state needed for the append did not decode.
     #[error(transparent)]
     Read(#[from] ReadError),

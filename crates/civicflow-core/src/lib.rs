@@ -151,6 +151,7 @@ pub use ids::{
     ExpectedVersion, IdempotencyKey, InvalidValue, ListItemId, PersonId, Position, Role, StreamId,
     UnitId, Version,
 };
+pub use store::backend;
 pub use store::{
     AllFrom, AppendResult, CommitSignal, Completer, Completion, Cursor, Durability, EventStore,
     Follow, IdempotencyRecord, LogStats, Reached, RestoreSink, StoredIdempotency, StoredRecord,

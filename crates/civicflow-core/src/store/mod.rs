@@ -10,6 +10,7 @@
 //! them. `dyn` rather than a type parameter: measured in the log's benchmark (scenario 5), a virtual
 //! call is lost in the cost of the I/O behind it (`docs/decisions/0008-…`).
 
+pub mod backend;
 mod signal;
 mod subscription;
 

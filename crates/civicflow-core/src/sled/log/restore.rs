@@ -12,16 +12,15 @@
 //! storage details and may differ from the original store; nothing that a reader or the
 //! chain sees does.
 
-use std::collections::HashMap;
 use std::sync::MutexGuard;
 
 use super::writer::Writer;
 use super::{keys, lock, read, storage, Shared, WriteSet};
-use crate::chain::{ChainHash, ChainHead};
-use crate::clock::Timestamp;
+use crate::chain::ChainHead;
 use crate::codec::{self, ChunkBuilder};
 use crate::error::{ReadError, RestoreError};
-use crate::ids::{IdempotencyKey, Position, StreamId, Version};
+use crate::ids::{IdempotencyKey, Position};
+use crate::store::backend::RestoreCheck;
 use crate::store::{RestoreSink, StoredIdempotency, StoredRecord};
 
 use super::index::Memtable;
@@ -110,11 +109,8 @@ pub(super) struct Restore<'a> {
     chunk: ChunkBuilder,
     chunk_first: Position,
     memtable: Memtable,
-    next: Position,
-    prev_log: ChainHash,
-    /// Every stream's last version and hash so far.
-    streams: HashMap<StreamId, (Version, ChainHash)>,
-    last_recorded_at: Timestamp,
+    /// The checks every backend's restore makes, and where the next record must be.
+    check: RestoreCheck,
     /// Whether anything reached sled (to be removed if the restore fails).
     written: bool,
     finished: bool,
@@ -123,8 +119,7 @@ pub(super) struct Restore<'a> {
 impl std::fmt::Debug for Restore<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Restore")
-            .field("next", &self.next)
-            .field("streams", &self.streams.len())
+            .field("next", &self.check.next_position())
             .finish_non_exhaustive()
     }
 }
@@ -175,10 +170,7 @@ impl<'a> Restore<'a> {
             chunk: ChunkBuilder::new(),
             chunk_first: Position::FIRST,
             memtable: Memtable::default(),
-            next: Position::FIRST,
-            prev_log: ChainHash::GENESIS,
-            streams: HashMap::new(),
-            last_recorded_at: Timestamp::EPOCH,
+            check: RestoreCheck::new(),
             written: false,
             finished: false,
         })
@@ -227,44 +219,12 @@ impl<'a> Restore<'a> {
 
 impl RestoreSink for Restore<'_> {
     fn next_position(&self) -> Position {
-        self.next
+        self.check.next_position()
     }
 
     fn push_record(&mut self, record: StoredRecord) -> Result<(), RestoreError> {
+        let event = self.check.record(&record)?;
         let position = record.position;
-        if position != self.next {
-            return Err(RestoreError::OutOfOrder {
-                expected: self.next,
-                found: position,
-            });
-        }
-        let invalid = |reason: String| RestoreError::Invalid { position, reason };
-        let event =
-            codec::decode_record(&record.bytes, record.hash).map_err(|e| invalid(e.to_string()))?;
-        if event.position != position {
-            return Err(invalid(format!(
-                "the record says it is at position {}",
-                event.position
-            )));
-        }
-        let last = self.streams.get(&event.stream).copied();
-        let expected_version = last.map_or(Version::FIRST, |(v, _)| v.next());
-        if event.version != expected_version {
-            return Err(invalid(format!(
-                "stream {} has version {} where version {expected_version} was expected",
-                event.stream, event.version
-            )));
-        }
-        let prev_stream = last.map_or(ChainHash::GENESIS, |(_, hash)| hash);
-        let computed = ChainHash::link(&self.prev_log, &prev_stream, &record.bytes);
-        if computed != record.hash {
-            return Err(RestoreError::HashMismatch {
-                position,
-                exported: record.hash,
-                computed,
-            });
-        }
-
         if self.chunk.is_full_for(record.bytes.len()) {
             self.finish_chunk();
         }
@@ -273,11 +233,6 @@ impl RestoreSink for Restore<'_> {
         }
         self.chunk.push(&record.hash, &record.bytes);
         self.memtable.add(&event.stream, event.version, position);
-        self.streams
-            .insert(event.stream, (event.version, record.hash));
-        self.prev_log = record.hash;
-        self.last_recorded_at = event.recorded_at;
-        self.next = position.next();
         self.batch_records += 1;
         self.batch_bytes += record.bytes.len();
         if self.batch_records >= BATCH_RECORDS || self.batch_bytes >= BATCH_BYTES {
@@ -287,22 +242,7 @@ impl RestoreSink for Restore<'_> {
     }
 
     fn push_idempotency(&mut self, record: StoredIdempotency) -> Result<(), RestoreError> {
-        let invalid = |reason: String| RestoreError::Idempotency {
-            key: record.key.to_string(),
-            reason,
-        };
-        let decoded =
-            codec::decode_idempotency(&record.bytes).map_err(|e| invalid(e.to_string()))?;
-        let restored = self.next.get() - 1;
-        if decoded.first_position == 0
-            || decoded.first_position > decoded.last_position
-            || decoded.last_position > restored
-        {
-            return Err(invalid(format!(
-                "it names positions {}-{} but the restored log ends at {restored} (give the idempotency records after every record)",
-                decoded.first_position, decoded.last_position
-            )));
-        }
+        self.check.idempotency(&record)?;
         self.batch
             .insert(keys::idempotency(&record.key), record.bytes);
         self.batch_records += 1;
@@ -316,22 +256,7 @@ impl RestoreSink for Restore<'_> {
         mut self: Box<Self>,
         expected_head: Option<ChainHead>,
     ) -> Result<Option<ChainHead>, RestoreError> {
-        let head = self.next.prev().map(|position| ChainHead {
-            position,
-            hash: self.prev_log,
-        });
-        if head != expected_head {
-            let show = |h: Option<ChainHead>| {
-                h.map_or_else(
-                    || "empty".to_owned(),
-                    |h| format!("position {} hash {}", h.position, h.hash),
-                )
-            };
-            return Err(RestoreError::HeadMismatch {
-                expected: show(expected_head),
-                restored: show(head),
-            });
-        }
+        let head = self.check.head(expected_head)?;
         self.write_batch()?;
         if let Some(head) = head {
             // The whole stream index is on disk now: record how far it reaches.
@@ -351,7 +276,7 @@ impl RestoreSink for Restore<'_> {
                 shared.path.join("db").display()
             ))
         })?;
-        self.writer.restored(head, self.last_recorded_at);
+        self.writer.restored(head, self.check.last_recorded_at());
         *lock(&shared.durable_head) = head;
         if let Some(head) = head {
             shared.signal.publish(head.position);

@@ -6,17 +6,12 @@
 //! kept in a map that is bounded: when it is full it is emptied, and a stream missing from it
 //! is looked up in the index, so memory stays flat on any log size.
 
-use std::collections::HashMap;
-
 use super::read::{for_each_record, ChunkCursor};
 use super::Shared;
 use crate::chain::{ChainBreak, ChainBreakReason, ChainHash, ChainHead, VerifyReport};
-use crate::codec;
 use crate::error::ReadError;
 use crate::ids::{Position, StreamId, Version};
-
-/// How many streams' last hashes `verify` keeps in memory at once.
-const STREAM_HASHES_MAX: usize = 1_000_000;
+use crate::store::backend::{check_stream_record, ChainWalk};
 
 /// Ends a walk: the first break found.
 struct Broken(ChainBreak);
@@ -24,147 +19,33 @@ struct Broken(ChainBreak);
 impl Shared {
     pub(super) fn verify(&self) -> Result<VerifyReport, ReadError> {
         self.ensure_open()?;
-        let mut report = VerifyReport {
-            events_checked: 0,
-            last_good: None,
-            first_break: None,
-        };
+        let mut walk = ChainWalk::new();
         let Some(head) = Position::new(self.signal.head()) else {
-            return Ok(report);
+            return Ok(walk.finish(None));
         };
-        let mut expected = Position::FIRST;
-        let mut prev_log = ChainHash::GENESIS;
-        let mut streams: HashMap<String, (Version, ChainHash)> = HashMap::new();
-        let mut broken = None;
-        let walked = for_each_record(&self.tree, Position::FIRST, head, |position, entry| {
-            let check = || -> Result<Result<(String, Version), ChainBreakReason>, ReadError> {
-                if position != expected {
-                    return Ok(Err(ChainBreakReason::PositionGap { expected }));
+        // A stream evicted from the walk's memory: its previous event through the index.
+        let mut previous_in_stream = |stream: &StreamId, previous: Version, before: Position| {
+            let found =
+                self.stream_positions(stream, previous, 1, before.get().saturating_sub(1))?;
+            match found.first() {
+                Some((v, p)) if *v == previous => {
+                    Ok(Some(ChunkCursor::default().entry(&self.tree, *p)?.0))
                 }
-                let fields = match codec::decode_record_key_fields(entry.record) {
-                    Ok(fields) => fields,
-                    Err(e) => {
-                        return Ok(Err(ChainBreakReason::Undecodable {
-                            reason: e.to_string(),
-                        }))
-                    }
-                };
-                if fields.position != position.get() {
-                    return Ok(Err(ChainBreakReason::PositionMismatch {
-                        recorded: fields.position,
-                    }));
-                }
-                let Some(version) = Version::new(fields.version) else {
-                    return Ok(Err(ChainBreakReason::Undecodable {
-                        reason: "version 0".into(),
-                    }));
-                };
-                let prev_stream =
-                    match self.previous_in_stream(&streams, &fields.stream, version, position)? {
-                        Ok(hash) => hash,
-                        Err(reason) => return Ok(Err(reason)),
-                    };
-                let computed = ChainHash::link(&prev_log, &prev_stream, entry.record);
-                if computed != entry.hash {
-                    return Ok(Err(ChainBreakReason::HashMismatch {
-                        stored: entry.hash,
-                        computed,
-                    }));
-                }
-                Ok(Ok((fields.stream, version)))
-            };
-            match check()? {
-                Ok((stream, version)) => {
-                    if streams.len() >= STREAM_HASHES_MAX {
-                        streams.clear();
-                    }
-                    streams.insert(stream, (version, entry.hash));
-                    prev_log = entry.hash;
-                    expected = position.next();
-                    report.events_checked += 1;
-                    report.last_good = Some(ChainHead {
-                        position,
-                        hash: entry.hash,
-                    });
-                    Ok(true)
-                }
-                Err(reason) => {
-                    broken = Some(ChainBreak { position, reason });
-                    Ok(false)
-                }
+                _ => Ok(None),
             }
+        };
+        let walked = for_each_record(&self.tree, Position::FIRST, head, |position, entry| {
+            walk.step(position, entry.hash, entry.record, &mut previous_in_stream)
         });
         match walked {
             Ok(()) => {}
             // A chunk that does not decode is a break at its position, not a failure of verify.
             Err(ReadError::Corrupted { position, reason }) => {
-                broken = Some(ChainBreak {
-                    position,
-                    reason: ChainBreakReason::Undecodable { reason },
-                });
+                walk.broken(position, ChainBreakReason::Undecodable { reason });
             }
             Err(other) => return Err(other),
         }
-        if broken.is_none() && expected <= head {
-            broken = Some(ChainBreak {
-                position: expected,
-                reason: ChainBreakReason::PositionGap { expected },
-            });
-        }
-        report.first_break = broken;
-        Ok(report)
-    }
-
-    /// The hash of the event before `version` in `stream`, or why the chain is broken there.
-    fn previous_in_stream(
-        &self,
-        streams: &HashMap<String, (Version, ChainHash)>,
-        stream: &str,
-        version: Version,
-        position: Position,
-    ) -> Result<Result<ChainHash, ChainBreakReason>, ReadError> {
-        let stream_id = match StreamId::new(stream) {
-            Ok(id) => id,
-            Err(e) => {
-                return Ok(Err(ChainBreakReason::Undecodable {
-                    reason: e.to_string(),
-                }))
-            }
-        };
-        let Some(previous) = version.prev() else {
-            return Ok(match streams.get(stream) {
-                None => Ok(ChainHash::GENESIS),
-                Some((last, _)) => Err(ChainBreakReason::VersionGap {
-                    stream: stream_id,
-                    expected: last.next(),
-                    found: version,
-                }),
-            });
-        };
-        if let Some((last, hash)) = streams.get(stream) {
-            return Ok(if *last == previous {
-                Ok(*hash)
-            } else {
-                Err(ChainBreakReason::VersionGap {
-                    stream: stream_id,
-                    expected: last.next(),
-                    found: version,
-                })
-            });
-        }
-        // Not in memory (evicted): find the previous version through the index.
-        let before = position.get().saturating_sub(1);
-        let found = self.stream_positions(&stream_id, previous, 1, before)?;
-        match found.first() {
-            Some((v, p)) if *v == previous => {
-                Ok(Ok(ChunkCursor::default().entry(&self.tree, *p)?.0))
-            }
-            _ => Ok(Err(ChainBreakReason::VersionGap {
-                stream: stream_id,
-                expected: Version::FIRST,
-                found: version,
-            })),
-        }
+        Ok(walk.finish(Some(head)))
     }
 
     pub(super) fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, ReadError> {
@@ -225,27 +106,6 @@ impl Shared {
             }
             Err(other) => return Err(other),
         };
-        let fields = match codec::decode_record_key_fields(&record) {
-            Ok(fields) => fields,
-            Err(e) => {
-                return broken(ChainBreakReason::Undecodable {
-                    reason: e.to_string(),
-                })
-            }
-        };
-        if fields.stream != stream.as_str() || fields.version != version.get() {
-            return broken(ChainBreakReason::IndexMismatch {
-                detail: format!(
-                    "the index has {stream} version {version} here, the record is {} version {}",
-                    fields.stream, fields.version
-                ),
-            });
-        }
-        if fields.position != position.get() {
-            return broken(ChainBreakReason::PositionMismatch {
-                recorded: fields.position,
-            });
-        }
         let prev_log = match position.prev() {
             None => ChainHash::GENESIS,
             Some(before) => match prev_cursor.entry(&self.tree, before) {
@@ -256,10 +116,17 @@ impl Shared {
                 Err(other) => return Err(other),
             },
         };
-        let computed = ChainHash::link(&prev_log, &prev_stream, &record);
-        if computed != stored {
-            return broken(ChainBreakReason::HashMismatch { stored, computed });
+        match check_stream_record(
+            stream,
+            version,
+            position,
+            prev_log,
+            prev_stream,
+            stored,
+            &record,
+        ) {
+            Ok(hash) => Ok(Ok(hash)),
+            Err(reason) => broken(reason),
         }
-        Ok(Ok(stored))
     }
 }

@@ -11,17 +11,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
 use super::keys;
 use super::{lock, Shared, WriteSet};
 use crate::chain::{ChainHash, ChainHead};
 use crate::clock::Timestamp;
-use crate::codec::{self, ChunkBuilder, IdempotencyRecordV1, PreparedEvent};
+use crate::codec::ChunkBuilder;
 use crate::error::{AppendError, ReadError};
-use crate::event::{AppendRequest, Appended, Conflict, StreamAppended, MAX_EVENT_BYTES};
-use crate::ids::{EventId, ExpectedVersion, IdempotencyKey, Position, StreamId, Version};
+use crate::event::{AppendRequest, Appended};
+use crate::ids::{IdempotencyKey, Position, StreamId, Version};
 use crate::sled::support::describe;
+use crate::store::backend::{
+    decode_idempotency, prepare, GroupPlan, GroupSink, GroupSource, PreparedAppend, StreamHead,
+};
 use crate::store::AppendResult;
 use crate::store::Durability;
 use crate::store::{Completer, Completion};
@@ -65,29 +66,6 @@ fn deliver(answers: impl IntoIterator<Item = (Pending, AppendResult)>) {
     }
 }
 
-/// An append after validation and encoding, ready for a leader.
-#[derive(Debug)]
-struct PreparedAppend {
-    writes: Vec<PreparedWrite>,
-    idempotency_key: Option<IdempotencyKey>,
-    /// SHA-256 of the request's content (only computed when there is a key).
-    fingerprint: [u8; 32],
-}
-
-#[derive(Debug)]
-struct PreparedWrite {
-    stream: StreamId,
-    expected: ExpectedVersion,
-    events: Vec<PreparedEvent>,
-}
-
-/// A stream's newest event, as the leader needs it: its version and hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct StreamHead {
-    pub(super) version: Version,
-    pub(super) hash: ChainHash,
-}
-
 /// State only the leader touches.
 #[derive(Debug)]
 pub(super) struct Writer {
@@ -119,125 +97,54 @@ impl Writer {
     }
 }
 
-fn prepare(request: AppendRequest, now: Timestamp) -> Result<PreparedAppend, AppendError> {
-    request.validate()?;
-    let fingerprint = match (&request.idempotency_key, request.fingerprint) {
-        (Some(_), Some(given)) => given,
-        (Some(_), None) => fingerprint(&request),
-        (None, _) => [0; 32],
-    };
-    let AppendRequest {
-        writes,
-        actor,
-        correlation_id,
-        causation_id,
-        idempotency_key,
-        fingerprint: _,
-    } = request;
-    let mut prepared_writes = Vec::with_capacity(writes.len());
-    for write in writes {
-        let mut events = Vec::with_capacity(write.events.len());
-        for (index, event) in write.events.iter().enumerate() {
-            let event_id = event.event_id.unwrap_or_else(|| EventId::new_v7(now));
-            let prepared = codec::prepare_event(
-                &write.stream,
-                event_id,
-                &event.event_type,
-                event.schema_version,
-                &actor,
-                correlation_id,
-                event.causation_id.or(causation_id),
-                &event.payload,
-            );
-            let size = codec::record_len_max(&prepared);
-            if size > MAX_EVENT_BYTES {
-                return Err(AppendError::EventTooLarge {
-                    stream: write.stream.clone(),
-                    index,
-                    size,
-                    max: MAX_EVENT_BYTES,
-                });
-            }
-            events.push(prepared);
-        }
-        prepared_writes.push(PreparedWrite {
-            stream: write.stream,
-            expected: write.expected,
-            events,
-        });
-    }
-    Ok(PreparedAppend {
-        writes: prepared_writes,
-        idempotency_key,
-        fingerprint,
-    })
-}
-
-/// What makes two appends "the same request" for idempotency: who, which streams with which
-/// expectations, and the events' types and payloads. Event ids, correlation and causation are
-/// left out: a retry may make new ones.
-fn fingerprint(request: &AppendRequest) -> [u8; 32] {
-    fn field(hasher: &mut Sha256, bytes: &[u8]) {
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    }
-    let mut hasher = Sha256::new();
-    field(&mut hasher, b"civicflow-idempotency-v1");
-    field(&mut hasher, request.actor.id.as_str().as_bytes());
-    field(&mut hasher, request.actor.role.as_str().as_bytes());
-    field(&mut hasher, request.actor.unit.as_str().as_bytes());
-    for write in &request.writes {
-        field(&mut hasher, write.stream.as_str().as_bytes());
-        let expected = match write.expected {
-            ExpectedVersion::Any => [0u8; 9],
-            ExpectedVersion::NoStream => [1; 9],
-            ExpectedVersion::Exact(v) => {
-                let mut bytes = [2u8; 9];
-                bytes[1..].copy_from_slice(&v.get().to_le_bytes());
-                bytes
-            }
-        };
-        field(&mut hasher, &expected);
-        for event in &write.events {
-            field(&mut hasher, event.event_type.as_str().as_bytes());
-            field(&mut hasher, &event.schema_version.to_le_bytes());
-            field(&mut hasher, &event.payload);
-        }
-    }
-    hasher.finalize().into()
-}
-
-/// Everything one group will write, built before anything is written.
-struct GroupPlan {
+/// Everything one group will write to sled, built before anything is written: the shared
+/// plan ([`GroupPlan`]) and the sled batch its records and keys go into.
+struct SledGroup {
+    plan: GroupPlan,
     batch: WriteSet,
-    next_position: Position,
-    prev_log_hash: ChainHash,
     chunk: ChunkBuilder,
     chunk_first: Position,
-    recorded_at: Timestamp,
-    /// Stream heads as they will be after the appends planned so far.
-    overlay: HashMap<StreamId, Option<StreamHead>>,
     /// New stream index entries: (stream, version, position).
     index_additions: Vec<(StreamId, Version, Position)>,
-    /// Idempotency keys written by this group.
-    keys_in_group: HashMap<IdempotencyKey, ([u8; 32], Appended)>,
-    writes: bool,
 }
 
-impl GroupPlan {
-    fn push_record(&mut self, hash: &ChainHash, record: &[u8], position: Position) {
+impl GroupSink for SledGroupWrites<'_> {
+    fn record(
+        &mut self,
+        stream: &StreamId,
+        version: Version,
+        position: Position,
+        hash: &ChainHash,
+        record: Vec<u8>,
+    ) {
         if self.chunk.is_full_for(record.len()) {
-            let full = std::mem::replace(&mut self.chunk, ChunkBuilder::new());
+            let full = std::mem::replace(self.chunk, ChunkBuilder::new());
             self.batch
-                .insert(keys::chunk(self.chunk_first), full.finish());
-            self.chunk_first = position;
+                .insert(keys::chunk(*self.chunk_first), full.finish());
+            *self.chunk_first = position;
         }
         if self.chunk.is_empty() {
-            self.chunk_first = position;
+            *self.chunk_first = position;
         }
-        self.chunk.push(hash, record);
+        self.chunk.push(hash, &record);
+        self.index_additions
+            .push((stream.clone(), version, position));
     }
 
+    fn idempotency(&mut self, key: &IdempotencyKey, _last_position: Position, record: Vec<u8>) {
+        self.batch.insert(keys::idempotency(key), record);
+    }
+}
+
+/// The parts of a [`SledGroup`] its records go into (borrowed apart from the plan).
+struct SledGroupWrites<'a> {
+    batch: &'a mut WriteSet,
+    chunk: &'a mut ChunkBuilder,
+    chunk_first: &'a mut Position,
+    index_additions: &'a mut Vec<(StreamId, Version, Position)>,
+}
+
+impl SledGroup {
     fn finish_chunk(&mut self) {
         if !self.chunk.is_empty() {
             let last = std::mem::replace(&mut self.chunk, ChunkBuilder::new());
@@ -245,9 +152,37 @@ impl GroupPlan {
                 .insert(keys::chunk(self.chunk_first), last.finish());
         }
     }
+}
 
-    fn last_position(&self) -> Option<Position> {
-        self.next_position.prev()
+/// What a sled group looks up: the leader's cache of stream heads, then the index.
+struct SledSource<'a> {
+    shared: &'a Shared,
+    writer: &'a mut Writer,
+}
+
+impl GroupSource for SledSource<'_> {
+    fn stream_head(&mut self, stream: &StreamId) -> Result<Option<StreamHead>, AppendError> {
+        if let Some(head) = self.writer.streams.get(stream) {
+            return Ok(Some(*head));
+        }
+        let durable = self.writer.head.map_or(0, |h| h.position.get());
+        let Some((version, position)) = self.shared.stream_last(stream, durable)? else {
+            return Ok(None);
+        };
+        let hash = self.shared.hash_at(position)?;
+        let head = StreamHead { version, hash };
+        if self.writer.streams.len() >= STREAM_CACHE_MAX {
+            self.writer.streams.clear();
+        }
+        self.writer.streams.insert(stream.clone(), head);
+        Ok(Some(head))
+    }
+
+    fn idempotency(
+        &mut self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<([u8; 32], Appended)>, ReadError> {
+        self.shared.stored_idempotency(key)
     }
 }
 
@@ -399,7 +334,7 @@ impl Shared {
             return;
         }
         let (plan, outcomes) = self.plan_group(&mut writer, &group);
-        if !plan.writes {
+        if !plan.plan.writes() {
             // Only conflicts, refusals and replays of durable appends: nothing to make durable.
             deliver(group.into_iter().zip(outcomes));
             return;
@@ -439,157 +374,38 @@ impl Shared {
     }
 
     /// Checks every append of the group and plans the writes of those that go ahead.
-    fn plan_group(&self, writer: &mut Writer, group: &[Pending]) -> (GroupPlan, Vec<AppendResult>) {
+    fn plan_group(&self, writer: &mut Writer, group: &[Pending]) -> (SledGroup, Vec<AppendResult>) {
         let recorded_at = self.clock.now().max(writer.last_recorded_at);
-        let mut plan = GroupPlan {
+        let mut sled_group = SledGroup {
+            plan: GroupPlan::new(writer.head, recorded_at),
             batch: WriteSet::default(),
-            next_position: writer.head.map_or(Position::FIRST, |h| h.position.next()),
-            prev_log_hash: writer.head.map_or(ChainHash::GENESIS, |h| h.hash),
             chunk: ChunkBuilder::new(),
             chunk_first: Position::FIRST,
-            recorded_at,
-            overlay: HashMap::new(),
             index_additions: Vec::new(),
-            keys_in_group: HashMap::new(),
-            writes: false,
+        };
+        let SledGroup {
+            plan,
+            batch,
+            chunk,
+            chunk_first,
+            index_additions,
+        } = &mut sled_group;
+        let mut writes = SledGroupWrites {
+            batch,
+            chunk,
+            chunk_first,
+            index_additions,
+        };
+        let mut source = SledSource {
+            shared: self,
+            writer,
         };
         let outcomes = group
             .iter()
-            .map(|pending| self.plan_append(writer, &mut plan, &pending.append))
+            .map(|pending| plan.plan_append(&pending.append, &mut source, &mut writes))
             .collect();
-        plan.finish_chunk();
-        (plan, outcomes)
-    }
-
-    fn plan_append(
-        &self,
-        writer: &mut Writer,
-        plan: &mut GroupPlan,
-        append: &PreparedAppend,
-    ) -> AppendResult {
-        // 1. A retry of an append with the same key: answer what it got, write nothing.
-        if let Some(key) = &append.idempotency_key {
-            let earlier = match plan.keys_in_group.get(key) {
-                Some(found) => Some(found.clone()),
-                None => self.stored_idempotency(key)?,
-            };
-            if let Some((fingerprint, mut appended)) = earlier {
-                if fingerprint != append.fingerprint {
-                    return Err(AppendError::IdempotencyKeyReused { key: key.clone() });
-                }
-                appended.deduplicated = true;
-                return Ok(Ok(appended));
-            }
-        }
-        // 2. Every stream must be where the append expects it; look them all up before
-        // planning anything, so a failed lookup leaves the plan untouched.
-        let mut heads = Vec::with_capacity(append.writes.len());
-        for write in &append.writes {
-            let head = self.planned_stream_head(writer, plan, &write.stream)?;
-            let actual = head.map(|h| h.version);
-            if !write.expected.matches(actual) {
-                return Ok(Err(Conflict {
-                    stream: write.stream.clone(),
-                    expected: write.expected,
-                    actual,
-                }));
-            }
-            heads.push(head);
-        }
-        // 3. Assign positions, versions and hashes.
-        let first_position = plan.next_position;
-        let mut streams = Vec::with_capacity(append.writes.len());
-        for (write, head) in append.writes.iter().zip(heads) {
-            let mut stream_hash = head.map_or(ChainHash::GENESIS, |h| h.hash);
-            let mut version = head.map_or(Version::FIRST, |h| h.version.next());
-            let first_version = version;
-            for (i, event) in write.events.iter().enumerate() {
-                if i > 0 {
-                    version = version.next();
-                }
-                let position = plan.next_position;
-                let record = codec::finish_record(position, version, plan.recorded_at, event);
-                let hash = ChainHash::link(&plan.prev_log_hash, &stream_hash, &record);
-                plan.push_record(&hash, &record, position);
-                plan.index_additions
-                    .push((write.stream.clone(), version, position));
-                plan.prev_log_hash = hash;
-                stream_hash = hash;
-                plan.next_position = position.next();
-            }
-            plan.overlay.insert(
-                write.stream.clone(),
-                Some(StreamHead {
-                    version,
-                    hash: stream_hash,
-                }),
-            );
-            streams.push(StreamAppended {
-                stream: write.stream.clone(),
-                first_version,
-                last_version: version,
-            });
-        }
-        plan.writes = true;
-        let appended = Appended {
-            streams,
-            first_position,
-            last_position: plan
-                .last_position()
-                .expect("an append has at least one event"),
-            deduplicated: false,
-        };
-        // 4. Remember the key in the same batch.
-        if let Some(key) = &append.idempotency_key {
-            let record = IdempotencyRecordV1 {
-                fingerprint: append.fingerprint,
-                first_position: appended.first_position.get(),
-                last_position: appended.last_position.get(),
-                streams: appended
-                    .streams
-                    .iter()
-                    .map(|s| {
-                        (
-                            s.stream.as_str().to_owned(),
-                            s.first_version.get(),
-                            s.last_version.get(),
-                        )
-                    })
-                    .collect(),
-            };
-            plan.batch
-                .insert(keys::idempotency(key), codec::encode_idempotency(&record));
-            plan.keys_in_group
-                .insert(key.clone(), (append.fingerprint, appended.clone()));
-        }
-        Ok(Ok(appended))
-    }
-
-    /// A stream's head as the group will leave it so far: the plan's overlay, then the
-    /// leader's cache, then the index.
-    fn planned_stream_head(
-        &self,
-        writer: &mut Writer,
-        plan: &GroupPlan,
-        stream: &StreamId,
-    ) -> Result<Option<StreamHead>, AppendError> {
-        if let Some(head) = plan.overlay.get(stream) {
-            return Ok(*head);
-        }
-        if let Some(head) = writer.streams.get(stream) {
-            return Ok(Some(*head));
-        }
-        let durable = writer.head.map_or(0, |h| h.position.get());
-        let Some((version, position)) = self.stream_last(stream, durable)? else {
-            return Ok(None);
-        };
-        let hash = self.hash_at(position)?;
-        let head = StreamHead { version, hash };
-        if writer.streams.len() >= STREAM_CACHE_MAX {
-            writer.streams.clear();
-        }
-        writer.streams.insert(stream.clone(), head);
-        Ok(Some(head))
+        sled_group.finish_chunk();
+        (sled_group, outcomes)
     }
 
     pub(super) fn stored_idempotency(
@@ -603,27 +419,7 @@ impl Shared {
         else {
             return Ok(None);
         };
-        let corrupted = |reason: String| ReadError::CorruptedIndex {
-            what: format!("idempotency record {key}"),
-            reason,
-        };
-        let record = codec::decode_idempotency(&bytes).map_err(|e| corrupted(e.to_string()))?;
-        let position = |p: u64| Position::new(p).ok_or_else(|| corrupted("position 0".into()));
-        let mut streams = Vec::with_capacity(record.streams.len());
-        for (stream, first, last) in record.streams {
-            streams.push(StreamAppended {
-                stream: StreamId::new(stream).map_err(|e| corrupted(e.to_string()))?,
-                first_version: Version::new(first).ok_or_else(|| corrupted("version 0".into()))?,
-                last_version: Version::new(last).ok_or_else(|| corrupted("version 0".into()))?,
-            });
-        }
-        let appended = Appended {
-            streams,
-            first_position: position(record.first_position)?,
-            last_position: position(record.last_position)?,
-            deduplicated: true,
-        };
-        Ok(Some((record.fingerprint, appended)))
+        decode_idempotency(key, &bytes).map(Some)
     }
 
     /// Writes the planned batch, flushes, syncs, and only then publishes and answers. On
@@ -631,17 +427,12 @@ impl Shared {
     fn write_durably(
         &self,
         writer: &mut Writer,
-        mut plan: GroupPlan,
+        mut plan: SledGroup,
         group: Vec<Pending>,
         outcomes: Vec<AppendResult>,
     ) -> Result<(), (String, Vec<Pending>)> {
-        let last = plan
-            .last_position()
-            .expect("a group that writes has a last position");
-        let head = ChainHead {
-            position: last,
-            hash: plan.prev_log_hash,
-        };
+        let head = plan.plan.head().expect("a group that writes has a head");
+        let last = head.position;
 
         let flush_index = {
             let memtable = self.memtable.read().unwrap_or_else(PoisonError::into_inner);
@@ -730,16 +521,14 @@ impl Shared {
 
     /// After the group is durable: the leader's state, the memtable, then the head that
     /// readers see (in that order, so a reader that sees the new head sees its index too).
-    fn publish(&self, writer: &mut Writer, plan: &GroupPlan, head: ChainHead, index_flushed: bool) {
+    fn publish(&self, writer: &mut Writer, plan: &SledGroup, head: ChainHead, index_flushed: bool) {
         writer.head = Some(head);
-        writer.last_recorded_at = plan.recorded_at;
-        if writer.streams.len() + plan.overlay.len() > STREAM_CACHE_MAX {
+        writer.last_recorded_at = plan.plan.recorded_at();
+        if writer.streams.len() + plan.index_additions.len() > STREAM_CACHE_MAX {
             writer.streams.clear();
         }
-        for (stream, stream_head) in &plan.overlay {
-            if let Some(stream_head) = stream_head {
-                writer.streams.insert(stream.clone(), *stream_head);
-            }
+        for (stream, stream_head) in plan.plan.stream_heads() {
+            writer.streams.insert(stream.clone(), *stream_head);
         }
         {
             let mut memtable = self
@@ -756,53 +545,5 @@ impl Shared {
         }
         *lock(&self.durable_head) = Some(head);
         self.signal.publish(head.position);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::NewEvent;
-    use crate::ids::{Actor, CorrelationId, EventType};
-
-    fn request(payload: &[u8]) -> AppendRequest {
-        AppendRequest::to_stream(
-            StreamId::new("case-1").expect("valid"),
-            ExpectedVersion::Any,
-            vec![NewEvent::new(
-                EventType::new("Noted").expect("valid"),
-                1,
-                payload.to_vec(),
-            )],
-            Actor::parse("a", "r", "u").expect("valid"),
-            CorrelationId::new_v7(Timestamp::EPOCH),
-        )
-    }
-
-    #[test]
-    fn fingerprints_ignore_ids_but_not_content() {
-        let a = request(b"x");
-        let mut b = request(b"x");
-        b.correlation_id = CorrelationId::new_v7(Timestamp::from_unix_seconds(99));
-        assert_eq!(fingerprint(&a), fingerprint(&b));
-        assert_ne!(fingerprint(&a), fingerprint(&request(b"y")));
-    }
-
-    #[test]
-    fn an_event_over_64_kib_is_refused_with_its_size() {
-        let err =
-            prepare(request(&vec![0; MAX_EVENT_BYTES]), Timestamp::EPOCH).expect_err("too large");
-        match err {
-            AppendError::EventTooLarge {
-                index: 0,
-                size,
-                max,
-                ..
-            } => {
-                assert!(size > max);
-                assert_eq!(max, 64 * 1024);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
     }
 }
