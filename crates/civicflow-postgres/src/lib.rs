@@ -12,7 +12,9 @@
 //! - `testing` (feature `testkit`): throwaway clusters for tests and benchmarks.
 
 mod database;
+mod log;
 mod schema;
 
 pub use database::{is_postgres_url, redact, ConnectError, Database, StoreUrl, DEFAULT_SCHEMA};
+pub use log::PgLog;
 pub use schema::SCHEMA_VERSION;

@@ -16,8 +16,9 @@ pub const SCHEMA_VERSION: i32 = 1;
 ///   what orders commits, and positions are taken under it (docs/design.md, "Positions on a
 ///   shared database").
 /// - `events`: the record bytes and chain hash of each event, exactly as sled keeps them, with
-///   the stream and version beside them for the stream index (`unique (stream, version)`);
-///   `event_type` and `recorded_at` are there for operators' SQL only.
+///   the stream and version beside them for the stream index (`unique (stream, version)`).
+///   Text columns compare bytes (`COLLATE "C"`): the order sled keeps, whatever the database's
+///   default collation.
 /// - `idempotency`: a keyed append's stored result (the same bytes as on sled).
 /// - `vault_*`: the vault's check value, wrapped keys with phone tags, ciphertext records and
 ///   erasure markers (see `PgVaultStore`).
@@ -32,15 +33,13 @@ const TABLES: &[&str] = &[
         recorded_at bigint NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {s}.events (
         position bigint PRIMARY KEY,
-        stream text NOT NULL,
+        stream text COLLATE \"C\" NOT NULL,
         version bigint NOT NULL,
-        event_type text NOT NULL,
-        recorded_at bigint NOT NULL,
         hash bytea NOT NULL,
         record bytea NOT NULL,
         UNIQUE (stream, version))",
     "CREATE TABLE IF NOT EXISTS {s}.idempotency (
-        key text PRIMARY KEY,
+        key text COLLATE \"C\" PRIMARY KEY,
         last_position bigint NOT NULL,
         record bytea NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {s}.vault_check (

@@ -1,0 +1,84 @@
+//! Learning other instances' commits: `LISTEN` on the log's channel (every commit group
+//! notifies it in its own transaction, so the notification is delivered only once the group
+//! committed), and a poll of the head row every [`POLL`] whatever happens. A notification
+//! only wakes the follower early: a missed one (a dropped connection, a full queue) delays a
+//! subscriber by at most one poll, never loses an event, because subscribers read
+//! `position > checkpoint` from the table, where positions follow commit order.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_postgres::AsyncMessage;
+
+use super::read::stored_head;
+use super::Shared;
+
+/// How often the head row is read when no notification came.
+const POLL: Duration = Duration::from_millis(250);
+
+/// How long to wait before listening again after the connection was lost.
+const RECONNECT: Duration = Duration::from_millis(500);
+
+/// Starts the follower on the driver's runtime. It ends when the log's last handle is gone.
+pub(super) fn start(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let weak = Arc::downgrade(shared);
+    shared.db.spawn(follow(weak))
+}
+
+async fn follow(shared: Weak<Shared>) {
+    loop {
+        let Some(db) = shared.upgrade().map(|s| s.db.clone()) else {
+            return;
+        };
+        let channel = super::commit::channel(db.schema());
+        let (wake_tx, mut wake) = tokio::sync::mpsc::unbounded_channel::<()>();
+        // The listening connection: its notifications wake the loop below.
+        let listening = match db.dedicated().await {
+            Ok((client, mut connection)) => {
+                let driver = db.spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(Ok(message)) = messages.next().await {
+                        if let AsyncMessage::Notification(_) = message {
+                            if wake_tx.send(()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN \"{channel}\"")).await {
+                    Ok(()) => Some((client, driver)),
+                    Err(_) => {
+                        driver.abort();
+                        None
+                    }
+                }
+            }
+            Err(_) => None,
+        };
+        drop(db);
+        let connected = listening.is_some();
+        // Poll (and wait for notifications) until the listening connection is lost.
+        loop {
+            let woke =
+                tokio::time::timeout(if connected { POLL } else { RECONNECT }, wake.recv()).await;
+            // Coalesce a burst of notifications into one read.
+            while wake.try_recv().is_ok() {}
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if let Ok(Some((head, _))) = stored_head(&shared.db).await {
+                shared.learn_head(head);
+            }
+            // `recv` answered `None`: the listening connection ended. Without one, poll and
+            // try to listen again.
+            if matches!(woke, Ok(None)) || !connected {
+                break;
+            }
+        }
+        if let Some((_client, driver)) = listening {
+            driver.abort();
+        }
+    }
+}
