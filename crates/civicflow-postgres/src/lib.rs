@@ -14,6 +14,8 @@
 mod database;
 mod log;
 mod schema;
+#[cfg(feature = "testkit")]
+pub mod testing;
 
 pub use database::{is_postgres_url, redact, ConnectError, Database, StoreUrl, DEFAULT_SCHEMA};
 pub use log::PgLog;
