@@ -2,7 +2,10 @@
 //!
 //! - [`Cluster`]: a throwaway PostgreSQL cluster of the test process's own, started from the
 //!   machine's PostgreSQL binaries, so that no test depends on a server someone left running.
+//! - [`PgBackend`]: the event log's conformance kit on that cluster, a schema per store.
 
+mod backend;
 mod cluster;
 
+pub use backend::{PgBackend, PgPlace};
 pub use cluster::Cluster;
