@@ -16,7 +16,9 @@ mod log;
 mod schema;
 #[cfg(feature = "testkit")]
 pub mod testing;
+mod vault;
 
 pub use database::{is_postgres_url, redact, ConnectError, Database, StoreUrl, DEFAULT_SCHEMA};
 pub use log::PgLog;
 pub use schema::SCHEMA_VERSION;
+pub use vault::PgVaultStore;

@@ -4,8 +4,11 @@
 //!   and calendar; the harness civicflow's own workflow tests use.
 //! - [`conformance`]: the event log's behavioural tests, written once against
 //!   [`EventStore`](crate::EventStore); a storage backend runs them all with one macro.
+//! - [`vault`]: the vault's conformance kit, the same for
+//!   [`VaultStore`](crate::vault::VaultStore).
 
 pub mod conformance;
 mod scenario;
+pub mod vault;
 
 pub use scenario::{org_chart, readable, readable_in, Mismatch, Scenario, Then, When};

@@ -77,10 +77,16 @@ impl fmt::Debug for WrappedKey {
 ///   behind must overwrite in place, or keep the keys somewhere that does.
 /// - **Records and erasure markers may linger** in old versions, because without their key
 ///   they are noise.
-/// - **One vault at a time.** A store is used by one [`Vault`](super::Vault) in one process;
-///   a backend that can be reached twice refuses a second user ([`VaultError::Locked`]).
-///   Within that vault, calls come from many threads at once, but never two at a time for
-///   the same person except reads.
+/// - **One vault at a time, unless changes are serialized per person.** An embedded backend
+///   serves one [`Vault`](super::Vault) in one process and refuses a second user
+///   ([`VaultError::Locked`]). A shared database backend may serve several vaults at once (one
+///   per service instance) provided that it serializes the changes to each person across them
+///   (`put_key`, `put_record`, `destroy_key` and `mark_erased` of one person never
+///   interleave) and refuses a key or record for a person already marked erased
+///   ([`VaultError::Erased`]), checked atomically with the write, so that no write lands
+///   after an erasure made through another vault. Within one vault, calls come from many
+///   threads at once, but never two at a time for the same person except reads; calls from
+///   different vaults may.
 /// - [`VaultStore::bind`] is called first, before any other method; a backend may refuse
 ///   other calls until it was.
 ///

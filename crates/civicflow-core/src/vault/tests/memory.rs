@@ -146,6 +146,44 @@ impl VaultStore for MemoryVaultStore {
     }
 }
 
+/// The vault's conformance kit (`testkit::vault`) on the in-memory store: the kit's checks
+/// hold for this double as for a real backend, so the behaviour tests here and the kit agree.
+#[cfg(feature = "testkit")]
+mod conformance {
+    use std::sync::Arc;
+
+    use super::MemoryVaultStore;
+    use crate::testkit::vault::VaultBackend;
+    use crate::vault::{lock, VaultError, VaultStore};
+
+    /// Each place is a store of its own, kept alive by the place as a directory would be.
+    struct MemoryVaults;
+
+    impl VaultBackend for MemoryVaults {
+        type Place = Arc<MemoryVaultStore>;
+
+        fn place(&self) -> Arc<MemoryVaultStore> {
+            Arc::default()
+        }
+
+        fn open(&self, place: &Arc<MemoryVaultStore>) -> Result<Box<dyn VaultStore>, VaultError> {
+            Ok(Box::new(Arc::clone(place)))
+        }
+
+        fn lose_keys(&self, place: &Arc<MemoryVaultStore>) {
+            let mut contents = lock(&place.contents);
+            contents.check = None;
+            contents.keys.clear();
+        }
+
+        fn name(&self) -> String {
+            "in-memory test double (MemoryVaultStore)".to_owned()
+        }
+    }
+
+    crate::vault_store_conformance!(MemoryVaults);
+}
+
 #[test]
 fn the_vault_works_over_a_store_other_than_the_embedded_one() {
     let store = Arc::new(MemoryVaultStore::default());
