@@ -80,7 +80,13 @@ pub struct TokenIndex {
     grants: RwLock<Grants>,
     /// Bumped after every refresh: live streams wait on it to re-check their token.
     changes: watch::Sender<u64>,
+    /// When an unknown token last made the index read a shared log (see
+    /// [`TokenIndex::may_refresh_for_unknown`]).
+    unknown_refreshed: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often, at most, unknown tokens make the index read a shared log.
+const UNKNOWN_REFRESH_EVERY: Duration = Duration::from_millis(100);
 
 /// The valid grants, and the version of the `access-tokens` stream they were folded from.
 #[derive(Debug, Default)]
@@ -94,6 +100,7 @@ impl Default for TokenIndex {
         Self {
             grants: RwLock::default(),
             changes: watch::channel(0).0,
+            unknown_refreshed: std::sync::Mutex::new(None),
         }
     }
 }
@@ -163,6 +170,24 @@ impl TokenIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let grant = grants.by_id.get(&id)?;
         same(&grant.hash, &hash).then(|| (id, grant.acting.clone()))
+    }
+
+    /// Whether an unknown token may make the index read the log now. On a shared store a
+    /// token issued through another instance a moment ago may not have reached this index
+    /// (its follower learns it within a poll); reading the log once before refusing makes it
+    /// work at once. At most once per [`UNKNOWN_REFRESH_EVERY`], so that made-up tokens
+    /// cannot make the service read the log at will.
+    pub fn may_refresh_for_unknown(&self) -> bool {
+        let mut last = self
+            .unknown_refreshed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < UNKNOWN_REFRESH_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// How many valid tokens there are.

@@ -330,11 +330,12 @@ impl Database {
 
     /// A pooled connection, or why there is none.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, String> {
-        self.inner
-            .pool
-            .get()
-            .await
-            .map_err(|e| format!("no connection to {}: {e}", self.inner.url.location))
+        self.inner.pool.get().await.map_err(|e| {
+            format!(
+                "the database at {} cannot be reached: {e}",
+                self.inner.url.location
+            )
+        })
     }
 
     /// A connection of its own, outside the pool (the committer's, the listener's).

@@ -597,6 +597,12 @@ impl VaultStore for PgVaultStore {
             },
         )
     }
+
+    /// Every change is one transaction: a write that failed (the database unreachable for a
+    /// moment) left nothing half-done, so the vault goes on once the database is back.
+    fn survives_failed_writes(&self) -> bool {
+        true
+    }
 }
 
 impl PgVaultStore {

@@ -25,6 +25,9 @@ use civicflow_core::readmodel::{Namespace, ReadModelStore};
 use civicflow_core::{EventStore, Position, ReadError};
 
 use crate::feed::Feed;
+
+/// How long a worker waits before reading a shared store's log again after a storage error.
+const SHARED_READ_RETRY: Duration = Duration::from_millis(500);
 use crate::table::{ProjectionError, Tx, View};
 use crate::Event;
 
@@ -516,6 +519,17 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
         let slice = match shared.feed.read(from) {
             Ok(slice) => slice,
             Err(ReadError::Closed) => break,
+            // A shared store's database unreachable for a while: the log is still whole,
+            // so wait and read again (an embedded store's storage error is final).
+            Err(ReadError::Storage(reason)) if shared.log.is_shared() => {
+                tracing::warn!(
+                    read_model = %ns.name(),
+                    %reason,
+                    "the shared log cannot be read; trying again"
+                );
+                std::thread::sleep(SHARED_READ_RETRY);
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         for event in slice.events() {

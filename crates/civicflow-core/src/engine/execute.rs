@@ -236,6 +236,8 @@ impl Engine {
         let mut hooked = false;
         let mut attempt = 1;
         loop {
+            // Another instance may have changed the chart since this one last looked.
+            self.refresh_shared_org()?;
             let loaded = if fresh {
                 Loaded::default()
             } else {
@@ -307,6 +309,15 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// On a shared log, catches the engine's copy of the org chart up with what other
+    /// instances wrote (on a log of its own, the engine's appends are all there is).
+    pub(super) fn refresh_shared_org(&self) -> Result<(), EngineError> {
+        if self.log.is_shared() {
+            self.load::<Org>(&crate::domain::org::org_stream())?;
+        }
+        Ok(())
     }
 
     /// The aggregate's state now: the engine's copy caught up with the log, or its stream

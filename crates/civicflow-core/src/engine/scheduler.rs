@@ -551,8 +551,9 @@ impl Engine {
             self.recompute_provisional_deadlines(None)?;
         }
         // Definitions another instance published: learnt here too (the read models fold
-        // with them).
+        // with them); and the chart it changed (grants checked on requests read it).
         self.refresh_workflows()?;
+        self.refresh_shared_org()?;
         self.deadlines.catch_up(&*self.log)?;
         let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
         let mut taken = Vec::new();

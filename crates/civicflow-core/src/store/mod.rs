@@ -202,6 +202,26 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// Counters of the work done since the log was opened.
     fn stats(&self) -> LogStats;
 
+    /// Whether other processes may append to this log too (several service instances on one
+    /// database). The engine then catches up what it keeps in memory (the org chart) before
+    /// each decision and on each scheduler pass, instead of trusting its own appends.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Whether the log can take writes now: `Ok`, or why not (poisoned; a shared store's
+    /// database unreachable). What `GET /readyz` reports. It may block for a few seconds while
+    /// a shared store's database is asked.
+    ///
+    /// # Errors
+    /// The reason the log cannot write now.
+    fn health(&self) -> Result<(), String> {
+        match self.poisoned() {
+            Some(reason) => Err(format!("poisoned: {reason}")),
+            None => Ok(()),
+        }
+    }
+
     /// Where the log lives, for messages (a directory, a database without its password).
     fn location(&self) -> String;
 
@@ -355,6 +375,12 @@ impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
     }
     fn stats(&self) -> LogStats {
         (**self).stats()
+    }
+    fn health(&self) -> Result<(), String> {
+        (**self).health()
+    }
+    fn is_shared(&self) -> bool {
+        (**self).is_shared()
     }
     fn location(&self) -> String {
         (**self).location()

@@ -209,9 +209,14 @@ impl Vault {
 
     /// Records a failed write: the vault refuses stores from now on (fail-stop, as the log
     /// does: after a failed sync the kernel may have dropped the data, and a later sync that
-    /// succeeds proves nothing).
+    /// succeeds proves nothing). Not for a refusal (the person was erased, on another
+    /// instance of a shared store), nor on a store whose failed writes are all-or-nothing
+    /// transactions ([`VaultStore::survives_failed_writes`]): it goes on once it is back.
     fn poisoned_by(&self, error: VaultError) -> VaultError {
-        lock(&self.poison).get_or_insert_with(|| error.to_string());
+        let refusal = matches!(error, VaultError::Erased { .. });
+        if !refusal && !self.storage.survives_failed_writes() {
+            lock(&self.poison).get_or_insert_with(|| error.to_string());
+        }
         error
     }
 

@@ -74,7 +74,12 @@ impl fmt::Debug for WrappedKey {
 ///   store does not control (the disk's firmware, the filesystem's journal, snapshots,
 ///   backups) is listed in `docs/decisions/0004-personal-data.md`. This is the one rule that
 ///   rules out "just put the keys in a table": a backend whose deletes leave old versions
-///   behind must overwrite in place, or keep the keys somewhere that does.
+///   behind must overwrite in place, or keep the keys somewhere that does. The one exception
+///   is a database server the store does not run (PostgreSQL): it makes the old version
+///   unreachable (deleted and vacuumed: no query, index or replica reaches it), and what the
+///   server keeps beyond that (page free space until reused, its WAL until recycled,
+///   archives and backups until they age out) is written down for the operator, with what
+///   bounds it (`docs/postgres.md`, "Personal data erasure on PostgreSQL").
 /// - **Records and erasure markers may linger** in old versions, because without their key
 ///   they are noise.
 /// - **One vault at a time, unless changes are serialized per person.** An embedded backend
@@ -202,6 +207,15 @@ pub trait VaultStore: Send + Sync + fmt::Debug {
     /// [`VaultError::Storage`], [`VaultError::Io`].
     fn holds_people(&self) -> Result<bool, VaultError>;
 
+    /// Whether a failed write leaves the store as it was or as if the write succeeded, never
+    /// in between or in doubt (a database transaction), so that the vault may go on writing
+    /// after one: a shared database that was unreachable for a moment. `false` (the default)
+    /// for a store whose failed sync may have lost data already acknowledged: the vault then
+    /// refuses every later write (fail-stop).
+    fn survives_failed_writes(&self) -> bool {
+        false
+    }
+
     /// Makes everything durable. Every change already was when it returned; the vault calls
     /// this when it is closed, to report a failure that dropping the store would swallow.
     /// Dropping the store lets go of its files or connections.
@@ -261,6 +275,9 @@ macro_rules! forward_vault_store {
             }
             fn sync(&self) -> Result<(), VaultError> {
                 (**self).sync()
+            }
+            fn survives_failed_writes(&self) -> bool {
+                (**self).survives_failed_writes()
             }
         }
     };

@@ -161,8 +161,9 @@ async fn enforce(
     }
     let refused =
         |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| error.into_response());
+    // Owned: the borrow of the request must not be held across the await below.
     let token = match bearer(request.headers()) {
-        Ok(Some(token)) => token,
+        Ok(Some(token)) => token.to_owned(),
         Ok(None) => {
             return refused(ApiError::unauthorized(
                 "this route needs Authorization: Bearer <token>",
@@ -170,7 +171,23 @@ async fn enforce(
         }
         Err(e) => return refused(e),
     };
-    let Some((id, acting)) = state.tokens().lookup(token) else {
+    let token = token.as_str();
+    let mut found = state.tokens().lookup(token);
+    if found.is_none()
+        && state.engine().log().is_shared()
+        && state.tokens().may_refresh_for_unknown()
+    {
+        // Issued through another instance a moment ago? Read the tokens from the log once.
+        let engine = state.engine().clone();
+        if let Ok(Ok(tokens)) = tokio::task::spawn_blocking(move || engine.tokens()).await {
+            state.tokens().replace(&tokens);
+            found = state.tokens().lookup(token);
+        }
+    }
+    // Again: the first closure's borrow of the request ended before the await.
+    let refused =
+        |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| error.into_response());
+    let Some((id, acting)) = found else {
         return refused(ApiError::unauthorized("unknown or revoked token"));
     };
     // A token is worth its grant: once the role it acts in is revoked, it is refused, even

@@ -93,7 +93,8 @@ pub struct HealthAnswer {
 pub struct ReadyAnswer {
     /// Whether the service is ready.
     pub ready: bool,
-    /// `writable`, or `poisoned: ` and why.
+    /// `writable`, or why the log cannot write now: `poisoned: ` and why, or (a shared store on
+    /// PostgreSQL) `database unreachable: ` and what the connection said.
     pub log: String,
     /// Every projection's state.
     pub projections: Vec<ProjectionAnswer>,
@@ -133,9 +134,14 @@ fn is_ready(
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let poisoned = state.engine().log().poisoned();
+    // A shared store's database is asked (a round trip, at most a few seconds): off the
+    // runtime's threads.
+    let log = state.engine().log().clone();
+    let health = tokio::task::spawn_blocking(move || log.health())
+        .await
+        .unwrap_or_else(|e| Err(format!("the health check failed: {e}")));
     let statuses = state.runner().status();
-    let ready = is_ready(poisoned.is_some(), &statuses, state.caught_up());
+    let ready = is_ready(health.is_err(), &statuses, state.caught_up());
     let projections = statuses
         .into_iter()
         .map(|s| ProjectionAnswer {
@@ -147,7 +153,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         .collect();
     let body = ReadyAnswer {
         ready,
-        log: poisoned.map_or_else(|| "writable".to_owned(), |why| format!("poisoned: {why}")),
+        log: health.map_or_else(|why| why, |()| "writable".to_owned()),
         projections,
     };
     let status = if ready {

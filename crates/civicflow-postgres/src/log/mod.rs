@@ -29,6 +29,9 @@ use civicflow_core::{
 
 use crate::database::{describe, Database};
 
+/// How long `health` waits for the database.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A log on PostgreSQL. Cheap to clone: clones share the committer and the follower; the
 /// connections are let go when the last clone (and subscription) is dropped.
 #[derive(Clone)]
@@ -284,6 +287,37 @@ impl EventStore for PgLog {
         // A failed commit does not poison a shared log: the database decides what committed,
         // and the next group starts from what it holds (see `commit`).
         None
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn health(&self) -> Result<(), String> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err("closed".into());
+        }
+        let db = self.shared.db.clone();
+        self.shared.db.run(async move {
+            let answer = tokio::time::timeout(HEALTH_TIMEOUT, async {
+                let client = db.client().await?;
+                client
+                    .query_one("SELECT 1", &[])
+                    .await
+                    .map(drop)
+                    .map_err(|e| describe(&e))
+            })
+            .await;
+            match answer {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(reason)) => Err(format!("database unreachable: {reason}")),
+                Err(_) => Err(format!(
+                    "database unreachable: {} did not answer within {} s",
+                    db.location(),
+                    HEALTH_TIMEOUT.as_secs()
+                )),
+            }
+        })
     }
 
     fn stats(&self) -> LogStats {

@@ -16,6 +16,11 @@ use crate::ids::{Position, StreamId, Version};
 /// How many streams' last hashes a walk keeps in memory at once.
 const STREAM_HASHES_MAX: usize = 1_000_000;
 
+/// How a walk finds the stored hash of a stream's event at a version, stored before a
+/// position, when it no longer holds it in memory: the backend's stream index.
+pub type PreviousInStream<'a> =
+    &'a mut dyn FnMut(&StreamId, Version, Position) -> Result<Option<ChainHash>, ReadError>;
+
 /// A walk of the whole log, one stored record at a time.
 #[derive(Debug)]
 pub struct ChainWalk {
@@ -58,11 +63,7 @@ impl ChainWalk {
         position: Position,
         hash: ChainHash,
         record: &[u8],
-        previous_in_stream: &mut dyn FnMut(
-            &StreamId,
-            Version,
-            Position,
-        ) -> Result<Option<ChainHash>, ReadError>,
+        previous_in_stream: PreviousInStream<'_>,
     ) -> Result<bool, ReadError> {
         match self.check(position, hash, record, previous_in_stream)? {
             Ok((stream, version)) => {
@@ -110,11 +111,7 @@ impl ChainWalk {
         position: Position,
         hash: ChainHash,
         record: &[u8],
-        previous_in_stream: &mut dyn FnMut(
-            &StreamId,
-            Version,
-            Position,
-        ) -> Result<Option<ChainHash>, ReadError>,
+        previous_in_stream: PreviousInStream<'_>,
     ) -> Result<Result<(String, Version), ChainBreakReason>, ReadError> {
         if position != self.expected {
             return Ok(Err(ChainBreakReason::PositionGap {
@@ -160,11 +157,7 @@ impl ChainWalk {
         stream: &str,
         version: Version,
         position: Position,
-        previous_in_stream: &mut dyn FnMut(
-            &StreamId,
-            Version,
-            Position,
-        ) -> Result<Option<ChainHash>, ReadError>,
+        previous_in_stream: PreviousInStream<'_>,
     ) -> Result<Result<ChainHash, ChainBreakReason>, ReadError> {
         let stream_id = match StreamId::new(stream) {
             Ok(id) => id,

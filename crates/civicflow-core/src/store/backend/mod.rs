@@ -12,7 +12,7 @@ mod plan;
 mod prepare;
 mod restore_check;
 
-pub use chain_walk::{check_stream_record, ChainWalk};
+pub use chain_walk::{check_stream_record, ChainWalk, PreviousInStream};
 pub use idempotency::{decode_idempotency, encode_idempotency};
 pub use plan::{GroupPlan, GroupSink, GroupSource, StreamHead};
 pub use prepare::{prepare, PreparedAppend};
