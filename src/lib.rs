@@ -104,6 +104,7 @@
 
 pub use civicflow_core as core;
 pub use civicflow_http as http;
+pub use civicflow_postgres as postgres;
 pub use civicflow_projections as projections;
 
 pub mod demo;

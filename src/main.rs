@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use civicflow::core::calendar::Zone;
 use clap::{Parser, Subcommand};
 
-use commands::store::{self, TokenCommand, DEFAULT_DATA};
+use commands::backend::StoreArgs;
+use commands::store::{self, TokenCommand};
 
 #[derive(Parser)]
 #[command(
@@ -38,9 +39,8 @@ enum Command {
     /// Recompute the hash chain of a stopped store; exit 0 when intact, 1 naming the first
     /// broken position.
     Verify {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Check one stream instead of the whole log.
         #[arg(long)]
         stream: Option<String>,
@@ -48,17 +48,15 @@ enum Command {
     /// Print the chain head (position and hash) of a stopped store: the value to keep
     /// elsewhere to prove later that the log was not rewritten.
     Head {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// A case's timeline on a stopped store: each step with actor, role, unit, tier, local
     /// time and the stage after it, the deadlines met or missed, and the chain check (exit 1
     /// when it fails).
     Audit {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The case's id (UUID).
         case: String,
         /// Print the JSON the API answers (GET /api/v1/cases/{id}/audit) instead of text.
@@ -77,9 +75,8 @@ enum Command {
     /// Write a case's audit bundle: one JSON file that proves, without the store, what the
     /// log holds for the case (check it with `civicflow verify-bundle`).
     Export {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The case's id (UUID).
         #[arg(long)]
         case: String,
@@ -100,9 +97,8 @@ enum Command {
     },
     /// Rebuild every read model of a stopped store from its log, with progress.
     Rebuild {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The business calendar's time zone, where months and years are counted: the
         /// store's own when left out (another than the store's is refused).
         #[arg(long = "time-zone", value_name = "NAME", value_parser = commands::parse_zone)]
@@ -112,9 +108,8 @@ enum Command {
     /// their positions and hashes, and the head (restore it with `civicflow import-log`).
     /// Read models and the vault are not in it.
     ExportLog {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The file to write.
         #[arg(long)]
         out: PathBuf,
@@ -123,9 +118,10 @@ enum Command {
     /// hash on the way: same positions, versions, bytes, hashes and head. Then run
     /// `civicflow rebuild`; restore the vault from its own backup.
     ImportLog {
-        /// The empty store's directory (created if missing).
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        /// The empty store (its directory is created if missing; a shared store's tables are
+        /// created on first use).
+        #[command(flatten)]
+        store: StoreArgs,
         /// The export file.
         #[arg(long = "in")]
         input: PathBuf,
@@ -166,20 +162,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Init(args) => commands::init::run(args),
         Command::Serve(args) => commands::serve::run(args),
-        Command::Verify { data, stream } => store::verify(&data, stream.as_deref()),
-        Command::Head { data } => store::head(&data),
+        Command::Verify { store, stream } => store::verify(&store, stream.as_deref()),
+        Command::Head { store } => store::head(&store),
         Command::Audit {
-            data,
+            store,
             case,
             json,
             as_of,
             time_zone,
-        } => store::audit(&data, &case, json, as_of.as_deref(), time_zone),
-        Command::Export { data, case, out } => store::export(&data, &case, &out),
+        } => store::audit(&store, &case, json, as_of.as_deref(), time_zone),
+        Command::Export { store, case, out } => store::export(&store, &case, &out),
         Command::VerifyBundle { file, anchor } => store::verify_bundle(&file, anchor.as_deref()),
-        Command::Rebuild { data, time_zone } => store::rebuild(&data, time_zone),
-        Command::ExportLog { data, out } => commands::restore::export_log(&data, &out),
-        Command::ImportLog { data, input } => commands::restore::import_log(&data, &input),
+        Command::Rebuild { store, time_zone } => store::rebuild(&store, time_zone),
+        Command::ExportLog { store, out } => commands::restore::export_log(&store, &out),
+        Command::ImportLog { store, input } => commands::restore::import_log(&store, &input),
         Command::Token { command } => store::token(command),
         Command::Calendar { command } => commands::calendar::run(command),
         Command::Erase(args) => commands::erase::run(args),

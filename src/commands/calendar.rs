@@ -13,7 +13,8 @@ use civicflow::core::engine::{self, Command, Outcome, YearOrigin};
 use civicflow::core::UnitId;
 use clap::Subcommand;
 
-use super::store::{open_engine, DEFAULT_DATA};
+use super::backend::StoreArgs;
+use super::store::open_engine;
 
 /// What `civicflow calendar` does.
 #[derive(Subcommand)]
@@ -22,9 +23,8 @@ pub enum CalendarCommand {
     /// `work`) into the store's log. The same days again change nothing; other days are a
     /// revision. Provisional deadlines the years cover are computed again.
     Publish {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The calendar file.
         file: PathBuf,
         /// The master key file, unless CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
@@ -34,9 +34,8 @@ pub enum CalendarCommand {
     /// Print the calendar in force: its zone, every year with data (from the release or
     /// published) and where coverage ends.
     Show {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The master key file, unless CIVICFLOW_MASTER_KEY is set. Default: DIR/master.key.
         #[arg(long)]
         key_file: Option<PathBuf>,
@@ -47,15 +46,15 @@ pub enum CalendarCommand {
 pub fn run(command: CalendarCommand) -> Result<ExitCode, String> {
     match command {
         CalendarCommand::Publish {
-            data,
+            store,
             file,
             key_file,
-        } => publish(&data, &file, key_file),
-        CalendarCommand::Show { data, key_file } => show(&data, key_file),
+        } => publish(&store, &file, key_file),
+        CalendarCommand::Show { store, key_file } => show(&store, key_file),
     }
 }
 
-fn publish(data: &Path, file: &Path, key_file: Option<PathBuf>) -> Result<ExitCode, String> {
+fn publish(store: &StoreArgs, file: &Path, key_file: Option<PathBuf>) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let years =
@@ -66,7 +65,7 @@ fn publish(data: &Path, file: &Path, key_file: Option<PathBuf>) -> Result<ExitCo
             file.display()
         ));
     }
-    let engine = open_engine(data, key_file, None)?;
+    let engine = open_engine(store, key_file, None)?;
     let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
     for schedule in years {
         let year = schedule.year;
@@ -95,8 +94,8 @@ fn publish(data: &Path, file: &Path, key_file: Option<PathBuf>) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(data: &Path, key_file: Option<PathBuf>) -> Result<ExitCode, String> {
-    let engine = open_engine(data, key_file, None)?;
+fn show(store: &StoreArgs, key_file: Option<PathBuf>) -> Result<ExitCode, String> {
+    let engine = open_engine(store, key_file, None)?;
     let overview = engine.calendar_overview().map_err(|e| e.to_string())?;
     let zone = engine.calendar().zone().clone();
     println!("zone: {}", overview.zone);

@@ -14,14 +14,14 @@ use civicflow::core::domain::person::{check_erase_reason, Person, PersonState};
 use civicflow::core::engine::{Command, Engine, SubmitError};
 use civicflow::core::{PersonId, UnitId};
 
-use super::store::{emit, open_engine, DEFAULT_DATA};
+use super::backend::StoreArgs;
+use super::store::{emit, open_engine};
 
 /// `civicflow erase`'s options.
 #[derive(clap::Args)]
 pub struct EraseArgs {
-    /// The store's directory.
-    #[arg(long, default_value = DEFAULT_DATA)]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The person's id: the `person_id` of a case's requester (GET /api/v1/cases/{id}), a
     /// UUID.
     pub person: String,
@@ -39,11 +39,7 @@ pub struct EraseArgs {
 
 /// The person `id` as the store has them (the system sees everyone); an error naming them
 /// when they were never registered.
-fn registered(
-    engine: &Engine,
-    data: &std::path::Path,
-    id: PersonId,
-) -> Result<PersonState, String> {
+fn registered(engine: &Engine, store: &StoreArgs, id: PersonId) -> Result<PersonState, String> {
     let system = Acting::system(UnitId::new("system").expect("a valid unit id"));
     let state = match engine.read::<Person>(&system, &id) {
         Ok(state) => state,
@@ -55,7 +51,7 @@ fn registered(
     } else {
         Err(format!(
             "no person {id} in {} (check the id: the person_id of a case's requester)",
-            data.display()
+            store.describe()
         ))
     }
 }
@@ -67,7 +63,7 @@ fn registered(
 /// unknown person, a vault or log that fails.
 pub fn run(args: EraseArgs) -> Result<ExitCode, String> {
     let EraseArgs {
-        data,
+        store,
         person,
         reason,
         key_file,
@@ -79,8 +75,8 @@ pub fn run(args: EraseArgs) -> Result<ExitCode, String> {
         )
     })?;
     check_erase_reason(&reason).map_err(|e| format!("--reason: {e}"))?;
-    let engine = open_engine(&data, key_file, time_zone)?;
-    let before = registered(&engine, &data, id)?;
+    let engine = open_engine(&store, key_file, time_zone)?;
+    let before = registered(&engine, &store, id)?;
     let unit = before
         .unit
         .clone()
@@ -92,7 +88,7 @@ pub fn run(args: EraseArgs) -> Result<ExitCode, String> {
             Command::ErasePerson { person: id, reason },
         )
         .map_err(|e| format!("cannot erase person {id}: {e}"))
-        .and_then(|_| registered(&engine, &data, id));
+        .and_then(|_| registered(&engine, &store, id));
     let zone = engine.calendar().zone().clone();
     drop(engine);
     let erased = erased?;

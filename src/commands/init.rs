@@ -24,13 +24,14 @@ use civicflow::core::domain::aggregate::{fold, Aggregate};
 use civicflow::core::domain::org::{roles, Acting, ActorKind, Org, OrgCommand, OrgEvent, Tier};
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::domain::{Context, WallClockOnly};
-use civicflow::core::engine::{Command, Engine, EngineConfig, EngineError, Storage};
+use civicflow::core::engine::{Command, Engine, EngineError, Storage};
 use civicflow::core::{ActorId, Clock, OpenError, Role, SystemClock, Timestamp, UnitId};
 use civicflow::http::TokenSecret;
 use serde::Serialize;
 
+use super::backend::StoreArgs;
 use super::serve::master_key;
-use super::store::{self, emit, DEFAULT_DATA};
+use super::store::{self, emit};
 
 /// The first administrator's id when `--admin` is not given.
 pub const DEFAULT_ADMIN: &str = "admin";
@@ -40,10 +41,10 @@ pub const DEFAULT_ADMIN_NAME: &str = "Community administrator";
 /// `civicflow init`'s options.
 #[derive(clap::Args)]
 pub struct InitArgs {
-    /// The new store's directory (created if missing; a store whose log holds any event is
-    /// refused).
-    #[arg(long, default_value = DEFAULT_DATA)]
-    pub data: PathBuf,
+    /// The new store (its directory is created if missing; a store whose log holds any event
+    /// is refused).
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The community's unit id: a slug (lowercase letters, digits, - _ .; at most 64), e.g.
     /// `tonghui`.
     #[arg(long, required_unless_present = "config", conflicts_with = "config")]
@@ -261,21 +262,33 @@ pub fn found(
 }
 
 /// Refuses a store whose log holds any event (read-only: nothing is created or written).
-fn refuse_unless_empty(data: &Path) -> Result<(), String> {
-    if !data.join("log").join("db").exists() {
+fn refuse_unless_empty(store: &StoreArgs) -> Result<(), String> {
+    if store.shared().is_none() && !store.data().join("log").join("db").exists() {
         return Ok(());
     }
-    let log = store::open_log(data)?;
+    let log = store.open_log()?;
     let head = log.head();
     store::close(log)?;
     match head {
         None => Ok(()),
         Some(head) => Err(format!(
-            "the store at {} is not empty (its log's head is at position {}): init only starts a new store, and changed nothing; `civicflow serve --data {}` runs this one",
-            data.display(),
+            "the store at {} is not empty (its log's head is at position {}): init only starts a new store, and changed nothing; `civicflow serve {}` runs this one",
+            store.describe(),
             head.position,
-            data.display()
+            serve_flags(store)
         )),
+    }
+}
+
+/// The flags of `civicflow serve` on `store`, for the message that says how to run it.
+fn serve_flags(store: &StoreArgs) -> String {
+    match store.shared() {
+        None => format!("--data {}", store.data().display()),
+        Some(url) => format!(
+            "--data {} --store {}",
+            store.data().display(),
+            civicflow::postgres::redact(url)
+        ),
     }
 }
 
@@ -289,7 +302,7 @@ pub fn run(args: InitArgs) -> Result<ExitCode, String> {
         return run_config(&args, &config);
     }
     let founding = Founding::from_args(&args)?;
-    refuse_unless_empty(&args.data)?;
+    refuse_unless_empty(&args.store)?;
     let secret = TokenSecret::generate()
         .map_err(|e| format!("no randomness from the operating system: {e}"))?;
     founding.rehearse(&secret, SystemClock.now())?;
@@ -301,31 +314,32 @@ pub fn run(args: InitArgs) -> Result<ExitCode, String> {
     let json = serde_json::to_string(&founded).map_err(|e| e.to_string())?;
     emit(format_args!("{json}"))?;
     eprintln!(
-        "civicflow: founded {} with {} as its community administrator; the token is shown only this once (the log keeps its hash). Run it with `civicflow serve --data {}`",
+        "civicflow: founded {} with {} as its community administrator; the token is shown only this once (the log keeps its hash). Run it with `civicflow serve {}`",
         founding.community,
         founding.admin,
-        args.data.display()
+        serve_flags(&args.store)
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the engine on `args.data` (made owner-only first), with the master key `serve` uses.
+/// Opens the engine on `args.store` (its directory made owner-only first), with the master
+/// key `serve` uses.
 fn open_engine(args: &InitArgs) -> Result<Engine, String> {
-    Storage::create_data_dir(&args.data)
-        .map_err(|e| format!("cannot create {}: {e}", args.data.display()))?;
+    let data = args.store.data();
+    Storage::create_data_dir(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let key = master_key(
         &args
             .key_file
             .clone()
-            .unwrap_or_else(|| args.data.join("master.key")),
+            .unwrap_or_else(|| data.join("master.key")),
     )?;
-    let mut config = EngineConfig::new(&args.data).master_key(key);
+    let mut config = args.store.engine_config(key, None)?;
     if let Some(zone) = args.time_zone.clone() {
         config = config.time_zone(zone);
     }
     Engine::open(config).map_err(|e| match e {
-        EngineError::Open(OpenError::Locked { .. }) => store::in_use(&args.data),
-        other => format!("cannot open the store in {}: {other}", args.data.display()),
+        EngineError::Open(OpenError::Locked { .. }) => store::in_use(data),
+        other => format!("cannot open the store {}: {other}", args.store.describe()),
     })
 }
 
@@ -382,7 +396,7 @@ fn run_config(args: &InitArgs, path: &Path) -> Result<ExitCode, String> {
     eprintln!(
         "civicflow: {} applied to {}: {} event(s) written{}",
         path.display(),
-        args.data.display(),
+        args.store.describe(),
         applied.changes,
         if applied.token.is_some() {
             "; the store was founded, and the token is shown only this once"

@@ -1,5 +1,6 @@
 //! The `civicflow` command's subcommands, one module each.
 
+pub mod backend;
 pub mod calendar;
 pub mod config;
 pub mod erase;

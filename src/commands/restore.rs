@@ -28,7 +28,8 @@ use civicflow::core::{
     StoredIdempotency, StoredRecord,
 };
 
-use super::store::{close, emit, in_use, open_log};
+use super::backend::StoreArgs;
+use super::store::{close, emit, in_use};
 
 /// The first bytes of an export file.
 const MAGIC: &[u8; 14] = b"civicflow-log\0";
@@ -68,22 +69,22 @@ const NOT_INCLUDED: &str = "not in the log, so not in the export: the read model
 ///
 /// # Errors
 /// No store, a store in use, a read failure, a file that cannot be written.
-pub fn export_log(data: &Path, out: &Path) -> Result<ExitCode, String> {
-    let log = open_log(data)?;
+pub fn export_log(store: &StoreArgs, out: &Path) -> Result<ExitCode, String> {
+    let log = store.open_log()?;
     let result = write_export(&log, out);
     close(log)?;
     let (head, records, keys, seconds) = result?;
     match head {
         Some(head) => out!(
             "exported the log of {}: {records} events and {keys} idempotency records to {} in {seconds:.1} s; head position {} hash {}",
-            data.display(),
+            store.describe(),
             out.display(),
             head.position,
             head.hash
         ),
         None => out!(
             "exported the log of {}: empty, to {}",
-            data.display(),
+            store.describe(),
             out.display()
         ),
     }
@@ -204,7 +205,11 @@ fn write_value(writer: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
 /// # Errors
 /// A store that is not empty or in use, a file that is not an export, a record whose hash
 /// does not hold (naming its position), a head that differs from the export's.
-pub fn import_log(data: &Path, input: &Path) -> Result<ExitCode, String> {
+pub fn import_log(store: &StoreArgs, input: &Path) -> Result<ExitCode, String> {
+    if store.shared().is_some() {
+        return import_log_shared(store, input);
+    }
+    let data = store.data();
     if data.join("db").exists() {
         return Err(format!(
             "{} holds a log directly (a bare log, not a store): import-log only fills an empty store; choose a new --data directory",
@@ -213,7 +218,7 @@ pub fn import_log(data: &Path, input: &Path) -> Result<ExitCode, String> {
     }
     let target = data.join("log");
     let empty_log_exists = if target.join("db").exists() {
-        let log = open_log(data)?;
+        let log = store.open_log()?;
         let empty = log.begin_restore().map(drop);
         close(log)?;
         match empty {
@@ -300,8 +305,61 @@ pub fn import_log(data: &Path, input: &Path) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `import-log` into a shared store: the restore fills the database's empty log in one
+/// transaction, so an export that does not check out leaves it empty, as it was.
+fn import_log_shared(store: &StoreArgs, input: &Path) -> Result<ExitCode, String> {
+    let file = File::open(input).map_err(|e| {
+        format!(
+            "cannot read {}: {e} (give the file `civicflow export-log` wrote)",
+            input.display()
+        )
+    })?;
+    let log = store.open_log()?;
+    let started = Instant::now();
+    // Closes the log when done.
+    let imported = restore_from(&*log, input, BufReader::with_capacity(1 << 20, file));
+    let (head, records, keys) = imported.map_err(|e| {
+        format!(
+            "cannot import {}: {e} (nothing was written to {})",
+            input.display(),
+            store.describe()
+        )
+    })?;
+    match head {
+        Some(head) => out!(
+            "imported {records} events and {keys} idempotency records from {} into {} in {:.1} s; every hash checked; head position {} hash {} (the export's head)",
+            input.display(),
+            store.describe(),
+            started.elapsed().as_secs_f64(),
+            head.position,
+            head.hash
+        ),
+        None => out!(
+            "imported an empty log from {} into {}",
+            input.display(),
+            store.describe()
+        ),
+    }
+    out!("{NOT_INCLUDED}");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn import_into(
     temporary: &Path,
+    input: &Path,
+    reader: impl Read,
+) -> Result<(Option<ChainHead>, u64, u64), String> {
+    let log = SledLog::open(temporary).map_err(|e| match e {
+        OpenError::Locked { .. } => in_use(temporary),
+        other => format!("cannot create a log in {}: {other}", temporary.display()),
+    })?;
+    restore_from(&log, input, reader)
+}
+
+/// Restores the export read from `reader` into the empty `log`, checking every record, and
+/// closes it.
+fn restore_from(
+    log: &dyn EventStore,
     input: &Path,
     mut reader: impl Read,
 ) -> Result<(Option<ChainHead>, u64, u64), String> {
@@ -310,10 +368,6 @@ fn import_into(
         after: None,
     };
     let head = file.header(input)?;
-    let log = SledLog::open(temporary).map_err(|e| match e {
-        OpenError::Locked { .. } => in_use(temporary),
-        other => format!("cannot create a log in {}: {other}", temporary.display()),
-    })?;
     let restored = (|| {
         let mut restore = log.begin_restore().map_err(|e| e.to_string())?;
         let bar = progress(head.map_or(0, |h| h.position.get()), "importing");

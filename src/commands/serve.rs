@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use civicflow::core::calendar::Zone;
 use civicflow::core::domain::org::Acting;
-use civicflow::core::engine::{Engine, EngineConfig, Storage};
+use civicflow::core::engine::{Engine, Storage};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{ManualClock, UnitId};
 use civicflow::demo;
 use civicflow::http::demo::{DemoToken, DEMO_OPEN311_ROUTING};
 use civicflow::http::open311::routing::ROUTING_FILE;
 use civicflow::http::{IpNet, Service, ServiceConfig, TlsConfig};
+
+use super::backend::StoreArgs;
 
 /// The file `--demo` writes its tokens to.
 pub const DEMO_TOKENS: &str = "demo-tokens.json";
@@ -35,28 +37,31 @@ pub fn master_key(key_file: &Path) -> Result<MasterKey, String> {
     Ok(key)
 }
 
-/// Whether the store in `data` holds no events yet.
-fn is_empty(data: &Path) -> bool {
-    !data.join("log").join("db").exists()
-}
-
 /// Loads the Tonghui demo into an empty store: the org chart and a run of every loop, on a
 /// clock that starts at the demo's date (the service then runs on the system clock, later),
 /// and writes its Open311 routing rules to `DIR/open311-routing.toml`.
-fn load_demo(data: &Path, key: &MasterKey, zone: Option<&Zone>) -> Result<(), String> {
+fn load_demo(store: &StoreArgs, key: &MasterKey, zone: Option<&Zone>) -> Result<(), String> {
     let clock = ManualClock::new(demo::START);
-    let mut config = EngineConfig::new(data)
-        .clock(Arc::new(clock.clone()))
-        .master_key(key.clone());
+    let mut config = store.engine_config(key.clone(), Some(Arc::new(clock.clone())))?;
     if let Some(zone) = zone {
         config = config.time_zone(zone.clone());
     }
     let engine = Engine::open(config).map_err(|e| e.to_string())?;
     demo::build_org(&engine).map_err(|e| e.to_string())?;
     demo::run_loops(&engine, &clock).map_err(|e| e.to_string())?;
-    // The demo's Open311 routing, read when the service opens (after this).
-    // Owner-only like everything else in the data directory.
-    write_private(&data.join(ROUTING_FILE), DEMO_OPEN311_ROUTING)
+    Ok(())
+}
+
+/// The demo's Open311 routing, read when the service opens: written by the instance that
+/// loaded the demo, and by every other instance of a shared store started with `--demo`
+/// (the routing file is the instance's, the demo's units are in the shared log).
+/// Owner-only like everything else in the data directory.
+fn write_demo_routing(data: &Path) -> Result<(), String> {
+    let path = data.join(ROUTING_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    write_private(&path, DEMO_OPEN311_ROUTING)
 }
 
 /// A token for every demo actor, written to `DIR/demo-tokens.json`.
@@ -103,9 +108,9 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
 /// `civicflow serve`'s options.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// The store's directory (created if missing).
-    #[arg(long, default_value = super::store::DEFAULT_DATA)]
-    pub data: PathBuf,
+    /// The store (its directory is created if missing).
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -243,7 +248,7 @@ fn open_file_limit() -> Option<u64> {
 /// key that cannot be used: each says what to do.
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let ServeArgs {
-        data,
+        store,
         addr,
         time_zone,
         demo,
@@ -280,25 +285,43 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let _entered = runtime.enter();
     survive_file_size_limit()?;
+    let data = store.data().to_owned();
     // Owner-only before anything is written into it (the master key, the demo's files).
     Storage::create_data_dir(&data)
         .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    let key = master_key(&key_file.unwrap_or_else(|| data.join("master.key")))?;
-    let load = demo && is_empty(&data);
+    let empty = store.is_empty()?;
+    let key_file = key_file.unwrap_or_else(|| data.join("master.key"));
+    if store.shared().is_some()
+        && !empty
+        && !key_file.exists()
+        && std::env::var_os("CIVICFLOW_MASTER_KEY").is_none()
+    {
+        // A new key here would not open the shared vault: say so before making one.
+        return Err(format!(
+            "no master key for the shared store {}: {} does not exist and CIVICFLOW_MASTER_KEY is not set; every instance uses the key the first one made (pass --key-file FILE or set CIVICFLOW_MASTER_KEY)",
+            store.describe(),
+            key_file.display()
+        ));
+    }
+    let key = master_key(&key_file)?;
+    let load = demo && empty;
     if load {
         eprintln!(
             "civicflow: loading the Tonghui demo into {}",
-            data.display()
+            store.describe()
         );
-        load_demo(&data, &key, time_zone.as_ref())?;
+        load_demo(&store, &key, time_zone.as_ref())?;
     } else if demo {
         eprintln!(
-            "civicflow: {} is not empty; the demo is not loaded again (its tokens are in {})",
-            data.display(),
-            data.join(DEMO_TOKENS).display()
+            "civicflow: {} is not empty; the demo is not loaded again (its tokens are in {} of the instance that loaded it)",
+            store.describe(),
+            DEMO_TOKENS
         );
     }
-    let mut config = ServiceConfig::new(&data, key);
+    if load || (demo && store.shared().is_some()) {
+        write_demo_routing(&data)?;
+    }
+    let mut config = ServiceConfig::new(&data, key.clone());
     config.addr = addr;
     config.time_zone = time_zone.clone();
     config.log_cache_bytes = log_cache_mib * 1024 * 1024;
@@ -311,7 +334,21 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .map_err(|_| "--max-connections-per-address is too large for this machine".to_owned())?;
     config.trusted_proxies = trusted_proxies;
     config.tls = tls;
-    let service = Service::open(config).map_err(|e| e.to_string())?;
+    let service = match store.shared() {
+        None => Service::open(config),
+        Some(_) => {
+            // A shared store: the engine on the database's log and vault, the read models
+            // (the service's own part) in the data directory.
+            let mut engine_config = store.engine_config(key, None)?;
+            if let Some(zone) = &time_zone {
+                engine_config = engine_config.time_zone(zone.clone());
+            }
+            let engine = Engine::open(engine_config)
+                .map_err(|e| format!("cannot open the store {}: {e}", store.describe()))?;
+            Service::with_engine(Arc::new(engine), config)
+        }
+    }
+    .map_err(|e| e.to_string())?;
     if let Some(dir) = &workflows {
         for published in super::workflows::publish_dir(service.engine(), dir)? {
             eprintln!(
@@ -347,7 +384,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         eprintln!(
             "civicflow: serving {} on {scheme}://{bound}",
-            data.display()
+            store.describe()
         );
         let zone = service.engine().calendar().zone().clone();
         tracing::info!(%bound, data = %data.display(), time_zone = %zone, "serving");

@@ -28,7 +28,7 @@ use civicflow::core::domain::org::Acting;
 use civicflow::core::domain::text;
 use civicflow::core::domain::workflow::DefinitionRegistry;
 use civicflow::core::domain::Rejection;
-use civicflow::core::engine::{self, Command, Engine, EngineConfig, EngineError, Outcome};
+use civicflow::core::engine::{self, Command, Engine, EngineError, Outcome};
 use civicflow::core::readmodel::{Namespace, ReadModelError, ReadModelStore};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{
@@ -38,6 +38,7 @@ use civicflow::core::{
 use civicflow::http::TokenSecret;
 use civicflow::projections::{models, Phase, Runner, RunnerOptions};
 
+use super::backend::StoreArgs;
 use super::serve::master_key;
 
 /// Prints a line to standard output; a reader that went away (`civicflow token list | head`)
@@ -78,9 +79,8 @@ pub enum TokenCommand {
     /// Issue a token (as the system, at the unit) that acts as ACTOR in ROLE at UNIT. The
     /// secret is printed once; the log keeps only its hash.
     Create {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The actor the token acts as (they must hold ROLE at UNIT).
         #[arg(long)]
         actor: String,
@@ -103,9 +103,8 @@ pub enum TokenCommand {
     },
     /// Revoke a token by its id (see `civicflow token list`).
     Revoke {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The token's id (16 hex digits).
         token: String,
         /// Why (kept in the log).
@@ -122,9 +121,8 @@ pub enum TokenCommand {
     /// List every token ever issued: id, actor, role, unit, name, when issued and revoked.
     /// Never a secret (the log has none).
     List {
-        /// The store's directory.
-        #[arg(long, default_value = DEFAULT_DATA)]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The business calendar's time zone: the store's own when left out (as `civicflow
         /// serve --time-zone`; another than the store's is refused).
         #[arg(long = "time-zone", value_name = "NAME", value_parser = super::parse_zone)]
@@ -165,6 +163,18 @@ pub(super) fn in_use(data: &Path) -> String {
     )
 }
 
+/// The flags that name `store` again, for a command a message suggests.
+fn store_flags(store: &StoreArgs) -> String {
+    match store.shared() {
+        None => format!("--data {}", store.data().display()),
+        Some(url) => format!(
+            "--data {} --store {}",
+            store.data().display(),
+            civicflow::postgres::redact(url)
+        ),
+    }
+}
+
 /// Closes a log opened by a tool (everything it holds is durable already; this flushes the
 /// stream index).
 pub(super) fn close(log: Arc<dyn EventStore>) -> Result<(), String> {
@@ -185,8 +195,8 @@ fn parse_case(text: &str) -> Result<CaseId, String> {
 ///
 /// # Errors
 /// No store, a store in use, an invalid stream id, a read failure.
-pub fn verify(data: &Path, stream: Option<&str>) -> Result<ExitCode, String> {
-    let log = open_log(data)?;
+pub fn verify(store: &StoreArgs, stream: Option<&str>) -> Result<ExitCode, String> {
+    let log = store.open_log()?;
     let report = match stream {
         Some(stream) => {
             let stream = StreamId::new(stream).map_err(|e| format!("--stream: {e}"))?;
@@ -224,8 +234,8 @@ pub fn verify(data: &Path, stream: Option<&str>) -> Result<ExitCode, String> {
 ///
 /// # Errors
 /// No store, a store in use.
-pub fn head(data: &Path) -> Result<ExitCode, String> {
-    let log = open_log(data)?;
+pub fn head(store: &StoreArgs) -> Result<ExitCode, String> {
+    let log = store.open_log()?;
     match log.head() {
         Some(head) => out!("{} {}", head.position, head.hash),
         None => out!("empty"),
@@ -244,7 +254,7 @@ pub fn head(data: &Path) -> Result<ExitCode, String> {
 /// No store, a store in use, an unknown case, a malformed `--as-of` or one before the case
 /// was opened, a read failure.
 pub fn audit(
-    data: &Path,
+    store: &StoreArgs,
     case: &str,
     json: bool,
     as_of: Option<&str>,
@@ -260,13 +270,13 @@ pub fn audit(
             })
         })
         .transpose()?;
-    let log = open_log(data)?;
+    let log = store.open_log()?;
     let definitions = definitions_of(&log)?;
     let zone = &store_zone(&log, zone)?;
     let result = match engine::audit_log(&log, &definitions, zone, id) {
         Err(engine::SubmitError::Rejected(Rejection::NotFound { .. })) => Err(format!(
             "no case {id} in {} (check the id: `civicflow audit` takes the case's UUID)",
-            data.display()
+            store.describe()
         )),
         Err(other) => Err(format!("cannot audit case {id}: {other}")),
         Ok(whole) => match as_of {
@@ -341,15 +351,15 @@ fn json_escaped(json: &str) -> String {
 ///
 /// # Errors
 /// No store, a store in use, an unknown case, a broken chain, a file that cannot be written.
-pub fn export(data: &Path, case: &str, out: &Path) -> Result<ExitCode, String> {
+pub fn export(store: &StoreArgs, case: &str, out: &Path) -> Result<ExitCode, String> {
     let id = parse_case(case)?;
-    let log = open_log(data)?;
+    let log = store.open_log()?;
     let result = bundle::export(&log, id);
     close(log)?;
     let bundle = result.map_err(|e| match e {
         ExportError::NotFound { .. } => format!(
             "no case {id} in {} (check the id: `civicflow export --case` takes the case's UUID)",
-            data.display()
+            store.describe()
         ),
         other => format!("cannot export case {id}: {other}"),
     })?;
@@ -516,12 +526,12 @@ fn first_difference(path: &str, expected: &Value, found: &Value) -> Option<Strin
 ///
 /// # Errors
 /// No store, a store in use, a read model that cannot be written or stops at an event.
-pub fn rebuild(data: &Path, zone: Option<Zone>) -> Result<ExitCode, String> {
-    let log = open_log(data)?;
+pub fn rebuild(place: &StoreArgs, zone: Option<Zone>) -> Result<ExitCode, String> {
+    let log = place.open_log()?;
     let zone = &store_zone(&log, zone)?;
-    let dir = data.join("readmodels");
+    let dir = place.data().join("readmodels");
     let store = SledReadModels::open(&dir).map_err(|e| match e {
-        ReadModelError::Locked { .. } => in_use(data),
+        ReadModelError::Locked { .. } => in_use(place.data()),
         other => format!("cannot open the read models in {}: {other}", dir.display()),
     })?;
     let projections = models::all(definitions_of(&log)?, zone.clone());
@@ -565,9 +575,9 @@ pub fn rebuild(data: &Path, zone: Option<Zone>) -> Result<ExitCode, String> {
         let statuses = runner.status();
         if let Some(failed) = statuses.iter().find_map(|s| match &s.phase {
             Phase::Failed { position, error } => Some(format!(
-                "read model {} stopped at position {position}: {error} (check the log with `civicflow verify --data {}`)",
+                "read model {} stopped at position {position}: {error} (check the log with `civicflow verify` on {})",
                 s.name,
-                data.display()
+                place.describe()
             )),
             _ => None,
         }) {
@@ -617,22 +627,22 @@ pub fn rebuild(data: &Path, zone: Option<Zone>) -> Result<ExitCode, String> {
 pub fn token(command: TokenCommand) -> Result<ExitCode, String> {
     match command {
         TokenCommand::Create {
-            data,
+            store,
             actor,
             role,
             unit,
             name,
             key_file,
             time_zone,
-        } => token_create(&data, &actor, &role, &unit, name, key_file, time_zone),
+        } => token_create(&store, &actor, &role, &unit, name, key_file, time_zone),
         TokenCommand::Revoke {
-            data,
+            store,
             token,
             reason,
             key_file,
             time_zone,
-        } => token_revoke(&data, &token, reason, key_file, time_zone),
-        TokenCommand::List { data, time_zone } => token_list(&data, time_zone),
+        } => token_revoke(&store, &token, reason, key_file, time_zone),
+        TokenCommand::List { store, time_zone } => token_list(&store, time_zone),
     }
 }
 
@@ -654,34 +664,35 @@ fn existing_master_key(data: &Path, key_file: Option<PathBuf>) -> Result<MasterK
 /// a store without one records it). Opening an engine takes the deadline steps that fell
 /// due, so it counts working time.
 pub(crate) fn open_engine(
-    data: &Path,
+    store: &StoreArgs,
     key_file: Option<PathBuf>,
     zone: Option<Zone>,
 ) -> Result<Engine, String> {
-    if !data.join("log").join("db").exists() {
+    let data = store.data();
+    if store.shared().is_none() && !data.join("log").join("db").exists() {
         return Err(format!(
             "no store at {} (pass --data DIR, the directory `civicflow serve` uses)",
             data.display()
         ));
     }
     let key = existing_master_key(data, key_file)?;
-    let mut config = EngineConfig::new(data).master_key(key);
+    let mut config = store.engine_config(key, None)?;
     if let Some(zone) = zone {
         config = config.time_zone(zone);
     }
     Engine::open(config).map_err(|e| match e {
         EngineError::Open(OpenError::Locked { .. }) => in_use(data),
         EngineError::Vault(e) => format!(
-            "cannot open the vault in {}: {e} (use the store's own master key: CIVICFLOW_MASTER_KEY, or --key-file FILE, default {})",
-            data.join("vault").display(),
+            "cannot open the vault of {}: {e} (use the store's own master key: CIVICFLOW_MASTER_KEY, or --key-file FILE, default {})",
+            store.describe(),
             data.join("master.key").display()
         ),
-        other => format!("cannot open the store in {}: {other}", data.display()),
+        other => format!("cannot open the store {}: {other}", store.describe()),
     })
 }
 
 fn token_create(
-    data: &Path,
+    store: &StoreArgs,
     actor: &str,
     role: &str,
     unit: &str,
@@ -695,7 +706,7 @@ fn token_create(
         UnitId::new(unit).map_err(|e| format!("--unit: {e}"))?,
     );
     let name = name.unwrap_or_else(|| format!("issued with civicflow token create for {actor}"));
-    let engine = open_engine(data, key_file, zone)?;
+    let engine = open_engine(store, key_file, zone)?;
     let secret = TokenSecret::generate()
         .map_err(|e| format!("no randomness from the operating system: {e}"))?;
     let system = Acting::system(acting.unit.clone());
@@ -726,14 +737,14 @@ fn token_create(
     );
     out!("secret: {}", secret.expose());
     eprintln!(
-        "civicflow: the secret is shown only this once (the log keeps its hash); revoke it with `civicflow token revoke --data {} {token}`",
-        data.display()
+        "civicflow: the secret is shown only this once (the log keeps its hash); revoke it with `civicflow token revoke {} {token}`",
+        store_flags(store)
     );
     Ok(ExitCode::SUCCESS)
 }
 
 fn token_revoke(
-    data: &Path,
+    store: &StoreArgs,
     token: &str,
     reason: Option<String>,
     key_file: Option<PathBuf>,
@@ -744,13 +755,13 @@ fn token_revoke(
             "{token:?} is not a token id: 16 lowercase hex digits, as `civicflow token list` shows"
         )
     })?;
-    let engine = open_engine(data, key_file, zone)?;
+    let engine = open_engine(store, key_file, zone)?;
     let tokens = engine.tokens().map_err(|e| e.to_string())?;
     let Some(grant) = tokens.tokens.get(&id) else {
         return Err(format!(
-            "no token {id} in {} (see `civicflow token list --data {}`)",
-            data.display(),
-            data.display()
+            "no token {id} in {} (see `civicflow token list {}`)",
+            store.describe(),
+            store_flags(store)
         ));
     };
     if let Some(at) = grant.revoked_at {
@@ -806,8 +817,8 @@ fn read_tokens(log: &dyn EventStore) -> Result<AccessState, String> {
         .map_err(|e| format!("cannot read the tokens: {e}"))
 }
 
-fn token_list(data: &Path, zone: Option<Zone>) -> Result<ExitCode, String> {
-    let log = open_log(data)?;
+fn token_list(store: &StoreArgs, zone: Option<Zone>) -> Result<ExitCode, String> {
+    let log = store.open_log()?;
     let zone = &store_zone(&log, zone)?;
     let state = read_tokens(&log);
     close(log)?;

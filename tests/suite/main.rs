@@ -62,6 +62,7 @@ mod http_tracing;
 mod open311_get;
 mod open311_post;
 mod open311_services;
+mod postgres;
 mod projections_equivalence;
 mod readme_quickstart;
 mod security;
