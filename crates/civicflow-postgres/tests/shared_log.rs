@@ -9,6 +9,10 @@
 //!   retry, `Any` appends, atomic multi-stream appends) make one log: positions 1..N without
 //!   gap or repeat, contiguous stream versions, every acknowledged append exactly where its
 //!   answer said, an intact chain and the same head on both.
+//! - A subscriber never skips a transaction that commits late: a commit waiting for the head
+//!   row's lock is neither acknowledged nor seen until the lock is let go; commits of two
+//!   instances that start in one order and commit in another reach a subscriber once each,
+//!   in position order.
 //!
 //! `bug_an_exact_append_on_a_stream_another_instance_moved_is_refused_with_a_stale_version`
 //! shows a bug of `PgLog` found here (a conflict answered on the committer's stale knowledge,
@@ -22,19 +26,21 @@
 //! Every wait is on a condition with a generous bound (a failure, never a hang); no bound is
 //! a speed assertion.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::resume_unwind;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use civicflow_core::{
     Actor, AppendRequest, AppendResult, Appended, Clock, Completion, CorrelationId, EventStore,
     EventType, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId, StreamWrite,
-    SystemClock, Version,
+    Subscription, SystemClock, Version,
 };
 use civicflow_postgres::testing::Cluster;
 use civicflow_postgres::{Database, PgLog};
+use tokio_postgres::NoTls;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -512,5 +518,397 @@ fn bug_an_exact_append_on_a_stream_another_instance_moved_is_refused_with_a_stal
     panic!(
         "B's append with the version it had just read (3, nobody writing since) is refused every \
          time, naming the version B's committer last knew: {answers:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A subscriber never skips a transaction that commits late
+
+/// The schema of a store URL that [`Cluster::fresh_store_url`] returned.
+fn schema_of(url: &str) -> String {
+    url.split_once("?schema=")
+        .map(|(_, schema)| schema.to_owned())
+        .unwrap_or_else(|| panic!("{url} names no schema"))
+}
+
+/// Polls `condition` until it holds; fails after `bound`.
+fn wait_until(what: &str, bound: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + bound;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {bound:?} waiting until {what}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A subscriber on its own thread, following one instance from position 1 and recording
+/// everything it is handed. Read errors (the database away) are counted and retried.
+struct Follower {
+    seen: Arc<Mutex<Vec<RecordedEvent>>>,
+    errors: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    fn start(log: &PgLog) -> Self {
+        let mut subscription: Subscription = log.subscribe(Position::FIRST);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let errors = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (seen, errors, stop) = (seen.clone(), errors.clone(), stop.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    match subscription.next_timeout(Duration::from_millis(100)) {
+                        Ok(Some(e)) => seen.lock().unwrap_or_else(PoisonError::into_inner).push(e),
+                        Ok(None) => {}
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            // A client's back-off while the database is away.
+                            thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                }
+            })
+        };
+        Self {
+            seen,
+            errors,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn wait_for(&self, n: usize, bound: Duration, what: &str) {
+        wait_until(
+            &format!("the subscriber saw {n} events ({what})"),
+            bound,
+            || self.count() >= n,
+        );
+    }
+
+    /// Stops the thread and returns what it saw.
+    fn finish(mut self) -> (Vec<RecordedEvent>, u64) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap_or_else(|p| resume_unwind(p));
+        }
+        let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner));
+        (seen, self.errors.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Checks that a subscriber saw exactly the log: every position once, in order, the same
+/// events.
+fn check_seen(seen: &[RecordedEvent], all: &[RecordedEvent]) {
+    let positions: Vec<u64> = seen.iter().map(|e| e.position.get()).collect();
+    let expected: Vec<u64> = (1..=all.len() as u64).collect();
+    if positions != expected {
+        let mut repeated = Vec::new();
+        let mut once = HashSet::new();
+        for p in &positions {
+            if !once.insert(*p) {
+                repeated.push(*p);
+            }
+        }
+        let missing: Vec<u64> = expected
+            .iter()
+            .filter(|p| !once.contains(p))
+            .copied()
+            .collect();
+        panic!(
+            "the subscriber saw {} events, not positions 1..={} once each in order: missing \
+             {missing:?}, repeated {repeated:?}",
+            positions.len(),
+            all.len()
+        );
+    }
+    assert!(
+        seen == all,
+        "the subscriber saw other events than the log holds"
+    );
+}
+
+/// A connection of the test's own to a cluster (not an instance's), on a runtime of its
+/// own: for holding a transaction open, or looking at and terminating server processes.
+struct Raw {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Raw {
+    fn connect(cluster: &Cluster) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let client = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&cluster.url(), NoTls)
+                .await
+                .expect("a raw connection to the test cluster");
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        });
+        Self { runtime, client }
+    }
+
+    fn execute(&self, sql: &str) {
+        self.runtime
+            .block_on(self.client.batch_execute(sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        self.runtime
+            .block_on(self.client.query(sql, &[]))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The server processes waiting for a lock while running a statement on the head row
+    /// of `schema`.
+    fn waiting_on_head(&self, schema: &str) -> i64 {
+        self.query(&format!(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%\"{schema}\".log_head%'"
+        ))[0]
+            .get(0)
+    }
+}
+
+/// An `Any` append of one event with `payload` to `s`.
+fn one(s: &StreamId, payload: &str) -> Written {
+    vec![(
+        s.clone(),
+        ExpectedVersion::Any,
+        vec![payload.as_bytes().to_vec()],
+    )]
+}
+
+/// The test's own transaction holds the head row's lock, as an instance in the middle of its
+/// commit would: instance B's append waits for it (it is neither acknowledged nor visible,
+/// and a subscriber on instance C sees nothing new) until the transaction ends, by ROLLBACK
+/// and then by COMMIT with the head unchanged. B plans on what it knows the first time (its
+/// conditional write waits) and on a head that moved the second time (its locked way waits).
+#[test]
+fn a_commit_waiting_for_the_head_lock_is_neither_acknowledged_nor_seen_until_it_commits() {
+    let cluster = Cluster::shared();
+    let url = cluster.fresh_store_url();
+    let schema = schema_of(&url);
+    let a = instance(&url);
+    let case = stream("case-late");
+    for i in 0..3 {
+        answer_within(a.append_async(request(&one(&case, &format!("a {i}")))), "A")
+            .expect("no failure")
+            .expect("no conflict");
+    }
+    let b = instance(&url);
+    let c = instance(&url);
+    let follower = Follower::start(&c);
+    follower.wait_for(3, ANSWER_BOUND, "A's first appends");
+    // One connection holds the lock; another looks at the server (pg_stat_activity is read
+    // once per transaction, so the holder would see a frozen view).
+    let raw = Raw::connect(cluster);
+    let observer = Raw::connect(cluster);
+
+    for (round, end) in [(1, "ROLLBACK"), (2, "COMMIT")] {
+        if round == 2 {
+            // B's knowledge of the head becomes stale: its plan fails on the head and it
+            // takes the locked way.
+            answer_within(
+                a.append_async(request(&one(&case, "a moves the head"))),
+                "A",
+            )
+            .expect("no failure")
+            .expect("no conflict");
+            follower.wait_for(5, ANSWER_BOUND, "A's append before round 2");
+        }
+        let before = whole_log(&c).len();
+        raw.execute("BEGIN");
+        let held: i64 = raw.query(&format!(
+            "SELECT position FROM \"{schema}\".log_head FOR UPDATE"
+        ))[0]
+            .get(0);
+        assert_eq!(
+            held as usize, before,
+            "round {round}: the head row holds the head"
+        );
+
+        let payload = format!("b round {round}");
+        let completion = b.append_async(request(&one(&case, &payload)));
+        wait_until(
+            &format!("round {round}: B's commit waits for the head row's lock"),
+            ANSWER_BOUND,
+            || observer.waiting_on_head(&schema) >= 1,
+        );
+        // While the lock is held: no answer, nothing new to read or follow.
+        let watch = Instant::now();
+        while watch.elapsed() < Duration::from_millis(500) {
+            if let Some(answer) = completion.try_take() {
+                panic!("round {round}: B's append was answered while the head's lock was held: {answer:?}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            follower.count(),
+            before,
+            "round {round}: the subscriber saw something while the commit waited"
+        );
+        assert_eq!(whole_log(&c).len(), before, "round {round}: the log grew");
+        assert_eq!(
+            c.refresh_head()
+                .expect("refresh_head")
+                .map(|h| h.position.get() as usize),
+            Some(before),
+            "round {round}: the head moved while the lock was held"
+        );
+        assert!(
+            completion.try_take().is_none(),
+            "round {round}: B's append was answered while the head's lock was held"
+        );
+
+        raw.execute(end);
+        let appended = answer_within(completion, &payload)
+            .expect("no failure")
+            .expect("no conflict");
+        assert_eq!(
+            appended.first_position.get() as usize,
+            before + 1,
+            "round {round}: B's append takes the next position after the lock was let go"
+        );
+        follower.wait_for(before + 1, ANSWER_BOUND, "B's append after the lock");
+    }
+
+    let all = whole_log(&c);
+    assert_eq!(all.len(), 6);
+    let (seen, errors) = follower.finish();
+    assert_eq!(errors, 0, "the subscriber's reads failed");
+    check_seen(&seen, &all);
+    check_verified(&c, 6, "instance C");
+}
+
+/// One thread of `appends_of_two_instances_reach_a_subscriber_once_in_position_order`.
+fn appender(who: &str, t: usize, log: &PgLog, streams: &[StreamId], ops: usize) -> Vec<Ack> {
+    (0..ops)
+        .map(|i| {
+            let payloads = |s: &StreamId, n: usize| -> Vec<Vec<u8>> {
+                (0..n)
+                    .map(|k| format!("{who} {i} {s} {k}").into_bytes())
+                    .collect()
+            };
+            let first = &streams[(t + i) % streams.len()];
+            let mut written: Written = vec![(
+                first.clone(),
+                ExpectedVersion::Any,
+                payloads(first, 1 + i % 3),
+            )];
+            if i % 4 == 0 {
+                let second = &streams[(t + i + 1) % streams.len()];
+                written.push((second.clone(), ExpectedVersion::Any, payloads(second, 1)));
+            }
+            let what = format!("{who} append {i}");
+            let appended = answer_within(log.append_async(request(&written)), &what)
+                .unwrap_or_else(|e| panic!("{what}: {e}"))
+                .unwrap_or_else(|c| panic!("{what}: an `Any` append conflicted: {c}"));
+            Ack {
+                who: what,
+                appended,
+                written,
+            }
+        })
+        .collect()
+}
+
+/// Instances A and B append concurrently (transactions that start in one order and commit
+/// in another, the more so as the test's own transaction takes the head's lock now and then
+/// and lets commits queue behind it) while a subscriber on instance C records what it is
+/// handed: every position once, in order, each the event its appender was told.
+#[test]
+fn appends_of_two_instances_reach_a_subscriber_once_in_position_order() {
+    const THREADS: usize = 4;
+    let ops = if soak() { 300 } else { 50 };
+    let cluster = Cluster::shared();
+    let url = cluster.fresh_store_url();
+    let schema = schema_of(&url);
+    let a = instance(&url);
+    let b = instance(&url);
+    let c = instance(&url);
+    let follower = Follower::start(&c);
+    let streams: Vec<StreamId> = (0..3).map(|i| stream(&format!("order-{i}"))).collect();
+    let raw = Raw::connect(cluster);
+    let observer = Raw::connect(cluster);
+    let done = AtomicBool::new(false);
+
+    let (acks, holds) = thread::scope(|scope| {
+        let handles: Vec<_> = [("A", &a), ("B", &b)]
+            .into_iter()
+            .flat_map(|(name, log)| (0..THREADS).map(move |t| (format!("{name}{t}"), t, log)))
+            .map(|(who, t, log)| {
+                let streams = &streams;
+                scope.spawn(move || appender(&who, t, log, streams, ops))
+            })
+            .collect();
+        // The head's lock, taken now and then: held until a commit queues behind it (or the
+        // appenders are done), so that both instances' transactions pile up and commit in an
+        // order of the lock's choosing.
+        let holder = scope.spawn(|| {
+            let mut holds = 0u64;
+            while !done.load(Ordering::Acquire) {
+                raw.execute("BEGIN");
+                raw.query(&format!("SELECT 1 FROM \"{schema}\".log_head FOR UPDATE"));
+                let deadline = Instant::now() + Duration::from_millis(200);
+                while !done.load(Ordering::Acquire)
+                    && Instant::now() < deadline
+                    && observer.waiting_on_head(&schema) < 2
+                {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                raw.execute("ROLLBACK");
+                holds += 1;
+                // Let a few groups through before the next hold.
+                thread::sleep(Duration::from_millis(20));
+            }
+            holds
+        });
+        let acks: Vec<Ack> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| resume_unwind(p)))
+            .collect();
+        done.store(true, Ordering::Release);
+        let holds = holder.join().unwrap_or_else(|p| resume_unwind(p));
+        (acks, holds)
+    });
+
+    let all = whole_log(&c);
+    check_acks(&all, &acks, true);
+    follower.wait_for(all.len(), ANSWER_BOUND, "every append");
+    let (seen, errors) = follower.finish();
+    assert_eq!(errors, 0, "the subscriber's reads failed");
+    check_seen(&seen, &all);
+    // What the subscriber was handed is what each appender was told.
+    check_acks(&seen, &acks, true);
+    check_verified(&c, all.len() as u64, "instance C");
+    eprintln!(
+        "out of start order: {} events from {} appends, the head's lock held {holds} times",
+        all.len(),
+        acks.len()
     );
 }
