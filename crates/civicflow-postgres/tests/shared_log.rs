@@ -20,6 +20,9 @@
 //!   own: `Unavailable` answers in bounded time during the outage, the same handles work
 //!   after it, nothing acknowledged is lost, and a subscriber on another instance keeps
 //!   following.
+//! - Notifications are only a wake-up: with the subscriber's LISTEN connection terminated,
+//!   and then with its server process frozen so that no notification can arrive, appends of
+//!   another instance still reach the subscriber (by polling).
 //!
 //! `bug_an_exact_append_on_a_stream_another_instance_moved_is_refused_with_a_stale_version`
 //! shows a bug of `PgLog` found here (a conflict answered on the committer's stale knowledge,
@@ -1333,4 +1336,163 @@ fn the_database_killed_and_restarted_under_load_loses_no_acknowledged_append() {
         state.ok(),
         state.unavailable()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Notifications are only a wake-up
+
+impl Raw {
+    /// The server processes listening on the log channel of `schema`.
+    fn listeners(&self, schema: &str) -> Vec<i32> {
+        self.query(&format!(
+            "SELECT pid FROM pg_stat_activity
+              WHERE application_name = 'civicflow' AND query = 'LISTEN \"civicflow_log_{schema}\"'
+              ORDER BY pid"
+        ))
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+    }
+
+    fn alive(&self, pid: i32) -> bool {
+        !self
+            .query(&format!("SELECT 1 FROM pg_stat_activity WHERE pid = {pid}"))
+            .is_empty()
+    }
+}
+
+/// Stops a server process (SIGSTOP) until dropped (SIGCONT), even when the test fails.
+struct Frozen(i32);
+
+impl Frozen {
+    fn new(pid: i32) -> Self {
+        signal("STOP", pid);
+        Self(pid)
+    }
+
+    /// Whether the process is stopped, from `/proc/PID/stat`.
+    fn is_stopped(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0))
+            .unwrap_or_else(|e| panic!("read /proc/{}/stat: {e}", self.0));
+        // "pid (comm) S ...": the state follows the last ')'.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("CONT", self.0);
+    }
+}
+
+fn signal(name: &str, pid: i32) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap_or_else(|e| panic!("kill -{name} {pid}: {e}"));
+    assert!(status.success(), "kill -{name} {pid}: {status}");
+}
+
+/// The subscriber's instance loses its LISTEN connection (terminated by the server); appends
+/// of another instance still reach the subscriber, and the instance listens again. Then its
+/// new LISTEN connection's server process is frozen, so that no notification can reach it:
+/// appends still reach the subscriber, by the follower's polling alone.
+#[test]
+fn notifications_are_only_a_wake_up() {
+    let cluster = Cluster::shared();
+    let url = cluster.fresh_store_url();
+    let schema = schema_of(&url);
+    let raw = Raw::connect(cluster);
+    // The subscriber's instance first, so that its listener is the only one for a moment.
+    let subscriber_log = instance(&url);
+    let mut listeners = Vec::new();
+    wait_until("the subscriber's instance listens", ANSWER_BOUND, || {
+        listeners = raw.listeners(&schema);
+        !listeners.is_empty()
+    });
+    assert_eq!(
+        listeners.len(),
+        1,
+        "one instance, one listener: {listeners:?}"
+    );
+    let first_listener = listeners[0];
+    let writer_log = instance(&url);
+    wait_until("the writers' instance listens", ANSWER_BOUND, || {
+        listeners = raw.listeners(&schema);
+        listeners.len() == 2
+    });
+    let writers_listener = *listeners
+        .iter()
+        .find(|pid| **pid != first_listener)
+        .expect("another listener");
+    let follower = Follower::start(&subscriber_log);
+    let case = stream("case-wake");
+    let mut appended = 0;
+    let mut append = |what: &str| {
+        answer_within(writer_log.append_async(request(&one(&case, what))), what)
+            .expect("no failure")
+            .expect("no conflict");
+        appended += 1;
+        appended
+    };
+    let n = append("before");
+    follower.wait_for(n, ANSWER_BOUND, "the first append");
+
+    // 1. The LISTEN connection terminated.
+    assert!(
+        raw.terminate(first_listener),
+        "terminate the LISTEN connection"
+    );
+    wait_until("the LISTEN connection is gone", ANSWER_BOUND, || {
+        !raw.alive(first_listener)
+    });
+    let n = append("after the listener was terminated");
+    follower.wait_for(
+        n,
+        Duration::from_secs(10),
+        "an append after the listener was terminated",
+    );
+    let mut second_listener = 0;
+    wait_until(
+        "the subscriber's instance listens again",
+        ANSWER_BOUND,
+        || match raw
+            .listeners(&schema)
+            .into_iter()
+            .find(|pid| *pid != writers_listener && *pid != first_listener)
+        {
+            Some(pid) => {
+                second_listener = pid;
+                true
+            }
+            None => false,
+        },
+    );
+
+    // 2. The new LISTEN connection's server process frozen: no notification reaches the
+    // subscriber's instance while appends go on.
+    let frozen = Frozen::new(second_listener);
+    wait_until("the listener's process is stopped", ANSWER_BOUND, || {
+        frozen.is_stopped()
+    });
+    for i in 0..3 {
+        let n = append(&format!("while the listener is frozen {i}"));
+        follower.wait_for(
+            n,
+            Duration::from_secs(10),
+            "an append while the listener is frozen (polling)",
+        );
+        assert!(
+            frozen.is_stopped(),
+            "the listener's process ran again: the delivery may have been a notification"
+        );
+    }
+    drop(frozen);
+
+    let all = whole_log(&subscriber_log);
+    let (seen, errors) = follower.finish();
+    assert_eq!(errors, 0, "the subscriber's reads failed");
+    check_seen(&seen, &all);
 }
