@@ -24,10 +24,11 @@
 //!   and then with its server process frozen so that no notification can arrive, appends of
 //!   another instance still reach the subscriber (by polling).
 //!
-//! `bug_an_exact_append_on_a_stream_another_instance_moved_is_refused_with_a_stale_version`
-//! shows a bug of `PgLog` found here (a conflict answered on the committer's stale knowledge,
-//! see its comment); it and the racing test, which runs into the same bug, fail until it is
-//! fixed.
+//! `an_exact_append_on_a_stream_another_instance_moved_is_decided_on_its_current_version`
+//! keeps a bug of `PgLog` found here from coming back: a group that wrote nothing was once
+//! answered on the committer's memory of the streams, which another instance may have moved
+//! (a conflict naming a stale version, and a caller retrying forever); such a group is now
+//! decided again under the head row's lock.
 //!
 //! Every test runs in a few seconds. `CIVICFLOW_PG_SOAK=1` runs them longer (still well
 //! under a minute on two cores): more appends and operations, and more terminated
@@ -360,13 +361,13 @@ fn racer(
                     let read = expected_number(expected).unwrap_or_default();
                     // The version was read from the database before the append was sent, so
                     // a true conflict names a newer one. An older one is the bug that
-                    // `bug_an_exact_append_on_a_stream_another_instance_moved_is_refused_with_a_stale_version`
-                    // shows deterministically (here it ends in retries that never succeed once
-                    // this instance's other threads are done).
+                    // `an_exact_append_on_a_stream_another_instance_moved_is_decided_on_its_current_version`
+                    // guards against deterministically (here it ended in retries that never
+                    // succeeded once this instance's other threads were done).
                     assert!(
                         version_number(conflict.actual) > read,
-                        "{what}: BUG (see `bug_an_exact_append_on_a_stream_another_instance_\
-                         moved_is_refused_with_a_stale_version`): lost with {expected} just read \
+                        "{what}: a conflict on a stale version (see `an_exact_append_on_a_\
+                         stream_another_instance_moved_is_decided_on_its_current_version`): lost with {expected} just read \
                          from the database, but the conflict says the stream is at {:?}",
                         conflict.actual
                     );
@@ -478,7 +479,7 @@ fn two_instances_racing_on_the_same_streams_make_one_gapless_log() {
 ///
 /// Expected: instance B's append with the version it just read succeeds.
 #[test]
-fn bug_an_exact_append_on_a_stream_another_instance_moved_is_refused_with_a_stale_version() {
+fn an_exact_append_on_a_stream_another_instance_moved_is_decided_on_its_current_version() {
     let cluster = Cluster::shared();
     let url = cluster.fresh_store_url();
     let a = instance(&url);

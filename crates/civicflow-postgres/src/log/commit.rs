@@ -302,6 +302,16 @@ impl Committer {
         group: &[&PreparedAppend],
         shared: &Shared,
     ) -> Result<Planned, String> {
+        // A connection that died while idle (the server restarted, a proxy's timeout) is
+        // replaced before the group is sent, rather than failing the group.
+        if self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.client.is_closed())
+        {
+            self.connection = None;
+            self.known = None;
+        }
         if self.connection.is_none() {
             self.connection = Some(connect(&self.db).await?);
         }
@@ -321,7 +331,8 @@ impl Committer {
                 streams: HashMap::new(),
                 keys: HashMap::new(),
             };
-            let still_current = if unknown.is_empty() && keys.is_empty() {
+            let looked_up = !(unknown.is_empty() && keys.is_empty());
+            let still_current = if !looked_up {
                 true
             } else {
                 let found = lookup(&self.db, connection, &unknown, &keys).await?;
@@ -343,11 +354,16 @@ impl Committer {
                     }
                 }
                 let planned = plan(group, view, known.head, known.recorded_at, now);
-                if planned.events == 0 {
+                if planned.events == 0 && looked_up {
+                    // Conflicts and replays as of a snapshot whose head was the one known.
                     self.known = Some(known);
                     return Ok(planned);
                 }
-                let moved = write(&self.db, connection, &planned, known.head, shared).await?;
+                // A group that writes nothing on what this process merely remembers: nothing
+                // would check that memory (another instance may have moved the streams), so
+                // it is decided again under the lock, where the answers are current.
+                let moved = planned.events > 0
+                    && write(&self.db, connection, &planned, known.head, shared).await?;
                 if moved {
                     self.remember(known, &planned);
                     return Ok(planned);

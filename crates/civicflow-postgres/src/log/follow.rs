@@ -61,8 +61,13 @@ async fn follow(shared: Weak<Shared>) {
         let connected = listening.is_some();
         // Poll (and wait for notifications) until the listening connection is lost.
         loop {
-            let woke =
-                tokio::time::timeout(if connected { POLL } else { RECONNECT }, wake.recv()).await;
+            let woke = if connected {
+                tokio::time::timeout(POLL, wake.recv()).await
+            } else {
+                // Nothing to wait on: pause before polling and trying to listen again.
+                tokio::time::sleep(RECONNECT).await;
+                Ok(None)
+            };
             // Coalesce a burst of notifications into one read.
             while wake.try_recv().is_ok() {}
             let Some(shared) = shared.upgrade() else {
