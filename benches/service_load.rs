@@ -19,13 +19,15 @@
 //! The load generator is in this file (a minimal HTTP/1.1 client on tokio), so the bench
 //! needs nothing installed.
 
+#[path = "common/load.rs"]
+mod load;
+
 #[path = "../tests/common/history.rs"]
 #[allow(dead_code)]
 mod history;
 
 use civicflow::core::EventStore as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use civicflow::core::domain::access::AccessCommand;
@@ -39,14 +41,11 @@ use civicflow::core::{
 use civicflow::demo;
 use civicflow::http::{Service, ServiceConfig, TokenSecret};
 use history::{open_engine, run_random_commands, Rng};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use load::{load_create, load_read, wait_ready, CONNECTIONS};
 
 /// The `civicflow` command's allocator (the service runs in this binary).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-const CONNECTIONS: usize = 64;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -123,7 +122,12 @@ fn main() {
         std::thread::sleep(Duration::from_secs(5));
     }
 
-    let (create, ids) = runtime.block_on(load_create(&addr, &token, Duration::from_secs(seconds)));
+    let (create, ids) = runtime.block_on(load_create(
+        &addr,
+        &token,
+        Duration::from_secs(seconds),
+        CONNECTIONS,
+    ));
     let rss_created = memory(child.id());
     let read = runtime.block_on(load_read(&addr, &token, &ids, Duration::from_secs(seconds)));
     let rss_after = memory(child.id());
@@ -366,180 +370,4 @@ fn memory(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// A keep-alive HTTP/1.1 connection.
-struct Connection {
-    stream: BufReader<TcpStream>,
-}
-
-impl Connection {
-    async fn open(addr: &str) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            stream: BufReader::new(stream),
-        })
-    }
-
-    async fn send(&mut self, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-        self.stream.get_mut().write_all(request).await?;
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await?;
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await?;
-        Ok((status, body))
-    }
-}
-
-async fn wait_ready(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        if let Ok(mut c) = Connection::open(addr).await {
-            let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-            if let Ok((200, _)) = c.send(request.as_bytes()).await {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "the service never became ready");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-struct Figures {
-    rate: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-fn figures(mut latencies: Vec<Duration>, errors: u64, period: Duration) -> Figures {
-    latencies.sort();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    Figures {
-        rate: latencies.len() as f64 / period.as_secs_f64(),
-        p50_ms: at(0.50),
-        p99_ms: at(0.99),
-        errors,
-    }
-}
-
-async fn load_create(addr: &str, token: &str, period: Duration) -> (Figures, Vec<String>) {
-    let deadline = Instant::now() + period;
-    let mut tasks = Vec::new();
-    for connection in 0..CONNECTIONS {
-        let (addr, token) = (addr.to_owned(), token.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let mut c = Connection::open(&addr).await.expect("connect");
-            let (mut latencies, mut ids, mut errors) = (Vec::new(), Vec::new(), 0u64);
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                n += 1;
-                let body = format!(
-                    r#"{{"workflow":"service-request","unit_id":"grid-1","title":"load {connection}-{n}","fields":{{"category":"public_facilities"}}}}"#
-                );
-                let request = format!(
-                    "POST /api/v1/cases HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                let sent = Instant::now();
-                match c.send(request.as_bytes()).await {
-                    Ok((201, body)) => {
-                        latencies.push(sent.elapsed());
-                        if let Some(id) = serde_json::from_slice::<serde_json::Value>(&body)
-                            .ok()
-                            .and_then(|v| v["id"].as_str().map(str::to_owned))
-                        {
-                            ids.push(id);
-                        }
-                    }
-                    Ok((status, body)) => {
-                        errors += 1;
-                        if errors == 1 {
-                            eprintln!("create: {status} {}", String::from_utf8_lossy(&body));
-                        }
-                    }
-                    Err(_) => {
-                        errors += 1;
-                        c = Connection::open(&addr).await.expect("reconnect");
-                    }
-                }
-            }
-            (latencies, ids, errors)
-        }));
-    }
-    let (mut latencies, mut ids, mut errors) = (Vec::new(), Vec::new(), 0);
-    for task in tasks {
-        let (l, i, e) = task.await.expect("task");
-        latencies.extend(l);
-        ids.extend(i);
-        errors += e;
-    }
-    (figures(latencies, errors, period), ids)
-}
-
-async fn load_read(addr: &str, token: &str, ids: &[String], period: Duration) -> Figures {
-    let ids = Arc::new(ids.to_vec());
-    let deadline = Instant::now() + period;
-    let mut tasks = Vec::new();
-    for connection in 0..CONNECTIONS {
-        let (addr, token, ids) = (addr.to_owned(), token.to_owned(), ids.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut c = Connection::open(&addr).await.expect("connect");
-            let (mut latencies, mut errors) = (Vec::new(), 0u64);
-            let mut n = connection;
-            while Instant::now() < deadline && !ids.is_empty() {
-                n = (n + 7) % ids.len();
-                let request = format!(
-                    "GET /api/v1/cases/{} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n",
-                    ids[n]
-                );
-                let sent = Instant::now();
-                match c.send(request.as_bytes()).await {
-                    Ok((200, _)) => latencies.push(sent.elapsed()),
-                    Ok((status, body)) => {
-                        errors += 1;
-                        if errors == 1 {
-                            eprintln!("read: {status} {}", String::from_utf8_lossy(&body));
-                        }
-                    }
-                    Err(_) => {
-                        errors += 1;
-                        c = Connection::open(&addr).await.expect("reconnect");
-                    }
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        let (l, e) = task.await.expect("task");
-        latencies.extend(l);
-        errors += e;
-    }
-    figures(latencies, errors, period)
 }
