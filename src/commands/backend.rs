@@ -45,6 +45,19 @@ impl StoreArgs {
         }
     }
 
+    /// The flags that name this store again, for a command a message suggests (never a
+    /// password).
+    pub fn flags(&self) -> String {
+        match &self.store {
+            None => format!("--data {}", self.data.display()),
+            Some(url) => format!(
+                "--data {} --store {}",
+                self.data.display(),
+                civicflow::postgres::redact(url)
+            ),
+        }
+    }
+
     /// The instance's directory.
     pub fn data(&self) -> &Path {
         &self.data

@@ -275,20 +275,8 @@ fn refuse_unless_empty(store: &StoreArgs) -> Result<(), String> {
             "the store at {} is not empty (its log's head is at position {}): init only starts a new store, and changed nothing; `civicflow serve {}` runs this one",
             store.describe(),
             head.position,
-            serve_flags(store)
+            store.flags()
         )),
-    }
-}
-
-/// The flags of `civicflow serve` on `store`, for the message that says how to run it.
-fn serve_flags(store: &StoreArgs) -> String {
-    match store.shared() {
-        None => format!("--data {}", store.data().display()),
-        Some(url) => format!(
-            "--data {} --store {}",
-            store.data().display(),
-            civicflow::postgres::redact(url)
-        ),
     }
 }
 
@@ -317,7 +305,7 @@ pub fn run(args: InitArgs) -> Result<ExitCode, String> {
         "civicflow: founded {} with {} as its community administrator; the token is shown only this once (the log keeps its hash). Run it with `civicflow serve {}`",
         founding.community,
         founding.admin,
-        serve_flags(&args.store)
+        args.store.flags()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -286,23 +286,13 @@ pub fn import_log(store: &StoreArgs, input: &Path) -> Result<ExitCode, String> {
             target.display()
         ));
     }
-    match head {
-        Some(head) => out!(
-            "imported {records} events and {keys} idempotency records from {} into {} in {:.1} s; every hash checked; head position {} hash {} (the export's head)",
-            input.display(),
-            target.display(),
-            started.elapsed().as_secs_f64(),
-            head.position,
-            head.hash
-        ),
-        None => out!(
-            "imported an empty log from {} into {}",
-            input.display(),
-            target.display()
-        ),
-    }
-    out!("{NOT_INCLUDED}");
-    Ok(ExitCode::SUCCESS)
+    report_import(
+        input,
+        &target.display().to_string(),
+        head,
+        (records, keys),
+        started,
+    )
 }
 
 /// `import-log` into a shared store: the restore fills the database's empty log in one
@@ -325,20 +315,26 @@ fn import_log_shared(store: &StoreArgs, input: &Path) -> Result<ExitCode, String
             store.describe()
         )
     })?;
+    report_import(input, &store.describe(), head, (records, keys), started)
+}
+
+/// What an import says when it is done.
+fn report_import(
+    input: &Path,
+    into: &str,
+    head: Option<ChainHead>,
+    (records, keys): (u64, u64),
+    started: Instant,
+) -> Result<ExitCode, String> {
     match head {
         Some(head) => out!(
-            "imported {records} events and {keys} idempotency records from {} into {} in {:.1} s; every hash checked; head position {} hash {} (the export's head)",
+            "imported {records} events and {keys} idempotency records from {} into {into} in {:.1} s; every hash checked; head position {} hash {} (the export's head)",
             input.display(),
-            store.describe(),
             started.elapsed().as_secs_f64(),
             head.position,
             head.hash
         ),
-        None => out!(
-            "imported an empty log from {} into {}",
-            input.display(),
-            store.describe()
-        ),
+        None => out!("imported an empty log from {} into {into}", input.display()),
     }
     out!("{NOT_INCLUDED}");
     Ok(ExitCode::SUCCESS)

@@ -163,18 +163,6 @@ pub(super) fn in_use(data: &Path) -> String {
     )
 }
 
-/// The flags that name `store` again, for a command a message suggests.
-fn store_flags(store: &StoreArgs) -> String {
-    match store.shared() {
-        None => format!("--data {}", store.data().display()),
-        Some(url) => format!(
-            "--data {} --store {}",
-            store.data().display(),
-            civicflow::postgres::redact(url)
-        ),
-    }
-}
-
 /// Closes a log opened by a tool (everything it holds is durable already; this flushes the
 /// stream index).
 pub(super) fn close(log: Arc<dyn EventStore>) -> Result<(), String> {
@@ -738,7 +726,7 @@ fn token_create(
     out!("secret: {}", secret.expose());
     eprintln!(
         "civicflow: the secret is shown only this once (the log keeps its hash); revoke it with `civicflow token revoke {} {token}`",
-        store_flags(store)
+        store.flags()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -761,7 +749,7 @@ fn token_revoke(
         return Err(format!(
             "no token {id} in {} (see `civicflow token list {}`)",
             store.describe(),
-            store_flags(store)
+            store.flags()
         ));
     };
     if let Some(at) = grant.revoked_at {
