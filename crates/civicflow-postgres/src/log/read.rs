@@ -66,30 +66,23 @@ fn decode(position: i64, hash: &[u8], record: &[u8]) -> Result<RecordedEvent, Re
     })
 }
 
-/// Up to `max` events from position `from` on.
+/// Up to `max` events from position `from` on: the stored records, decoded.
 pub(crate) async fn all(
     db: &Database,
     from: Position,
     max: usize,
 ) -> Result<Vec<RecordedEvent>, ReadError> {
-    if max == 0 {
-        return Ok(Vec::new());
-    }
-    let client = client(db).await?;
-    let sql = format!(
-        "SELECT position, hash, record FROM {} WHERE position >= $1 ORDER BY position LIMIT $2",
-        db.table("events")
-    );
-    let statement = client
-        .prepare_cached(&sql)
-        .await
-        .map_err(|e| storage(db, &e))?;
-    let rows = client
-        .query(&statement, &[&sql_int(from.get()), &limit(max)])
-        .await
-        .map_err(|e| storage(db, &e))?;
-    rows.iter()
-        .map(|row| decode(row.get(0), row.get(1), row.get(2)))
+    stored_records(db, from, max)
+        .await?
+        .into_iter()
+        .map(|stored| {
+            RecordedEvent::from_record_bytes(&stored.bytes, stored.hash).map_err(|e| {
+                ReadError::Corrupted {
+                    position: stored.position,
+                    reason: e.to_string(),
+                }
+            })
+        })
         .collect()
 }
 
@@ -195,8 +188,12 @@ pub(crate) async fn stored_records(
         "SELECT position, hash, record FROM {} WHERE position >= $1 ORDER BY position LIMIT $2",
         db.table("events")
     );
+    let statement = client
+        .prepare_cached(&sql)
+        .await
+        .map_err(|e| storage(db, &e))?;
     let rows = client
-        .query(&sql, &[&sql_int(from.get()), &limit(max)])
+        .query(&statement, &[&sql_int(from.get()), &limit(max)])
         .await
         .map_err(|e| storage(db, &e))?;
     rows.iter()
