@@ -17,8 +17,9 @@
 //! 1. durable appends from 64 threads, one event per append, each to its own stream with exact
 //!    expected versions, vs one raw client inserting the same rows 100 per transaction
 //!    (`BEGIN; INSERT … SELECT FROM unnest(arrays); COMMIT`, pipelined); for reference also the
-//!    raw variant that updates a one-row head table first in each transaction, and 64 async
-//!    tasks on a two-worker tokio runtime through `append_async` (target: at least 0.5);
+//!    raw variant that updates a one-row head table first in each transaction, raw with 64 rows
+//!    per transaction (the most one commit group of 64 single-event writers can hold), and 64
+//!    async tasks on a two-worker tokio runtime through `append_async` (target: at least 0.5);
 //! 2. a lone writer's sequential durable appends (median and p99), vs one row per transaction
 //!    through one raw client: `BEGIN; INSERT; COMMIT` pipelined in one round trip (as `PgLog`
 //!    sends its writes), and the same as three sequential round trips (target: at most 1.5x);
@@ -354,6 +355,31 @@ fn threaded_writers(writers: &[(PgLog, StreamId)], per_writer: usize) -> f64 {
     (writers.len() * per_writer) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// What one thread hand-off (wake a sleeping thread, switch to it) costs on this machine,
+/// measured by passing a token back and forth over two channels (as `log_vs_sled` does).
+fn thread_handoff_micros() -> f64 {
+    use std::sync::mpsc::channel;
+    let rounds = 20_000u32;
+    let (to_echo, from_main) = channel::<u32>();
+    let (to_main, from_echo) = channel::<u32>();
+    let echo = std::thread::spawn(move || {
+        for token in from_main.iter() {
+            if to_main.send(token).is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    for token in 0..rounds {
+        to_echo.send(token).expect("echo is alive");
+        from_echo.recv().expect("echo answers");
+    }
+    let elapsed = started.elapsed();
+    drop(to_echo);
+    echo.join().expect("echo");
+    elapsed.as_secs_f64() * 1e6 / f64::from(2 * rounds)
+}
+
 /// One append to a stream of its own, so that the committer's connection is made (and its
 /// statements prepared) before the clock starts.
 fn warm_up(log: &PgLog) {
@@ -375,7 +401,14 @@ fn one_instance(cluster: &Cluster, sizes: &Sizes) -> (f64, String) {
         .collect();
     let rate = threaded_writers(&writers, sizes.appends_per_writer);
     drop(writers);
-    let note = group_note(&log);
+    // Time per commit group (the warm-up's group left out).
+    let events = sizes.writers * sizes.appends_per_writer;
+    let groups = log.stats().commit_groups.saturating_sub(1).max(1);
+    let note = format!(
+        "{}, {:.2} ms per group",
+        group_note(&log),
+        events as f64 / rate * 1e3 / groups as f64
+    );
     close_store(cluster, &url, log);
     (rate, note)
 }
@@ -418,10 +451,10 @@ fn one_instance_async(cluster: &Cluster, sizes: &Sizes) -> f64 {
     rate
 }
 
-/// Baseline 1: one raw client inserting `rows[..n]` into a plain table, `RAW_BATCH` rows per
+/// Baseline 1: one raw client inserting `rows[..n]` into a plain table, `batch` rows per
 /// transaction (`BEGIN; [UPDATE head;] INSERT … unnest; COMMIT`, pipelined in one round
 /// trip); events per second.
-fn raw_batches(cluster: &Cluster, rows: &Rows, n: usize, head_first: bool) -> f64 {
+fn raw_batches(cluster: &Cluster, rows: &Rows, n: usize, batch: usize, head_first: bool) -> f64 {
     client_runtime().block_on(async {
         let client = raw_client(&config_of(&cluster.url())).await;
         let schema = fresh_raw_schema();
@@ -438,8 +471,8 @@ fn raw_batches(cluster: &Cluster, rows: &Rows, n: usize, head_first: bool) -> f6
             .await
             .expect("prepare the update");
         let started = Instant::now();
-        for start in (0..n).step_by(RAW_BATCH) {
-            let end = (start + RAW_BATCH).min(n);
+        for start in (0..n).step_by(batch) {
+            let end = (start + batch).min(n);
             let (p, s, v, h, r) = (
                 &rows.positions[start..end],
                 &rows.streams[start..end],
@@ -927,23 +960,43 @@ fn main() {
 
     // 1. Concurrent durable appends.
     if wanted(1) {
-        let (mut ours, mut ours_async, mut raw, mut raw_head) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ours, mut ours_async, mut raw, mut raw_head, mut raw_writers) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut notes = Vec::new();
         for _ in 0..sizes.rounds {
             let (rate, note) = one_instance(&cluster, sizes);
             ours.push(rate);
             notes.push(note);
             ours_async.push(one_instance_async(&cluster, sizes));
-            raw.push(raw_batches(&cluster, &rows, total_concurrent, false));
-            raw_head.push(raw_batches(&cluster, &rows, total_concurrent, true));
+            raw.push(raw_batches(
+                &cluster,
+                &rows,
+                total_concurrent,
+                RAW_BATCH,
+                false,
+            ));
+            raw_head.push(raw_batches(
+                &cluster,
+                &rows,
+                total_concurrent,
+                RAW_BATCH,
+                true,
+            ));
+            raw_writers.push(raw_batches(
+                &cluster,
+                &rows,
+                total_concurrent,
+                sizes.writers,
+                false,
+            ));
         }
         let round_figures = format!("rounds, events/s: PgLog {:.0?}; raw x100 {:.0?}", ours, raw);
-        let (ours, ours_async, raw, raw_head) = (
+        let (ours, ours_async, raw, raw_head, raw_writers) = (
             median(ours),
             median(ours_async),
             median(raw),
             median(raw_head),
+            median(raw_writers),
         );
         concurrent_figures = Some((ours, raw));
         println!(
@@ -958,6 +1011,12 @@ fn main() {
             raw_head / raw
         );
         println!(
+            "| raw, {} rows per transaction (the most one group of {} single-event writers holds) | {raw_writers:.0} | {:.2} |",
+            sizes.writers,
+            sizes.writers,
+            raw_writers / raw
+        );
+        println!(
             "| PgLog, {} threads (target >= 0.5) | {ours:.0} | **{:.2}** |",
             sizes.writers,
             ours / raw
@@ -967,7 +1026,13 @@ fn main() {
             sizes.writers,
             ours_async / raw
         );
-        println!("\n{round_figures}");
+        println!(
+            "\nraw x100: {:.2} ms per transaction of {RAW_BATCH} rows (median round); \
+             one thread hand-off (wake a sleeping thread and switch to it) costs {:.1} µs here",
+            RAW_BATCH as f64 / raw * 1e3,
+            thread_handoff_micros()
+        );
+        println!("{round_figures}");
         println!(
             "PgLog commit groups per round (threads): {}",
             notes.join(" | ")
