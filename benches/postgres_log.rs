@@ -219,6 +219,15 @@ async fn drop_raw_schema(client: &Client, schema: &str) {
         .expect("drop the raw schema");
 }
 
+/// The server's checkpoints so far (a checkpoint in a measurement makes its commits slower:
+/// the data files are flushed to the same disk, and the pages changed next are written whole
+/// to the WAL again).
+fn checkpoints(cluster: &Cluster) -> String {
+    let counts = cluster.sql("SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter");
+    let (timed, requested) = counts.trim().split_once('|').unwrap_or(("?", "?"));
+    format!("(checkpoints so far: {timed} timed, {requested} requested)")
+}
+
 /// The rows of a store, column by column, as `PgLog` wrote them.
 struct Rows {
     positions: Vec<i64>,
@@ -1037,6 +1046,7 @@ fn main() {
             "PgLog commit groups per round (threads): {}",
             notes.join(" | ")
         );
+        println!("{}", checkpoints(&cluster));
     }
 
     // 2. One writer.
@@ -1076,6 +1086,7 @@ fn main() {
             ours_p50 / pipe_p50,
             ours_p50 / seq_p50
         );
+        println!("{}", checkpoints(&cluster));
     }
 
     // 3. Catch-up replay.
@@ -1102,6 +1113,7 @@ fn main() {
             "| PgLog read_all, pages of {PAGE} | {ours:.0} | **{:.2}** |",
             ours / raw
         );
+        println!("{}", checkpoints(&cluster));
     }
 
     // 4. Two instances on one store.
@@ -1139,17 +1151,19 @@ fn main() {
             println!("\nlag: no append of instance A arrived on instance B");
         } else {
             println!(
-            "\nlag from A's acknowledged append to arrival on B's live subscription: {} of {} \
-             appends arrived (one every {} ms); p50 {:.2} ms, p99 {:.2} ms, min {:.2} ms, max {:.2} ms",
-            lags.len(),
-            sizes.lag_samples,
-            LAG_EVERY.as_millis(),
-            quantile(&lags, 0.5),
-            quantile(&lags, 0.99),
-            quantile(&lags, 0.0),
-            quantile(&lags, 1.0),
-        );
+                "\nlag from A's acknowledged append to arrival on B's live subscription: {} of {} \
+                 appends arrived (one every {} ms); p50 {:.2} ms, p99 {:.2} ms, min {:.2} ms, \
+                 max {:.2} ms",
+                lags.len(),
+                sizes.lag_samples,
+                LAG_EVERY.as_millis(),
+                quantile(&lags, 0.5),
+                quantile(&lags, 0.99),
+                quantile(&lags, 0.0),
+                quantile(&lags, 1.0),
+            );
         }
+        println!("{}", checkpoints(&cluster));
     }
 
     // 5. message-db.
@@ -1192,6 +1206,7 @@ fn main() {
                     ),
                 }
                 println!("\n{round_figures}");
+                println!("{}", checkpoints(&cluster));
             }
         }
     }
