@@ -320,7 +320,14 @@ impl Committer {
         let keys: Vec<IdempotencyKey> = unique(group.iter().filter_map(|a| a.idempotency_key()));
         let now = shared.clock.now();
 
-        // 1. On what this process knows, when nobody else committed since.
+        // 1. On what this process knows, when nobody else committed since. When the follower
+        // has already seen another instance's commit, the attempt could only fail: forget.
+        if let Some(known) = &self.known {
+            let seen = shared.known_head().map(|h| h.position);
+            if seen > known.head.map(|h| h.position) {
+                self.known = None;
+            }
+        }
         if let Some(known) = self.known.take() {
             let unknown: Vec<StreamId> = streams
                 .iter()
@@ -363,7 +370,7 @@ impl Committer {
                 // would check that memory (another instance may have moved the streams), so
                 // it is decided again under the lock, where the answers are current.
                 let moved = planned.events > 0
-                    && write(&self.db, connection, &planned, known.head, shared).await?;
+                    && write(&self.db, connection, &planned, known.head, false).await?;
                 if moved {
                     self.remember(known, &planned);
                     return Ok(planned);
@@ -374,7 +381,7 @@ impl Committer {
         }
 
         // 2. Under the head row's lock.
-        let planned = locked(&self.db, connection, group, &streams, &keys, now, shared).await?;
+        let planned = locked(&self.db, connection, group, &streams, &keys, now).await?;
         self.remember(
             Known {
                 head: None,
@@ -455,7 +462,6 @@ async fn locked(
     streams: &[StreamId],
     keys: &[IdempotencyKey],
     now: Timestamp,
-    shared: &Shared,
 ) -> Result<Planned, String> {
     let client = &connection.client;
     let failed = |e: tokio_postgres::Error| format!("{}: {}", db.location(), describe(&e));
@@ -483,7 +489,7 @@ async fn locked(
             client.batch_execute("COMMIT").await.map_err(failed)?;
             return Ok(planned);
         }
-        let moved = write(db, connection, &planned, head, shared).await?;
+        let moved = write(db, connection, &planned, head, true).await?;
         if moved {
             Ok(planned)
         } else {
@@ -557,14 +563,15 @@ async fn lookup(
 }
 
 /// Writes a planned group conditionally on the head it was planned on, in one round trip
-/// (`BEGIN; write; COMMIT`, pipelined). Returns whether the head moved, that is whether the
-/// group was written; either way the transaction is over when this returns.
+/// (`BEGIN; write; COMMIT`, pipelined; without the `BEGIN` when the locked path `begun` the
+/// transaction already). Returns whether the head moved, that is whether the group was
+/// written; either way the transaction is over when this returns.
 async fn write(
     db: &Database,
     connection: &Connection,
     planned: &Planned,
     planned_on: Option<ChainHead>,
-    shared: &Shared,
+    begun: bool,
 ) -> Result<bool, String> {
     let new_head = planned.head.expect("a group that writes has a head");
     let client = &connection.client;
@@ -589,12 +596,18 @@ async fn write(
         &w.key_records,
         &channel,
     ];
+    let begin = async {
+        if begun {
+            Ok(())
+        } else {
+            client.batch_execute("BEGIN").await
+        }
+    };
     let result = tokio::try_join!(
-        client.batch_execute("BEGIN"),
+        begin,
         client.query(&connection.write, &params),
         client.batch_execute("COMMIT"),
     );
-    let _ = shared;
     match result {
         Ok((_, rows, _)) => Ok(!rows.is_empty()),
         Err(e) => Err(format!("{}: {}", db.location(), describe(&e))),
@@ -640,7 +653,8 @@ async fn connect(db: &Database) -> Result<Connection, String> {
                 SELECT k, l, r FROM unnest($10::text[], $11::int8[], $12::bytea[]) AS t(k, l, r)
                  WHERE EXISTS (SELECT 1 FROM head)
              ), notified AS (
-                SELECT pg_notify($13::text, position::text) FROM head
+                SELECT pg_notify($13::text, position::text || ':' || encode($2::bytea, 'hex'))
+                  FROM head
              )
              SELECT position FROM head WHERE (SELECT count(*) FROM notified) >= 0"
         ))

@@ -8,6 +8,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use civicflow_core::{ChainHash, ChainHead, Position};
 use futures_util::StreamExt;
 use tokio_postgres::AsyncMessage;
 
@@ -26,13 +27,22 @@ pub(super) fn start(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
     shared.db.spawn(follow(weak))
 }
 
+/// The head a commit's notification names (`position:hash-in-hex`), if it parses.
+fn head_of_payload(payload: &str) -> Option<ChainHead> {
+    let (position, hash) = payload.split_once(':')?;
+    Some(ChainHead {
+        position: Position::new(position.parse().ok()?)?,
+        hash: ChainHash::from_hex(hash)?,
+    })
+}
+
 async fn follow(shared: Weak<Shared>) {
     loop {
         let Some(db) = shared.upgrade().map(|s| s.db.clone()) else {
             return;
         };
         let channel = super::commit::channel(db.schema());
-        let (wake_tx, mut wake) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (wake_tx, mut wake) = tokio::sync::mpsc::unbounded_channel::<Option<ChainHead>>();
         // The listening connection: its notifications wake the loop below.
         let listening = match db.dedicated().await {
             Ok((client, mut connection)) => {
@@ -40,8 +50,8 @@ async fn follow(shared: Weak<Shared>) {
                     let mut messages =
                         futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
                     while let Some(Ok(message)) = messages.next().await {
-                        if let AsyncMessage::Notification(_) = message {
-                            if wake_tx.send(()).is_err() {
+                        if let AsyncMessage::Notification(note) = message {
+                            if wake_tx.send(head_of_payload(note.payload())).is_err() {
                                 return;
                             }
                         }
@@ -68,12 +78,24 @@ async fn follow(shared: Weak<Shared>) {
                 tokio::time::sleep(RECONNECT).await;
                 Ok(None)
             };
-            // Coalesce a burst of notifications into one read.
-            while wake.try_recv().is_ok() {}
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            if let Ok(Some((head, _))) = stored_head(&shared.db).await {
+            // A notification names the head its commit made: learnt without a query (this
+            // process's own commits are known already, and learning them is a no-op). One
+            // that does not parse, and the poll, read the head row.
+            let mut notified = match &woke {
+                Ok(Some(head)) => vec![*head],
+                _ => vec![None],
+            };
+            while let Ok(head) = wake.try_recv() {
+                notified.push(head);
+            }
+            if notified.iter().all(Option::is_some) {
+                for head in notified.into_iter().flatten() {
+                    shared.learn_head(head);
+                }
+            } else if let Ok(Some((head, _))) = stored_head(&shared.db).await {
                 shared.learn_head(head);
             }
             // `recv` answered `None`: the listening connection ended. Without one, poll and
