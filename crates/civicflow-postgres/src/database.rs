@@ -14,7 +14,11 @@ use std::time::Duration;
 use civicflow_core::Completion;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+use tokio_postgres::{Client, NoTls};
+
+/// A dedicated connection's driver half: spawn it (or poll it for notifications).
+pub(crate) type DedicatedConnection =
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
 
 /// The schema a store lives in unless the URL names another (`?schema=NAME`).
 pub const DEFAULT_SCHEMA: &str = "civicflow";
@@ -339,16 +343,26 @@ impl Database {
     }
 
     /// A connection of its own, outside the pool (the committer's, the listener's).
-    pub(crate) async fn dedicated(
+    pub(crate) async fn dedicated(&self) -> Result<(Client, DedicatedConnection), String> {
+        self.connect_with(&self.inner.url.config).await
+    }
+
+    /// [`Database::dedicated`] under another `application_name` (how the listeners of a store
+    /// find each other in `pg_stat_activity`).
+    pub(crate) async fn dedicated_named(
         &self,
-    ) -> Result<
-        (
-            tokio_postgres::Client,
-            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-        ),
-        String,
-    > {
-        self.inner.url.config.connect(NoTls).await.map_err(|e| {
+        name: &str,
+    ) -> Result<(Client, DedicatedConnection), String> {
+        let mut config = self.inner.url.config.clone();
+        config.application_name(name);
+        self.connect_with(&config).await
+    }
+
+    async fn connect_with(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> Result<(Client, DedicatedConnection), String> {
+        config.connect(NoTls).await.map_err(|e| {
             format!(
                 "cannot connect to {}: {}",
                 self.inner.url.location,

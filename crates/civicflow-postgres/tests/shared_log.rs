@@ -1347,7 +1347,7 @@ impl Raw {
     fn listeners(&self, schema: &str) -> Vec<i32> {
         self.query(&format!(
             "SELECT pid FROM pg_stat_activity
-              WHERE application_name = 'civicflow' AND query = 'LISTEN \"civicflow_log_{schema}\"'
+              WHERE application_name = 'cf-listen:{schema}' AND state IS NOT NULL
               ORDER BY pid"
         ))
         .iter()

@@ -49,6 +49,18 @@ const GROUP_APPENDS_MAX: usize = 2048;
 /// The stream heads the committer remembers between groups; cleared when it grows past this.
 const STREAM_CACHE_MAX: usize = 100_000;
 
+/// Whether a commit group notifies: only when another process listens (see
+/// `Shared::others_listening`).
+fn notify(shared: &Shared) -> bool {
+    shared.others_listening.load(Ordering::Relaxed)
+}
+
+/// The `application_name` of a store's listening connections, by which each instance finds
+/// the others in `pg_stat_activity` (at most 63 bytes: schema names are at most 48).
+pub(crate) fn listener_name(schema: &str) -> String {
+    format!("cf-listen:{schema}")
+}
+
 /// The notification channel of a schema's log.
 pub(crate) fn channel(schema: &str) -> String {
     format!("civicflow_log_{schema}")
@@ -370,7 +382,8 @@ impl Committer {
                 // would check that memory (another instance may have moved the streams), so
                 // it is decided again under the lock, where the answers are current.
                 let moved = planned.events > 0
-                    && write(&self.db, connection, &planned, known.head, false).await?;
+                    && write(&self.db, connection, &planned, known.head, false, notify(shared))
+                        .await?;
                 if moved {
                     self.remember(known, &planned);
                     return Ok(planned);
@@ -381,7 +394,8 @@ impl Committer {
         }
 
         // 2. Under the head row's lock.
-        let planned = locked(&self.db, connection, group, &streams, &keys, now).await?;
+        let planned =
+            locked(&self.db, connection, group, &streams, &keys, now, notify(shared)).await?;
         self.remember(
             Known {
                 head: None,
@@ -462,6 +476,7 @@ async fn locked(
     streams: &[StreamId],
     keys: &[IdempotencyKey],
     now: Timestamp,
+    notify: bool,
 ) -> Result<Planned, String> {
     let client = &connection.client;
     let failed = |e: tokio_postgres::Error| format!("{}: {}", db.location(), describe(&e));
@@ -489,7 +504,7 @@ async fn locked(
             client.batch_execute("COMMIT").await.map_err(failed)?;
             return Ok(planned);
         }
-        let moved = write(db, connection, &planned, head, true).await?;
+        let moved = write(db, connection, &planned, head, true, notify).await?;
         if moved {
             Ok(planned)
         } else {
@@ -572,6 +587,7 @@ async fn write(
     planned: &Planned,
     planned_on: Option<ChainHead>,
     begun: bool,
+    notify: bool,
 ) -> Result<bool, String> {
     let new_head = planned.head.expect("a group that writes has a head");
     let client = &connection.client;
@@ -581,7 +597,7 @@ async fn write(
     let channel = channel(db.schema());
     let new_position = sql_int(new_head.position.get());
     let recorded_at = planned.recorded_at.as_unix_micros();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
         &new_position,
         &hash,
         &recorded_at,
@@ -595,6 +611,7 @@ async fn write(
         &w.key_last,
         &w.key_records,
         &channel,
+        &notify,
     ];
     let begin = async {
         if begun {
@@ -654,7 +671,7 @@ async fn connect(db: &Database) -> Result<Connection, String> {
                  WHERE EXISTS (SELECT 1 FROM head)
              ), notified AS (
                 SELECT pg_notify($13::text, position::text || ':' || encode($2::bytea, 'hex'))
-                  FROM head
+                  FROM head WHERE $14::bool
              )
              SELECT position FROM head WHERE (SELECT count(*) FROM notified) >= 0"
         ))

@@ -5,6 +5,7 @@
 //! subscriber by at most one poll, never loses an event, because subscribers read
 //! `position > checkpoint` from the table, where positions follow commit order.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ use super::Shared;
 /// How often the head row is read when no notification came.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How often the follower looks whether other processes listen (see `others_listening`).
+const COUNT_LISTENERS: Duration = Duration::from_secs(1);
+
 /// How long to wait before listening again after the connection was lost.
 const RECONNECT: Duration = Duration::from_millis(500);
 
@@ -25,6 +29,27 @@ const RECONNECT: Duration = Duration::from_millis(500);
 pub(super) fn start(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(shared);
     shared.db.spawn(follow(weak))
+}
+
+/// Whether a process other than this one's listener listens for the store's commits. When
+/// the server will not say (another user's sessions hidden without `pg_read_all_stats`),
+/// assume so: a notification too many costs little, one too few delays another instance by
+/// one poll.
+async fn others_listening(db: &crate::Database, name: &str, own_pid: i32) -> bool {
+    let Ok(client) = db.client().await else {
+        return true;
+    };
+    let counted = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = $1 AND pid <> $2",
+            &[&name, &own_pid],
+        )
+        .await;
+    match counted {
+        Ok(row) => row.get::<_, i64>(0) > 0,
+        Err(_) => true,
+    }
 }
 
 /// The head a commit's notification names (`position:hash-in-hex`), if it parses.
@@ -44,7 +69,8 @@ async fn follow(shared: Weak<Shared>) {
         let channel = super::commit::channel(db.schema());
         let (wake_tx, mut wake) = tokio::sync::mpsc::unbounded_channel::<Option<ChainHead>>();
         // The listening connection: its notifications wake the loop below.
-        let listening = match db.dedicated().await {
+        let name = super::commit::listener_name(db.schema());
+        let listening = match db.dedicated_named(&name).await {
             Ok((client, mut connection)) => {
                 let driver = db.spawn(async move {
                     let mut messages =
@@ -57,8 +83,15 @@ async fn follow(shared: Weak<Shared>) {
                         }
                     }
                 });
-                match client.batch_execute(&format!("LISTEN \"{channel}\"")).await {
-                    Ok(()) => Some((client, driver)),
+                let listened = async {
+                    client
+                        .batch_execute(&format!("LISTEN \"{channel}\""))
+                        .await?;
+                    let row = client.query_one("SELECT pg_backend_pid()", &[]).await?;
+                    Ok::<i32, tokio_postgres::Error>(row.get(0))
+                };
+                match listened.await {
+                    Ok(pid) => Some((client, driver, pid)),
                     Err(_) => {
                         driver.abort();
                         None
@@ -69,6 +102,8 @@ async fn follow(shared: Weak<Shared>) {
         };
         drop(db);
         let connected = listening.is_some();
+        let own_pid = listening.as_ref().map_or(0, |(_, _, pid)| *pid);
+        let mut counted = tokio::time::Instant::now() - COUNT_LISTENERS;
         // Poll (and wait for notifications) until the listening connection is lost.
         loop {
             let woke = if connected {
@@ -98,13 +133,18 @@ async fn follow(shared: Weak<Shared>) {
             } else if let Ok(Some((head, _))) = stored_head(&shared.db).await {
                 shared.learn_head(head);
             }
+            if counted.elapsed() >= COUNT_LISTENERS {
+                counted = tokio::time::Instant::now();
+                let others = others_listening(&shared.db, &name, own_pid).await;
+                shared.others_listening.store(others, Ordering::Relaxed);
+            }
             // `recv` answered `None`: the listening connection ended. Without one, poll and
             // try to listen again.
             if matches!(woke, Ok(None)) || !connected {
                 break;
             }
         }
-        if let Some((_client, driver)) = listening {
+        if let Some((_client, driver, _)) = listening {
             driver.abort();
         }
     }

@@ -56,6 +56,10 @@ pub(crate) struct Shared {
     known_head: Mutex<Option<ChainHead>>,
     pub(crate) committer: commit::CommitterHandle,
     closed: AtomicBool,
+    /// Whether another process listens for this store's commits (another instance's
+    /// follower): the committer notifies only then. A lone instance would only wake itself.
+    /// Checked by the follower every second; `true` until known.
+    pub(crate) others_listening: AtomicBool,
     pub(crate) stats: Stats,
     /// Stops the follower when the last handle goes.
     follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -144,6 +148,7 @@ impl PgLog {
             known_head: Mutex::new(head),
             clock,
             closed: AtomicBool::new(false),
+            others_listening: AtomicBool::new(true),
             stats: Stats::default(),
             follower: Mutex::new(None),
             db,
