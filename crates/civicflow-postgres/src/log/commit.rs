@@ -481,17 +481,19 @@ async fn locked(
     let client = &connection.client;
     let failed = |e: tokio_postgres::Error| format!("{}: {}", db.location(), describe(&e));
     let result = async {
-        let (_, head_row) = tokio::try_join!(
-            client.batch_execute("BEGIN"),
-            client.query_one(&connection.lock_head, &[])
-        )
-        .map_err(failed)?;
-        let stored = head_of_row(head_row.get(0), head_row.get(1), head_row.get(2))
-            .map_err(|e| e.to_string())?;
-        let head = stored.map(|(h, _)| h);
-        let recorded_at = stored.map_or(Timestamp::EPOCH, |(_, at)| at);
-        // The lock is held: this snapshot is taken after every earlier commit.
-        let found = lookup(db, connection, streams, keys).await?;
+        // One round trip: the lock, then the lookup. The server runs them in order, so the
+        // lookup's snapshot is taken once the lock is held, after every earlier commit.
+        let (_, _, found) = tokio::try_join!(
+            async { client.batch_execute("BEGIN").await.map_err(failed) },
+            async {
+                client
+                    .query_one(&connection.lock_head, &[])
+                    .await
+                    .map_err(failed)
+            },
+            lookup(db, connection, streams, keys),
+        )?;
+        let (head, recorded_at) = (found.head, found.recorded_at);
         let view = View {
             streams: streams
                 .iter()
