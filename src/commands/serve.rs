@@ -17,6 +17,9 @@ use civicflow::http::{IpNet, Service, ServiceConfig, TlsConfig};
 
 use super::backend::StoreArgs;
 
+/// The service's worker threads on a shared store (see where the runtime is built).
+const SHARED_STORE_WORKERS: usize = 16;
+
 /// The file `--demo` writes its tokens to.
 pub const DEMO_TOKENS: &str = "demo-tokens.json";
 
@@ -279,7 +282,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     init_logging();
     // The runtime first: the SIGXFSZ handler below needs it, and must be in place before the
     // first write (loading the demo writes).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if store.shared().is_some() {
+        // The engine's reads are synchronous: on a shared store each is a round trip to the
+        // database that holds its worker thread meanwhile. More workers than cores keep the
+        // service answering while some wait (benches/postgres_service.rs).
+        builder.worker_threads(SHARED_STORE_WORKERS);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;

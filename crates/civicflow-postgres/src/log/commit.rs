@@ -382,8 +382,15 @@ impl Committer {
                 // would check that memory (another instance may have moved the streams), so
                 // it is decided again under the lock, where the answers are current.
                 let moved = planned.events > 0
-                    && write(&self.db, connection, &planned, known.head, false, notify(shared))
-                        .await?;
+                    && write(
+                        &self.db,
+                        connection,
+                        &planned,
+                        known.head,
+                        false,
+                        notify(shared),
+                    )
+                    .await?;
                 if moved {
                     self.remember(known, &planned);
                     return Ok(planned);
@@ -394,8 +401,16 @@ impl Committer {
         }
 
         // 2. Under the head row's lock.
-        let planned =
-            locked(&self.db, connection, group, &streams, &keys, now, notify(shared)).await?;
+        let planned = locked(
+            &self.db,
+            connection,
+            group,
+            &streams,
+            &keys,
+            now,
+            notify(shared),
+        )
+        .await?;
         self.remember(
             Known {
                 head: None,
