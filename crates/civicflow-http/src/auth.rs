@@ -175,7 +175,7 @@ impl TokenIndex {
     /// Whether an unknown token may make the index read the log now. On a shared store a
     /// token issued through another instance a moment ago may not have reached this index
     /// (its follower learns it within a poll); reading the log once before refusing makes it
-    /// work at once. At most once per [`UNKNOWN_REFRESH_EVERY`], so that made-up tokens
+    /// work at once. At most once per 100 ms (`UNKNOWN_REFRESH_EVERY`), so that made-up tokens
     /// cannot make the service read the log at will.
     pub fn may_refresh_for_unknown(&self) -> bool {
         let mut last = self
