@@ -31,10 +31,10 @@ pub(super) fn start(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
     shared.db.spawn(follow(weak))
 }
 
-/// Whether a process other than this one's listener listens for the store's commits. When
-/// the server will not say (another user's sessions hidden without `pg_read_all_stats`),
-/// assume so: a notification too many costs little, one too few delays another instance by
-/// one poll.
+/// Whether a process other than this one's listener listens for the store's commits
+/// (`application_name` is shown to every user in `pg_stat_activity`). When the question
+/// fails, assume so: a notification too many costs little, one too few delays another
+/// instance by one poll.
 async fn others_listening(db: &crate::Database, name: &str, own_pid: i32) -> bool {
     let Ok(client) = db.client().await else {
         return true;
