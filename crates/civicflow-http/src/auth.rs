@@ -153,7 +153,7 @@ impl TokenIndex {
     }
 
     /// The version of the `access-tokens` stream the index was folded from.
-    fn version(&self) -> Option<Version> {
+    pub(crate) fn version(&self) -> Option<Version> {
         self.grants
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -202,6 +202,29 @@ impl TokenIndex {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Brings `state`'s token index up to the log's `access-tokens` stream when it is behind.
+/// A live stream calls it before an event goes out: a revocation committed before that event
+/// (by any path: the API, the engine directly, another instance) is then in the index even if
+/// the follower has not woken yet, so nothing written after the revocation is sent.
+pub(crate) async fn catch_up_tokens(state: &crate::state::AppState) {
+    let engine = state.engine().clone();
+    let held = state.tokens().version();
+    let newer = tokio::task::spawn_blocking(move || {
+        let logged = engine.log().stream_version(&access_stream()).ok().flatten();
+        if logged > held {
+            engine.tokens().ok()
+        } else {
+            None
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(tokens) = newer {
+        state.tokens().replace(&tokens);
     }
 }
 

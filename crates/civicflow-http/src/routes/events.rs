@@ -519,7 +519,11 @@ fn respond<F: Feed>(feed: F, guard: Guard) -> Response {
             event = feed.next() => event,
         };
         // Asked again once the event is in hand: a revocation that landed while the feed was
-        // reading must keep what was written after it from going out.
+        // reading must keep what was written after it from going out, also when the token
+        // index's follower has not seen it yet (the index is caught up with the log first).
+        if next.is_some() {
+            crate::auth::catch_up_tokens(&guard.state).await;
+        }
         next.filter(|_| guard.holds())
             .map(|event| (Ok::<Event, Infallible>(event), (feed, guard)))
     });
