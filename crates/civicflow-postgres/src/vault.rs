@@ -59,6 +59,7 @@ struct Statements {
     holds_people: String,
     key: String,
     upsert_key: String,
+    insert_key: String,
     delete_key: String,
     current_xid: String,
     older_snapshots: String,
@@ -98,6 +99,11 @@ impl Statements {
                  ON CONFLICT (person) DO UPDATE
                  SET nonce = excluded.nonce, wrapped = excluded.wrapped,
                      phone_tag = excluded.phone_tag"
+            ),
+            insert_key: format!(
+                "INSERT INTO {keys} (person, nonce, wrapped, phone_tag)
+                 VALUES ($1::text::uuid, $2, $3, $4)
+                 ON CONFLICT (person) DO NOTHING"
             ),
             delete_key: format!("DELETE FROM {keys} WHERE person = $1::text::uuid"),
             current_xid: "SELECT pg_current_xact_id()::text".to_owned(),
@@ -385,6 +391,44 @@ impl VaultStore for PgVaultStore {
                 Ok(())
             },
         )
+    }
+
+    /// Inserts the key under the person's advisory lock unless a row is there (another
+    /// instance made their first key a moment before); then that row is the answer.
+    fn insert_key(&self, key: &WrappedKey) -> Result<WrappedKey, VaultError> {
+        let inserted = {
+            let key = key.clone();
+            let person = key.person;
+            self.run(
+                || format!("storing the first key of person {person}"),
+                move |database, sql| async move {
+                    let mut client = connection(&database).await?;
+                    let transaction = client.transaction().await?;
+                    lock_person_unless_erased(&transaction, &sql, person).await?;
+                    let statement = transaction.prepare_cached(&sql.insert_key).await?;
+                    let rows = transaction
+                        .execute(
+                            &statement,
+                            &[
+                                &person.to_string(),
+                                &key.nonce.as_slice(),
+                                &key.wrapped.as_slice(),
+                                &key.phone_tag.as_ref().map(|tag| tag.as_slice()),
+                            ],
+                        )
+                        .await?;
+                    transaction.commit().await?;
+                    Ok(rows == 1)
+                },
+            )?
+        };
+        if inserted {
+            return Ok(key.clone());
+        }
+        // Keys are only ever replaced with the same key bytes (a new phone tag) or destroyed
+        // by an erasure, which marks the person first: the row read now is the one that won.
+        self.key(key.person)?
+            .ok_or(VaultError::Erased { person: key.person })
     }
 
     /// Deletes the person's row from `vault_keys` (under their advisory lock) and commits;

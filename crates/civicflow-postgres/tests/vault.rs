@@ -146,6 +146,44 @@ fn a_person_stored_through_one_instance_is_read_through_another() {
 }
 
 #[test]
+fn two_instances_storing_a_new_person_at_once_agree_on_one_key() {
+    // Each instance makes a data key for a person it has not seen; before `insert_key`, the
+    // second put replaced the first's key, and the record sealed with the first key no longer
+    // opened. 300 people, both instances at the same moment, so that the race happens: the
+    // store without `insert_key` failed this test in one of two runs.
+    let schema = Schema::fresh();
+    let (one, two) = (Instance::open(&schema), Instance::open(&schema));
+    let people: Vec<PersonId> = (0..300).map(|_| person()).collect();
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        for (instance, phone) in [(&one, "13912345001"), (&two, "13912345002")] {
+            let (people, barrier) = (&people, &barrier);
+            scope.spawn(move || {
+                barrier.wait();
+                for person in people {
+                    instance
+                        .vault
+                        .store(*person, &details("同时", phone))
+                        .expect("store");
+                }
+            });
+        }
+    });
+    for person in &people {
+        // Whichever record was written last, it opens, through both instances, and both
+        // read the same.
+        let through_one = one.vault.read(*person).expect("read through one");
+        let through_two = two.vault.read(*person).expect("read through two");
+        assert!(
+            matches!(through_one, PersonData::Present(_)),
+            "{person}: {through_one:?}"
+        );
+        assert_eq!(through_one, through_two);
+    }
+    assert_eq!(one.vault.len().expect("len"), people.len());
+}
+
+#[test]
 fn a_person_erased_through_one_instance_stays_erased_through_the_other() {
     let schema = Schema::fresh();
     let (one, two) = (Instance::open(&schema), Instance::open(&schema));

@@ -253,6 +253,7 @@ impl Vault {
         person: PersonId,
         tag: Option<[u8; PHONE_TAG_LEN]>,
     ) -> Result<Secret32, VaultError> {
+        let mut damaged = false;
         if let Some(stored) = self.storage.key(person)? {
             match self.keys.unwrap_key(person, &stored.nonce, &stored.wrapped) {
                 Some(key) => {
@@ -269,7 +270,7 @@ impl Vault {
                 }
                 // A damaged key that protects no record (a first store that a crash cut
                 // short): nothing is lost by replacing it.
-                None if !self.storage.has_record(person)? => {}
+                None if !self.storage.has_record(person)? => damaged = true,
                 None => return Err(VaultError::KeyUnwrap { person }),
             }
         }
@@ -281,10 +282,34 @@ impl Vault {
             wrapped,
             phone_tag: tag,
         };
-        self.storage
-            .put_key(&key)
+        if damaged {
+            self.storage
+                .put_key(&key)
+                .map_err(|e| self.poisoned_by(e))?;
+            return Ok(data_key);
+        }
+        let kept = self
+            .storage
+            .insert_key(&key)
             .map_err(|e| self.poisoned_by(e))?;
-        Ok(data_key)
+        if kept == key {
+            return Ok(data_key);
+        }
+        // Another vault of a shared store made this person's first key a moment before: use
+        // that one (with this store's phone tag), so that both records open with it.
+        let existing = self
+            .keys
+            .unwrap_key(person, &kept.nonce, &kept.wrapped)
+            .ok_or(VaultError::KeyUnwrap { person })?;
+        if kept.phone_tag != tag {
+            self.storage
+                .put_key(&WrappedKey {
+                    phone_tag: tag,
+                    ..kept
+                })
+                .map_err(|e| self.poisoned_by(e))?;
+        }
+        Ok(existing)
     }
 
     /// What the vault holds for `person`.

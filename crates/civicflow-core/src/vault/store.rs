@@ -133,6 +133,24 @@ pub trait VaultStore: Send + Sync + fmt::Debug {
     /// [`VaultError::Storage`], [`VaultError::Io`].
     fn put_key(&self, key: &WrappedKey) -> Result<(), VaultError>;
 
+    /// Stores `key` as its person's first key, unless they have one already, and returns the
+    /// key the person has when it returns: `key`, or the one stored before it. Durable when it
+    /// returns. The vault creates a person's first key with it, so that two vaults of a shared
+    /// store creating the same person's key at the same moment agree on one (the other's
+    /// record would otherwise be sealed with a key that was then replaced). The default,
+    /// [`VaultStore::key`] then [`VaultStore::put_key`], is right for a store one vault uses
+    /// (the vault holds the person's lock across both); a shared store does both atomically.
+    ///
+    /// # Errors
+    /// As [`VaultStore::key`] and [`VaultStore::put_key`].
+    fn insert_key(&self, key: &WrappedKey) -> Result<WrappedKey, VaultError> {
+        if let Some(existing) = self.key(key.person)? {
+            return Ok(existing);
+        }
+        self.put_key(key)?;
+        Ok(key.clone())
+    }
+
     /// Destroys the person's key and phone tag. When it returns, the store holds no copy of
     /// either, anywhere it controls (overwritten in place and synced, not merely marked
     /// deleted): the person's record can never be decrypted again. `false` when they had
@@ -242,6 +260,9 @@ macro_rules! forward_vault_store {
             }
             fn destroy_key(&self, person: PersonId) -> Result<bool, VaultError> {
                 (**self).destroy_key(person)
+            }
+            fn insert_key(&self, key: &WrappedKey) -> Result<WrappedKey, VaultError> {
+                (**self).insert_key(key)
             }
             fn find_by_phone_tag(
                 &self,
