@@ -65,17 +65,20 @@ pub enum VaultError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// The key file's structure is damaged (truncated, an invalid slot, a duplicate person).
-    #[error("the key file {path} is damaged: {reason}")]
+    /// The stored keys are damaged: the embedded store's key file (truncated, an invalid
+    /// slot, a duplicate person), or a database row of the wrong shape.
+    #[error("the vault's keys at {path} are damaged: {reason}")]
     DamagedKeyFile {
-        /// The key file.
+        /// The key file, or the database (without a password).
         path: PathBuf,
         /// What is wrong, with the slot or byte offset.
         reason: String,
     },
-    /// The directory holds a data store but no key file: opening would create a new, empty
-    /// key file and make every stored record unreadable, so the vault refuses.
-    #[error("the vault at {path} has data records but its key file keys.bin is missing; restore it from a backup (and re-apply erasures made since)")]
+    /// The store holds data records but none of the keys that open them (the embedded
+    /// store's key file `keys.bin` is missing; a database's key check value is gone): opening
+    /// would start a new, empty set of keys and make every stored record unreadable, so the
+    /// vault refuses.
+    #[error("the vault at {path} has data records but not the keys that open them (on the embedded store: its key file keys.bin is missing); restore the keys from a backup (and re-apply erasures made since)")]
     KeyFileMissing {
         /// The vault's directory.
         path: PathBuf,
