@@ -92,6 +92,9 @@ pub(crate) struct Committer {
 
 struct Connection {
     client: Client,
+    /// The write of a group of one event and no idempotency key: scalar parameters, which
+    /// the server binds and plans for less than arrays of one.
+    write_one: Statement,
     lookup: Statement,
     write: Statement,
     lock_head: Statement,
@@ -637,9 +640,29 @@ async fn write(
             client.batch_execute("BEGIN").await
         }
     };
+    let one = w.positions.len() == 1 && w.keys.is_empty();
+    let one_params: [&(dyn tokio_postgres::types::ToSql + Sync); 11];
+    let (statement, params): (&Statement, &[&(dyn tokio_postgres::types::ToSql + Sync)]) = if one {
+        one_params = [
+            &new_position,
+            &hash,
+            &recorded_at,
+            &planned_position,
+            &w.positions[0],
+            &w.streams[0],
+            &w.versions[0],
+            &w.hashes[0],
+            &w.records[0],
+            &channel,
+            &notify,
+        ];
+        (&connection.write_one, &one_params)
+    } else {
+        (&connection.write, &params)
+    };
     let result = tokio::try_join!(
         begin,
-        client.query(&connection.write, &params),
+        client.query(statement, params),
         client.batch_execute("COMMIT"),
     );
     match result {
@@ -694,6 +717,23 @@ async fn connect(db: &Database) -> Result<Connection, String> {
         ))
         .await
         .map_err(failed)?;
+    let write_one = client
+        .prepare(&format!(
+            "WITH head AS (
+                UPDATE {head} SET position = $1, hash = $2, recorded_at = $3
+                 WHERE position = $4 RETURNING position
+             ), ev AS (
+                INSERT INTO {events} (position, stream, version, hash, record)
+                SELECT $5::int8, $6::text, $7::int8, $8::bytea, $9::bytea
+                 WHERE EXISTS (SELECT 1 FROM head)
+             ), notified AS (
+                SELECT pg_notify($10::text, position::text || ':' || encode($2::bytea, 'hex'))
+                  FROM head WHERE $11::bool
+             )
+             SELECT position FROM head WHERE (SELECT count(*) FROM notified) >= 0"
+        ))
+        .await
+        .map_err(failed)?;
     let lock_head = client
         .prepare(&format!(
             "SELECT position, hash, recorded_at FROM {head} FOR UPDATE"
@@ -702,6 +742,7 @@ async fn connect(db: &Database) -> Result<Connection, String> {
         .map_err(failed)?;
     Ok(Connection {
         client,
+        write_one,
         lookup,
         write,
         lock_head,
