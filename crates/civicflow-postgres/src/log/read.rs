@@ -18,23 +18,39 @@ fn limit(max: usize) -> i64 {
     sql_int(max.min(PAGE_MAX) as u64)
 }
 
-async fn client(db: &Database) -> Result<deadpool_postgres::Object, ReadError> {
-    db.client().await.map_err(ReadError::Storage)
+/// Runs one read on a pooled connection, its statement prepared once per connection (the
+/// pool keeps them): the rows, or the storage error naming the database.
+async fn rows(
+    db: &Database,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, ReadError> {
+    let client = db.client().await.map_err(ReadError::Storage)?;
+    let statement = client
+        .prepare_cached(sql)
+        .await
+        .map_err(|e| storage(db, &e))?;
+    client
+        .query(&statement, params)
+        .await
+        .map_err(|e| storage(db, &e))
 }
 
 /// The stored head and the newest recorded time, `None` for an empty log.
 pub(crate) async fn stored_head(
     db: &Database,
 ) -> Result<Option<(ChainHead, Timestamp)>, ReadError> {
-    let client = client(db).await?;
     let sql = format!(
         "SELECT position, hash, recorded_at FROM {}",
         db.table("log_head")
     );
-    let row = client
-        .query_one(&sql, &[])
-        .await
-        .map_err(|e| storage(db, &e))?;
+    let rows = rows(db, &sql, &[]).await?;
+    let Some(row) = rows.first() else {
+        return Err(ReadError::CorruptedIndex {
+            what: "the log's head row".into(),
+            reason: "it is missing".into(),
+        });
+    };
     head_of_row(row.get(0), row.get(1), row.get(2))
 }
 
@@ -96,22 +112,16 @@ pub(crate) async fn stream(
     if max == 0 {
         return Ok(Vec::new());
     }
-    let client = client(db).await?;
     let sql = format!(
         "SELECT position, hash, record FROM {} WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
         db.table("events")
     );
-    let statement = client
-        .prepare_cached(&sql)
-        .await
-        .map_err(|e| storage(db, &e))?;
-    let rows = client
-        .query(
-            &statement,
-            &[&stream.as_str(), &sql_int(from.get()), &limit(max)],
-        )
-        .await
-        .map_err(|e| storage(db, &e))?;
+    let rows = rows(
+        db,
+        &sql,
+        &[&stream.as_str(), &sql_int(from.get()), &limit(max)],
+    )
+    .await?;
     rows.iter()
         .map(|row| decode(row.get(0), row.get(1), row.get(2)))
         .collect()
@@ -122,27 +132,20 @@ pub(crate) async fn stream_head(
     db: &Database,
     stream: &StreamId,
 ) -> Result<Option<StreamHead>, ReadError> {
-    let client = client(db).await?;
     let sql = format!(
         "SELECT version, hash, position FROM {} WHERE stream = $1 ORDER BY version DESC LIMIT 1",
         db.table("events")
     );
-    let statement = client
-        .prepare_cached(&sql)
-        .await
-        .map_err(|e| storage(db, &e))?;
-    let row = client
-        .query_opt(&statement, &[&stream.as_str()])
-        .await
-        .map_err(|e| storage(db, &e))?;
-    row.map(|row| {
-        let position = position_of(row.get(2))?;
-        Ok(StreamHead {
-            version: version_of(row.get(0))?,
-            hash: hash_of(row.get(1), position)?,
+    let rows = rows(db, &sql, &[&stream.as_str()]).await?;
+    rows.first()
+        .map(|row| {
+            let position = position_of(row.get(2))?;
+            Ok(StreamHead {
+                version: version_of(row.get(0))?,
+                hash: hash_of(row.get(1), position)?,
+            })
         })
-    })
-    .transpose()
+        .transpose()
 }
 
 /// A stored version column as the core's type.
@@ -161,16 +164,13 @@ pub(crate) async fn idempotency(
     db: &Database,
     key: &IdempotencyKey,
 ) -> Result<Option<([u8; 32], Appended)>, ReadError> {
-    let client = client(db).await?;
     let sql = format!(
         "SELECT record FROM {} WHERE key = $1",
         db.table("idempotency")
     );
-    let row = client
-        .query_opt(&sql, &[&key.as_str()])
-        .await
-        .map_err(|e| storage(db, &e))?;
-    row.map(|row| decode_idempotency(key, row.get(0)))
+    let rows = rows(db, &sql, &[&key.as_str()]).await?;
+    rows.first()
+        .map(|row| decode_idempotency(key, row.get(0)))
         .transpose()
 }
 
@@ -183,19 +183,11 @@ pub(crate) async fn stored_records(
     if max == 0 {
         return Ok(Vec::new());
     }
-    let client = client(db).await?;
     let sql = format!(
         "SELECT position, hash, record FROM {} WHERE position >= $1 ORDER BY position LIMIT $2",
         db.table("events")
     );
-    let statement = client
-        .prepare_cached(&sql)
-        .await
-        .map_err(|e| storage(db, &e))?;
-    let rows = client
-        .query(&statement, &[&sql_int(from.get()), &limit(max)])
-        .await
-        .map_err(|e| storage(db, &e))?;
+    let rows = rows(db, &sql, &[&sql_int(from.get()), &limit(max)]).await?;
     rows.iter()
         .map(|row| {
             let position = position_of(row.get(0))?;
@@ -218,20 +210,18 @@ pub(crate) async fn stored_idempotency(
     if max == 0 {
         return Ok(Vec::new());
     }
-    let client = client(db).await?;
     let table = db.table("idempotency");
     let rows = match after {
         Some(after) => {
             let sql =
                 format!("SELECT key, record FROM {table} WHERE key > $1 ORDER BY key LIMIT $2");
-            client.query(&sql, &[&after.as_str(), &limit(max)]).await
+            rows(db, &sql, &[&after.as_str(), &limit(max)]).await?
         }
         None => {
             let sql = format!("SELECT key, record FROM {table} ORDER BY key LIMIT $1");
-            client.query(&sql, &[&limit(max)]).await
+            rows(db, &sql, &[&limit(max)]).await?
         }
-    }
-    .map_err(|e| storage(db, &e))?;
+    };
     rows.iter()
         .map(|row| {
             let text: &str = row.get(0);
