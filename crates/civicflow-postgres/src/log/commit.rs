@@ -671,6 +671,24 @@ async fn write(
     }
 }
 
+/// A group's write statement: the head row updated on condition ($1-$4), `inserts` only if
+/// that took, and the notification (channel and whether to notify at `$notify`, `$notify+1`).
+fn write_sql(head: &str, inserts: &str, notify: usize) -> String {
+    format!(
+        "WITH head AS (
+            UPDATE {head} SET position = $1, hash = $2, recorded_at = $3
+             WHERE position = $4 RETURNING position
+         ), ev AS (
+            {inserts}
+         ), notified AS (
+            SELECT pg_notify(${notify}::text, position::text || ':' || encode($2::bytea, 'hex'))
+              FROM head WHERE ${}::bool
+         )
+         SELECT position FROM head WHERE (SELECT count(*) FROM notified) >= 0",
+        notify + 1
+    )
+}
+
 /// The committer's own connection, with its statements prepared.
 async fn connect(db: &Database) -> Result<Connection, String> {
     let (client, connection) = db.dedicated().await?;
@@ -694,43 +712,34 @@ async fn connect(db: &Database) -> Result<Connection, String> {
         ))
         .await
         .map_err(failed)?;
+    // A group's rows as arrays ($5-$9, keys $10-$12), or one event as scalars ($5-$9).
     let write = client
-        .prepare(&format!(
-            "WITH head AS (
-                UPDATE {head} SET position = $1, hash = $2, recorded_at = $3
-                 WHERE position = $4 RETURNING position
-             ), ev AS (
-                INSERT INTO {events} (position, stream, version, hash, record)
-                SELECT p, s, v, h, r
-                  FROM unnest($5::int8[], $6::text[], $7::int8[], $8::bytea[], $9::bytea[])
-                       AS t(p, s, v, h, r)
-                 WHERE EXISTS (SELECT 1 FROM head)
+        .prepare(&write_sql(
+            &head,
+            &format!(
+                "INSERT INTO {events} (position, stream, version, hash, record)
+                 SELECT p, s, v, h, r
+                   FROM unnest($5::int8[], $6::text[], $7::int8[], $8::bytea[], $9::bytea[])
+                        AS t(p, s, v, h, r)
+                  WHERE EXISTS (SELECT 1 FROM head)
              ), idem AS (
                 INSERT INTO {idempotency} (key, last_position, record)
                 SELECT k, l, r FROM unnest($10::text[], $11::int8[], $12::bytea[]) AS t(k, l, r)
-                 WHERE EXISTS (SELECT 1 FROM head)
-             ), notified AS (
-                SELECT pg_notify($13::text, position::text || ':' || encode($2::bytea, 'hex'))
-                  FROM head WHERE $14::bool
-             )
-             SELECT position FROM head WHERE (SELECT count(*) FROM notified) >= 0"
+                 WHERE EXISTS (SELECT 1 FROM head)"
+            ),
+            13,
         ))
         .await
         .map_err(failed)?;
     let write_one = client
-        .prepare(&format!(
-            "WITH head AS (
-                UPDATE {head} SET position = $1, hash = $2, recorded_at = $3
-                 WHERE position = $4 RETURNING position
-             ), ev AS (
-                INSERT INTO {events} (position, stream, version, hash, record)
-                SELECT $5::int8, $6::text, $7::int8, $8::bytea, $9::bytea
-                 WHERE EXISTS (SELECT 1 FROM head)
-             ), notified AS (
-                SELECT pg_notify($10::text, position::text || ':' || encode($2::bytea, 'hex'))
-                  FROM head WHERE $11::bool
-             )
-             SELECT position FROM head WHERE (SELECT count(*) FROM notified) >= 0"
+        .prepare(&write_sql(
+            &head,
+            &format!(
+                "INSERT INTO {events} (position, stream, version, hash, record)
+                 SELECT $5::int8, $6::text, $7::int8, $8::bytea, $9::bytea
+                  WHERE EXISTS (SELECT 1 FROM head)"
+            ),
+            10,
         ))
         .await
         .map_err(failed)?;
