@@ -5,6 +5,9 @@
 //!   the phone-search HMAC), the **digest key** (keys the digests of requests stored with
 //!   idempotency keys, which may cover contact details) and the **check value** (stored in
 //!   the key file's header, so a wrong master key is refused when the vault opens).
+//! - **Subkeys** for other parts of civicflow ([`MasterKey::derive_subkey`]: the dashboard's
+//!   session cookies) are HMAC-SHA-256 of `civicflow subkey\0` and their purpose, a label no
+//!   vault key uses.
 //! - A person's **data key** is 32 random bytes from the operating system. It is stored only
 //!   wrapped: XChaCha20-Poly1305 under the wrapping key, random 192-bit nonce, with the
 //!   person id as associated data (a slot moved to another person does not decrypt).
@@ -46,6 +49,10 @@ const LABEL_DIGEST: &[u8] = b"civicflow-vault/1 request digest";
 const AAD_KEY: &[u8] = b"civicflow-vault/1 person key\0";
 const AAD_DATA: &[u8] = b"civicflow-vault/1 person data\0";
 const TAG_PHONE: &[u8] = b"civicflow-vault/1 phone\0";
+/// The label of [`MasterKey::derive_subkey`]'s keys, followed by the purpose. It cannot be
+/// mistaken for a vault label: those begin `civicflow-vault/`, and this has a NUL byte
+/// between the label and the purpose, so no purpose makes one of the vault's inputs.
+const LABEL_SUBKEY: &[u8] = b"civicflow subkey\0";
 
 /// Overwrites `bytes` with zeros. Best effort without the `zeroize` crate: `black_box` keeps
 /// the compiler from dropping the writes as dead stores.
@@ -109,6 +116,11 @@ fn hmac_sha256(key: &[u8; KEY_LEN], parts: &[&[u8]]) -> [u8; 32] {
         mac.update(part);
     }
     mac.finalize().into_bytes().into()
+}
+
+/// The key for `purpose` derived from the master key (see [`MasterKey::derive_subkey`]).
+pub(super) fn subkey(master: &MasterKey, purpose: &str) -> [u8; 32] {
+    hmac_sha256(master.expose(), &[LABEL_SUBKEY, purpose.as_bytes()])
 }
 
 /// Compares in time independent of where the inputs differ.
@@ -315,6 +327,31 @@ mod tests {
             hex(&mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn no_subkey_is_a_vault_key() {
+        let master = MasterKey::from_bytes([3; 32]);
+        let keys = VaultKeys::derive(&master);
+        let vault = [
+            *keys.search.as_bytes(),
+            *keys.digest.as_bytes(),
+            *keys.check_value(),
+            hmac_sha256(master.expose(), &[LABEL_WRAP]),
+        ];
+        // Not even for a purpose spelled like a vault label, or like the label and a
+        // purpose run together.
+        for purpose in [
+            "",
+            "dashboard session",
+            "civicflow-vault/1 key wrapping",
+            "civicflow-vault/1 phone search",
+            "civicflow-vault/1 key check",
+            "civicflow-vault/1 request digest",
+        ] {
+            let subkey = master.derive_subkey(purpose);
+            assert!(!vault.contains(&subkey), "{purpose:?}");
+        }
     }
 
     #[test]

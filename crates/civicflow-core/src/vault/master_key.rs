@@ -198,6 +198,23 @@ impl MasterKey {
         }
     }
 
+    /// A 32-byte key for `purpose`, derived from the master key: what another part of
+    /// civicflow keys its own MACs with (the dashboard signs its session cookies with
+    /// `derive_subkey("dashboard session")`), so that it needs no secret of its own and every
+    /// instance sharing the master key derives the same key.
+    ///
+    /// HMAC-SHA-256 under the master key of the label `civicflow subkey`, a NUL byte and
+    /// `purpose`: each purpose gets an unrelated key, none of them is a key the vault uses,
+    /// and the result says nothing of the master key, whose bytes still never leave the
+    /// vault. The same master key and purpose give the same key on every call; rotating the
+    /// master key changes every subkey.
+    ///
+    /// The caller holds the subkey: keep it out of logs and messages as it would the master
+    /// key.
+    pub fn derive_subkey(&self, purpose: &str) -> [u8; 32] {
+        super::crypto::subkey(self, purpose)
+    }
+
     pub(super) fn expose(&self) -> &[u8; KEY_LEN] {
         &self.bytes
     }
@@ -291,6 +308,11 @@ mod tests {
     use super::*;
     use crate::vault::tests::TestDir;
 
+    /// HMAC-SHA-256 under `[1; 32]` of `civicflow subkey\0dashboard session`, computed
+    /// outside civicflow (Python's `hmac`).
+    const KNOWN_SESSION_SUBKEY: &str =
+        "a4c038669b7a039931cc57c0c36fa01d14101fc9930e2280f0004fbc8435721c";
+
     const HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191A1B1C1D1E1F";
 
     #[test]
@@ -310,6 +332,28 @@ mod tests {
                 assert!(!err.to_string().contains(bad), "{err}");
             }
         }
+    }
+
+    #[test]
+    fn subkeys_differ_per_purpose_and_master_key_and_are_stable() {
+        let a = MasterKey::from_bytes([1; 32]);
+        let b = MasterKey::from_bytes([2; 32]);
+        let session = a.derive_subkey("dashboard session");
+        assert_eq!(session, a.derive_subkey("dashboard session"), "stable");
+        assert_eq!(
+            session,
+            MasterKey::from_bytes([1; 32]).derive_subkey("dashboard session"),
+            "the same for another copy of the same master key"
+        );
+        assert_ne!(session, a.derive_subkey("dashboard csrf"));
+        assert_ne!(session, a.derive_subkey(""));
+        assert_ne!(session, b.derive_subkey("dashboard session"));
+        assert_ne!(&session, a.expose(), "not the master key itself");
+        // A known answer, so that a change of the derivation (which would sign everyone out
+        // and break every instance still running the old one) is seen: HMAC-SHA-256 under
+        // 32 bytes of 0x01 of "civicflow subkey\0dashboard session".
+        let hex: String = session.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, KNOWN_SESSION_SUBKEY);
     }
 
     #[test]
