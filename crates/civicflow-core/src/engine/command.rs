@@ -93,7 +93,8 @@ pub enum Command {
         /// openings have none).
         place: Option<Box<Place>>,
     },
-    /// Issue or revoke an access token (see `domain::access`).
+    /// Issue or revoke an access token, or end a dashboard session of one (see
+    /// `domain::access`).
     Access(AccessCommand),
     /// Publish a year of the business calendar (a community administrator of a top unit):
     /// deadlines from then on count its holidays, and the provisional deadlines that reached
@@ -277,7 +278,8 @@ pub enum Outcome {
         /// See [`Outcome::position`].
         position: Option<Position>,
     },
-    /// A token was issued or revoked (or was revoked already: no events).
+    /// A token was issued or revoked, or a session of it ended (or nothing changed: no
+    /// events).
     Token {
         /// The token.
         token: TokenId,

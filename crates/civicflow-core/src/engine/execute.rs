@@ -789,12 +789,14 @@ impl Stored for Person {
 }
 
 impl Stored for Access {
-    /// The token the command issued or revoked.
+    /// The token the command issued or revoked, or whose session it ended.
     fn outcome(done: &Executed<Self>, command: &AccessCommand) -> Outcome {
         Outcome::Token {
             token: match command {
                 AccessCommand::Issue { hash, .. } => TokenId::of_hash(hash),
-                AccessCommand::Revoke { token, .. } => token.clone(),
+                AccessCommand::Revoke { token, .. } | AccessCommand::EndSession { token, .. } => {
+                    token.clone()
+                }
             },
             position: done.position,
         }

@@ -690,6 +690,100 @@ fn tokens_are_issued_for_real_grants_by_administrators_and_revoked_as_events() {
     assert_eq!(history[0].actor.role.as_str(), "community_admin");
 }
 
+#[test]
+fn a_session_ended_through_the_engine_is_ended_in_its_tokens_and_after_a_restart() {
+    use civicflow_core::domain::access::{
+        access_stream, AccessCommand, SessionNonce, TokenHash, TokenId,
+    };
+    let scratch = Scratch::new("session-ended");
+    let clock = ManualClock::new(monday_morning());
+    let key = civicflow_core::vault::MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let admin = acting("wang.admin", "community_admin", "tonghui");
+    let worker = acting("li.grid1", "grid_worker", "grid-1");
+    let other = acting("zhao.grid2", "grid_worker", "grid-2");
+    let hash = TokenHash([9; 32]);
+    engine
+        .submit(
+            &admin,
+            Command::Access(AccessCommand::Issue {
+                hash,
+                acting: worker.clone(),
+                name: "grid-1 dashboard".into(),
+            }),
+        )
+        .expect("issued");
+    let token = TokenId::of_hash(&hash);
+    let session = SessionNonce([0x5e; 16]);
+    let expires_at = clock.now().saturating_add(Duration::from_secs(8 * 3600));
+    let end = |session: SessionNonce| {
+        Command::Access(AccessCommand::EndSession {
+            token: token.clone(),
+            session,
+            expires_at,
+        })
+    };
+    assert!(!engine
+        .tokens()
+        .expect("read")
+        .session_ended(&token, &session));
+
+    // Another grid worker may not sign the worker out; nothing is written.
+    assert!(matches!(
+        engine.submit_with(&other, end(session), SubmitOptions::default()),
+        Err(SubmitError::Rejected(Rejection::RoleNotAllowed { .. }))
+    ));
+    assert!(!engine
+        .tokens()
+        .expect("read")
+        .session_ended(&token, &session));
+
+    // The holder signs out.
+    clock.advance(Duration::from_secs(60));
+    let outcome = engine
+        .submit_with(&worker, end(session), SubmitOptions::default())
+        .expect("ended");
+    let Outcome::Token { token: ended, .. } = outcome else {
+        panic!("a token outcome, not {outcome:?}");
+    };
+    assert_eq!(ended, token);
+    let tokens = engine.tokens().expect("read");
+    assert!(tokens.session_ended(&token, &session));
+    assert!(!tokens.session_ended(&token, &SessionNonce([0x5f; 16])));
+    // The token itself stays valid: its other sessions go on.
+    assert_eq!(tokens.valid().count(), 1);
+
+    // Again: nothing more is written.
+    engine
+        .submit_with(&worker, end(session), SubmitOptions::default())
+        .expect("still fine");
+    let types = |engine: &Engine| {
+        engine
+            .log()
+            .read_stream(&access_stream(), civicflow_core::Version::FIRST, 10)
+            .expect("read")
+            .into_iter()
+            .map(|e| (e.event_type.as_str().to_owned(), e.actor.id.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        types(&engine),
+        [
+            ("TokenIssued".to_owned(), "wang.admin".to_owned()),
+            ("SessionEnded".to_owned(), "li.grid1".to_owned()),
+        ]
+    );
+
+    // The log is what holds it: a restart reads it back.
+    drop(engine);
+    let engine = open_engine(&scratch.0, &clock, &key);
+    assert!(engine
+        .tokens()
+        .expect("read")
+        .session_ended(&token, &session));
+}
+
 /// Opening a service request about the neighbourhood at grid 1, by staff.
 fn neighbourhood_case_at_grid1(title: &str) -> Command {
     Command::OpenCase {

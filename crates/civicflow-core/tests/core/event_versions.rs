@@ -17,7 +17,9 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use civicflow_core::calendar::{LocalDate, Span, YearSchedule};
-use civicflow_core::domain::access::{AccessEvent, TokenHash, TokenId, TokenIssued, TokenRevoked};
+use civicflow_core::domain::access::{
+    AccessEvent, SessionEnded, SessionNonce, TokenHash, TokenId, TokenIssued, TokenRevoked,
+};
 use civicflow_core::domain::calendar_years::{
     CalendarEvent, CalendarYearPublished, CalendarZoneSet,
 };
@@ -665,6 +667,16 @@ fn access_events() -> Vec<Fixture> {
             token: token(),
             reason: "设备丢失 lost".into(),
             at: at(4_000),
+        })),
+        written(AccessEvent::Ended(SessionEnded {
+            token: token(),
+            session: SessionNonce([
+                0x3c, 0x5a, 0x00, 0xff, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x80,
+                0x7f, 0xa5,
+            ]),
+            // The session began an hour before it was ended, for eight hours.
+            expires_at: at(7 * 3_600_000_000 + 2_000),
+            at: at(2_000),
         })),
     ]
 }
