@@ -172,6 +172,16 @@ impl TokenIndex {
         same(&grant.hash, &hash).then(|| (id, grant.acting.clone()))
     }
 
+    /// Who the valid token with id `id` acts as (a signed session cookie names its token by
+    /// id, never by secret: `dashboard/session.rs`).
+    pub fn lookup_id(&self, id: &TokenId) -> Option<Acting> {
+        let grants = self
+            .grants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        grants.by_id.get(id).map(|grant| grant.acting.clone())
+    }
+
     /// Whether an unknown token may make the index read the log now. On a shared store a
     /// token issued through another instance a moment ago may not have reached this index
     /// (its follower learns it within a poll); reading the log once before refusing makes it

@@ -24,6 +24,7 @@ mod calendar_watch;
 mod client;
 mod config;
 mod connections;
+mod dashboard;
 pub mod demo;
 mod error;
 mod fields;
@@ -179,6 +180,7 @@ impl Service {
                 config.address_rate_limit,
                 config.address_buckets_max,
             ),
+            session_key: dashboard::session::SessionKey::derive(&config.master_key),
             config,
             open311_routing,
             caught_up: std::sync::atomic::AtomicBool::new(false),

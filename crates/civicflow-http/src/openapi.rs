@@ -94,6 +94,12 @@ fn success_content(route: &RouteSpec) -> Value {
         Content::EventStream => json!({"text/event-stream": {"schema": {"type": "string"}}}),
         Content::Open311Xml => json!({"text/xml": xml()}),
         Content::Open311Either => json!({"text/xml": xml(), "application/json": json_body()}),
+        Content::Html => json!({"text/html": {"schema": {"type": "string"}}}),
+        Content::Csv => json!({"text/csv": {"schema": {"type": "string"}}}),
+        Content::Asset => json!({
+            "text/css": {"schema": {"type": "string"}},
+            "text/javascript": {"schema": {"type": "string"}},
+        }),
     }
 }
 
@@ -104,9 +110,12 @@ fn error_content(route: &RouteSpec) -> Value {
     let open311_json = json!({"schema": {"$ref": "#/components/schemas/Open311Errors"}});
     let open311_xml = json!({"schema": {"type": "string"}});
     match route.content {
-        Content::Json | Content::Text | Content::EventStream => {
+        Content::Json | Content::Text | Content::EventStream | Content::Asset | Content::Csv => {
             json!({"application/json": native})
         }
+        // The page's own errors are pages; the layers' (a time limit, a body too large) the
+        // JSON error.
+        Content::Html => json!({"text/html": {"schema": {"type": "string"}}, "application/json": native}),
         Content::Open311Json => json!({"application/json": open311_json}),
         Content::Open311Xml => json!({"text/xml": open311_xml}),
         Content::Open311Either => {
@@ -167,9 +176,15 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             let schema = schema();
             // An empty body reads as `{}` (`json.rs`): a body is required only when a field is.
             let required = schema["required"].as_array().is_some_and(|r| !r.is_empty());
+            // A page's form is a form; everything else takes JSON.
+            let media = if route.content == Content::Html {
+                "application/x-www-form-urlencoded"
+            } else {
+                "application/json"
+            };
             operation.insert(
                 "requestBody".into(),
-                json!({"required": required, "content": {"application/json": {"schema": schema}}}),
+                json!({"required": required, "content": {media: {"schema": schema}}}),
             );
         }
         let mut responses = Map::new();
@@ -179,10 +194,15 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             } else {
                 "also answered with the success's body"
             };
-            responses.insert(
-                status.to_string(),
-                json!({"description": description, "content": success_content(route)}),
-            );
+            let response = if status == 303 {
+                // After a form: no body, the page to go to.
+                json!({"description": "see the page in Location (after a form)", "headers": {
+                    "Location": {"description": "the page to go to", "required": true, "schema": {"type": "string"}}
+                }})
+            } else {
+                json!({"description": description, "content": success_content(route)})
+            };
+            responses.insert(status.to_string(), response);
         }
         let mut errors: Vec<u16> = route.errors.to_vec();
         if route.policy != Policy::Public {

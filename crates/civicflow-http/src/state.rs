@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     /// What no valid token pays for is charged to the client's address.
     pub address_limiter: AddressLimiter,
     pub config: ServiceConfig,
+    /// Signs the dashboard's session cookies and CSRF tokens (derived from the master key).
+    pub session_key: crate::dashboard::session::SessionKey,
     /// Which unit an Open311 request is filed at (`open311-routing.toml`, read at start).
     pub open311_routing: Routing,
     /// Every projection has caught up with the log as it was at start.

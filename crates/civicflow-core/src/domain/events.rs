@@ -71,6 +71,12 @@ macro_rules! domain_events {
             );
         )+ )? )*
 
+        impl $name {
+            /// The event type of every variant, in declaration order (what a client listening to
+            /// a stream of these events names them by).
+            pub const TYPES: &'static [&'static str] = &[ $( $type_name, )* ];
+        }
+
         impl $crate::event::DomainEvent for $name {
             fn event_type(&self) -> &'static str {
                 match self { $( Self::$variant(_) => $type_name, )* }

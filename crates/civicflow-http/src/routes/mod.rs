@@ -86,6 +86,31 @@ pub enum Content {
     /// Open311 in the format the last path segment's suffix names (`.xml` or `.json`; an
     /// unknown suffix answers XML): either of the two above.
     Open311Either,
+    /// A dashboard page (`text/html`), or a 303 to one after a form; the request body, if
+    /// any, is a form (`application/x-www-form-urlencoded`) described by `request`. Errors
+    /// are pages with the same status and words, but for those of the service's layers (a
+    /// time limit, a body too large), which stay the JSON error. The route takes the session
+    /// cookie as well as a bearer token (`dashboard/session.rs`).
+    Html,
+    /// A CSV download (`text/csv`) of a dashboard selection; errors are the JSON error.
+    Csv,
+    /// A static file of the dashboard (`text/css` or `text/javascript`); errors are the JSON
+    /// error.
+    Asset,
+}
+
+impl Content {
+    /// Whether a route answering this takes the dashboard's session cookie in place of a
+    /// bearer token: its pages, and the event streams a page listens to (GETs that change
+    /// nothing). The JSON API does not: a cookie there would make every write route
+    /// reachable from a forged form.
+    fn takes_session_cookie(self, method: &Method) -> bool {
+        match self {
+            Content::Html | Content::Csv => true,
+            Content::EventStream => method == Method::GET,
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for RouteSpec {
@@ -114,6 +139,7 @@ pub fn all() -> Vec<RouteSpec> {
     routes.extend(standing::routes());
     routes.extend(events::routes());
     routes.extend(crate::open311::routes());
+    routes.extend(crate::dashboard::routes());
     routes
 }
 
@@ -122,7 +148,7 @@ pub fn router(routes: Vec<RouteSpec>, state: &AppState) -> Router<AppState> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for route in routes {
         let guarded = route.handler.route_layer(middleware::from_fn_with_state(
-            (state.clone(), route.policy, route.path),
+            (state.clone(), route.policy, route.path, route.content),
             enforce,
         ));
         let merged = match by_path.remove(route.path) {
@@ -147,10 +173,18 @@ pub fn router(routes: Vec<RouteSpec>, state: &AppState) -> Router<AppState> {
 /// missing, malformed, unknown or revoked, to its client's address (`limits.rs`): so that
 /// guessing tokens or scraping anonymously is throttled like any other traffic.
 async fn enforce(
-    State((state, policy, path)): State<(AppState, Policy, &'static str)>,
+    State((state, policy, path, content)): State<(AppState, Policy, &'static str, Content)>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    // A page's errors are pages; every other route's are the JSON error.
+    let answer = |error: ApiError| -> Response {
+        if content == Content::Html {
+            crate::dashboard::render::error_page(&error, None)
+        } else {
+            error.into_response()
+        }
+    };
     if !policy.needs_token() {
         if crate::limits::metered_by_address(request.method(), path, policy) {
             if let Some(limited) = charge_address(&state, &request) {
@@ -159,11 +193,20 @@ async fn enforce(
         }
         return next.run(request).await;
     }
-    let refused =
-        |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| error.into_response());
+    let refused = |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| answer(error));
     // Owned: the borrow of the request must not be held across the await below.
-    let token = match bearer(request.headers()) {
-        Ok(Some(token)) => token.to_owned(),
+    let credential = match bearer(request.headers()) {
+        Ok(Some(token)) => Credential::Bearer(token.to_owned()),
+        Ok(None) if content.takes_session_cookie(request.method()) => {
+            match crate::dashboard::session::from_cookie(&state, request.headers()) {
+                Some(session) => Credential::Session(session),
+                None => {
+                    return refused(ApiError::unauthorized(
+                        "sign in first (this page needs a session, or Authorization: Bearer <token>)",
+                    ))
+                }
+            }
+        }
         Ok(None) => {
             return refused(ApiError::unauthorized(
                 "this route needs Authorization: Bearer <token>",
@@ -171,22 +214,15 @@ async fn enforce(
         }
         Err(e) => return refused(e),
     };
-    let token = token.as_str();
-    let mut found = state.tokens().lookup(token);
-    if found.is_none()
-        && state.engine().log().is_shared()
-        && state.tokens().may_refresh_for_unknown()
-    {
-        // Issued through another instance a moment ago? Read the tokens from the log once.
-        let engine = state.engine().clone();
-        if let Ok(Ok(tokens)) = tokio::task::spawn_blocking(move || engine.tokens()).await {
-            state.tokens().replace(&tokens);
-            found = state.tokens().lookup(token);
-        }
-    }
+    let found = match &credential {
+        Credential::Bearer(token) => find_token(&state, token).await,
+        Credential::Session(session) => state
+            .tokens()
+            .lookup_id(&session.token)
+            .map(|acting| (session.token.clone(), acting)),
+    };
     // Again: the first closure's borrow of the request ended before the await.
-    let refused =
-        |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| error.into_response());
+    let refused = |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| answer(error));
     let Some((id, acting)) = found else {
         return refused(ApiError::unauthorized("unknown or revoked token"));
     };
@@ -204,20 +240,60 @@ async fn enforce(
             "too many requests for this token; slow down",
         );
         error.retry_after = Some(crate::limits::retry_after_seconds(wait));
-        return error.into_response();
+        return answer(error);
     }
     if !policy.allows(Some(&acting)) {
-        return ApiError::forbidden(format!(
+        return answer(ApiError::forbidden(format!(
             "the role {} may not call this route (it is for {})",
             acting.role,
             policy.describe()
-        ))
-        .into_response();
+        )));
+    }
+    if let Credential::Session(session) = credential {
+        // A browser's cookie goes with every request to this host, forged ones included:
+        // what changes anything must come from the dashboard's own pages (the form's CSRF
+        // token is checked where the form is read, `PageForm`).
+        let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+        if !safe {
+            if let Err(error) = crate::dashboard::session::check_origin(request.headers()) {
+                return answer(error);
+            }
+        }
+        request.extensions_mut().insert(session);
     }
     request
         .extensions_mut()
         .insert(Caller { token: id, acting });
     next.run(request).await
+}
+
+/// How a request said who it is.
+enum Credential {
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// The dashboard's session cookie.
+    Session(crate::dashboard::session::Session),
+}
+
+/// The valid token `token` and who it acts as. On a shared log, a token the index does not
+/// know may have been issued through another instance a moment ago: the index then reads the
+/// tokens from the log once (at most every 100 ms, `TokenIndex::may_refresh_for_unknown`).
+pub(crate) async fn find_token(
+    state: &AppState,
+    token: &str,
+) -> Option<(civicflow_core::domain::access::TokenId, civicflow_core::domain::org::Acting)> {
+    let found = state.tokens().lookup(token);
+    if found.is_some()
+        || !state.engine().log().is_shared()
+        || !state.tokens().may_refresh_for_unknown()
+    {
+        return found;
+    }
+    let engine = state.engine().clone();
+    if let Ok(Ok(tokens)) = tokio::task::spawn_blocking(move || engine.tokens()).await {
+        state.tokens().replace(&tokens);
+    }
+    state.tokens().lookup(token)
 }
 
 /// Charges `request` to the bucket of its client's address (see [`charge_client`]).

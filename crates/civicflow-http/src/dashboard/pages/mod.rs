@@ -1,0 +1,12 @@
+//! The pages, one module per page or family of pages; each lists its own routes.
+
+pub(crate) mod board;
+
+use crate::routes::RouteSpec;
+
+/// Every page's routes.
+pub(crate) fn routes() -> Vec<RouteSpec> {
+    let mut routes = Vec::new();
+    routes.extend(board::routes());
+    routes
+}
