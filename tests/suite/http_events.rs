@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::service::DemoService;
 use crate::common::socket::{open_events, EventStream, Served, SseEvent};
-use civicflow::core::domain::access::{AccessCommand, TokenId};
+use civicflow::core::domain::access::{AccessCommand, SessionNonce, TokenId};
 use civicflow::core::domain::org::{Acting, OrgCommand};
 use civicflow::core::engine::Command;
 use civicflow::core::UnitId;
@@ -585,6 +585,48 @@ async fn a_revocation_that_reaches_the_log_another_way_ends_streams_too() {
         .json("GET", "/api/v1/units/grid-1/inbox", Some(&secret), None)
         .await;
     assert_eq!(status, 401, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_in_the_log_another_way_reaches_the_token_index() {
+    let served = Served::start(DemoService::start("session-ended-log")).await;
+    let (id, _secret) = issue_grid_token(&served).await;
+    let token = TokenId::parse(&id).expect("a token id");
+    let session = SessionNonce([0x42; 16]);
+    assert!(!served.state.tokens().session_ended(&token, &session));
+    // Straight to the engine, past the service (another instance sharing the log, or an
+    // embedder's own code): the service learns it from the log, through its follower.
+    let engine = served.engine.clone();
+    let ending = token.clone();
+    tokio::task::spawn_blocking(move || {
+        let expires_at = engine.now().saturating_add(Duration::from_secs(8 * 3600));
+        engine
+            .submit(
+                &system(),
+                Command::Access(AccessCommand::EndSession {
+                    token: ending,
+                    session,
+                    expires_at,
+                }),
+            )
+            .expect("ended")
+    })
+    .await
+    .expect("the ending ran");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !served.state.tokens().session_ended(&token, &session) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token index did not learn the ended session within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Only that session: the token itself still works.
+    assert!(served.state.tokens().holds(&token));
+    assert!(!served
+        .state
+        .tokens()
+        .session_ended(&token, &SessionNonce([0x43; 16])));
 }
 
 /// Submits an org change as the system, off the runtime's threads.

@@ -7,17 +7,23 @@
 //! path (an embedder submitting to the engine directly). Every refresh is announced on a
 //! watch channel, so that what outlives one request (a live event stream) can see at once
 //! that its token is gone.
+//!
+//! The index also keeps the dashboard sessions that were ended (`SessionEnded` events of the
+//! same stream, [`TokenIndex::session_ended`]): a session cookie is stateless, so signing out
+//! on one instance reaches every other the way a revocation does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap};
-use civicflow_core::domain::access::{access_stream, AccessState, Grant, TokenHash, TokenId};
+use civicflow_core::domain::access::{
+    access_stream, AccessState, Grant, SessionNonce, TokenHash, TokenId,
+};
 use civicflow_core::domain::org::Acting;
-use civicflow_core::{ReadError, StreamSubscription, Version};
+use civicflow_core::{ReadError, StreamSubscription, Timestamp, Version};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -74,7 +80,8 @@ fn same(a: &TokenHash, b: &TokenHash) -> bool {
     bool::from(a.0.ct_eq(&b.0))
 }
 
-/// The valid tokens, by the id their hash gives (lookups never branch on the secret itself).
+/// The valid tokens, by the id their hash gives (lookups never branch on the secret itself),
+/// and the ended sessions of each.
 #[derive(Debug)]
 pub struct TokenIndex {
     grants: RwLock<Grants>,
@@ -88,10 +95,13 @@ pub struct TokenIndex {
 /// How often, at most, unknown tokens make the index read a shared log.
 const UNKNOWN_REFRESH_EVERY: Duration = Duration::from_millis(100);
 
-/// The valid grants, and the version of the `access-tokens` stream they were folded from.
+/// The valid grants, their ended sessions, and the version of the `access-tokens` stream
+/// they were folded from.
 #[derive(Debug, Default)]
 struct Grants {
     by_id: HashMap<TokenId, Grant>,
+    /// As [`AccessState::ended`]: the ended sessions of valid tokens, until they expire.
+    ended: BTreeMap<TokenId, BTreeMap<SessionNonce, Timestamp>>,
     version: Option<Version>,
 }
 
@@ -113,14 +123,18 @@ impl TokenIndex {
         index
     }
 
-    /// Replaces the index with the valid tokens of `state`, unless the index already holds a
-    /// later version of the stream: two refreshes that race (a revoke through the API and
-    /// the follower, say) must not put back a token the later one dropped.
+    /// Replaces the index with the valid tokens of `state` and their ended sessions, unless
+    /// the index already holds a later version of the stream: two refreshes that race (a
+    /// revoke through the API and the follower, say) must not put back a token the later one
+    /// dropped, nor forget a session it ended.
     pub fn replace(&self, state: &AccessState) {
         let by_id = state
             .valid()
             .map(|grant| (grant.token.clone(), grant.clone()))
             .collect();
+        // The state holds the ended sessions of valid tokens only (a revocation drops its
+        // token's), and only until they expire: the copy is small too.
+        let ended = state.ended.clone();
         {
             let mut grants = self
                 .grants
@@ -131,6 +145,7 @@ impl TokenIndex {
             }
             *grants = Grants {
                 by_id,
+                ended,
                 version: state.version,
             };
         }
@@ -145,6 +160,20 @@ impl TokenIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .by_id
             .contains_key(id)
+    }
+
+    /// Whether `session` of token `token` was ended (its holder signed out) as of the last
+    /// refresh, on this instance or any other sharing the log. Only that: a session of a
+    /// revoked or unknown token is not listed, so ask [`TokenIndex::holds`] (or
+    /// [`TokenIndex::lookup`]) too; and an ended session is forgotten once its expiry has
+    /// passed, so check the cookie's expiry too.
+    pub fn session_ended(&self, token: &TokenId, session: &SessionNonce) -> bool {
+        self.grants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ended
+            .get(token)
+            .is_some_and(|sessions| sessions.contains_key(session))
     }
 
     /// A receiver that sees every refresh of the index (then ask [`TokenIndex::holds`]).
@@ -349,6 +378,80 @@ mod tests {
         assert_ne!(TokenSecret::generate().expect("randomness"), secret);
         assert_eq!(secret.hash(), hash_token(text));
         assert!(!format!("{secret:?}").contains(&text[4..]));
+    }
+
+    /// The stream's state after its first `n` events, folded as the engine folds it: the
+    /// grid worker's tablet token and the administrator's own, issued at hour 0; a session of
+    /// the tablet's ended at hour 1 (expiring at hour 8); the tablet revoked at hour 2.
+    fn stream_after(n: usize) -> (AccessState, TokenId, TokenId) {
+        use civicflow_core::domain::access::{
+            Access, AccessEvent, SessionEnded, TokenIssued, TokenRevoked,
+        };
+        use civicflow_core::domain::aggregate::fold;
+        use civicflow_core::domain::workflow::DefinitionRegistry;
+        let hour = |h: i64| Timestamp::from_unix_micros(1_775_000_000_000_000 + h * 3_600_000_000);
+        let issued = |secret: &str, actor: &str, role: &str, unit: &str| {
+            let hash = hash_token(secret);
+            AccessEvent::Issued(TokenIssued {
+                token: TokenId::of_hash(&hash),
+                hash,
+                actor: civicflow_core::ActorId::new(actor).expect("an actor id"),
+                role: civicflow_core::Role::new(role).expect("a role"),
+                unit: civicflow_core::UnitId::new(unit).expect("a unit id"),
+                name: "a token".into(),
+                at: hour(0),
+            })
+        };
+        let tablet = TokenId::of_hash(&hash_token("cft_tablet"));
+        let own = TokenId::of_hash(&hash_token("cft_admin"));
+        let events = [
+            issued("cft_tablet", "li.grid1", "grid_worker", "grid-1"),
+            issued("cft_admin", "wang.admin", "community_admin", "tonghui"),
+            AccessEvent::Ended(SessionEnded {
+                token: tablet.clone(),
+                session: SessionNonce([1; 16]),
+                expires_at: hour(8),
+                at: hour(1),
+            }),
+            AccessEvent::Revoked(TokenRevoked {
+                token: tablet.clone(),
+                reason: "lost".into(),
+                at: hour(2),
+            }),
+        ];
+        let state = fold::<Access>(&events[..n], &DefinitionRegistry::built_in());
+        (state, tablet, own)
+    }
+
+    #[test]
+    fn the_index_keeps_ended_sessions_and_never_goes_back_to_an_older_fold() {
+        let (issued, tablet, own) = stream_after(2);
+        let (ended, ..) = stream_after(3);
+        let (revoked, ..) = stream_after(4);
+        let session = SessionNonce([1; 16]);
+
+        let index = TokenIndex::from_state(&issued);
+        assert!(index.holds(&tablet));
+        assert!(!index.session_ended(&tablet, &session));
+
+        let changes = index.changes();
+        index.replace(&ended);
+        assert!(changes.has_changed().expect("the index lives"));
+        assert!(index.session_ended(&tablet, &session));
+        assert!(index.holds(&tablet), "the token itself stays valid");
+        assert!(!index.session_ended(&tablet, &SessionNonce([2; 16])));
+        assert!(!index.session_ended(&own, &session), "another token's");
+
+        // An older fold (a refresh that lost a race) does not bring the session back.
+        index.replace(&issued);
+        assert!(index.session_ended(&tablet, &session));
+        assert_eq!(index.version(), ended.version);
+
+        // Revoked: the token is gone, and so is what the index kept of its sessions.
+        index.replace(&revoked);
+        assert!(!index.holds(&tablet));
+        assert!(!index.session_ended(&tablet, &session));
+        assert!(index.holds(&own));
     }
 
     #[test]
