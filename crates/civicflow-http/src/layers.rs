@@ -81,7 +81,10 @@ async fn errors_in_route_format(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| {
             let value = value.to_ascii_lowercase();
-            value.starts_with("application/json") || value.starts_with("text/xml")
+            // A dashboard page's errors are pages (`dashboard/render`).
+            value.starts_with("application/json")
+                || value.starts_with("text/xml")
+                || value.starts_with("text/html")
         });
     if !(status.is_client_error() || status.is_server_error()) || formatted {
         return response;

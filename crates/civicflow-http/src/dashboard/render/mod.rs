@@ -80,8 +80,10 @@ pub(crate) fn html_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-/// The headers of every HTML answer: the CSP, no sniffing, no referrer, never cached (a page
-/// shows one caller's cases), never framed.
+/// The headers of every HTML answer: the CSP, no sniffing, no referrer to other sites (a
+/// case's URL names it), never cached (a page shows one caller's cases), never framed.
+/// (`same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` with
+/// the dashboard's own forms, and the `Origin` check could not tell them from forged ones.)
 pub(crate) fn secure_headers(headers: &mut axum::http::HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -93,7 +95,7 @@ pub(crate) fn secure_headers(headers: &mut axum::http::HeaderMap) {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(
         header::CACHE_CONTROL,
@@ -160,6 +162,8 @@ pub(crate) fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Mark
                 // nor evaluate anything it is sent.
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true}"#;
                 title { (title) " · civicflow" }
+                // No favicon request (and no 404 in every page's console).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::url(assets::STYLE));
                 script src=(assets::url(assets::HTMX)) defer {}
                 script src=(assets::url(assets::DASHBOARD_JS)) defer {}
