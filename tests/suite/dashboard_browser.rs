@@ -24,7 +24,8 @@ fn browser_dir() -> PathBuf {
 
 /// Chromium, as Debian installs it (or `CIVICFLOW_CHROMIUM`).
 fn chromium() -> PathBuf {
-    std::env::var_os("CIVICFLOW_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+    std::env::var_os("CIVICFLOW_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
 /// `npm ci` in `tests/browser` when its packages are missing or older than the lock file.
@@ -43,7 +44,11 @@ fn install_packages(dir: &Path) {
         .unwrap_or_else(|e| {
             panic!("npm is needed for the browser tests ({e}): apt-get install nodejs npm")
         });
-    assert!(status.success(), "npm ci in {} failed: {status}", dir.display());
+    assert!(
+        status.success(),
+        "npm ci in {} failed: {status}",
+        dir.display()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,5 +112,8 @@ async fn the_dashboard_works_in_a_real_browser() {
         run.status,
         out.display()
     );
-    assert!(status.success(), "the server did not stop cleanly: {status}\n{server_log}");
+    assert!(
+        status.success(),
+        "the server did not stop cleanly: {status}\n{server_log}"
+    );
 }

@@ -97,10 +97,7 @@ pub(crate) fn secure_headers(headers: &mut axum::http::HeaderMap) {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
@@ -239,7 +236,12 @@ pub(crate) fn error_page(error: &ApiError, viewer: Option<&Viewer>) -> Response 
     };
     let mut response = html_response(
         error.status,
-        layout(&format!("{} {}", error.status.as_u16(), error.code), viewer, body).into_string(),
+        layout(
+            &format!("{} {}", error.status.as_u16(), error.code),
+            viewer,
+            body,
+        )
+        .into_string(),
     );
     if error.status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
