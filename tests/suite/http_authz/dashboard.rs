@@ -8,7 +8,7 @@ use super::*;
 
 /// The served name of the dashboard's stylesheet: `style.<first 16 hex digits of its
 /// SHA-256>.css`, as `docs/dashboard.md` documents asset names.
-fn stylesheet() -> String {
+pub(super) fn stylesheet() -> String {
     let bytes = include_bytes!("../../../crates/civicflow-http/src/dashboard/assets/style.css");
     let hash: String = Sha256::digest(bytes)[..8]
         .iter()

@@ -234,15 +234,22 @@ pub(crate) fn error_page(error: &ApiError, viewer: Option<&Viewer>) -> Response 
             }
         }
     };
-    let mut response = html_response(
-        error.status,
-        layout(
-            &format!("{} {}", error.status.as_u16(), error.code),
-            viewer,
-            body,
-        )
-        .into_string(),
+    // The API's stable error code, for tools that read the page (the authorization matrix).
+    let page = layout(
+        &format!("{} {}", error.status.as_u16(), error.code),
+        viewer,
+        body,
+    )
+    .into_string()
+    .replacen(
+        "<meta charset=\"utf-8\">",
+        &format!(
+            "<meta charset=\"utf-8\"><meta name=\"civicflow-error\" content=\"{}\">",
+            error.code
+        ),
+        1,
     );
+    let mut response = html_response(error.status, page);
     if error.status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
