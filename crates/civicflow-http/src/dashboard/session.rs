@@ -522,7 +522,7 @@ mod tests {
 
     fn session() -> Session {
         Session {
-            token: TokenId::parse("0123456789abcdef").unwrap(),
+            token: TokenId::parse("0123456789abcdef").expect("a valid id"),
             nonce: [9; 16],
             expires: 1_000,
         }
