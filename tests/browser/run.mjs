@@ -131,9 +131,10 @@ async function check(page, shot) {
   const reloaded = await fresh.goto(page.url());
   await fresh.waitForLoadState("networkidle").catch(() => {});
   await context.close();
-  // A page that answered a form (its URL takes no GET) is weighed as it was loaded.
-  const bytes = reloaded?.ok() ? weight.bytes : page.weight?.bytes ?? 0;
-  metrics.push({ name: `page_bytes:${shot}`, value: bytes, unit: "bytes", url: page.url() });
+  // A page that answered a form (its URL takes no GET) is not weighed again.
+  if (reloaded?.ok()) {
+    metrics.push({ name: `page_bytes:${shot}`, value: weight.bytes, unit: "bytes", url: page.url() });
+  }
   assert(weight.thirdParty.length === 0, `${shot}: loads from other hosts: ${weight.thirdParty.join(", ")}`);
   assert(!(page.scriptErrors ?? []).length, `${shot}: script errors: ${page.scriptErrors}`);
   assert(
