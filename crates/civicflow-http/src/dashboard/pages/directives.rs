@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use civicflow_core::domain::directive::RESPONDERS;
 use civicflow_core::domain::org::{roles, OrgChart};
-use civicflow_core::UnitId;
+use civicflow_core::calendar::parse_rfc3339;
+use civicflow_core::{Timestamp, UnitId};
 use civicflow_projections::models::page::{Cursor, Page as PageRequest, PAGE_MAX};
 use maud::{html, Markup};
 use schemars::JsonSchema;
@@ -530,12 +531,23 @@ enum PartForm {
     Report,
 }
 
-/// A part's state as the roll-up says it.
-fn part_state(part: &PartAnswer) -> Markup {
+/// Whether a part not reported is overdue at `now`: its deadline was missed or escalated
+/// (督办), or it fell due.
+fn overdue(part: &PartAnswer, now: Timestamp) -> bool {
+    let past_due = part
+        .due_at
+        .as_deref()
+        .and_then(|due| parse_rfc3339(due).ok())
+        .is_some_and(|due| due < now);
+    !part.reported && (part.missed || part.escalated_to.is_some() || past_due)
+}
+
+/// A part's state as the roll-up says it at `now`.
+fn part_state(part: &PartAnswer, now: Timestamp) -> Markup {
     html! {
         @if part.reported {
             span.badge.ok { (bi("已报告", "reported")) }
-        } @else if part.missed {
+        } @else if overdue(part, now) {
             span.badge.overdue { (bi("逾期", "overdue")) }
         } @else if part.acknowledged {
             span.badge.acknowledged { (bi("已签收", "acknowledged")) }
@@ -551,6 +563,7 @@ fn part_state(part: &PartAnswer) -> Markup {
 /// The parts below `parent` (the top: `None`), and what lies below each, as nested lists.
 fn subtree(
     org: &OrgChart,
+    now: Timestamp,
     children: &BTreeMap<Option<u32>, Vec<&PartAnswer>>,
     parent: Option<u32>,
 ) -> Markup {
@@ -562,7 +575,7 @@ fn subtree(
             @for part in parts {
                 li data-unit=(part.unit_id) {
                     strong { (unit_label(org, &part.unit_id)) } " "
-                    (part_state(part)) " "
+                    (part_state(part, now)) " "
                     span.counts {
                         (bi("本级及以下已报告", "reported in this subtree")) " "
                         (part.subtree_reported) "/" (part.subtree_units)
@@ -576,14 +589,14 @@ fn subtree(
                     @if let Some(report) = &part.report {
                         p.hint { (bi("报告：", "Report: ")) (report) }
                     }
-                    (subtree(org, children, Some(part.index)))
+                    (subtree(org, now, children, Some(part.index)))
                 }
             }
         }
     }
 }
 
-fn tree_markup(org: &OrgChart, tree: &DirectiveTreeAnswer) -> Markup {
+fn tree_markup(org: &OrgChart, now: Timestamp, tree: &DirectiveTreeAnswer) -> Markup {
     let shown: std::collections::BTreeSet<u32> = tree.parts.iter().map(|p| p.index).collect();
     // A part whose parent the caller does not see stands at the top of what they see.
     let mut children: BTreeMap<Option<u32>, Vec<&PartAnswer>> = BTreeMap::new();
@@ -602,11 +615,11 @@ fn tree_markup(org: &OrgChart, tree: &DirectiveTreeAnswer) -> Markup {
                             span.counts {
                                 (bi("已报告", "reported")) " " (tree.summary.reported) "/" (tree.summary.units)
                             }
-                            (subtree(org, &children, None))
+                            (subtree(org, now, &children, None))
                         }
                     }
                 }
-                SightName::Subtree => { (subtree(org, &children, None)) }
+                SightName::Subtree => { (subtree(org, now, &children, None)) }
             }
         }
     }
@@ -614,6 +627,7 @@ fn tree_markup(org: &OrgChart, tree: &DirectiveTreeAnswer) -> Markup {
 
 fn part_forms(
     viewer: &Viewer,
+    now: Timestamp,
     tree: &DirectiveTreeAnswer,
     refused: Option<&Refusal<'_>>,
     note: &str,
@@ -625,19 +639,23 @@ fn part_forms(
     let responds = RESPONDERS.contains(&viewer.acting().role.as_str());
     let error_of = |form: PartForm| refused.filter(|r| r.form == form).map(|r| r.error);
     let id = &tree.summary.id;
+    // A refusal with no form to show it beside (a unit without a part, a role that may not
+    // respond) stands at the top of the section.
+    let with_forms = responds && own.is_some_and(|p| !p.reported);
     html! {
         section.actions aria-labelledby="own-part" {
             h2 #own-part { (bi("本单位的任务", "Your unit's part")) }
+            @if !with_forms { (form_error(refused.map(|r| r.error))) }
             @match own {
                 None => p { (bi("本单位在此指令中没有任务。", "Your unit has no part in this directive.")) }
                 Some(part) if part.reported => {
-                    p { (part_state(part)) " " (bi("本单位已报告完成。", "Your unit reported its part done.")) }
+                    p { (part_state(part, now)) " " (bi("本单位已报告完成。", "Your unit reported its part done.")) }
                 }
                 Some(_) if !responds => {
                     p { (bi("你的角色不能签收或报告。", "Your role may not acknowledge or report.")) }
                 }
                 Some(part) => {
-                    p { (part_state(part)) }
+                    p { (part_state(part, now)) }
                     @if !part.acknowledged {
                         @let error = error_of(PartForm::Acknowledge);
                         @let at_note = error_for(error, "note");
@@ -680,6 +698,7 @@ fn part_forms(
 fn directive_markup(
     viewer: &Viewer,
     org: &OrgChart,
+    now: Timestamp,
     tree: &DirectiveTreeAnswer,
     refused: Option<&Refusal<'_>>,
     note: &str,
@@ -698,10 +717,10 @@ fn directive_markup(
                 dd { (bi("本单位及以下各级", "your unit's part and the parts below it")) }
             }
         }
-        (part_forms(viewer, tree, refused, note))
+        (part_forms(viewer, now, tree, refused, note))
         section aria-labelledby="rollup" {
             h2 #rollup { (bi("逐级进度", "Progress down the chain")) }
-            (tree_markup(org, tree))
+            (tree_markup(org, now, tree))
         }
     }
 }
@@ -717,7 +736,14 @@ async fn directive_page(
     let tree = api::progress(&state, &viewer.caller, &id)
         .await
         .map_err(with_nav)?;
-    let body = directive_markup(&viewer, &state.engine().org(), &tree, None, "");
+    let body = directive_markup(
+        &viewer,
+        &state.engine().org(),
+        state.engine().now(),
+        &tree,
+        None,
+        "",
+    );
     let title = format!("{} · 督办指令 Directive", tree.summary.title);
     Ok(Page::for_viewer(&viewer, title, body).into_response())
 }
@@ -742,7 +768,14 @@ async fn refused_page(
         form,
         error: &error,
     };
-    let body = directive_markup(viewer, &state.engine().org(), &tree, Some(&refusal), note);
+    let body = directive_markup(
+        viewer,
+        &state.engine().org(),
+        state.engine().now(),
+        &tree,
+        Some(&refusal),
+        note,
+    );
     let title = format!("{} · 督办指令 Directive", tree.summary.title);
     Ok(Page::for_viewer(viewer, title, body)
         .status(error.status)
