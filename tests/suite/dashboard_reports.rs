@@ -432,6 +432,10 @@ async fn a_refusal_shows_beside_its_field_and_writes_nothing() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
     assert!(html.contains(r#"role="alert""#), "{html}");
+    assert!(
+        html.contains(r#"<meta name="civicflow-error" content="forbidden">"#),
+        "the API's code, as on error pages: {html}"
+    );
     assert!(html.contains(r#"action="/directives""#), "the form again: {html}");
     assert_eq!(head(&demo), before, "refused forms wrote nothing");
 

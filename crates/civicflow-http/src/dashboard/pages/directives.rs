@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::dashboard::render::{bi, see_other, Page, PageError};
+use crate::dashboard::render::{self, bi, see_other, Page, PageError};
 use crate::dashboard::session::{PageForm, Viewer};
 use crate::error::{ApiError, ApiResult};
 use crate::json::Validate;
@@ -219,6 +219,23 @@ pub(crate) fn typed<T: DeserializeOwned + Validate>(
     let body: T = crate::json::parse(&bytes)?;
     body.validate()?;
     Ok(body)
+}
+
+/// A page sent back with a refusal: `body` at the error's status, carrying the API's error
+/// code as the error pages do (`<meta name="civicflow-error">`, what tools such as the
+/// authorization matrix read).
+pub(crate) fn refusal(viewer: &Viewer, title: &str, body: Markup, error: &ApiError) -> Response {
+    let page = render::layout(title, Some(viewer), body)
+        .into_string()
+        .replacen(
+            "<meta charset=\"utf-8\">",
+            &format!(
+                "<meta charset=\"utf-8\"><meta name=\"civicflow-error\" content=\"{}\">",
+                error.code
+            ),
+            1,
+        );
+    render::html_response(error.status, page)
 }
 
 /// The options of a page's write, or its error as a page.
@@ -508,10 +525,13 @@ async fn issue(
     match outcome {
         Ok(issued) => Ok(see_other(&format!("/directives/{}", issued.id), None)),
         Err(error) => {
-            let body = issue_markup(&viewer, &state.engine().org(), &IssueValues::of(&form), Some(&error));
-            Ok(Page::for_viewer(&viewer, "下达指令 Issue a directive", body)
-                .status(error.status)
-                .into_response())
+            let body = issue_markup(
+                &viewer,
+                &state.engine().org(),
+                &IssueValues::of(&form),
+                Some(&error),
+            );
+            Ok(refusal(&viewer, "下达指令 Issue a directive", body, &error))
         }
     }
 }
@@ -764,7 +784,7 @@ async fn refused_page(
     let tree = api::progress(state, &viewer.caller, id)
         .await
         .map_err(|e| PageError::from(e).viewer(viewer))?;
-    let refusal = Refusal {
+    let refused = Refusal {
         form,
         error: &error,
     };
@@ -773,13 +793,11 @@ async fn refused_page(
         &state.engine().org(),
         state.engine().now(),
         &tree,
-        Some(&refusal),
+        Some(&refused),
         note,
     );
     let title = format!("{} · 督办指令 Directive", tree.summary.title);
-    Ok(Page::for_viewer(viewer, title, body)
-        .status(error.status)
-        .into_response())
+    Ok(refusal(viewer, &title, body, &error))
 }
 
 async fn acknowledge(
