@@ -9,7 +9,7 @@ use maud::{html, Markup};
 /// The chart's width in SVG units (it scales down to the page's width: `.chart`).
 const WIDTH: f64 = 640.0;
 /// Where the bars start (the value axis's zero).
-const LEFT: f64 = 8.0;
+const LEFT: f64 = 16.0;
 /// The longest bar (a share of 1).
 const SPAN: f64 = 520.0;
 /// Room above the first bar (the axis's ticks).
