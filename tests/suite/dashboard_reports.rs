@@ -10,7 +10,6 @@ use civicflow::core::calendar::parse_rfc3339;
 use civicflow::core::Clock;
 use serde_json::{json, Value};
 
-
 /// A well-formed directive id that names nothing.
 const NO_SUCH_ID: &str = "0192f3a0-0000-7000-8000-00000000dead";
 
@@ -89,11 +88,7 @@ async fn post_form(
 
 /// The log's head position.
 fn head(demo: &DemoService) -> Option<u64> {
-    demo.service
-        .engine()
-        .log()
-        .head()
-        .map(|h| h.position.get())
+    demo.service.engine().log().head().map(|h| h.position.get())
 }
 
 /// The part of `html` from the element carrying `marker` up to the next element that carries
@@ -205,7 +200,11 @@ async fn assert_tree_as_api(demo: &DemoService, actor: &str, id: &str) -> String
     };
     for part in parts {
         let unit = part["unit_id"].as_str().expect("a unit");
-        let li = section(tree_html, &format!(r#"<li data-unit="{unit}">"#), "<li data-unit=");
+        let li = section(
+            tree_html,
+            &format!(r#"<li data-unit="{unit}">"#),
+            "<li data-unit=",
+        );
         let past_due = part["due_at"]
             .as_str()
             .is_some_and(|due| parse_rfc3339(due).expect("a time") < demo.clock.now());
@@ -218,7 +217,10 @@ async fn assert_tree_as_api(demo: &DemoService, actor: &str, id: &str) -> String
         } else {
             "badge pending"
         };
-        assert!(li.contains(badge), "{actor}: {unit} should be {badge}: {li}");
+        assert!(
+            li.contains(badge),
+            "{actor}: {unit} should be {badge}: {li}"
+        );
         let counts = format!("{}/{}", part["subtree_reported"], part["subtree_units"]);
         assert!(li.contains(&counts), "{actor}: {unit} {counts}: {li}");
         // Nested: one level below its parent (or at the top of what the caller sees).
@@ -269,8 +271,12 @@ async fn the_tree_shows_each_unit_as_the_roll_up_says() {
         let tree_html = assert_tree_as_api(&demo, actor, &id).await;
         let tree_html = tree_html.as_str();
         let states = |unit: &str| {
-            section(tree_html, &format!(r#"<li data-unit="{unit}">"#), "<li data-unit=")
-                .to_owned()
+            section(
+                tree_html,
+                &format!(r#"<li data-unit="{unit}">"#),
+                "<li data-unit=",
+            )
+            .to_owned()
         };
         if actor != "zheng.tea" {
             assert!(states("yiwu-heart").contains("badge acknowledged"));
@@ -284,19 +290,32 @@ async fn the_tree_shows_each_unit_as_the_roll_up_says() {
     assert!(!html.contains(r#"action="/directives/"#), "{html}");
     // The shop that has not reported has both forms.
     let (_, html) = page(&demo, "feng.toys", &format!("/directives/{id}")).await;
-    assert!(html.contains(&format!(r#"action="/directives/{id}/acknowledge""#)), "{html}");
-    assert!(html.contains(&format!(r#"action="/directives/{id}/report""#)), "{html}");
+    assert!(
+        html.contains(&format!(r#"action="/directives/{id}/acknowledge""#)),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(r#"action="/directives/{id}/report""#)),
+        "{html}"
+    );
     // The list links to it, with its totals.
     let (status, html) = page(&demo, "li.grid1", "/directives").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains(&format!(r#"href="/directives/{id}""#)), "{html}");
+    assert!(
+        html.contains(&format!(r#"href="/directives/{id}""#)),
+        "{html}"
+    );
     assert!(html.contains("网格安全巡查 safety walk"), "{html}");
     // Grid 2 sees nothing of it.
     let (_, html) = page(&demo, "zhao.grid2", "/directives").await;
-    assert!(!html.contains(&format!(r#"href="/directives/{id}""#)), "{html}");
+    assert!(
+        !html.contains(&format!(r#"href="/directives/{id}""#)),
+        "{html}"
+    );
 
     // Past the deadline: every part not reported is overdue (escalated), as the roll-up says.
-    demo.clock.advance(std::time::Duration::from_secs(10 * 24 * 3600));
+    demo.clock
+        .advance(std::time::Duration::from_secs(10 * 24 * 3600));
     demo.service
         .engine()
         .run_due_deadlines()
@@ -310,7 +329,11 @@ async fn the_tree_shows_each_unit_as_the_roll_up_says() {
         .count();
     assert!(missed > 0, "{tree}");
     let tree_html = assert_tree_as_api(&demo, "li.grid1", &id).await;
-    assert_eq!(tree_html.matches("badge overdue").count(), missed, "{tree_html}");
+    assert_eq!(
+        tree_html.matches("badge overdue").count(),
+        missed,
+        "{tree_html}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,15 +436,32 @@ async fn a_refusal_shows_beside_its_field_and_writes_nothing() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
     assert_eq!(location, None);
     assert!(html.contains(r#"id="d-within-error""#), "{html}");
-    assert!(html.contains(r#"aria-describedby="d-within-hint d-within-error""#), "{html}");
-    assert!(section(&html, r#"id="d-within-error""#, "</p>").contains("within"), "{html}");
-    assert!(html.contains(r#"value="太长的期限""#), "the title is kept: {html}");
+    assert!(
+        html.contains(r#"aria-describedby="d-within-hint d-within-error""#),
+        "{html}"
+    );
+    assert!(
+        section(&html, r#"id="d-within-error""#, "</p>").contains("within"),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"value="太长的期限""#),
+        "the title is kept: {html}"
+    );
     // A blank title: 400 beside the title.
-    let (status, _, html) =
-        post_form(&demo, "wang.secretary", "/directives", &issue("3 working days", " ")).await;
+    let (status, _, html) = post_form(
+        &demo,
+        "wang.secretary",
+        "/directives",
+        &issue("3 working days", " "),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
     assert!(html.contains(r#"id="d-title-error""#), "{html}");
-    assert!(html.contains(r#"aria-describedby="d-title-error""#), "{html}");
+    assert!(
+        html.contains(r#"aria-describedby="d-title-error""#),
+        "{html}"
+    );
     // A role that may not issue: the engine's 403, at the top of the form.
     let (status, _, html) = post_form(
         &demo,
@@ -436,7 +476,10 @@ async fn a_refusal_shows_beside_its_field_and_writes_nothing() {
         html.contains(r#"<meta name="civicflow-error" content="forbidden">"#),
         "the API's code, as on error pages: {html}"
     );
-    assert!(html.contains(r#"action="/directives""#), "the form again: {html}");
+    assert!(
+        html.contains(r#"action="/directives""#),
+        "the form again: {html}"
+    );
     assert_eq!(head(&demo), before, "refused forms wrote nothing");
 
     // A report without a note: 400 beside the note of the report form.
@@ -460,8 +503,14 @@ async fn a_refusal_shows_beside_its_field_and_writes_nothing() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
     assert!(html.contains(r#"id="report-note-error""#), "{html}");
-    assert!(html.contains(r#"aria-describedby="report-note-error""#), "{html}");
-    assert!(section(&html, r#"id="report-note-error""#, "</p>").contains("note"), "{html}");
+    assert!(
+        html.contains(r#"aria-describedby="report-note-error""#),
+        "{html}"
+    );
+    assert!(
+        section(&html, r#"id="report-note-error""#, "</p>").contains("note"),
+        "{html}"
+    );
     // A unit without a part: the engine's 422, at the top of the form.
     let (status, _, html) = post_form(
         &demo,
@@ -470,7 +519,11 @@ async fn a_refusal_shows_beside_its_field_and_writes_nothing() {
         &[("csrf", ""), ("note", "")],
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "grid 2 sees nothing of it: {html}");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "grid 2 sees nothing of it: {html}"
+    );
     let (status, _, html) = post_form(
         &demo,
         "li.grid1",
@@ -478,7 +531,11 @@ async fn a_refusal_shows_beside_its_field_and_writes_nothing() {
         &[("csrf", ""), ("note", "")],
     )
     .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "the issuer has no part: {html}");
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the issuer has no part: {html}"
+    );
     assert!(html.contains(r#"role="alert""#), "{html}");
     assert_eq!(head(&demo), before, "refused forms wrote nothing");
     // And the API agrees nothing was reported.
@@ -489,7 +546,12 @@ async fn a_refusal_shows_beside_its_field_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rates_chart_has_a_bar_per_unit_with_the_api_numbers() {
     let demo = DemoService::start("dashboard-reports-rates");
-    let (status, rates) = api(&demo, "wang.secretary", "/api/v1/reports/rates?month=2026-04").await;
+    let (status, rates) = api(
+        &demo,
+        "wang.secretary",
+        "/api/v1/reports/rates?month=2026-04",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{rates}");
     let ranking = rates["ranking"].as_array().expect("ranking");
     assert!(!ranking.is_empty(), "the demo has rates in April: {rates}");
@@ -500,7 +562,11 @@ async fn the_rates_chart_has_a_bar_per_unit_with_the_api_numbers() {
         ("resolution", "resolution_rate"),
         ("satisfaction", "satisfaction_rate"),
     ] {
-        let svg = section(&html, &format!(r#"<svg class="chart" id="rate-{key}""#), "</svg>");
+        let svg = section(
+            &html,
+            &format!(r#"<svg class="chart" id="rate-{key}""#),
+            "</svg>",
+        );
         assert!(svg.contains(r#"role="img""#), "{svg}");
         assert!(
             svg.contains(&format!(
@@ -508,8 +574,14 @@ async fn the_rates_chart_has_a_bar_per_unit_with_the_api_numbers() {
             )),
             "{svg}"
         );
-        assert!(svg.contains(&format!(r#"<title id="rate-{key}-title">"#)), "{svg}");
-        assert!(svg.contains(&format!(r#"<desc id="rate-{key}-desc">"#)), "{svg}");
+        assert!(
+            svg.contains(&format!(r#"<title id="rate-{key}-title">"#)),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(&format!(r#"<desc id="rate-{key}-desc">"#)),
+            "{svg}"
+        );
         assert!(!svg.contains("style="), "{svg}");
         assert_eq!(
             svg.matches(r#"<g class="bar""#).count(),
@@ -525,7 +597,8 @@ async fn the_rates_chart_has_a_bar_per_unit_with_the_api_numbers() {
                 Some(rate) => {
                     let text = format!("{:.1}%", rate * 100.0);
                     assert!(bar.contains(&text), "{key} of {id}: {text} in {bar}");
-                    let width = format!(r#"width="{:.1}""#, (rate.clamp(0.0, 1.0) * 520.0).max(1.0));
+                    let width =
+                        format!(r#"width="{:.1}""#, (rate.clamp(0.0, 1.0) * 520.0).max(1.0));
                     assert!(bar.contains(&width), "{key} of {id}: {width} in {bar}");
                 }
                 None => assert!(bar.contains("no data"), "{bar}"),
@@ -535,7 +608,11 @@ async fn the_rates_chart_has_a_bar_per_unit_with_the_api_numbers() {
             }
         }
         // The data table beside it, for screen readers.
-        let table = section(&html, &format!(r#"<svg class="chart" id="rate-{key}""#), "</table>");
+        let table = section(
+            &html,
+            &format!(r#"<svg class="chart" id="rate-{key}""#),
+            "</table>",
+        );
         assert_eq!(
             table.matches(r#"<th scope="row">"#).count(),
             ranking.len(),
@@ -607,7 +684,10 @@ async fn the_other_reports_show_what_the_api_answers() {
     let (_, grid) = api(&demo, "li.grid1", "/api/v1/units/grid-1/overdue").await;
     let (_, html) = page(&demo, "li.grid1", "/reports/overdue").await;
     assert!(
-        html.contains(&format!("({})", grid["items"].as_array().expect("items").len())),
+        html.contains(&format!(
+            "({})",
+            grid["items"].as_array().expect("items").len()
+        )),
         "{html}"
     );
 
@@ -619,7 +699,10 @@ async fn the_other_reports_show_what_the_api_answers() {
         let section = section(&html, &format!(r#"id="list-{kind}""#), "</table>");
         for item in list["items"].as_array().expect("items") {
             let title = item["title"].as_str().expect("a title");
-            let escaped = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            let escaped = title
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
             assert!(section.contains(&escaped), "{kind}: {title} in {section}");
         }
     }
@@ -634,17 +717,35 @@ async fn the_other_reports_show_what_the_api_answers() {
     .await;
     assert_eq!(status, StatusCode::OK, "{html}");
     for shop in ["shop-yh-101", "shop-xt-033", "shop-it-108"] {
-        let (_, standing) = api(&demo, "wang.secretary", &format!("/api/v1/units/{shop}/standing")).await;
+        let (_, standing) = api(
+            &demo,
+            "wang.secretary",
+            &format!("/api/v1/units/{shop}/standing"),
+        )
+        .await;
         let bar = section(&html, &format!(r#"data-key="{shop}""#), "</g>");
         match standing["points"].as_u64() {
             Some(points) => assert!(bar.contains(&format!("{points}/12")), "{shop}: {bar}"),
             None => assert!(bar.contains("no cycle"), "{shop}: {bar}"),
         }
     }
-    let (_, flags) = api(&demo, "wang.secretary", "/api/v1/reports/flags?period=2026-04").await;
+    let (_, flags) = api(
+        &demo,
+        "wang.secretary",
+        "/api/v1/reports/flags?period=2026-04",
+    )
+    .await;
     let flags_html = section(&html, r#"id="flags-h""#, "</dl>");
-    for unit in flags["yellow"].as_array().expect("yellow").iter().chain(flags["red"].as_array().expect("red")) {
-        assert!(flags_html.contains(unit.as_str().expect("a unit")), "{unit}: {flags_html}");
+    for unit in flags["yellow"]
+        .as_array()
+        .expect("yellow")
+        .iter()
+        .chain(flags["red"].as_array().expect("red"))
+    {
+        assert!(
+            flags_html.contains(unit.as_str().expect("a unit")),
+            "{unit}: {flags_html}"
+        );
     }
     let (_, recommended) = api(
         &demo,
@@ -655,7 +756,10 @@ async fn the_other_reports_show_what_the_api_answers() {
     let recommended_html = section(&html, r#"id="recommended-h""#, "</table>");
     for merchant in recommended["merchants"].as_array().expect("merchants") {
         let name = merchant["unit_name"].as_str().expect("a name");
-        assert!(recommended_html.contains(name), "{name}: {recommended_html}");
+        assert!(
+            recommended_html.contains(name),
+            "{name}: {recommended_html}"
+        );
     }
     // A shop owner sees their own shop only.
     let (status, html) = page(&demo, "zheng.tea", "/reports/standing").await;

@@ -98,7 +98,12 @@ pub(super) fn probes(ids: &Ids) -> Vec<Probe> {
         ));
     }
     let note = form(&[("note", "authz matrix: 收到 (page)")]);
-    for id in [ids.d1.as_str(), ids.d2.as_str(), ids.d3.as_str(), NO_SUCH_ID] {
+    for id in [
+        ids.d1.as_str(),
+        ids.d2.as_str(),
+        ids.d3.as_str(),
+        NO_SUCH_ID,
+    ] {
         probes.push(get(
             "/directives/{id}",
             format!("/directives/{id}"),

@@ -659,7 +659,9 @@ async fn acknowledge(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<AcknowledgeBody>,
 ) -> ApiResult<Json<PartOutcomeAnswer>> {
-    Ok(Json(acknowledge_part(&state, &caller, &id, body, options).await?))
+    Ok(Json(
+        acknowledge_part(&state, &caller, &id, body, options).await?,
+    ))
 }
 
 /// Acknowledges the caller's unit's part of directive `id` (`POST
@@ -690,7 +692,9 @@ async fn report(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ReportBody>,
 ) -> ApiResult<Json<PartOutcomeAnswer>> {
-    Ok(Json(report_part(&state, &caller, &id, body, options).await?))
+    Ok(Json(
+        report_part(&state, &caller, &id, body, options).await?,
+    ))
 }
 
 /// Reports the caller's unit's part of directive `id` done (`POST

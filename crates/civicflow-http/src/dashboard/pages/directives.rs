@@ -15,9 +15,9 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use civicflow_core::calendar::parse_rfc3339;
 use civicflow_core::domain::directive::RESPONDERS;
 use civicflow_core::domain::org::{roles, OrgChart};
-use civicflow_core::calendar::parse_rfc3339;
 use civicflow_core::{Timestamp, UnitId};
 use civicflow_projections::models::page::{Cursor, Page as PageRequest, PAGE_MAX};
 use maud::{html, Markup};
@@ -206,7 +206,7 @@ pub(crate) fn typed<T: DeserializeOwned + Validate>(
     for (name, value) in &form.0 {
         if object.contains_key(name) {
             return Err(
-                ApiError::bad_request(format!("the form gives {name} twice")).field(name.clone())
+                ApiError::bad_request(format!("the form gives {name} twice")).field(name.clone()),
             );
         }
         if value.is_empty() && optional.contains(&name.as_str()) {
@@ -236,16 +236,6 @@ pub(crate) fn refusal(viewer: &Viewer, title: &str, body: Markup, error: &ApiErr
             1,
         );
     render::html_response(error.status, page)
-}
-
-/// The options of a page's write, or its error as a page.
-fn write_options(
-    options: Result<WriteOptions, ApiError>,
-    viewer: &Viewer,
-) -> Result<civicflow_core::engine::SubmitOptions, PageError> {
-    options
-        .map(|WriteOptions(options)| options)
-        .map_err(|e| PageError::from(e).viewer(viewer))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,7 +431,12 @@ fn form_error(error: Option<&ApiError>) -> Markup {
 
 const ISSUE_FIELDS: [&str; 5] = ["title", "kind", "within", "body", "unit_id"];
 
-fn issue_markup(viewer: &Viewer, org: &OrgChart, values: &IssueValues, error: Option<&ApiError>) -> Markup {
+fn issue_markup(
+    viewer: &Viewer,
+    org: &OrgChart,
+    values: &IssueValues,
+    error: Option<&ApiError>,
+) -> Markup {
     let described = |field: &str| error_for(error, field).map(|_| format!("d-{field}-error"));
     let invalid = |field: &str| error_for(error, field).map(|_| "true");
     let units = org.subtree(&viewer.acting().unit);
@@ -517,7 +512,7 @@ async fn issue(
     options: Result<WriteOptions, ApiError>,
     form: PageForm,
 ) -> Result<Response, PageError> {
-    let options = write_options(options, &viewer)?;
+    let WriteOptions(options) = options.map_err(|e| PageError::from(e).viewer(&viewer))?;
     let outcome = match typed::<IssueBody>(&form, &["body", "unit_id"]) {
         Ok(body) => api::issue_directive(&state, &viewer.caller, body, options).await,
         Err(e) => Err(e),
@@ -807,7 +802,7 @@ async fn acknowledge(
     options: Result<WriteOptions, ApiError>,
     form: PageForm,
 ) -> Result<Response, PageError> {
-    let options = write_options(options, &viewer)?;
+    let WriteOptions(options) = options.map_err(|e| PageError::from(e).viewer(&viewer))?;
     let outcome = match typed::<AcknowledgeBody>(&form, &["note"]) {
         Ok(body) => api::acknowledge_part(&state, &viewer.caller, &id, body, options).await,
         Err(e) => Err(e),
@@ -828,7 +823,7 @@ async fn report(
     options: Result<WriteOptions, ApiError>,
     form: PageForm,
 ) -> Result<Response, PageError> {
-    let options = write_options(options, &viewer)?;
+    let WriteOptions(options) = options.map_err(|e| PageError::from(e).viewer(&viewer))?;
     let outcome = match typed::<ReportBody>(&form, &[]) {
         Ok(body) => api::report_part(&state, &viewer.caller, &id, body, options).await,
         Err(e) => Err(e),
@@ -855,7 +850,10 @@ mod tests {
             ("unit_id".into(), String::new()),
         ]);
         assert!(typed::<IssueBody>(&form, &["body", "unit_id"]).is_ok());
-        let twice = PageForm(vec![("note".into(), "a".into()), ("note".into(), "b".into())]);
+        let twice = PageForm(vec![
+            ("note".into(), "a".into()),
+            ("note".into(), "b".into()),
+        ]);
         let e = typed::<ReportBody>(&twice, &[]).expect_err("refused");
         assert_eq!(e.field.as_deref(), Some("note"));
         let blank = PageForm(vec![("note".into(), "  ".into())]);
@@ -877,7 +875,10 @@ mod tests {
     fn every_kind_has_its_api_name() {
         for kind in KINDS {
             let (name, _, _) = kind_words(kind);
-            assert_eq!(serde_json::to_value(kind).unwrap(), Value::String(name.into()));
+            assert_eq!(
+                serde_json::to_value(kind).expect("a kind as JSON"),
+                Value::String(name.into())
+            );
         }
     }
 }

@@ -340,10 +340,7 @@ fn rate_section(rates: &RatesAnswer, rate: &Rate) -> Markup {
 
 /// Seconds as hours, one decimal.
 fn hours(seconds: Option<u64>) -> String {
-    seconds.map_or_else(
-        || "—".to_owned(),
-        |s| format!("{:.1} h", s as f64 / 3600.0),
-    )
+    seconds.map_or_else(|| "—".to_owned(), |s| format!("{:.1} h", s as f64 / 3600.0))
 }
 
 fn stats_section(state: &AppState, stats: &StatsAnswer) -> Markup {

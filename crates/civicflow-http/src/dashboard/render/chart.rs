@@ -123,7 +123,11 @@ mod tests {
         );
         assert!(svg.contains(r#"<title id="rates-response-title">响应率 Response rate</title>"#));
         assert!(svg.contains(r#"<desc id="rates-response-desc">2026-04</desc>"#));
-        assert_eq!(svg.matches("<rect").count(), 1, "no bar without data: {svg}");
+        assert_eq!(
+            svg.matches("<rect").count(),
+            1,
+            "no bar without data: {svg}"
+        );
         assert!(svg.contains("87.5%"));
         assert!(svg.contains("无数据 no data"));
         assert!(!svg.contains("style="), "no inline style: {svg}");
