@@ -42,6 +42,7 @@ mod cli_tools;
 mod cli_workflows;
 mod crash_service;
 mod dashboard_browser;
+mod dashboard_reports;
 mod dashboard_sessions;
 mod deploy_walkthrough;
 mod fuzz_http;

@@ -1,6 +1,8 @@
 //! The pages, one module per page or family of pages; each lists its own routes.
 
 pub(crate) mod board;
+pub(crate) mod directives;
+pub(crate) mod reports;
 
 use crate::routes::RouteSpec;
 
@@ -8,5 +10,7 @@ use crate::routes::RouteSpec;
 pub(crate) fn routes() -> Vec<RouteSpec> {
     let mut routes = Vec::new();
     routes.extend(board::routes());
+    routes.extend(directives::routes());
+    routes.extend(reports::routes());
     routes
 }
