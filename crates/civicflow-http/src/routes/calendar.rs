@@ -132,6 +132,13 @@ pub struct CalendarYearAnswer {
 #[schemars(extend("format" = "date"))]
 pub struct DateAnswer(String);
 
+impl DateAnswer {
+    /// The day, `YYYY-MM-DD`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Where a year of the calendar comes from.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(tag = "origin", rename_all = "snake_case")]

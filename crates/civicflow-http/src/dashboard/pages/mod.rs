@@ -1,5 +1,6 @@
 //! The pages, one module per page or family of pages; each lists its own routes.
 
+pub(crate) mod admin;
 pub(crate) mod board;
 
 use crate::routes::RouteSpec;
@@ -8,5 +9,6 @@ use crate::routes::RouteSpec;
 pub(crate) fn routes() -> Vec<RouteSpec> {
     let mut routes = Vec::new();
     routes.extend(board::routes());
+    routes.extend(admin::routes());
     routes
 }
