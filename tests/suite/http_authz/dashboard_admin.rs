@@ -76,7 +76,10 @@ pub(super) fn probes(ids: &Ids) -> Vec<Probe> {
         post(
             "/admin/roles",
             "/admin/roles",
-            form(&[("id", "authz_page_role"), ("name", "授权矩阵页面 authz page role")]),
+            form(&[
+                ("id", "authz_page_role"),
+                ("name", "授权矩阵页面 authz page role"),
+            ]),
             always(),
         ),
         post(
@@ -111,7 +114,10 @@ pub(super) fn probes(ids: &Ids) -> Vec<Probe> {
         post(
             "/admin/units/change",
             "/admin/units/change",
-            form(&[("id", "authz-page-grid"), ("name", "授权矩阵页面网格二 renamed")]),
+            form(&[
+                ("id", "authz-page-grid"),
+                ("name", "授权矩阵页面网格二 renamed"),
+            ]),
             always(),
         ),
         post(
@@ -138,7 +144,10 @@ pub(super) fn probes(ids: &Ids) -> Vec<Probe> {
     probes.push(post(
         "/admin/actors",
         "/admin/actors",
-        form(&[("id", "authz.page.actor"), ("name", "授权矩阵页面 authz page actor")]),
+        form(&[
+            ("id", "authz.page.actor"),
+            ("name", "授权矩阵页面 authz page actor"),
+        ]),
         always(),
     ));
     for route in ["/admin/actors/grant", "/admin/actors/revoke"] {
@@ -149,7 +158,11 @@ pub(super) fn probes(ids: &Ids) -> Vec<Probe> {
             probes.push(post(
                 route,
                 route,
-                form(&[("actor", actor), ("role", "volunteer"), ("unit_id", "grid-1")]),
+                form(&[
+                    ("actor", actor),
+                    ("role", "volunteer"),
+                    ("unit_id", "grid-1"),
+                ]),
                 wanting(want),
             ));
         }

@@ -678,7 +678,9 @@ async fn change_unit(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<UnitChange>,
 ) -> ApiResult<Json<UnitAnswer>> {
-    Ok(Json(change_unit_as(&state, &caller, &id, body, options).await?))
+    Ok(Json(
+        change_unit_as(&state, &caller, &id, body, options).await?,
+    ))
 }
 
 /// Renames or moves unit `id` as `caller` (`PATCH /api/v1/units/{id}`).

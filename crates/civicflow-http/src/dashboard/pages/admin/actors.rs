@@ -12,9 +12,7 @@ use maud::{html, Markup};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{
-    back, choice, csrf, select_field, suggest_field, text, text_field, Form, Refused,
-};
+use super::{back, choice, csrf, select_field, suggest_field, text, text_field, Form, Refused};
 use crate::dashboard::render::labels::{self, named};
 use crate::dashboard::render::{self, bi, Page, PageError};
 use crate::dashboard::session::{PageForm, Viewer};

@@ -206,8 +206,12 @@ async fn publish(
     });
     match result {
         Ok(_) => Ok(render::see_other(PAGE, None)),
-        Err(error) => render(&state, &viewer, Some(&Refused::new("year-add", error, form)))
-            .await
-            .map_err(|e| PageError::from(e).viewer(&viewer)),
+        Err(error) => render(
+            &state,
+            &viewer,
+            Some(&Refused::new("year-add", error, form)),
+        )
+        .await
+        .map_err(|e| PageError::from(e).viewer(&viewer)),
     }
 }

@@ -62,17 +62,26 @@ async fn hub(viewer: Viewer) -> Response {
         (
             "/admin/units",
             bi("单位", "Units"),
-            bi("组织架构：社区、网格、企业、商铺及其他单位；新增、更名、移动、撤销。", "The org chart: add, rename, move and retire units."),
+            bi(
+                "组织架构：社区、网格、企业、商铺及其他单位；新增、更名、移动、撤销。",
+                "The org chart: add, rename, move and retire units.",
+            ),
         ),
         (
             "/admin/actors",
             bi("人员", "Actors"),
-            bi("登记人员或系统，授予和收回角色。", "Register people and systems; grant and revoke roles."),
+            bi(
+                "登记人员或系统，授予和收回角色。",
+                "Register people and systems; grant and revoke roles.",
+            ),
         ),
         (
             "/admin/roles",
             bi("角色", "Roles"),
-            bi("内置角色和自定义角色；定义新角色。", "Built-in and defined roles; define a new one."),
+            bi(
+                "内置角色和自定义角色；定义新角色。",
+                "Built-in and defined roles; define a new one.",
+            ),
         ),
         (
             "/admin/tokens",
@@ -82,12 +91,18 @@ async fn hub(viewer: Viewer) -> Response {
         (
             "/admin/workflows",
             bi("流程版本", "Workflow versions"),
-            bi("流程及其各版本；上传新版本。", "Workflows and their versions; upload a new version."),
+            bi(
+                "流程及其各版本；上传新版本。",
+                "Workflows and their versions; upload a new version.",
+            ),
         ),
         (
             "/admin/calendar",
             bi("工作日历", "Business calendar"),
-            bi("已发布的年度节假日；发布一年。", "The years published; publish a year."),
+            bi(
+                "已发布的年度节假日；发布一年。",
+                "The years published; publish a year.",
+            ),
         ),
     ];
     let body = html! {
@@ -187,9 +202,10 @@ impl<'a> Form<'a> {
     /// The form field an error's `field` names: the same name, or the name with `_id` (the
     /// core names `unit` what a body calls `unit_id`).
     fn named(&self, error_field: &str) -> Option<&'static str> {
-        self.fields.iter().copied().find(|f| {
-            *f == error_field || f.strip_suffix("_id").is_some_and(|s| s == error_field)
-        })
+        self.fields
+            .iter()
+            .copied()
+            .find(|f| *f == error_field || f.strip_suffix("_id").is_some_and(|s| s == error_field))
     }
 
     /// The error to show beside `field`.
@@ -427,16 +443,22 @@ mod tests {
         assert!(form.top_error().is_none());
         let other = Form::new("g", &["actor"], Some(&r));
         assert!(other.top_error().is_none(), "another form's refusal");
-        assert_eq!(Form::new("f", &[], Some(&r)).value("name"), Some("<b>x</b>"));
+        assert_eq!(
+            Form::new("f", &[], Some(&r)).value("name"),
+            Some("<b>x</b>")
+        );
     }
 
     #[test]
     fn a_choice_is_read_as_the_api_reads_it() {
         use crate::routes::org::TierName;
         let form = PageForm(vec![("tier".into(), "grid".into())]);
-        assert!(matches!(choice::<TierName>(&form, "tier", None), Ok(TierName::Grid)));
+        assert!(matches!(
+            choice::<TierName>(&form, "tier", None),
+            Ok(TierName::Grid)
+        ));
         let form = PageForm(vec![("tier".into(), "castle".into())]);
-        let error = choice::<TierName>(&form, "tier", None).unwrap_err();
+        let error = choice::<TierName>(&form, "tier", None).expect_err("not a tier");
         assert_eq!(error.field.as_deref(), Some("tier"));
     }
 }

@@ -143,6 +143,10 @@ async fn define(
     .await;
     Ok(match result {
         Ok(_) => render::see_other(PAGE, None),
-        Err(error) => render(&state, &viewer, Some(&Refused::new("role-add", error, form))),
+        Err(error) => render(
+            &state,
+            &viewer,
+            Some(&Refused::new("role-add", error, form)),
+        ),
     })
 }

@@ -12,14 +12,18 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::actors::{actor_list, role_choices, unit_choices};
-use super::{back, csrf, optional, select_field, suggest_field, text, text_field, when, Form, Refused};
+use super::{
+    back, csrf, optional, select_field, suggest_field, text, text_field, when, Form, Refused,
+};
 use crate::dashboard::render::labels;
 use crate::dashboard::render::{self, bi, Page, PageError};
 use crate::dashboard::session::{PageForm, Viewer};
 use crate::json::Validate;
 use crate::path::Path;
 use crate::request_id::WriteOptions;
-use crate::routes::tokens::{self, IssueBody, IssuedTokenAnswer, RevokeBody, ADMINS, NAME_MAX, REASON_MAX};
+use crate::routes::tokens::{
+    self, IssueBody, IssuedTokenAnswer, RevokeBody, ADMINS, NAME_MAX, REASON_MAX,
+};
 use crate::routes::{Content, RouteSpec};
 use crate::state::AppState;
 
@@ -201,8 +205,9 @@ fn render(
 }
 
 /// The page again with `refused`, or an error page when even that fails.
-fn refuse(state: &AppState, viewer: &Viewer, refused: Refused) -> Result<Response, PageError> {
-    render(state, viewer, Some(&refused)).map_err(|e| PageError::from(e).viewer(viewer))
+fn refuse(state: &AppState, viewer: &Viewer, refused: Refused) -> Response {
+    render(state, viewer, Some(&refused))
+        .unwrap_or_else(|e| PageError::from(e).viewer(viewer).into_response())
 }
 
 async fn issue(
@@ -224,7 +229,11 @@ async fn issue(
     .await;
     match result {
         Ok(issued) => Ok(issued_page(&viewer, &issued)),
-        Err(error) => refuse(&state, &viewer, Refused::new("token-add", error, form)),
+        Err(error) => Ok(refuse(
+            &state,
+            &viewer,
+            Refused::new("token-add", error, form),
+        )),
     }
 }
 
@@ -265,10 +274,7 @@ async fn revoke(
 ) -> Result<Response, PageError> {
     let result = async {
         let reason = optional(&form, "reason").unwrap_or_else(|| {
-            format!(
-                "revoked on the dashboard by {}",
-                viewer.caller.acting.actor
-            )
+            format!("revoked on the dashboard by {}", viewer.caller.acting.actor)
         });
         let body = RevokeBody {
             reason: Some(reason),
@@ -279,6 +285,10 @@ async fn revoke(
     .await;
     match result {
         Ok(_) => Ok(render::see_other(PAGE, None)),
-        Err(error) => refuse(&state, &viewer, Refused::new("token-revoke", error, form)),
+        Err(error) => Ok(refuse(
+            &state,
+            &viewer,
+            Refused::new("token-revoke", error, form),
+        )),
     }
 }

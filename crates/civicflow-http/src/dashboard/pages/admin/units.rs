@@ -13,9 +13,7 @@ use maud::{html, Markup};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{
-    back, choice, csrf, optional, select_field, text, text_field, Form, Refused,
-};
+use super::{back, choice, csrf, optional, select_field, text, text_field, Form, Refused};
 use crate::dashboard::render::{self, bi, Page, PageError};
 use crate::dashboard::session::{PageForm, Viewer};
 use crate::error::ApiError;
@@ -170,9 +168,7 @@ fn render(state: &AppState, viewer: &Viewer, refused: Option<&Refused>) -> Respo
     // change; those strictly below theirs may be retired.
     let administered: Vec<&UnitAnswer> = units
         .iter()
-        .filter(|u| {
-            UnitId::new(&u.id).is_ok_and(|id| chart.in_scope(&viewer.caller.acting, &id))
-        })
+        .filter(|u| UnitId::new(&u.id).is_ok_and(|id| chart.in_scope(&viewer.caller.acting, &id)))
         .collect();
     let own = viewer.acting().unit.as_str();
     let mut children: BTreeMap<Option<&str>, Vec<&UnitAnswer>> = BTreeMap::new();
@@ -292,7 +288,13 @@ async fn add(
         org::create_unit_as(&state, &viewer.caller, body, options).await
     }
     .await;
-    Ok(answer(&state, &viewer, result.map(|_| ()), "unit-add", form))
+    Ok(answer(
+        &state,
+        &viewer,
+        result.map(|_| ()),
+        "unit-add",
+        form,
+    ))
 }
 
 async fn change(
@@ -310,7 +312,13 @@ async fn change(
         org::change_unit_as(&state, &viewer.caller, &text(&form, "id"), body, options).await
     }
     .await;
-    Ok(answer(&state, &viewer, result.map(|_| ()), "unit-change", form))
+    Ok(answer(
+        &state,
+        &viewer,
+        result.map(|_| ()),
+        "unit-change",
+        form,
+    ))
 }
 
 async fn retire(
@@ -321,7 +329,13 @@ async fn retire(
     form: PageForm,
 ) -> Result<Response, PageError> {
     let result = org::retire_unit_as(&state, &viewer.caller, &id, options).await;
-    Ok(answer(&state, &viewer, result.map(|_| ()), "unit-retire", form))
+    Ok(answer(
+        &state,
+        &viewer,
+        result.map(|_| ()),
+        "unit-retire",
+        form,
+    ))
 }
 
 /// 303 back to the page, or the page again with the refusal.

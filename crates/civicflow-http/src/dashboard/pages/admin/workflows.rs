@@ -187,8 +187,12 @@ async fn publish(
     .await;
     match result {
         Ok(_) => Ok(render::see_other(PAGE, None)),
-        Err(error) => render(&state, &viewer, Some(&Refused::new("workflow-add", error, form)))
-            .await
-            .map_err(|e| PageError::from(e).viewer(&viewer)),
+        Err(error) => render(
+            &state,
+            &viewer,
+            Some(&Refused::new("workflow-add", error, form)),
+        )
+        .await
+        .map_err(|e| PageError::from(e).viewer(&viewer)),
     }
 }
