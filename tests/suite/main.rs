@@ -42,6 +42,8 @@ mod cli_tools;
 mod cli_workflows;
 mod crash_service;
 mod dashboard_admin;
+mod dashboard_browser;
+mod dashboard_sessions;
 mod deploy_walkthrough;
 mod fuzz_http;
 mod http_admin;
