@@ -116,6 +116,18 @@ async fn refused(
             .starts_with("text/html"),
         "{path}: a refusal is a page"
     );
+    // It carries the API's error code, as the error page does.
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::CONFLICT => "conflict",
+        _ => "unprocessable",
+    };
+    assert!(
+        body.contains(&format!("<meta name=\"civicflow-error\" content=\"{code}\">")),
+        "{path}: no error code {code}"
+    );
     if field.is_empty() {
         assert!(
             body.contains(&format!("id=\"{form}-error\" role=\"alert\"")),

@@ -2053,10 +2053,7 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
                 ));
             }
             if let Some(code) = error_code(status) {
-                // A dashboard page's refusal is a page (the error page, or the form's page with
-                // the refusal beside its field): its status says what the JSON code would.
-                let page = answer.content_type.starts_with("text/html");
-                if !page && answer.body["error"]["code"] != code {
+                if answer.body["error"]["code"] != code {
                     failures.push(format!(
                         "{request}: {status} without the code {code}: {}",
                         answer.body

@@ -5,16 +5,18 @@
 
 use axum::extract::State;
 use axum::http::Method;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use civicflow_core::domain::org::roles as built_in;
 use maud::{html, Markup};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{back, choice, csrf, select_field, suggest_field, text, text_field, Form, Refused};
+use super::{
+    area_page, back, choice, csrf, select_field, suggest_field, text, text_field, Form, Refused,
+};
 use crate::dashboard::render::labels::{self, named};
-use crate::dashboard::render::{self, bi, Page, PageError};
+use crate::dashboard::render::{self, bi, PageError};
 use crate::dashboard::session::{PageForm, Viewer};
 use crate::error::ApiError;
 use crate::json::Validate;
@@ -256,9 +258,7 @@ fn render(state: &AppState, viewer: &Viewer, refused: Option<&Refused>) -> Respo
             }
         }
     };
-    Page::for_viewer(viewer, "人员 Actors", body)
-        .status(Refused::status(refused))
-        .into_response()
+    area_page(viewer, "人员 Actors", body, refused)
 }
 
 async fn register(

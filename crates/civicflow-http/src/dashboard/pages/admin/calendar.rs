@@ -5,15 +5,15 @@
 
 use axum::extract::State;
 use axum::http::Method;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use civicflow_core::domain::org::roles;
 use maud::html;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{back, csrf, text, text_area, text_field, when, Form, Refused};
-use crate::dashboard::render::{self, bi, Page, PageError};
+use super::{area_page, back, csrf, text, text_area, text_field, when, Form, Refused};
+use crate::dashboard::render::{self, bi, PageError};
 use crate::dashboard::session::{PageForm, Viewer};
 use crate::error::ApiResult;
 use crate::policy::Policy;
@@ -169,9 +169,12 @@ async fn render(
             }
         }
     };
-    Ok(Page::for_viewer(viewer, "工作日历 Business calendar", body)
-        .status(Refused::status(refused))
-        .into_response())
+    Ok(area_page(
+        viewer,
+        "工作日历 Business calendar",
+        body,
+        refused,
+    ))
 }
 
 /// A day as the answer writes it (`YYYY-MM-DD`).

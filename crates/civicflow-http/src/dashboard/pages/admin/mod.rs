@@ -16,12 +16,12 @@ pub(crate) mod tokens;
 pub(crate) mod units;
 pub(crate) mod workflows;
 
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use maud::{html, Markup};
 
-use crate::dashboard::render::{bi, Page};
+use crate::dashboard::render::{self, bi, Page};
 use crate::dashboard::session::{PageForm, Viewer};
 use crate::error::ApiError;
 use crate::policy::Policy;
@@ -149,11 +149,31 @@ impl Refused {
             values,
         }
     }
+}
 
-    /// The status to answer the page with: the API's.
-    pub(crate) fn status(refused: Option<&Self>) -> StatusCode {
-        refused.map_or(StatusCode::OK, |r| r.error.status)
-    }
+/// An area's page for `viewer`: 200, or, when a form of it was `refused`, the API's status
+/// with the API's error code in a `civicflow-error` meta element, as the error page carries
+/// it (`render::error_page`), for tools that read the page.
+pub(crate) fn area_page(
+    viewer: &Viewer,
+    title: &str,
+    body: Markup,
+    refused: Option<&Refused>,
+) -> Response {
+    let Some(refused) = refused else {
+        return Page::for_viewer(viewer, title, body).into_response();
+    };
+    let page = render::layout(title, Some(viewer), body)
+        .into_string()
+        .replacen(
+            "<meta charset=\"utf-8\">",
+            &format!(
+                "<meta charset=\"utf-8\"><meta name=\"civicflow-error\" content=\"{}\">",
+                refused.error.code
+            ),
+            1,
+        );
+    render::html_response(refused.error.status, page)
 }
 
 /// One form of a page, and its refusal when it is the form refused.

@@ -3,15 +3,15 @@
 
 use axum::extract::State;
 use axum::http::Method;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use maud::html;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{back, csrf, text, text_field, Form, Refused};
+use super::{area_page, back, csrf, text, text_field, Form, Refused};
 use crate::dashboard::render::labels::named;
-use crate::dashboard::render::{self, bi, Page, PageError};
+use crate::dashboard::render::{self, bi, PageError};
 use crate::dashboard::session::{PageForm, Viewer};
 use crate::json::Validate;
 use crate::request_id::WriteOptions;
@@ -121,9 +121,7 @@ fn render(state: &AppState, viewer: &Viewer, refused: Option<&Refused>) -> Respo
             }
         }
     };
-    Page::for_viewer(viewer, "角色 Roles", body)
-        .status(Refused::status(refused))
-        .into_response()
+    area_page(viewer, "角色 Roles", body, refused)
 }
 
 async fn define(

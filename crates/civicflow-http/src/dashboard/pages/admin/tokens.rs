@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use super::actors::{actor_list, role_choices, unit_choices};
 use super::{
-    back, csrf, optional, select_field, suggest_field, text, text_field, when, Form, Refused,
+    area_page, back, csrf, optional, select_field, suggest_field, text, text_field, when, Form,
+    Refused,
 };
 use crate::dashboard::render::labels;
 use crate::dashboard::render::{self, bi, Page, PageError};
@@ -199,9 +200,7 @@ fn render(
             }
         }
     };
-    Ok(Page::for_viewer(viewer, "访问令牌 Access tokens", body)
-        .status(Refused::status(refused))
-        .into_response())
+    Ok(area_page(viewer, "访问令牌 Access tokens", body, refused))
 }
 
 /// The page again with `refused`, or an error page when even that fails.

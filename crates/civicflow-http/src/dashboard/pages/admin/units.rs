@@ -6,15 +6,17 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::Method;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use civicflow_core::UnitId;
 use maud::{html, Markup};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{back, choice, csrf, optional, select_field, text, text_field, Form, Refused};
-use crate::dashboard::render::{self, bi, Page, PageError};
+use super::{
+    area_page, back, choice, csrf, optional, select_field, text, text_field, Form, Refused,
+};
+use crate::dashboard::render::{self, bi, PageError};
 use crate::dashboard::session::{PageForm, Viewer};
 use crate::error::ApiError;
 use crate::json::Validate;
@@ -231,9 +233,7 @@ fn render(state: &AppState, viewer: &Viewer, refused: Option<&Refused>) -> Respo
             }
         }
     };
-    Page::for_viewer(viewer, "单位 Units", body)
-        .status(Refused::status(refused))
-        .into_response()
+    area_page(viewer, "单位 Units", body, refused)
 }
 
 /// The units under `parent` (the top ones for `None`), each with the units under it.

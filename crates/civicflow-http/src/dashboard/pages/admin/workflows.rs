@@ -6,16 +6,16 @@ use std::collections::BTreeSet;
 
 use axum::extract::State;
 use axum::http::Method;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use civicflow_core::domain::org::roles;
 use maud::html;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{back, csrf, text_area, when, Form, Refused};
+use super::{area_page, back, csrf, text_area, when, Form, Refused};
 use crate::dashboard::render::labels::named;
-use crate::dashboard::render::{self, bi, Page, PageError};
+use crate::dashboard::render::{self, bi, PageError};
 use crate::dashboard::session::{PageForm, Viewer};
 use crate::error::ApiResult;
 use crate::policy::Policy;
@@ -164,9 +164,12 @@ async fn render(
             }
         }
     };
-    Ok(Page::for_viewer(viewer, "流程版本 Workflow versions", body)
-        .status(Refused::status(refused))
-        .into_response())
+    Ok(area_page(
+        viewer,
+        "流程版本 Workflow versions",
+        body,
+        refused,
+    ))
 }
 
 async fn publish(
