@@ -255,10 +255,14 @@ impl<'a> Form<'a> {
     }
 }
 
-/// An error's words, with the field it names.
+/// An error's words, with the field it names (unless the words begin with it already).
 fn message(error: &ApiError) -> Markup {
+    let field = error
+        .field
+        .as_deref()
+        .filter(|f| !error.message.starts_with(&format!("{f}:")));
     html! {
-        @if let Some(field) = &error.field { strong { (field) } ": " }
+        @if let Some(field) = field { strong { (field) } ": " }
         (error.message)
     }
 }
