@@ -177,7 +177,9 @@ fn main() {
             let (took, body) = timed(&mut c, &board).await;
             boards.push(took);
             board_bytes = body.len();
-            rows = String::from_utf8_lossy(&body).matches("<a href=\"/cases/").count();
+            rows = String::from_utf8_lossy(&body)
+                .matches("<td><a href=\"/cases/")
+                .count();
             let (took, body) = timed(&mut c, &json).await;
             jsons.push(took);
             json_bytes = body.len();
