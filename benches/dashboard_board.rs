@@ -59,10 +59,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 2_000 } else { 10_000 });
     let rounds = if quick { 30 } else { 200 };
-    let dir = std::env::temp_dir().join(format!(
-        "civicflow-bench-board-{}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("civicflow-bench-board-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
 
     // 1. The store.
@@ -147,7 +144,10 @@ fn main() {
         }));
         (addr, serving)
     });
-    println!("service ready in {:.1?} (read models caught up)", started.elapsed());
+    println!(
+        "service ready in {:.1?} (read models caught up)",
+        started.elapsed()
+    );
 
     // 3. The board against the JSON board, on one connection.
     let client = tokio::runtime::Builder::new_current_thread()
@@ -159,10 +159,8 @@ fn main() {
         wait_ready(&addr).await;
         let mut c = Connection::open(&addr).await.expect("connect");
         let get = |path: &str| {
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
-            )
-            .into_bytes()
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
+                .into_bytes()
         };
         let board = get("/board");
         let json = get("/api/v1/cases?status=open&limit=50");
@@ -185,7 +183,11 @@ fn main() {
             json_bytes = body.len();
         }
         let (csv_took, csv_body) = timed(&mut c, &csv).await;
-        let csv_rows = csv_body.iter().filter(|b| **b == b'\n').count().saturating_sub(1);
+        let csv_rows = csv_body
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            .saturating_sub(1);
         Figures {
             board: percentiles(boards),
             json: percentiles(jsons),
