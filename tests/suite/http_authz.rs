@@ -48,6 +48,7 @@ use tower::ServiceExt;
 
 mod dashboard;
 mod dashboard_reports;
+mod dashboard_admin;
 
 /// How long one request may take before the test calls it hung.
 const REQUEST_WAIT: Duration = Duration::from_secs(20);
@@ -980,6 +981,7 @@ fn probes(ids: &Ids) -> Vec<Probe> {
     probes.extend(standing_probes());
     probes.extend(dashboard::probes());
     probes.extend(dashboard_reports::probes(ids));
+    probes.extend(dashboard_admin::probes(ids));
     // Administration (community administrators; the demo's is the store's, at its first
     // community): the org chart, actors and roles, workflows. Each write once with a body
     // that succeeds, and with an id that names nothing (404) or a refusal the core decides.

@@ -41,6 +41,7 @@ mod cli_time_zone;
 mod cli_tools;
 mod cli_workflows;
 mod crash_service;
+mod dashboard_admin;
 mod dashboard_browser;
 mod dashboard_reports;
 mod dashboard_sessions;

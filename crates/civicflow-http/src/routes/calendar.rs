@@ -132,6 +132,13 @@ pub struct CalendarYearAnswer {
 #[schemars(extend("format" = "date"))]
 pub struct DateAnswer(String);
 
+impl DateAnswer {
+    /// The day, `YYYY-MM-DD`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Where a year of the calendar comes from.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(tag = "origin", rename_all = "snake_case")]
@@ -162,10 +169,18 @@ pub struct PublishedYearAnswer {
 }
 
 async fn overview(State(state): State<AppState>) -> ApiResult<Json<CalendarAnswer>> {
+    Ok(Json(calendar_answer(&state).await?))
+}
+
+/// The business calendar in force (`GET /api/v1/calendar`).
+///
+/// # Errors
+/// When the log cannot be read.
+pub(crate) async fn calendar_answer(state: &AppState) -> ApiResult<CalendarAnswer> {
     let overview = state
         .blocking(|engine| engine.calendar_overview())
         .await??;
-    Ok(Json(CalendarAnswer::new(&overview, &state.zone())))
+    Ok(CalendarAnswer::new(&overview, &state.zone()))
 }
 
 impl CalendarAnswer {
@@ -217,7 +232,29 @@ async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<PublishedYearAnswer>> {
-    let year = parse_year(&year)?;
+    let media = crate::json::media_type(&headers);
+    Ok(Json(
+        publish_as(&state, &caller, &year, &media, &body, options).await?,
+    ))
+}
+
+/// Publishes `year`'s table as `caller` (`PUT /api/v1/calendar/{year}`): `body` in the media
+/// type `media` (`application/toml`, with or without its `[year]` header, or JSON
+/// `{source, off, work}`; empty: JSON).
+///
+/// # Errors
+/// 404 for a `year` that is not four digits, 413 over the size limit, 415 for another media
+/// type, 422 naming the field at fault as in the calendar file; the core's refusals (403 for
+/// an administrator below the top).
+pub(crate) async fn publish_as(
+    state: &AppState,
+    caller: &Caller,
+    year: &str,
+    media: &str,
+    body: &[u8],
+    options: civicflow_core::engine::SubmitOptions,
+) -> ApiResult<PublishedYearAnswer> {
+    let year = parse_year(year)?;
     if body.len() > BODY_MAX {
         return Err(ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -225,7 +262,7 @@ async fn publish(
             format!("a year's table is at most {BODY_MAX} bytes"),
         ));
     }
-    let schedule = read_year(year, &headers, &body)?;
+    let schedule = read_year(year, media, body)?;
     let acting = caller.acting.clone();
     let outcome = state
         .blocking(move |engine| {
@@ -244,12 +281,12 @@ async fn publish(
             "publishing a year answered something else",
         ));
     };
-    Ok(Json(PublishedYearAnswer {
+    Ok(PublishedYearAnswer {
         year,
         revision,
         changed: events > 0,
         recomputed,
-    }))
+    })
 }
 
 /// The path's year: four digits, 0001 to 9999 (any other is not a calendar year: 404).
@@ -263,10 +300,9 @@ fn parse_year(text: &str) -> Result<i32, ApiError> {
 /// The year's table from the body: TOML (the calendar file's format, with or without the
 /// `[year]` header) or JSON with the same fields. Either way the calendar's own parser
 /// checks it, so the errors name the same fields as for the file (`off[0]`, `work[1]`).
-fn read_year(year: i32, headers: &HeaderMap, body: &[u8]) -> Result<YearSchedule, ApiError> {
-    let media = crate::json::media_type(headers);
+fn read_year(year: i32, media: &str, body: &[u8]) -> Result<YearSchedule, ApiError> {
     let text = std::str::from_utf8(body).map_err(|_| invalid("body", "is not UTF-8"))?;
-    let document = match media.as_str() {
+    let document = match media {
         "application/toml" => {
             if text.trim_start().starts_with('[') && !text.trim_start().starts_with("[[") {
                 text.to_owned()

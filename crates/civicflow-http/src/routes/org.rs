@@ -28,8 +28,9 @@ use crate::policy::Policy;
 use crate::request_id::WriteOptions;
 use crate::state::AppState;
 
-/// Who changes the chart: community administrators (the core checks the subtree).
-const ADMINS: Policy = Policy::Roles(&[roles::COMMUNITY_ADMIN]);
+/// Who changes the chart: community administrators (the core checks the subtree). The
+/// dashboard's administration pages have the same policy (`dashboard/pages/admin/`).
+pub(crate) const ADMINS: Policy = Policy::Roles(&[roles::COMMUNITY_ADMIN]);
 
 /// Who reads the actors and their grants: administrators and auditors.
 const ACTOR_READERS: Policy = Policy::Roles(&[roles::COMMUNITY_ADMIN, roles::AUDITOR]);
@@ -556,6 +557,11 @@ async fn units(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Json<UnitsAnswer> {
+    Json(units_answer(&state, &caller))
+}
+
+/// The org chart as `caller` sees it (`GET /api/v1/units`): parents before children.
+pub(crate) fn units_answer(state: &AppState, caller: &Caller) -> UnitsAnswer {
     let org = state.engine().org();
     // Parents before children: every top unit's subtree in turn (siblings in id order).
     let mut ordered: Vec<UnitAnswer> = Vec::new();
@@ -576,7 +582,7 @@ async fn units(
             ordered.push(UnitAnswer::of(unit));
         }
     }
-    Json(UnitsAnswer { units: ordered })
+    UnitsAnswer { units: ordered }
 }
 
 /// Submits an org command as the caller, off the async threads; `Ok(true)` when it wrote.
@@ -627,6 +633,21 @@ async fn create_unit(
     WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<NewUnit>,
 ) -> ApiResult<Response> {
+    let (wrote, answer) = create_unit_as(&state, &caller, body, options).await?;
+    Ok(created(wrote, answer))
+}
+
+/// Adds a unit as `caller` (`POST /api/v1/units`): whether it wrote (false: the same unit
+/// existed already), and the unit.
+///
+/// # Errors
+/// 404 for a parent the caller cannot see; the core's refusals.
+pub(crate) async fn create_unit_as(
+    state: &AppState,
+    caller: &Caller,
+    body: NewUnit,
+    options: SubmitOptions,
+) -> ApiResult<(bool, UnitAnswer)> {
     let id = UnitId::new(&body.id).map_err(ApiError::from_invalid("id"))?;
     let parent = body
         .parent
@@ -646,8 +667,8 @@ async fn create_unit(
         tier: body.tier.into(),
         parent,
     };
-    let wrote = submit(&state, &caller, command, options).await?;
-    Ok(created(wrote, unit_answer(&state, &id)?))
+    let wrote = submit(state, caller, command, options).await?;
+    Ok((wrote, unit_answer(state, &id)?))
 }
 
 async fn change_unit(
@@ -657,8 +678,24 @@ async fn change_unit(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<UnitChange>,
 ) -> ApiResult<Json<UnitAnswer>> {
+    Ok(Json(
+        change_unit_as(&state, &caller, &id, body, options).await?,
+    ))
+}
+
+/// Renames or moves unit `id` as `caller` (`PATCH /api/v1/units/{id}`).
+///
+/// # Errors
+/// 404 for a unit (or parent) outside the caller's subtree; the core's refusals.
+pub(crate) async fn change_unit_as(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: UnitChange,
+    options: SubmitOptions,
+) -> ApiResult<UnitAnswer> {
     let org = state.engine().org();
-    let id = unit_in_subtree(&org, &caller.acting, &id)?;
+    let id = unit_in_subtree(&org, &caller.acting, id)?;
     let parent = body
         .parent
         .as_deref()
@@ -674,8 +711,8 @@ async fn change_unit(
         name: body.name,
         parent,
     };
-    submit(&state, &caller, command, options).await?;
-    Ok(Json(unit_answer(&state, &id)?))
+    submit(state, caller, command, options).await?;
+    unit_answer(state, &id)
 }
 
 async fn retire_unit(
@@ -685,13 +722,27 @@ async fn retire_unit(
     Path(id): Path<String>,
     StrictJson(_): StrictJson<Empty>,
 ) -> ApiResult<Json<UnitAnswer>> {
-    let id = unit_in_subtree(&state.engine().org(), &caller.acting, &id)?;
+    Ok(Json(retire_unit_as(&state, &caller, &id, options).await?))
+}
+
+/// Retires unit `id` as `caller` (`POST /api/v1/units/{id}/retire`).
+///
+/// # Errors
+/// 404 for a unit outside the caller's subtree; the core's refusals (422 while it leads open
+/// cases or has units below it).
+pub(crate) async fn retire_unit_as(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    options: SubmitOptions,
+) -> ApiResult<UnitAnswer> {
+    let id = unit_in_subtree(&state.engine().org(), &caller.acting, id)?;
     let command = OrgCommand::RetireUnit {
         id: id.clone(),
         open_cases: Vec::new(),
     };
-    submit(&state, &caller, command, options).await?;
-    Ok(Json(unit_answer(&state, &id)?))
+    submit(state, caller, command, options).await?;
+    unit_answer(state, &id)
 }
 
 async fn unit_history(
@@ -731,13 +782,18 @@ async fn actors(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Json<ActorsAnswer> {
+    Json(actors_answer(&state, &caller))
+}
+
+/// The actors of the caller's community with the roles they hold in it (`GET /api/v1/actors`).
+pub(crate) fn actors_answer(state: &AppState, caller: &Caller) -> ActorsAnswer {
     let org = state.engine().org();
     let actors = org
         .actors()
         .filter(|a| org.actor_in_community(a, &caller.acting.unit))
         .map(|a| ActorAnswer::of(a, &org, &caller.acting.unit))
         .collect();
-    Json(ActorsAnswer { actors })
+    ActorsAnswer { actors }
 }
 
 fn actor_answer(state: &AppState, caller: &Acting, id: &ActorId) -> ApiResult<ActorAnswer> {
@@ -754,6 +810,20 @@ async fn register_actor(
     WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<NewActor>,
 ) -> ApiResult<Response> {
+    let (wrote, answer) = register_actor_as(&state, &caller, body, options).await?;
+    Ok(created(wrote, answer))
+}
+
+/// Registers an actor as `caller` (`POST /api/v1/actors`): whether it wrote, and the actor.
+///
+/// # Errors
+/// The core's refusals (409 for an id taken by another actor).
+pub(crate) async fn register_actor_as(
+    state: &AppState,
+    caller: &Caller,
+    body: NewActor,
+    options: SubmitOptions,
+) -> ApiResult<(bool, ActorAnswer)> {
     let id = ActorId::new(&body.id).map_err(ApiError::from_invalid("id"))?;
     let command = OrgCommand::RegisterActor {
         id: id.clone(),
@@ -763,8 +833,8 @@ async fn register_actor(
             ActorKindName::System => ActorKind::System,
         },
     };
-    let wrote = submit(&state, &caller, command, options).await?;
-    Ok(created(wrote, actor_answer(&state, &caller.acting, &id)?))
+    let wrote = submit(state, caller, command, options).await?;
+    Ok((wrote, actor_answer(state, &caller.acting, &id)?))
 }
 
 async fn grant_role(
@@ -774,7 +844,9 @@ async fn grant_role(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<GrantBody>,
 ) -> ApiResult<Json<ActorAnswer>> {
-    change_grant(state, caller, options, &id, body, true).await
+    Ok(Json(
+        change_grant(&state, &caller, options, &id, body, true).await?,
+    ))
 }
 
 async fn revoke_role(
@@ -784,17 +856,25 @@ async fn revoke_role(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<GrantBody>,
 ) -> ApiResult<Json<ActorAnswer>> {
-    change_grant(state, caller, options, &id, body, false).await
+    Ok(Json(
+        change_grant(&state, &caller, options, &id, body, false).await?,
+    ))
 }
 
-async fn change_grant(
-    state: AppState,
-    caller: Caller,
+/// Grants (`granting`) or revokes a role of actor `id` at a unit, as `caller`
+/// (`POST /api/v1/actors/{id}/roles`, `…/roles/revoke`): the actor afterwards. A revocation
+/// reaches the token index before this returns.
+///
+/// # Errors
+/// 404 for an actor that does not exist or a unit the caller cannot see; the core's refusals.
+pub(crate) async fn change_grant(
+    state: &AppState,
+    caller: &Caller,
     options: SubmitOptions,
     id: &str,
     body: GrantBody,
     granting: bool,
-) -> ApiResult<Json<ActorAnswer>> {
+) -> ApiResult<ActorAnswer> {
     let org = state.engine().org();
     // Any actor of the store may be granted a role in the caller's subtree (a resident of
     // one community volunteering in another); the id must exist.
@@ -823,17 +903,22 @@ async fn change_grant(
             unit,
         }
     };
-    submit(&state, &caller, command, options).await?;
+    submit(state, caller, command, options).await?;
     if !granting {
         // The role's tokens were revoked with it: the index learns it before the answer, as
         // for a token revoked through its own route (a grant given again must not revive them).
         let tokens = state.engine().tokens()?;
         state.tokens().replace(&tokens);
     }
-    Ok(Json(actor_answer(&state, &caller.acting, &actor)?))
+    actor_answer(state, &caller.acting, &actor)
 }
 
 async fn list_roles(State(state): State<AppState>) -> Json<RolesAnswer> {
+    Json(roles_answer(&state))
+}
+
+/// The roles in force (`GET /api/v1/roles`).
+pub(crate) fn roles_answer(state: &AppState) -> RolesAnswer {
     let roles = state
         .engine()
         .org()
@@ -845,7 +930,7 @@ async fn list_roles(State(state): State<AppState>) -> Json<RolesAnswer> {
             built_in,
         })
         .collect();
-    Json(RolesAnswer { roles })
+    RolesAnswer { roles }
 }
 
 async fn define_role(
@@ -854,19 +939,34 @@ async fn define_role(
     WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<NewRole>,
 ) -> ApiResult<Response> {
+    let (wrote, answer) = define_role_as(&state, &caller, body, options).await?;
+    Ok(created(wrote, answer))
+}
+
+/// Defines a role as `caller` (`POST /api/v1/roles`): whether it wrote (false: defined already
+/// with that name), and the role.
+///
+/// # Errors
+/// The core's refusals (409 for a role defined with another name, 422 for a bad id).
+pub(crate) async fn define_role_as(
+    state: &AppState,
+    caller: &Caller,
+    body: NewRole,
+    options: SubmitOptions,
+) -> ApiResult<(bool, RoleAnswer)> {
     let id = Role::new(&body.id).map_err(ApiError::from_invalid("id"))?;
     let command = OrgCommand::DefineRole {
         id: id.clone(),
         name: body.name,
     };
-    let wrote = submit(&state, &caller, command, options).await?;
+    let wrote = submit(state, caller, command, options).await?;
     let org = state.engine().org();
     let (id, name, built_in) = org
         .roles()
         .into_iter()
         .find(|(role, _, _)| role == &id)
         .ok_or_else(|| ApiError::internal("a role just defined is not in force"))?;
-    Ok(created(
+    Ok((
         wrote,
         RoleAnswer {
             id: id.to_string(),

@@ -26,9 +26,11 @@ use crate::policy::Policy;
 use crate::request_id::WriteOptions;
 use crate::state::AppState;
 use crate::ServiceError;
+use civicflow_core::engine::SubmitOptions;
 
-/// Who manages tokens: the core's issuers (`domain/access.rs`), over their own subtree.
-const ADMINS: Policy = Policy::Roles(roles::MANAGE_TOKENS);
+/// Who manages tokens: the core's issuers (`domain/access.rs`), over their own subtree. The
+/// dashboard's token pages have the same policy.
+pub(crate) const ADMINS: Policy = Policy::Roles(roles::MANAGE_TOKENS);
 
 /// The routes of this module.
 pub fn routes() -> Vec<RouteSpec> {
@@ -173,6 +175,14 @@ async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<TokensAnswer>> {
+    Ok(Json(tokens_answer(&state, &caller)?))
+}
+
+/// The tokens acting at the caller's unit or below it (`GET /api/v1/tokens`).
+///
+/// # Errors
+/// When the log cannot be read.
+pub(crate) fn tokens_answer(state: &AppState, caller: &Caller) -> ApiResult<TokensAnswer> {
     let tokens = state.engine().tokens()?;
     let org = state.engine().org();
     let listed = tokens
@@ -181,25 +191,25 @@ async fn list(
         .filter(|grant| grant_visible(grant, &caller.acting, &org))
         .map(|grant| GrantAnswer::new(grant, &state.zone()))
         .collect();
-    Ok(Json(TokensAnswer { tokens: listed }))
+    Ok(TokensAnswer { tokens: listed })
 }
 
 /// A token to issue.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct IssueBody {
+pub(crate) struct IssueBody {
     /// An actor of the org chart.
     #[schemars(length(min = 1, max = 64))]
-    actor: String,
+    pub(crate) actor: String,
     /// A role the actor holds at the unit.
     #[schemars(length(min = 1, max = 64))]
-    role: String,
+    pub(crate) role: String,
     /// The unit it acts for.
     #[schemars(length(min = 1, max = 64))]
-    unit_id: String,
+    pub(crate) unit_id: String,
     /// What the token is for.
     #[schemars(length(min = 1, max = NAME_MAX))]
-    name: String,
+    pub(crate) name: String,
 }
 
 impl Validate for IssueBody {
@@ -223,6 +233,26 @@ async fn issue(
     WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<IssueBody>,
 ) -> ApiResult<Response> {
+    let answer = issue_as(&state, &caller, body, options).await?;
+    let mut response = (StatusCode::CREATED, Json(answer)).into_response();
+    // The secret is in this answer only: no cache keeps it.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Issues a token as `caller` (`POST /api/v1/tokens`): the token with its secret, which
+/// nothing keeps (the log has its hash).
+///
+/// # Errors
+/// 400 for an `Idempotency-Key`; the core's refusals.
+pub(crate) async fn issue_as(
+    state: &AppState,
+    caller: &Caller,
+    body: IssueBody,
+    options: SubmitOptions,
+) -> ApiResult<IssuedTokenAnswer> {
     // The one native write without retries by key: its answer holds the secret, which is
     // never stored, so a retry could not answer it again; a second token would be a second
     // credential nobody asked for.
@@ -246,26 +276,20 @@ async fn issue(
         .tokens
         .get(&id)
         .ok_or_else(|| ApiError::internal("an issued token is not in the log"))?;
-    let answer = IssuedTokenAnswer {
+    Ok(IssuedTokenAnswer {
         grant: GrantAnswer::new(grant, &state.zone()),
         token: secret.expose().to_owned(),
-    };
-    let mut response = (StatusCode::CREATED, Json(answer)).into_response();
-    // The secret is in this answer only: no cache keeps it.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    })
 }
 
 /// A revocation.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RevokeBody {
+pub(crate) struct RevokeBody {
     /// Why (kept in the log); default: who revoked it through the API.
     #[serde(default)]
     #[schemars(length(max = REASON_MAX))]
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 impl Validate for RevokeBody {
@@ -281,7 +305,22 @@ async fn revoke(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<RevokeBody>,
 ) -> ApiResult<Json<GrantAnswer>> {
-    let grant = grant_in_scope(&state, &caller.acting, &id)?;
+    Ok(Json(revoke_as(&state, &caller, &id, body, options).await?))
+}
+
+/// Revokes token `id` as `caller` (`POST /api/v1/tokens/{id}/revoke`): refused from the very
+/// next request (the token index follows before this returns), its dashboard sessions too.
+///
+/// # Errors
+/// 404 for a token outside the caller's subtree; the core's refusals.
+pub(crate) async fn revoke_as(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: RevokeBody,
+    options: SubmitOptions,
+) -> ApiResult<GrantAnswer> {
+    let grant = grant_in_scope(state, &caller.acting, id)?;
     let reason = body
         .reason
         .filter(|r| !r.trim().is_empty())
@@ -298,5 +337,5 @@ async fn revoke(
         .tokens
         .get(&grant.token)
         .ok_or_else(|| ApiError::internal("a revoked token is not in the log"))?;
-    Ok(Json(GrantAnswer::new(grant, &state.zone())))
+    Ok(GrantAnswer::new(grant, &state.zone()))
 }

@@ -487,6 +487,11 @@ fn definition_body_schema() -> Value {
 // Handlers
 
 async fn workflows(State(state): State<AppState>) -> Json<WorkflowsAnswer> {
+    Json(workflows_answer(&state))
+}
+
+/// Every definition in force, every version (`GET /api/v1/workflows`).
+pub(crate) fn workflows_answer(state: &AppState) -> WorkflowsAnswer {
     let registry = state.engine().definitions();
     let workflows = registry
         .all()
@@ -497,7 +502,7 @@ async fn workflows(State(state): State<AppState>) -> Json<WorkflowsAnswer> {
             workflow_answer(definition, latest)
         })
         .collect();
-    Json(WorkflowsAnswer { workflows })
+    WorkflowsAnswer { workflows }
 }
 
 fn workflow_id(id: &str) -> ApiResult<WorkflowId> {
@@ -520,7 +525,16 @@ async fn versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<VersionsAnswer>> {
-    let id = workflow_id(&id)?;
+    Ok(Json(versions_answer(&state, &id).await?))
+}
+
+/// Every version of workflow `id`, oldest first, with where each comes from
+/// (`GET /api/v1/workflows/{id}/versions`).
+///
+/// # Errors
+/// 404 for an id no definition has.
+pub(crate) async fn versions_answer(state: &AppState, id: &str) -> ApiResult<VersionsAnswer> {
+    let id = workflow_id(id)?;
     let versions = state
         .blocking(move |engine| engine.workflow_versions(&id))
         .await??;
@@ -550,7 +564,7 @@ async fn versions(
             definition: workflow_answer(&v.definition, v.latest),
         })
         .collect();
-    Ok(Json(VersionsAnswer { versions }))
+    Ok(VersionsAnswer { versions })
 }
 
 async fn publish(
@@ -560,6 +574,25 @@ async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let media = crate::json::media_type(&headers);
+    let (status, answer) = publish_as(&state, &caller, &media, &body, options).await?;
+    Ok((status, Json(answer)).into_response())
+}
+
+/// Publishes a definition as `caller` (`POST /api/v1/workflows`): `body` in the media type
+/// `media` (`application/toml`, or JSON with the same keys; empty: JSON). 201 when it wrote,
+/// 200 when the store had this very definition.
+///
+/// # Errors
+/// 413 over the size limit, 415 for another media type, 422 naming the key at fault; the
+/// core's refusals (403 for an administrator below the top).
+pub(crate) async fn publish_as(
+    state: &AppState,
+    caller: &Caller,
+    media: &str,
+    body: &[u8],
+    options: civicflow_core::engine::SubmitOptions,
+) -> ApiResult<(StatusCode, PublishedAnswer)> {
     if body.len() > BODY_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -567,7 +600,7 @@ async fn publish(
             format!("a definition is at most {BODY_MAX} bytes"),
         ));
     }
-    let definition = definition_toml(&headers, &body)?;
+    let definition = definition_toml(media, body)?;
     let acting = caller.acting.clone();
     let outcome = state
         .blocking(move |engine| {
@@ -595,16 +628,15 @@ async fn publish(
         version,
         changed: events > 0,
     };
-    Ok((status, Json(answer)).into_response())
+    Ok((status, answer))
 }
 
 /// The definition as TOML: the body itself (`application/toml`), or JSON with the same keys
 /// turned into it (the core parses and validates either the same way, so its refusals name the
 /// same keys).
-fn definition_toml(headers: &HeaderMap, body: &[u8]) -> ApiResult<String> {
-    let media = crate::json::media_type(headers);
+fn definition_toml(media: &str, body: &[u8]) -> ApiResult<String> {
     let text = std::str::from_utf8(body).map_err(|_| invalid("body", "is not UTF-8"))?;
-    match media.as_str() {
+    match media {
         "application/toml" => Ok(text.to_owned()),
         "application/json" | "" => {
             let value: Value = if text.trim().is_empty() {

@@ -1,5 +1,6 @@
 //! The pages, one module per page or family of pages; each lists its own routes.
 
+pub(crate) mod admin;
 pub(crate) mod board;
 pub(crate) mod directives;
 pub(crate) mod reports;
@@ -12,5 +13,6 @@ pub(crate) fn routes() -> Vec<RouteSpec> {
     routes.extend(board::routes());
     routes.extend(directives::routes());
     routes.extend(reports::routes());
+    routes.extend(admin::routes());
     routes
 }
