@@ -149,7 +149,7 @@ async fn the_cookie_opens_pages_and_event_streams_but_not_the_json_api() {
     assert_eq!(status, StatusCode::OK);
     assert!(headers[header::CONTENT_TYPE]
         .to_str()
-        .unwrap()
+        .expect("a text header")
         .starts_with("text/html"));
     let (status, _, _) = demo
         .call_bytes(Method::GET, "/api/v1/cases", &cookie, Vec::new())
@@ -171,7 +171,7 @@ async fn the_cookie_opens_pages_and_event_streams_but_not_the_json_api() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()[header::CONTENT_TYPE]
         .to_str()
-        .unwrap()
+        .expect("a text header")
         .starts_with("text/event-stream"));
     drop(response);
     // An altered cookie is no cookie.
