@@ -41,6 +41,7 @@ mod cli_time_zone;
 mod cli_tools;
 mod cli_workflows;
 mod crash_service;
+mod dashboard_cases;
 mod deploy_walkthrough;
 mod fuzz_http;
 mod http_admin;

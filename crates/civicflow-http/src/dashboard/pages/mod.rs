@@ -1,6 +1,9 @@
 //! The pages, one module per page or family of pages; each lists its own routes.
 
 pub(crate) mod board;
+pub(crate) mod case;
+pub(crate) mod mine;
+pub(crate) mod new_case;
 
 use crate::routes::RouteSpec;
 
@@ -8,5 +11,8 @@ use crate::routes::RouteSpec;
 pub(crate) fn routes() -> Vec<RouteSpec> {
     let mut routes = Vec::new();
     routes.extend(board::routes());
+    routes.extend(case::routes());
+    routes.extend(mine::routes());
+    routes.extend(new_case::routes());
     routes
 }

@@ -2,6 +2,7 @@
 //! answer carries (a strict Content-Security-Policy among them), errors as pages, and the
 //! small pieces every page uses (bilingual labels, times, forms).
 
+pub(crate) mod form;
 pub(crate) mod labels;
 
 use axum::http::{header, HeaderValue, StatusCode};
