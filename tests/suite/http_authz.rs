@@ -47,6 +47,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 mod dashboard;
+mod dashboard_cases;
 
 /// How long one request may take before the test calls it hung.
 const REQUEST_WAIT: Duration = Duration::from_secs(20);
@@ -976,6 +977,7 @@ fn probes(ids: &Ids) -> Vec<Probe> {
     probes.extend(list_probes(ids));
     probes.extend(standing_probes());
     probes.extend(dashboard::probes());
+    probes.extend(dashboard_cases::probes(ids));
     // Administration (community administrators; the demo's is the store's, at its first
     // community): the org chart, actors and roles, workflows. Each write once with a body
     // that succeeds, and with an id that names nothing (404) or a refusal the core decides.
