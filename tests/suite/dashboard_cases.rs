@@ -79,7 +79,13 @@ async fn post_form(
 }
 
 /// A JSON call that must succeed.
-async fn api(demo: &DemoService, actor: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+async fn api(
+    demo: &DemoService,
+    actor: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
     let (status, answer) = demo.call(method, path, Some(demo.token(actor)), body).await;
     assert!(status.is_success(), "{actor} {path}: {status} {answer}");
     answer
@@ -106,7 +112,14 @@ async fn open(demo: &DemoService, actor: &str, title: &str, requester: Option<Va
 
 /// The case as the API shows it to `actor`.
 async fn case(demo: &DemoService, actor: &str, id: &str) -> Value {
-    api(demo, actor, Method::GET, &format!("/api/v1/cases/{id}"), None).await
+    api(
+        demo,
+        actor,
+        Method::GET,
+        &format!("/api/v1/cases/{id}"),
+        None,
+    )
+    .await
 }
 
 fn head(demo: &DemoService) -> Option<u64> {
@@ -136,15 +149,23 @@ async fn the_case_page_shows_the_facts_the_timeline_and_the_requester_masked() {
     )
     .await;
     let answer = case(&demo, "wang.secretary", &id).await;
-    let masked_phone = answer["requester"]["phone"].as_str().expect("a masked phone");
+    let masked_phone = answer["requester"]["phone"]
+        .as_str()
+        .expect("a masked phone");
     let masked_name = answer["requester"]["name"].as_str().expect("a masked name");
     assert_ne!(masked_phone, "13812345678");
 
     let (status, html) = page(&demo, "wang.secretary", &format!("/cases/{id}")).await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains(masked_phone), "the masked phone {masked_phone}");
+    assert!(
+        html.contains(masked_phone),
+        "the masked phone {masked_phone}"
+    );
     assert!(html.contains(masked_name), "the masked name {masked_name}");
-    assert!(!html.contains("13812345678"), "the raw phone is on the page");
+    assert!(
+        !html.contains("13812345678"),
+        "the raw phone is on the page"
+    );
     assert!(!html.contains("李四海"), "the raw name is on the page");
     for text in [
         "路灯不亮 a street light is out",
@@ -173,22 +194,27 @@ async fn the_case_page_shows_the_facts_the_timeline_and_the_requester_masked() {
         Some(format!("/cases/{id}/timeline").as_str())
     );
     let types = attribute(&html, "case-live", "data-live-types").expect("types");
-    for t in ["CaseOpened", "ActionTaken", "DeadlineSet", "SatisfactionRated"] {
+    for t in [
+        "CaseOpened",
+        "ActionTaken",
+        "DeadlineSet",
+        "SatisfactionRated",
+    ] {
         assert!(types.split(' ').any(|x| x == t), "{t} not in {types}");
     }
     assert_eq!(
         attribute(&html, "case-live", "data-live-status"),
         Some("live-status")
     );
-    assert_eq!(
-        attribute(&html, "live-status", "aria-live"),
-        Some("polite")
-    );
+    assert_eq!(attribute(&html, "live-status", "aria-live"), Some("polite"));
     // The dispatch form's unit field: a labelled select of the units of the community,
     // required, marked so in words.
     assert!(html.contains("<select id=\"act-dispatch-unit\" name=\"unit\" required"));
     assert!(html.contains("for=\"act-dispatch-unit\""));
-    assert!(html.contains("value=\"grid-3\""), "grid 3 is in the community's subtree");
+    assert!(
+        html.contains("value=\"grid-3\""),
+        "grid 3 is in the community's subtree"
+    );
     assert!(html.contains("必填"));
 
     // The fragment is the same section, alone.
@@ -275,14 +301,23 @@ async fn a_form_moves_the_case_and_a_refusal_stands_beside_its_field() {
         attribute(&html, "act-reply-result", "aria-invalid"),
         Some("true")
     );
-    let error_at = html.find("id=\"act-reply-result-error\"").expect("the error beside result");
+    let error_at = html
+        .find("id=\"act-reply-result-error\"")
+        .expect("the error beside result");
     assert!(
-        html[error_at..].split("</p>").next().unwrap_or("").contains("result"),
+        html[error_at..]
+            .split("</p>")
+            .next()
+            .unwrap_or("")
+            .contains("result"),
         "the message names the field: {}",
         &html[error_at..error_at + 300]
     );
     // The choice the form was sent with is kept.
-    assert!(html.contains("<option value=\"resolved\" selected"), "the posted choice");
+    assert!(
+        html.contains("<option value=\"resolved\" selected"),
+        "the posted choice"
+    );
     // An action the case cannot take now: 422 naming it, above the forms.
     let (status, _, html) = post_form(
         &demo,
@@ -298,7 +333,10 @@ async fn a_form_moves_the_case_and_a_refusal_stands_beside_its_field() {
         &demo,
         "li.grid1",
         &format!("/cases/{id}/actions/reply"),
-        &[("outcome", "resolved"), ("result", "已更换井盖 the cover was replaced")],
+        &[
+            ("outcome", "resolved"),
+            ("result", "已更换井盖 the cover was replaced"),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
@@ -326,7 +364,10 @@ async fn a_case_outside_the_scope_is_not_found_on_every_page() {
     assert!(!html.contains("噪音扰民"));
     assert_eq!(head(&demo), before);
     // A malformed id, and one that names nothing.
-    for path in ["/cases/not-a-case", "/cases/0192f3a0-0000-7000-8000-00000000dead"] {
+    for path in [
+        "/cases/not-a-case",
+        "/cases/0192f3a0-0000-7000-8000-00000000dead",
+    ] {
         let (status, _) = page(&demo, "wang.secretary", path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "GET {path}");
     }
@@ -339,7 +380,12 @@ async fn residents_file_through_the_form_and_see_only_their_own_requests() {
     let (status, html) = page(&demo, "tang.resident", "/cases/new").await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("/cases/new?workflow=service-request"));
-    let (status, html) = page(&demo, "tang.resident", "/cases/new?workflow=service-request").await;
+    let (status, html) = page(
+        &demo,
+        "tang.resident",
+        "/cases/new?workflow=service-request",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("name=\"fields.category\" required"), "{html}");
     assert!(html.contains("name=\"idempotency_key\""));
@@ -367,7 +413,10 @@ async fn residents_file_through_the_form_and_see_only_their_own_requests() {
         )
         .await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-        let id = location.strip_prefix("/cases/").expect("to the case").to_owned();
+        let id = location
+            .strip_prefix("/cases/")
+            .expect("to the case")
+            .to_owned();
         let answer = case(&demo, resident, &id).await;
         assert_eq!(answer["title"], title);
         assert_eq!(answer["place"]["address"], "新马路 5 号");
@@ -403,9 +452,15 @@ async fn residents_file_through_the_form_and_see_only_their_own_requests() {
             if other == me {
                 continue;
             }
-            assert!(!html.contains(other_title), "{me} sees {other}'s request on /mine");
+            assert!(
+                !html.contains(other_title),
+                "{me} sees {other}'s request on /mine"
+            );
             assert!(!html.contains(other_id.as_str()));
-            for path in [format!("/cases/{other_id}"), format!("/cases/{other_id}/timeline")] {
+            for path in [
+                format!("/cases/{other_id}"),
+                format!("/cases/{other_id}/timeline"),
+            ] {
                 let (status, html) = page(&demo, me, &path).await;
                 assert_eq!(status, StatusCode::NOT_FOUND, "{me} GET {path}");
                 assert!(!html.contains(other_title));
@@ -414,7 +469,9 @@ async fn residents_file_through_the_form_and_see_only_their_own_requests() {
     }
     // The demo's consumer dispute was filed by ma.consumer: theirs, newest last; not tang's.
     let (_, html) = page(&demo, "ma.consumer", "/mine").await;
-    let dispute = html.find("手机维修后故障依旧").expect("ma.consumer's dispute");
+    let dispute = html
+        .find("手机维修后故障依旧")
+        .expect("ma.consumer's dispute");
     let newer = html.find(filed[1].1).expect("ma.consumer's request");
     assert!(newer < dispute, "newest first");
     let (_, html) = page(&demo, "tang.resident", "/mine").await;
@@ -506,10 +563,21 @@ async fn a_resident_rates_a_replied_request_from_its_page() {
         let demo = &demo;
         let id = id.clone();
         async move {
-            api(demo, actor, Method::POST, &format!("/api/v1/cases/{id}/actions"), Some(body)).await
+            api(
+                demo,
+                actor,
+                Method::POST,
+                &format!("/api/v1/cases/{id}/actions"),
+                Some(body),
+            )
+            .await
         }
     };
-    act("wang.secretary", json!({"action": "dispatch", "unit": "grid-1"})).await;
+    act(
+        "wang.secretary",
+        json!({"action": "dispatch", "unit": "grid-1"}),
+    )
+    .await;
     act("li.grid1", json!({"action": "sign_for"})).await;
     act(
         "li.grid1",
@@ -524,7 +592,10 @@ async fn a_resident_rates_a_replied_request_from_its_page() {
     assert!(html.contains("非常满意"));
     let (status, html) = page(&demo, "tang.resident", "/mine").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("待您办理"), "the rating waits for them: {html}");
+    assert!(
+        html.contains("待您办理"),
+        "the rating waits for them: {html}"
+    );
     let (status, _, body) = post_form(
         &demo,
         "tang.resident",

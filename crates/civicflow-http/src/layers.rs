@@ -69,9 +69,7 @@ async fn refuse_announced_oversize(request: Request, next: Next) -> Response {
 /// An error answer that is not in the service's formats (axum's own: a 405 with an empty
 /// body, a `text/plain` rejection) rewritten as the route's error: the native JSON error, or
 /// an Open311 error under its base path. The status and the headers (`Allow` on a 405) stay;
-/// an answer that is JSON or XML already passes untouched, and so does a dashboard page (an
-/// error page, or a refused form's page with the refusal beside its field), and every
-/// success.
+/// an answer that is JSON or XML already passes untouched, and so does every success.
 async fn errors_in_route_format(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -83,6 +81,7 @@ async fn errors_in_route_format(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| {
             let value = value.to_ascii_lowercase();
+            // A dashboard page's errors are pages (`dashboard/render`).
             value.starts_with("application/json")
                 || value.starts_with("text/xml")
                 || value.starts_with("text/html")

@@ -115,7 +115,9 @@ fn error_content(route: &RouteSpec) -> Value {
         }
         // The page's own errors are pages; the layers' (a time limit, a body too large) the
         // JSON error.
-        Content::Html => json!({"text/html": {"schema": {"type": "string"}}, "application/json": native}),
+        Content::Html => {
+            json!({"text/html": {"schema": {"type": "string"}}, "application/json": native})
+        }
         Content::Open311Json => json!({"application/json": open311_json}),
         Content::Open311Xml => json!({"text/xml": open311_xml}),
         Content::Open311Either => {

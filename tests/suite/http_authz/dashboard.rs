@@ -8,7 +8,7 @@ use super::*;
 
 /// The served name of the dashboard's stylesheet: `style.<first 16 hex digits of its
 /// SHA-256>.css`, as `docs/dashboard.md` documents asset names.
-fn stylesheet() -> String {
+pub(super) fn stylesheet() -> String {
     let bytes = include_bytes!("../../../crates/civicflow-http/src/dashboard/assets/style.css");
     let hash: String = Sha256::digest(bytes)[..8]
         .iter()
@@ -29,15 +29,28 @@ pub(super) fn probes() -> Vec<Probe> {
             always(),
         ),
         // With a bearer token there is no session to end: 303 all the same.
-        post("/session/end", "/session/end", Value::String(String::new()), always()),
+        post(
+            "/session/end",
+            "/session/end",
+            Value::String(String::new()),
+            always(),
+        ),
         get("/assets/{file}", stylesheet(), always()),
-        get("/assets/{file}", "/assets/style.0000000000000000.css", wanting(Want::NotFound)),
+        get(
+            "/assets/{file}",
+            "/assets/style.0000000000000000.css",
+            wanting(Want::NotFound),
+        ),
         get("/board", "/board", always()),
         get("/board", "/board?overdue=true&page=2", always()),
         get("/board.csv", "/board.csv", always()),
     ];
     for unit in [OWN, "grid-1", "shop-xt-012", "no-such-unit"] {
-        probes.push(get("/board", format!("/board?unit={unit}"), unit_read(unit)));
+        probes.push(get(
+            "/board",
+            format!("/board?unit={unit}"),
+            unit_read(unit),
+        ));
         probes.push(get(
             "/board.csv",
             format!("/board.csv?unit={unit}&workflow=service-request"),

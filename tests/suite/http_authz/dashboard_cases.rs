@@ -28,8 +28,18 @@ pub(super) fn probes(ids: &Ids) -> Vec<Probe> {
     let route = "/cases/{id}/actions/{action}";
     let urge = form("note=authz%20matrix%3A%20%E8%AF%B7%E5%B0%BD%E5%BF%AB%E5%A4%84%E7%90%86");
     for (case, action, body, judge) in [
-        (&ids.f1, "urge", urge.clone(), act(&ids.f1, "urge", Want::Ok)),
-        (&ids.f2, "urge", urge.clone(), act(&ids.f2, "urge", Want::Ok)),
+        (
+            &ids.f1,
+            "urge",
+            urge.clone(),
+            act(&ids.f1, "urge", Want::Ok),
+        ),
+        (
+            &ids.f2,
+            "urge",
+            urge.clone(),
+            act(&ids.f2, "urge", Want::Ok),
+        ),
         // A reply without its required fields: 403 for those who see the case but do not
         // handle it, 422 for its handler; never a write.
         (

@@ -74,6 +74,7 @@ macro_rules! domain_events {
         impl $name {
             /// The event type of every variant, in declaration order (what a client listening to
             /// a stream of these events names them by).
+            #[allow(dead_code)] // Unused for some event enums (the tests' own).
             pub const TYPES: &'static [&'static str] = &[ $( $type_name, )* ];
         }
 

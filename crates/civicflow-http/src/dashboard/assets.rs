@@ -132,13 +132,19 @@ mod tests {
             .lines()
             .find(|l| l.contains(HTMX.name))
             .expect("htmx has a row in VENDORED.md");
-        assert!(row.contains(&hash), "htmx's SHA-256 {hash} is not in its row: {row}");
+        assert!(
+            row.contains(&hash),
+            "htmx's SHA-256 {hash} is not in its row: {row}"
+        );
     }
 
     #[test]
     fn served_names_carry_the_content_hash() {
         let name = served_name(STYLE);
-        assert!(name.starts_with("style.") && name.ends_with(".css"), "{name}");
+        assert!(
+            name.starts_with("style.") && name.ends_with(".css"),
+            "{name}"
+        );
         assert_eq!(name.len(), "style..css".len() + 16);
         assert_eq!(url(STYLE), format!("/assets/{name}"));
     }

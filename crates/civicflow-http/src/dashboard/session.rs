@@ -170,7 +170,12 @@ pub(crate) struct Session {
 
 impl Session {
     fn body(&self) -> String {
-        format!("v1.{}.{}.{}", self.token.as_str(), hex(&self.nonce), self.expires)
+        format!(
+            "v1.{}.{}.{}",
+            self.token.as_str(),
+            hex(&self.nonce),
+            self.expires
+        )
     }
 }
 
@@ -216,12 +221,10 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 pub(crate) fn from_cookie(state: &AppState, headers: &HeaderMap) -> Option<Session> {
     let value = cookie(headers, COOKIE)?;
     let session = state.0.session_key.open(value, unix_now(state))?;
-    (!state
-        .tokens()
-        .session_ended(
-            &session.token,
-            &civicflow_core::domain::access::SessionNonce(session.nonce),
-        ))
+    (!state.tokens().session_ended(
+        &session.token,
+        &civicflow_core::domain::access::SessionNonce(session.nonce),
+    ))
     .then_some(session)
 }
 
@@ -418,10 +421,9 @@ fn sign_in_markup(error: Option<&str>, signed_in: Option<&Acting>) -> maud::Mark
 }
 
 async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let signed_in = from_cookie(&state, &headers)
-        .and_then(|session| state.tokens().lookup_id(&session.token));
-    Page::new("登录 Sign in", sign_in_markup(None, signed_in.as_ref()))
-        .into_response()
+    let signed_in =
+        from_cookie(&state, &headers).and_then(|session| state.tokens().lookup_id(&session.token));
+    Page::new("登录 Sign in", sign_in_markup(None, signed_in.as_ref())).into_response()
 }
 
 async fn sign_in(
@@ -432,9 +434,7 @@ async fn sign_in(
 ) -> Result<Response, PageError> {
     check_origin(&headers)?;
     let refused = |message: &str| {
-        if let Some(limited) =
-            crate::routes::charge_client(&state, client.as_deref(), "/session")
-        {
+        if let Some(limited) = crate::routes::charge_client(&state, client.as_deref(), "/session") {
             return limited;
         }
         let mut page = Page::new("登录 Sign in", sign_in_markup(Some(message), None))
@@ -522,7 +522,7 @@ mod tests {
 
     fn session() -> Session {
         Session {
-            token: TokenId::parse("0123456789abcdef").unwrap(),
+            token: TokenId::parse("0123456789abcdef").expect("a valid id"),
             nonce: [9; 16],
             expires: 1_000,
         }
@@ -542,7 +542,11 @@ mod tests {
         let value = key.seal(&session());
         let later = value.replace(".1000.", ".9999999999.");
         assert_ne!(later, value);
-        assert_eq!(key.open(&later, 0), None, "a changed expiry breaks the seal");
+        assert_eq!(
+            key.open(&later, 0),
+            None,
+            "a changed expiry breaks the seal"
+        );
         let other = SessionKey::derive(&MasterKey::from_bytes([8; 32]));
         assert_eq!(other.open(&value, 0), None, "another store's key");
         for bad in ["", "v1", "v1.x.y.z.w", &value[..value.len() - 1]] {
@@ -562,11 +566,20 @@ mod tests {
     #[test]
     fn the_origin_must_be_the_host() {
         let mut headers = HeaderMap::new();
-        assert!(check_origin(&headers).is_ok(), "no Origin: not a browser form");
+        assert!(
+            check_origin(&headers).is_ok(),
+            "no Origin: not a browser form"
+        );
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        headers.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
         assert!(check_origin(&headers).is_ok());
-        headers.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:9090"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:9090"),
+        );
         assert!(check_origin(&headers).is_err());
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(check_origin(&headers).is_err());

@@ -9,8 +9,8 @@ use civicflow_core::calendar::{parse_rfc3339, Zone};
 use civicflow_core::domain::case::{
     Channel, Place, ADDRESS_CHARS_MAX, ADDRESS_ID_CHARS_MAX, MEDIA_URL_CHARS_MAX,
 };
-use civicflow_core::domain::workflow::{Definition, WorkflowId};
 use civicflow_core::domain::org::Acting;
+use civicflow_core::domain::workflow::{Definition, WorkflowId};
 use civicflow_core::engine::{
     AsOf, CaseAudit, CaseView, Command, Contact, HistoryEntry, Outcome, Requester, SubmitOptions,
 };
@@ -820,7 +820,9 @@ async fn act(
         expected_version: body.expected_version,
         fields: body.fields,
     };
-    Ok(Json(act_on(&state, &caller.acting, id, input, options).await?))
+    Ok(Json(
+        act_on(&state, &caller.acting, id, input, options).await?,
+    ))
 }
 
 /// An action to take on a case: its id, the version the caller saw, its fields as JSON

@@ -193,18 +193,17 @@ async fn enforce(
         }
         return next.run(request).await;
     }
-    let refused = |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| answer(error));
+    let refused =
+        |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| answer(error));
     // Owned: the borrow of the request must not be held across the await below.
     let credential = match bearer(request.headers()) {
         Ok(Some(token)) => Credential::Bearer(token.to_owned()),
         Ok(None) if content.takes_session_cookie(request.method()) => {
             match crate::dashboard::session::from_cookie(&state, request.headers()) {
                 Some(session) => Credential::Session(session),
-                None => {
-                    return refused(ApiError::unauthorized(
-                        "sign in first (this page needs a session, or Authorization: Bearer <token>)",
-                    ))
-                }
+                None => return refused(ApiError::unauthorized(
+                    "sign in first (this page needs a session, or Authorization: Bearer <token>)",
+                )),
             }
         }
         Ok(None) => {
@@ -222,7 +221,8 @@ async fn enforce(
             .map(|acting| (session.token.clone(), acting)),
     };
     // Again: the first closure's borrow of the request ended before the await.
-    let refused = |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| answer(error));
+    let refused =
+        |error: ApiError| charge_address(&state, &request).unwrap_or_else(|| answer(error));
     let Some((id, acting)) = found else {
         return refused(ApiError::unauthorized("unknown or revoked token"));
     };
@@ -281,7 +281,10 @@ enum Credential {
 pub(crate) async fn find_token(
     state: &AppState,
     token: &str,
-) -> Option<(civicflow_core::domain::access::TokenId, civicflow_core::domain::org::Acting)> {
+) -> Option<(
+    civicflow_core::domain::access::TokenId,
+    civicflow_core::domain::org::Acting,
+)> {
     let found = state.tokens().lookup(token);
     if found.is_some()
         || !state.engine().log().is_shared()

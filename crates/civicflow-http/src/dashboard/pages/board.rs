@@ -27,7 +27,9 @@ use crate::dashboard::render::{Page, PageError};
 use crate::dashboard::session::Viewer;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::Policy;
-use crate::routes::reports::{fresh_view, projection_error, query_param, unit_in_scope, QueryParams};
+use crate::routes::reports::{
+    fresh_view, projection_error, query_param, unit_in_scope, QueryParams,
+};
 use crate::routes::{Content, RouteSpec};
 use crate::state::AppState;
 
@@ -75,11 +77,36 @@ pub(crate) fn routes() -> Vec<RouteSpec> {
 
 fn board_params() -> Value {
     json!([
-        query_param("stage", false, json!({"type": "string"}), "only cases at this stage (its id)"),
-        query_param("workflow", false, json!({"type": "string"}), "only cases of this workflow (its id)"),
-        query_param("unit", false, json!({"type": "string"}), "only cases of this unit's subtree (a unit of the caller's subtree)"),
-        query_param("overdue", false, json!({"type": "string", "enum": ["true", "false", ""]}), "true: only cases past their deadline or escalated"),
-        query_param("page", false, json!({"type": "string", "pattern": "^[0-9]*$"}), "the page, from 1"),
+        query_param(
+            "stage",
+            false,
+            json!({"type": "string"}),
+            "only cases at this stage (its id)"
+        ),
+        query_param(
+            "workflow",
+            false,
+            json!({"type": "string"}),
+            "only cases of this workflow (its id)"
+        ),
+        query_param(
+            "unit",
+            false,
+            json!({"type": "string"}),
+            "only cases of this unit's subtree (a unit of the caller's subtree)"
+        ),
+        query_param(
+            "overdue",
+            false,
+            json!({"type": "string", "enum": ["true", "false", ""]}),
+            "true: only cases past their deadline or escalated"
+        ),
+        query_param(
+            "page",
+            false,
+            json!({"type": "string", "pattern": "^[0-9]*$"}),
+            "the page, from 1"
+        ),
     ])
 }
 
@@ -429,7 +456,8 @@ async fn board_csv(
     let rows = select(&state, &viewer, &filters).await?;
     let zone = state.zone();
     // A byte-order mark, so that spreadsheets read the Chinese as UTF-8.
-    let mut out = String::from("\u{feff}id,title,workflow,stage,lead_unit,due_at,overdue,escalated\r\n");
+    let mut out =
+        String::from("\u{feff}id,title,workflow,stage,lead_unit,due_at,overdue,escalated\r\n");
     for r in &rows {
         let fields = [
             r.row.id.to_string(),
@@ -496,6 +524,9 @@ mod tests {
             page: 1,
             ..Filters::default()
         };
-        assert_eq!(filters.query(2), "stage=in%20progress%26x%3D1&overdue=true&page=2");
+        assert_eq!(
+            filters.query(2),
+            "stage=in%20progress%26x%3D1&overdue=true&page=2"
+        );
     }
 }

@@ -35,9 +35,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::path::Path;
 use crate::policy::Policy;
 use crate::request_id::WriteOptions;
-use crate::routes::cases::{
-    self, act_on, case_id, ActInput, CaseAnswer, RequesterAnswer,
-};
+use crate::routes::cases::{self, act_on, case_id, ActInput, CaseAnswer, RequesterAnswer};
 use crate::routes::reports::QueryParams;
 use crate::routes::{Content, RouteSpec};
 use crate::state::AppState;
@@ -165,7 +163,7 @@ async fn case_page(
     QueryParams::parse(&uri, &[]).map_err(with_nav)?;
     let id = case_id(&id).map_err(with_nav)?;
     let data = load(&state, &viewer, id).await.map_err(with_nav)?;
-    Ok(page(&state, &viewer, &data, None).into_response())
+    Ok(page(&state, &viewer, &data).into_response())
 }
 
 async fn timeline_fragment(
@@ -221,15 +219,13 @@ async fn act_page(
         Err(error) if error.status == StatusCode::NOT_FOUND => Err(with_nav(error)),
         Err(error) => {
             let data = load(&state, &viewer, id).await.map_err(with_nav)?;
-            let status = error.status;
             let refusal = Refusal {
                 action,
                 error,
                 pairs: form.0,
             };
-            Ok(page(&state, &viewer, &data, Some(&refusal))
-                .status(status)
-                .into_response())
+            let (title, body) = page_body(&state, &viewer, &data, Some(&refusal));
+            Ok(form::refused_page(&viewer, &title, body, &refusal.error))
         }
     }
 }
@@ -264,8 +260,20 @@ fn read_form(
     Ok((expected_version, fields))
 }
 
-/// The whole page of a case (with a refusal beside its field, when a form was refused).
-fn page(state: &AppState, viewer: &Viewer, data: &CaseData, refusal: Option<&Refusal>) -> Page {
+/// The page of a case.
+fn page(state: &AppState, viewer: &Viewer, data: &CaseData) -> Page {
+    let (title, body) = page_body(state, viewer, data, None);
+    Page::for_viewer(viewer, title, body)
+}
+
+/// The title and body of a case's page (with a refusal beside its field, when a form was
+/// refused).
+fn page_body(
+    state: &AppState,
+    viewer: &Viewer,
+    data: &CaseData,
+    refusal: Option<&Refusal>,
+) -> (String, Markup) {
     let state_ = &data.view.state;
     let body = html! {
         p.crumbs { a href=(back_link(viewer)) { "← " (back_words(viewer)) } }
@@ -273,7 +281,7 @@ fn page(state: &AppState, viewer: &Viewer, data: &CaseData, refusal: Option<&Ref
         p #live-status .live-status aria-live="polite" { (bi("实时更新连接中…", "Connecting live updates…")) }
         (live_section(state, viewer, data, refusal))
     };
-    Page::for_viewer(viewer, format!("{} · 案件 Case", state_.title), body)
+    (format!("{} · 案件 Case", state_.title), body)
 }
 
 fn back_link(viewer: &Viewer) -> &'static str {
@@ -479,7 +487,9 @@ fn field_label(definition: &Definition, name: &str) -> Markup {
 fn requester(answer: &CaseAnswer) -> Markup {
     match &answer.requester {
         None => html! { "—" },
-        Some(RequesterAnswer::Erased { .. }) => html! { (bi("已删除（个人信息已依法删除）", "erased (their details were erased)")) },
+        Some(RequesterAnswer::Erased { .. }) => {
+            html! { (bi("已删除（个人信息已依法删除）", "erased (their details were erased)")) }
+        }
         Some(RequesterAnswer::Masked {
             name,
             phone,
@@ -487,7 +497,10 @@ fn requester(answer: &CaseAnswer) -> Markup {
             address,
             ..
         }) => {
-            let parts: Vec<&String> = [name, phone, email, address].into_iter().flatten().collect();
+            let parts: Vec<&String> = [name, phone, email, address]
+                .into_iter()
+                .flatten()
+                .collect();
             html! {
                 span.masked { (parts.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" · ")) }
                 " " span.hint-inline { (bi("（已脱敏）", "(masked)")) }
@@ -522,7 +535,10 @@ fn actions(viewer: &Viewer, data: &CaseData, org: &OrgChart, refusal: Option<&Re
 fn refusal_heading(error: &ApiError) -> Markup {
     match error.status.as_u16() {
         403 => bi("无权办理：", "Not allowed:"),
-        409 => bi("案件已被他人更改，页面已刷新，请核对后重新提交：", "The case was changed by someone else; the page shows it now, check and send again:"),
+        409 => bi(
+            "案件已被他人更改，页面已刷新，请核对后重新提交：",
+            "The case was changed by someone else; the page shows it now, check and send again:",
+        ),
         400 | 422 => bi("无法办理：", "Refused:"),
         _ => bi("出错了：", "Something went wrong:"),
     }

@@ -85,8 +85,7 @@ pub(crate) async fn filed(state: &AppState, viewer: &Viewer) -> ApiResult<Vec<Mi
                 let state = match engine.read::<Case>(&acting, &id) {
                     Ok(Some(state)) => state,
                     // Not the caller's to see (or gone): not theirs.
-                    Ok(None)
-                    | Err(civicflow_core::engine::SubmitError::Rejected(_)) => continue,
+                    Ok(None) | Err(civicflow_core::engine::SubmitError::Rejected(_)) => continue,
                     Err(e) => return Err(ApiError::from(e)),
                 };
                 if state.filed_by != acting.actor {
@@ -97,7 +96,13 @@ pub(crate) async fn filed(state: &AppState, viewer: &Viewer) -> ApiResult<Vec<Mi
                     .map(|definition| {
                         case::available_actions(&state, definition, &acting, &org)
                             .into_iter()
-                            .map(|a| if a.name.trim().is_empty() { a.id.clone() } else { a.name.clone() })
+                            .map(|a| {
+                                if a.name.trim().is_empty() {
+                                    a.id.clone()
+                                } else {
+                                    a.name.clone()
+                                }
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -119,9 +124,10 @@ async fn mine_page(
     let registry = state.engine().definitions();
     let zone = state.zone();
     let workflow_name = |m: &Mine| {
-        registry
-            .get(&m.state.workflow)
-            .map_or_else(|| html! { (m.state.workflow.id.as_str()) }, |d| named(&d.name))
+        registry.get(&m.state.workflow).map_or_else(
+            || html! { (m.state.workflow.id.as_str()) },
+            |d| named(&d.name),
+        )
     };
     let stage_name = |m: &Mine| {
         registry

@@ -163,7 +163,11 @@ pub(crate) fn openable(state: &AppState, viewer: &Viewer) -> Vec<std::sync::Arc<
 ///
 /// # Errors
 /// 422 naming `workflow` when there is none; 403 when the role may not open it.
-fn chosen(state: &AppState, viewer: &Viewer, workflow: &str) -> ApiResult<std::sync::Arc<Definition>> {
+fn chosen(
+    state: &AppState,
+    viewer: &Viewer,
+    workflow: &str,
+) -> ApiResult<std::sync::Arc<Definition>> {
     let definition = definition_for(state, workflow, None)?;
     if !definition.open.roles.contains(&viewer.acting().role) {
         return Err(ApiError::forbidden(format!(
@@ -197,16 +201,20 @@ async fn new_page(
     let with_nav = |e: ApiError| PageError::from(e).viewer(&viewer);
     let params = QueryParams::parse(&uri, &["workflow"]).map_err(with_nav)?;
     let Some(workflow) = params.get("workflow").filter(|w| !w.is_empty()) else {
-        return Ok(page(&state, &viewer, None, None, None).into_response());
+        return Ok(page(&state, &viewer, None, None, None));
     };
     match chosen(&state, &viewer, workflow) {
-        Ok(definition) => Ok(page(&state, &viewer, Some(&definition), None, None).into_response()),
-        Err(error) => {
-            let status = error.status;
-            Ok(page(&state, &viewer, None, Some(workflow), Some(&Refused { error: &error, pairs: &[] }))
-                .status(status)
-                .into_response())
-        }
+        Ok(definition) => Ok(page(&state, &viewer, Some(&definition), None, None)),
+        Err(error) => Ok(page(
+            &state,
+            &viewer,
+            None,
+            Some(workflow),
+            Some(&Refused {
+                error: &error,
+                pairs: &[],
+            }),
+        )),
     }
 }
 
@@ -225,14 +233,11 @@ async fn create_page(
     }) {
         Ok(definition) => definition,
         Err(error) => {
-            let status = error.status;
             let refused = Refused {
                 error: &error,
                 pairs: &form.0,
             };
-            return Ok(page(&state, &viewer, None, Some(&workflow), Some(&refused))
-                .status(status)
-                .into_response());
+            return Ok(page(&state, &viewer, None, Some(&workflow), Some(&refused)));
         }
     };
     let opened = match read_form(&state, &form, &definition) {
@@ -242,14 +247,17 @@ async fn create_page(
     match opened {
         Ok(answer) => Ok(render::see_other(&format!("/cases/{}", answer.id), None)),
         Err(error) => {
-            let status = error.status;
             let refused = Refused {
                 error: &error,
                 pairs: &form.0,
             };
-            Ok(page(&state, &viewer, Some(&definition), None, Some(&refused))
-                .status(status)
-                .into_response())
+            Ok(page(
+                &state,
+                &viewer,
+                Some(&definition),
+                None,
+                Some(&refused),
+            ))
         }
     }
 }
@@ -283,7 +291,12 @@ fn read_form(state: &AppState, form: &PageForm, definition: &Definition) -> ApiR
         }
     }
     let text = |name: &str| form.get(name).unwrap_or("").to_owned();
-    let given = |name: &str| form.get(name).map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+    let given = |name: &str| {
+        form.get(name)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+    };
     let fields = form::values(
         &definition.open.fields,
         &form.0,
@@ -294,11 +307,13 @@ fn read_form(state: &AppState, form: &PageForm, definition: &Definition) -> ApiR
         &state.zone(),
     );
     // Null values are fields left empty: the API's parser reads them as absent.
-    let requester = (given("requester.name").is_some() || given("requester.phone").is_some())
-        .then(|| RequesterBody {
-            name: given("requester.name"),
-            phone: given("requester.phone"),
-            ..RequesterBody::default()
+    let requester =
+        (given("requester.name").is_some() || given("requester.phone").is_some()).then(|| {
+            RequesterBody {
+                name: given("requester.name"),
+                phone: given("requester.phone"),
+                ..RequesterBody::default()
+            }
         });
     let place = given("place.address").map(|address| PlaceBody {
         lat: None,
@@ -350,17 +365,35 @@ fn fresh_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The page: a 200 page, or the page of a refused form (with the API's status and error code).
 fn page(
     state: &AppState,
     viewer: &Viewer,
     definition: Option<&Definition>,
     asked: Option<&str>,
     refused: Option<&Refused<'_>>,
-) -> Page {
+) -> Response {
+    let title = "新建诉求 New request";
+    let body = page_body(state, viewer, definition, asked, refused);
+    match refused {
+        Some(r) => form::refused_page(viewer, title, body, r.error),
+        None => Page::for_viewer(viewer, title, body).into_response(),
+    }
+}
+
+fn page_body(
+    state: &AppState,
+    viewer: &Viewer,
+    definition: Option<&Definition>,
+    asked: Option<&str>,
+    refused: Option<&Refused<'_>>,
+) -> Markup {
     let workflows = openable(state, viewer);
     let current = definition.map(|d| d.id.as_str()).or(asked);
-    let picker_error = refused.filter(|r| definition.is_none() && r.error.field.as_deref() == Some("workflow"));
-    let stray = refused.filter(|r| definition.is_none() && r.error.field.as_deref() != Some("workflow"));
+    let picker_error =
+        refused.filter(|r| definition.is_none() && r.error.field.as_deref() == Some("workflow"));
+    let stray =
+        refused.filter(|r| definition.is_none() && r.error.field.as_deref() != Some("workflow"));
     let body = html! {
         h1 { (bi("新建诉求", "New request")) }
         section aria-labelledby="pick-h" {
@@ -390,7 +423,7 @@ fn page(
             (intake(state, viewer, definition, refused))
         }
     };
-    Page::for_viewer(viewer, "新建诉求 New request", body)
+    body
 }
 
 fn intake(
@@ -409,7 +442,11 @@ fn intake(
     };
     let value = |input: &str| -> String {
         refused
-            .and_then(|r| form::posted(r.pairs, input).first().map(|v| (*v).to_owned()))
+            .and_then(|r| {
+                form::posted(r.pairs, input)
+                    .first()
+                    .map(|v| (*v).to_owned())
+            })
             .unwrap_or_default()
     };
     let unit_value = {
@@ -498,7 +535,11 @@ fn text_input(
         described.push(format!("{id}-error"));
     }
     let described = (!described.is_empty()).then(|| described.join(" "));
-    let kind = if name == "requester.phone" { "tel" } else { "text" };
+    let kind = if name == "requester.phone" {
+        "tel"
+    } else {
+        "text"
+    };
     html! {
         div.field {
             label for=(id) { (label) @if required { (form::required_mark()) } }

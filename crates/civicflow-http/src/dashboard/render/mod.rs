@@ -81,8 +81,10 @@ pub(crate) fn html_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-/// The headers of every HTML answer: the CSP, no sniffing, no referrer, never cached (a page
-/// shows one caller's cases), never framed.
+/// The headers of every HTML answer: the CSP, no sniffing, no referrer to other sites (a
+/// case's URL names it), never cached (a page shows one caller's cases), never framed.
+/// (`same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` with
+/// the dashboard's own forms, and the `Origin` check could not tell them from forged ones.)
 pub(crate) fn secure_headers(headers: &mut axum::http::HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -94,12 +96,9 @@ pub(crate) fn secure_headers(headers: &mut axum::http::HeaderMap) {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
@@ -161,6 +160,8 @@ pub(crate) fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Mark
                 // nor evaluate anything it is sent.
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true}"#;
                 title { (title) " · civicflow" }
+                // No favicon request (and no 404 in every page's console).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::url(assets::STYLE));
                 script src=(assets::url(assets::HTMX)) defer {}
                 script src=(assets::url(assets::DASHBOARD_JS)) defer {}
@@ -234,10 +235,22 @@ pub(crate) fn error_page(error: &ApiError, viewer: Option<&Viewer>) -> Response 
             }
         }
     };
-    let mut response = html_response(
-        error.status,
-        layout(&format!("{} {}", error.status.as_u16(), error.code), viewer, body).into_string(),
+    // The API's stable error code, for tools that read the page (the authorization matrix).
+    let page = layout(
+        &format!("{} {}", error.status.as_u16(), error.code),
+        viewer,
+        body,
+    )
+    .into_string()
+    .replacen(
+        "<meta charset=\"utf-8\">",
+        &format!(
+            "<meta charset=\"utf-8\"><meta name=\"civicflow-error\" content=\"{}\">",
+            error.code
+        ),
+        1,
     );
+    let mut response = html_response(error.status, page);
     if error.status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
