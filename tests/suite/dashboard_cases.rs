@@ -206,6 +206,11 @@ async fn the_case_page_shows_the_facts_the_timeline_and_the_requester_masked() {
         attribute(&html, "case-live", "data-live-status"),
         Some("live-status")
     );
+    // The version it shows: the stream's replay of it is not fetched again.
+    assert_eq!(
+        attribute(&html, "case-live", "data-live-version"),
+        Some(answer["version"].to_string().as_str())
+    );
     assert_eq!(attribute(&html, "live-status", "aria-live"), Some("polite"));
     // The dispatch form's unit field: a labelled select of the units of the community,
     // required, marked so in words.
@@ -312,6 +317,13 @@ async fn a_form_moves_the_case_and_a_refusal_stands_beside_its_field() {
             .contains("result"),
         "the message names the field: {}",
         &html[error_at..error_at + 300]
+    );
+    // The refused page says what the API's code is, and does not follow the case live (a
+    // live update would put a fresh form over the refusal).
+    assert!(html.contains("<meta name=\"civicflow-error\" content=\"unprocessable\">"));
+    assert!(
+        !html.contains("data-live-stream"),
+        "a refused form's page follows the case"
     );
     // The choice the form was sent with is kept.
     assert!(
@@ -593,7 +605,7 @@ async fn a_resident_rates_a_replied_request_from_its_page() {
     let (status, html) = page(&demo, "tang.resident", "/mine").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        html.contains("待您办理"),
+        html.contains("您可办理") && html.contains("<span lang=\"en\">rate</span>"),
         "the rating waits for them: {html}"
     );
     let (status, _, body) = post_form(

@@ -278,7 +278,16 @@ fn page_body(
     let body = html! {
         p.crumbs { a href=(back_link(viewer)) { "← " (back_words(viewer)) } }
         h1 { (state_.title) }
-        p #live-status .live-status aria-live="polite" { (bi("实时更新连接中…", "Connecting live updates…")) }
+        @if refusal.is_some() {
+            // A refused form's page does not follow the case: a live update would put a fresh
+            // form over the refusal and the values being corrected.
+            p #live-status .live-status aria-live="polite" {
+                (bi("实时更新已暂停，以免覆盖您的表单。", "Live updates are paused here, so that they do not replace your form."))
+                " " a href={ "/cases/" (state_.id) } { (bi("重新载入案件", "Reload the case")) }
+            }
+        } @else {
+            p #live-status .live-status aria-live="polite" { (bi("实时更新连接中…", "Connecting live updates…")) }
+        }
         (live_section(state, viewer, data, refusal))
     };
     (format!("{} · 案件 Case", state_.title), body)
@@ -305,16 +314,24 @@ pub(crate) fn live_section(
     refusal: Option<&Refusal>,
 ) -> Markup {
     let id = data.view.state.id;
+    let version = data
+        .view
+        .state
+        .version
+        .map_or(0, civicflow_core::Version::get);
     let types = CaseEvent::TYPES.join(" ");
     let org = state.engine().org();
     let zone = state.zone();
     let now = state.engine().now();
+    // A refused form's page does not follow the case (see `page_body`).
+    let live = refusal.is_none();
     html! {
         section #(LIVE_ID) .case-live aria-label="案件详情 Case details"
-            data-live-stream={ "/api/v1/cases/" (id) "/events" }
-            data-live-refresh={ "/cases/" (id) "/timeline" }
-            data-live-types=(types)
-            data-live-status="live-status" {
+            data-live-stream=[live.then(|| format!("/api/v1/cases/{id}/events"))]
+            data-live-refresh=[live.then(|| format!("/cases/{id}/timeline"))]
+            data-live-types=[live.then_some(types.as_str())]
+            data-live-status=[live.then_some("live-status")]
+            data-live-version=(version) {
             div.two-columns {
                 div {
                     (facts(data, &org, &zone, now))
@@ -715,7 +732,7 @@ fn deadlines(audit: &CaseAudit, definition: &Definition, zone: &Zone) -> Markup 
             @if audit.deadlines.is_empty() {
                 p.note { (bi("没有期限。", "No deadlines.")) }
             } @else {
-                div.table-wrap {
+                div.table-wrap tabindex="0" role="region" aria-labelledby="deadlines-h" {
                     table {
                         caption { (bi("每个环节的办理期限及结果", "Each stage's deadline and what became of it")) }
                         thead {

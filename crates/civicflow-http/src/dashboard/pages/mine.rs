@@ -141,7 +141,7 @@ async fn mine_page(
             (mine.len()) " " (bi("件由您提交", "filed by you")) " · "
             a href="/cases/new" { (bi("新建诉求", "File a new request")) }
         }
-        div.table-wrap {
+        div.table-wrap tabindex="0" role="region" aria-label="我的诉求列表 My requests, as a table" {
             table {
                 caption { (bi("最新提交的在上；点标题查看办理进度、评价", "Newest first; open one to follow it and rate it")) }
                 thead {
@@ -161,7 +161,7 @@ async fn mine_page(
                                 @if !m.waiting.is_empty() {
                                     br;
                                     span.badge.waiting {
-                                        (bi("待您办理", "waiting for you")) ": "
+                                        (bi("您可办理", "you may")) ": "
                                         @for (i, name) in m.waiting.iter().enumerate() {
                                             @if i > 0 { "、" }
                                             (named(name))
