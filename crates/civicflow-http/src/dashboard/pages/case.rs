@@ -191,6 +191,8 @@ async fn act_page(
     let Path((id, action)) = path.map_err(with_nav)?;
     let id = case_id(&id).map_err(with_nav)?;
     let WriteOptions(options) = options.map_err(with_nav)?;
+    // As the API's body is checked (`ActBody`'s `Validate`).
+    crate::json::cap("action", &action, 64).map_err(with_nav)?;
     // The action's fields, from the case as the caller sees it (404 outside their scope): a
     // form's texts become the JSON values the API reads. An action the workflow does not
     // have has no fields; `act_on` then refuses it by name.
