@@ -48,6 +48,7 @@ use tower::ServiceExt;
 
 mod dashboard;
 mod dashboard_cases;
+mod dashboard_reports;
 
 /// How long one request may take before the test calls it hung.
 const REQUEST_WAIT: Duration = Duration::from_secs(20);
@@ -628,6 +629,8 @@ struct Ids {
     d1: String,
     /// A directive from grid 1 to Yiwu Heart and its shops, nothing reported yet.
     d2: String,
+    /// A directive from grid 2 to Intime and its shops, for the dashboard's forms only.
+    d3: String,
     /// A token no caller uses, for the revoke probe.
     spare_token: String,
     /// An item of the resources list, of grid 3.
@@ -978,6 +981,7 @@ fn probes(ids: &Ids) -> Vec<Probe> {
     probes.extend(standing_probes());
     probes.extend(dashboard::probes());
     probes.extend(dashboard_cases::probes(ids));
+    probes.extend(dashboard_reports::probes(ids));
     // Administration (community administrators; the demo's is the store's, at its first
     // community): the org chart, actors and roles, workflows. Each write once with a body
     // that succeeds, and with an id that names nothing (404) or a refusal the core decides.
@@ -1583,6 +1587,18 @@ async fn fixtures(demo: &DemoService) -> Fixtures {
         .as_str()
         .expect("an id")
         .to_owned();
+    // D3: grid 2's directive to Intime and its shops (the dashboard's forms report it).
+    let d3 = setup_call(
+        demo,
+        "zhao.grid2",
+        Method::POST,
+        "/api/v1/directives",
+        json!({"title": "商场消防检查 fire check", "kind": "other", "within": "2 working days"}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
     // A request each of four shop owners files at their own shop (the other shops of the same
     // enterprise, and the shops of other enterprises, must not see it).
     let mut shops = Vec::new();
@@ -1665,6 +1681,7 @@ async fn fixtures(demo: &DemoService) -> Fixtures {
         f1,
         f2,
         d2,
+        d3,
         shops,
         item,
         person_in_tonghui,
@@ -1677,6 +1694,7 @@ struct Fixtures {
     f1: String,
     f2: String,
     d2: String,
+    d3: String,
     /// A case filed by a shop owner at their shop, by owner.
     shops: Vec<(&'static str, String)>,
     /// An item of grid 3 on the resources list.
@@ -1723,7 +1741,7 @@ fn world(demo: &DemoService, ids: &Ids) -> World {
         );
     }
     let mut directives = BTreeMap::new();
-    for (id, all_reported) in [(&ids.d1, true), (&ids.d2, false)] {
+    for (id, all_reported) in [(&ids.d1, true), (&ids.d2, false), (&ids.d3, false)] {
         let state = engine
             .directive(&system, DirectiveId::parse(id).expect("a directive id"))
             .expect("the directive")
@@ -1834,6 +1852,7 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
         f1,
         f2,
         d2,
+        d3,
         shops,
         item,
         person_in_tonghui,
@@ -1858,6 +1877,7 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
         smooth: run.smooth_case.to_string(),
         d1: run.directive.to_string(),
         d2,
+        d3,
         spare_token: demo
             .service
             .issue_token(
@@ -1947,6 +1967,7 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
     names.extend([
         (ids.d1.clone(), "the demo's directive"),
         (ids.d2.clone(), "grid 1's directive"),
+        (ids.d3.clone(), "grid 2's directive"),
     ]);
     let callers = Caller::all();
     let specs: BTreeMap<(String, &str), &RouteSpec> = table
@@ -2039,7 +2060,8 @@ async fn every_caller_against_every_route_inside_and_outside_its_scope() {
             seen.entry((probe.method.to_string(), probe.route))
                 .or_default()
                 .insert(status.as_u16());
-            // Refused requests, and reads, write nothing (a form's 303 is its success).
+            // Refused requests, and reads, write nothing (a page's form answers its success
+            // with 303 to the page that shows it).
             let succeeded = status.is_success() || status == StatusCode::SEE_OTHER;
             if (!succeeded || probe.method == Method::GET) && before != after {
                 failures.push(format!(

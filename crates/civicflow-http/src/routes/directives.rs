@@ -21,6 +21,7 @@ use civicflow_core::{DirectiveId, UnitId};
 use civicflow_projections::models::directive_progress::{
     self, DirectiveSummary, DirectiveTree, PartDetail,
 };
+use civicflow_projections::models::page::Page;
 use civicflow_projections::{ProjectionError, View};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -171,7 +172,7 @@ impl From<DirectiveKindName> for DirectiveKind {
 /// A directive to issue (`POST /api/v1/directives`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct IssueBody {
+pub(crate) struct IssueBody {
     /// Its title.
     #[schemars(length(min = 1, max = TITLE_MAX), pattern(NOT_BLANK))]
     title: String,
@@ -209,7 +210,7 @@ impl Validate for IssueBody {
 /// An acknowledgement of the caller's unit's part (`POST /api/v1/directives/{id}/acknowledge`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AcknowledgeBody {
+pub(crate) struct AcknowledgeBody {
     /// A note with it.
     #[serde(default)]
     #[schemars(length(max = TEXT_MAX))]
@@ -225,7 +226,7 @@ impl Validate for AcknowledgeBody {
 /// The report that the caller's unit's part is done (`POST /api/v1/directives/{id}/report`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReportBody {
+pub(crate) struct ReportBody {
     /// What was done.
     #[schemars(length(min = 1, max = TEXT_MAX), pattern(NOT_BLANK))]
     note: String,
@@ -361,6 +362,22 @@ async fn issue(
     WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<IssueBody>,
 ) -> ApiResult<(StatusCode, Json<IssuedAnswer>)> {
+    let issued = issue_directive(&state, &caller, body, options).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// Issues the directive `body` describes as `caller` (`POST /api/v1/directives` and the
+/// dashboard's form): the span checked first, then the engine's decision.
+///
+/// # Errors
+/// 400 naming `within` or `unit_id`; the engine's refusals (403, 404, 422), `unit` named
+/// `unit_id`.
+pub(crate) async fn issue_directive(
+    state: &AppState,
+    caller: &Caller,
+    body: IssueBody,
+    options: SubmitOptions,
+) -> ApiResult<IssuedAnswer> {
     let within = Span::parse(body.within.trim()).map_err(|e| {
         ApiError::bad_request(format!(
             "within: {e} (e.g. `3 working days`, `8 working hours`, `48 hours`)"
@@ -403,15 +420,12 @@ async fn issue(
             "issuing a directive answered another outcome",
         ));
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(IssuedAnswer {
-            id: directive.to_string(),
-            issued_by: unit.as_str().to_owned(),
-            parts,
-            within: within.to_string(),
-        }),
-    ))
+    Ok(IssuedAnswer {
+        id: directive.to_string(),
+        issued_by: unit.as_str().to_owned(),
+        parts,
+        within: within.to_string(),
+    })
 }
 
 impl DirectiveSummaryAnswer {
@@ -462,16 +476,30 @@ async fn list(
 ) -> ApiResult<Json<PageAnswer<DirectiveSummaryAnswer>>> {
     let params = QueryParams::parse(&uri, &["after", "limit"])?;
     let page = params.page()?;
+    Ok(Json(visible(&state, &caller, &page).await?))
+}
+
+/// A page of the directives `caller` may see, newest first (`GET /api/v1/directives` and the
+/// dashboard's list): the page of the read model, the ones the caller does not see left out
+/// (so a page may be short and still have a next cursor).
+///
+/// # Errors
+/// 400 for a bad cursor; 503 when the read model cannot answer.
+pub(crate) async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    page: &Page,
+) -> ApiResult<PageAnswer<DirectiveSummaryAnswer>> {
     let org = state.engine().org();
-    let view = fresh_view(&state, directive_progress::NAME).await?;
-    let paged = directive_progress::list(&view, &page).map_err(projection_error)?;
+    let view = fresh_view(state, directive_progress::NAME).await?;
+    let paged = directive_progress::list(&view, page).map_err(projection_error)?;
     let mut items = Vec::with_capacity(paged.items.len());
     for summary in &paged.items {
         if sees(&view, &caller.acting, &org, summary).map_err(projection_error)? {
             items.push(DirectiveSummaryAnswer::new(summary, &state.zone()));
         }
     }
-    Ok(Json(PageAnswer::new(items, paged.next.as_ref())))
+    Ok(PageAnswer::new(items, paged.next.as_ref()))
 }
 
 impl DirectiveTreeAnswer {
@@ -544,9 +572,23 @@ async fn read(
     uri: Uri,
 ) -> ApiResult<Json<DirectiveTreeAnswer>> {
     QueryParams::parse(&uri, &[])?;
-    let id = directive_id(&id)?;
+    Ok(Json(progress(&state, &caller, &id).await?))
+}
+
+/// Directive `id`'s progress as `caller` sees it (`GET /api/v1/directives/{id}` and the
+/// dashboard's tree).
+///
+/// # Errors
+/// 404 naming `id` when it does not exist or the caller sees nothing of it; 503 when the
+/// read model cannot answer.
+pub(crate) async fn progress(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<DirectiveTreeAnswer> {
+    let id = directive_id(id)?;
     let org = state.engine().org();
-    let view = fresh_view(&state, directive_progress::NAME).await?;
+    let view = fresh_view(state, directive_progress::NAME).await?;
     let tree = directive_progress::directive(&view, id)
         .map_err(projection_error)?
         .ok_or_else(not_found)?;
@@ -559,13 +601,13 @@ async fn read(
     if sight == Sight::None {
         return Err(not_found());
     }
-    Ok(Json(DirectiveTreeAnswer::new(
+    Ok(DirectiveTreeAnswer::new(
         &tree,
         sight,
         &caller.acting,
         &org,
         &state.zone(),
-    )))
+    ))
 }
 
 /// The command on the caller's part, after checking the caller may see the directive (404
@@ -576,7 +618,7 @@ async fn on_part(
     id: &str,
     options: SubmitOptions,
     command: impl FnOnce(DirectiveId) -> Command + Send + 'static,
-) -> ApiResult<Json<PartOutcomeAnswer>> {
+) -> ApiResult<PartOutcomeAnswer> {
     let id = directive_id(id)?;
     let acting = caller.acting.clone();
     let outcome = state
@@ -603,11 +645,11 @@ async fn on_part(
             Some(_) => ApiError::internal("a directive command answered another outcome"),
         });
     };
-    Ok(Json(PartOutcomeAnswer {
+    Ok(PartOutcomeAnswer {
         id: id.to_string(),
         unit_id: caller.acting.unit.as_str().to_owned(),
         index,
-    }))
+    })
 }
 
 async fn acknowledge(
@@ -617,7 +659,24 @@ async fn acknowledge(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<AcknowledgeBody>,
 ) -> ApiResult<Json<PartOutcomeAnswer>> {
-    on_part(&state, &caller, &id, options, move |directive| {
+    Ok(Json(
+        acknowledge_part(&state, &caller, &id, body, options).await?,
+    ))
+}
+
+/// Acknowledges the caller's unit's part of directive `id` (`POST
+/// /api/v1/directives/{id}/acknowledge` and the dashboard's form).
+///
+/// # Errors
+/// 404 naming `id` when the caller sees nothing of it; the engine's refusals.
+pub(crate) async fn acknowledge_part(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: AcknowledgeBody,
+    options: SubmitOptions,
+) -> ApiResult<PartOutcomeAnswer> {
+    on_part(state, caller, id, options, move |directive| {
         Command::AcknowledgeDirective {
             directive,
             note: body.note,
@@ -633,7 +692,24 @@ async fn report(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ReportBody>,
 ) -> ApiResult<Json<PartOutcomeAnswer>> {
-    on_part(&state, &caller, &id, options, move |directive| {
+    Ok(Json(
+        report_part(&state, &caller, &id, body, options).await?,
+    ))
+}
+
+/// Reports the caller's unit's part of directive `id` done (`POST
+/// /api/v1/directives/{id}/report` and the dashboard's form).
+///
+/// # Errors
+/// 404 naming `id` when the caller sees nothing of it; the engine's refusals.
+pub(crate) async fn report_part(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: ReportBody,
+    options: SubmitOptions,
+) -> ApiResult<PartOutcomeAnswer> {
+    on_part(state, caller, id, options, move |directive| {
         Command::ReportDirective {
             directive,
             note: body.note,

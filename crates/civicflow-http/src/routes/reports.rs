@@ -1019,14 +1019,28 @@ async fn overdue_report(
     uri: Uri,
 ) -> ApiResult<Json<OverdueAnswer>> {
     let params = QueryParams::parse(&uri, &["now"])?;
+    let now = params.time("now", &state.zone())?;
+    Ok(Json(overdue_of(&state, &caller, &id, now).await?))
+}
+
+/// The overdue and escalation report of unit `id`'s subtree at `now` (default: the engine's
+/// clock), for `caller` (`GET /api/v1/units/{id}/overdue` and the dashboard's report).
+///
+/// # Errors
+/// 404 naming `id` for a unit outside the caller's scope; 503 when the read model cannot
+/// answer.
+pub(crate) async fn overdue_of(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    now: Option<Timestamp>,
+) -> ApiResult<OverdueAnswer> {
     let org = state.engine().org();
-    let unit = unit_in_scope(&org, &caller, &id, "id")?;
+    let unit = unit_in_scope(&org, caller, id, "id")?;
     let zone = state.zone();
-    let now = params
-        .time("now", &zone)?
-        .unwrap_or_else(|| state.engine().now());
+    let now = now.unwrap_or_else(|| state.engine().now());
     let units = org.subtree(&unit);
-    let view = fresh_view(&state, overdue::NAME).await?;
+    let view = fresh_view(state, overdue::NAME).await?;
     let report = overdue::report(&view, &units, now).map_err(projection_error)?;
     let mut totals = OverdueCountsAnswer::default();
     let mut counts = BTreeMap::new();
@@ -1036,7 +1050,7 @@ async fn overdue_report(
         of_unit.add(c);
         counts.insert(unit.as_str().to_owned(), of_unit);
     }
-    Ok(Json(OverdueAnswer {
+    Ok(OverdueAnswer {
         unit_id: unit.as_str().to_owned(),
         now: zone.format(report.now),
         totals,
@@ -1046,7 +1060,7 @@ async fn overdue_report(
             .iter()
             .map(|item| OverdueItemAnswer::new(item, &zone))
             .collect(),
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1117,7 +1131,7 @@ impl From<&RateCounts> for RateCountsAnswer {
 }
 
 /// Checks a `YYYY-MM` month.
-fn check_month(name: &str, text: &str) -> ApiResult<()> {
+pub(crate) fn check_month(name: &str, text: &str) -> ApiResult<()> {
     let bytes = text.as_bytes();
     let valid = bytes.len() == 7
         && bytes[..4].iter().all(u8::is_ascii_digit)
@@ -1134,7 +1148,7 @@ fn check_month(name: &str, text: &str) -> ApiResult<()> {
     }
 }
 
-fn parse_tier(text: &str) -> ApiResult<Tier> {
+pub(crate) fn parse_tier(text: &str) -> ApiResult<Tier> {
     [
         Tier::Community,
         Tier::Grid,
@@ -1163,8 +1177,22 @@ async fn rates_report(
     let month = params.required("month", "2026-04")?;
     check_month("month", month)?;
     let tier = params.get("tier").map(parse_tier).transpose()?;
+    Ok(Json(rates_of(&state, &caller, month, tier).await?))
+}
+
+/// 三率 of `month` (checked `YYYY-MM`) for the units of `caller`'s community, of `tier` only
+/// when given, ranked by their mean (`GET /api/v1/reports/rates` and the dashboard's charts).
+///
+/// # Errors
+/// 503 when the read model cannot answer.
+pub(crate) async fn rates_of(
+    state: &AppState,
+    caller: &Caller,
+    month: &str,
+    tier: Option<Tier>,
+) -> ApiResult<RatesAnswer> {
     let org = state.engine().org();
-    let view = fresh_view(&state, rates::NAME).await?;
+    let view = fresh_view(state, rates::NAME).await?;
     let ranking = rates::ranking(&view, month).map_err(projection_error)?;
     let ranking = ranking
         .iter()
@@ -1182,12 +1210,12 @@ async fn rates_report(
             counts: (&r.rates.counts).into(),
         })
         .collect();
-    Ok(Json(RatesAnswer {
+    Ok(RatesAnswer {
         month: month.to_owned(),
         community: org.top_of(&caller.acting.unit).as_str().to_owned(),
         tier: tier.map(TierName::from),
         ranking,
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1352,9 +1380,26 @@ async fn stats_report(
                 })
         })
         .transpose()?;
+    Ok(Json(
+        stats_of(&state, &caller, year, params.get("community")).await?,
+    ))
+}
+
+/// Community statistics of `year` (default: all years) for `community` (a community the
+/// caller is in or above; default: all communities) (`GET /api/v1/reports/stats` and the
+/// dashboard's reports).
+///
+/// # Errors
+/// 404 naming `community` for one the caller is not related to; 400 for a unit that is not
+/// a community; 503 when the read model cannot answer.
+pub(crate) async fn stats_of(
+    state: &AppState,
+    caller: &Caller,
+    year: Option<i32>,
+    community: Option<&str>,
+) -> ApiResult<StatsAnswer> {
     let org = state.engine().org();
-    let community = params
-        .get("community")
+    let community = community
         .map(|id| {
             // The community's staff (any unit in it) and those above it may read it.
             let not_found = || ApiError::not_found(&format!("community {id}")).field("community");
@@ -1373,14 +1418,14 @@ async fn stats_report(
             Ok(unit)
         })
         .transpose()?;
-    let view = fresh_view(&state, community_stats::NAME).await?;
+    let view = fresh_view(state, community_stats::NAME).await?;
     let stats = match &community {
         Some(unit) => community_stats::community_stats(&view, unit, year),
         None => community_stats::stats(&view, year),
     }
     .map_err(projection_error)?;
     let years = community_stats::years(&view, community.as_ref()).map_err(projection_error)?;
-    Ok(Json(StatsAnswer::new(stats, years)))
+    Ok(StatsAnswer::new(stats, years))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1449,7 +1494,19 @@ async fn list_items(
     Path(kind): Path<String>,
     uri: Uri,
 ) -> ApiResult<Json<ListAnswer>> {
-    let list = match kind.as_str() {
+    let list = list_kind(&kind)?;
+    let params = QueryParams::parse(&uri, &["retired", "after", "limit"])?;
+    let retired = params.flag("retired")?;
+    let page = params.page()?;
+    Ok(Json(list_of(&state, &caller, list, retired, &page).await?))
+}
+
+/// The list `kind` names (`resources`, `needs`, `projects`).
+///
+/// # Errors
+/// 404 naming `kind` for any other.
+pub(crate) fn list_kind(kind: &str) -> ApiResult<ListKind> {
+    Ok(match kind {
         "resources" => ListKind::Resources,
         "needs" => ListKind::Needs,
         "projects" => ListKind::Projects,
@@ -1459,16 +1516,27 @@ async fn list_items(
             ))
             .field("kind"))
         }
-    };
-    let params = QueryParams::parse(&uri, &["retired", "after", "limit"])?;
-    let retired = params.flag("retired")?;
-    let page = params.page()?;
+    })
+}
+
+/// A page of `list` (retired items too when `retired`), the items of the caller's community
+/// only (`GET /api/v1/lists/{kind}` and the dashboard's lists).
+///
+/// # Errors
+/// 400 for a bad cursor; 503 when the read model cannot answer.
+pub(crate) async fn list_of(
+    state: &AppState,
+    caller: &Caller,
+    list: ListKind,
+    retired: bool,
+    page: &Page,
+) -> ApiResult<ListAnswer> {
     let org = state.engine().org();
     let zone = state.zone();
     let time = |at: Timestamp| zone.format(at);
-    let view = fresh_view(&state, lists::NAME).await?;
+    let view = fresh_view(state, lists::NAME).await?;
     let Paged { items, next } =
-        lists::list(&view, list, retired, &page).map_err(projection_error)?;
+        lists::list(&view, list, retired, page).map_err(projection_error)?;
     let items = items
         .iter()
         .filter(|item| {
@@ -1490,10 +1558,10 @@ async fn list_items(
             }
         })
         .collect();
-    Ok(Json(ListAnswer {
+    Ok(ListAnswer {
         kind: list.into(),
         page: PageAnswer::new(items, next.as_ref()),
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1571,13 +1639,27 @@ async fn standing(
     uri: Uri,
 ) -> ApiResult<Json<StandingAnswer>> {
     QueryParams::parse(&uri, &[])?;
-    let unit = unit_in_scope(&state.engine().org(), &caller, &id, "id")?;
-    let view = fresh_view(&state, shop_standing::NAME).await?;
+    Ok(Json(standing_of(&state, &caller, &id).await?))
+}
+
+/// The standing of unit `id` (the caller's or one below it) (`GET /api/v1/units/{id}/standing`
+/// and the dashboard's standing report).
+///
+/// # Errors
+/// 404 naming `id` for a unit outside the caller's scope; 503 when the read model cannot
+/// answer.
+pub(crate) async fn standing_of(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<StandingAnswer> {
+    let unit = unit_in_scope(&state.engine().org(), caller, id, "id")?;
+    let view = fresh_view(state, shop_standing::NAME).await?;
     let row = shop_standing::standing(&view, &unit)
         .map_err(projection_error)?
         .unwrap_or_default();
     let zone = state.zone();
-    Ok(Json(StandingAnswer {
+    Ok(StandingAnswer {
         unit_id: unit.as_str().to_owned(),
         cycle: row.cycle.as_ref().map(|(cycle, _)| cycle.clone()),
         points: row.points(),
@@ -1610,7 +1692,7 @@ async fn standing(
                 (quarter.clone(), rating)
             })
             .collect(),
-    }))
+    })
 }
 
 /// The recommended merchants of a quarter (`GET /api/v1/reports/recommended`).
@@ -1643,6 +1725,19 @@ async fn recommended(
 ) -> ApiResult<Json<RecommendedAnswer>> {
     let params = QueryParams::parse(&uri, &["quarter"])?;
     let quarter = params.required("quarter", "2026Q2")?;
+    Ok(Json(recommended_in(&state, &caller, quarter).await?))
+}
+
+/// The recommended merchants of `quarter` (`2026Q2`) in the caller's community, best score
+/// first (`GET /api/v1/reports/recommended` and the dashboard's standing report).
+///
+/// # Errors
+/// 400 naming `quarter` for a malformed one; 503 when the read model cannot answer.
+pub(crate) async fn recommended_in(
+    state: &AppState,
+    caller: &Caller,
+    quarter: &str,
+) -> ApiResult<RecommendedAnswer> {
     let bytes = quarter.as_bytes();
     let valid = bytes.len() == 6
         && bytes[..4].iter().all(u8::is_ascii_digit)
@@ -1655,7 +1750,7 @@ async fn recommended(
         .field("quarter"));
     }
     let org = state.engine().org();
-    let view = fresh_view(&state, shop_standing::NAME).await?;
+    let view = fresh_view(state, shop_standing::NAME).await?;
     let merchants = shop_standing::recommended(&view, quarter)
         .map_err(projection_error)?
         .iter()
@@ -1666,11 +1761,11 @@ async fn recommended(
             score: r.score,
         })
         .collect();
-    Ok(Json(RecommendedAnswer {
+    Ok(RecommendedAnswer {
         quarter: quarter.to_owned(),
         community: org.top_of(&caller.acting.unit).as_str().to_owned(),
         merchants,
-    }))
+    })
 }
 
 /// The flags held for a month (`GET /api/v1/reports/flags`).
@@ -1694,8 +1789,21 @@ async fn flags(
     let params = QueryParams::parse(&uri, &["period"])?;
     let period = params.required("period", "2026-04")?;
     check_month("period", period)?;
+    Ok(Json(flags_in(&state, &caller, period).await?))
+}
+
+/// The flags held for `period` (a checked `YYYY-MM`) in the caller's community (`GET
+/// /api/v1/reports/flags` and the dashboard's standing report).
+///
+/// # Errors
+/// 503 when the read model cannot answer.
+pub(crate) async fn flags_in(
+    state: &AppState,
+    caller: &Caller,
+    period: &str,
+) -> ApiResult<FlagsAnswer> {
     let org = state.engine().org();
-    let view = fresh_view(&state, shop_standing::NAME).await?;
+    let view = fresh_view(state, shop_standing::NAME).await?;
     let held = shop_standing::flags(&view, period).map_err(projection_error)?;
     let keep = |units: &[UnitId]| -> Vec<String> {
         units
@@ -1706,10 +1814,10 @@ async fn flags(
             .into_iter()
             .collect()
     };
-    Ok(Json(FlagsAnswer {
+    Ok(FlagsAnswer {
         period: period.to_owned(),
         community: org.top_of(&caller.acting.unit).as_str().to_owned(),
         red: keep(&held.red),
         yellow: keep(&held.yellow),
-    }))
+    })
 }

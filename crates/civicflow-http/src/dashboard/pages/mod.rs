@@ -4,6 +4,8 @@ pub(crate) mod board;
 pub(crate) mod case;
 pub(crate) mod mine;
 pub(crate) mod new_case;
+pub(crate) mod directives;
+pub(crate) mod reports;
 
 use crate::routes::RouteSpec;
 
@@ -14,5 +16,7 @@ pub(crate) fn routes() -> Vec<RouteSpec> {
     routes.extend(case::routes());
     routes.extend(mine::routes());
     routes.extend(new_case::routes());
+    routes.extend(directives::routes());
+    routes.extend(reports::routes());
     routes
 }

@@ -2,6 +2,7 @@
 //! answer carries (a strict Content-Security-Policy among them), errors as pages, and the
 //! small pieces every page uses (bilingual labels, times, forms).
 
+pub(crate) mod chart;
 pub(crate) mod form;
 pub(crate) mod labels;
 
@@ -127,7 +128,13 @@ fn nav(viewer: &Viewer) -> Markup {
                 @if staff {
                     li { a href="/board" { (bi("案件", "Cases")) } }
                     li { a href="/directives" { (bi("督办指令", "Directives")) } }
-                    li { a href="/reports" { (bi("报表", "Reports")) } }
+                    // The staff reports are for READ_STAFF_REPORTS; everyone who acts for a
+                    // unit reads its overdue report.
+                    @if roles::READ_STAFF_REPORTS.contains(&role) {
+                        li { a href="/reports" { (bi("报表", "Reports")) } }
+                    } @else {
+                        li { a href="/reports/overdue" { (bi("督办报表", "Overdue report")) } }
+                    }
                 }
                 li { a href="/mine" { (bi("我的诉求", "My requests")) } }
                 li { a href="/cases/new" { (bi("新建", "New request")) } }
