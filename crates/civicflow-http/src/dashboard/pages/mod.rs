@@ -2,9 +2,9 @@
 
 pub(crate) mod board;
 pub(crate) mod case;
+pub(crate) mod directives;
 pub(crate) mod mine;
 pub(crate) mod new_case;
-pub(crate) mod directives;
 pub(crate) mod reports;
 
 use crate::routes::RouteSpec;
