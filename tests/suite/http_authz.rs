@@ -47,6 +47,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 mod dashboard;
+mod dashboard_cases;
 mod dashboard_reports;
 mod dashboard_admin;
 
@@ -980,6 +981,7 @@ fn probes(ids: &Ids) -> Vec<Probe> {
     probes.extend(list_probes(ids));
     probes.extend(standing_probes());
     probes.extend(dashboard::probes());
+    probes.extend(dashboard_cases::probes(ids));
     probes.extend(dashboard_reports::probes(ids));
     probes.extend(dashboard_admin::probes(ids));
     // Administration (community administrators; the demo's is the store's, at its first

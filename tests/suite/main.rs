@@ -43,6 +43,7 @@ mod cli_workflows;
 mod crash_service;
 mod dashboard_admin;
 mod dashboard_browser;
+mod dashboard_cases;
 mod dashboard_reports;
 mod dashboard_sessions;
 mod deploy_walkthrough;

@@ -9,8 +9,11 @@ use civicflow_core::calendar::{parse_rfc3339, Zone};
 use civicflow_core::domain::case::{
     Channel, Place, ADDRESS_CHARS_MAX, ADDRESS_ID_CHARS_MAX, MEDIA_URL_CHARS_MAX,
 };
+use civicflow_core::domain::org::Acting;
 use civicflow_core::domain::workflow::{Definition, WorkflowId};
-use civicflow_core::engine::{AsOf, CaseView, Command, Contact, Outcome, Requester};
+use civicflow_core::engine::{
+    AsOf, CaseAudit, CaseView, Command, Contact, HistoryEntry, Outcome, Requester, SubmitOptions,
+};
 use civicflow_core::vault::ContactDetails;
 use civicflow_core::{CaseId, IdempotencyKey, UnitId, Version};
 use schemars::JsonSchema;
@@ -122,41 +125,41 @@ pub const TITLE_MAX: usize = 200;
 /// The most characters of a description.
 pub const DESCRIPTION_MAX: usize = 5000;
 
-/// A case to open (`POST /api/v1/cases`).
+/// A case to open (`POST /api/v1/cases`; the dashboard's new-case form fills the same).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateCase {
+pub(crate) struct CreateCase {
     /// A workflow id, e.g. service-request (GET /api/v1/workflows).
     #[schemars(length(min = 1, max = 64), pattern(NOT_BLANK))]
-    workflow: String,
+    pub(crate) workflow: String,
     /// The workflow's version; default: the newest.
     #[serde(default)]
     #[schemars(range(min = 1))]
-    workflow_version: Option<u32>,
+    pub(crate) workflow_version: Option<u32>,
     /// The unit it is filed at.
     #[schemars(length(min = 1, max = 64), pattern(NOT_BLANK))]
-    unit_id: String,
+    pub(crate) unit_id: String,
     /// Its title.
     #[schemars(length(min = 1, max = TITLE_MAX), pattern(NOT_BLANK))]
-    title: String,
+    pub(crate) title: String,
     /// What it is about.
     #[serde(default)]
     #[schemars(length(max = DESCRIPTION_MAX))]
-    description: String,
+    pub(crate) description: String,
     /// The Idempotency-Key header's older spelling: a retry with the same key and request
     /// answers the first answer.
     #[serde(default)]
     #[schemars(length(min = 1, max = 64), pattern(NOT_BLANK))]
-    idempotency_key: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
     /// The workflow's intake fields.
     #[serde(default)]
-    fields: Map<String, Value>,
+    pub(crate) fields: Map<String, Value>,
     /// Contact data: kept encrypted in the vault, never in the log.
     #[serde(default)]
-    requester: Option<RequesterBody>,
+    pub(crate) requester: Option<RequesterBody>,
     /// Where the case is about (public).
     #[serde(default)]
-    place: Option<PlaceBody>,
+    pub(crate) place: Option<PlaceBody>,
 }
 
 /// Where a case is about (public; the engine checks it and names the field at fault): lat
@@ -211,25 +214,25 @@ impl From<&Place> for PlaceBody {
 }
 
 /// A requester's contact details.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RequesterBody {
+pub(crate) struct RequesterBody {
     /// Their name.
     #[serde(default)]
     #[schemars(length(max = 200))]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Their phone number.
     #[serde(default)]
     #[schemars(length(max = 200))]
-    phone: Option<String>,
+    pub(crate) phone: Option<String>,
     /// Their e-mail address.
     #[serde(default)]
     #[schemars(length(max = 200))]
-    email: Option<String>,
+    pub(crate) email: Option<String>,
     /// Their street address.
     #[serde(default)]
     #[schemars(length(max = 200))]
-    address: Option<String>,
+    pub(crate) address: Option<String>,
 }
 
 impl Validate for CreateCase {
@@ -453,7 +456,11 @@ pub fn case_id(text: &str) -> ApiResult<CaseId> {
     CaseId::parse(text).map_err(|_| ApiError::not_found("case").field("id"))
 }
 
-fn definition_for(
+/// The definition of `workflow` (at `version`, or the newest).
+///
+/// # Errors
+/// 422 naming `workflow` when there is no such workflow (or version).
+pub(crate) fn definition_for(
     state: &AppState,
     workflow: &str,
     version: Option<u32>,
@@ -496,7 +503,25 @@ async fn create(
     WriteOptions(options): WriteOptions,
     StrictJson(body): StrictJson<CreateCase>,
 ) -> ApiResult<(StatusCode, Json<CaseStepAnswer>)> {
-    let definition = definition_for(&state, &body.workflow, body.workflow_version)?;
+    // A retry with the idempotency key answers exactly the first answer, 201 included.
+    let answer = open_case(&state, &caller.acting, body, options).await?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// Opens a case as `acting` (what `POST /api/v1/cases` and the dashboard's new-case form
+/// do): the body read against its workflow's intake fields, the engine's `OpenCase`.
+/// `body` is assumed checked ([`Validate`]).
+///
+/// # Errors
+/// The API's: 400 naming the field for a malformed value, 422 for an unknown workflow or a
+/// refusal, 403 for a role or unit that may not open it, 409, 503.
+pub(crate) async fn open_case(
+    state: &AppState,
+    acting: &Acting,
+    body: CreateCase,
+    options: SubmitOptions,
+) -> ApiResult<CaseStepAnswer> {
+    let definition = definition_for(state, &body.workflow, body.workflow_version)?;
     let fields = fields::from_json(&definition.open.fields, &body.fields).map_err(|mut e| {
         e.field = e.field.map(|f| format!("fields.{f}"));
         e
@@ -536,7 +561,7 @@ async fn create(
         channel: Channel::Api,
         place: body.place.map(|place| Box::new(Place::from(place))),
     };
-    let acting = caller.acting.clone();
+    let acting = acting.clone();
     let outcome = if has_requester {
         // The vault writes the requester's details (file I/O): on a blocking thread.
         state
@@ -558,17 +583,13 @@ async fn create(
             "opening a case answered another outcome",
         ));
     };
-    // A retry with the idempotency key answers exactly the first answer, 201 included.
-    Ok((
-        StatusCode::CREATED,
-        Json(CaseStepAnswer {
-            id: case.to_string(),
-            workflow: definition.reference().to_string(),
-            status: status_of(&definition, &stage),
-            stage,
-            version: version.map_or(0, Version::get),
-        }),
-    ))
+    Ok(CaseStepAnswer {
+        id: case.to_string(),
+        workflow: definition.reference().to_string(),
+        status: status_of(&definition, &stage),
+        stage,
+        version: version.map_or(0, Version::get),
+    })
 }
 
 fn contact(body: RequesterBody) -> ApiResult<ContactDetails> {
@@ -794,8 +815,43 @@ async fn act(
     StrictJson(body): StrictJson<ActBody>,
 ) -> ApiResult<Json<CaseStepAnswer>> {
     let id = case_id(&id)?;
+    let input = ActInput {
+        action: body.action,
+        expected_version: body.expected_version,
+        fields: body.fields,
+    };
+    Ok(Json(
+        act_on(&state, &caller.acting, id, input, options).await?,
+    ))
+}
+
+/// An action to take on a case: its id, the version the caller saw, its fields as JSON
+/// values (a form's texts are JSON strings).
+#[derive(Debug, Clone)]
+pub(crate) struct ActInput {
+    /// The action's id.
+    pub(crate) action: String,
+    /// Refused with 409 if the case has moved on.
+    pub(crate) expected_version: Option<u64>,
+    /// The action's fields.
+    pub(crate) fields: Map<String, Value>,
+}
+
+/// Takes an action on case `id` as `acting` (what `POST /api/v1/cases/{id}/actions` and the
+/// dashboard's action forms do): the engine's `Act`.
+///
+/// # Errors
+/// The API's: 404 outside the caller's scope, 400 naming a malformed field, 403, 409 on a
+/// stale `expected_version`, 422 naming the action or the field at fault, 503.
+pub(crate) async fn act_on(
+    state: &AppState,
+    acting: &Acting,
+    id: CaseId,
+    body: ActInput,
+    options: SubmitOptions,
+) -> ApiResult<CaseStepAnswer> {
     // The case as the caller sees it (404 outside their scope), for its definition.
-    let view = state.engine().case(&caller.acting, id)?;
+    let view = state.engine().case(acting, id)?;
     let Some(spec) = view.definition.action(&body.action) else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -823,20 +879,20 @@ async fn act(
         fields,
         expected_version,
     };
-    let acting = caller.acting.clone();
+    let acting = acting.clone();
     let outcome = state
         .blocking(move |engine| engine.submit_with(&acting, command, options))
         .await??;
     let Outcome::Case { stage, version, .. } = outcome else {
         return Err(ApiError::internal("an action answered another outcome"));
     };
-    Ok(Json(CaseStepAnswer {
+    Ok(CaseStepAnswer {
         id: id.to_string(),
         workflow: view.definition.reference().to_string(),
         status: status_of(&view.definition, &stage),
         stage,
         version: version.map_or(0, Version::get),
-    }))
+    })
 }
 
 async fn history(
@@ -845,7 +901,7 @@ async fn history(
     Path(id): Path<String>,
 ) -> ApiResult<Json<HistoryAnswer>> {
     let id = case_id(&id)?;
-    let entries = state.engine().history(&caller.acting, id)?;
+    let entries = case_history(&state, &caller.acting, id)?;
     let zone = state.zone();
     let events = entries
         .iter()
@@ -872,15 +928,41 @@ async fn history(
     }))
 }
 
+/// A case's events as `acting` sees them (what `GET /api/v1/cases/{id}/history` lists).
+///
+/// # Errors
+/// 404 outside the caller's scope.
+pub(crate) fn case_history(
+    state: &AppState,
+    acting: &Acting,
+    id: CaseId,
+) -> ApiResult<Vec<HistoryEntry>> {
+    Ok(state.engine().history(acting, id)?)
+}
+
 async fn audit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AuditAnswer>> {
     let id = case_id(&id)?;
-    let acting = caller.acting.clone();
-    let audit = state
-        .blocking(move |engine| engine.audit(&acting, id))
-        .await??;
+    let audit = case_audit(&state, &caller.acting, id).await?;
     Ok(Json(AuditAnswer::new(&audit)))
+}
+
+/// A case's audit as `acting` sees it (what `GET /api/v1/cases/{id}/audit` answers, and the
+/// dashboard's case page shows): every step with actor, role, unit, tier, time and the
+/// stage after it, the deadlines met or missed, the chain checked again.
+///
+/// # Errors
+/// 404 outside the caller's scope; 503 when the log cannot be read.
+pub(crate) async fn case_audit(
+    state: &AppState,
+    acting: &Acting,
+    id: CaseId,
+) -> ApiResult<CaseAudit> {
+    let acting = acting.clone();
+    Ok(state
+        .blocking(move |engine| engine.audit(&acting, id))
+        .await??)
 }

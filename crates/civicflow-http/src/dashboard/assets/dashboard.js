@@ -1,8 +1,12 @@
 // civicflow's own script for the dashboard (no build step; served by the binary).
 // Live updates: an element with data-live-stream listens to that server-sent event stream (the
 // API's own, authenticated by the session cookie) and, on each event of the types it names,
-// has htmx fetch data-live-refresh and swap it in place. Nothing here is inline: the page's
-// Content-Security-Policy allows only this service's own script files.
+// has htmx fetch data-live-refresh and swap it in place. An element that says which version
+// it shows (data-live-version) is not fetched again for the events up to it: a stream replays
+// its history when it connects, and the page shows that already (fetching it again would
+// weigh the page down and put fresh forms over what someone has started to type). Nothing
+// here is inline: the page's Content-Security-Policy allows only this service's own script
+// files.
 (function () {
   "use strict";
 
@@ -11,9 +15,12 @@
     var types = (element.getAttribute("data-live-types") || "").split(" ").filter(Boolean);
     var status = document.getElementById(element.getAttribute("data-live-status") || "");
     var source = new EventSource(url);
-    var refresh = function () {
+    var refresh = function (event) {
       var target = document.getElementById(element.id);
       if (!target || !window.htmx) { return; }
+      var shown = Number(target.getAttribute("data-live-version"));
+      var id = Number(event && event.lastEventId);
+      if (shown && id && id <= shown) { return; }
       window.htmx.ajax("GET", element.getAttribute("data-live-refresh"), {
         target: target,
         swap: "outerHTML"

@@ -2,7 +2,10 @@
 
 pub(crate) mod admin;
 pub(crate) mod board;
+pub(crate) mod case;
 pub(crate) mod directives;
+pub(crate) mod mine;
+pub(crate) mod new_case;
 pub(crate) mod reports;
 
 use crate::routes::RouteSpec;
@@ -11,6 +14,9 @@ use crate::routes::RouteSpec;
 pub(crate) fn routes() -> Vec<RouteSpec> {
     let mut routes = Vec::new();
     routes.extend(board::routes());
+    routes.extend(case::routes());
+    routes.extend(mine::routes());
+    routes.extend(new_case::routes());
     routes.extend(directives::routes());
     routes.extend(reports::routes());
     routes.extend(admin::routes());

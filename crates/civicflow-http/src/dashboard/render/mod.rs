@@ -3,6 +3,7 @@
 //! small pieces every page uses (bilingual labels, times, forms).
 
 pub(crate) mod chart;
+pub(crate) mod form;
 pub(crate) mod labels;
 
 use axum::http::{header, HeaderValue, StatusCode};
