@@ -347,7 +347,9 @@ async fn every_page_carries_a_strict_policy_and_is_never_cached() {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{path}");
-        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().expect("a text header");
+        let csp = headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("a text header");
         assert!(
             csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
             "{csp}"

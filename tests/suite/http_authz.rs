@@ -47,9 +47,9 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 mod dashboard;
+mod dashboard_admin;
 mod dashboard_cases;
 mod dashboard_reports;
-mod dashboard_admin;
 
 /// How long one request may take before the test calls it hung.
 const REQUEST_WAIT: Duration = Duration::from_secs(20);

@@ -383,7 +383,10 @@ mod tests {
                 let response = &operation["responses"][status.to_string()];
                 if *status == 303 {
                     // After a form: no body, the page to go to.
-                    assert!(response["headers"]["Location"].is_object(), "{shown}: {status}");
+                    assert!(
+                        response["headers"]["Location"].is_object(),
+                        "{shown}: {status}"
+                    );
                 } else {
                     assert!(response["content"].is_object(), "{shown}: {status}");
                 }
