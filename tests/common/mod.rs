@@ -7,6 +7,7 @@ pub mod alone;
 pub mod cli;
 pub mod history;
 pub mod open311;
+pub mod pages;
 pub mod readmodels;
 pub mod serve;
 pub mod service;

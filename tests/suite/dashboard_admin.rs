@@ -8,6 +8,7 @@
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::common::pages::{form, head};
 use crate::common::service::DemoService;
 
 const ADMIN: &str = "wang.secretary";
@@ -22,31 +23,6 @@ const PAGES: &[&str] = &[
     "/admin/workflows",
     "/admin/calendar",
 ];
-
-fn head(demo: &DemoService) -> Option<u64> {
-    demo.service.engine().log().head().map(|h| h.position.get())
-}
-
-/// A form value, percent-encoded.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
-}
 
 /// A page as `token`'s bearer: status, headers, HTML.
 async fn get(demo: &DemoService, token: &str, path: &str) -> (StatusCode, HeaderMap, String) {
@@ -73,7 +49,7 @@ async fn post(
                 ("authorization", &auth),
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
-            form(pairs),
+            form(pairs).into_bytes(),
         )
         .await;
     (status, headers, String::from_utf8(body).expect("UTF-8"))
@@ -606,7 +582,7 @@ async fn sign_in(demo: &DemoService, token: &str) -> String {
             Method::POST,
             "/session",
             &[("content-type", "application/x-www-form-urlencoded")],
-            form(&[("token", token)]),
+            form(&[("token", token)]).into_bytes(),
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -844,7 +820,7 @@ async fn a_form_posted_with_the_session_cookie_needs_its_csrf_token() {
                         ("host", "dashboard.test"),
                         ("origin", origin),
                     ],
-                    form(&pairs),
+                    form(&pairs).into_bytes(),
                 )
                 .await;
             (

@@ -3,29 +3,10 @@
 //! form and "my requests". What a page shows is checked against what the JSON API answers for
 //! the same caller; what a form does, through the API afterwards.
 
+use crate::common::pages::{form, head};
 use crate::common::service::DemoService;
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
-
-/// A form body, percent-encoded.
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// A page (GET) as an actor: `(status, HTML)`.
 async fn page(demo: &DemoService, actor: &str, path: &str) -> (StatusCode, String) {
@@ -120,10 +101,6 @@ async fn case(demo: &DemoService, actor: &str, id: &str) -> Value {
         None,
     )
     .await
-}
-
-fn head(demo: &DemoService) -> Option<u64> {
-    demo.service.engine().log().head().map(|h| h.position.get())
 }
 
 /// The value of attribute `name` on the element whose `id` is `id`, in `html`.

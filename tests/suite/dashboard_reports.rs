@@ -4,6 +4,7 @@
 //! shows beside its field; the 三率 chart has a bar per unit with the API's numbers; a bad
 //! month is an error naming `month`.
 
+use crate::common::pages::{encode, head};
 use crate::common::service::DemoService;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use civicflow::core::calendar::parse_rfc3339;
@@ -43,18 +44,6 @@ async fn api(demo: &DemoService, actor: &str, path: &str) -> (StatusCode, Value)
         .await
 }
 
-/// Percent-encodes a form value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// POSTs a form to `path` as `actor`: status, the `Location` of a 303, and the page's HTML.
 async fn post_form(
     demo: &DemoService,
@@ -84,11 +73,6 @@ async fn post_form(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     (status, location, html_of(&headers, &bytes))
-}
-
-/// The log's head position.
-fn head(demo: &DemoService) -> Option<u64> {
-    demo.service.engine().log().head().map(|h| h.position.get())
 }
 
 /// The part of `html` from the element carrying `marker` up to the next element that carries

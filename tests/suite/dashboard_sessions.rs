@@ -5,6 +5,7 @@
 
 use axum::http::{header, HeaderMap, Method, StatusCode};
 
+use crate::common::pages::head;
 use crate::common::service::DemoService;
 
 /// A browser's session: its cookie header and the CSRF token of its pages.
@@ -65,10 +66,6 @@ async fn sign_in(demo: &DemoService, actor: &str) -> Browser {
         .expect("a CSRF token in the page's forms")
         .to_owned();
     Browser { cookie: pair, csrf }
-}
-
-fn head(demo: &DemoService) -> Option<u64> {
-    demo.service.engine().log().head().map(|h| h.position.get())
 }
 
 #[tokio::test]

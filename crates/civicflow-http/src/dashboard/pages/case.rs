@@ -227,7 +227,12 @@ async fn act_page(
                 pairs: form.0,
             };
             let (title, body) = page_body(&state, &viewer, &data, Some(&refusal));
-            Ok(form::refused_page(&viewer, &title, body, &refusal.error))
+            Ok(render::refused_page(
+                Some(&viewer),
+                &title,
+                body,
+                &refusal.error,
+            ))
         }
     }
 }

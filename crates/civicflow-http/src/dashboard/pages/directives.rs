@@ -221,23 +221,6 @@ pub(crate) fn typed<T: DeserializeOwned + Validate>(
     Ok(body)
 }
 
-/// A page sent back with a refusal: `body` at the error's status, carrying the API's error
-/// code as the error pages do (`<meta name="civicflow-error">`, what tools such as the
-/// authorization matrix read).
-pub(crate) fn refusal(viewer: &Viewer, title: &str, body: Markup, error: &ApiError) -> Response {
-    let page = render::layout(title, Some(viewer), body)
-        .into_string()
-        .replacen(
-            "<meta charset=\"utf-8\">",
-            &format!(
-                "<meta charset=\"utf-8\"><meta name=\"civicflow-error\" content=\"{}\">",
-                error.code
-            ),
-            1,
-        );
-    render::html_response(error.status, page)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Words
 
@@ -526,7 +509,12 @@ async fn issue(
                 &IssueValues::of(&form),
                 Some(&error),
             );
-            Ok(refusal(&viewer, "下达指令 Issue a directive", body, &error))
+            Ok(render::refused_page(
+                Some(&viewer),
+                "下达指令 Issue a directive",
+                body,
+                &error,
+            ))
         }
     }
 }
@@ -792,7 +780,7 @@ async fn refused_page(
         note,
     );
     let title = format!("{} · 督办指令 Directive", tree.summary.title);
-    Ok(refusal(viewer, &title, body, &error))
+    Ok(render::refused_page(Some(viewer), &title, body, &error))
 }
 
 async fn acknowledge(

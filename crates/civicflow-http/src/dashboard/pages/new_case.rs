@@ -376,7 +376,7 @@ fn page(
     let title = "新建诉求 New request";
     let body = page_body(state, viewer, definition, asked, refused);
     match refused {
-        Some(r) => form::refused_page(viewer, title, body, r.error),
+        Some(r) => render::refused_page(Some(viewer), title, body, r.error),
         None => Page::for_viewer(viewer, title, body).into_response(),
     }
 }

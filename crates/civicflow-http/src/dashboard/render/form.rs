@@ -23,30 +23,6 @@ use maud::{html, Markup};
 use serde_json::{Map, Value};
 
 use super::labels::{bi, named};
-use crate::dashboard::session::Viewer;
-use crate::error::ApiError;
-
-/// The page of a refused form (the form shown again, the refusal beside its field): with the
-/// API's status, and its stable error code in a `civicflow-error` meta element as every
-/// error page carries it (`render::error_page`), for tools that read pages.
-pub(crate) fn refused_page(
-    viewer: &Viewer,
-    title: &str,
-    body: Markup,
-    error: &ApiError,
-) -> axum::response::Response {
-    let page = super::layout(title, Some(viewer), body)
-        .into_string()
-        .replacen(
-            "<meta charset=\"utf-8\">",
-            &format!(
-                "<meta charset=\"utf-8\"><meta name=\"civicflow-error\" content=\"{}\">",
-                error.code
-            ),
-            1,
-        );
-    super::html_response(error.status, page)
-}
 
 /// The words of each rating, 1 to 5 (the API's scale: 1 very dissatisfied, 5 very satisfied).
 pub(crate) const RATING_WORDS: [(&str, &str); 5] = [

@@ -216,6 +216,27 @@ impl IntoResponse for PageError {
     }
 }
 
+/// A page answered for a refusal (an error page, or a form shown again with the refusal
+/// beside its field): at the error's status, carrying the API's stable error code in a
+/// `<meta name="civicflow-error">` element, for tools that read pages (the authorization
+/// matrix reads it as it reads a JSON error's code).
+pub(crate) fn refused_page(
+    viewer: Option<&Viewer>,
+    title: &str,
+    body: Markup,
+    error: &ApiError,
+) -> Response {
+    let page = layout(title, viewer, body).into_string().replacen(
+        "<meta charset=\"utf-8\">",
+        &format!(
+            "<meta charset=\"utf-8\"><meta name=\"civicflow-error\" content=\"{}\">",
+            error.code
+        ),
+        1,
+    );
+    html_response(error.status, page)
+}
+
 /// `error` as a page.
 pub(crate) fn error_page(error: &ApiError, viewer: Option<&Viewer>) -> Response {
     let heading = match error.status.as_u16() {
@@ -242,22 +263,12 @@ pub(crate) fn error_page(error: &ApiError, viewer: Option<&Viewer>) -> Response 
             }
         }
     };
-    // The API's stable error code, for tools that read the page (the authorization matrix).
-    let page = layout(
-        &format!("{} {}", error.status.as_u16(), error.code),
+    let mut response = refused_page(
         viewer,
+        &format!("{} {}", error.status.as_u16(), error.code),
         body,
-    )
-    .into_string()
-    .replacen(
-        "<meta charset=\"utf-8\">",
-        &format!(
-            "<meta charset=\"utf-8\"><meta name=\"civicflow-error\" content=\"{}\">",
-            error.code
-        ),
-        1,
+        error,
     );
-    let mut response = html_response(error.status, page);
     if error.status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,

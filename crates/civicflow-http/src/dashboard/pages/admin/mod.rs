@@ -163,17 +163,7 @@ pub(crate) fn area_page(
     let Some(refused) = refused else {
         return Page::for_viewer(viewer, title, body).into_response();
     };
-    let page = render::layout(title, Some(viewer), body)
-        .into_string()
-        .replacen(
-            "<meta charset=\"utf-8\">",
-            &format!(
-                "<meta charset=\"utf-8\"><meta name=\"civicflow-error\" content=\"{}\">",
-                refused.error.code
-            ),
-            1,
-        );
-    render::html_response(refused.error.status, page)
+    render::refused_page(Some(viewer), title, body, &refused.error)
 }
 
 /// One form of a page, and its refusal when it is the form refused.
