@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | [`BOARD`] `board` | `opened_at` (`time_key`, 8 bytes big-endian) · case id (16 bytes) | [`CaseRow`] |
 //! | [`OPENED`] `opened` | case id (16 bytes) | `opened_at` (`time_key`) |
+//! | [`FILED`] `filed` | the filer's actor id · `0` · `opened_at` (8 bytes) · case id (16 bytes) | `()` |
 //!
 //! The board table is itself the ordered index: listing is a scan in key order, so pages are
 //! ordered by opened time, then case id. Each event of a case reads the tiny `opened` row
@@ -34,7 +35,7 @@ use std::collections::BTreeSet;
 
 use civicflow_core::domain::case::{CaseEvent, Channel};
 use civicflow_core::domain::workflow::{DefinitionRef, Definitions, WorkflowId};
-use civicflow_core::{CaseId, PersonId, Timestamp, UnitId};
+use civicflow_core::{ActorId, CaseId, PersonId, Timestamp, UnitId};
 use serde::{Deserialize, Serialize};
 
 use super::page::{scan_filtered, Page, Paged, Step};
@@ -49,6 +50,11 @@ pub const BOARD: Table<CaseRow> = Table::new("board");
 
 /// Where a case sits on the board: case id → `opened_at` (micros).
 pub const OPENED: Table<u64> = Table::new("opened");
+
+/// Who filed which case: actor id · `0` · `opened_at` (u64 BE micros) · case id → nothing.
+/// What "my requests" lists (a person's own cases, newest first) without reading every case;
+/// an actor id never holds a zero byte, so one actor's keys are one prefix.
+pub const FILED: Table<()> = Table::new("filed");
 
 /// One case on the board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +118,13 @@ impl CaseBoard {
     }
 }
 
+fn filed_prefix(actor: &ActorId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(actor.as_str().len() + 1 + 24);
+    key.extend_from_slice(actor.as_str().as_bytes());
+    key.push(0);
+    key
+}
+
 fn board_key(opened_at: u64, case: &CaseId) -> [u8; 24] {
     let mut key = [0u8; 24];
     key[..8].copy_from_slice(&opened_at.to_be_bytes());
@@ -134,7 +147,8 @@ impl Projection for CaseBoard {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: the `filed` index (who filed which case).
+        2
     }
 
     fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
@@ -148,6 +162,9 @@ impl Projection for CaseBoard {
         if let CaseEvent::Opened(e) = case_event {
             let opened = time_key(at);
             tx.put(&OPENED, id.as_bytes(), opened)?;
+            let mut filed = filed_prefix(&e.filed_by);
+            filed.extend_from_slice(&board_key(opened, id));
+            tx.put(&FILED, &filed, ())?;
             let row = CaseRow {
                 id: *id,
                 closed: self.is_terminal(&e.workflow, &e.stage),
@@ -352,4 +369,45 @@ pub fn list(
             }
         },
     )
+}
+
+/// How many rows one read of [`filed_by`] takes.
+const FILED_CHUNK: usize = 1_000;
+
+/// The cases `actor` filed, newest first (by opening time, then case id, backwards), at most
+/// `limit`.
+///
+/// # Errors
+/// [`ProjectionError`] when a key does not decode or the store fails.
+pub fn filed_by(
+    view: &View<'_>,
+    actor: &ActorId,
+    limit: usize,
+) -> Result<Vec<CaseId>, ProjectionError> {
+    let prefix = filed_prefix(actor);
+    let mut cases = Vec::new();
+    let mut before: Option<Vec<u8>> = None;
+    while cases.len() < limit {
+        let rows = view.scan_back(&FILED, &prefix, before.as_deref(), FILED_CHUNK)?;
+        let exhausted = rows.len() < FILED_CHUNK;
+        for (key, ()) in &rows {
+            let id = key
+                .get(key.len().saturating_sub(16)..)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .map(CaseId::from_bytes)
+                .ok_or_else(|| ProjectionError::Query {
+                    field: "filed",
+                    reason: "a key of the filed index is too short".into(),
+                })?;
+            cases.push(id);
+            if cases.len() == limit {
+                break;
+            }
+        }
+        match rows.last() {
+            Some((key, ())) if !exhausted => before = Some(key.clone()),
+            _ => break,
+        }
+    }
+    Ok(cases)
 }

@@ -436,6 +436,25 @@ fn the_board_shows_each_case_as_the_engine_has_it_and_filters_by_subtree() {
     )
     .expect("list");
     assert_eq!(ids(&again.items), [b, c]);
+    // Who filed what, newest first, at most as many as asked for.
+    let filed =
+        |who: &Acting, limit| case_board::filed_by(&view, &who.actor, limit).expect("filed");
+    assert_eq!(filed(&resident(), 10), [a]);
+    assert_eq!(filed(&grid2(), 10), [b]);
+    assert_eq!(filed(&grid1(), 10), [c]);
+    assert_eq!(filed(&admin(), 10), [d]);
+    assert!(filed(&intime(), 10).is_empty(), "filed nothing");
+    let more = rig.open(&resident(), "service-request", "grid-1", "又一件");
+    let view = rig.view(case_board::NAME);
+    assert_eq!(
+        case_board::filed_by(&view, &resident().actor, 10).expect("filed"),
+        [more, a],
+        "newest first"
+    );
+    assert_eq!(
+        case_board::filed_by(&view, &resident().actor, 1).expect("filed"),
+        [more]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
