@@ -539,6 +539,16 @@ fn pages_neither_skip_nor_repeat_when_cases_arrive_between_them() {
     }
     let runner = start_runner(&log, &scratch.0.join("rm"));
     runner.wait_until_caught_up(WAIT).expect("caught up");
+    // The filed index is in the store: every case of li.grid1, newest first (the same time:
+    // case id order, backwards).
+    {
+        let view = runner.view(case_board::NAME).expect("view");
+        let filed = case_board::filed_by(&view, &ActorId::new("li.grid1").expect("valid"), 100)
+            .expect("filed");
+        let mut expected: Vec<CaseId> = initial.iter().map(|b| case(*b)).collect();
+        expected.reverse();
+        assert_eq!(filed, expected);
+    }
 
     let mut seen: Vec<CaseId> = Vec::new();
     let mut cursor: Option<Cursor> = None;
