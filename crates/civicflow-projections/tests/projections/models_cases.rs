@@ -549,6 +549,16 @@ fn pages_neither_skip_nor_repeat_when_cases_arrive_between_them() {
         expected.reverse();
         assert_eq!(filed, expected);
     }
+    // And after a restart, from the store alone (no row cached in memory).
+    drop(runner);
+    let runner = start_runner(&log, &scratch.0.join("rm"));
+    runner.wait_until_caught_up(WAIT).expect("caught up");
+    {
+        let view = runner.view(case_board::NAME).expect("view");
+        let filed = case_board::filed_by(&view, &ActorId::new("li.grid1").expect("valid"), 100)
+            .expect("filed");
+        assert_eq!(filed.len(), initial.len(), "the filed index after a restart");
+    }
 
     let mut seen: Vec<CaseId> = Vec::new();
     let mut cursor: Option<Cursor> = None;
