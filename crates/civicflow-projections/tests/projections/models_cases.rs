@@ -557,7 +557,11 @@ fn pages_neither_skip_nor_repeat_when_cases_arrive_between_them() {
         let view = runner.view(case_board::NAME).expect("view");
         let filed = case_board::filed_by(&view, &ActorId::new("li.grid1").expect("valid"), 100)
             .expect("filed");
-        assert_eq!(filed.len(), initial.len(), "the filed index after a restart");
+        assert_eq!(
+            filed.len(),
+            initial.len(),
+            "the filed index after a restart"
+        );
     }
 
     let mut seen: Vec<CaseId> = Vec::new();
