@@ -32,8 +32,8 @@ use civicflow::core::engine::{self, Command, Engine, EngineError, Outcome};
 use civicflow::core::readmodel::{Namespace, ReadModelError, ReadModelStore};
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{
-    ActorId, CaseId, ChainHash, EventStore, OpenError, Role, SledLog, SledReadModels, StreamId,
-    UnitId,
+    ActorId, CaseId, ChainHash, EventStore, OpenError, Role, SledLogConfig, SledReadModels,
+    StreamId, UnitId,
 };
 use civicflow::http::TokenSecret;
 use civicflow::projections::{models, Phase, Runner, RunnerOptions};
@@ -145,9 +145,20 @@ pub fn open_log(data: &Path) -> Result<Arc<dyn EventStore>, String> {
             data.display()
         ));
     };
-    let log = SledLog::open(&path).map_err(|e| open_failed(data, &e))?;
+    // The service's cache size, not sled's default 256 MiB: a walk over the whole log
+    // (`verify`, `export`, `rebuild`) reads every page once and keeps none of them warm for
+    // long, and the tools stay under the service's memory (issue 17).
+    let log = SledLogConfig::new(&path)
+        .cache_capacity_bytes(OFFLINE_LOG_CACHE_BYTES)
+        .open()
+        .map_err(|e| open_failed(data, &e))?;
     Ok(Arc::new(log))
 }
+
+/// The log's page cache in the offline tools: the service's default
+/// (`ServiceConfig::DEFAULT_LOG_CACHE_MIB`).
+const OFFLINE_LOG_CACHE_BYTES: u64 =
+    civicflow::http::ServiceConfig::DEFAULT_LOG_CACHE_MIB * 1024 * 1024;
 
 fn open_failed(data: &Path, error: &OpenError) -> String {
     match error {
@@ -518,7 +529,13 @@ pub fn rebuild(place: &StoreArgs, zone: Option<Zone>) -> Result<ExitCode, String
     let log = place.open_log()?;
     let zone = &store_zone(&log, zone)?;
     let dir = place.data().join("readmodels");
-    let store = SledReadModels::open(&dir).map_err(|e| match e {
+    // The service's read-model cache and rows kept in memory (its defaults), so that a
+    // rebuild holds no more than the service does (issue 17).
+    let store = SledReadModels::open_with_cache(
+        &dir,
+        civicflow::http::ServiceConfig::DEFAULT_READ_MODEL_CACHE_MIB * 1024 * 1024,
+    )
+    .map_err(|e| match e {
         ReadModelError::Locked { .. } => in_use(place.data()),
         other => format!("cannot open the read models in {}: {other}", dir.display()),
     })?;
@@ -549,7 +566,10 @@ pub fn rebuild(place: &StoreArgs, zone: Option<Zone>) -> Result<ExitCode, String
         log.clone(),
         store.clone(),
         projections,
-        RunnerOptions::default(),
+        RunnerOptions {
+            rows_in_memory_max: civicflow::http::ServiceConfig::DEFAULT_PROJECTION_ROWS_IN_MEMORY,
+            ..RunnerOptions::default()
+        },
     )
     .map_err(|e| format!("cannot start the read models: {e}"))?;
     let bar = indicatif::ProgressBar::new(head.position.get());
