@@ -193,3 +193,28 @@ fn serve_refuses_unusable_tls_files_naming_the_file_and_what_is_wrong() {
     }
     assert!(!data.exists(), "a refused start creates no store");
 }
+
+/// The binary's allocator returns freed memory after 250 ms, as `.cargo/config.toml` compiles
+/// into jemalloc (a rebuild's peak depends on it: docs/benchmarks.md, "Memory the allocator
+/// keeps"). jemalloc prints its settings at exit when asked through its environment variable.
+/// Guards against a build that lost the setting (the file moved, the variable renamed).
+#[test]
+fn the_allocator_returns_freed_memory_within_a_quarter_second() {
+    let output = Command::new(env!("CARGO_BIN_EXE_civicflow"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .expect("the civicflow binary runs");
+    assert!(output.status.success());
+    let stats = String::from_utf8_lossy(&output.stderr);
+    for setting in [
+        "opt.dirty_decay_ms: 250 ",
+        "opt.muzzy_decay_ms: 250 ",
+        "opt.background_thread: true",
+    ] {
+        assert!(
+            stats.contains(setting),
+            "jemalloc's settings lack {setting:?}:\n{stats}"
+        );
+    }
+}
