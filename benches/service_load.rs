@@ -7,7 +7,10 @@
 //! to generate) and reuses it; `CIVICFLOW_BENCH_EVENTS=N` sets the store's size.
 //!
 //! 1. A store of N events (default 1,000,000): the Tonghui demo's org chart and random
-//!    commands through the real engine (`tests/common/history.rs`).
+//!    commands through the real engine, as a running district makes them: about 2,000
+//!    requests in their loop at any time, each worked on until its loop is done
+//!    (`run_steady_commands` in `tests/common/history.rs`), so that a larger store is a
+//!    longer history, not a bigger backlog.
 //! 2. The log's own rate: 64 async writers on a two-thread runtime, each appending one event
 //!    at a time to a fresh log with the default durability (fsync), for a few seconds.
 //! 3. The service, in a child process (this binary with `--serve`), on that store; its
@@ -40,8 +43,11 @@ use civicflow::core::{
 };
 use civicflow::demo;
 use civicflow::http::{Service, ServiceConfig, TokenSecret};
-use history::{open_engine, run_random_commands, Rng};
+use history::{open_engine, run_steady_commands, Rng};
 use load::{load_create, load_read, wait_ready, CONNECTIONS};
+
+/// Requests in their loop at any time in the generated store (a street office's backlog).
+const IN_FLIGHT: usize = 2_000;
 
 /// The `civicflow` command's allocator (the service runs in this binary).
 #[global_allocator]
@@ -258,7 +264,7 @@ fn prepare_store(store: &Path, target: u64) -> (String, String, u64) {
         if head >= target {
             break;
         }
-        run_random_commands(&engine, &clock, &mut rng, 5_000, &mut cases);
+        run_steady_commands(&engine, &clock, &mut rng, 5_000, &mut cases, IN_FLIGHT);
         eprint!(
             "\rgenerating: {head} of {target} events ({:.0?})",
             started.elapsed()

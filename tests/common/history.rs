@@ -86,7 +86,8 @@ fn value_for(
 }
 
 /// Runs `commands` random commands on `engine`, moving `clock`. Returns how many were
-/// accepted. `cases` collects the cases opened so far (across calls).
+/// accepted. `cases` collects the cases opened so far (across calls); every case ever opened
+/// stays a candidate for the next action, so the open cases pile up as the history grows.
 pub fn run_random_commands(
     engine: &Engine,
     clock: &ManualClock,
@@ -94,12 +95,53 @@ pub fn run_random_commands(
     commands: usize,
     cases: &mut Vec<CaseId>,
 ) -> usize {
+    run_commands(engine, clock, rng, commands, cases, Pace::PileUp)
+}
+
+/// A history as a running district makes it: requests are opened while fewer than
+/// `in_flight` are being worked on, actions go to those, and a case leaves `cases` when its
+/// loop is done (no action left), so the open cases stay about `in_flight` however long the
+/// history grows. The clock moves 1 to 60 s per command (a million commands are about a
+/// year): deadlines in working days fall due now and then, as they do. Returns how many
+/// commands were accepted.
+pub fn run_steady_commands(
+    engine: &Engine,
+    clock: &ManualClock,
+    rng: &mut Rng,
+    commands: usize,
+    cases: &mut Vec<CaseId>,
+    in_flight: usize,
+) -> usize {
+    run_commands(engine, clock, rng, commands, cases, Pace::Steady { in_flight })
+}
+
+/// How [`run_commands`] picks cases and moves the clock.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// Any case ever opened; 1 to 240 minutes per command.
+    PileUp,
+    /// Only cases still in their loop, at most `in_flight` of them; 1 to 60 s per command.
+    Steady { in_flight: usize },
+}
+
+fn run_commands(
+    engine: &Engine,
+    clock: &ManualClock,
+    rng: &mut Rng,
+    commands: usize,
+    cases: &mut Vec<CaseId>,
+    pace: Pace,
+) -> usize {
     use civicflow::core::Clock;
     let mut accepted = 0;
     for _ in 0..commands {
         let actor = demo::acting(rng.pick(demo::ACTORS).0);
         let roll = rng.below(100);
-        let command = if roll < 25 || cases.is_empty() {
+        let room = match pace {
+            Pace::PileUp => true,
+            Pace::Steady { in_flight } => cases.len() < in_flight,
+        };
+        let command = if (roll < 25 && room) || cases.is_empty() {
             let workflow = WorkflowId::new(*rng.pick(WORKFLOWS)).expect("valid");
             let Some(definition) = engine.definitions().latest(&workflow).cloned() else {
                 continue;
@@ -127,12 +169,17 @@ pub fn run_random_commands(
                 place: None,
             }
         } else if roll < 80 {
-            let case = *rng.pick(cases);
+            let pick = rng.below(cases.len());
+            let case = cases[pick];
             let Ok(view) = engine.case(&actor, case) else {
                 continue;
             };
             let actions: Vec<_> = view.definition.actions_from(&view.state.stage).collect();
             if actions.is_empty() {
+                if let Pace::Steady { .. } = pace {
+                    // Its loop is done: it leaves the cases being worked on.
+                    cases.swap_remove(pick);
+                }
                 continue;
             }
             let action = *rng.pick(&actions);
@@ -235,7 +282,10 @@ pub fn run_random_commands(
                 panic!("the engine failed: {e}")
             }
         }
-        clock.advance(Duration::from_secs(60 * (1 + rng.below(240) as u64)));
+        clock.advance(match pace {
+            Pace::PileUp => Duration::from_secs(60 * (1 + rng.below(240) as u64)),
+            Pace::Steady { .. } => Duration::from_secs(1 + rng.below(60) as u64),
+        });
         if rng.below(10) == 0 {
             engine.run_due_deadlines().expect("the scheduler runs");
         }
