@@ -15,7 +15,9 @@
 //!    at a time to a fresh log with the default durability (fsync), for a few seconds.
 //! 3. The service, in a child process (this binary with `--serve`), on that store; its
 //!    memory is read from `/proc/PID/status`.
-//! 4. Durable case creation: 64 keep-alive connections posting `POST /api/v1/cases` for a few
+//! 4. The ceiling: 64 keep-alive connections asking `GET /healthz` (no token, no store) for
+//!    a few seconds: what the HTTP stack and this load generator do on these cores.
+//! 5. Durable case creation: 64 keep-alive connections posting `POST /api/v1/cases` for a few
 //!    seconds. Then case reads: 64 connections `GET /api/v1/cases/{id}` over the cases just
 //!    made. Throughput and latency percentiles from every request's own timing.
 //!
@@ -44,7 +46,7 @@ use civicflow::core::{
 use civicflow::demo;
 use civicflow::http::{Service, ServiceConfig, TokenSecret};
 use history::{open_engine, run_steady_commands, Rng};
-use load::{load_create, load_read, wait_ready, CONNECTIONS};
+use load::{load_create, load_health, load_read, wait_ready, CONNECTIONS};
 
 /// Requests in their loop at any time in the generated store (a street office's backlog).
 const IN_FLIGHT: usize = 2_000;
@@ -128,6 +130,9 @@ fn main() {
         std::thread::sleep(Duration::from_secs(5));
     }
 
+    // The ceiling: what the HTTP stack and the load generator do on these cores when the
+    // service does nothing else; no route can go faster in this run.
+    let health = runtime.block_on(load_health(&addr, Duration::from_secs(seconds)));
     let (create, ids) = runtime.block_on(load_create(
         &addr,
         &token,
@@ -156,6 +161,15 @@ fn main() {
         create.p99_ms,
         create.errors,
         create.rate / log_rate
+    );
+    println!(
+        "| the HTTP ceiling: `GET /healthz` | {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors; **{:.2}** of the log's own rate; creation is {:.2} of it | |",
+        health.rate,
+        health.p50_ms,
+        health.p99_ms,
+        health.errors,
+        health.rate / log_rate,
+        create.rate / health.rate
     );
     println!(
         "| case reads | **{:.0}/s**, p50 {:.2} ms, p99 {:.2} ms, {} errors | ≥ 20,000/s |",

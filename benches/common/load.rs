@@ -161,28 +161,50 @@ pub async fn load_create(
 
 /// `CONNECTIONS` keep-alive connections reading the cases `ids` for `period`.
 pub async fn load_read(addr: &str, token: &str, ids: &[String], period: Duration) -> Figures {
-    let ids = Arc::new(ids.to_vec());
+    if ids.is_empty() {
+        return figures(Vec::new(), 0, period);
+    }
+    let (ids, auth) = (Arc::new(ids.to_vec()), format!("Authorization: Bearer {token}\r\n"));
+    load_gets(addr, period, move |connection, n| {
+        let id = &ids[(connection + 7 * n) % ids.len()];
+        (format!("/api/v1/cases/{id}"), auth.clone())
+    })
+    .await
+}
+
+/// `CONNECTIONS` keep-alive connections asking `GET /healthz` for `period`: what the HTTP
+/// stack and this load generator do on this machine when the service does nothing else, the
+/// ceiling of any route's rate in the same run.
+pub async fn load_health(addr: &str, period: Duration) -> Figures {
+    load_gets(addr, period, |_, _| ("/healthz".to_owned(), String::new())).await
+}
+
+/// `CONNECTIONS` keep-alive connections each sending `GET path` with `headers` from
+/// `request(connection, n)` for its n-th request, for `period`; a 200 counts.
+async fn load_gets<F>(addr: &str, period: Duration, request: F) -> Figures
+where
+    F: Fn(usize, usize) -> (String, String) + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
     let deadline = Instant::now() + period;
     let mut tasks = Vec::new();
     for connection in 0..CONNECTIONS {
-        let (addr, token, ids) = (addr.to_owned(), token.to_owned(), ids.clone());
+        let (addr, request) = (addr.to_owned(), request.clone());
         tasks.push(tokio::spawn(async move {
             let mut c = Connection::open(&addr).await.expect("connect");
             let (mut latencies, mut errors) = (Vec::new(), 0u64);
-            let mut n = connection;
-            while Instant::now() < deadline && !ids.is_empty() {
-                n = (n + 7) % ids.len();
-                let request = format!(
-                    "GET /api/v1/cases/{} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n",
-                    ids[n]
-                );
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let (path, headers) = request(connection, n);
+                n += 1;
+                let bytes = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n");
                 let sent = Instant::now();
-                match c.send(request.as_bytes()).await {
+                match c.send(bytes.as_bytes()).await {
                     Ok((200, _)) => latencies.push(sent.elapsed()),
                     Ok((status, body)) => {
                         errors += 1;
                         if errors == 1 {
-                            eprintln!("read: {status} {}", String::from_utf8_lossy(&body));
+                            eprintln!("GET {path}: {status} {}", String::from_utf8_lossy(&body));
                         }
                     }
                     Err(_) => {

@@ -223,7 +223,10 @@ fn run_commands(
                     note: "done".into(),
                 }
             }
-        } else if roll < 96 {
+        } else if roll < 96 && (matches!(pace, Pace::PileUp) || rng.below(40) == 0) {
+            // Steady: a shop's standing changes a few times a month, not in every 25th
+            // command (three shops' streams would grow with the history, and each command
+            // on one reads it whole).
             let shop = UnitId::new(*rng.pick(&["shop-yh-101", "shop-it-302", "shop-xt-033"]))
                 .expect("valid");
             let command = match rng.below(4) {
