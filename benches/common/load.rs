@@ -164,7 +164,10 @@ pub async fn load_read(addr: &str, token: &str, ids: &[String], period: Duration
     if ids.is_empty() {
         return figures(Vec::new(), 0, period);
     }
-    let (ids, auth) = (Arc::new(ids.to_vec()), format!("Authorization: Bearer {token}\r\n"));
+    let (ids, auth) = (
+        Arc::new(ids.to_vec()),
+        format!("Authorization: Bearer {token}\r\n"),
+    );
     load_gets(addr, period, move |connection, n| {
         let id = &ids[(connection + 7 * n) % ids.len()];
         (format!("/api/v1/cases/{id}"), auth.clone())

@@ -112,7 +112,14 @@ pub fn run_steady_commands(
     cases: &mut Vec<CaseId>,
     in_flight: usize,
 ) -> usize {
-    run_commands(engine, clock, rng, commands, cases, Pace::Steady { in_flight })
+    run_commands(
+        engine,
+        clock,
+        rng,
+        commands,
+        cases,
+        Pace::Steady { in_flight },
+    )
 }
 
 /// How [`run_commands`] picks cases and moves the clock.
