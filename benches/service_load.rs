@@ -3,6 +3,7 @@
 //!
 //! Run: `cargo bench --bench service_load` (`-- --quick` for a smoke run on a small store).
 //! `CIVICFLOW_BENCH_WRAP="heaptrack"` runs the service under a tool.
+//! `CIVICFLOW_BENCH_SECONDS=N` sets how long each load runs (8 s; longer under a tool).
 //! `CIVICFLOW_BENCH_KEEP=DIR` keeps the generated store (a million events take a few minutes
 //! to generate) and reuses it; `CIVICFLOW_BENCH_EVENTS=N` sets the store's size.
 //!
@@ -66,7 +67,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 30_000 } else { 1_000_000 });
-    let seconds = if quick { 2 } else { 8 };
+    let seconds = std::env::var("CIVICFLOW_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 2 } else { 8 });
     let keep = std::env::var_os("CIVICFLOW_BENCH_KEEP").map(PathBuf::from);
     let base = keep.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("civicflow-bench-service-{}", std::process::id()))
