@@ -622,7 +622,26 @@ pub fn rebuild(place: &StoreArgs, zone: Option<Zone>) -> Result<ExitCode, String
         head.position,
         started.elapsed().as_secs_f64()
     );
+    // A rebuild rewrites each page many times and sled keeps the old copies: the live pages
+    // alone take a third to a quarter of the files (issue 17, docs/benchmarks.md).
+    let started = Instant::now();
+    let compacted = SledReadModels::compact(
+        &dir,
+        civicflow::http::ServiceConfig::DEFAULT_READ_MODEL_CACHE_MIB * 1024 * 1024,
+    )
+    .map_err(|e| format!("cannot compact the read models in {}: {e}", dir.display()))?;
+    out!(
+        "compacted the read models in {:.1} s: {} on disk (was {})",
+        started.elapsed().as_secs_f64(),
+        megabytes(compacted.bytes_after),
+        megabytes(compacted.bytes_before)
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes as megabytes, one decimal.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 // ---------------------------------------------------------------------------------------------

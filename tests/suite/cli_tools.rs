@@ -419,6 +419,11 @@ fn rebuild_builds_every_read_model_to_the_head() {
             out.contains(&format!("rebuilt {count} read models")),
             "{out}"
         );
+        // Then written afresh with only their live pages, with nothing left beside them.
+        assert!(out.contains("compacted the read models in"), "{out}");
+        for leftover in ["readmodels.compacting", "readmodels.replaced"] {
+            assert!(!scratch.path().join(leftover).exists(), "{leftover} left");
+        }
     }
     let log = SledLog::open(scratch.path().join("log")).expect("open");
     let head = log.head().expect("not empty").position;

@@ -135,9 +135,9 @@ pub mod prelude;
 
 #[cfg(feature = "fault-injection")]
 pub use self::sled::FaultInjection;
+pub use self::sled::{Compaction, SledLog, SledLogConfig, SledReadModels, SledVaultStore};
 #[cfg(feature = "testkit")]
 pub use self::sled::{SledBackend, SledPlace};
-pub use self::sled::{SledLog, SledLogConfig, SledReadModels, SledVaultStore};
 pub use chain::{ChainBreak, ChainBreakReason, ChainHash, ChainHead, VerifyReport};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::DecodeError;

@@ -28,7 +28,7 @@ pub use conformance::{SledBackend, SledPlace};
 #[cfg(feature = "fault-injection")]
 pub use log::FaultInjection;
 pub use log::{SledLog, SledLogConfig};
-pub use read_models::SledReadModels;
+pub use read_models::{Compaction, SledReadModels};
 pub use vault::SledVaultStore;
 
 use std::sync::Arc;

@@ -5,7 +5,10 @@
 //! instead of a key per row. Callers see rows; pages are this module's business. sled's flush
 //! runs every second and on [`ReadModelStore::flush`] and close; commits are not fsynced.
 
+mod compact;
 mod page;
+
+pub use compact::Compaction;
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -23,6 +26,9 @@ const FORMAT_NAME: &str = "civicflow-readmodels/2";
 /// The first format (a sled key per row): read models are derived, so a store in it is
 /// emptied and rebuilt from the log rather than refused.
 const FORMAT_ROWS: &str = "civicflow-readmodels/1";
+
+/// The sled tree that holds everything.
+const TREE: &str = "civicflow-readmodels";
 
 /// A page is rewritten as pages of about this many bytes when it grows past twice as much.
 const PAGE_TARGET: usize = 2048;
@@ -95,6 +101,7 @@ impl SledReadModels {
         cache_bytes: u64,
     ) -> Result<Self, ReadModelError> {
         let path = dir.as_ref().to_owned();
+        compact::recover(&path)?;
         crate::private_fs::create_dir_all(&path)
             .map_err(|e| ReadModelError::Storage(format!("create {}: {e}", path.display())))?;
         let config = sled::Config::new()
@@ -108,7 +115,7 @@ impl SledReadModels {
                 return Err(ReadModelError::Storage(reason))
             }
         };
-        let tree = db.open_tree("civicflow-readmodels").map_err(storage)?;
+        let tree = db.open_tree(TREE).map_err(storage)?;
         match tree.get(FORMAT_KEY).map_err(storage)? {
             Some(found) if found.as_ref() == FORMAT_NAME.as_bytes() => {}
             Some(found) if found.as_ref() == FORMAT_ROWS.as_bytes() => {
