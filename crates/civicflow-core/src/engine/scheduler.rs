@@ -182,12 +182,19 @@ impl IndexState {
         }
     }
 
+    /// Keeps `running` as `target`'s deadline, in place of any other. A deadline with no
+    /// step to come is forgotten (its close or a recompute would change nothing), unless it
+    /// is provisional: a calendar publication recomputes it, and its recompute must clear
+    /// the mark. Otherwise every deadline that ran out its ladder unanswered (a part never
+    /// reported, a case left open) would stay in memory for good, and memory would grow with
+    /// the log (issue 17).
     fn schedule(&mut self, target: DeadlineTarget, running: Running) {
         let provisional = self
             .provisional
             .remove(&target)
             .filter(|(seq, _)| *seq == running.seq);
         self.unschedule(target);
+        let keep = running.remaining() > 0 || provisional.is_some();
         if let Some(provisional) = provisional {
             self.provisional.insert(target, provisional);
         }
@@ -195,7 +202,9 @@ impl IndexState {
             self.pending.insert((due, target, running.seq, step));
         }
         self.steps += running.remaining();
-        self.running.insert(target, running);
+        if keep {
+            self.running.insert(target, running);
+        }
     }
 
     /// Notes whether the running deadline `seq` of `target` is provisional (after
@@ -229,8 +238,10 @@ impl IndexState {
     fn note(&mut self, target: DeadlineTarget, event: DeadlineChange<'_>) {
         match event {
             DeadlineChange::Set(set) => {
-                self.schedule(target, Running::of(&ActiveDeadline::from_set(set)));
+                // Marked first: a provisional deadline is kept even with nothing to come.
+                self.unschedule(target);
                 self.mark_provisional(target, set.seq, set.basis.as_ref().map(|b| &b.calendar));
+                self.schedule(target, Running::of(&ActiveDeadline::from_set(set)));
             }
             DeadlineChange::Closed(seq) => {
                 if self.running.get(&target).is_some_and(|d| d.seq == seq) {
@@ -451,6 +462,11 @@ fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
         return None;
     }
     let mut state = IndexState::default();
+    // The provisional marks first: scheduling keeps a provisional deadline with nothing to
+    // come, and drops a mark whose deadline is not the one running.
+    for (target, seq, years) in snapshot.provisional {
+        state.provisional.insert(target, (seq, years));
+    }
     for (target, seq, steps) in snapshot.running {
         if steps.len() > 3 {
             return None;
@@ -467,11 +483,10 @@ fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
         }
         state.schedule(target, running);
     }
-    for (target, seq, years) in snapshot.provisional {
-        if state.running.get(&target).is_some_and(|r| r.seq == seq) {
-            state.provisional.insert(target, (seq, years));
-        }
-    }
+    let running = &state.running;
+    state
+        .provisional
+        .retain(|target, (seq, _)| running.get(target).is_some_and(|r| r.seq == *seq));
     state.through = Some((through, hash));
     Some(state)
 }
@@ -678,7 +693,7 @@ impl Drop for SchedulerHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::deadline::DeadlineSet;
+    use crate::domain::deadline::{CalendarStamp, DeadlineBasis, DeadlineRecomputed, DeadlineSet};
 
     fn at(hour: i64) -> Timestamp {
         Timestamp::from_unix_seconds(hour * 3600)
@@ -738,8 +753,11 @@ mod tests {
         assert_eq!(state.steps, 0);
     }
 
+    /// Guards against memory that grows with the log: a deadline with nothing to come (no
+    /// ladder, or every step taken while it stayed unanswered) is not kept, and closing it
+    /// later changes nothing.
     #[test]
-    fn a_deadline_without_a_ladder_is_running_with_nothing_pending() {
+    fn a_deadline_with_nothing_to_come_is_not_kept() {
         let case = DeadlineTarget::Case(
             CaseId::parse("019cac0f-2680-772e-b1b0-5ede16638dbf").expect("a case id"),
         );
@@ -747,9 +765,60 @@ mod tests {
         let mut quiet = set(1, None, 4, None);
         quiet.escalate = false;
         state.note(case, DeadlineChange::Set(&quiet));
-        assert!(state.pending.is_empty());
-        assert_eq!(state.running.len(), 1);
+        assert!(state.pending.is_empty() && state.running.is_empty());
         state.note(case, DeadlineChange::Closed(1));
         assert!(state.running.is_empty());
+        assert_eq!(state.steps, 0);
+        // Every step taken: the deadline leaves the index with its last step.
+        state.note(case, DeadlineChange::Set(&set(2, Some(2), 4, Some(8))));
+        for step in [LadderStep::Remind, LadderStep::Escalate] {
+            state.note(case, DeadlineChange::Step(2, step));
+            assert_eq!(state.running.len(), 1);
+        }
+        state.note(case, DeadlineChange::Step(2, LadderStep::Breach));
+        assert!(state.pending.is_empty() && state.running.is_empty());
+        assert_eq!(state.steps, 0);
+        state.note(case, DeadlineChange::Closed(2));
+        assert!(state.running.is_empty() && state.provisional.is_empty());
+    }
+
+    /// Guards against a provisional deadline being forgotten when it has nothing to come: a
+    /// calendar publication must still find it, and its recompute must clear the mark (or
+    /// every later publication would recompute it again). The snapshot keeps both.
+    #[test]
+    fn a_provisional_deadline_with_nothing_to_come_is_kept_until_recomputed() {
+        let case = DeadlineTarget::Case(
+            CaseId::parse("019cac0f-2680-772e-b1b0-5ede16638dbf").expect("a case id"),
+        );
+        let stamp = |missing_years: Vec<i32>| CalendarStamp {
+            revision: 0,
+            zone: "Asia/Shanghai".into(),
+            missing_years,
+        };
+        let mut quiet = set(1, None, 4, None);
+        quiet.escalate = false;
+        quiet.basis = Some(DeadlineBasis {
+            within: crate::calendar::Span::WorkingDays(3),
+            remind_after: None,
+            breach_after: None,
+            calendar: stamp(vec![2031]),
+        });
+        let mut state = IndexState::default();
+        state.note(case, DeadlineChange::Set(&quiet));
+        assert_eq!(state.running.len(), 1);
+        assert_eq!(state.provisional.get(&case), Some(&(1, vec![2031])));
+        let recomputed = DeadlineRecomputed {
+            seq: 1,
+            was_due_at: at(4),
+            due_at: at(5),
+            remind_at: None,
+            breach_at: None,
+            calendar: stamp(Vec::new()),
+        };
+        state.note(case, DeadlineChange::Recomputed(&recomputed));
+        assert!(
+            state.provisional.is_empty(),
+            "the recompute clears the mark"
+        );
     }
 }
