@@ -22,6 +22,10 @@
 //!    seconds. Then case reads: 64 connections `GET /api/v1/cases/{id}` over the cases just
 //!    made. Throughput and latency percentiles from every request's own timing.
 //!
+//! 6. The store itself, as the service left it: bytes on disk per event, the time to open the
+//!    log, a replay of every record, and the latency of lone durable appends (for comparing
+//!    stores of different sizes: `CIVICFLOW_BENCH_EVENTS=10000000`).
+//!
 //! The load generator is in this file (a minimal HTTP/1.1 client on tokio), so the bench
 //! needs nothing installed.
 
@@ -189,6 +193,35 @@ fn main() {
         rss_rested.1 / 1024
     );
     println!("service exit after SIGTERM: {stopped}");
+
+    // The store itself, as the service left it (cleanly closed), for the flatness check: a
+    // bigger store must cost no more per event or per append.
+    let figures = store_figures(&store);
+    println!("\n## the store itself ({events} events before the load)");
+    println!("| what | figure |");
+    println!("|---|---|");
+    println!(
+        "| bytes on disk per event | log {:.0}, read models {:.0} ({} events: log {:.1} MB, read models {:.1} MB) |",
+        figures.log_bytes as f64 / figures.events as f64,
+        figures.read_model_bytes as f64 / figures.events as f64,
+        figures.events,
+        figures.log_bytes as f64 / 1e6,
+        figures.read_model_bytes as f64 / 1e6
+    );
+    println!(
+        "| opening the cleanly closed log | {:.2} s |",
+        figures.open.as_secs_f64()
+    );
+    println!(
+        "| replay: every record read and decoded, in position order | {:.0} events/s ({:.1} s) |",
+        figures.events as f64 / figures.replay.as_secs_f64(),
+        figures.replay.as_secs_f64()
+    );
+    println!(
+        "| a lone durable append (one writer, one event, fsync), {LONE_APPENDS} in a row | p50 {:.2} ms, p99 {:.2} ms |",
+        figures.lone_p50.as_secs_f64() * 1e3,
+        figures.lone_p99.as_secs_f64() * 1e3
+    );
     let _ = std::fs::remove_dir_all(&store);
     let _ = std::fs::remove_dir_all(base.join("rawlog"));
     if keep.is_none() {
@@ -373,6 +406,87 @@ fn log_group_commit_rate(dir: &Path, period: Duration) -> f64 {
     drop(log);
     let _ = std::fs::remove_dir_all(dir);
     events as f64 / period.as_secs_f64()
+}
+
+/// How many lone appends [`store_figures`] times.
+const LONE_APPENDS: usize = 1_000;
+
+/// What [`store_figures`] measured.
+struct StoreFigures {
+    events: u64,
+    log_bytes: u64,
+    read_model_bytes: u64,
+    open: Duration,
+    replay: Duration,
+    lone_p50: Duration,
+    lone_p99: Duration,
+}
+
+/// The bytes of the files under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|entry| match entry.metadata() {
+                Ok(meta) if meta.is_dir() => bytes_under(&entry.path()),
+                Ok(meta) => meta.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
+/// The stopped store in `dir`: its size, the time to open its log, to replay it, and the
+/// latency of lone durable appends to it.
+fn store_figures(dir: &Path) -> StoreFigures {
+    let (log_bytes, read_model_bytes) = (
+        bytes_under(&dir.join("log")),
+        bytes_under(&dir.join("readmodels")),
+    );
+    let started = Instant::now();
+    let log = SledLog::open(dir.join("log")).expect("the log opens");
+    let open = started.elapsed();
+    let events = log.head().map_or(0, |h| h.position.get());
+    let started = Instant::now();
+    let mut from = civicflow::core::Position::FIRST;
+    loop {
+        let batch = log.read_all(from, 4_096).expect("the log reads");
+        let Some(last) = batch.last() else { break };
+        from = last.position.next();
+    }
+    let replay = started.elapsed();
+    let mut latencies = Vec::with_capacity(LONE_APPENDS);
+    for n in 0..LONE_APPENDS {
+        let request = AppendRequest::to_stream(
+            StreamId::new(format!("bench-lone-{n}")).expect("stream"),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                EventType::new("Benched").expect("type"),
+                1,
+                vec![b'x'; 185],
+            )],
+            Actor::new(
+                civicflow::core::ActorId::new("bench").expect("actor"),
+                civicflow::core::Role::new("system").expect("role"),
+                UnitId::new("tonghui").expect("unit"),
+            ),
+            CorrelationId::new_v7(civicflow::core::Timestamp::from_unix_seconds(0)),
+        );
+        let sent = Instant::now();
+        log.append(request).expect("appended").expect("no conflict");
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort();
+    drop(log);
+    StoreFigures {
+        events,
+        log_bytes,
+        read_model_bytes,
+        open,
+        replay,
+        lone_p50: latencies[LONE_APPENDS / 2],
+        lone_p99: latencies[LONE_APPENDS * 99 / 100],
+    }
 }
 
 fn free_port() -> u16 {
