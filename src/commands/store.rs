@@ -624,12 +624,39 @@ pub fn rebuild(place: &StoreArgs, zone: Option<Zone>) -> Result<ExitCode, String
     );
     // A rebuild rewrites each page many times and sled keeps the old copies: the live pages
     // alone take a third to a quarter of the files (issue 17, docs/benchmarks.md).
+    compact_read_models(place.data())
+}
+
+/// `civicflow compact`: the read models of the stopped store in `data`, compacted.
+///
+/// # Errors
+/// No read models there, the store in use, or the compaction failing (the old store then
+/// still in place).
+pub fn compact(data: &Path) -> Result<ExitCode, String> {
+    if !data.join("readmodels").is_dir() {
+        return Err(format!(
+            "{} holds no read models (no readmodels directory): is it a store's data directory?",
+            data.display()
+        ));
+    }
+    compact_read_models(data)
+}
+
+/// Compacts `DATA/readmodels` with the service's cache size, and says what it gave.
+fn compact_read_models(data: &Path) -> Result<ExitCode, String> {
+    let dir = data.join("readmodels");
     let started = Instant::now();
     let compacted = SledReadModels::compact(
         &dir,
         civicflow::http::ServiceConfig::DEFAULT_READ_MODEL_CACHE_MIB * 1024 * 1024,
     )
-    .map_err(|e| format!("cannot compact the read models in {}: {e}", dir.display()))?;
+    .map_err(|e| match e {
+        ReadModelError::Locked { .. } => in_use(data),
+        other => format!(
+            "cannot compact the read models in {}: {other}",
+            dir.display()
+        ),
+    })?;
     out!(
         "compacted the read models in {:.1} s: {} on disk (was {})",
         started.elapsed().as_secs_f64(),

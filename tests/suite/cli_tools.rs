@@ -465,6 +465,52 @@ fn rebuild_builds_every_read_model_to_the_head() {
     log.close().expect("close");
 }
 
+/// Guards against a compaction that changes what the read models hold, leaves its copy
+/// behind, runs under a service, or fails on a directory without saying what is wrong.
+#[test]
+fn compact_rewrites_a_stopped_stores_read_models_keeping_every_row() {
+    let (scratch, _) = demo_store("tools-compact");
+    let data = path(scratch.path());
+    let (code, _, err) = civicflow(&["rebuild", "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    let rows = |dir: &Path| {
+        let store = SledReadModels::open(dir).expect("open");
+        let mut all = Vec::new();
+        for ns in store.namespaces().expect("namespaces") {
+            let checkpoint = store.checkpoint(&ns).expect("checkpoint");
+            let rows = store.scan(&ns, b"", None, usize::MAX).expect("scan");
+            let active = store.active(ns.name()).expect("active");
+            all.push((ns, checkpoint, rows, active));
+        }
+        all
+    };
+    let readmodels = scratch.path().join("readmodels");
+    let before = rows(&readmodels);
+    assert!(before.len() >= models::names().len(), "{}", before.len());
+    let (code, out, err) = civicflow(&["compact", "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("compacted the read models in "), "{out}");
+    assert!(out.contains(" MB on disk (was "), "{out}");
+    assert_eq!(rows(&readmodels), before);
+    for leftover in ["readmodels.compacting", "readmodels.replaced"] {
+        assert!(!scratch.path().join(leftover).exists(), "{leftover} left");
+    }
+
+    // Refused while the store is in use, nothing written.
+    let held = SledReadModels::open(&readmodels).expect("open");
+    let (code, _, err) = civicflow(&["compact", "--data", data]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is in use"), "{err}");
+    assert!(!scratch.path().join("readmodels.compacting").exists());
+    drop(held);
+
+    // A directory that is not a store's.
+    let empty = TempDir::new("tools-compact-empty");
+    let (code, _, err) = civicflow(&["compact", "--data", path(empty.path())]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("holds no read models"), "{err}");
+}
+
 #[test]
 fn tokens_are_created_listed_and_revoked_without_showing_secrets() {
     let (scratch, _) = demo_store("tools-tokens");
