@@ -6,6 +6,7 @@
 //! runs every second and on [`ReadModelStore::flush`] and close; commits are not fsynced.
 
 mod compact;
+mod keys;
 mod page;
 
 pub use compact::Compaction;
@@ -22,7 +23,10 @@ use page::Page;
 
 /// The format marker of a read-model store.
 const FORMAT_KEY: &[u8] = b"Fformat";
-const FORMAT_NAME: &str = "civicflow-readmodels/2";
+const FORMAT_NAME: &str = "civicflow-readmodels/3";
+/// The second format (pages under raw keys, which sled's reverse iteration could loop on:
+/// `keys.rs`): emptied and rebuilt like the first.
+const FORMAT_RAW_KEYS: &str = "civicflow-readmodels/2";
 /// The first format (a sled key per row): read models are derived, so a store in it is
 /// emptied and rebuilt from the log rather than refused.
 const FORMAT_ROWS: &str = "civicflow-readmodels/1";
@@ -116,29 +120,32 @@ impl SledReadModels {
             }
         };
         let tree = db.open_tree(TREE).map_err(storage)?;
-        match tree.get(FORMAT_KEY).map_err(storage)? {
-            Some(found) if found.as_ref() == FORMAT_NAME.as_bytes() => {}
-            Some(found) if found.as_ref() == FORMAT_ROWS.as_bytes() => {
+        let keyed = keys::Keyed(&tree);
+        match (
+            keyed.get(FORMAT_KEY)?,
+            tree.get(FORMAT_KEY).map_err(storage)?,
+        ) {
+            (Some(found), _) if found.as_ref() == FORMAT_NAME.as_bytes() => {}
+            (None, Some(found))
+                if found.as_ref() == FORMAT_ROWS.as_bytes()
+                    || found.as_ref() == FORMAT_RAW_KEYS.as_bytes() =>
+            {
                 tree.clear().map_err(storage)?;
-                tree.insert(FORMAT_KEY, FORMAT_NAME.as_bytes())
-                    .map_err(storage)?;
+                keyed.insert(FORMAT_KEY, FORMAT_NAME.as_bytes())?;
             }
-            Some(found) => {
+            (Some(found), _) | (None, Some(found)) => {
                 return Err(ReadModelError::UnsupportedFormat {
                     path,
                     found: String::from_utf8_lossy(&found).into_owned(),
                 })
             }
-            None if tree.first().map_err(storage)?.is_some() => {
+            (None, None) if tree.first().map_err(storage)?.is_some() => {
                 return Err(ReadModelError::UnsupportedFormat {
                     path,
                     found: "(no format marker)".into(),
                 })
             }
-            None => {
-                tree.insert(FORMAT_KEY, FORMAT_NAME.as_bytes())
-                    .map_err(storage)?;
-            }
+            (None, None) => keyed.insert(FORMAT_KEY, FORMAT_NAME.as_bytes())?,
         }
         Ok(Self {
             path,
@@ -161,6 +168,11 @@ impl SledReadModels {
             .tree
     }
 
+    /// The tree through the key encoding (`keys.rs`): every access but compaction's.
+    fn keyed(&self) -> keys::Keyed<'_> {
+        keys::Keyed(self.tree())
+    }
+
     /// The page that holds `key` (the one with the greatest bound at or below it): its bound
     /// and bytes.
     fn page_at(
@@ -169,13 +181,13 @@ impl SledReadModels {
         key: &[u8],
     ) -> Result<Option<(Vec<u8>, sled::IVec)>, ReadModelError> {
         match self
-            .tree()
-            .range(data.to_vec()..=page_key(data, key))
+            .keyed()
+            .range(Bound::Included(data), Bound::Included(&page_key(data, key)))
             .next_back()
         {
             None => Ok(None),
             Some(item) => {
-                let (full, bytes) = item.map_err(storage)?;
+                let (full, bytes) = item?;
                 Ok(Some((full[data.len()..].to_vec(), bytes)))
             }
         }
@@ -183,11 +195,15 @@ impl SledReadModels {
 
     /// The bound of the first page after the one bounded by `bound`.
     fn page_after(&self, data: &[u8], bound: &[u8]) -> Result<Option<Vec<u8>>, ReadModelError> {
-        let from = Bound::Excluded(page_key(data, bound));
-        match self.tree().range((from, Bound::Unbounded)).next() {
+        let from = page_key(data, bound);
+        match self
+            .keyed()
+            .range(Bound::Excluded(&from), Bound::Unbounded)
+            .next()
+        {
             None => Ok(None),
             Some(item) => {
-                let (full, _) = item.map_err(storage)?;
+                let (full, _) = item?;
                 Ok(full.starts_with(data).then(|| full[data.len()..].to_vec()))
             }
         }
@@ -196,7 +212,7 @@ impl SledReadModels {
 
 impl ReadModelStore for SledReadModels {
     fn checkpoint(&self, ns: &Namespace) -> Result<Option<Position>, ReadModelError> {
-        match self.tree().get(ns.prefix(CHECKPOINT)).map_err(storage)? {
+        match self.keyed().get(&ns.prefix(CHECKPOINT))? {
             None => Ok(None),
             Some(bytes) => {
                 let raw = <[u8; 8]>::try_from(bytes.as_ref()).map_err(|_| {
@@ -222,7 +238,7 @@ impl ReadModelStore for SledReadModels {
         let writer = lock(&self.writers).entry(ns.clone()).or_default().clone();
         let _writing = lock(&writer);
         let data = ns.prefix(DATA);
-        let mut batch = sled::Batch::default();
+        let mut batch = keys::Batch::default();
         let mut rest = changes;
         // Page by page: the page holding the next changed key takes every change below the
         // next page's bound, is merged with them and rewritten (split if it grew, removed if
@@ -241,7 +257,7 @@ impl ReadModelStore for SledReadModels {
                 None => merge(&[], now),
             };
             if let Some(bound) = bound {
-                batch.remove(page_key(&data, bound));
+                batch.remove(&page_key(&data, bound));
             }
             let runs: Vec<&[(&[u8], &[u8])]> = if merged.is_empty() {
                 Vec::new()
@@ -257,11 +273,11 @@ impl ReadModelStore for SledReadModels {
                     0 => bound.unwrap_or(&[]),
                     _ => run.first().map_or(&[], |(key, _)| key),
                 };
-                batch.insert(page_key(&data, lowest), page::encode(run));
+                batch.insert(&page_key(&data, lowest), &page::encode(run));
             }
         }
-        batch.insert(ns.prefix(CHECKPOINT), &checkpoint.get().to_be_bytes());
-        self.tree().apply_batch(batch).map_err(storage)
+        batch.insert(&ns.prefix(CHECKPOINT), &checkpoint.get().to_be_bytes());
+        self.keyed().apply(batch)
     }
 
     fn get(&self, ns: &Namespace, key: &[u8]) -> Result<Option<Vec<u8>>, ReadModelError> {
@@ -292,8 +308,11 @@ impl ReadModelStore for SledReadModels {
         if limit == 0 {
             return Ok(rows);
         }
-        for item in self.tree().range(first_page..) {
-            let (full, bytes) = item.map_err(storage)?;
+        for item in self
+            .keyed()
+            .range(Bound::Included(&first_page), Bound::Unbounded)
+        {
+            let (full, bytes) = item?;
             if !full.starts_with(&data) {
                 break;
             }
@@ -336,12 +355,17 @@ impl ReadModelStore for SledReadModels {
             return Ok(rows);
         }
         let upper = match &end {
-            Some(end) => Bound::Included(page_key(&data, end)),
-            None => prefix_end(&data).map_or(Bound::Unbounded, Bound::Excluded),
+            Some(end) => Some((true, page_key(&data, end))),
+            None => prefix_end(&data).map(|end| (false, end)),
         };
-        let pages = self.tree().range((Bound::Included(data.clone()), upper));
+        let upper = match &upper {
+            Some((true, key)) => Bound::Included(key.as_slice()),
+            Some((false, key)) => Bound::Excluded(key.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let pages = self.keyed().range(Bound::Included(&data), upper);
         for item in pages.rev() {
-            let (full, bytes) = item.map_err(storage)?;
+            let (full, bytes) = item?;
             if !full.starts_with(&data) {
                 continue;
             }
@@ -371,7 +395,7 @@ impl ReadModelStore for SledReadModels {
 
     fn active(&self, name: &str) -> Result<Option<u32>, ReadModelError> {
         let key = active_key(name)?;
-        match self.tree().get(key).map_err(storage)? {
+        match self.keyed().get(&key)? {
             None => Ok(None),
             Some(bytes) => <[u8; 4]>::try_from(bytes.as_ref())
                 .map(|raw| Some(u32::from_be_bytes(raw)))
@@ -380,34 +404,32 @@ impl ReadModelStore for SledReadModels {
     }
 
     fn activate(&self, ns: &Namespace) -> Result<(), ReadModelError> {
-        self.tree()
-            .insert(active_key(ns.name())?, &ns.version().to_be_bytes())
-            .map_err(storage)?;
-        Ok(())
+        self.keyed()
+            .insert(&active_key(ns.name())?, &ns.version().to_be_bytes())
     }
 
     fn clear(&self, ns: &Namespace) -> Result<(), ReadModelError> {
         let prefix = ns.prefix(DATA);
         loop {
-            let mut batch = sled::Batch::default();
+            let mut batch = keys::Batch::default();
             let mut count = 0;
-            for item in self.tree().scan_prefix(&prefix).keys().take(4096) {
-                batch.remove(item.map_err(storage)?);
+            for item in self.keyed().scan_prefix(&prefix).take(4096) {
+                batch.remove(&item?.0);
                 count += 1;
             }
             if count == 0 {
                 break;
             }
-            self.tree().apply_batch(batch).map_err(storage)?;
+            self.keyed().apply(batch)?;
         }
-        self.tree().remove(ns.prefix(CHECKPOINT)).map_err(storage)?;
+        self.keyed().remove(&ns.prefix(CHECKPOINT))?;
         Ok(())
     }
 
     fn namespaces(&self) -> Result<Vec<Namespace>, ReadModelError> {
         let mut out = Vec::new();
-        for item in self.tree().scan_prefix([CHECKPOINT]).keys() {
-            let key = item.map_err(storage)?;
+        for item in self.keyed().scan_prefix(&[CHECKPOINT]) {
+            let (key, _) = item?;
             let rest = &key[1..];
             let zero = rest
                 .iter()
@@ -719,24 +741,31 @@ mod tests {
         let _ = std::fs::remove_dir_all(&path);
     }
 
+    /// Guards against a store of an older format (a key per row; pages under raw keys) being
+    /// read as this one: it is emptied, to be rebuilt from the log.
     #[test]
-    fn a_store_in_the_first_format_is_emptied_to_be_rebuilt() {
-        let path = scratch("format1");
-        {
-            let db = sled::open(&path).expect("sled");
-            let tree = db.open_tree("civicflow-readmodels").expect("tree");
-            tree.insert(FORMAT_KEY, FORMAT_ROWS.as_bytes())
-                .expect("insert");
-            tree.insert(b"Dboard\x00\x00\x00\x00\x01row", b"old".as_slice())
-                .expect("insert");
-            db.flush().expect("flush");
+    fn a_store_in_an_older_format_is_emptied_to_be_rebuilt() {
+        for (i, format) in [FORMAT_ROWS, FORMAT_RAW_KEYS].into_iter().enumerate() {
+            let path = scratch(&format!("format{}", i + 1));
+            {
+                let db = sled::open(&path).expect("sled");
+                let tree = db.open_tree("civicflow-readmodels").expect("tree");
+                tree.insert(FORMAT_KEY, format.as_bytes()).expect("insert");
+                tree.insert(b"Dboard\x00\x00\x00\x00\x01row", b"old".as_slice())
+                    .expect("insert");
+                db.flush().expect("flush");
+            }
+            let store = SledReadModels::open(&path).expect("open");
+            let ns = Namespace::new("board", 1).expect("valid");
+            assert!(store.scan(&ns, b"", None, 10).expect("scan").is_empty());
+            assert_eq!(store.tree().len(), 1, "only the new format marker");
+            assert_eq!(
+                store.keyed().get(FORMAT_KEY).expect("read").as_deref(),
+                Some(FORMAT_NAME.as_bytes())
+            );
+            drop(store);
+            let _ = std::fs::remove_dir_all(&path);
         }
-        let store = SledReadModels::open(&path).expect("open");
-        let ns = Namespace::new("board", 1).expect("valid");
-        assert!(store.scan(&ns, b"", None, 10).expect("scan").is_empty());
-        assert_eq!(store.tree().len(), 1, "only the new format marker");
-        drop(store);
-        let _ = std::fs::remove_dir_all(&path);
     }
 
     #[test]
