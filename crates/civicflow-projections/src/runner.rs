@@ -434,23 +434,31 @@ fn set_phase(slot: &Slot, phase: Phase) {
 
 fn run_worker(shared: &Shared, index: usize) {
     let slot = &shared.slots[index];
-    if let Err(error) = work(shared, slot) {
-        let position = match &error {
-            WorkError::Apply { position, .. } => *position,
-            _ => lock(&slot.progress)
-                .checkpoint
-                .map_or(Position::FIRST, Position::next),
-        };
-        set_phase(
-            slot,
-            Phase::Failed {
-                position,
-                error: error.to_string(),
-            },
-        );
-        return;
-    }
-    set_phase(slot, Phase::Stopped);
+    // A panic (a projection's bug, or the storage engine's own: sled 0.34 has panicked inside
+    // a reverse scan) must not leave the projection looking alive and never catching up: it
+    // stops like a failed event, where readers and `/readyz` see it.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(shared, slot)));
+    let (position, error) = match outcome {
+        Ok(Ok(())) => return set_phase(slot, Phase::Stopped),
+        Ok(Err(WorkError::Apply { position, error })) => (Some(position), error.to_string()),
+        Ok(Err(other)) => (None, other.to_string()),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            // sled's messages can dump whole tree nodes: the first line says what happened.
+            let first = message.lines().next().unwrap_or_default();
+            (None, format!("the worker panicked: {first}"))
+        }
+    };
+    let position = position.unwrap_or_else(|| {
+        lock(&slot.progress)
+            .checkpoint
+            .map_or(Position::FIRST, Position::next)
+    });
+    set_phase(slot, Phase::Failed { position, error });
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
-//! The runner on a real log and store: catch-up then live, freshness waits, a failing
-//! projection stopping alone, and a version change rebuilt blue/green while the old version
+//! The runner on a real log and store: catch-up then live, freshness waits, a failing (or
+//! panicking) projection stopping alone, and a version change rebuilt blue/green while the old version
 //! keeps answering.
 //!
 //! Guards against skipped events, views lost between commit and update, a failure that stops
@@ -21,6 +21,25 @@ use civicflow_projections::{
 };
 
 const COUNTS: Table<u64> = Table::new("count");
+
+/// Panics on a payload, as a projection's bug (or its store's) would.
+struct Panicky;
+
+impl Projection for Panicky {
+    fn name(&self) -> &'static str {
+        "panicky"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn apply(&self, event: &Event, tx: &mut Tx<'_>) -> Result<(), ProjectionError> {
+        assert!(event.payload.as_slice() != b"poison", "a bug met its event");
+        *tx.entry(&COUNTS, b"*")?.or_insert_with(|| 0) += 1;
+        Ok(())
+    }
+}
 
 /// Counts events per stream; version and a poison payload are configurable.
 struct Counter {
@@ -162,6 +181,48 @@ fn a_failing_projection_stops_at_its_event_and_the_others_go_on() {
     assert!(
         matches!(&status[0].phase, Phase::Failed { position, .. } if *position == bad),
         "{status:?}"
+    );
+}
+
+/// Guards against a panicking projection leaving a dead worker that looks alive: readers
+/// would wait for it forever and the service would never be ready.
+#[test]
+fn a_panicking_projection_is_reported_failed_and_the_others_go_on() {
+    let scratch = Scratch::new("panic");
+    let log = SledLog::open(scratch.0.join("log")).expect("log");
+    for _ in 0..10 {
+        append(&log, "case-a", b"ok");
+    }
+    append(&log, "case-a", b"poison");
+    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
+    let runner = Runner::start(
+        Arc::new(log.clone()),
+        store,
+        vec![
+            Box::new(Panicky),
+            Box::new(Counter {
+                version: 1,
+                name: "sturdy",
+                poison: None,
+            }),
+        ],
+        RunnerOptions::default(),
+    )
+    .expect("start");
+    let head = log.head().expect("not empty").position;
+    runner
+        .wait_for("sturdy", head, WAIT)
+        .expect("the sturdy one catches up");
+    match runner.wait_for("panicky", head, WAIT) {
+        Err(FreshnessError::Failed { error, .. }) => {
+            assert!(error.contains("panicked: a bug met its event"), "{error}");
+        }
+        other => panic!("expected the panic reported, got {other:?}"),
+    }
+    assert!(
+        matches!(&runner.status()[0].phase, Phase::Failed { .. }),
+        "{:?}",
+        runner.status()
     );
 }
 
