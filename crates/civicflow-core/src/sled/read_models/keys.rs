@@ -32,7 +32,7 @@ pub(super) fn encode(raw: &[u8]) -> Vec<u8> {
 /// A stored key back as it was given.
 pub(super) fn decode(stored: &[u8]) -> Result<Vec<u8>, ReadModelError> {
     let corrupted = || ReadModelError::Corrupted(format!("read-model key {stored:?}"));
-    if stored.len() % 2 != 0 {
+    if !stored.len().is_multiple_of(2) {
         return Err(corrupted());
     }
     stored
