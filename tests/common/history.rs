@@ -102,8 +102,8 @@ pub fn run_random_commands(
 /// `in_flight` are being worked on, actions go to those, and a case leaves `cases` when its
 /// loop is done (no action left), so the open cases stay about `in_flight` however long the
 /// history grows. The clock moves 1 to 60 s per command (a million commands are about a
-/// year): deadlines in working days fall due now and then, as they do. Returns how many
-/// commands were accepted.
+/// year): deadlines in working days fall due now and then, as they do; each year's calendar
+/// is published before the year begins. Returns how many commands were accepted.
 pub fn run_steady_commands(
     engine: &Engine,
     clock: &ManualClock,
@@ -296,11 +296,42 @@ fn run_commands(
             Pace::PileUp => Duration::from_secs(60 * (1 + rng.below(240) as u64)),
             Pace::Steady { .. } => Duration::from_secs(1 + rng.below(60) as u64),
         });
+        if let Pace::Steady { .. } = pace {
+            publish_next_year(engine, clock.now());
+        }
         if rng.below(10) == 0 {
             engine.run_due_deadlines().expect("the scheduler runs");
         }
     }
     accepted
+}
+
+/// As a district does each November: the next year's calendar published before deadlines
+/// reach into it, so that they are not computed provisionally (and kept until a
+/// publication). The days are synthetic (New Year, Labour Day, National Day; no make-up
+/// working days): the official ones are published a year at a time.
+fn publish_next_year(engine: &Engine, now: civicflow::core::Timestamp) {
+    use civicflow::core::calendar::YearSchedule;
+    const YEAR_MICROS: i64 = 31_556_952_000_000;
+    // The year sixty days from now (near enough: publishing a few days early is harmless).
+    let year = 1970 + (now.as_unix_micros() + 60 * 86_400_000_000) / YEAR_MICROS;
+    let year = i32::try_from(year).expect("a year");
+    if engine.calendar().covers(year) {
+        return;
+    }
+    let text = format!(
+        "[{year}]\nsource = \"synthetic, for generated histories\"\noff = [[\"{year}-01-01\", \"{year}-01-01\"], [\"{year}-05-01\", \"{year}-05-03\"], [\"{year}-10-01\", \"{year}-10-07\"]]\nwork = []\n"
+    );
+    let schedule = YearSchedule::parse_document(&text)
+        .expect("a valid year")
+        .pop()
+        .expect("one year");
+    engine
+        .submit(
+            &civicflow::core::domain::org::Acting::system(UnitId::new("system").expect("valid")),
+            Command::PublishCalendarYear { schedule },
+        )
+        .expect("the year is published");
 }
 
 fn newest_directive(engine: &Engine) -> Option<civicflow::core::DirectiveId> {
