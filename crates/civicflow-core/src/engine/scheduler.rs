@@ -239,7 +239,6 @@ impl IndexState {
         match event {
             DeadlineChange::Set(set) => {
                 // Marked first: a provisional deadline is kept even with nothing to come.
-                self.unschedule(target);
                 self.mark_provisional(target, set.seq, set.basis.as_ref().map(|b| &b.calendar));
                 self.schedule(target, Running::of(&ActiveDeadline::from_set(set)));
             }
