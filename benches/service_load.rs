@@ -6,6 +6,7 @@
 //! `CIVICFLOW_BENCH_SECONDS=N` sets how long each load runs (8 s; longer under a tool).
 //! `CIVICFLOW_BENCH_KEEP=DIR` keeps the generated store (a million events take a few minutes
 //! to generate) and reuses it; `CIVICFLOW_BENCH_EVENTS=N` sets the store's size.
+//! `CIVICFLOW_BENCH_BACKEND=postgres` runs the same on the PostgreSQL backend (below).
 //!
 //! 1. A store of N events (default 1,000,000): the Tonghui demo's org chart and random
 //!    commands through the real engine, as a running district makes them: about 2,000
@@ -26,6 +27,15 @@
 //!    log, a replay of every record, and the latency of lone durable appends (for comparing
 //!    stores of different sizes: `CIVICFLOW_BENCH_EVENTS=10000000`).
 //!
+//! On PostgreSQL (`CIVICFLOW_BENCH_BACKEND=postgres`) the same store is generated (or reused)
+//! on sled, then moved as a deployment moves it: `civicflow export-log`, `civicflow
+//! import-log --store URL` into a throwaway cluster the bench starts (`testing::Cluster`:
+//! fsync on, a free loopback port), `civicflow rebuild --store URL`. The log's own rate is
+//! `PgLog`'s (64 async writers on a fresh schema of the same cluster), the service is the real
+//! `civicflow serve --store URL`, and the store's figures are the log's tables on the server
+//! (`pg_total_relation_size`, with their indexes and TOAST) and the instance's read models.
+//! The server's own processes are not in the service's memory figure.
+//!
 //! The load generator is in this file (a minimal HTTP/1.1 client on tokio), so the bench
 //! needs nothing installed.
 
@@ -36,8 +46,11 @@ mod load;
 #[allow(dead_code)]
 mod history;
 
-use civicflow::core::EventStore as _;
+use civicflow::core::EventStore;
+use civicflow_postgres::testing::Cluster;
+use civicflow_postgres::{Database, PgLog};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use civicflow::core::domain::access::AccessCommand;
@@ -85,38 +98,67 @@ fn main() {
     // cases to it).
     let store = base.join("run");
     let _ = std::fs::remove_dir_all(&store);
-    let copied = std::process::Command::new("cp")
-        .args([
-            "-a",
-            &pristine.display().to_string(),
-            &store.display().to_string(),
-        ])
-        .status()
-        .expect("cp runs");
-    assert!(copied.success(), "copying the store failed");
+    let postgres = match std::env::var("CIVICFLOW_BENCH_BACKEND").as_deref() {
+        Ok("postgres") => Some(move_to_postgres(&pristine, &base, &store)),
+        Ok("sled") | Err(_) => {
+            copy_dir(&pristine, &store);
+            None
+        }
+        Ok(other) => panic!("CIVICFLOW_BENCH_BACKEND={other}: `sled` or `postgres`"),
+    };
     println!(
-        "store: {events} events, read models caught up (a copy of {})",
-        pristine.display()
+        "store: {events} events, read models caught up (a copy of {}{})",
+        pristine.display(),
+        if postgres.is_some() {
+            ", moved to PostgreSQL"
+        } else {
+            ""
+        }
     );
 
-    let log_rate = log_group_commit_rate(&base.join("rawlog"), Duration::from_secs(seconds));
+    let period = Duration::from_secs(seconds);
+    let log_rate = match &postgres {
+        Some(pg) => log_group_commit_rate(open_pg_log(&pg.cluster.fresh_store_url()), period),
+        None => {
+            let dir = base.join("rawlog");
+            let _ = std::fs::remove_dir_all(&dir);
+            let rate = log_group_commit_rate(
+                Arc::new(SledLogConfig::new(&dir).open().expect("log")),
+                period,
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            rate
+        }
+    };
     println!("log, 64 async writers, fsync: {log_rate:.0} events/s");
 
     let port = free_port();
     let started = Instant::now();
     // CIVICFLOW_BENCH_WRAP runs the service under a tool (`heaptrack`, `valgrind --tool=massif`).
-    let this = std::env::current_exe().expect("this binary");
+    let program = match postgres {
+        Some(_) => PathBuf::from(env!("CARGO_BIN_EXE_civicflow")),
+        None => std::env::current_exe().expect("this binary"),
+    };
     let wrap = std::env::var("CIVICFLOW_BENCH_WRAP").ok();
     let mut command = match wrap.as_deref().map(str::split_whitespace) {
         Some(mut words) => {
             let mut command = std::process::Command::new(words.next().expect("a tool"));
-            command.args(words).arg(&this);
+            command.args(words).arg(&program);
             command
         }
-        None => std::process::Command::new(&this),
+        None => std::process::Command::new(&program),
+    };
+    match &postgres {
+        Some(pg) => command
+            .args(["serve", "--store", &pg.url, "--data"])
+            .arg(&store)
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            // One token sending as fast as it can, as the sled child lifts it.
+            .args(["--rate-limit", "1000000000"])
+            .env("CIVICFLOW_LOG", "warn"),
+        None => command.args(["--serve", &store.display().to_string(), &port.to_string()]),
     };
     let mut child = command
-        .args(["--serve", &store.display().to_string(), &port.to_string()])
         .env("CIVICFLOW_MASTER_KEY", &key_hex)
         .spawn()
         .expect("the service starts");
@@ -159,7 +201,12 @@ fn main() {
         .status();
     let stopped = child.wait().expect("the service stops");
 
-    println!("\n## the service on a store of {events} events ({CONNECTIONS} connections, {seconds} s each)");
+    let backend = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "sled"
+    };
+    println!("\n## the service on a store of {events} events on {backend} ({CONNECTIONS} connections, {seconds} s each)");
     println!("| what | figure | target |");
     println!("|---|---|---|");
     println!(
@@ -196,8 +243,19 @@ fn main() {
 
     // The store itself, as the service left it (cleanly closed), for the flatness check: a
     // bigger store must cost no more per event or per append.
-    let figures = store_figures(&store);
-    println!("\n## the store itself ({events} events before the load)");
+    let figures = match &postgres {
+        Some(pg) => store_figures(
+            &|| open_pg_log(&pg.url),
+            pg.log_bytes(),
+            bytes_under(&store.join("readmodels")),
+        ),
+        None => store_figures(
+            &|| Arc::new(SledLog::open(store.join("log")).expect("the log opens")),
+            bytes_under(&store.join("log")),
+            bytes_under(&store.join("readmodels")),
+        ),
+    };
+    println!("\n## the store itself on {backend} ({events} events before the load)");
     println!("| what | figure |");
     println!("|---|---|");
     println!(
@@ -223,7 +281,7 @@ fn main() {
         figures.lone_p99.as_secs_f64() * 1e3
     );
     let _ = std::fs::remove_dir_all(&store);
-    let _ = std::fs::remove_dir_all(base.join("rawlog"));
+    drop(postgres); // stops the cluster, which removes its directory
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&base);
     }
@@ -357,10 +415,9 @@ fn getrandom_bytes(bytes: &mut [u8]) {
     }
 }
 
-/// Single-event durable appends from 64 async writers on a 2-thread runtime, for `period`.
-fn log_group_commit_rate(dir: &Path, period: Duration) -> f64 {
-    let _ = std::fs::remove_dir_all(dir);
-    let log = SledLogConfig::new(dir).open().expect("log");
+/// Single-event durable appends from 64 async writers on a 2-thread runtime to a fresh
+/// `log`, for `period`.
+fn log_group_commit_rate(log: Arc<dyn EventStore>, period: Duration) -> f64 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -404,7 +461,6 @@ fn log_group_commit_rate(dir: &Path, period: Duration) -> f64 {
         total
     });
     drop(log);
-    let _ = std::fs::remove_dir_all(dir);
     events as f64 / period.as_secs_f64()
 }
 
@@ -436,15 +492,15 @@ fn bytes_under(dir: &Path) -> u64 {
     })
 }
 
-/// The stopped store in `dir`: its size, the time to open its log, to replay it, and the
+/// The stopped store: its size (given), the time to open its log, to replay it, and the
 /// latency of lone durable appends to it.
-fn store_figures(dir: &Path) -> StoreFigures {
-    let (log_bytes, read_model_bytes) = (
-        bytes_under(&dir.join("log")),
-        bytes_under(&dir.join("readmodels")),
-    );
+fn store_figures(
+    open: &dyn Fn() -> Arc<dyn EventStore>,
+    log_bytes: u64,
+    read_model_bytes: u64,
+) -> StoreFigures {
     let started = Instant::now();
-    let log = SledLog::open(dir.join("log")).expect("the log opens");
+    let log = open();
     let open = started.elapsed();
     let events = log.head().map_or(0, |h| h.position.get());
     let started = Instant::now();
@@ -508,4 +564,100 @@ fn memory(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `cp -a from to`.
+fn copy_dir(from: &Path, to: &Path) {
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "copying the store failed");
+}
+
+/// The store moved to PostgreSQL, and the cluster it lives on (stopped and removed when this
+/// is dropped).
+struct OnPostgres {
+    cluster: Cluster,
+    url: String,
+}
+
+impl OnPostgres {
+    /// The bytes of the store's tables on the server, with their indexes and TOAST.
+    fn log_bytes(&self) -> u64 {
+        let schema = self
+            .url
+            .split_once("?schema=")
+            .map(|(_, schema)| schema.to_owned())
+            .expect("a fresh store URL names its schema");
+        let sql = format!(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = '{schema}' AND c.relkind = 'r'"
+        );
+        let answer = self.cluster.sql(&sql);
+        answer
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("a size, not {answer:?}"))
+    }
+}
+
+/// Moves the sled store in `pristine` to a fresh cluster as a deployment would: `civicflow
+/// export-log`, `import-log --store URL`, `rebuild --store URL --data INSTANCE` (the
+/// instance's read models in `instance`). The vault is not moved (as `import-log` says): the
+/// load's cases put their contacts in the server's vault under the same master key.
+fn move_to_postgres(pristine: &Path, base: &Path, instance: &Path) -> OnPostgres {
+    let cluster = Cluster::start();
+    let url = cluster.fresh_store_url();
+    let export = base.join("log.export");
+    let civicflow = |args: &[&std::ffi::OsStr]| {
+        let started = Instant::now();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_civicflow"))
+            .args(args)
+            .output()
+            .expect("civicflow runs");
+        assert!(
+            output.status.success(),
+            "civicflow {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!(
+            "civicflow {} in {:.1?}",
+            args[0].to_string_lossy(),
+            started.elapsed()
+        );
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    civicflow(&[
+        &os("export-log"),
+        &os("--data"),
+        pristine.as_os_str(),
+        &os("--out"),
+        export.as_os_str(),
+    ]);
+    let store_args = [
+        os("--store"),
+        os(&url),
+        os("--data"),
+        instance.as_os_str().to_owned(),
+    ];
+    let with_store = |command: &str, extra: &[std::ffi::OsString]| {
+        let mut args = vec![os(command)];
+        args.extend(store_args.iter().cloned());
+        args.extend(extra.iter().cloned());
+        civicflow(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+    };
+    with_store("import-log", &[os("--in"), export.as_os_str().to_owned()]);
+    let _ = std::fs::remove_file(&export);
+    with_store("rebuild", &[]);
+    OnPostgres { cluster, url }
+}
+
+/// A `PgLog` on the store at `url`.
+fn open_pg_log(url: &str) -> Arc<dyn EventStore> {
+    let database = Database::connect(url).expect("the store connects");
+    Arc::new(PgLog::open(&database).expect("the log opens"))
 }
