@@ -19,7 +19,9 @@ use crate::common::cli::{civicflow, path};
 use crate::common::TempDir;
 use civicflow::core::calendar::Zone;
 use civicflow::core::domain::access::TokenId;
-use civicflow::core::domain::workflow::DefinitionRegistry;
+use civicflow::core::domain::case::Channel;
+use civicflow::core::domain::fields::FieldValue;
+use civicflow::core::domain::workflow::{DefinitionRegistry, WorkflowId};
 use civicflow::core::engine;
 use civicflow::core::readmodel::{Namespace, ReadModelStore};
 use civicflow::core::SledLog;
@@ -411,6 +413,48 @@ fn export_refuses_unknown_cases_and_a_running_store() {
 fn rebuild_builds_every_read_model_to_the_head() {
     let (scratch, run) = demo_store("tools-rebuild");
     let data = path(scratch.path());
+    let open_engine = || {
+        let key =
+            civicflow::core::vault::MasterKey::load_or_create(scratch.path().join("master.key"))
+                .expect("the demo's key");
+        engine::Engine::open(
+            engine::EngineConfig::new(scratch.path())
+                .clock(Arc::new(civicflow::core::ManualClock::new(
+                    civicflow::demo::START,
+                )))
+                .master_key(key),
+        )
+        .expect("the engine opens")
+    };
+    // Three requests still open, so that the deadline index holds running deadlines.
+    let engine = open_engine();
+    for n in 0..3 {
+        engine
+            .submit(
+                &civicflow::demo::acting("li.grid1"),
+                engine::Command::OpenCase {
+                    workflow: WorkflowId::new("service-request").expect("valid"),
+                    version: None,
+                    unit: civicflow::core::UnitId::new("tonghui").expect("valid"),
+                    title: format!("street light {n} out"),
+                    description: String::new(),
+                    fields: [(
+                        "category".to_owned(),
+                        FieldValue::Choice("public_facilities".into()),
+                    )]
+                    .into_iter()
+                    .collect(),
+                    requester: None,
+                    channel: Channel::Door,
+                    place: None,
+                },
+            )
+            .expect("opened");
+    }
+    drop(engine);
+    // As after an import: no deadline index saved.
+    let snapshot = scratch.path().join("deadline-index.snapshot");
+    std::fs::remove_file(&snapshot).expect("the engine's close saved one");
     for _ in 0..2 {
         let (code, out, err) = civicflow(&["rebuild", "--data", data]);
         assert_eq!(code, 0, "{err}");
@@ -419,12 +463,25 @@ fn rebuild_builds_every_read_model_to_the_head() {
             out.contains(&format!("rebuilt {count} read models")),
             "{out}"
         );
+        assert!(
+            out.contains("rebuilt the deadline index: 3 deadlines running"),
+            "{out}"
+        );
         // Then written afresh with only their live pages, with nothing left beside them.
         assert!(out.contains("compacted the read models in"), "{out}");
         for leftover in ["readmodels.compacting", "readmodels.replaced"] {
             assert!(!scratch.path().join(leftover).exists(), "{leftover} left");
         }
     }
+    // The deadline index saved is the one the engine saves when it closes, built from the
+    // whole log (the same bytes: the snapshot is ordered).
+    let rebuilt = std::fs::read(&snapshot).expect("rebuild saved the deadline index");
+    std::fs::remove_file(&snapshot).expect("removed");
+    drop(open_engine());
+    assert_eq!(
+        std::fs::read(&snapshot).expect("the engine's close saved it"),
+        rebuilt
+    );
     let log = SledLog::open(scratch.path().join("log")).expect("open");
     let head = log.head().expect("not empty").position;
     let store = Arc::new(SledReadModels::open(scratch.path().join("readmodels")).expect("open"));

@@ -82,7 +82,7 @@ pub use calendar::{recorded_zone, CalendarOverview, CalendarYear, YearOrigin};
 pub use command::{Command, EngineError, Outcome, Requester, SubmitError, SubmitOptions};
 pub use config::{EngineConfig, Storage};
 pub use org_history::OrgHistoryEntry;
-pub use scheduler::{DeadlineTarget, SchedulerHandle, StepTaken};
+pub use scheduler::{rebuild_deadline_index, DeadlineTarget, SchedulerHandle, StepTaken};
 pub use workflows::{definitions_in_force, WorkflowOrigin, WorkflowVersion};
 
 use crate::clock::{Clock, Timestamp};

@@ -17,7 +17,7 @@
 //! appended exactly once even if the same step is attempted twice. Steps that fell due while
 //! the engine was down are taken on open, earliest first.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -181,8 +181,9 @@ struct IndexState {
     running: BTreeMap<DeadlineTarget, Running>,
     pending: BTreeSet<(Timestamp, DeadlineTarget, u32, LadderStep)>,
     /// The running deadlines computed without some year's data, with those years (few: only
-    /// deadlines that reach past the calendar's coverage).
-    provisional: HashMap<DeadlineTarget, (u32, Vec<i32>)>,
+    /// deadlines that reach past the calendar's coverage). Ordered, like `running`, so that
+    /// the same log always saves the same snapshot bytes.
+    provisional: BTreeMap<DeadlineTarget, (u32, Vec<i32>)>,
     /// Steps still to come, over every running deadline.
     steps: usize,
     /// The log prefix folded in: through this position, with its chain hash.
@@ -360,7 +361,7 @@ impl Serialize for StepsView<'_> {
 }
 
 /// `SnapshotV2::provisional`: `(target, seq, missing years)` for each provisional deadline.
-struct ProvisionalView<'a>(&'a HashMap<DeadlineTarget, (u32, Vec<i32>)>);
+struct ProvisionalView<'a>(&'a BTreeMap<DeadlineTarget, (u32, Vec<i32>)>);
 
 impl Serialize for ProvisionalView<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -378,6 +379,25 @@ pub(super) struct DeadlineIndex {
     state: Mutex<IndexState>,
     /// The snapshot's file.
     snapshot: PathBuf,
+}
+
+/// Builds the deadline index of `log` from its first event and saves its snapshot in
+/// `data_dir`, as an engine's close does: what `civicflow rebuild` runs beside the read
+/// models, so that the first open after an import (or with a lost snapshot) reads only the
+/// events after it instead of the whole log. Returns how many deadlines are running. The
+/// engine that owns `data_dir` must be stopped (its own close would overwrite the file).
+///
+/// # Errors
+/// The log cannot be read, an event does not decode, or the file cannot be written.
+pub fn rebuild_deadline_index(log: &dyn EventStore, data_dir: &Path) -> Result<usize, EngineError> {
+    let index = DeadlineIndex {
+        state: Mutex::new(IndexState::default()),
+        snapshot: data_dir.join(SNAPSHOT_FILE),
+    };
+    index.catch_up(log)?;
+    index.save(log)?;
+    let running = index.lock().running.len();
+    Ok(running)
 }
 
 impl DeadlineIndex {
@@ -543,7 +563,7 @@ impl IndexState {
         if running.windows(2).any(|pair| pair[0].0 == pair[1].0) {
             return None; // one target twice: not a snapshot this index wrote
         }
-        let mut provisional: HashMap<DeadlineTarget, (u32, Vec<i32>)> = snapshot
+        let mut provisional: BTreeMap<DeadlineTarget, (u32, Vec<i32>)> = snapshot
             .provisional
             .into_iter()
             .map(|(target, seq, years)| (target, (seq, years)))
