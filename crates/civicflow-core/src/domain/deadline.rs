@@ -351,7 +351,9 @@ pub(crate) fn recompute(
     else {
         return Ok(None);
     };
-    // A deadline already due stays where it was: its steps ran (or are running) on it.
+    // A deadline already due stays where it was: its steps ran (or are running) on it. The
+    // scheduler's index relies on this: it forgets a provisional deadline's mark once the
+    // deadline's escalation or breach is reached (`engine/scheduler.rs`).
     if ctx.now >= deadline.due_at {
         return Ok(None);
     }

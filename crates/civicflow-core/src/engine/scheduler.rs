@@ -202,18 +202,17 @@ impl IndexState {
     }
 
     /// Keeps `running` as `target`'s deadline, in place of any other. A deadline with no
-    /// step to come is forgotten (its close or a recompute would change nothing), unless it
-    /// is provisional: a calendar publication recomputes it, and its recompute must clear
-    /// the mark. Otherwise every deadline that ran out its ladder unanswered (a part never
-    /// reported, a case left open) would stay in memory for good, and memory would grow with
-    /// the log (issue 17).
+    /// step to come leaves `running` (its close or a recompute would change no step):
+    /// otherwise every deadline that ran out its ladder unanswered (a part never reported,
+    /// a case left open) would stay in memory for good, and memory would grow with the log
+    /// (issue 17). A provisional one keeps only its mark in `provisional` (dormant): a
+    /// calendar publication finds it there, and its recompute clears the mark.
     fn schedule(&mut self, target: DeadlineTarget, running: Running) {
         let provisional = self
             .provisional
             .remove(&target)
             .filter(|(seq, _)| *seq == running.seq);
         self.unschedule(target);
-        let keep = running.remaining() > 0 || provisional.is_some();
         if let Some(provisional) = provisional {
             self.provisional.insert(target, provisional);
         }
@@ -221,9 +220,19 @@ impl IndexState {
             self.pending.insert((due, target, running.seq, step));
         }
         self.steps += running.remaining();
-        if keep {
+        if running.remaining() > 0 {
             self.running.insert(target, running);
         }
+    }
+
+    /// Whether deadline `seq` is `target`'s current one: running, or dormant (provisional
+    /// with nothing to come).
+    fn is_current(&self, target: DeadlineTarget, seq: u32) -> bool {
+        self.running.get(&target).is_some_and(|r| r.seq == seq)
+            || self
+                .provisional
+                .get(&target)
+                .is_some_and(|(s, _)| *s == seq)
     }
 
     /// Notes whether the running deadline `seq` of `target` is provisional (after
@@ -262,11 +271,24 @@ impl IndexState {
                 self.schedule(target, Running::of(&ActiveDeadline::from_set(set)));
             }
             DeadlineChange::Closed(seq) => {
-                if self.running.get(&target).is_some_and(|d| d.seq == seq) {
+                if self.is_current(target, seq) {
                     self.unschedule(target);
                 }
             }
-            DeadlineChange::Step(seq, step) => self.drop_step(target, seq, step),
+            DeadlineChange::Step(seq, step) => {
+                if matches!(step, LadderStep::Escalate | LadderStep::Breach)
+                    && self
+                        .provisional
+                        .get(&target)
+                        .is_some_and(|(s, _)| *s == seq)
+                {
+                    // The deadline is due (the escalation comes at its due time, the breach
+                    // after it), and `domain::deadline::recompute` never moves a deadline
+                    // already due: no publication can move it, so nothing needs to find it.
+                    self.provisional.remove(&target);
+                }
+                self.drop_step(target, seq, step);
+            }
             DeadlineChange::Recomputed(e) => {
                 if let Some(old) = self
                     .running
@@ -275,6 +297,9 @@ impl IndexState {
                     .filter(|r| r.seq == e.seq)
                 {
                     self.schedule(target, old.recomputed(e));
+                    self.mark_provisional(target, e.seq, Some(&e.calendar));
+                } else if self.is_current(target, e.seq) {
+                    // Dormant: still nothing to come; the mark follows the new calendar.
                     self.mark_provisional(target, e.seq, Some(&e.calendar));
                 }
             }
@@ -317,18 +342,25 @@ pub(super) const SNAPSHOT_FILE: &str = "deadline-index.snapshot";
 /// A running deadline as saved: what carries it, its number, its steps to come.
 type SavedDeadline = (DeadlineTarget, u32, Vec<(Timestamp, LadderStep)>);
 
-/// The index as saved: the log prefix it reflects, each running deadline's steps to come, and
-/// the provisional ones with the years they lack. (Version 1 had no `provisional`: such a
-/// file does not decode as this one, and the index is built from the log instead.)
+/// The index as saved: the log prefix it reflects, each running deadline's steps to come, the
+/// provisional ones with the years they lack, and the version of the rules it was folded
+/// with ([`SNAPSHOT_RULES`]). Older files do not decode as this one (version 1 had no
+/// `provisional`, version 2 no `rules`), and the index is then built from the log instead.
 #[derive(Serialize, Deserialize)]
-struct SnapshotV2 {
+struct SnapshotV3 {
     through: u64,
     through_hash: [u8; 32],
     running: Vec<SavedDeadline>,
     provisional: Vec<(DeadlineTarget, u32, Vec<i32>)>,
+    rules: u32,
 }
 
-/// [`SnapshotV2`] as the index writes it: its fields in the same order, each serialized as
+/// The rules a snapshot's index was folded with. 3: deadlines with nothing to come are not
+/// kept, a provisional one keeps only its mark, and a mark goes when its deadline falls due
+/// (issue 17). An index folded by older rules holds what these drop, so it is rebuilt.
+const SNAPSHOT_RULES: u32 = 3;
+
+/// [`SnapshotV3`] as the index writes it: its fields in the same order, each serialized as
 /// the owned field would be (a sequence of the same tuples), from the index in place.
 #[derive(Serialize)]
 struct SavedView<'a> {
@@ -336,9 +368,10 @@ struct SavedView<'a> {
     through_hash: [u8; 32],
     running: RunningView<'a>,
     provisional: ProvisionalView<'a>,
+    rules: u32,
 }
 
-/// `SnapshotV2::running`: `(target, seq, steps to come)` for each running deadline.
+/// `SnapshotV3::running`: `(target, seq, steps to come)` for each running deadline.
 struct RunningView<'a>(&'a BTreeMap<DeadlineTarget, Running>);
 
 impl Serialize for RunningView<'_> {
@@ -360,7 +393,7 @@ impl Serialize for StepsView<'_> {
     }
 }
 
-/// `SnapshotV2::provisional`: `(target, seq, missing years)` for each provisional deadline.
+/// `SnapshotV3::provisional`: `(target, seq, missing years)` for each provisional deadline.
 struct ProvisionalView<'a>(&'a BTreeMap<DeadlineTarget, (u32, Vec<i32>)>);
 
 impl Serialize for ProvisionalView<'_> {
@@ -521,7 +554,7 @@ fn note_recorded(state: &mut IndexState, recorded: &RecordedEvent) -> Result<(),
 /// built from the whole log.
 fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
     let bytes = std::fs::read(path).ok()?;
-    let snapshot: SnapshotV2 = crate::codec::decode_snapshot(&bytes).ok()?;
+    let snapshot: SnapshotV3 = crate::codec::decode_snapshot(&bytes).ok()?;
     let through = Position::new(snapshot.through)?;
     let hash = ChainHash::from_bytes(snapshot.through_hash);
     let at = log.read_all(through, 1).ok()?;
@@ -533,19 +566,23 @@ fn load_snapshot(log: &dyn EventStore, path: &Path) -> Option<IndexState> {
 
 impl IndexState {
     /// The state as the snapshot saves it (`through` is the log prefix it reflects): a view
-    /// that serializes exactly as [`SnapshotV2`] does, without copying the deadlines.
+    /// that serializes exactly as [`SnapshotV3`] does, without copying the deadlines.
     fn saved(&self, through: Position, hash: ChainHash) -> SavedView<'_> {
         SavedView {
             through: through.get(),
             through_hash: *hash.as_bytes(),
             running: RunningView(&self.running),
             provisional: ProvisionalView(&self.provisional),
+            rules: SNAPSHOT_RULES,
         }
     }
 
     /// The state a snapshot saved, or `None` when it is not one this index wrote (a ladder
     /// of more than three steps, one target twice, no position).
-    fn from_saved(snapshot: SnapshotV2) -> Option<Self> {
+    fn from_saved(snapshot: SnapshotV3) -> Option<Self> {
+        if snapshot.rules != SNAPSHOT_RULES {
+            return None;
+        }
         let through = Position::new(snapshot.through)?;
         let hash = ChainHash::from_bytes(snapshot.through_hash);
         // Built in bulk from the saved order (sorted by target, as the map iterates): a B-tree
@@ -568,14 +605,16 @@ impl IndexState {
             .into_iter()
             .map(|(target, seq, years)| (target, (seq, years)))
             .collect();
-        // As `IndexState::schedule` keeps them: a deadline with nothing to come only while it is
-        // provisional, and a provisional mark only for the deadline running.
-        running.retain(|(target, r)| {
-            r.remaining() > 0
-                || provisional
-                    .get(target)
-                    .is_some_and(|(seq, _)| *seq == r.seq)
+        // A mark for another deadline than the one saved for its target is stale. Then as
+        // `IndexState::schedule` keeps them: only deadlines with a step to come run (a
+        // snapshot written before issue 17 also holds those with none); a provisional one
+        // without keeps its mark alone.
+        provisional.retain(|target, (seq, _)| {
+            running
+                .binary_search_by_key(target, |(t, _)| *t)
+                .map_or(true, |i| running[i].1.seq == *seq)
         });
+        running.retain(|(_, r)| r.remaining() > 0);
         let mut state = IndexState {
             steps: running.iter().map(|(_, r)| r.remaining()).sum(),
             pending: running
@@ -585,8 +624,6 @@ impl IndexState {
             running: running.into_iter().collect(),
             ..IndexState::default()
         };
-        provisional
-            .retain(|target, (seq, _)| state.running.get(target).is_some_and(|r| r.seq == *seq));
         state.provisional = provisional;
         state.through = Some((through, hash));
         Some(state)
@@ -907,21 +944,50 @@ mod tests {
         });
         let mut state = IndexState::default();
         state.note(case, DeadlineChange::Set(&quiet));
-        assert_eq!(state.running.len(), 1);
+        assert!(
+            state.running.is_empty(),
+            "nothing to come: only the mark is kept"
+        );
         assert_eq!(state.provisional.get(&case), Some(&(1, vec![2031])));
-        let recomputed = DeadlineRecomputed {
-            seq: 1,
+        let recomputed = |seq: u32, missing: Vec<i32>| DeadlineRecomputed {
+            seq,
             was_due_at: at(4),
             due_at: at(5),
             remind_at: None,
             breach_at: None,
-            calendar: stamp(Vec::new()),
+            calendar: stamp(missing),
         };
-        state.note(case, DeadlineChange::Recomputed(&recomputed));
+        // Another deadline's recompute changes nothing; one still short of a year moves the
+        // mark to that year.
+        state.note(case, DeadlineChange::Recomputed(&recomputed(0, Vec::new())));
+        assert_eq!(state.provisional.get(&case), Some(&(1, vec![2031])));
+        state.note(case, DeadlineChange::Recomputed(&recomputed(1, vec![2032])));
+        assert_eq!(state.provisional.get(&case), Some(&(1, vec![2032])));
+        assert!(state.running.is_empty());
+        state.note(case, DeadlineChange::Recomputed(&recomputed(1, Vec::new())));
         assert!(
             state.provisional.is_empty(),
             "the recompute clears the mark"
         );
+        // A provisional deadline that falls due loses its mark: the domain never moves a
+        // deadline already due (its escalation is at the due time).
+        let mut laddered = set(3, Some(2), 4, Some(8));
+        laddered.basis = quiet.basis.clone();
+        state.note(case, DeadlineChange::Set(&laddered));
+        state.note(case, DeadlineChange::Step(3, LadderStep::Remind));
+        assert_eq!(state.provisional.get(&case), Some(&(3, vec![2031])));
+        state.note(case, DeadlineChange::Step(3, LadderStep::Escalate));
+        assert!(state.provisional.is_empty(), "due: no mark");
+        assert_eq!(pending(&state), [(at(8), 3, LadderStep::Breach)]);
+        state.note(case, DeadlineChange::Closed(3));
+        // Closing a dormant deadline clears its mark too.
+        quiet.seq = 2;
+        state.note(case, DeadlineChange::Set(&quiet));
+        assert_eq!(state.provisional.get(&case), Some(&(2, vec![2031])));
+        state.note(case, DeadlineChange::Closed(1));
+        assert_eq!(state.provisional.len(), 1, "an older deadline's close");
+        state.note(case, DeadlineChange::Closed(2));
+        assert!(state.provisional.is_empty() && state.running.is_empty());
     }
 
     /// Guards the snapshot's round trip (built in bulk, not deadline by deadline): the state
@@ -958,32 +1024,37 @@ mod tests {
             },
         });
         state.note(target(5), DeadlineChange::Set(&quiet));
-        assert_eq!(state.running.len(), 4);
+        assert_eq!(state.running.len(), 3, "the quiet one is dormant");
+        assert_eq!(state.provisional.len(), 1);
 
         let (through, hash) = (
             Position::new(17).expect("nz"),
             ChainHash::from_bytes([7; 32]),
         );
         // Through the bytes the index writes and reads.
-        let saved = |s: &IndexState| -> SnapshotV2 {
+        let saved = |s: &IndexState| -> SnapshotV3 {
             let bytes = crate::codec::encode_snapshot(&s.saved(through, hash)).expect("encodes");
             crate::codec::decode_snapshot(&bytes).expect("decodes as the snapshot")
         };
         let loaded = IndexState::from_saved(saved(&state)).expect("loads");
         let to_come = |s: &IndexState| saved(s).running;
         assert_eq!(to_come(&loaded), to_come(&state));
-        assert_eq!(to_come(&state).len(), 4);
+        assert_eq!(to_come(&state).len(), 3);
         assert_eq!(loaded.pending, state.pending);
         assert_eq!(loaded.provisional, state.provisional);
         assert_eq!(loaded.steps, state.steps);
         assert_eq!(loaded.through, Some((through, hash)));
 
-        // A deadline with nothing to come whose mark is not saved is not kept.
-        let mut unmarked = saved(&state);
-        unmarked.provisional.clear();
-        let loaded = IndexState::from_saved(unmarked).expect("loads");
-        assert!(!loaded.running.contains_key(&target(5)));
-        assert_eq!(loaded.running.len(), 3);
+        // As written before issue 17: the dormant deadline also in `running`, with nothing
+        // to come. It loads as its mark alone; without a mark it is not kept; a mark for
+        // another deadline than the saved one is stale.
+        let mut older = saved(&state);
+        older.running.push((target(5), 2, Vec::new()));
+        older.running.push((target(7), 3, Vec::new()));
+        older.provisional.push((target(9), 8, vec![2031]));
+        let loaded = IndexState::from_saved(older).expect("loads");
+        assert_eq!(to_come(&loaded), to_come(&state));
+        assert_eq!(loaded.provisional, state.provisional);
 
         let mut twice = saved(&state);
         let first = twice.running[0].clone();
@@ -996,6 +1067,27 @@ mod tests {
             IndexState::from_saved(long).is_none(),
             "a ladder of four steps"
         );
+        // A file of the rules before (version 2: no `rules`) is not read, nor one that names
+        // other rules: the index is built from the log instead.
+        #[derive(Serialize)]
+        struct SnapshotV2 {
+            through: u64,
+            through_hash: [u8; 32],
+            running: Vec<SavedDeadline>,
+            provisional: Vec<(DeadlineTarget, u32, Vec<i32>)>,
+        }
+        let current = saved(&state);
+        let v2 = crate::codec::encode_snapshot(&SnapshotV2 {
+            through: current.through,
+            through_hash: current.through_hash,
+            running: current.running,
+            provisional: current.provisional,
+        })
+        .expect("encodes");
+        assert!(crate::codec::decode_snapshot::<SnapshotV3>(&v2).is_err());
+        let mut other_rules = saved(&state);
+        other_rules.rules = SNAPSHOT_RULES - 1;
+        assert!(IndexState::from_saved(other_rules).is_none(), "other rules");
         let mut nowhere = saved(&state);
         nowhere.through = 0;
         assert!(IndexState::from_saved(nowhere).is_none(), "no position");

@@ -92,6 +92,40 @@ fn deadline(engine: &Engine, case: CaseId) -> civicflow_core::domain::deadline::
         .expect("a running deadline")
 }
 
+/// Guards the rule the scheduler's index relies on to forget provisional deadlines once they
+/// fall due (issue 17): a deadline already due is not moved by a publication, before or
+/// after a reopen (the index then comes from its snapshot), and stays as it was counted.
+#[test]
+fn a_provisional_deadline_already_due_is_not_moved_by_a_publication() {
+    let scratch = Scratch::new("calendar-due");
+    let clock = ManualClock::new(local("2026-12-31", 10, 0));
+    let key = MasterKey::generate().expect("randomness");
+    let engine = open_engine(&scratch.0, &clock, &key);
+    build_chart(&engine);
+    let case = open_dispute(&engine);
+    let first = deadline(&engine, case);
+    assert!(first.is_provisional());
+
+    // Every step falls due before 2027 is published, and is taken.
+    clock.set(local("2027-01-05", 9, 0));
+    let taken = engine.run_due_deadlines().expect("a pass");
+    assert_eq!(taken.len(), 3, "{taken:?}");
+    assert_eq!(engine.pending_deadline_steps().expect("the index").0, 0);
+    let check = |engine: &Engine, text: &str| {
+        let Outcome::Calendar { recomputed, .. } = publish(engine, text).expect("published") else {
+            panic!("a calendar outcome")
+        };
+        assert_eq!(recomputed, 0);
+        let now = deadline(engine, case);
+        assert_eq!(now.due_at, first.due_at);
+        assert!(now.is_provisional());
+    };
+    check(&engine, YEAR_2027);
+    drop(engine);
+    let engine = open_engine(&scratch.0, &clock, &key);
+    check(&engine, YEAR_2027_REVISED);
+}
+
 #[test]
 fn a_deadline_past_the_calendar_is_provisional_until_its_year_is_published() {
     let scratch = Scratch::new("calendar-provisional");
