@@ -92,17 +92,24 @@ fn deadline(engine: &Engine, case: CaseId) -> civicflow_core::domain::deadline::
         .expect("a running deadline")
 }
 
-/// Guards the rule the scheduler's index relies on to forget provisional deadlines once they
-/// fall due (issue 17): a deadline already due is not moved by a publication, before or
-/// after a reopen (the index then comes from its snapshot), and stays as it was counted.
-#[test]
-fn a_provisional_deadline_already_due_is_not_moved_by_a_publication() {
-    let scratch = Scratch::new("calendar-due");
+/// A store with the chart and a dispute opened at 10:00 on Thursday 31 December 2026, the
+/// day the release's calendar data ends: its deadline counts 2027 without holidays.
+fn dispute_at_year_end(tag: &str) -> (Scratch, ManualClock, MasterKey, Engine, CaseId) {
+    let scratch = Scratch::new(tag);
     let clock = ManualClock::new(local("2026-12-31", 10, 0));
     let key = MasterKey::generate().expect("randomness");
     let engine = open_engine(&scratch.0, &clock, &key);
     build_chart(&engine);
     let case = open_dispute(&engine);
+    (scratch, clock, key, engine, case)
+}
+
+/// Guards the rule the scheduler's index relies on to forget provisional deadlines once they
+/// fall due (issue 17): a deadline already due is not moved by a publication, before or
+/// after a reopen (the index then comes from its snapshot), and stays as it was counted.
+#[test]
+fn a_provisional_deadline_already_due_is_not_moved_by_a_publication() {
+    let (scratch, clock, key, engine, case) = dispute_at_year_end("calendar-due");
     let first = deadline(&engine, case);
     assert!(first.is_provisional());
 
@@ -128,13 +135,8 @@ fn a_provisional_deadline_already_due_is_not_moved_by_a_publication() {
 
 #[test]
 fn a_deadline_past_the_calendar_is_provisional_until_its_year_is_published() {
-    let scratch = Scratch::new("calendar-provisional");
     // Thursday 31 December 2026, 10:00: the release's data ends tonight.
-    let clock = ManualClock::new(local("2026-12-31", 10, 0));
-    let key = MasterKey::generate().expect("randomness");
-    let engine = open_engine(&scratch.0, &clock, &key);
-    build_chart(&engine);
-    let case = open_dispute(&engine);
+    let (scratch, clock, key, engine, case) = dispute_at_year_end("calendar-provisional");
 
     // Without 2027's data, Friday 1 January counts as a working day.
     let first = deadline(&engine, case);
@@ -243,12 +245,7 @@ fn a_deadline_past_the_calendar_is_provisional_until_its_year_is_published() {
 
 #[test]
 fn a_deadline_already_due_is_not_moved() {
-    let scratch = Scratch::new("calendar-due");
-    let clock = ManualClock::new(local("2026-12-31", 10, 0));
-    let key = MasterKey::generate().expect("randomness");
-    let engine = open_engine(&scratch.0, &clock, &key);
-    build_chart(&engine);
-    let case = open_dispute(&engine);
+    let (scratch, clock, key, engine, case) = dispute_at_year_end("calendar-due");
     // Published only after the provisional deadline passed (and escalated): its steps ran
     // on it, so it stays.
     clock.set(local("2027-01-02", 9, 0));
