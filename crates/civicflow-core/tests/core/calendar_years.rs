@@ -109,7 +109,7 @@ fn dispute_at_year_end(tag: &str) -> (Scratch, ManualClock, MasterKey, Engine, C
 /// after a reopen (the index then comes from its snapshot), and stays as it was counted.
 #[test]
 fn a_provisional_deadline_already_due_is_not_moved_by_a_publication() {
-    let (scratch, clock, key, engine, case) = dispute_at_year_end("calendar-due");
+    let (scratch, clock, key, engine, case) = dispute_at_year_end("calendar-due-reopen");
     let first = deadline(&engine, case);
     assert!(first.is_provisional());
 
@@ -245,7 +245,7 @@ fn a_deadline_past_the_calendar_is_provisional_until_its_year_is_published() {
 
 #[test]
 fn a_deadline_already_due_is_not_moved() {
-    let (scratch, clock, key, engine, case) = dispute_at_year_end("calendar-due");
+    let (_scratch, clock, _key, engine, case) = dispute_at_year_end("calendar-due");
     // Published only after the provisional deadline passed (and escalated): its steps ran
     // on it, so it stays.
     clock.set(local("2027-01-02", 9, 0));
