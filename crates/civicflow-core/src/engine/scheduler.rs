@@ -228,11 +228,14 @@ impl IndexState {
     /// Whether deadline `seq` is `target`'s current one: running, or dormant (provisional
     /// with nothing to come).
     fn is_current(&self, target: DeadlineTarget, seq: u32) -> bool {
-        self.running.get(&target).is_some_and(|r| r.seq == seq)
-            || self
-                .provisional
-                .get(&target)
-                .is_some_and(|(s, _)| *s == seq)
+        self.running.get(&target).is_some_and(|r| r.seq == seq) || self.is_marked(target, seq)
+    }
+
+    /// Whether deadline `seq` of `target` carries a provisional mark.
+    fn is_marked(&self, target: DeadlineTarget, seq: u32) -> bool {
+        self.provisional
+            .get(&target)
+            .is_some_and(|(s, _)| *s == seq)
     }
 
     /// Notes whether the running deadline `seq` of `target` is provisional (after
@@ -277,10 +280,7 @@ impl IndexState {
             }
             DeadlineChange::Step(seq, step) => {
                 if matches!(step, LadderStep::Escalate | LadderStep::Breach)
-                    && self
-                        .provisional
-                        .get(&target)
-                        .is_some_and(|(s, _)| *s == seq)
+                    && self.is_marked(target, seq)
                 {
                     // The deadline is due (the escalation comes at its due time, the breach
                     // after it), and `domain::deadline::recompute` never moves a deadline
@@ -346,7 +346,7 @@ type SavedDeadline = (DeadlineTarget, u32, Vec<(Timestamp, LadderStep)>);
 /// provisional ones with the years they lack, and the version of the rules it was folded
 /// with ([`SNAPSHOT_RULES`]). Older files do not decode as this one (version 1 had no
 /// `provisional`, version 2 no `rules`), and the index is then built from the log instead.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SnapshotV3 {
     through: u64,
     through_hash: [u8; 32],
@@ -838,6 +838,27 @@ mod tests {
         Timestamp::from_unix_seconds(hour * 3600)
     }
 
+    fn stamp(missing_years: Vec<i32>) -> CalendarStamp {
+        CalendarStamp {
+            revision: 0,
+            zone: "Asia/Shanghai".into(),
+            missing_years,
+        }
+    }
+
+    /// A deadline with no ladder (nothing ever to come), counted without `missing` years.
+    fn quiet_provisional(seq: u32, due: i64, missing: Vec<i32>) -> DeadlineSet {
+        let mut quiet = set(seq, None, due, None);
+        quiet.escalate = false;
+        quiet.basis = Some(DeadlineBasis {
+            within: crate::calendar::Span::WorkingDays(3),
+            remind_after: None,
+            breach_after: None,
+            calendar: stamp(missing),
+        });
+        quiet
+    }
+
     fn set(seq: u32, remind: Option<i64>, due: i64, breach: Option<i64>) -> DeadlineSet {
         DeadlineSet {
             seq,
@@ -929,19 +950,7 @@ mod tests {
         let case = DeadlineTarget::Case(
             CaseId::parse("019cac0f-2680-772e-b1b0-5ede16638dbf").expect("a case id"),
         );
-        let stamp = |missing_years: Vec<i32>| CalendarStamp {
-            revision: 0,
-            zone: "Asia/Shanghai".into(),
-            missing_years,
-        };
-        let mut quiet = set(1, None, 4, None);
-        quiet.escalate = false;
-        quiet.basis = Some(DeadlineBasis {
-            within: crate::calendar::Span::WorkingDays(3),
-            remind_after: None,
-            breach_after: None,
-            calendar: stamp(vec![2031]),
-        });
+        let mut quiet = quiet_provisional(1, 4, vec![2031]);
         let mut state = IndexState::default();
         state.note(case, DeadlineChange::Set(&quiet));
         assert!(
@@ -1011,19 +1020,10 @@ mod tests {
         state.note(target(3), DeadlineChange::Set(&set(4, None, 6, Some(9))));
         state.note(target(3), DeadlineChange::Step(4, LadderStep::Escalate));
         state.note(part, DeadlineChange::Set(&set(1, Some(1), 3, None)));
-        let mut quiet = set(2, None, 5, None);
-        quiet.escalate = false;
-        quiet.basis = Some(DeadlineBasis {
-            within: crate::calendar::Span::WorkingDays(3),
-            remind_after: None,
-            breach_after: None,
-            calendar: CalendarStamp {
-                revision: 0,
-                zone: "Asia/Shanghai".into(),
-                missing_years: vec![2031],
-            },
-        });
-        state.note(target(5), DeadlineChange::Set(&quiet));
+        state.note(
+            target(5),
+            DeadlineChange::Set(&quiet_provisional(2, 5, vec![2031])),
+        );
         assert_eq!(state.running.len(), 3, "the quiet one is dormant");
         assert_eq!(state.provisional.len(), 1);
 
