@@ -3,18 +3,25 @@
 //!
 //! Without it, eight projections read (and decode) the log eight times: most of a rebuild
 //! was spent there, and under a live load every new event was read and decoded eight times
-//! too. Sharing never couples the workers: a worker finds its events in the feed or reads
-//! them itself, so a slow or stopped projection holds no one up.
+//! too. A worker finds its events in the feed or reads them itself; the only coupling is
+//! the pacing below, bounded so that a stopped projection, or one rebuilding far behind,
+//! holds no one up.
 //!
 //! - Complete chunks are cached (the oldest go first when the cache is full, since workers
 //!   only move forward).
 //! - The chunk at the head, still growing, is the *tail*: the events of it read so far. A
 //!   worker that needs newer events reads just those and appends them for the others; a
 //!   worker behind the newest reader takes them from the tail.
+//! - Workers behind the head keep pace ([`Feed::pace`]): one that would read from the log a
+//!   chunk that pushes out of the cache a chunk another worker close behind it still needs
+//!   waits for that worker first. Without it, during a rebuild the fast models ran more than
+//!   the cache ahead of the slow ones, and the slow ones read much of the log again
+//!   (`civicflow rebuild` on a million-event store: 10.4 to 10.8 s of building without it,
+//!   7.1 to 7.9 s with it; `docs/benchmarks.md`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use civicflow_core::{EventStore, Position, ReadError};
 
@@ -23,8 +30,13 @@ use crate::Event;
 /// Positions per chunk.
 pub(crate) const CHUNK_LEN: u64 = 1024;
 
-/// Complete chunks kept. Workers further apart than this read on their own.
-const CACHED_CHUNKS: usize = 16;
+/// Complete chunks kept. Workers further apart than this keep pace or read on their own.
+const CACHED_CHUNKS: u64 = 16;
+
+/// How far (in chunks) a worker waits for one behind it: beyond this the one behind is
+/// rebuilding from much further back (a new version beside live ones), and waiting would
+/// stall the one ahead for most of that rebuild.
+const PACE_REACH: u64 = 2 * CACHED_CHUNKS;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -58,22 +70,80 @@ pub(crate) struct Feed {
     /// Held while the log is read, so that workers missing the same events read them once:
     /// the others wait, then find them in the cache or the tail.
     reading: Mutex<()>,
+    /// The chunk each worker reads next (`None`: the worker has stopped), for [`Feed::pace`].
+    next_chunks: Mutex<Vec<Option<u64>>>,
+    /// Notified when a worker moves to another chunk or stops.
+    moved: Condvar,
 }
 
 impl Feed {
-    pub(crate) fn new(log: Arc<dyn EventStore>) -> Self {
+    /// A feed for workers numbered from 0, each reading first from its entry in `firsts`
+    /// (known from the start, so that none runs ahead before the others have begun).
+    pub(crate) fn new(log: Arc<dyn EventStore>, firsts: &[Position]) -> Self {
         Self {
             log,
             cache: Mutex::new(BTreeMap::new()),
             tail: Mutex::new(Tail::default()),
             reading: Mutex::new(()),
+            next_chunks: Mutex::new(firsts.iter().map(|&p| Some(chunk_index(p))).collect()),
+            moved: Condvar::new(),
         }
+    }
+
+    /// Notes that `worker` reads from `from` next and says whether it may read now: `false`
+    /// when, after waiting up to `timeout`, its read would still push out of the cache a
+    /// chunk that a worker close behind it (within [`PACE_REACH`] chunks) has yet to read.
+    /// Only reads of whole chunks behind the head wait: a worker at the head never does, so
+    /// live models are never held up by one rebuilding far behind them.
+    pub(crate) fn pace(&self, worker: usize, from: Position, timeout: Duration) -> bool {
+        let index = chunk_index(from);
+        let mut next = lock(&self.next_chunks);
+        if let Some(at) = next.get_mut(worker) {
+            if *at != Some(index) {
+                *at = Some(index);
+                self.moved.notify_all();
+            }
+        }
+        let behind_the_head = self
+            .log
+            .head()
+            .is_some_and(|h| h.position.get() >= (index + 1) * CHUNK_LEN);
+        if !behind_the_head {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let would_push_out = |(w, at): (usize, &Option<u64>)| {
+                w != worker
+                    && at.is_some_and(|at| at + CACHED_CHUNKS <= index && at + PACE_REACH > index)
+            };
+            if self.shared(index, from).is_some() || !next.iter().enumerate().any(would_push_out) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            next = self
+                .moved
+                .wait_timeout(next, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// `worker` has stopped: no one waits for it any more.
+    pub(crate) fn leave(&self, worker: usize) {
+        if let Some(at) = lock(&self.next_chunks).get_mut(worker) {
+            *at = None;
+        }
+        self.moved.notify_all();
     }
 
     /// The durable events from `from` on, to the end of its chunk; empty when `from` is not
     /// durable yet.
     pub(crate) fn read(&self, from: Position) -> Result<Slice, ReadError> {
-        let index = (from.get() - 1) / CHUNK_LEN;
+        let index = chunk_index(from);
         if let Some(slice) = self.shared(index, from) {
             return Ok(slice);
         }
@@ -139,7 +209,7 @@ impl Feed {
     fn keep(&self, index: u64, chunk: Arc<[Arc<Event>]>) {
         let mut cache = lock(&self.cache);
         cache.insert(index, chunk);
-        while cache.len() > CACHED_CHUNKS {
+        while cache.len() as u64 > CACHED_CHUNKS {
             cache.pop_first();
         }
     }
@@ -161,6 +231,11 @@ impl Feed {
     pub(crate) fn wait_for(&self, position: Position, timeout: Duration) {
         self.log.wait_for(position, timeout);
     }
+}
+
+/// The index of the chunk that holds `position`.
+fn chunk_index(position: Position) -> u64 {
+    (position.get() - 1) / CHUNK_LEN
 }
 
 /// The part of `chunk` from `from` on (found by position, so a chunk is read right even if

@@ -258,8 +258,17 @@ impl Runner {
                 changed: Condvar::new(),
             }));
         }
+        let firsts: Vec<Position> = slots
+            .iter()
+            .map(|slot| {
+                // The checkpoint of the version the code runs (none yet for a new one).
+                lock(&slot.progress)
+                    .checkpoint
+                    .map_or(Position::FIRST, Position::next)
+            })
+            .collect();
         let shared = Arc::new(Shared {
-            feed: Feed::new(log.clone()),
+            feed: Feed::new(log.clone(), &firsts),
             log,
             store,
             slots,
@@ -434,10 +443,16 @@ fn set_phase(slot: &Slot, phase: Phase) {
 
 fn run_worker(shared: &Shared, index: usize) {
     let slot = &shared.slots[index];
+    // However the worker ends, no other worker waits for it to keep pace.
+    let _leave = LeaveFeed {
+        feed: &shared.feed,
+        worker: index,
+    };
     // A panic (a projection's bug, or the storage engine's own: sled 0.34 has panicked inside
     // a reverse scan) must not leave the projection looking alive and never catching up: it
     // stops like a failed event, where readers and `/readyz` see it.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(shared, slot)));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(shared, index, slot)));
     let (position, error) = match outcome {
         Ok(Ok(())) => return set_phase(slot, Phase::Stopped),
         Ok(Err(WorkError::Apply { position, error })) => (Some(position), error.to_string()),
@@ -474,7 +489,19 @@ enum WorkError {
     Read(#[from] ReadError),
 }
 
-fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
+/// Leaves the feed when dropped.
+struct LeaveFeed<'a> {
+    feed: &'a Feed,
+    worker: usize,
+}
+
+impl Drop for LeaveFeed<'_> {
+    fn drop(&mut self) {
+        self.feed.leave(self.worker);
+    }
+}
+
+fn work(shared: &Shared, worker: usize, slot: &Slot) -> Result<(), WorkError> {
     let projection = slot.projection.as_ref();
     let options = &shared.options;
     let ns =
@@ -524,6 +551,10 @@ fn work(shared: &Shared, slot: &Slot) -> Result<(), WorkError> {
             }
         }
         let from = applied.map_or(Position::FIRST, Position::next);
+        if !shared.feed.pace(worker, from, options.idle_wait) {
+            // Still waiting for a worker close behind: look at the stop flag, then again.
+            continue;
+        }
         let slice = match shared.feed.read(from) {
             Ok(slice) => slice,
             Err(ReadError::Closed) => break,

@@ -1,5 +1,5 @@
 //! civicflow-projections' integration tests, one test binary (`projections`): the runner on a
-//! real log and store (`runner`), concurrent writers under a live projection (`no_skips`),
+//! real log and store (`runner`), workers keeping pace through the shared feed (`pacing`), concurrent writers under a live projection (`no_skips`),
 //! and each read model on histories built through the engine (`models_cases`,
 //! `models_other`, `models_open311`). One module per area; `common` is what they share.
 //!
@@ -19,4 +19,5 @@ mod models_cases;
 mod models_open311;
 mod models_other;
 mod no_skips;
+mod pacing;
 mod runner;
