@@ -8,7 +8,7 @@
 //! holds no one up.
 //!
 //! - Complete chunks are cached (the oldest go first when the cache is full, since workers
-//!   only move forward).
+//!   only move forward), and only while some worker has yet to read them.
 //! - The chunk at the head, still growing, is the *tail*: the events of it read so far. A
 //!   worker that needs newer events reads just those and appends them for the others; a
 //!   worker behind the newest reader takes them from the tail.
@@ -101,6 +101,7 @@ impl Feed {
         if let Some(at) = next.get_mut(worker) {
             if *at != Some(index) {
                 *at = Some(index);
+                self.forget_passed(&next);
                 self.moved.notify_all();
             }
         }
@@ -134,10 +135,27 @@ impl Feed {
 
     /// `worker` has stopped: no one waits for it any more.
     pub(crate) fn leave(&self, worker: usize) {
-        if let Some(at) = lock(&self.next_chunks).get_mut(worker) {
+        let mut next = lock(&self.next_chunks);
+        if let Some(at) = next.get_mut(worker) {
             *at = None;
         }
+        self.forget_passed(&next);
+        drop(next);
         self.moved.notify_all();
+    }
+
+    /// Drops the cached chunks every worker has read past (`next`: where each reads next).
+    /// Live workers all read at the head, so the cache empties instead of holding the last
+    /// 16 chunks, about 15 MB of decoded events under load, that no one will read again.
+    fn forget_passed(&self, next: &[Option<u64>]) {
+        let needed = next.iter().flatten().min().copied().unwrap_or(u64::MAX);
+        let mut cache = lock(&self.cache);
+        while cache
+            .first_key_value()
+            .is_some_and(|(index, _)| *index < needed)
+        {
+            cache.pop_first();
+        }
     }
 
     /// The durable events from `from` on, to the end of its chunk; empty when `from` is not
@@ -245,5 +263,86 @@ fn slice_from(chunk: Arc<[Arc<Event>]>, from: Position) -> Slice {
     Slice {
         events: chunk,
         start,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use civicflow_core::{
+        Actor, AppendRequest, CorrelationId, EventType, ExpectedVersion, NewEvent, SledLog,
+        StreamId, Timestamp,
+    };
+
+    fn log_of(dir: &std::path::Path, events: u64) -> SledLog {
+        let log = SledLog::open(dir).expect("log");
+        for _ in 0..events / 512 {
+            let request = AppendRequest::to_stream(
+                StreamId::new("case-a").expect("valid"),
+                ExpectedVersion::Any,
+                (0..512)
+                    .map(|_| NewEvent::new(EventType::new("Noted").expect("valid"), 1, vec![1]))
+                    .collect(),
+                Actor::parse("a", "r", "u").expect("valid"),
+                CorrelationId::new_v7(Timestamp::EPOCH),
+            );
+            log.append(request).expect("append").expect("any");
+        }
+        log
+    }
+
+    /// Reads everything from `from` on as `worker` does, returning where it stops.
+    fn read_through(feed: &Feed, worker: usize, mut from: Position, chunks: u64) -> Position {
+        for _ in 0..chunks {
+            assert!(
+                feed.pace(worker, from, Duration::ZERO),
+                "no one to wait for"
+            );
+            let slice = feed.read(from).expect("read");
+            from = slice
+                .events()
+                .last()
+                .expect("a whole chunk")
+                .position
+                .next();
+        }
+        assert!(feed.pace(worker, from, Duration::ZERO));
+        from
+    }
+
+    fn cached(feed: &Feed) -> Vec<u64> {
+        lock(&feed.cache).keys().copied().collect()
+    }
+
+    /// Guards against the cache holding chunks no worker will read again (the service's
+    /// workers all read at the head), and against it dropping one a worker still needs.
+    #[test]
+    fn the_cache_keeps_only_chunks_a_worker_has_yet_to_read() {
+        let dir = std::env::temp_dir().join(format!("civicflow-feed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let log = log_of(&dir, 5 * CHUNK_LEN);
+        let feed = Feed::new(Arc::new(log), &[Position::FIRST, Position::FIRST]);
+        read_through(&feed, 0, Position::FIRST, 5);
+        assert_eq!(
+            cached(&feed),
+            vec![0, 1, 2, 3, 4],
+            "worker 1 has read none yet"
+        );
+        let at = read_through(&feed, 1, Position::FIRST, 2);
+        assert_eq!(
+            cached(&feed),
+            vec![2, 3, 4],
+            "both have read chunks 0 and 1"
+        );
+        read_through(&feed, 1, at, 3);
+        assert_eq!(cached(&feed), Vec::<u64>::new(), "both are at the head");
+        // A worker behind that stops no longer keeps chunks for itself.
+        let feed = Feed::new(feed.log.clone(), &[Position::FIRST, Position::FIRST]);
+        read_through(&feed, 0, Position::FIRST, 5);
+        assert_eq!(cached(&feed).len(), 5);
+        feed.leave(1);
+        assert_eq!(cached(&feed), Vec::<u64>::new());
+        drop(feed);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
