@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use civicflow_core::readmodel::ReadModelStore;
+use civicflow_core::testkit::{Intercept, Intercepted};
 use civicflow_core::{
-    Actor, AppendRequest, AppendResult, ChainHead, CloseError, CommitSignal, Completion,
-    CorrelationId, EventStore, EventType, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
-    LogStats, NewEvent, Position, ReadError, RecordedEvent, RestoreError, RestoreSink, SledLog,
-    SledReadModels, StoredIdempotency, StoredRecord, StreamId, Timestamp, VerifyReport, Version,
+    Actor, AppendRequest, CorrelationId, EventStore, EventType, ExpectedVersion, NewEvent,
+    Position, ReadError, RecordedEvent, SledLog, SledReadModels, StreamId, Timestamp,
 };
 use civicflow_projections::{
     Event, FreshnessError, Phase, Projection, ProjectionError, Runner, RunnerOptions, Table, Tx,
@@ -42,93 +41,32 @@ struct Counting {
     read: AtomicU64,
 }
 
-impl EventStore for Counting {
-    fn append(&self, request: AppendRequest) -> AppendResult {
-        self.log.append(request)
-    }
-    fn append_async(&self, request: AppendRequest) -> Completion<AppendResult> {
-        self.log.append_async(request)
-    }
-    fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: Version,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>, ReadError> {
-        self.log.read_stream(stream, from, max)
+impl Intercept for Counting {
+    fn inner(&self) -> &dyn EventStore {
+        &self.log
     }
     fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, ReadError> {
         let events = self.log.read_all(from, max)?;
         self.read.fetch_add(events.len() as u64, Ordering::Relaxed);
         Ok(events)
     }
-    fn read_stream_async(
-        &self,
-        stream: StreamId,
-        from: Version,
-        max: usize,
-    ) -> Completion<Result<Vec<RecordedEvent>, ReadError>> {
-        self.log.read_stream_async(stream, from, max)
-    }
-    fn read_all_async(
-        &self,
-        from: Position,
-        max: usize,
-    ) -> Completion<Result<Vec<RecordedEvent>, ReadError>> {
-        // The runner reads with `read_all`; counting here too keeps the figure honest if
-        // that ever changes.
-        let events = self.log.read_all(from, max);
-        if let Ok(events) = &events {
-            self.read.fetch_add(events.len() as u64, Ordering::Relaxed);
-        }
-        Completion::ready(events)
-    }
-    fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
-        self.log.stream_version(stream)
-    }
-    fn idempotency_record(
-        &self,
-        key: &IdempotencyKey,
-    ) -> Result<Option<IdempotencyRecord>, ReadError> {
-        self.log.idempotency_record(key)
-    }
-    fn head(&self) -> Option<ChainHead> {
-        self.log.head()
-    }
-    fn commit_signal(&self) -> &CommitSignal {
-        self.log.commit_signal()
-    }
-    fn verify(&self) -> Result<VerifyReport, ReadError> {
-        self.log.verify()
-    }
-    fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, ReadError> {
-        self.log.verify_stream(stream)
-    }
-    fn poisoned(&self) -> Option<String> {
-        self.log.poisoned()
-    }
-    fn stats(&self) -> LogStats {
-        self.log.stats()
-    }
-    fn location(&self) -> String {
-        self.log.location()
-    }
-    fn stored_records(&self, from: Position, max: usize) -> Result<Vec<StoredRecord>, ReadError> {
-        self.log.stored_records(from, max)
-    }
-    fn stored_idempotency_records(
-        &self,
-        after: Option<&IdempotencyKey>,
-        max: usize,
-    ) -> Result<Vec<StoredIdempotency>, ReadError> {
-        self.log.stored_idempotency_records(after, max)
-    }
-    fn begin_restore(&self) -> Result<Box<dyn RestoreSink + '_>, RestoreError> {
-        self.log.begin_restore()
-    }
-    fn close(&self) -> Result<(), CloseError> {
-        EventStore::close(&self.log)
-    }
+}
+
+/// A log of `count` events (`poison_at` with the payload `poison`), counted as it is read,
+/// and an empty read-model store.
+fn setup(
+    scratch: &Scratch,
+    count: u64,
+    poison_at: Option<u64>,
+) -> (Arc<Intercepted<Counting>>, Arc<SledReadModels>) {
+    let log = SledLog::open(scratch.0.join("log")).expect("log");
+    fill(&log, count, poison_at);
+    let counting = Arc::new(Intercepted(Counting {
+        log,
+        read: AtomicU64::new(0),
+    }));
+    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
+    (counting, store)
 }
 
 /// Counts events; `pause` makes it slow (a sleep every 64 events), `poison` fails at the
@@ -213,7 +151,11 @@ fn fill(log: &SledLog, count: u64, poison_at: Option<u64>) {
     }
 }
 
-fn start(log: &Arc<Counting>, store: &Arc<SledReadModels>, models: Vec<Model>) -> Runner {
+fn start(
+    log: &Arc<Intercepted<Counting>>,
+    store: &Arc<SledReadModels>,
+    models: Vec<Model>,
+) -> Runner {
     Runner::start(
         log.clone(),
         store.clone(),
@@ -237,13 +179,7 @@ fn counted(runner: &Runner, name: &str) -> Option<u64> {
 #[test]
 fn a_rebuild_reads_the_log_once_however_far_the_fast_models_could_run_ahead() {
     let scratch = Scratch::new("pace-once");
-    let log = SledLog::open(scratch.0.join("log")).expect("log");
-    fill(&log, EVENTS, None);
-    let counting = Arc::new(Counting {
-        log,
-        read: AtomicU64::new(0),
-    });
-    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
+    let (counting, store) = setup(&scratch, EVENTS, None);
     // The slow one takes a millisecond every 64 events (about a second in all); the fast
     // ones would be through the whole log long before it is a third of the way.
     let runner = start(
@@ -259,7 +195,7 @@ fn a_rebuild_reads_the_log_once_however_far_the_fast_models_could_run_ahead() {
     for name in ["fast_a", "slow", "fast_b"] {
         assert_eq!(counted(&runner, name), Some(EVENTS), "{name}");
     }
-    let read = counting.read.load(Ordering::Relaxed);
+    let read = counting.0.read.load(Ordering::Relaxed);
     assert_eq!(
         read, EVENTS,
         "every event read from the log exactly once, for all three models"
@@ -271,13 +207,7 @@ fn a_rebuild_reads_the_log_once_however_far_the_fast_models_could_run_ahead() {
 #[test]
 fn a_model_that_stops_early_holds_no_one_back() {
     let scratch = Scratch::new("pace-failed");
-    let log = SledLog::open(scratch.0.join("log")).expect("log");
-    fill(&log, EVENTS, Some(100));
-    let counting = Arc::new(Counting {
-        log,
-        read: AtomicU64::new(0),
-    });
-    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
+    let (counting, store) = setup(&scratch, EVENTS, Some(100));
     let failing = Model {
         name: "failing",
         version: 1,
@@ -301,13 +231,7 @@ fn a_model_that_stops_early_holds_no_one_back() {
 #[test]
 fn a_live_model_is_not_held_back_by_a_new_version_rebuilding_far_behind() {
     let scratch = Scratch::new("pace-live");
-    let log = SledLog::open(scratch.0.join("log")).expect("log");
-    fill(&log, EVENTS, None);
-    let counting = Arc::new(Counting {
-        log,
-        read: AtomicU64::new(0),
-    });
-    let store = Arc::new(SledReadModels::open(scratch.0.join("rm")).expect("store"));
+    let (counting, store) = setup(&scratch, EVENTS, None);
     {
         let first = start(
             &counting,
@@ -326,7 +250,7 @@ fn a_live_model_is_not_held_back_by_a_new_version_rebuilding_far_behind() {
     };
     // Two whole chunks came while the service was stopped: `live` reads them as chunks
     // behind the head, which is where a worker may wait for another.
-    fill(&counting.log, 2 * CHUNK, None);
+    fill(&counting.0.log, 2 * CHUNK, None);
     let head = counting.head().expect("not empty").position;
     let runner = start(&counting, &store, vec![Model::fast("live"), slow]);
     runner

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use super::support::panic_text;
 use super::Backend;
-use crate::chain::{ChainHead, VerifyReport};
-use crate::error::{CloseError, ReadError, RestoreError};
-use crate::store::{AppendResult, LogStats, RestoreSink, StoredIdempotency, StoredRecord};
+use crate::error::ReadError;
+use crate::store::AppendResult;
+use crate::testkit::{Intercept, Intercepted};
 use crate::{
-    AppendRequest, Clock, CommitSignal, Completion, EventStore, ExpectedVersion, IdempotencyKey,
-    OpenError, Position, RecordedEvent, StreamId, Version,
+    AppendRequest, Clock, Completion, EventStore, ExpectedVersion, OpenError, Position,
+    RecordedEvent,
 };
 
 /// What a broken store does wrong.
@@ -75,7 +75,10 @@ impl Broken {
     }
 }
 
-impl EventStore for Broken {
+impl Intercept for Broken {
+    fn inner(&self) -> &dyn EventStore {
+        &*self.inner
+    }
     fn append(&self, request: AppendRequest) -> AppendResult {
         self.broken_append(request)
     }
@@ -87,77 +90,8 @@ impl EventStore for Broken {
             }
         }
     }
-    fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: Version,
-        max: usize,
-    ) -> Result<Vec<RecordedEvent>, ReadError> {
-        self.inner.read_stream(stream, from, max)
-    }
     fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, ReadError> {
         Ok(self.broken_read_all(self.inner.read_all(from, max)?))
-    }
-    fn read_stream_async(
-        &self,
-        stream: StreamId,
-        from: Version,
-        max: usize,
-    ) -> Completion<Result<Vec<RecordedEvent>, ReadError>> {
-        self.inner.read_stream_async(stream, from, max)
-    }
-    fn read_all_async(
-        &self,
-        from: Position,
-        max: usize,
-    ) -> Completion<Result<Vec<RecordedEvent>, ReadError>> {
-        Completion::ready(self.read_all(from, max))
-    }
-    fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, ReadError> {
-        self.inner.stream_version(stream)
-    }
-    fn idempotency_record(
-        &self,
-        key: &IdempotencyKey,
-    ) -> Result<Option<crate::store::IdempotencyRecord>, ReadError> {
-        self.inner.idempotency_record(key)
-    }
-    fn head(&self) -> Option<ChainHead> {
-        self.inner.head()
-    }
-    fn commit_signal(&self) -> &CommitSignal {
-        self.inner.commit_signal()
-    }
-    fn verify(&self) -> Result<VerifyReport, ReadError> {
-        self.inner.verify()
-    }
-    fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, ReadError> {
-        self.inner.verify_stream(stream)
-    }
-    fn poisoned(&self) -> Option<String> {
-        self.inner.poisoned()
-    }
-    fn stats(&self) -> LogStats {
-        self.inner.stats()
-    }
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn stored_records(&self, from: Position, max: usize) -> Result<Vec<StoredRecord>, ReadError> {
-        self.inner.stored_records(from, max)
-    }
-    fn stored_idempotency_records(
-        &self,
-        after: Option<&IdempotencyKey>,
-        max: usize,
-    ) -> Result<Vec<StoredIdempotency>, ReadError> {
-        self.inner.stored_idempotency_records(after, max)
-    }
-    fn begin_restore(&self) -> Result<Box<dyn RestoreSink + '_>, RestoreError> {
-        self.inner.begin_restore()
-    }
-    fn close(&self) -> Result<(), CloseError> {
-        self.inner.close()
     }
 }
 
@@ -205,10 +139,10 @@ impl Backend for Mutant {
         clock: Arc<dyn Clock>,
         tuning: u8,
     ) -> Result<Arc<dyn EventStore>, OpenError> {
-        Ok(Arc::new(Broken {
+        Ok(Arc::new(Intercepted(Broken {
             inner: Arc::new(self.sled.open_log(place, clock, tuning)?),
             fault: self.fault,
-        }))
+        })))
     }
 
     fn name(&self) -> String {
