@@ -9,7 +9,9 @@
 //!   payloads not), events per second;
 //! - rebuild: a fresh read-model store, every model of `civicflow_projections::models::all`
 //!   started together, until all have caught up with the head (their rows committed);
-//!   events of the log per second, the CPU time it took, and the rows written;
+//!   events of the log per second, the CPU time it took, and the rows written; once with the
+//!   runner's default options, once as `civicflow rebuild` runs it (the service's 2,000 rows
+//!   per model in memory, trimmed after each commit past that);
 //! - each model alone, for the breakdown.
 //!
 //! Each round runs a raw replay and then a rebuild; the table gives the medians and the
@@ -61,19 +63,19 @@ struct Rebuilt {
     rows: usize,
 }
 
-fn rebuild(log: &SledLog, dir: &Path, projections: Vec<Box<dyn Projection>>) -> Rebuilt {
+fn rebuild(
+    log: &SledLog,
+    dir: &Path,
+    projections: Vec<Box<dyn Projection>>,
+    options: RunnerOptions,
+) -> Rebuilt {
     let _ = std::fs::remove_dir_all(dir);
     let store = Arc::new(SledReadModels::open(dir).expect("store"));
     let events = log.head().map_or(0, |h| h.position.get());
     let cpu_started = cpu_seconds();
     let started = Instant::now();
-    let runner = Runner::start(
-        Arc::new(log.clone()),
-        store.clone(),
-        projections,
-        RunnerOptions::default(),
-    )
-    .expect("start");
+    let runner =
+        Runner::start(Arc::new(log.clone()), store.clone(), projections, options).expect("start");
     runner
         .wait_until_caught_up(Duration::from_secs(600))
         .expect("caught up");
@@ -108,6 +110,22 @@ fn cpu_seconds() -> f64 {
         .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
     nanos as f64 / 1e9
+}
+
+/// The options `civicflow rebuild` runs the read models with.
+fn command_options() -> RunnerOptions {
+    RunnerOptions {
+        rows_in_memory_max: civicflow::http::ServiceConfig::DEFAULT_PROJECTION_ROWS_IN_MEMORY,
+        ..RunnerOptions::default()
+    }
+}
+
+/// The lowest and the highest of `v`.
+fn spread(v: &[f64]) -> (f64, f64) {
+    (
+        v.iter().copied().fold(f64::INFINITY, f64::min),
+        v.iter().copied().fold(0.0, f64::max),
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -157,6 +175,7 @@ fn main() {
     let only = std::env::var("CIVICFLOW_BENCH_ONLY").ok();
     let together = only.as_deref().is_none_or(|only| only == "all");
     let (mut raw, mut all, mut cpu, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut command, mut command_ratios) = (Vec::new(), Vec::new());
     let mut events = 0;
     let mut rows = 0;
     for _ in 0..rounds {
@@ -174,11 +193,20 @@ fn main() {
                 &log,
                 &base.join("rm-all"),
                 models::all(definitions.clone(), Zone::shanghai()),
+                RunnerOptions::default(),
             );
             ratios.push(rebuilt.rate / rate);
             all.push(rebuilt.rate);
             cpu.push(rebuilt.cpu);
             rows = rebuilt.rows;
+            let as_command = rebuild(
+                &log,
+                &base.join("rm-command"),
+                models::all(definitions.clone(), Zone::shanghai()),
+                command_options(),
+            );
+            command_ratios.push(as_command.rate / rate);
+            command.push(as_command.rate);
         }
     }
     let raw = median(raw);
@@ -187,18 +215,20 @@ fn main() {
     println!("|---|---:|---:|");
     println!("| raw replay (read_all, batches of 1024) | {raw:.0} | 1.00 |");
     if together {
-        let spread = (
-            ratios.iter().copied().fold(f64::INFINITY, f64::min),
-            ratios.iter().copied().fold(0.0, f64::max),
-        );
+        let (low, high) = spread(&ratios);
         println!(
-            "| rebuild of all {} models together ({rows} rows, {:.3} s CPU) | {:.0} | **{:.2}** ({:.2} to {:.2}) |",
+            "| rebuild of all {} models together ({rows} rows, {:.3} s CPU) | {:.0} | **{:.2}** ({low:.2} to {high:.2}) |",
             models::names().len(),
             median(cpu),
             median(all),
             median(ratios),
-            spread.0,
-            spread.1
+        );
+        let (low, high) = spread(&command_ratios);
+        println!(
+            "| the same as `civicflow rebuild` runs it ({} rows per model in memory) | {:.0} | {:.2} ({low:.2} to {high:.2}) |",
+            command_options().rows_in_memory_max,
+            median(command),
+            median(command_ratios),
         );
     }
     for (i, name) in models::names()
@@ -211,7 +241,12 @@ fn main() {
             .skip(i)
             .take(1)
             .collect();
-        let rebuilt = rebuild(&log, &base.join(format!("rm-{name}")), alone);
+        let rebuilt = rebuild(
+            &log,
+            &base.join(format!("rm-{name}")),
+            alone,
+            RunnerOptions::default(),
+        );
         println!(
             "| rebuild of {name} alone ({} rows) | {:.0} | {:.2} |",
             rebuilt.rows,
