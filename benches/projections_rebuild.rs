@@ -34,6 +34,7 @@ use civicflow::core::readmodel::ReadModelStore;
 use civicflow::core::vault::MasterKey;
 use civicflow::core::{ManualClock, Position, SledLog};
 use civicflow::demo;
+use civicflow::http::ServiceConfig;
 use civicflow::projections::{models, Projection, Runner, RunnerOptions};
 use history::{open_engine, run_random_commands, Rng};
 
@@ -114,10 +115,7 @@ fn cpu_seconds() -> f64 {
 
 /// The options `civicflow rebuild` runs the read models with.
 fn command_options() -> RunnerOptions {
-    RunnerOptions {
-        rows_in_memory_max: civicflow::http::ServiceConfig::DEFAULT_PROJECTION_ROWS_IN_MEMORY,
-        ..RunnerOptions::default()
-    }
+    ServiceConfig::runner_options(ServiceConfig::DEFAULT_PROJECTION_ROWS_IN_MEMORY)
 }
 
 /// The lowest and the highest of `v`.

@@ -36,7 +36,7 @@ use civicflow::core::{
     StreamId, UnitId,
 };
 use civicflow::http::TokenSecret;
-use civicflow::projections::{models, Phase, Runner, RunnerOptions};
+use civicflow::projections::{models, Phase, Runner};
 
 use super::backend::StoreArgs;
 use super::serve::master_key;
@@ -566,10 +566,9 @@ pub fn rebuild(place: &StoreArgs, zone: Option<Zone>) -> Result<ExitCode, String
         log.clone(),
         store.clone(),
         projections,
-        RunnerOptions {
-            rows_in_memory_max: civicflow::http::ServiceConfig::DEFAULT_PROJECTION_ROWS_IN_MEMORY,
-            ..RunnerOptions::default()
-        },
+        civicflow::http::ServiceConfig::runner_options(
+            civicflow::http::ServiceConfig::DEFAULT_PROJECTION_ROWS_IN_MEMORY,
+        ),
     )
     .map_err(|e| format!("cannot start the read models: {e}"))?;
     let bar = indicatif::ProgressBar::new(head.position.get());

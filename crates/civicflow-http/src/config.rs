@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use civicflow_core::calendar::Zone;
 use civicflow_core::vault::MasterKey;
+use civicflow_projections::RunnerOptions;
 
 use crate::client::IpNet;
 use crate::limits::RateLimit;
@@ -118,6 +119,16 @@ impl ServiceConfig {
     pub const DEFAULT_STREAM_HISTORY_WINDOW: u64 = 1_000_000;
     /// The default of [`ServiceConfig::stream_replays_per_token`].
     pub const DEFAULT_STREAM_REPLAYS_PER_TOKEN: usize = 2;
+
+    /// The read models' runner options with `rows_in_memory` rows per model kept between
+    /// commits: the service's (with [`ServiceConfig::projection_rows_in_memory`]), and
+    /// `civicflow rebuild`'s (with the default), so that both run the models alike.
+    pub fn runner_options(rows_in_memory: usize) -> RunnerOptions {
+        RunnerOptions {
+            rows_in_memory_max: rows_in_memory,
+            ..RunnerOptions::default()
+        }
+    }
 
     /// Defaults: `127.0.0.1:8080` over plain HTTP, Asia/Shanghai, 30-second requests, 10-second grace, the default caches,
     /// connection caps, header timeout and rate limits above, no trusted proxies, the Open311

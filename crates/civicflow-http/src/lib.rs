@@ -53,7 +53,7 @@ use civicflow_core::domain::org::Acting;
 use civicflow_core::engine::{Engine, EngineConfig, EngineError, SubmitError};
 use civicflow_core::readmodel::{ReadModelError, ReadModelStore};
 use civicflow_core::SledReadModels;
-use civicflow_projections::{ProjectionError, Runner, RunnerOptions};
+use civicflow_projections::{ProjectionError, Runner};
 use tokio::sync::watch;
 
 pub use auth::{hash_token, TokenIndex, TokenSecret, TOKEN_PREFIX};
@@ -161,10 +161,7 @@ impl Service {
         let runner = Arc::new(Runner::beside(
             &engine,
             store,
-            RunnerOptions {
-                rows_in_memory_max: config.projection_rows_in_memory,
-                ..RunnerOptions::default()
-            },
+            ServiceConfig::runner_options(config.projection_rows_in_memory),
         )?);
         let tokens = auth::TokenIndex::from_state(&engine.tokens()?);
         let scheduler = engine.spawn_scheduler(Duration::from_secs(1));

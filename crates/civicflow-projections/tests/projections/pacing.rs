@@ -88,11 +88,11 @@ impl Model {
         }
     }
 
-    fn slow(name: &'static str, version: u32) -> Self {
+    fn slow(name: &'static str, version: u32, pause: Duration) -> Self {
         Self {
             name,
             version,
-            pause: Some(Duration::from_millis(1)),
+            pause: Some(pause),
             poison: None,
         }
     }
@@ -187,7 +187,7 @@ fn a_rebuild_reads_the_log_once_however_far_the_fast_models_could_run_ahead() {
         &store,
         vec![
             Model::fast("fast_a"),
-            Model::slow("slow", 1),
+            Model::slow("slow", 1, Duration::from_millis(1)),
             Model::fast("fast_b"),
         ],
     );
@@ -242,12 +242,7 @@ fn a_live_model_is_not_held_back_by_a_new_version_rebuilding_far_behind() {
     }
     // The second run: `renewed` comes back in version 2, slow, and rebuilds from the start
     // (about three seconds: a pause of 4 ms every 64 events); `live` resumes at the head.
-    let slow = Model {
-        name: "renewed",
-        version: 2,
-        pause: Some(Duration::from_millis(4)),
-        poison: None,
-    };
+    let slow = Model::slow("renewed", 2, Duration::from_millis(4));
     // Two whole chunks came while the service was stopped: `live` reads them as chunks
     // behind the head, which is where a worker may wait for another.
     fill(&counting.0.log, 2 * CHUNK, None);
