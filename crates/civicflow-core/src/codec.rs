@@ -467,6 +467,134 @@ pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecordV1, De
 }
 
 // ---------------------------------------------------------------------------------------------
+// Sealed segments of the log (decision 0013): pieces of the stream index and idempotency
+// records, as the exact keys and values they had in the tail, in key order; and a segment's
+// description.
+
+/// Builds a sealed piece pair by pair (keys must come in ascending order).
+pub(crate) struct PieceBuilder {
+    bytes: Vec<u8>,
+    count: u32,
+    first_key: Option<Vec<u8>>,
+}
+
+impl PieceBuilder {
+    pub(crate) fn new() -> Self {
+        let mut bytes = Vec::with_capacity(CHUNK_BYTES_TARGET + 4096);
+        bytes.push(FORMAT_V1);
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        Self {
+            bytes,
+            count: 0,
+            first_key: None,
+        }
+    }
+
+    /// Whether the piece holds its share: the next pair goes into a new piece.
+    pub(crate) fn is_full(&self) -> bool {
+        self.bytes.len() >= CHUNK_BYTES_TARGET
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) {
+        let key_len = u32::try_from(key.len()).expect("keys are short");
+        let value_len = u32::try_from(value.len()).expect("values are at most a chunk");
+        self.bytes.extend_from_slice(&key_len.to_le_bytes());
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(&value_len.to_le_bytes());
+        self.bytes.extend_from_slice(value);
+        self.count += 1;
+        if self.first_key.is_none() {
+            self.first_key = Some(key.to_vec());
+        }
+    }
+
+    /// The piece's first key and its bytes.
+    pub(crate) fn finish(mut self) -> (Vec<u8>, Vec<u8>) {
+        self.bytes[1..5].copy_from_slice(&self.count.to_le_bytes());
+        (self.first_key.unwrap_or_default(), self.bytes)
+    }
+}
+
+/// A (key, value) pair of a sealed piece, borrowing the piece's bytes.
+pub(crate) type PiecePair<'a> = (&'a [u8], &'a [u8]);
+
+/// The (key, value) pairs of a sealed piece, checked to be in strictly ascending key order.
+pub(crate) fn decode_piece(bytes: &[u8]) -> Result<Vec<PiecePair<'_>>, DecodeError> {
+    const WHAT: &str = "sealed piece";
+    let rest = split_format(WHAT, bytes)?;
+    let (count, mut rest) = take::<4>(WHAT, rest, "count")?;
+    let count = u32::from_le_bytes(count);
+    if count == 0 {
+        return Err(DecodeError::new(WHAT, "no pairs"));
+    }
+    let mut pairs: Vec<PiecePair<'_>> = Vec::with_capacity(count.min(1 << 16) as usize);
+    for i in 0..count {
+        let (key_len, after) = take::<4>(WHAT, rest, "key length")?;
+        let key_len = u32::from_le_bytes(key_len) as usize;
+        if after.len() < key_len {
+            return Err(DecodeError::new(WHAT, format!("pair {i}: key cut off")));
+        }
+        let (key, after) = after.split_at(key_len);
+        let (value_len, after) = take::<4>(WHAT, after, "value length")?;
+        let value_len = u32::from_le_bytes(value_len) as usize;
+        if after.len() < value_len {
+            return Err(DecodeError::new(WHAT, format!("pair {i}: value cut off")));
+        }
+        let (value, after) = after.split_at(value_len);
+        if pairs.last().is_some_and(|(previous, _)| *previous >= key) {
+            return Err(DecodeError::new(
+                WHAT,
+                format!("pair {i}: keys out of order"),
+            ));
+        }
+        pairs.push((key, value));
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(DecodeError::new(
+            WHAT,
+            format!("{} bytes after the last pair", rest.len()),
+        ));
+    }
+    Ok(pairs)
+}
+
+/// What a sealed segment holds and where its parts are. Fields are never reordered or
+/// changed: format 1 of the description is frozen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentV1 {
+    /// The first and last positions the segment seals.
+    pub(crate) first_position: u64,
+    pub(crate) last_position: u64,
+    /// The first key of each piece, in order (a lookup binary-searches them).
+    pub(crate) piece_first_keys: Vec<Vec<u8>>,
+    /// The filter's size in 64-byte blocks, and the parts it is stored in.
+    pub(crate) filter_blocks: u64,
+    pub(crate) filter_parts: u32,
+}
+
+pub(crate) fn encode_segment(segment: &SegmentV1) -> Vec<u8> {
+    let mut out = vec![FORMAT_V1];
+    bincode_options(usize::MAX)
+        .serialize_into(&mut out, segment)
+        .expect("vectors and integers always encode into a Vec");
+    out
+}
+
+pub(crate) fn decode_segment(bytes: &[u8]) -> Result<SegmentV1, DecodeError> {
+    const WHAT: &str = "sealed segment";
+    let rest = split_format(WHAT, bytes)?;
+    bincode_options(rest.len())
+        .reject_trailing_bytes()
+        .deserialize(rest)
+        .map_err(|e| DecodeError::new(WHAT, e.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Snapshots of derived state (the engine's deadline index): format byte, bincode, then the
 // SHA-256 of both, so that a damaged file is refused rather than misread.
 

@@ -1,0 +1,781 @@
+//! Sealing: the oldest part of the log's tail becomes a sealed segment (decision 0013).
+//!
+//! sled keeps state in memory for every key of a tree, so a log that kept a key per chunk,
+//! per stream index entry and per idempotency record would cost memory in proportion to its
+//! history. A seal takes the positions from the last seal up to a stream-index flush and
+//! writes them as a few large values instead:
+//!
+//! 1. the chunks are merged into blocks of 64 KiB, each written under its first chunk's key
+//!    (the block holds every record the replaced chunks held, so a point lookup finds a value
+//!    that holds its position whichever it meets);
+//! 2. the range's stream index entries and idempotency records are copied, in key order,
+//!    into pieces of 64 KiB under `'P'`;
+//! 3. one batch writes the segment's description, its filter, `M sealed-through` and
+//!    `M seal-pending`; sled is flushed;
+//! 4. the segment is published in the table readers use;
+//! 5. the range's old chunks, entries and records are removed in small batches, and last
+//!    `M seal-pending`.
+//!
+//! Until step 3 nothing refers to the new keys (a crash leaves blocks that repeat old
+//! chunks, which readers skip, and pieces of a segment not described, removed on open).
+//! Between 3 and the end of 5 both copies exist, and readers take a version or a record
+//! found twice once; a crash there is finished on open (`M seal-pending`).
+//!
+//! Readers need no lock: they read the tail first and take the table after. A key removed
+//! while a reader scans the tail belongs to a segment already published (step 4 comes before
+//! step 5), so the reader finds it there.
+//!
+//! Only a stream-index flush ends a seal: the memtable writes each stream's entry for
+//! exactly the positions since the previous flush, so no entry straddles the seal's end,
+//! and no chunk does (a flush ends a commit group). The seal runs on its own thread; the
+//! leader never writes a key of the sealed range again, so the two never write the same key.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use super::filter::{Filter, KeyHash, BLOCK_BYTES};
+use super::segments::Segment;
+use super::{keys, lock, storage, Shared};
+use crate::codec::{self, ChunkBuilder, PieceBuilder, SegmentV1};
+use crate::error::ReadError;
+use crate::ids::Position;
+
+/// Batches a seal writes or removes in: small, so that sled and the memory stay calm.
+const BATCH_KEYS: usize = 4096;
+const BATCH_BYTES: usize = 1024 * 1024;
+/// A filter is stored in parts of this many bytes (sled writes values past a quarter of a
+/// segment to blob files it never fsyncs; see `SEGMENT_BYTES`).
+const FILTER_PART_BYTES: usize = 1024 * BLOCK_BYTES;
+
+/// What the leader asks of the sealer thread.
+#[derive(Debug, Default)]
+pub(super) struct SealerState {
+    /// The newest stream-index flush: a seal may end there.
+    flushed_through: Option<Position>,
+    stop: bool,
+    /// Why sealing stopped, if it failed (the log stays correct; it only stops shrinking).
+    pub(super) failed: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Sealer {
+    pub(super) state: Mutex<SealerState>,
+    wake: Condvar,
+}
+
+impl Sealer {
+    /// Called by the leader after a stream-index flush through `through` is durable.
+    pub(super) fn flushed(&self, through: Position) {
+        lock(&self.state).flushed_through = Some(through);
+        self.wake.notify_one();
+    }
+
+    pub(super) fn stop(&self) {
+        lock(&self.state).stop = true;
+        self.wake.notify_one();
+    }
+}
+
+/// A batch of writes and removals, applied when it grows past its bounds.
+struct Batches<'a> {
+    tree: &'a sled::Tree,
+    batch: sled::Batch,
+    keys: usize,
+    bytes: usize,
+}
+
+impl<'a> Batches<'a> {
+    fn new(tree: &'a sled::Tree) -> Self {
+        Self {
+            tree,
+            batch: sled::Batch::default(),
+            keys: 0,
+            bytes: 0,
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), ReadError> {
+        self.bytes += key.len() + value.len();
+        self.batch.insert(key, value);
+        self.grew()
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Result<(), ReadError> {
+        self.bytes += key.len();
+        self.batch.remove(key);
+        self.grew()
+    }
+
+    fn grew(&mut self) -> Result<(), ReadError> {
+        self.keys += 1;
+        if self.keys >= BATCH_KEYS || self.bytes >= BATCH_BYTES {
+            self.apply()?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self) -> Result<(), ReadError> {
+        if self.keys > 0 {
+            self.tree
+                .apply_batch(std::mem::take(&mut self.batch))
+                .map_err(storage)?;
+            self.keys = 0;
+            self.bytes = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a tail key (`'S'` entry or `'I'` record) belongs to the range sealed through
+/// `through`. Entries and records never straddle a seal's end (see above), so the first
+/// position decides.
+fn is_sealed(key: &[u8], value: &[u8], through: Position) -> Result<bool, ReadError> {
+    let first = match key.first() {
+        Some(&keys::STREAM_INDEX) => codec::decode_index_entry(value)
+            .map_err(|e| ReadError::CorruptedIndex {
+                what: "stream index entry".into(),
+                reason: e.to_string(),
+            })?
+            .first()
+            .map_or(0, |p| p.get()),
+        Some(&keys::IDEMPOTENCY) => {
+            codec::decode_idempotency(value)
+                .map_err(|e| ReadError::CorruptedIndex {
+                    what: "idempotency record".into(),
+                    reason: e.to_string(),
+                })?
+                .first_position
+        }
+        _ => return Ok(false),
+    };
+    Ok(first <= through.get())
+}
+
+/// Calls `visit` with every tail key of the sealed range, `'I'` before `'S'` (key order).
+fn for_each_sealed_tail_key(
+    tree: &sled::Tree,
+    through: Position,
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    for prefix in [keys::IDEMPOTENCY, keys::STREAM_INDEX] {
+        for item in tree.scan_prefix([prefix]) {
+            let (key, value) = item.map_err(storage)?;
+            if is_sealed(&key, &value, through)? {
+                visit(&key, &value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Calls `visit` with each chunk key from `first` through `through` and whether it starts
+/// where the records before it end (a block or a chunk to keep) or inside them (an old chunk a
+/// block already holds).
+fn for_each_chunk_key(
+    tree: &sled::Tree,
+    first: Position,
+    through: Position,
+    mut visit: impl FnMut(&[u8], &[u8], bool) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    if first > through {
+        return Ok(()); // a segment of idempotency records alone
+    }
+    let mut next = first;
+    for item in tree.range(keys::chunk(first)..=keys::chunk(through)) {
+        let (key, value) = item.map_err(storage)?;
+        let start = keys::chunk_position(&key).ok_or_else(|| ReadError::CorruptedIndex {
+            what: "log chunk key".into(),
+            reason: format!("{key:?}"),
+        })?;
+        let entries = codec::decode_chunk(&value).map_err(|e| ReadError::corrupted(start, &e))?;
+        let keeps = start >= next;
+        if keeps {
+            next = start.plus(entries.len() as u64);
+        }
+        visit(&key, &value, keeps)?;
+    }
+    Ok(())
+}
+
+impl Shared {
+    /// The sealer thread: seals whenever enough has been flushed since the last seal.
+    pub(super) fn run_sealer(&self) {
+        loop {
+            let through = {
+                let mut state = lock(&self.sealer.state);
+                loop {
+                    if state.stop {
+                        return;
+                    }
+                    if let Some(through) = state.flushed_through.take() {
+                        break through;
+                    }
+                    state = self
+                        .sealer
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            if through.get() - self.sealed_through.load(Ordering::Acquire) < self.seal_events {
+                continue;
+            }
+            // A failed seal leaves the log whole (see above); the next flush tries again,
+            // and the failure stays visible (`SledLog::seal_failure`) until a seal succeeds.
+            let outcome = self
+                .seal(through, false)
+                .err()
+                .map(|error| error.to_string());
+            lock(&self.sealer.state).failed = outcome;
+        }
+    }
+
+    /// Seals every position after the last seal through `through` (a stream-index flush).
+    /// With `idempotency_only`, `through` may be where the last seal ended: a restore pushes
+    /// its idempotency records after all its records, and seals them as they come.
+    pub(super) fn seal(&self, through: Position, idempotency_only: bool) -> Result<(), ReadError> {
+        let _one_at_a_time = lock(&self.sealing);
+        // A seal whose removal did not finish (it failed, or the process died) first.
+        self.finish_pending_seal()?;
+        let sealed = self.sealed_through.load(Ordering::Acquire);
+        let first = Position::FIRST.plus(sealed);
+        if first > through && !(idempotency_only && sealed == through.get()) {
+            return Ok(());
+        }
+        let number = u32::try_from(self.sealed().len()).map_err(|_| ReadError::CorruptedIndex {
+            what: "sealed segments".into(),
+            reason: "too many".into(),
+        })?;
+        let mut batches = Batches::new(&self.tree);
+
+        // 1. Blocks.
+        let mut block = ChunkBuilder::new();
+        let mut block_first = first;
+        let mut next = first;
+        for_each_chunk_key(&self.tree, first, through, |key, value, _| {
+            let start = keys::chunk_position(key).expect("checked by for_each_chunk_key");
+            let entries =
+                codec::decode_chunk(value).map_err(|e| ReadError::corrupted(start, &e))?;
+            for (i, entry) in entries.iter().enumerate() {
+                let position = start.plus(i as u64);
+                if position < next {
+                    continue; // an old chunk a block written by an interrupted seal holds
+                }
+                if block.is_full_for(entry.record.len()) {
+                    let full = std::mem::replace(&mut block, ChunkBuilder::new());
+                    batches.insert(&keys::chunk(block_first), full.finish())?;
+                }
+                if block.is_empty() {
+                    block_first = position;
+                }
+                block.push(&entry.hash, entry.record);
+                next = position.next();
+            }
+            Ok(())
+        })?;
+        if next != through.next() {
+            return Err(ReadError::Corrupted {
+                position: next,
+                reason: format!("sealing through {through}, no stored record here"),
+            });
+        }
+        if !block.is_empty() {
+            batches.insert(&keys::chunk(block_first), block.finish())?;
+        }
+
+        // 2. Pieces, and the hashes their filter is built from.
+        let mut hashes = Vec::new();
+        let mut piece_first_keys = Vec::new();
+        let mut piece = PieceBuilder::new();
+        let mut previous_filter_key: Vec<u8> = Vec::new();
+        for_each_sealed_tail_key(&self.tree, through, |key, value| {
+            if piece.is_full() {
+                let (first_key, bytes) =
+                    std::mem::replace(&mut piece, PieceBuilder::new()).finish();
+                let index = u32::try_from(piece_first_keys.len()).unwrap_or(u32::MAX);
+                batches.insert(&keys::piece(number, index), bytes)?;
+                piece_first_keys.push(first_key);
+            }
+            piece.push(key, value);
+            let filter_key = filter_key(key);
+            if filter_key != previous_filter_key.as_slice() {
+                hashes.push(KeyHash::of(filter_key));
+                previous_filter_key = filter_key.to_vec();
+            }
+            Ok(())
+        })?;
+        if !piece.is_empty() {
+            let (first_key, bytes) = piece.finish();
+            let index = u32::try_from(piece_first_keys.len()).unwrap_or(u32::MAX);
+            batches.insert(&keys::piece(number, index), bytes)?;
+            piece_first_keys.push(first_key);
+        }
+        batches.apply()?;
+
+        // 3. The description, the filter, the marks: one batch, then flushed.
+        let mut filter = Filter::with_capacity(hashes.len() as u64);
+        for hash in hashes {
+            filter.insert(hash);
+        }
+        let parts: Vec<&[u8]> = filter.as_bytes().chunks(FILTER_PART_BYTES).collect();
+        let description = SegmentV1 {
+            first_position: first.get(),
+            last_position: through.get(),
+            piece_first_keys,
+            filter_blocks: filter.blocks(),
+            filter_parts: u32::try_from(parts.len()).unwrap_or(u32::MAX),
+        };
+        let mut marks = sled::Batch::default();
+        for (part, bytes) in parts.iter().enumerate() {
+            marks.insert(
+                &keys::filter_part(number, u32::try_from(part).unwrap_or(u32::MAX)),
+                *bytes,
+            );
+        }
+        marks.insert(&keys::segment(number), codec::encode_segment(&description));
+        marks.insert(keys::META_SEALED_THROUGH, &through.get().to_be_bytes());
+        marks.insert(keys::META_SEAL_PENDING, &number.to_be_bytes());
+        self.tree.apply_batch(marks).map_err(storage)?;
+        self.db.flush().map_err(storage)?;
+
+        // 4. Published: from here readers find the range in the segment.
+        let segment = Arc::new(Segment::new(number, description, filter)?);
+        {
+            let mut table = self
+                .segments
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut list = table.as_ref().clone();
+            list.push(segment.clone());
+            *table = Arc::new(list);
+        }
+        self.sealed_through.store(through.get(), Ordering::Release);
+
+        #[cfg(feature = "fault-injection")]
+        if self.faults.seal_stops_before_removal {
+            return Ok(());
+        }
+        // 5. The tail's copies go.
+        self.remove_sealed_tail(&segment)
+    }
+
+    /// Step 5 of the seal `M seal-pending` names, if there is one: how a seal after a failed
+    /// one, and opening after a crash inside one, finish it.
+    pub(super) fn finish_pending_seal(&self) -> Result<(), ReadError> {
+        let Some(pending) = self.tree.get(keys::META_SEAL_PENDING).map_err(storage)? else {
+            return Ok(());
+        };
+        let segment = <[u8; 4]>::try_from(pending.as_ref())
+            .ok()
+            .map(u32::from_be_bytes)
+            .and_then(|number| self.sealed().get(number as usize).cloned())
+            .ok_or_else(|| ReadError::CorruptedIndex {
+                what: "meta seal-pending".into(),
+                reason: format!("{pending:?} names no sealed segment"),
+            })?;
+        self.remove_sealed_tail(&segment)
+    }
+
+    /// Removes what `segment` sealed from the tail, then `M seal-pending`.
+    fn remove_sealed_tail(&self, segment: &Segment) -> Result<(), ReadError> {
+        let mut batches = Batches::new(&self.tree);
+        for_each_chunk_key(&self.tree, segment.first, segment.last, |key, _, keeps| {
+            if !keeps {
+                batches.remove(key)?;
+            }
+            Ok(())
+        })?;
+        for_each_sealed_tail_key(&self.tree, segment.last, |key, _| batches.remove(key))?;
+        batches.remove(keys::META_SEAL_PENDING)?;
+        batches.apply()
+    }
+}
+
+/// What the filter holds for a tail key: a stream index entry's stream (`'S' | id | 0`), an
+/// idempotency record's whole key.
+pub(super) fn filter_key(key: &[u8]) -> &[u8] {
+    match key.first() {
+        Some(&keys::STREAM_INDEX) => &key[..key.len().saturating_sub(8)],
+        _ => key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::super::{keys, SledLog, SledLogConfig};
+    use crate::clock::{ManualClock, Timestamp};
+    use crate::error::ReadError;
+    use crate::event::{AppendRequest, NewEvent};
+    use crate::ids::{
+        Actor, CorrelationId, EventId, EventType, ExpectedVersion, IdempotencyKey, Position,
+        StreamId, Version,
+    };
+    use crate::store::EventStore;
+
+    /// A store's directory, removed when the test is done with it.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("civicflow-seal-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            Self(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    /// Small thresholds: a flush every 16 events, a seal every 64.
+    fn sealing(path: &Path, clock: &ManualClock) -> SledLogConfig {
+        SledLogConfig::new(path)
+            .clock(Arc::new(clock.clone()))
+            .index_flush_events(16)
+            .seal_after_events(64)
+    }
+
+    fn never_sealing(path: &Path, clock: &ManualClock) -> SledLogConfig {
+        sealing(path, clock).seal_after_events(0)
+    }
+
+    fn stream(i: usize) -> StreamId {
+        StreamId::new(format!("case-{}", i % 23)).expect("valid")
+    }
+
+    fn key(n: usize) -> IdempotencyKey {
+        IdempotencyKey::new(format!("req-{n}")).expect("valid")
+    }
+
+    /// The same appends, byte for byte, to every log: 23 streams, one to three events each,
+    /// an idempotency key on every third.
+    fn append(logs: &[&SledLog], appends: std::ops::Range<usize>) {
+        for n in appends {
+            let events = (0..1 + n % 3)
+                .map(|i| {
+                    NewEvent::new(
+                        EventType::new("Noted").expect("valid"),
+                        1,
+                        vec![n as u8; 40],
+                    )
+                    .with_id(EventId::from_uuid(uuid::Uuid::from_u128(
+                        (n as u128) << 8 | i as u128,
+                    )))
+                })
+                .collect();
+            let mut request = AppendRequest::to_stream(
+                stream(n),
+                ExpectedVersion::Any,
+                events,
+                Actor::parse("worker-1", "grid_worker", "grid-1").expect("valid"),
+                CorrelationId::from_uuid(uuid::Uuid::from_u128(n as u128)),
+            );
+            if n % 3 == 0 {
+                request = request.with_idempotency_key(key(n));
+            }
+            for log in logs {
+                log.append(request.clone())
+                    .expect("append")
+                    .expect("no conflict");
+            }
+        }
+    }
+
+    fn wait_for_segments(log: &SledLog, at_least: usize) {
+        let started = Instant::now();
+        while log.sealed_segments() < at_least {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{} segments after a minute, waiting for {at_least}; failure: {:?}",
+                log.sealed_segments(),
+                log.seal_failure()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Every read a caller can make answers the same on both logs.
+    fn assert_same_answers(sealed: &SledLog, reference: &SledLog, appends: usize) {
+        let all = |log: &SledLog| log.read_all(Position::FIRST, usize::MAX).expect("read_all");
+        assert_eq!(all(sealed), all(reference), "read_all");
+        for i in 0..23 {
+            let stream = stream(i);
+            let expected = reference
+                .read_stream(&stream, Version::FIRST, usize::MAX)
+                .expect("read");
+            assert_eq!(
+                sealed
+                    .read_stream(&stream, Version::FIRST, usize::MAX)
+                    .expect("read"),
+                expected,
+                "{stream}"
+            );
+            for from in 1..=expected.len() as u64 + 1 {
+                let from = Version::new(from).expect("not zero");
+                for max in [1, 3, 7] {
+                    assert_eq!(
+                        sealed.read_stream(&stream, from, max).expect("read"),
+                        reference.read_stream(&stream, from, max).expect("read"),
+                        "{stream} from {from} max {max}"
+                    );
+                }
+            }
+            assert_eq!(
+                sealed.stream_version(&stream).expect("version"),
+                reference.stream_version(&stream).expect("version"),
+                "{stream}"
+            );
+            assert!(sealed.verify_stream(&stream).expect("verify").is_intact());
+        }
+        assert_eq!(
+            sealed
+                .stream_version(&StreamId::new("case-none").expect("valid"))
+                .expect("v"),
+            None
+        );
+        for n in (0..appends + 30).step_by(3) {
+            assert_eq!(
+                sealed.idempotency_record(&key(n)).expect("lookup"),
+                reference.idempotency_record(&key(n)).expect("lookup"),
+                "{}",
+                key(n)
+            );
+        }
+        let export = |log: &SledLog| {
+            let mut out = Vec::new();
+            loop {
+                let page = log
+                    .stored_idempotency_records(
+                        out.last().map(|r: &crate::StoredIdempotency| &r.key),
+                        7,
+                    )
+                    .expect("export");
+                if page.is_empty() {
+                    return out;
+                }
+                out.extend(page);
+            }
+        };
+        assert_eq!(
+            export(sealed),
+            export(reference),
+            "exported idempotency records"
+        );
+        assert_eq!(
+            sealed.verify().expect("verify"),
+            reference.verify().expect("verify")
+        );
+    }
+
+    /// The tail keys a sealed log still holds at or below its last seal: none once its
+    /// removals are done; and its chunk keys there, one block per segment here.
+    fn sealed_range_keys(log: &SledLog) -> (usize, usize) {
+        let shared = log.shared();
+        let through = shared
+            .sealed_through
+            .load(std::sync::atomic::Ordering::Acquire);
+        let through = Position::new(through).expect("sealed");
+        let mut tail = 0;
+        super::for_each_sealed_tail_key(&shared.tree, through, |_, _| {
+            tail += 1;
+            Ok(())
+        })
+        .expect("scan");
+        let chunks = shared
+            .tree
+            .range(keys::chunk(Position::FIRST)..=keys::chunk(through))
+            .count();
+        (tail, chunks)
+    }
+
+    #[test]
+    fn a_sealed_log_answers_every_read_as_one_that_never_seals() {
+        let clock = ManualClock::new(Timestamp::EPOCH);
+        let (dir, reference_dir) = (Dir::new("answers"), Dir::new("answers-reference"));
+        let log = sealing(&dir.0, &clock).open().expect("open");
+        let reference = never_sealing(&reference_dir.0, &clock)
+            .open()
+            .expect("open");
+        append(&[&log, &reference], 0..400);
+        wait_for_segments(&log, 4);
+        assert_eq!(reference.sealed_segments(), 0);
+        assert_same_answers(&log, &reference, 400);
+        let segments = log.sealed_segments();
+        log.close().expect("close");
+
+        let log = sealing(&dir.0, &clock).open().expect("reopen");
+        assert_eq!(
+            log.sealed_segments(),
+            segments,
+            "segments are read back on open"
+        );
+        assert_eq!(
+            sealed_range_keys(&log),
+            (0, segments),
+            "the sealed range's keys"
+        );
+        assert_same_answers(&log, &reference, 400);
+        // Appends after a reopen: streams continue from their sealed versions.
+        append(&[&log, &reference], 400..500);
+        wait_for_segments(&log, segments + 1);
+        assert_same_answers(&log, &reference, 500);
+        assert_eq!(log.seal_failure(), None);
+    }
+
+    #[test]
+    fn an_import_seals_as_it_goes_and_reads_as_the_original() {
+        let clock = ManualClock::new(Timestamp::EPOCH);
+        let (dir, original_dir) = (Dir::new("import"), Dir::new("import-original"));
+        let original = never_sealing(&original_dir.0, &clock).open().expect("open");
+        append(&[&original], 0..400);
+        let records = original
+            .stored_records(Position::FIRST, usize::MAX)
+            .expect("export");
+        let idempotency = original
+            .stored_idempotency_records(None, usize::MAX)
+            .expect("export");
+        assert_eq!(idempotency.len(), 134);
+
+        let log = sealing(&dir.0, &clock).open().expect("open");
+        let head = log
+            .restore(records, idempotency, original.head())
+            .expect("restore");
+        assert_eq!(head, original.head());
+        // Seals of records (some 700 events, a seal per 64) and then of the idempotency
+        // records alone (134, a seal per 64), all made by the import itself.
+        assert!(
+            log.sealed_segments() >= 12,
+            "{} segments",
+            log.sealed_segments()
+        );
+        // Idempotency records since the last seal wait for the next one: fewer than a seal's.
+        let (tail, _) = sealed_range_keys(&log);
+        assert!(tail < 64, "{tail} tail keys left in the sealed range");
+        assert_same_answers(&log, &original, 400);
+        append(&[&log, &original], 400..450);
+        assert_same_answers(&log, &original, 450);
+    }
+
+    #[test]
+    fn a_store_written_before_sealing_is_read_as_it_is_and_never_sealed() {
+        let clock = ManualClock::new(Timestamp::EPOCH);
+        let (dir, reference_dir) = (Dir::new("format1"), Dir::new("format1-reference"));
+        let log = never_sealing(&dir.0, &clock).open().expect("open");
+        let reference = never_sealing(&reference_dir.0, &clock)
+            .open()
+            .expect("open");
+        append(&[&log, &reference], 0..100);
+        log.shared()
+            .tree
+            .insert(keys::META_FORMAT, keys::FORMAT_NAME_UNSEALED.as_bytes())
+            .expect("mark");
+        log.close().expect("close");
+
+        let log = sealing(&dir.0, &clock)
+            .open()
+            .expect("a format 1 store opens");
+        append(&[&log, &reference], 100..400);
+        log.close().expect("close");
+        let log = sealing(&dir.0, &clock).open().expect("reopen");
+        assert_eq!(log.sealed_segments(), 0);
+        assert_same_answers(&log, &reference, 400);
+    }
+
+    #[test]
+    fn a_damaged_piece_or_filter_is_refused_naming_its_segment() {
+        let clock = ManualClock::new(Timestamp::EPOCH);
+        let dir = Dir::new("damaged");
+        let log = sealing(&dir.0, &clock).open().expect("open");
+        append(&[&log], 0..100);
+        wait_for_segments(&log, 1);
+        log.close().expect("close");
+
+        // A piece cut short: reads that need it fail and say which.
+        let raw = |change: &dyn Fn(&sled::Tree)| {
+            let db = sled::Config::new()
+                .path(&dir.0)
+                .segment_size(super::super::SEGMENT_BYTES)
+                .open()
+                .expect("raw sled");
+            let tree = db.open_tree("civicflow-log").expect("tree");
+            change(&tree);
+            db.flush().expect("flush");
+            drop(tree);
+            crate::sled::support::close(db, &dir.0);
+        };
+        raw(&|tree| {
+            let piece = tree.get(keys::piece(0, 0)).expect("read").expect("a piece");
+            tree.insert(keys::piece(0, 0), &piece[..piece.len() - 3])
+                .expect("write");
+        });
+        let log = sealing(&dir.0, &clock)
+            .open()
+            .expect("pieces are read when needed");
+        let failed = (0..23)
+            .map(|i| log.read_stream(&stream(i), Version::FIRST, usize::MAX))
+            .find_map(Result::err)
+            .expect("a read that needs the piece fails");
+        match &failed {
+            ReadError::CorruptedIndex { what, .. } => {
+                assert_eq!(what, "sealed segment 0 piece 0", "{failed}");
+            }
+            other => panic!("expected a damaged index, got {other:?}"),
+        }
+        log.close().expect("close");
+
+        // A filter part missing: refused on open.
+        raw(&|tree| {
+            tree.remove(keys::filter_part(0, 0)).expect("remove");
+        });
+        let refused = sealing(&dir.0, &clock).open().expect_err("refused");
+        assert!(
+            refused.to_string().contains("sealed segment 0"),
+            "{refused}"
+        );
+    }
+
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn a_seal_stopped_before_its_removal_is_answered_from_both_copies_and_finished_on_open() {
+        let clock = ManualClock::new(Timestamp::EPOCH);
+        let (dir, reference_dir) = (Dir::new("stopped"), Dir::new("stopped-reference"));
+        let mut config = sealing(&dir.0, &clock);
+        config.faults.seal_stops_before_removal = true;
+        let log = config.open().expect("open");
+        let reference = never_sealing(&reference_dir.0, &clock)
+            .open()
+            .expect("open");
+        append(&[&log, &reference], 0..300);
+        wait_for_segments(&log, 3);
+        // The last seal's tail copies are still there, and every answer is the same.
+        let (tail, _) = sealed_range_keys(&log);
+        assert!(tail > 0, "the stopped seal left its tail keys");
+        assert!(log
+            .shared()
+            .tree
+            .get(keys::META_SEAL_PENDING)
+            .expect("read")
+            .is_some());
+        assert_same_answers(&log, &reference, 300);
+        log.close().expect("close");
+
+        let log = sealing(&dir.0, &clock).open().expect("reopen");
+        assert!(log
+            .shared()
+            .tree
+            .get(keys::META_SEAL_PENDING)
+            .expect("read")
+            .is_none());
+        assert_eq!(sealed_range_keys(&log).0, 0, "opening finished the removal");
+        assert_same_answers(&log, &reference, 300);
+    }
+}
