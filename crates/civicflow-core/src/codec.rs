@@ -269,20 +269,30 @@ pub(crate) const CHUNK_ENTRIES_MAX: usize = u16::MAX as usize;
 pub(crate) struct ChunkBuilder {
     bytes: Vec<u8>,
     count: u16,
+    target: usize,
 }
 
 impl ChunkBuilder {
     pub(crate) fn new() -> Self {
-        let mut bytes = Vec::with_capacity(CHUNK_BYTES_TARGET / 4);
+        Self::with_target(CHUNK_BYTES_TARGET)
+    }
+
+    /// A builder whose chunks hold about `target` bytes of records.
+    pub(crate) fn with_target(target: usize) -> Self {
+        let mut bytes = Vec::with_capacity(target.min(CHUNK_BYTES_TARGET / 4));
         bytes.push(FORMAT_V1);
         bytes.extend_from_slice(&0u16.to_le_bytes());
-        Self { bytes, count: 0 }
+        Self {
+            bytes,
+            count: 0,
+            target,
+        }
     }
 
     /// Whether a record of `len` bytes should go into a new chunk instead.
     pub(crate) fn is_full_for(&self, len: usize) -> bool {
         self.count > 0
-            && (self.bytes.len() + CHUNK_ENTRY_OVERHEAD + len > CHUNK_BYTES_TARGET + CHUNK_HEADER
+            && (self.bytes.len() + CHUNK_ENTRY_OVERHEAD + len > self.target + CHUNK_HEADER
                 || usize::from(self.count) >= CHUNK_ENTRIES_MAX)
     }
 
@@ -476,23 +486,26 @@ pub(crate) struct PieceBuilder {
     bytes: Vec<u8>,
     count: u32,
     first_key: Option<Vec<u8>>,
+    target: usize,
 }
 
 impl PieceBuilder {
-    pub(crate) fn new() -> Self {
-        let mut bytes = Vec::with_capacity(CHUNK_BYTES_TARGET + 4096);
+    /// A builder whose pieces hold about `target` bytes.
+    pub(crate) fn new(target: usize) -> Self {
+        let mut bytes = Vec::with_capacity(target + 4096);
         bytes.push(FORMAT_V1);
         bytes.extend_from_slice(&0u32.to_le_bytes());
         Self {
             bytes,
             count: 0,
             first_key: None,
+            target,
         }
     }
 
     /// Whether the piece holds its share: the next pair goes into a new piece.
     pub(crate) fn is_full(&self) -> bool {
-        self.bytes.len() >= CHUNK_BYTES_TARGET
+        self.bytes.len() >= self.target
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -29,6 +29,9 @@ use super::index::Memtable;
 /// stays flat on any log size.
 const BATCH_RECORDS: usize = 4096;
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// A restore flushes sled after this many record bytes (nothing is promised durable before
+/// the end; this bounds what sled holds in memory).
+const FLUSH_BYTES: usize = 16 * 1024 * 1024;
 
 /// See [`crate::EventStore::stored_records`].
 pub(super) fn stored_records(
@@ -148,6 +151,8 @@ pub(super) struct Restore<'a> {
     written: bool,
     /// Idempotency records written since the last seal (they come after every record).
     idempotency_since_seal: u64,
+    /// Bytes of records and idempotency records written since sled's last flush.
+    unflushed_bytes: usize,
     finished: bool,
 }
 
@@ -210,6 +215,7 @@ impl<'a> Restore<'a> {
             check: RestoreCheck::new(),
             written: false,
             idempotency_since_seal: 0,
+            unflushed_bytes: 0,
             finished: false,
         })
     }
@@ -230,6 +236,7 @@ impl<'a> Restore<'a> {
             self.memtable.clear();
         }
         let batch = std::mem::take(&mut self.batch);
+        let bytes = self.batch_bytes;
         self.batch_records = 0;
         self.batch_bytes = 0;
         if batch.is_empty() {
@@ -239,6 +246,16 @@ impl<'a> Restore<'a> {
         batch
             .apply(&self.shared.tree)
             .map_err(|e| RestoreError::Storage(e.to_string()))?;
+        self.unflushed_bytes += bytes;
+        if self.unflushed_bytes >= FLUSH_BYTES {
+            // sled keeps every page it has not flushed in memory: without this an import
+            // held the whole log (4 GB for a million events).
+            self.unflushed_bytes = 0;
+            self.shared
+                .db
+                .flush()
+                .map_err(|e| RestoreError::Storage(format!("flush failed: {e}")))?;
+        }
         self.seal_if_due()
     }
 
@@ -326,6 +343,7 @@ impl RestoreSink for Restore<'_> {
 
     fn push_idempotency(&mut self, record: StoredIdempotency) -> Result<(), RestoreError> {
         self.check.idempotency(&record)?;
+        self.batch_bytes += record.bytes.len();
         self.batch
             .insert(keys::idempotency(&record.key), record.bytes);
         self.idempotency_since_seal += 1;
