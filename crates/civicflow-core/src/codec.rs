@@ -576,18 +576,55 @@ pub(crate) fn decode_piece(bytes: &[u8]) -> Result<Vec<PiecePair<'_>>, DecodeErr
     Ok(pairs)
 }
 
-/// What a sealed segment holds and where its parts are. Fields are never reordered or
-/// changed: format 1 of the description is frozen.
+/// A sealed segment as sled names it: its range and the file that holds it (decision 0013).
+/// Fields are never reordered or changed: format 1 of the description is frozen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SegmentV1 {
-    /// The first and last positions the segment seals.
+    /// The first and last positions the segment seals (an empty range, first = last + 1,
+    /// for a restore's segment of idempotency records alone).
     pub(crate) first_position: u64,
     pub(crate) last_position: u64,
-    /// The first key of each piece, in order (a lookup binary-searches them).
-    pub(crate) piece_first_keys: Vec<Vec<u8>>,
-    /// The filter's size in 64-byte blocks, and the parts it is stored in.
-    pub(crate) filter_blocks: u64,
-    pub(crate) filter_parts: u32,
+    /// The file's length and its index's CRC-32: a file that is not this one is refused.
+    pub(crate) file_len: u64,
+    pub(crate) index_crc: u32,
+}
+
+/// Where one part of a segment file is, and its CRC-32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PartV1 {
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) crc: u32,
+}
+
+/// The index at the end of a segment file. Frozen like [`SegmentV1`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentIndexV1 {
+    pub(crate) first_position: u64,
+    pub(crate) last_position: u64,
+    /// Each block's first position and place, in position order.
+    pub(crate) blocks: Vec<(u64, PartV1)>,
+    /// Each piece's first key and place, in key order.
+    pub(crate) pieces: Vec<(Vec<u8>, PartV1)>,
+    /// The filter (whole 64-byte blocks).
+    pub(crate) filter: PartV1,
+}
+
+pub(crate) fn encode_segment_index(index: &SegmentIndexV1) -> Vec<u8> {
+    let mut out = vec![FORMAT_V1];
+    bincode_options(usize::MAX)
+        .serialize_into(&mut out, index)
+        .expect("vectors and integers always encode into a Vec");
+    out
+}
+
+pub(crate) fn decode_segment_index(bytes: &[u8]) -> Result<SegmentIndexV1, DecodeError> {
+    const WHAT: &str = "sealed segment index";
+    let rest = split_format(WHAT, bytes)?;
+    bincode_options(rest.len())
+        .reject_trailing_bytes()
+        .deserialize(rest)
+        .map_err(|e| DecodeError::new(WHAT, e.to_string()))
 }
 
 pub(crate) fn encode_segment(segment: &SegmentV1) -> Vec<u8> {

@@ -93,14 +93,14 @@ impl Memtable {
 
 /// Rebuilds the memtable on open from the events after `M index-through`.
 pub(super) fn rebuild_memtable(
-    tree: &sled::Tree,
+    stored: read::Stored<'_>,
     head: Option<Position>,
 ) -> Result<Memtable, ReadError> {
     let mut memtable = Memtable::default();
     let Some(head) = head else {
         return Ok(memtable);
     };
-    let through = match tree.get(keys::META_INDEX_THROUGH).map_err(storage)? {
+    let through = match stored.tree.get(keys::META_INDEX_THROUGH).map_err(storage)? {
         Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
             .map(u64::from_be_bytes)
             .map_err(|_| ReadError::CorruptedIndex {
@@ -112,7 +112,7 @@ pub(super) fn rebuild_memtable(
     let Some(from) = Position::new(through + 1) else {
         return Ok(memtable);
     };
-    read::for_each_record(tree, from, head, |position, entry| {
+    read::for_each_record(stored, from, head, |position, entry| {
         let fields = codec::decode_record_key_fields(entry.record)
             .map_err(|e| ReadError::corrupted(position, &e))?;
         let stream = StreamId::new(fields.stream).map_err(|e| ReadError::Corrupted {
@@ -160,7 +160,7 @@ impl Shared {
         let hash = KeyHash::of(&prefix);
         for segment in table.iter().rev().filter(|segment| segment.may_hold(hash)) {
             let mut last = None;
-            segment.pairs_with_prefix(&self.tree, &prefix, &prefix, |key, value| {
+            segment.pairs_with_prefix(&prefix, &prefix, |key, value| {
                 last = Some(decode_entry(stream, &prefix, key, value)?);
                 Ok(true)
             })?;
@@ -265,7 +265,7 @@ impl Shared {
             if out.len() >= max {
                 break;
             }
-            segment.pairs_with_prefix(&self.tree, prefix, prefix, |key, value| {
+            segment.pairs_with_prefix(prefix, prefix, |key, value| {
                 let (first, positions) = decode_entry(stream, prefix, key, value)?;
                 for (i, position) in positions.into_iter().enumerate() {
                     let version = first.plus(i as u64);

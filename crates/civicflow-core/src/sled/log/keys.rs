@@ -13,12 +13,8 @@ pub(super) const STREAM_INDEX: u8 = b'S';
 pub(super) const IDEMPOTENCY: u8 = b'I';
 // Meta values are `'M' | name`:
 
-/// Sealed pieces: `'P' | segment | piece`, both u32 (decision 0013).
-pub(super) const PIECE: u8 = b'P';
-/// A sealed segment's description: `'F' | segment`.
+/// A sealed segment's description: `'F' | segment` (u32), naming its file (decision 0013).
 pub(super) const SEGMENT: u8 = b'F';
-/// A sealed segment's filter, in parts: `'G' | segment | part`.
-pub(super) const FILTER_PART: u8 = b'G';
 
 /// `M format`: what the store is; refuse to open anything else.
 pub(super) const META_FORMAT: &[u8] = b"Mformat";
@@ -79,22 +75,7 @@ pub(super) fn segment(segment: u32) -> [u8; 5] {
     key
 }
 
-pub(super) fn piece(segment: u32, piece: u32) -> [u8; 9] {
-    numbered(PIECE, segment, piece)
-}
-
-pub(super) fn filter_part(segment: u32, part: u32) -> [u8; 9] {
-    numbered(FILTER_PART, segment, part)
-}
-
-fn numbered(prefix: u8, segment: u32, n: u32) -> [u8; 9] {
-    let mut key = [prefix; 9];
-    key[1..5].copy_from_slice(&segment.to_be_bytes());
-    key[5..].copy_from_slice(&n.to_be_bytes());
-    key
-}
-
-/// The segment number in a key of `'P'`, `'F'` or `'G'`.
+/// The segment number in a key of `'F'`.
 pub(super) fn segment_of(key: &[u8]) -> Option<u32> {
     key.get(1..5)
         .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())

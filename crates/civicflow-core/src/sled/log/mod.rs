@@ -558,12 +558,17 @@ impl Shared {
             .open(path.join("db"))
             .map_err(io_error)?;
 
-        let recovered = read::recover_head(&tree)?;
-        check_closed_head(&tree, &path, recovered.head)?;
-        let memtable = index::rebuild_memtable(&tree, recovered.head.map(|h| h.position))?;
-        let head_position = recovered.head.map_or(0, |h| h.position.get());
-        let sealed = segments::load(&tree).map_err(OpenError::Corrupted)?;
+        let sealed = segments::load(&tree, &path).map_err(OpenError::Corrupted)?;
         let sealed_through = sealed.last().map_or(0, |segment| segment.last.get());
+        let segments = RwLock::new(Arc::new(sealed));
+        let stored = read::Stored {
+            tree: &tree,
+            segments: &segments,
+        };
+        let recovered = read::recover_head(stored)?;
+        check_closed_head(stored, &path, recovered.head)?;
+        let memtable = index::rebuild_memtable(stored, recovered.head.map(|h| h.position))?;
+        let head_position = recovered.head.map_or(0, |h| h.position.get());
         let shared = Self {
             db,
             tree,
@@ -591,31 +596,12 @@ impl Shared {
             sealer: Sealer::default(),
             sealing: Mutex::new(()),
             sealed_through: AtomicU64::new(sealed_through),
-            segments: RwLock::new(Arc::new(sealed)),
+            segments,
             path,
         };
-        shared
-            .finish_interrupted_seal()
-            .map_err(OpenError::Corrupted)?;
+        // A crash inside a seal's removal: finished now (`seal.rs`).
+        shared.finish_pending_seal().map_err(OpenError::Corrupted)?;
         Ok(shared)
-    }
-
-    /// Opening after a crash inside a seal: its tail keys go now, and the pieces and filter
-    /// parts of a segment that was never described.
-    fn finish_interrupted_seal(&self) -> Result<(), ReadError> {
-        let segments = u32::try_from(self.sealed().len()).unwrap_or(u32::MAX);
-        for prefix in [keys::PIECE, keys::FILTER_PART] {
-            let mut start = vec![prefix];
-            start.extend_from_slice(&segments.to_be_bytes());
-            for item in self.tree.range(start..).keys() {
-                let key = item.map_err(storage)?;
-                if key.first() != Some(&prefix) {
-                    break;
-                }
-                self.tree.remove(key).map_err(storage)?;
-            }
-        }
-        self.finish_pending_seal()
     }
 
     /// After a failed restore: no segment is left.
@@ -682,7 +668,7 @@ impl Shared {
 /// Refuses a log that no longer reaches the head its last clean close recorded, or holds
 /// another event there (see `closed_head.rs`).
 fn check_closed_head(
-    tree: &sled::Tree,
+    stored: read::Stored<'_>,
     path: &Path,
     recovered: Option<ChainHead>,
 ) -> Result<(), OpenError> {
@@ -702,7 +688,7 @@ fn check_closed_head(
         }));
     };
     let stored = read::ChunkCursor::default()
-        .entry(tree, closed.position)
+        .entry(stored, closed.position)
         .map_err(OpenError::Corrupted)?
         .0;
     if stored != closed.hash {

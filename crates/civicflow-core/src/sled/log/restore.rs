@@ -47,7 +47,7 @@ pub(super) fn stored_records(
     if max == 0 {
         return Ok(out);
     }
-    read::for_each_record(&shared.tree, from, head, |position, entry| {
+    read::for_each_record(shared.stored(), from, head, |position, entry| {
         out.push(StoredRecord {
             position,
             hash: entry.hash,
@@ -98,12 +98,9 @@ pub(super) fn stored_idempotency_records(
     for segment in shared.sealed().iter() {
         let mut from_segment = Vec::new();
         if max > 0 {
-            segment.pairs_with_prefix(
-                &shared.tree,
-                &[keys::IDEMPOTENCY],
-                &start,
-                |key, value| take(&mut from_segment, key, value),
-            )?;
+            segment.pairs_with_prefix(&[keys::IDEMPOTENCY], &start, |key, value| {
+                take(&mut from_segment, key, value)
+            })?;
         }
         found.extend(from_segment);
     }
@@ -190,7 +187,6 @@ impl<'a> Restore<'a> {
             (keys::STREAM_INDEX, "it holds stream index entries"),
             (keys::IDEMPOTENCY, "it holds idempotency records"),
             (keys::SEGMENT, "it holds sealed segments"),
-            (keys::PIECE, "it holds sealed pieces"),
         ] {
             if shared
                 .tree
@@ -297,8 +293,6 @@ impl<'a> Restore<'a> {
             keys::STREAM_INDEX,
             keys::IDEMPOTENCY,
             keys::SEGMENT,
-            keys::PIECE,
-            keys::FILTER_PART,
         ] {
             for item in tree.scan_prefix([prefix]).keys() {
                 tree.remove(item?)?;
@@ -312,6 +306,12 @@ impl<'a> Restore<'a> {
             tree.remove(meta)?;
         }
         self.shared.forget_segments();
+        super::segments::remove_all(&self.shared.path).map_err(|e| {
+            sled::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("sealed segments: {e}"),
+            ))
+        })?;
         self.shared.db.flush()?;
         Ok(())
     }

@@ -33,10 +33,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use super::filter::{Filter, KeyHash, BLOCK_BYTES};
-use super::segments::Segment;
+use super::filter::{Filter, KeyHash};
+use super::segments::{self, Segment, SegmentWriter};
 use super::{keys, lock, storage, Shared};
-use crate::codec::{self, ChunkBuilder, PieceBuilder, SegmentV1};
+use crate::codec::{self, ChunkBuilder, PieceBuilder};
 use crate::error::ReadError;
 use crate::ids::Position;
 
@@ -49,10 +49,6 @@ pub(super) const SEALED_VALUE_BYTES: usize = 16 * 1024;
 /// Batches a seal writes or removes in: small, so that sled and the memory stay calm.
 const BATCH_KEYS: usize = 4096;
 const BATCH_BYTES: usize = 1024 * 1024;
-/// A filter is stored in parts of this many bytes (sled writes values past a quarter of a
-/// segment to blob files it never fsyncs; see `SEGMENT_BYTES`).
-const FILTER_PART_BYTES: usize = 1024 * BLOCK_BYTES;
-
 /// What the leader asks of the sealer thread.
 #[derive(Debug, Default)]
 pub(super) struct SealerState {
@@ -98,12 +94,6 @@ impl<'a> Batches<'a> {
             keys: 0,
             bytes: 0,
         }
-    }
-
-    fn insert(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), ReadError> {
-        self.bytes += key.len() + value.len();
-        self.batch.insert(key, value);
-        self.grew()
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<(), ReadError> {
@@ -220,19 +210,17 @@ fn for_each_sealed_tail_key(
     Ok(())
 }
 
-/// Calls `visit` with each chunk key from `first` through `through` and whether it starts
-/// where the records before it end (a block or a chunk to keep) or inside them (an old chunk a
-/// block already holds).
-fn for_each_chunk_key(
+/// Calls `visit` with each chunk of the tail from `first` through `through`: its first
+/// position and its bytes.
+fn for_each_chunk(
     tree: &sled::Tree,
     first: Position,
     through: Position,
-    mut visit: impl FnMut(&[u8], &[u8], bool) -> Result<(), ReadError>,
+    mut visit: impl FnMut(Position, &[u8]) -> Result<(), ReadError>,
 ) -> Result<(), ReadError> {
     if first > through {
         return Ok(()); // a segment of idempotency records alone
     }
-    let mut next = first;
     let last = keys::chunk(through);
     for_each_in_windows(
         tree,
@@ -243,13 +231,7 @@ fn for_each_chunk_key(
                 what: "log chunk key".into(),
                 reason: format!("{key:?}"),
             })?;
-            let entries =
-                codec::decode_chunk(value).map_err(|e| ReadError::corrupted(start, &e))?;
-            let keeps = start >= next;
-            if keeps {
-                next = start.plus(entries.len() as u64);
-            }
-            visit(key, value, keeps)
+            visit(start, value)
         },
     )
 }
@@ -303,27 +285,37 @@ impl Shared {
             what: "sealed segments".into(),
             reason: "too many".into(),
         })?;
-        let mut batches = Batches::new(&self.tree);
+        let directory = segments::directory(&self.path);
+        let file_error = |e: std::io::Error| {
+            ReadError::Storage(format!(
+                "writing sealed segment {number} in {}: {e}",
+                directory.display()
+            ))
+        };
+        let mut file = SegmentWriter::create(&directory, number).map_err(file_error)?;
 
-        // 1. Blocks.
+        // 1. Blocks, from the tail's chunks.
         let mut block = ChunkBuilder::with_target(SEALED_VALUE_BYTES);
         let mut block_first = first;
         let mut next = first;
-        for_each_chunk_key(&self.tree, first, through, |key, value, _| {
-            let start = keys::chunk_position(key).expect("checked by for_each_chunk_key");
+        for_each_chunk(&self.tree, first, through, |start, value| {
             let entries =
                 codec::decode_chunk(value).map_err(|e| ReadError::corrupted(start, &e))?;
             for (i, entry) in entries.iter().enumerate() {
                 let position = start.plus(i as u64);
-                if position < next {
-                    continue; // an old chunk a block written by an interrupted seal holds
+                if position != next {
+                    return Err(ReadError::Corrupted {
+                        position: next,
+                        reason: format!("sealing through {through}, found {position} instead"),
+                    });
                 }
                 if block.is_full_for(entry.record.len()) {
                     let full = std::mem::replace(
                         &mut block,
                         ChunkBuilder::with_target(SEALED_VALUE_BYTES),
                     );
-                    batches.insert(&keys::chunk(block_first), full.finish())?;
+                    file.block(block_first, &full.finish())
+                        .map_err(file_error)?;
                 }
                 if block.is_empty() {
                     block_first = position;
@@ -340,21 +332,19 @@ impl Shared {
             });
         }
         if !block.is_empty() {
-            batches.insert(&keys::chunk(block_first), block.finish())?;
+            file.block(block_first, &block.finish())
+                .map_err(file_error)?;
         }
 
         // 2. Pieces, and the hashes their filter is built from.
         let mut hashes = Vec::new();
-        let mut piece_first_keys = Vec::new();
         let mut piece = PieceBuilder::new(SEALED_VALUE_BYTES);
         let mut previous_filter_key: Vec<u8> = Vec::new();
         for_each_sealed_tail_key(&self.tree, through, |key, value| {
             if piece.is_full() {
                 let (first_key, bytes) =
                     std::mem::replace(&mut piece, PieceBuilder::new(SEALED_VALUE_BYTES)).finish();
-                let index = u32::try_from(piece_first_keys.len()).unwrap_or(u32::MAX);
-                batches.insert(&keys::piece(number, index), bytes)?;
-                piece_first_keys.push(first_key);
+                file.piece(first_key, &bytes).map_err(file_error)?;
             }
             piece.push(key, value);
             let filter_key = filter_key(key);
@@ -366,32 +356,19 @@ impl Shared {
         })?;
         if !piece.is_empty() {
             let (first_key, bytes) = piece.finish();
-            let index = u32::try_from(piece_first_keys.len()).unwrap_or(u32::MAX);
-            batches.insert(&keys::piece(number, index), bytes)?;
-            piece_first_keys.push(first_key);
+            file.piece(first_key, &bytes).map_err(file_error)?;
         }
-        batches.apply()?;
 
-        // 3. The description, the filter, the marks: one batch, then flushed.
+        // 3. The filter and the index close the file (synced, then named); then one sled
+        //    batch names it, with the marks, and is flushed.
         let mut filter = Filter::with_capacity(hashes.len() as u64);
         for hash in hashes {
             filter.insert(hash);
         }
-        let parts: Vec<&[u8]> = filter.as_bytes().chunks(FILTER_PART_BYTES).collect();
-        let description = SegmentV1 {
-            first_position: first.get(),
-            last_position: through.get(),
-            piece_first_keys,
-            filter_blocks: filter.blocks(),
-            filter_parts: u32::try_from(parts.len()).unwrap_or(u32::MAX),
-        };
+        let description = file
+            .finish((first, through), &filter, &directory, number)
+            .map_err(file_error)?;
         let mut marks = sled::Batch::default();
-        for (part, bytes) in parts.iter().enumerate() {
-            marks.insert(
-                &keys::filter_part(number, u32::try_from(part).unwrap_or(u32::MAX)),
-                *bytes,
-            );
-        }
         marks.insert(&keys::segment(number), codec::encode_segment(&description));
         marks.insert(keys::META_SEALED_THROUGH, &through.get().to_be_bytes());
         marks.insert(keys::META_SEAL_PENDING, &number.to_be_bytes());
@@ -399,7 +376,7 @@ impl Shared {
         self.db.flush().map_err(storage)?;
 
         // 4. Published: from here readers find the range in the segment.
-        let segment = Arc::new(Segment::new(number, description, filter)?);
+        let segment = Arc::new(Segment::open(&directory, number, &description)?);
         {
             let mut table = self
                 .segments
@@ -439,12 +416,14 @@ impl Shared {
     /// Removes what `segment` sealed from the tail, then `M seal-pending`.
     fn remove_sealed_tail(&self, segment: &Segment) -> Result<(), ReadError> {
         let mut batches = Batches::new(&self.tree);
-        for_each_chunk_key(&self.tree, segment.first, segment.last, |key, _, keeps| {
-            if !keeps {
-                batches.remove(key)?;
-            }
+        let mut chunk_keys = Vec::new();
+        for_each_chunk(&self.tree, segment.first, segment.last, |start, _| {
+            chunk_keys.push(keys::chunk(start));
             Ok(())
         })?;
+        for key in chunk_keys {
+            batches.remove(&key)?;
+        }
         for_each_sealed_tail_key(&self.tree, segment.last, |key, _| batches.remove(key))?;
         batches.remove(keys::META_SEAL_PENDING)?;
         batches.apply()
@@ -468,7 +447,6 @@ mod tests {
 
     use super::super::{keys, SledLog, SledLogConfig};
     use crate::clock::{ManualClock, Timestamp};
-    use crate::error::ReadError;
     use crate::event::{AppendRequest, NewEvent};
     use crate::ids::{
         Actor, CorrelationId, EventId, EventType, ExpectedVersion, IdempotencyKey, Position,
@@ -636,8 +614,8 @@ mod tests {
         );
     }
 
-    /// The tail keys a sealed log still holds at or below its last seal: none once its
-    /// removals are done; and its chunk keys there, one block per segment here.
+    /// The tail keys a sealed log still holds at or below its last seal, and its chunk keys
+    /// there: none once its removals are done.
     fn sealed_range_keys(log: &SledLog) -> (usize, usize) {
         let shared = log.shared();
         let through = shared
@@ -680,8 +658,8 @@ mod tests {
         );
         assert_eq!(
             sealed_range_keys(&log),
-            (0, segments),
-            "the sealed range's keys"
+            (0, 0),
+            "the sealed range's keys in sled"
         );
         assert_same_answers(&log, &reference, 400);
         // Appends after a reopen: streams continue from their sealed versions.
@@ -751,56 +729,65 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_piece_or_filter_is_refused_naming_its_segment() {
+    fn a_damaged_segment_file_is_refused_naming_the_file_and_the_part() {
         let clock = ManualClock::new(Timestamp::EPOCH);
         let dir = Dir::new("damaged");
         let log = sealing(&dir.0, &clock).open().expect("open");
         append(&[&log], 0..100);
         wait_for_segments(&log, 1);
         log.close().expect("close");
+        let file = dir.0.join("sealed").join("00000000.seg");
+        let bytes = std::fs::read(&file).expect("the first segment's file");
 
-        // A piece cut short: reads that need it fail and say which.
-        let raw = |change: &dyn Fn(&sled::Tree)| {
-            let db = sled::Config::new()
-                .path(&dir.0)
-                .segment_size(super::super::SEGMENT_BYTES)
-                .open()
-                .expect("raw sled");
-            let tree = db.open_tree("civicflow-log").expect("tree");
-            change(&tree);
-            db.flush().expect("flush");
-            drop(tree);
-            crate::sled::support::close(db, &dir.0);
-        };
-        raw(&|tree| {
-            let piece = tree.get(keys::piece(0, 0)).expect("read").expect("a piece");
-            tree.insert(keys::piece(0, 0), &piece[..piece.len() - 3])
-                .expect("write");
-        });
+        // A byte flipped in the first block: reads that need it fail and say where.
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 0x40;
+        std::fs::write(&file, &flipped).expect("write");
         let log = sealing(&dir.0, &clock)
             .open()
-            .expect("pieces are read when needed");
-        let failed = (0..23)
-            .map(|i| log.read_stream(&stream(i), Version::FIRST, usize::MAX))
-            .find_map(Result::err)
-            .expect("a read that needs the piece fails");
-        match &failed {
-            ReadError::CorruptedIndex { what, .. } => {
-                assert_eq!(what, "sealed segment 0 piece 0", "{failed}");
-            }
-            other => panic!("expected a damaged index, got {other:?}"),
-        }
+            .expect("blocks are read when needed");
+        let failed = log
+            .read_all(Position::FIRST, 10)
+            .expect_err("the first block is damaged");
+        let message = failed.to_string();
+        assert!(
+            message.contains("00000000.seg") && message.contains("block 0"),
+            "{message}"
+        );
+        assert!(message.contains("CRC-32"), "{message}");
         log.close().expect("close");
 
-        // A filter part missing: refused on open.
-        raw(&|tree| {
-            tree.remove(keys::filter_part(0, 0)).expect("remove");
-        });
+        // Cut short: refused on open, naming the file.
+        std::fs::write(&file, &bytes[..bytes.len() - 5]).expect("write");
         let refused = sealing(&dir.0, &clock).open().expect_err("refused");
-        assert!(
-            refused.to_string().contains("sealed segment 0"),
-            "{refused}"
-        );
+        let message = refused.to_string();
+        assert!(message.contains("00000000.seg"), "{message}");
+
+        // Whole again: opens and verifies.
+        std::fs::write(&file, &bytes).expect("write");
+        let log = sealing(&dir.0, &clock).open().expect("open");
+        assert!(log.verify().expect("verify").is_intact());
+    }
+
+    #[test]
+    fn a_segment_file_the_log_does_not_name_is_removed_on_open() {
+        let clock = ManualClock::new(Timestamp::EPOCH);
+        let dir = Dir::new("unnamed");
+        let log = sealing(&dir.0, &clock).open().expect("open");
+        append(&[&log], 0..100);
+        wait_for_segments(&log, 1);
+        let segments = log.sealed_segments();
+        log.close().expect("close");
+        // What a crash between a file's rename and sled's batch leaves, and a partial file.
+        let sealed = dir.0.join("sealed");
+        let orphan = sealed.join(format!("{segments:08}.seg"));
+        let partial = sealed.join(format!("{:08}.seg.partial", segments + 1));
+        std::fs::write(&orphan, b"left by a crash").expect("write");
+        std::fs::write(&partial, b"left by a crash").expect("write");
+        let log = sealing(&dir.0, &clock).open().expect("open");
+        assert!(!orphan.exists() && !partial.exists());
+        assert_eq!(log.sealed_segments(), segments);
+        assert!(log.verify().expect("verify").is_intact());
     }
 
     #[cfg(feature = "fault-injection")]

@@ -1,22 +1,51 @@
-//! The sealed segments of the log (decision 0013), and the lookups that reach into them.
+//! The sealed segments of the log (decision 0013): files beside sled, and the lookups that
+//! reach into them.
 //!
-//! A segment holds the stream index entries and idempotency records of a range of positions
-//! as sorted pieces (`'P'`), described by `'F'` (its range and each piece's first key) and
-//! filtered by `'G'` (which streams and keys it may hold). Its records stay under `'L'`, in
-//! chunks merged into blocks of 64 KiB. In memory a segment costs its pieces' first keys and
-//! its filter: about 2 bytes per stream and per key it holds, where sled would keep state
-//! for every key.
+//! A segment file holds a range of positions: its records in blocks of about 16 KiB (the
+//! chunk encoding), its stream index entries and idempotency records as sorted pieces (the
+//! exact keys and values they had in sled), a filter of the streams and keys it holds, and
+//! at its end an index of where each part is, with each part's CRC-32:
 //!
-//! Lookups read the tail first and this table after (see `seal.rs` for why that order is
-//! safe against a seal running at the same time).
+//! ```text
+//! file   = header | block* | piece* | filter | index | footer
+//! header = "civicflow-seg\0" (14 B) | version u8 = 1 | 0u8
+//! footer = index offset u64 | index length u32 | index CRC-32 u32 | "cfsealed"   (LE)
+//! ```
+//!
+//! A file is written whole under a temporary name, synced and renamed before sled names it
+//! (`'F' | segment`, with its length and its index's CRC), so sled never names a file that
+//! is not complete; a file sled does not name is what a crash left and is removed on open.
+//!
+//! Reads use `pread`: the operating system's page cache holds what was read, not the
+//! process. In memory a segment costs its index (a block's first position and place, a
+//! piece's first key and place) and its filter.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
 use super::filter::{Filter, KeyHash};
 use super::{keys, storage, Shared};
-use crate::codec::{self, SegmentV1};
+use crate::codec::{self, PartV1, SegmentIndexV1, SegmentV1};
 use crate::error::ReadError;
 use crate::ids::Position;
+
+const MAGIC: &[u8; 14] = b"civicflow-seg\0";
+const VERSION: u8 = 1;
+const HEADER_BYTES: u64 = 16;
+const FOOTER_MAGIC: &[u8; 8] = b"cfsealed";
+const FOOTER_BYTES: u64 = 24;
+
+/// The directory of a log's segment files.
+pub(super) fn directory(log: &Path) -> PathBuf {
+    log.join("sealed")
+}
+
+fn file_name(number: u32) -> String {
+    format!("{number:08}.seg")
+}
 
 /// One sealed segment, as the table in memory holds it.
 #[derive(Debug)]
@@ -24,7 +53,12 @@ pub(super) struct Segment {
     pub(super) number: u32,
     pub(super) first: Position,
     pub(super) last: Position,
-    piece_first_keys: Vec<Vec<u8>>,
+    path: PathBuf,
+    file: File,
+    /// Each block's first position and place.
+    blocks: Vec<(Position, PartV1)>,
+    /// Each piece's first key and place.
+    pieces: Vec<(Vec<u8>, PartV1)>,
     filter: Filter,
 }
 
@@ -32,44 +66,115 @@ pub(super) struct Segment {
 pub(super) type SegmentTable = Arc<Vec<Arc<Segment>>>;
 
 impl Segment {
-    pub(super) fn new(
+    /// Opens segment `number`'s file and checks it against sled's description of it.
+    pub(super) fn open(
+        directory: &Path,
         number: u32,
-        description: SegmentV1,
-        filter: Filter,
+        description: &SegmentV1,
     ) -> Result<Self, ReadError> {
-        let corrupted = |reason: String| ReadError::CorruptedIndex {
-            what: format!("sealed segment {number}"),
+        let path = directory.join(file_name(number));
+        let damaged = |reason: String| ReadError::CorruptedIndex {
+            what: format!("sealed segment file {}", path.display()),
+            reason,
+        };
+        let file = File::open(&path).map_err(|e| damaged(e.to_string()))?;
+        let len = file.metadata().map_err(|e| damaged(e.to_string()))?.len();
+        if len != description.file_len {
+            return Err(damaged(format!(
+                "{len} bytes, the log says {}",
+                description.file_len
+            )));
+        }
+        if len < HEADER_BYTES + FOOTER_BYTES {
+            return Err(damaged("shorter than a header and a footer".into()));
+        }
+        let mut header = [0u8; HEADER_BYTES as usize];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|e| damaged(e.to_string()))?;
+        if &header[..14] != MAGIC || header[14] != VERSION {
+            return Err(damaged("not a segment file of version 1".into()));
+        }
+        let mut footer = [0u8; FOOTER_BYTES as usize];
+        file.read_exact_at(&mut footer, len - FOOTER_BYTES)
+            .map_err(|e| damaged(e.to_string()))?;
+        if &footer[16..] != FOOTER_MAGIC {
+            return Err(damaged(
+                "its footer is missing (the file was cut short)".into(),
+            ));
+        }
+        let word = |at: usize| u32::from_le_bytes(footer[at..at + 4].try_into().expect("4"));
+        let index_offset = u64::from_le_bytes(footer[..8].try_into().expect("8"));
+        let index = PartV1 {
+            offset: index_offset,
+            len: word(8),
+            crc: word(12),
+        };
+        if index.crc != description.index_crc {
+            return Err(damaged("its index is not the one the log names".into()));
+        }
+        let bytes = read_part(&file, index, len - FOOTER_BYTES)
+            .map_err(|reason| damaged(format!("its index: {reason}")))?;
+        let index = codec::decode_segment_index(&bytes).map_err(|e| damaged(e.to_string()))?;
+        let segment = Self::from_index(number, path.clone(), file, index, len)?;
+        if (segment.first.get(), segment.last.get())
+            != (description.first_position, description.last_position)
+        {
+            return Err(damaged("its range is not the one the log names".into()));
+        }
+        Ok(segment)
+    }
+
+    fn from_index(
+        number: u32,
+        path: PathBuf,
+        file: File,
+        index: SegmentIndexV1,
+        len: u64,
+    ) -> Result<Self, ReadError> {
+        let damaged = |reason: String| ReadError::CorruptedIndex {
+            what: format!("sealed segment file {}", path.display()),
             reason,
         };
         let (Some(first), Some(last)) = (
-            Position::new(description.first_position),
-            Position::new(description.last_position),
+            Position::new(index.first_position),
+            Position::new(index.last_position),
         ) else {
-            return Err(corrupted("position 0".into()));
+            // Seals follow records: even a segment of idempotency records alone ends at one.
+            return Err(damaged("position 0".into()));
         };
         // Empty only for a restore's segment of idempotency records alone (`seal.rs`).
         if first > last.next() {
-            return Err(corrupted(format!("its range {first}..={last} is reversed")));
+            return Err(damaged(format!("its range {first}..={last} is reversed")));
         }
-        if filter.blocks() != description.filter_blocks {
-            return Err(corrupted(format!(
-                "its filter has {} blocks, its description says {}",
-                filter.blocks(),
-                description.filter_blocks
-            )));
+        let data_end = len - FOOTER_BYTES;
+        let filter = read_part(&file, index.filter, data_end)
+            .ok()
+            .and_then(Filter::from_bytes)
+            .ok_or_else(|| damaged("its filter is damaged".into()))?;
+        let mut blocks = Vec::with_capacity(index.blocks.len());
+        for (block_first, part) in index.blocks {
+            let block_first = Position::new(block_first)
+                .filter(|p| *p >= first && *p <= last)
+                .ok_or_else(|| damaged(format!("a block at {block_first}")))?;
+            if blocks
+                .last()
+                .is_some_and(|(previous, _)| *previous >= block_first)
+            {
+                return Err(damaged("its blocks are out of order".into()));
+            }
+            blocks.push((block_first, part));
         }
-        if description
-            .piece_first_keys
-            .windows(2)
-            .any(|pair| pair[0] >= pair[1])
-        {
-            return Err(corrupted("its pieces are out of order".into()));
+        if index.pieces.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+            return Err(damaged("its pieces are out of order".into()));
         }
         Ok(Self {
             number,
             first,
             last,
-            piece_first_keys: description.piece_first_keys,
+            path,
+            file,
+            blocks,
+            pieces: index.pieces,
             filter,
         })
     }
@@ -78,36 +183,93 @@ impl Segment {
         self.filter.may_hold(hash)
     }
 
+    pub(super) fn holds_position(&self, position: Position) -> bool {
+        self.first <= position && position <= self.last
+    }
+
+    fn damaged(&self, part: String, reason: String) -> ReadError {
+        ReadError::CorruptedIndex {
+            what: format!("sealed segment file {} {part}", self.path.display()),
+            reason,
+        }
+    }
+
+    /// The block that holds `position` (in this segment): its first position and bytes.
+    pub(super) fn block_for(&self, position: Position) -> Result<(Position, Vec<u8>), ReadError> {
+        let index = self
+            .blocks
+            .partition_point(|(first, _)| *first <= position)
+            .checked_sub(1)
+            .ok_or_else(|| self.damaged(format!("at {position}"), "no block holds it".into()))?;
+        self.block(index)
+    }
+
+    fn block(&self, index: usize) -> Result<(Position, Vec<u8>), ReadError> {
+        let (first, part) = self.blocks[index];
+        let bytes = read_part(&self.file, part, u64::MAX)
+            .map_err(|reason| self.damaged(format!("block {index}"), reason))?;
+        Ok((first, bytes))
+    }
+
+    /// Calls `visit` with the records from `from` (in this segment) through the segment's
+    /// end or `through`, until it returns `Ok(false)`; `Ok(false)` if it did.
+    pub(super) fn for_each_record(
+        &self,
+        from: Position,
+        through: Position,
+        visit: &mut dyn FnMut(Position, codec::ChunkEntry<'_>) -> Result<bool, ReadError>,
+    ) -> Result<bool, ReadError> {
+        let start = self
+            .blocks
+            .partition_point(|(first, _)| *first <= from)
+            .saturating_sub(1);
+        for index in start..self.blocks.len() {
+            let (first, bytes) = self.block(index)?;
+            if first > through {
+                break;
+            }
+            let entries =
+                codec::decode_chunk(&bytes).map_err(|e| ReadError::corrupted(first, &e))?;
+            for (i, entry) in entries.into_iter().enumerate() {
+                let position = first.plus(i as u64);
+                if position < from {
+                    continue;
+                }
+                if position > through || !visit(position, entry)? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// Calls `visit` with the segment's pairs whose key starts with `prefix`, from the first
     /// at or after `from` (which starts with `prefix`), in key order, until it returns
     /// `Ok(false)`.
     pub(super) fn pairs_with_prefix(
         &self,
-        tree: &sled::Tree,
         prefix: &[u8],
         from: &[u8],
         mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, ReadError>,
     ) -> Result<(), ReadError> {
         // The last piece that starts at or before `from` may hold it; later pieces follow.
         let mut index = self
-            .piece_first_keys
-            .partition_point(|first| first.as_slice() <= from)
+            .pieces
+            .partition_point(|(first, _)| first.as_slice() <= from)
             .saturating_sub(1);
-        while let Some(first) = self.piece_first_keys.get(index) {
+        while let Some((first, part)) = self.pieces.get(index) {
             if first.as_slice() > from && !first.starts_with(prefix) {
                 return Ok(());
             }
-            let bytes = self.read_piece(tree, index)?;
-            let pairs =
-                codec::decode_piece(&bytes).map_err(|e| self.damaged(index, e.to_string()))?;
+            let bytes = read_part(&self.file, *part, u64::MAX)
+                .map_err(|reason| self.damaged(format!("piece {index}"), reason))?;
+            let pairs = codec::decode_piece(&bytes)
+                .map_err(|e| self.damaged(format!("piece {index}"), e.to_string()))?;
             for (key, value) in pairs {
                 if key < from {
                     continue;
                 }
-                if !key.starts_with(prefix) {
-                    return Ok(());
-                }
-                if !visit(key, value)? {
+                if !key.starts_with(prefix) || !visit(key, value)? {
                     return Ok(());
                 }
             }
@@ -115,25 +277,123 @@ impl Segment {
         }
         Ok(())
     }
+}
 
-    fn read_piece(&self, tree: &sled::Tree, index: usize) -> Result<sled::IVec, ReadError> {
-        let number =
-            u32::try_from(index).map_err(|_| self.damaged(index, "too many pieces".into()))?;
-        tree.get(keys::piece(self.number, number))
-            .map_err(storage)?
-            .ok_or_else(|| self.damaged(index, "the piece is missing".into()))
+/// Reads a part and checks its CRC-32 (and that it ends before `end`).
+fn read_part(file: &File, part: PartV1, end: u64) -> Result<Vec<u8>, String> {
+    let part_end = part.offset.saturating_add(u64::from(part.len));
+    if part.offset < HEADER_BYTES || part_end > end {
+        return Err(format!(
+            "it claims bytes {}..{part_end}, outside the file's data",
+            part.offset
+        ));
+    }
+    let mut bytes = vec![0; part.len as usize];
+    file.read_exact_at(&mut bytes, part.offset)
+        .map_err(|e| format!("reading {} bytes at {}: {e}", part.len, part.offset))?;
+    let crc = crc32fast::hash(&bytes);
+    if crc != part.crc {
+        return Err(format!(
+            "its CRC-32 is {crc:08x}, the index says {:08x}",
+            part.crc
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Writes a segment file part by part, then its index and footer.
+pub(super) struct SegmentWriter {
+    temporary: PathBuf,
+    out: BufWriter<File>,
+    offset: u64,
+    blocks: Vec<(u64, PartV1)>,
+    pieces: Vec<(Vec<u8>, PartV1)>,
+}
+
+impl SegmentWriter {
+    /// Starts the file of segment `number` under a temporary name.
+    pub(super) fn create(directory: &Path, number: u32) -> std::io::Result<Self> {
+        crate::private_fs::create_dir_all(directory)?;
+        let temporary = directory.join(format!("{}.partial", file_name(number)));
+        let file = File::create(&temporary)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(MAGIC)?;
+        out.write_all(&[VERSION, 0])?;
+        Ok(Self {
+            temporary,
+            out,
+            offset: HEADER_BYTES,
+            blocks: Vec::new(),
+            pieces: Vec::new(),
+        })
     }
 
-    fn damaged(&self, piece: usize, reason: String) -> ReadError {
-        ReadError::CorruptedIndex {
-            what: format!("sealed segment {} piece {piece}", self.number),
-            reason,
-        }
+    fn part(&mut self, bytes: &[u8]) -> std::io::Result<PartV1> {
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| std::io::Error::other("a part of a segment file over 4 GiB"))?;
+        self.out.write_all(bytes)?;
+        let part = PartV1 {
+            offset: self.offset,
+            len,
+            crc: crc32fast::hash(bytes),
+        };
+        self.offset += u64::from(len);
+        Ok(part)
+    }
+
+    pub(super) fn block(&mut self, first: Position, bytes: &[u8]) -> std::io::Result<()> {
+        let part = self.part(bytes)?;
+        self.blocks.push((first.get(), part));
+        Ok(())
+    }
+
+    pub(super) fn piece(&mut self, first_key: Vec<u8>, bytes: &[u8]) -> std::io::Result<()> {
+        let part = self.part(bytes)?;
+        self.pieces.push((first_key, part));
+        Ok(())
+    }
+
+    /// Writes the filter, the index and the footer, syncs the file and gives it its name;
+    /// returns sled's description of it.
+    pub(super) fn finish(
+        mut self,
+        (first, last): (Position, Position),
+        filter: &Filter,
+        directory: &Path,
+        number: u32,
+    ) -> std::io::Result<SegmentV1> {
+        let filter = self.part(filter.as_bytes())?;
+        let index = codec::encode_segment_index(&SegmentIndexV1 {
+            first_position: first.get(),
+            last_position: last.get(),
+            blocks: std::mem::take(&mut self.blocks),
+            pieces: std::mem::take(&mut self.pieces),
+            filter,
+        });
+        let index = self.part(&index)?;
+        self.out.write_all(&index.offset.to_le_bytes())?;
+        self.out.write_all(&index.len.to_le_bytes())?;
+        self.out.write_all(&index.crc.to_le_bytes())?;
+        self.out.write_all(FOOTER_MAGIC)?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let file_len = file.metadata()?.len();
+        drop(file);
+        std::fs::rename(&self.temporary, directory.join(file_name(number)))?;
+        File::open(directory)?.sync_all()?;
+        Ok(SegmentV1 {
+            first_position: first.get(),
+            last_position: last.get(),
+            file_len,
+            index_crc: index.crc,
+        })
     }
 }
 
-/// Reads every segment's description and filter (on open).
-pub(super) fn load(tree: &sled::Tree) -> Result<Vec<Arc<Segment>>, ReadError> {
+/// Opens every segment sled names (on open), and removes the files it does not name: what a
+/// crash before a seal's description left.
+pub(super) fn load(tree: &sled::Tree, log: &Path) -> Result<Vec<Arc<Segment>>, ReadError> {
+    let directory = directory(log);
     let mut segments: Vec<Arc<Segment>> = Vec::new();
     for item in tree.scan_prefix([keys::SEGMENT]) {
         let (key, value) = item.map_err(storage)?;
@@ -148,8 +408,7 @@ pub(super) fn load(tree: &sled::Tree) -> Result<Vec<Arc<Segment>>, ReadError> {
             what: format!("sealed segment {number}"),
             reason: e.to_string(),
         })?;
-        let filter = read_filter(tree, number, description.filter_parts)?;
-        let segment = Segment::new(number, description, filter)?;
+        let segment = Segment::open(&directory, number, &description)?;
         if let Some(previous) = segments.last() {
             if previous.last.next() != segment.first {
                 return Err(ReadError::CorruptedIndex {
@@ -163,25 +422,36 @@ pub(super) fn load(tree: &sled::Tree) -> Result<Vec<Arc<Segment>>, ReadError> {
         }
         segments.push(Arc::new(segment));
     }
+    remove_unnamed(&directory, segments.len())
+        .map_err(|e| ReadError::Storage(format!("{}: {e}", directory.display())))?;
     Ok(segments)
 }
 
-fn read_filter(tree: &sled::Tree, number: u32, parts: u32) -> Result<Filter, ReadError> {
-    let mut bytes = Vec::new();
-    for part in 0..parts {
-        let found = tree
-            .get(keys::filter_part(number, part))
-            .map_err(storage)?
-            .ok_or_else(|| ReadError::CorruptedIndex {
-                what: format!("sealed segment {number}"),
-                reason: format!("filter part {part} of {parts} is missing"),
-            })?;
-        bytes.extend_from_slice(&found);
+/// Removes files of segments numbered `named` and above, and temporary files.
+fn remove_unnamed(directory: &Path, named: usize) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(directory) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let named_file = name
+            .strip_suffix(".seg")
+            .and_then(|number| number.parse::<usize>().ok())
+            .is_some_and(|number| number < named);
+        if !named_file {
+            std::fs::remove_file(entry.path())?;
+        }
     }
-    Filter::from_bytes(bytes).ok_or_else(|| ReadError::CorruptedIndex {
-        what: format!("sealed segment {number}"),
-        reason: "its filter is not whole blocks".into(),
-    })
+    Ok(())
+}
+
+/// Removes every segment file (a failed restore).
+pub(super) fn remove_all(log: &Path) -> std::io::Result<()> {
+    remove_unnamed(&directory(log), 0)
 }
 
 impl Shared {
@@ -192,4 +462,12 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+}
+
+/// The segment of `table` that holds `position`, if one does.
+pub(super) fn holding(table: &SegmentTable, position: Position) -> Option<&Arc<Segment>> {
+    let index = table.partition_point(|segment| segment.last < position);
+    table
+        .get(index)
+        .filter(|segment| segment.holds_position(position))
 }

@@ -422,7 +422,7 @@ impl Shared {
         let hash = KeyHash::of(&stored_key);
         for segment in table.iter().rev().filter(|segment| segment.may_hold(hash)) {
             let mut found = None;
-            segment.pairs_with_prefix(&self.tree, &stored_key, &stored_key, |stored, value| {
+            segment.pairs_with_prefix(&stored_key, &stored_key, |stored, value| {
                 if stored == stored_key.as_slice() {
                     found = Some(decode_idempotency(key, value)?);
                 }
