@@ -145,7 +145,7 @@ impl SledLogConfig {
             cache_capacity_bytes: 256 * 1024 * 1024,
             index_flush_events: 4096,
             reader_threads: 2,
-            seal_events: 262_144,
+            seal_events: 65_536,
             #[cfg(feature = "fault-injection")]
             faults: FaultInjection::from_env(),
         }

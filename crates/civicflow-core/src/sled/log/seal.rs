@@ -22,10 +22,13 @@
 //! while a reader scans the tail belongs to a segment already published (step 4 comes before
 //! step 5), so the reader finds it there.
 //!
-//! Only a stream-index flush ends a seal: the memtable writes each stream's entry for
-//! exactly the positions since the previous flush, so no entry straddles the seal's end,
-//! and no chunk does (a flush ends a commit group). The seal runs on its own thread; the
-//! leader never writes a key of the sealed range again, so the two never write the same key.
+//! A seal ends at or before a stream-index flush (every position it takes has its entries
+//! in sled) and at the end of a chunk; it takes at most `seal_events` events, so a long tail
+//! is sealed in turn. A stream index entry that reaches past its end is split: its versions
+//! up to the end go into the segment, the rest stays under the key of its first version
+//! after the end, written in the batch that removes the old key. The seal runs on its own
+//! thread; the leader never writes a key of the sealed range again, and the rest of a split
+//! entry is a key the leader's memtable never writes (its versions are already on disk).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -71,8 +74,7 @@ impl Sealer {
 }
 
 /// Whether a tail key (`'S'` entry or `'I'` record) belongs to the range sealed through
-/// `through`. Entries and records never straddle a seal's end (see above), so the first
-/// position decides.
+/// `through`: its first position does (an entry that reaches past it is split).
 fn is_sealed(key: &[u8], value: &[u8], through: Position) -> Result<bool, ReadError> {
     let first = match key.first() {
         Some(&keys::STREAM_INDEX) => codec::decode_index_entry(value)
@@ -93,6 +95,37 @@ fn is_sealed(key: &[u8], value: &[u8], through: Position) -> Result<bool, ReadEr
         _ => return Ok(false),
     };
     Ok(first <= through.get())
+}
+
+/// The value a sealed tail key puts into its segment, and the key and value of what stays.
+type Split = (Vec<u8>, Option<(Vec<u8>, Vec<u8>)>);
+
+/// What a sealed tail key puts into its segment, and what of it stays in the tail: a stream
+/// index entry that reaches past the seal's end is split, its versions through the end
+/// sealed and the rest kept under the key of its first version after the end.
+fn split_at_seal(key: &[u8], value: &[u8], through: Position) -> Result<Split, ReadError> {
+    if key.first() != Some(&keys::STREAM_INDEX) {
+        return Ok((value.to_vec(), None));
+    }
+    let damaged = |reason: String| ReadError::CorruptedIndex {
+        what: "stream index entry".into(),
+        reason,
+    };
+    let positions = codec::decode_index_entry(value).map_err(|e| damaged(e.to_string()))?;
+    let sealed = positions.partition_point(|p| *p <= through);
+    if sealed == positions.len() {
+        return Ok((value.to_vec(), None));
+    }
+    let (prefix, version) = key.split_at(key.len().saturating_sub(8));
+    let first = <[u8; 8]>::try_from(version)
+        .map(u64::from_be_bytes)
+        .map_err(|_| damaged(format!("malformed key {key:?}")))?;
+    let mut rest_key = prefix.to_vec();
+    rest_key.extend_from_slice(&(first + sealed as u64).to_be_bytes());
+    Ok((
+        codec::encode_index_entry(&positions[..sealed]),
+        Some((rest_key, codec::encode_index_entry(&positions[sealed..]))),
+    ))
 }
 
 /// Pairs a scan reads before it lets go of sled's iterator.
@@ -204,16 +237,22 @@ impl Shared {
                         .unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            if through.get() - self.sealed_through.load(Ordering::Acquire) < self.seal_events {
-                continue;
+            // A seal takes at most `seal_events` events: a tail that grew past several of them
+            // (after a restart, an import) is sealed in turn, each part removed before the
+            // next is read, so that what sled pages in for a seal stays small.
+            while through.get() - self.sealed_through.load(Ordering::Acquire) >= self.seal_events {
+                if lock(&self.sealer.state).stop {
+                    return;
+                }
+                // A failed seal leaves the log whole (see above); the next flush tries again,
+                // and the failure stays visible (`SledLog::seal_failure`) until one succeeds.
+                let outcome = self.seal(through, false);
+                let failed = outcome.is_err();
+                lock(&self.sealer.state).failed = outcome.err().map(|error| error.to_string());
+                if failed {
+                    break;
+                }
             }
-            // A failed seal leaves the log whole (see above); the next flush tries again,
-            // and the failure stays visible (`SledLog::seal_failure`) until a seal succeeds.
-            let outcome = self
-                .seal(through, false)
-                .err()
-                .map(|error| error.to_string());
-            lock(&self.sealer.state).failed = outcome;
         }
     }
 
@@ -229,6 +268,7 @@ impl Shared {
         if first > through && !(idempotency_only && sealed == through.get()) {
             return Ok(());
         }
+        let through = self.capped(first, through)?;
         let number = u32::try_from(self.sealed().len()).map_err(|_| ReadError::CorruptedIndex {
             what: "sealed segments".into(),
             reason: "too many".into(),
@@ -294,7 +334,8 @@ impl Shared {
                     std::mem::replace(&mut piece, PieceBuilder::new(SEALED_VALUE_BYTES)).finish();
                 file.piece(first_key, &bytes).map_err(file_error)?;
             }
-            piece.push(key, value);
+            let (sealed_value, _) = split_at_seal(key, value, through)?;
+            piece.push(key, &sealed_value);
             let filter_key = filter_key(key);
             if filter_key != previous_filter_key.as_slice() {
                 hashes.push(KeyHash::of(filter_key));
@@ -344,6 +385,28 @@ impl Shared {
         self.remove_sealed_tail(&segment)
     }
 
+    /// Where a seal from `first` that may reach `through` ends: `through`, or, past
+    /// `seal_events` events, the end of the last chunk that fits (a chunk is never split).
+    fn capped(&self, first: Position, through: Position) -> Result<Position, ReadError> {
+        let cap = self.seal_events.max(1);
+        let limit = first.plus(cap - 1);
+        if through <= limit {
+            return Ok(through);
+        }
+        let next_chunk = self
+            .tree
+            .range(..=keys::chunk(limit.next()))
+            .next_back()
+            .transpose()
+            .map_err(storage)?
+            .and_then(|(key, _)| keys::chunk_position(&key));
+        Ok(match next_chunk.and_then(Position::prev) {
+            Some(end) if end >= first => end,
+            // One chunk larger than the cap, or nothing in the tail there: the whole range.
+            _ => through,
+        })
+    }
+
     /// Step 5 of the seal `M seal-pending` names, if there is one: how a seal after a failed
     /// one, and opening after a crash inside one, finish it.
     pub(super) fn finish_pending_seal(&self) -> Result<(), ReadError> {
@@ -374,8 +437,18 @@ impl Shared {
         for key in chunk_keys {
             self.tree.remove(key).map_err(storage)?;
         }
-        for_each_sealed_tail_key(&self.tree, segment.last, |key, _| {
-            self.tree.remove(key).map_err(storage).map(drop)
+        for_each_sealed_tail_key(&self.tree, segment.last, |key, value| {
+            match split_at_seal(key, value, segment.last)?.1 {
+                None => self.tree.remove(key).map_err(storage).map(drop),
+                // The part past the seal's end stays, under its own first version, in the
+                // same atomic batch that removes the whole entry.
+                Some((rest_key, rest_value)) => {
+                    let mut split = sled::Batch::default();
+                    split.insert(rest_key, rest_value);
+                    split.remove(key);
+                    self.tree.apply_batch(split).map_err(storage)
+                }
+            }
         })?;
         self.tree.remove(keys::META_SEAL_PENDING).map_err(storage)?;
         Ok(())
@@ -588,6 +661,31 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_reaching_past_the_seal_is_split_at_its_end() {
+        let stream = StreamId::new("case-1").expect("valid");
+        let key = keys::stream_entry(&stream, Version::new(5).expect("nz"));
+        let at = |p: u64| Position::new(p).expect("nz");
+        let value = crate::codec::encode_index_entry(&[at(10), at(11), at(12), at(13)]);
+        let (sealed, rest) = super::split_at_seal(&key, &value, at(11)).expect("split");
+        assert_eq!(
+            crate::codec::decode_index_entry(&sealed).expect("decodes"),
+            vec![at(10), at(11)]
+        );
+        let (rest_key, rest_value) = rest.expect("a rest");
+        assert_eq!(
+            rest_key,
+            keys::stream_entry(&stream, Version::new(7).expect("nz"))
+        );
+        assert_eq!(
+            crate::codec::decode_index_entry(&rest_value).expect("decodes"),
+            vec![at(12), at(13)]
+        );
+        // Wholly inside the seal: unchanged, nothing stays.
+        let (whole, none) = super::split_at_seal(&key, &value, at(13)).expect("split");
+        assert_eq!((whole, none), (value.clone(), None));
+    }
+
+    #[test]
     fn a_sealed_log_answers_every_read_as_one_that_never_seals() {
         let clock = ManualClock::new(Timestamp::EPOCH);
         let (dir, reference_dir) = (Dir::new("answers"), Dir::new("answers-reference"));
@@ -728,10 +826,12 @@ mod tests {
         let log = sealing(&dir.0, &clock).open().expect("open");
         append(&[&log], 0..100);
         wait_for_segments(&log, 1);
-        let segments = log.sealed_segments();
         log.close().expect("close");
         // What a crash between a file's rename and sled's batch leaves, and a partial file.
         let sealed = dir.0.join("sealed");
+        let segments = std::fs::read_dir(&sealed)
+            .expect("the segments' directory")
+            .count();
         let orphan = sealed.join(format!("{segments:08}.seg"));
         let partial = sealed.join(format!("{:08}.seg.partial", segments + 1));
         std::fs::write(&orphan, b"left by a crash").expect("write");
