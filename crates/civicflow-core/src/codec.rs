@@ -460,20 +460,29 @@ pub(crate) struct IdempotencyRecordV1 {
 }
 
 pub(crate) fn encode_idempotency(record: &IdempotencyRecordV1) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
-    bincode_options(usize::MAX)
-        .serialize_into(&mut out, record)
-        .expect("strings and integers always encode into a Vec");
-    out
+    encode_framed(record)
 }
 
 pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecordV1, DecodeError> {
-    const WHAT: &str = "idempotency record";
-    let rest = split_format(WHAT, bytes)?;
+    decode_framed("idempotency record", bytes)
+}
+
+/// A stored value of format 1 made of one serde value: the format byte, then bincode.
+fn encode_framed<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_V1];
+    bincode_options(usize::MAX)
+        .serialize_into(&mut out, value)
+        .expect("strings, vectors and integers always encode into a Vec");
+    out
+}
+
+/// Reads what [`encode_framed`] wrote, refusing trailing bytes.
+fn decode_framed<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, DecodeError> {
+    let rest = split_format(what, bytes)?;
     bincode_options(rest.len())
         .reject_trailing_bytes()
         .deserialize(rest)
-        .map_err(|e| DecodeError::new(WHAT, e.to_string()))
+        .map_err(|e| DecodeError::new(what, e.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -611,37 +620,19 @@ pub(crate) struct SegmentIndexV1 {
 }
 
 pub(crate) fn encode_segment_index(index: &SegmentIndexV1) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
-    bincode_options(usize::MAX)
-        .serialize_into(&mut out, index)
-        .expect("vectors and integers always encode into a Vec");
-    out
+    encode_framed(index)
 }
 
 pub(crate) fn decode_segment_index(bytes: &[u8]) -> Result<SegmentIndexV1, DecodeError> {
-    const WHAT: &str = "sealed segment index";
-    let rest = split_format(WHAT, bytes)?;
-    bincode_options(rest.len())
-        .reject_trailing_bytes()
-        .deserialize(rest)
-        .map_err(|e| DecodeError::new(WHAT, e.to_string()))
+    decode_framed("sealed segment index", bytes)
 }
 
 pub(crate) fn encode_segment(segment: &SegmentV1) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
-    bincode_options(usize::MAX)
-        .serialize_into(&mut out, segment)
-        .expect("vectors and integers always encode into a Vec");
-    out
+    encode_framed(segment)
 }
 
 pub(crate) fn decode_segment(bytes: &[u8]) -> Result<SegmentV1, DecodeError> {
-    const WHAT: &str = "sealed segment";
-    let rest = split_format(WHAT, bytes)?;
-    bincode_options(rest.len())
-        .reject_trailing_bytes()
-        .deserialize(rest)
-        .map_err(|e| DecodeError::new(WHAT, e.to_string()))
+    decode_framed("sealed segment", bytes)
 }
 
 // ---------------------------------------------------------------------------------------------
