@@ -4,8 +4,9 @@
 //! the other).
 //!
 //! The same binary is parent and child (`harness = false`). With `CIVICFLOW_CRASH_CHILD=DIR` in
-//! its environment it is the child: it opens the log in DIR and lets four threads append for
-//! ever, printing one line per acknowledged append. The parent runs rounds on one directory
+//! its environment it is the child: it opens the log in DIR (sealing its history every 256
+//! events, so that kills also land inside seals) and lets four threads append for ever,
+//! printing one line per acknowledged append. The parent runs rounds on one directory
 //! (the log grows across rounds): it starts the child, kills it with SIGKILL after a random
 //! 20-200 ms, reopens the log and checks every append the child ever acknowledged, that every
 //! stored append is whole, that positions and versions have no gaps, and that the chain
@@ -235,8 +236,11 @@ impl Ack {
 fn child_main(dir: PathBuf) -> ! {
     let tag = std::env::var(CHILD_TAG_ENV).expect("the parent sets the child's key tag");
     let ack_before_flush = std::env::var(CHILD_FAULT_ENV).is_ok_and(|f| f == "ack_before_flush");
-    // A small index threshold so that index flushes (and their replay on open) happen often.
-    let mut config = SledLogConfig::new(&dir).index_flush_events(64);
+    // A small index threshold so that index flushes (and their replay on open) happen often,
+    // and a seal every four flushes, so that kills land inside seals too (decision 0013).
+    let mut config = SledLogConfig::new(&dir)
+        .index_flush_events(64)
+        .seal_after_events(256);
     config.faults = FaultInjection {
         ack_before_flush,
         ..FaultInjection::default()

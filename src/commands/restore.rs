@@ -24,12 +24,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use civicflow::core::{
-    ChainHash, ChainHead, EventStore, IdempotencyKey, OpenError, Position, RestoreError, SledLog,
-    StoredIdempotency, StoredRecord,
+    ChainHash, ChainHead, EventStore, IdempotencyKey, OpenError, Position, RestoreError,
+    SledLogConfig, StoredIdempotency, StoredRecord,
 };
 
 use super::backend::StoreArgs;
-use super::store::{close, emit, in_use};
+use super::store::{close, emit, in_use, OFFLINE_LOG_CACHE_BYTES};
 
 /// The first bytes of an export file.
 const MAGIC: &[u8; 14] = b"civicflow-log\0";
@@ -345,10 +345,14 @@ fn import_into(
     input: &Path,
     reader: impl Read,
 ) -> Result<(Option<ChainHead>, u64, u64), String> {
-    let log = SledLog::open(temporary).map_err(|e| match e {
-        OpenError::Locked { .. } => in_use(temporary),
-        other => format!("cannot create a log in {}: {other}", temporary.display()),
-    })?;
+    // The offline tools' cache, not sled's default 256 MiB (see `store::open_log`).
+    let log = SledLogConfig::new(temporary)
+        .cache_capacity_bytes(OFFLINE_LOG_CACHE_BYTES)
+        .open()
+        .map_err(|e| match e {
+            OpenError::Locked { .. } => in_use(temporary),
+            other => format!("cannot create a log in {}: {other}", temporary.display()),
+        })?;
     restore_from(&log, input, reader)
 }
 

@@ -157,7 +157,7 @@ pub fn open_log(data: &Path) -> Result<Arc<dyn EventStore>, String> {
 
 /// The log's page cache in the offline tools: the service's default
 /// (`ServiceConfig::DEFAULT_LOG_CACHE_MIB`).
-const OFFLINE_LOG_CACHE_BYTES: u64 =
+pub(super) const OFFLINE_LOG_CACHE_BYTES: u64 =
     civicflow::http::ServiceConfig::DEFAULT_LOG_CACHE_MIB * 1024 * 1024;
 
 fn open_failed(data: &Path, error: &OpenError) -> String {

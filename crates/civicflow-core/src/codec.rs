@@ -269,20 +269,30 @@ pub(crate) const CHUNK_ENTRIES_MAX: usize = u16::MAX as usize;
 pub(crate) struct ChunkBuilder {
     bytes: Vec<u8>,
     count: u16,
+    target: usize,
 }
 
 impl ChunkBuilder {
     pub(crate) fn new() -> Self {
-        let mut bytes = Vec::with_capacity(CHUNK_BYTES_TARGET / 4);
+        Self::with_target(CHUNK_BYTES_TARGET)
+    }
+
+    /// A builder whose chunks hold about `target` bytes of records.
+    pub(crate) fn with_target(target: usize) -> Self {
+        let mut bytes = Vec::with_capacity(target.min(CHUNK_BYTES_TARGET / 4));
         bytes.push(FORMAT_V1);
         bytes.extend_from_slice(&0u16.to_le_bytes());
-        Self { bytes, count: 0 }
+        Self {
+            bytes,
+            count: 0,
+            target,
+        }
     }
 
     /// Whether a record of `len` bytes should go into a new chunk instead.
     pub(crate) fn is_full_for(&self, len: usize) -> bool {
         self.count > 0
-            && (self.bytes.len() + CHUNK_ENTRY_OVERHEAD + len > CHUNK_BYTES_TARGET + CHUNK_HEADER
+            && (self.bytes.len() + CHUNK_ENTRY_OVERHEAD + len > self.target + CHUNK_HEADER
                 || usize::from(self.count) >= CHUNK_ENTRIES_MAX)
     }
 
@@ -450,20 +460,179 @@ pub(crate) struct IdempotencyRecordV1 {
 }
 
 pub(crate) fn encode_idempotency(record: &IdempotencyRecordV1) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
-    bincode_options(usize::MAX)
-        .serialize_into(&mut out, record)
-        .expect("strings and integers always encode into a Vec");
-    out
+    encode_framed(record)
 }
 
 pub(crate) fn decode_idempotency(bytes: &[u8]) -> Result<IdempotencyRecordV1, DecodeError> {
-    const WHAT: &str = "idempotency record";
-    let rest = split_format(WHAT, bytes)?;
+    decode_framed("idempotency record", bytes)
+}
+
+/// A stored value of format 1 made of one serde value: the format byte, then bincode.
+fn encode_framed<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_V1];
+    bincode_options(usize::MAX)
+        .serialize_into(&mut out, value)
+        .expect("strings, vectors and integers always encode into a Vec");
+    out
+}
+
+/// Reads what [`encode_framed`] wrote, refusing trailing bytes.
+fn decode_framed<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, DecodeError> {
+    let rest = split_format(what, bytes)?;
     bincode_options(rest.len())
         .reject_trailing_bytes()
         .deserialize(rest)
-        .map_err(|e| DecodeError::new(WHAT, e.to_string()))
+        .map_err(|e| DecodeError::new(what, e.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sealed segments of the log (decision 0013): pieces of the stream index and idempotency
+// records, as the exact keys and values they had in the tail, in key order; and a segment's
+// description.
+
+/// Builds a sealed piece pair by pair (keys must come in ascending order).
+pub(crate) struct PieceBuilder {
+    bytes: Vec<u8>,
+    count: u32,
+    first_key: Option<Vec<u8>>,
+    target: usize,
+}
+
+impl PieceBuilder {
+    /// A builder whose pieces hold about `target` bytes.
+    pub(crate) fn new(target: usize) -> Self {
+        let mut bytes = Vec::with_capacity(target + 4096);
+        bytes.push(FORMAT_V1);
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        Self {
+            bytes,
+            count: 0,
+            first_key: None,
+            target,
+        }
+    }
+
+    /// Whether the piece holds its share: the next pair goes into a new piece.
+    pub(crate) fn is_full(&self) -> bool {
+        self.bytes.len() >= self.target
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) {
+        let key_len = u32::try_from(key.len()).expect("keys are short");
+        let value_len = u32::try_from(value.len()).expect("values are at most a chunk");
+        self.bytes.extend_from_slice(&key_len.to_le_bytes());
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(&value_len.to_le_bytes());
+        self.bytes.extend_from_slice(value);
+        self.count += 1;
+        if self.first_key.is_none() {
+            self.first_key = Some(key.to_vec());
+        }
+    }
+
+    /// The piece's first key and its bytes.
+    pub(crate) fn finish(mut self) -> (Vec<u8>, Vec<u8>) {
+        self.bytes[1..5].copy_from_slice(&self.count.to_le_bytes());
+        (self.first_key.unwrap_or_default(), self.bytes)
+    }
+}
+
+/// A (key, value) pair of a sealed piece, borrowing the piece's bytes.
+pub(crate) type PiecePair<'a> = (&'a [u8], &'a [u8]);
+
+/// The (key, value) pairs of a sealed piece, checked to be in strictly ascending key order.
+pub(crate) fn decode_piece(bytes: &[u8]) -> Result<Vec<PiecePair<'_>>, DecodeError> {
+    const WHAT: &str = "sealed piece";
+    let rest = split_format(WHAT, bytes)?;
+    let (count, mut rest) = take::<4>(WHAT, rest, "count")?;
+    let count = u32::from_le_bytes(count);
+    if count == 0 {
+        return Err(DecodeError::new(WHAT, "no pairs"));
+    }
+    let mut pairs: Vec<PiecePair<'_>> = Vec::with_capacity(count.min(1 << 16) as usize);
+    for i in 0..count {
+        let (key_len, after) = take::<4>(WHAT, rest, "key length")?;
+        let key_len = u32::from_le_bytes(key_len) as usize;
+        if after.len() < key_len {
+            return Err(DecodeError::new(WHAT, format!("pair {i}: key cut off")));
+        }
+        let (key, after) = after.split_at(key_len);
+        let (value_len, after) = take::<4>(WHAT, after, "value length")?;
+        let value_len = u32::from_le_bytes(value_len) as usize;
+        if after.len() < value_len {
+            return Err(DecodeError::new(WHAT, format!("pair {i}: value cut off")));
+        }
+        let (value, after) = after.split_at(value_len);
+        if pairs.last().is_some_and(|(previous, _)| *previous >= key) {
+            return Err(DecodeError::new(
+                WHAT,
+                format!("pair {i}: keys out of order"),
+            ));
+        }
+        pairs.push((key, value));
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(DecodeError::new(
+            WHAT,
+            format!("{} bytes after the last pair", rest.len()),
+        ));
+    }
+    Ok(pairs)
+}
+
+/// A sealed segment as sled names it: its range and the file that holds it (decision 0013).
+/// Fields are never reordered or changed: format 1 of the description is frozen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentV1 {
+    /// The first and last positions the segment seals (an empty range, first = last + 1,
+    /// for a restore's segment of idempotency records alone).
+    pub(crate) first_position: u64,
+    pub(crate) last_position: u64,
+    /// The file's length and its index's CRC-32: a file that is not this one is refused.
+    pub(crate) file_len: u64,
+    pub(crate) index_crc: u32,
+}
+
+/// Where one part of a segment file is, and its CRC-32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PartV1 {
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) crc: u32,
+}
+
+/// The index at the end of a segment file. Frozen like [`SegmentV1`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentIndexV1 {
+    pub(crate) first_position: u64,
+    pub(crate) last_position: u64,
+    /// Each block's first position and place, in position order.
+    pub(crate) blocks: Vec<(u64, PartV1)>,
+    /// Each piece's first key and place, in key order.
+    pub(crate) pieces: Vec<(Vec<u8>, PartV1)>,
+    /// The filter (whole 64-byte blocks).
+    pub(crate) filter: PartV1,
+}
+
+pub(crate) fn encode_segment_index(index: &SegmentIndexV1) -> Vec<u8> {
+    encode_framed(index)
+}
+
+pub(crate) fn decode_segment_index(bytes: &[u8]) -> Result<SegmentIndexV1, DecodeError> {
+    decode_framed("sealed segment index", bytes)
+}
+
+pub(crate) fn encode_segment(segment: &SegmentV1) -> Vec<u8> {
+    encode_framed(segment)
+}
+
+pub(crate) fn decode_segment(bytes: &[u8]) -> Result<SegmentV1, DecodeError> {
+    decode_framed("sealed segment", bytes)
 }
 
 // ---------------------------------------------------------------------------------------------

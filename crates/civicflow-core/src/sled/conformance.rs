@@ -2,7 +2,8 @@
 //! sled stores in directories of their own, with sled's default durability (every
 //! acknowledged append fsynced). The kit's `tuning`, when not 0, is sled's
 //! `index_flush_events`: how many events the stream index keeps in memory before it writes
-//! them to disk, so the kit crosses that boundary between reopenings.
+//! them to disk, so the kit crosses that boundary between reopenings; and the log seals every
+//! three times that many events, so that reads cross sealed segments too.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,7 +48,11 @@ impl SledBackend {
     ) -> Result<SledLog, OpenError> {
         let mut config = SledLogConfig::new(&place.0).clock(clock);
         if tuning > 0 {
-            config = config.index_flush_events(usize::from(tuning));
+            // A seal every few flushes, so that the kit's reads cross sealed segments, the
+            // tail on disk and the memtable (decision 0013).
+            config = config
+                .index_flush_events(usize::from(tuning))
+                .seal_after_events(3 * u64::from(tuning));
         }
         config.open()
     }

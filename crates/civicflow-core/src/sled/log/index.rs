@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::PoisonError;
 
+use super::filter::KeyHash;
 use super::{keys, read, storage, Shared, WriteSet};
 use crate::codec::{self, INDEX_ENTRY_VERSIONS_MAX};
 use crate::error::ReadError;
@@ -92,14 +93,14 @@ impl Memtable {
 
 /// Rebuilds the memtable on open from the events after `M index-through`.
 pub(super) fn rebuild_memtable(
-    tree: &sled::Tree,
+    stored: read::Stored<'_>,
     head: Option<Position>,
 ) -> Result<Memtable, ReadError> {
     let mut memtable = Memtable::default();
     let Some(head) = head else {
         return Ok(memtable);
     };
-    let through = match tree.get(keys::META_INDEX_THROUGH).map_err(storage)? {
+    let through = match stored.tree.get(keys::META_INDEX_THROUGH).map_err(storage)? {
         Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
             .map(u64::from_be_bytes)
             .map_err(|_| ReadError::CorruptedIndex {
@@ -111,7 +112,7 @@ pub(super) fn rebuild_memtable(
     let Some(from) = Position::new(through + 1) else {
         return Ok(memtable);
     };
-    read::for_each_record(tree, from, head, |position, entry| {
+    read::for_each_record(stored, from, head, |position, entry| {
         let fields = codec::decode_record_key_fields(entry.record)
             .map_err(|e| ReadError::corrupted(position, &e))?;
         let stream = StreamId::new(fields.stream).map_err(|e| ReadError::Corrupted {
@@ -154,6 +155,22 @@ impl Shared {
                 }
             }
         }
+        // Sealed positions are all durable: the tail's were read first (see `seal.rs`).
+        let table = self.sealed();
+        let hash = KeyHash::of(&prefix);
+        for segment in table.iter().rev().filter(|segment| segment.may_hold(hash)) {
+            let mut last = None;
+            segment.pairs_with_prefix(&prefix, &prefix, |key, value| {
+                last = Some(decode_entry(stream, &prefix, key, value)?);
+                Ok(true)
+            })?;
+            if let Some((first, positions)) = last {
+                // Past the head only while a restore is sealing what it has not published.
+                if let Some(position) = positions.last().filter(|p| p.get() <= head) {
+                    return Ok(Some((first.plus(positions.len() as u64 - 1), *position)));
+                }
+            }
+        }
         Ok(None)
     }
 
@@ -166,12 +183,12 @@ impl Shared {
         max: usize,
         head: u64,
     ) -> Result<Vec<(Version, Position)>, ReadError> {
-        let mut out = Vec::new();
+        let mut disk = Vec::new();
         let memtable = self.memtable.read().unwrap_or_else(PoisonError::into_inner);
         let tail = memtable.streams.get(stream);
         let disk_below = tail.map(|t| t.first_version);
+        let prefix = keys::stream_prefix(stream);
         if disk_below.is_none_or(|below| from < below) {
-            let prefix = keys::stream_prefix(stream);
             // Start at the entry that holds `from`: the last key at or before it.
             let start = self
                 .tree
@@ -193,14 +210,24 @@ impl Shared {
                     }
                     if disk_below.is_some_and(|below| version >= below)
                         || position.get() > head
-                        || out.len() >= max
+                        || disk.len() >= max
                     {
                         break 'entries;
                     }
-                    out.push((version, position));
+                    disk.push((version, position));
                 }
             }
         }
+        // Versions below the tail's are sealed. The table is taken after the tail was read,
+        // so a seal that removed tail entries meanwhile has published their segment.
+        let below = disk.first().map(|(version, _)| *version).or(disk_below);
+        let mut out = if below.is_none_or(|below| from < below) {
+            self.sealed_stream_positions(stream, &prefix, (from, below), max, head)?
+        } else {
+            Vec::new()
+        };
+        out.extend(disk);
+        out.truncate(max);
         if let Some(tail) = tail {
             for (i, position) in tail.positions.iter().enumerate() {
                 let version = tail.first_version.plus(i as u64);
@@ -212,6 +239,49 @@ impl Shared {
                 }
                 out.push((version, *position));
             }
+        }
+        Ok(out)
+    }
+}
+
+impl Shared {
+    /// Up to `max` (version, position) pairs of `stream` from version `from` and below
+    /// `below`, from the sealed segments.
+    fn sealed_stream_positions(
+        &self,
+        stream: &StreamId,
+        prefix: &[u8],
+        (from, below): (Version, Option<Version>),
+        max: usize,
+        head: u64,
+    ) -> Result<Vec<(Version, Position)>, ReadError> {
+        let mut out = Vec::new();
+        let table = self.sealed();
+        if table.is_empty() {
+            return Ok(out);
+        }
+        let hash = KeyHash::of(prefix);
+        for segment in table.iter().filter(|segment| segment.may_hold(hash)) {
+            if out.len() >= max {
+                break;
+            }
+            segment.pairs_with_prefix(prefix, prefix, |key, value| {
+                let (first, positions) = decode_entry(stream, prefix, key, value)?;
+                for (i, position) in positions.into_iter().enumerate() {
+                    let version = first.plus(i as u64);
+                    if version < from {
+                        continue;
+                    }
+                    if below.is_some_and(|below| version >= below)
+                        || position.get() > head
+                        || out.len() >= max
+                    {
+                        return Ok(false);
+                    }
+                    out.push((version, position));
+                }
+                Ok(true)
+            })?;
         }
         Ok(out)
     }

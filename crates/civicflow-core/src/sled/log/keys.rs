@@ -13,12 +13,22 @@ pub(super) const STREAM_INDEX: u8 = b'S';
 pub(super) const IDEMPOTENCY: u8 = b'I';
 // Meta values are `'M' | name`:
 
+/// A sealed segment's description: `'F' | segment` (u32), naming its file (decision 0013).
+pub(super) const SEGMENT: u8 = b'F';
+
 /// `M format`: what the store is; refuse to open anything else.
 pub(super) const META_FORMAT: &[u8] = b"Mformat";
-/// The value of `M format` for this layout.
-pub(super) const FORMAT_NAME: &str = "civicflow-log/1";
+/// The value of `M format` for a store that seals its history (every new store).
+pub(super) const FORMAT_NAME: &str = "civicflow-log/2";
+/// The value of `M format` for a store written before sealing: read as it is, never
+/// sealed in place (decision 0013: convert it with `export-log` and `import-log`).
+pub(super) const FORMAT_NAME_UNSEALED: &str = "civicflow-log/1";
 /// `M index-through`: the stream index on disk covers every position up to this one.
 pub(super) const META_INDEX_THROUGH: &[u8] = b"Mindex-through";
+/// `M sealed-through`: the sealed segments hold every position up to this one.
+pub(super) const META_SEALED_THROUGH: &[u8] = b"Msealed-through";
+/// `M seal-pending`: a seal whose tail keys are not all removed yet (finished on open).
+pub(super) const META_SEAL_PENDING: &[u8] = b"Mseal-pending";
 
 pub(super) fn chunk(first: Position) -> [u8; 9] {
     let mut key = [LOG; 9];
@@ -57,6 +67,19 @@ pub(super) fn stream_entry_version(prefix: &[u8], key: &[u8]) -> Option<Version>
         .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
         .map(u64::from_be_bytes)
         .and_then(Version::new)
+}
+
+pub(super) fn segment(segment: u32) -> [u8; 5] {
+    let mut key = [SEGMENT; 5];
+    key[1..].copy_from_slice(&segment.to_be_bytes());
+    key
+}
+
+/// The segment number in a key of `'F'`.
+pub(super) fn segment_of(key: &[u8]) -> Option<u32> {
+    key.get(1..5)
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+        .map(u32::from_be_bytes)
 }
 
 pub(super) fn idempotency(key: &crate::ids::IdempotencyKey) -> Vec<u8> {

@@ -4,6 +4,8 @@
 //! - `writer.rs`: group commit: the queue, the leader, the durable commit of a group.
 //! - `index.rs`: the stream index: a memtable of the newest versions over sled entries.
 //! - `read.rs`: reading chunks, records and hashes, never past the durable head.
+//! - `seal.rs`, `segments.rs`, `filter.rs`: sealed history (decision 0013): the oldest part
+//!   of the tail moved into a few large values, so that sled's memory does not grow with it.
 //! - `verify.rs`: recomputing the hash chain.
 //! - `readers.rs`: the small thread pool that serves async reads.
 //! - `restore.rs`: the exact stored records out (export) and back into an empty log.
@@ -12,11 +14,14 @@
 //! The format and the guarantees are in `docs/design.md`.
 
 mod closed_head;
+mod filter;
 mod index;
 mod keys;
 mod read;
 mod readers;
 mod restore;
+mod seal;
+mod segments;
 mod verify;
 mod writer;
 
@@ -39,6 +44,8 @@ use crate::store::{
 
 use index::Memtable;
 use readers::ReaderPool;
+use seal::Sealer;
+use segments::SegmentTable;
 use writer::{Queue, Writer};
 
 /// sled segment size for new stores. sled writes any value bigger than a quarter of a
@@ -56,6 +63,9 @@ pub struct FaultInjection {
     pub ack_before_flush: bool,
     /// Fail every sync after this many have succeeded.
     pub fail_sync_after: Option<u64>,
+    /// Stop every seal after it is published, before the tail's copies are removed: the
+    /// state a crash inside a seal leaves, for opening to finish (decision 0013).
+    pub seal_stops_before_removal: bool,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -70,6 +80,7 @@ impl FaultInjection {
         Self {
             ack_before_flush: std::env::var(Self::ACK_BEFORE_FLUSH_ENV).is_ok_and(|v| v == "1"),
             fail_sync_after: None,
+            seal_stops_before_removal: false,
         }
     }
 }
@@ -116,6 +127,9 @@ pub struct SledLogConfig {
     pub index_flush_events: usize,
     /// Threads that serve async reads.
     pub reader_threads: usize,
+    /// Seal the oldest part of the log once this many events lie past the last seal
+    /// (decision 0013); 0 never seals. Stores written before sealing are never sealed.
+    pub seal_events: u64,
     /// Faults to inject (tests only).
     #[cfg(feature = "fault-injection")]
     pub faults: FaultInjection,
@@ -131,9 +145,16 @@ impl SledLogConfig {
             cache_capacity_bytes: 256 * 1024 * 1024,
             index_flush_events: 4096,
             reader_threads: 2,
+            seal_events: 65_536,
             #[cfg(feature = "fault-injection")]
             faults: FaultInjection::from_env(),
         }
+    }
+
+    /// Sets how many events past the last seal start the next one (0: never seal).
+    pub fn seal_after_events(mut self, events: u64) -> Self {
+        self.seal_events = events;
+        self
     }
 
     /// Uses `clock` for `recorded_at`.
@@ -204,6 +225,14 @@ pub(super) struct Shared {
     stats: StatsCounters,
     /// How many appends the last commit group carried (see `writer::gather`).
     last_group_appends: std::sync::atomic::AtomicUsize,
+    /// Events past the last seal that start the next one; 0 for a store that never seals.
+    seal_events: u64,
+    sealer: Sealer,
+    /// Held by a seal: one at a time (the sealer thread, a restore).
+    sealing: Mutex<()>,
+    /// `M sealed-through`, as the readers' table reaches.
+    sealed_through: AtomicU64,
+    segments: RwLock<SegmentTable>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -221,6 +250,7 @@ struct Handle {
     /// `None` only while the handle is being dropped.
     shared: Option<Arc<Shared>>,
     committer: Mutex<Option<JoinHandle<()>>>,
+    sealer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Handle {
@@ -253,6 +283,12 @@ impl Handle {
         shared.begin_close();
         if let Some(committer) = lock(&self.committer).take() {
             let _ = committer.join();
+        }
+        // A seal under way is finished first: its batches are small, and it must not write
+        // after the final flush.
+        shared.sealer.stop();
+        if let Some(sealer) = lock(&self.sealer).take() {
+            let _ = sealer.join();
         }
         shared.readers.stop();
         shared.finish_close()
@@ -308,17 +344,27 @@ impl SledLog {
     pub fn open_with(config: SledLogConfig) -> Result<Self, OpenError> {
         let path = config.path.clone();
         let shared = Arc::new(Shared::open(config)?);
-        let committer = {
+        let spawn = |name: &str, run: fn(&Shared)| {
             let shared = shared.clone();
             std::thread::Builder::new()
-                .name("civicflow-committer".into())
-                .spawn(move || shared.run_committer())
-                .map_err(|source| OpenError::Io { path, source })?
+                .name(name.into())
+                .spawn(move || run(&shared))
+                .map_err(|source| OpenError::Io {
+                    path: path.clone(),
+                    source,
+                })
+        };
+        let committer = spawn("civicflow-committer", Shared::run_committer)?;
+        let sealer = if shared.seal_events > 0 {
+            Some(spawn("civicflow-sealer", Shared::run_sealer)?)
+        } else {
+            None
         };
         Ok(Self {
             handle: Arc::new(Handle {
                 shared: Some(shared),
                 committer: Mutex::new(Some(committer)),
+                sealer: Mutex::new(sealer),
             }),
         })
     }
@@ -330,6 +376,17 @@ impl SledLog {
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.shared().path
+    }
+
+    /// Why the last seal failed, if it did (decision 0013). The log stays whole and correct;
+    /// it only stops shrinking its history in sled until a later seal succeeds.
+    pub fn seal_failure(&self) -> Option<String> {
+        lock(&self.shared().sealer.state).failed.clone()
+    }
+
+    /// How many sealed segments the log holds.
+    pub fn sealed_segments(&self) -> usize {
+        self.shared().sealed().len()
     }
 
     /// Closes the log ([`EventStore::close`]) and gives up this handle: the files are
@@ -489,7 +546,7 @@ impl Shared {
         let tree = db
             .open_tree("civicflow-log")
             .map_err(|e| storage_error(super::support::describe(&e)))?;
-        check_or_write_format(&tree, &path)?;
+        let seals = check_or_write_format(&tree, &path)?;
         if !existed {
             // sled created files in the directory; make their directory entries durable.
             File::open(&path)
@@ -501,11 +558,18 @@ impl Shared {
             .open(path.join("db"))
             .map_err(io_error)?;
 
-        let recovered = read::recover_head(&tree)?;
-        check_closed_head(&tree, &path, recovered.head)?;
-        let memtable = index::rebuild_memtable(&tree, recovered.head.map(|h| h.position))?;
+        let sealed = segments::load(&tree, &path).map_err(OpenError::Corrupted)?;
+        let sealed_through = sealed.last().map_or(0, |segment| segment.last.get());
+        let segments = RwLock::new(Arc::new(sealed));
+        let stored = read::Stored {
+            tree: &tree,
+            segments: &segments,
+        };
+        let recovered = read::recover_head(stored)?;
+        check_closed_head(stored, &path, recovered.head)?;
+        let memtable = index::rebuild_memtable(stored, recovered.head.map(|h| h.position))?;
         let head_position = recovered.head.map_or(0, |h| h.position.get());
-        Ok(Self {
+        let shared = Self {
             db,
             tree,
             data_file,
@@ -528,8 +592,25 @@ impl Shared {
             readers: ReaderPool::new(config.reader_threads),
             stats: StatsCounters::default(),
             last_group_appends: std::sync::atomic::AtomicUsize::new(0),
+            seal_events: if seals { config.seal_events } else { 0 },
+            sealer: Sealer::default(),
+            sealing: Mutex::new(()),
+            sealed_through: AtomicU64::new(sealed_through),
+            segments,
             path,
-        })
+        };
+        // A crash inside a seal's removal: finished now (`seal.rs`).
+        shared.finish_pending_seal().map_err(OpenError::Corrupted)?;
+        Ok(shared)
+    }
+
+    /// After a failed restore: no segment is left.
+    fn forget_segments(&self) {
+        *self
+            .segments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::default();
+        self.sealed_through.store(0, Ordering::Release);
     }
 
     fn ensure_open(&self) -> Result<(), ReadError> {
@@ -587,7 +668,7 @@ impl Shared {
 /// Refuses a log that no longer reaches the head its last clean close recorded, or holds
 /// another event there (see `closed_head.rs`).
 fn check_closed_head(
-    tree: &sled::Tree,
+    stored: read::Stored<'_>,
     path: &Path,
     recovered: Option<ChainHead>,
 ) -> Result<(), OpenError> {
@@ -607,7 +688,7 @@ fn check_closed_head(
         }));
     };
     let stored = read::ChunkCursor::default()
-        .entry(tree, closed.position)
+        .entry(stored, closed.position)
         .map_err(OpenError::Corrupted)?
         .0;
     if stored != closed.hash {
@@ -652,14 +733,16 @@ impl WriteSet {
     }
 }
 
-/// The format check: a new store gets `M format`; an existing one must have ours.
-fn check_or_write_format(tree: &sled::Tree, path: &Path) -> Result<(), OpenError> {
+/// The format check: a new store gets `M format`; an existing one must have ours. Whether
+/// the store seals: a store written before sealing is read as it is and never sealed.
+fn check_or_write_format(tree: &sled::Tree, path: &Path) -> Result<bool, OpenError> {
     let storage_error = |e: sled::Error| OpenError::Storage {
         path: path.to_owned(),
         reason: e.to_string(),
     };
     match tree.get(keys::META_FORMAT).map_err(storage_error)? {
-        Some(found) if found.as_ref() == keys::FORMAT_NAME.as_bytes() => Ok(()),
+        Some(found) if found.as_ref() == keys::FORMAT_NAME.as_bytes() => Ok(true),
+        Some(found) if found.as_ref() == keys::FORMAT_NAME_UNSEALED.as_bytes() => Ok(false),
         Some(found) => Err(OpenError::UnsupportedFormat {
             path: path.to_owned(),
             found: String::from_utf8_lossy(&found).into_owned(),
@@ -675,7 +758,7 @@ fn check_or_write_format(tree: &sled::Tree, path: &Path) -> Result<(), OpenError
         None => {
             tree.insert(keys::META_FORMAT, keys::FORMAT_NAME.as_bytes())
                 .map_err(storage_error)?;
-            Ok(())
+            Ok(true)
         }
     }
 }

@@ -4,6 +4,9 @@
 //! followed sled alone could act on an event a crash then takes back. Every read here first
 //! takes the durable head from the commit signal and stops there.
 
+use std::sync::{PoisonError, RwLock};
+
+use super::segments::{self, SegmentTable};
 use super::{keys, storage, Shared};
 use crate::chain::{ChainHash, ChainHead};
 use crate::clock::Timestamp;
@@ -12,32 +15,62 @@ use crate::error::{OpenError, ReadError};
 use crate::event::RecordedEvent;
 use crate::ids::{Position, StreamId, Version};
 
+/// Where records are: the tail's chunks in sled and the sealed segments' blocks. Reads take
+/// the table of segments again wherever a seal may have moved records meanwhile.
+#[derive(Clone, Copy)]
+pub(super) struct Stored<'a> {
+    pub(super) tree: &'a sled::Tree,
+    pub(super) segments: &'a RwLock<SegmentTable>,
+}
+
+impl Stored<'_> {
+    fn table(&self) -> SegmentTable {
+        self.segments
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// What opening learns from the newest chunk.
 pub(super) struct Recovered {
     pub(super) head: Option<ChainHead>,
     pub(super) last_recorded_at: Option<Timestamp>,
 }
 
-/// Finds the head of the log from its last chunk. Positions continue from here: they come
-/// from what is stored, never from a counter that could skip.
-pub(super) fn recover_head(tree: &sled::Tree) -> Result<Recovered, OpenError> {
-    let last = tree
+/// Finds the head of the log from its last chunk (in the tail, or the last sealed block when
+/// the tail holds none). Positions continue from here: they come from what is stored, never
+/// from a counter that could skip.
+pub(super) fn recover_head(stored: Stored<'_>) -> Result<Recovered, OpenError> {
+    let last = stored
+        .tree
         .scan_prefix([keys::LOG])
         .next_back()
         .transpose()
         .map_err(|e| OpenError::Corrupted(storage(e)))?;
-    let Some((key, value)) = last else {
-        return Ok(Recovered {
-            head: None,
-            last_recorded_at: None,
-        });
+    let (first, value) = match last {
+        Some((key, value)) => {
+            let first = keys::chunk_position(&key).ok_or_else(|| {
+                OpenError::Corrupted(ReadError::CorruptedIndex {
+                    what: "log chunk key".into(),
+                    reason: format!("{key:?}"),
+                })
+            })?;
+            (first, value.to_vec())
+        }
+        None => {
+            let table = stored.table();
+            let Some(segment) = table.iter().rev().find(|s| s.first <= s.last) else {
+                return Ok(Recovered {
+                    head: None,
+                    last_recorded_at: None,
+                });
+            };
+            segment
+                .block_for(segment.last)
+                .map_err(OpenError::Corrupted)?
+        }
     };
-    let first = keys::chunk_position(&key).ok_or_else(|| {
-        OpenError::Corrupted(ReadError::CorruptedIndex {
-            what: "log chunk key".into(),
-            reason: format!("{key:?}"),
-        })
-    })?;
     let entries = codec::decode_chunk(&value)
         .map_err(|e| OpenError::Corrupted(ReadError::corrupted(first, &e)))?;
     let count = entries.len() as u64;
@@ -61,40 +94,79 @@ pub(super) fn recover_head(tree: &sled::Tree) -> Result<Recovered, OpenError> {
 }
 
 /// Calls `visit` with every stored record from `from` to `through`, in order, until it
-/// returns `Ok(false)`.
+/// returns `Ok(false)`: from the sealed segments, then from the tail.
+///
+/// A seal running meanwhile moves the tail's oldest chunks into a segment: a scan of the
+/// tail that finds no chunk where the next position should be takes the table of segments
+/// again before it calls it a gap.
 pub(super) fn for_each_record(
-    tree: &sled::Tree,
+    stored: Stored<'_>,
     from: Position,
     through: Position,
     mut visit: impl FnMut(Position, ChunkEntry<'_>) -> Result<bool, ReadError>,
 ) -> Result<(), ReadError> {
-    if from > through {
-        return Ok(());
-    }
-    let start = tree
-        .range(..=keys::chunk(from))
-        .next_back()
-        .transpose()
-        .map_err(storage)?
-        .and_then(|(key, _)| keys::chunk_position(&key))
-        .unwrap_or(from);
-    for item in tree.range(keys::chunk(start)..) {
-        let (key, value) = item.map_err(storage)?;
-        let Some(first) = keys::chunk_position(&key) else {
-            break;
-        };
-        if first > through {
-            break;
-        }
-        let entries = codec::decode_chunk(&value).map_err(|e| ReadError::corrupted(first, &e))?;
-        for (i, entry) in entries.into_iter().enumerate() {
-            let position = first.plus(i as u64);
-            if position < from {
-                continue;
-            }
-            if position > through || !visit(position, entry)? {
+    let tree = stored.tree;
+    let mut next = from;
+    // Where the scan last sought again: a gap found twice at one place is in the stored log
+    // itself, and its records after the gap are visited (verify reports the gap).
+    let mut sought_at = None;
+    while next <= through {
+        let table = stored.table();
+        if let Some(segment) = segments::holding(&table, next) {
+            let last = segment.last.min(through);
+            let mut stopped = false;
+            segment.for_each_record(next, last, &mut |position, entry| {
+                if !visit(position, entry)? {
+                    stopped = true;
+                    return Ok(false);
+                }
+                next = position.next();
+                Ok(true)
+            })?;
+            if stopped {
                 return Ok(());
             }
+            if next <= last {
+                return Err(ReadError::Corrupted {
+                    position: next,
+                    reason: format!("sealed segment {} holds no record here", segment.number),
+                });
+            }
+            continue;
+        }
+        let start = tree
+            .range(..=keys::chunk(next))
+            .next_back()
+            .transpose()
+            .map_err(storage)?
+            .and_then(|(key, _)| keys::chunk_position(&key))
+            .unwrap_or(next);
+        let gap_seen_before = sought_at == Some(next);
+        sought_at = Some(next);
+        for item in tree.range(keys::chunk(start)..) {
+            let (key, value) = item.map_err(storage)?;
+            let Some(first) = keys::chunk_position(&key) else {
+                break;
+            };
+            if first > through || (first > next && !gap_seen_before) {
+                break;
+            }
+            let entries =
+                codec::decode_chunk(&value).map_err(|e| ReadError::corrupted(first, &e))?;
+            for (i, entry) in entries.into_iter().enumerate() {
+                let position = first.plus(i as u64);
+                if position < next {
+                    continue;
+                }
+                if position > through || !visit(position, entry)? {
+                    return Ok(());
+                }
+                next = position.next();
+            }
+        }
+        if gap_seen_before {
+            // Sought twice from one position: what the log stores ends there.
+            return Ok(());
         }
     }
     Ok(())
@@ -116,34 +188,45 @@ fn decode_at(position: Position, entry: ChunkEntry<'_>) -> Result<RecordedEvent,
     Ok(event)
 }
 
-/// The last decoded chunk, so that consecutive lookups in one chunk decode it once.
+/// The last chunk or block read, so that consecutive lookups in it read it once.
 #[derive(Default)]
 pub(super) struct ChunkCursor {
     first: Option<Position>,
-    bytes: Option<sled::IVec>,
+    bytes: Vec<u8>,
 }
 
 impl ChunkCursor {
     /// The entry at `position`: its stored hash and record bytes (copied).
     pub(super) fn entry(
         &mut self,
-        tree: &sled::Tree,
+        stored: Stored<'_>,
         position: Position,
     ) -> Result<(ChainHash, Vec<u8>), ReadError> {
         if let Some(found) = self.cached(position)? {
             return Ok(found);
         }
-        let (key, bytes) = tree
+        // The tail first, then the segments (taken after: a seal may have moved the chunk).
+        let in_tail = stored
+            .tree
             .range(..=keys::chunk(position))
             .next_back()
             .transpose()
-            .map_err(storage)?
-            .ok_or(ReadError::Corrupted {
-                position,
-                reason: "no chunk holds this position".into(),
-            })?;
-        self.first = keys::chunk_position(&key);
-        self.bytes = Some(bytes);
+            .map_err(storage)?;
+        if let Some((key, bytes)) = in_tail {
+            self.first = keys::chunk_position(&key);
+            self.bytes = bytes.to_vec();
+            if let Some(found) = self.cached(position)? {
+                return Ok(found);
+            }
+        }
+        let table = stored.table();
+        let segment = segments::holding(&table, position).ok_or(ReadError::Corrupted {
+            position,
+            reason: "no chunk holds this position".into(),
+        })?;
+        let (first, bytes) = segment.block_for(position)?;
+        self.first = Some(first);
+        self.bytes = bytes;
         self.cached(position)?.ok_or(ReadError::Corrupted {
             position,
             reason: "no stored record at this position".into(),
@@ -151,13 +234,14 @@ impl ChunkCursor {
     }
 
     fn cached(&self, position: Position) -> Result<Option<(ChainHash, Vec<u8>)>, ReadError> {
-        let (Some(first), Some(bytes)) = (self.first, &self.bytes) else {
+        let Some(first) = self.first else {
             return Ok(None);
         };
         if first > position {
             return Ok(None);
         }
-        let entries = codec::decode_chunk(bytes).map_err(|e| ReadError::corrupted(first, &e))?;
+        let entries =
+            codec::decode_chunk(&self.bytes).map_err(|e| ReadError::corrupted(first, &e))?;
         let index = usize::try_from(position.get() - first.get()).unwrap_or(usize::MAX);
         Ok(entries
             .get(index)
@@ -166,6 +250,13 @@ impl ChunkCursor {
 }
 
 impl Shared {
+    pub(super) fn stored(&self) -> Stored<'_> {
+        Stored {
+            tree: &self.tree,
+            segments: &self.segments,
+        }
+    }
+
     pub(super) fn read_all(
         &self,
         from: Position,
@@ -179,7 +270,7 @@ impl Shared {
         if max == 0 {
             return Ok(events);
         }
-        for_each_record(&self.tree, from, head, |position, entry| {
+        for_each_record(self.stored(), from, head, |position, entry| {
             events.push(decode_at(position, entry)?);
             Ok(events.len() < max)
         })?;
@@ -198,7 +289,7 @@ impl Shared {
         let mut cursor = ChunkCursor::default();
         let mut events = Vec::with_capacity(positions.len());
         for (version, position) in positions {
-            let (hash, record) = cursor.entry(&self.tree, position)?;
+            let (hash, record) = cursor.entry(self.stored(), position)?;
             let event = decode_at(
                 position,
                 ChunkEntry {
@@ -222,6 +313,6 @@ impl Shared {
 
     /// The stored chain hash of the event at `position`.
     pub(super) fn hash_at(&self, position: Position) -> Result<ChainHash, ReadError> {
-        Ok(ChunkCursor::default().entry(&self.tree, position)?.0)
+        Ok(ChunkCursor::default().entry(self.stored(), position)?.0)
     }
 }

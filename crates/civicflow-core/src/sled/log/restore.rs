@@ -29,6 +29,9 @@ use super::index::Memtable;
 /// stays flat on any log size.
 const BATCH_RECORDS: usize = 4096;
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// A restore flushes sled after this many record bytes (nothing is promised durable before
+/// the end; this bounds what sled holds in memory).
+const FLUSH_BYTES: usize = 16 * 1024 * 1024;
 
 /// See [`crate::EventStore::stored_records`].
 pub(super) fn stored_records(
@@ -44,7 +47,7 @@ pub(super) fn stored_records(
     if max == 0 {
         return Ok(out);
     }
-    read::for_each_record(&shared.tree, from, head, |position, entry| {
+    read::for_each_record(shared.stored(), from, head, |position, entry| {
         out.push(StoredRecord {
             position,
             hash: entry.hash,
@@ -71,30 +74,60 @@ pub(super) fn stored_idempotency_records(
         }
         None => vec![keys::IDEMPOTENCY],
     };
-    let mut out = Vec::new();
-    for item in shared.tree.range(start..) {
-        if out.len() >= max {
-            break;
-        }
-        let (key, value) = item.map_err(storage)?;
-        let Some(rest) = key.strip_prefix(&[keys::IDEMPOTENCY]) else {
-            break;
+    // Up to `max` durable records from the tail and from each sealed segment (the table
+    // taken after the tail's read), merged in key order; a record found twice (a seal
+    // running meanwhile) is taken once.
+    let mut found: Vec<StoredIdempotency> = Vec::new();
+    let take = |found: &mut Vec<StoredIdempotency>, key: &[u8], value: &[u8]| {
+        let Some(record) = durable_idempotency(key, value, head)? else {
+            return Ok(true);
         };
-        let corrupted = |reason: String| ReadError::CorruptedIndex {
-            what: format!("idempotency record {}", String::from_utf8_lossy(rest)),
-            reason,
-        };
-        let text = std::str::from_utf8(rest).map_err(|e| corrupted(e.to_string()))?;
-        let key = IdempotencyKey::new(text).map_err(|e| corrupted(e.to_string()))?;
-        let record = codec::decode_idempotency(&value).map_err(|e| corrupted(e.to_string()))?;
-        if record.last_position <= head {
-            out.push(StoredIdempotency {
-                key,
-                bytes: value.to_vec(),
-            });
+        found.push(record);
+        Ok(found.len() < max)
+    };
+    let mut from_tail = Vec::new();
+    if max > 0 {
+        for item in shared.tree.range(start.clone()..) {
+            let (key, value) = item.map_err(storage)?;
+            if !key.starts_with(&[keys::IDEMPOTENCY]) || !take(&mut from_tail, &key, &value)? {
+                break;
+            }
         }
     }
-    Ok(out)
+    found.extend(from_tail);
+    for segment in shared.sealed().iter() {
+        let mut from_segment = Vec::new();
+        if max > 0 {
+            segment.pairs_with_prefix(&[keys::IDEMPOTENCY], &start, |key, value| {
+                take(&mut from_segment, key, value)
+            })?;
+        }
+        found.extend(from_segment);
+    }
+    found.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    found.dedup_by(|a, b| a.key == b.key);
+    found.truncate(max);
+    Ok(found)
+}
+
+/// The stored idempotency record under `key`, if its events are durable.
+fn durable_idempotency(
+    key: &[u8],
+    value: &[u8],
+    head: u64,
+) -> Result<Option<StoredIdempotency>, ReadError> {
+    let rest = key.strip_prefix(&[keys::IDEMPOTENCY]).unwrap_or(key);
+    let corrupted = |reason: String| ReadError::CorruptedIndex {
+        what: format!("idempotency record {}", String::from_utf8_lossy(rest)),
+        reason,
+    };
+    let text = std::str::from_utf8(rest).map_err(|e| corrupted(e.to_string()))?;
+    let key = IdempotencyKey::new(text).map_err(|e| corrupted(e.to_string()))?;
+    let record = codec::decode_idempotency(value).map_err(|e| corrupted(e.to_string()))?;
+    Ok((record.last_position <= head).then(|| StoredIdempotency {
+        key,
+        bytes: value.to_vec(),
+    }))
 }
 
 /// A restore in progress into an empty sled log ([`crate::RestoreSink`]). An error, or
@@ -113,6 +146,10 @@ pub(super) struct Restore<'a> {
     check: RestoreCheck,
     /// Whether anything reached sled (to be removed if the restore fails).
     written: bool,
+    /// Idempotency records written since the last seal (they come after every record).
+    idempotency_since_seal: u64,
+    /// Bytes of records and idempotency records written since sled's last flush.
+    unflushed_bytes: usize,
     finished: bool,
 }
 
@@ -149,6 +186,7 @@ impl<'a> Restore<'a> {
             (keys::LOG, "it holds log records"),
             (keys::STREAM_INDEX, "it holds stream index entries"),
             (keys::IDEMPOTENCY, "it holds idempotency records"),
+            (keys::SEGMENT, "it holds sealed segments"),
         ] {
             if shared
                 .tree
@@ -172,6 +210,8 @@ impl<'a> Restore<'a> {
             memtable: Memtable::default(),
             check: RestoreCheck::new(),
             written: false,
+            idempotency_since_seal: 0,
+            unflushed_bytes: 0,
             finished: false,
         })
     }
@@ -192,6 +232,7 @@ impl<'a> Restore<'a> {
             self.memtable.clear();
         }
         let batch = std::mem::take(&mut self.batch);
+        let bytes = self.batch_bytes;
         self.batch_records = 0;
         self.batch_bytes = 0;
         if batch.is_empty() {
@@ -200,18 +241,77 @@ impl<'a> Restore<'a> {
         self.written = true;
         batch
             .apply(&self.shared.tree)
-            .map_err(|e| RestoreError::Storage(e.to_string()))
+            .map_err(|e| RestoreError::Storage(e.to_string()))?;
+        self.unflushed_bytes += bytes;
+        if self.unflushed_bytes >= FLUSH_BYTES {
+            // sled keeps every page it has not flushed in memory: without this an import
+            // held the whole log (4 GB for a million events).
+            self.unflushed_bytes = 0;
+            self.shared
+                .db
+                .flush()
+                .map_err(|e| RestoreError::Storage(format!("flush failed: {e}")))?;
+        }
+        self.seal_if_due()
+    }
+
+    /// Seals what is restored so far once a segment's worth is (every record written so far
+    /// has its stream index entries on disk), so that a large import never holds a key per
+    /// record in sled.
+    fn seal_if_due(&mut self) -> Result<(), RestoreError> {
+        let Some(restored) = self.check.next_position().prev() else {
+            return Ok(());
+        };
+        let shared = self.shared;
+        let sealed = shared
+            .sealed_through
+            .load(std::sync::atomic::Ordering::Acquire);
+        let records_due = restored.get() - sealed >= shared.seal_events;
+        let idempotency_due = self.idempotency_since_seal >= shared.seal_events;
+        if shared.seal_events == 0 || !(records_due || idempotency_due) {
+            return Ok(());
+        }
+        self.idempotency_since_seal = 0;
+        shared
+            .seal(restored, !records_due)
+            .map_err(RestoreError::Read)
+    }
+
+    /// Records per batch: a seal can only end where a batch did.
+    fn batch_limit(&self) -> usize {
+        match usize::try_from(self.shared.seal_events) {
+            Ok(0) | Err(_) => BATCH_RECORDS,
+            Ok(seal) => BATCH_RECORDS.min(seal),
+        }
     }
 
     /// Removes everything written so far: the log is empty again.
     fn undo(&self) -> sled::Result<()> {
         let tree = &self.shared.tree;
-        for prefix in [keys::LOG, keys::STREAM_INDEX, keys::IDEMPOTENCY] {
+        for prefix in [
+            keys::LOG,
+            keys::STREAM_INDEX,
+            keys::IDEMPOTENCY,
+            keys::SEGMENT,
+        ] {
             for item in tree.scan_prefix([prefix]).keys() {
                 tree.remove(item?)?;
             }
         }
-        tree.remove(keys::META_INDEX_THROUGH)?;
+        for meta in [
+            keys::META_INDEX_THROUGH,
+            keys::META_SEALED_THROUGH,
+            keys::META_SEAL_PENDING,
+        ] {
+            tree.remove(meta)?;
+        }
+        self.shared.forget_segments();
+        super::segments::remove_all(&self.shared.path).map_err(|e| {
+            sled::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("sealed segments: {e}"),
+            ))
+        })?;
         self.shared.db.flush()?;
         Ok(())
     }
@@ -235,7 +335,7 @@ impl RestoreSink for Restore<'_> {
         self.memtable.add(&event.stream, event.version, position);
         self.batch_records += 1;
         self.batch_bytes += record.bytes.len();
-        if self.batch_records >= BATCH_RECORDS || self.batch_bytes >= BATCH_BYTES {
+        if self.batch_records >= self.batch_limit() || self.batch_bytes >= BATCH_BYTES {
             self.write_batch()?;
         }
         Ok(())
@@ -243,10 +343,12 @@ impl RestoreSink for Restore<'_> {
 
     fn push_idempotency(&mut self, record: StoredIdempotency) -> Result<(), RestoreError> {
         self.check.idempotency(&record)?;
+        self.batch_bytes += record.bytes.len();
         self.batch
             .insert(keys::idempotency(&record.key), record.bytes);
+        self.idempotency_since_seal += 1;
         self.batch_records += 1;
-        if self.batch_records >= BATCH_RECORDS {
+        if self.batch_records >= self.batch_limit() {
             self.write_batch()?;
         }
         Ok(())

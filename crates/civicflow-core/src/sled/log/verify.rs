@@ -29,12 +29,12 @@ impl Shared {
                 self.stream_positions(stream, previous, 1, before.get().saturating_sub(1))?;
             match found.first() {
                 Some((v, p)) if *v == previous => {
-                    Ok(Some(ChunkCursor::default().entry(&self.tree, *p)?.0))
+                    Ok(Some(ChunkCursor::default().entry(self.stored(), *p)?.0))
                 }
                 _ => Ok(None),
             }
         };
-        let walked = for_each_record(&self.tree, Position::FIRST, head, |position, entry| {
+        let walked = for_each_record(self.stored(), Position::FIRST, head, |position, entry| {
             walk.step(position, entry.hash, entry.record, &mut previous_in_stream)
         });
         match walked {
@@ -99,7 +99,7 @@ impl Shared {
         prev_cursor: &mut ChunkCursor,
     ) -> Result<Result<ChainHash, Broken>, ReadError> {
         let broken = |reason| Ok(Err(Broken(ChainBreak { position, reason })));
-        let (stored, record) = match cursor.entry(&self.tree, position) {
+        let (stored, record) = match cursor.entry(self.stored(), position) {
             Ok(found) => found,
             Err(ReadError::Corrupted { reason, .. }) => {
                 return broken(ChainBreakReason::Undecodable { reason })
@@ -108,7 +108,7 @@ impl Shared {
         };
         let prev_log = match position.prev() {
             None => ChainHash::GENESIS,
-            Some(before) => match prev_cursor.entry(&self.tree, before) {
+            Some(before) => match prev_cursor.entry(self.stored(), before) {
                 Ok((hash, _)) => hash,
                 Err(ReadError::Corrupted { reason, .. }) => {
                     return broken(ChainBreakReason::Undecodable { reason })

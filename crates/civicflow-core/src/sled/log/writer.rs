@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::filter::KeyHash;
 use super::keys;
 use super::{lock, Shared, WriteSet};
 use crate::chain::{ChainHash, ChainHead};
@@ -412,14 +413,26 @@ impl Shared {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<([u8; 32], Appended)>, ReadError> {
-        let Some(bytes) = self
-            .tree
-            .get(keys::idempotency(key))
-            .map_err(super::storage)?
-        else {
-            return Ok(None);
-        };
-        decode_idempotency(key, &bytes).map(Some)
+        let stored_key = keys::idempotency(key);
+        if let Some(bytes) = self.tree.get(&stored_key).map_err(super::storage)? {
+            return decode_idempotency(key, &bytes).map(Some);
+        }
+        // Then the sealed segments, newest first (the table taken after the tail's read).
+        let table = self.sealed();
+        let hash = KeyHash::of(&stored_key);
+        for segment in table.iter().rev().filter(|segment| segment.may_hold(hash)) {
+            let mut found = None;
+            segment.pairs_with_prefix(&stored_key, &stored_key, |stored, value| {
+                if stored == stored_key.as_slice() {
+                    found = Some(decode_idempotency(key, value)?);
+                }
+                Ok(false)
+            })?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     /// Writes the planned batch, flushes, syncs, and only then publishes and answers. On
@@ -545,5 +558,9 @@ impl Shared {
         }
         *lock(&self.durable_head) = Some(head);
         self.signal.publish(head.position);
+        if index_flushed && self.seal_events > 0 {
+            // Everything through `head` is in the stream index on disk: a seal may end here.
+            self.sealer.flushed(head.position);
+        }
     }
 }
