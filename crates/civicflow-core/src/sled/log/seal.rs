@@ -788,6 +788,15 @@ mod tests {
         log.close().expect("close");
         let file = dir.0.join("sealed").join("00000000.seg");
         let bytes = std::fs::read(&file).expect("the first segment's file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "a segment file is owner-only");
+        }
 
         // A byte flipped in the first block: reads that need it fail and say where.
         let mut flipped = bytes.clone();

@@ -315,7 +315,8 @@ impl SegmentWriter {
     pub(super) fn create(directory: &Path, number: u32) -> std::io::Result<Self> {
         crate::private_fs::create_dir_all(directory)?;
         let temporary = directory.join(format!("{}.partial", file_name(number)));
-        let file = File::create(&temporary)?;
+        // Owner-only, as every file of the store (case titles and descriptions are personal).
+        let file = crate::private_fs::create_file(&temporary)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(MAGIC)?;
         out.write_all(&[VERSION, 0])?;
