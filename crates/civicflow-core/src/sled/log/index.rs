@@ -157,6 +157,9 @@ impl Shared {
         }
         // Sealed positions are all durable: the tail's were read first (see `seal.rs`).
         let table = self.sealed();
+        if table.is_empty() {
+            return Ok(None); // no hash to compute on a log that has never sealed
+        }
         let hash = KeyHash::of(&prefix);
         for segment in table.iter().rev().filter(|segment| segment.may_hold(hash)) {
             let mut last = None;

@@ -192,7 +192,7 @@ fn decode_at(position: Position, entry: ChunkEntry<'_>) -> Result<RecordedEvent,
 #[derive(Default)]
 pub(super) struct ChunkCursor {
     first: Option<Position>,
-    bytes: Vec<u8>,
+    bytes: sled::IVec,
 }
 
 impl ChunkCursor {
@@ -214,7 +214,7 @@ impl ChunkCursor {
             .map_err(storage)?;
         if let Some((key, bytes)) = in_tail {
             self.first = keys::chunk_position(&key);
-            self.bytes = bytes.to_vec();
+            self.bytes = bytes;
             if let Some(found) = self.cached(position)? {
                 return Ok(found);
             }
@@ -226,7 +226,7 @@ impl ChunkCursor {
         })?;
         let (first, bytes) = segment.block_for(position)?;
         self.first = Some(first);
-        self.bytes = bytes;
+        self.bytes = sled::IVec::from(bytes);
         self.cached(position)?.ok_or(ReadError::Corrupted {
             position,
             reason: "no stored record at this position".into(),

@@ -244,8 +244,8 @@ impl<'a> Restore<'a> {
             .map_err(|e| RestoreError::Storage(e.to_string()))?;
         self.unflushed_bytes += bytes;
         if self.unflushed_bytes >= FLUSH_BYTES {
-            // sled keeps every page it has not flushed in memory: without this an import
-            // held the whole log (4 GB for a million events).
+            // Nothing else flushes a restore before its end. (What bounded the import's
+            // memory was sealing as it goes; this flush alone did not lower the peak.)
             self.unflushed_bytes = 0;
             self.shared
                 .db

@@ -132,9 +132,8 @@ fn split_at_seal(key: &[u8], value: &[u8], through: Position) -> Result<Split, R
 const WINDOW: usize = 1024;
 
 /// Calls `visit` with the pairs from `start` on while `within` holds, in key order, reading
-/// them in windows with no sled iterator open while `visit` runs. A seal writes to the tree
-/// it scans: an open iterator keeps sled from freeing the nodes those writes replace, and a
-/// seal's memory grew by hundreds of MB that way.
+/// them in windows with no sled iterator open while `visit` runs: the removal of a seal's
+/// tail keys removes from the tree it scans.
 fn for_each_in_windows(
     tree: &sled::Tree,
     mut start: Vec<u8>,

@@ -419,6 +419,9 @@ impl Shared {
         }
         // Then the sealed segments, newest first (the table taken after the tail's read).
         let table = self.sealed();
+        if table.is_empty() {
+            return Ok(None);
+        }
         let hash = KeyHash::of(&stored_key);
         for segment in table.iter().rev().filter(|segment| segment.may_hold(hash)) {
             let mut found = None;
