@@ -50,9 +50,12 @@ impl SledBackend {
         if tuning > 0 {
             // A seal every few flushes, so that the kit's reads cross sealed segments, the
             // tail on disk and the memtable (decision 0013).
+            // And a restore that keeps a few streams in memory, looking the others up in
+            // what it wrote.
             config = config
                 .index_flush_events(usize::from(tuning))
-                .seal_after_events(3 * u64::from(tuning));
+                .seal_after_events(3 * u64::from(tuning))
+                .restore_streams_in_memory(usize::from(tuning) / 8);
         }
         config.open()
     }

@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     /// Checked by the follower every second; `true` until known.
     pub(crate) others_listening: AtomicBool,
     pub(crate) stats: Stats,
+    /// How many streams a restore's check keeps in memory (`PgLog::restore_streams_in_memory`).
+    pub(crate) restore_streams_in_memory: std::sync::atomic::AtomicUsize,
     /// Stops the follower when the last handle goes.
     follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -150,6 +152,9 @@ impl PgLog {
             closed: AtomicBool::new(false),
             others_listening: AtomicBool::new(true),
             stats: Stats::default(),
+            restore_streams_in_memory: std::sync::atomic::AtomicUsize::new(
+                civicflow_core::backend::RESTORE_STREAMS_IN_MEMORY,
+            ),
             follower: Mutex::new(None),
             db,
         });
@@ -159,6 +164,16 @@ impl PgLog {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(follower);
         Ok(Self { shared })
+    }
+
+    /// Sets how many streams a restore keeps in memory; it looks the others up in its own
+    /// transaction (tests make it small, so that it does).
+    #[must_use]
+    pub fn restore_streams_in_memory(self, streams: usize) -> Self {
+        self.shared
+            .restore_streams_in_memory
+            .store(streams.max(1), std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     /// The database underneath (the vault of the same store shares it).

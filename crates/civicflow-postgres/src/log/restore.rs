@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use civicflow_core::backend::RestoreCheck;
 use civicflow_core::{
-    ChainHead, Position, RestoreError, RestoreSink, StoredIdempotency, StoredRecord,
+    ChainHash, ChainHead, Position, RestoreError, RestoreSink, StoredIdempotency, StoredRecord,
+    StreamId, Version,
 };
 use tokio::sync::OwnedMutexGuard;
 use tokio_postgres::Client;
 
 use super::commit::Committer;
-use super::{sql_int, Shared};
+use super::{hash_of, sql_int, storage as read_storage, Shared};
 use crate::database::{describe, Database};
 
 /// Records (or idempotency records) sent to the database in one statement.
@@ -94,7 +95,11 @@ impl<'a> PgRestore<'a> {
             shared,
             committer: Some(committer),
             client: Arc::new(client),
-            check: RestoreCheck::new(),
+            check: RestoreCheck::with_stream_limit(
+                shared
+                    .restore_streams_in_memory
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
             records: Vec::new(),
             stream_of: Vec::new(),
             keys: Vec::new(),
@@ -129,7 +134,10 @@ impl<'a> PgRestore<'a> {
                 .await
                 .map_err(|e| storage(&db, &e))
                 .map(|_| ())
-        })
+        })?;
+        // Every record so far is in the transaction: the check may forget streams.
+        self.check.written();
+        Ok(())
     }
 
     fn write_keys(&mut self) -> Result<(), RestoreError> {
@@ -159,19 +167,58 @@ impl<'a> PgRestore<'a> {
     }
 }
 
+/// The last version and stored hash of `stream` among the records the restore has written,
+/// read inside its own transaction (nothing of it is visible to other connections yet).
+fn last_restored(
+    db: &Database,
+    client: Arc<Client>,
+    stream: StreamId,
+) -> Result<Option<(Version, ChainHash)>, RestoreError> {
+    let db2 = db.clone();
+    db.run(async move {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT version, position, hash FROM {} WHERE stream = $1 ORDER BY version DESC LIMIT 1",
+                    db2.table("events")
+                ),
+                &[&stream.as_str()],
+            )
+            .await
+            .map_err(|e| read_storage(&db2, &e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (version, position, hash): (i64, i64, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
+        let position = super::position_of(position)?;
+        let version = u64::try_from(version)
+            .ok()
+            .and_then(Version::new)
+            .ok_or_else(|| civicflow_core::ReadError::Corrupted {
+                position,
+                reason: format!("stored version {version}"),
+            })?;
+        Ok(Some((version, hash_of(&hash, position)?)))
+    })
+}
+
 impl RestoreSink for PgRestore<'_> {
     fn next_position(&self) -> Position {
         self.check.next_position()
     }
 
     fn push_record(&mut self, record: StoredRecord) -> Result<(), RestoreError> {
-        let event = self.check.record(&record)?;
+        let (db, client) = (self.shared.db.clone(), self.client.clone());
+        let event = self.check.record(&record, &mut |stream| {
+            last_restored(&db, client.clone(), stream.clone())
+        })?;
         self.stream_of.push((
             event.stream.as_str().to_owned(),
             sql_int(event.version.get()),
         ));
         self.records.push(record);
-        if self.records.len() >= BATCH {
+        // Written at least as often as the check may forget streams (only after a write).
+        if self.records.len() >= BATCH.min(self.check.stream_limit()) {
             self.write_records()?;
         }
         Ok(())

@@ -55,15 +55,21 @@ impl Backend for PgBackend {
         &self,
         place: &PgPlace,
         clock: Arc<dyn Clock>,
-        _tuning: u8,
+        tuning: u8,
     ) -> Result<Arc<dyn EventStore>, OpenError> {
         // The tuning asks a backend to move what it keeps in memory to storage more often;
-        // this one keeps nothing in memory that a reader depends on.
+        // this one keeps nothing in memory that a reader depends on, but a restore keeps
+        // streams: a few then, so that it looks the others up in its transaction.
         let database = Database::connect(&place.url).map_err(|e| OpenError::Storage {
             path: place.url.clone().into(),
             reason: e.to_string(),
         })?;
-        Ok(Arc::new(PgLog::open_with_clock(&database, clock)?))
+        let log = PgLog::open_with_clock(&database, clock)?;
+        Ok(Arc::new(if tuning > 0 {
+            log.restore_streams_in_memory(usize::from(tuning) / 8)
+        } else {
+            log
+        }))
     }
 
     fn name(&self) -> String {

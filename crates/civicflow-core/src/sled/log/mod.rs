@@ -130,6 +130,9 @@ pub struct SledLogConfig {
     /// Seal the oldest part of the log once this many events lie past the last seal
     /// (decision 0013); 0 never seals. Stores written before sealing are never sealed.
     pub seal_events: u64,
+    /// How many streams a restore's check keeps in memory; the others it looks up in what
+    /// the restore has written (`RestoreCheck`).
+    pub restore_streams_in_memory: usize,
     /// Faults to inject (tests only).
     #[cfg(feature = "fault-injection")]
     pub faults: FaultInjection,
@@ -146,6 +149,7 @@ impl SledLogConfig {
             index_flush_events: 4096,
             reader_threads: 2,
             seal_events: 65_536,
+            restore_streams_in_memory: crate::store::backend::RESTORE_STREAMS_IN_MEMORY,
             #[cfg(feature = "fault-injection")]
             faults: FaultInjection::from_env(),
         }
@@ -154,6 +158,13 @@ impl SledLogConfig {
     /// Sets how many events past the last seal start the next one (0: never seal).
     pub fn seal_after_events(mut self, events: u64) -> Self {
         self.seal_events = events;
+        self
+    }
+
+    /// Sets how many streams a restore keeps in memory (tests make it small, so that the
+    /// restore looks streams up in what it wrote).
+    pub fn restore_streams_in_memory(mut self, streams: usize) -> Self {
+        self.restore_streams_in_memory = streams.max(1);
         self
     }
 
@@ -227,6 +238,8 @@ pub(super) struct Shared {
     last_group_appends: std::sync::atomic::AtomicUsize,
     /// Events past the last seal that start the next one; 0 for a store that never seals.
     seal_events: u64,
+    /// See [`SledLogConfig::restore_streams_in_memory`].
+    restore_streams_in_memory: usize,
     sealer: Sealer,
     /// Held by a seal: one at a time (the sealer thread, a restore).
     sealing: Mutex<()>,
@@ -593,6 +606,7 @@ impl Shared {
             stats: StatsCounters::default(),
             last_group_appends: std::sync::atomic::AtomicUsize::new(0),
             seal_events: if seals { config.seal_events } else { 0 },
+            restore_streams_in_memory: config.restore_streams_in_memory,
             sealer: Sealer::default(),
             sealing: Mutex::new(()),
             sealed_through: AtomicU64::new(sealed_through),

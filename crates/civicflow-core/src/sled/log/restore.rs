@@ -16,10 +16,10 @@ use std::sync::MutexGuard;
 
 use super::writer::Writer;
 use super::{keys, lock, read, storage, Shared, WriteSet};
-use crate::chain::ChainHead;
+use crate::chain::{ChainHash, ChainHead};
 use crate::codec::{self, ChunkBuilder};
 use crate::error::{ReadError, RestoreError};
-use crate::ids::{IdempotencyKey, Position};
+use crate::ids::{IdempotencyKey, Position, StreamId, Version};
 use crate::store::backend::RestoreCheck;
 use crate::store::{RestoreSink, StoredIdempotency, StoredRecord};
 
@@ -130,6 +130,24 @@ fn durable_idempotency(
     }))
 }
 
+/// The last version and stored hash of `stream` among the records a restore has written (its
+/// stream index entries and chunks are in the tree or in segments, as for any reader).
+fn last_restored(
+    shared: &Shared,
+    stream: &StreamId,
+) -> Result<Option<(Version, ChainHash)>, RestoreError> {
+    let Some((version, position)) = shared
+        .stream_last(stream, u64::MAX)
+        .map_err(RestoreError::Read)?
+    else {
+        return Ok(None);
+    };
+    let (hash, _) = read::ChunkCursor::default()
+        .entry(shared.stored(), position)
+        .map_err(RestoreError::Read)?;
+    Ok(Some((version, hash)))
+}
+
 /// A restore in progress into an empty sled log ([`crate::RestoreSink`]). An error, or
 /// dropping the restore unfinished, removes what was written.
 pub(super) struct Restore<'a> {
@@ -208,7 +226,7 @@ impl<'a> Restore<'a> {
             chunk: ChunkBuilder::new(),
             chunk_first: Position::FIRST,
             memtable: Memtable::default(),
-            check: RestoreCheck::new(),
+            check: RestoreCheck::with_stream_limit(shared.restore_streams_in_memory),
             written: false,
             idempotency_since_seal: 0,
             unflushed_bytes: 0,
@@ -242,6 +260,8 @@ impl<'a> Restore<'a> {
         batch
             .apply(&self.shared.tree)
             .map_err(|e| RestoreError::Storage(e.to_string()))?;
+        // Every record so far is in the tree (or a segment): the check may forget streams.
+        self.check.written();
         self.unflushed_bytes += bytes;
         if self.unflushed_bytes >= FLUSH_BYTES {
             // Nothing else flushes a restore before its end. (What bounded the import's
@@ -323,7 +343,10 @@ impl RestoreSink for Restore<'_> {
     }
 
     fn push_record(&mut self, record: StoredRecord) -> Result<(), RestoreError> {
-        let event = self.check.record(&record)?;
+        let shared = self.shared;
+        let event = self
+            .check
+            .record(&record, &mut |stream| last_restored(shared, stream))?;
         let position = record.position;
         if self.chunk.is_full_for(record.bytes.len()) {
             self.finish_chunk();

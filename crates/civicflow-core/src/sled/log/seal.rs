@@ -504,6 +504,7 @@ mod tests {
             .clock(Arc::new(clock.clone()))
             .index_flush_events(16)
             .seal_after_events(64)
+            .restore_streams_in_memory(5)
     }
 
     fn never_sealing(path: &Path, clock: &ManualClock) -> SledLogConfig {

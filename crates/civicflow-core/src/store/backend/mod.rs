@@ -16,4 +16,4 @@ pub use chain_walk::{check_stream_record, ChainWalk, PreviousInStream};
 pub use idempotency::{decode_idempotency, encode_idempotency};
 pub use plan::{GroupPlan, GroupSink, GroupSource, StreamHead};
 pub use prepare::{prepare, PreparedAppend};
-pub use restore_check::RestoreCheck;
+pub use restore_check::{LastInStream, RestoreCheck, RESTORE_STREAMS_IN_MEMORY};
