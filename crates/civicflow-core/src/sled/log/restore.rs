@@ -32,6 +32,9 @@ const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// A restore flushes sled after this many record bytes (nothing is promised durable before
 /// the end; this bounds what sled holds in memory).
 const FLUSH_BYTES: usize = 16 * 1024 * 1024;
+/// A log that seals gets a restore's idempotency records in segments of their own of at most
+/// `seal_events` records or this many bytes (see `Restore::push_idempotency`).
+const IDEMPOTENCY_SEGMENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// See [`crate::EventStore::stored_records`].
 pub(super) fn stored_records(
@@ -164,8 +167,9 @@ pub(super) struct Restore<'a> {
     check: RestoreCheck,
     /// Whether anything reached sled (to be removed if the restore fails).
     written: bool,
-    /// Idempotency records written since the last seal (they come after every record).
-    idempotency_since_seal: u64,
+    /// Idempotency records not yet written (tail key and value), on a log that seals.
+    idempotency: Vec<(Vec<u8>, Vec<u8>)>,
+    idempotency_bytes: usize,
     /// Bytes of records and idempotency records written since sled's last flush.
     unflushed_bytes: usize,
     finished: bool,
@@ -228,7 +232,8 @@ impl<'a> Restore<'a> {
             memtable: Memtable::default(),
             check: RestoreCheck::with_stream_limit(shared.restore_streams_in_memory),
             written: false,
-            idempotency_since_seal: 0,
+            idempotency: Vec::new(),
+            idempotency_bytes: 0,
             unflushed_bytes: 0,
             finished: false,
         })
@@ -286,14 +291,35 @@ impl<'a> Restore<'a> {
         let sealed = shared
             .sealed_through
             .load(std::sync::atomic::Ordering::Acquire);
-        let records_due = restored.get() - sealed >= shared.seal_events;
-        let idempotency_due = self.idempotency_since_seal >= shared.seal_events;
-        if shared.seal_events == 0 || !(records_due || idempotency_due) {
+        if shared.seal_events == 0 || restored.get() - sealed < shared.seal_events {
             return Ok(());
         }
-        self.idempotency_since_seal = 0;
-        shared
-            .seal(restored, !records_due)
+        shared.seal(restored).map(drop).map_err(RestoreError::Read)
+    }
+
+    /// Writes the idempotency records held so far into a segment of their own, once every
+    /// record restored so far is written and sealed (the segment's range is empty, just past
+    /// the last seal). Sorted by key (an export gives them so); a key given twice keeps its
+    /// last record, as the tail would.
+    fn seal_idempotency(&mut self) -> Result<(), RestoreError> {
+        self.write_batch()?;
+        if let Some(restored) = self.check.next_position().prev() {
+            // Each seal takes at most `seal_events`: the tail's last records, in turn.
+            while self
+                .shared
+                .seal(restored)
+                .map_err(RestoreError::Read)?
+                .is_some_and(|end| end < restored)
+            {}
+        }
+        let mut records = std::mem::take(&mut self.idempotency);
+        self.idempotency_bytes = 0;
+        records.reverse(); // the last of equal keys first: the stable sort keeps it first
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        records.dedup_by(|later, kept| later.0 == kept.0);
+        self.written = true;
+        self.shared
+            .seal_restored_idempotency(&records)
             .map_err(RestoreError::Read)
     }
 
@@ -366,10 +392,21 @@ impl RestoreSink for Restore<'_> {
 
     fn push_idempotency(&mut self, record: StoredIdempotency) -> Result<(), RestoreError> {
         self.check.idempotency(&record)?;
+        let key = keys::idempotency(&record.key);
+        if self.shared.seal_events > 0 {
+            // Held, then sealed straight into a segment (or, fewer than a seal's worth at the
+            // end, written to the tail like the service's own).
+            self.idempotency_bytes += key.len() + record.bytes.len();
+            self.idempotency.push((key, record.bytes));
+            if self.idempotency.len() as u64 >= self.shared.seal_events
+                || self.idempotency_bytes >= IDEMPOTENCY_SEGMENT_BYTES
+            {
+                self.seal_idempotency()?;
+            }
+            return Ok(());
+        }
         self.batch_bytes += record.bytes.len();
-        self.batch
-            .insert(keys::idempotency(&record.key), record.bytes);
-        self.idempotency_since_seal += 1;
+        self.batch.insert(key, record.bytes);
         self.batch_records += 1;
         if self.batch_records >= self.batch_limit() {
             self.write_batch()?;
@@ -382,6 +419,9 @@ impl RestoreSink for Restore<'_> {
         expected_head: Option<ChainHead>,
     ) -> Result<Option<ChainHead>, RestoreError> {
         let head = self.check.head(expected_head)?;
+        for (key, value) in std::mem::take(&mut self.idempotency) {
+            self.batch.insert(key, value);
+        }
         self.write_batch()?;
         if let Some(head) = head {
             // The whole stream index is on disk now: record how far it reaches.

@@ -245,7 +245,7 @@ impl Shared {
                 }
                 // A failed seal leaves the log whole (see above); the next flush tries again,
                 // and the failure stays visible (`SledLog::seal_failure`) until one succeeds.
-                let outcome = self.seal(through, false);
+                let outcome = self.seal(through);
                 let failed = outcome.is_err();
                 lock(&self.sealer.state).failed = outcome.err().map(|error| error.to_string());
                 if failed {
@@ -255,31 +255,20 @@ impl Shared {
         }
     }
 
-    /// Seals every position after the last seal through `through` (a stream-index flush).
-    /// With `idempotency_only`, `through` may be where the last seal ended: a restore pushes
-    /// its idempotency records after all its records, and seals them as they come.
-    pub(super) fn seal(&self, through: Position, idempotency_only: bool) -> Result<(), ReadError> {
+    /// Seals every position after the last seal through `through` (a stream-index flush),
+    /// at most `seal_events` of them. Returns where the seal ended (`None`: nothing to seal).
+    pub(super) fn seal(&self, through: Position) -> Result<Option<Position>, ReadError> {
         let _one_at_a_time = lock(&self.sealing);
         // A seal whose removal did not finish (it failed, or the process died) first.
         self.finish_pending_seal()?;
         let sealed = self.sealed_through.load(Ordering::Acquire);
         let first = Position::FIRST.plus(sealed);
-        if first > through && !(idempotency_only && sealed == through.get()) {
-            return Ok(());
+        if first > through {
+            return Ok(None);
         }
         let through = self.capped(first, through)?;
-        let number = u32::try_from(self.sealed().len()).map_err(|_| ReadError::CorruptedIndex {
-            what: "sealed segments".into(),
-            reason: "too many".into(),
-        })?;
-        let directory = segments::directory(&self.path);
-        let file_error = |e: std::io::Error| {
-            ReadError::Storage(format!(
-                "writing sealed segment {number} in {}: {e}",
-                directory.display()
-            ))
-        };
-        let mut file = SegmentWriter::create(&directory, number).map_err(file_error)?;
+        let (number, mut file) = self.next_segment_file()?;
+        let file_error = segment_file_error(&self.path, number);
 
         // 1. Blocks, from the tail's chunks.
         let mut block = ChunkBuilder::with_target(SEALED_VALUE_BYTES);
@@ -302,7 +291,7 @@ impl Shared {
                         ChunkBuilder::with_target(SEALED_VALUE_BYTES),
                     );
                     file.block(block_first, &full.finish())
-                        .map_err(file_error)?;
+                        .map_err(&file_error)?;
                 }
                 if block.is_empty() {
                     block_first = position;
@@ -320,21 +309,86 @@ impl Shared {
         }
         if !block.is_empty() {
             file.block(block_first, &block.finish())
-                .map_err(file_error)?;
+                .map_err(&file_error)?;
         }
 
-        // 2. Pieces, and the hashes their filter is built from.
+        // 2 to 4. The range's tail keys in pieces, the file named and published.
+        let segment = self.close_and_publish(file, number, (first, through), true, |visit| {
+            for_each_sealed_tail_key(&self.tree, through, |key, value| {
+                visit(key, &split_at_seal(key, value, through)?.0)
+            })
+        })?;
+
+        #[cfg(feature = "fault-injection")]
+        if self.faults.seal_stops_before_removal {
+            return Ok(Some(through));
+        }
+        // 5. The tail's copies go.
+        self.remove_sealed_tail(&segment)?;
+        Ok(Some(through))
+    }
+
+    /// A restore's idempotency records (keys and values as the tail would hold them, in key
+    /// order) written straight into a segment of their own, after every restored record is
+    /// sealed: they never pass through sled, whose removal of tens of thousands of small
+    /// keys after a seal held about 200 MB while an import ran (docs/benchmarks.md).
+    pub(super) fn seal_restored_idempotency(
+        &self,
+        records: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), ReadError> {
+        let _one_at_a_time = lock(&self.sealing);
+        self.finish_pending_seal()?;
+        let sealed =
+            Position::new(self.sealed_through.load(Ordering::Acquire)).ok_or_else(|| {
+                ReadError::Storage("idempotency records sealed before any record".into())
+            })?;
+        let (number, file) = self.next_segment_file()?;
+        // No positions: the range is empty, just past the last seal.
+        self.close_and_publish(file, number, (sealed.next(), sealed), false, |visit| {
+            records
+                .iter()
+                .try_for_each(|(key, value)| visit(key, value))
+        })?;
+        Ok(())
+    }
+
+    /// The next segment's number and its file, created under its temporary name.
+    fn next_segment_file(&self) -> Result<(u32, SegmentWriter), ReadError> {
+        let number = u32::try_from(self.sealed().len()).map_err(|_| ReadError::CorruptedIndex {
+            what: "sealed segments".into(),
+            reason: "too many".into(),
+        })?;
+        let file = SegmentWriter::create(&segments::directory(&self.path), number)
+            .map_err(segment_file_error(&self.path, number))?;
+        Ok((number, file))
+    }
+
+    /// Steps 2 to 4 of a seal: `pairs` (tail keys with the values to seal, in key order) as
+    /// pieces; the filter and the index close the file (synced, then named); one sled batch
+    /// names it with `M sealed-through` (and `M seal-pending` when tail copies are to be
+    /// removed) and is flushed; then readers are given the segment.
+    fn close_and_publish(
+        &self,
+        mut file: SegmentWriter,
+        number: u32,
+        (first, through): (Position, Position),
+        tail_copies: bool,
+        pairs: impl FnOnce(
+            &mut dyn FnMut(&[u8], &[u8]) -> Result<(), ReadError>,
+        ) -> Result<(), ReadError>,
+    ) -> Result<Arc<Segment>, ReadError> {
+        let directory = segments::directory(&self.path);
+        let file_error = segment_file_error(&self.path, number);
         let mut hashes = Vec::new();
         let mut piece = PieceBuilder::new(SEALED_VALUE_BYTES);
         let mut previous_filter_key: Vec<u8> = Vec::new();
-        for_each_sealed_tail_key(&self.tree, through, |key, value| {
+        pairs(&mut |key, value| {
             if piece.is_full() {
                 let (first_key, bytes) =
                     std::mem::replace(&mut piece, PieceBuilder::new(SEALED_VALUE_BYTES)).finish();
-                file.piece(first_key, &bytes).map_err(file_error)?;
+                file.piece(first_key, &bytes).map_err(&file_error)?;
             }
-            let (sealed_value, _) = split_at_seal(key, value, through)?;
-            piece.push(key, &sealed_value);
+            piece.push(key, value);
             let filter_key = filter_key(key);
             if filter_key != previous_filter_key.as_slice() {
                 hashes.push(KeyHash::of(filter_key));
@@ -344,26 +398,26 @@ impl Shared {
         })?;
         if !piece.is_empty() {
             let (first_key, bytes) = piece.finish();
-            file.piece(first_key, &bytes).map_err(file_error)?;
+            file.piece(first_key, &bytes).map_err(&file_error)?;
         }
 
-        // 3. The filter and the index close the file (synced, then named); then one sled
-        //    batch names it, with the marks, and is flushed.
         let mut filter = Filter::with_capacity(hashes.len() as u64);
         for hash in hashes {
             filter.insert(hash);
         }
         let description = file
             .finish((first, through), &filter, &directory, number)
-            .map_err(file_error)?;
+            .map_err(&file_error)?;
         let mut marks = sled::Batch::default();
         marks.insert(&keys::segment(number), codec::encode_segment(&description));
         marks.insert(keys::META_SEALED_THROUGH, &through.get().to_be_bytes());
-        marks.insert(keys::META_SEAL_PENDING, &number.to_be_bytes());
+        if tail_copies {
+            marks.insert(keys::META_SEAL_PENDING, &number.to_be_bytes());
+        }
         self.tree.apply_batch(marks).map_err(storage)?;
         self.db.flush().map_err(storage)?;
 
-        // 4. Published: from here readers find the range in the segment.
+        // Published: from here readers find the range in the segment.
         let segment = Arc::new(Segment::open(&directory, number, &description)?);
         {
             let mut table = self
@@ -375,13 +429,7 @@ impl Shared {
             *table = Arc::new(list);
         }
         self.sealed_through.store(through.get(), Ordering::Release);
-
-        #[cfg(feature = "fault-injection")]
-        if self.faults.seal_stops_before_removal {
-            return Ok(());
-        }
-        // 5. The tail's copies go.
-        self.remove_sealed_tail(&segment)
+        Ok(segment)
     }
 
     /// Where a seal from `first` that may reach `through` ends: `through`, or, past
@@ -451,6 +499,17 @@ impl Shared {
         })?;
         self.tree.remove(keys::META_SEAL_PENDING).map_err(storage)?;
         Ok(())
+    }
+}
+
+/// How a failure to write segment `number` of the log at `path` reads.
+fn segment_file_error(path: &std::path::Path, number: u32) -> impl Fn(std::io::Error) -> ReadError {
+    let directory = segments::directory(path);
+    move |e| {
+        ReadError::Storage(format!(
+            "writing sealed segment {number} in {}: {e}",
+            directory.display()
+        ))
     }
 }
 
@@ -751,6 +810,48 @@ mod tests {
         assert_same_answers(&log, &original, 400);
         append(&[&log, &original], 400..450);
         assert_same_answers(&log, &original, 450);
+    }
+
+    #[test]
+    fn an_import_seals_idempotency_records_given_in_any_order_keeping_the_last_of_a_key() {
+        let clock = ManualClock::new(Timestamp::EPOCH);
+        let (dir, original_dir) = (Dir::new("import-keys"), Dir::new("import-keys-original"));
+        let original = never_sealing(&original_dir.0, &clock).open().expect("open");
+        append(&[&original], 0..400);
+        let records = original
+            .stored_records(Position::FIRST, usize::MAX)
+            .expect("export");
+        let mut idempotency = original
+            .stored_idempotency_records(None, usize::MAX)
+            .expect("export");
+        // Backwards, and two keys given twice, first with another key's record (which the
+        // restore must not keep), then with their own: one in the same segment's worth, one
+        // a segment apart.
+        idempotency.reverse();
+        let own = idempotency.last().expect("records").clone();
+        let near = idempotency[5].clone();
+        for (at, key) in [(5, &near.key), (0, &own.key)] {
+            let mut wrong = idempotency[at + 1].clone();
+            wrong.key = key.clone();
+            idempotency.insert(at, wrong);
+        }
+
+        let log = sealing(&dir.0, &clock).open().expect("open");
+        log.restore(records, idempotency, original.head())
+            .expect("restore");
+        // 136 records, a segment of their own per 64: two, and 8 in the tail.
+        let (tail, _) = sealed_range_keys(&log);
+        assert!(tail < 64, "{tail} tail keys left in the sealed range");
+        assert_same_answers(&log, &original, 400);
+        log.close().expect("close");
+        let log = sealing(&dir.0, &clock).open().expect("reopen");
+        assert_same_answers(&log, &original, 400);
+        for key in [&own.key, &near.key] {
+            assert_eq!(
+                log.idempotency_record(key).expect("lookup"),
+                original.idempotency_record(key).expect("lookup")
+            );
+        }
     }
 
     #[test]
