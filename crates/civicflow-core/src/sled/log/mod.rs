@@ -732,6 +732,12 @@ impl WriteSet {
         self.0.is_empty()
     }
 
+    /// The writes in key order (for a segment's pieces).
+    pub(super) fn into_sorted(mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.0.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.0
+    }
+
     pub(super) fn apply(self, tree: &sled::Tree) -> sled::Result<()> {
         let mut writes = self.0;
         if writes.len() == 1 {

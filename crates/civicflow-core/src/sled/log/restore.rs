@@ -11,9 +11,19 @@
 //! How records are grouped into chunks and how the stream index is split into keys are
 //! storage details and may differ from the original store; nothing that a reader or the
 //! chain sees does.
+//!
+//! Into a log that seals (decision 0013) a restore writes no record into sled: the records go
+//! straight into segment files, as a seal would write them (blocks as the records come; the
+//! stream index entries, gathered in a memtable, when the segment closes at `seal_events`
+//! records or at the end), and the idempotency records into segments of their own. sled only
+//! names the segments. Passing through sled cost the import of a million events 389 MB and
+//! 7 s, and the removal after each seal held most of it (docs/benchmarks.md). Into a log that
+//! never seals (format 1), records go to sled in batches.
 
 use std::sync::MutexGuard;
 
+use super::seal::SEALED_VALUE_BYTES;
+use super::segments::SegmentWriter;
 use super::writer::Writer;
 use super::{keys, lock, read, storage, Shared, WriteSet};
 use crate::chain::{ChainHash, ChainHead};
@@ -29,8 +39,8 @@ use super::index::Memtable;
 /// stays flat on any log size.
 const BATCH_RECORDS: usize = 4096;
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
-/// A restore flushes sled after this many record bytes (nothing is promised durable before
-/// the end; this bounds what sled holds in memory).
+/// A restore into a log that never seals flushes sled after this many record bytes (nothing
+/// is promised durable before the end).
 const FLUSH_BYTES: usize = 16 * 1024 * 1024;
 /// A log that seals gets a restore's idempotency records in segments of their own of at most
 /// `seal_events` records or this many bytes (see `Restore::push_idempotency`).
@@ -78,8 +88,9 @@ pub(super) fn stored_idempotency_records(
         None => vec![keys::IDEMPOTENCY],
     };
     // Up to `max` durable records from the tail and from each sealed segment (the table
-    // taken after the tail's read), merged in key order; a record found twice (a seal
-    // running meanwhile) is taken once.
+    // taken after the tail's read), merged in key order; a key found twice (a seal running
+    // meanwhile, or an import given it twice) is taken once, where a lookup finds it: the
+    // tail's, else the newest segment's.
     let mut found: Vec<StoredIdempotency> = Vec::new();
     let take = |found: &mut Vec<StoredIdempotency>, key: &[u8], value: &[u8]| {
         let Some(record) = durable_idempotency(key, value, head)? else {
@@ -98,7 +109,7 @@ pub(super) fn stored_idempotency_records(
         }
     }
     found.extend(from_tail);
-    for segment in shared.sealed().iter() {
+    for segment in shared.sealed().iter().rev() {
         let mut from_segment = Vec::new();
         if max > 0 {
             segment.pairs_with_prefix(&[keys::IDEMPOTENCY], &start, |key, value| {
@@ -131,6 +142,18 @@ fn durable_idempotency(
         key,
         bytes: value.to_vec(),
     }))
+}
+
+/// A segment a restore writes its records into (see `Restore::push_to_segment`).
+struct OpenSegment {
+    number: u32,
+    file: SegmentWriter,
+    first: Position,
+    records: u64,
+}
+
+fn segment_error(number: u32, error: &std::io::Error) -> RestoreError {
+    RestoreError::Storage(format!("writing sealed segment {number}: {error}"))
 }
 
 /// The last version and stored hash of `stream` among the records a restore has written (its
@@ -167,6 +190,8 @@ pub(super) struct Restore<'a> {
     check: RestoreCheck,
     /// Whether anything reached sled (to be removed if the restore fails).
     written: bool,
+    /// On a log that seals, the segment the records go into, straight (no sled in between).
+    segment: Option<OpenSegment>,
     /// Idempotency records not yet written (tail key and value), on a log that seals.
     idempotency: Vec<(Vec<u8>, Vec<u8>)>,
     idempotency_bytes: usize,
@@ -232,6 +257,7 @@ impl<'a> Restore<'a> {
             memtable: Memtable::default(),
             check: RestoreCheck::with_stream_limit(shared.restore_streams_in_memory),
             written: false,
+            segment: None,
             idempotency: Vec::new(),
             idempotency_bytes: 0,
             unflushed_bytes: 0,
@@ -247,7 +273,100 @@ impl<'a> Restore<'a> {
         }
     }
 
-    /// Writes the records so far (whole chunks) and their stream index entries to sled.
+    /// A record into the open segment (opened at its position if there is none): its block,
+    /// and its stream's entry in the memtable; the segment closes once it holds `seal_events`.
+    fn push_to_segment(
+        &mut self,
+        record: &StoredRecord,
+        stream: &StreamId,
+        version: Version,
+    ) -> Result<(), RestoreError> {
+        let position = record.position;
+        if self.segment.is_none() {
+            let (number, file) = self
+                .shared
+                .next_segment_file()
+                .map_err(RestoreError::Read)?;
+            self.written = true;
+            self.chunk = ChunkBuilder::with_target(SEALED_VALUE_BYTES);
+            self.segment = Some(OpenSegment {
+                number,
+                file,
+                first: position,
+                records: 0,
+            });
+        }
+        if self.chunk.is_full_for(record.bytes.len()) {
+            self.write_block()?;
+        }
+        if self.chunk.is_empty() {
+            self.chunk_first = position;
+        }
+        self.chunk.push(&record.hash, &record.bytes);
+        self.memtable.add(stream, version, position);
+        let segment = self.segment.as_mut().expect("opened above");
+        segment.records += 1;
+        if segment.records >= self.shared.seal_events {
+            self.close_segment()?;
+        }
+        Ok(())
+    }
+
+    /// The records gathered so far as the open segment's next block.
+    fn write_block(&mut self) -> Result<(), RestoreError> {
+        let Some(segment) = self.segment.as_mut() else {
+            return Ok(());
+        };
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(
+            &mut self.chunk,
+            ChunkBuilder::with_target(SEALED_VALUE_BYTES),
+        );
+        segment
+            .file
+            .block(self.chunk_first, &full.finish())
+            .map_err(|e| segment_error(segment.number, &e))
+    }
+
+    /// Closes the open segment, if any: its stream index entries (the memtable's, in key
+    /// order) follow its blocks, and it is named and published as a seal's would be. The
+    /// check may forget its streams then: readers find them in the segment.
+    fn close_segment(&mut self) -> Result<(), RestoreError> {
+        self.write_block()?;
+        let Some(segment) = self.segment.take() else {
+            return Ok(());
+        };
+        let through = self
+            .check
+            .next_position()
+            .prev()
+            .ok_or_else(|| RestoreError::Storage("a segment with no record".into()))?;
+        let mut entries = WriteSet::default();
+        self.memtable.write_to(&mut entries, None);
+        self.memtable.clear();
+        let entries = entries.into_sorted();
+        let _one_at_a_time = lock(&self.shared.sealing);
+        self.shared
+            .close_and_publish(
+                segment.file,
+                segment.number,
+                (segment.first, through),
+                false,
+                |visit| {
+                    entries
+                        .iter()
+                        .try_for_each(|(key, value)| visit(key, value))
+                },
+            )
+            .map_err(RestoreError::Read)?;
+        self.check.written();
+        Ok(())
+    }
+
+    /// Writes the records so far (whole chunks) and their stream index entries to sled: the
+    /// path of a log that never seals (format 1); a sealing log's restore writes segments.
     fn write_batch(&mut self) -> Result<(), RestoreError> {
         self.finish_chunk();
         if self.memtable.events() > 0 {
@@ -265,36 +384,18 @@ impl<'a> Restore<'a> {
         batch
             .apply(&self.shared.tree)
             .map_err(|e| RestoreError::Storage(e.to_string()))?;
-        // Every record so far is in the tree (or a segment): the check may forget streams.
+        // Every record so far is in the tree: the check may forget streams.
         self.check.written();
         self.unflushed_bytes += bytes;
         if self.unflushed_bytes >= FLUSH_BYTES {
-            // Nothing else flushes a restore before its end. (What bounded the import's
-            // memory was sealing as it goes; this flush alone did not lower the peak.)
+            // Nothing else flushes a restore before its end.
             self.unflushed_bytes = 0;
             self.shared
                 .db
                 .flush()
                 .map_err(|e| RestoreError::Storage(format!("flush failed: {e}")))?;
         }
-        self.seal_if_due()
-    }
-
-    /// Seals what is restored so far once a segment's worth is (every record written so far
-    /// has its stream index entries on disk), so that a large import never holds a key per
-    /// record in sled.
-    fn seal_if_due(&mut self) -> Result<(), RestoreError> {
-        let Some(restored) = self.check.next_position().prev() else {
-            return Ok(());
-        };
-        let shared = self.shared;
-        let sealed = shared
-            .sealed_through
-            .load(std::sync::atomic::Ordering::Acquire);
-        if shared.seal_events == 0 || restored.get() - sealed < shared.seal_events {
-            return Ok(());
-        }
-        shared.seal(restored).map(drop).map_err(RestoreError::Read)
+        Ok(())
     }
 
     /// Writes the idempotency records held so far into a segment of their own, once every
@@ -302,16 +403,7 @@ impl<'a> Restore<'a> {
     /// the last seal). Sorted by key (an export gives them so); a key given twice keeps its
     /// last record, as the tail would.
     fn seal_idempotency(&mut self) -> Result<(), RestoreError> {
-        self.write_batch()?;
-        if let Some(restored) = self.check.next_position().prev() {
-            // Each seal takes at most `seal_events`: the tail's last records, in turn.
-            while self
-                .shared
-                .seal(restored)
-                .map_err(RestoreError::Read)?
-                .is_some_and(|end| end < restored)
-            {}
-        }
+        self.close_segment()?;
         let mut records = std::mem::take(&mut self.idempotency);
         self.idempotency_bytes = 0;
         records.reverse(); // the last of equal keys first: the stable sort keeps it first
@@ -321,14 +413,6 @@ impl<'a> Restore<'a> {
         self.shared
             .seal_restored_idempotency(&records)
             .map_err(RestoreError::Read)
-    }
-
-    /// Records per batch: a seal can only end where a batch did.
-    fn batch_limit(&self) -> usize {
-        match usize::try_from(self.shared.seal_events) {
-            Ok(0) | Err(_) => BATCH_RECORDS,
-            Ok(seal) => BATCH_RECORDS.min(seal),
-        }
     }
 
     /// Removes everything written so far: the log is empty again.
@@ -373,6 +457,9 @@ impl RestoreSink for Restore<'_> {
         let event = self
             .check
             .record(&record, &mut |stream| last_restored(shared, stream))?;
+        if shared.seal_events > 0 {
+            return self.push_to_segment(&record, &event.stream, event.version);
+        }
         let position = record.position;
         if self.chunk.is_full_for(record.bytes.len()) {
             self.finish_chunk();
@@ -384,7 +471,7 @@ impl RestoreSink for Restore<'_> {
         self.memtable.add(&event.stream, event.version, position);
         self.batch_records += 1;
         self.batch_bytes += record.bytes.len();
-        if self.batch_records >= self.batch_limit() || self.batch_bytes >= BATCH_BYTES {
+        if self.batch_records >= BATCH_RECORDS || self.batch_bytes >= BATCH_BYTES {
             self.write_batch()?;
         }
         Ok(())
@@ -408,7 +495,7 @@ impl RestoreSink for Restore<'_> {
         self.batch_bytes += record.bytes.len();
         self.batch.insert(key, record.bytes);
         self.batch_records += 1;
-        if self.batch_records >= self.batch_limit() {
+        if self.batch_records >= BATCH_RECORDS {
             self.write_batch()?;
         }
         Ok(())
@@ -419,8 +506,11 @@ impl RestoreSink for Restore<'_> {
         expected_head: Option<ChainHead>,
     ) -> Result<Option<ChainHead>, RestoreError> {
         let head = self.check.head(expected_head)?;
-        for (key, value) in std::mem::take(&mut self.idempotency) {
-            self.batch.insert(key, value);
+        self.close_segment()?;
+        // The last of them into a segment too: inserting some 42,000 of them into sled's
+        // tail (in batches of 4096) held about 180 MB at the end of an import.
+        if !self.idempotency.is_empty() {
+            self.seal_idempotency()?;
         }
         self.write_batch()?;
         if let Some(head) = head {

@@ -256,15 +256,15 @@ impl Shared {
     }
 
     /// Seals every position after the last seal through `through` (a stream-index flush),
-    /// at most `seal_events` of them. Returns where the seal ended (`None`: nothing to seal).
-    pub(super) fn seal(&self, through: Position) -> Result<Option<Position>, ReadError> {
+    /// at most `seal_events` of them.
+    pub(super) fn seal(&self, through: Position) -> Result<(), ReadError> {
         let _one_at_a_time = lock(&self.sealing);
         // A seal whose removal did not finish (it failed, or the process died) first.
         self.finish_pending_seal()?;
         let sealed = self.sealed_through.load(Ordering::Acquire);
         let first = Position::FIRST.plus(sealed);
         if first > through {
-            return Ok(None);
+            return Ok(());
         }
         let through = self.capped(first, through)?;
         let (number, mut file) = self.next_segment_file()?;
@@ -321,11 +321,10 @@ impl Shared {
 
         #[cfg(feature = "fault-injection")]
         if self.faults.seal_stops_before_removal {
-            return Ok(Some(through));
+            return Ok(());
         }
         // 5. The tail's copies go.
-        self.remove_sealed_tail(&segment)?;
-        Ok(Some(through))
+        self.remove_sealed_tail(&segment)
     }
 
     /// A restore's idempotency records (keys and values as the tail would hold them, in key
@@ -353,7 +352,7 @@ impl Shared {
     }
 
     /// The next segment's number and its file, created under its temporary name.
-    fn next_segment_file(&self) -> Result<(u32, SegmentWriter), ReadError> {
+    pub(super) fn next_segment_file(&self) -> Result<(u32, SegmentWriter), ReadError> {
         let number = u32::try_from(self.sealed().len()).map_err(|_| ReadError::CorruptedIndex {
             what: "sealed segments".into(),
             reason: "too many".into(),
@@ -367,7 +366,7 @@ impl Shared {
     /// pieces; the filter and the index close the file (synced, then named); one sled batch
     /// names it with `M sealed-through` (and `M seal-pending` when tail copies are to be
     /// removed) and is flushed; then readers are given the segment.
-    fn close_and_publish(
+    pub(super) fn close_and_publish(
         &self,
         mut file: SegmentWriter,
         number: u32,
@@ -797,16 +796,21 @@ mod tests {
             .restore(records, idempotency, original.head())
             .expect("restore");
         assert_eq!(head, original.head());
-        // Seals of records (some 700 events, a seal per 64) and then of the idempotency
-        // records alone (134, a seal per 64), all made by the import itself.
+        // Segments of records (some 700 events, 64 each), then of the idempotency records
+        // alone (134, 64 each), all written by the import itself.
         assert!(
             log.sealed_segments() >= 12,
             "{} segments",
             log.sealed_segments()
         );
-        // Idempotency records since the last seal wait for the next one: fewer than a seal's.
-        let (tail, _) = sealed_range_keys(&log);
-        assert!(tail < 64, "{tail} tail keys left in the sealed range");
+        // An import writes straight into segments: nothing of it in sled's tail.
+        assert_eq!(sealed_range_keys(&log), (0, 0), "the import's keys in sled");
+        assert_eq!(
+            log.shared()
+                .sealed_through
+                .load(std::sync::atomic::Ordering::Acquire),
+            original.head().expect("head").position.get()
+        );
         assert_same_answers(&log, &original, 400);
         append(&[&log, &original], 400..450);
         assert_same_answers(&log, &original, 450);
@@ -839,9 +843,8 @@ mod tests {
         let log = sealing(&dir.0, &clock).open().expect("open");
         log.restore(records, idempotency, original.head())
             .expect("restore");
-        // 136 records, a segment of their own per 64: two, and 8 in the tail.
-        let (tail, _) = sealed_range_keys(&log);
-        assert!(tail < 64, "{tail} tail keys left in the sealed range");
+        // 136 records, in segments of their own of at most 64.
+        assert_eq!(sealed_range_keys(&log), (0, 0), "the import's keys in sled");
         assert_same_answers(&log, &original, 400);
         log.close().expect("close");
         let log = sealing(&dir.0, &clock).open().expect("reopen");
