@@ -130,10 +130,13 @@ impl SledReadModels {
         }
         crate::private_fs::create_dir_all(&new).map_err(|e| io_error("create", &new, &e))?;
         let config = sled::Config::new().path(&new).cache_capacity(cache_bytes);
-        let db = support::open(&config).map_err(|failure| match failure {
-            support::OpenFailure::Locked => ReadModelError::Locked { path: new.clone() },
-            support::OpenFailure::Failed(reason) => ReadModelError::Storage(reason),
-        })?;
+        let open_new = || {
+            support::open(&config).map_err(|failure| match failure {
+                support::OpenFailure::Locked => ReadModelError::Locked { path: new.clone() },
+                support::OpenFailure::Failed(reason) => ReadModelError::Storage(reason),
+            })
+        };
+        let db = open_new()?;
         let target = db.open_tree(TREE).map_err(storage)?;
         let mut entries = 0u64;
         let (mut batch, mut batched) = (sled::Batch::default(), 0usize);
@@ -153,6 +156,10 @@ impl SledReadModels {
         db.flush().map_err(storage)?;
         drop(target);
         support::close(db, &new);
+        // Opened once more, so that sled writes its snapshot: sled 0.34 writes one only when
+        // it opens a store, and without it the next open (the service's first start) reads
+        // the whole file again (2.3 s of a 2.8 GB store at ten million events; 0.4 s after).
+        support::close(open_new()?, &new);
         drop(source);
         let marker = new.join(COMPLETE);
         std::fs::File::create(&marker)
@@ -255,6 +262,17 @@ mod tests {
         assert_eq!(before[0].2.len(), 400 - 58, "rows 0, 7, … 399 were removed");
         let done = SledReadModels::compact(&path, 4 << 20).expect("compact");
         assert_eq!(bytes_of(&path).expect("size"), done.bytes_after);
+        // sled's snapshot is written (it writes one only on open): the service's first start
+        // does not read the whole store again.
+        let snapshots = std::fs::read_dir(&path)
+            .expect("list")
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .is_ok_and(|entry| entry.file_name().to_string_lossy().starts_with("snap."))
+            })
+            .count();
+        assert_eq!(snapshots, 1, "sled's snapshot of the compacted store");
         let after = contents(&SledReadModels::open(&path).expect("open"));
         assert_eq!(after, before);
         assert!(
