@@ -188,7 +188,7 @@ pub(super) struct Restore<'a> {
     memtable: Memtable,
     /// The checks every backend's restore makes, and where the next record must be.
     check: RestoreCheck,
-    /// Whether anything reached sled (to be removed if the restore fails).
+    /// Whether anything reached sled or a segment file (to be removed if the restore fails).
     written: bool,
     /// On a log that seals, the segment the records go into, straight (no sled in between).
     segment: Option<OpenSegment>,
