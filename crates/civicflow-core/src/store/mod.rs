@@ -54,6 +54,8 @@ pub struct LogStats {
     pub events: u64,
     /// The most appends one group carried.
     pub largest_group: u64,
+    /// Sealed segments the log holds (sled, decision 0013); 0 on a backend that does not seal.
+    pub sealed_segments: u64,
 }
 
 impl LogStats {
@@ -64,6 +66,7 @@ impl LogStats {
             appends,
             events,
             largest_group,
+            sealed_segments: 0,
         }
     }
 }
@@ -201,6 +204,14 @@ pub trait EventStore: Send + Sync + fmt::Debug {
 
     /// Counters of the work done since the log was opened.
     fn stats(&self) -> LogStats;
+
+    /// Why the log's background upkeep keeps failing, if it does (sled: sealing its history
+    /// into segment files, decision 0013). The log stays correct and writable; it stops moving
+    /// history out of sled, so its memory and files grow until the cause is fixed. `GET
+    /// /readyz` and `/metrics` report it. `None` by default.
+    fn upkeep_failure(&self) -> Option<String> {
+        None
+    }
 
     /// Whether other processes may append to this log too (several service instances on one
     /// database). The engine then catches up what it keeps in memory (the org chart) before
@@ -378,6 +389,9 @@ impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
     }
     fn health(&self) -> Result<(), String> {
         (**self).health()
+    }
+    fn upkeep_failure(&self) -> Option<String> {
+        (**self).upkeep_failure()
     }
     fn is_shared(&self) -> bool {
         (**self).is_shared()

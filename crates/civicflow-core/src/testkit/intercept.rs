@@ -132,6 +132,9 @@ impl<T: Intercept> EventStore for Intercepted<T> {
     fn health(&self) -> Result<(), String> {
         self.0.inner().health()
     }
+    fn upkeep_failure(&self) -> Option<String> {
+        self.0.inner().upkeep_failure()
+    }
     fn location(&self) -> String {
         self.0.inner().location()
     }

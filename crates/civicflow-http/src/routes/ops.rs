@@ -96,6 +96,11 @@ pub struct ReadyAnswer {
     /// `writable`, or why the log cannot write now: `poisoned: ` and why, or (a shared store on
     /// PostgreSQL) `database unreachable: ` and what the connection said.
     pub log: String,
+    /// Null, or why the log's background upkeep keeps failing (on sled: sealing its history
+    /// into segment files). Not a reason to be unready: the log stays correct and writable,
+    /// but its memory and files grow until the cause (often a full or read-only disk) is
+    /// fixed.
+    pub upkeep: Option<String>,
     /// Every projection's state.
     pub projections: Vec<ProjectionAnswer>,
 }
@@ -137,6 +142,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     // A shared store's database is asked (a round trip, at most a few seconds): off the
     // runtime's threads.
     let log = state.engine().log().clone();
+    let upkeep = log.upkeep_failure();
     let health = tokio::task::spawn_blocking(move || log.health())
         .await
         .unwrap_or_else(|e| Err(format!("the health check failed: {e}")));
@@ -154,6 +160,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let body = ReadyAnswer {
         ready,
         log: health.map_or_else(|why| why, |()| "writable".to_owned()),
+        upkeep,
         projections,
     };
     let status = if ready {
@@ -208,6 +215,20 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "The most appends one commit group carried.",
         "",
         stats.largest_group as f64,
+    );
+    gauge(
+        &mut out,
+        "civicflow_log_sealed_segments",
+        "Sealed segment files the log's history is in (sled; 0 on PostgreSQL).",
+        "",
+        stats.sealed_segments as f64,
+    );
+    gauge(
+        &mut out,
+        "civicflow_log_upkeep_failing",
+        "1 while the log's background upkeep (sealing history into segment files) keeps failing: see GET /readyz's upkeep for why.",
+        "",
+        f64::from(u8::from(log.upkeep_failure().is_some())),
     );
     out.push_str("# HELP civicflow_projection_lag_events Events of the log a projection has not applied yet.\n");
     out.push_str("# TYPE civicflow_projection_lag_events gauge\n");

@@ -502,7 +502,14 @@ impl EventStore for SledLog {
     }
 
     fn stats(&self) -> LogStats {
-        self.shared().stats.snapshot()
+        let mut stats = self.shared().stats.snapshot();
+        stats.sealed_segments = self.sealed_segments() as u64;
+        stats
+    }
+
+    fn upkeep_failure(&self) -> Option<String> {
+        self.seal_failure()
+            .map(|reason| format!("sealing failed: {reason}"))
     }
 
     fn location(&self) -> String {

@@ -933,6 +933,49 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_seal_is_reported_as_the_logs_upkeep_failure_until_one_succeeds() {
+        let clock = ManualClock::new(Timestamp::EPOCH);
+        let (dir, reference_dir) = (Dir::new("failing"), Dir::new("failing-reference"));
+        let log = sealing(&dir.0, &clock).open().expect("open");
+        let reference = never_sealing(&reference_dir.0, &clock)
+            .open()
+            .expect("open");
+        assert_eq!(log.upkeep_failure(), None);
+        // The segments' directory cannot be made: a file stands where it would be.
+        let blocker = super::segments::directory(&dir.0);
+        std::fs::write(&blocker, b"not a directory").expect("a file in the way");
+        append(&[&log, &reference], 0..100);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let failure = loop {
+            if let Some(failure) = log.upkeep_failure() {
+                break failure;
+            }
+            assert!(Instant::now() < deadline, "no failure reported");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(
+            failure.starts_with("sealing failed: ") && failure.contains("sealed segment 0"),
+            "{failure}"
+        );
+        assert_eq!(log.stats().sealed_segments, 0);
+        // Still correct and writable meanwhile.
+        assert!(log.health().is_ok());
+        assert_same_answers(&log, &reference, 100);
+
+        // The cause gone, the next flush seals, and the report clears.
+        std::fs::remove_file(&blocker).expect("remove");
+        append(&[&log, &reference], 100..200);
+        wait_for_segments(&log, 1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while log.upkeep_failure().is_some() {
+            assert!(Instant::now() < deadline, "the failure stayed reported");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(log.stats().sealed_segments >= 1);
+        assert_same_answers(&log, &reference, 200);
+    }
+
+    #[test]
     fn a_segment_file_the_log_does_not_name_is_removed_on_open() {
         let clock = ManualClock::new(Timestamp::EPOCH);
         let dir = Dir::new("unnamed");
