@@ -566,7 +566,9 @@ fn memory(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// `cp -a from to`.
+/// `cp -a from to`, then `sync`: the copy's writes reach the disk before the service starts,
+/// so that its start is that of a store at rest (at ten million events the 6 GB still being
+/// written back made the start wait on the disk: ready in 1.0 s against 0.3–0.5 s at rest).
 fn copy_dir(from: &Path, to: &Path) {
     let copied = std::process::Command::new("cp")
         .arg("-a")
@@ -575,6 +577,12 @@ fn copy_dir(from: &Path, to: &Path) {
         .status()
         .expect("cp runs");
     assert!(copied.success(), "copying the store failed");
+    let synced = std::process::Command::new("sync")
+        .arg("--file-system")
+        .arg(to)
+        .status()
+        .expect("sync runs");
+    assert!(synced.success(), "syncing the copy failed");
 }
 
 /// The store moved to PostgreSQL, and the cluster it lives on (stopped and removed when this
