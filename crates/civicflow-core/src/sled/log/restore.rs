@@ -346,19 +346,12 @@ impl<'a> Restore<'a> {
         let mut entries = WriteSet::default();
         self.memtable.write_to(&mut entries, None);
         self.memtable.clear();
-        let entries = entries.into_sorted();
-        let _one_at_a_time = lock(&self.shared.sealing);
         self.shared
-            .close_and_publish(
+            .publish_restored_segment(
                 segment.file,
                 segment.number,
                 (segment.first, through),
-                false,
-                |visit| {
-                    entries
-                        .iter()
-                        .try_for_each(|(key, value)| visit(key, value))
-                },
+                &entries.into_sorted(),
             )
             .map_err(RestoreError::Read)?;
         self.check.written();
@@ -404,14 +397,23 @@ impl<'a> Restore<'a> {
     /// last record, as the tail would.
     fn seal_idempotency(&mut self) -> Result<(), RestoreError> {
         self.close_segment()?;
+        let restored =
+            self.check.next_position().prev().ok_or_else(|| {
+                RestoreError::Storage("idempotency records before any record".into())
+            })?;
         let mut records = std::mem::take(&mut self.idempotency);
         self.idempotency_bytes = 0;
         records.reverse(); // the last of equal keys first: the stable sort keeps it first
         records.sort_by(|a, b| a.0.cmp(&b.0));
         records.dedup_by(|later, kept| later.0 == kept.0);
+        let (number, file) = self
+            .shared
+            .next_segment_file()
+            .map_err(RestoreError::Read)?;
         self.written = true;
+        // No positions: the range is empty, just past the last seal (every record's).
         self.shared
-            .seal_restored_idempotency(&records)
+            .publish_restored_segment(file, number, (restored.next(), restored), &records)
             .map_err(RestoreError::Read)
     }
 
@@ -481,8 +483,8 @@ impl RestoreSink for Restore<'_> {
         self.check.idempotency(&record)?;
         let key = keys::idempotency(&record.key);
         if self.shared.seal_events > 0 {
-            // Held, then sealed straight into a segment (or, fewer than a seal's worth at the
-            // end, written to the tail like the service's own).
+            // Held, then sealed straight into a segment of their own (the last of them too,
+            // at `finish`).
             self.idempotency_bytes += key.len() + record.bytes.len();
             self.idempotency.push((key, record.bytes));
             if self.idempotency.len() as u64 >= self.shared.seal_events

@@ -327,28 +327,21 @@ impl Shared {
         self.remove_sealed_tail(&segment)
     }
 
-    /// A restore's idempotency records (keys and values as the tail would hold them, in key
-    /// order) written straight into a segment of their own, after every restored record is
-    /// sealed: they never pass through sled, whose removal of tens of thousands of small
-    /// keys after a seal held about 200 MB while an import ran (docs/benchmarks.md).
-    pub(super) fn seal_restored_idempotency(
+    /// A segment a restore wrote (its blocks, if any, already in `file`): `pairs` (tail keys
+    /// and their values, in key order) close it, and it is named and published as a seal's
+    /// is. A restore starts from an empty log: no seal is pending, no tail copy to remove.
+    pub(super) fn publish_restored_segment(
         &self,
-        records: &[(Vec<u8>, Vec<u8>)],
+        file: SegmentWriter,
+        number: u32,
+        range: (Position, Position),
+        pairs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), ReadError> {
         let _one_at_a_time = lock(&self.sealing);
-        self.finish_pending_seal()?;
-        let sealed =
-            Position::new(self.sealed_through.load(Ordering::Acquire)).ok_or_else(|| {
-                ReadError::Storage("idempotency records sealed before any record".into())
-            })?;
-        let (number, file) = self.next_segment_file()?;
-        // No positions: the range is empty, just past the last seal.
-        self.close_and_publish(file, number, (sealed.next(), sealed), false, |visit| {
-            records
-                .iter()
-                .try_for_each(|(key, value)| visit(key, value))
-        })?;
-        Ok(())
+        self.close_and_publish(file, number, range, false, |visit| {
+            pairs.iter().try_for_each(|(key, value)| visit(key, value))
+        })
+        .map(drop)
     }
 
     /// The next segment's number and its file, created under its temporary name.
@@ -366,7 +359,7 @@ impl Shared {
     /// pieces; the filter and the index close the file (synced, then named); one sled batch
     /// names it with `M sealed-through` (and `M seal-pending` when tail copies are to be
     /// removed) and is flushed; then readers are given the segment.
-    pub(super) fn close_and_publish(
+    fn close_and_publish(
         &self,
         mut file: SegmentWriter,
         number: u32,
